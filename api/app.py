@@ -1,0 +1,82 @@
+"""The Litestar application: wiring only. Business rules live in archive/, retention/, proactive/."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import msgspec
+import structlog
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components
+
+from api.admin import AdminController, whoami
+from api.audit import AuditController
+from api.auth import ApiKeyAuthentication
+from api.health import healthz, readyz
+from api.problems import EXCEPTION_HANDLERS
+from api.request_id import RequestIdMiddleware
+from api.schemas import Check
+from api.transcripts import TranscriptController
+from archive import db
+from archive.jobs import build_scheduler
+from archive.models import BatchIn, ConversationIn
+from archive.runtime import Runtime, build_runtime
+from config.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+VERSION = "0.1.0"
+
+
+def _extra_schemas() -> dict[str, Any]:
+    """Schemas of bodies a handler decodes itself (see api.transcripts.IngestOperation)."""
+    _, components = msgspec.json.schema_components([ConversationIn, BatchIn], ref_template="#/components/schemas/{name}")
+    return components
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
+    runtime = runtime or build_runtime(settings)
+    readiness: dict[str, Callable[[], Awaitable[Check]]] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await db.start()
+        await db.migrate()
+        scheduler = build_scheduler(runtime) if settings.scheduler else None
+        if scheduler is not None:
+            scheduler.start()
+        log.info("parley_started", database=db.engine().engine_type, scheduler=bool(scheduler), search=settings.search_backend)
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+            await db.stop()
+
+    auth = DefineMiddleware(ApiKeyAuthentication, exclude=["^/schema"])
+    return Litestar(
+        route_handlers=[healthz, readyz, whoami, AdminController, TranscriptController, AuditController],
+        middleware=[RequestIdMiddleware, auth],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        state=State({"runtime": runtime, "readiness_probes": readiness}),
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Parley",
+            version=VERSION,
+            description=(
+                "Compliance archive for live-chat transcripts and proactive engagement engine. "
+                "Authenticate with 'Authorization: Bearer prl_…'. Errors are RFC 9457 problem+json."
+            ),
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(schemas=_extra_schemas()),  # type: ignore[arg-type]
+        ),
+        debug=False,
+        logging_config=None,
+    )

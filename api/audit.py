@@ -1,0 +1,50 @@
+"""The audit ledger over HTTP: page through it, verify it, sign a checkpoint, fetch public keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter
+
+from api.auth import requires
+from api.schemas import PublicKeys
+from archive import ledger
+from archive.ledger import Checkpoint, LedgerRecord, VerifyReport
+from archive.tenancy import Principal
+
+
+class AuditController(Controller):
+    path = "/v1/audit"
+    tags = ["audit"]
+
+    @get("/", guards=[requires("compliance", "admin")], summary="Ledger entries, oldest first, with filters")
+    async def list_entries(
+        self,
+        request: Request[Principal, Any, Any],
+        actor: str | None = None,
+        action: str | None = None,
+        subject: str | None = None,
+        from_: Annotated[datetime | None, Parameter(query="from")] = None,
+        to: datetime | None = None,
+        after_seq: Annotated[int, Parameter(ge=0, description="cursor: the last seq you have")] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    ) -> list[LedgerRecord]:
+        return await ledger.list_entries(
+            request.user.tenant_id, actor=actor, action=action, subject=subject,
+            since=from_, until=to, after_seq=after_seq, limit=limit,
+        )
+
+    @get("/verify", guards=[requires("compliance", "admin")], summary="Recompute the chain; names the first bad seq")
+    async def verify(self, request: Request[Principal, Any, Any]) -> VerifyReport:
+        return await ledger.verify(request.app.state.runtime, request.user.tenant_id)
+
+    @post("/checkpoints", guards=[requires("admin", "compliance")], summary="Sign the current chain head now", status_code=200)
+    async def checkpoint(self, request: Request[Principal, Any, Any]) -> Checkpoint | None:
+        return await ledger.checkpoint(request.app.state.runtime, request.user.tenant_id)
+
+    @get("/public-key", exclude_from_auth=True, summary="Ed25519 public keys that sign checkpoints and exports")
+    async def public_key(self, request: Request[Any, Any, Any]) -> PublicKeys:
+        runtime = request.app.state.runtime
+        return PublicKeys(algorithm="Ed25519", active_version=runtime.keyring.active, keys=ledger.public_keys(runtime))

@@ -1,0 +1,351 @@
+"""``parley``: the command line. Its verbs and ``--json`` shapes are a public contract."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from typing import Any, Awaitable, Callable
+from uuid import UUID
+
+import msgspec
+
+from config.settings import ConfigError, Settings, load_settings
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def _print(value: Any, as_json: bool, human: Callable[[Any], str]) -> None:
+    if as_json:
+        print(msgspec.json.encode(value).decode())
+    else:
+        print(human(value))
+
+
+def _cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "cli"
+
+
+async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+    from archive import db
+    from archive.runtime import build_runtime
+
+    runtime = build_runtime(settings)
+    await db.start()
+    try:
+        await db.migrate()
+        return await work(runtime)
+    finally:
+        await db.stop()
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+
+    from granian import Granian
+
+    host = args.host or settings.host
+    port = args.port or settings.port
+    os.environ["PARLEY_HOST"], os.environ["PARLEY_PORT"] = host, str(port)
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+
+    async def banner(_: Any) -> int:
+        from archive.tenancy import list_tenants
+
+        print(f"Parley {'on ' + settings.engine}: data in {settings.data_path.resolve()}", file=sys.stderr)
+        if not await list_tenants():
+            print(
+                "No tenants yet. Create one and an admin key:\n"
+                "  parley tenants create acme\n"
+                "  parley keys create --tenant acme --role admin",
+                file=sys.stderr,
+            )
+        print(f"Listening on http://{host}:{port}  (OpenAPI: /schema, health: /healthz)", file=sys.stderr)
+        return 0
+
+    asyncio.run(_with_db(settings, banner))
+    Granian(
+        target="api.asgi:create", factory=True, address=host, port=port, interface="asgi",  # type: ignore[arg-type]
+        workers=1, log_enabled=False,
+    ).serve()
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from archive import db
+
+    async def run() -> int:
+        await db.start()
+        try:
+            for line in await db.migrate():
+                print(line.strip())
+        finally:
+            await db.stop()
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_tenants_create(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.tenancy import create_tenant
+
+    async def work(rt: Any) -> int:
+        tenant = await create_tenant(rt, args.slug, args.name, actor=_cli_actor())
+        _print(tenant, args.json, lambda t: f"created tenant {t.slug} ({t.id})")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_tenants_list(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.tenancy import list_tenants
+
+    async def work(_: Any) -> int:
+        tenants = await list_tenants()
+        _print(tenants, args.json, lambda ts: "\n".join(f"{t.slug}\t{t.id}\t{t.name}" for t in ts) or "no tenants")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    from archive import ledger
+    from archive.tenancy import create_api_key, tenant_by_slug
+
+    async def work(_: Any) -> int:
+        tenant = await tenant_by_slug(args.tenant)
+        created = await create_api_key(tenant["id"], args.role, args.name or "")
+        await ledger.append(tenant["id"], ledger.Entry(actor=_cli_actor(), action="key.create", subject=created.prefix, details={"role": created.role}))
+        if args.json:
+            print(json.dumps({"id": str(created.id), "key": created.key, "role": created.role, "tenant": created.tenant, "prefix": created.prefix}))
+        else:
+            print(created.key)
+            print(f"(role {created.role}, tenant {created.tenant}, id {created.id}) — shown once; store it now.", file=sys.stderr)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.tenancy import list_api_keys, tenant_by_slug
+
+    async def work(_: Any) -> int:
+        tenant = await tenant_by_slug(args.tenant)
+        keys = await list_api_keys(tenant["id"])
+        _print(
+            keys, args.json,
+            lambda ks: "\n".join(
+                f"{k.id}\tprl_{k.prefix}_…\t{k.role}\t{'revoked' if k.revoked_at else 'active'}\t{k.name}" for k in ks
+            ) or "no keys",
+        )
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from archive import ledger
+    from archive.tables import ApiKey
+    from archive.tenancy import revoke_api_key
+
+    async def work(_: Any) -> int:
+        revoked = await revoke_api_key(args.id)
+        row = await ApiKey.select(ApiKey.tenant).where(ApiKey.id == args.id).first()
+        await ledger.append(row["tenant"], ledger.Entry(actor=_cli_actor(), action="key.revoke", subject=revoked.prefix))
+        _print(revoked, args.json, lambda k: f"revoked prl_{k.prefix}_… ({k.role}, tenant {k.tenant})")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_keys_rotate_master(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.rotation import rotate_master
+
+    async def work(rt: Any) -> int:
+        report = await rotate_master(rt, actor=_cli_actor())
+        _print(report, args.json, lambda r: f"master key version {r.active_version} is active; re-wrapped {r.data_keys_rewrapped} data keys and {r.tenant_secrets_rewrapped} tenant secrets")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_keys_retire_master(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.rotation import retire_master
+
+    async def work(rt: Any) -> int:
+        await retire_master(rt, args.version)
+        print(f"master key version {args.version} retired and destroyed")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_sites_create(settings: Settings, args: argparse.Namespace) -> int:
+    from archive import ledger
+    from archive.tenancy import create_site, embed_tag, tenant_by_slug
+
+    async def work(_: Any) -> int:
+        tenant = await tenant_by_slug(args.tenant)
+        site = await create_site(tenant["id"], args.name, args.origin or [])
+        site.embed = embed_tag(args.public_url.rstrip("/"), site.site_key)
+        await ledger.append(tenant["id"], ledger.Entry(actor=_cli_actor(), action="site.create", subject=site.name))
+        _print(site, args.json, lambda s: f"created site {s.name} ({s.id})\nsite key: {s.site_key}\nembed on your pages:\n  {s.embed}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_sites_list(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.tenancy import list_sites, tenant_by_slug
+
+    async def work(_: Any) -> int:
+        tenant = await tenant_by_slug(args.tenant)
+        sites = await list_sites(tenant["id"])
+        _print(sites, args.json, lambda ss: "\n".join(f"{s.id}\t{s.name}\t{s.site_key}\t{' '.join(s.allowed_origins)}" for s in ss) or "no sites")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from archive import ledger
+    from archive.tenancy import list_tenants
+
+    async def work(rt: Any) -> int:
+        failed = False
+        reports = {}
+        for tenant in await list_tenants():
+            if args.tenant and tenant.slug != args.tenant:
+                continue
+            report = await ledger.verify(rt, tenant.id)
+            reports[tenant.slug] = report
+            failed |= not report.ok
+            if not args.json:
+                if report.ok:
+                    print(f"{tenant.slug}: ok — {report.entries_checked} entries, {report.checkpoints_verified} signed checkpoints verified")
+                else:
+                    print(f"{tenant.slug}: TAMPERED — first bad seq {report.first_bad_seq}: {report.problem}")
+        if args.json:
+            print(msgspec.json.encode(reports).decode())
+        return EXIT_FAILED if failed else 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_ledger_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
+    from archive import ledger
+
+    async def work(rt: Any) -> int:
+        print(f"signed {await ledger.checkpoint_all(rt)} checkpoint(s)")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+# --- parser --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parley",
+        description="Parley: compliance archive for chat transcripts and proactive engagement engine.",
+        epilog="Settings come from PARLEY_* environment variables or a TOML file named by PARLEY_CONFIG; see README.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the HTTP service (migrates the database first)")
+    p.add_argument("--host", help="address to bind (default PARLEY_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default PARLEY_PORT or 8000)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("migrate", help="apply pending database migrations")
+    p.set_defaults(func=cmd_migrate)
+
+    tenants = sub.add_parser("tenants", help="manage tenants").add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = tenants.add_parser("create", help="create a tenant")
+    p.add_argument("slug", help="short name: lowercase letters, digits, '-'")
+    p.add_argument("--name", help="display name")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_tenants_create)
+    p = tenants.add_parser("list", help="list tenants")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tenants_list)
+
+    keys = sub.add_parser("keys", help="API keys and master keys").add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = keys.add_parser("create", help="create an API key (the secret is printed once)")
+    p.add_argument("--tenant", required=True, help="tenant slug")
+    p.add_argument("--role", required=True, choices=["admin", "compliance", "marketing", "ingest"])
+    p.add_argument("--name", help="label shown in key lists")
+    p.add_argument("--json", action="store_true", help='print {"id","key","role","tenant"}')
+    p.set_defaults(func=cmd_keys_create)
+    p = keys.add_parser("list", help="list a tenant's API keys")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_keys_list)
+    p = keys.add_parser("revoke", help="revoke an API key by id")
+    p.add_argument("id", type=UUID)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_keys_revoke)
+    p = keys.add_parser("rotate-master", help="add a master key version and re-wrap data keys (payloads untouched)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_keys_rotate_master)
+    p = keys.add_parser("retire-master", help="destroy an old master key version no longer in use")
+    p.add_argument("version", type=int)
+    p.set_defaults(func=cmd_keys_retire_master)
+
+    sites = sub.add_parser("sites", help="manage sites").add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = sites.add_parser("create", help="create a site; prints its site key and embed tag")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--origin", action="append", help="allowed origin, e.g. https://shop.example.com (repeatable)")
+    p.add_argument("--public-url", default="http://127.0.0.1:8000", help="where browsers reach Parley (for the embed tag)")
+    p.add_argument("--json", action="store_true", help='print {"id","site_key",…}')
+    p.set_defaults(func=cmd_sites_create)
+    p = sites.add_parser("list", help="list a tenant's sites")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sites_list)
+
+    ledger_p = sub.add_parser("ledger", help="the audit ledger").add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = ledger_p.add_parser("verify", help="recompute the hash chain; exit 1 and name the first bad seq if tampered")
+    p.add_argument("--tenant", help="only this tenant")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ledger_verify)
+    p = ledger_p.add_parser("checkpoint", help="sign the chain heads now")
+    p.set_defaults(func=cmd_ledger_checkpoint)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from archive.errors import DomainError
+    from archive.keyring import KeyringError
+    from config.log import configure_logging
+
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings)
+    try:
+        return int(args.func(settings, args))
+    except (DomainError, KeyringError) as exc:
+        detail = getattr(exc, "detail", str(exc))
+        for error in getattr(exc, "errors", []):
+            detail += f"\n  {error.path}: {error.message}"
+        print(f"parley: {detail}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Request ids: accepted from ``X-Request-ID`` when sane, generated otherwise, echoed back,
+bound to every log line of the request, and written in one access-log line per request."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+log = structlog.get_logger("parley.access")
+
+_SANE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _SANE.match(incoming) else uuid.uuid4().hex
+        state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                log.info(
+                    "request",
+                    method=scope.get("method"),
+                    path=scope.get("path"),
+                    status=status,
+                    ms=round((time.perf_counter() - started) * 1000, 2),
+                    key_prefix=state.get("key_prefix"),
+                )

@@ -1,0 +1,127 @@
+"""Envelope encryption, Fernet-style: callers seal and open, never touch nonces, AAD or wrapping.
+
+Key hierarchy::
+
+    master key (version v, keyring)  --HKDF(tenant id)-->  tenant KEK_v
+    tenant KEK_v  --AES-GCM wrap-->  per-conversation data key (random, 256-bit)
+    data key      --AES-GCM-->       conversation payload
+
+The associated data binds every ciphertext to its tenant and conversation id, so a ciphertext or
+a wrapped key copied to another row (or another tenant) fails to decrypt instead of being read as
+someone else's conversation. A random per-tenant secret, wrapped by the KEK, is the root of the
+keys that must stay stable across master rotations: the identity-hash key and the blind-index key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from archive.keyring import MasterKeyring
+
+NONCE_BYTES = 12
+KEY_BYTES = 32
+
+
+class DecryptionError(Exception):
+    """The ciphertext does not belong here, was altered, or its key is gone."""
+
+
+def hkdf(key: bytes, info: str, length: int = KEY_BYTES) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info.encode()).derive(key)
+
+
+def _encrypt(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def _decrypt(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    try:
+        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+    except (InvalidTag, ValueError):
+        raise DecryptionError("ciphertext does not verify for this tenant and conversation") from None
+
+
+class Sealed:
+    __slots__ = ("ciphertext", "wrapped_key", "master_version")
+
+    def __init__(self, ciphertext: bytes, wrapped_key: bytes, master_version: int) -> None:
+        self.ciphertext = ciphertext
+        self.wrapped_key = wrapped_key
+        self.master_version = master_version
+
+
+class TenantCrypto:
+    """Everything one tenant encrypts, decrypts or hashes goes through here."""
+
+    def __init__(self, keyring: MasterKeyring, tenant_id: UUID, wrapped_secret: bytes, secret_version: int) -> None:
+        self._keyring = keyring
+        self.tenant_id = tenant_id
+        self._keks: dict[int, bytes] = {}
+        secret = _decrypt(self._kek_bytes(secret_version), wrapped_secret, self._aad("tenant-secret", tenant_id))
+        self._identity_key = hkdf(secret, "parley/identity-hash/v1")
+        self.index_key = hkdf(secret, "parley/blind-index/v1")
+
+    @staticmethod
+    def new_tenant_secret(keyring: MasterKeyring, tenant_id: UUID) -> tuple[bytes, int]:
+        """A fresh random tenant secret, wrapped for storage in the tenant row."""
+        kek = hkdf(keyring.key(keyring.active), f"parley/kek/v1/{tenant_id}")
+        return _encrypt(kek, secrets.token_bytes(KEY_BYTES), TenantCrypto._aad("tenant-secret", tenant_id)), keyring.active
+
+    @staticmethod
+    def _aad(kind: str, tenant_id: UUID, subject: UUID | None = None) -> bytes:
+        return f"parley/{kind}/v1|{tenant_id}|{subject or ''}".encode()
+
+    def _kek_bytes(self, version: int) -> bytes:
+        if version not in self._keks:
+            self._keks[version] = hkdf(self._keyring.key(version), f"parley/kek/v1/{self.tenant_id}")
+        return self._keks[version]
+
+    def seal(self, conversation_id: UUID, plaintext: bytes) -> Sealed:
+        data_key = secrets.token_bytes(KEY_BYTES)
+        ciphertext = _encrypt(data_key, plaintext, self._aad("conversation", self.tenant_id, conversation_id))
+        return Sealed(ciphertext, self.wrap_data_key(conversation_id, data_key), self._keyring.active)
+
+    def open(self, conversation_id: UUID, ciphertext: bytes, wrapped_key: bytes, master_version: int) -> bytes:
+        data_key = self.unwrap_data_key(conversation_id, wrapped_key, master_version)
+        return _decrypt(data_key, ciphertext, self._aad("conversation", self.tenant_id, conversation_id))
+
+    def wrap_data_key(self, conversation_id: UUID, data_key: bytes, version: int | None = None) -> bytes:
+        version = self._keyring.active if version is None else version
+        return _encrypt(self._kek_bytes(version), data_key, self._aad("data-key", self.tenant_id, conversation_id))
+
+    def unwrap_data_key(self, conversation_id: UUID, wrapped_key: bytes, master_version: int) -> bytes:
+        return _decrypt(self._kek_bytes(master_version), wrapped_key, self._aad("data-key", self.tenant_id, conversation_id))
+
+    def rewrap_tenant_secret(self, wrapped_secret: bytes, secret_version: int) -> tuple[bytes, int]:
+        secret = _decrypt(self._kek_bytes(secret_version), wrapped_secret, self._aad("tenant-secret", self.tenant_id))
+        active = self._keyring.active
+        return _encrypt(self._kek_bytes(active), secret, self._aad("tenant-secret", self.tenant_id)), active
+
+    def identity_hash(self, value: str) -> str:
+        """Keyed hash of an identifier (visitor id, e-mail) so filters and erasure work without it."""
+        return hmac.new(self._identity_key, value.encode(), hashlib.sha256).hexdigest()
+
+    def mac(self, data: bytes) -> str:
+        return hmac.new(self._identity_key, b"submission|" + data, hashlib.sha256).hexdigest()
+
+
+def signing_key(keyring: MasterKeyring, version: int | None = None) -> Ed25519PrivateKey:
+    """The Ed25519 key that signs ledger checkpoints and exports, derived from a master version."""
+    version = keyring.active if version is None else version
+    return Ed25519PrivateKey.from_private_bytes(hkdf(keyring.key(version), "parley/ledger-signing/v1"))
+
+
+def public_key_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(Encoding.Raw, PublicFormat.Raw)

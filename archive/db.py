@@ -1,0 +1,81 @@
+"""Database access shared by every domain package: transactions, migrations, readiness.
+
+``write_transaction()`` is the only way domain code opens a transaction that writes. On SQLite it
+is ``BEGIN IMMEDIATE`` (take the write lock up front, wait for it up to the busy timeout) because a
+deferred transaction that upgrades to a writer fails with "database is locked" under concurrency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from typing import Any
+
+os.environ.setdefault("PICCOLO_CONF", "config.piccolo_conf")
+
+from piccolo.engine import engine_finder  # noqa: E402
+from piccolo.engine.base import Engine  # noqa: E402
+from piccolo.engine.sqlite import TransactionType  # noqa: E402
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def engine() -> Engine:
+    found = engine_finder()
+    if found is None:  # pragma: no cover - config.piccolo_conf always defines DB
+        raise RuntimeError("Piccolo engine not configured (PICCOLO_CONF)")
+    return found
+
+
+def is_sqlite() -> bool:
+    return engine().engine_type == "sqlite"
+
+
+def write_transaction() -> Any:
+    db = engine()
+    if db.engine_type == "sqlite":
+        return db.transaction(transaction_type=TransactionType.immediate)
+    return db.transaction()
+
+
+def for_update() -> str:
+    """``FOR UPDATE`` where the engine has row locks; SQLite's IMMEDIATE lock already serialises."""
+    return "" if is_sqlite() else " FOR UPDATE"
+
+
+async def migrate() -> list[str]:
+    """Run pending Piccolo migrations; returns Piccolo's report lines (it prints, we capture)."""
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        result = await run_forwards(app_name="all")
+    lines = [line for line in buffer.getvalue().splitlines() if line.strip()]
+    if not result.success:
+        raise MigrationError(result.message or "\n".join(lines))
+    return lines
+
+
+async def start() -> None:
+    db = engine()
+    if db.engine_type == "postgres":
+        await db.start_connection_pool()  # type: ignore[attr-defined]
+
+
+async def stop() -> None:
+    db = engine()
+    if db.engine_type == "postgres":
+        await db.close_connection_pool()  # type: ignore[attr-defined]
+
+
+async def ping() -> None:
+    await engine().run_querystring(_select_one())
+
+
+def _select_one() -> Any:
+    from piccolo.querystring import QueryString
+
+    return QueryString("SELECT 1")

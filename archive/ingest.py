@@ -1,0 +1,297 @@
+"""Ingest of finished conversations: validate, redact, encrypt, store, ledger — all or nothing.
+
+Order matters and is the point of this module: nothing is written until every conversation in
+the request has passed validation; redaction happens before encryption, hashing or logging, so
+the original card number never exists anywhere but in this process's memory; the conversation
+row, its wrapped data key and its ledger entry commit in one transaction, so a 2xx means durable.
+
+Decisions (see docs/archive.md): re-sending the same conversation under the same ``external_id``
+is idempotent (same id back); different content under an existing ``external_id`` is a 409, not a
+new version, because a compliance archive must not let a later push silently replace evidence.
+A batch is all-or-nothing: one invalid or conflicting item rejects the batch and names the item.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable
+from uuid import UUID, uuid4
+
+import msgspec
+
+from archive import db, ledger
+from archive.errors import Conflict, FieldError, InvalidInput, TooLarge
+from archive.models import (
+    BatchIn,
+    BatchResult,
+    ConversationIn,
+    IngestResult,
+    StoredConversation,
+)
+from archive.redaction import Redactor
+from archive.runtime import Runtime
+from archive.tables import Conversation, ConversationKey
+from archive.tenancy import Principal, TenantContext, tenant_context
+
+_MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+INSERT_RETRIES = 3
+
+
+class MalformedBody(InvalidInput):
+    title = "Malformed request body"
+
+
+class Prepared(msgspec.Struct):
+    """One validated, redacted, encrypted conversation, ready to insert."""
+
+    id: UUID
+    external_id: str
+    stored: StoredConversation
+    content_sha256: str
+    submission_mac: str
+    ciphertext: bytes
+    wrapped_key: bytes
+    master_version: int
+    redactions: dict[str, int]
+    visitor_hash: str
+    visitor_email_hash: str | None
+
+
+# Hooks other domain packages add (retention sets retain_until, search enqueues indexing); each
+# runs inside the ingest transaction with the tenant id and the rows just inserted.
+AfterInsertHook = Callable[[Runtime, UUID, list[Prepared]], Awaitable[None]]
+AFTER_INSERT: list[AfterInsertHook] = []
+RetainUntilHook = Callable[[UUID, StoredConversation], Awaitable[datetime | None]]
+RETAIN_UNTIL: list[RetainUntilHook] = []
+
+
+def _field_error(exc: msgspec.ValidationError, prefix: str = "") -> FieldError:
+    match = _MSGSPEC_PATH.match(str(exc))
+    assert match is not None
+    path = (match.group("path") or "").lstrip(".")
+    joined = f"{prefix}.{path}" if prefix and path and not path.startswith("[") else f"{prefix}{path}"
+    return FieldError(joined or "$", match.group("message"))
+
+
+def parse_body(body: bytes, settings: Any) -> tuple[list[ConversationIn], bool]:
+    """Decode a single conversation or ``{"conversations": [...]}``; returns (items, is_batch)."""
+    if len(body) > settings.max_body_bytes:
+        raise TooLarge(f"request body is larger than {settings.max_body_bytes} bytes", [FieldError("$", "body too large")])
+    try:
+        raw = msgspec.json.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise MalformedBody(f"request body is not valid UTF-8 JSON: {exc}", [FieldError("$", str(exc))]) from None
+    if not isinstance(raw, dict):
+        raise InvalidInput("expected a JSON object", [FieldError("$", "expected a conversation object or {\"conversations\": [...]}")])
+    if "conversations" in raw:
+        items = raw["conversations"]
+        if isinstance(items, list) and len(items) > settings.max_batch:
+            raise TooLarge(
+                f"a batch holds at most {settings.max_batch} conversations, got {len(items)}",
+                [FieldError("conversations", f"at most {settings.max_batch} items")],
+            )
+        if isinstance(items, list) and not items:
+            raise InvalidInput("the batch is empty", [FieldError("conversations", "at least one conversation")])
+        try:
+            return msgspec.convert(raw, BatchIn).conversations, True
+        except msgspec.ValidationError as exc:
+            raise InvalidInput("the batch is invalid; nothing was stored", [_field_error(exc)]) from None
+    try:
+        return [msgspec.convert(raw, ConversationIn)], False
+    except msgspec.ValidationError as exc:
+        raise InvalidInput("the conversation is invalid; nothing was stored", [_field_error(exc)]) from None
+
+
+def check_conversation(conv: ConversationIn, settings: Any, now: datetime, path: str) -> list[FieldError]:
+    """Rules a type cannot express: limits, emptiness, and timestamps that make sense."""
+    errors: list[FieldError] = []
+    skew = timedelta(seconds=settings.clock_skew_seconds)
+    if not conv.messages:
+        errors.append(FieldError(f"{path}messages", "a conversation needs at least one message"))
+    if len(conv.messages) > settings.max_messages:
+        errors.append(FieldError(f"{path}messages", f"at most {settings.max_messages} messages per conversation"))
+    if conv.ended_at < conv.started_at:
+        errors.append(FieldError(f"{path}ended_at", "ended_at is before started_at"))
+    for name, value in (("started_at", conv.started_at), ("ended_at", conv.ended_at)):
+        if value > now + skew:
+            errors.append(FieldError(f"{path}{name}", "is in the future"))
+    for i, message in enumerate(conv.messages[: settings.max_messages]):
+        where = f"{path}messages[{i}]"
+        if not message.text.strip():
+            errors.append(FieldError(f"{where}.text", "must not be empty"))
+        elif len(message.text) > settings.max_message_chars:
+            errors.append(FieldError(f"{where}.text", f"at most {settings.max_message_chars} characters"))
+        if message.at < conv.started_at - skew or message.at > conv.ended_at + skew:
+            errors.append(FieldError(f"{where}.at", "lies outside the conversation's started_at..ended_at"))
+        elif message.at > now + skew:
+            errors.append(FieldError(f"{where}.at", "is in the future"))
+    for key, value in conv.metadata.items():
+        if isinstance(value, str) and len(value) > 1000:
+            errors.append(FieldError(f"{path}metadata.{key}", "metadata values are at most 1000 characters"))
+    return errors
+
+
+def canonical(value: Any) -> bytes:
+    return msgspec.json.encode(value, order="sorted")
+
+
+def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
+    redactor = Redactor(ctx.settings)
+    stored = StoredConversation(
+        external_id=conv.external_id,
+        site=conv.site,
+        channel=conv.channel,
+        language=conv.language,
+        started_at=conv.started_at.astimezone(timezone.utc),
+        ended_at=conv.ended_at.astimezone(timezone.utc),
+        visitor=conv.visitor,
+        agents=conv.agents,
+        tags=sorted(set(conv.tags)),
+        metadata={k: redactor.redact(v) if isinstance(v, str) else v for k, v in conv.metadata.items()},
+        messages=[msgspec.structs.replace(m, text=redactor.redact(m.text), at=m.at.astimezone(timezone.utc)) for m in conv.messages],
+    )
+    body = canonical(stored)
+    conversation_id = uuid4()
+    sealed = ctx.crypto.seal(conversation_id, body)
+    email = conv.visitor.email.strip().lower() if conv.visitor.email else None
+    return Prepared(
+        id=conversation_id,
+        external_id=conv.external_id,
+        stored=stored,
+        content_sha256=hashlib.sha256(body).hexdigest(),
+        submission_mac=ctx.crypto.mac(canonical(conv)),
+        ciphertext=sealed.ciphertext,
+        wrapped_key=sealed.wrapped_key,
+        master_version=sealed.master_version,
+        redactions=dict(sorted(redactor.counts.items())),
+        visitor_hash=ctx.crypto.identity_hash(conv.visitor.id),
+        visitor_email_hash=ctx.crypto.identity_hash(email) if email else None,
+    )
+
+
+def _is_unique_violation(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "UNIQUE" in str(exc)
+    return type(exc).__name__ == "UniqueViolationError"
+
+
+async def ingest(
+    rt: Runtime, principal: Principal, items: list[ConversationIn], batch: bool = False
+) -> list[IngestResult]:
+    """Validate, redact, encrypt and store conversations atomically; see the module docstring."""
+    now = datetime.now(timezone.utc)
+    errors: list[FieldError] = []
+    for index, conv in enumerate(items):
+        errors.extend(check_conversation(conv, rt.settings, now, f"conversations[{index}]." if batch else ""))
+    seen: dict[str, int] = {}
+    for index, conv in enumerate(items):
+        if conv.external_id in seen and batch:
+            errors.append(FieldError(f"conversations[{index}].external_id", f"repeats conversations[{seen[conv.external_id]}]"))
+        seen.setdefault(conv.external_id, index)
+    if errors:
+        raise InvalidInput("the request is invalid; nothing was stored", errors)
+    ctx = await tenant_context(rt, principal.tenant_id)
+    prepared = [prepare(ctx, conv) for conv in items]
+    for attempt in range(INSERT_RETRIES):
+        try:
+            return await _store(rt, principal, prepared, batch)
+        except Exception as exc:  # a concurrent ingest of the same external_id won the race
+            if not _is_unique_violation(exc) or attempt == INSERT_RETRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _store(rt: Runtime, principal: Principal, prepared: list[Prepared], batch: bool) -> list[IngestResult]:
+    tenant_id = principal.tenant_id
+    async with db.write_transaction():
+        existing = {
+            row["external_id"]: row
+            for row in await Conversation.select(
+                Conversation.id, Conversation.external_id, Conversation.submission_mac,
+                Conversation.content_sha256, Conversation.redactions,
+            ).where((Conversation.tenant == tenant_id) & Conversation.external_id.is_in([p.external_id for p in prepared]))
+        }
+        results: list[IngestResult] = []
+        new: list[Prepared] = []
+        for index, item in enumerate(prepared):
+            row = existing.get(item.external_id)
+            if row is None:
+                new.append(item)
+                results.append(IngestResult(item.id, item.external_id, "created", item.content_sha256, item.redactions))
+            elif row["submission_mac"] == item.submission_mac:
+                redactions = row["redactions"]
+                results.append(
+                    IngestResult(
+                        row["id"], item.external_id, "existing", row["content_sha256"],
+                        json.loads(redactions) if isinstance(redactions, str) else redactions,
+                    )
+                )
+            else:
+                where = f"conversations[{index}].external_id" if batch else "external_id"
+                raise Conflict(
+                    f"external_id {item.external_id!r} is already archived with different content; "
+                    "archived conversations are immutable — send it under a new external_id",
+                    field=where, existing_id=str(row["id"]),
+                )
+        if new:
+            retain = {p.id: await _retain_until(tenant_id, p.stored) for p in new}
+            await Conversation.insert(*[_row(tenant_id, p, retain[p.id]) for p in new])
+            await ConversationKey.insert(
+                *[ConversationKey(conversation=p.id, tenant=tenant_id, wrapped_key=p.wrapped_key, master_version=p.master_version) for p in new]
+            )
+            await ledger.append(
+                tenant_id,
+                *[
+                    ledger.Entry(
+                        actor=principal.actor, action="ingest", subject=str(p.id), content_hash=p.content_sha256,
+                        details={"external_id": p.external_id, "messages": len(p.stored.messages), "redactions": p.redactions},
+                    )
+                    for p in new
+                ],
+            )
+            for hook in AFTER_INSERT:
+                await hook(rt, tenant_id, new)
+    return results
+
+
+async def _retain_until(tenant_id: UUID, stored: StoredConversation) -> datetime | None:
+    for hook in RETAIN_UNTIL:
+        return await hook(tenant_id, stored)
+    return None
+
+
+def _row(tenant_id: UUID, p: Prepared, retain_until: datetime | None) -> Conversation:
+    s = p.stored
+    return Conversation(
+        id=p.id,
+        tenant=tenant_id,
+        external_id=p.external_id,
+        site=s.site,
+        channel=s.channel,
+        language=s.language,
+        started_at=s.started_at,
+        ended_at=s.ended_at,
+        visitor_hash=p.visitor_hash,
+        visitor_email_hash=p.visitor_email_hash,
+        agent_ids=json.dumps(sorted({a.id for a in s.agents})),
+        tags=json.dumps(s.tags),
+        message_count=len(s.messages),
+        content_sha256=p.content_sha256,
+        submission_mac=p.submission_mac,
+        ciphertext=p.ciphertext,
+        redactions=json.dumps(p.redactions),
+        retain_until=retain_until,
+    )
+
+
+async def ingest_body(rt: Runtime, principal: Principal, body: bytes) -> tuple[list[IngestResult], bool]:
+    items, is_batch = parse_body(body, rt.settings)
+    return await ingest(rt, principal, items, is_batch), is_batch
+
+
+def batch_result(results: list[IngestResult]) -> BatchResult:
+    return BatchResult(results=results)

@@ -1,0 +1,144 @@
+"""The versioned master keyring and where it comes from.
+
+Sources, in order: ``PARLEY_MASTER_KEY`` (``BASE64`` or ``1:BASE64,2:BASE64``), a key provider
+plugged in by the deployment (the ``KeyProvider`` protocol is the seam where a KMS fits), or a
+key file created on first run in the data directory (mode 0600). The file is fine for a laptop
+and for the demo; production should use a managed key, and start-up says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import secrets
+from pathlib import Path
+from typing import Protocol
+
+import msgspec
+import structlog
+
+log = structlog.get_logger(__name__)
+
+KEY_BYTES = 32
+KEY_FILE_NAME = "master.keyring"
+
+
+class KeyringError(Exception):
+    pass
+
+
+class KeyFile(msgspec.Struct):
+    active: int
+    versions: dict[int, str]  # version -> base64 key
+    retired: list[int] = []
+
+
+class MasterKeyring(msgspec.Struct, frozen=True):
+    """Master key versions; ``active`` is used for new wraps, the others stay readable."""
+
+    active: int
+    keys: dict[int, bytes]
+    source: str
+
+    def key(self, version: int) -> bytes:
+        try:
+            return self.keys[version]
+        except KeyError:
+            raise KeyringError(f"master key version {version} is not in the keyring ({self.source})") from None
+
+    def __repr__(self) -> str:
+        return f"MasterKeyring(active={self.active}, versions={sorted(self.keys)}, source={self.source!r})"
+
+
+class KeyProvider(Protocol):
+    """Where a KMS or HSM integration plugs in: return the keyring, keep the keys wherever you like."""
+
+    def load(self) -> MasterKeyring: ...
+
+
+def _decode_key(text: str, where: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyringError(f"{where}: not valid base64") from None
+    if len(raw) != KEY_BYTES:
+        raise KeyringError(f"{where}: a master key must be {KEY_BYTES} bytes, got {len(raw)}")
+    return raw
+
+
+def parse_env_keyring(value: str) -> MasterKeyring:
+    keys: dict[int, bytes] = {}
+    for index, part in enumerate(p for p in value.split(",") if p.strip()):
+        version_text, sep, key_text = part.partition(":")
+        if not sep:
+            version_text, key_text = str(index + 1), part
+        if not version_text.strip().isdigit():
+            raise KeyringError("PARLEY_MASTER_KEY: versions must be positive integers ('1:KEY,2:KEY')")
+        keys[int(version_text)] = _decode_key(key_text, f"PARLEY_MASTER_KEY version {version_text}")
+    if not keys:
+        raise KeyringError("PARLEY_MASTER_KEY is empty")
+    return MasterKeyring(active=max(keys), keys=keys, source="PARLEY_MASTER_KEY")
+
+
+class FileKeyProvider:
+    """A JSON key file in the data directory, created with mode 0600 on first use."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / KEY_FILE_NAME
+
+    def load(self) -> MasterKeyring:
+        if not self.path.exists():
+            self._create()
+        kf = self._read()
+        keys = {v: _decode_key(k, f"{self.path} version {v}") for v, k in kf.versions.items() if v not in kf.retired}
+        return MasterKeyring(active=kf.active, keys=keys, source=str(self.path))
+
+    def add_version(self) -> int:
+        kf = self._read()
+        version = max(kf.versions) + 1
+        kf.versions[version] = base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
+        kf.active = version
+        self._write(kf)
+        return version
+
+    def retire(self, version: int) -> None:
+        kf = self._read()
+        if version == kf.active:
+            raise KeyringError(f"master key version {version} is active; rotate first")
+        if version not in kf.versions:
+            raise KeyringError(f"master key version {version} does not exist")
+        kf.retired = sorted(set(kf.retired) | {version})
+        # The key material is destroyed, not just flagged: that is what retiring means.
+        kf.versions[version] = base64.b64encode(b"\0" * KEY_BYTES).decode()
+        self._write(kf)
+
+    def _read(self) -> KeyFile:
+        try:
+            return msgspec.json.decode(self.path.read_bytes(), type=KeyFile)
+        except (OSError, msgspec.DecodeError) as exc:
+            raise KeyringError(f"cannot read master key file {self.path}: {exc}") from None
+
+    def _write(self, kf: KeyFile) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(msgspec.json.encode(kf))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def _create(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write(KeyFile(active=1, versions={1: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()}))
+        log.warning(
+            "master_key_file_created",
+            path=str(self.path),
+            advice="fine for evaluation; in production set PARLEY_MASTER_KEY from a secret store or plug in a KMS",
+        )
+
+
+def load_keyring(master_key: str, data_dir: Path, provider: KeyProvider | None = None) -> MasterKeyring:
+    if master_key:
+        return parse_env_keyring(master_key)
+    return (provider or FileKeyProvider(data_dir)).load()

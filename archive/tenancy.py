@@ -1,0 +1,370 @@
+"""Tenants, API keys, sites, and who is calling.
+
+API keys look like ``prl_<prefix>_<secret>``. The 8-character prefix is stored in clear so keys can
+be told apart in lists and logs; the key itself is stored only as a SHA-256 hash (keys are 256-bit
+random secrets, so a slow password hash would add latency without adding safety) and compared in
+constant time. The secret is shown once, when the key is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import string
+import time
+from datetime import datetime, timezone
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from uuid import UUID, uuid4
+
+import msgspec
+
+from archive import ledger
+from archive.crypto import TenantCrypto
+from archive.db import write_transaction
+from archive.errors import Conflict, FieldError, InvalidInput, NotFound
+from archive.runtime import Runtime
+from archive.tables import ApiKey, Site, Tenant
+
+Role = Literal["admin", "compliance", "marketing", "ingest"]
+ROLES: tuple[str, ...] = ("admin", "compliance", "marketing", "ingest")
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PREFIX_ALPHABET = string.ascii_lowercase + string.digits
+KEY_PATTERN = re.compile(r"^prl_([a-z0-9]{8})_([A-Za-z0-9_-]{43})$")
+
+
+class TenantSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Per-tenant options. Card, IBAN and national-id redaction cannot be turned off."""
+
+    card_mask: Literal["partial", "full"] = "partial"
+    redact_email: bool = True
+    redact_phone: bool = True
+    default_languages: list[str] = msgspec.field(default_factory=lambda: ["en"])
+
+
+class Principal(msgspec.Struct, frozen=True):
+    key_id: UUID
+    key_prefix: str
+    tenant_id: UUID
+    tenant_slug: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_prefix}"
+
+
+class TenantOut(msgspec.Struct):
+    id: UUID
+    slug: str
+    name: str
+    created_at: datetime
+
+
+class ApiKeyOut(msgspec.Struct):
+    id: UUID
+    prefix: str
+    role: str
+    name: str
+    tenant: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class CreatedKey(msgspec.Struct):
+    id: UUID
+    key: str
+    role: str
+    tenant: str
+    prefix: str
+    name: str
+
+
+class SiteOut(msgspec.Struct):
+    id: UUID
+    name: str
+    site_key: str
+    allowed_origins: list[str]
+    tenant: str
+    created_at: datetime
+    embed: str = ""
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+# --- tenants -------------------------------------------------------------------------------------
+
+
+async def create_tenant(rt: Runtime, slug: str, name: str | None = None, actor: str = "cli") -> TenantOut:
+    if not _SLUG.match(slug):
+        raise InvalidInput(
+            "tenant slug must be 1-63 lowercase letters, digits or '-', starting with a letter or digit",
+            [FieldError("slug", "use lowercase letters, digits and '-'")],
+        )
+    tenant_id = uuid4()
+    wrapped, version = TenantCrypto.new_tenant_secret(rt.keyring, tenant_id)
+    async with write_transaction():
+        if await Tenant.exists().where(Tenant.slug == slug):
+            raise Conflict(f"tenant {slug!r} already exists", slug=slug)
+        row = Tenant(id=tenant_id, slug=slug, name=name or slug, wrapped_secret=wrapped, secret_version=version)
+        await row.save()
+        await ledger.init_chain(tenant_id)
+        await ledger.append(tenant_id, ledger.Entry(actor=actor, action="tenant.create", subject=slug))
+    return TenantOut(id=tenant_id, slug=slug, name=name or slug, created_at=row.created_at)
+
+
+async def tenant_by_slug(slug: str) -> dict[str, Any]:
+    row = await Tenant.select().where(Tenant.slug == slug).first()
+    if row is None:
+        raise NotFound(f"no tenant {slug!r}; create it with: parley tenants create {slug}")
+    return row
+
+
+async def list_tenants() -> list[TenantOut]:
+    rows = await Tenant.select(Tenant.id, Tenant.slug, Tenant.name, Tenant.created_at).order_by(Tenant.slug)
+    return [msgspec.convert(r, TenantOut) for r in rows]
+
+
+class TenantContext:
+    """A tenant's settings and crypto, cached per process (keys are derived once)."""
+
+    def __init__(self, tenant_id: UUID, slug: str, settings: TenantSettings, crypto: TenantCrypto) -> None:
+        self.tenant_id = tenant_id
+        self.slug = slug
+        self.settings = settings
+        self.crypto = crypto
+
+
+_contexts: dict[UUID, TenantContext] = {}
+
+
+async def tenant_context(rt: Runtime, tenant_id: UUID) -> TenantContext:
+    ctx = _contexts.get(tenant_id)
+    if ctx is not None and ctx.crypto._keyring is rt.keyring:
+        return ctx
+    row = await Tenant.select().where(Tenant.id == tenant_id).first()
+    if row is None:
+        raise NotFound("tenant not found")
+    ctx = TenantContext(
+        tenant_id=tenant_id,
+        slug=row["slug"],
+        settings=msgspec.convert(_json(row["settings"]), TenantSettings),
+        crypto=TenantCrypto(rt.keyring, tenant_id, row["wrapped_secret"], row["secret_version"]),
+    )
+    _contexts[tenant_id] = ctx
+    return ctx
+
+
+async def get_tenant_settings(tenant_id: UUID) -> TenantSettings:
+    row = await Tenant.select(Tenant.settings).where(Tenant.id == tenant_id).first()
+    if row is None:
+        raise NotFound("tenant not found")
+    return msgspec.convert(_json(row["settings"]), TenantSettings)
+
+
+async def put_tenant_settings(tenant_id: UUID, new: TenantSettings) -> TenantSettings:
+    await Tenant.update({Tenant.settings: msgspec.json.encode(new).decode()}).where(Tenant.id == tenant_id)
+    _contexts.pop(tenant_id, None)
+    return new
+
+
+# --- API keys ------------------------------------------------------------------------------------
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}", [FieldError("role", f"one of {', '.join(ROLES)}")])
+
+
+async def create_api_key(tenant_id: UUID, role: str, name: str = "") -> CreatedKey:
+    _check_role(role)
+    prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(8))
+    key = f"prl_{prefix}_{secrets.token_urlsafe(32)}"
+    key_id = uuid4()
+    tenant = await Tenant.select(Tenant.slug).where(Tenant.id == tenant_id).first()
+    if tenant is None:
+        raise NotFound("tenant not found")
+    await ApiKey.insert(
+        ApiKey(id=key_id, tenant=tenant_id, role=role, name=name, prefix=prefix, secret_sha256=_hash_key(key))
+    )
+    return CreatedKey(id=key_id, key=key, role=role, tenant=tenant["slug"], prefix=prefix, name=name)
+
+
+async def list_api_keys(tenant_id: UUID) -> list[ApiKeyOut]:
+    rows = (
+        await ApiKey.select(
+            ApiKey.id, ApiKey.prefix, ApiKey.role, ApiKey.name, ApiKey.tenant.slug.as_alias("tenant"),
+            ApiKey.created_at, ApiKey.revoked_at,
+        )
+        .where(ApiKey.tenant == tenant_id)
+        .order_by(ApiKey.created_at)
+    )
+    return [msgspec.convert(r, ApiKeyOut) for r in rows]
+
+
+async def revoke_api_key(key_id: UUID, tenant_id: UUID | None = None) -> ApiKeyOut:
+    """Revoke a key. With ``tenant_id`` the key must belong to that tenant (else: not found)."""
+    query = ApiKey.select(ApiKey.id, ApiKey.tenant, ApiKey.revoked_at).where(ApiKey.id == key_id)
+    if tenant_id is not None:
+        query = query.where(ApiKey.tenant == tenant_id)
+    row = await query.first()
+    if row is None:
+        raise NotFound(f"no API key {key_id}")
+    if row["revoked_at"] is None:
+        await ApiKey.update({ApiKey.revoked_at: utcnow()}).where(ApiKey.id == key_id)
+    _auth_cache.evict_key(key_id)
+    keys = [k for k in await list_api_keys(row["tenant"]) if k.id == key_id]
+    return keys[0]
+
+
+class _AuthCache:
+    """Verified keys for a few seconds, so a cheap GET does not pay a database round trip.
+
+    A revocation made in this process evicts the key at once; one made by another process (the
+    CLI, another replica) takes effect within ``PARLEY_AUTH_CACHE_SECONDS``.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, str, Principal]] = {}
+
+    def get(self, prefix: str, ttl: float) -> tuple[str, Principal] | None:
+        entry = self._entries.get(prefix)
+        if entry is None or time.monotonic() - entry[0] > ttl:
+            return None
+        return entry[1], entry[2]
+
+    def put(self, prefix: str, secret_hash: str, principal: Principal) -> None:
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[prefix] = (time.monotonic(), secret_hash, principal)
+
+    def evict_key(self, key_id: UUID) -> None:
+        for prefix, (_, _, principal) in list(self._entries.items()):
+            if principal.key_id == key_id:
+                del self._entries[prefix]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+_auth_cache = _AuthCache()
+
+
+async def authenticate(key: str, cache_seconds: float) -> Principal | None:
+    """The principal for a presented key, or None when it is malformed, unknown or revoked."""
+    match = KEY_PATTERN.match(key)
+    if match is None:
+        return None
+    prefix = match.group(1)
+    presented = _hash_key(key)
+    cached = _auth_cache.get(prefix, cache_seconds) if cache_seconds > 0 else None
+    if cached is not None:
+        return cached[1] if hmac.compare_digest(cached[0], presented) else None
+    row = (
+        await ApiKey.select(
+            ApiKey.id, ApiKey.role, ApiKey.secret_sha256, ApiKey.revoked_at, ApiKey.tenant,
+            ApiKey.tenant.slug.as_alias("tenant_slug"),
+        )
+        .where(ApiKey.prefix == prefix)
+        .first()
+    )
+    if row is None or row["revoked_at"] is not None:
+        return None
+    if not hmac.compare_digest(row["secret_sha256"], presented):
+        return None
+    principal = Principal(
+        key_id=row["id"], key_prefix=prefix, tenant_id=row["tenant"], tenant_slug=row["tenant_slug"], role=row["role"]
+    )
+    if cache_seconds > 0:
+        _auth_cache.put(prefix, row["secret_sha256"], principal)
+    return principal
+
+
+# --- sites ---------------------------------------------------------------------------------------
+
+
+def normalise_origin(origin: str, path: str) -> str:
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise InvalidInput(
+            f"{origin!r} is not an origin",
+            [FieldError(path, "an origin is scheme://host[:port] with no path, e.g. https://shop.example.com")],
+        )
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname.lower()}{port}"
+
+
+def embed_tag(public_url: str, site_key: str) -> str:
+    return f'<script async src="{public_url}/v1/snippet.js" data-site="{site_key}"></script>'
+
+
+async def create_site(tenant_id: UUID, name: str, origins: list[str]) -> SiteOut:
+    if not _SITE_NAME.match(name):
+        raise InvalidInput(
+            f"site name {name!r} is not allowed",
+            [FieldError("name", "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")],
+        )
+    clean = [normalise_origin(o, f"allowed_origins[{i}]") for i, o in enumerate(origins)]
+    site_key = "ps_" + secrets.token_urlsafe(18)
+    site_id = uuid4()
+    async with write_transaction():
+        if await Site.exists().where((Site.tenant == tenant_id) & (Site.name == name)):
+            raise Conflict(f"site {name!r} already exists in this tenant", name=name)
+        row = Site(id=site_id, tenant=tenant_id, name=name, site_key=site_key, allowed_origins=json.dumps(clean))
+        await row.save()
+    return await get_site(tenant_id, site_id)
+
+
+def _site_out(row: dict[str, Any]) -> SiteOut:
+    row = {**row, "allowed_origins": _json(row["allowed_origins"])}
+    return msgspec.convert(row, SiteOut)
+
+
+_SITE_COLUMNS = (Site.id, Site.name, Site.site_key, Site.allowed_origins, Site.created_at)
+
+
+async def get_site(tenant_id: UUID, site_id: UUID) -> SiteOut:
+    row = (
+        await Site.select(*_SITE_COLUMNS, Site.tenant.slug.as_alias("tenant"))
+        .where((Site.id == site_id) & (Site.tenant == tenant_id))
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"no site {site_id}")
+    return _site_out(row)
+
+
+async def list_sites(tenant_id: UUID) -> list[SiteOut]:
+    rows = (
+        await Site.select(*_SITE_COLUMNS, Site.tenant.slug.as_alias("tenant"))
+        .where(Site.tenant == tenant_id)
+        .order_by(Site.name)
+    )
+    return [_site_out(r) for r in rows]
+
+
+async def update_site_origins(tenant_id: UUID, site_id: UUID, origins: list[str]) -> SiteOut:
+    await get_site(tenant_id, site_id)
+    clean = [normalise_origin(o, f"allowed_origins[{i}]") for i, o in enumerate(origins)]
+    await Site.update({Site.allowed_origins: json.dumps(clean)}).where(Site.id == site_id)
+    return await get_site(tenant_id, site_id)
+
+
+async def delete_site(tenant_id: UUID, site_id: UUID) -> None:
+    await get_site(tenant_id, site_id)
+    await Site.delete().where((Site.id == site_id) & (Site.tenant == tenant_id))

@@ -1,0 +1,53 @@
+"""Reading archived conversations back: decrypt, and ledger every read."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from archive import db, ledger
+from archive.errors import NotFound
+from archive.models import ConversationOut, StoredConversation
+from archive.runtime import Runtime
+from archive.tables import Conversation, ConversationKey
+from archive.tenancy import Principal, TenantContext, tenant_context
+
+
+async def load(ctx: TenantContext, conversation_id: UUID) -> tuple[dict[str, Any], StoredConversation]:
+    """Fetch and decrypt one conversation of the tenant; NotFound when absent or shredded."""
+    row = (
+        await Conversation.select()
+        .where((Conversation.id == conversation_id) & (Conversation.tenant == ctx.tenant_id))
+        .first()
+    )
+    key = (
+        await ConversationKey.select()
+        .where((ConversationKey.conversation == conversation_id) & (ConversationKey.tenant == ctx.tenant_id))
+        .first()
+    )
+    if row is None or key is None:
+        raise NotFound(f"no conversation {conversation_id}")
+    plaintext = ctx.crypto.open(conversation_id, row["ciphertext"], key["wrapped_key"], key["master_version"])
+    return row, msgspec.json.decode(plaintext, type=StoredConversation)
+
+
+async def read(rt: Runtime, principal: Principal, conversation_id: UUID) -> ConversationOut:
+    ctx = await tenant_context(rt, principal.tenant_id)
+    row, stored = await load(ctx, conversation_id)
+    async with db.write_transaction():
+        await ledger.append(
+            principal.tenant_id,
+            ledger.Entry(actor=principal.actor, action="read", subject=str(conversation_id), content_hash=row["content_sha256"]),
+        )
+    redactions = row["redactions"]
+    return ConversationOut(
+        id=conversation_id,
+        **msgspec.structs.asdict(stored),
+        content_sha256=row["content_sha256"],
+        redactions=json.loads(redactions) if isinstance(redactions, str) else redactions,
+        retain_until=row["retain_until"],
+        archived_at=row["created_at"],
+    )

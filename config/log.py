@@ -1,0 +1,57 @@
+"""structlog set-up: console lines for humans, JSON lines in production.
+
+A last processor scrubs anything that looks like a secret, so a careless ``log.info(key=...)``
+cannot leak an API key or transcript text into the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+from config.settings import Settings
+
+# Field names whose values are never logged, whatever the caller passed.
+_SCRUBBED_FIELDS = frozenset(
+    {"key", "secret", "api_key", "authorization", "password", "master_key", "text", "message_text", "body", "token"}
+)
+_KEY_PATTERN = re.compile(r"prl_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{20,}")
+
+
+def _scrub(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for field in list(event_dict):
+        if field.lower() in _SCRUBBED_FIELDS:
+            event_dict[field] = "<scrubbed>"
+        elif isinstance(event_dict[field], str):
+            event_dict[field] = _KEY_PATTERN.sub("prl_<scrubbed>", event_dict[field])
+    return event_dict
+
+
+def configure_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.log_level.upper())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            # Rich tracebacks print local variables, which can hold transcript text or keys.
+            exception_formatter=structlog.dev.plain_traceback,
+        )
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _scrub,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
