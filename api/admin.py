@@ -7,6 +7,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post, put
+from litestar.params import FromPath, JSONBody
 
 from api.auth import requires
 from api.schemas import CreateKeyIn, CreateSiteIn, UpdateSiteIn, WhoAmI
@@ -34,13 +35,13 @@ class AdminController(Controller):
         return await tenancy.list_api_keys(request.user.tenant_id)
 
     @post("/keys", summary="Create an API key; the secret is in this response only")
-    async def create_key(self, request: Request[Principal, Any, Any], data: CreateKeyIn) -> CreatedKey:
+    async def create_key(self, request: Request[Principal, Any, Any], data: JSONBody[CreateKeyIn]) -> CreatedKey:
         created = await tenancy.create_api_key(request.user.tenant_id, data.role, data.name)
         await _audit(request.user, "key.create", created.prefix, role=created.role)
         return created
 
     @post("/keys/{key_id:uuid}/revoke", summary="Revoke an API key, effective immediately", status_code=200)
-    async def revoke_key(self, request: Request[Principal, Any, Any], key_id: UUID) -> ApiKeyOut:
+    async def revoke_key(self, request: Request[Principal, Any, Any], key_id: FromPath[UUID]) -> ApiKeyOut:
         revoked = await tenancy.revoke_api_key(key_id, request.user.tenant_id)
         await _audit(request.user, "key.revoke", revoked.prefix)
         return revoked
@@ -50,23 +51,23 @@ class AdminController(Controller):
         return [self._with_embed(request, s) for s in await tenancy.list_sites(request.user.tenant_id)]
 
     @post("/sites", summary="Create a site with its public site key and allowed origins")
-    async def create_site(self, request: Request[Principal, Any, Any], data: CreateSiteIn) -> SiteOut:
+    async def create_site(self, request: Request[Principal, Any, Any], data: JSONBody[CreateSiteIn]) -> SiteOut:
         site = await tenancy.create_site(request.user.tenant_id, data.name, data.allowed_origins)
         await _audit(request.user, "site.create", site.name)
         return self._with_embed(request, site)
 
     @get("/sites/{site_id:uuid}", summary="One site")
-    async def get_site(self, request: Request[Principal, Any, Any], site_id: UUID) -> SiteOut:
+    async def get_site(self, request: Request[Principal, Any, Any], site_id: FromPath[UUID]) -> SiteOut:
         return self._with_embed(request, await tenancy.get_site(request.user.tenant_id, site_id))
 
     @patch("/sites/{site_id:uuid}", summary="Replace a site's allowed origins")
-    async def update_site(self, request: Request[Principal, Any, Any], site_id: UUID, data: UpdateSiteIn) -> SiteOut:
+    async def update_site(self, request: Request[Principal, Any, Any], site_id: FromPath[UUID], data: JSONBody[UpdateSiteIn]) -> SiteOut:
         site = await tenancy.update_site_origins(request.user.tenant_id, site_id, data.allowed_origins)
         await _audit(request.user, "site.update", site.name, allowed_origins=site.allowed_origins)
         return self._with_embed(request, site)
 
     @delete("/sites/{site_id:uuid}", summary="Delete a site")
-    async def delete_site(self, request: Request[Principal, Any, Any], site_id: UUID) -> None:
+    async def delete_site(self, request: Request[Principal, Any, Any], site_id: FromPath[UUID]) -> None:
         site = await tenancy.get_site(request.user.tenant_id, site_id)
         await tenancy.delete_site(request.user.tenant_id, site_id)
         await _audit(request.user, "site.delete", site.name)
@@ -76,7 +77,7 @@ class AdminController(Controller):
         return await tenancy.get_tenant_settings(request.user.tenant_id)
 
     @put("/settings", summary="Replace tenant settings")
-    async def put_settings(self, request: Request[Principal, Any, Any], data: TenantSettings) -> TenantSettings:
+    async def put_settings(self, request: Request[Principal, Any, Any], data: JSONBody[TenantSettings]) -> TenantSettings:
         saved = await tenancy.put_tenant_settings(request.user.tenant_id, data)
         await _audit(request.user, "settings.change", request.user.tenant_slug, settings=msgspec.structs.asdict(data))
         return saved

@@ -22,10 +22,11 @@ from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
 from api.schemas import Check
 from api.transcripts import TranscriptController
-from archive import db
+from archive import db, revocations
 from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn
 from archive.runtime import Runtime, build_runtime
+from archive.tenancy import clear_auth_cache, evict_cached_key
 from config.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -47,6 +48,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await db.start()
         await db.migrate()
+        if settings.engine == "postgres":
+            await revocations.watch.listen(settings.effective_database_url, evict_cached_key, clear_auth_cache)
         scheduler = build_scheduler(runtime) if settings.scheduler else None
         if scheduler is not None:
             scheduler.start()
@@ -56,6 +59,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            await revocations.watch.stop()
             await db.stop()
 
     auth = DefineMiddleware(ApiKeyAuthentication, exclude=["^/schema"])

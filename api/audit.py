@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from api.auth import requires
 from api.schemas import PublicKeys
@@ -23,13 +23,13 @@ class AuditController(Controller):
     async def list_entries(
         self,
         request: Request[Principal, Any, Any],
-        actor: str | None = None,
-        action: str | None = None,
-        subject: str | None = None,
-        from_: Annotated[datetime | None, Parameter(query="from")] = None,
-        to: datetime | None = None,
-        after_seq: Annotated[int, Parameter(ge=0, description="cursor: the last seq you have")] = 0,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        actor: FromQuery[str | None] = None,
+        action: FromQuery[str | None] = None,
+        subject: FromQuery[str | None] = None,
+        from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
+        to: FromQuery[datetime | None] = None,
+        after_seq: Annotated[int, QueryParameter(ge=0, description="cursor: the last seq you have")] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[LedgerRecord]:
         return await ledger.list_entries(
             request.user.tenant_id, actor=actor, action=action, subject=subject,

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
 
 from api.auth import requires
@@ -56,5 +57,5 @@ class TranscriptController(Controller):
         return Response(results[0], status_code=status)
 
     @get("/{conversation_id:uuid}", guards=[requires("compliance")], summary="Read one conversation (ledgered)")
-    async def read_transcript(self, request: Request[Principal, Any, Any], conversation_id: UUID) -> ConversationOut:
+    async def read_transcript(self, request: Request[Principal, Any, Any], conversation_id: FromPath[UUID]) -> ConversationOut:
         return await transcripts.read(request.app.state.runtime, request.user, conversation_id)

@@ -38,6 +38,7 @@ from archive.tables import Conversation, ConversationKey
 from archive.tenancy import Principal, TenantContext, tenant_context
 
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<field>[^`]+)`$")
 INSERT_RETRIES = 3
 
 
@@ -72,7 +73,11 @@ RETAIN_UNTIL: list[RetainUntilHook] = []
 def _field_error(exc: msgspec.ValidationError, prefix: str = "") -> FieldError:
     match = _MSGSPEC_PATH.match(str(exc))
     assert match is not None
-    path = (match.group("path") or "").lstrip(".")
+    path = match.group("path") or ""
+    named = _NAMED_FIELD.match(match.group("message"))
+    if named:  # msgspec reports these at the parent object; point at the field itself
+        path = f"{path}.{named.group('field')}"
+    path = path.lstrip(".")
     joined = f"{prefix}.{path}" if prefix and path and not path.startswith("[") else f"{prefix}{path}"
     return FieldError(joined or "$", match.group("message"))
 
@@ -130,7 +135,9 @@ def check_conversation(conv: ConversationIn, settings: Any, now: datetime, path:
         elif message.at > now + skew:
             errors.append(FieldError(f"{where}.at", "is in the future"))
     for key, value in conv.metadata.items():
-        if isinstance(value, str) and len(value) > 1000:
+        if not isinstance(value, (str, int, float, bool)) and value is not None:
+            errors.append(FieldError(f"{path}metadata.{key}", "metadata is a flat map: values are strings, numbers, booleans or null"))
+        elif isinstance(value, str) and len(value) > 1000:
             errors.append(FieldError(f"{path}metadata.{key}", "metadata values are at most 1000 characters"))
     return errors
 

@@ -7,7 +7,7 @@ platform started sending (attachments, say) loses evidence without anyone notici
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 from uuid import UUID
 
 import msgspec
@@ -50,7 +50,8 @@ class ConversationIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     visitor: Visitor
     agents: Annotated[list[Agent], msgspec.Meta(max_length=100)] = []
     tags: Annotated[list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]], msgspec.Meta(max_length=50)] = []
-    metadata: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)], MetaValue], msgspec.Meta(max_length=50)] = {}
+    # Values are checked in archive.ingest so the error can name the offending key.
+    metadata: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)], Any], msgspec.Meta(max_length=50)] = {}
     messages: list[Message]
 
 

@@ -15,4 +15,7 @@ class Runtime(msgspec.Struct, frozen=True):
 
 def build_runtime(settings: Settings) -> Runtime:
     settings.data_path.mkdir(parents=True, exist_ok=True)
+    from archive.revocations import watch
+
+    watch.configure(settings.data_path)
     return Runtime(settings=settings, keyring=load_keyring(settings.master_key, settings.data_path))

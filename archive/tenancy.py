@@ -22,7 +22,7 @@ from uuid import UUID, uuid4
 
 import msgspec
 
-from archive import ledger
+from archive import ledger, revocations
 from archive.crypto import TenantCrypto
 from archive.db import write_transaction
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -226,7 +226,9 @@ async def revoke_api_key(key_id: UUID, tenant_id: UUID | None = None) -> ApiKeyO
     if row is None:
         raise NotFound(f"no API key {key_id}")
     if row["revoked_at"] is None:
-        await ApiKey.update({ApiKey.revoked_at: utcnow()}).where(ApiKey.id == key_id)
+        async with write_transaction():
+            await ApiKey.update({ApiKey.revoked_at: utcnow()}).where(ApiKey.id == key_id)
+            await revocations.watch.announce(key_id)
     _auth_cache.evict_key(key_id)
     keys = [k for k in await list_api_keys(row["tenant"]) if k.id == key_id]
     return keys[0]
@@ -235,8 +237,8 @@ async def revoke_api_key(key_id: UUID, tenant_id: UUID | None = None) -> ApiKeyO
 class _AuthCache:
     """Verified keys for a few seconds, so a cheap GET does not pay a database round trip.
 
-    A revocation made in this process evicts the key at once; one made by another process (the
-    CLI, another replica) takes effect within ``PARLEY_AUTH_CACHE_SECONDS``.
+    A revocation made in this process evicts the key at once; other processes learn of it through
+    archive.revocations (NOTIFY on PostgreSQL, a signal file on SQLite), with the TTL as backstop.
     """
 
     def __init__(self) -> None:
@@ -265,6 +267,14 @@ class _AuthCache:
 _auth_cache = _AuthCache()
 
 
+def evict_cached_key(key_id: UUID) -> None:
+    _auth_cache.evict_key(key_id)
+
+
+def clear_auth_cache() -> None:
+    _auth_cache.clear()
+
+
 async def authenticate(key: str, cache_seconds: float) -> Principal | None:
     """The principal for a presented key, or None when it is malformed, unknown or revoked."""
     match = KEY_PATTERN.match(key)
@@ -272,6 +282,8 @@ async def authenticate(key: str, cache_seconds: float) -> Principal | None:
         return None
     prefix = match.group(1)
     presented = _hash_key(key)
+    if revocations.watch.changed():
+        _auth_cache.clear()
     cached = _auth_cache.get(prefix, cache_seconds) if cache_seconds > 0 else None
     if cached is not None:
         return cached[1] if hmac.compare_digest(cached[0], presented) else None
