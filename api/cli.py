@@ -172,8 +172,9 @@ def cmd_keys_rotate_master(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(rt: Any) -> int:
         report = await rotate_master(rt, actor=_cli_actor())
-        _print(report, args.json, lambda r: f"master key version {r.active_version} is active; re-wrapped {r.data_keys_rewrapped} data keys and {r.tenant_secrets_rewrapped} tenant secrets")
-        return 0
+        _print(report, args.json, lambda r: f"master key version {r.active_version} is active; re-wrapped {r.data_keys_rewrapped} data keys and {r.tenant_secrets_rewrapped} tenant secrets"
+               + (f"\n{len(r.unreadable)} data keys do not unwrap (tampered rows?): {', '.join(r.unreadable[:20])}" if r.unreadable else ""))
+        return EXIT_FAILED if report.unreadable else 0
 
     return asyncio.run(_with_db(settings, work))
 

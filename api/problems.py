@@ -85,8 +85,9 @@ def _litestar_errors(extra: Any) -> list[dict[str, str]] | None:
     for item in extra:
         if isinstance(item, dict):
             path = item.get("key") or "$"
-            if item.get("source") in ("query", "path", "header", "cookie"):
-                path = f"{item['source']}.{path}"
+            source = str(getattr(item.get("source"), "value", item.get("source") or ""))
+            if source in ("query", "path", "header", "cookie"):
+                path = f"{source}.{path}"
             errors.append({"path": path, "message": str(item.get("message", ""))})
     return errors or None
 

@@ -12,7 +12,7 @@ from uuid import UUID
 import msgspec
 
 from archive import db, ledger
-from archive.crypto import TenantCrypto
+from archive.crypto import DecryptionError, TenantCrypto
 from archive.errors import Conflict
 from archive.keyring import FileKeyProvider, KeyringError, load_keyring
 from archive.runtime import Runtime
@@ -25,6 +25,8 @@ class RotationReport(msgspec.Struct):
     active_version: int
     data_keys_rewrapped: int
     tenant_secrets_rewrapped: int
+    # Keys that no longer unwrap (a row was tampered with or copied): left as they are, listed here.
+    unreadable: list[str] = []
 
 
 async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
@@ -44,10 +46,16 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
         await Tenant.update({Tenant.wrapped_secret: wrapped, Tenant.secret_version: version}).where(Tenant.id == tenant["id"])
         secrets += 1
     cryptos: dict[UUID, TenantCrypto] = {}
+    unreadable: list[str] = []
+    after: UUID | None = None
     while True:
-        rows = await ConversationKey.select().where(ConversationKey.master_version != keyring.active).limit(BATCH)
+        query = ConversationKey.select().where(ConversationKey.master_version != keyring.active)
+        if after is not None:
+            query = query.where(ConversationKey.conversation > after)
+        rows = await query.order_by(ConversationKey.conversation).limit(BATCH)
         if not rows:
             break
+        after = rows[-1]["conversation"]
         async with db.write_transaction():
             for row in rows:
                 tenant_id = row["tenant"]
@@ -55,7 +63,11 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
                     t = await Tenant.select().where(Tenant.id == tenant_id).first()
                     cryptos[tenant_id] = TenantCrypto(keyring, tenant_id, t["wrapped_secret"], t["secret_version"])
                 crypto = cryptos[tenant_id]
-                data_key = crypto.unwrap_data_key(row["conversation"], row["wrapped_key"], row["master_version"])
+                try:
+                    data_key = crypto.unwrap_data_key(row["conversation"], row["wrapped_key"], row["master_version"])
+                except DecryptionError:
+                    unreadable.append(str(row["conversation"]))
+                    continue
                 await ConversationKey.update(
                     {ConversationKey.wrapped_key: crypto.wrap_data_key(row["conversation"], data_key), ConversationKey.master_version: keyring.active}
                 ).where(ConversationKey.conversation == row["conversation"])
@@ -65,7 +77,10 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
             tenant["id"],
             ledger.Entry(actor=actor, action="key.rotate", details={"active_version": keyring.active, "data_keys_rewrapped": per_tenant[tenant["id"]]}),
         )
-    return RotationReport(active_version=keyring.active, data_keys_rewrapped=sum(per_tenant.values()), tenant_secrets_rewrapped=secrets)
+    return RotationReport(
+        active_version=keyring.active, data_keys_rewrapped=sum(per_tenant.values()),
+        tenant_secrets_rewrapped=secrets, unreadable=unreadable,
+    )
 
 
 async def retire_master(rt: Runtime, version: int) -> None:

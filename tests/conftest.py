@@ -9,6 +9,7 @@ isolate themselves by tenant: every test gets fresh tenants, which is also what 
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import os
 import secrets
@@ -28,6 +29,10 @@ for name in list(os.environ):
     if name.startswith("PARLEY_") and not name.startswith("PARLEY_TEST_"):
         del os.environ[name]
 os.environ["PARLEY_DATA_DIR"] = str(DATA_DIR)
+# Two master versions exist; the suite's runtime writes with version 1 (see the runtime fixture),
+# so the rotation test can move everything to version 2 without stranding other tests.
+MASTER_KEYS = {1: secrets.token_bytes(32), 2: secrets.token_bytes(32)}
+os.environ["PARLEY_MASTER_KEY"] = ",".join(f"{v}:{base64.b64encode(k).decode()}" for v, k in MASTER_KEYS.items())
 os.environ["PARLEY_SCHEDULER"] = "false"
 # Long enough that only the revocation signal, never the TTL, can make a revocation visible.
 os.environ["PARLEY_AUTH_CACHE_SECONDS"] = "30"
@@ -63,6 +68,7 @@ if ENGINE == "postgres":
 import httpx  # noqa: E402
 
 from api.app import create_app  # noqa: E402
+from archive.keyring import MasterKeyring  # noqa: E402
 from archive.runtime import Runtime, build_runtime  # noqa: E402
 from archive.tenancy import create_api_key, create_tenant  # noqa: E402
 from config.log import configure_logging  # noqa: E402
@@ -91,7 +97,8 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def runtime(settings: Settings) -> Runtime:
     configure_logging(settings, stream=LOG_STREAM)
-    return build_runtime(settings)
+    built = build_runtime(settings)
+    return Runtime(settings=settings, keyring=MasterKeyring(active=1, keys=built.keyring.keys, source="tests"))
 
 
 @pytest.fixture(scope="session")

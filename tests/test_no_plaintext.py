@@ -1,0 +1,88 @@
+"""Nothing readable at rest: the raw database holds none of the words, names or e-mails ingested,
+and the logs hold neither transcript text nor API keys."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from piccolo.querystring import QueryString
+
+from archive import db
+from tests.factories import conversation
+
+
+def _markers() -> dict[str, str]:
+    tag = secrets.token_hex(4)
+    return {
+        "text": f"zanzibarquokka{tag}",
+        "cyrillic": f"пельменизавод{tag}",
+        "name": f"Bartholomew Quixote{tag}",
+        "email": f"quixote{tag}@example.org",
+        "agent": f"Agentina Marvel{tag}",
+        "metadata": f"loyaltyplatinum{tag}",
+        "card": "4111111111111111",
+    }
+
+
+def _body(m: dict[str, str]) -> dict:
+    body = conversation(None, f"Hello {m['text']} and {m['cyrillic']}", f"Card {m['card']} please")
+    body["visitor"] = {"id": "v-plain", "name": m["name"], "email": m["email"]}
+    body["agents"] = [{"id": "agent-7", "name": m["agent"]}]
+    body["metadata"] = {"tier": m["metadata"]}
+    return body
+
+
+def _needles(m: dict[str, str]) -> list[bytes]:
+    needles = []
+    for value in m.values():
+        raw = value.encode()
+        needles += [raw, raw.hex().encode()]  # PostgreSQL renders bytea as hex in text dumps
+    return needles
+
+
+async def _database_bytes(data_dir: Path) -> bytes:
+    engine = db.engine()
+    if engine.engine_type == "sqlite":
+        path = Path(engine.path)  # type: ignore[attr-defined]
+        return b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+    await engine.run_querystring(QueryString("CHECKPOINT"))
+    tables = await engine.run_querystring(
+        QueryString("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+    )
+    dump = []
+    for row in tables:
+        rows = await engine.run_querystring(QueryString(f'SELECT t::text AS line FROM "{row["tablename"]}" t'))
+        dump += [r["line"] for r in rows]
+    raw = "\n".join(dump).encode()
+    datadir = os.environ.get("PARLEY_TEST_POSTGRES_DATADIR")
+    if datadir:  # the cluster's files on disk, WAL included
+        raw += b"".join(p.read_bytes() for p in Path(datadir).rglob("*") if p.is_file() and p.stat().st_size < 64 << 20)
+    return raw
+
+
+async def test_raw_database_holds_no_ingested_words_names_or_emails(client, tenant, data_dir):
+    m = _markers()
+    response = await client.post("/v1/transcripts", json=_body(m), headers=tenant.headers("ingest"))
+    assert response.status_code == 201
+    read = await client.get(f"/v1/transcripts/{response.json()['id']}", headers=tenant.headers("compliance"))
+    assert m["text"] in read.text and m["name"] in read.text  # it is all there, encrypted
+    raw = await _database_bytes(data_dir)
+    found = [needle for needle in _needles(m) if needle in raw]
+    assert found == []
+
+
+async def test_logs_hold_no_transcript_text_or_keys(client, tenant, log_stream):
+    m = _markers()
+    await client.post("/v1/transcripts", json=_body(m), headers=tenant.headers("ingest"))
+    bad = _body(m)
+    bad["messages"][0]["sender"]["role"] = "robot"
+    await client.post("/v1/transcripts", json=bad, headers=tenant.headers("ingest"))
+    await client.get("/v1/whoami", headers={"Authorization": f"Bearer {tenant.keys['admin'].key}x"})
+    logs = log_stream.getvalue()
+    assert "request" in logs  # the access log is being captured
+    for value in m.values():
+        assert value not in logs
+    for key in tenant.keys.values():
+        assert key.key not in logs
