@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components
+from litestar._openapi.plugin import OpenAPIPlugin
 
 from api.admin import AdminController, whoami
 from api.audit import AuditController
@@ -34,10 +34,17 @@ log = structlog.get_logger(__name__)
 VERSION = "0.1.0"
 
 
-def _extra_schemas() -> dict[str, Any]:
-    """Schemas of bodies a handler decodes itself (see api.transcripts.IngestOperation)."""
+def _add_self_decoded_schemas(app: Litestar) -> None:
+    """Components for bodies a handler decodes itself (see api.transcripts.IngestOperation).
+
+    Litestar rebuilds ``components.schemas`` from the handlers' signatures, so schemas passed in
+    the config are dropped; they are added to the built document instead.
+    """
     _, components = msgspec.json.schema_components([ConversationIn, BatchIn], ref_template="#/components/schemas/{name}")
-    return components
+    schemas = app.plugins.get(OpenAPIPlugin).provide_openapi().components.schemas
+    assert schemas is not None
+    for name, schema in components.items():
+        schemas.setdefault(name, schema)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
@@ -53,6 +60,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         scheduler = build_scheduler(runtime) if settings.scheduler else None
         if scheduler is not None:
             scheduler.start()
+        app.state.scheduler = scheduler
         log.info("parley_started", database=db.engine().engine_type, scheduler=bool(scheduler), search=settings.search_backend)
         try:
             yield
@@ -79,8 +87,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             ),
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-            components=Components(schemas=_extra_schemas()),  # type: ignore[arg-type]
         ),
+        on_startup=[_add_self_decoded_schemas],
         debug=False,
         logging_config=None,
     )

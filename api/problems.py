@@ -7,6 +7,7 @@ per offending field. Server faults are logged with their traceback and answered 
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import structlog
@@ -38,16 +39,20 @@ _STATUS_TYPES: dict[int, str] = {
 
 
 def problem(request: Request[Any, Any, Any], status: int, title: str, detail: str, **extra: Any) -> Response[dict[str, Any]]:
+    state = request.scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    # Routing errors (404/405) happen before app middleware runs, so the id may not exist yet.
+    fresh_id = "request_id" not in state
+    request_id = state.setdefault("request_id", uuid.uuid4().hex)
     body: dict[str, Any] = {
         "type": f"/problems/{_STATUS_TYPES.get(status, 'error')}",
         "title": title,
         "status": status,
         "detail": detail,
         "instance": request.url.path,
-        "request_id": request.scope.get("state", {}).get("request_id", ""),
+        "request_id": request_id,
     }
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = extra.pop("headers", None) if "headers" in extra else None
+    headers = {"x-request-id": request_id} if fresh_id else None
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

@@ -59,15 +59,23 @@ async def migrate() -> list[str]:
     return lines
 
 
+_pool_users = 0
+
+
 async def start() -> None:
+    """Open the PostgreSQL pool; nested callers (an app inside a test, a CLI helper) share it."""
+    global _pool_users
     db = engine()
-    if db.engine_type == "postgres":
+    if db.engine_type == "postgres" and _pool_users == 0:
         await db.start_connection_pool()  # type: ignore[attr-defined]
+    _pool_users += 1
 
 
 async def stop() -> None:
+    global _pool_users
+    _pool_users = max(0, _pool_users - 1)
     db = engine()
-    if db.engine_type == "postgres":
+    if db.engine_type == "postgres" and _pool_users == 0:
         await db.close_connection_pool()  # type: ignore[attr-defined]
 
 

@@ -35,6 +35,7 @@ class RevocationWatch:
         self.signal_file: Path | None = None
         self._seen_mtime: int = 0
         self._listener: Any = None
+        self._users = 0
 
     def configure(self, data_dir: Path) -> None:
         self.signal_file = data_dir / _SIGNAL_FILE
@@ -73,6 +74,10 @@ class RevocationWatch:
     async def listen(self, dsn: str, evict: Callable[[UUID], None], clear: Callable[[], None]) -> None:
         import asyncpg
 
+        self._users += 1
+        if self._listener is not None:
+            return
+
         def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
             try:
                 evict(UUID(payload))
@@ -88,7 +93,8 @@ class RevocationWatch:
         await self._listener.add_listener(CHANNEL, on_notify)
 
     async def stop(self) -> None:
-        if self._listener is not None:
+        self._users = max(0, self._users - 1)
+        if self._listener is not None and self._users == 0:
             await self._listener.close()
             self._listener = None
 

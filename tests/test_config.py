@@ -1,0 +1,70 @@
+"""Settings: defaults that run, and one clear line for every bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.settings import ConfigError, load_settings
+from tests.cli import run_cli
+
+
+def test_defaults_run_on_an_sqlite_file_in_the_data_dir():
+    settings = load_settings({})
+    assert settings.engine == "sqlite" and settings.search_backend == "sqlite"
+    assert settings.effective_database_url.endswith("var/parley.sqlite3")
+
+
+def test_postgres_url_selects_postgres():
+    assert load_settings({"PARLEY_DATABASE_URL": "postgresql://u@h/db"}).engine == "postgres"
+
+
+@pytest.mark.parametrize(
+    "env,expected",
+    [
+        ({"PARLEY_PORT": "http"}, "PARLEY_PORT='http' is invalid: expected an integer from 1 to 65535"),
+        ({"PARLEY_PORT": "70000"}, "PARLEY_PORT=70000 is invalid"),
+        ({"PARLEY_SEARCH_BACKEND": "elasticsearch"}, "expected 'sqlite' or 'opensearch'"),
+        ({"PARLEY_SCHEDULER": "sometimes"}, "PARLEY_SCHEDULER='sometimes' is invalid: expected true or false"),
+        ({"PARLEY_LOG_FORMAT": "xml"}, "expected 'console' or 'json'"),
+        ({"PARLEY_DATABASE_URL": "mysql://x"}, "PARLEY_DATABASE_URL='mysql://x' is invalid"),
+        ({"PARLEY_OPENSEARCH_PASSWORD": ""}, None),
+    ],
+)
+def test_bad_values_name_the_variable_and_what_it_accepts(env, expected):
+    if expected is None:
+        load_settings(env)
+        return
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+    assert expected in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_secrets_never_appear_in_errors_or_repr():
+    secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I="
+    assert secret not in repr(load_settings({"PARLEY_MASTER_KEY": secret}))
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"PARLEY_MASTER_KEY": secret, "PARLEY_PORT": "x"})
+    assert secret not in str(raised.value)
+
+
+def test_toml_file_is_read_and_environment_wins(tmp_path):
+    config = tmp_path / "parley.toml"
+    config.write_text('port = 9000\nlog_format = "json"\n')
+    settings = load_settings({"PARLEY_CONFIG": str(config), "PARLEY_PORT": "9100"})
+    assert (settings.port, settings.log_format) == (9100, "json")
+
+
+def test_unknown_toml_keys_are_refused(tmp_path):
+    config = tmp_path / "parley.toml"
+    config.write_text("prot = 9000\n")
+    with pytest.raises(ConfigError, match="unknown setting 'prot'"):
+        load_settings({"PARLEY_CONFIG": str(config)})
+
+
+async def test_cli_stops_with_one_line_on_bad_config():
+    result = await run_cli("migrate", env={"PARLEY_LOG_LEVEL": "loud"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "parley: PARLEY_LOG_LEVEL='loud' is invalid: expected 'debug', 'info', 'warning' or 'error'"
+    ]
