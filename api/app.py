@@ -9,7 +9,6 @@ import msgspec
 import structlog
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar._openapi.plugin import OpenAPIPlugin
@@ -70,10 +69,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             await revocations.watch.stop()
             await db.stop()
 
-    auth = DefineMiddleware(ApiKeyAuthentication, exclude=["^/schema"])
     return Litestar(
         route_handlers=[healthz, readyz, whoami, AdminController, TranscriptController, AuditController],
-        middleware=[RequestIdMiddleware, auth],
+        middleware=[RequestIdMiddleware, ApiKeyAuthentication],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         state=State({"runtime": runtime, "readiness_probes": readiness}),

@@ -11,28 +11,56 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from archive.tenancy import Principal, authenticate
 
 
-class ApiKeyAuthentication(AbstractAuthenticationMiddleware):
-    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        header = connection.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise NotAuthorizedException(
-                "send an API key as 'Authorization: Bearer prl_…' (create one with: parley keys create)",
-                headers={"WWW-Authenticate": 'Bearer realm="parley"'},
-            )
-        runtime = connection.app.state.runtime
-        principal = await authenticate(token.strip(), runtime.settings.auth_cache_seconds)
-        if principal is None:
-            raise NotAuthorizedException(
-                "the API key is unknown or revoked", headers={"WWW-Authenticate": 'Bearer realm="parley", error="invalid_token"'}
-            )
-        connection.scope.setdefault("state", {})["key_prefix"] = principal.key_prefix
-        return AuthenticationResult(user=principal, auth=token)
+# Litestar's own OpenAPI routes cannot carry our opt, so they are public by path.
+PUBLIC_PREFIXES = ("/schema",)
+
+
+class ApiKeyAuthentication:
+    """Sets ``scope["user"]`` to the caller's Principal. Handlers opt out with ``exclude_from_auth``.
+
+    A plain ASGI middleware rather than Litestar's AbstractAuthenticationMiddleware: it runs on
+    every request, and the lighter wrapper measurably raises authenticated throughput (bench/).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and not scope["route_handler"].opt.get("exclude_from_auth")
+            and not scope["path"].startswith(PUBLIC_PREFIXES)
+        ):
+            token = _bearer_token(scope)
+            runtime = scope["litestar_app"].state.runtime
+            principal = await authenticate(token, runtime.settings.auth_cache_seconds)
+            if principal is None:
+                raise NotAuthorizedException(
+                    "the API key is unknown or revoked",
+                    headers={"WWW-Authenticate": 'Bearer realm="parley", error="invalid_token"'},
+                )
+            scope["user"] = principal
+            scope["auth"] = token
+            scope["state"]["key_prefix"] = principal.key_prefix  # type: ignore[typeddict-item]
+        await self.app(scope, receive, send)
+
+
+def _bearer_token(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            break
+    raise NotAuthorizedException(
+        "send an API key as 'Authorization: Bearer prl_…' (create one with: parley keys create)",
+        headers={"WWW-Authenticate": 'Bearer realm="parley"'},
+    )
 
 
 def requires(*roles: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
+import os
 from typing import Any
 
 import structlog
@@ -25,7 +25,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _SANE.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _SANE.match(incoming) else os.urandom(16).hex()
         state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
         state["request_id"] = request_id
         started = time.perf_counter()
@@ -38,15 +38,16 @@ class RequestIdMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            finally:
-                log.info(
-                    "request",
-                    method=scope.get("method"),
-                    path=scope.get("path"),
-                    status=status,
-                    ms=round((time.perf_counter() - started) * 1000, 2),
-                    key_prefix=state.get("key_prefix"),
-                )
+        # Only request_id is bound here, and every request rebinds it; no reset needed (saves µs/request).
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            log.info(
+                "request",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+                key_prefix=state.get("key_prefix"),
+            )

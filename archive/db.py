@@ -23,11 +23,17 @@ class MigrationError(RuntimeError):
     pass
 
 
+_engine: Engine | None = None
+
+
 def engine() -> Engine:
-    found = engine_finder()
-    if found is None:  # pragma: no cover - config.piccolo_conf always defines DB
-        raise RuntimeError("Piccolo engine not configured (PICCOLO_CONF)")
-    return found
+    # engine_finder() re-imports piccolo_conf on every call (~10 µs); the engine never changes.
+    global _engine
+    if _engine is None:
+        _engine = engine_finder()
+        if _engine is None:  # pragma: no cover - config.piccolo_conf always defines DB
+            raise RuntimeError("Piccolo engine not configured (PICCOLO_CONF)")
+    return _engine
 
 
 def is_sqlite() -> bool:

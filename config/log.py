@@ -11,6 +11,7 @@ import re
 import sys
 from typing import Any, TextIO
 
+import msgspec
 import structlog
 
 from config.settings import Settings
@@ -23,18 +24,23 @@ _KEY_PATTERN = re.compile(r"prl_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{20,}")
 
 
 def _scrub(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    for field in list(event_dict):
-        if field.lower() in _SCRUBBED_FIELDS:
+    # Runs on every log line, the access log included: keep it to set lookups and substring tests.
+    for field, value in event_dict.items():
+        if field in _SCRUBBED_FIELDS:
             event_dict[field] = "<scrubbed>"
-        elif isinstance(event_dict[field], str):
-            event_dict[field] = _KEY_PATTERN.sub("prl_<scrubbed>", event_dict[field])
+        elif isinstance(value, str) and "prl_" in value:
+            event_dict[field] = _KEY_PATTERN.sub("prl_<scrubbed>", value)
     return event_dict
+
+
+def _json_line(event_dict: Any, **_: Any) -> str:
+    return msgspec.json.encode(event_dict, enc_hook=str).decode()
 
 
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     level = getattr(logging, settings.log_level.upper())
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_line)
         if settings.log_format == "json"
         else structlog.dev.ConsoleRenderer(
             colors=sys.stderr.isatty(),

@@ -1,0 +1,48 @@
+"""``make bench``: every benchmark in one run, printed as a table with same-run baselines.
+
+Each run uses a fresh data directory (SQLite, the embedded default) unless PARLEY_DATABASE_URL
+points elsewhere. Sizes can be reduced for a quick look: ``python -m bench --quick``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
+    parser.add_argument("--only", help="comma list: http,ingest")
+    parser.add_argument("--out", default="bench/results/latest.md", help="also write the table here")
+    args = parser.parse_args()
+
+    data = tempfile.mkdtemp(prefix="parley-bench-")
+    os.environ.setdefault("PARLEY_DATA_DIR", data)
+    os.environ.setdefault("PICCOLO_CONF", "config.piccolo_conf")
+    os.environ["PARLEY_LOG_LEVEL"] = os.environ.get("PARLEY_LOG_LEVEL", "warning")
+
+    from bench import http_auth, ingest
+    from bench.harness import Table
+
+    only = set((args.only or "http,ingest").split(","))
+    table = Table()
+    print(f"bench data dir: {data}", flush=True)
+    if "http" in only:
+        http_auth.run(table, seconds=3 if args.quick else 8)
+    if "ingest" in only:
+        ingest.run(table, conversations=1000 if args.quick else 5000)
+    rendered = table.render()
+    print()
+    print(rendered)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(rendered + "\n", encoding="utf-8")
+    return 0 if all(r.passed is not False for r in table.rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Authenticated GET of a cheap endpoint vs. a bare Litestar handler, on granian and uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from bench.harness import Row, Server, Table, wrk
+
+GOAL = 0.6
+
+
+async def _make_key() -> str:
+    from archive import db
+    from archive.runtime import build_runtime
+    from archive.tenancy import create_api_key, create_tenant
+    from config.settings import load_settings
+
+    runtime = build_runtime(load_settings())
+    await db.start()
+    await db.migrate()
+    tenant = await create_tenant(runtime, f"bench-{os.getpid()}")
+    key = await create_api_key(tenant.id, "compliance")
+    await db.stop()
+    return key.key
+
+
+def run(table: Table, seconds: int) -> None:
+    key = asyncio.run(_make_key())
+    env = {"PARLEY_SCHEDULER": "false"}  # access logging stays on: it is part of the real cost
+    results: dict[str, tuple[float, float]] = {}
+    for server in ("granian", "uvicorn"):
+        with Server("bench.bare_app:create", server) as bare:
+            wrk(bare.url + "/ping", 1)  # warm-up
+            bare_rps = wrk(bare.url + "/ping", seconds)
+        with Server("api.asgi:create", server, env) as parley:
+            headers = {"Authorization": f"Bearer {key}"}
+            wrk(parley.url + "/v1/whoami", 1, headers=headers)
+            parley_rps = wrk(parley.url + "/v1/whoami", seconds, headers=headers)
+        results[server] = (parley_rps, bare_rps)
+        table.add(Row(f"authenticated GET /v1/whoami ({server})", parley_rps, "req/s", bare_rps,
+                      target=f"ratio >= {GOAL}", passed=parley_rps / bare_rps >= GOAL,
+                      note=f"baseline: bare Litestar /ping on {server}"))

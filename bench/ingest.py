@@ -1,0 +1,120 @@
+"""Ingest of 20-message conversations (~1.5 KB text): service layer, HTTP batches, and the
+cost of redaction + encryption against storing the same plaintext without them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import msgspec
+
+from bench.corpus import conversation, sentences
+from bench.harness import Row, Server, Table
+
+BATCH = 100
+
+
+@contextmanager
+def _without_protection() -> Iterator[None]:
+    """The baseline pipeline: identical, except redaction and encryption are identity functions."""
+    from archive import crypto, ingest, redaction
+
+    class Plain:
+        def __init__(self, ciphertext: bytes) -> None:
+            self.ciphertext, self.wrapped_key, self.master_version = ciphertext, b"", 1
+
+    saved = (redaction.Redactor.redact, crypto.TenantCrypto.seal, ingest.Redactor.redact)
+    redaction.Redactor.redact = lambda self, text: text  # type: ignore[method-assign]
+    crypto.TenantCrypto.seal = lambda self, cid, plaintext: Plain(plaintext)  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        redaction.Redactor.redact, crypto.TenantCrypto.seal, _ = saved  # type: ignore[method-assign]
+
+
+async def _service_rate(n: int, protected: bool) -> float:
+    from archive import db
+    from archive.ingest import ingest
+    from archive.models import ConversationIn
+    from archive.runtime import build_runtime
+    from archive.tenancy import Principal, create_tenant
+    from config.settings import load_settings
+
+    runtime = build_runtime(load_settings())
+    await db.start()
+    await db.migrate()
+    tenant = await create_tenant(runtime, f"bench-svc-{os.getpid()}-{int(protected)}-{random.getrandbits(24):x}")
+    principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="ingest")
+    rng, pool = random.Random(7), sentences()
+    batches = [
+        [msgspec.convert(conversation(rng, pool, i + b * BATCH), ConversationIn) for i in range(BATCH)]
+        for b in range(n // BATCH)
+    ]
+    started = time.perf_counter()
+    if protected:
+        for batch in batches:
+            await ingest(runtime, principal, batch, True)
+    else:
+        with _without_protection():
+            for batch in batches:
+                await ingest(runtime, principal, batch, True)
+    elapsed = time.perf_counter() - started
+    await db.stop()
+    return n / elapsed
+
+
+def _http_rate(n: int) -> float:
+    import httpx
+
+    key = asyncio.run(_ingest_key())
+    rng, pool = random.Random(11), sentences()
+    bodies = [
+        msgspec.json.encode({"conversations": [conversation(rng, pool, 10_000_000 + i + b * BATCH) for i in range(BATCH)]})
+        for b in range(n // BATCH)
+    ]
+    with Server("api.asgi:create", "granian", {"PARLEY_SCHEDULER": "false"}) as server:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}", "content-type": "application/json"}, timeout=60) as http:
+            http.post("/v1/transcripts", content=bodies[0]).raise_for_status()  # warm-up
+            started = time.perf_counter()
+            for body in bodies[1:]:
+                response = http.post("/v1/transcripts", content=body)
+                if response.status_code != 201:
+                    raise RuntimeError(response.text[:500])
+            elapsed = time.perf_counter() - started
+    return (len(bodies) - 1) * BATCH / elapsed
+
+
+async def _ingest_key() -> str:
+    from archive import db
+    from archive.runtime import build_runtime
+    from archive.tenancy import create_api_key, create_tenant
+    from config.settings import load_settings
+
+    runtime = build_runtime(load_settings())
+    await db.start()
+    await db.migrate()
+    tenant = await create_tenant(runtime, f"bench-http-{os.getpid()}")
+    key = await create_api_key(tenant.id, "ingest")
+    await db.stop()
+    return key.key
+
+
+def run(table: Table, conversations: int) -> None:
+    # Alternate the two pipelines and keep each one's best run, so warm-up and file growth
+    # do not favour whichever happens to run second.
+    plain = protected = 0.0
+    for _ in range(2):
+        plain = max(plain, asyncio.run(_service_rate(conversations, protected=False)))
+        protected = max(protected, asyncio.run(_service_rate(conversations, protected=True)))
+    table.add(Row("ingest, service layer (redact+encrypt)", protected, "conv/s", plain, note="baseline: plaintext, no redaction"))
+    table.add(Row("ingest, service layer, messages", protected * 20, "msg/s"))
+    overhead = plain / protected - 1
+    table.add(Row("redaction+encryption overhead", overhead * 100, "% slower", target="<= 30%", passed=overhead <= 0.30,
+                  note=f"baseline: same pipeline storing plaintext, {plain:,.0f} conv/s"))
+    http = _http_rate(conversations)
+    table.add(Row("ingest over HTTP, batches of 100", http, "conv/s", target=">= 500 conv/s", passed=http >= 500))
+    table.add(Row("ingest over HTTP, messages", http * 20, "msg/s"))
