@@ -20,11 +20,13 @@ from api.health import healthz, readyz
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
 from api.schemas import Check
+from api.search import SearchController
 from api.transcripts import TranscriptController
 from archive import db, revocations
 from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn
 from archive.runtime import Runtime, build_runtime
+from archive.search import indexing
 from archive.tenancy import clear_auth_cache, evict_cached_key
 from config.settings import Settings
 
@@ -48,7 +50,17 @@ def _add_self_decoded_schemas(app: Litestar) -> None:
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
     runtime = runtime or build_runtime(settings)
-    readiness: dict[str, Callable[[], Awaitable[Check]]] = {}
+
+    async def search_ready() -> Check:
+        status = await indexing.backend(runtime).status()
+        return Check(ok=status.ok, detail=status.detail)
+
+    async def outbox_lag() -> Check:
+        lag = await indexing.lag()
+        # Lag is reported, not failed on: a replica that is behind still serves reads correctly.
+        return Check(ok=True, detail=f"{lag.pending} pending, oldest {lag.oldest_seconds}s")
+
+    readiness: dict[str, Callable[[], Awaitable[Check]]] = {"search": search_ready, "index_lag": outbox_lag}
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -56,6 +68,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         await db.migrate()
         if settings.engine == "postgres":
             await revocations.watch.listen(settings.effective_database_url, evict_cached_key, clear_auth_cache)
+        index = indexing.backend(runtime)
+        try:
+            await index.open()
+        except Exception as exc:  # an index outage must not stop ingest: the outbox waits for it
+            log.warning("search_backend_unavailable", backend=index.name, error=type(exc).__name__)
         scheduler = build_scheduler(runtime) if settings.scheduler else None
         if scheduler is not None:
             scheduler.start()
@@ -67,10 +84,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             await revocations.watch.stop()
+            await index.close()
             await db.stop()
 
     return Litestar(
-        route_handlers=[healthz, readyz, whoami, AdminController, TranscriptController, AuditController],
+        route_handlers=[healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController],
         middleware=[RequestIdMiddleware, ApiKeyAuthentication],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

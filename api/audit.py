@@ -12,7 +12,8 @@ from api.auth import requires
 from api.schemas import PublicKeys
 from archive import ledger
 from archive.ledger import Checkpoint, LedgerRecord, VerifyReport
-from archive.tenancy import Principal
+from archive.search.service import reveal_queries
+from archive.tenancy import Principal, tenant_context
 
 
 class AuditController(Controller):
@@ -31,10 +32,12 @@ class AuditController(Controller):
         after_seq: Annotated[int, QueryParameter(ge=0, description="cursor: the last seq you have")] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[LedgerRecord]:
-        return await ledger.list_entries(
+        records = await ledger.list_entries(
             request.user.tenant_id, actor=actor, action=action, subject=subject,
             since=from_, until=to, after_seq=after_seq, limit=limit,
         )
+        ctx = await tenant_context(request.app.state.runtime, request.user.tenant_id)
+        return reveal_queries(ctx, records)
 
     @get("/verify", guards=[requires("compliance", "admin")], summary="Recompute the chain; names the first bad seq")
     async def verify(self, request: Request[Principal, Any, Any]) -> VerifyReport:

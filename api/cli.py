@@ -252,6 +252,46 @@ def cmd_ledger_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_index_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.search import indexing
+
+    async def work(rt: Any) -> int:
+        def progress(done: int, total: int) -> None:
+            print(f"\rindexed {done}/{total} conversations", end="", file=sys.stderr, flush=True)
+
+        backend = indexing.backend(rt)
+        await backend.open()
+        try:
+            count = await indexing.rebuild(rt, progress)
+        finally:
+            await backend.close()
+        print(file=sys.stderr)
+        print(f"rebuilt the {backend.name} index from the store: {count} conversations")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_index_status(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.search import indexing
+
+    async def work(rt: Any) -> int:
+        backend = indexing.backend(rt)
+        try:
+            await backend.open()
+            status = await backend.status()
+        except Exception as exc:  # report, do not crash: this is a diagnostic command
+            status = type("S", (), {"ok": False, "detail": type(exc).__name__})()
+        finally:
+            await backend.close()
+        lag = await indexing.lag()
+        print(f"backend: {backend.name} — {'ok' if status.ok else 'UNAVAILABLE'} ({status.detail})")
+        print(f"outbox: {lag.pending} pending, oldest {lag.oldest_seconds}s")
+        return 0 if status.ok else EXIT_FAILED
+
+    return asyncio.run(_with_db(settings, work))
+
+
 # --- parser --------------------------------------------------------------------------------------
 
 
@@ -323,6 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ledger_verify)
     p = ledger_p.add_parser("checkpoint", help="sign the chain heads now")
     p.set_defaults(func=cmd_ledger_checkpoint)
+    index_p = sub.add_parser("index", help="the search index").add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = index_p.add_parser("rebuild", help="recreate the search index from the store, with progress")
+    p.set_defaults(func=cmd_index_rebuild)
+    p = index_p.add_parser("status", help="backend health and outbox lag")
+    p.set_defaults(func=cmd_index_status)
     return parser
 
 

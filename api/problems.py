@@ -12,10 +12,10 @@ from typing import Any
 
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import HTTPException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from archive.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, TooLarge
+from archive.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, TooLarge, field_path
 from archive.ingest import MalformedBody
 
 log = structlog.get_logger(__name__)
@@ -82,29 +82,36 @@ def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> R
     return problem(request, status, exc.title, exc.detail, **extra)
 
 
-def _litestar_errors(extra: Any) -> list[dict[str, str]] | None:
-    """Litestar's validation ``extra`` is a list of {message, key, source}; make it {path, message}."""
+def _litestar_errors(extra: Any) -> tuple[list[dict[str, str]] | None, bool]:
+    """Litestar's validation ``extra`` is a list of {message, key, source}; make it {path, message}.
+    Also says whether the errors are about the body (those are 422, like the domain's own)."""
     if not isinstance(extra, list):
-        return None
-    errors = []
+        return None, False
+    errors, body = [], False
     for item in extra:
         if isinstance(item, dict):
-            path = item.get("key") or "$"
+            message = str(item.get("message", ""))
+            path = field_path(item.get("key") or "$", message)
             source = str(getattr(item.get("source"), "value", item.get("source") or ""))
             if source in ("query", "path", "header", "cookie"):
                 path = f"{source}.{path}"
-            errors.append({"path": path, "message": str(item.get("message", ""))})
-    return errors or None
+            else:
+                body = True
+            errors.append({"path": path, "message": message})
+    return errors or None, body
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
+    errors, about_body = _litestar_errors(exc.extra)
+    if status == 400 and about_body and isinstance(exc, ValidationException):
+        return problem(request, 422, "Invalid input", "the request body is invalid", errors=errors)
     titles = {400: "Malformed request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
               405: "Method not allowed", 413: "Request too large", 429: "Too many requests"}
     detail = exc.detail
     if status == 413:
         detail = "request body is larger than the configured maximum (PARLEY_MAX_BODY_BYTES)"
-    response = problem(request, status, titles.get(status, exc.detail), detail, errors=_litestar_errors(exc.extra))
+    response = problem(request, status, titles.get(status, exc.detail), detail, errors=errors)
     if exc.headers:
         response.headers.update(exc.headers)
     return response

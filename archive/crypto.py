@@ -14,6 +14,7 @@ keys that must stay stable across master rotations: the identity-hash key and th
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -71,6 +72,7 @@ class TenantCrypto:
         secret = _decrypt(self._kek_bytes(secret_version), wrapped_secret, self._aad("tenant-secret", tenant_id))
         self._identity_key = hkdf(secret, "parley/identity-hash/v1")
         self.index_key = hkdf(secret, "parley/blind-index/v1")
+        self._note_key = hkdf(secret, "parley/ledger-notes/v1")
 
     @staticmethod
     def new_tenant_secret(keyring: MasterKeyring, tenant_id: UUID) -> tuple[bytes, int]:
@@ -107,6 +109,14 @@ class TenantCrypto:
         secret = _decrypt(self._kek_bytes(secret_version), wrapped_secret, self._aad("tenant-secret", self.tenant_id))
         active = self._keyring.active
         return _encrypt(self._kek_bytes(active), secret, self._aad("tenant-secret", self.tenant_id)), active
+
+    def seal_note(self, plaintext: bytes) -> str:
+        """Small tenant-scoped secrets kept in the ledger (search terms): base64 AES-GCM under a
+        key derived from the tenant secret, so they survive master rotations."""
+        return base64.b64encode(_encrypt(self._note_key, plaintext, self._aad("note", self.tenant_id))).decode()
+
+    def open_note(self, sealed: str) -> bytes:
+        return _decrypt(self._note_key, base64.b64decode(sealed), self._aad("note", self.tenant_id))
 
     def identity_hash(self, value: str) -> str:
         """Keyed hash of an identifier (visitor id, e-mail) so filters and erasure work without it."""

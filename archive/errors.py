@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
+
+_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<field>[^`]+)`$")
+
+
+def field_path(parent: str, message: str) -> str:
+    """msgspec reports a missing or unknown field at its parent object; point at the field itself."""
+    named = _NAMED_FIELD.match(message)
+    if named is None:
+        return parent
+    return f"{parent}.{named.group('field')}" if parent and parent != "$" else named.group("field")
 
 
 class FieldError(msgspec.Struct, frozen=True):

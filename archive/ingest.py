@@ -24,7 +24,7 @@ from uuid import UUID, uuid4
 import msgspec
 
 from archive import db, ledger
-from archive.errors import Conflict, FieldError, InvalidInput, TooLarge
+from archive.errors import Conflict, FieldError, InvalidInput, TooLarge, field_path
 from archive.models import (
     BatchIn,
     BatchResult,
@@ -38,7 +38,6 @@ from archive.tables import Conversation, ConversationKey
 from archive.tenancy import Principal, TenantContext, tenant_context
 
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<field>[^`]+)`$")
 INSERT_RETRIES = 3
 
 
@@ -73,11 +72,7 @@ RETAIN_UNTIL: list[RetainUntilHook] = []
 def _field_error(exc: msgspec.ValidationError, prefix: str = "") -> FieldError:
     match = _MSGSPEC_PATH.match(str(exc))
     assert match is not None
-    path = match.group("path") or ""
-    named = _NAMED_FIELD.match(match.group("message"))
-    if named:  # msgspec reports these at the parent object; point at the field itself
-        path = f"{path}.{named.group('field')}"
-    path = path.lstrip(".")
+    path = field_path((match.group("path") or "").lstrip("."), match.group("message"))
     joined = f"{prefix}.{path}" if prefix and path and not path.startswith("[") else f"{prefix}{path}"
     return FieldError(joined or "$", match.group("message"))
 

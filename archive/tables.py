@@ -117,6 +117,18 @@ class LedgerCheckpoint(Table, tablename="ledger_checkpoint"):
     signature = Varchar(length=128)
 
 
+class IndexOutbox(Table, tablename="index_outbox"):
+    """Pending index work, written in the transaction that changes the store (durable outbox)."""
+
+    tenant = ForeignKey(references=Tenant, null=False)
+    conversation = UUID()
+    op = Varchar(length=8)  # "upsert" | "delete"
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(default=TimestamptzNow())
+    last_error = Varchar(length=200, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
 APP_TABLES: list[type[Table]] = [
     Tenant,
     ApiKey,
@@ -126,4 +138,5 @@ APP_TABLES: list[type[Table]] = [
     LedgerEntry,
     LedgerHead,
     LedgerCheckpoint,
+    IndexOutbox,
 ]

@@ -157,6 +157,31 @@ async def other_tenant(client: httpx.AsyncClient, runtime: Runtime) -> TenantFix
     return await make_tenant(runtime)
 
 
+@pytest.fixture(params=["sqlite", "opensearch"])
+async def search_backend(request: pytest.FixtureRequest, runtime: Runtime, client: httpx.AsyncClient) -> AsyncIterator[Any]:
+    """Each search test runs against both index backends: FTS5, and OpenSearch on osmem-server."""
+    from archive.search import indexing
+
+    embedded = indexing.backend(runtime)
+    if request.param == "sqlite":
+        await indexing.drain_all(runtime)
+        yield embedded
+        return
+    from archive.search.opensearch import OpenSearchBackend
+
+    clone = request.getfixturevalue("osmem_clone")  # a fresh, writable copy of the osmem cluster per test
+    backend = OpenSearchBackend(clone.url, prefix=f"t{secrets.token_hex(4)}")
+    await backend.open()
+    await indexing.drain_all(runtime)  # what other tests left goes to the embedded index
+    indexing.use_backend(backend)
+    try:
+        yield backend
+    finally:
+        await indexing.drain_all(runtime)
+        indexing.use_backend(embedded)
+        await backend.close()
+
+
 @pytest.fixture
 def data_dir() -> Path:
     return DATA_DIR

@@ -1,0 +1,294 @@
+"""The query language compliance officers type, parsed into a tree with positioned errors.
+
+    refund invoice                 both words (default operator AND)
+    refund OR chargeback           either
+    refund -test   /  NOT test     exclude
+    "card was declined"            phrase (within one message)
+    refun*                         prefix (at least 3 characters)
+    refund NEAR/5 invoice          within 5 words of each other, either order
+    (refund OR return) AND late    grouping
+    agent:a-17  visitor:v-123  site:shop  channel:web  tag:vip  lang:nb
+    sender:agent refund            the text terms must occur in messages by agents (visitor|agent|bot|system)
+    date:2026-01-01..2026-03-31    conversation started in this range (either end may be empty)
+    date:>=2026-01-01  date:<2026-02-01
+
+Operators are upper-case (``and``/``or`` in lower case are ordinary words).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Union
+
+import msgspec
+
+FIELDS = ("agent", "visitor", "site", "channel", "tag", "lang", "sender", "date")
+SENDERS = ("visitor", "agent", "bot", "system")
+MAX_QUERY_CHARS = 2000
+MAX_NODES = 200
+
+
+class QuerySyntaxError(Exception):
+    def __init__(self, message: str, position: int, query: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+        self.query = query
+
+    def __str__(self) -> str:
+        return f"{self.message} (at position {self.position})"
+
+
+class Term(msgspec.Struct, frozen=True, tag=True):
+    text: str
+
+
+class Phrase(msgspec.Struct, frozen=True, tag=True):
+    text: str
+
+
+class Prefix(msgspec.Struct, frozen=True, tag=True):
+    text: str
+
+
+class Near(msgspec.Struct, frozen=True, tag=True):
+    left: Union[Term, Phrase]
+    right: Union[Term, Phrase]
+    distance: int
+
+
+class Field(msgspec.Struct, frozen=True, tag=True):
+    name: str
+    value: str
+
+
+class DateRange(msgspec.Struct, frozen=True, tag=True):
+    start: datetime | None
+    end: datetime | None  # exclusive
+
+
+class And(msgspec.Struct, frozen=True, tag=True):
+    children: list["Node"]
+
+
+class Or(msgspec.Struct, frozen=True, tag=True):
+    children: list["Node"]
+
+
+class Not(msgspec.Struct, frozen=True, tag=True):
+    child: "Node"
+
+
+class MatchAll(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+Node = Union[Term, Phrase, Prefix, Near, Field, DateRange, And, Or, Not, MatchAll]
+
+
+class Parsed(msgspec.Struct, frozen=True):
+    tree: Node
+    senders: tuple[str, ...]  # empty: all senders
+
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<lparen>\()
+  | (?P<rparen>\))
+  | (?P<near>NEAR/(?P<dist>\d+)(?=\s|$))
+  | (?P<op>(?:AND|OR|NOT)(?=[\s()"]|$))
+  | (?P<minus>-(?=\S))
+  | (?P<field>(?P<fname>[a-z]+):(?:"(?P<fquoted>[^"]*)"|(?P<fvalue>[^\s()"]+)))
+  | (?P<phrase>"(?P<ptext>[^"]*)")
+  | (?P<word>[^\s()"]+)
+    """,
+    re.VERBOSE,
+)
+
+
+class _Tok(msgspec.Struct):
+    kind: str
+    value: str
+    pos: int
+    extra: str = ""
+
+
+def _lex(query: str) -> list[_Tok]:
+    tokens: list[_Tok] = []
+    pos = 0
+    while pos < len(query):
+        m = _TOKEN.match(query, pos)
+        if m is None:
+            if query[pos] == '"':
+                raise QuerySyntaxError("unclosed quote", pos, query)
+            raise QuerySyntaxError(f"unexpected character {query[pos]!r}", pos, query)
+        kind = m.lastgroup or ""
+        if m.group("ws"):
+            pass
+        elif m.group("near"):
+            tokens.append(_Tok("near", m.group("dist"), pos))
+        elif m.group("op"):
+            tokens.append(_Tok(m.group("op").lower(), m.group("op"), pos))
+        elif m.group("field") and m.group("fname") in FIELDS:
+            value = m.group("fquoted") if m.group("fquoted") is not None else m.group("fvalue")
+            tokens.append(_Tok("field", value, pos, m.group("fname")))
+        elif m.group("field"):
+            raise QuerySyntaxError(f"unknown field {m.group('fname')!r}; fields are {', '.join(FIELDS)}", pos, query)
+        elif m.group("phrase") is not None and kind == "phrase":
+            tokens.append(_Tok("phrase", m.group("ptext"), pos))
+        elif m.group("minus"):
+            tokens.append(_Tok("minus", "-", pos))
+        else:
+            tokens.append(_Tok(kind, m.group(), pos))
+        pos = m.end()
+    return tokens
+
+
+def _day(text: str, pos: int, query: str) -> datetime:
+    try:
+        if "T" in text:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return datetime.combine(date.fromisoformat(text), time(), tzinfo=timezone.utc)
+    except ValueError:
+        raise QuerySyntaxError(f"{text!r} is not a date (use YYYY-MM-DD)", pos, query) from None
+
+
+def _date_range(value: str, pos: int, query: str) -> DateRange:
+    one_day = timedelta(days=1)
+    if ".." in value:
+        start, _, end = value.partition("..")
+        return DateRange(
+            start=_day(start, pos, query) if start else None,
+            end=(_day(end, pos, query) + (one_day if "T" not in end else timedelta())) if end else None,
+        )
+    for op, build in ((">=", lambda d: DateRange(d, None)), ("<=", lambda d: DateRange(None, d + one_day)),
+                      (">", lambda d: DateRange(d + one_day, None)), ("<", lambda d: DateRange(None, d))):
+        if value.startswith(op):
+            return build(_day(value[len(op):], pos, query))
+    day = _day(value, pos, query)
+    return DateRange(day, day + one_day)
+
+
+class _Parser:
+    def __init__(self, query: str) -> None:
+        self.query = query
+        self.tokens = _lex(query)
+        self.i = 0
+        self.nodes = 0
+        self.senders: list[str] = []
+
+    def peek(self) -> _Tok | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def take(self) -> _Tok:
+        tok = self.tokens[self.i]
+        self.i += 1
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise QuerySyntaxError(f"query is too complex (more than {MAX_NODES} parts)", tok.pos, self.query)
+        return tok
+
+    def end_pos(self) -> int:
+        return len(self.query)
+
+    def parse(self) -> Node:
+        if not self.tokens:
+            return MatchAll()
+        node = self.or_expr()
+        tok = self.peek()
+        if tok is not None:
+            raise QuerySyntaxError("unexpected ')'" if tok.kind == "rparen" else f"unexpected {tok.value!r}", tok.pos, self.query)
+        return node
+
+    def or_expr(self) -> Node:
+        children = [self.and_expr()]
+        while (tok := self.peek()) is not None and tok.kind == "or":
+            self.take()
+            children.append(self.and_expr())
+        return children[0] if len(children) == 1 else Or(children)
+
+    def and_expr(self) -> Node:
+        children = [self.unary()]
+        while (tok := self.peek()) is not None and tok.kind not in ("or", "rparen"):
+            if tok.kind == "and":
+                self.take()
+            children.append(self.unary())
+        children = [c for c in children if not isinstance(c, MatchAll)] or [MatchAll()]
+        return children[0] if len(children) == 1 else And(children)
+
+    def unary(self) -> Node:
+        tok = self.peek()
+        if tok is None:
+            raise QuerySyntaxError("the query ends where a term was expected", self.end_pos(), self.query)
+        if tok.kind in ("not", "minus"):
+            self.take()
+            return Not(self.unary())
+        return self.primary()
+
+    def primary(self) -> Node:
+        tok = self.peek()
+        assert tok is not None
+        if tok.kind == "lparen":
+            self.take()
+            node = self.or_expr()
+            close = self.peek()
+            if close is None or close.kind != "rparen":
+                raise QuerySyntaxError("missing ')'", tok.pos, self.query)
+            self.take()
+            return node
+        if tok.kind in ("rparen", "and", "or", "near"):
+            raise QuerySyntaxError(f"{tok.value!r} needs a term before it", tok.pos, self.query)
+        node = self.atom()
+        while (nxt := self.peek()) is not None and nxt.kind == "near":
+            self.take()
+            if not isinstance(node, (Term, Phrase)):
+                raise QuerySyntaxError("NEAR joins two words or phrases", nxt.pos, self.query)
+            right_tok = self.peek()
+            if right_tok is None:
+                raise QuerySyntaxError("NEAR needs a word or phrase after it", self.end_pos(), self.query)
+            right = self.atom()
+            if not isinstance(right, (Term, Phrase)):
+                raise QuerySyntaxError("NEAR joins two words or phrases", right_tok.pos, self.query)
+            node = Near(node, right, int(nxt.value))
+        return node
+
+    def atom(self) -> Node:
+        tok = self.take()
+        if tok.kind == "phrase":
+            if not tok.value.strip():
+                raise QuerySyntaxError("empty phrase", tok.pos, self.query)
+            return Phrase(tok.value)
+        if tok.kind == "field":
+            return self.field(tok)
+        if tok.kind == "word":
+            if tok.value.endswith("*"):
+                stem = tok.value.rstrip("*")
+                if len(stem) < 3:
+                    raise QuerySyntaxError("a prefix needs at least 3 characters before '*'", tok.pos, self.query)
+                return Prefix(stem)
+            return Term(tok.value)
+        raise QuerySyntaxError(f"unexpected {tok.value!r}", tok.pos, self.query)
+
+    def field(self, tok: _Tok) -> Node:
+        name, value = tok.extra, tok.value
+        if not value:
+            raise QuerySyntaxError(f"{name}: needs a value", tok.pos, self.query)
+        if name == "date":
+            return _date_range(value, tok.pos, self.query)
+        if name == "sender":
+            if value not in SENDERS:
+                raise QuerySyntaxError(f"sender: is one of {', '.join(SENDERS)}", tok.pos, self.query)
+            self.senders.append(value)
+            return MatchAll()
+        return Field(name, value)
+
+
+def parse(query: str) -> Parsed:
+    if len(query) > MAX_QUERY_CHARS:
+        raise QuerySyntaxError(f"query is longer than {MAX_QUERY_CHARS} characters", MAX_QUERY_CHARS, query[:40] + "…")
+    parser = _Parser(query)
+    tree = parser.parse()
+    return Parsed(tree=tree, senders=tuple(sorted(set(parser.senders))))

@@ -1,0 +1,1 @@
+"""Search that never sees plaintext: analyzer tokens in, conversation ids out."""

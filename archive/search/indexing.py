@@ -1,0 +1,256 @@
+"""Getting conversations into the index: documents, the durable outbox, the drain job, rebuilds.
+
+The outbox row is written in the ingest transaction (``archive.ingest.AFTER_INSERT``), so an
+index outage can neither lose nor block an ingest: the drain job retries with exponential
+backoff, and the index catches up when it is back. ``/readyz`` reports the lag.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from typing import Any, AsyncIterator, Callable
+from uuid import UUID
+
+import msgspec
+import structlog
+from apscheduler.triggers.interval import IntervalTrigger
+
+from archive import ingest, jobs
+from archive.analysis import Analyzer, primary_language
+from archive.crypto import DecryptionError
+from archive.models import StoredConversation
+from archive.runtime import Runtime
+from archive.search.backend import IndexDoc, SearchBackend
+from archive.search.plan import SENDERS
+from archive.tables import Conversation, ConversationKey, IndexOutbox
+from archive.tenancy import TenantContext, tenant_context
+
+log = structlog.get_logger(__name__)
+
+DRAIN_BATCH = 200
+MAX_BACKOFF_SECONDS = 300
+_backend: SearchBackend | None = None
+_analyzers: dict[UUID, Analyzer] = {}
+
+
+def backend(rt: Runtime) -> SearchBackend:
+    """The process's index backend, built from the settings on first use."""
+    global _backend
+    if _backend is None:
+        s = rt.settings
+        if s.search_backend == "opensearch":
+            from archive.search.opensearch import OpenSearchBackend
+
+            _backend = OpenSearchBackend(
+                s.opensearch_url, s.opensearch_index_prefix, s.opensearch_username, s.opensearch_password,
+                s.opensearch_verify_certs, s.opensearch_ca_certs,
+            )
+        else:
+            from archive.search.sqlite_fts import SqliteFtsBackend
+
+            _backend = SqliteFtsBackend(s.data_path / "search.sqlite3")
+    return _backend
+
+
+def use_backend(instance: SearchBackend | None) -> None:
+    """Swap the process's backend (contract tests run the same suite against both)."""
+    global _backend
+    _backend = instance
+
+
+def analyzer(ctx: TenantContext) -> Analyzer:
+    found = _analyzers.get(ctx.tenant_id)
+    if found is None:
+        found = _analyzers[ctx.tenant_id] = Analyzer(ctx.crypto.index_key)
+    return found
+
+
+def document_language(stored: StoredConversation, ctx: TenantContext) -> str:
+    return primary_language(stored.language) or primary_language(ctx.settings.default_languages[0] if ctx.settings.default_languages else "")
+
+
+def build_document(ctx: TenantContext, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> IndexDoc:
+    an = analyzer(ctx)
+    language = document_language(stored, ctx)
+    text: dict[str, list[str]] = {s: [] for s in SENDERS}
+    prefixes: dict[str, list[str]] = {s: [] for s in SENDERS}
+    boundary = an.boundary()
+    for message in stored.messages:
+        role = message.sender.role
+        if text[role]:
+            text[role].append(boundary)
+        text[role].extend(an.terms(message.text, language))
+        prefixes[role].extend(an.prefixes(message.text))
+    columns = {f"t_{s}": " ".join(text[s]) for s in SENDERS}
+    columns.update({f"p_{s}": " ".join(sorted(set(prefixes[s]))) for s in SENDERS})
+    return IndexDoc(
+        conversation_id=conversation_id, tenant_id=ctx.tenant_id, site=stored.site, channel=stored.channel,
+        language=(stored.language or language or "und").lower(), started_at=stored.started_at,
+        agent_ids=sorted({a.id for a in stored.agents}), tags=stored.tags, visitor_hash=visitor_hash, columns=columns,
+    )
+
+
+async def enqueue_upserts(rt: Runtime, tenant_id: UUID, prepared: list[ingest.Prepared]) -> None:
+    await IndexOutbox.insert(*[IndexOutbox(tenant=tenant_id, conversation=p.id, op="upsert") for p in prepared])
+
+
+async def enqueue_deletes(tenant_id: UUID, conversation_ids: list[UUID]) -> None:
+    """Called by retention and erasure inside their delete transactions."""
+    if conversation_ids:
+        await IndexOutbox.insert(*[IndexOutbox(tenant=tenant_id, conversation=c, op="delete") for c in conversation_ids])
+
+
+ingest.AFTER_INSERT.append(enqueue_upserts)
+
+
+class Loaded(msgspec.Struct):
+    docs: list[IndexDoc]
+    vanished: list[UUID]  # deleted since: remove from the index
+    broken: list[UUID]  # do not decrypt (a tampered row): left in the outbox, reported
+
+
+async def _load_documents(rt: Runtime, tenant_id: UUID, ids: list[UUID]) -> Loaded:
+    """Documents for conversations that still exist, and what became of the others."""
+    ctx = await tenant_context(rt, tenant_id)
+    rows = await Conversation.select(Conversation.id, Conversation.ciphertext, Conversation.visitor_hash).where(
+        (Conversation.tenant == tenant_id) & Conversation.id.is_in(ids)
+    )
+    keys = {
+        k["conversation"]: k
+        for k in await ConversationKey.select().where((ConversationKey.tenant == tenant_id) & ConversationKey.conversation.is_in(ids))
+    }
+    docs, found, broken = [], set(), []
+    for row in rows:
+        key = keys.get(row["id"])
+        if key is None:
+            continue
+        found.add(row["id"])
+        try:
+            plaintext = ctx.crypto.open(row["id"], row["ciphertext"], key["wrapped_key"], key["master_version"])
+        except DecryptionError:
+            log.error("index_conversation_unreadable", conversation=str(row["id"]))
+            broken.append(row["id"])
+            continue
+        stored = msgspec.json.decode(plaintext, type=StoredConversation)
+        docs.append(build_document(ctx, row["id"], stored, row["visitor_hash"]))
+    return Loaded(docs=docs, vanished=[i for i in ids if i not in found], broken=broken)
+
+
+class DrainReport(msgspec.Struct):
+    indexed: int = 0
+    deleted: int = 0
+    failed: int = 0
+
+
+async def drain(rt: Runtime, limit: int = DRAIN_BATCH, refresh: bool = False) -> DrainReport:
+    """Apply due outbox rows to the index; on failure, back off exponentially per row."""
+    now = datetime.now(timezone.utc)
+    rows = await IndexOutbox.select().where(IndexOutbox.next_attempt_at <= now).order_by(IndexOutbox.id).limit(limit)
+    report = DrainReport()
+    if not rows:
+        return report
+    index = backend(rt)
+    by_tenant: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_tenant[row["tenant"]].append(row)
+    done: list[int] = []
+    for tenant_id, items in by_tenant.items():
+        try:
+            upserts = list(dict.fromkeys(r["conversation"] for r in items if r["op"] == "upsert"))
+            deletes = list(dict.fromkeys(r["conversation"] for r in items if r["op"] == "delete"))
+            loaded = await _load_documents(rt, tenant_id, upserts) if upserts else Loaded([], [], [])
+            await index.index(loaded.docs)
+            await index.delete(tenant_id, deletes + loaded.vanished)
+            report.indexed += len(loaded.docs)
+            report.deleted += len(deletes) + len(loaded.vanished)
+            broken = set(loaded.broken)
+            done.extend(r["id"] for r in items if r["conversation"] not in broken)
+            failed = [r for r in items if r["conversation"] in broken]
+            error = "DecryptionError"
+        except Exception as exc:  # the index is down or rejected the batch: retry later
+            log.warning("index_drain_failed", tenant=str(tenant_id), rows=len(items), error=type(exc).__name__)
+            failed, error = items, type(exc).__name__
+        report.failed += len(failed)
+        for r in failed:
+            delay = min(2 ** r["attempts"], MAX_BACKOFF_SECONDS)
+            await IndexOutbox.update(
+                {IndexOutbox.attempts: r["attempts"] + 1, IndexOutbox.next_attempt_at: now + timedelta(seconds=delay),
+                 IndexOutbox.last_error: error[:200]}
+            ).where(IndexOutbox.id == r["id"])
+    if done:
+        await IndexOutbox.delete().where(IndexOutbox.id.is_in(done))
+    if refresh:
+        await index.refresh()
+    return report
+
+
+async def drain_all(rt: Runtime, refresh: bool = True) -> DrainReport:
+    """Drain until nothing is due (tests, rebuild, and the CLI)."""
+    total = DrainReport()
+    while True:
+        report = await drain(rt)
+        total.indexed += report.indexed
+        total.deleted += report.deleted
+        total.failed += report.failed
+        if report.indexed + report.deleted == 0:
+            break
+    if refresh:
+        await backend(rt).refresh()
+    return total
+
+
+class Lag(msgspec.Struct):
+    pending: int
+    oldest_seconds: float
+
+
+async def lag() -> Lag:
+    pending = await IndexOutbox.count()
+    oldest = await IndexOutbox.select(IndexOutbox.created_at).order_by(IndexOutbox.id).first()
+    age = (datetime.now(timezone.utc) - oldest["created_at"]).total_seconds() if oldest else 0.0
+    return Lag(pending=pending, oldest_seconds=round(age, 1))
+
+
+async def rebuild(rt: Runtime, progress: Callable[[int, int], None] | None = None, batch: int = 200) -> int:
+    """Recreate the index from the store, streaming conversations in id order."""
+    index = backend(rt)
+    await index.reset()
+    total = await Conversation.count()
+    done = 0
+    started = time.monotonic()
+    async for tenant_id, ids in _conversation_pages(batch):
+        await index.index((await _load_documents(rt, tenant_id, ids)).docs)
+        done += len(ids)
+        if progress:
+            progress(done, total)
+    await index.refresh()
+    log.info("index_rebuilt", conversations=done, seconds=round(time.monotonic() - started, 1))
+    return done
+
+
+async def _conversation_pages(batch: int) -> AsyncIterator[tuple[UUID, list[UUID]]]:
+    after: UUID | None = None
+    while True:
+        query = Conversation.select(Conversation.id, Conversation.tenant)
+        if after is not None:
+            query = query.where(Conversation.id > after)
+        rows = await query.order_by(Conversation.id).limit(batch)
+        if not rows:
+            return
+        after = rows[-1]["id"]
+        by_tenant: dict[UUID, list[UUID]] = defaultdict(list)
+        for r in rows:
+            by_tenant[r["tenant"]].append(r["id"])
+        for tenant_id, ids in by_tenant.items():
+            yield tenant_id, ids
+
+
+@jobs.register("search.outbox", lambda rt: IntervalTrigger(seconds=1))
+async def drain_outbox(rt: Runtime) -> dict[str, int] | None:
+    report = await drain(rt)
+    return msgspec.structs.asdict(report) if report.indexed or report.deleted or report.failed else None
+
+
+__all__ = ["backend", "build_document", "drain", "drain_all", "enqueue_deletes", "lag", "rebuild"]

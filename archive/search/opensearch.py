@@ -1,0 +1,231 @@
+"""The OpenSearch backend (opensearch-py async client), written to OpenSearch 2.x/3.x semantics.
+
+* An index template ``<prefix>-conversations-*`` and a write alias ``<prefix>-conversations``
+  over ``<prefix>-conversations-000001``, so the index can be rolled over or rebuilt behind the
+  alias. One shared index; every query filters on ``tenant`` and routes by it.
+* Token fields are ``text`` with the ``whitespace`` analyzer (our analyzer already produced the
+  tokens) and are excluded from ``_source``: stored documents hold ids, filter fields and nothing
+  that reads as text. Prefix fields index docs only (no positions).
+* Writes go through ``helpers.async_bulk``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+from archive.search.backend import FACETS, BackendStatus, IndexDoc, ScoredId, SearchPage
+from archive.search.plan import (
+    SENDERS,
+    All,
+    AnyOf,
+    Everything,
+    FieldIs,
+    Match,
+    NearMatch,
+    Plan,
+    PlanNode,
+    PrefixMatch,
+    StartedIn,
+    Without,
+    positive_text,
+)
+
+FACET_LIMIT = 50
+_FIELD = {"agent": "agent_ids", "visitor": "visitor_hash", "site": "site", "channel": "channel", "tag": "tags", "lang": "language"}
+
+
+def _mappings() -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "tenant": {"type": "keyword"},
+        "conversation_id": {"type": "keyword"},
+        "site": {"type": "keyword"},
+        "channel": {"type": "keyword"},
+        "language": {"type": "keyword", "normalizer": "lowercase"},
+        "started_at": {"type": "date"},
+        "agent_ids": {"type": "keyword"},
+        "tags": {"type": "keyword"},
+        "visitor_hash": {"type": "keyword"},
+    }
+    for sender in SENDERS:
+        properties[f"t_{sender}"] = {"type": "text", "analyzer": "whitespace", "index_options": "positions", "norms": True}
+        properties[f"p_{sender}"] = {"type": "text", "analyzer": "whitespace", "index_options": "docs", "norms": False}
+    return {"dynamic": "strict", "_source": {"excludes": ["t_*", "p_*"]}, "properties": properties}
+
+
+class OpenSearchBackend:
+    name = "opensearch"
+
+    def __init__(self, url: str, prefix: str = "parley", username: str = "", password: str = "",
+                 verify_certs: bool = True, ca_certs: str = "") -> None:
+        self.url = url
+        self.alias = f"{prefix}-conversations"
+        self.template = f"{prefix}-conversations"
+        self.first_index = f"{prefix}-conversations-000001"
+        self._options: dict[str, Any] = {"hosts": [url], "verify_certs": verify_certs, "timeout": 30}
+        if username:
+            self._options["http_auth"] = (username, password)
+        if ca_certs:
+            self._options["ca_certs"] = ca_certs
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from opensearchpy import AsyncOpenSearch
+
+            self._client = AsyncOpenSearch(**self._options)
+        return self._client
+
+    async def open(self) -> None:
+        await self.client.indices.put_index_template(
+            name=self.template,
+            body={
+                "index_patterns": [f"{self.alias}-*"],
+                "template": {
+                    "settings": {"number_of_shards": 1, "analysis": {"normalizer": {"lowercase": {"type": "custom", "filter": ["lowercase"]}}}},
+                    "mappings": _mappings(),
+                },
+            },
+        )
+        if not await self.client.indices.exists_alias(name=self.alias):
+            await self.client.indices.create(index=self.first_index, body={"aliases": {self.alias: {"is_write_index": True}}})
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def status(self) -> BackendStatus:
+        health = await self.client.cluster.health()
+        return BackendStatus(ok=health.get("status") in ("green", "yellow"), detail=f"opensearch {health.get('status')}")
+
+    async def refresh(self) -> None:
+        await self.client.indices.refresh(index=self.alias)
+
+    async def reset(self) -> None:
+        indices = await self.client.indices.get_alias(name=self.alias) if await self.client.indices.exists_alias(name=self.alias) else {}
+        for index in indices:
+            await self.client.indices.delete(index=index)
+        await self.open()
+
+    async def index(self, docs: list[IndexDoc]) -> None:
+        from opensearchpy.helpers import async_bulk
+
+        actions = [
+            {
+                "_op_type": "index",
+                "_index": self.alias,
+                "_id": str(d.conversation_id),
+                "_routing": str(d.tenant_id),
+                "_source": {
+                    "tenant": str(d.tenant_id), "conversation_id": str(d.conversation_id), "site": d.site,
+                    "channel": d.channel, "language": d.language, "started_at": d.started_at.astimezone(timezone.utc).isoformat(),
+                    "agent_ids": d.agent_ids, "tags": d.tags, "visitor_hash": d.visitor_hash, **d.columns,
+                },
+            }
+            for d in docs
+        ]
+        if actions:
+            await async_bulk(self.client, actions, raise_on_error=True)
+
+    async def delete(self, tenant_id: UUID, conversation_ids: list[UUID]) -> None:
+        from opensearchpy.helpers import async_bulk
+
+        actions = [
+            {"_op_type": "delete", "_index": self.alias, "_id": str(cid), "_routing": str(tenant_id)} for cid in conversation_ids
+        ]
+        if actions:
+            await async_bulk(self.client, actions, raise_on_error=False, raise_on_exception=True)
+
+    async def search(self, plan: Plan) -> SearchPage:
+        compiler = _Compiler(plan)
+        query = {"bool": {"filter": [{"term": {"tenant": str(plan.tenant_id)}}, compiler.query(plan.tree)]}}
+        body: dict[str, Any] = {"query": query, "size": plan.size, "track_total_hits": True, "aggs": _aggs(), "_source": ["conversation_id", "started_at"]}
+        if plan.sort == "relevance":
+            leaves = [compiler.query(leaf) for leaf in positive_text(plan.tree) if not isinstance(leaf, PrefixMatch)]
+            if leaves:
+                query["bool"]["should"] = leaves
+            body["sort"] = [{"_score": "desc"}, {"started_at": "desc"}, {"conversation_id": "desc"}]
+            body["from"] = plan.cursor.offset
+        else:
+            order = "desc" if plan.sort == "newest" else "asc"
+            body["sort"] = [{"started_at": order}, {"conversation_id": order}]
+            if plan.cursor.started_at is not None:
+                after = datetime.fromisoformat(plan.cursor.started_at.replace("Z", "+00:00"))
+                body["search_after"] = [int(after.timestamp() * 1000), plan.cursor.conversation]
+        response = await self.client.search(index=self.alias, body=body, routing=str(plan.tenant_id))
+        hits = [
+            ScoredId(UUID(h["_source"]["conversation_id"]), float(h.get("_score") or 0.0),
+                     datetime.fromisoformat(h["_source"]["started_at"].replace("Z", "+00:00")))
+            for h in response["hits"]["hits"]
+        ]
+        aggs = response.get("aggregations", {})
+        facets = {name: {str(b["key"]): b["doc_count"] for b in aggs.get(name, {}).get("buckets", [])} for name in FACETS}
+        facets["day"] = {b["key_as_string"][:10]: b["doc_count"] for b in aggs.get("day", {}).get("buckets", []) if b["doc_count"]}
+        return SearchPage(total=response["hits"]["total"]["value"], hits=hits, facets=facets)
+
+
+def _aggs() -> dict[str, Any]:
+    aggs: dict[str, Any] = {
+        name: {"terms": {"field": _FIELD["lang" if name == "language" else name], "size": FACET_LIMIT}} for name in FACETS
+    }
+    aggs["day"] = {"date_histogram": {"field": "started_at", "calendar_interval": "day", "format": "yyyy-MM-dd"}}
+    return aggs
+
+
+class _Compiler:
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def _per_field(self, make: Any, fields: list[str]) -> dict[str, Any]:
+        clauses = [make(f) for f in fields]
+        return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+    def query(self, node: PlanNode) -> dict[str, Any]:
+        if isinstance(node, Match):
+            def one(field: str) -> dict[str, Any]:
+                clauses = [
+                    {"term": {field: seq[0]}} if len(seq) == 1 else {"match_phrase": {field: " ".join(seq)}}
+                    for seq in node.sequences
+                ]
+                return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+            return self._per_field(one, self.plan.text_columns())
+        if isinstance(node, PrefixMatch):
+            return {"bool": {"filter": [self._per_field(lambda f: {"term": {f: node.token}}, self.plan.prefix_columns())]}}
+        if isinstance(node, NearMatch):
+            def near(field: str) -> dict[str, Any]:
+                def span(seq: list[str]) -> dict[str, Any]:
+                    terms = [{"span_term": {field: t}} for t in seq]
+                    return terms[0] if len(terms) == 1 else {"span_near": {"clauses": terms, "slop": 0, "in_order": True}}
+
+                clauses = [
+                    {"span_near": {"clauses": [span(a), span(b)], "slop": node.distance, "in_order": False}}
+                    for a, b in node.pairs
+                ]
+                return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+            return self._per_field(near, self.plan.text_columns())
+        if isinstance(node, FieldIs):
+            value = node.value.lower() if node.name == "lang" else node.value
+            if node.name == "lang":
+                return {"bool": {"should": [{"term": {"language": value}}, {"prefix": {"language": value + "-"}}], "minimum_should_match": 1}}
+            return {"term": {_FIELD[node.name]: value}}
+        if isinstance(node, StartedIn):
+            bounds: dict[str, str] = {}
+            if node.start is not None:
+                bounds["gte"] = node.start.astimezone(timezone.utc).isoformat()
+            if node.end is not None:
+                bounds["lt"] = node.end.astimezone(timezone.utc).isoformat()
+            return {"range": {"started_at": bounds}} if bounds else {"match_all": {}}
+        if isinstance(node, All):
+            return {"bool": {"filter": [self.query(c) for c in node.children]}}
+        if isinstance(node, AnyOf):
+            return {"bool": {"should": [self.query(c) for c in node.children], "minimum_should_match": 1}}
+        if isinstance(node, Without):
+            return {"bool": {"must_not": [self.query(node.child)]}}
+        if isinstance(node, Everything):
+            return {"match_all": {}}
+        raise TypeError(f"cannot compile {type(node).__name__}")

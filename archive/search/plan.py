@@ -1,0 +1,158 @@
+"""The backend-neutral search plan: the parsed query with every word replaced by its keyed
+tokens, plus filters, sort and page. Both backends compile exactly this, so they agree."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal, Union
+from uuid import UUID
+
+import msgspec
+
+from archive import query as q
+from archive.analysis import Analyzer, words
+
+SENDERS = ("visitor", "agent", "bot", "system")
+Sort = Literal["relevance", "newest", "oldest"]
+
+
+def iso_utc(value: datetime) -> str:
+    """The one timestamp format of the index and of cursors (sortable as text)."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Match(msgspec.Struct, frozen=True, tag=True):
+    """Any of these token sequences as a phrase (a one-token sequence is a term)."""
+
+    sequences: list[list[str]]
+
+
+class PrefixMatch(msgspec.Struct, frozen=True, tag=True):
+    token: str
+
+
+class NearMatch(msgspec.Struct, frozen=True, tag=True):
+    """Per language, a (left, right) pair of sequences within ``distance`` tokens."""
+
+    pairs: list[tuple[list[str], list[str]]]
+    distance: int
+
+
+class FieldIs(msgspec.Struct, frozen=True, tag=True):
+    name: Literal["agent", "visitor", "site", "channel", "tag", "lang"]
+    value: str
+
+
+class StartedIn(msgspec.Struct, frozen=True, tag=True):
+    start: datetime | None
+    end: datetime | None
+
+
+class All(msgspec.Struct, frozen=True, tag=True):
+    children: list["PlanNode"]
+
+
+class AnyOf(msgspec.Struct, frozen=True, tag=True):
+    children: list["PlanNode"]
+
+
+class Without(msgspec.Struct, frozen=True, tag=True):
+    child: "PlanNode"
+
+
+class Everything(msgspec.Struct, frozen=True, tag=True):
+    pass
+
+
+PlanNode = Union[Match, PrefixMatch, NearMatch, FieldIs, StartedIn, All, AnyOf, Without, Everything]
+TEXT_NODES = (Match, PrefixMatch, NearMatch)
+
+
+class Cursor(msgspec.Struct, frozen=True, omit_defaults=True):
+    offset: int = 0
+    started_at: str | None = None
+    conversation: str | None = None
+
+
+class Plan(msgspec.Struct, frozen=True):
+    tenant_id: UUID
+    tree: PlanNode
+    senders: tuple[str, ...]
+    sort: Sort
+    size: int
+    cursor: Cursor
+
+    def text_columns(self) -> list[str]:
+        return [f"t_{s}" for s in (self.senders or SENDERS)]
+
+    def prefix_columns(self) -> list[str]:
+        return [f"p_{s}" for s in (self.senders or SENDERS)]
+
+
+def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash_visitor) -> PlanNode:  # noqa: ANN001
+    """Replace words by tokens; ``hash_visitor`` turns a visitor id into its stored keyed hash."""
+
+    def text(value: str) -> PlanNode:
+        if len(list(words(value))) > 1:
+            return Match(analyzer.phrase_alternatives(value, languages))
+        alternatives = analyzer.term_alternatives(value, languages)
+        return Match([[t] for t in alternatives]) if alternatives else Everything()
+
+    def near_side(node: q.Term | q.Phrase, language: str) -> list[str]:
+        return [analyzer.token("t:", analyzer.stem(w, language)) for w in words(node.text)]
+
+    def walk(node: q.Node) -> PlanNode:
+        if isinstance(node, (q.Term, q.Phrase)):
+            return text(node.text)
+        if isinstance(node, q.Prefix):
+            token = analyzer.prefix_token(node.text)
+            return PrefixMatch(token) if token else Everything()
+        if isinstance(node, q.Near):
+            pairs = {(tuple(near_side(node.left, lang)), tuple(near_side(node.right, lang))) for lang in [*languages, ""]}
+            return NearMatch(sorted((list(a), list(b)) for a, b in pairs if a and b), node.distance)
+        if isinstance(node, q.Field):
+            value = hash_visitor(node.value) if node.name == "visitor" else node.value
+            return FieldIs(node.name, value)  # type: ignore[arg-type]
+        if isinstance(node, q.DateRange):
+            return StartedIn(node.start, node.end)
+        if isinstance(node, q.And):
+            children = [c for c in (walk(c) for c in node.children) if not isinstance(c, Everything)]
+            return All(children) if len(children) > 1 else (children[0] if children else Everything())
+        if isinstance(node, q.Or):
+            children = [walk(c) for c in node.children]
+            if any(isinstance(c, Everything) for c in children):
+                return Everything()
+            return AnyOf(children)
+        if isinstance(node, q.Not):
+            return Without(walk(node.child))
+        return Everything()
+
+    return walk(parsed)
+
+
+def and_filters(tree: PlanNode, filters: list[PlanNode]) -> PlanNode:
+    nodes = [n for n in [tree, *filters] if not isinstance(n, Everything)]
+    if not nodes:
+        return Everything()
+    return nodes[0] if len(nodes) == 1 else All(nodes)
+
+
+def positive_text(node: PlanNode) -> list[PlanNode]:
+    """Text leaves that contribute to relevance (not under a negation)."""
+    if isinstance(node, TEXT_NODES):
+        return [node]
+    if isinstance(node, (All, AnyOf)):
+        return [leaf for child in node.children for leaf in positive_text(child)]
+    return []
+
+
+def positive_tokens(node: PlanNode) -> set[str]:
+    tokens: set[str] = set()
+    for leaf in positive_text(node):
+        if isinstance(leaf, Match):
+            tokens.update(t for seq in leaf.sequences for t in seq)
+        elif isinstance(leaf, PrefixMatch):
+            tokens.add(leaf.token)
+        elif isinstance(leaf, NearMatch):
+            tokens.update(t for a, b in leaf.pairs for t in (*a, *b))
+    return tokens

@@ -1,0 +1,223 @@
+"""``POST /v1/search``: parse, plan, ask the backend, then decrypt the hits to highlight them.
+
+Highlights are made after decryption by re-running the analyzer over the hit's own messages, so
+the index never needs text. Each search is a ledger entry: who searched, the filters, the sort,
+how many matched — and the query text sealed with the tenant's key (search terms can name people;
+the audit API unseals them for compliance and admin readers).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import time
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+
+from archive import db, ledger
+from archive.analysis import highlight_terms, primary_language
+from archive.errors import FieldError, InvalidInput
+from archive.query import QuerySyntaxError, parse
+from archive.runtime import Runtime
+from archive.search import indexing
+from archive.search.plan import Cursor, FieldIs, Plan, StartedIn, and_filters, compile_query, iso_utc, positive_tokens
+from archive.tables import Conversation
+from archive.tenancy import Principal, TenantContext, tenant_context
+from archive.transcripts import load
+
+MAX_HIGHLIGHTS = 3
+FRAGMENT_CHARS = 160
+_LANGUAGE_CACHE_SECONDS = 60.0
+_languages: dict[UUID, tuple[float, list[str]]] = {}
+
+
+class SearchFilters(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    site: str | None = None
+    channel: str | None = None
+    agent: str | None = None
+    visitor: str | None = None
+    tag: str | None = None
+    language: str | None = None
+    from_: Annotated[datetime, msgspec.Meta(tz=True)] | None = msgspec.field(default=None, name="from")
+    to: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+
+
+class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    q: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    filters: SearchFilters = msgspec.field(default_factory=SearchFilters)
+    sort: Literal["relevance", "newest", "oldest"] = "relevance"
+    size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+    cursor: str | None = None
+
+
+class Highlight(msgspec.Struct):
+    message: int
+    sender: str
+    fragment: str  # HTML-escaped text with <mark>…</mark> around matched words
+
+
+class AgentRef(msgspec.Struct):
+    id: str
+    name: str | None = None
+
+
+class SearchHit(msgspec.Struct):
+    id: UUID
+    external_id: str
+    score: float
+    started_at: datetime
+    site: str
+    channel: str
+    agents: list[AgentRef]
+    visitor_id: str
+    language: str | None
+    highlights: list[Highlight]
+
+
+class SearchResponse(msgspec.Struct):
+    total: int
+    hits: list[SearchHit]
+    facets: dict[str, dict[str, int]]
+    next_cursor: str | None
+
+
+def _encode_cursor(cursor: Cursor) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(cursor)).decode().rstrip("=")
+
+
+def _decode_cursor(text: str | None) -> Cursor:
+    if not text:
+        return Cursor()
+    try:
+        return msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=Cursor)
+    except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
+        raise InvalidInput("the cursor is not one this API issued", [FieldError("cursor", "pass next_cursor back unchanged")]) from None
+
+
+async def tenant_languages(ctx: TenantContext) -> list[str]:
+    """Languages a query word is expanded into: the tenant's defaults and those it has archived."""
+    cached = _languages.get(ctx.tenant_id)
+    if cached and time.monotonic() - cached[0] < _LANGUAGE_CACHE_SECONDS:
+        return cached[1]
+    rows = await Conversation.select(Conversation.language).where(Conversation.tenant == ctx.tenant_id).distinct()
+    languages = sorted({primary_language(r["language"]) for r in rows if r["language"]} | {primary_language(x) for x in ctx.settings.default_languages})
+    _languages[ctx.tenant_id] = (time.monotonic(), languages)
+    return languages
+
+
+def _filter_nodes(filters: SearchFilters, ctx: TenantContext) -> list[Any]:
+    nodes: list[Any] = []
+    for name, field in (("site", "site"), ("channel", "channel"), ("agent", "agent"), ("tag", "tag"), ("language", "lang")):
+        value = getattr(filters, name)
+        if value:
+            nodes.append(FieldIs(field, value))  # type: ignore[arg-type]
+    if filters.visitor:
+        nodes.append(FieldIs("visitor", ctx.crypto.identity_hash(filters.visitor)))
+    if filters.from_ or filters.to:
+        nodes.append(StartedIn(filters.from_, filters.to))
+    return nodes
+
+
+async def plan_for(rt: Runtime, ctx: TenantContext, request: SearchRequest) -> Plan:
+    try:
+        parsed = parse(request.q)
+    except QuerySyntaxError as exc:
+        raise InvalidInput(f"the query cannot be parsed: {exc}", [FieldError("q", f"{exc.message} at position {exc.position}")]) from None
+    languages = await tenant_languages(ctx)
+    if request.filters.language:
+        languages = sorted({*languages, primary_language(request.filters.language)})
+    an = indexing.analyzer(ctx)
+    tree = compile_query(parsed.tree, an, languages, ctx.crypto.identity_hash)
+    return Plan(
+        tenant_id=ctx.tenant_id, tree=and_filters(tree, _filter_nodes(request.filters, ctx)), senders=parsed.senders,
+        sort=request.sort, size=request.size, cursor=_decode_cursor(request.cursor),
+    )
+
+
+def _highlights(ctx: TenantContext, stored: Any, wanted: set[str], senders: tuple[str, ...]) -> list[Highlight]:
+    if not wanted:
+        return []
+    an = indexing.analyzer(ctx)
+    language = indexing.document_language(stored, ctx)
+    out: list[Highlight] = []
+    for index, message in enumerate(stored.messages):
+        if senders and message.sender.role not in senders:
+            continue
+        spans = highlight_terms(an, message.text, language, wanted)
+        if not spans:
+            continue
+        out.append(Highlight(index, message.sender.role, _fragment(message.text, spans)))
+        if len(out) == MAX_HIGHLIGHTS:
+            break
+    return out
+
+
+def _fragment(text: str, spans: list[tuple[int, int]]) -> str:
+    start = max(0, spans[0][0] - FRAGMENT_CHARS // 3)
+    end = min(len(text), start + FRAGMENT_CHARS)
+    pieces, cursor = [], start
+    for s, e in spans:
+        if s < start or e > end:
+            continue
+        pieces.append(html.escape(text[cursor:s]))
+        pieces.append(f"<mark>{html.escape(text[s:e])}</mark>")
+        cursor = e
+    pieces.append(html.escape(text[cursor:end]))
+    return ("…" if start > 0 else "") + "".join(pieces) + ("…" if end < len(text) else "")
+
+
+async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> SearchResponse:
+    ctx = await tenant_context(rt, principal.tenant_id)
+    plan = await plan_for(rt, ctx, request)
+    page = await indexing.backend(rt).search(plan)
+    wanted = positive_tokens(plan.tree)
+    hits: list[SearchHit] = []
+    for scored in page.hits:
+        try:
+            row, stored = await load(ctx, scored.conversation_id)
+        except Exception:  # deleted or shredded since it was indexed: the index is catching up
+            continue
+        hits.append(
+            SearchHit(
+                id=scored.conversation_id, external_id=stored.external_id, score=round(scored.score, 4),
+                started_at=stored.started_at, site=stored.site, channel=stored.channel,
+                agents=[AgentRef(a.id, a.name) for a in stored.agents], visitor_id=stored.visitor.id,
+                language=stored.language, highlights=_highlights(ctx, stored, wanted, plan.senders),
+            )
+        )
+    next_cursor = None
+    if len(page.hits) == plan.size:
+        if plan.sort == "relevance":
+            next_cursor = _encode_cursor(Cursor(offset=plan.cursor.offset + plan.size))
+        else:
+            last = page.hits[-1]
+            next_cursor = _encode_cursor(Cursor(started_at=iso_utc(last.started_at), conversation=str(last.conversation_id)))
+    sealed = ctx.crypto.seal_note(request.q.encode()) if request.q else ""
+    filters = msgspec.structs.asdict(request.filters)
+    if filters.get("visitor"):
+        filters["visitor"] = "hash:" + ctx.crypto.identity_hash(filters["visitor"])[:16]
+    async with db.write_transaction():
+        await ledger.append(
+            principal.tenant_id,
+            ledger.Entry(
+                actor=principal.actor, action="search",
+                details={"query_sealed": sealed, "filters": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in filters.items() if v is not None},
+                         "sort": request.sort, "total": page.total},
+            ),
+        )
+    return SearchResponse(total=page.total, hits=hits, facets=page.facets, next_cursor=next_cursor)
+
+
+def reveal_queries(ctx: TenantContext, records: list[ledger.LedgerRecord]) -> list[ledger.LedgerRecord]:
+    """For audit readers: add the unsealed ``query`` next to ``query_sealed`` on search entries."""
+    for record in records:
+        sealed = record.details.get("query_sealed") if record.action == "search" else None
+        if sealed:
+            try:
+                record.details = {**record.details, "query": ctx.crypto.open_note(sealed).decode()}
+            except Exception:
+                record.details = {**record.details, "query": None}
+    return records

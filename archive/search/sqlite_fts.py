@@ -1,0 +1,303 @@
+"""The embedded index: SQLite FTS5 in its own file (``<data dir>/search.sqlite3``).
+
+The index is derived data, rebuilt from the store by ``parley index rebuild``; its schema carries a
+version in ``PRAGMA user_version`` and is recreated empty (then refilled through the outbox or a
+rebuild) when that version changes. A separate file keeps index writes off the store's write lock.
+
+Text columns (``t_<sender>``) keep positions for phrases and NEAR; prefix n-grams live in a second
+FTS5 table with ``detail=column`` (sender filters need columns, prefixes need no positions). Tokens are hex, so the
+``ascii`` tokenizer is exact. Filters (site, channel, tags, dates…) are plain columns of
+``search_doc``; a query becomes SQL around one or more FTS ``MATCH`` sub-selects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from archive.search.backend import FACETS, BackendStatus, IndexDoc, ScoredId, SearchPage
+from archive.search.plan import (
+    SENDERS,
+    All,
+    AnyOf,
+    Cursor,
+    Everything,
+    FieldIs,
+    Match,
+    NearMatch,
+    Plan,
+    PlanNode,
+    PrefixMatch,
+    StartedIn,
+    Without,
+    iso_utc,
+    positive_text,
+)
+
+SCHEMA_VERSION = 1
+TEXT_COLUMNS = [f"t_{s}" for s in SENDERS]
+PREFIX_COLUMNS = [f"p_{s}" for s in SENDERS]
+SCHEMA = [
+    """CREATE TABLE search_doc (
+        rowid INTEGER PRIMARY KEY, tenant TEXT NOT NULL, conversation TEXT NOT NULL UNIQUE,
+        site TEXT NOT NULL, channel TEXT NOT NULL, language TEXT NOT NULL, started_at TEXT NOT NULL,
+        agent_ids TEXT NOT NULL, tags TEXT NOT NULL, visitor_hash TEXT NOT NULL)""",
+    "CREATE INDEX search_doc_tenant_started ON search_doc (tenant, started_at, rowid)",
+    f"CREATE VIRTUAL TABLE search_fts USING fts5({', '.join(TEXT_COLUMNS)}, tokenize='ascii', detail=full)",
+    f"CREATE VIRTUAL TABLE search_prefix USING fts5({', '.join(PREFIX_COLUMNS)}, tokenize='ascii', detail=column)",
+]
+FACET_SQL = {
+    "site": "SELECT d.site, count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
+    "channel": "SELECT d.channel, count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
+    "language": "SELECT d.language, count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
+    "agent": "SELECT j.value, count(*) FROM search_doc d, json_each(d.agent_ids) j WHERE d.rowid IN ({ids}) GROUP BY 1",
+    "tag": "SELECT j.value, count(*) FROM search_doc d, json_each(d.tags) j WHERE d.rowid IN ({ids}) GROUP BY 1",
+    "day": "SELECT substr(d.started_at, 1, 10), count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
+}
+FACET_LIMIT = 50
+
+
+def _quote(tokens: list[str]) -> str:
+    return '"' + " ".join(tokens) + '"'
+
+
+def _columns(columns: list[str]) -> str:
+    return "{" + " ".join(columns) + "}"
+
+
+class _Compiler:
+    """PlanNode → SQL over ``search_doc d``. Text leaves become FTS MATCH sub-selects; an AND or
+    OR whose children are all text is merged into one MATCH expression."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.params: list[Any] = []
+
+    def fts(self, node: PlanNode) -> tuple[str, str] | None:
+        """(table, MATCH expression) when ``node`` is expressible in one FTS table."""
+        if isinstance(node, Match):
+            body = " OR ".join(_quote(seq) for seq in node.sequences)
+            return "search_fts", f"{_columns(self.plan.text_columns())} : ({body})"
+        if isinstance(node, NearMatch):
+            body = " OR ".join(f"NEAR({_quote(a)} {_quote(b)}, {node.distance})" for a, b in node.pairs)
+            return "search_fts", f"{_columns(self.plan.text_columns())} : ({body})"
+        if isinstance(node, PrefixMatch):
+            return "search_prefix", f"{_columns(self.plan.prefix_columns())} : {_quote([node.token])}"
+        if isinstance(node, (All, AnyOf)):
+            parts = [self.fts(c) for c in node.children]
+            if all(p is not None for p in parts) and len({p[0] for p in parts if p}) == 1:
+                joiner = " AND " if isinstance(node, All) else " OR "
+                return parts[0][0], joiner.join(f"({p[1]})" for p in parts if p)  # type: ignore[index]
+        return None
+
+    def sql(self, node: PlanNode) -> str:
+        merged = self.fts(node)
+        if merged is not None:
+            table, expression = merged
+            self.params.append(expression)
+            return f"d.rowid IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)"
+        if isinstance(node, FieldIs):
+            return self.field(node)
+        if isinstance(node, StartedIn):
+            parts = []
+            if node.start is not None:
+                parts.append("d.started_at >= ?")
+                self.params.append(iso_utc(node.start))
+            if node.end is not None:
+                parts.append("d.started_at < ?")
+                self.params.append(iso_utc(node.end))
+            return "(" + " AND ".join(parts or ["1"]) + ")"
+        if isinstance(node, All):
+            return "(" + " AND ".join(self.sql(c) for c in node.children) + ")"
+        if isinstance(node, AnyOf):
+            return "(" + " OR ".join(self.sql(c) for c in node.children) + ")"
+        if isinstance(node, Without):
+            return f"NOT {self.sql(node.child)}"
+        if isinstance(node, Everything):
+            return "1"
+        raise TypeError(f"cannot compile {type(node).__name__}")
+
+    def field(self, node: FieldIs) -> str:
+        self.params.append(node.value)
+        if node.name == "tag":
+            return "EXISTS (SELECT 1 FROM json_each(d.tags) WHERE value = ?)"
+        if node.name == "agent":
+            return "EXISTS (SELECT 1 FROM json_each(d.agent_ids) WHERE value = ?)"
+        if node.name == "lang":
+            self.params.append(node.value.lower() + "-%")
+            return "(lower(d.language) = lower(?) OR lower(d.language) LIKE ?)"
+        column = {"visitor": "visitor_hash", "site": "site", "channel": "channel"}[node.name]
+        return f"d.{column} = ?"
+
+
+class SqliteFtsBackend:
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    # Every call runs in a worker thread; one connection, serialised by a lock (FTS5 writes are
+    # single-writer anyway, and searches are short).
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.to_thread(self._locked, fn, *args)
+
+    def _locked(self, fn: Any, *args: Any) -> Any:
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._connect()
+            return fn(self._conn, *args)
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            self._create(conn)
+        return conn
+
+    @staticmethod
+    def _create(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        for table in ("search_prefix", "search_fts", "search_doc"):
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+        for statement in SCHEMA:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+
+    async def open(self) -> None:
+        await self._run(lambda conn: None)
+
+    async def close(self) -> None:
+        def close(conn: sqlite3.Connection) -> None:
+            conn.close()
+            self._conn = None
+
+        if self._conn is not None:
+            await self._run(close)
+
+    async def status(self) -> BackendStatus:
+        def check(conn: sqlite3.Connection) -> BackendStatus:
+            conn.execute("SELECT count(*) FROM search_doc WHERE rowid = 0").fetchone()
+            return BackendStatus(ok=True, detail=f"sqlite fts5 ({self.path.name})")
+
+        return await self._run(check)
+
+    async def refresh(self) -> None:
+        return None
+
+    async def reset(self) -> None:
+        await self._run(self._create)
+
+    async def index(self, docs: list[IndexDoc]) -> None:
+        if docs:
+            await self._run(self._index, docs)
+
+    @staticmethod
+    def _index(conn: sqlite3.Connection, docs: list[IndexDoc]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for doc in docs:
+                key = str(doc.conversation_id)
+                old = conn.execute("SELECT rowid FROM search_doc WHERE conversation = ?", (key,)).fetchone()
+                if old is not None:
+                    for table in ("search_fts", "search_prefix", "search_doc"):
+                        conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (old[0],))
+                rowid = conn.execute(
+                    "INSERT INTO search_doc (tenant, conversation, site, channel, language, started_at, agent_ids, tags, visitor_hash)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (str(doc.tenant_id), key, doc.site, doc.channel, doc.language, iso_utc(doc.started_at),
+                     json.dumps(doc.agent_ids), json.dumps(doc.tags), doc.visitor_hash),
+                ).lastrowid
+                conn.execute(
+                    f"INSERT INTO search_fts (rowid, {', '.join(TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                    (rowid, *(doc.columns.get(c, "") for c in TEXT_COLUMNS)),
+                )
+                conn.execute(
+                    f"INSERT INTO search_prefix (rowid, {', '.join(PREFIX_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                    (rowid, *(doc.columns.get(c, "") for c in PREFIX_COLUMNS)),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def delete(self, tenant_id: UUID, conversation_ids: list[UUID]) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            for cid in conversation_ids:
+                row = conn.execute(
+                    "SELECT rowid FROM search_doc WHERE conversation = ? AND tenant = ?", (str(cid), str(tenant_id))
+                ).fetchone()
+                if row is not None:
+                    for table in ("search_fts", "search_prefix", "search_doc"):
+                        conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (row[0],))
+            conn.execute("COMMIT")
+
+        if conversation_ids:
+            await self._run(delete)
+
+    async def search(self, plan: Plan) -> SearchPage:
+        return await self._run(self._search, plan)
+
+    @staticmethod
+    def _search(conn: sqlite3.Connection, plan: Plan) -> SearchPage:
+        compiler = _Compiler(plan)
+        where = compiler.sql(plan.tree)
+        base = f"FROM search_doc d WHERE d.tenant = ? AND {where}"
+        params = [str(plan.tenant_id), *compiler.params]
+        conn.execute("DROP TABLE IF EXISTS temp.matched")
+        conn.execute(f"CREATE TEMP TABLE matched AS SELECT d.rowid AS id, d.started_at AS started_at {base}", params)
+        total = conn.execute("SELECT count(*) FROM temp.matched").fetchone()[0]
+        rows = _page(conn, plan, compiler)
+        facets = {
+            name: {str(k): v for k, v in conn.execute(
+                sql.format(ids="SELECT id FROM temp.matched") + f" ORDER BY 2 DESC, 1 LIMIT {FACET_LIMIT if name != 'day' else 366}"
+            ).fetchall()}
+            for name, sql in FACET_SQL.items()
+        }
+        conn.execute("DROP TABLE temp.matched")
+        return SearchPage(
+            total=total,
+            hits=[ScoredId(UUID(r[0]), float(r[1]), datetime.fromisoformat(r[2].replace("Z", "+00:00"))) for r in rows],
+            facets={k: facets[k] for k in (*FACETS, "day")},
+        )
+
+
+def _page(conn: sqlite3.Connection, plan: Plan, compiler: _Compiler) -> list[tuple[str, float, str]]:
+    cursor: Cursor = plan.cursor
+    if plan.sort == "relevance":
+        ranker = _Compiler(plan)
+        expressions = [ranker.fts(leaf) for leaf in positive_text(plan.tree)]
+        match = " OR ".join(f"({e[1]})" for e in expressions if e is not None and e[0] == "search_fts")
+        if match:
+            # bm25 is negative: lower is better. Conversations matched only through prefixes or
+            # filters rank after those matched by words.
+            return conn.execute(
+                "SELECT d.conversation, coalesce(-r.score, 0.0), d.started_at FROM temp.matched m"
+                " JOIN search_doc d ON d.rowid = m.id"
+                " LEFT JOIN (SELECT rowid, bm25(search_fts) AS score FROM search_fts WHERE search_fts MATCH ?) r ON r.rowid = m.id"
+                " ORDER BY coalesce(r.score, 0.0) ASC, d.started_at DESC, d.conversation DESC LIMIT ? OFFSET ?",
+                (match, plan.size, cursor.offset),
+            ).fetchall()
+    descending = plan.sort != "oldest"
+    order = "DESC" if descending else "ASC"
+    after = ""
+    params: list[Any] = []
+    if cursor.started_at is not None and plan.sort != "relevance":
+        after = f"WHERE (d.started_at, d.conversation) {'<' if descending else '>'} (?, ?)"
+        params = [cursor.started_at, cursor.conversation]
+    offset = cursor.offset if plan.sort == "relevance" else 0
+    return conn.execute(
+        f"SELECT d.conversation, 0.0, d.started_at FROM temp.matched m JOIN search_doc d ON d.rowid = m.id {after}"
+        f" ORDER BY d.started_at {order}, d.conversation {order} LIMIT ? OFFSET ?",
+        (*params, plan.size, offset),
+    ).fetchall()

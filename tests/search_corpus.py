@@ -1,0 +1,133 @@
+"""A small multilingual archive with known answers: the relevance test set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.factories import conversation
+
+# external_id: (language, site, channel, tags, day, [(sender, text), ...])
+CORPUS: dict[str, tuple[str, str, str, list[str], str, list[tuple[str, str]]]] = {
+    "en-1": ("en", "shop", "web", [], "2026-03-01", [
+        ("visitor", "I want a refund for my broken headphones"),
+        ("agent", "I have issued the refund, the invoice will follow."),
+    ]),
+    "en-2": ("en", "shop", "web", [], "2026-03-02", [
+        ("visitor", "The delivery was late again"),
+        ("agent", "Sorry, we refunded the shipping cost."),
+    ]),
+    "en-3": ("en", "blog", "web", ["vip"], "2026-03-03", [
+        ("visitor", "Can I change my subscription plan?"),
+        ("agent", "Yes, choose the premium plan."),
+    ]),
+    "en-4": ("en", "shop", "whatsapp", [], "2026-03-04", [
+        ("visitor", "My card was declined at checkout"),
+        ("agent", "Please try another card."),
+    ]),
+    "nb-1": ("nb", "shop", "web", [], "2026-03-05", [
+        ("visitor", "Jeg vil ha refusjon for pakken"),
+        ("agent", "Refusjonen er sendt, fakturaen kommer."),
+    ]),
+    "nb-2": ("nb", "shop", "web", [], "2026-03-06", [
+        ("visitor", "Pakkene kom aldri frem"),
+        ("agent", "Vi sender nye pakker i dag."),
+    ]),
+    "ru-1": ("ru", "shop", "web", [], "2026-03-07", [
+        ("visitor", "Здравствуйте, где мой заказ?"),
+        ("agent", "Ваш заказ отправлен вчера."),
+    ]),
+    "ru-2": ("ru", "shop", "web", [], "2026-03-08", [
+        ("visitor", "Я хочу вернуть заказы"),
+        ("agent", "Возврат оформлен."),
+    ]),
+    "sl-1": ("sl", "shop", "web", [], "2026-03-09", [
+        ("visitor", "Pozdravljeni, imam vprašanje glede naročila"),
+        ("agent", "Naročilo je bilo poslano."),
+    ]),
+    "sl-2": ("sl", "shop", "web", [], "2026-03-10", [
+        ("visitor", "Račun ni prišel"),
+        ("agent", "Račun pošljemo danes."),
+    ]),
+    "de-1": ("de", "shop", "web", [], "2026-03-11", [
+        ("visitor", "Ich möchte eine Rückerstattung"),
+        ("agent", "Die Rückerstattungen werden bearbeitet."),
+    ]),
+    "ja-1": ("ja", "shop", "web", [], "2026-03-12", [
+        ("visitor", "注文した商品が届きません"),
+        ("agent", "ご注文を確認します"),
+    ]),
+}
+
+# query → the conversations it must find (exactly: precision and recall are both asserted).
+EXPECTED: dict[str, set[str]] = {
+    # English: inflections meet at the stem
+    "refund": {"en-1", "en-2"},
+    "refunds": {"en-1", "en-2"},
+    "refun*": {"en-1", "en-2"},
+    '"card was declined"': {"en-4"},
+    '"declined was card"': set(),
+    "refund NEAR/1 invoice": {"en-1"},
+    "refund NEAR/0 invoice": set(),
+    "refund -invoice": {"en-2"},
+    "refund NOT invoice": {"en-2"},
+    "sender:visitor refund": {"en-1"},
+    "plan site:blog": {"en-3"},
+    "tag:vip": {"en-3"},
+    "channel:whatsapp": {"en-4"},
+    "card OR plan": {"en-3", "en-4"},
+    "(refund OR card) AND channel:web": {"en-1", "en-2"},
+    # Norwegian
+    "refusjon": {"nb-1"},
+    "pakke": {"nb-1", "nb-2"},
+    "pakk*": {"nb-1", "nb-2"},
+    "faktura": {"nb-1"},
+    "refund OR refusjon": {"en-1", "en-2", "nb-1"},
+    "lang:nb": {"nb-1", "nb-2"},
+    # Russian
+    "заказ": {"ru-1", "ru-2"},
+    "заказов": {"ru-1", "ru-2"},
+    '"ваш заказ"': {"ru-1"},
+    "agent:a-ru": {"ru-1", "ru-2"},
+    # Slovenian (no stemmer: surface forms, folded diacritics, prefixes)
+    "naročilo": {"sl-1"},
+    "narocilo": {"sl-1"},
+    "naroč*": {"sl-1"},
+    "račun": {"sl-2"},
+    # German
+    "Rückerstattung": {"de-1"},
+    "ruckerstattungen": {"de-1"},
+    # Japanese (character bigrams)
+    "注文": {"ja-1"},
+    "確認": {"ja-1"},
+    # dates and people
+    "date:2026-03-02": {"en-2"},
+    "date:2026-03-11..": {"de-1", "ja-1"},
+    "date:..2026-03-01": {"en-1"},
+    "visitor:v-en-1": {"en-1"},
+}
+
+LANGUAGE_OF_QUERY = {
+    "en": ["refund", "refunds", "refun*", '"card was declined"', "refund NEAR/1 invoice", "refund -invoice", "sender:visitor refund", "plan site:blog"],
+    "nb": ["refusjon", "pakke", "pakk*", "faktura"],
+    "ru": ["заказ", "заказов", '"ваш заказ"'],
+    "sl": ["naročilo", "narocilo", "naroč*", "račun"],
+    "de": ["Rückerstattung", "ruckerstattungen"],
+    "ja": ["注文", "確認"],
+}
+
+
+def bodies() -> list[dict[str, Any]]:
+    out = []
+    for external_id, (language, site, channel, tags, day, messages) in CORPUS.items():
+        lang_code = external_id.split("-")[0]
+        body = conversation(
+            external_id, *[text for _, text in messages],
+            language=language, site=site, channel=channel, tags=tags,
+            started_at=f"{day}T10:00:00Z", ended_at=f"{day}T10:30:00Z",
+            visitor={"id": f"v-{external_id}"}, agents=[{"id": f"a-{lang_code}", "name": "Agent"}],
+        )
+        for i, (message, (sender, _)) in enumerate(zip(body["messages"], messages)):
+            message["sender"] = {"role": sender}
+            message["at"] = f"{day}T10:{i + 1:02d}:00Z"
+        out.append(body)
+    return out
