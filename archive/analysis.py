@@ -4,14 +4,16 @@ and by the query side, so a search means the same thing on SQLite FTS5 and on Op
 Pipeline per token: Unicode NFKC → case folding → word tokenisation (CJK runs become character
 bigrams) → Snowball stemming for the conversation's language (surface forms where there is no
 stemmer, e.g. Slovenian or Japanese) → diacritic folding (after stemming, so stemmers see real
-words: Russian й, Norwegian å) → keyed BLAKE2b with the tenant's blind-index key → 16 hex chars.
+words: Russian й, Norwegian å) → keyed BLAKE2b (56 bits) with the tenant's blind-index key → 12 base32 characters.
 
-Prefix search indexes hashed edge n-grams (3..15 characters) of the folded surface form.
+Prefix search indexes hashed edge n-grams (3..10 characters; a longer prefix is matched on its
+first 10) of the folded surface form.
 See docs/search.md for what the index still reveals.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import unicodedata
@@ -20,8 +22,8 @@ from typing import Iterable, Iterator
 
 import Stemmer
 
-TOKEN_HEX = 16
-MIN_PREFIX, MAX_PREFIX = 3, 15
+TOKEN_BYTES = 7  # 56 bits: collisions among a million distinct terms have odds of ~1e-5
+MIN_PREFIX, MAX_PREFIX = 3, 10
 MESSAGE_BOUNDARY = "\x00|"  # hashed like a term; stops phrases spanning two messages
 
 # BCP 47 primary subtag → Snowball algorithm.
@@ -54,9 +56,16 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", "".join(c for c in decomposed if not unicodedata.combining(c)))
 
 
-def words(text: str) -> Iterator[str]:
+def words(text: str) -> list[str]:
     """Case-folded word tokens; a CJK run yields its character bigrams (a lone character itself)."""
-    for match in _WORD.finditer(unicodedata.normalize("NFKC", text).casefold()):
+    normalized = unicodedata.normalize("NFKC", text).casefold()
+    if _CJK.search(normalized) is None:  # the common case, done in C
+        return _WORD.findall(normalized)
+    return list(_words_with_cjk(normalized))
+
+
+def _words_with_cjk(normalized: str) -> Iterator[str]:
+    for match in _WORD.finditer(normalized):
         word = match.group()
         if not _CJK.search(word):
             yield word
@@ -85,12 +94,16 @@ class Analyzer:
         self._key = index_key
         self._tokens: dict[str, str] = {}
         self._stems: dict[tuple[str, str], str] = {}
+        self._word_tokens: dict[tuple[str, str], frozenset[str]] = {}
+        self._terms: dict[tuple[str, str], str] = {}
+        self._prefixes: dict[str, tuple[str, ...]] = {}
 
     def token(self, namespace: str, term: str) -> str:
         cache_key = namespace + term
         token = self._tokens.get(cache_key)
         if token is None:
-            token = hashlib.blake2b(cache_key.encode(), key=self._key, digest_size=TOKEN_HEX // 2).hexdigest()
+            digest = hashlib.blake2b(cache_key.encode(), key=self._key, digest_size=TOKEN_BYTES).digest()
+            token = base64.b32encode(digest).decode().rstrip("=").lower()
             if len(self._tokens) > 500_000:
                 self._tokens.clear()
             self._tokens[cache_key] = token
@@ -110,15 +123,43 @@ class Analyzer:
     # --- documents ---------------------------------------------------------------------------
 
     def terms(self, text: str, language: str) -> list[str]:
-        return [self.token("t:", self.stem(w, language)) for w in words(text)]
+        cache = self._terms
+        out = []
+        for word in words(text):
+            token = cache.get((word, language))
+            if token is None:
+                if len(cache) > 500_000:
+                    cache.clear()
+                token = cache[(word, language)] = self.token("t:", self.stem(word, language))
+            out.append(token)
+        return out
 
     def prefixes(self, text: str) -> list[str]:
+        cache = self._prefixes
         out: list[str] = []
         for word in words(text):
-            surface = fold(word)
-            for n in range(MIN_PREFIX, min(len(surface), MAX_PREFIX) + 1):
-                out.append(self.token("p:", surface[:n]))
+            grams = cache.get(word)
+            if grams is None:
+                surface = fold(word)
+                if len(cache) > 500_000:
+                    cache.clear()
+                grams = cache[word] = tuple(self.token("p:", surface[:n]) for n in range(MIN_PREFIX, min(len(surface), MAX_PREFIX) + 1))
+            out.extend(grams)
         return out
+
+    def word_tokens(self, word: str, language: str) -> frozenset[str]:
+        """Every token a (case-folded) word can be matched by: stem, surface form and prefixes."""
+        key = (word, language)
+        found = self._word_tokens.get(key)
+        if found is None:
+            surface = fold(word)
+            tokens = {self.token("t:", self.stem(word, language)), self.token("t:", surface)}
+            tokens.update(self.token("p:", surface[:n]) for n in range(MIN_PREFIX, min(len(surface), MAX_PREFIX) + 1))
+            found = frozenset(tokens)
+            if len(self._word_tokens) > 200_000:
+                self._word_tokens.clear()
+            self._word_tokens[key] = found
+        return found
 
     def boundary(self) -> str:
         return self.token("t:", MESSAGE_BOUNDARY)
@@ -148,14 +189,6 @@ def highlight_terms(analyzer: Analyzer, text: str, language: str, wanted: set[st
     normalized = unicodedata.normalize("NFKC", text)
     for match in _WORD.finditer(normalized):
         word = match.group().casefold()
-        if is_cjk(word):
-            continue
-        if analyzer.token("t:", analyzer.stem(word, language)) in wanted or analyzer.token("t:", fold(word)) in wanted:
+        if not is_cjk(word) and not wanted.isdisjoint(analyzer.word_tokens(word, language)):
             spans.append(match.span())
-            continue
-        surface = fold(word)
-        for n in range(MIN_PREFIX, min(len(surface), MAX_PREFIX) + 1):
-            if analyzer.token("p:", surface[:n]) in wanted:
-                spans.append(match.span())
-                break
     return spans

@@ -34,6 +34,24 @@ async def load(ctx: TenantContext, conversation_id: UUID) -> tuple[dict[str, Any
     return row, msgspec.json.decode(plaintext, type=StoredConversation)
 
 
+async def load_many(ctx: TenantContext, ids: list[UUID]) -> dict[UUID, tuple[dict[str, Any], StoredConversation]]:
+    """Several conversations in two queries; absent or shredded ones are simply missing."""
+    if not ids:
+        return {}
+    rows = await Conversation.select().where((Conversation.tenant == ctx.tenant_id) & Conversation.id.is_in(ids))
+    keys = {
+        k["conversation"]: k
+        for k in await ConversationKey.select().where((ConversationKey.tenant == ctx.tenant_id) & ConversationKey.conversation.is_in(ids))
+    }
+    out = {}
+    for row in rows:
+        key = keys.get(row["id"])
+        if key is not None:
+            plaintext = ctx.crypto.open(row["id"], row["ciphertext"], key["wrapped_key"], key["master_version"])
+            out[row["id"]] = (row, msgspec.json.decode(plaintext, type=StoredConversation))
+    return out
+
+
 async def read(rt: Runtime, principal: Principal, conversation_id: UUID) -> ConversationOut:
     ctx = await tenant_context(rt, principal.tenant_id)
     row, stored = await load(ctx, conversation_id)

@@ -26,7 +26,7 @@ from archive.search import indexing
 from archive.search.plan import Cursor, FieldIs, Plan, StartedIn, and_filters, compile_query, iso_utc, positive_tokens
 from archive.tables import Conversation
 from archive.tenancy import Principal, TenantContext, tenant_context
-from archive.transcripts import load
+from archive.transcripts import load_many
 
 MAX_HIGHLIGHTS = 3
 FRAGMENT_CHARS = 160
@@ -175,11 +175,12 @@ async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> S
     page = await indexing.backend(rt).search(plan)
     wanted = positive_tokens(plan.tree)
     hits: list[SearchHit] = []
+    # Conversations deleted or shredded since they were indexed are skipped: the index catches up.
+    loaded = await load_many(ctx, [h.conversation_id for h in page.hits])
     for scored in page.hits:
-        try:
-            row, stored = await load(ctx, scored.conversation_id)
-        except Exception:  # deleted or shredded since it was indexed: the index is catching up
+        if scored.conversation_id not in loaded:
             continue
+        _, stored = loaded[scored.conversation_id]
         hits.append(
             SearchHit(
                 id=scored.conversation_id, external_id=stored.external_id, score=round(scored.score, 4),

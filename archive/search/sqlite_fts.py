@@ -5,7 +5,7 @@ version in ``PRAGMA user_version`` and is recreated empty (then refilled through
 rebuild) when that version changes. A separate file keeps index writes off the store's write lock.
 
 Text columns (``t_<sender>``) keep positions for phrases and NEAR; prefix n-grams live in a second
-FTS5 table with ``detail=column`` (sender filters need columns, prefixes need no positions). Tokens are hex, so the
+FTS5 table with ``detail=column`` (sender filters need columns, prefixes need no positions). Tokens are base32 (letters and digits), so the
 ``ascii`` tokenizer is exact. Filters (site, channel, tags, dates…) are plain columns of
 ``search_doc``; a query becomes SQL around one or more FTS ``MATCH`` sub-selects.
 """
@@ -255,7 +255,8 @@ class SqliteFtsBackend:
         base = f"FROM search_doc d WHERE d.tenant = ? AND {where}"
         params = [str(plan.tenant_id), *compiler.params]
         conn.execute("DROP TABLE IF EXISTS temp.matched")
-        conn.execute(f"CREATE TEMP TABLE matched AS SELECT d.rowid AS id, d.started_at AS started_at {base}", params)
+        conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY, started_at TEXT)")
+        conn.execute(f"INSERT INTO temp.matched SELECT d.rowid, d.started_at {base}", params)
         total = conn.execute("SELECT count(*) FROM temp.matched").fetchone()[0]
         rows = _page(conn, plan, compiler)
         facets = {
@@ -279,15 +280,22 @@ def _page(conn: sqlite3.Connection, plan: Plan, compiler: _Compiler) -> list[tup
         expressions = [ranker.fts(leaf) for leaf in positive_text(plan.tree)]
         match = " OR ".join(f"({e[1]})" for e in expressions if e is not None and e[0] == "search_fts")
         if match:
-            # bm25 is negative: lower is better. Conversations matched only through prefixes or
-            # filters rank after those matched by words.
-            return conn.execute(
+            # Materialise the scores once: as a joined sub-select SQLite would re-run the MATCH per
+            # row. bm25 is negative (lower is better); conversations matched only through
+            # prefixes or filters rank after those matched by words.
+            conn.execute("DROP TABLE IF EXISTS temp.ranked")
+            conn.execute(
+                "CREATE TEMP TABLE ranked (id INTEGER PRIMARY KEY, score REAL)"
+            )
+            conn.execute("INSERT INTO temp.ranked SELECT rowid, bm25(search_fts) FROM search_fts WHERE search_fts MATCH ?", (match,))
+            rows = conn.execute(
                 "SELECT d.conversation, coalesce(-r.score, 0.0), d.started_at FROM temp.matched m"
-                " JOIN search_doc d ON d.rowid = m.id"
-                " LEFT JOIN (SELECT rowid, bm25(search_fts) AS score FROM search_fts WHERE search_fts MATCH ?) r ON r.rowid = m.id"
+                " JOIN search_doc d ON d.rowid = m.id LEFT JOIN temp.ranked r ON r.id = m.id"
                 " ORDER BY coalesce(r.score, 0.0) ASC, d.started_at DESC, d.conversation DESC LIMIT ? OFFSET ?",
-                (match, plan.size, cursor.offset),
+                (plan.size, cursor.offset),
             ).fetchall()
+            conn.execute("DROP TABLE temp.ranked")
+            return rows
     descending = plan.sort != "oldest"
     order = "DESC" if descending else "ASC"
     after = ""

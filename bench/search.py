@@ -1,0 +1,160 @@
+"""Search at scale on the embedded backend: ingest with indexing, index size, query latency —
+against raw FTS5 over the same plaintext in the same run (the physical baseline)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import resource
+import sqlite3
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from bench.corpus import conversation, sentences
+from bench.harness import Row, Table
+
+BATCH = 100
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _corpus(n: int) -> list[dict[str, Any]]:
+    rng, pool = random.Random(42), sentences()
+    return [conversation(rng, pool, i) for i in range(n)]
+
+
+def _vocabulary(corpus: list[dict[str, Any]]) -> list[str]:
+    counts: Counter[str] = Counter()
+    for conv in corpus[:2000]:
+        for m in conv["messages"]:
+            counts.update(w for w in m["text"].lower().split() if w.isalpha() and len(w) > 4)
+    return [w for w, c in counts.most_common() if c >= 3]
+
+
+def _query_mix(vocab: list[str], corpus: list[dict[str, Any]]) -> dict[str, str]:
+    common, mid, rare = vocab[0], vocab[len(vocab) // 4], vocab[-1]
+    words = corpus[7]["messages"][2]["text"].split()
+    phrase = " ".join(w for w in words[2:4])
+    return {
+        "rare term": rare,
+        "mid term": mid,
+        "common term": common,
+        "phrase": f'"{phrase}"',
+        "prefix": mid[:4] + "*",
+        "field filter": f"{mid} channel:web",
+    }
+
+
+def _raw_fts5(path: Path, corpus: list[dict[str, Any]]) -> tuple[float, sqlite3.Connection]:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE VIRTUAL TABLE raw USING fts5(body, channel UNINDEXED, started_at UNINDEXED, tokenize='unicode61 remove_diacritics 2')")
+    started = time.perf_counter()
+    for b in range(0, len(corpus), BATCH):
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO raw (body, channel, started_at) VALUES (?, ?, ?)",
+            [("\n".join(m["text"] for m in c["messages"]), c["channel"], c["started_at"]) for c in corpus[b:b + BATCH]],
+        )
+        conn.execute("COMMIT")
+    return len(corpus) / (time.perf_counter() - started), conn
+
+
+def _raw_query(conn: sqlite3.Connection, q: str, sort: str) -> None:
+    text, _, _ = q.partition(" channel:")
+    where = "raw MATCH ?" + (" AND channel = 'web'" if "channel:" in q else "")
+    order = "rank" if sort == "relevance" else "started_at DESC"
+    conn.execute(f"SELECT rowid, body FROM raw WHERE {where} ORDER BY {order} LIMIT 20", (text,)).fetchall()
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[max(0, int(len(ordered) * 0.95) - 1)]
+
+
+async def _parley(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: int) -> dict[str, Any]:
+    from archive import db
+    from archive.ingest import ingest
+    from archive.models import ConversationIn
+    from archive.runtime import build_runtime
+    from archive.search import indexing
+    from archive.search.service import SearchRequest, search
+    from archive.tenancy import Principal, create_tenant
+    from config.settings import load_settings
+
+    runtime = build_runtime(load_settings())
+    await db.start()
+    await db.migrate()
+    backend = indexing.backend(runtime)
+    await backend.open()
+    tenant = await create_tenant(runtime, f"bench-search-{os.getpid()}")
+    principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="compliance")
+    items = [msgspec.convert(c, ConversationIn) for c in corpus]
+    rss_before = _rss_mb()
+    started = time.perf_counter()
+    index_seconds = 0.0
+    for b in range(0, len(items), BATCH):
+        await ingest(runtime, principal, items[b:b + BATCH], True)
+        if b % (BATCH * 10) == 0 or b + BATCH >= len(items):
+            t = time.perf_counter()
+            await indexing.drain_all(runtime, refresh=False)
+            index_seconds += time.perf_counter() - t
+    elapsed = time.perf_counter() - started
+    rss_after = _rss_mb()
+    latencies: dict[str, list[float]] = {}
+    for name, q in mix.items():
+        for sort in ("newest", "relevance"):
+            samples = latencies.setdefault(f"{name}, {sort}", [])
+            for _ in range(repeats):
+                t = time.perf_counter()
+                await search(runtime, principal, SearchRequest(q=q, sort=sort, size=20))
+                samples.append((time.perf_counter() - t) * 1000)
+    size = sum(p.stat().st_size for p in runtime.settings.data_path.glob("search.sqlite3*"))
+    await backend.close()
+    await db.stop()
+    return {"rate": len(items) / elapsed, "index_rate": len(items) / index_seconds, "size": size,
+            "latencies": latencies, "rss_growth": rss_after - rss_before}
+
+
+def run(table: Table, conversations: int, repeats: int = 20) -> None:
+    corpus = _corpus(conversations)
+    mix = _query_mix(_vocabulary(corpus), corpus)
+    messages = conversations * 20
+    raw_path = Path(os.environ["PARLEY_DATA_DIR"]) / "raw-fts5.sqlite3"
+    raw_rate, raw = _raw_fts5(raw_path, corpus)
+    raw_latency: dict[str, list[float]] = {}
+    for name, q in mix.items():
+        for sort in ("newest", "relevance"):
+            samples = raw_latency.setdefault(f"{name}, {sort}", [])
+            for _ in range(repeats):
+                t = time.perf_counter()
+                _raw_query(raw, q.replace("*", "*") if "channel:" not in q else q, sort)
+                samples.append((time.perf_counter() - t) * 1000)
+    raw.close()
+    raw_size = sum(p.stat().st_size for p in raw_path.parent.glob("raw-fts5.sqlite3*"))
+
+    parley = asyncio.run(_parley(corpus, mix, repeats))
+    label = f"{conversations:,} conv / {messages:,} msg"
+    table.add(Row(f"ingest + index, end to end ({label})", parley["rate"], "conv/s", raw_rate,
+                  target=">= 0.5 of raw FTS5 insert", passed=parley["rate"] >= 0.5 * raw_rate,
+                  note="baseline: raw FTS5 insert of the plaintext"))
+    table.add(Row("indexing alone (outbox drain: decrypt, analyze, insert)", parley["index_rate"], "conv/s", raw_rate))
+    table.add(Row("index size on disk", parley["size"] / 1e6, "MB", raw_size / 1e6))
+    table.add(Row("resident memory growth while ingesting+indexing", parley["rss_growth"], "MB", note="peak RSS delta"))
+    worst = {"newest": 0.0, "relevance": 0.0}
+    for key, samples in parley["latencies"].items():
+        p50, p95 = _percentiles(samples)
+        _, raw_p95 = _percentiles(raw_latency[key])
+        sort = key.rsplit(", ", 1)[1]
+        worst[sort] = max(worst[sort], p95)
+        table.add(Row(f"search p95: {key}", p95, "ms", raw_p95, note=f"p50 {p50:.1f} ms"))
+    table.add(Row("search p95, worst newest-first", worst["newest"], "ms", target="<= 100 ms", passed=worst["newest"] <= 100))
+    table.add(Row("search p95, worst relevance", worst["relevance"], "ms", target="<= 300 ms", passed=worst["relevance"] <= 300))
