@@ -20,6 +20,7 @@ from api.health import healthz, readyz
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
 from api.schemas import Check
+from api.retention import ErasureController, ExportController, HoldController, RetentionController
 from api.search import SearchController
 from api.transcripts import TranscriptController
 from archive import db, revocations
@@ -27,6 +28,7 @@ from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn
 from archive.runtime import Runtime, build_runtime
 from archive.search import indexing
+from retention import jobs as retention_jobs  # noqa: F401  (registers jobs and the ingest hook)
 from archive.tenancy import clear_auth_cache, evict_cached_key
 from config.settings import Settings
 
@@ -88,7 +90,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             await db.stop()
 
     return Litestar(
-        route_handlers=[healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController],
+        route_handlers=[
+            healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
+            RetentionController, HoldController, ErasureController, ExportController,
+        ],
         middleware=[RequestIdMiddleware, ApiKeyAuthentication],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

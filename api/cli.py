@@ -292,6 +292,48 @@ def cmd_index_status(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_retention_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.search import indexing
+    from retention import jobs  # noqa: F401  (the ingest hook and jobs)
+    from retention.sweep import sweep_all
+
+    async def work(rt: Any) -> int:
+        backend = indexing.backend(rt)
+        try:
+            await backend.open()
+        except Exception as exc:  # holds with queries need the index; without it those candidates wait
+            print(f"parley: search index unavailable ({type(exc).__name__}); index deletes stay queued", file=sys.stderr)
+        try:
+            reports = await sweep_all(rt, dry_run=args.dry_run)
+        finally:
+            await backend.close()
+        if args.json:
+            print(msgspec.json.encode(reports).decode())
+        for slug, r in reports.items():
+            if not args.json:
+                verb = "would delete" if r.dry_run else "deleted"
+                print(f"{slug}: {verb} {r.expired - r.held - r.waiting_for_index} of {r.expired} expired; "
+                      f"{r.held} held {r.protected_by_hold or ''}; by rule {r.by_rule or '{}'}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_export_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from retention.verify import verify_export
+
+    result = verify_export(Path(args.file), args.public_key)
+    if result.ok:
+        print(f"{args.file}: OK — signature and {result.count} conversation(s) verified; public key {result.key_source}")
+        return 0
+    print(f"{args.file}: FAILED")
+    for problem in result.problems:
+        print(f"  {problem}")
+    return EXIT_FAILED
+
+
 # --- parser --------------------------------------------------------------------------------------
 
 
@@ -368,6 +410,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_index_rebuild)
     p = index_p.add_parser("status", help="backend health and outbox lag")
     p.set_defaults(func=cmd_index_status)
+    retention_p = sub.add_parser("retention", help="retention policies").add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = retention_p.add_parser("sweep", help="delete expired, unheld conversations (crypto-shredding, receipts)")
+    p.add_argument("--dry-run", action="store_true", help="report what would be deleted, change nothing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_retention_sweep)
+
+    export_p = sub.add_parser("export", help="eDiscovery exports").add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = export_p.add_parser("verify", help="verify an export zip offline (signature and every file hash)")
+    p.add_argument("file")
+    p.add_argument("--public-key", help="hex Ed25519 key from GET /v1/audit/public-key (default: the one in the zip)")
+    p.set_defaults(func=cmd_export_verify, offline=True)
     return parser
 
 
@@ -377,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     from config.log import configure_logging
 
     args = build_parser().parse_args(argv)
+    if getattr(args, "offline", False):  # needs no settings, database or keys
+        return int(args.func(Settings(), args))
     try:
         settings = load_settings()
     except ConfigError as exc:

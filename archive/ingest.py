@@ -65,7 +65,8 @@ class Prepared(msgspec.Struct):
 # runs inside the ingest transaction with the tenant id and the rows just inserted.
 AfterInsertHook = Callable[[Runtime, UUID, list[Prepared]], Awaitable[None]]
 AFTER_INSERT: list[AfterInsertHook] = []
-RetainUntilHook = Callable[[UUID, StoredConversation], Awaitable[datetime | None]]
+# Retention decides retain_until (None: forever) and the policy version it used, per conversation.
+RetainUntilHook = Callable[[UUID, list[StoredConversation]], Awaitable[list[tuple[datetime | None, int | None]]]]
 RETAIN_UNTIL: list[RetainUntilHook] = []
 
 
@@ -240,8 +241,8 @@ async def _store(rt: Runtime, principal: Principal, prepared: list[Prepared], ba
                     field=where, existing_id=str(row["id"]),
                 )
         if new:
-            retain = {p.id: await _retain_until(tenant_id, p.stored) for p in new}
-            await Conversation.insert(*[_row(tenant_id, p, retain[p.id]) for p in new])
+            retention = await _retention(tenant_id, [p.stored for p in new])
+            await Conversation.insert(*[_row(tenant_id, p, *decided) for p, decided in zip(new, retention)])
             await ConversationKey.insert(
                 *[ConversationKey(conversation=p.id, tenant=tenant_id, wrapped_key=p.wrapped_key, master_version=p.master_version) for p in new]
             )
@@ -260,13 +261,13 @@ async def _store(rt: Runtime, principal: Principal, prepared: list[Prepared], ba
     return results
 
 
-async def _retain_until(tenant_id: UUID, stored: StoredConversation) -> datetime | None:
+async def _retention(tenant_id: UUID, stored: list[StoredConversation]) -> list[tuple[datetime | None, int | None]]:
     for hook in RETAIN_UNTIL:
         return await hook(tenant_id, stored)
-    return None
+    return [(None, None)] * len(stored)
 
 
-def _row(tenant_id: UUID, p: Prepared, retain_until: datetime | None) -> Conversation:
+def _row(tenant_id: UUID, p: Prepared, retain_until: datetime | None, policy_version: int | None) -> Conversation:
     s = p.stored
     return Conversation(
         id=p.id,
@@ -287,6 +288,7 @@ def _row(tenant_id: UUID, p: Prepared, retain_until: datetime | None) -> Convers
         ciphertext=p.ciphertext,
         redactions=json.dumps(p.redactions),
         retain_until=retain_until,
+        policy_version=policy_version,
     )
 
 

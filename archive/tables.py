@@ -74,7 +74,11 @@ class Conversation(Table, tablename="conversation"):
     submission_mac = Varchar(length=64)
     ciphertext = Bytea()
     redactions = JSON(default="{}")
-    retain_until = Timestamptz(null=True, default=None)
+    retain_until = Timestamptz(null=True, default=None)  # None: keep forever
+    # Which version of the tenant's retention policy computed retain_until (None: none yet).
+    policy_version = Integer(null=True, default=None)
+    # Set by an erasure request that could not delete (a hold or a compliance floor): the reason.
+    restricted = Varchar(length=300, null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
 
 

@@ -41,6 +41,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_message_chars: int = 20_000
     clock_skew_seconds: int = 300
     db_pool_size: int = 10
+    retention_sweep_cron: str = "0 3 * * *"  # daily at 03:00 UTC
+    export_ttl_hours: int = 72
 
     def __repr__(self) -> str:
         # Settings end up in tracebacks and debug logs; secrets must not.
@@ -83,6 +85,8 @@ ACCEPTS: dict[str, str] = {
     "max_message_chars": "a positive integer",
     "clock_skew_seconds": "an integer from 0 to 86400",
     "db_pool_size": "an integer from 1 to 100",
+    "retention_sweep_cron": "a five-field crontab expression, e.g. '0 3 * * *'",
+    "export_ttl_hours": "an integer number of hours from 1 to 8760",
 }
 
 
@@ -116,10 +120,22 @@ def _check_ranges(s: Settings) -> None:
         "database_url": not s.database_url
         or s.database_url.startswith(("sqlite://", "postgres://", "postgresql://")),
         "opensearch_url": s.opensearch_url.startswith(("http://", "https://")),
+        "retention_sweep_cron": _valid_cron(s.retention_sweep_cron),
+        "export_ttl_hours": 1 <= s.export_ttl_hours <= 8760,
     }
     for field, ok in checks.items():
         if not ok:
             raise _bad(field, getattr(s, field))
+
+
+def _valid_cron(expression: str) -> bool:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expression, timezone="UTC")
+    except ValueError:
+        return False
+    return True
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

@@ -212,6 +212,22 @@ async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> S
     return SearchResponse(total=page.total, hits=hits, facets=page.facets, next_cursor=next_cursor)
 
 
+async def all_matching_ids(rt: Runtime, ctx: TenantContext, q: str, filters: SearchFilters, page_size: int = 1000) -> list[UUID]:
+    """Every conversation a query and filters match, oldest first (exports, legal holds)."""
+    request = SearchRequest(q=q, filters=filters, sort="oldest", size=1)
+    plan = await plan_for(rt, ctx, request)
+    backend = indexing.backend(rt)
+    ids: list[UUID] = []
+    cursor = Cursor()
+    while True:
+        page = await backend.search(msgspec.structs.replace(plan, size=page_size, cursor=cursor))
+        ids.extend(h.conversation_id for h in page.hits)
+        if len(page.hits) < page_size:
+            return ids
+        last = page.hits[-1]
+        cursor = Cursor(started_at=iso_utc(last.started_at), conversation=str(last.conversation_id))
+
+
 def reveal_queries(ctx: TenantContext, records: list[ledger.LedgerRecord]) -> list[ledger.LedgerRecord]:
     """For audit readers: add the unsealed ``query`` next to ``query_sealed`` on search entries."""
     for record in records:

@@ -1,0 +1,239 @@
+"""eDiscovery exports: a signed zip of the conversations a query matches.
+
+A request becomes a job run by the scheduler (``retention.exports``). The zip holds the
+transcripts (``transcripts.jsonl``, or one RFC 5322 ``.eml`` per conversation), a ``manifest.json``
+(per-file SHA-256, counts, query, requester, the ledger head at export time) and
+``signature.json`` (Ed25519 over the manifest bytes, with the signing key's version and public
+key). ``parley export verify`` checks a zip offline. The finished zip is kept encrypted at rest
+(AES-GCM under a fresh key wrapped like a conversation key) and deleted when it expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import zipfile
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+import msgspec
+import structlog
+
+from archive import db, ledger
+from archive.crypto import public_key_bytes, signing_key
+from archive.errors import Conflict, FieldError, InvalidInput, NotFound
+from archive.models import StoredConversation
+from archive.query import QuerySyntaxError, parse
+from archive.runtime import Runtime
+from archive.search.service import SearchFilters, all_matching_ids
+from archive.tables import LedgerHead
+from archive.tenancy import Principal, TenantContext, tenant_context
+from archive.transcripts import load_many
+from retention.tables import Export
+
+log = structlog.get_logger(__name__)
+
+LOAD_BATCH = 100
+
+
+class ExportIn(msgspec.Struct, forbid_unknown_fields=True):
+    q: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    filters: SearchFilters = msgspec.field(default_factory=SearchFilters)
+    format: Literal["jsonl", "eml"] = "jsonl"
+
+
+class ExportOut(msgspec.Struct):
+    id: UUID
+    status: str
+    format: str
+    progress: int
+    total: int
+    requested_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    expires_at: datetime | None
+    file_sha256: str
+    error: str
+
+
+def _path(rt: Runtime, tenant_id: UUID, export_id: UUID) -> Path:
+    return rt.settings.data_path / "exports" / str(tenant_id) / f"{export_id}.zip.sealed"
+
+
+def _out(row: dict[str, Any]) -> ExportOut:
+    return ExportOut(
+        id=row["id"], status=row["status"], format=row["format"], progress=row["progress"], total=row["total"],
+        requested_by=row["requested_by"], created_at=row["created_at"], finished_at=row["finished_at"],
+        expires_at=row["expires_at"], file_sha256=row["file_sha256"], error=row["error"],
+    )
+
+
+async def create(rt: Runtime, principal: Principal, data: ExportIn) -> ExportOut:
+    try:
+        parse(data.q)
+    except QuerySyntaxError as exc:
+        raise InvalidInput("the export query cannot be parsed", [FieldError("q", f"{exc.message} at position {exc.position}")]) from None
+    ctx = await tenant_context(rt, principal.tenant_id)
+    export_id = uuid4()
+    criteria = {"q_sealed": ctx.crypto.seal_note(data.q.encode()) if data.q else "", "filters": msgspec.to_builtins(data.filters)}
+    async with db.write_transaction():
+        await Export.insert(Export(id=export_id, tenant=principal.tenant_id, requested_by=principal.actor, format=data.format,
+                                   criteria=json.dumps(criteria)))
+        await ledger.append(principal.tenant_id, ledger.Entry(
+            actor=principal.actor, action="export.create", subject=str(export_id),
+            details={"format": data.format, "filters": criteria["filters"], "query_sealed": criteria["q_sealed"]},
+        ))
+    return await get(principal, export_id)
+
+
+async def get(principal: Principal, export_id: UUID) -> ExportOut:
+    row = await Export.select().where((Export.id == export_id) & (Export.tenant == principal.tenant_id)).first()
+    if row is None:
+        raise NotFound(f"no export {export_id}")
+    return _out(row)
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:100] or "conversation"
+
+
+def _jsonl_line(cid: UUID, stored: StoredConversation, row: dict[str, Any]) -> bytes:
+    return msgspec.json.encode({"id": str(cid), **msgspec.to_builtins(stored), "content_sha256": row["content_sha256"]}) + b"\n"
+
+
+def _eml(cid: UUID, stored: StoredConversation, row: dict[str, Any]) -> bytes:
+    message = EmailMessage()
+    visitor = stored.visitor
+    message["From"] = f'"{visitor.name or visitor.id}" <{visitor.email or _safe_name(visitor.id) + "@visitor.invalid"}>'
+    message["To"] = ", ".join(f'"{a.name or a.id}" <{_safe_name(a.id)}@agent.invalid>' for a in stored.agents) or "undisclosed-recipients:;"
+    message["Subject"] = f"Chat {stored.external_id} ({stored.site}/{stored.channel})"
+    message["Date"] = format_datetime(stored.started_at)
+    message["Message-ID"] = f"<{cid}@parley.invalid>"
+    message["X-Parley-Conversation-Id"] = str(cid)
+    message["X-Parley-Content-SHA256"] = row["content_sha256"]
+    lines = [f"[{m.at.isoformat()}] {m.sender.role}{' ' + (m.sender.name or m.sender.id or '') if (m.sender.name or m.sender.id) else ''}: {m.text}" for m in stored.messages]
+    message.set_content("\n".join(lines))
+    return bytes(message)
+
+
+async def build_zip(rt: Runtime, ctx: TenantContext, row: dict[str, Any], progress: Any = None) -> tuple[bytes, int]:
+    criteria = json.loads(row["criteria"]) if isinstance(row["criteria"], str) else row["criteria"]
+    q = ctx.crypto.open_note(criteria["q_sealed"]).decode() if criteria.get("q_sealed") else ""
+    filters = msgspec.convert(criteria.get("filters", {}), SearchFilters)
+    ids = await all_matching_ids(rt, ctx, q, filters)
+    head = await LedgerHead.select().where(LedgerHead.tenant == ctx.tenant_id).first()
+    files: dict[str, str] = {}
+    buffer = io.BytesIO()
+    count = 0
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        jsonl = io.BytesIO() if row["format"] == "jsonl" else None
+        for start in range(0, len(ids), LOAD_BATCH):
+            loaded = await load_many(ctx, ids[start:start + LOAD_BATCH])
+            for cid in ids[start:start + LOAD_BATCH]:
+                if cid not in loaded:
+                    continue  # deleted since the query ran
+                conv_row, stored = loaded[cid]
+                count += 1
+                if jsonl is not None:
+                    jsonl.write(_jsonl_line(cid, stored, conv_row))
+                else:
+                    data = _eml(cid, stored, conv_row)
+                    name = f"conversations/{_safe_name(stored.external_id)}-{str(cid)[:8]}.eml"
+                    archive.writestr(name, data)
+                    files[name] = hashlib.sha256(data).hexdigest()
+            if progress is not None:
+                await progress(min(start + LOAD_BATCH, len(ids)), len(ids))
+        if jsonl is not None:
+            data = jsonl.getvalue()
+            archive.writestr("transcripts.jsonl", data)
+            files["transcripts.jsonl"] = hashlib.sha256(data).hexdigest()
+        manifest = {
+            "format": "parley-export/v1",
+            "export_id": str(row["id"]),
+            "tenant": ctx.slug,
+            "requested_by": row["requested_by"],
+            "created_at": datetime.now(timezone.utc).isoformat(),
+            "query": q,
+            "filters": criteria.get("filters", {}),
+            "export_format": row["format"],
+            "count": count,
+            "files": files,
+            "ledger_head": {"seq": head["seq"], "hash": head["hash"]} if head else None,
+        }
+        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode()
+        key = signing_key(rt.keyring)
+        signature = {
+            "algorithm": "Ed25519",
+            "key_version": rt.keyring.active,
+            "public_key": public_key_bytes(key).hex(),
+            "signature": key.sign(manifest_bytes).hex(),
+            "signed": "manifest.json",
+        }
+        archive.writestr("manifest.json", manifest_bytes)
+        archive.writestr("signature.json", json.dumps(signature, indent=2).encode())
+    return buffer.getvalue(), count
+
+
+async def run_one(rt: Runtime, row: dict[str, Any]) -> None:
+    ctx = await tenant_context(rt, row["tenant"])
+    await Export.update({Export.status: "running"}).where(Export.id == row["id"])
+
+    async def progress(done: int, total: int) -> None:
+        await Export.update({Export.progress: done, Export.total: total}).where(Export.id == row["id"])
+
+    try:
+        data, count = await build_zip(rt, ctx, row, progress)
+        sealed = ctx.crypto.seal(row["id"], data)
+        path = _path(rt, row["tenant"], row["id"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(msgspec.json.encode({"v": sealed.master_version, "k": sealed.wrapped_key.hex()}) + b"\n" + sealed.ciphertext)
+        now = datetime.now(timezone.utc)
+        await Export.update({
+            Export.status: "done", Export.progress: count, Export.total: count, Export.finished_at: now,
+            Export.expires_at: now + timedelta(hours=rt.settings.export_ttl_hours), Export.file_sha256: hashlib.sha256(data).hexdigest(),
+        }).where(Export.id == row["id"])
+        await ledger.append(row["tenant"], ledger.Entry(actor="system:exports", action="export.done", subject=str(row["id"]),
+                                                        details={"count": count}))
+    except Exception as exc:  # recorded on the export for the requester; the job goes on
+        log.exception("export_failed", export=str(row["id"]))
+        await Export.update({Export.status: "failed", Export.error: type(exc).__name__}).where(Export.id == row["id"])
+
+
+async def run_pending(rt: Runtime, limit: int = 5) -> int:
+    rows = await Export.select().where(Export.status == "queued").order_by(Export.created_at).limit(limit)
+    for row in rows:
+        await run_one(rt, row)
+    return len(rows)
+
+
+async def download(rt: Runtime, principal: Principal, export_id: UUID) -> tuple[bytes, str]:
+    row = await Export.select().where((Export.id == export_id) & (Export.tenant == principal.tenant_id)).first()
+    if row is None:
+        raise NotFound(f"no export {export_id}")
+    if row["status"] != "done":
+        raise Conflict(f"the export is {row['status']}, not ready for download", field="status")
+    ctx = await tenant_context(rt, principal.tenant_id)
+    header, _, ciphertext = _path(rt, principal.tenant_id, export_id).read_bytes().partition(b"\n")
+    meta = json.loads(header)
+    data = ctx.crypto.open(export_id, ciphertext, bytes.fromhex(meta["k"]), meta["v"])
+    async with db.write_transaction():
+        await ledger.append(principal.tenant_id, ledger.Entry(
+            actor=principal.actor, action="export.download", subject=str(export_id), content_hash=row["file_sha256"],
+        ))
+    return data, f"parley-export-{export_id}.zip"
+
+
+async def expire(rt: Runtime, now: datetime | None = None) -> int:
+    now = now or datetime.now(timezone.utc)
+    rows = await Export.select().where((Export.status == "done") & (Export.expires_at <= now))
+    for row in rows:
+        _path(rt, row["tenant"], row["id"]).unlink(missing_ok=True)
+        await Export.update({Export.status: "expired"}).where(Export.id == row["id"])
+        await ledger.append(row["tenant"], ledger.Entry(actor="system:exports", action="export.expire", subject=str(row["id"])))
+    return len(rows)
