@@ -40,7 +40,7 @@ from archive.search.plan import (
     positive_text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TEXT_COLUMNS = [f"t_{s}" for s in SENDERS]
 PREFIX_COLUMNS = [f"p_{s}" for s in SENDERS]
 SCHEMA = [
@@ -49,6 +49,9 @@ SCHEMA = [
         site TEXT NOT NULL, channel TEXT NOT NULL, language TEXT NOT NULL, started_at TEXT NOT NULL,
         agent_ids TEXT NOT NULL, tags TEXT NOT NULL, visitor_hash TEXT NOT NULL)""",
     "CREATE INDEX search_doc_tenant_started ON search_doc (tenant, started_at, rowid)",
+    # Agent ids and tags, one row each, so facets are an indexed GROUP BY instead of json_each.
+    "CREATE TABLE search_label (doc INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL)",
+    "CREATE INDEX search_label_doc ON search_label (doc, kind)",
     f"CREATE VIRTUAL TABLE search_fts USING fts5({', '.join(TEXT_COLUMNS)}, tokenize='ascii', detail=full)",
     f"CREATE VIRTUAL TABLE search_prefix USING fts5({', '.join(PREFIX_COLUMNS)}, tokenize='ascii', detail=column)",
 ]
@@ -56,8 +59,8 @@ FACET_SQL = {
     "site": "SELECT d.site, count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
     "channel": "SELECT d.channel, count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
     "language": "SELECT d.language, count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
-    "agent": "SELECT j.value, count(*) FROM search_doc d, json_each(d.agent_ids) j WHERE d.rowid IN ({ids}) GROUP BY 1",
-    "tag": "SELECT j.value, count(*) FROM search_doc d, json_each(d.tags) j WHERE d.rowid IN ({ids}) GROUP BY 1",
+    "agent": "SELECT l.value, count(*) FROM search_label l WHERE l.kind = 'agent' AND l.doc IN ({ids}) GROUP BY 1",
+    "tag": "SELECT l.value, count(*) FROM search_label l WHERE l.kind = 'tag' AND l.doc IN ({ids}) GROUP BY 1",
     "day": "SELECT substr(d.started_at, 1, 10), count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
 }
 FACET_LIMIT = 50
@@ -166,7 +169,7 @@ class SqliteFtsBackend:
     @staticmethod
     def _create(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
-        for table in ("search_prefix", "search_fts", "search_doc"):
+        for table in ("search_prefix", "search_fts", "search_label", "search_doc"):
             conn.execute(f"DROP TABLE IF EXISTS {table}")
         for statement in SCHEMA:
             conn.execute(statement)
@@ -209,14 +212,17 @@ class SqliteFtsBackend:
                 key = str(doc.conversation_id)
                 old = conn.execute("SELECT rowid FROM search_doc WHERE conversation = ?", (key,)).fetchone()
                 if old is not None:
-                    for table in ("search_fts", "search_prefix", "search_doc"):
-                        conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (old[0],))
+                    _delete_rows(conn, old[0])
                 rowid = conn.execute(
                     "INSERT INTO search_doc (tenant, conversation, site, channel, language, started_at, agent_ids, tags, visitor_hash)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (str(doc.tenant_id), key, doc.site, doc.channel, doc.language, iso_utc(doc.started_at),
                      json.dumps(doc.agent_ids), json.dumps(doc.tags), doc.visitor_hash),
                 ).lastrowid
+                conn.executemany(
+                    "INSERT INTO search_label (doc, kind, value) VALUES (?, ?, ?)",
+                    [(rowid, "agent", a) for a in doc.agent_ids] + [(rowid, "tag", t) for t in doc.tags],
+                )
                 conn.execute(
                     f"INSERT INTO search_fts (rowid, {', '.join(TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
                     (rowid, *(doc.columns.get(c, "") for c in TEXT_COLUMNS)),
@@ -238,8 +244,7 @@ class SqliteFtsBackend:
                     "SELECT rowid FROM search_doc WHERE conversation = ? AND tenant = ?", (str(cid), str(tenant_id))
                 ).fetchone()
                 if row is not None:
-                    for table in ("search_fts", "search_prefix", "search_doc"):
-                        conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (row[0],))
+                    _delete_rows(conn, row[0])
             conn.execute("COMMIT")
 
         if conversation_ids:
@@ -252,7 +257,10 @@ class SqliteFtsBackend:
     def _search(conn: sqlite3.Connection, plan: Plan) -> SearchPage:
         compiler = _Compiler(plan)
         where = compiler.sql(plan.tree)
-        base = f"FROM search_doc d WHERE d.tenant = ? AND {where}"
+        # With words to match, let the FTS sub-selects drive (the unary + keeps SQLite from
+        # scanning the tenant's whole index range first); without, the tenant index is the plan.
+        tenant = "+d.tenant" if positive_text(plan.tree) else "d.tenant"
+        base = f"FROM search_doc d WHERE {tenant} = ? AND {where}"
         params = [str(plan.tenant_id), *compiler.params]
         conn.execute("DROP TABLE IF EXISTS temp.matched")
         conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY, started_at TEXT)")
@@ -271,6 +279,12 @@ class SqliteFtsBackend:
             hits=[ScoredId(UUID(r[0]), float(r[1]), datetime.fromisoformat(r[2].replace("Z", "+00:00"))) for r in rows],
             facets={k: facets[k] for k in (*FACETS, "day")},
         )
+
+
+def _delete_rows(conn: sqlite3.Connection, rowid: int) -> None:
+    for table in ("search_fts", "search_prefix", "search_doc"):
+        conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
+    conn.execute("DELETE FROM search_label WHERE doc = ?", (rowid,))
 
 
 def _page(conn: sqlite3.Connection, plan: Plan, compiler: _Compiler) -> list[tuple[str, float, str]]:
