@@ -7,7 +7,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import msgspec
 import structlog
-from litestar import Litestar
+from litestar import Litestar, Request
+from litestar.config.cors import CORSConfig
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -20,6 +22,7 @@ from api.health import healthz, readyz
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
 from api.schemas import Check
+from api.proactive import CapacityController, CollectController, RulesController, explain
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
 from api.search import SearchController
 from api.transcripts import TranscriptController
@@ -28,6 +31,8 @@ from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn
 from archive.runtime import Runtime, build_runtime
 from archive.search import indexing
+from proactive import jobs as proactive_jobs  # noqa: F401  (registers the engine's jobs)
+from proactive import service as engagement
 from retention import jobs as retention_jobs  # noqa: F401  (registers jobs and the ingest hook)
 from archive.tenancy import clear_auth_cache, evict_cached_key
 from config.settings import Settings
@@ -48,6 +53,22 @@ def _add_self_decoded_schemas(app: Litestar) -> None:
     assert schemas is not None
     for name, schema in components.items():
         schemas.setdefault(name, schema)
+
+
+def _collect_rate_limits(settings: Settings) -> list[Any]:
+    """Litestar's rate limiting on /v1/collect: per client IP, and per site key when it is in the
+    header or query (a key only in the body is covered by the IP limit)."""
+
+    def is_collect(request: Request[Any, Any, Any]) -> bool:
+        return request.url.path == "/v1/collect"
+
+    def site_of(request: Request[Any, Any, Any]) -> str:
+        return "site:" + (request.headers.get("x-parley-site") or request.query_params.get("site") or "-")
+
+    per_ip = RateLimitConfig(rate_limit=("minute", settings.collect_per_ip_per_minute), check_throttle_handler=is_collect, store="collect_ip")
+    per_site = RateLimitConfig(rate_limit=("second", settings.collect_per_site_per_second), check_throttle_handler=is_collect,
+                               identifier_for_request=site_of, store="collect_site")
+    return [per_ip.middleware, per_site.middleware]
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
@@ -75,6 +96,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             await index.open()
         except Exception as exc:  # an index outage must not stop ingest: the outbox waits for it
             log.warning("search_backend_unavailable", backend=index.name, error=type(exc).__name__)
+        await engagement.load_all_rules()
+        await engagement.rebuild_state(runtime)
         scheduler = build_scheduler(runtime) if settings.scheduler else None
         if scheduler is not None:
             scheduler.start()
@@ -85,6 +108,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            await engagement.flush_counters()
             await revocations.watch.stop()
             await index.close()
             await db.stop()
@@ -93,8 +117,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
             RetentionController, HoldController, ErasureController, ExportController,
+            CollectController, RulesController, CapacityController, explain,
         ],
-        middleware=[RequestIdMiddleware, ApiKeyAuthentication],
+        middleware=[RequestIdMiddleware, ApiKeyAuthentication, *_collect_rate_limits(settings)],
+        # Public browser endpoints check each site's allowed origins themselves; the API proper
+        # is authenticated by bearer keys, which browsers never attach on their own, so a
+        # permissive CORS policy opens nothing.
+        cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                               allow_headers=["authorization", "content-type", "x-parley-site", "x-request-id"],
+                               expose_headers=["x-request-id"], max_age=600),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         state=State({"runtime": runtime, "readiness_probes": readiness}),

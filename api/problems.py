@@ -15,8 +15,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from archive.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound, TooLarge, field_path
-from archive.ingest import MalformedBody
+from archive.errors import Conflict, DomainError, Forbidden, InvalidInput, MalformedBody, NotFound, TooLarge, field_path
 
 log = structlog.get_logger(__name__)
 

@@ -52,6 +52,12 @@ class InvalidInput(DomainError):
         self.errors = errors or []
 
 
+class MalformedBody(InvalidInput):
+    """The body is not JSON (or not UTF-8) at all: 400 rather than 422."""
+
+    title = "Malformed request body"
+
+
 class TooLarge(InvalidInput):
     title = "Request too large"
 

@@ -24,7 +24,7 @@ from uuid import UUID, uuid4
 import msgspec
 
 from archive import db, ledger
-from archive.errors import Conflict, FieldError, InvalidInput, TooLarge, field_path
+from archive.errors import Conflict, FieldError, InvalidInput, MalformedBody, TooLarge, field_path
 from archive.models import (
     BatchIn,
     BatchResult,
@@ -39,10 +39,6 @@ from archive.tenancy import Principal, TenantContext, tenant_context
 
 _MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 INSERT_RETRIES = 3
-
-
-class MalformedBody(InvalidInput):
-    title = "Malformed request body"
 
 
 class Prepared(msgspec.Struct):

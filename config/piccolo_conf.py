@@ -13,4 +13,4 @@ from config.settings import load_settings
 
 DB = build_engine(load_settings())
 
-APP_REGISTRY = AppRegistry(apps=["archive.piccolo_app", "retention.piccolo_app"])
+APP_REGISTRY = AppRegistry(apps=["archive.piccolo_app", "retention.piccolo_app", "proactive.piccolo_app"])

@@ -43,6 +43,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: int = 10
     retention_sweep_cron: str = "0 3 * * *"  # daily at 03:00 UTC
     export_ttl_hours: int = 72
+    event_retention_days: int = 30
+    collect_per_ip_per_minute: int = 600
+    collect_per_site_per_second: int = 1000
 
     def __repr__(self) -> str:
         # Settings end up in tracebacks and debug logs; secrets must not.
@@ -87,6 +90,9 @@ ACCEPTS: dict[str, str] = {
     "db_pool_size": "an integer from 1 to 100",
     "retention_sweep_cron": "a five-field crontab expression, e.g. '0 3 * * *'",
     "export_ttl_hours": "an integer number of hours from 1 to 8760",
+    "event_retention_days": "an integer number of days from 1 to 3650",
+    "collect_per_ip_per_minute": "a positive integer",
+    "collect_per_site_per_second": "a positive integer",
 }
 
 
@@ -122,6 +128,9 @@ def _check_ranges(s: Settings) -> None:
         "opensearch_url": s.opensearch_url.startswith(("http://", "https://")),
         "retention_sweep_cron": _valid_cron(s.retention_sweep_cron),
         "export_ttl_hours": 1 <= s.export_ttl_hours <= 8760,
+        "event_retention_days": 1 <= s.event_retention_days <= 3650,
+        "collect_per_ip_per_minute": s.collect_per_ip_per_minute > 0,
+        "collect_per_site_per_second": s.collect_per_site_per_second > 0,
     }
     for field, ok in checks.items():
         if not ok:

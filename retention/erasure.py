@@ -1,7 +1,8 @@
 """Erasure (GDPR Art. 17): delete a person's conversations, except those a legal hold or a
 compliance-mode floor must keep — those are marked *restricted* and listed back with the reason.
 
-Behaviour events of the engagement engine join this path when that engine exists.
+The person's behaviour events (engagement engine) are deleted too: they are keyed by the same
+visitor hash and are never under a hold.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from archive.errors import FieldError, InvalidInput
 from archive.runtime import Runtime
 from archive.tables import Conversation
 from archive.tenancy import Principal, tenant_context
+from proactive.tables import BehaviourEvent
 from retention import deletion, holds, policies
 
 
@@ -39,6 +41,7 @@ class ErasureReceipt(msgspec.Struct):
     deleted: list[ErasedItem]
     restricted: list[ErasedItem]
     ledger_seq: int
+    behaviour_events_deleted: int = 0
 
 
 async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> ErasureReceipt:
@@ -66,12 +69,17 @@ async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> Erasur
     doomed = [r for r in rows if r["id"] not in restricted]
     receipt_id = uuid4()
     await deletion.delete_batch(principal.tenant_id, doomed, principal.actor, "erasure.delete", lambda r: {"receipt": str(receipt_id)})
+    events = 0
     async with db.write_transaction():
+        if request.visitor_id:  # the engagement engine's behaviour events, keyed by the same hash
+            events = await BehaviourEvent.count().where((BehaviourEvent.tenant == principal.tenant_id) & (BehaviourEvent.visitor_hash == digest))
+            await BehaviourEvent.delete().where((BehaviourEvent.tenant == principal.tenant_id) & (BehaviourEvent.visitor_hash == digest))
         for cid, reason in restricted.items():
             await Conversation.update({Conversation.restricted: reason[:300]}).where(Conversation.id == cid)
         [entry] = await ledger.append(principal.tenant_id, ledger.Entry(
             actor=principal.actor, action="erasure", subject=str(receipt_id),
-            details={"subject": subject, "deleted": len(doomed), "restricted": len(restricted), "reason": request.reason},
+            details={"subject": subject, "deleted": len(doomed), "restricted": len(restricted), "behaviour_events_deleted": events,
+                     "reason": request.reason},
         ))
     by_id = {r["id"]: r for r in rows}
     return ErasureReceipt(
@@ -79,4 +87,5 @@ async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> Erasur
         deleted=[ErasedItem(r["id"], r["external_id"]) for r in doomed],
         restricted=[ErasedItem(cid, by_id[cid]["external_id"], reason) for cid, reason in restricted.items()],
         ledger_seq=entry.seq,
+        behaviour_events_deleted=events,
     )

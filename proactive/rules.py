@@ -1,0 +1,542 @@
+"""Marketing rules: parse (YAML or JSON), validate with field paths, and evaluate against a
+visitor's state. Hostile rules are refused up front: nesting depth, list sizes and string
+lengths are capped, and regular expressions compile only on RE2 (no catastrophic backtracking).
+
+    rules:
+      - name: pricing-hesitation
+        site: shop
+        when:
+          all:
+            - {field: page.url, op: glob, value: "*/pricing*"}
+            - {field: page.time_on_page, op: gte, value: 30s}
+            - {count: product_view, within: 10m, op: gte, value: 3}
+            - not: {field: chat.active, op: eq, value: true}
+        invite: {message: "Questions about our plans?", group: sales, delay: 5s, expires: 2m}
+        caps: {per_visitor_per_day: 1, per_session: 1, cooldown_after_dismiss: 1d}
+        business_hours: {timezone: Europe/Oslo, days: mon-fri, from: "08:00", to: "18:00"}
+        variants: [{name: a, weight: 50}, {name: b, weight: 50, message: "Need help choosing?"}]
+        holdout: 10%
+        goal: {event: purchase, within: 30m}
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from datetime import datetime, time as dtime
+from typing import Any, Callable, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+import yaml
+
+from archive.errors import FieldError, InvalidInput
+
+MAX_DEPTH = 8
+MAX_NODES = 100
+MAX_LIST = 200
+MAX_STRING = 2000
+MAX_RULES = 500
+DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "starts_with", "glob", "regex")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+# field → (type, is it a duration that grows with time?)
+FIELDS: dict[str, tuple[str, bool]] = {
+    "page.url": ("str", False), "page.path": ("str", False), "page.title": ("str", False),
+    "page.time_on_page": ("duration", True), "page.scroll_depth": ("number", False),
+    "session.pageviews": ("number", False), "session.product_views": ("number", False),
+    "session.duration": ("duration", True), "session.idle": ("duration", True),
+    "session.exit_intent": ("bool", False), "session.referrer": ("str", False),
+    "session.utm_source": ("str", False), "session.utm_medium": ("str", False), "session.utm_campaign": ("str", False),
+    "session.landing_url": ("str", False),
+    "visitor.visits": ("number", False), "visitor.returning": ("bool", False), "visitor.device": ("str", False),
+    "visitor.language": ("str", False),
+    "cart.value": ("number", False), "cart.items": ("number", False), "cart.currency": ("str", False),
+    "chat.active": ("bool", False),
+    "goals": ("list", False),
+}
+DYNAMIC_PREFIXES = ("custom.",)  # custom.<event name>: count in this session
+
+
+def parse_duration(value: Any, path: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.match(str(value).strip()) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidInput("invalid duration", [FieldError(path, f"a duration like 30s, 10m, 2h or 1d, got {value!r}")])
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+# --- the compiled form -----------------------------------------------------------------------
+
+
+class Compare(msgspec.Struct, frozen=True):
+    field: str
+    op: str
+    value: Any
+    kind: str  # str | number | duration | bool | list
+    grows: bool  # a duration that increases with time without any event
+    matcher: Any = None  # compiled regex / glob
+
+
+class Count(msgspec.Struct, frozen=True):
+    event: str
+    within: float
+    op: str
+    value: float
+
+
+class AllOf(msgspec.Struct, frozen=True):
+    children: list["Condition"]
+
+
+class AnyOf(msgspec.Struct, frozen=True):
+    children: list["Condition"]
+
+
+class NotOf(msgspec.Struct, frozen=True):
+    child: "Condition"
+
+
+Condition = Union[Compare, Count, AllOf, AnyOf, NotOf]
+
+
+class Variant(msgspec.Struct, frozen=True):
+    name: str
+    weight: float
+    message: str | None = None
+
+
+class Caps(msgspec.Struct, frozen=True):
+    per_visitor_per_day: int | None = None
+    per_session: int | None = None
+    cooldown_after_dismiss: float | None = None  # seconds
+
+
+class Hours(msgspec.Struct, frozen=True):
+    timezone: str
+    days: frozenset[int]
+    start: dtime
+    end: dtime
+
+    def open_at(self, moment: datetime) -> bool:
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        return local.weekday() in self.days and self.start <= local.time() < self.end
+
+
+class Rule(msgspec.Struct, frozen=True):
+    name: str
+    site: str
+    when: Condition | None
+    message: str
+    group: str | None
+    delay: float
+    expires: float
+    caps: Caps
+    hours: Hours | None
+    variants: list[Variant]
+    holdout: float
+    goal_event: str | None
+    goal_within: float
+    priority: int
+    url_glob: str | None
+    enabled: bool
+
+
+# --- parsing and validation ------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self.nodes = 0
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append(FieldError(path, message))
+
+    def condition(self, node: Any, path: str, depth: int) -> Condition | None:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            if self.nodes == MAX_NODES + 1:
+                self.fail(path, f"a rule's condition may have at most {MAX_NODES} parts")
+            return None
+        if depth > MAX_DEPTH:
+            self.fail(path, f"conditions may nest at most {MAX_DEPTH} levels")
+            return None
+        if not isinstance(node, dict):
+            self.fail(path, "a condition is an object: {field, op, value}, {count, within, op, value}, all, any or not")
+            return None
+        for combinator, cls in (("all", AllOf), ("any", AnyOf)):
+            if combinator in node:
+                items = node[combinator]
+                if len(node) != 1 or not isinstance(items, list) or not items:
+                    self.fail(f"{path}.{combinator}", f"'{combinator}' takes a non-empty list and nothing beside it")
+                    return None
+                if len(items) > MAX_LIST:
+                    self.fail(f"{path}.{combinator}", f"at most {MAX_LIST} conditions")
+                    return None
+                children = [self.condition(c, f"{path}.{combinator}[{i}]", depth + 1) for i, c in enumerate(items)]
+                return cls([c for c in children if c is not None])  # type: ignore[arg-type]
+        if "not" in node:
+            if len(node) != 1:
+                self.fail(f"{path}.not", "'not' takes one condition and nothing beside it")
+                return None
+            child = self.condition(node["not"], f"{path}.not", depth + 1)
+            return NotOf(child) if child is not None else None
+        if "count" in node:
+            return self.count(node, path)
+        return self.compare(node, path)
+
+    def _op(self, node: dict[str, Any], path: str, allowed: tuple[str, ...] = OPS) -> str | None:
+        op = node.get("op")
+        if op not in allowed:
+            self.fail(f"{path}.op", f"one of {', '.join(allowed)}")
+            return None
+        return op
+
+    def count(self, node: dict[str, Any], path: str) -> Condition | None:
+        unknown = set(node) - {"count", "within", "op", "value"}
+        if unknown:
+            self.fail(path, f"unknown keys {sorted(unknown)}")
+        op = self._op(node, path, ("eq", "ne", "gt", "gte", "lt", "lte"))
+        event = node.get("count")
+        if not isinstance(event, str) or not event or len(event) > 64:
+            self.fail(f"{path}.count", "the event type or custom event name to count")
+            return None
+        try:
+            within = parse_duration(node.get("within"), f"{path}.within")
+        except InvalidInput as exc:
+            self.errors.extend(exc.errors)
+            return None
+        value = node.get("value")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            self.fail(f"{path}.value", "a number")
+            return None
+        return Count(event, within, op, float(value)) if op else None
+
+    def compare(self, node: dict[str, Any], path: str) -> Condition | None:
+        unknown = set(node) - {"field", "op", "value"}
+        if unknown:
+            self.fail(path, f"unknown keys {sorted(unknown)}")
+        field = node.get("field")
+        if not isinstance(field, str) or (field not in FIELDS and not field.startswith(DYNAMIC_PREFIXES)):
+            self.fail(f"{path}.field", f"unknown field {field!r}; fields are {', '.join(FIELDS)} and custom.<event>")
+            return None
+        kind, grows = FIELDS.get(field, ("number", False))
+        op = self._op(node, path)
+        if op is None:
+            return None
+        value = node.get("value")
+        where = f"{path}.value"
+        if isinstance(value, str) and len(value) > MAX_STRING:
+            self.fail(where, f"at most {MAX_STRING} characters")
+            return None
+        if op == "in":
+            if not isinstance(value, list) or len(value) > MAX_LIST:
+                self.fail(where, f"'in' takes a list of at most {MAX_LIST} values")
+                return None
+            return Compare(field, op, frozenset(value) if kind != "duration" else frozenset(value), kind, grows)
+        if op == "regex":
+            if kind not in ("str",) or not isinstance(value, str):
+                self.fail(where, "regex applies to text fields and takes a pattern")
+                return None
+            import re2
+
+            try:
+                return Compare(field, op, value, kind, grows, re2.compile(value))
+            except Exception:
+                self.fail(where, "not a valid RE2 pattern (RE2 has no backreferences or lookaround)")
+                return None
+        if op == "glob":
+            if not isinstance(value, str):
+                self.fail(where, "glob takes a pattern such as */pricing*")
+                return None
+            return Compare(field, op, value, kind, grows, re.compile(fnmatch.translate(value)))
+        if op in ("contains", "starts_with"):
+            if kind not in ("str", "list") or not isinstance(value, str):
+                self.fail(where, f"{op} applies to text fields and takes text")
+                return None
+            return Compare(field, op, value, kind, grows)
+        if kind == "duration":
+            try:
+                return Compare(field, op, parse_duration(value, where), kind, grows)
+            except InvalidInput as exc:
+                self.errors.extend(exc.errors)
+                return None
+        if kind == "number" and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            self.fail(where, f"{field} is a number")
+            return None
+        if kind == "bool" and not isinstance(value, bool):
+            self.fail(where, f"{field} is true or false")
+            return None
+        if kind == "str" and not isinstance(value, str):
+            self.fail(where, f"{field} is text")
+            return None
+        if op in ("gt", "gte", "lt", "lte") and kind not in ("number", "duration"):
+            self.fail(f"{path}.op", f"{op} compares numbers or durations")
+            return None
+        return Compare(field, op, value, kind, grows)
+
+
+def _hours(raw: Any, path: str, checker: _Checker) -> Hours | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        checker.fail(path, "{timezone, days, from, to}")
+        return None
+    try:
+        ZoneInfo(str(raw.get("timezone", "")))
+    except (ZoneInfoNotFoundError, ValueError):
+        checker.fail(f"{path}.timezone", "an IANA time zone such as Europe/Oslo")
+        return None
+    days: set[int] = set()
+    for part in str(raw.get("days", "mon-sun")).replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if first not in DAYS or (last and last not in DAYS):
+            checker.fail(f"{path}.days", "like mon-fri or mon,wed,fri")
+            return None
+        a, b = DAYS.index(first), DAYS.index(last or first)
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    try:
+        start, end = dtime.fromisoformat(str(raw.get("from", "00:00"))), dtime.fromisoformat(str(raw.get("to", "23:59")))
+    except ValueError:
+        checker.fail(f"{path}.from", "times like 08:00")
+        return None
+    if end <= start:
+        checker.fail(f"{path}.to", "must be after from")
+        return None
+    return Hours(timezone=raw["timezone"], days=frozenset(days), start=start, end=end)
+
+
+def _percent(value: Any, path: str, checker: _Checker) -> float:
+    if value is None:
+        return 0.0
+    text = str(value).strip()
+    try:
+        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        checker.fail(path, "a share such as 10% or 0.1")
+        return 0.0
+    if not 0 <= share < 1:
+        checker.fail(path, "between 0% and 100% (exclusive)")
+    return share
+
+
+RULE_KEYS = {"name", "site", "when", "invite", "caps", "business_hours", "variants", "holdout", "goal", "priority", "url", "enabled"}
+
+
+def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError]]:
+    checker = _Checker()
+    p = (path + ".") if path else ""
+    if not isinstance(raw, dict):
+        return None, [FieldError(path or "$", "a rule is an object")]
+    for key in sorted(set(raw) - RULE_KEYS):
+        checker.fail(f"{p}{key}", f"unknown key; rules have {', '.join(sorted(RULE_KEYS))}")
+    name, site = raw.get("name"), raw.get("site")
+    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$", name):
+        checker.fail(f"{p}name", "1-100 letters, digits, '.', '_' or '-'")
+    if not isinstance(site, str) or not site:
+        checker.fail(f"{p}site", "the name of the site the rule runs on")
+    when = checker.condition(raw["when"], f"{p}when", 1) if "when" in raw else None
+    invite = raw.get("invite")
+    message, group, delay, expires = "", None, 0.0, 120.0
+    if not isinstance(invite, dict) or not isinstance(invite.get("message"), str) or not invite["message"].strip():
+        checker.fail(f"{p}invite.message", "the invitation text")
+    else:
+        message = invite["message"][:500]
+        group = invite.get("group")
+        for key, default in (("delay", 0.0), ("expires", 120.0)):
+            try:
+                value = parse_duration(invite.get(key, default), f"{p}invite.{key}")
+            except InvalidInput as exc:
+                checker.errors.extend(exc.errors)
+                value = default
+            if key == "delay":
+                delay = value
+            else:
+                expires = value
+    caps_raw = raw.get("caps") or {}
+    caps = Caps()
+    if not isinstance(caps_raw, dict):
+        checker.fail(f"{p}caps", "{per_visitor_per_day, per_session, cooldown_after_dismiss}")
+    else:
+        for key in sorted(set(caps_raw) - {"per_visitor_per_day", "per_session", "cooldown_after_dismiss"}):
+            checker.fail(f"{p}caps.{key}", "unknown cap")
+        cooldown = None
+        if "cooldown_after_dismiss" in caps_raw:
+            try:
+                cooldown = parse_duration(caps_raw["cooldown_after_dismiss"], f"{p}caps.cooldown_after_dismiss")
+            except InvalidInput as exc:
+                checker.errors.extend(exc.errors)
+        for key in ("per_visitor_per_day", "per_session"):
+            if key in caps_raw and (not isinstance(caps_raw[key], int) or caps_raw[key] < 1):
+                checker.fail(f"{p}caps.{key}", "a whole number ≥ 1")
+        caps = Caps(caps_raw.get("per_visitor_per_day"), caps_raw.get("per_session"), cooldown)
+    hours = _hours(raw.get("business_hours"), f"{p}business_hours", checker)
+    variants: list[Variant] = []
+    raw_variants = raw.get("variants") or []
+    if not isinstance(raw_variants, list) or len(raw_variants) > 20:
+        checker.fail(f"{p}variants", "a list of at most 20 {name, weight, message?}")
+    else:
+        for i, v in enumerate(raw_variants):
+            if not isinstance(v, dict) or not isinstance(v.get("name"), str) or not isinstance(v.get("weight", 1), (int, float)) or v.get("weight", 1) <= 0:
+                checker.fail(f"{p}variants[{i}]", "{name, weight > 0, message?}")
+                continue
+            variants.append(Variant(v["name"], float(v.get("weight", 1)), v.get("message")))
+        if len({v.name for v in variants}) != len(variants):
+            checker.fail(f"{p}variants", "variant names must be unique")
+    holdout = _percent(raw.get("holdout"), f"{p}holdout", checker)
+    goal = raw.get("goal") or {}
+    goal_event, goal_within = None, 1800.0
+    if goal:
+        if not isinstance(goal, dict) or not isinstance(goal.get("event"), str):
+            checker.fail(f"{p}goal", "{event, within}")
+        else:
+            goal_event = goal["event"]
+            try:
+                goal_within = parse_duration(goal.get("within", "30m"), f"{p}goal.within")
+            except InvalidInput as exc:
+                checker.errors.extend(exc.errors)
+    priority = raw.get("priority", 0)
+    if not isinstance(priority, int):
+        checker.fail(f"{p}priority", "a whole number (higher fires first)")
+        priority = 0
+    url = raw.get("url")
+    if url is not None and not isinstance(url, str):
+        checker.fail(f"{p}url", "a URL glob such as */pricing*")
+    if checker.errors:
+        return None, checker.errors
+    return Rule(
+        name=name, site=site, when=when, message=message, group=group, delay=delay, expires=expires, caps=caps, hours=hours,
+        variants=variants or [Variant("default", 1.0)], holdout=holdout, goal_event=goal_event, goal_within=goal_within,
+        priority=priority, url_glob=url, enabled=raw.get("enabled", True) is not False,
+    ), []
+
+
+def load_document(text: str | bytes, media: Literal["yaml", "json"] = "yaml") -> list[dict[str, Any]]:
+    """A YAML or JSON document: ``{"rules": [...]}``, a list of rules, or one rule."""
+    try:
+        data = msgspec.json.decode(text) if media == "json" else yaml.safe_load(text)
+    except (yaml.YAMLError, msgspec.DecodeError) as exc:
+        raise InvalidInput(f"the document cannot be parsed as {media.upper()}: {exc}", [FieldError("$", str(exc)[:300])]) from None
+    if isinstance(data, dict) and "rules" in data:
+        data = data["rules"]
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise InvalidInput("expected {rules: [...]}, a list of rules, or one rule", [FieldError("$", "expected rules")])
+    if len(data) > MAX_RULES:
+        raise InvalidInput(f"at most {MAX_RULES} rules per document", [FieldError("rules", f"at most {MAX_RULES}")])
+    return data
+
+
+def compile_all(items: list[dict[str, Any]]) -> list[Rule]:
+    rules, errors = [], []
+    for i, item in enumerate(items):
+        rule, problems = compile_rule(item, f"rules[{i}]")
+        errors.extend(problems)
+        if rule:
+            rules.append(rule)
+    if errors:
+        raise InvalidInput("the rules are invalid; nothing was saved", errors)
+    names = [r.name for r in rules]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InvalidInput("rule names must be unique", [FieldError("rules", f"duplicate name {n!r}") for n in dupes])
+    return rules
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+Getter = Callable[[str], Any]
+CountFn = Callable[[str, float], int]
+
+
+def _compare(op: str, actual: Any, expected: Any, matcher: Any) -> bool:
+    if actual is None:
+        return op == "ne" and expected is not None
+    if op == "eq":
+        return actual == expected
+    if op == "ne":
+        return actual != expected
+    if op == "in":
+        return actual in expected
+    if op == "gt":
+        return actual > expected
+    if op == "gte":
+        return actual >= expected
+    if op == "lt":
+        return actual < expected
+    if op == "lte":
+        return actual <= expected
+    if op == "contains":
+        return expected in actual
+    if op == "starts_with":
+        return str(actual).startswith(expected)
+    if op in ("glob", "regex"):
+        return matcher.search(str(actual)) is not None if op == "regex" else matcher.match(str(actual)) is not None
+    return False
+
+
+def evaluate(cond: Condition | None, get: Getter, count: CountFn, trace: list[str] | None = None) -> bool:
+    if cond is None:
+        return True
+    if isinstance(cond, AllOf):
+        results = [evaluate(c, get, count, trace) for c in cond.children]
+        return all(results)
+    if isinstance(cond, AnyOf):
+        results = [evaluate(c, get, count, trace) for c in cond.children]
+        return any(results)
+    if isinstance(cond, NotOf):
+        return not evaluate(cond.child, get, count, trace)
+    if isinstance(cond, Count):
+        actual = count(cond.event, cond.within)
+        ok = _compare(cond.op, actual, cond.value, None)
+        if trace is not None:
+            trace.append(f"{'✓' if ok else '✗'} count({cond.event}, {cond.within:g}s) = {actual} {cond.op} {cond.value:g}")
+        return ok
+    actual = get(cond.field)
+    ok = _compare(cond.op, actual, cond.value, cond.matcher)
+    if trace is not None:
+        shown = round(actual, 1) if isinstance(actual, float) else actual
+        trace.append(f"{'✓' if ok else '✗'} {cond.field} = {shown!r} {cond.op} {cond.value!r}")
+    return ok
+
+
+def next_change(cond: Condition | None, now: float, grows_at: Callable[[str], float | None], count_expiry: Callable[[str, float], float | None]) -> float | None:
+    """The earliest moment after ``now`` at which a time-driven part of ``cond`` could flip.
+
+    Growing durations (time on page, idle, session length) cross thresholds at computable
+    moments; windowed counts change when their oldest event leaves the window. Everything else
+    changes only with an event, and events re-evaluate anyway.
+    """
+    if cond is None:
+        return None
+    if isinstance(cond, (AllOf, AnyOf)):
+        times = [t for t in (next_change(c, now, grows_at, count_expiry) for c in cond.children) if t is not None]
+        return min(times) if times else None
+    if isinstance(cond, NotOf):
+        return next_change(cond.child, now, grows_at, count_expiry)
+    if isinstance(cond, Count):
+        return count_expiry(cond.event, cond.within)
+    if cond.grows and cond.op in ("gt", "gte", "lt", "lte", "eq"):
+        origin = grows_at(cond.field)  # the moment the duration was 0
+        if origin is None:
+            return None
+        at = origin + float(cond.value) + (0.001 if cond.op in ("gt", "lte") else 0.0)
+        return at if at > now else None
+    return None
+
+
+def _glob_ok(rule: Rule, url: str | None) -> bool:
+    return rule.url_glob is None or (url is not None and fnmatch.fnmatchcase(url, rule.url_glob))
+
+
+def targets(rule: Rule, url: str | None) -> bool:
+    return rule.enabled and _glob_ok(rule, url)
+
+
+def to_yaml(documents: list[dict[str, Any]]) -> str:
+    return yaml.safe_dump({"rules": documents}, sort_keys=False, allow_unicode=True)
