@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from proactive.rules import Rule, evaluate, next_change, targets
+from proactive.rules import Rule, evaluate, evaluate_timed, next_change, targets
 from proactive.state import VisitorState
 
 VISITOR_IDLE_EXPIRY = 30 * 60.0
@@ -184,7 +184,7 @@ class Engine:
         if status in ("accepted", "dismissed"):
             self._close(record)
             if state is not None and status == "dismissed":
-                state.history.append((record.rule_id, "dismissed", at, record.invitation.variant))
+                state.remember(record.rule_id, "dismissed", at, record.invitation.variant)
 
     def _close(self, record: OpenInvitation) -> None:
         if record.invitation.group:
@@ -198,11 +198,12 @@ class Engine:
         for entry in self.rules.get(state.site, []):
             if entry.rule.goal_event != name:
                 continue
-            exposures = [h for h in state.history if h[0] == entry.id and h[1] in ("sent", "control") and at - h[2] <= entry.rule.goal_within]
-            already = any(h[0] == entry.id and h[1] == "goal" and exposures and h[2] >= exposures[-1][2] for h in state.history)
+            history = state.history or ()
+            exposures = [h for h in history if h[0] == entry.id and h[1] in ("sent", "control") and at - h[2] <= entry.rule.goal_within]
+            already = any(h[0] == entry.id and h[1] == "goal" and exposures and h[2] >= exposures[-1][2] for h in history)
             if exposures and not already:
                 self.counters[(entry.id, exposures[-1][3], "goals")] += 1
-                state.history.append((entry.id, "goal", at, exposures[-1][3]))
+                state.remember(entry.id, "goal", at, exposures[-1][3])
 
     # --- evaluation --------------------------------------------------------------------------
 
@@ -211,14 +212,32 @@ class Engine:
         key = (state.site, state.visitor_id)
         soonest: float | None = None
         url = state.field("page.url", now)
-        for entry in self.rules.get(state.site, []):
+
+        def get(field: str) -> Any:
+            return state.field(field, now)
+
+        def count(event: str, within: float) -> int:
+            return state.count(event, within, now)
+
+        def expiry(event: str, within: float) -> float | None:
+            return state.count_expiry(event, within, now)
+
+        memo: dict[Any, tuple[bool, float | None]] = {}
+        matched = state.matched or set()
+        for entry in self.rules.get(state.site, ()):
             rule = entry.rule
-            holds = targets(rule, url) and evaluate(rule.when, lambda f: state.field(f, now), lambda e, w: state.count(e, w, now))
-            matched = state.matched or set()
+            if rule.enabled and (rule.url_glob is None or targets(rule, url)):
+                holds, change = evaluate_timed(rule.when, now, get, count, state.grows_at, expiry, memo)
+            else:
+                holds, change = False, None
             was = entry.id in matched
+            if holds == was and not self._delayed:
+                if change is not None and (soonest is None or change < soonest):
+                    soonest = change
+                continue
             delayed_key = (key, entry.id)
             if holds and not was:
-                state.matched = matched | {entry.id}
+                matched = state.matched = matched | {entry.id}
                 if not replay:
                     variant = assign_variant(rule, entry.id, state.visitor_id)
                     self.counters[(entry.id, variant, "matched")] += 1
@@ -236,7 +255,6 @@ class Engine:
                     self.fire(entry, state, now)
                 elif holds:
                     soonest = due if soonest is None else min(soonest, due)
-            change = next_change(rule.when, now, state.grows_at, lambda e, w: state.count_expiry(e, w, now))
             if change is not None:
                 soonest = change if soonest is None else min(soonest, change)
         self._schedule(key, soonest)
@@ -255,10 +273,11 @@ class Engine:
             return "cap"
         if caps.per_session and session and (session.invited or {}).get(entry.id, 0) >= caps.per_session:
             return "cap"
-        sends = [h for h in state.history if h[0] == entry.id and h[1] == "sent"]
+        history = state.history or ()
+        sends = [h for h in history if h[0] == entry.id and h[1] == "sent"]
         if caps.per_visitor_per_day and sum(1 for h in sends if now - h[2] < DAY) >= caps.per_visitor_per_day:
             return "cap"
-        if caps.cooldown_after_dismiss and any(h[0] == entry.id and h[1] == "dismissed" and now - h[2] < caps.cooldown_after_dismiss for h in state.history):
+        if caps.cooldown_after_dismiss and any(h[0] == entry.id and h[1] == "dismissed" and now - h[2] < caps.cooldown_after_dismiss for h in history):
             return "cap"
         if variant == "control":
             return "holdout"
@@ -282,7 +301,7 @@ class Engine:
         if reason is not None:
             self.counters[(entry.id, variant, f"suppressed_{reason}")] += 1
             if reason == "holdout":
-                state.history.append((entry.id, "control", now, variant))
+                state.remember(entry.id, "control", now, variant)
             return None
         message = next((v.message for v in rule.variants if v.name == variant and v.message), rule.message)
         invitation = Invitation(
@@ -296,7 +315,7 @@ class Engine:
             self.outstanding[(state.tenant, rule.group)] += 1
         if state.session is not None:
             state.session.invited = {**(state.session.invited or {}), entry.id: (state.session.invited or {}).get(entry.id, 0) + 1}
-        state.history.append((entry.id, "sent", now, variant))
+        state.remember(entry.id, "sent", now, variant)
         self._sent_times[state.site].append(now)
         self.counters[(entry.id, variant, "sent")] += 1
         self.sent_log.append((entry.id, state.visitor_hash, now))

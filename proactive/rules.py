@@ -505,6 +505,73 @@ def evaluate(cond: Condition | None, get: Getter, count: CountFn, trace: list[st
     return ok
 
 
+def evaluate_timed(
+    cond: Condition | None, now: float, get: Getter, count: CountFn,
+    grows_at: Callable[[str], float | None], count_expiry: Callable[[str, float], float | None],
+    memo: dict[Any, tuple[bool, float | None]] | None = None,
+) -> tuple[bool, float | None]:
+    """The condition's truth now, and when time alone could next change it (None: only an event can).
+
+    Short-circuits: an ``all`` with a part that is false and that time cannot change is false
+    until the next event, so the rest is not even evaluated. Rules of one site often share
+    conditions (the same page glob, the same thresholds): within one evaluation each distinct
+    comparison is computed once (``memo``). This is the engine's hot path, hence ``type() is``.
+    """
+    kind = type(cond)
+    if kind is AllOf:
+        result, soonest = True, None
+        for child in cond.children:  # type: ignore[union-attr]
+            ok, at = evaluate_timed(child, now, get, count, grows_at, count_expiry, memo)
+            if not ok:
+                if at is None:
+                    return False, None
+                result = False
+            if at is not None and (soonest is None or at < soonest):
+                soonest = at
+        return result, soonest
+    if kind is Compare:
+        key = (cond.field, cond.op, cond.value)  # type: ignore[union-attr]
+        if memo is not None:
+            hit = memo.get(key)
+            if hit is not None:
+                return hit
+        actual = get(cond.field)  # type: ignore[union-attr]
+        ok = _compare(cond.op, actual, cond.value, cond.matcher)  # type: ignore[union-attr]
+        result_: tuple[bool, float | None] = (ok, None)
+        if cond.grows and cond.op in ("gt", "gte", "lt", "lte", "eq"):  # type: ignore[union-attr]
+            origin = grows_at(cond.field)  # type: ignore[union-attr]
+            if origin is not None:
+                at = origin + float(cond.value) + (0.001 if cond.op in ("gt", "lte") else 0.0)  # type: ignore[union-attr]
+                result_ = (ok, at if at > now else None)
+        if memo is not None:
+            memo[key] = result_
+        return result_
+    if kind is NotOf:
+        ok, at = evaluate_timed(cond.child, now, get, count, grows_at, count_expiry, memo)  # type: ignore[union-attr]
+        return not ok, at
+    if kind is Count:
+        key = (cond.event, cond.within, cond.op, cond.value)  # type: ignore[union-attr]
+        if memo is not None:
+            hit = memo.get(key)
+            if hit is not None:
+                return hit
+        counted = (_compare(cond.op, count(cond.event, cond.within), cond.value, None),  # type: ignore[union-attr]
+                   count_expiry(cond.event, cond.within))  # type: ignore[union-attr]
+        if memo is not None:
+            memo[key] = counted
+        return counted
+    if kind is AnyOf:
+        soonest = None
+        for child in cond.children:  # type: ignore[union-attr]
+            ok, at = evaluate_timed(child, now, get, count, grows_at, count_expiry, memo)
+            if ok:
+                return True, None
+            if at is not None and (soonest is None or at < soonest):
+                soonest = at
+        return False, soonest
+    return True, None  # no condition: always true
+
+
 def next_change(cond: Condition | None, now: float, grows_at: Callable[[str], float | None], count_expiry: Callable[[str, float], float | None]) -> float | None:
     """The earliest moment after ``now`` at which a time-driven part of ``cond`` could flip.
 

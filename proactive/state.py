@@ -95,9 +95,15 @@ class VisitorState:
         self.chat_active = False
         self.last_seen = now
         self.matched: set[str] | None = None  # rule ids whose condition held at the last evaluation
-        # (rule id, event, at): sends, dismissals, holdout exposures — for caps and goal attribution
-        self.history: deque[tuple[str, str, float, str]] = deque(maxlen=32)
+        # (rule id, event, at, variant): sends, dismissals, holdout exposures — for caps and goal
+        # attribution. Created on first use: most visitors are never invited.
+        self.history: deque[tuple[str, str, float, str]] | None = None
         self.outstanding: str | None = None  # the open invitation's id
+
+    def remember(self, rule_id: str, what: str, at: float, variant: str) -> None:
+        if self.history is None:
+            self.history = deque(maxlen=32)
+        self.history.append((rule_id, what, at, variant))
 
     # --- applying events ---------------------------------------------------------------------
 
