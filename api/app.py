@@ -22,6 +22,7 @@ from api.health import healthz, readyz
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
 from api.schemas import Check
+from api.browser import demo_shop, snippet
 from api.proactive import CapacityController, CollectController, RulesController, explain
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
 from api.search import SearchController
@@ -32,6 +33,7 @@ from archive.models import BatchIn, ConversationIn
 from archive.runtime import Runtime, build_runtime
 from archive.search import indexing
 from proactive import jobs as proactive_jobs  # noqa: F401  (registers the engine's jobs)
+from proactive import demo
 from proactive import service as engagement
 from retention import jobs as retention_jobs  # noqa: F401  (registers jobs and the ingest hook)
 from archive.tenancy import clear_auth_cache, evict_cached_key
@@ -96,6 +98,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             await index.open()
         except Exception as exc:  # an index outage must not stop ingest: the outbox waits for it
             log.warning("search_backend_unavailable", backend=index.name, error=type(exc).__name__)
+        app.state.demo_site_key = await demo.ensure_demo(runtime) if settings.demo else None
         await engagement.load_all_rules()
         await engagement.rebuild_state(runtime)
         scheduler = build_scheduler(runtime) if settings.scheduler else None
@@ -117,7 +120,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
             RetentionController, HoldController, ErasureController, ExportController,
-            CollectController, RulesController, CapacityController, explain,
+            CollectController, RulesController, CapacityController, explain, snippet, demo_shop,
         ],
         middleware=[RequestIdMiddleware, ApiKeyAuthentication, *_collect_rate_limits(settings)],
         # Public browser endpoints check each site's allowed origins themselves; the API proper
@@ -128,7 +131,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                                expose_headers=["x-request-id"], max_age=600),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        state=State({"runtime": runtime, "readiness_probes": readiness}),
+        state=State({"runtime": runtime, "readiness_probes": readiness, "demo_site_key": None}),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Parley",

@@ -46,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     event_retention_days: int = 30
     collect_per_ip_per_minute: int = 600
     collect_per_site_per_second: int = 1000
+    demo: bool = True  # serve /demo with a demo tenant, site and rule
 
     def __repr__(self) -> str:
         # Settings end up in tracebacks and debug logs; secrets must not.
@@ -93,6 +94,7 @@ ACCEPTS: dict[str, str] = {
     "event_retention_days": "an integer number of days from 1 to 3650",
     "collect_per_ip_per_minute": "a positive integer",
     "collect_per_site_per_second": "a positive integer",
+    "demo": "true or false",
 }
 
 

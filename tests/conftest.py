@@ -34,6 +34,7 @@ os.environ["PARLEY_DATA_DIR"] = str(DATA_DIR)
 MASTER_KEYS = {1: secrets.token_bytes(32), 2: secrets.token_bytes(32)}
 os.environ["PARLEY_MASTER_KEY"] = ",".join(f"{v}:{base64.b64encode(k).decode()}" for v, k in MASTER_KEYS.items())
 os.environ["PARLEY_SCHEDULER"] = "false"
+os.environ["PARLEY_DEMO"] = "false"
 # Long enough that only the revocation signal, never the TTL, can make a revocation visible.
 os.environ["PARLEY_AUTH_CACHE_SECONDS"] = "30"
 os.environ["PICCOLO_CONF"] = "config.piccolo_conf"
