@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import http.server
 import os
 import shutil
@@ -272,3 +273,28 @@ async def test_demo_shop_invites_a_newcomer(browser, live):
     await page.close()
 
 
+
+
+async def test_invitations_stream_over_server_sent_events(live, shop):
+    """The stream the widget listens to, read by a plain client over the network."""
+    headers = {"origin": live["origin"]}
+    received: list[str] = []
+
+    async def listen():
+        async with httpx.AsyncClient(base_url=live["api"], timeout=20) as http:
+            async with http.stream("GET", "/v1/invitations/stream", params={"site_key": shop.site_key, "visitor_id": "sse-1"}, headers=headers) as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        received.append(line[5:].strip())
+                        return
+
+    listener = asyncio.create_task(listen())
+    await asyncio.sleep(0.5)
+    body = {"site_key": shop.site_key, "visitor_id": "sse-1", "session_id": "s", "events": [
+        {"type": "pageview", "url": f"{live['origin']}/shop.html"}]}
+    collect = await shop.api.post("/v1/collect", content=json.dumps(body), headers={**headers, "content-type": "text/plain", "user-agent": "Mozilla/5.0"})
+    assert collect.status_code == 200 and collect.json()["accepted"] == 1
+    await asyncio.wait_for(listener, 15)
+    invitation = json.loads(received[0])
+    assert invitation["rule"] == "browser-welcome" and set(invitation) == {"id", "rule", "variant", "message", "group", "expires_at"}
