@@ -7,7 +7,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import msgspec
 import structlog
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Router
 from litestar.config.cors import CORSConfig
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.datastructures import State
@@ -58,18 +58,16 @@ def _add_self_decoded_schemas(app: Litestar) -> None:
 
 
 def _collect_rate_limits(settings: Settings) -> list[Any]:
-    """Litestar's rate limiting on /v1/collect: per client IP, and per site key when it is in the
-    header or query (a key only in the body is covered by the IP limit)."""
-
-    def is_collect(request: Request[Any, Any, Any]) -> bool:
-        return request.url.path == "/v1/collect"
+    """Litestar's rate limiting, on the browser routes only (a router's middleware): per client IP,
+    and per site key when it is in the header or query (a key only in the body is covered by the
+    IP limit). Other routes pay nothing for it."""
 
     def site_of(request: Request[Any, Any, Any]) -> str:
         return "site:" + (request.headers.get("x-parley-site") or request.query_params.get("site") or "-")
 
-    per_ip = RateLimitConfig(rate_limit=("minute", settings.collect_per_ip_per_minute), check_throttle_handler=is_collect, store="collect_ip")
-    per_site = RateLimitConfig(rate_limit=("second", settings.collect_per_site_per_second), check_throttle_handler=is_collect,
-                               identifier_for_request=site_of, store="collect_site")
+    per_ip = RateLimitConfig(rate_limit=("minute", settings.collect_per_ip_per_minute), store="collect_ip")
+    per_site = RateLimitConfig(rate_limit=("second", settings.collect_per_site_per_second), identifier_for_request=site_of,
+                               store="collect_site")
     return [per_ip.middleware, per_site.middleware]
 
 
@@ -120,9 +118,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
             RetentionController, HoldController, ErasureController, ExportController,
-            CollectController, RulesController, CapacityController, explain, snippet, demo_shop,
+            Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
+            RulesController, CapacityController, explain, snippet, demo_shop,
         ],
-        middleware=[RequestIdMiddleware, ApiKeyAuthentication, *_collect_rate_limits(settings)],
+        middleware=[RequestIdMiddleware, ApiKeyAuthentication],
         # Public browser endpoints check each site's allowed origins themselves; the API proper
         # is authenticated by bearer keys, which browsers never attach on their own, so a
         # permissive CORS policy opens nothing.

@@ -42,7 +42,7 @@ class CollectController(Controller):
             return problem(request, exc.status, "Site not accepted", exc.detail)
         return Response(result)
 
-    @get("/invitations/stream", exclude_from_auth=True, summary="Server-sent invitations for one visitor")
+    @get("/invitations/stream", exclude_from_auth=True, summary="Server-sent invitations for one visitor", media_type="text/event-stream")
     async def stream(
         self, request: Request[Any, Any, Any], site_key: FromQuery[str], visitor_id: FromQuery[str],
     ) -> Any:
@@ -52,7 +52,8 @@ class CollectController(Controller):
             return problem(request, exc.status, "Site not accepted", exc.detail)
         key = (site["id"], visitor_id)
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        service.ENGINE.streams[key].add(queue)
+        subscriber = (asyncio.get_running_loop(), queue)
+        service.ENGINE.streams[key].add(subscriber)
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             try:
@@ -67,7 +68,7 @@ class CollectController(Controller):
                     service.ENGINE.pending.pop(key, None)  # delivered here; not again in /v1/collect
                     yield ServerSentEventMessage(data=msgspec.json.encode(invitation).decode(), event="invitation", id=invitation.id)
             finally:
-                service.ENGINE.streams[key].discard(queue)
+                service.ENGINE.streams[key].discard(subscriber)
 
         return ServerSentEvent(events())
 

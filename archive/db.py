@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-from typing import Any
+from typing import Any, AsyncIterator, Callable
 
 os.environ.setdefault("PICCOLO_CONF", "config.piccolo_conf")
 
@@ -50,6 +50,26 @@ def write_transaction() -> Any:
 def for_update() -> str:
     """``FOR UPDATE`` where the engine has row locks; SQLite's IMMEDIATE lock already serialises."""
     return "" if is_sqlite() else " FOR UPDATE"
+
+
+async def keyset_pages(make_query: Callable[[], Any], key: Any, size: int) -> AsyncIterator[list[dict[str, Any]]]:
+    """Pages of a select in ``key`` order, each query starting after the last row of the one
+    before. Safe while the caller deletes or updates the rows it has seen (sweeps, re-wraps),
+    which OFFSET paging is not. ``make_query`` builds a fresh query each time: Piccolo's
+    ``where`` modifies a query in place."""
+    after = None
+    name = key._meta.name
+    while True:
+        query = make_query()
+        if after is not None:
+            query = query.where(key > after)
+        rows = await query.order_by(key).limit(size)
+        if not rows:
+            return
+        yield rows
+        if len(rows) < size:
+            return
+        after = rows[-1][name]
 
 
 async def migrate() -> list[str]:

@@ -7,6 +7,7 @@ resumed by running it again: every wrapped key records the master version it is 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -47,15 +48,10 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
         secrets += 1
     cryptos: dict[UUID, TenantCrypto] = {}
     unreadable: list[str] = []
-    after: UUID | None = None
-    while True:
-        query = ConversationKey.select().where(ConversationKey.master_version != keyring.active)
-        if after is not None:
-            query = query.where(ConversationKey.conversation > after)
-        rows = await query.order_by(ConversationKey.conversation).limit(BATCH)
-        if not rows:
-            break
-        after = rows[-1]["conversation"]
+    def stale() -> Any:
+        return ConversationKey.select().where(ConversationKey.master_version != keyring.active)
+
+    async for rows in db.keyset_pages(stale, ConversationKey.conversation, BATCH):
         async with db.write_transaction():
             for row in rows:
                 tenant_id = row["tenant"]

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -93,6 +94,22 @@ class Server:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+async def bench_tenant(name: str, role: str | None = None) -> Any:
+    """A fresh tenant in the bench database (migrated), and an API key of ``role`` if asked for.
+    Leaves the database pool open; callers that own the loop stop it with archive.db.stop()."""
+    from archive import db
+    from archive.runtime import build_runtime
+    from archive.tenancy import create_api_key, create_tenant
+    from config.settings import load_settings
+
+    runtime = build_runtime(load_settings())
+    await db.start()
+    await db.migrate()
+    tenant = await create_tenant(runtime, f"bench-{name}-{os.getpid()}-{time.monotonic_ns() % 100000}")
+    key = await create_api_key(tenant.id, role) if role else None
+    return runtime, tenant, key
 
 
 def wrk(url: str, seconds: int = 5, connections: int = 32, headers: dict[str, str] | None = None) -> float:

@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
-
-from bench.harness import Row, Server, Table, wrk
+from bench.harness import Row, Server, Table, bench_tenant, wrk
 
 GOAL = 0.6
 
 
 async def _make_key() -> str:
     from archive import db
-    from archive.runtime import build_runtime
-    from archive.tenancy import create_api_key, create_tenant
-    from config.settings import load_settings
 
-    runtime = build_runtime(load_settings())
-    await db.start()
-    await db.migrate()
-    tenant = await create_tenant(runtime, f"bench-{os.getpid()}")
-    key = await create_api_key(tenant.id, "compliance")
+    _, _, key = await bench_tenant("http", "compliance")
     await db.stop()
     return key.key
 

@@ -4,16 +4,15 @@ cost of redaction + encryption against storing the same plaintext without them."
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Iterator
 
 import msgspec
 
 from bench.corpus import conversation, sentences
-from bench.harness import Row, Server, Table
+from bench.harness import Row, Server, Table, bench_tenant
 
 BATCH = 100
 
@@ -40,14 +39,9 @@ async def _service_rate(n: int, protected: bool) -> float:
     from archive import db
     from archive.ingest import ingest
     from archive.models import ConversationIn
-    from archive.runtime import build_runtime
-    from archive.tenancy import Principal, create_tenant
-    from config.settings import load_settings
+    from archive.tenancy import Principal
 
-    runtime = build_runtime(load_settings())
-    await db.start()
-    await db.migrate()
-    tenant = await create_tenant(runtime, f"bench-svc-{os.getpid()}-{int(protected)}-{random.getrandbits(24):x}")
+    runtime, tenant, _ = await bench_tenant(f"svc-{int(protected)}")
     principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="ingest")
     rng, pool = random.Random(7), sentences()
     batches = [
@@ -90,15 +84,8 @@ def _http_rate(n: int) -> float:
 
 async def _ingest_key() -> str:
     from archive import db
-    from archive.runtime import build_runtime
-    from archive.tenancy import create_api_key, create_tenant
-    from config.settings import load_settings
 
-    runtime = build_runtime(load_settings())
-    await db.start()
-    await db.migrate()
-    tenant = await create_tenant(runtime, f"bench-http-{os.getpid()}")
-    key = await create_api_key(tenant.id, "ingest")
+    _, _, key = await bench_tenant("ingest-http", "ingest")
     await db.stop()
     return key.key
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
 import random
 import time
 import tracemalloc
 import uuid
 
-from bench.harness import Row, Server, Table
+from bench.harness import Row, Server, Table, bench_tenant
 
 RULE = {
     "name": "r", "site": "shop",
@@ -104,14 +103,9 @@ def memory_per_visitor(visitors: int) -> float:
 
 async def _site_key() -> str:
     from archive import db
-    from archive.runtime import build_runtime
-    from archive.tenancy import create_site, create_tenant
-    from config.settings import load_settings
+    from archive.tenancy import create_site
 
-    runtime = build_runtime(load_settings())
-    await db.start()
-    await db.migrate()
-    tenant = await create_tenant(runtime, f"bench-engage-{os.getpid()}")
+    _, tenant, _ = await bench_tenant("engage")
     site = await create_site(tenant.id, "shop", ["https://shop.example.com"])
     await db.stop()
     return site.site_key

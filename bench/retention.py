@@ -4,14 +4,13 @@ deletes and receipts) and export throughput (conversations per second into a sig
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 
 import msgspec
 
 from bench.corpus import conversation, sentences
-from bench.harness import Row, Table
+from bench.harness import Row, Table, bench_tenant
 
 BATCH = 100
 
@@ -20,19 +19,14 @@ async def _run(n: int) -> tuple[float, float]:
     from archive import db
     from archive.ingest import ingest
     from archive.models import ConversationIn
-    from archive.runtime import build_runtime
     from archive.search import indexing
-    from archive.tenancy import Principal, create_tenant
-    from config.settings import load_settings
+    from archive.tenancy import Principal
     from retention import exports, policies, sweep
     from retention.exports import ExportIn
 
-    runtime = build_runtime(load_settings())
-    await db.start()
-    await db.migrate()
+    runtime, tenant, _ = await bench_tenant("retention")
     backend = indexing.backend(runtime)
     await backend.open()
-    tenant = await create_tenant(runtime, f"bench-retention-{os.getpid()}")
     principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="admin")
     await policies.put(principal, policies.PolicyIn(default=policies.Default(days=1)))
     rng, pool = random.Random(5), sentences()

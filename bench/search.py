@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from bench.corpus import conversation, sentences
-from bench.harness import Row, Table
+from bench.harness import Row, Table, bench_tenant
 
 BATCH = 100
 
@@ -84,18 +84,13 @@ async def _parley(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: in
     from archive import db
     from archive.ingest import ingest
     from archive.models import ConversationIn
-    from archive.runtime import build_runtime
     from archive.search import indexing
     from archive.search.service import SearchRequest, search
-    from archive.tenancy import Principal, create_tenant
-    from config.settings import load_settings
+    from archive.tenancy import Principal
 
-    runtime = build_runtime(load_settings())
-    await db.start()
-    await db.migrate()
+    runtime, tenant, _ = await bench_tenant("search")
     backend = indexing.backend(runtime)
     await backend.open()
-    tenant = await create_tenant(runtime, f"bench-search-{os.getpid()}")
     principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="compliance")
     items = [msgspec.convert(c, ConversationIn) for c in corpus]
     rss_before = _rss_mb()

@@ -118,7 +118,10 @@ class Engine:
         self._sent_times: dict[Any, deque[float]] = defaultdict(lambda: deque(maxlen=1000))
         self.counters: Counter[tuple[str, str, str]] = Counter()
         self.pending: dict[tuple[Any, str], list[Invitation]] = {}
-        self.streams: dict[tuple[Any, str], set[asyncio.Queue[Invitation]]] = defaultdict(set)
+        # Open invitation streams per visitor: (event loop, queue). Delivery goes through the
+        # stream's own loop (call_soon_threadsafe): the tick may run on another loop or thread
+        # than the request that holds the stream, depending on the ASGI server.
+        self.streams: dict[tuple[Any, str], set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Invitation]]]] = defaultdict(set)
         self.sent_log: list[tuple[str, str, float]] = []  # (rule id, visitor hash, at): backtests read it
 
     # --- rules and capacity ------------------------------------------------------------------
@@ -322,8 +325,8 @@ class Engine:
         if len(self.sent_log) > 10_000:
             del self.sent_log[:5000]
         self.pending.setdefault(key, []).append(invitation)
-        for queue in self.streams.get(key, ()):
-            queue.put_nowait(invitation)
+        for loop, queue in self.streams.get(key, ()):
+            loop.call_soon_threadsafe(queue.put_nowait, invitation)
         heapq.heappush(self._timers, (record.expires, next(self._seq), ("expire", invitation.id)))
         return invitation
 

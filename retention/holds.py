@@ -193,16 +193,14 @@ def _out(ctx: TenantContext, row: dict[str, Any], covers: int | None) -> HoldOut
 
 async def count_covered(rt: Runtime, ctx: TenantContext, row: dict[str, Any]) -> int:
     m = Matcher(rt, ctx, [row])
-    covered, after = 0, None
-    while True:
-        query = Conversation.select(*CANDIDATE_COLUMNS).where(Conversation.tenant == ctx.tenant_id)
-        if after is not None:
-            query = query.where(Conversation.id > after)
-        rows = await query.order_by(Conversation.id).limit(SCAN_PAGE)
-        if not rows:
-            return covered
+    covered = 0
+
+    def tenant_rows() -> Any:
+        return Conversation.select(*CANDIDATE_COLUMNS).where(Conversation.tenant == ctx.tenant_id)
+
+    async for rows in db.keyset_pages(tenant_rows, Conversation.id, SCAN_PAGE):
         covered += len(await m.protecting(rows))
-        after = rows[-1]["id"]
+    return covered
 
 
 async def get(rt: Runtime, principal: Principal, hold_id: UUID, with_count: bool = True) -> HoldOut:

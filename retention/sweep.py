@@ -11,11 +11,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import datetime, timezone
+from typing import Any
 from uuid import UUID
 
 import msgspec
 import structlog
 
+from archive.db import keyset_pages
 from archive.runtime import Runtime
 from archive.search import indexing
 from archive.tables import Conversation, IndexOutbox, Tenant
@@ -49,18 +51,14 @@ async def sweep_tenant(
     report = SweepReport(dry_run=dry_run)
     by_rule: Counter[str] = Counter()
     by_hold: Counter[str] = Counter()
-    after: UUID | None = None
     batches = 0
-    while stop_after_batches is None or batches < stop_after_batches:
-        query = Conversation.select(*holds.CANDIDATE_COLUMNS).where(
-            (Conversation.tenant == tenant_id) & (Conversation.retain_until <= now)
-        )
-        if after is not None:
-            query = query.where(Conversation.id > after)
-        rows = await query.order_by(Conversation.id).limit(batch)
-        if not rows:
-            break
-        after = rows[-1]["id"]
+
+    def expired() -> Any:
+        return Conversation.select(*holds.CANDIDATE_COLUMNS).where((Conversation.tenant == tenant_id) & (Conversation.retain_until <= now))
+
+    async for rows in keyset_pages(expired, Conversation.id, batch):
+        if stop_after_batches is not None and batches >= stop_after_batches:
+            break  # tests simulate a crash here
         batches += 1
         report.expired += len(rows)
         held = await matcher.protecting(rows)

@@ -283,7 +283,7 @@ async def test_invitations_stream_over_server_sent_events(live, shop):
     async def listen():
         async with httpx.AsyncClient(base_url=live["api"], timeout=20) as http:
             async with http.stream("GET", "/v1/invitations/stream", params={"site_key": shop.site_key, "visitor_id": "sse-1"}, headers=headers) as response:
-                assert response.headers["content-type"].startswith("text/event-stream")
+                assert response.headers["content-type"].startswith("text/event-stream"), (response.status_code, await response.aread())
                 async for line in response.aiter_lines():
                     if line.startswith("data:"):
                         received.append(line[5:].strip())
@@ -295,6 +295,10 @@ async def test_invitations_stream_over_server_sent_events(live, shop):
         {"type": "pageview", "url": f"{live['origin']}/shop.html"}]}
     collect = await shop.api.post("/v1/collect", content=json.dumps(body), headers={**headers, "content-type": "text/plain", "user-agent": "Mozilla/5.0"})
     assert collect.status_code == 200 and collect.json()["accepted"] == 1
-    await asyncio.wait_for(listener, 15)
+    try:
+        await asyncio.wait_for(listener, 15)
+    except asyncio.TimeoutError:
+        explained = await shop.api.get("/v1/visitors/sse-1/explain", params={"site": "shop"}, headers=shop.headers("marketing"))
+        raise AssertionError(f"no invitation on the stream; explain: {explained.text}")
     invitation = json.loads(received[0])
     assert invitation["rule"] == "browser-welcome" and set(invitation) == {"id", "rule", "variant", "message", "group", "expires_at"}

@@ -287,3 +287,21 @@ async def test_erasure_removes_a_visitors_behaviour_events(client, shop, clock):
     receipt = (await client.post("/v1/erasure", json={"visitor_id": "gdpr-1"}, headers=shop.headers("compliance"))).json()
     assert receipt["behaviour_events_deleted"] == 2
     assert await BehaviourEvent.count().where(BehaviourEvent.tenant == shop.id) == 0
+
+
+async def test_collect_is_rate_limited_per_client(settings, runtime, shop, clock):
+    import json
+
+    import httpx
+    import msgspec
+
+    from api.app import create_app
+
+    app = create_app(msgspec.structs.replace(settings, collect_per_ip_per_minute=2), runtime)
+    body = json.dumps({"site_key": shop.site["site_key"], "visitor_id": "rl", "session_id": "s", "events": [pageview("/")]})
+    headers = {"content-type": "text/plain", "origin": ORIGIN, "user-agent": "Mozilla/5.0"}
+    async with app.lifespan():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver.local") as limited:
+            responses = [await limited.post("/v1/collect", content=body, headers=headers) for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert responses[2].headers["content-type"].startswith("application/problem+json")

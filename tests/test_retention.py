@@ -3,7 +3,6 @@ receipts, erasure restricts what it must keep, and exports verify offline."""
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 import zipfile
@@ -124,7 +123,7 @@ async def _hold(client, tenant, criteria, name="case-2026-114"):
 
 
 async def test_preview_counts_and_holds_protect_exactly_their_matches(client, tenant, runtime):
-    ids = await _one_day_archive(client, tenant, runtime)
+    await _one_day_archive(client, tenant, runtime)
     await _hold(client, tenant, {"q": "refund AND invoice", "filters": {"site": "shop"}})
     await _hold(client, tenant, {"visitor_ids": ["v-123"]}, name="dsar-hold")
     preview = (await client.post("/v1/retention/preview", headers=tenant.headers("compliance"))).json()

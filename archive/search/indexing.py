@@ -18,6 +18,7 @@ import structlog
 from apscheduler.triggers.interval import IntervalTrigger
 
 from archive import ingest, jobs
+from archive.db import keyset_pages
 from archive.analysis import Analyzer, primary_language
 from archive.crypto import DecryptionError
 from archive.models import StoredConversation
@@ -231,15 +232,7 @@ async def rebuild(rt: Runtime, progress: Callable[[int, int], None] | None = Non
 
 
 async def _conversation_pages(batch: int) -> AsyncIterator[tuple[UUID, list[UUID]]]:
-    after: UUID | None = None
-    while True:
-        query = Conversation.select(Conversation.id, Conversation.tenant)
-        if after is not None:
-            query = query.where(Conversation.id > after)
-        rows = await query.order_by(Conversation.id).limit(batch)
-        if not rows:
-            return
-        after = rows[-1]["id"]
+    async for rows in keyset_pages(lambda: Conversation.select(Conversation.id, Conversation.tenant), Conversation.id, batch):
         by_tenant: dict[UUID, list[UUID]] = defaultdict(list)
         for r in rows:
             by_tenant[r["tenant"]].append(r["id"])
