@@ -27,7 +27,6 @@ from archive import db, ledger
 from archive.errors import Conflict, FieldError, InvalidInput, MalformedBody, TooLarge, field_path
 from archive.models import (
     BatchIn,
-    BatchResult,
     ConversationIn,
     IngestResult,
     StoredConversation,
@@ -291,7 +290,3 @@ def _row(tenant_id: UUID, p: Prepared, retain_until: datetime | None, policy_ver
 async def ingest_body(rt: Runtime, principal: Principal, body: bytes) -> tuple[list[IngestResult], bool]:
     items, is_batch = parse_body(body, rt.settings)
     return await ingest(rt, principal, items, is_batch), is_batch
-
-
-def batch_result(results: list[IngestResult]) -> BatchResult:
-    return BatchResult(results=results)

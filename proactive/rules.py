@@ -597,12 +597,9 @@ def next_change(cond: Condition | None, now: float, grows_at: Callable[[str], fl
     return None
 
 
-def _glob_ok(rule: Rule, url: str | None) -> bool:
-    return rule.url_glob is None or (url is not None and fnmatch.fnmatchcase(url, rule.url_glob))
-
-
 def targets(rule: Rule, url: str | None) -> bool:
-    return rule.enabled and _glob_ok(rule, url)
+    """Enabled, and on a page its ``url`` glob (if any) matches."""
+    return rule.enabled and (rule.url_glob is None or (url is not None and fnmatch.fnmatchcase(url, rule.url_glob)))
 
 
 def to_yaml(documents: list[dict[str, Any]]) -> str:
