@@ -62,14 +62,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         from archive.tenancy import list_tenants
 
         print(f"Parley {'on ' + settings.engine}: data in {settings.data_path.resolve()}", file=sys.stderr)
-        if not await list_tenants():
+        from proactive.demo import DEMO_TENANT
+
+        if not [t for t in await list_tenants() if t.slug != DEMO_TENANT]:
             print(
                 "No tenants yet. Create one and an admin key:\n"
                 "  parley tenants create acme\n"
                 "  parley keys create --tenant acme --role admin",
                 file=sys.stderr,
             )
-        print(f"Listening on http://{host}:{port}  (OpenAPI: /schema, health: /healthz)", file=sys.stderr)
+        print(f"Listening on http://{host}:{port}  (OpenAPI: /schema, health: /healthz"
+              + (f", demo shop: http://{host}:{port}/demo)" if settings.demo else ")"), file=sys.stderr)
         return 0
 
     asyncio.run(_with_db(settings, banner))
