@@ -87,7 +87,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await db.start()
+        await db.start(settings.db_pool_size)
         await db.migrate()
         if settings.engine == "postgres":
             await revocations.watch.listen(settings.effective_database_url, evict_cached_key, clear_auth_cache)

@@ -37,7 +37,7 @@ async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[int]]) ->
     from archive.runtime import build_runtime
 
     runtime = build_runtime(settings)
-    await db.start()
+    await db.start(settings.db_pool_size)
     try:
         await db.migrate()
         return await work(runtime)
@@ -87,7 +87,7 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from archive import db
 
     async def run() -> int:
-        await db.start()
+        await db.start(settings.db_pool_size)
         try:
             for line in await db.migrate():
                 print(line.strip())

@@ -88,12 +88,12 @@ async def migrate() -> list[str]:
 _pool_users = 0
 
 
-async def start() -> None:
+async def start(pool_size: int = 10) -> None:
     """Open the PostgreSQL pool; nested callers (an app inside a test, a CLI helper) share it."""
     global _pool_users
     db = engine()
     if db.engine_type == "postgres" and _pool_users == 0:
-        await db.start_connection_pool()  # type: ignore[attr-defined]
+        await db.start_connection_pool(min_size=1, max_size=pool_size)  # type: ignore[attr-defined]
     _pool_users += 1
 
 
