@@ -27,4 +27,4 @@ async def expire_idle(rt: Runtime) -> int | None:
 
 @jobs.register("proactive.event_retention", lambda rt: IntervalTrigger(hours=6))
 async def purge(rt: Runtime) -> int | None:
-    return await service.purge_events(rt.settings.event_retention_days) or None
+    return await service.purge_events(rt, rt.settings.event_retention_days) or None

@@ -6,6 +6,7 @@ One process holds the live visitor state (the one running the scheduler); see do
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import defaultdict
@@ -283,9 +284,36 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origin: str | 
                        props=msgspec.json.encode(e["props"]).decode())
         for e in good
     ])
+    _mirror_events(rt, site, visitor_hash, batch.session_id, good)
     state = ENGINE.state_for(site["tenant"], site["id"], batch.visitor_id, visitor_hash)
     ENGINE.apply_events(state, sorted(good, key=lambda e: e["at_epoch"]))
     return CollectOut(accepted=len(good), rejected=rejected, invitations=ENGINE.take_pending(site["id"], batch.visitor_id))
+
+
+_mirroring: set[asyncio.Task[None]] = set()
+
+
+def _mirror_events(rt: Runtime, site: dict[str, Any], visitor_hash: str, session_id: str, events: list[dict[str, Any]]) -> None:
+    """With the OpenSearch backend on, events also go to an events index for analytics. The store
+    already holds them durably, so this is best effort and never delays the response."""
+    from archive.search import indexing
+
+    backend = indexing.backend(rt)
+    if not events or not hasattr(backend, "index_events"):
+        return
+    rows = [{"tenant": str(site["tenant"]), "site": str(site["id"]), "visitor_hash": visitor_hash, "session_id": session_id,
+             "type": e["type"], "name": e["name"] or "", "url": stored_url(e["url"]), "at": utc(e["at_epoch"]).isoformat(),
+             "props": e["props"]} for e in events]
+
+    async def send() -> None:
+        try:
+            await backend.index_events(rows)  # type: ignore[attr-defined]
+        except Exception as exc:  # the store has them; analytics in OpenSearch may lag
+            log.warning("event_mirror_failed", error=type(exc).__name__)
+
+    task = asyncio.create_task(send())
+    _mirroring.add(task)
+    task.add_done_callback(_mirroring.discard)
 
 
 # --- capacity --------------------------------------------------------------------------------
@@ -474,11 +502,19 @@ async def backtest(principal: Principal, rule_id: UUID, days: int) -> BacktestOu
 # --- upkeep ----------------------------------------------------------------------------------
 
 
-async def purge_events(retention_days: int) -> int:
+async def purge_events(rt: Runtime, retention_days: int) -> int:
+    from archive.search import indexing
+
     cutoff = datetime.now(timezone.utc) - timedelta(days=retention_days)
     count = await BehaviourEvent.count().where(BehaviourEvent.at < cutoff)
     if count:
         await BehaviourEvent.delete().where(BehaviourEvent.at < cutoff)
+    backend = indexing.backend(rt)
+    if hasattr(backend, "purge_events"):
+        try:
+            await backend.purge_events(cutoff)  # type: ignore[attr-defined]
+        except Exception as exc:  # retried by the next run of the job
+            log.warning("event_index_purge_failed", error=type(exc).__name__)
     return count
 
 

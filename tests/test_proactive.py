@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -305,3 +306,31 @@ async def test_collect_is_rate_limited_per_client(settings, runtime, shop, clock
             responses = [await limited.post("/v1/collect", content=body, headers=headers) for _ in range(3)]
     assert [r.status_code for r in responses] == [200, 200, 429]
     assert responses[2].headers["content-type"].startswith("application/problem+json")
+
+
+async def test_events_also_go_to_opensearch_when_that_backend_is_on(client, shop, clock, runtime, osmem_clone):
+    import asyncio
+
+    from archive.search import indexing
+    from archive.search.opensearch import OpenSearchBackend
+
+    backend = OpenSearchBackend(osmem_clone.url, prefix="evt")
+    await backend.open()
+    embedded = indexing.backend(runtime)
+    indexing.use_backend(backend)
+    try:
+        response = await _collect(client, shop, clock, "os-1", pageview("/"), pageview("/pricing"))
+        assert response.json()["accepted"] == 2
+        count = 0
+        for _ in range(40):
+            await backend.client.indices.refresh(index=backend.events_alias)
+            count = (await backend.client.count(index=backend.events_alias, body={"query": {"term": {"site": str(shop.site["id"])}}}))["count"]
+            if count == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert count == 2
+        docs = await backend.client.search(index=backend.events_alias, body={"query": {"match_all": {}}})
+        assert all("os-1" not in json.dumps(h["_source"]) for h in docs["hits"]["hits"])  # only the keyed hash
+    finally:
+        indexing.use_backend(embedded)
+        await backend.close()

@@ -54,6 +54,14 @@ def _mappings() -> dict[str, Any]:
     return {"dynamic": "strict", "_source": {"excludes": ["t_*", "p_*"]}, "properties": properties}
 
 
+def _event_mappings() -> dict[str, Any]:
+    keyword = {"type": "keyword"}
+    return {"dynamic": "strict", "properties": {
+        "tenant": keyword, "site": keyword, "visitor_hash": keyword, "session_id": keyword, "type": keyword,
+        "name": keyword, "url": keyword, "at": {"type": "date"}, "props": {"type": "object", "enabled": False},
+    }}
+
+
 class OpenSearchBackend:
     name = "opensearch"
 
@@ -61,6 +69,7 @@ class OpenSearchBackend:
                  verify_certs: bool = True, ca_certs: str = "") -> None:
         self.url = url
         self.alias = f"{prefix}-conversations"
+        self.events_alias = f"{prefix}-events"
         self.template = f"{prefix}-conversations"
         self.first_index = f"{prefix}-conversations-000001"
         self._options: dict[str, Any] = {"hosts": [url], "verify_certs": verify_certs, "timeout": 30}
@@ -91,6 +100,12 @@ class OpenSearchBackend:
         )
         if not await self.client.indices.exists_alias(name=self.alias):
             await self.client.indices.create(index=self.first_index, body={"aliases": {self.alias: {"is_write_index": True}}})
+        await self.client.indices.put_index_template(
+            name=self.events_alias,
+            body={"index_patterns": [f"{self.events_alias}-*"], "template": {"settings": {"number_of_shards": 1}, "mappings": _event_mappings()}},
+        )
+        if not await self.client.indices.exists_alias(name=self.events_alias):
+            await self.client.indices.create(index=f"{self.events_alias}-000001", body={"aliases": {self.events_alias: {"is_write_index": True}}})
 
     async def close(self) -> None:
         if self._client is not None:
@@ -138,6 +153,16 @@ class OpenSearchBackend:
         ]
         if actions:
             await async_bulk(self.client, actions, raise_on_error=False, raise_on_exception=True)
+
+    async def index_events(self, rows: list[dict[str, Any]]) -> None:
+        """Behaviour events (already stored durably) for analytics in OpenSearch."""
+        from opensearchpy.helpers import async_bulk
+
+        if rows:
+            await async_bulk(self.client, [{"_op_type": "index", "_index": self.events_alias, "_source": r} for r in rows])
+
+    async def purge_events(self, before: datetime) -> None:
+        await self.client.delete_by_query(index=self.events_alias, body={"query": {"range": {"at": {"lt": before.isoformat()}}}})
 
     async def search(self, plan: Plan) -> SearchPage:
         compiler = _Compiler(plan)
