@@ -12,14 +12,18 @@ from typing import Annotated
 from uuid import UUID, uuid4
 
 import msgspec
+import structlog
 
 from archive import db, ledger
 from archive.errors import FieldError, InvalidInput
 from archive.runtime import Runtime
+from archive.search import indexing
 from archive.tables import Conversation
 from archive.tenancy import Principal, tenant_context
 from proactive.tables import BehaviourEvent
 from retention import deletion, holds, policies
+
+log = structlog.get_logger(__name__)
 
 
 class ErasureIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,6 +85,12 @@ async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> Erasur
             details={"subject": subject, "deleted": len(doomed), "restricted": len(restricted), "behaviour_events_deleted": events,
                      "reason": request.reason},
         ))
+    backend = indexing.backend(rt)
+    if request.visitor_id and hasattr(backend, "delete_visitor_events"):
+        try:
+            await backend.delete_visitor_events(principal.tenant_id, digest)  # type: ignore[attr-defined]
+        except Exception as exc:  # the store copy is gone; the index copy ages out with event retention
+            log.warning("erasure_event_index_failed", error=type(exc).__name__)
     by_id = {r["id"]: r for r in rows}
     return ErasureReceipt(
         receipt_id=receipt_id, subject=subject, requested_at=now,

@@ -331,6 +331,11 @@ async def test_events_also_go_to_opensearch_when_that_backend_is_on(client, shop
         assert count == 2
         docs = await backend.client.search(index=backend.events_alias, body={"query": {"match_all": {}}})
         assert all("os-1" not in json.dumps(h["_source"]) for h in docs["hits"]["hits"])  # only the keyed hash
+        receipt = (await client.post("/v1/erasure", json={"visitor_id": "os-1"}, headers=shop.headers("compliance"))).json()
+        assert receipt["behaviour_events_deleted"] == 2
+        await backend.client.indices.refresh(index=backend.events_alias)
+        remaining = await backend.client.count(index=backend.events_alias, body={"query": {"term": {"site": str(shop.site["id"])}}})
+        assert remaining["count"] == 0
     finally:
         indexing.use_backend(embedded)
         await backend.close()

@@ -161,6 +161,10 @@ class OpenSearchBackend:
         if rows:
             await async_bulk(self.client, [{"_op_type": "index", "_index": self.events_alias, "_source": r} for r in rows])
 
+    async def delete_visitor_events(self, tenant_id: UUID, visitor_hash: str) -> None:
+        query = {"bool": {"filter": [{"term": {"tenant": str(tenant_id)}}, {"term": {"visitor_hash": visitor_hash}}]}}
+        await self.client.delete_by_query(index=self.events_alias, body={"query": query}, refresh=True)
+
     async def purge_events(self, before: datetime) -> None:
         await self.client.delete_by_query(index=self.events_alias, body={"query": {"range": {"at": {"lt": before.isoformat()}}}})
 
