@@ -444,6 +444,13 @@ async def explain(principal: Principal, visitor_id: str, site_name: str) -> list
     return ENGINE.explain(ENGINE.visitors.get((site["id"], visitor_id)), site["id"])
 
 
+def _replayable(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored behaviour event in the shape the engine applies (backtests, state rebuilds)."""
+    props = json.loads(row["props"]) if isinstance(row["props"], str) else row["props"]
+    return {"type": row["type"], "name": row["name"] or None, "at_epoch": row["at"].timestamp(), "url": row["url"] or None,
+            "title": None, "referrer": None, "props": props, "session_id": row["session_id"]}
+
+
 class BacktestOut(msgspec.Struct):
     rule: str
     days: int
@@ -466,11 +473,7 @@ async def backtest(principal: Principal, rule_id: UUID, days: int) -> BacktestOu
     events = await BehaviourEvent.select().where((BehaviourEvent.site == row["site"]) & (BehaviourEvent.at >= since)).order_by(BehaviourEvent.at)
     by_visitor: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for e in events:
-        props = json.loads(e["props"]) if isinstance(e["props"], str) else e["props"]
-        by_visitor[e["visitor_hash"]].append({
-            "type": e["type"], "name": e["name"] or None, "at_epoch": e["at"].timestamp(), "url": e["url"] or None,
-            "title": None, "referrer": None, "props": props, "session_id": e["session_id"],
-        })
+        by_visitor[e["visitor_hash"]].append(_replayable(e))
     sent, invited = 0, 0
     suppressed: dict[str, int] = defaultdict(int)
     entry_id = str(rule_id)
@@ -525,11 +528,7 @@ async def rebuild_state(rt: Runtime, window: float = 1800.0) -> int:
     by_visitor: dict[tuple[Any, str], list[dict[str, Any]]] = defaultdict(list)
     tenants = {}
     for e in rows:
-        props = json.loads(e["props"]) if isinstance(e["props"], str) else e["props"]
-        by_visitor[(e["site"], e["visitor_hash"])].append({
-            "type": e["type"], "name": e["name"] or None, "at_epoch": e["at"].timestamp(), "url": e["url"] or None,
-            "title": None, "referrer": None, "props": props, "session_id": e["session_id"],
-        })
+        by_visitor[(e["site"], e["visitor_hash"])].append(_replayable(e))
         tenants[e["site"]] = e["tenant"]
     # The visitor id itself is not stored (only its keyed hash); the state is keyed by the hash
     # until the visitor's next event, which re-attaches it under the id.
