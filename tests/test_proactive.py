@@ -339,3 +339,14 @@ async def test_events_also_go_to_opensearch_when_that_backend_is_on(client, shop
     finally:
         indexing.use_backend(embedded)
         await backend.close()
+
+
+async def test_visitor_state_is_rebuilt_from_stored_events_after_a_restart(client, shop, clock, runtime):
+    await _import(client, shop, pricing_rule())
+    await _collect(client, shop, clock, "rb-1", pageview("/"), pageview("/a"))
+    site_id = next(k[0] for k in service.ENGINE.visitors if k[1] == "rb-1")
+    del service.ENGINE.visitors[(site_id, "rb-1")]  # the process restarted: memory is gone
+    assert await service.rebuild_state(runtime) >= 1
+    await _collect(client, shop, clock, "rb-1", pageview("/pricing"))
+    explained = (await client.get("/v1/visitors/rb-1/explain", params={"site": "shop"}, headers=shop.headers("marketing"))).json()
+    assert any("session.pageviews = 3" in line for line in explained[0]["trace"]), explained
