@@ -12,7 +12,6 @@ from litestar.params import FromPath, JSONBody
 from api.auth import requires
 from api.schemas import CreateKeyIn, CreateSiteIn, UpdateSiteIn, WhoAmI
 from archive import ledger, tenancy
-from archive.db import write_transaction
 from archive.tenancy import ApiKeyOut, CreatedKey, Principal, SiteOut, TenantSettings
 
 
@@ -21,8 +20,7 @@ def _public_url(request: Request[Any, Any, Any]) -> str:
 
 
 async def _audit(principal: Principal, action: str, subject: str, **details: Any) -> None:
-    async with write_transaction():
-        await ledger.append(principal.tenant_id, ledger.Entry(actor=principal.actor, action=action, subject=subject, details=details))
+    await ledger.append(principal.tenant_id, ledger.Entry(actor=principal.actor, action=action, subject=subject, details=details))
 
 
 class AdminController(Controller):

@@ -277,6 +277,7 @@ def cmd_index_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_index_status(settings: Settings, args: argparse.Namespace) -> int:
     from archive.search import indexing
+    from archive.search.backend import BackendStatus
 
     async def work(rt: Any) -> int:
         backend = indexing.backend(rt)
@@ -284,7 +285,7 @@ def cmd_index_status(settings: Settings, args: argparse.Namespace) -> int:
             await backend.open()
             status = await backend.status()
         except Exception as exc:  # report, do not crash: this is a diagnostic command
-            status = type("S", (), {"ok": False, "detail": type(exc).__name__})()
+            status = BackendStatus(ok=False, detail=type(exc).__name__)
         finally:
             await backend.close()
         lag = await indexing.lag()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from typing import Any, AsyncIterator, Callable
 
@@ -24,6 +25,11 @@ class MigrationError(RuntimeError):
 
 
 _engine: Engine | None = None
+
+
+def json_column(value: Any) -> Any:
+    """A Piccolo JSON column's value: text on SQLite and on PostgreSQL's ``json`` type, decoded."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def engine() -> Engine:

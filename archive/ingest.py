@@ -24,6 +24,7 @@ from uuid import UUID, uuid4
 import msgspec
 
 from archive import db, ledger
+from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, MalformedBody, TooLarge, field_path
 from archive.models import (
     BatchIn,
@@ -225,7 +226,7 @@ async def _store(rt: Runtime, principal: Principal, prepared: list[Prepared], ba
                 results.append(
                     IngestResult(
                         row["id"], item.external_id, "existing", row["content_sha256"],
-                        json.loads(redactions) if isinstance(redactions, str) else redactions,
+                        json_column(redactions),
                     )
                 )
             else:

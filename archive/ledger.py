@@ -23,6 +23,7 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 
 from archive import db
+from archive.db import json_column
 from archive.crypto import public_key_bytes, signing_key
 from archive.runtime import Runtime
 from archive.tables import LedgerCheckpoint, LedgerEntry, LedgerHead, Tenant
@@ -141,7 +142,7 @@ def _record(row: dict[str, Any]) -> LedgerRecord:
     details = row["details"]
     return LedgerRecord(
         seq=row["seq"], at=row["at"], actor=row["actor"], action=row["action"], subject=row["subject"],
-        content_hash=row["content_hash"], details=json.loads(details) if isinstance(details, str) else details,
+        content_hash=row["content_hash"], details=json_column(details),
         prev_hash=row["prev_hash"], hash=row["hash"],
     )
 

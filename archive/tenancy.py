@@ -24,7 +24,7 @@ import msgspec
 
 from archive import ledger, revocations
 from archive.crypto import TenantCrypto
-from archive.db import write_transaction
+from archive.db import json_column, write_transaction
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
 from archive.runtime import Runtime
 from archive.tables import ApiKey, Site, Tenant
@@ -99,10 +99,6 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
 # --- tenants -------------------------------------------------------------------------------------
 
 
@@ -159,7 +155,7 @@ async def tenant_context(rt: Runtime, tenant_id: UUID) -> TenantContext:
     ctx = TenantContext(
         tenant_id=tenant_id,
         slug=row["slug"],
-        settings=msgspec.convert(_json(row["settings"]), TenantSettings),
+        settings=msgspec.convert(json_column(row["settings"]), TenantSettings),
         crypto=TenantCrypto(rt.keyring, tenant_id, row["wrapped_secret"], row["secret_version"]),
     )
     _contexts[tenant_id] = ctx
@@ -170,7 +166,7 @@ async def get_tenant_settings(tenant_id: UUID) -> TenantSettings:
     row = await Tenant.select(Tenant.settings).where(Tenant.id == tenant_id).first()
     if row is None:
         raise NotFound("tenant not found")
-    return msgspec.convert(_json(row["settings"]), TenantSettings)
+    return msgspec.convert(json_column(row["settings"]), TenantSettings)
 
 
 async def put_tenant_settings(tenant_id: UUID, new: TenantSettings) -> TenantSettings:
@@ -343,7 +339,7 @@ async def create_site(tenant_id: UUID, name: str, origins: list[str]) -> SiteOut
 
 
 def _site_out(row: dict[str, Any]) -> SiteOut:
-    row = {**row, "allowed_origins": _json(row["allowed_origins"])}
+    row = {**row, "allowed_origins": json_column(row["allowed_origins"])}
     return msgspec.convert(row, SiteOut)
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID
 
 import msgspec
 
-from archive import db, ledger
+from archive import ledger
+from archive.db import json_column
 from archive.errors import NotFound
 from archive.models import ConversationOut, StoredConversation
 from archive.runtime import Runtime
@@ -55,17 +55,16 @@ async def load_many(ctx: TenantContext, ids: list[UUID]) -> dict[UUID, tuple[dic
 async def read(rt: Runtime, principal: Principal, conversation_id: UUID) -> ConversationOut:
     ctx = await tenant_context(rt, principal.tenant_id)
     row, stored = await load(ctx, conversation_id)
-    async with db.write_transaction():
-        await ledger.append(
-            principal.tenant_id,
-            ledger.Entry(actor=principal.actor, action="read", subject=str(conversation_id), content_hash=row["content_sha256"]),
-        )
+    await ledger.append(
+        principal.tenant_id,
+        ledger.Entry(actor=principal.actor, action="read", subject=str(conversation_id), content_hash=row["content_sha256"]),
+    )
     redactions = row["redactions"]
     return ConversationOut(
         id=conversation_id,
         **msgspec.structs.asdict(stored),
         content_sha256=row["content_sha256"],
-        redactions=json.loads(redactions) if isinstance(redactions, str) else redactions,
+        redactions=json_column(redactions),
         retain_until=row["retain_until"],
         archived_at=row["created_at"],
     )

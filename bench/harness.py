@@ -42,14 +42,14 @@ class Table:
 
     def render(self) -> str:
         lines = [
-            "| bench | value | unit | baseline (same run) | ratio | target | ok |",
-            "|---|---:|---|---:|---:|---|---|",
+            "| bench | value | unit | baseline (same run) | ratio | target | ok | note |",
+            "|---|---:|---|---:|---:|---|---|---|",
         ]
         for r in self.rows:
             ok = "" if r.passed is None else ("yes" if r.passed else "NO")
             lines.append(
                 f"| {r.bench} | {r.value:,.1f} | {r.unit} | "
-                f"{'' if r.baseline is None else f'{r.baseline:,.1f}'} | {'' if r.ratio is None else f'{r.ratio:.2f}'} | {r.target} | {ok} |"
+                f"{'' if r.baseline is None else f'{r.baseline:,.1f}'} | {'' if r.ratio is None else f'{r.ratio:.2f}'} | {r.target} | {ok} | {r.note} |"
             )
         return "\n".join(lines)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from archive.db import json_column
 from archive.errors import Conflict
 from archive.runtime import Runtime
 from archive.tables import Site, Tenant
@@ -48,7 +49,7 @@ async def ensure_demo(rt: Runtime) -> str:
         site_key = created.site_key
     else:
         site_key = site["site_key"]
-        current = json.loads(site["allowed_origins"]) if isinstance(site["allowed_origins"], str) else site["allowed_origins"]
+        current = json_column(site["allowed_origins"])
         if sorted(set(current) | set(wanted)) != sorted(current):
             await Site.update({Site.allowed_origins: json.dumps(sorted(set(current) | set(wanted)))}).where(Site.id == site["id"])
     principal = Principal(key_id=tenant_id, key_prefix="demo", tenant_id=tenant_id, tenant_slug=DEMO_TENANT, role="marketing")

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from proactive.rules import Rule, evaluate, evaluate_timed, next_change, targets
+from proactive.rules import Rule, evaluate, evaluate_timed, targets
 from proactive.state import VisitorState
 
 VISITOR_IDLE_EXPIRY = 30 * 60.0
@@ -407,6 +407,7 @@ class Engine:
             else:
                 reason = self.suppression(entry, state, now, assign_variant(rule, entry.id, state.visitor_id))
                 decision = f"suppressed: {reason}" if reason else "would send"
-            change = next_change(rule.when, now, state.grows_at, lambda e, w: state.count_expiry(e, w, now))
+            _, change = evaluate_timed(rule.when, now, lambda f: state.field(f, now), lambda e, w: state.count(e, w, now),
+                                       state.grows_at, lambda e, w: state.count_expiry(e, w, now))
             out.append(Outcome(rule.name, entry.id, targeted, holds, trace, decision, _utc(change) if change else None))
         return out

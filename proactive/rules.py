@@ -572,31 +572,6 @@ def evaluate_timed(
     return True, None  # no condition: always true
 
 
-def next_change(cond: Condition | None, now: float, grows_at: Callable[[str], float | None], count_expiry: Callable[[str, float], float | None]) -> float | None:
-    """The earliest moment after ``now`` at which a time-driven part of ``cond`` could flip.
-
-    Growing durations (time on page, idle, session length) cross thresholds at computable
-    moments; windowed counts change when their oldest event leaves the window. Everything else
-    changes only with an event, and events re-evaluate anyway.
-    """
-    if cond is None:
-        return None
-    if isinstance(cond, (AllOf, AnyOf)):
-        times = [t for t in (next_change(c, now, grows_at, count_expiry) for c in cond.children) if t is not None]
-        return min(times) if times else None
-    if isinstance(cond, NotOf):
-        return next_change(cond.child, now, grows_at, count_expiry)
-    if isinstance(cond, Count):
-        return count_expiry(cond.event, cond.within)
-    if cond.grows and cond.op in ("gt", "gte", "lt", "lte", "eq"):
-        origin = grows_at(cond.field)  # the moment the duration was 0
-        if origin is None:
-            return None
-        at = origin + float(cond.value) + (0.001 if cond.op in ("gt", "lte") else 0.0)
-        return at if at > now else None
-    return None
-
-
 def targets(rule: Rule, url: str | None) -> bool:
     """Enabled, and on a page its ``url`` glob (if any) matches."""
     return rule.enabled and (rule.url_glob is None or (url is not None and fnmatch.fnmatchcase(url, rule.url_glob)))

@@ -18,6 +18,7 @@ import msgspec
 import structlog
 
 from archive import db, ledger
+from archive.db import json_column
 from archive.errors import FieldError, InvalidInput, MalformedBody, NotFound, field_path
 from archive.runtime import Runtime
 from archive.tables import Site
@@ -46,7 +47,7 @@ async def site_by_key(site_key: str) -> dict[str, Any] | None:
         return cached[1]
     row = await Site.select(Site.id, Site.tenant, Site.name, Site.allowed_origins, Site.settings).where(Site.site_key == site_key).first()
     if row is not None:
-        row["allowed_origins"] = json.loads(row["allowed_origins"]) if isinstance(row["allowed_origins"], str) else row["allowed_origins"]
+        row["allowed_origins"] = json_column(row["allowed_origins"])
     _sites[site_key] = (time.monotonic(), row)
     return row
 
@@ -84,8 +85,7 @@ class ImportOut(msgspec.Struct):
 
 
 def _definition(row: dict[str, Any]) -> dict[str, Any]:
-    value = row["definition"]
-    return json.loads(value) if isinstance(value, str) else value
+    return json_column(row["definition"])
 
 
 async def load_site_rules(site_id: UUID) -> None:
@@ -98,7 +98,7 @@ async def load_site_rules(site_id: UUID) -> None:
         else:
             log.error("stored_rule_invalid", rule=str(row["id"]), problems=len(problems))
     site = await Site.select(Site.settings).where(Site.id == site_id).first()
-    settings = json.loads(site["settings"]) if site and isinstance(site["settings"], str) else (site or {}).get("settings") or {}
+    settings = (json_column(site["settings"]) if site else None) or {}
     ENGINE.set_rules(site_id, entries, settings.get("pacing_per_minute"))
 
 
@@ -446,7 +446,7 @@ async def explain(principal: Principal, visitor_id: str, site_name: str) -> list
 
 def _replayable(row: dict[str, Any]) -> dict[str, Any]:
     """A stored behaviour event in the shape the engine applies (backtests, state rebuilds)."""
-    props = json.loads(row["props"]) if isinstance(row["props"], str) else row["props"]
+    props = json_column(row["props"])
     return {"type": row["type"], "name": row["name"] or None, "at_epoch": row["at"].timestamp(), "url": row["url"] or None,
             "title": None, "referrer": None, "props": props, "session_id": row["session_id"]}
 

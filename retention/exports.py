@@ -26,6 +26,7 @@ import msgspec
 import structlog
 
 from archive import db, ledger
+from archive.db import json_column
 from archive.crypto import public_key_bytes, signing_key
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
 from archive.models import StoredConversation
@@ -123,7 +124,7 @@ def _eml(cid: UUID, stored: StoredConversation, row: dict[str, Any]) -> bytes:
 
 
 async def build_zip(rt: Runtime, ctx: TenantContext, row: dict[str, Any], progress: Any = None) -> tuple[bytes, int]:
-    criteria = json.loads(row["criteria"]) if isinstance(row["criteria"], str) else row["criteria"]
+    criteria = json_column(row["criteria"])
     q = ctx.crypto.open_note(criteria["q_sealed"]).decode() if criteria.get("q_sealed") else ""
     filters = msgspec.convert(criteria.get("filters", {}), SearchFilters)
     ids = await all_matching_ids(rt, ctx, q, filters)
@@ -222,10 +223,9 @@ async def download(rt: Runtime, principal: Principal, export_id: UUID) -> tuple[
     header, _, ciphertext = _path(rt, principal.tenant_id, export_id).read_bytes().partition(b"\n")
     meta = json.loads(header)
     data = ctx.crypto.open(export_id, ciphertext, bytes.fromhex(meta["k"]), meta["v"])
-    async with db.write_transaction():
-        await ledger.append(principal.tenant_id, ledger.Entry(
-            actor=principal.actor, action="export.download", subject=str(export_id), content_hash=row["file_sha256"],
-        ))
+    await ledger.append(principal.tenant_id, ledger.Entry(
+        actor=principal.actor, action="export.download", subject=str(export_id), content_hash=row["file_sha256"],
+    ))
     return data, f"parley-export-{export_id}.zip"
 
 

@@ -8,7 +8,6 @@ index. Stored criteria keep the query sealed under the tenant key and visitor id
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Annotated, Any, Callable
 from uuid import UUID, uuid4
@@ -16,6 +15,7 @@ from uuid import UUID, uuid4
 import msgspec
 
 from archive import db, ledger
+from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
 from archive.runtime import Runtime
 from archive.search.service import SearchFilters, all_matching_ids
@@ -97,7 +97,7 @@ class Matcher:
 
     def __init__(self, rt: Runtime, ctx: TenantContext, holds: list[dict[str, Any]]) -> None:
         self.rt, self.ctx = rt, ctx
-        self.holds = [(h["name"], msgspec.convert(_json(h["criteria"]), Stored)) for h in holds]
+        self.holds = [(h["name"], msgspec.convert(json_column(h["criteria"]), Stored)) for h in holds]
         self._query_ids: dict[str, set[UUID]] = {}
 
     @property
@@ -120,12 +120,8 @@ class Matcher:
         return held
 
 
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def _fits(c: Stored, row: dict[str, Any]) -> bool:
-    tags, agents = set(_json(row["tags"])), set(_json(row["agent_ids"]))
+    tags, agents = set(json_column(row["tags"])), set(json_column(row["agent_ids"]))
     f = c.filters
     started = row["started_at"].astimezone(timezone.utc).isoformat()
     checks: list[Callable[[], bool]] = [
@@ -186,7 +182,7 @@ async def create(rt: Runtime, principal: Principal, data: HoldIn) -> HoldOut:
 def _out(ctx: TenantContext, row: dict[str, Any], covers: int | None) -> HoldOut:
     return HoldOut(
         id=row["id"], name=row["name"], reason=row["reason"], status=row["status"], created_by=row["created_by"],
-        created_at=row["created_at"], criteria=_readable(ctx, msgspec.convert(_json(row["criteria"]), Stored)),
+        created_at=row["created_at"], criteria=_readable(ctx, msgspec.convert(json_column(row["criteria"]), Stored)),
         released_at=row["released_at"], release_reason=row["release_reason"], covers=covers,
     )
 

@@ -10,7 +10,6 @@ into the ledger.
 from __future__ import annotations
 
 import calendar
-import json
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 from uuid import UUID
@@ -18,6 +17,7 @@ from uuid import UUID
 import msgspec
 
 from archive import db, ingest, ledger
+from archive.db import json_column
 from archive.errors import FieldError, Forbidden, InvalidInput
 from archive.models import StoredConversation
 from archive.tables import Conversation
@@ -173,7 +173,7 @@ async def current(tenant_id: UUID) -> PolicyOut:
         return PolicyOut(policy=Policy(), version=0, updated_at=None)
     document = row["document"]
     return PolicyOut(
-        policy=msgspec.convert(json.loads(document) if isinstance(document, str) else document, Policy),
+        policy=msgspec.convert(json_column(document), Policy),
         version=row["version"], updated_at=row["updated_at"],
     )
 
@@ -242,7 +242,7 @@ async def recompute(tenant_id: UUID, batch: int = RECOMPUTE_BATCH) -> int:
             return updated
         async with db.write_transaction():
             for row in rows:
-                tags = json.loads(row["tags"]) if isinstance(row["tags"], str) else row["tags"]
+                tags = json_column(row["tags"])
                 _, until = decide(state.policy, row["site"], row["channel"], row["language"], tags, row["ended_at"])
                 await Conversation.update({Conversation.retain_until: until, Conversation.policy_version: state.version}).where(
                     Conversation.id == row["id"]

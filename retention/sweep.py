@@ -17,7 +17,7 @@ from uuid import UUID
 import msgspec
 import structlog
 
-from archive.db import keyset_pages
+from archive.db import json_column, keyset_pages
 from archive.runtime import Runtime
 from archive.search import indexing
 from archive.tables import Conversation, IndexOutbox, Tenant
@@ -88,7 +88,7 @@ async def sweep_tenant(
 
 
 def _rule(policy: policies.Policy, row: dict) -> str:
-    tags = holds._json(row["tags"])
+    tags = json_column(row["tags"])
     return policies.decide(policy, row["site"], row["channel"], row["language"], tags, row["ended_at"])[0]
 
 

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import msgspec
 
-from archive import db, ledger
+from archive import ledger
 from archive.analysis import highlight_terms, primary_language
 from archive.errors import FieldError, InvalidInput
 from archive.query import QuerySyntaxError, parse
@@ -200,15 +200,14 @@ async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> S
     filters = msgspec.structs.asdict(request.filters)
     if filters.get("visitor"):
         filters["visitor"] = "hash:" + ctx.crypto.identity_hash(filters["visitor"])[:16]
-    async with db.write_transaction():
-        await ledger.append(
-            principal.tenant_id,
-            ledger.Entry(
-                actor=principal.actor, action="search",
-                details={"query_sealed": sealed, "filters": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in filters.items() if v is not None},
-                         "sort": request.sort, "total": page.total},
-            ),
-        )
+    await ledger.append(
+        principal.tenant_id,
+        ledger.Entry(
+            actor=principal.actor, action="search",
+            details={"query_sealed": sealed, "filters": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in filters.items() if v is not None},
+                     "sort": request.sort, "total": page.total},
+        ),
+    )
     return SearchResponse(total=page.total, hits=hits, facets=page.facets, next_cursor=next_cursor)
 
 
