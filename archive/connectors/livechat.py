@@ -125,7 +125,7 @@ def _event(event: dict[str, Any], users: dict[str, dict[str, Any]]) -> Message |
     if kind_raw == "system_message":
         return Message(sender=Sender(role="system"), kind="event", event=system_event(str(event.get("system_message_type"))), **common)  # type: ignore[arg-type]
     if kind_raw == "filled_form":
-        lines = [f"{f.get('label') or f.get('type')}: {_answer(f)}" for f in event.get("fields") or [] if isinstance(f, dict)]
+        lines = [f"{str(f.get('label') or f.get('type')).rstrip(': ')}: {_answer(f)}" for f in event.get("fields") or [] if isinstance(f, dict)]
         common["text"] = "\n".join(line for line in lines if not line.endswith(": "))
         return Message(sender=_sender(author, event), kind="event", event="form", **common)
     if kind_raw == "file":
