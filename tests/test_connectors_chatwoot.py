@@ -12,7 +12,16 @@ import pytest
 from aiohttp import web
 
 from archive.connectors import (
-    Close, FetchFailed, Ignored, PayloadInvalid, Pending, SignatureRejected, authenticate, complete, delivery_key, parse,
+    Close,
+    FetchFailed,
+    Ignored,
+    PayloadInvalid,
+    Pending,
+    SignatureRejected,
+    authenticate,
+    complete,
+    delivery_key,
+    parse,
 )
 from archive.connectors.outcomes import ChatwootRef
 from archive.models import Agent, Visitor
@@ -34,7 +43,9 @@ WEBHOOKS = [
 ]  # message 9107's webhook was "missed"
 
 
-def signed(body: bytes, *, secret: str = SECRET, when: datetime = NOW, delivery: str | None = "5f7c1d2e-8a3b-4c6d-9e0f-1a2b3c4d5e6f"):
+def signed(
+    body: bytes, *, secret: str = SECRET, when: datetime = NOW, delivery: str | None = "5f7c1d2e-8a3b-4c6d-9e0f-1a2b3c4d5e6f"
+):
     timestamp = str(int(when.timestamp()))
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     headers = {"X_Chatwoot_Signature": f"sha256={digest}", "X_Chatwoot_Timestamp": timestamp}
@@ -83,8 +94,11 @@ def test_an_unsigned_push_is_refused():
 
 def test_a_signature_without_the_sha256_prefix_is_refused():
     good = signed(b"{}")
-    bare = push(b"{}", X_Chatwoot_Signature=good.header("x-chatwoot-signature").removeprefix("sha256="),
-                X_Chatwoot_Timestamp=good.header("x-chatwoot-timestamp"))
+    bare = push(
+        b"{}",
+        X_Chatwoot_Signature=good.header("x-chatwoot-signature").removeprefix("sha256="),
+        X_Chatwoot_Timestamp=good.header("x-chatwoot-timestamp"),
+    )
     with pytest.raises(SignatureRejected) as error:
         authenticate(bare, CONFIG, NOW)
     assert error.value.reason == "bad_signature"
@@ -107,7 +121,12 @@ def test_a_new_message_is_kept_pending_under_the_conversation():
     result = event("message_created_incoming.json")
     assert isinstance(result, Pending) and result.thread == "184"
     message = result.draft.messages[0]
-    assert (message.id, message.sender.role, message.sender.id, message.at) == ("9101", "visitor", "5521", at("2026-10-20T13:04:11Z"))
+    assert (message.id, message.sender.role, message.sender.id, message.at) == (
+        "9101",
+        "visitor",
+        "5521",
+        at("2026-10-20T13:04:11Z"),
+    )
     assert result.draft.visitor == Visitor(id="5521", name="Jürgen Müller", email="juergen.mueller@example.de")
 
 
@@ -150,7 +169,12 @@ async def test_without_api_access_the_close_assembles_the_accumulated_messages()
     close = event("conversation_status_changed_resolved.json")
     conversation = await complete(close, pending, CONFIG)
     assert conversation.external_id == "chatwoot:184"
-    assert (conversation.site, conversation.channel, conversation.language, conversation.tags) == ("chatwoot", "web", "de", ["reklamation"])
+    assert (conversation.site, conversation.channel, conversation.language, conversation.tags) == (
+        "chatwoot",
+        "web",
+        "de",
+        ["reklamation"],
+    )
     assert conversation.visitor == Visitor(id="5521", name="Jürgen Müller", email="juergen.mueller@example.de")
     assert sorted(conversation.agents, key=lambda a: a.id) == [
         Agent(id="12", name="Ingrid Solberg", email="ingrid.solberg@nordlys.example"),
@@ -208,14 +232,20 @@ async def test_with_api_access_the_close_fetches_every_message_back():
     assert "9107" in ids  # the message whose webhook never came
     assert len(conversation.messages) == 25  # 24 from the API, plus the deleted message's original words
     events = [(m.event, m.text) for m in conversation.messages if m.kind == "event"]
-    assert events == [("assign", "Assigned to Thomas Lie by Ingrid Solberg"), ("close", "Conversation was marked resolved by Thomas Lie")]
+    assert events == [
+        ("assign", "Assigned to Thomas Lie by Ingrid Solberg"),
+        ("close", "Conversation was marked resolved by Thomas Lie"),
+    ]
 
 
 async def test_fetched_agents_get_their_email_from_the_agents_list():
     async with chatwoot_api() as api:
         cfg = config("chatwoot", secret=SECRET, api_url=api.url, api_token=API_TOKEN)
         conversation = await complete(event("conversation_status_changed_resolved.json", cfg), [], cfg)
-    assert {a.id: a.email for a in conversation.agents} == {"12": "ingrid.solberg@nordlys.example", "15": "thomas.lie@nordlys.example"}
+    assert {a.id: a.email for a in conversation.agents} == {
+        "12": "ingrid.solberg@nordlys.example",
+        "15": "thomas.lie@nordlys.example",
+    }
 
 
 async def test_a_refused_api_token_is_reported_without_the_token():

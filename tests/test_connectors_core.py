@@ -78,7 +78,9 @@ def _message(seconds: int, text: str, message_id: str | None = None, **extra) ->
 
 def test_an_edited_message_keeps_its_original_words_as_its_own_entry():
     first = Draft(external_id="c", messages=[_message(10, "Sendungsnummer 0034…", "m1")])
-    later = Draft(external_id="c", messages=[_message(10, "This message was deleted", "m1", deleted=True), _message(20, "bye", "m2")])
+    later = Draft(
+        external_id="c", messages=[_message(10, "This message was deleted", "m1", deleted=True), _message(20, "bye", "m2")]
+    )
     merged = assemble([first, later]).messages
     assert [(m.id, m.text, m.deleted) for m in merged] == [
         ("m1", "Sendungsnummer 0034…", False),
@@ -100,25 +102,33 @@ def test_messages_without_ids_are_the_same_when_time_sender_and_words_are():
 
 
 def test_start_and_end_widen_to_cover_every_message():
-    draft = Draft(external_id="c", started_at=T + timedelta(seconds=30), ended_at=T + timedelta(seconds=40),
-                  messages=[_message(10, "early"), _message(90, "late")])
+    draft = Draft(
+        external_id="c",
+        started_at=T + timedelta(seconds=30),
+        ended_at=T + timedelta(seconds=40),
+        messages=[_message(10, "early"), _message(90, "late")],
+    )
     merged = assemble([draft])
     assert (merged.started_at, merged.ended_at) == (T + timedelta(seconds=10), T + timedelta(seconds=90))
 
 
 def test_agents_are_merged_by_id_and_keep_the_email_any_draft_knew():
-    merged = assemble([
-        Draft(external_id="c", agents=[Agent(id="7", email="kari@example.com")], messages=[_message(1, "x")]),
-        Draft(external_id="c", agents=[Agent(id="7", name="Kari"), Agent(id="9", name="Ola")]),
-    ])
+    merged = assemble(
+        [
+            Draft(external_id="c", agents=[Agent(id="7", email="kari@example.com")], messages=[_message(1, "x")]),
+            Draft(external_id="c", agents=[Agent(id="7", name="Kari"), Agent(id="9", name="Ola")]),
+        ]
+    )
     assert merged.agents == [Agent(id="7", name="Kari", email="kari@example.com"), Agent(id="9", name="Ola")]
 
 
 def test_later_drafts_complete_the_visitor():
-    merged = assemble([
-        Draft(external_id="c", visitor=Visitor(id="v", email="v@example.com"), messages=[_message(1, "x")]),
-        Draft(external_id="c", visitor=Visitor(id="v", name="Vera")),
-    ])
+    merged = assemble(
+        [
+            Draft(external_id="c", visitor=Visitor(id="v", email="v@example.com"), messages=[_message(1, "x")]),
+            Draft(external_id="c", visitor=Visitor(id="v", name="Vera")),
+        ]
+    )
     assert merged.visitor == Visitor(id="v", name="Vera", email="v@example.com")
 
 

@@ -26,7 +26,9 @@ PAGE_SIZE = 4
 def signed(body: bytes, *, secret: str = SIGNING_SECRET, when: datetime = NOW, milliseconds: bool = False):
     timestamp = str(int(when.timestamp() * (1000 if milliseconds else 1)))
     trace = b"[" + timestamp.encode() + b";" + body + b"]"
-    return push(body, X_Crisp_Request_Timestamp=timestamp, X_Crisp_Signature=hmac.new(secret.encode(), trace, hashlib.sha256).hexdigest())
+    return push(
+        body, X_Crisp_Request_Timestamp=timestamp, X_Crisp_Signature=hmac.new(secret.encode(), trace, hashlib.sha256).hexdigest()
+    )
 
 
 def resolved_hook() -> bytes:
@@ -123,14 +125,21 @@ async def fetched(token: str = f"{IDENTIFIER}:{KEY}"):
 async def test_messages_are_fetched_page_by_page_until_none_are_left():
     conversation, requests = await fetched()
     pages = [r["query"] for r in requests if r["path"].endswith("/messages")]
-    assert pages == [{}, {"timestamp_before": "1793634500384"}, {"timestamp_before": "1793634063601"}, {"timestamp_before": "1793634012381"}]
+    assert pages == [
+        {},
+        {"timestamp_before": "1793634500384"},
+        {"timestamp_before": "1793634063601"},
+        {"timestamp_before": "1793634012381"},
+    ]
     assert len(conversation.messages) == 9
     assert [m.at for m in conversation.messages] == sorted(m.at for m in conversation.messages)
 
 
 async def test_the_visitor_comes_from_the_conversation_meta():
     conversation, _ = await fetched()
-    assert conversation.visitor == Visitor(id="e3f1c9b0-4a7d-4c2e-8b5f-9d6a1e0c7b32", name="François Lefèvre", email="francois.lefevre@example.fr")
+    assert conversation.visitor == Visitor(
+        id="e3f1c9b0-4a7d-4c2e-8b5f-9d6a1e0c7b32", name="François Lefèvre", email="francois.lefevre@example.fr"
+    )
     assert conversation.messages[0].sender.role == "visitor"
     assert (conversation.tags, conversation.metadata["data.commande"]) == (["livraison", "vip"], "40917")
 
@@ -151,8 +160,11 @@ async def test_notes_events_pickers_and_files_keep_their_meaning():
     assert (by_id["163922052006"].event, by_id["163922052006"].sender.role) == ("close", "system")
     assert by_id["163922031355"].text == "Votre problème est-il résolu ?\nOui" and by_id["163922031355"].sender.role == "bot"
     assert by_id["163922004118"].text == "" and by_id["163922004118"].attachments == [
-        Attachment(name="bon-de-livraison.pdf", content_type="application/pdf",
-                   url="https://storage.crisp.chat/users/upload/session/7d0b3a1e9c4f2a60/bon-de-livraison_1x0m2ka.pdf")
+        Attachment(
+            name="bon-de-livraison.pdf",
+            content_type="application/pdf",
+            url="https://storage.crisp.chat/users/upload/session/7d0b3a1e9c4f2a60/bon-de-livraison_1x0m2ka.pdf",
+        )
     ]
 
 

@@ -71,7 +71,9 @@ def test_the_conversation_is_finished_as_sent_with_epoch_times_converted():
     conversation = result.conversation
     assert conversation.ended_at == at("2026-11-12T14:13:00Z")
     assert [m.at for m in conversation.messages[1:4]] == [
-        at("2026-11-12T14:01:17Z"), at("2026-11-12T14:01:40Z"), at("2026-11-12T14:02:21.5Z"),
+        at("2026-11-12T14:01:17Z"),
+        at("2026-11-12T14:01:40Z"),
+        at("2026-11-12T14:02:21.5Z"),
     ]
 
 
@@ -79,12 +81,18 @@ def test_notes_events_attachments_and_agent_emails_come_through():
     conversation = parse(push(body()), CONFIG).conversation
     assert conversation.agents[1] == Agent(id="agent-9", name="Erik Dahl", email="erik.dahl@shop.example")
     assert [(m.kind, m.event) for m in conversation.messages if m.kind != "message"] == [
-        ("event", "join"), ("note", None), ("event", "transfer"), ("event", "close"),
+        ("event", "join"),
+        ("note", None),
+        ("event", "transfer"),
+        ("event", "close"),
     ]
     attachment_only = conversation.messages[3]
     assert attachment_only.text == "" and attachment_only.attachments[0] == Attachment(
-        name="kvitto.pdf", content_type="application/pdf", size=20931,
-        sha256="9f2c4e8a1b3d5f7092c4e6a8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8", url="https://files.shop.example/u/7c1e/kvitto.pdf",
+        name="kvitto.pdf",
+        content_type="application/pdf",
+        size=20931,
+        sha256="9f2c4e8a1b3d5f7092c4e6a8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8",
+        url="https://files.shop.example/u/7c1e/kvitto.pdf",
     )
 
 

@@ -99,8 +99,15 @@ async def test_the_fetched_conversation_has_every_part_in_order():
     conversation, _ = await fetched()
     assert conversation.external_id == f"intercom:{CONVERSATION}"
     assert [(m.kind, m.event) for m in conversation.messages] == [
-        ("message", None), ("event", "assign"), ("message", None), ("message", None), ("note", None),
-        ("event", "assign"), ("message", None), ("message", None), ("event", "close"),
+        ("message", None),
+        ("event", "assign"),
+        ("message", None),
+        ("message", None),
+        ("note", None),
+        ("event", "assign"),
+        ("message", None),
+        ("message", None),
+        ("event", "close"),
     ]
     assert conversation.messages[0].text == "Hej! Mit abonnement blev trukket to gange i oktober."
     assert conversation.messages[-2].text == "Fedt, tak for hjælpen! 👍"
@@ -132,8 +139,12 @@ async def test_an_attachment_only_reply_keeps_the_file():
     message = next(m for m in conversation.messages if m.id == "19873301003")
     assert message.text == "" and message.sender.role == "visitor"
     assert message.attachments == [
-        Attachment(name="kontoudtog oktober.pdf", content_type="application/pdf", size=88213,
-                   url="https://downloads.intercomcdn.com/i/o/ecahpwf5/1186352201/3f9a2b7c1d/kontoudtog%20oktober.pdf")
+        Attachment(
+            name="kontoudtog oktober.pdf",
+            content_type="application/pdf",
+            size=88213,
+            url="https://downloads.intercomcdn.com/i/o/ecahpwf5/1186352201/3f9a2b7c1d/kontoudtog%20oktober.pdf",
+        )
     ]
 
 

@@ -44,6 +44,12 @@ def test_a_webhook_without_a_secret_key_is_refused():
     assert error.value.reason == "missing_signature"
 
 
+def test_a_body_that_is_not_json_is_unauthenticated_not_malformed():
+    with pytest.raises(SignatureRejected) as error:
+        authenticate(push(b"secret_key=guess"), CONFIG, NOW)
+    assert error.value.reason == "missing_signature"
+
+
 def test_the_dedup_key_repeats_for_a_retry_and_holds_nothing_of_the_secret():
     key = delivery_key(push(deactivated()), CONFIG)
     assert key == delivery_key(push(compact(payload("livechat", "webhook_chat_deactivated.json"))), CONFIG)
@@ -86,15 +92,31 @@ async def fetched(token: str = ACCOUNT_TOKEN):
 async def test_the_thread_is_asked_for_by_chat_and_thread_id():
     _, requests = await fetched()
     [request] = requests
-    assert (request["method"], request["path"], request["json"]) == ("POST", "/agent/action/get_chat", {"chat_id": CHAT, "thread_id": THREAD})
+    assert (request["method"], request["path"], request["json"]) == (
+        "POST",
+        "/agent/action/get_chat",
+        {"chat_id": CHAT, "thread_id": THREAD},
+    )
 
 
 async def test_the_thread_becomes_a_conversation_with_every_event():
     conversation, _ = await fetched()
-    assert (conversation.external_id, conversation.site, conversation.tags) == (f"livechat:{CHAT}:{THREAD}", "390e44e6-f1e6-4c2b-9d4e-74a14508c2e1", ["zwrot"])
+    assert (conversation.external_id, conversation.site, conversation.tags) == (
+        f"livechat:{CHAT}:{THREAD}",
+        "390e44e6-f1e6-4c2b-9d4e-74a14508c2e1",
+        ["zwrot"],
+    )
     assert [(m.kind, m.event) for m in conversation.messages] == [
-        ("event", "form"), ("event", "assign"), ("message", None), ("message", None), ("message", None),
-        ("note", None), ("event", "transfer"), ("message", None), ("message", None), ("event", "close"),
+        ("event", "form"),
+        ("event", "assign"),
+        ("message", None),
+        ("message", None),
+        ("message", None),
+        ("note", None),
+        ("event", "transfer"),
+        ("message", None),
+        ("message", None),
+        ("event", "close"),
     ]
     assert conversation.started_at == at("2026-11-09T10:15:01.930551Z")
     assert conversation.ended_at == at("2026-11-09T10:19:40.300126Z")  # microseconds kept
@@ -102,7 +124,9 @@ async def test_the_thread_becomes_a_conversation_with_every_event():
 
 async def test_the_customer_is_the_visitor_and_both_agents_are_listed_with_email():
     conversation, _ = await fetched()
-    assert conversation.visitor == Visitor(id="c5e1a3f0-6b2d-4f8e-9a17-3d4c5b6a7e80", name="Zofia Wiśniewska", email="zofia.wisniewska@example.pl")
+    assert conversation.visitor == Visitor(
+        id="c5e1a3f0-6b2d-4f8e-9a17-3d4c5b6a7e80", name="Zofia Wiśniewska", email="zofia.wisniewska@example.pl"
+    )
     assert conversation.agents == [
         Agent(id="anna.kowalska@sklep.example", name="Anna Kowalska", email="anna.kowalska@sklep.example"),
         Agent(id="piotr.nowak@sklep.example", name="Piotr Nowak", email="piotr.nowak@sklep.example"),
@@ -112,7 +136,11 @@ async def test_the_customer_is_the_visitor_and_both_agents_are_listed_with_email
 async def test_a_whisper_to_agents_is_an_internal_note():
     conversation, _ = await fetched()
     note = next(m for m in conversation.messages if m.kind == "note")
-    assert (note.sender.role, note.sender.id, note.text) == ("agent", "anna.kowalska@sklep.example", "Piotr, przejmiesz? Zwroty to twój dział.")
+    assert (note.sender.role, note.sender.id, note.text) == (
+        "agent",
+        "anna.kowalska@sklep.example",
+        "Piotr, przejmiesz? Zwroty to twój dział.",
+    )
 
 
 async def test_a_file_event_is_an_attachment_only_message():
@@ -120,8 +148,12 @@ async def test_a_file_event_is_an_attachment_only_message():
     message = next(m for m in conversation.messages if m.attachments)
     assert message.text == "" and message.sender.role == "visitor"
     assert message.attachments == [
-        Attachment(name="paragon.jpg", content_type="image/jpeg", size=96531,
-                   url="https://cdn.files-text.com/api/lc/att/11442778/2f9a1c7e4b0d8a63/paragon.jpg")
+        Attachment(
+            name="paragon.jpg",
+            content_type="image/jpeg",
+            size=96531,
+            url="https://cdn.files-text.com/api/lc/att/11442778/2f9a1c7e4b0d8a63/paragon.jpg",
+        )
     ]
 
 

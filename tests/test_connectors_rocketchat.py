@@ -7,7 +7,16 @@ from datetime import datetime, timezone
 
 import pytest
 
-from archive.connectors import Finished, Ignored, PayloadInvalid, PayloadMalformed, SignatureRejected, authenticate, delivery_key, parse
+from archive.connectors import (
+    Finished,
+    Ignored,
+    PayloadInvalid,
+    PayloadMalformed,
+    SignatureRejected,
+    authenticate,
+    delivery_key,
+    parse,
+)
 from archive.models import Agent, Attachment, Visitor
 from tests.connectors import at, compact, config, payload, push, raw
 
@@ -68,14 +77,23 @@ def test_an_attachment_only_message_keeps_the_files_name_type_size_and_url():
     message = by_id(closed_chat(), "Lk8Jh6Gf4Ds2Aq0Pw")
     assert message.text == "" and message.sender.role == "visitor"
     assert message.attachments == [
-        Attachment(name="faktura-oktober.png", content_type="image/png", size=184233,
-                   url="https://chat.example.com/file-upload/y8FqW2nR5tJ7kL9mC/faktura-oktober.png")
+        Attachment(
+            name="faktura-oktober.png",
+            content_type="image/png",
+            size=184233,
+            url="https://chat.example.com/file-upload/y8FqW2nR5tJ7kL9mC/faktura-oktober.png",
+        )
     ]
 
 
 def test_the_closing_message_is_a_close_event_from_the_system():
     message = by_id(closed_chat(), "Dn4Fm6Gk8Hl0Jz2Xc")
-    assert (message.kind, message.event, message.sender.role, message.sender.id) == ("event", "close", "system", "Ytr7GQk4n2Jx3bN9c")
+    assert (message.kind, message.event, message.sender.role, message.sender.id) == (
+        "event",
+        "close",
+        "system",
+        "Ytr7GQk4n2Jx3bN9c",
+    )
     assert message.text == "Refusjon bekreftet, saken er løst."
 
 

@@ -38,9 +38,28 @@ ADAPTERS: dict[str, Adapter] = {
 PLATFORMS: tuple[str, ...] = tuple(ADAPTERS)
 
 __all__ = [
-    "ADAPTERS", "PLATFORMS", "Close", "ConnectorConfig", "Draft", "FetchFailed", "FetchNotConfigured", "Finished",
-    "Ignored", "Outcome", "PayloadInvalid", "PayloadMalformed", "Pending", "PlatformName", "Push", "SignatureRejected",
-    "api_client", "authenticate", "check_config", "complete", "delivery_key", "parse",
+    "ADAPTERS",
+    "PLATFORMS",
+    "Close",
+    "ConnectorConfig",
+    "Draft",
+    "FetchFailed",
+    "FetchNotConfigured",
+    "Finished",
+    "Ignored",
+    "Outcome",
+    "PayloadInvalid",
+    "PayloadMalformed",
+    "Pending",
+    "PlatformName",
+    "Push",
+    "SignatureRejected",
+    "api_client",
+    "authenticate",
+    "check_config",
+    "complete",
+    "delivery_key",
+    "parse",
 ]
 
 

@@ -56,10 +56,14 @@ async def call(
     except httpx.TimeoutException:
         raise FetchFailed("timeout", f"the {platform} API did not answer in time ({_where(url)})") from None
     except httpx.HTTPError as exc:
-        raise FetchFailed("unreachable", f"the {platform} API could not be reached at {_where(url)}: {type(exc).__name__}") from None
+        raise FetchFailed(
+            "unreachable", f"the {platform} API could not be reached at {_where(url)}: {type(exc).__name__}"
+        ) from None
     status = response.status_code
     if status in (401, 403):
-        raise FetchFailed("unauthorized", f"the {platform} API refused the API token ({status}); check the connector's --api-token")
+        raise FetchFailed(
+            "unauthorized", f"the {platform} API refused the API token ({status}); check the connector's --api-token"
+        )
     if status == 404:
         raise FetchFailed("not_found", f"the {platform} API has no such conversation ({_where(url)} answered 404)")
     if status == 429:
@@ -71,7 +75,9 @@ async def call(
     try:
         return msgspec.json.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError):
-        raise FetchFailed("bad_response", f"the {platform} API answered with something that is not JSON ({_where(url)})") from None
+        raise FetchFailed(
+            "bad_response", f"the {platform} API answered with something that is not JSON ({_where(url)})"
+        ) from None
 
 
 async def _read_capped(response: httpx.Response, platform: str) -> bytes:

@@ -52,7 +52,9 @@ def assemble(drafts: Sequence[Draft], config: ConnectorConfig | None = None) -> 
         metadata.update(d.metadata)
     conversation = {
         "external_id": external_id,
-        "site": (config.site if config and config.site else None) or _last(d.site for d in drafts) or (config.platform if config else "chat"),
+        "site": (config.site if config and config.site else None)
+        or _last(d.site for d in drafts)
+        or (config.platform if config else "chat"),
         "channel": (config.channel if config and config.channel else None) or _last(d.channel for d in drafts) or "web",
         "language": _last(d.language for d in drafts),
         "started_at": started,
@@ -74,7 +76,8 @@ def to_conversation(raw: object) -> ConversationIn:
         message, _, path = str(exc).partition(_MSGSPEC_PATH_SUFFIX)
         path = path.rstrip("`").lstrip(".")
         raise PayloadInvalid(
-            "the push does not make a valid conversation; nothing was stored", [FieldError(field_path(path, message) or "$", message)]
+            "the push does not make a valid conversation; nothing was stored",
+            [FieldError(field_path(path, message) or "$", message)],
         ) from None
 
 
@@ -111,8 +114,8 @@ def merge_agents(agents: Iterable[Agent]) -> list[Agent]:
     merged: dict[str, Agent] = {}
     for agent in agents:
         known = merged.get(agent.id)
-        merged[agent.id] = agent if known is None else Agent(
-            id=agent.id, name=agent.name or known.name, email=agent.email or known.email
+        merged[agent.id] = (
+            agent if known is None else Agent(id=agent.id, name=agent.name or known.name, email=agent.email or known.email)
         )
     return list(merged.values())[:100]
 
@@ -138,7 +141,9 @@ def _fill(known: Message, later: Message) -> Message:
     """The same message seen again: keep the first copy, take what the later one adds."""
     return msgspec.structs.replace(
         known,
-        attachments=later.attachments if len(later.attachments) >= len(known.attachments) and later.attachments else known.attachments,
+        attachments=later.attachments
+        if len(later.attachments) >= len(known.attachments) and later.attachments
+        else known.attachments,
         sender=later.sender if (later.sender.name and not known.sender.name) else known.sender,
         event=known.event or later.event,
         edited_at=known.edited_at or later.edited_at,

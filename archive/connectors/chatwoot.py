@@ -49,9 +49,19 @@ DELIVERY_HEADER = "X-Chatwoot-Delivery"
 MESSAGE_EVENTS = {"message_created", "message_updated"}
 MESSAGE_TYPES = {0: "incoming", 1: "outgoing", 2: "activity", 3: "template"}
 CHANNELS = {
-    "WebWidget": "web", "Email": "email", "Api": "api", "Whatsapp": "whatsapp", "FacebookPage": "facebook",
-    "TwilioSms": "sms", "Sms": "sms", "Telegram": "telegram", "Line": "line", "Instagram": "instagram",
-    "TwitterProfile": "twitter", "Tiktok": "tiktok", "Voice": "voice",
+    "WebWidget": "web",
+    "Email": "email",
+    "Api": "api",
+    "Whatsapp": "whatsapp",
+    "FacebookPage": "facebook",
+    "TwilioSms": "sms",
+    "Sms": "sms",
+    "Telegram": "telegram",
+    "Line": "line",
+    "Instagram": "instagram",
+    "TwitterProfile": "twitter",
+    "Tiktok": "tiktok",
+    "Voice": "voice",
 }
 # Activity messages are written in the account's language; these English forms are the default.
 ACTIVITY_EVENTS = [
@@ -95,15 +105,17 @@ def _pending(payload: dict[str, Any]) -> Outcome:
         raise PayloadInvalid("a Chatwoot message event needs its conversation", [FieldError("conversation.id", "missing")])
     message = message_from(payload, "")
     sender = payload.get("sender") or {}
-    visitor = _visitor(((conversation.get("meta") or {}).get("sender")) or payload.get("contact") or (sender if sender.get("type") == "contact" else None))
-    agents = [a for a in (_agent(sender) if message.sender.role == "agent" else None, _agent((conversation.get("meta") or {}).get("assignee"))) if a]
+    meta = conversation.get("meta") or {}
+    contact = meta.get("sender") or payload.get("contact") or (sender if sender.get("type") == "contact" else None)
+    author = _agent(sender) if message.sender.role == "agent" else None
+    agents = [a for a in (author, _agent(meta.get("assignee"))) if a]
     draft = Draft(
         external_id=f"chatwoot:{display_id}",
         site="chatwoot",
         channel=_channel(conversation.get("channel")),
         language=n.language_or_none((conversation.get("additional_attributes") or {}).get("conversation_language")),
         started_at=maybe_time(conversation.get("created_at")),
-        visitor=visitor,
+        visitor=_visitor(contact),
         agents=agents,
         tags=n.tags(conversation.get("labels")),
         metadata=_metadata(payload.get("account"), payload.get("inbox"), conversation),
@@ -117,11 +129,17 @@ def _close(payload: dict[str, Any], config: ConnectorConfig) -> Close:
     if not display_id:
         raise PayloadInvalid("a Chatwoot conversation event needs the conversation id", [FieldError("id", "missing")])
     meta = payload.get("meta") or {}
-    ended = maybe_time(payload.get("updated_at")) or maybe_time(payload.get("timestamp")) or maybe_time(payload.get("last_activity_at"))
+    ended = (
+        maybe_time(payload.get("updated_at"))
+        or maybe_time(payload.get("timestamp"))
+        or maybe_time(payload.get("last_activity_at"))
+    )
     messages = [message_from(m, f"messages[{i}]") for i, m in enumerate(payload.get("messages") or []) if isinstance(m, dict)]
     ref = _ref(payload, display_id, config)
     if ref is None and ended is not None:
-        messages.append(Message(at=ended, sender=Sender(role="system"), text="Conversation resolved", kind="event", event="close"))
+        messages.append(
+            Message(at=ended, sender=Sender(role="system"), text="Conversation resolved", kind="event", event="close")
+        )
     assignee = _agent(meta.get("assignee"))
     draft = Draft(
         external_id=f"chatwoot:{display_id}",
@@ -147,7 +165,9 @@ def _ref(payload: dict[str, Any], display_id: str, config: ConnectorConfig) -> C
         n.first(
             payload.get("account_id"),
             (payload.get("account") or {}).get("id"),
-            next((m.get("account_id") for m in payload.get("messages") or [] if isinstance(m, dict) and m.get("account_id")), None),
+            next(
+                (m.get("account_id") for m in payload.get("messages") or [] if isinstance(m, dict) and m.get("account_id")), None
+            ),
             account_in_url,
         )
     )
@@ -165,7 +185,9 @@ def message_from(raw: dict[str, Any], where: str) -> Message:
     try:
         at = parse_time(raw.get("created_at"))
     except BadTimestamp as exc:
-        raise PayloadInvalid("a Chatwoot message has no readable created_at", [FieldError(f"{where}.created_at".lstrip("."), str(exc))]) from None
+        raise PayloadInvalid(
+            "a Chatwoot message has no readable created_at", [FieldError(f"{where}.created_at".lstrip("."), str(exc))]
+        ) from None
     kind_raw = raw.get("message_type")
     message_type = MESSAGE_TYPES.get(kind_raw, kind_raw) if isinstance(kind_raw, int) else kind_raw
     attributes = raw.get("content_attributes") or {}
@@ -186,7 +208,9 @@ def message_from(raw: dict[str, Any], where: str) -> Message:
         contact = sender if sender.get("type") in (None, "contact") and sender else (raw.get("contact") or {})
         role_sender = Sender(role="visitor", id=n.short(contact.get("id")), name=n.short(contact.get("name")))
     elif sender.get("type") in (None, "user") and sender.get("id") is not None:
-        role_sender = Sender(role="agent", id=n.short(sender.get("id")), name=n.short(n.first(sender.get("available_name"), sender.get("name"))))
+        role_sender = Sender(
+            role="agent", id=n.short(sender.get("id")), name=n.short(n.first(sender.get("available_name"), sender.get("name")))
+        )
     else:
         role_sender = Sender(role="bot", id=n.short(sender.get("id")), name=n.short(sender.get("name")))
     return Message(sender=role_sender, kind=kind, **common)
@@ -207,7 +231,11 @@ def _visitor(contact: dict[str, Any] | None) -> Visitor | None:
 def _agent(user: dict[str, Any] | None) -> Agent | None:
     if not user or user.get("id") is None:
         return None
-    return Agent(id=n.short(user["id"]) or "", name=n.short(n.first(user.get("available_name"), user.get("name"))), email=n.short(user.get("email"), 320))
+    return Agent(
+        id=n.short(user["id"]) or "",
+        name=n.short(n.first(user.get("available_name"), user.get("name"))),
+        email=n.short(user.get("email"), 320),
+    )
 
 
 def _channel(value: Any) -> str | None:
@@ -265,10 +293,16 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
             break
         params = {"before": min(ids)}
     else:
-        raise FetchFailed("too_large", f"the Chatwoot conversation {ref.conversation_id} has more than {MAX_PAGES} pages of messages")
+        raise FetchFailed(
+            "too_large", f"the Chatwoot conversation {ref.conversation_id} has more than {MAX_PAGES} pages of messages"
+        )
     emails = await _agent_emails(client, account, headers)
     messages = [message_from(m, "payload") for m in seen.values()]
-    agents = {m.sender.id: Agent(id=m.sender.id, name=m.sender.name, email=emails.get(m.sender.id)) for m in messages if m.sender.role == "agent" and m.sender.id}
+    agents = {
+        m.sender.id: Agent(id=m.sender.id, name=m.sender.name, email=emails.get(m.sender.id))
+        for m in messages
+        if m.sender.role == "agent" and m.sender.id
+    }
     assignee = _agent(meta.get("assignee"))
     if assignee:
         agents[assignee.id] = Agent(id=assignee.id, name=assignee.name, email=assignee.email or emails.get(assignee.id))
@@ -300,4 +334,6 @@ def check_config(config: ConnectorConfig) -> list[FieldError]:
     return []
 
 
-ADAPTER = Adapter(platform="chatwoot", verify=verify, delivery_key=delivery_key, parse=parse, fetch=fetch, check_config=check_config)
+ADAPTER = Adapter(
+    platform="chatwoot", verify=verify, delivery_key=delivery_key, parse=parse, fetch=fetch, check_config=check_config
+)

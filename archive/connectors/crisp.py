@@ -97,11 +97,18 @@ def message_from(raw: dict[str, Any], visitor_id: str | None) -> Message:
     if kind_raw == "event":
         namespace = str((content or {}).get("namespace") or "") if isinstance(content, dict) else ""
         event = next((name for pattern, name in EVENT_NAMESPACES if pattern.search(namespace)), "other")
-        return Message(sender=Sender(role="system", id=n.short(user.get("user_id")), name=n.short(user.get("nickname"))), kind="event", event=event, **common)  # type: ignore[arg-type]
+        return Message(
+            sender=Sender(role="system", id=n.short(user.get("user_id")), name=n.short(user.get("nickname"))),
+            kind="event",
+            event=event,
+            **common,
+        )  # type: ignore[arg-type]
     if raw.get("from") == "user":
         sender = Sender(role="visitor", id=n.short(visitor_id or user.get("user_id")), name=n.short(user.get("nickname")))
     else:
-        sender = Sender(role="bot" if raw.get("automated") else "agent", id=n.short(user.get("user_id")), name=n.short(user.get("nickname")))
+        sender = Sender(
+            role="bot" if raw.get("automated") else "agent", id=n.short(user.get("user_id")), name=n.short(user.get("nickname"))
+        )
     return Message(sender=sender, kind="note" if kind_raw == "note" else "message", **common)
 
 
@@ -145,7 +152,9 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
     raw_messages: dict[str, dict[str, Any]] = {}
     params: dict[str, Any] | None = None
     for _ in range(MAX_PAGES):
-        page = _data(await api.call(client, "Crisp", "GET", f"{conversation_url}/messages", headers=headers, params=params), "messages")
+        page = _data(
+            await api.call(client, "Crisp", "GET", f"{conversation_url}/messages", headers=headers, params=params), "messages"
+        )
         fresh = [m for m in page or [] if isinstance(m, dict) and str(m.get("fingerprint")) not in raw_messages]
         if not fresh:
             break
@@ -159,7 +168,11 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
         raise FetchFailed("too_large", f"the Crisp conversation {ref.session_id} has more than {MAX_PAGES} pages of messages")
     emails = await _operator_emails(client, f"{base}/website/{ref.website_id}/operators/list", headers)
     messages = [message_from(m, visitor_id) for m in raw_messages.values()]
-    agents = {m.sender.id: Agent(id=m.sender.id, name=m.sender.name, email=emails.get(m.sender.id)) for m in messages if m.sender.role == "agent" and m.sender.id}
+    agents = {
+        m.sender.id: Agent(id=m.sender.id, name=m.sender.name, email=emails.get(m.sender.id))
+        for m in messages
+        if m.sender.role == "agent" and m.sender.id
+    }
     assigned = n.text_or_none((conversation.get("assigned") or {}).get("user_id"))
     if assigned and assigned not in agents:
         agents[assigned] = Agent(id=assigned, email=emails.get(assigned))
@@ -171,7 +184,9 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
         channel=CHANNELS.get(meta.get("origin"), n.channel_slug(meta.get("origin"))),
         started_at=maybe_time(conversation.get("created_at")),
         ended_at=maybe_time(conversation.get("updated_at")),
-        visitor=Visitor(id=visitor_id or ref.session_id, name=n.short(meta.get("nickname")), email=n.short(meta.get("email"), 320)),
+        visitor=Visitor(
+            id=visitor_id or ref.session_id, name=n.short(meta.get("nickname")), email=n.short(meta.get("email"), 320)
+        ),
         agents=list(agents.values()),
         tags=n.tags(meta.get("segments")),
         metadata=metadata,

@@ -56,8 +56,14 @@ PART_TYPES: dict[str, tuple[str, str | None]] = {
     "conversation_rating_changed": ("event", "rating"),
     "conversation_rating_remark_added": ("event", "rating"),
 }
-EVENT_WORDS = {"close": "closed the conversation", "reopen": "reopened the conversation", "assign": "assigned the conversation",
-               "join": "added a participant", "leave": "removed a participant", "rating": "rating changed"}
+EVENT_WORDS = {
+    "close": "closed the conversation",
+    "reopen": "reopened the conversation",
+    "assign": "assigned the conversation",
+    "join": "added a participant",
+    "leave": "removed a participant",
+    "rating": "rating changed",
+}
 
 
 def verify(push: Push, config: ConnectorConfig, now: datetime) -> None:
@@ -118,7 +124,9 @@ def conversation_draft(conversation: dict[str, Any], messages: bool = True, site
             "team_assignee_id": conversation.get("team_assignee_id"),
             "rating": rating.get("rating"),
             "rating_remark": rating.get("remark"),
-            "intercom_parts_missing": (total - len(parts)) if messages and isinstance(total, int) and total > len(parts) else None,
+            "intercom_parts_missing": (total - len(parts))
+            if messages and isinstance(total, int) and total > len(parts)
+            else None,
         }
     )
     return Draft(
@@ -141,7 +149,9 @@ def _visitor(contacts: list[dict[str, Any]], authors: list[dict[str, Any]]) -> V
         return None
     contact_id = str(contact["id"])
     described = next((a for a in authors if a.get("type") in VISITOR_TYPES and str(a.get("id")) == contact_id), {})
-    return Visitor(id=n.short(contact_id) or contact_id, name=n.short(described.get("name")), email=n.short(described.get("email"), 320))
+    return Visitor(
+        id=n.short(contact_id) or contact_id, name=n.short(described.get("name")), email=n.short(described.get("email"), 320)
+    )
 
 
 def _sender(author: dict[str, Any] | None, role_for_people: str | None = None) -> Sender:
@@ -177,7 +187,9 @@ def _part_message(part: dict[str, Any]) -> Message:
         "deleted": bool(part.get("redacted")),
     }
     if common["at"] is None:
-        raise PayloadInvalid("an Intercom conversation part has no created_at", [FieldError("conversation_parts.created_at", "missing")])
+        raise PayloadInvalid(
+            "an Intercom conversation part has no created_at", [FieldError("conversation_parts.created_at", "missing")]
+        )
     if kind == "event":
         if not text:
             words = EVENT_WORDS.get(event or "", str(part.get("part_type") or "event").replace("_", " "))
@@ -195,7 +207,12 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
     base = api.base_url(config, DEFAULT_API, "Intercom")
     headers = {"Authorization": f"Bearer {api.token(config, 'Intercom')}", "Intercom-Version": API_VERSION}
     conversation = await api.call(
-        client, "Intercom", "GET", f"{base}/conversations/{ref.conversation_id}", headers=headers, params={"display_as": "plaintext"}
+        client,
+        "Intercom",
+        "GET",
+        f"{base}/conversations/{ref.conversation_id}",
+        headers=headers,
+        params={"display_as": "plaintext"},
     )
     if not isinstance(conversation, dict) or conversation.get("type") != "conversation":
         raise FetchFailed("bad_response", "the Intercom API did not answer with a conversation")
@@ -206,4 +223,6 @@ def check_config(config: ConnectorConfig) -> list[FieldError]:
     return needs_api(config, url_required=False)
 
 
-ADAPTER = Adapter(platform="intercom", verify=verify, delivery_key=delivery_key, parse=parse, fetch=fetch, check_config=check_config)
+ADAPTER = Adapter(
+    platform="intercom", verify=verify, delivery_key=delivery_key, parse=parse, fetch=fetch, check_config=check_config
+)

@@ -30,12 +30,12 @@ import msgspec
 from archive.connectors import api
 from archive.connectors import normalise as n
 from archive.connectors.adapter import Adapter, needs_api
-from archive.connectors.errors import FetchFailed, PayloadInvalid
+from archive.connectors.errors import FetchFailed, PayloadInvalid, SignatureRejected
 from archive.connectors.outcomes import Close, Draft, FetchRef, Ignored, LiveChatRef, Outcome
 from archive.connectors.push import ConnectorConfig, Push, keyed_digest
 from archive.connectors.signatures import check_token
 from archive.connectors.timestamps import maybe_time
-from archive.errors import FieldError
+from archive.errors import FieldError, InvalidInput
 from archive.models import Agent, Message, Sender, Visitor
 
 DEFAULT_API = "https://api.livechatinc.com/v3.5"
@@ -45,13 +45,25 @@ DEFAULT_API = "https://api.livechatinc.com/v3.5"
 # routing.archived_*, routing.assigned_*, routing.unassigned_*, routing.idle, system_archived,
 # transcript_requested, transcript_sent.
 SYSTEM_EVENTS = {
-    "agent_added": "join", "agent_joined": "join", "customer_added": "join",
-    "agent_left": "leave", "agent_removed": "leave", "customer_removed": "leave",
+    "agent_added": "join",
+    "agent_joined": "join",
+    "customer_added": "join",
+    "agent_left": "leave",
+    "agent_removed": "leave",
+    "customer_removed": "leave",
     "chat_transferred": "transfer",
-    "manual_archived_agent": "close", "manual_archived_customer": "close", "archived_customer_disconnected": "close",
-    "customer_banned": "close", "system_archived": "close",
+    "manual_archived_agent": "close",
+    "manual_archived_customer": "close",
+    "archived_customer_disconnected": "close",
+    "customer_banned": "close",
+    "system_archived": "close",
 }
-SYSTEM_EVENT_PREFIXES = (("routing.archived_", "close"), ("routing.assigned_", "assign"), ("routing.unassigned_", "assign"), ("rating.", "rating"))
+SYSTEM_EVENT_PREFIXES = (
+    ("routing.archived_", "close"),
+    ("routing.assigned_", "assign"),
+    ("routing.unassigned_", "assign"),
+    ("rating.", "rating"),
+)
 
 
 def system_event(system_message_type: str) -> str:
@@ -61,7 +73,11 @@ def system_event(system_message_type: str) -> str:
 
 
 def verify(push: Push, config: ConnectorConfig, now: datetime) -> None:
-    payload = push.json_object()
+    try:
+        payload = push.json_object()
+    except InvalidInput:
+        # Not even JSON: unauthenticated like any push without the secret, so a 401, not a 400.
+        raise SignatureRejected("missing_signature", "the body is not a JSON object carrying secret_key") from None
     presented = payload.get("secret_key")
     check_token(config.secret, presented if isinstance(presented, str) else None, "the webhook's secret_key")
 
@@ -81,7 +97,9 @@ def parse(push: Push, config: ConnectorConfig) -> Outcome:
     chat_id, thread_id = n.text_or_none(body.get("chat_id")), n.text_or_none(body.get("thread_id"))
     if not chat_id or not thread_id:
         raise PayloadInvalid("chat_deactivated needs chat_id and thread_id", [FieldError("payload.thread_id", "missing")])
-    draft = Draft(external_id=f"livechat:{chat_id}:{thread_id}", site=n.site_or_none(payload.get("organization_id")) or "livechat")
+    draft = Draft(
+        external_id=f"livechat:{chat_id}:{thread_id}", site=n.site_or_none(payload.get("organization_id")) or "livechat"
+    )
     return Close(thread=f"{chat_id}:{thread_id}", draft=draft, fetch=LiveChatRef(chat_id=chat_id, thread_id=thread_id))
 
 
@@ -97,7 +115,8 @@ def chat_draft(chat: dict[str, Any]) -> Draft:
     involved = {str(u) for u in thread.get("user_ids") or []} | {m.sender.id for m in messages if m.sender.id}
     agents = [
         Agent(id=n.short(u["id"]) or "", name=n.short(u.get("name")), email=n.short(u.get("email"), 320))
-        for key, u in users.items() if u.get("type") == "agent" and key in involved
+        for key, u in users.items()
+        if u.get("type") == "agent" and key in involved
     ]
     chat_id, thread_id = str(chat.get("id")), str(thread.get("id"))
     return Draft(
@@ -107,7 +126,9 @@ def chat_draft(chat: dict[str, Any]) -> Draft:
             id=n.short(customer.get("id")) or f"livechat-customer:{chat_id}",
             name=n.short(customer.get("name")),
             email=n.short(n.first(customer.get("email"), form_email), 320),
-        ) if customer or form_email else None,
+        )
+        if customer or form_email
+        else None,
         agents=agents,
         tags=n.tags(thread.get("tags")),
         metadata=n.metadata({"livechat_chat_id": chat_id, "previous_thread_id": thread.get("previous_thread_id")}),
@@ -123,16 +144,28 @@ def _event(event: dict[str, Any], users: dict[str, dict[str, Any]]) -> Message |
     author = users.get(str(event.get("author_id")), {})
     common: dict[str, Any] = {"at": at, "id": n.short(event.get("id")), "text": n.text_or_none(event.get("text")) or ""}
     if kind_raw == "system_message":
-        return Message(sender=Sender(role="system"), kind="event", event=system_event(str(event.get("system_message_type"))), **common)  # type: ignore[arg-type]
+        return Message(
+            sender=Sender(role="system"), kind="event", event=system_event(str(event.get("system_message_type"))), **common
+        )  # type: ignore[arg-type]
     if kind_raw == "filled_form":
-        lines = [f"{str(f.get('label') or f.get('type')).rstrip(': ')}: {_answer(f)}" for f in event.get("fields") or [] if isinstance(f, dict)]
+        lines = [
+            f"{str(f.get('label') or f.get('type')).rstrip(': ')}: {_answer(f)}"
+            for f in event.get("fields") or []
+            if isinstance(f, dict)
+        ]
         common["text"] = "\n".join(line for line in lines if not line.endswith(": "))
         return Message(sender=_sender(author, event), kind="event", event="form", **common)
     if kind_raw == "file":
-        common["attachments"] = [n.attachment(name=event.get("name"), content_type=event.get("content_type"), size=event.get("size"), url=event.get("url"))]
+        common["attachments"] = [
+            n.attachment(
+                name=event.get("name"), content_type=event.get("content_type"), size=event.get("size"), url=event.get("url")
+            )
+        ]
     elif kind_raw == "rich_message":
         elements = [e for e in event.get("elements") or [] if isinstance(e, dict)]
-        common["text"] = "\n".join(t for e in elements for t in (n.text_or_none(e.get("title")), n.text_or_none(e.get("subtitle"))) if t)
+        common["text"] = "\n".join(
+            t for e in elements for t in (n.text_or_none(e.get("title")), n.text_or_none(e.get("subtitle"))) if t
+        )
     elif kind_raw not in ("message", "file"):
         return Message(sender=_sender(author, event), kind="event", event="other", **common)
     note = event.get("visibility") == "agents"
@@ -157,7 +190,11 @@ def _answer(field: dict[str, Any]) -> str:
 def _form_answers(event: dict[str, Any], field_type: str) -> list[str]:
     if event.get("type") != "filled_form":
         return []
-    return [str(f["answer"]) for f in event.get("fields") or [] if isinstance(f, dict) and f.get("type") == field_type and isinstance(f.get("answer"), str) and f["answer"]]
+    return [
+        str(f["answer"])
+        for f in event.get("fields") or []
+        if isinstance(f, dict) and f.get("type") == field_type and isinstance(f.get("answer"), str) and f["answer"]
+    ]
 
 
 def _authorization(config: ConnectorConfig) -> str:
@@ -172,7 +209,10 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
     assert isinstance(ref, LiveChatRef)
     base = api.base_url(config, DEFAULT_API, "LiveChat")
     chat = await api.call(
-        client, "LiveChat", "POST", f"{base}/agent/action/get_chat",
+        client,
+        "LiveChat",
+        "POST",
+        f"{base}/agent/action/get_chat",
         headers={"Authorization": _authorization(config), "Content-Type": "application/json"},
         json={"chat_id": ref.chat_id, "thread_id": ref.thread_id},
     )
@@ -185,4 +225,6 @@ def check_config(config: ConnectorConfig) -> list[FieldError]:
     return needs_api(config, url_required=False)
 
 
-ADAPTER = Adapter(platform="livechat", verify=verify, delivery_key=delivery_key, parse=parse, fetch=fetch, check_config=check_config)
+ADAPTER = Adapter(
+    platform="livechat", verify=verify, delivery_key=delivery_key, parse=parse, fetch=fetch, check_config=check_config
+)

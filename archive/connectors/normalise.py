@@ -26,7 +26,9 @@ MAX_META = 50
 _SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _NOT_SLUG = re.compile(r"[^a-z0-9_-]+")
-_HTML_TAG = re.compile(r"</?(?:p|br|div|span|a|b|i|u|s|em|strong|ul|ol|li|img|h[1-6]|blockquote|pre|code|table|tr|td)\b[^<>]*>", re.I)
+_HTML_TAG = re.compile(
+    r"</?(?:p|br|div|span|a|b|i|u|s|em|strong|ul|ol|li|img|h[1-6]|blockquote|pre|code|table|tr|td)\b[^<>]*>", re.I
+)
 
 
 def text_or_none(value: Any) -> str | None:
@@ -110,7 +112,7 @@ def metadata(pairs: dict[str, Any], prefix: str = "") -> dict[str, MetaValue]:
 
 
 class _TextExtractor(HTMLParser):
-    _BREAKS = {"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"}
+    _BREAKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

@@ -54,27 +54,37 @@ def parse(push: Push, config: ConnectorConfig) -> Outcome:
         return Ignored("Rocket.Chat webhook test")
     if not room_id:
         raise PayloadInvalid("a LivechatSession needs the room id", [FieldError("_id", "missing")])
-    return Finished(assemble([draft(payload, room_id, config)], config))
+    return Finished(assemble([draft(payload, room_id)], config))
 
 
-def draft(payload: dict[str, Any], room_id: str, config: ConnectorConfig) -> Draft:
+def draft(payload: dict[str, Any], room_id: str) -> Draft:
     visitor_raw = payload.get("visitor") or {}
     visitor = Visitor(
-        id=n.short(n.first(visitor_raw.get("_id"), visitor_raw.get("token"), visitor_raw.get("username"))) or f"rocketchat-visitor:{room_id}",
+        id=n.short(n.first(visitor_raw.get("_id"), visitor_raw.get("token"), visitor_raw.get("username")))
+        or f"rocketchat-visitor:{room_id}",
         name=n.short(n.first(visitor_raw.get("name"), visitor_raw.get("username"))),
         email=_email(visitor_raw.get("email")),
     )
     served = payload.get("agent") or {}
     agents: list[Agent] = []
     if served.get("_id"):
-        agents.append(Agent(id=n.short(served["_id"]) or "", name=n.short(n.first(served.get("name"), served.get("username"))), email=n.short(served.get("email"), 320)))
+        agents.append(
+            Agent(
+                id=n.short(served["_id"]) or "",
+                name=n.short(n.first(served.get("name"), served.get("username"))),
+                email=n.short(served.get("email"), 320),
+            )
+        )
     messages = []
+    senders = _Senders(visitor_raw, served)
+    authors: set[str] = set()
     for index, raw in enumerate(payload.get("messages") or []):
         if not isinstance(raw, dict):
             raise PayloadInvalid("each message must be an object", [FieldError(f"messages[{index}]", "expected an object")])
-        message = _message(raw, index, visitor_raw, served)
+        message = _message(raw, index, senders)
         messages.append(message)
-        if message.sender.role == "agent" and message.sender.id:
+        if message.sender.role == "agent" and message.sender.id and message.sender.id not in authors:
+            authors.add(message.sender.id)
             agents.append(Agent(id=message.sender.id, name=message.sender.name))
     closed_by = payload.get("closedBy") or {}
     metadata = n.metadata(
@@ -101,30 +111,61 @@ def draft(payload: dict[str, Any], room_id: str, config: ConnectorConfig) -> Dra
     )
 
 
-def _message(raw: dict[str, Any], index: int, visitor: dict[str, Any], served: dict[str, Any]) -> Message:
-    at = _time(raw.get("ts"), f"messages[{index}].ts")
-    user = raw.get("u") or {}
-    attachments = _attachments(raw)
-    text = raw.get("msg") if isinstance(raw.get("msg"), str) else ""
-    if not text.strip():
-        described = [a.get("description") for a in raw.get("attachments") or [] if isinstance(a, dict) and a.get("description")]
-        text = "\n".join(described)
-    common = {"at": at, "text": text, "attachments": attachments, "id": n.short(raw.get("_id")), "edited_at": maybe_time(raw.get("editedAt"))}
-    actor_id = n.short(n.first(raw.get("agentId"), user.get("_id")))
-    actor_name = n.short(n.first(user.get("name"), served.get("name") if raw.get("agentId") == served.get("_id") else None, raw.get("username")))
+class _Senders:
+    """Who wrote each message. A transcript has a handful of authors and hundreds of messages, so
+    each author's Sender is built once (this is the hot loop of a Rocket.Chat push)."""
+
+    def __init__(self, visitor: dict[str, Any], served: dict[str, Any]) -> None:
+        self.visitor_username = visitor.get("username")
+        self.visitor = Sender(
+            role="visitor",
+            id=n.short(n.first(visitor.get("_id"), visitor.get("token"))),
+            name=n.short(n.first(visitor.get("name"), visitor.get("username"))),
+        )
+        self.served = served
+        self.known: dict[tuple[str, Any, Any, Any], Sender] = {}
+
+    def of(self, raw: dict[str, Any], role: str) -> Sender:
+        if role == "visitor":
+            return self.visitor
+        agent_id, user = raw.get("agentId"), raw.get("u") or {}
+        key = (role, agent_id, user.get("_id"), user.get("name") or raw.get("username"))
+        sender = self.known.get(key)
+        if sender is None:
+            served_name = self.served.get("name") if agent_id and agent_id == self.served.get("_id") else None
+            sender = Sender(
+                role=role,  # type: ignore[arg-type]
+                id=n.short(n.first(agent_id, user.get("_id"))),
+                name=n.short(n.first(user.get("name"), served_name, raw.get("username"))),
+            )
+            self.known[key] = sender
+        return sender
+
+
+def _message(raw: dict[str, Any], index: int, senders: _Senders) -> Message:
+    text = raw.get("msg")
+    if not isinstance(text, str):
+        text = ""
+    attachments = _attachments(raw) if ("file" in raw or "files" in raw) else []
+    if not text.strip() and raw.get("attachments"):
+        text = "\n".join(a["description"] for a in raw["attachments"] if isinstance(a, dict) and a.get("description"))
+    edited = raw.get("editedAt")
+    common: dict[str, Any] = {
+        "at": _time(raw.get("ts"), f"messages[{index}].ts"),
+        "text": text,
+        "attachments": attachments,
+        "id": n.short(raw.get("_id")),
+        "edited_at": maybe_time(edited) if edited else None,
+    }
     if raw.get("closingMessage"):
-        return Message(sender=Sender(role="system", id=actor_id, name=actor_name), kind="event", event="close", **common)
+        return Message(sender=senders.of(raw, "system"), kind="event", event="close", **common)
     if raw.get("navigation"):
         page = (raw["navigation"] or {}).get("page") or {}
-        where = " ".join(filter(None, [n.text_or_none(page.get("title")), n.text_or_none((page.get("location") or {}).get("href"))]))
-        common["text"] = text or where
-        return Message(sender=Sender(role="system", id=actor_id, name=actor_name), kind="event", event="navigation", **common)
-    is_visitor = raw.get("username") == visitor.get("username") and not raw.get("agentId")
-    if is_visitor:
-        sender = Sender(role="visitor", id=n.short(n.first(visitor.get("_id"), visitor.get("token"))), name=n.short(n.first(visitor.get("name"), raw.get("username"))))
-    else:
-        sender = Sender(role="agent", id=actor_id, name=actor_name)
-    return Message(sender=sender, **common)
+        where = [n.text_or_none(page.get("title")), n.text_or_none((page.get("location") or {}).get("href"))]
+        common["text"] = text or " ".join(w for w in where if w)
+        return Message(sender=senders.of(raw, "system"), kind="event", event="navigation", **common)
+    from_visitor = not raw.get("agentId") and raw.get("username") == senders.visitor_username
+    return Message(sender=senders.of(raw, "visitor" if from_visitor else "agent"), **common)
 
 
 def _attachments(raw: dict[str, Any]) -> list:
@@ -133,8 +174,19 @@ def _attachments(raw: dict[str, Any]) -> list:
     described = [a for a in raw.get("attachments") or [] if isinstance(a, dict)]
     out = []
     for i, f in enumerate(files):
-        link = upload.get("publicFilePath") if i == 0 and upload.get("publicFilePath") else (described[i].get("title_link") if i < len(described) else None)
-        out.append(n.attachment(name=f.get("name"), content_type=f.get("type") or (upload.get("type") if i == 0 else None), size=f.get("size"), url=link))
+        link = (
+            upload.get("publicFilePath")
+            if i == 0 and upload.get("publicFilePath")
+            else (described[i].get("title_link") if i < len(described) else None)
+        )
+        out.append(
+            n.attachment(
+                name=f.get("name"),
+                content_type=f.get("type") or (upload.get("type") if i == 0 else None),
+                size=f.get("size"),
+                url=link,
+            )
+        )
     return out
 
 

@@ -37,7 +37,7 @@ def check_hex_signature(expected_hex: str, presented: str, header: str, prefix: 
     if prefix:
         if not presented.lower().startswith(prefix):
             raise SignatureRejected("bad_signature", f"the {header} header must start with {prefix!r}")
-        presented = presented[len(prefix):]
+        presented = presented[len(prefix) :]
     if not same(expected_hex, presented):
         raise SignatureRejected("bad_signature", f"the {header} signature does not match this connector's secret")
 

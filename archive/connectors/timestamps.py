@@ -46,14 +46,21 @@ def parse_time(value: Any) -> datetime:
         return _from_epoch(float(value))
     if isinstance(value, str):
         text = value.strip()
-        if _NUMBER.match(text):
+        if "-" in text[1:] or ":" in text:  # the common case, ISO 8601 (Python 3.11 reads "Z")
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                pass
+            else:
+                return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        if _NUMBER.match(text):  # a bare number is epoch; never ISO's basic "20261014"
             return _from_epoch(float(text))
         ruby = _RUBY_UTC.match(text)
         if ruby:
             zone = "+00:00" if ruby.group(3) == "UTC" else ruby.group(3)
             text = f"{ruby.group(1)}T{ruby.group(2)}{zone}"
         try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            parsed = datetime.fromisoformat(text)
         except ValueError:
             raise BadTimestamp(f"not a timestamp: {value!r}") from None
         if parsed.tzinfo is None:

@@ -60,8 +60,13 @@ class PlatformApi:
     async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         body = await request.read()
         self.requests.append(
-            {"method": request.method, "path": request.path, "query": dict(request.query), "headers": dict(request.headers),
-             "json": json.loads(body) if body else None}
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "json": json.loads(body) if body else None,
+            }
         )
         return await handler(request)
 
