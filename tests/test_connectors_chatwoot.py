@@ -254,7 +254,7 @@ async def test_a_refused_api_token_is_reported_without_the_token():
         with pytest.raises(FetchFailed) as error:
             await complete(event("conversation_status_changed_resolved.json", cfg), [], cfg)
     assert error.value.reason == "unauthorized" and "--api-token" in error.value.detail
-    assert API_TOKEN not in error.value.detail and error.value.status_code == 502
+    assert API_TOKEN not in error.value.detail and error.value.status == 502
 
 
 async def test_an_api_that_does_not_answer_in_time_fails_the_fetch():

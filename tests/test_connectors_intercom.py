@@ -169,4 +169,4 @@ async def test_an_unreachable_api_fails_the_fetch_so_the_platform_retries():
     cfg = config("intercom", secret=CLIENT_SECRET, api_url=url, api_token=TOKEN)
     with pytest.raises(FetchFailed) as error:
         await complete(parse(signed(closed_notification()), cfg), [], cfg)
-    assert error.value.reason == "unreachable" and error.value.status_code == 502
+    assert error.value.reason == "unreachable" and error.value.status == 502

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -35,7 +36,7 @@ def assemble(drafts: Sequence[Draft], config: ConnectorConfig | None = None) -> 
         raise ValueError("assemble needs at least one draft")
     external_id = drafts[-1].external_id
     messages = merge_messages(m for d in drafts for m in d.messages)
-    times = [m.at for m in messages]
+    times: list[datetime | None] = [m.at for m in messages]
     started = _earliest([d.started_at for d in drafts] + times)
     ended = _latest([d.ended_at for d in drafts] + times)
     if started is None or ended is None:
@@ -47,7 +48,7 @@ def assemble(drafts: Sequence[Draft], config: ConnectorConfig | None = None) -> 
     tags: list[str] = []
     for d in drafts:
         tags.extend(t for t in d.tags if t not in tags)
-    metadata: dict = {}
+    metadata: dict[str, Any] = {}
     for d in drafts:
         metadata.update(d.metadata)
     conversation = {
@@ -84,7 +85,7 @@ def to_conversation(raw: object) -> ConversationIn:
 def merge_messages(messages: Iterable[Message]) -> list[Message]:
     kept: list[Message] = []
     by_id: dict[str, list[int]] = {}
-    anonymous: dict[tuple, int] = {}
+    anonymous: dict[tuple[Any, ...], int] = {}
     for message in messages:
         if message.id is None:
             key = (message.at, message.sender.role, message.sender.id, message.text, message.kind)

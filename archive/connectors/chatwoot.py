@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -41,7 +41,7 @@ from archive.connectors.push import ConnectorConfig, Push
 from archive.connectors.signatures import check_fresh, check_hex_signature, hmac_hex, required_header, signed_at
 from archive.connectors.timestamps import BadTimestamp, maybe_time, parse_time
 from archive.errors import FieldError
-from archive.models import Agent, Message, Sender, Visitor
+from archive.models import Agent, EventType, Message, Sender, Visitor
 
 SIGNATURE_HEADER = "X-Chatwoot-Signature"
 TIMESTAMP_HEADER = "X-Chatwoot-Timestamp"
@@ -64,7 +64,7 @@ CHANNELS = {
     "Voice": "voice",
 }
 # Activity messages are written in the account's language; these English forms are the default.
-ACTIVITY_EVENTS = [
+ACTIVITY_EVENTS: list[tuple[re.Pattern[str], EventType]] = [
     (re.compile(r"\bresolved\b", re.I), "close"),
     (re.compile(r"\breopened\b", re.I), "reopen"),
     (re.compile(r"\bassigned\b|\bunassigned\b", re.I), "assign"),
@@ -201,9 +201,9 @@ def message_from(raw: dict[str, Any], where: str) -> Message:
     }
     sender = raw.get("sender") or {}
     if message_type == "activity":
-        event = next((name for pattern, name in ACTIVITY_EVENTS if pattern.search(text)), "other")
+        event: EventType = next((name for pattern, name in ACTIVITY_EVENTS if pattern.search(str(text or ""))), "other")
         return Message(sender=Sender(role="system"), kind="event", event=event, **common)
-    kind = "note" if raw.get("private") else "message"
+    kind: Literal["note", "message"] = "note" if raw.get("private") else "message"
     if message_type == "incoming":
         contact = sender if sender.get("type") in (None, "contact") and sender else (raw.get("contact") or {})
         role_sender = Sender(role="visitor", id=n.short(contact.get("id")), name=n.short(contact.get("name")))
@@ -246,7 +246,7 @@ def _channel(value: Any) -> str | None:
     return CHANNELS.get(name) or n.channel_slug(name)
 
 
-def _metadata(account: Any, inbox: Any, conversation: dict[str, Any]) -> dict:
+def _metadata(account: Any, inbox: Any, conversation: dict[str, Any]) -> dict[str, Any]:
     account = account if isinstance(account, dict) else {}
     inbox = inbox if isinstance(inbox, dict) else {}
     return n.metadata(

@@ -36,14 +36,14 @@ from archive.connectors.push import ConnectorConfig, Push
 from archive.connectors.signatures import check_fresh, check_hex_signature, hmac_hex, required_header, signed_at
 from archive.connectors.timestamps import maybe_time
 from archive.errors import FieldError
-from archive.models import Agent, Message, Sender, Visitor
+from archive.models import Agent, EventType, Message, Sender, Visitor
 
 SIGNATURE_HEADER = "X-Crisp-Signature"
 TIMESTAMP_HEADER = "X-Crisp-Request-Timestamp"
 DEFAULT_API = "https://api.crisp.chat/v1"
 MAX_PAGES = 1000
 CHANNELS = {"chat": "web", "email": "email"}
-EVENT_NAMESPACES = [
+EVENT_NAMESPACES: list[tuple[re.Pattern[str], EventType]] = [
     (re.compile(r"unresolved|reopen", re.I), "reopen"),
     (re.compile(r"resolved|closed", re.I), "close"),
     (re.compile(r"assign|routing|transfer", re.I), "assign"),
@@ -96,13 +96,13 @@ def message_from(raw: dict[str, Any], visitor_id: str | None) -> Message:
     common: dict[str, Any] = {"at": at, "text": text, "attachments": attachments, "id": n.short(raw.get("fingerprint"))}
     if kind_raw == "event":
         namespace = str((content or {}).get("namespace") or "") if isinstance(content, dict) else ""
-        event = next((name for pattern, name in EVENT_NAMESPACES if pattern.search(namespace)), "other")
+        event: EventType = next((name for pattern, name in EVENT_NAMESPACES if pattern.search(namespace)), "other")
         return Message(
             sender=Sender(role="system", id=n.short(user.get("user_id")), name=n.short(user.get("nickname"))),
             kind="event",
             event=event,
             **common,
-        )  # type: ignore[arg-type]
+        )
     if raw.get("from") == "user":
         sender = Sender(role="visitor", id=n.short(visitor_id or user.get("user_id")), name=n.short(user.get("nickname")))
     else:
@@ -181,7 +181,7 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
     return Draft(
         external_id=f"crisp:{ref.session_id}",
         site=n.site_or_none(ref.website_id),
-        channel=CHANNELS.get(meta.get("origin"), n.channel_slug(meta.get("origin"))),
+        channel=CHANNELS.get(str(meta.get("origin")), n.channel_slug(meta.get("origin"))),
         started_at=maybe_time(conversation.get("created_at")),
         ended_at=maybe_time(conversation.get("updated_at")),
         visitor=Visitor(

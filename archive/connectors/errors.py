@@ -1,7 +1,7 @@
 """What a push or a fetch-back can fail with, in domain terms.
 
 Each class carries ``reason``: a short, stable code the connector stats count by ("rejected by
-reason"), and ``status_code``: the HTTP status the route answers with. A platform retries a
+reason"), and ``status`` (as every DomainError): the HTTP status the route answers with. A platform retries a
 delivery that got a 5xx, so an unreachable platform API is a 502 (try again later), never a 4xx.
 """
 
@@ -14,7 +14,7 @@ class SignatureRejected(DomainError):
     """The push is unsigned, wrongly signed or stale: 401, and nothing else is looked at."""
 
     title = "Push not authenticated"
-    status_code = 401
+    status = 401
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -24,7 +24,7 @@ class SignatureRejected(DomainError):
 class PayloadMalformed(MalformedBody):
     """The body is not the JSON the platform sends at all (400)."""
 
-    status_code = 400
+    status = 400
     reason = "malformed"
 
     def __init__(self, detail: str) -> None:
@@ -34,7 +34,7 @@ class PayloadMalformed(MalformedBody):
 class PayloadInvalid(InvalidInput):
     """The body is JSON but not in the platform's shape, or makes no valid conversation (422)."""
 
-    status_code = 422
+    status = 422
     reason = "invalid"
 
 
@@ -42,7 +42,7 @@ class FetchFailed(DomainError):
     """The platform's API could not give the conversation back (502: the platform should retry)."""
 
     title = "Platform API unavailable"
-    status_code = 502
+    status = 502
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -53,5 +53,5 @@ class FetchNotConfigured(DomainError):
     """A close needs the platform's API, but the connector has no API URL or token (422)."""
 
     title = "Connector needs API access"
-    status_code = 422
+    status = 422
     reason = "api_not_configured"

@@ -132,12 +132,12 @@ def conversation_draft(conversation: dict[str, Any], messages: bool = True, site
     return Draft(
         external_id=f"intercom:{conversation_id}",
         site=site,
-        channel=CHANNELS.get(source.get("type"), n.channel_slug(source.get("type"))),
+        channel=CHANNELS.get(str(source.get("type")), n.channel_slug(source.get("type"))),
         started_at=maybe_time(conversation.get("created_at")),
         ended_at=next((c for c in reversed(closes) if c), None) or maybe_time(conversation.get("updated_at")),
         visitor=visitor,
         agents=list(agents.values()),
-        tags=n.tags(((conversation.get("tags") or {}).get("tags"))),
+        tags=n.tags((conversation.get("tags") or {}).get("tags")),
         metadata=metadata,
         messages=out,
     )

@@ -36,7 +36,7 @@ from archive.connectors.push import ConnectorConfig, Push, keyed_digest
 from archive.connectors.signatures import check_token
 from archive.connectors.timestamps import maybe_time
 from archive.errors import FieldError, InvalidInput
-from archive.models import Agent, Message, Sender, Visitor
+from archive.models import Agent, EventType, Message, Sender, Visitor
 
 DEFAULT_API = "https://api.livechatinc.com/v3.5"
 # system_message_type → event. The list LiveChat documents: agent_added, agent_joined, agent_left,
@@ -44,7 +44,7 @@ DEFAULT_API = "https://api.livechatinc.com/v3.5"
 # customer_removed, customer_updated, manual_archived_agent, manual_archived_customer, rating.*,
 # routing.archived_*, routing.assigned_*, routing.unassigned_*, routing.idle, system_archived,
 # transcript_requested, transcript_sent.
-SYSTEM_EVENTS = {
+SYSTEM_EVENTS: dict[str, EventType] = {
     "agent_added": "join",
     "agent_joined": "join",
     "customer_added": "join",
@@ -58,7 +58,7 @@ SYSTEM_EVENTS = {
     "customer_banned": "close",
     "system_archived": "close",
 }
-SYSTEM_EVENT_PREFIXES = (
+SYSTEM_EVENT_PREFIXES: tuple[tuple[str, EventType], ...] = (
     ("routing.archived_", "close"),
     ("routing.assigned_", "assign"),
     ("routing.unassigned_", "assign"),
@@ -66,7 +66,7 @@ SYSTEM_EVENT_PREFIXES = (
 )
 
 
-def system_event(system_message_type: str) -> str:
+def system_event(system_message_type: str) -> EventType:
     if system_message_type in SYSTEM_EVENTS:
         return SYSTEM_EVENTS[system_message_type]
     return next((event for prefix, event in SYSTEM_EVENT_PREFIXES if system_message_type.startswith(prefix)), "other")
@@ -146,7 +146,7 @@ def _event(event: dict[str, Any], users: dict[str, dict[str, Any]]) -> Message |
     if kind_raw == "system_message":
         return Message(
             sender=Sender(role="system"), kind="event", event=system_event(str(event.get("system_message_type"))), **common
-        )  # type: ignore[arg-type]
+        )
     if kind_raw == "filled_form":
         lines = [
             f"{str(f.get('label') or f.get('type')).rstrip(': ')}: {_answer(f)}"

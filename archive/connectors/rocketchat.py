@@ -32,7 +32,7 @@ from archive.connectors.push import ConnectorConfig, Push
 from archive.connectors.signatures import check_token
 from archive.connectors.timestamps import BadTimestamp, maybe_time, parse_time
 from archive.errors import FieldError
-from archive.models import Agent, Message, Sender, Visitor
+from archive.models import Agent, Attachment, Message, Sender, Visitor
 
 TOKEN_HEADER = "X-RocketChat-Livechat-Token"
 # The fixed room id of the sample session the "Send Test" button posts (webhooks.ts).
@@ -168,7 +168,7 @@ def _message(raw: dict[str, Any], index: int, senders: _Senders) -> Message:
     return Message(sender=senders.of(raw, "visitor" if from_visitor else "agent"), **common)
 
 
-def _attachments(raw: dict[str, Any]) -> list:
+def _attachments(raw: dict[str, Any]) -> list[Attachment]:
     files = [f for f in (raw.get("files") or ([raw["file"]] if isinstance(raw.get("file"), dict) else [])) if isinstance(f, dict)]
     upload = raw.get("fileUpload") or {}
     described = [a for a in raw.get("attachments") or [] if isinstance(a, dict)]
