@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from archive.redaction import Redactor, iban_valid, luhn_valid, norwegian_nin_valid
+from archive.redaction import Redactor
 from archive.tenancy import TenantSettings
 
 
@@ -40,7 +40,8 @@ def test_numbers_that_fail_luhn_are_not_cards(text):
 def test_ibans_with_valid_checksums_are_masked(iban):
     text, counts = redact(f"pay to {iban} today")
     assert counts == {"iban": 1}
-    assert iban not in text and iban.replace(" ", "")[-4:] in text
+    compact = text.replace(" ", "")
+    assert iban.replace(" ", "") not in compact and iban.replace(" ", "")[-4:] in compact
 
 
 def test_ibans_with_bad_checksums_are_left_alone():
@@ -49,12 +50,10 @@ def test_ibans_with_bad_checksums_are_left_alone():
 
 @pytest.mark.parametrize("number", ["15076500565", "150765 00565", "01010050053"])
 def test_norwegian_national_ids_with_valid_check_digits_are_masked(number):
-    assert norwegian_nin_valid(number)
     assert redact(f"fødselsnummer {number}") == ("fødselsnummer [national-id]", {"national_id_no": 1})
 
 
 def test_eleven_digit_numbers_with_wrong_check_digits_are_not_national_ids():
-    assert not norwegian_nin_valid("15076500566")
     assert "national_id_no" not in redact("15076500566")[1]
 
 
@@ -71,8 +70,3 @@ def test_plain_order_numbers_and_quantities_are_not_phone_numbers():
 def test_multilingual_text_around_redactions_is_untouched():
     text = "Здравствуйте, моя карта 4111 1111 1111 1111 не работает. Hvala lepa! ありがとう"
     assert redact(text)[0] == "Здравствуйте, моя карта 4111 11** **** 1111 не работает. Hvala lepa! ありがとう"
-
-
-def test_checksum_helpers():
-    assert luhn_valid("79927398713") and not luhn_valid("79927398710")
-    assert iban_valid("NO9386011117947") and not iban_valid("NO9386011117948")

@@ -1,0 +1,174 @@
+"""Words around a candidate number that make it more or less likely to be sensitive.
+
+A validated checksum says a number *could* be a card or an identity number; the words before it
+say what the customer meant. "Kortnummeret mitt er …" raises confidence; "Ordre #…", "Заказ №…",
+"KID …", "Sporingsnummer …" or a carrier's name lowers it, because a compliance archive that
+blanks order, case and tracking numbers destroys the evidence it exists to keep.
+
+Keywords of every language apply to every conversation (customers mix languages, and the
+conversation's language tag is often missing); the tables are per language only so they can be
+read and extended by people who speak it. Keywords are matched at word starts, case-insensitively,
+so ``kortnummer`` also finds ``kortnummeret``. The nearest keyword before a candidate decides;
+see docs/redaction.md for the whole rule.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+Cue = Literal["card", "iban", "national_id", "phone", "business"]
+
+# Sensitive cues, per language. A cue for the candidate's own kind raises confidence most; a cue
+# for another sensitive kind still says "the customer is giving personal data here".
+SENSITIVE: dict[str, dict[Cue, tuple[str, ...]]] = {
+    "no": {
+        "card": ("kort", "kortnummer", "kortnr", "bankkort", "kredittkort", "betalingskort", "visa", "mastercard", "amex"),
+        "iban": ("iban", "konto", "kontonummer", "kontonr", "bankkonto"),
+        "national_id": ("fødselsnummer", "fødselsnr", "fnr", "personnummer", "personnr", "d-nummer", "dnummer", "pnr"),
+        "phone": ("telefon", "telefonnummer", "tlf", "mobil", "mobilnummer", "ring", "ringe", "sms", "nummeret mitt", "nr mitt"),
+    },
+    "ru": {
+        "card": ("карта", "карты", "карту", "картой", "карточк", "номер карты", "visa", "мир"),
+        "iban": ("iban", "счёт", "счет", "счёта", "счета", "р/с", "расчётный", "расчетный", "лицевой"),
+        "national_id": ("снилс", "паспорт", "инн физ"),
+        "phone": ("телефон", "тел", "моб", "мобильный", "номер телефона", "позвоните", "звоните", "перезвоните", "whatsapp", "вотсап", "телеграм"),
+    },
+    "sl": {
+        "card": ("kartica", "kartice", "kartico", "številka kartice", "kreditna", "plačilna"),
+        "iban": ("iban", "trr", "transakcijski", "bančni račun", "številka računa"),
+        "national_id": ("emšo", "emso", "matična številka občana"),
+        "phone": ("telefon", "telefonska", "tel", "mobitel", "gsm", "pokličite", "pokliči", "številka telefona"),
+    },
+    "en": {
+        "card": ("card", "card number", "credit card", "debit card", "cc", "pan", "visa", "mastercard", "amex"),
+        "iban": ("iban", "account", "account number", "bank account", "acct"),
+        "national_id": ("ssn", "social security", "national id", "personal number", "identity number", "id number", "personal id"),
+        "phone": ("phone", "telephone", "tel", "mobile", "cell", "call", "text me", "whatsapp", "number is", "reach me"),
+    },
+    "de": {
+        "card": ("karte", "kartennummer", "kreditkarte", "kreditkartennummer", "ec-karte", "girokarte", "visa", "mastercard"),
+        "iban": ("iban", "konto", "kontonummer", "bankverbindung", "girokonto"),
+        "national_id": ("personalausweis", "personennummer", "identifikationsnummer", "sozialversicherungsnummer"),
+        "phone": ("telefon", "telefonnummer", "tel", "handy", "handynummer", "mobil", "mobilnummer", "rufnummer", "anrufen", "rufen sie"),
+    },
+    "sv/da/fi": {
+        "card": ("kortnummer", "kreditkort", "betalkort", "kortti", "kortin"),
+        "iban": ("kontonummer", "tilinumero"),
+        "national_id": ("personnummer", "cpr", "cpr-nummer", "personnr", "henkilötunnus", "hetu", "sotu"),
+        "phone": ("telefon", "mobil", "puhelin", "puhelinnumero"),
+    },
+}
+
+# Business cues: what precedes order, invoice, case, customer, company, payment-reference and
+# tracking numbers, versions and amounts.
+BUSINESS: dict[str, tuple[str, ...]] = {
+    "no": (
+        "ordre", "ordrenummer", "ordrenr", "bestilling", "bestillingsnummer", "bestillingsnr", "faktura", "fakturanummer",
+        "fakturanr", "kid", "kid-nummer", "saksnummer", "saksnr", "sak", "referanse", "ref", "kundenummer", "kundenr",
+        "org.nr", "orgnr", "org nr", "organisasjonsnummer", "foretaksregisteret", "mva", "sporingsnummer", "sporing",
+        "sendingsnummer", "sending", "pakke", "pakkenummer", "kolli", "versjon", "beløp", "pris", "sum", "totalt",
+        "artikkel", "artikkelnummer", "varenummer", "serienummer", "lisens", "billett", "reservasjon", "booking",
+    ),
+    "ru": (
+        "заказ", "заказа", "номер заказа", "счёт-фактура", "счет-фактура", "накладная", "накладной", "трек", "трек-номер",
+        "трекинг", "отслеживания", "отправление", "отправления", "посылка", "посылки", "дело", "обращение", "обращения",
+        "заявка", "заявки", "тикет", "инн", "огрн", "кпп", "бик", "артикул", "версия", "сумма", "цена", "договор",
+        "договора", "лицензия", "бронь", "бронирования", "квитанция",
+    ),
+    "sl": (
+        "naročilo", "naročila", "številka naročila", "račun št", "faktura", "sledilna", "sledenje", "pošiljka", "pošiljke",
+        "paket", "zadeva", "zahtevek", "davčna", "matična številka podjetja", "id za ddv", "ddv", "sklic", "referenca",
+        "različica", "verzija", "znesek", "cena", "pogodba", "licenca", "rezervacija",
+    ),
+    "en": (
+        "order", "order number", "order no", "invoice", "inv", "case", "case number", "ticket", "tracking", "tracking number",
+        "shipment", "parcel", "package", "consignment", "waybill", "awb", "reference", "ref", "customer number",
+        "customer id", "account id", "vat", "company number", "reg no", "registration", "version", "build", "release",
+        "amount", "price", "total", "serial", "serial number", "sku", "item", "licence", "license", "booking", "reservation",
+        "confirmation", "receipt", "transaction", "contract", "policy",
+    ),
+    "de": (
+        "bestellung", "bestellnummer", "auftrag", "auftragsnummer", "rechnung", "rechnungsnummer", "sendung",
+        "sendungsnummer", "sendungsverfolgung", "paket", "paketnummer", "kundennummer", "aktenzeichen", "vorgang",
+        "vorgangsnummer", "ticket", "ust-idnr", "steuernummer", "handelsregister", "hrb", "version", "betrag", "preis",
+        "summe", "artikelnummer", "seriennummer", "lizenz", "buchung", "vertrag", "vertragsnummer", "referenz",
+    ),
+    "carriers": (
+        "ups", "dhl", "postnord", "posten", "bring", "fedex", "gls", "dpd", "tnt", "usps", "hermes", "schenker",
+        "budbee", "instabox", "helthjem", "porterbuddy", "почта", "почта россии", "сдэк", "cdek", "boxberry",
+        "pošta slovenije", "pošta", "intime", "royal mail", "parcelforce", "evri", "deutsche post",
+    ),
+    "versions": ("windows", "macos", "ios", "android", "firmware", "build", "ver", "sdk", "api"),
+    "units": ("kr", "nok", "sek", "dkk", "eur", "usd", "gbp", "rub", "руб", "рублей", "€", "$", "£", "₽"),
+}
+
+# Written right after a number, these say it is a company id or an amount ("… 828 MVA", "… kr").
+BUSINESS_SUFFIX = ("mva", "kr", "nok", "sek", "dkk", "eur", "usd", "gbp", "rub", "руб", "€", "₽", ",-", "mbit", "gb", "mb")
+# Written right before a number: "#2026-118-5567", "№ 4711", "INV-2026-000123".
+_CODE_PREFIX = re.compile(r"(?:[#№]\s{0,2}|(?<![^\W\d_])[^\W\d_]{1,6}[-/])$")
+
+LOOKBEHIND = 32
+LOOKAHEAD = 8
+
+
+def _alternation(words: list[str]) -> re.Pattern[str]:
+    # Longest first, so "kortnummer" wins over "kort"; word start required, word end not
+    # (inflections: kortnummeret, заказа), except for very short words that would match inside
+    # ordinary words ("v", "ref", "sak" …).
+    parts = []
+    for word in sorted(set(words), key=len, reverse=True):
+        escaped = re.escape(word)
+        tail = r"\w*" if len(word) > 4 else r"(?!\w)"
+        head = r"(?<!\w)" if word[0].isalnum() else ""
+        parts.append(f"{head}{escaped}{tail}")
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+_CUES: dict[str, Cue] = {}
+for _tables in SENSITIVE.values():
+    for _cue, _words in _tables.items():
+        for _w in _words:
+            _CUES.setdefault(_w.lower(), _cue)
+for _words in BUSINESS.values():
+    for _w in _words:
+        _CUES.setdefault(_w.lower(), "business")
+_KEYWORD = _alternation(list(_CUES))
+_SUFFIX = re.compile(r"[\s.:]{0,2}(?:" + "|".join(re.escape(s) for s in BUSINESS_SUFFIX) + r")(?!\w)", re.IGNORECASE)
+
+
+# A business label names the number right after it ("Ordrenummeret mitt er 12345"); with another
+# number in between ("ordre 12345 betalt med 4111 …") it names that one, not this one.
+ATTACHED_GAP = 18
+
+
+def _cue_of(found: str) -> Cue:
+    lowered = found.lower()
+    while lowered and lowered not in _CUES:
+        lowered = lowered[:-1]
+    return _CUES.get(lowered, "business")
+
+
+def nearest_cue(text: str, start: int, end: int) -> Cue | None:
+    """The cue that governs the candidate ``text[start:end]``.
+
+    A code prefix (``#``, ``№``, ``INV-``) or a business keyword attached to the candidate makes it
+    business; otherwise the nearest sensitive keyword in the few words before it names its kind;
+    otherwise a unit or company suffix right after it (``MVA``, ``kr``) makes it business.
+    """
+    before = text[max(0, start - LOOKBEHIND) : start]
+    if _CODE_PREFIX.search(before):
+        return "business"
+    last = None
+    for last in _KEYWORD.finditer(before):
+        pass
+    if last is not None:
+        cue = _cue_of(last.group())
+        gap = before[last.end() :]
+        if cue != "business":
+            return cue
+        if len(gap) <= ATTACHED_GAP and not any(ch.isdigit() for ch in gap):
+            return "business"
+    if _SUFFIX.match(text, end, end + LOOKAHEAD):
+        return "business"
+    return None

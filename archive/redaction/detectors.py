@@ -1,0 +1,282 @@
+"""Detectors: each proposes validated spans of the folded text; the resolver picks among them.
+
+Validation is the libraries' job: Luhn, IBAN and national identity numbers through python-stdnum,
+phone numbers through libphonenumber's matcher (``phonenumbers``, leniency VALID), e-mail
+addresses through ``email-validator`` (syntax only, no DNS). This module only finds candidates in
+the way customers write them and decides which written shapes are worth validating.
+
+Digit candidates are runs of digit groups joined by the separators people type (space, dot,
+dash, slash, plus; the fold has already turned no-break spaces, typographic dashes, full-width
+digits and line breaks into those). Windows of consecutive whole groups are validated, so a card
+followed by an expiry year ("4111 1111 1111 1111 2026") or preceded by an unrelated number is
+still found, but a Luhn-valid window is never cut out of the middle of a group.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from stdnum import iban, luhn
+from stdnum.dk import cpr
+from stdnum.fi import hetu
+from stdnum.no import fodselsnummer
+from stdnum.se import personnummer
+from stdnum.si import emso
+
+from archive.redaction.context import nearest_cue
+
+# Which kinds beat which when two validated spans have the same length.
+PRIORITY = {"iban": 0, "card": 1, "national_id": 2, "phone": 3, "email": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    start: int
+    end: int
+    kind: str  # "card", "iban", "phone", "email", "national_id_no", …
+    # False: validated, but context says it is a business number. It still takes part in span
+    # resolution (a tracking number's Luhn-valid inner window must not be masked), unmasked.
+    sensitive: bool = True
+
+    @property
+    def family(self) -> str:
+        return "national_id" if self.kind.startswith("national_id") else self.kind
+
+
+# ---- digit runs -----------------------------------------------------------------------------
+
+_RUN = re.compile(r"(?<![\w+])[0-9]++(?:[ .\-/+]{1,3}+[0-9]++)*+(?!\w)")
+_GROUP = re.compile(r"[0-9]+")
+MAX_WINDOW_DIGITS = 19
+
+
+def _card_brand_length_ok(digits: str) -> bool:
+    """Issuer prefixes and lengths of the card schemes met in Europe (ISO/IEC 7812 IINs)."""
+    n, first = len(digits), digits[0]
+    if first == "4":
+        return n in (13, 16, 19)
+    if first == "5":
+        return 12 <= n <= 19  # Mastercard 51-55 (16), Maestro 50/56-58 (12-19)
+    if first == "2":
+        head = int(digits[:4])
+        return (2200 <= head <= 2204 or 2221 <= head <= 2720) and n == 16  # Mir, Mastercard 2-series
+    if first == "3":
+        if digits[:2] in ("34", "37"):
+            return n == 15  # Amex
+        if digits[:2] == "35":
+            return 16 <= n <= 19  # JCB
+        return digits[:2] in ("30", "36", "38", "39") and 14 <= n <= 19  # Diners
+    if first == "6":
+        return 16 <= n <= 19  # Discover, UnionPay, Maestro 6x, RuPay
+    if first == "1":
+        return n == 15  # UATP
+    return False
+
+
+def is_card(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and _card_brand_length_ok(digits) and len(set(digits)) > 1 and luhn.is_valid(digits)
+
+
+def _no_fodselsnummer(digits: str) -> bool:
+    # stdnum validates the check digits and the birth date; it rejects FH-numbers (no date by
+    # design) and Skatteetaten's synthetic test numbers (month + 80), which are identity numbers
+    # all the same, so those are accepted on their two check digits.
+    if len(digits) != 11:
+        return False
+    if fodselsnummer.is_valid(digits):
+        return True
+    checks_ok = digits[9] == fodselsnummer.calc_check_digit1(digits) and digits[10] == fodselsnummer.calc_check_digit2(digits)
+    return checks_ok and (digits[0] in "89" or 81 <= int(digits[2:4]) <= 92)
+
+
+def _ru_snils(digits: str) -> bool:
+    # python-stdnum 2.2 has no ru.snils yet: the Pension Fund's published rule (weights 9..1,
+    # sum mod 101, 100 -> 00), only defined above 001-001-998.
+    if len(digits) != 11 or int(digits[:9]) <= 1001998:
+        return False
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(9, 0, -1))) % 101
+    return f"{total % 100:02d}" == digits[9:]
+
+
+def _dk_cpr(digits: str) -> bool:
+    return len(digits) == 10 and cpr.is_valid(digits)
+
+
+def _se_personnummer(digits: str) -> bool:
+    return len(digits) in (10, 12) and personnummer.is_valid(digits)
+
+
+def _si_emso(digits: str) -> bool:
+    return len(digits) == 13 and emso.is_valid(digits)
+
+
+NUMERIC_IDS: dict[str, Callable[[str], bool]] = {
+    "no": _no_fodselsnummer,
+    "se": _se_personnummer,
+    "dk": _dk_cpr,
+    "si": _si_emso,
+    "ru": _ru_snils,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    start: int
+    end: int
+    groups: tuple[tuple[int, int], ...]
+    business: bool
+
+
+def digit_runs(folded: str) -> list[Run]:
+    runs = []
+    for match in _RUN.finditer(folded):
+        groups = tuple(m.span() for m in _GROUP.finditer(folded, match.start(), match.end()))
+        business = nearest_cue(folded, match.start(), match.end()) == "business" or _looks_like_version(match.group())
+        runs.append(Run(match.start(), match.end(), groups, business))
+    return runs
+
+
+_VERSION = re.compile(r"\d{1,3}(?:\.\d+){2,}")
+_DATE = re.compile(r"(?:\d{1,2}([./-])\d{1,2}\1\d{2,4}|\d{4}([./-])\d{1,2}\2\d{1,2})")
+
+
+def _looks_like_version(text: str) -> bool:
+    return _VERSION.fullmatch(text) is not None
+
+
+def looks_like_date(text: str) -> bool:
+    """15.12.2026, 24/11/2026, 2026-11-24 with a day and month that exist."""
+    if _DATE.fullmatch(text) is None:
+        return False
+    first, second, third = re.split(r"[./-]", text)
+    if len(first) == 4:
+        return 1 <= int(second) <= 12 and 1 <= int(third) <= 31
+    a, b = int(first), int(second)
+    return (1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31)
+
+
+def _windows(run: Run, folded: str) -> Iterator[tuple[int, int, str, str]]:
+    """(start, end, digits, separators) for every window of whole groups of at most 19 digits."""
+    groups = run.groups
+    for i in range(len(groups)):
+        digits, seps = "", ""
+        for j in range(i, len(groups)):
+            if j > i:
+                seps += folded[groups[j - 1][1] : groups[j][0]]
+            digits += folded[groups[j][0] : groups[j][1]]
+            if len(digits) > MAX_WINDOW_DIGITS:
+                break
+            yield groups[i][0], groups[j][1], digits, seps
+
+
+def numeric_candidates(folded: str, runs: list[Run], national_ids: list[str]) -> Iterator[Candidate]:
+    id_checks = [(country, NUMERIC_IDS[country]) for country in national_ids if country in NUMERIC_IDS]
+    for run in runs:
+        for start, end, digits, seps in _windows(run, folded):
+            n = len(digits)
+            if n < 10:
+                continue
+            sensitive = not run.business
+            if n >= 13 and is_card(digits):
+                yield Candidate(start, end, "card", sensitive)
+            for country, valid in id_checks:
+                if valid(digits):
+                    if country == "dk" and not _dk_written_as_cpr(folded, start, end, seps):
+                        continue
+                    yield Candidate(start, end, f"national_id_{country}", sensitive)
+
+
+def _dk_written_as_cpr(folded: str, start: int, end: int, seps: str) -> bool:
+    # A CPR number has no check digit since 2007, so ten digits that start with a date are not
+    # enough: it counts only written as DDMMYY-SSSS or introduced by an identity-number cue.
+    return seps == "-" and end - start == 11 or nearest_cue(folded, start, end) == "national_id"
+
+
+_HETU = re.compile(r"(?<![\w+])[0-9]{6}[-+A-FU-Ya-fu-y][0-9]{3}[0-9A-Ya-y](?!\w)")
+
+
+def hetu_candidates(folded: str, runs: list[Run]) -> Iterator[Candidate]:
+    for match in _HETU.finditer(folded):
+        if hetu.is_valid(match.group().upper()):
+            business = nearest_cue(folded, match.start(), match.end()) == "business"
+            yield Candidate(match.start(), match.end(), "national_id_fi", not business)
+
+
+# ---- IBAN -----------------------------------------------------------------------------------
+
+_IBAN_HEAD = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{2}[ .\-]?[0-9]{2}")
+_IBAN_PART = re.compile(r"[ .\-/]{0,3}([0-9A-Za-z]+)")
+MAX_IBAN = 34
+
+
+def iban_candidates(folded: str) -> Iterator[Candidate]:
+    """Country code, check digits, then whole tokens; the longest prefix that validates wins, so
+    "NO93 8601 1117 947 takk" stops before "takk"."""
+    for head in _IBAN_HEAD.finditer(folded):
+        compact = (folded[head.start() : head.start() + 2] + folded[head.end() - 2 : head.end()]).upper()
+        ends: list[tuple[int, str]] = []
+        pos = head.end()
+        while len(compact) <= MAX_IBAN:
+            part = _IBAN_PART.match(folded, pos)
+            if part is None or not part.group(1):
+                break
+            compact += part.group(1).upper()
+            pos = part.end()
+            ends.append((pos, compact))
+        for end, value in reversed(ends):
+            if len(value) <= MAX_IBAN and iban.is_valid(value):
+                yield Candidate(head.start(), end, "iban")
+                break
+
+
+# ---- phone numbers --------------------------------------------------------------------------
+
+_PHONE_WORTHY = re.compile(r"[0-9](?:[ ().\-/+]{0,3}[0-9]){5}")
+_GLUED_BEFORE = re.compile(r"[0-9][.\-/]$")
+_GLUED_AFTER = re.compile(r"[.\-/][0-9]")
+
+
+def phone_candidates(folded: str, regions: list[str], runs: list[Run]) -> Iterator[Candidate]:
+    if _PHONE_WORTHY.search(folded) is None:
+        return
+    seen: set[tuple[int, int]] = set()
+    for region in regions:
+        for match in phonenumbers.PhoneNumberMatcher(folded, region, leniency=phonenumbers.Leniency.VALID):
+            span = (match.start, match.end)
+            if span in seen:
+                continue
+            seen.add(span)
+            raw = match.raw_string
+            # A part of a longer dotted or dashed code (a date, a case number) is not a phone.
+            if looks_like_date(raw) or _GLUED_BEFORE.search(folded, max(0, match.start - 2), match.start):
+                continue
+            if _GLUED_AFTER.match(folded, match.end):
+                continue
+            business = nearest_cue(folded, match.start, match.end) == "business" or any(
+                run.business and run.start < match.end and match.start < run.end for run in runs
+            )
+            yield Candidate(match.start, match.end, "phone", not business)
+
+
+# ---- e-mail ---------------------------------------------------------------------------------
+
+# Broad on purpose (Unicode local parts and domains, '/', '=' …); email-validator decides.
+_EMAIL = re.compile(
+    r"(?<![\w.!#$%&'*+/=?^`{|}~@-])[\w!#$%&*+/=?^`{|}~-][\w.!#$%&'*+/=?^`{|}~-]*@(?:[\w](?:[\w-]*\w)?\.)+\w(?:[\w-]*\w)?"
+)
+
+
+def email_candidates(folded: str) -> Iterator[Candidate]:
+    if "@" not in folded:
+        return
+    for match in _EMAIL.finditer(folded):
+        address = match.group()
+        try:
+            validate_email(address, check_deliverability=False, test_environment=True)
+        except EmailNotValidError:
+            continue
+        yield Candidate(match.start(), match.end(), "email")
