@@ -88,7 +88,8 @@ def _resolve(candidates: Iterable[Candidate]) -> list[Candidate]:
 class _Engine:
     def __init__(self, options: RedactionOptions, language: str | None) -> None:
         self.options = options
-        self.regions = list(dict.fromkeys([*regions_for_language(language), *options.phone_regions]))
+        # "ZZ" (no region) still finds every number written with its country code.
+        self.regions = list(dict.fromkeys([*regions_for_language(language), *options.phone_regions])) or ["ZZ"]
 
     def candidates(self, folded: str) -> list[Candidate]:
         options = self.options

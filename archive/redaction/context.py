@@ -157,7 +157,8 @@ def nearest_cue(text: str, start: int, end: int) -> Cue | None:
     otherwise a unit or company suffix right after it (``MVA``, ``kr``) makes it business.
     """
     before = text[max(0, start - LOOKBEHIND) : start]
-    if _CODE_PREFIX.search(before):
+    code = _CODE_PREFIX.search(before)
+    if code is not None and _CUES.get(code.group().rstrip("-/ ").lower(), "business") == "business":
         return "business"
     last = None
     for last in _KEYWORD.finditer(before):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Callable, Iterator
 
 import phonenumbers
@@ -74,6 +75,8 @@ def _card_brand_length_ok(digits: str) -> bool:
         return 16 <= n <= 19  # Discover, UnionPay, Maestro 6x, RuPay
     if first == "1":
         return n == 15  # UATP
+    if first == "8":
+        return digits[:2] == "81" and 16 <= n <= 19  # UnionPay 81
     return False
 
 
@@ -135,28 +138,22 @@ def digit_runs(folded: str) -> list[Run]:
     runs = []
     for match in _RUN.finditer(folded):
         groups = tuple(m.span() for m in _GROUP.finditer(folded, match.start(), match.end()))
-        business = nearest_cue(folded, match.start(), match.end()) == "business" or _looks_like_version(match.group())
+        business = nearest_cue(folded, match.start(), match.end()) == "business"
         runs.append(Run(match.start(), match.end(), groups, business))
     return runs
 
 
-_VERSION = re.compile(r"\d{1,3}(?:\.\d+){2,}")
-_DATE = re.compile(r"(?:\d{1,2}([./-])\d{1,2}\1\d{2,4}|\d{4}([./-])\d{1,2}\2\d{1,2})")
-
-
-def _looks_like_version(text: str) -> bool:
-    return _VERSION.fullmatch(text) is not None
+_DATE = re.compile(r"(?:\d{1,2}([./-]) ?\d{1,2}\1 ?\d{2,4}|\d{4}([./-])\d{1,2}\2\d{1,2})")
 
 
 def looks_like_date(text: str) -> bool:
-    """15.12.2026, 24/11/2026, 2026-11-24 with a day and month that exist."""
+    """15.12.2026, 24. 11. 2026, 24/11/2026, 2026-11-24 with a day and month that exist."""
     if _DATE.fullmatch(text) is None:
         return False
-    first, second, third = re.split(r"[./-]", text)
-    if len(first) == 4:
-        return 1 <= int(second) <= 12 and 1 <= int(third) <= 31
-    a, b = int(first), int(second)
-    return (1 <= a <= 31 and 1 <= b <= 12) or (1 <= a <= 12 and 1 <= b <= 31)
+    first, second, third = (int(p) for p in re.split(r"[./-] ?", text))
+    if first > 31:
+        return 1 <= second <= 12 and 1 <= third <= 31
+    return (1 <= first <= 31 and 1 <= second <= 12) or (1 <= first <= 12 and 1 <= second <= 31)
 
 
 def _windows(run: Run, folded: str) -> Iterator[tuple[int, int, str, str]]:
@@ -183,11 +180,31 @@ def numeric_candidates(folded: str, runs: list[Run], national_ids: list[str]) ->
             sensitive = not run.business
             if n >= 13 and is_card(digits):
                 yield Candidate(start, end, "card", sensitive)
+            if "/" in seps:
+                continue  # nobody writes an identity number with slashes; references and dates do
             for country, valid in id_checks:
-                if valid(digits):
-                    if country == "dk" and not _dk_written_as_cpr(folded, start, end, seps):
-                        continue
+                if valid(digits) and _plausible_id(country, folded, start, end, digits, seps):
                     yield Candidate(start, end, f"national_id_{country}", sensitive)
+
+
+_BIRTH_DATE = {"no": fodselsnummer.get_birth_date, "se": personnummer.get_birth_date, "dk": cpr.get_birth_date,
+               "si": emso.get_birth_date}
+
+
+def _plausible_id(country: str, folded: str, start: int, end: int, digits: str, seps: str) -> bool:
+    if country == "dk" and not _dk_written_as_cpr(folded, start, end, seps):
+        return False
+    if country == "se" and not (seps in ("", "-", "+", " ") and (not seps or len(folded[start:end].split(seps)[-1]) == 4)):
+        return False
+    # References are stamped with the date they were made ("20261123-0042"); a person born in the
+    # last year rarely chats with a support desk. Such an id counts only after an identity cue.
+    try:
+        born = _BIRTH_DATE[country](digits) if country in _BIRTH_DATE else None
+    except ValueError:
+        born = None
+    if born is not None and (date.today() - born).days < 366:
+        return nearest_cue(folded, start, end) == "national_id"
+    return True
 
 
 def _dk_written_as_cpr(folded: str, start: int, end: int, seps: str) -> bool:
@@ -228,7 +245,9 @@ def iban_candidates(folded: str) -> Iterator[Candidate]:
             pos = part.end()
             ends.append((pos, compact))
         for end, value in reversed(ends):
-            if len(value) <= MAX_IBAN and iban.is_valid(value):
+            # Checksum and the registry's BBAN structure; not the per-country bank registries,
+            # which lag behind new banks (and would let a real account number through).
+            if len(value) <= MAX_IBAN and iban.is_valid(value, check_country=False):
                 yield Candidate(head.start(), end, "iban")
                 break
 
@@ -238,6 +257,8 @@ def iban_candidates(folded: str) -> Iterator[Candidate]:
 _PHONE_WORTHY = re.compile(r"[0-9](?:[ ().\-/+]{0,3}[0-9]){5}")
 _GLUED_BEFORE = re.compile(r"[0-9][.\-/]$")
 _GLUED_AFTER = re.compile(r"[.\-/][0-9]")
+# "030/1234567" is a German phone number; "77-2026/11" and "11/2026" are references and dates.
+_SHORT_SLASH_PART = re.compile(r"/\d{1,2}$|^\d{1,2}/")
 
 
 def phone_candidates(folded: str, regions: list[str], runs: list[Run]) -> Iterator[Candidate]:
@@ -252,7 +273,7 @@ def phone_candidates(folded: str, regions: list[str], runs: list[Run]) -> Iterat
             seen.add(span)
             raw = match.raw_string
             # A part of a longer dotted or dashed code (a date, a case number) is not a phone.
-            if looks_like_date(raw) or _GLUED_BEFORE.search(folded, max(0, match.start - 2), match.start):
+            if looks_like_date(raw) or _SHORT_SLASH_PART.search(raw) or _GLUED_BEFORE.search(folded, max(0, match.start - 2), match.start):
                 continue
             if _GLUED_AFTER.match(folded, match.end):
                 continue
@@ -264,19 +285,32 @@ def phone_candidates(folded: str, regions: list[str], runs: list[Run]) -> Iterat
 
 # ---- e-mail ---------------------------------------------------------------------------------
 
-# Broad on purpose (Unicode local parts and domains, '/', '=' …); email-validator decides.
-_EMAIL = re.compile(
-    r"(?<![\w.!#$%&'*+/=?^`{|}~@-])[\w!#$%&*+/=?^`{|}~-][\w.!#$%&'*+/=?^`{|}~-]*@(?:[\w](?:[\w-]*\w)?\.)+\w(?:[\w-]*\w)?"
-)
+# Broad on purpose (any script, combining marks, '/', '=' …): grow outwards from each '@' over
+# characters that can be part of an address, trim sentence punctuation, let email-validator decide.
+_NOT_IN_ADDRESS = set("<>()[]{},;:\"«»“”„‘’|\\@")
+_NOT_IN_DOMAIN = _NOT_IN_ADDRESS | set("'/!?*=+&%$#~^`")
+_TRIM_LOCAL = ".'`-"
+_TRIM_DOMAIN = ".-_"
 
 
 def email_candidates(folded: str) -> Iterator[Candidate]:
-    if "@" not in folded:
-        return
-    for match in _EMAIL.finditer(folded):
-        address = match.group()
-        try:
-            validate_email(address, check_deliverability=False, test_environment=True)
-        except EmailNotValidError:
-            continue
-        yield Candidate(match.start(), match.end(), "email")
+    at = folded.find("@")
+    while at != -1:
+        start = at
+        while start > 0 and not folded[start - 1].isspace() and folded[start - 1] not in _NOT_IN_ADDRESS:
+            start -= 1
+        end = at + 1
+        while end < len(folded) and not folded[end].isspace() and folded[end] not in _NOT_IN_DOMAIN:
+            end += 1
+        while start < at and folded[start] in _TRIM_LOCAL:
+            start += 1
+        while end > at + 1 and folded[end - 1] in _TRIM_DOMAIN:
+            end -= 1
+        if start < at < end - 1:
+            try:
+                validate_email(folded[start:end], check_deliverability=False, test_environment=True)
+            except EmailNotValidError:
+                pass
+            else:
+                yield Candidate(start, end, "email")
+        at = folded.find("@", at + 1)
