@@ -112,19 +112,6 @@ LOOKBEHIND = 32
 LOOKAHEAD = 8
 
 
-def _alternation(words: list[str]) -> re.Pattern[str]:
-    # Longest first, so "kortnummer" wins over "kort"; word start required, word end not
-    # (inflections: kortnummeret, заказа), except for very short words that would match inside
-    # ordinary words ("v", "ref", "sak" …).
-    parts = []
-    for word in sorted(set(words), key=len, reverse=True):
-        escaped = re.escape(word)
-        tail = r"\w*" if len(word) > 4 else r"(?!\w)"
-        head = r"(?<!\w)" if word[0].isalnum() else ""
-        parts.append(f"{head}{escaped}{tail}")
-    return re.compile("|".join(parts), re.IGNORECASE)
-
-
 _CUES: dict[str, Cue] = {}
 for _tables in SENSITIVE.values():
     for _cue, _words in _tables.items():
@@ -133,20 +120,41 @@ for _tables in SENSITIVE.values():
 for _words in BUSINESS.values():
     for _w in _words:
         _CUES.setdefault(_w.lower(), "business")
-_KEYWORD = _alternation(list(_CUES))
+# Keywords longer than four characters also match their inflections (kortnummeret, заказа);
+# short ones only as whole words ("ref", "sak", "tel" would match inside ordinary words).
+_STEM = 5
+_LONGEST_PHRASE = max(len(k.split()) for k in _CUES)
+_WORD = re.compile(r"[^\W\d_]+(?:[-./][^\W\d_]+)*|[€$£₽]")
 _SUFFIX = re.compile(r"[\s.:]{0,2}(?:" + "|".join(re.escape(s) for s in BUSINESS_SUFFIX) + r")(?!\w)", re.IGNORECASE)
+
+
+def _lookup(phrase: str, last_word: str) -> Cue | None:
+    cue = _CUES.get(phrase)
+    if cue is not None:
+        return cue
+    # Inflections change the end of the last word only.
+    for cut in range(len(phrase) - 1, max(_STEM, len(phrase) - len(last_word) + 1) - 1, -1):
+        cue = _CUES.get(phrase[:cut])
+        if cue is not None:
+            return cue
+    return None
+
+
+def _last_keyword(before: str) -> tuple[Cue, int] | None:
+    """The keyword closest to the end of ``before`` and where it ends."""
+    words = [(m.group().lower(), m.end()) for m in _WORD.finditer(before)]
+    for last in range(len(words) - 1, -1, -1):
+        for size in range(min(_LONGEST_PHRASE, last + 1), 0, -1):
+            phrase = " ".join(w for w, _ in words[last - size + 1 : last + 1])
+            cue = _lookup(phrase, words[last][0])
+            if cue is not None:
+                return cue, words[last][1]
+    return None
 
 
 # A business label names the number right after it ("Ordrenummeret mitt er 12345"); with another
 # number in between ("ordre 12345 betalt med 4111 …") it names that one, not this one.
 ATTACHED_GAP = 18
-
-
-def _cue_of(found: str) -> Cue:
-    lowered = found.lower()
-    while lowered and lowered not in _CUES:
-        lowered = lowered[:-1]
-    return _CUES.get(lowered, "business")
 
 
 def nearest_cue(text: str, start: int, end: int) -> Cue | None:
@@ -160,12 +168,10 @@ def nearest_cue(text: str, start: int, end: int) -> Cue | None:
     code = _CODE_PREFIX.search(before)
     if code is not None and _CUES.get(code.group().rstrip("-/ ").lower(), "business") == "business":
         return "business"
-    last = None
-    for last in _KEYWORD.finditer(before):
-        pass
+    last = _last_keyword(before)
     if last is not None:
-        cue = _cue_of(last.group())
-        gap = before[last.end() :]
+        cue, keyword_end = last
+        gap = before[keyword_end:]
         if cue != "business":
             return cue
         if len(gap) <= ATTACHED_GAP and not any(ch.isdigit() for ch in gap):

@@ -254,7 +254,11 @@ def iban_candidates(folded: str) -> Iterator[Candidate]:
 
 # ---- phone numbers --------------------------------------------------------------------------
 
-_PHONE_WORTHY = re.compile(r"[0-9](?:[ ().\-/+]{0,3}[0-9]){5}")
+# Stretches that could hold a phone number: digits and the punctuation phone numbers are written
+# with. Only those with at least seven digits that are not a date go to the matcher (libphonenumber
+# is thorough and slow; most digit runs in a chat are dates, prices and quantities).
+_PHONE_STRETCH = re.compile(r"\+?\(?[0-9][0-9 ().\-/]*[0-9]\)?")
+MIN_PHONE_DIGITS = 7
 _GLUED_BEFORE = re.compile(r"[0-9][.\-/]$")
 _GLUED_AFTER = re.compile(r"[.\-/][0-9]")
 # "030/1234567" is a German phone number; "77-2026/11" and "11/2026" are references and dates.
@@ -262,25 +266,41 @@ _SHORT_SLASH_PART = re.compile(r"/\d{1,2}$|^\d{1,2}/")
 
 
 def phone_candidates(folded: str, regions: list[str], runs: list[Run]) -> Iterator[Candidate]:
-    if _PHONE_WORTHY.search(folded) is None:
-        return
     seen: set[tuple[int, int]] = set()
-    for region in regions:
-        for match in phonenumbers.PhoneNumberMatcher(folded, region, leniency=phonenumbers.Leniency.VALID):
-            span = (match.start, match.end)
-            if span in seen:
-                continue
-            seen.add(span)
-            raw = match.raw_string
-            # A part of a longer dotted or dashed code (a date, a case number) is not a phone.
-            if looks_like_date(raw) or _SHORT_SLASH_PART.search(raw) or _GLUED_BEFORE.search(folded, max(0, match.start - 2), match.start):
-                continue
-            if _GLUED_AFTER.match(folded, match.end):
-                continue
-            business = nearest_cue(folded, match.start, match.end) == "business" or any(
-                run.business and run.start < match.end and match.start < run.end for run in runs
-            )
-            yield Candidate(match.start, match.end, "phone", not business)
+    for stretch in _PHONE_STRETCH.finditer(folded):
+        text, start = stretch.group(), stretch.start()
+        if sum(ch.isdigit() for ch in text) < MIN_PHONE_DIGITS or looks_like_date(text.strip()):
+            continue
+        if _glued_to_letters(folded, start, stretch.end()) or nearest_cue(folded, start, stretch.end()) == "business":
+            continue  # "1Z999AA10123456784", "Ordre 98765432": whatever the matcher says, not a phone
+        # One character either side, so the matcher still sees what the number is glued to.
+        lo, hi = max(0, start - 1), min(len(folded), stretch.end() + 1)
+        # A number written with its country code reads the same from any region.
+        for region in regions[:1] if text.startswith("+") else regions:
+            for match in phonenumbers.PhoneNumberMatcher(folded[lo:hi], region, leniency=phonenumbers.Leniency.VALID):
+                start, end = lo + match.start, lo + match.end
+                if (start, end) in seen:
+                    continue
+                seen.add((start, end))
+                candidate = _phone(folded, start, end, match.raw_string, runs)
+                if candidate is not None:
+                    yield candidate
+
+
+def _glued_to_letters(folded: str, start: int, end: int) -> bool:
+    return (start > 0 and folded[start - 1].isalpha()) or (end < len(folded) and folded[end].isalpha())
+
+
+def _phone(folded: str, start: int, end: int, raw: str, runs: list[Run]) -> Candidate | None:
+    # A part of a longer dotted or dashed code (a date, a case number) is not a phone number.
+    if looks_like_date(raw) or _SHORT_SLASH_PART.search(raw) or _GLUED_BEFORE.search(folded, max(0, start - 2), start):
+        return None
+    if _GLUED_AFTER.match(folded, end):
+        return None
+    business = nearest_cue(folded, start, end) == "business" or any(
+        run.business and run.start < end and start < run.end for run in runs
+    )
+    return Candidate(start, end, "phone", not business)
 
 
 # ---- e-mail ---------------------------------------------------------------------------------
