@@ -101,7 +101,7 @@ class _Engine:
             if "fi" in options.national_ids:
                 found += hetu_candidates(folded, runs)
             if options.redact_phone:
-                found += phone_candidates(folded, self.regions, runs)
+                found += phone_candidates(folded, self.regions, runs, found)
         if options.redact_email:
             found += email_candidates(folded)
         return found

@@ -265,11 +265,14 @@ _GLUED_AFTER = re.compile(r"[.\-/][0-9]")
 _SHORT_SLASH_PART = re.compile(r"/\d{1,2}$|^\d{1,2}/")
 
 
-def phone_candidates(folded: str, regions: list[str], runs: list[Run]) -> Iterator[Candidate]:
+def phone_candidates(folded: str, regions: list[str], runs: list[Run], found: list[Candidate]) -> Iterator[Candidate]:
+    """``found``: longer entities already validated; digits inside them cannot make a phone number
+    that wins the span contest, so they are not offered to the (slow) matcher again."""
     seen: set[tuple[int, int]] = set()
     for stretch in _PHONE_STRETCH.finditer(folded):
         text, start = stretch.group(), stretch.start()
-        if sum(ch.isdigit() for ch in text) < MIN_PHONE_DIGITS or looks_like_date(text.strip()):
+        free = sum(1 for i, ch in enumerate(text, start) if ch.isdigit() and not any(c.start <= i < c.end for c in found))
+        if free < MIN_PHONE_DIGITS or looks_like_date(text.strip()):
             continue
         if _glued_to_letters(folded, start, stretch.end()) or nearest_cue(folded, start, stretch.end()) == "business":
             continue  # "1Z999AA10123456784", "Ordre 98765432": whatever the matcher says, not a phone
