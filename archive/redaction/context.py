@@ -152,9 +152,25 @@ def _last_keyword(before: str) -> tuple[Cue, int] | None:
     return None
 
 
-# A business label names the number right after it ("Ordrenummeret mitt er 12345"); with another
-# number in between ("ordre 12345 betalt med 4111 …") it names that one, not this one.
-ATTACHED_GAP = 18
+# A business label names the number right after it: "Ordrenummeret mitt er 12345", "Заказ номер
+# 45871236", "order no. is 12345". Only such glue may stand between label and number; with other
+# words ("I paid the order with 4111 …") or another number ("ordre 12345 betalt med 4111 …") in
+# between, the label names something else.
+ATTACHED_GAP = 24
+GLUE = frozenset(
+    """nr no nummer nummeret number num numbers id ref my mitt min mi er var is was the your ditt din
+    номер мой моя моего ваш вашего ваша это n št št. številka je moja moj vaša vaše ist lautet
+    meine mein ihre ihr die der von ved på for of og""".split()
+)
+_GLUE_CHARS = set(" \t:.,#№()[]-–—=\"'«»")
+
+
+def _is_glue(gap: str) -> bool:
+    if len(gap) > ATTACHED_GAP:
+        return False
+    words = _WORD.findall(gap.lower())
+    rest = _WORD.sub("", gap)
+    return all(w in GLUE for w in words) and all(ch in _GLUE_CHARS for ch in rest)
 
 
 def nearest_cue(text: str, start: int, end: int) -> Cue | None:
@@ -174,7 +190,7 @@ def nearest_cue(text: str, start: int, end: int) -> Cue | None:
         gap = before[keyword_end:]
         if cue != "business":
             return cue
-        if len(gap) <= ATTACHED_GAP and not any(ch.isdigit() for ch in gap):
+        if _is_glue(gap):
             return "business"
     if _SUFFIX.match(text, end, end + LOOKAHEAD):
         return "business"

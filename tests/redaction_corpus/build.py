@@ -498,6 +498,62 @@ def build_negatives(b: Builder) -> None:
               expect=[{"kind": "card", "value": card}], keep=keep)
 
 
+# Longer, free-form messages mixing sensitive and business numbers in one line, phrased unlike
+# the templates above (values from the same public sources).
+FREE_FORM: list[tuple[str, str, list[tuple[str, str]], list[str]]] = [
+    ("nb", "Hei! Jeg betalte ordren med 4242 4242 4242 4242 i går, men ordrenummeret 98765432 vises ikke.",
+     [("card", "4242424242424242")], ["98765432"]),
+    ("nb", "Saken gjelder faktura 2026001245 (forfall 24.12.2026). Ring meg gjerne på 406 12 345.",
+     [("phone", "40612345")], ["2026001245", "24.12.2026"]),
+    ("nb", "Refusjon til kontoen NO93 8601 1117 947 takk, beløpet var 1 499,- og ordren #2026-118-5567",
+     [("iban", "NO9386011117947")], ["1 499,-", "#2026-118-5567"]),
+    ("nb", "fødselsnr: 26111593816 og mobil 21 23 45 67, kundenr 100234567",
+     [("national_id", "26111593816"), ("phone", "21234567")], ["100234567"]),
+    ("nb", "Pakken med sporingsnr. 70712345678901234 skulle komme 15.12., spør om KID 4001234567890120 stemmer?",
+     [], ["70712345678901234", "4001234567890120"]),
+    ("nb", "Kan dere sende ny faktura til kari.nordmann@eksempel.no? Org.nr. 988 077 917",
+     [("email", "kari.nordmann@eksempel.no")], ["988 077 917"]),
+    ("ru", "Я оплатил заказ картой 5555 5555 5555 4444, а заказ № 45871236 до сих пор не отправлен.",
+     [("card", "5555555555554444")], ["45871236"]),
+    ("ru", "Перезвоните мне: +7 912 345-67-89. Трек-номер 80081234567890, отправлено 24.11.2026.",
+     [("phone", "9123456789")], ["80081234567890", "24.11.2026"]),
+    ("ru", "СНИЛС 148-481-255 85, ИНН организации 7707083893, договор № 77-2026/11",
+     [("national_id", "14848125585")], ["7707083893", "77-2026/11"]),
+    ("ru", "почта иван.петров@пример.рф, телефон 8 (912) 345-67-89, сумма 4 990 руб.",
+     [("email", "иван.петров@пример.рф"), ("phone", "9123456789")], ["4 990 руб"]),
+    ("ru", "Верните деньги на счёт DE89 3704 0044 0532 0130 00, номер обращения 20261123-0042",
+     [("iban", "DE89370400440532013000")], ["20261123-0042"]),
+    ("sl", "Naročilo 2026-11-0042 sem plačal s kartico 5200 8282 8282 8210, prosim za vračilo na SI56 2633 0001 2039 086.",
+     [("card", "5200828282828210"), ("iban", "SI56263300012039086")], ["2026-11-0042"]),
+    ("sl", "Moj EMŠO je 1211981500126, telefon 031 234 567, račun št. 2026-000123 z dne 24. 11. 2026",
+     [("national_id", "1211981500126"), ("phone", "31234567")], ["2026-000123", "24. 11. 2026"]),
+    ("sl", "Pošiljka 05212345678901 še ni prispela, pišite mi na kupec@trgovina.si",
+     [("email", "kupec@trgovina.si")], ["05212345678901"]),
+    ("en", "I paid for the order with 3782 822463 10005 and the invoice INV-2026-000123 still says unpaid.",
+     [("card", "378282246310005")], ["INV-2026-000123"]),
+    ("en", "My number changed to +44 7400 123456, please update case 20261123-0042.",
+     [("phone", "7400123456")], ["20261123-0042"]),
+    ("en", "Refund to GB29 NWBK 6016 1331 9268 19 please, order 4500123456 from 2026-11-24",
+     [("iban", "GB29NWBK60161331926819")], ["4500123456", "2026-11-24"]),
+    ("en", "UPS says 1Z999AA10123456784 was delivered at 14:05, call me on (415) 555-0132",
+     [("phone", "4155550132")], ["1Z999AA10123456784", "14:05"]),
+    ("de", "Ich habe die Bestellung 302-1234567-7654321 mit der Karte 4111 1111 1111 1111 bezahlt.",
+     [("card", "4111111111111111")], ["302-1234567-7654321"]),
+    ("de", "Bitte zurück auf DE89 3704 0044 0532 0130 00, Rechnungsnummer RE-2026-4711, Betrag 1.299,00 €",
+     [("iban", "DE89370400440532013000")], ["RE-2026-4711", "1.299,00"]),
+    ("de", "Erreichbar unter 030 123456 oder max.mustermann@beispiel.de, Kundennummer 100234567",
+     [("phone", "30123456"), ("email", "max.mustermann@beispiel.de")], ["100234567"]),
+    ("de", "Sendungsnummer 00340434161094042557, Zustellung am 24. 11. 2026 zwischen 8:00 und 12:00",
+     [], ["00340434161094042557", "24. 11. 2026", "8:00", "12:00"]),
+]
+
+
+def build_free_form(b: Builder) -> None:
+    for lang, text, expect, keep in FREE_FORM:
+        b.add(lang, "hand-written chat lines with public test vectors (sources above)", text=text,
+              expect=[{"kind": k, "value": v} for k, v in expect], keep=keep)
+
+
 def main() -> None:
     b = Builder()
     build_cards(b)
@@ -506,6 +562,7 @@ def main() -> None:
     build_phones(b)
     build_emails(b)
     build_negatives(b)
+    build_free_form(b)
     with OUT.open("w", encoding="utf-8") as fh:
         for item in b.items:
             fh.write(json.dumps(item, ensure_ascii=False) + "\n")
