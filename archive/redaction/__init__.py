@@ -18,6 +18,7 @@ recall and false-positive rates.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Protocol, Sequence
@@ -51,6 +52,7 @@ __all__ = [
 SPLIT_WINDOW = timedelta(seconds=120)
 SPLIT_MESSAGES = 2
 _JOIN = "\n"
+_DIGIT = re.compile("[0-9]")
 
 
 class ChatMessage(Protocol):
@@ -94,12 +96,12 @@ class _Engine:
     def candidates(self, folded: str) -> list[Candidate]:
         options = self.options
         found: list[Candidate] = []
-        if any(ch.isdigit() for ch in folded):
+        if _DIGIT.search(folded):
             runs = digit_runs(folded)
             found += numeric_candidates(folded, runs, list(options.national_ids))
             found += iban_candidates(folded)
             if "fi" in options.national_ids:
-                found += hetu_candidates(folded, runs)
+                found += hetu_candidates(folded)
             if options.redact_phone:
                 found += phone_candidates(folded, self.regions, runs, found)
         if options.redact_email:

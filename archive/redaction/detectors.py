@@ -126,21 +126,27 @@ NUMERIC_IDS: dict[str, Callable[[str], bool]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
 class Run:
-    start: int
-    end: int
-    groups: tuple[tuple[int, int], ...]
-    business: bool
+    """A run of digit groups; whether a business label governs it is only worked out if asked."""
+
+    __slots__ = ("start", "end", "groups", "_folded", "_business")
+
+    def __init__(self, folded: str, start: int, end: int, groups: tuple[tuple[int, int], ...]) -> None:
+        self.start, self.end, self.groups, self._folded = start, end, groups, folded
+        self._business: bool | None = None
+
+    @property
+    def business(self) -> bool:
+        if self._business is None:
+            self._business = nearest_cue(self._folded, self.start, self.end) == "business"
+        return self._business
 
 
 def digit_runs(folded: str) -> list[Run]:
-    runs = []
-    for match in _RUN.finditer(folded):
-        groups = tuple(m.span() for m in _GROUP.finditer(folded, match.start(), match.end()))
-        business = nearest_cue(folded, match.start(), match.end()) == "business"
-        runs.append(Run(match.start(), match.end(), groups, business))
-    return runs
+    return [
+        Run(folded, m.start(), m.end(), tuple(g.span() for g in _GROUP.finditer(folded, m.start(), m.end())))
+        for m in _RUN.finditer(folded)
+    ]
 
 
 _DATE = re.compile(r"(?:\d{1,2}([./-]) ?\d{1,2}\1 ?\d{2,4}|\d{4}([./-])\d{1,2}\2\d{1,2})")
@@ -177,14 +183,13 @@ def numeric_candidates(folded: str, runs: list[Run], national_ids: list[str]) ->
             n = len(digits)
             if n < 10:
                 continue
-            sensitive = not run.business
             if n >= 13 and is_card(digits):
-                yield Candidate(start, end, "card", sensitive)
+                yield Candidate(start, end, "card", not run.business)
             if "/" in seps:
                 continue  # nobody writes an identity number with slashes; references and dates do
             for country, valid in id_checks:
                 if valid(digits) and _plausible_id(country, folded, start, end, digits, seps):
-                    yield Candidate(start, end, f"national_id_{country}", sensitive)
+                    yield Candidate(start, end, f"national_id_{country}", not run.business)
 
 
 _BIRTH_DATE = {"no": fodselsnummer.get_birth_date, "se": personnummer.get_birth_date, "dk": cpr.get_birth_date,
@@ -216,7 +221,7 @@ def _dk_written_as_cpr(folded: str, start: int, end: int, seps: str) -> bool:
 _HETU = re.compile(r"(?<![\w+])[0-9]{6}[-+A-FU-Ya-fu-y][0-9]{3}[0-9A-Ya-y](?!\w)")
 
 
-def hetu_candidates(folded: str, runs: list[Run]) -> Iterator[Candidate]:
+def hetu_candidates(folded: str) -> Iterator[Candidate]:
     for match in _HETU.finditer(folded):
         if hetu.is_valid(match.group().upper()):
             business = nearest_cue(folded, match.start(), match.end()) == "business"
@@ -280,14 +285,18 @@ def phone_candidates(folded: str, regions: list[str], runs: list[Run], found: li
         lo, hi = max(0, start - 1), min(len(folded), stretch.end() + 1)
         # A number written with its country code reads the same from any region.
         for region in regions[:1] if text.startswith("+") else regions:
+            whole = False
             for match in phonenumbers.PhoneNumberMatcher(folded[lo:hi], region, leniency=phonenumbers.Leniency.VALID):
                 start, end = lo + match.start, lo + match.end
+                whole = whole or (start <= stretch.start() and end >= stretch.end())
                 if (start, end) in seen:
                     continue
                 seen.add((start, end))
                 candidate = _phone(folded, start, end, match.raw_string, runs)
                 if candidate is not None:
                     yield candidate
+            if whole:
+                break  # no other region can read a longer number out of this stretch
 
 
 def _glued_to_letters(folded: str, start: int, end: int) -> bool:
