@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from stdnum import iban, luhn
+from stdnum import iban, luhn, numdb
 from stdnum.dk import cpr
 from stdnum.fi import hetu
 from stdnum.no import fodselsnummer
@@ -232,29 +232,35 @@ def hetu_candidates(folded: str) -> Iterator[Candidate]:
 
 _IBAN_HEAD = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{2}[ .\-]?[0-9]{2}")
 _IBAN_PART = re.compile(r"[ .\-/]{0,3}([0-9A-Za-z]+)")
-MAX_IBAN = 34
+# IBAN length per country from python-stdnum's copy of the SWIFT IBAN registry ("NO": 15): only
+# the prefix of exactly that length is worth validating, and "am 24" in a sentence is no IBAN.
+IBAN_LENGTH = {
+    country: 4 + sum(int(n) for n in re.findall(r"(\d+)!", props["bban"]))
+    for _, country, _, props, _ in numdb.get("iban").prefixes
+    if props.get("bban")
+}
 
 
 def iban_candidates(folded: str) -> Iterator[Candidate]:
-    """Country code, check digits, then whole tokens; the longest prefix that validates wins, so
-    "NO93 8601 1117 947 takk" stops before "takk"."""
+    """Country code, check digits, then whole tokens until the country's IBAN length is reached,
+    so "NO93 8601 1117 947 takk" stops before "takk"."""
     for head in _IBAN_HEAD.finditer(folded):
-        compact = (folded[head.start() : head.start() + 2] + folded[head.end() - 2 : head.end()]).upper()
-        ends: list[tuple[int, str]] = []
+        country = folded[head.start() : head.start() + 2].upper()
+        length = IBAN_LENGTH.get(country)
+        if length is None:
+            continue
+        compact = country + folded[head.end() - 2 : head.end()]
         pos = head.end()
-        while len(compact) <= MAX_IBAN:
+        while len(compact) < length:
             part = _IBAN_PART.match(folded, pos)
-            if part is None or not part.group(1):
+            if part is None:
                 break
             compact += part.group(1).upper()
             pos = part.end()
-            ends.append((pos, compact))
-        for end, value in reversed(ends):
-            # Checksum and the registry's BBAN structure; not the per-country bank registries,
-            # which lag behind new banks (and would let a real account number through).
-            if len(value) <= MAX_IBAN and iban.is_valid(value, check_country=False):
-                yield Candidate(head.start(), end, "iban")
-                break
+        # Checksum and the registry's BBAN structure; not the per-country bank registries, which
+        # lag behind new banks (and would let a real account number through).
+        if len(compact) == length and iban.is_valid(compact, check_country=False):
+            yield Candidate(head.start(), pos, "iban")
 
 
 # ---- phone numbers --------------------------------------------------------------------------
