@@ -276,33 +276,57 @@ _GLUED_AFTER = re.compile(r"[.\-/][0-9]")
 _SHORT_SLASH_PART = re.compile(r"/\d{1,2}$|^\d{1,2}/")
 
 
+# Numbers that reach a person. Toll-free, premium-rate, shared-cost and universal-access numbers
+# are companies' numbers (a hotline is business data), and short ones hide inside longer runs.
+PERSONAL_TYPES = frozenset({
+    phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE, phonenumbers.PhoneNumberType.VOIP,
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER, phonenumbers.PhoneNumberType.PAGER,
+})
+
+
 def phone_candidates(folded: str, regions: list[str], runs: list[Run], found: list[Candidate]) -> Iterator[Candidate]:
     """``found``: longer entities already validated; digits inside them cannot make a phone number
     that wins the span contest, so they are not offered to the (slow) matcher again."""
     seen: set[tuple[int, int]] = set()
     for stretch in _PHONE_STRETCH.finditer(folded):
-        text, start = stretch.group(), stretch.start()
+        text, start, end = stretch.group(), stretch.start(), stretch.end()
         free = sum(1 for i, ch in enumerate(text, start) if ch.isdigit() and not any(c.start <= i < c.end for c in found))
-        if free < MIN_PHONE_DIGITS or looks_like_date(text.strip()):
-            continue
-        if _glued_to_letters(folded, start, stretch.end()) or nearest_cue(folded, start, stretch.end()) == "business":
-            continue  # "1Z999AA10123456784", "Ordre 98765432": whatever the matcher says, not a phone
-        # One character either side, so the matcher still sees what the number is glued to.
-        lo, hi = max(0, start - 1), min(len(folded), stretch.end() + 1)
+        if free < MIN_PHONE_DIGITS or looks_like_date(text.strip()) or _glued_to_letters(folded, start, end):
+            continue  # "1Z999AA10123456784": whatever the matcher says, not a phone number
+        cue = nearest_cue(folded, start, end)
+        if cue == "business":
+            continue  # "Ordre 98765432"
         # A number written with its country code reads the same from any region.
-        for region in regions[:1] if text.startswith("+") else regions:
+        tried = regions[:1] if text.startswith("+") else regions
+        hits = 0
+        for region in tried:
             whole = False
-            for match in phonenumbers.PhoneNumberMatcher(folded[lo:hi], region, leniency=phonenumbers.Leniency.VALID):
-                start, end = lo + match.start, lo + match.end
-                whole = whole or (start <= stretch.start() and end >= stretch.end())
-                if (start, end) in seen:
-                    continue
-                seen.add((start, end))
-                candidate = _phone(folded, start, end, match.raw_string, runs)
-                if candidate is not None:
-                    yield candidate
+            for match_start, match_end, raw in _matches(folded, start, end, region, phonenumbers.Leniency.VALID):
+                whole = whole or (match_start <= start and match_end >= end)
+                if (match_start, match_end) not in seen:
+                    seen.add((match_start, match_end))
+                    candidate = _phone(folded, match_start, match_end, raw, runs)
+                    hits += candidate is not None
+                    if candidate is not None:
+                        yield candidate
             if whole:
                 break  # no other region can read a longer number out of this stretch
+        if not hits and cue == "phone":
+            # "call me on 07700 900123": introduced as a phone number, so a number of a possible
+            # length is enough (invented and reserved numbers are not valid, but are still numbers).
+            for match_start, match_end, raw in _matches(folded, start, end, tried[0], phonenumbers.Leniency.POSSIBLE):
+                candidate = _phone(folded, match_start, match_end, raw, runs)
+                if candidate is not None:
+                    yield candidate
+
+
+def _matches(folded: str, start: int, end: int, region: str, leniency: int) -> Iterator[tuple[int, int, str]]:
+    # One character either side, so the matcher still sees what the number is glued to.
+    lo, hi = max(0, start - 1), min(len(folded), end + 1)
+    for match in phonenumbers.PhoneNumberMatcher(folded[lo:hi], region, leniency=leniency):
+        if leniency != phonenumbers.Leniency.VALID or phonenumbers.number_type(match.number) in PERSONAL_TYPES:
+            yield lo + match.start, lo + match.end, match.raw_string
 
 
 def _glued_to_letters(folded: str, start: int, end: int) -> bool:
