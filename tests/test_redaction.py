@@ -278,3 +278,19 @@ def test_redactors_in_parallel_threads_give_the_same_results():
     expected = [Redactor(TenantSettings()).redact(t) for t in texts]
     with ThreadPoolExecutor(max_workers=4) as pool:
         assert list(pool.map(lambda t: Redactor(TenantSettings()).redact(t), texts)) == expected
+
+
+def test_company_hotlines_are_not_personal_phone_numbers():
+    # Shared-cost and toll-free numbers reach a company, not a person.
+    assert redact("kundeservice 815 00 000", language="nb") == ("kundeservice 815 00 000", {})
+
+
+def test_a_number_introduced_as_a_phone_number_needs_only_a_possible_length():
+    # Ofcom's drama range is reserved, so not "valid", but a customer writing it means a phone.
+    assert redact("call me on 07700 900123", language="en") == ("call me on [phone]", {"phone": 1})
+
+
+def test_a_long_paste_of_many_numbers_is_redacted_in_one_pass():
+    text = "\n".join(f"row {i}: 4111 1111 1111 1111, +47 912 34 {i % 1000:03d}" for i in range(300))
+    redacted, counts = redact(text)
+    assert counts == {"card": 300, "phone": 300} and "1111 1111 1111" not in redacted

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import msgspec
 
@@ -77,12 +77,14 @@ class RedactedConversation(msgspec.Struct):
     counts: dict[str, int]  # spans masked per kind ("card", "iban", "national_id_no", "phone", …)
 
 
-def _resolve(candidates: Iterable[Candidate]) -> list[Candidate]:
+def _resolve(candidates: list[Candidate], length: int) -> list[Candidate]:
     """Longest validated span first; on equal length the stronger kind. A business number takes
     its place in this contest too (so nothing inside it is masked) but is not masked itself."""
+    taken = bytearray(length)
     chosen: list[Candidate] = []
     for cand in sorted(candidates, key=lambda c: (c.start - c.end, PRIORITY[c.family], c.start)):
-        if all(cand.end <= c.start or c.end <= cand.start for c in chosen):
+        if not any(taken[cand.start : cand.end]):
+            taken[cand.start : cand.end] = b"\x01" * (cand.end - cand.start)
             chosen.append(cand)
     return sorted((c for c in chosen if c.sensitive), key=lambda c: c.start)
 
@@ -129,7 +131,7 @@ class _Engine:
             c for c in self.candidates(folded) if message_of(c.end - 1) - message_of(c.start) < SPLIT_MESSAGES
         ]
         pieces: list[list[tuple[int, int, str]]] = [[] for _ in texts]
-        for cand in _resolve(candidates):
+        for cand in _resolve(candidates, len(joined)):
             counts[cand.kind] += 1
             mask = mask_for(cand, joined[cand.start : cand.end], folded[cand.start : cand.end], self.options.card_mask)
             for index in range(message_of(cand.start), message_of(cand.end - 1) + 1):

@@ -289,9 +289,12 @@ def phone_candidates(folded: str, regions: list[str], runs: list[Run], found: li
     """``found``: longer entities already validated; digits inside them cannot make a phone number
     that wins the span contest, so they are not offered to the (slow) matcher again."""
     seen: set[tuple[int, int]] = set()
+    covered = bytearray(len(folded))
+    for c in found:
+        covered[c.start : c.end] = b"\x01" * (c.end - c.start)
     for stretch in _PHONE_STRETCH.finditer(folded):
         text, start, end = stretch.group(), stretch.start(), stretch.end()
-        free = sum(1 for i, ch in enumerate(text, start) if ch.isdigit() and not any(c.start <= i < c.end for c in found))
+        free = sum(1 for i, ch in enumerate(text, start) if ch.isdigit() and not covered[i])
         if free < MIN_PHONE_DIGITS or looks_like_date(text.strip()) or _glued_to_letters(folded, start, end):
             continue  # "1Z999AA10123456784": whatever the matcher says, not a phone number
         cue = nearest_cue(folded, start, end)
