@@ -19,6 +19,7 @@ recall and false-positive rates.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Protocol, Sequence
@@ -122,10 +123,7 @@ class _Engine:
             offset += len(t) + len(_JOIN)
 
         def message_of(position: int) -> int:
-            index = 0
-            while index + 1 < len(starts) and starts[index + 1] <= position:
-                index += 1
-            return index
+            return bisect_right(starts, position) - 1
 
         candidates = [
             c for c in self.candidates(folded) if message_of(c.end - 1) - message_of(c.start) < SPLIT_MESSAGES
