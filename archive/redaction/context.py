@@ -69,30 +69,31 @@ BUSINESS: dict[str, tuple[str, ...]] = {
         "org.nr", "orgnr", "org nr", "organisasjonsnummer", "foretaksregisteret", "mva", "sporingsnummer", "sporing",
         "sendingsnummer", "sending", "pakke", "pakkenummer", "kolli", "versjon", "beløp", "pris", "sum", "totalt",
         "artikkel", "artikkelnummer", "varenummer", "serienummer", "lisens", "billett", "reservasjon", "booking",
+        "kunde",
     ),
     "ru": (
         "заказ", "заказа", "номер заказа", "счёт-фактура", "счет-фактура", "накладная", "накладной", "трек", "трек-номер",
         "трекинг", "отслеживания", "отправление", "отправления", "посылка", "посылки", "дело", "обращение", "обращения",
         "заявка", "заявки", "тикет", "инн", "огрн", "кпп", "бик", "артикул", "версия", "сумма", "цена", "договор",
-        "договора", "лицензия", "бронь", "бронирования", "квитанция",
+        "договора", "лицензия", "бронь", "бронирования", "квитанция", "клиента",
     ),
     "sl": (
         "naročilo", "naročila", "številka naročila", "račun št", "faktura", "sledilna", "sledenje", "pošiljka", "pošiljke",
         "paket", "zadeva", "zahtevek", "davčna", "matična številka podjetja", "id za ddv", "ddv", "sklic", "referenca",
-        "različica", "verzija", "znesek", "cena", "pogodba", "licenca", "rezervacija",
+        "različica", "verzija", "znesek", "cena", "pogodba", "licenca", "rezervacija", "stranke",
     ),
     "en": (
         "order", "order number", "order no", "invoice", "inv", "case", "case number", "ticket", "tracking", "tracking number",
         "shipment", "parcel", "package", "consignment", "waybill", "awb", "reference", "ref", "customer number",
         "customer id", "account id", "vat", "company number", "reg no", "registration", "version", "build", "release",
         "amount", "price", "total", "serial", "serial number", "sku", "item", "licence", "license", "booking", "reservation",
-        "confirmation", "receipt", "transaction", "contract", "policy",
+        "confirmation", "receipt", "transaction", "contract", "policy", "customer",
     ),
     "de": (
         "bestellung", "bestellnummer", "auftrag", "auftragsnummer", "rechnung", "rechnungsnummer", "sendung",
         "sendungsnummer", "sendungsverfolgung", "paket", "paketnummer", "kundennummer", "aktenzeichen", "vorgang",
         "vorgangsnummer", "ticket", "ust-idnr", "steuernummer", "handelsregister", "hrb", "version", "betrag", "preis",
-        "summe", "artikelnummer", "seriennummer", "lizenz", "buchung", "vertrag", "vertragsnummer", "referenz",
+        "summe", "artikelnummer", "seriennummer", "lizenz", "buchung", "vertrag", "vertragsnummer", "referenz", "kunde",
     ),
     "carriers": (
         "ups", "dhl", "postnord", "posten", "bring", "fedex", "gls", "dpd", "tnt", "usps", "hermes", "schenker",
@@ -124,6 +125,7 @@ for _words in BUSINESS.values():
 # short ones only as whole words ("ref", "sak", "tel" would match inside ordinary words).
 _STEM = 5
 _LONGEST_PHRASE = max(len(k.split()) for k in _CUES)
+_COMPOUND_HEAD = re.compile(r"^([^\W\d_]+)[-./][^\W\d_]+$")
 _WORD = re.compile(r"[^\W\d_]+(?:[-./][^\W\d_]+)*|[€$£₽]")
 _SUFFIX = re.compile(r"[\s.:]{0,2}(?:" + "|".join(re.escape(s) for s in BUSINESS_SUFFIX) + r")(?!\w)", re.IGNORECASE)
 
@@ -132,6 +134,9 @@ def _lookup(phrase: str, last_word: str) -> Cue | None:
     cue = _CUES.get(phrase)
     if cue is not None:
         return cue
+    head = _COMPOUND_HEAD.match(phrase)
+    if head is not None:
+        return _lookup(head.group(1), head.group(1))  # "KID-nr", "Tlf.nr", "Kunden-Nr.": the label comes first
     # Inflections change the end of the last word only.
     for cut in range(len(phrase) - 1, max(_STEM, len(phrase) - len(last_word) + 1) - 1, -1):
         cue = _CUES.get(phrase[:cut])

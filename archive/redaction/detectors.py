@@ -302,34 +302,34 @@ def phone_candidates(folded: str, regions: list[str], runs: list[Run], found: li
             continue  # "Ordre 98765432"
         # A number written with its country code reads the same from any region.
         tried = regions[:1] if text.startswith("+") else regions
-        hits = 0
+        read_whole = False
         for region in tried:
             whole = False
-            for match_start, match_end, raw in _matches(folded, start, end, region, phonenumbers.Leniency.VALID):
+            for match_start, match_end, raw, personal in _matches(folded, start, end, region, phonenumbers.Leniency.VALID):
                 whole = whole or (match_start <= start and match_end >= end)
-                if (match_start, match_end) not in seen:
+                if personal and (match_start, match_end) not in seen:
                     seen.add((match_start, match_end))
                     candidate = _phone(folded, match_start, match_end, raw, runs)
-                    hits += candidate is not None
                     if candidate is not None:
                         yield candidate
             if whole:
+                read_whole = True
                 break  # no other region can read a longer number out of this stretch
-        if not hits and cue == "phone":
+        if not read_whole and cue == "phone":
             # "call me on 07700 900123": introduced as a phone number, so a number of a possible
             # length is enough (invented and reserved numbers are not valid, but are still numbers).
-            for match_start, match_end, raw in _matches(folded, start, end, tried[0], phonenumbers.Leniency.POSSIBLE):
+            for match_start, match_end, raw, _ in _matches(folded, start, end, tried[0], phonenumbers.Leniency.POSSIBLE):
                 candidate = _phone(folded, match_start, match_end, raw, runs)
                 if candidate is not None:
                     yield candidate
 
 
-def _matches(folded: str, start: int, end: int, region: str, leniency: int) -> Iterator[tuple[int, int, str]]:
+def _matches(folded: str, start: int, end: int, region: str, leniency: int) -> Iterator[tuple[int, int, str, bool]]:
+    """(start, end, raw text, reaches a person) for each number the matcher reads in the stretch."""
     # One character either side, so the matcher still sees what the number is glued to.
     lo, hi = max(0, start - 1), min(len(folded), end + 1)
     for match in phonenumbers.PhoneNumberMatcher(folded[lo:hi], region, leniency=leniency):
-        if leniency != phonenumbers.Leniency.VALID or phonenumbers.number_type(match.number) in PERSONAL_TYPES:
-            yield lo + match.start, lo + match.end, match.raw_string
+        yield lo + match.start, lo + match.end, match.raw_string, phonenumbers.number_type(match.number) in PERSONAL_TYPES
 
 
 def _glued_to_letters(folded: str, start: int, end: int) -> bool:

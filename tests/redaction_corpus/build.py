@@ -548,7 +548,37 @@ FREE_FORM: list[tuple[str, str, list[tuple[str, str]], list[str]]] = [
 ]
 
 
+# More business lines, written after the engine existed, as a check that it generalises.
+MORE_NEGATIVES: list[tuple[str, str, list[str]]] = [
+    ("nb", "Hei, jeg venter fortsatt på pakke 370712345678912345 som skulle komme tirsdag", ["370712345678912345"]),
+    ("nb", "Vi har registrert saken din med nummer 20261123-0042", ["20261123-0042"]),
+    ("nb", "Referansenummer: 4001234567890120", ["4001234567890120"]),
+    ("nb", "Bestillingsnr 10023456, levert til postnr 0150", ["10023456", "0150"]),
+    ("nb", "KID-nr: 0012345678903", ["0012345678903"]),
+    ("nb", "Åpningstider 08.00-16.00, fredag 08.00-15.00", ["08.00-16.00", "08.00-15.00"]),
+    ("nb", "Pakken ble sendt 23.11.2026 kl 14.32 fra Oslo", ["23.11.2026", "14.32"]),
+    ("ru", "Телефон горячей линии 8 800 555-35-35", ["8 800 555-35-35"]),
+    ("ru", "Ваше обращение №1234567 принято", ["1234567"]),
+    ("ru", "Счёт-фактура № 2026/000123 от 24.11.2026", ["2026/000123", "24.11.2026"]),
+    ("ru", "Стоимость 12 999 ₽, доставка 390 ₽", ["12 999 ₽", "390 ₽"]),
+    ("sl", "Številka vašega naročila je 45871236", ["45871236"]),
+    ("sl", "Sledilna številka pošiljke: 12345678901234", ["12345678901234"]),
+    ("sl", "Vaša zadeva ima številko 2026-11-0042", ["2026-11-0042"]),
+    ("en", "Your order number is 112-4567890-1234567", ["112-4567890-1234567"]),
+    ("en", "Ticket #45871236 has been escalated", ["#45871236"]),
+    ("en", "We shipped it via DHL Express, waybill 1234567890, on 11/24/2026", ["1234567890", "11/24/2026"]),
+    ("en", "Customer ID 45871236, account created 2026-01-15", ["45871236", "2026-01-15"]),
+    ("en", "booking reference 20261123-0042 for 2 adults", ["20261123-0042"]),
+    ("de", "Ihre Bestellnummer lautet 4500123456", ["4500123456"]),
+    ("de", "Unsere Hotline 0800 1234567 ist kostenlos", ["0800 1234567"]),
+    ("de", "Vorgangsnummer 20261123-0042, Kunden-Nr. 4711081", ["20261123-0042", "4711081"]),
+    ("de", "Lieferung zwischen 24.11. und 27.11.2026", ["27.11.2026"]),
+]
+
+
 def build_free_form(b: Builder) -> None:
+    for lang, text, keep in MORE_NEGATIVES:
+        b.add(lang, "hand-written business text (written after the engine, as a generalisation check)", text=text, keep=keep)
     for lang, text, expect, keep in FREE_FORM:
         b.add(lang, "hand-written chat lines with public test vectors (sources above)", text=text,
               expect=[{"kind": k, "value": v} for k, v in expect], keep=keep)
