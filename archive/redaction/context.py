@@ -26,7 +26,7 @@ SENSITIVE: dict[str, dict[Cue, tuple[str, ...]]] = {
         "card": ("kort", "kortnummer", "kortnr", "bankkort", "kredittkort", "betalingskort", "visa", "mastercard", "amex"),
         "iban": ("iban", "konto", "kontonummer", "kontonr", "bankkonto"),
         "national_id": ("fødselsnummer", "fødselsnr", "fnr", "personnummer", "personnr", "d-nummer", "dnummer", "pnr"),
-        "phone": ("telefon", "telefonnummer", "tlf", "mobil", "mobilnummer", "ring", "ringe", "sms", "nummeret mitt", "nr mitt"),
+        "phone": ("telefon", "telefonnummer", "tlf", "mobil", "mobilnummer", "ring", "ringe", "sms"),
     },
     "ru": {
         "card": ("карта", "карты", "карту", "картой", "карточк", "номер карты", "visa", "мир"),
@@ -44,7 +44,7 @@ SENSITIVE: dict[str, dict[Cue, tuple[str, ...]]] = {
         "card": ("card", "card number", "credit card", "debit card", "cc", "pan", "visa", "mastercard", "amex"),
         "iban": ("iban", "account", "account number", "bank account", "acct"),
         "national_id": ("ssn", "social security", "national id", "personal number", "identity number", "id number", "personal id"),
-        "phone": ("phone", "telephone", "tel", "mobile", "cell", "call", "text me", "whatsapp", "number is", "reach me"),
+        "phone": ("phone", "telephone", "tel", "mobile", "cell", "call", "text me", "whatsapp", "reach me"),
     },
     "de": {
         "card": ("karte", "kartennummer", "kreditkarte", "kreditkartennummer", "ec-karte", "girokarte", "visa", "mastercard"),
@@ -163,11 +163,10 @@ def _last_keyword(before: str) -> tuple[Cue, int] | None:
 # between, the label names something else.
 ATTACHED_GAP = 24
 GLUE = frozenset(
-    """nr no nummer nummeret number num numbers id ref my mitt min mi er var is was the your ditt din
-    номер мой моя моего ваш вашего ваша это n št št. številka je moja moj vaša vaše ist lautet
-    meine mein ihre ihr die der von ved på for of og""".split()
+    """nr no nummer nummeret number num id my mitt min mi er var is was your ditt din
+    номер мой моя мой ваш вашего ваша это n št številka je moja moj vaša vaše ist lautet meine mein ihre ihr""".split()
 )
-_GLUE_CHARS = set(" \t:.,#№()[]-–—=\"'«»")
+_GLUE_CHARS = set(" \t:.#№()[]-–—=\"'«»")
 
 
 def _is_glue(gap: str) -> bool:

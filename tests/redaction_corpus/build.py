@@ -545,6 +545,8 @@ FREE_FORM: list[tuple[str, str, list[tuple[str, str]], list[str]]] = [
      [("phone", "30123456"), ("email", "max.mustermann@beispiel.de")], ["100234567"]),
     ("de", "Sendungsnummer 00340434161094042557, Zustellung am 24. 11. 2026 zwischen 8:00 und 12:00",
      [], ["00340434161094042557", "24. 11. 2026", "8:00", "12:00"]),
+    ("nb", "Ring meg angående ordren på 406 12 345", [("phone", "40612345")], []),
+    ("de", "Rechnung bezahlt mit 4111 1111 1111 1111, bitte prüfen", [("card", "4111111111111111")], []),
 ]
 
 
@@ -573,6 +575,7 @@ MORE_NEGATIVES: list[tuple[str, str, list[str]]] = [
     ("de", "Unsere Hotline 0800 1234567 ist kostenlos", ["0800 1234567"]),
     ("de", "Vorgangsnummer 20261123-0042, Kunden-Nr. 4711081", ["20261123-0042", "4711081"]),
     ("de", "Lieferung zwischen 24.11. und 27.11.2026", ["27.11.2026"]),
+    ("en", "Your order number is 98765432", ["98765432"]),
 ]
 
 
