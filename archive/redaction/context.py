@@ -1,15 +1,16 @@
-"""Words around a candidate number that make it more or less likely to be sensitive.
+"""Words around a candidate number that say whether it is sensitive or a business number.
 
 A validated checksum says a number *could* be a card or an identity number; the words before it
-say what the customer meant. "Kortnummeret mitt er …" raises confidence; "Ordre #…", "Заказ №…",
-"KID …", "Sporingsnummer …" or a carrier's name lowers it, because a compliance archive that
-blanks order, case and tracking numbers destroys the evidence it exists to keep.
+say what the customer meant. A business label attached to it ("Ordre #…", "Заказ №…", "KID …",
+"Sporingsnummer …", a carrier's name) keeps it, because a compliance archive that blanks order,
+case and tracking numbers destroys the evidence it exists to keep. A sensitive cue ("kortnummer",
+"телефон", "EMŠO" …) nearer to the number overrides that label, lets a Danish CPR (no check digit)
+or a recently born person's id count, and lets a phone number of merely possible length count.
 
 Keywords of every language apply to every conversation (customers mix languages, and the
 conversation's language tag is often missing); the tables are per language only so they can be
-read and extended by people who speak it. Keywords are matched at word starts, case-insensitively,
-so ``kortnummer`` also finds ``kortnummeret``. The nearest keyword before a candidate decides;
-see docs/redaction.md for the whole rule.
+read and extended by people who speak it. Matching is case-insensitive on words; see
+docs/redaction.md for the whole rule.
 """
 
 from __future__ import annotations
