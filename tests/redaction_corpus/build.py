@@ -330,7 +330,7 @@ def build_phones(b: Builder) -> None:
     source = "libphonenumber example numbers (phonenumbers.example_number_for_type)"
     styles = itertools.cycle(["intl", "national", "e164", "00", "nbsp", "dots", "dashes", "linebreak", "split", "compact-national", "national"])
     for lang, region in PHONE_REGIONS.items():
-        for n, number in enumerate(example_numbers(region)):
+        for number in example_numbers(region):
             for _ in range(4):
                 style = next(styles)
                 written, second = phone_written(number, style)
