@@ -26,11 +26,12 @@ ARG UV_VERSION=0.13.9
 ENV UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system UV_LINK_MODE=copy \
     UV_COMPILE_BYTECODE=1 UV_NO_CACHE=1
 # Locked dependencies that no code path of Parley imports, left out to keep the image small
-# (about 75 MB): faker and polyfactory (example data, which Litestar makes only with
+# (about 65 MB of 175): faker and polyfactory (example data, which Litestar makes only with
 # create_examples), grpcio, protobuf and opensearch-protobufs (opensearch-py's gRPC transport;
 # Parley speaks HTTP), rich, pygments, markdown-it-py, mdurl and rich-click (Litestar's CLI and
-# structlog's pretty tracebacks, which fall back to plain ones), pydantic and what only it needs
-# (Litestar loads its pydantic plugin only when pydantic is installed; Parley's types are msgspec).
+# structlog's pretty tracebacks, which Parley turns off anyway: they print local variables),
+# pydantic and what only it needs (Litestar loads its pydantic plugin only when pydantic is
+# installed; Parley's types are msgspec Structs).
 # tests/test_deploy.py runs Parley with these blocked and fails if it starts importing one.
 ARG LEAVE_OUT="faker polyfactory grpcio protobuf opensearch-protobufs rich pygments markdown-it-py \
     mdurl rich-click pydantic pydantic-core email-validator dnspython typing-inspection"

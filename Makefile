@@ -30,11 +30,12 @@ test: system-deps install
 # The image, with Docker if its engine answers, else Podman. BASE_IMAGE=… builds on another
 # Debian-based image; CA_BUNDLE=FILE passes a TLS-inspecting proxy's CA bundle to the build.
 IMAGE ?= parley:latest
+comma := ,
 ENGINE ?= $(shell if docker info >/dev/null 2>&1; then echo docker; elif command -v podman >/dev/null; then echo podman; fi)
 image:
 	@test -n "$(ENGINE)" || { echo "make image: neither a Docker engine nor podman is available" >&2; exit 1; }
 	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) --build-arg UV_VERSION=$(UV_VERSION) \
-	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) $(if $(CA_BUNDLE),--secret id=ca-bundle,src=$(CA_BUNDLE)) -t $(IMAGE) .
+	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) $(if $(CA_BUNDLE),--secret id=ca-bundle$(comma)src=$(CA_BUNDLE)) -t $(IMAGE) .
 
 image-test: system-deps
 	.ci/image-test
