@@ -45,12 +45,13 @@ RUN --mount=type=secret,id=ca-bundle \
     fi \
     && /opt/uv/bin/pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}"
 WORKDIR /app
-COPY pyproject.toml uv.lock README.md ./
-# Dependencies first: this layer is reused until uv.lock changes.
+COPY pyproject.toml uv.lock ./
+# Dependencies first: this layer is reused until pyproject.toml or uv.lock changes.
 RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi; \
     /opt/uv/bin/uv sync --frozen --no-dev --no-install-project --no-editable \
         $(printf -- "--no-install-package %s " $LEAVE_OUT)
+COPY README.md ./
 COPY archive ./archive
 COPY api ./api
 COPY config ./config
