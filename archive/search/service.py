@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -31,7 +30,6 @@ from archive.transcripts import load_many
 MAX_HIGHLIGHTS = 3
 FRAGMENT_CHARS = 160
 _LANGUAGE_CACHE_SECONDS = 60.0
-_languages: dict[UUID, tuple[float, list[str]]] = {}
 
 
 class SearchFilters(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -97,14 +95,14 @@ def _decode_cursor(text: str | None) -> Cursor:
         raise InvalidInput("the cursor is not one this API issued", [FieldError("cursor", "pass next_cursor back unchanged")]) from None
 
 
-async def tenant_languages(ctx: TenantContext) -> list[str]:
+async def tenant_languages(rt: Runtime, ctx: TenantContext) -> list[str]:
     """Languages a query word is expanded into: the tenant's defaults and those it has archived."""
-    cached = _languages.get(ctx.tenant_id)
-    if cached and time.monotonic() - cached[0] < _LANGUAGE_CACHE_SECONDS:
+    cached = ctx.languages
+    if cached and rt.clock.monotonic() - cached[0] < _LANGUAGE_CACHE_SECONDS:
         return cached[1]
     rows = await Conversation.select(Conversation.language).where(Conversation.tenant == ctx.tenant_id).distinct()
     languages = sorted({primary_language(r["language"]) for r in rows if r["language"]} | {primary_language(x) for x in ctx.settings.default_languages})
-    _languages[ctx.tenant_id] = (time.monotonic(), languages)
+    ctx.languages = (rt.clock.monotonic(), languages)
     return languages
 
 
@@ -126,7 +124,7 @@ async def plan_for(rt: Runtime, ctx: TenantContext, request: SearchRequest) -> P
         parsed = parse(request.q)
     except QuerySyntaxError as exc:
         raise InvalidInput(f"the query cannot be parsed: {exc}", [FieldError("q", f"{exc.message} at position {exc.position}")]) from None
-    languages = await tenant_languages(ctx)
+    languages = await tenant_languages(rt, ctx)
     if request.filters.language:
         languages = sorted({*languages, primary_language(request.filters.language)})
     an = indexing.analyzer(ctx)
@@ -172,7 +170,7 @@ def _fragment(text: str, spans: list[tuple[int, int]]) -> str:
 async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> SearchResponse:
     ctx = await tenant_context(rt, principal.tenant_id)
     plan = await plan_for(rt, ctx, request)
-    page = await indexing.backend(rt).search(plan)
+    page = await rt.search.search(plan)
     wanted = positive_tokens(plan.tree)
     hits: list[SearchHit] = []
     # Conversations deleted or shredded since they were indexed are skipped: the index catches up.
@@ -215,7 +213,7 @@ async def all_matching_ids(rt: Runtime, ctx: TenantContext, q: str, filters: Sea
     """Every conversation a query and filters match, oldest first (exports, legal holds)."""
     request = SearchRequest(q=q, filters=filters, sort="oldest", size=1)
     plan = await plan_for(rt, ctx, request)
-    backend = indexing.backend(rt)
+    backend = rt.search
     ids: list[UUID] = []
     cursor = Cursor()
     while True:
