@@ -274,7 +274,10 @@ WITHOUT_LEFT_OUT = textwrap.dedent(
 def test_parley_runs_without_what_the_image_leaves_out(tmp_path):
     modules = left_out_modules()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    environment.update(PARLEY_DATA_DIR=str(tmp_path), PARLEY_SCHEDULER="false", PARLEY_DEMO="true")
+    environment.update(
+        PARLEY_DATA_DIR=str(tmp_path), PARLEY_MASTER_KEY=OPERATOR_VARIABLES["PARLEY_MASTER_KEY"],
+        PARLEY_SCHEDULER="false", PARLEY_DEMO="true",
+    )
     result = subprocess.run(
         [sys.executable, "-c", WITHOUT_LEFT_OUT, ",".join(sorted(modules)), ",".join(PROJECT_PACKAGES)],
         capture_output=True, text=True, cwd=ROOT, env=environment, timeout=300,
