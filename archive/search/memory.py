@@ -1,0 +1,243 @@
+"""The third index backend: documents held in memory and plans evaluated in Python.
+
+It exists so that "does this conversation match this query?" can be answered for ONE
+conversation, before it is stored, with the very same meaning search gives the query: supervision
+policies evaluate their compiled plan against the conversation's index document at ingest
+(archive/supervision/evaluation.py). Running it through the search contract tests, next to FTS5
+and OpenSearch, is what proves that a policy match and a search hit are the same thing.
+
+Semantics, as FTS5 and OpenSearch implement them over the same token columns:
+
+* a ``Match`` is any of its token sequences as a phrase (consecutive positions) in any of the
+  plan's text columns (one per sender; a phrase never spans two columns, and a boundary token
+  between messages stops it spanning two messages);
+* a ``NearMatch`` pair is two sequences in the same column with at most ``distance`` tokens
+  between the end of one and the start of the other, in either order;
+* a ``PrefixMatch`` is its token in any of the plan's prefix columns;
+* filters compare the clear fields (``lang:`` matches the tag or its subtags, case-insensitively;
+  dates are ``start <= started_at < end``).
+
+As a backend it is small and slow (it scans every document of the tenant): fine for tests and
+one-conversation evaluation, not for an archive.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from datetime import timezone
+from typing import Iterable
+from uuid import UUID
+
+from archive.search.backend import FACETS, BackendStatus, IndexDoc, ScoredId, SearchPage
+from archive.search.plan import (
+    All,
+    AnyOf,
+    Cursor,
+    Everything,
+    FieldIs,
+    Match,
+    NearMatch,
+    Plan,
+    PlanNode,
+    PrefixMatch,
+    StartedIn,
+    Without,
+    iso_utc,
+    positive_text,
+)
+
+FACET_LIMIT = 50
+DAY_FACET_LIMIT = 366
+
+
+class DocView:
+    """One index document, tokenised once: token positions per text column, token sets per
+    prefix column. Positions are built on first use (single words only need the sets)."""
+
+    __slots__ = ("doc", "started", "_tokens", "_sets", "_positions")
+
+    def __init__(self, doc: IndexDoc) -> None:
+        self.doc = doc
+        self.started = iso_utc(doc.started_at)
+        self._tokens: dict[str, list[str]] = {}
+        self._sets: dict[str, frozenset[str]] = {}
+        self._positions: dict[str, dict[str, list[int]]] = {}
+
+    def tokens(self, column: str) -> list[str]:
+        found = self._tokens.get(column)
+        if found is None:
+            found = self._tokens[column] = self.doc.columns.get(column, "").split()
+        return found
+
+    def token_set(self, column: str) -> frozenset[str]:
+        found = self._sets.get(column)
+        if found is None:
+            found = self._sets[column] = frozenset(self.tokens(column))
+        return found
+
+    def positions(self, column: str) -> dict[str, list[int]]:
+        found = self._positions.get(column)
+        if found is None:
+            found = defaultdict(list)
+            for position, token in enumerate(self.tokens(column)):
+                found[token].append(position)
+            self._positions[column] = found
+        return found
+
+    def phrase_starts(self, column: str, sequence: list[str]) -> list[int]:
+        """Positions where ``sequence`` starts in ``column``."""
+        if len(sequence) == 1:
+            return self.positions(column).get(sequence[0], []) if sequence[0] in self.token_set(column) else []
+        if not all(token in self.token_set(column) for token in sequence):
+            return []
+        index = self.positions(column)
+        following = [set(index.get(token, [])) for token in sequence[1:]]
+        return [start for start in index.get(sequence[0], []) if all(start + i + 1 in after for i, after in enumerate(following))]
+
+
+def _near(view: DocView, column: str, left: list[str], right: list[str], distance: int) -> bool:
+    a_starts, b_starts = view.phrase_starts(column, left), view.phrase_starts(column, right)
+    for a in a_starts:
+        for b in b_starts:
+            gap = b - (a + len(left)) if a <= b else a - (b + len(right))
+            if gap <= distance:
+                return True
+    return False
+
+
+def _language_is(value: str, wanted: str) -> bool:
+    value, wanted = value.lower(), wanted.lower()
+    return value == wanted or value.startswith(wanted + "-")
+
+
+def matches(node: PlanNode, view: DocView, text_columns: list[str], prefix_columns: list[str]) -> bool:
+    """Whether the document satisfies ``node`` (the plan's tree, or any part of it)."""
+    doc = view.doc
+    if isinstance(node, Match):
+        return any(view.phrase_starts(column, sequence) for sequence in node.sequences for column in text_columns)
+    if isinstance(node, PrefixMatch):
+        return any(node.token in view.token_set(column) for column in prefix_columns)
+    if isinstance(node, NearMatch):
+        return any(_near(view, column, left, right, node.distance) for left, right in node.pairs for column in text_columns)
+    if isinstance(node, FieldIs):
+        if node.name == "site":
+            return doc.site == node.value
+        if node.name == "channel":
+            return doc.channel == node.value
+        if node.name == "tag":
+            return node.value in doc.tags
+        if node.name == "agent":
+            return node.value in doc.agent_ids
+        if node.name == "visitor":
+            return doc.visitor_hash == node.value
+        return _language_is(doc.language, node.value)
+    if isinstance(node, StartedIn):
+        return (node.start is None or view.started >= iso_utc(node.start)) and (node.end is None or view.started < iso_utc(node.end))
+    if isinstance(node, All):
+        return all(matches(child, view, text_columns, prefix_columns) for child in node.children)
+    if isinstance(node, AnyOf):
+        return any(matches(child, view, text_columns, prefix_columns) for child in node.children)
+    if isinstance(node, Without):
+        return not matches(node.child, view, text_columns, prefix_columns)
+    if isinstance(node, Everything):
+        return True
+    raise TypeError(f"cannot evaluate {type(node).__name__}")
+
+
+def plan_matches(plan: Plan, view: DocView) -> bool:
+    return view.doc.tenant_id == plan.tenant_id and matches(plan.tree, view, plan.text_columns(), plan.prefix_columns())
+
+
+def _occurrences(leaf: PlanNode, view: DocView, text_columns: list[str]) -> int:
+    if isinstance(leaf, Match):
+        return sum(len(view.phrase_starts(column, sequence)) for sequence in leaf.sequences for column in text_columns)
+    if isinstance(leaf, NearMatch):
+        return sum(1 for left, right in leaf.pairs for column in text_columns if _near(view, column, left, right, leaf.distance))
+    return 0
+
+
+def _score(leaves: list[PlanNode], view: DocView, text_columns: list[str], document_frequency: list[int], total: int) -> float:
+    """A tf-idf score over the positive word leaves; conversations matched only through prefixes
+    or filters score 0 and rank after those matched by words (as on the other backends)."""
+    score = 0.0
+    for leaf, df in zip(leaves, document_frequency, strict=True):
+        tf = _occurrences(leaf, view, text_columns)
+        if tf:
+            score += (1 + math.log(tf)) * math.log(1 + total / max(df, 1))
+    return score
+
+
+class MemoryBackend:
+    name = "memory"
+
+    def __init__(self) -> None:
+        self._views: dict[UUID, DocView] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def status(self) -> BackendStatus:
+        return BackendStatus(ok=True, detail=f"in memory ({len(self._views)} documents)")
+
+    async def refresh(self) -> None:
+        return None
+
+    async def reset(self) -> None:
+        self._views.clear()
+
+    async def index(self, docs: list[IndexDoc]) -> None:
+        for doc in docs:
+            self._views[doc.conversation_id] = DocView(doc)
+
+    async def delete(self, tenant_id: UUID, conversation_ids: list[UUID]) -> None:
+        for cid in conversation_ids:
+            view = self._views.get(cid)
+            if view is not None and view.doc.tenant_id == tenant_id:
+                del self._views[cid]
+
+    def documents(self) -> list[IndexDoc]:
+        """What the index holds (tests look for plaintext in it)."""
+        return [view.doc for view in self._views.values()]
+
+    async def search(self, plan: Plan) -> SearchPage:
+        matched = [view for view in self._views.values() if plan_matches(plan, view)]
+        return SearchPage(total=len(matched), hits=_page(plan, matched), facets=_facets(matched))
+
+
+def _page(plan: Plan, matched: list[DocView]) -> list[ScoredId]:
+    cursor: Cursor = plan.cursor
+    if plan.sort == "relevance":
+        leaves = [leaf for leaf in positive_text(plan.tree) if isinstance(leaf, (Match, NearMatch))]
+        columns = plan.text_columns()
+        frequency = [sum(1 for view in matched if _occurrences(leaf, view, columns)) for leaf in leaves]
+        scored = [(_score(leaves, view, columns, frequency, len(matched)), view) for view in matched]
+        scored.sort(key=lambda pair: (pair[0], pair[1].started, str(pair[1].doc.conversation_id)), reverse=True)
+        window = scored[cursor.offset: cursor.offset + plan.size]
+        return [ScoredId(view.doc.conversation_id, score, view.doc.started_at) for score, view in window]
+    descending = plan.sort != "oldest"
+    ordered = sorted(matched, key=lambda view: (view.started, str(view.doc.conversation_id)), reverse=descending)
+    if cursor.started_at is not None:
+        after = (cursor.started_at, cursor.conversation or "")
+        ordered = [v for v in ordered if ((v.started, str(v.doc.conversation_id)) < after if descending else (v.started, str(v.doc.conversation_id)) > after)]
+    return [ScoredId(view.doc.conversation_id, 0.0, view.doc.started_at) for view in ordered[: plan.size]]
+
+
+def _top(counts: Counter[str], limit: int) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
+
+
+def _facets(matched: Iterable[DocView]) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter[str]] = {name: Counter() for name in (*FACETS, "day")}
+    for view in matched:
+        doc = view.doc
+        counts["site"][doc.site] += 1
+        counts["channel"][doc.channel] += 1
+        counts["language"][doc.language] += 1
+        counts["agent"].update(set(doc.agent_ids))
+        counts["tag"].update(set(doc.tags))
+        counts["day"][doc.started_at.astimezone(timezone.utc).date().isoformat()] += 1
+    return {name: _top(counts[name], DAY_FACET_LIMIT if name == "day" else FACET_LIMIT) for name in (*FACETS, "day")}
