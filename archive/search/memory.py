@@ -149,15 +149,13 @@ def plan_matches(plan: Plan, view: DocView) -> bool:
     return view.doc.tenant_id == plan.tenant_id and matches(plan.tree, view, plan.text_columns(), plan.prefix_columns())
 
 
-def _occurrences(leaf: PlanNode, view: DocView, text_columns: list[str]) -> int:
+def _occurrences(leaf: Match | NearMatch, view: DocView, text_columns: list[str]) -> int:
     if isinstance(leaf, Match):
         return sum(len(view.phrase_starts(column, sequence)) for sequence in leaf.sequences for column in text_columns)
-    if isinstance(leaf, NearMatch):
-        return sum(1 for left, right in leaf.pairs for column in text_columns if _near(view, column, left, right, leaf.distance))
-    return 0
+    return sum(1 for left, right in leaf.pairs for column in text_columns if _near(view, column, left, right, leaf.distance))
 
 
-def _score(leaves: list[PlanNode], view: DocView, text_columns: list[str], document_frequency: list[int], total: int) -> float:
+def _score(leaves: list[Match | NearMatch], view: DocView, text_columns: list[str], document_frequency: list[int], total: int) -> float:
     """A tf-idf score over the positive word leaves; conversations matched only through prefixes
     or filters score 0 and rank after those matched by words (as on the other backends)."""
     score = 0.0
