@@ -29,8 +29,10 @@ from api.proactive import CapacityController, CollectController, RulesController
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
+from api.reviews import ReviewController
 from api.search import SearchController
 from api.shutdown import on_termination
+from api.supervision import PolicyController
 from api.transcripts import TranscriptController
 from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn
@@ -104,6 +106,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
             RetentionController, HoldController, ErasureController, ExportController,
+            PolicyController, ReviewController,
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
             RulesController, CapacityController, explain,

@@ -17,6 +17,7 @@ from archive.runtime import Runtime
 from archive.search import indexing
 from archive.search.backend import SearchBackend
 from archive.signals import Signals
+from archive.supervision.evaluation import SupervisionStep
 from archive.tenancy import TenantDirectory
 from archive.workers import Workers
 from config.database import build_engine
@@ -30,7 +31,7 @@ from retention.policies import RetainUntilStep
 
 def ingest_steps() -> list[IngestStep]:
     """What happens to every ingested conversation besides being stored, in order."""
-    return [RetainUntilStep(), indexing.OutboxStep()]
+    return [RetainUntilStep(), SupervisionStep(), indexing.OutboxStep()]
 
 
 def event_sink(search: SearchBackend) -> EventSink:

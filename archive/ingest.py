@@ -18,7 +18,7 @@ import json
 import sqlite3
 from collections import Counter
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 from uuid import UUID, uuid4
 
 import msgspec
@@ -63,6 +63,12 @@ class Prepared(msgspec.Struct):
     # policy version); None means "keep until a policy says otherwise".
     retain_until: datetime | None = None
     policy_version: int | None = None
+    # What steps' analysers found in the plaintext (by step name), for their after_insert.
+    findings: dict[str, Any] = {}
+
+
+# CPU-only work on one prepared conversation while its plaintext exists (see IngestStep.analyser).
+Analyse = Callable[[Prepared], None]
 
 
 class IngestStep:
@@ -72,6 +78,12 @@ class IngestStep:
     and ``after_insert`` run inside the ingest transaction, so a step's rows commit with the
     conversation or not at all.
     """
+
+    async def analyser(self, rt: Runtime, ctx: TenantContext, items: list[ConversationIn]) -> Analyse | None:
+        """A function run on each conversation right after it is redacted and encrypted, while
+        the plaintext exists (inside ``prepare_all``, in a worker thread for large bodies); it
+        leaves what it finds in ``Prepared.findings``. None: nothing to do for this request."""
+        return None
 
     async def before_insert(self, rt: Runtime, tenant_id: UUID, items: list[Prepared]) -> None:
         """Decide values stored on the conversation row itself."""
@@ -184,8 +196,12 @@ def _is_unique_violation(exc: BaseException) -> bool:
     return type(exc).__name__ == "UniqueViolationError"
 
 
-def prepare_all(ctx: TenantContext, items: list[ConversationIn]) -> list[Prepared]:
-    return [prepare(ctx, conv) for conv in items]
+def prepare_all(ctx: TenantContext, items: list[ConversationIn], analysers: list[Analyse] | None = None) -> list[Prepared]:
+    prepared = [prepare(ctx, conv) for conv in items]
+    for analyse in analysers or []:
+        for item in prepared:
+            analyse(item)
+    return prepared
 
 
 async def ingest(
@@ -204,10 +220,11 @@ async def ingest(
     if errors:
         raise InvalidInput("the request is invalid; nothing was stored", errors)
     ctx = await rt.tenants.context(principal.tenant_id)
+    analysers = [found for step in rt.ingest_steps if (found := await step.analyser(rt, ctx, items)) is not None]
     if body_bytes > OFF_LOOP_BYTES:
-        prepared = await rt.workers.run(prepare_all, ctx, items)
+        prepared = await rt.workers.run(prepare_all, ctx, items, analysers)
     else:
-        prepared = prepare_all(ctx, items)
+        prepared = prepare_all(ctx, items, analysers)
     for attempt in range(INSERT_RETRIES):
         try:
             return await _store(rt, principal, prepared, batch)

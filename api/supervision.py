@@ -1,0 +1,43 @@
+"""Supervision policies, their backfills and the supervision reports over HTTP."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from litestar import Controller, delete, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody
+
+from api.auth import requires
+from api.deps import Caller, Rt
+from archive.supervision import policies
+
+
+class PolicyController(Controller):
+    path = "/v1/supervision/policies"
+    tags = ["supervision"]
+    guards = [requires("compliance", "admin")]
+
+    @post("/", summary="Create a policy (a query of the search language, RE2 patterns, scope, sampling; ledgered)")
+    async def create_policy(self, rt: Rt, principal: Caller, data: JSONBody[policies.PolicyIn]) -> policies.PolicyOut:
+        return await policies.create(rt, principal, data)
+
+    @get("/", summary="The tenant's policies (deleted ones with include_deleted=true)")
+    async def list_policies(self, rt: Rt, principal: Caller, include_deleted: FromQuery[bool] = False) -> list[policies.PolicyOut]:
+        return await policies.list_policies(rt, principal, include_deleted)
+
+    @get("/{policy_id:str}", summary="One policy, current version")
+    async def get_policy(self, rt: Rt, principal: Caller, policy_id: FromPath[UUID]) -> policies.PolicyOut:
+        return await policies.get(rt, principal, policy_id)
+
+    @put("/{policy_id:str}", summary="Replace a policy: a new version (ledgered)")
+    async def replace_policy(self, rt: Rt, principal: Caller, policy_id: FromPath[UUID], data: JSONBody[policies.PolicyIn]) -> policies.PolicyOut:
+        return await policies.replace(rt, principal, policy_id, data)
+
+    @delete("/{policy_id:str}", summary="Delete a policy: it stops flagging; its versions and review items stay (ledgered)")
+    async def delete_policy(self, rt: Rt, principal: Caller, policy_id: FromPath[UUID]) -> None:
+        await policies.delete(rt, principal, policy_id)
+
+    @get("/{policy_id:str}/versions", summary="Every version of a policy, with who changed it and when")
+    async def policy_versions(self, rt: Rt, principal: Caller, policy_id: FromPath[UUID]) -> list[policies.PolicyVersionOut]:
+        return await policies.versions(rt, principal, policy_id)
+
