@@ -17,6 +17,7 @@ from archive.runtime import Runtime
 from archive.search import indexing
 from archive.search.backend import SearchBackend
 from archive.signals import Signals
+from archive.supervision import backfill as supervision_backfill
 from archive.supervision.evaluation import SupervisionStep
 from archive.tenancy import TenantDirectory
 from archive.workers import Workers
@@ -80,5 +81,5 @@ def build_runtime(
         ingest_steps=ingest_steps(),
         events=event_sink(search),
         engagement=Engagement(clock),
-        jobs=[*archive_jobs.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs()],
+        jobs=[*archive_jobs.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs(), *supervision_backfill.jobs()],
     )

@@ -9,7 +9,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from api.auth import requires
 from api.deps import Caller, Rt
-from archive.supervision import policies
+from archive.supervision import backfill, policies
 
 
 class PolicyController(Controller):
@@ -41,3 +41,22 @@ class PolicyController(Controller):
     async def policy_versions(self, rt: Rt, principal: Caller, policy_id: FromPath[UUID]) -> list[policies.PolicyVersionOut]:
         return await policies.versions(rt, principal, policy_id)
 
+
+    @post("/{policy_id:str}/backfill", status_code=202,
+          summary="Apply the policy to stored conversations that started in [from, to): a job (poll GET /v1/supervision/backfills/{id})")
+    async def backfill_policy(self, rt: Rt, principal: Caller, policy_id: FromPath[UUID], data: JSONBody[backfill.BackfillIn]) -> backfill.BackfillOut:
+        return await backfill.request(rt, principal, policy_id, data)
+
+
+class BackfillController(Controller):
+    path = "/v1/supervision/backfills"
+    tags = ["supervision"]
+    guards = [requires("compliance", "admin")]
+
+    @get("/", summary="Backfills, oldest first (of one policy with ?policy=)")
+    async def list_backfills(self, principal: Caller, policy: FromQuery[UUID | None] = None) -> list[backfill.BackfillOut]:
+        return await backfill.list_backfills(principal, policy)
+
+    @get("/{backfill_id:str}", summary="A backfill's state and progress")
+    async def get_backfill(self, principal: Caller, backfill_id: FromPath[UUID]) -> backfill.BackfillOut:
+        return await backfill.get(principal, backfill_id)

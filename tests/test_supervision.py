@@ -38,3 +38,114 @@ async def test_matched_words_are_sealed_in_the_store(client, tenant):
     await ingest(client, tenant, chat("risky", "Hello", "These are guaranteed returns."))
     [row] = await ReviewItem.select(ReviewItem.matches).where(ReviewItem.tenant == tenant.id)
     assert row["matches"] and "guaranteed" not in row["matches"]
+
+
+async def test_a_policy_query_flags_exactly_what_the_same_search_finds(client, tenant):
+    """Every query of the search relevance set, as a policy: the conversations it flags at ingest
+    are the conversations search finds (tests/search_corpus.py holds the answers)."""
+    from tests.search_corpus import EXPECTED, bodies
+
+    names = {}
+    for index, query in enumerate(EXPECTED):
+        names[(await create_policy(client, tenant, name=f"p{index}", query=query))["id"]] = query
+    ids = await ingest(client, tenant, *bodies())
+    by_id = {v: k for k, v in ids.items()}
+    flagged: dict[str, set[str]] = {query: set() for query in EXPECTED}
+    cursor = None
+    while True:
+        page = await queue(client, tenant.headers("compliance"), limit=200, **({"cursor": cursor} if cursor else {}))
+        for item in page["items"]:
+            flagged[names[item["policy"]]].add(by_id[item["conversation_id"]])
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    wrong = {q: {"missing": sorted(EXPECTED[q] - flagged[q]), "unexpected": sorted(flagged[q] - EXPECTED[q])}
+             for q in EXPECTED if flagged[q] != EXPECTED[q]}
+    assert wrong == {}
+
+
+async def test_patterns_are_re2_on_the_redacted_text_of_the_senders_in_scope(client, tenant):
+    await create_policy(client, tenant, name="off-channel", query="", patterns=[r"(?i)\bwhats\s?app\b", r"\[card\]|\d[\d -]*\*[* -]*\d{4}"],
+                        scope={"senders": ["agent"]})
+    ids = await ingest(client, tenant,
+                       chat("agent-whatsapp", "hello", "Text me on WhatsApp instead"),
+                       chat("visitor-whatsapp", "can we use whatsapp?", "No, only this chat."),
+                       chat("agent-card", "my card?", "Your card 4111 1111 1111 1111 is fine"))
+    page = await queue(client, tenant.headers("compliance"))
+    assert {i["conversation_id"] for i in page["items"]} == {ids["agent-whatsapp"], ids["agent-card"]}
+    card = next(i for i in page["items"] if i["conversation_id"] == ids["agent-card"])
+    view = (await client.get(f"/v1/reviews/{card['id']}", headers=tenant.headers("compliance"))).json()
+    assert view["matches"] == [{"message": 1, "sender": "agent", "source": "pattern", "texts": ["4111 11** **** 1111"]}]
+
+
+async def test_the_scope_limits_sites_channels_and_agents(client, tenant):
+    await create_policy(client, tenant, scope={"sites": ["shop"], "channels": ["web"], "agents": ["agent-7"]})
+    said = ("hi", "guaranteed returns")
+    ids = await ingest(client, tenant, chat("in", *said), chat("blog", *said, site="blog"), chat("wa", *said, channel="whatsapp"),
+                       chat("other-agent", *said, agents=[{"id": "agent-9"}]))
+    assert [i["conversation_id"] for i in (await queue(client, tenant.headers("compliance")))["items"]] == [ids["in"]]
+
+
+async def test_the_scope_senders_narrow_the_query_to_their_messages(client, tenant):
+    await create_policy(client, tenant, query="guaranteed", scope={"senders": ["agent"]})
+    ids = await ingest(client, tenant, chat("visitor-says", "is it guaranteed?", "no"), chat("agent-says", "is it safe?", "guaranteed!"))
+    assert [i["conversation_id"] for i in (await queue(client, tenant.headers("compliance")))["items"]] == [ids["agent-says"]]
+    clash = await client.post("/v1/supervision/policies", json=policy_body(name="x", query="sender:visitor refund", scope={"senders": ["agent"]}),
+                              headers=tenant.headers("compliance"))
+    assert clash.status_code == 422 and clash.json()["errors"][0]["path"] == "scope.senders"
+
+
+async def test_disabled_and_deleted_policies_flag_nothing(client, tenant):
+    off = await create_policy(client, tenant, name="off", enabled=False)
+    gone = await create_policy(client, tenant, name="gone")
+    assert (await client.delete(f"/v1/supervision/policies/{gone['id']}", headers=tenant.headers("admin"))).status_code == 204
+    await ingest(client, tenant, chat("c", "hi", "guaranteed returns"))
+    assert (await queue(client, tenant.headers("compliance")))["items"] == []
+    listed = (await client.get("/v1/supervision/policies", headers=tenant.headers("compliance"))).json()
+    assert [p["id"] for p in listed] == [off["id"]]
+    everything = (await client.get("/v1/supervision/policies", params={"include_deleted": "true"}, headers=tenant.headers("compliance"))).json()
+    assert {p["id"]: p["status"] for p in everything} == {off["id"]: "active", gone["id"]: "deleted"}
+
+
+async def test_every_change_makes_a_version_and_a_ledger_entry(client, tenant):
+    policy = await create_policy(client, tenant)
+    headers = tenant.headers("admin")
+    updated = await client.put(f"/v1/supervision/policies/{policy['id']}", json=policy_body(query='"guaranteed profit"', severity="low"), headers=headers)
+    assert (updated.json()["version"], updated.json()["query"], updated.json()["updated_by"]) == (2, '"guaranteed profit"', f"key:{tenant.keys['admin'].prefix}")
+    await client.delete(f"/v1/supervision/policies/{policy['id']}", headers=headers)
+    versions = (await client.get(f"/v1/supervision/policies/{policy['id']}/versions", headers=headers)).json()
+    assert [(v["version"], v["change"], v["query"]) for v in versions] == [
+        (1, "create", '"guaranteed returns"'), (2, "update", '"guaranteed profit"'), (3, "delete", '"guaranteed profit"')]
+    entries = (await client.get("/v1/audit", params={"subject": policy["id"]}, headers=headers)).json()
+    assert [e["action"] for e in entries] == ["supervision.policy.create", "supervision.policy.update", "supervision.policy.delete"]
+    assert all("guaranteed" not in str(e["details"]) for e in entries)  # the query is in the ledger sealed
+    assert (await client.put(f"/v1/supervision/policies/{policy['id']}", json=policy_body(), headers=headers)).status_code == 404
+
+
+async def test_policy_names_are_unique_among_live_policies(client, tenant):
+    await create_policy(client, tenant, name="same")
+    again = await client.post("/v1/supervision/policies", json=policy_body(name="same"), headers=tenant.headers("compliance"))
+    assert again.status_code == 409
+
+
+async def test_a_sampled_share_is_within_two_points_of_its_setting_on_10k_conversations(runtime, tenant):
+    import uuid
+
+    from archive.supervision.evaluation import sampled
+
+    ctx = await runtime.tenants.context(tenant.id)
+    policy, other = uuid.uuid4(), uuid.uuid4()
+    conversations = [uuid.uuid4() for _ in range(10_000)]
+    for percent in (2.5, 10.0, 50.0):
+        share = sum(sampled(ctx, policy, c, percent) for c in conversations) / len(conversations) * 100
+        assert abs(share - percent) <= 2, (percent, share)
+    picked = [c for c in conversations if sampled(ctx, policy, c, 10.0)]
+    assert picked == [c for c in conversations if sampled(ctx, policy, c, 10.0)]  # the same conversations every time
+    assert picked != [c for c in conversations if sampled(ctx, other, c, 10.0)]  # each policy draws its own sample
+
+
+async def test_sampled_conversations_are_queued_for_review_with_their_reason(client, tenant):
+    await create_policy(client, tenant, name="qa", query="", sample_percent=100, severity="low")
+    ids = await ingest(client, tenant, chat("any", "hello", "hi"))
+    [item] = (await queue(client, tenant.headers("compliance")))["items"]
+    assert (item["conversation_id"], item["reason"], item["match_count"]) == (ids["any"], "sample", 0)
