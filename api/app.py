@@ -32,7 +32,7 @@ from api.retention import ErasureController, ExportController, HoldController, R
 from api.reviews import ReviewController
 from api.search import SearchController
 from api.shutdown import on_termination
-from api.supervision import BackfillController, PolicyController
+from api.supervision import BackfillController, PolicyController, ReportController
 from api.transcripts import TranscriptController
 from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn
@@ -106,7 +106,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
             RetentionController, HoldController, ErasureController, ExportController,
-            PolicyController, BackfillController, ReviewController,
+            PolicyController, BackfillController, ReportController, ReviewController,
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
             RulesController, CapacityController, explain,

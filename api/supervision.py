@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from litestar import Controller, delete, get, post, put
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar import Controller, Response, delete, get, post, put
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.auth import requires
 from api.deps import Caller, Rt
-from archive.supervision import backfill, policies
+from archive.supervision import backfill, policies, reports
+from archive.validation import convert
 
 
 class PolicyController(Controller):
@@ -60,3 +62,26 @@ class BackfillController(Controller):
     @get("/{backfill_id:str}", summary="A backfill's state and progress")
     async def get_backfill(self, principal: Caller, backfill_id: FromPath[UUID]) -> backfill.BackfillOut:
         return await backfill.get(principal, backfill_id)
+
+
+class ReportController(Controller):
+    path = "/v1/supervision/reports"
+    tags = ["supervision"]
+    guards = [requires("compliance", "admin")]
+
+    @get("/{kind:str}", summary="activity (actions per reviewer), ageing (items by age and status) or policies (changes, who and when); JSON or CSV",
+         media_type="application/json")
+    async def get_report(
+        self, rt: Rt, principal: Caller, kind: FromPath[str],
+        from_: Annotated[str | None, QueryParameter(name="from", description="RFC 3339; the range is [from, to)")] = None,
+        to: FromQuery[str | None] = None,
+        format: Annotated[str | None, QueryParameter(description="json (default) or csv")] = None,
+    ) -> Response[reports.Report | str]:
+        raw = {"from": from_, "to": to, "format": format}
+        query = convert({k: v for k, v in raw.items() if v is not None}, reports.ReportQuery, "the query parameters are invalid")
+        result = await reports.report(rt, principal, kind, query)
+        if query.format == "csv":
+            day = result.generated_at.date().isoformat()
+            return Response(reports.to_csv(result), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="parley-{kind}-{day}.csv"'})
+        return Response(result)
