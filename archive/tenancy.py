@@ -45,6 +45,9 @@ class TenantSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     redact_email: bool = True
     redact_phone: bool = True
     default_languages: list[str] = msgspec.field(default_factory=lambda: ["en"])
+    # Typo-tolerant search (refund~, and a retry of a search without hits): indexes each word's
+    # deletion neighbourhood; see docs/search.md for the size cost and what it reveals.
+    typo_tolerance: bool = True
 
 
 class Principal(msgspec.Struct, frozen=True):

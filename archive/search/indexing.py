@@ -63,8 +63,8 @@ def use_backend(instance: SearchBackend | None) -> None:
 
 def analyzer(ctx: TenantContext) -> Analyzer:
     found = _analyzers.get(ctx.tenant_id)
-    if found is None:
-        found = _analyzers[ctx.tenant_id] = Analyzer(ctx.crypto.index_key)
+    if found is None or found.typo_tolerance != ctx.settings.typo_tolerance:
+        found = _analyzers[ctx.tenant_id] = Analyzer(ctx.crypto.index_key, typo_tolerance=ctx.settings.typo_tolerance)
     return found
 
 
@@ -76,16 +76,18 @@ def build_document(ctx: TenantContext, conversation_id: UUID, stored: StoredConv
     an = analyzer(ctx)
     language = document_language(stored, ctx)
     text: dict[str, list[str]] = {s: [] for s in SENDERS}
-    prefixes: dict[str, list[str]] = {s: [] for s in SENDERS}
+    bags: dict[str, set[str]] = {s: set() for s in SENDERS}  # the distinct words per sender
     boundary = an.boundary()
     for message in stored.messages:
         role = message.sender.role
         if text[role]:
             text[role].append(boundary)
-        text[role].extend(an.terms(message.text, language))
-        prefixes[role].extend(an.prefixes(message.text))
+        analyzed = an.analyze(message.text, language)
+        text[role].extend(w.term for w in analyzed)
+        bags[role].update(w for w in analyzed)
     columns = {f"t_{s}": " ".join(text[s]) for s in SENDERS}
-    columns.update({f"p_{s}": " ".join(sorted(set(prefixes[s]))) for s in SENDERS})
+    columns.update({f"p_{s}": " ".join(sorted({p for w in bags[s] for p in w.prefixes})) for s in SENDERS})
+    columns.update({f"f_{s}": " ".join(sorted({f for w in bags[s] for f in w.forms})) for s in SENDERS})
     return IndexDoc(
         conversation_id=conversation_id, tenant_id=ctx.tenant_id, site=stored.site, channel=stored.channel,
         language=(stored.language or language or "und").lower(), started_at=stored.started_at,

@@ -10,6 +10,7 @@ from uuid import UUID
 import msgspec
 
 from archive import query as q
+from archive import typos
 from archive.analysis import Analyzer, words
 
 SENDERS = ("visitor", "agent", "bot", "system")
@@ -22,9 +23,13 @@ def iso_utc(value: datetime) -> str:
 
 
 class Match(msgspec.Struct, frozen=True, tag=True):
-    """Any of these token sequences as a phrase (a one-token sequence is a term)."""
+    """Any of these token sequences as a phrase (a one-token sequence is a term), or any of the
+    ``forms`` tokens (transliteration keys, typo neighbourhoods) in the bag of forms. ``boost``
+    tokens (exact, unfolded spellings) only raise the score of conversations that hold them."""
 
     sequences: list[list[str]]
+    forms: list[str] = []
+    boost: list[str] = []
 
 
 class PrefixMatch(msgspec.Struct, frozen=True, tag=True):
@@ -88,22 +93,44 @@ class Plan(msgspec.Struct, frozen=True):
     def prefix_columns(self) -> list[str]:
         return [f"p_{s}" for s in (self.senders or SENDERS)]
 
+    def form_columns(self) -> list[str]:
+        return [f"f_{s}" for s in (self.senders or SENDERS)]
+
+
+class TypoToleranceOff(Exception):
+    """A query asked for typo tolerance (``~``) where the tenant has it turned off."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__("typo tolerance (~) is turned off for this tenant (tenant setting typo_tolerance)")
+        self.position = position
+
 
 def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash_visitor) -> PlanNode:  # noqa: ANN001
     """Replace words by tokens; ``hash_visitor`` turns a visitor id into its stored keyed hash."""
 
-    def text(value: str) -> PlanNode:
-        if len(list(words(value))) > 1:
+    def text(value: str, distance: int = 0) -> PlanNode:
+        if len(words(value)) > 1:
             return Match(analyzer.phrase_alternatives(value, languages))
-        alternatives = analyzer.term_alternatives(value, languages)
-        return Match([[t] for t in alternatives]) if alternatives else Everything()
+        word = analyzer.query_word(value, languages, distance)
+        if not word.terms:
+            return Everything()
+        return Match([[t] for t in word.terms], word.forms, word.boost)
+
+    def fuzzy(node: q.Fuzzy) -> PlanNode:
+        if not analyzer.typo_tolerance:
+            raise TypoToleranceOff(node.position)
+        found = words(node.text)
+        distance = node.distance if node.distance is not None else typos.auto_distance("".join(found))
+        return text(node.text, distance)
 
     def near_side(node: q.Term | q.Phrase, language: str) -> list[str]:
-        return [analyzer.token("t:", analyzer.stem(w, language)) for w in words(node.text)]
+        return analyzer.near_side(node.text, language)
 
     def walk(node: q.Node) -> PlanNode:
         if isinstance(node, (q.Term, q.Phrase)):
             return text(node.text)
+        if isinstance(node, q.Fuzzy):
+            return fuzzy(node)
         if isinstance(node, q.Prefix):
             token = analyzer.prefix_token(node.text)
             return PrefixMatch(token) if token else Everything()
@@ -151,6 +178,8 @@ def positive_tokens(node: PlanNode) -> set[str]:
     for leaf in positive_text(node):
         if isinstance(leaf, Match):
             tokens.update(t for seq in leaf.sequences for t in seq)
+            tokens.update(leaf.forms)
+            tokens.update(leaf.boost)
         elif isinstance(leaf, PrefixMatch):
             tokens.add(leaf.token)
         elif isinstance(leaf, NearMatch):
