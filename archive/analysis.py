@@ -128,8 +128,9 @@ class Analyzer:
         self._words: dict[tuple[str, str], WordTokens] = {}
         self._highlight: dict[tuple[str, str], frozenset[str]] = {}
 
-    def token(self, namespace: str, term: str) -> str:
-        cache_key = namespace + term
+    def token(self, namespace: str, term: str, language: str | None = None) -> str:
+        """The keyed token of ``term``; forms of words are scoped to the document's language."""
+        cache_key = namespace + term if language is None else f"{namespace}{language}:{term}"
         token = self._tokens.get(cache_key)
         if token is None:
             digest = hashlib.blake2b(cache_key.encode(), key=self._key, digest_size=TOKEN_BYTES).digest()
@@ -165,13 +166,13 @@ class Analyzer:
             surface = fold(word)
             forms = set()
             if canonical != normal:
-                forms.add(self.token(EXACT, normal))
+                forms.add(self.token(EXACT, normal, language))
             if tr.is_cyrillic(normal):
-                forms.add(self.token(TYPING_KEY, tr.cyrillic_key(normal)))
+                forms.add(self.token(TYPING_KEY, tr.cyrillic_key(normal)))  # the script scopes it
             if self.typo_tolerance and not is_cjk(word):
-                forms.update(self.token(TYPO, s) for s in typos.indexed_neighbourhood(canonical))
+                forms.update(self.token(TYPO, s, language) for s in typos.indexed_neighbourhood(canonical))
             found = WordTokens(
-                term=self.token(TERM, canonical),
+                term=self.token(TERM, canonical, language),
                 prefixes=tuple(self.token(PREFIX, surface[:n]) for n in range(MIN_PREFIX, min(len(surface), MAX_PREFIX) + 1)),
                 forms=tuple(sorted(forms)),
             )
@@ -193,7 +194,7 @@ class Analyzer:
         found = self._highlight.get(key)
         if found is None:
             tokens = self.word(word, language)
-            found = frozenset({tokens.term, self.token(TERM, fold(word)), *tokens.prefixes, *tokens.forms})
+            found = frozenset({tokens.term, *tokens.prefixes, *tokens.forms})
             if len(self._highlight) > CACHE_LIMIT:
                 self._highlight.clear()
             self._highlight[key] = found
@@ -201,10 +202,11 @@ class Analyzer:
 
     # --- queries -----------------------------------------------------------------------------
 
-    def query_word(self, text: str, languages: Iterable[str], distance: int = 0) -> QueryWord:
-        """A query word may match documents of any of the tenant's languages: one term token
-        per distinct normal form; Latin letters also look for Cyrillic words typed that way;
-        ``distance`` > 0 adds the deletion neighbourhood (typo tolerance)."""
+    def query_word(self, text: str, languages: Iterable[str], distance: int | None = 0) -> QueryWord:
+        """A query word is read as a word of each of the tenant's languages, and each reading is
+        looked for in documents of that language only: one term token per language. Plain
+        Latin letters are also read as Cyrillic typed without a Cyrillic keyboard. ``distance``
+        > 0 adds the deletion neighbourhood (typo tolerance; None: by the word's length)."""
         languages = [*languages, SURFACE]
         terms: set[str] = set()
         forms: set[str] = set()
@@ -213,40 +215,42 @@ class Analyzer:
             for language in languages:
                 normal = self.normal(word, language)
                 canonical = fold(normal)
-                terms.add(self.token(TERM, canonical))
+                terms.add(self.token(TERM, canonical, language))
                 if canonical != normal:
-                    boost.add(self.token(EXACT, normal))
-                if distance and not is_cjk(word):
-                    forms.update(self.token(TYPO, s) for s in typos.neighbourhood(canonical, distance))
-            forms.update(self.token(TYPING_KEY, k) for k in self.typing_keys(word, languages))
+                    boost.add(self.token(EXACT, normal, language))
+                if distance != 0 and not is_cjk(word):
+                    # The normal form of a misspelt word can be a stemmer's or lemmatizer's guess
+                    # ("karitca" is no Slovenian word), so the word as typed is tried as well.
+                    for form in {canonical, fold(word)}:
+                        edits = typos.auto_distance(form) if distance is None else distance
+                        forms.update(self.token(TYPO, s, language) for s in typos.neighbourhood(form, edits))
+                forms.update(self.token(TYPING_KEY, k) for k in self.typing_keys(word, language))
         return QueryWord(sorted(terms), sorted(forms), sorted(boost))
 
-    def typing_keys(self, word: str, languages: Iterable[str]) -> set[str]:
-        """Keys of the Cyrillic words a Latin-typed query word may stand for."""
-        cyrillic = [lang for lang in languages if lang in tr.CYRILLIC_LANGUAGES]
-        if not cyrillic or tr.is_cyrillic(word):
-            return set()
-        keys = set()
-        latin = fold(word)
-        for language in [*cyrillic, SURFACE]:
-            for candidate in tr.cyrillic_candidates(latin, language or "ru"):
-                keys.add(tr.cyrillic_key(self.normal(candidate, language)))
-        return keys
+    def typing_keys(self, word: str, language: str) -> set[str]:
+        """Keys of the Cyrillic words a plain-Latin query word may stand for, as words of
+        ``language`` (documents of other languages keep Cyrillic words as they are)."""
+        if not word.isascii():
+            return set()  # letters such as š or ø: typed on a keyboard that has them, not translit
+        spelling = language if language in tr.CYRILLIC_LANGUAGES else "ru"
+        return {tr.cyrillic_key(self.normal(c, language)) for c in tr.cyrillic_candidates(word, spelling)}
 
     def phrase_alternatives(self, text: str, languages: Iterable[str]) -> list[list[str]]:
-        """A phrase is analysed once per language (documents are normalised in one language);
-        typed in Latin letters, it is also spelled back into each Cyrillic language."""
-        languages = [*languages, SURFACE]
+        """A phrase is read once per language, each reading matching documents of that language;
+        typed in plain Latin letters, it is also spelled back into Cyrillic."""
         found = words(text)
-        seqs = {tuple(self.token(TERM, self.canonical(w, lang)) for w in found) for lang in languages}
-        for language in (lang for lang in languages if lang in tr.CYRILLIC_LANGUAGES):
-            spelled = [tr.cyrillic_candidates(fold(w), language, min_letters=1) for w in found]
-            if all(spelled):
-                seqs.add(tuple(self.token(TERM, self.canonical(c[0], language)) for c in spelled))
+        seqs = set()
+        for language in [*languages, SURFACE]:
+            seqs.add(tuple(self.token(TERM, self.canonical(w, language), language) for w in found))
+            if all(w.isascii() for w in found):
+                spelling = language if language in tr.CYRILLIC_LANGUAGES else "ru"
+                spelled = [tr.cyrillic_candidates(w, spelling, min_letters=1) for w in found]
+                if all(spelled):
+                    seqs.add(tuple(self.token(TERM, self.canonical(c[0], language), language) for c in spelled))
         return sorted(list(s) for s in seqs if s)
 
     def near_side(self, text: str, language: str) -> list[str]:
-        return [self.token(TERM, self.canonical(w, language)) for w in words(text)]
+        return [self.token(TERM, self.canonical(w, language), language) for w in words(text)]
 
     def prefix_token(self, prefix: str) -> str | None:
         surface = fold("".join(words(prefix)))

@@ -10,7 +10,6 @@ from uuid import UUID
 import msgspec
 
 from archive import query as q
-from archive import typos
 from archive.analysis import Analyzer, words
 
 SENDERS = ("visitor", "agent", "bot", "system")
@@ -108,7 +107,7 @@ class TypoToleranceOff(Exception):
 def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash_visitor) -> PlanNode:  # noqa: ANN001
     """Replace words by tokens; ``hash_visitor`` turns a visitor id into its stored keyed hash."""
 
-    def text(value: str, distance: int = 0) -> PlanNode:
+    def text(value: str, distance: int | None = 0) -> PlanNode:
         if len(words(value)) > 1:
             return Match(analyzer.phrase_alternatives(value, languages))
         word = analyzer.query_word(value, languages, distance)
@@ -119,9 +118,7 @@ def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash
     def fuzzy(node: q.Fuzzy) -> PlanNode:
         if not analyzer.typo_tolerance:
             raise TypoToleranceOff(node.position)
-        found = words(node.text)
-        distance = node.distance if node.distance is not None else typos.auto_distance("".join(found))
-        return text(node.text, distance)
+        return text(node.text, node.distance)  # None: by each reading's length
 
     def near_side(node: q.Term | q.Phrase, language: str) -> list[str]:
         return analyzer.near_side(node.text, language)
