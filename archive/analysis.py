@@ -219,19 +219,25 @@ class Analyzer:
                 if canonical != normal:
                     boost.add(self.token(EXACT, normal, language))
                 if distance != 0 and not is_cjk(word):
-                    # The normal form of a misspelt word can be a stemmer's or lemmatizer's guess
-                    # ("karitca" is no Slovenian word), so the word as typed is tried as well.
-                    for form in {canonical, fold(word)}:
+                    # A lemmatizer guesses a lemma for a misspelt word ("karitca" is no Slovene
+                    # word) that is often further from the right one than the word as typed; a
+                    # stemmer only strips endings, so its stem is tried as well as the word.
+                    typed = fold(word)
+                    for form in {typed} if language in LEMMATIZERS else {canonical, typed}:
                         edits = typos.auto_distance(form) if distance is None else distance
                         forms.update(self.token(TYPO, s, language) for s in typos.neighbourhood(form, edits))
                 forms.update(self.token(TYPING_KEY, k) for k in self.typing_keys(word, language))
         return QueryWord(sorted(terms), sorted(forms), sorted(boost))
 
+    def typing_forms(self, word: str, languages: Iterable[str]) -> list[str]:
+        """Form tokens of a word that is one Cyrillic word typed in Latin letters even where the
+        tokenizer would split it (an apostrophe for the soft sign: den'gi)."""
+        latin = unicodedata.normalize("NFKC", word).casefold()
+        return sorted({self.token(TYPING_KEY, k) for lang in [*languages, SURFACE] for k in self.typing_keys(latin, lang)})
+
     def typing_keys(self, word: str, language: str) -> set[str]:
         """Keys of the Cyrillic words a plain-Latin query word may stand for, as words of
         ``language`` (documents of other languages keep Cyrillic words as they are)."""
-        if not word.isascii():
-            return set()  # letters such as š or ø: typed on a keyboard that has them, not translit
         spelling = language if language in tr.CYRILLIC_LANGUAGES else "ru"
         return {tr.cyrillic_key(self.normal(c, language)) for c in tr.cyrillic_candidates(word, spelling)}
 
@@ -242,7 +248,7 @@ class Analyzer:
         seqs = set()
         for language in [*languages, SURFACE]:
             seqs.add(tuple(self.token(TERM, self.canonical(w, language), language) for w in found))
-            if all(w.isascii() for w in found):
+            if not any(tr.is_cyrillic(w) for w in found):
                 spelling = language if language in tr.CYRILLIC_LANGUAGES else "ru"
                 spelled = [tr.cyrillic_candidates(w, spelling, min_letters=1) for w in found]
                 if all(spelled):

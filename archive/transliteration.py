@@ -8,7 +8,8 @@ folds together what reviewers actually type for the same letter: GOST/ISO spelli
 shh), German-style ``sch`` and ``w``, ``h`` for х, ``i`` for й/ы, soft and hard signs left out,
 doubled letters typed once, ``yo``/``e`` for ё and ``ye``/``e`` for е.
 
-Query side, a Latin word is first spelled back into Cyrillic (a few candidates where typing is
+Query side, a Latin word (plain ASCII, or with the letters of scientific/ISO 9 and Slavic-keyboard
+spellings: š, č, ž, ë, ʹ …; a word with other letters, ø or ä, is not read as Cyrillic) is first spelled back into Cyrillic (a few candidates where typing is
 ambiguous), because the Cyrillic normal form comes from a stemmer or lemmatizer that needs
 Cyrillic endings: ``posylku`` → ``посылку`` → stem ``посылк``. Only the key of each candidate's
 normal form is searched, so the spelling-back needs to be right about endings, not every letter.
@@ -25,10 +26,9 @@ from anyascii import anyascii
 # answers in Latin for both scripts, so Serbian needs no key).
 CYRILLIC_LANGUAGES = frozenset({"ru", "uk", "bg", "mk", "be", "kk", "ky", "tg", "mn"})
 MIN_LATIN_LETTERS = 4  # "net", "da", "no" typed in English must not find нет, да, но
-MAX_CANDIDATES = 8
+MAX_CANDIDATES = 12
 
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-_LATIN_WORD = re.compile(r"[a-z']+")
 # Applied in order; each step only sees what the previous ones left.
 _LOOSEN: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"[^a-z]"), ""),  # soft/hard signs (', ", ʹ, ʺ), digits
@@ -69,14 +69,19 @@ _RU: dict[str, tuple[str, ...]] = {
     "ts": ("ц", "тс"), "tz": ("ц",), "cz": ("ц",), "ya": ("я",), "ja": ("я",), "ia": ("я", "ия"), "yu": ("ю",),
     "ju": ("ю",), "iu": ("ю", "ию"), "yo": ("ё", "йо"), "jo": ("ё",), "io": ("ё", "ио"), "ye": ("е",), "je": ("е",),
     "a": ("а",), "b": ("б",), "v": ("в",), "w": ("в",), "g": ("г",), "d": ("д",), "e": ("е", "э"), "z": ("з",),
-    "i": ("и", "й"), "y": ("ы", "й"), "j": ("й",), "k": ("к",), "q": ("к",), "l": ("л",), "m": ("м",), "n": ("н",),
+    "i": ("и", "й"), "y": ("ы", "й"), "j": ("й", "ж"), "k": ("к",), "q": ("к",), "l": ("л",), "m": ("м",), "n": ("н",),
     "o": ("о",), "p": ("п",), "r": ("р",), "s": ("с",), "t": ("т",), "u": ("у",), "f": ("ф",), "h": ("х",),
     "x": ("кс", "х"), "c": ("ц", "к"), "'": ("ь",),
+    # Scientific and ISO 9 letters, and what a reviewer with a Slovene, Croatian or Czech keyboard
+    # types: a word with š is not the Slovene word when the š stands for ш.
+    "š": ("ш",), "šč": ("щ",), "ŝ": ("щ",), "č": ("ч",), "ž": ("ж",), "ë": ("ё",), "è": ("э",), "â": ("я",),
+    "û": ("ю",), "ý": ("ы",), "ʹ": ("ь",), "ʺ": ("ъ",),
 }
 _UK = {**_RU, "y": ("и", "й"), "i": ("і", "и"), "yi": ("ї",), "ji": ("ї",), "ye": ("є",), "je": ("є",), "ie": ("є",),
        "h": ("г", "х"), "g": ("ґ", "г")}
 _BG = {**_RU, "sht": ("щ",), "sh": ("ш",), "y": ("ъ", "й"), "a": ("а", "ъ"), "u": ("у", "ъ")}
 _TABLES = {"uk": _UK, "bg": _BG}
+_LATIN_WORD = re.compile("[a-z'" + "".join(sorted({c for k in _RU for c in k if not c.isascii()})) + "]+")
 _VOWELS = set("аеёиоуыэюяіїєъ")
 
 
@@ -95,6 +100,17 @@ def _units(word: str, table: dict[str, tuple[str, ...]]) -> list[tuple[str, ...]
     return units
 
 
+# Endings typed without the soft sign or the final й (most romanisations drop ь, and many write
+# ый/ий as "y"): each spelling-back also tries the ending a stemmer would recognise.
+_ENDINGS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
+    (re.compile(r"(?:тся|тс[яа]|ця)$"), ("ться", "тся")),
+    (re.compile(r"(?:тсь|ць)$"), ("ться",)),
+    (re.compile(r"ы$"), ("ый",)),
+    (re.compile(r"и$"), ("ий",)),
+    (re.compile(r"([бвгджзклмнпрстфхцчшщ])$"), (r"\1ь",)),
+]
+
+
 def cyrillic_candidates(latin: str, language: str, min_letters: int = MIN_LATIN_LETTERS) -> list[str]:
     """Cyrillic spellings ``latin`` may stand for, most likely first (at most MAX_CANDIDATES)."""
     if len(latin) < min_letters or not _LATIN_WORD.fullmatch(latin):
@@ -103,7 +119,7 @@ def cyrillic_candidates(latin: str, language: str, min_letters: int = MIN_LATIN_
     if not units:
         return []
     # Prefer й for y/i after a vowel and ы/и elsewhere; then fewer second choices first.
-    ranked = []
+    ranked: dict[str, int] = {}
     for choice in product(*(range(len(u)) for u in units)):
         letters = [u[c] for u, c in zip(units, choice)]
         penalty = 0
@@ -113,8 +129,13 @@ def cyrillic_candidates(latin: str, language: str, min_letters: int = MIN_LATIN_
                 penalty += (c != u.index("й")) if after_vowel else (u[c] == "й")
             else:
                 penalty += c
-        ranked.append((penalty, "".join(letters)))
+        word = "".join(letters)
+        ranked[word] = min(penalty, ranked.get(word, penalty))
+        for pattern, endings in _ENDINGS:
+            for ending in endings:
+                variant = pattern.sub(ending, word)
+                if variant != word:
+                    ranked.setdefault(variant, penalty + 1)
         if len(ranked) > 512:  # pathological input: enough to rank from
             break
-    ranked.sort()
-    return list(dict.fromkeys(word for _, word in ranked))[:MAX_CANDIDATES]
+    return sorted(ranked, key=lambda w: (ranked[w], w))[:MAX_CANDIDATES]

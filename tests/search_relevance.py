@@ -5,7 +5,9 @@ query lists every conversation a compliance officer would want from it (judged b
 by what the analyzer happens to do), so recall and precision are measured, not assumed.
 
 Cross-language cases are deliberate: a Norwegian desk archives Russian customers' addresses in
-Cyrillic, and an English chat may carry a German street name.
+Cyrillic, and an English chat may carry a German street name. A misspelt word is judged to want
+the conversations with the word it misspells, and those with the same word of another language
+when that is within the edits typo tolerance allows (``pasword`` also finds Norwegian "passord").
 """
 
 from __future__ import annotations
@@ -343,7 +345,7 @@ CASES: dict[str, dict[str, list[tuple[str, set[str]]]]] = {
             ("recieved", {"en-exchange", "en-complaint"}),
             ("complant", {"en-complaint"}),
             ("headphnoes", {"en-complaint"}),
-            ("pasword", {"en-password", "de-passwort", "nb-passord"}),
+            ("pasword", {"en-password", "nb-passord"}),
             ("subscribtion", {"en-subscription"}),
             ("invocie~1", {"en-invoice"}),
         ],
@@ -382,7 +384,7 @@ CASES: dict[str, dict[str, list[tuple[str, set[str]]]]] = {
             ("refusjn", {"nb-refusjon"}),
             ("fakutra", {"nb-faktura"}),
             ("abonement", {"nb-abonnement"}),
-            ("passord~", {"nb-passord", "de-passwort", "en-password"}),
+            ("passord~", {"nb-passord", "en-password"}),
         ],
         "controls": [
             ("kort", {"nb-kort"}),
@@ -414,7 +416,7 @@ CASES: dict[str, dict[str, list[tuple[str, set[str]]]]] = {
             ("Rückerstatung", {"de-rueckerstattung"}),
             ("Bestelung", {"de-bestellung"}),
             ("Beschwedre", {"de-beschwerde"}),
-            ("Paswort~", {"de-passwort", "en-password"}),
+            ("Paswort~", {"de-passwort"}),
         ],
         "controls": [
             ("Rechnung", {"de-rechnung"}),

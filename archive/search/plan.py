@@ -3,6 +3,7 @@ tokens, plus filters, sort and page. Both backends compile exactly this, so they
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Literal, Union
 from uuid import UUID
@@ -13,6 +14,8 @@ from archive import query as q
 from archive.analysis import Analyzer, words
 
 SENDERS = ("visitor", "agent", "bot", "system")
+_APOSTROPHE = re.compile("['\u2019\u02bc]")
+_APOSTROPHISED = re.compile("[^\\W\\d_]+(?:['\u2019\u02bc][^\\W\\d_]+)+")
 Sort = Literal["relevance", "newest", "oldest"]
 
 
@@ -109,7 +112,11 @@ def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash
 
     def text(value: str, distance: int | None = 0) -> PlanNode:
         if len(words(value)) > 1:
-            return Match(analyzer.phrase_alternatives(value, languages))
+            sequences = analyzer.phrase_alternatives(value, languages)
+            if _APOSTROPHISED.fullmatch(value):  # den'gi, dal’neyshiy: also one Cyrillic word typed in Latin
+                joined = _APOSTROPHE.sub("'", value)
+                return Match(sequences, analyzer.typing_forms(joined, languages))
+            return Match(sequences)
         word = analyzer.query_word(value, languages, distance)
         if not word.terms:
             return Everything()
