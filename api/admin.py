@@ -9,6 +9,7 @@ import msgspec
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 
+from api.deps import Caller, Rt
 from api.auth import requires
 from api.schemas import CreateKeyIn, CreateSiteIn, UpdateSiteIn, WhoAmI
 from archive import ledger, tenancy
@@ -19,7 +20,7 @@ def _public_url(request: Request[Any, Any, Any]) -> str:
     return str(request.base_url).rstrip("/")
 
 
-async def _audit(principal: Principal, action: str, subject: str, **details: Any) -> None:
+async def _audit(principal: Caller, action: str, subject: str, **details: Any) -> None:
     await ledger.append(principal.tenant_id, ledger.Entry(actor=principal.actor, action=action, subject=subject, details=details))
 
 
@@ -29,55 +30,58 @@ class AdminController(Controller):
     tags = ["admin"]
 
     @get("/keys", summary="List API keys (secrets are never shown again)")
-    async def list_keys(self, request: Request[Principal, Any, Any]) -> list[ApiKeyOut]:
-        return await tenancy.list_api_keys(request.user.tenant_id)
+    async def list_keys(self, principal: Caller) -> list[ApiKeyOut]:
+        return await tenancy.list_api_keys(principal.tenant_id)
 
     @post("/keys", summary="Create an API key; the secret is in this response only")
-    async def create_key(self, request: Request[Principal, Any, Any], data: JSONBody[CreateKeyIn]) -> CreatedKey:
-        created = await tenancy.create_api_key(request.user.tenant_id, data.role, data.name)
-        await _audit(request.user, "key.create", created.prefix, role=created.role)
+    async def create_key(self, principal: Caller, data: JSONBody[CreateKeyIn]) -> CreatedKey:
+        created = await tenancy.create_api_key(principal.tenant_id, data.role, data.name)
+        await _audit(principal, "key.create", created.prefix, role=created.role)
         return created
 
-    @post("/keys/{key_id:uuid}/revoke", summary="Revoke an API key, effective immediately", status_code=200)
-    async def revoke_key(self, request: Request[Principal, Any, Any], key_id: FromPath[UUID]) -> ApiKeyOut:
-        revoked = await tenancy.revoke_api_key(key_id, request.user.tenant_id)
-        await _audit(request.user, "key.revoke", revoked.prefix)
+    @post("/keys/{key_id:str}/revoke", summary="Revoke an API key, effective immediately", status_code=200)
+    async def revoke_key(self, rt: Rt, principal: Caller, key_id: FromPath[UUID]) -> ApiKeyOut:
+        revoked = await tenancy.revoke_api_key(rt, key_id, principal.tenant_id)
+        await _audit(principal, "key.revoke", revoked.prefix)
         return revoked
 
     @get("/sites", summary="List sites")
-    async def list_sites(self, request: Request[Principal, Any, Any]) -> list[SiteOut]:
-        return [self._with_embed(request, s) for s in await tenancy.list_sites(request.user.tenant_id)]
+    async def list_sites(self, request: Request[Principal, Any, Any], principal: Caller) -> list[SiteOut]:
+        return [self._with_embed(request, s) for s in await tenancy.list_sites(principal.tenant_id)]
 
     @post("/sites", summary="Create a site with its public site key and allowed origins")
-    async def create_site(self, request: Request[Principal, Any, Any], data: JSONBody[CreateSiteIn]) -> SiteOut:
-        site = await tenancy.create_site(request.user.tenant_id, data.name, data.allowed_origins)
-        await _audit(request.user, "site.create", site.name)
+    async def create_site(self, request: Request[Principal, Any, Any], principal: Caller, data: JSONBody[CreateSiteIn]) -> SiteOut:
+        site = await tenancy.create_site(principal.tenant_id, data.name, data.allowed_origins)
+        await _audit(principal, "site.create", site.name)
         return self._with_embed(request, site)
 
-    @get("/sites/{site_id:uuid}", summary="One site")
-    async def get_site(self, request: Request[Principal, Any, Any], site_id: FromPath[UUID]) -> SiteOut:
-        return self._with_embed(request, await tenancy.get_site(request.user.tenant_id, site_id))
+    @get("/sites/{site_id:str}", summary="One site")
+    async def get_site(self, request: Request[Principal, Any, Any], principal: Caller, site_id: FromPath[UUID]) -> SiteOut:
+        return self._with_embed(request, await tenancy.get_site(principal.tenant_id, site_id))
 
-    @patch("/sites/{site_id:uuid}", summary="Replace a site's allowed origins")
-    async def update_site(self, request: Request[Principal, Any, Any], site_id: FromPath[UUID], data: JSONBody[UpdateSiteIn]) -> SiteOut:
-        site = await tenancy.update_site_origins(request.user.tenant_id, site_id, data.allowed_origins)
-        await _audit(request.user, "site.update", site.name, allowed_origins=site.allowed_origins)
+    @patch("/sites/{site_id:str}", summary="Replace a site's allowed origins")
+    async def update_site(self, request: Request[Principal, Any, Any], rt: Rt, principal: Caller, site_id: FromPath[UUID],
+                          data: JSONBody[UpdateSiteIn]) -> SiteOut:
+        site = await tenancy.update_site_origins(principal.tenant_id, site_id, data.allowed_origins)
+        rt.engagement.sites.forget(site.site_key)
+        await _audit(principal, "site.update", site.name, allowed_origins=site.allowed_origins)
         return self._with_embed(request, site)
 
-    @delete("/sites/{site_id:uuid}", summary="Delete a site")
-    async def delete_site(self, request: Request[Principal, Any, Any], site_id: FromPath[UUID]) -> None:
-        site = await tenancy.get_site(request.user.tenant_id, site_id)
-        await tenancy.delete_site(request.user.tenant_id, site_id)
-        await _audit(request.user, "site.delete", site.name)
+    @delete("/sites/{site_id:str}", summary="Delete a site")
+    async def delete_site(self, rt: Rt, principal: Caller, site_id: FromPath[UUID]) -> None:
+        site = await tenancy.get_site(principal.tenant_id, site_id)
+        await tenancy.delete_site(principal.tenant_id, site_id)
+        rt.engagement.sites.forget(site.site_key)
+        await _audit(principal, "site.delete", site.name)
 
     @get("/settings", summary="Tenant settings (redaction options, default languages)")
-    async def get_settings(self, request: Request[Principal, Any, Any]) -> TenantSettings:
-        return await tenancy.get_tenant_settings(request.user.tenant_id)
+    async def get_settings(self, principal: Caller) -> TenantSettings:
+        return await tenancy.get_tenant_settings(principal.tenant_id)
 
     @put("/settings", summary="Replace tenant settings")
-    async def put_settings(self, request: Request[Principal, Any, Any], data: JSONBody[TenantSettings]) -> TenantSettings:
-        saved = await tenancy.put_tenant_settings(request.user.tenant_id, data)
-        await _audit(request.user, "settings.change", request.user.tenant_slug, settings=msgspec.structs.asdict(data))
+    async def put_settings(self, rt: Rt, principal: Caller, data: JSONBody[TenantSettings]) -> TenantSettings:
+        saved = await tenancy.put_tenant_settings(rt, principal.tenant_id, data)
+        await _audit(principal, "settings.change", principal.tenant_slug, settings=msgspec.structs.asdict(data))
         return saved
 
     @staticmethod
@@ -87,5 +91,5 @@ class AdminController(Controller):
 
 
 @get("/v1/whoami", tags=["operations"], summary="Which tenant and role this key has")
-async def whoami(request: Request[Principal, Any, Any]) -> WhoAmI:
-    return WhoAmI(tenant=request.user.tenant_slug, role=request.user.role, key_prefix=request.user.key_prefix)
+async def whoami(principal: Caller) -> WhoAmI:
+    return WhoAmI(tenant=principal.tenant_slug, role=principal.role, key_prefix=principal.key_prefix)

@@ -3,41 +3,40 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator
 
 import msgspec
 import structlog
 from litestar import Litestar, Request, Router
+from litestar._openapi.plugin import OpenAPIPlugin
+from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.compression import CompressionMiddleware
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar._openapi.plugin import OpenAPIPlugin
 
 from api.admin import AdminController, whoami
 from api.audit import AuditController
 from api.auth import ApiKeyAuthentication
+from api.browser import demo_shop, snippet
+from api.composition import build_runtime
+from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
+from api.proactive import CapacityController, CollectController, RulesController, explain
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
-from api.schemas import Check
-from api.browser import demo_shop, snippet
-from api.proactive import CapacityController, CollectController, RulesController, explain
+from api.shutdown import on_termination
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
 from api.search import SearchController
 from api.transcripts import TranscriptController
-from archive import db, revocations
 from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn
-from archive.runtime import Runtime, build_runtime
-from archive.search import indexing
-from proactive import jobs as proactive_jobs  # noqa: F401  (registers the engine's jobs)
-from proactive import demo
-from proactive import service as engagement
-from retention import jobs as retention_jobs  # noqa: F401  (registers jobs and the ingest hook)
-from archive.tenancy import clear_auth_cache, evict_cached_key
+from archive.runtime import Runtime, describe
 from config.settings import Settings
+from proactive import demo
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +62,7 @@ def _collect_rate_limits(settings: Settings) -> list[Any]:
     IP limit). Other routes pay nothing for it."""
 
     def site_of(request: Request[Any, Any, Any]) -> str:
-        return "site:" + (request.headers.get("x-parley-site") or request.query_params.get("site") or "-")
+        return "site:" + (request.headers.get("x-parley-site") or request.query_params.get("site") or "-")[:64]
 
     per_ip = RateLimitConfig(rate_limit=("minute", settings.collect_per_ip_per_minute), store="collect_ip")
     per_site = RateLimitConfig(rate_limit=("second", settings.collect_per_site_per_second), identifier_for_request=site_of,
@@ -71,56 +70,45 @@ def _collect_rate_limits(settings: Settings) -> list[Any]:
     return [per_ip.middleware, per_site.middleware]
 
 
+# Static assets browsers load go out gzipped (Litestar's compression, on their router only: the
+# JSON API and the event stream are left alone).
+_COMPRESSED = DefineMiddleware(CompressionMiddleware, config=CompressionConfig(backend="gzip", minimum_size=500))
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
-    runtime = runtime or build_runtime(settings)
-
-    async def search_ready() -> Check:
-        status = await indexing.backend(runtime).status()
-        return Check(ok=status.ok, detail=status.detail)
-
-    async def outbox_lag() -> Check:
-        lag = await indexing.lag()
-        # Lag is reported, not failed on: a replica that is behind still serves reads correctly.
-        return Check(ok=True, detail=f"{lag.pending} pending, oldest {lag.oldest_seconds}s")
-
-    readiness: dict[str, Callable[[], Awaitable[Check]]] = {"search": search_ready, "index_lag": outbox_lag}
+    """The app. Without ``runtime`` it builds its own from ``settings`` in the lifespan (the
+    server); tests pass one they built with a manual clock."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await db.start(settings.db_pool_size)
-        await db.migrate()
-        if settings.engine == "postgres":
-            await revocations.watch.listen(settings.effective_database_url, evict_cached_key, clear_auth_cache)
-        index = indexing.backend(runtime)
-        try:
-            await index.open()
-        except Exception as exc:  # an index outage must not stop ingest: the outbox waits for it
-            log.warning("search_backend_unavailable", backend=index.name, error=type(exc).__name__)
-        app.state.demo_site_key = await demo.ensure_demo(runtime) if settings.demo else None
-        await engagement.load_all_rules()
-        await engagement.rebuild_state(runtime)
-        scheduler = build_scheduler(runtime) if settings.scheduler else None
+        rt = runtime or build_runtime(settings)
+        app.state.runtime = rt
+        await rt.start(serve=True)
+        app.state.demo_site_key = await demo.ensure_demo(rt) if settings.demo else None
+        scheduler = build_scheduler(rt) if settings.scheduler else None
         if scheduler is not None:
             scheduler.start()
         app.state.scheduler = scheduler
-        log.info("parley_started", database=db.engine().engine_type, scheduler=bool(scheduler), search=settings.search_backend)
+        on_termination(rt.engagement.delivery.close_all)
+        log.info("parley_started", **describe(rt))
         try:
             yield
         finally:
+            # Streams end first: an open SSE connection must not hold the server open.
+            rt.engagement.delivery.close_all()
             if scheduler is not None:
-                scheduler.shutdown(wait=False)
-            await engagement.flush_counters()
-            await revocations.watch.stop()
-            await index.close()
-            await db.stop()
+                await scheduler.stop()
+            await rt.stop()
 
     return Litestar(
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
             RetentionController, HoldController, ErasureController, ExportController,
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
-            RulesController, CapacityController, explain, snippet, demo_shop,
+            Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
+            RulesController, CapacityController, explain,
         ],
+        dependencies=DEPENDENCIES,
         middleware=[RequestIdMiddleware, ApiKeyAuthentication],
         # Public browser endpoints check each site's allowed origins themselves; the API proper
         # is authenticated by bearer keys, which browsers never attach on their own, so a
@@ -130,7 +118,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                                expose_headers=["x-request-id"], max_age=600),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        state=State({"runtime": runtime, "readiness_probes": readiness, "demo_site_key": None}),
+        state=State({"runtime": runtime, "demo_site_key": None, "scheduler": None}),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Parley",

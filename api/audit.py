@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.params import FromQuery, QueryParameter
 
+from api.deps import Caller, Rt
 from api.auth import requires
 from api.schemas import PublicKeys
 from archive import ledger
 from archive.ledger import Checkpoint, LedgerRecord, VerifyReport
 from archive.search.service import reveal_queries
-from archive.tenancy import Principal, tenant_context
 
 
 class AuditController(Controller):
@@ -23,7 +23,8 @@ class AuditController(Controller):
     @get("/", guards=[requires("compliance", "admin")], summary="Ledger entries, oldest first, with filters")
     async def list_entries(
         self,
-        request: Request[Principal, Any, Any],
+        rt: Rt,
+        principal: Caller,
         actor: FromQuery[str | None] = None,
         action: FromQuery[str | None] = None,
         subject: FromQuery[str | None] = None,
@@ -33,21 +34,19 @@ class AuditController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[LedgerRecord]:
         records = await ledger.list_entries(
-            request.user.tenant_id, actor=actor, action=action, subject=subject,
+            principal.tenant_id, actor=actor, action=action, subject=subject,
             since=from_, until=to, after_seq=after_seq, limit=limit,
         )
-        ctx = await tenant_context(request.app.state.runtime, request.user.tenant_id)
-        return reveal_queries(ctx, records)
+        return reveal_queries(await rt.tenants.context(principal.tenant_id), records)
 
     @get("/verify", guards=[requires("compliance", "admin")], summary="Recompute the chain; names the first bad seq")
-    async def verify(self, request: Request[Principal, Any, Any]) -> VerifyReport:
-        return await ledger.verify(request.app.state.runtime, request.user.tenant_id)
+    async def verify(self, rt: Rt, principal: Caller) -> VerifyReport:
+        return await ledger.verify(rt, principal.tenant_id)
 
     @post("/checkpoints", guards=[requires("admin", "compliance")], summary="Sign the current chain head now", status_code=200)
-    async def checkpoint(self, request: Request[Principal, Any, Any]) -> Checkpoint | None:
-        return await ledger.checkpoint(request.app.state.runtime, request.user.tenant_id)
+    async def checkpoint(self, rt: Rt, principal: Caller) -> Checkpoint | None:
+        return await ledger.checkpoint(rt, principal.tenant_id)
 
     @get("/public-key", exclude_from_auth=True, summary="Ed25519 public keys that sign checkpoints and exports")
-    async def public_key(self, request: Request[Any, Any, Any]) -> PublicKeys:
-        runtime = request.app.state.runtime
-        return PublicKeys(algorithm="Ed25519", active_version=runtime.keyring.active, keys=ledger.public_keys(runtime))
+    async def public_key(self, rt: Rt) -> PublicKeys:
+        return PublicKeys(algorithm="Ed25519", active_version=rt.keyring.active, keys=ledger.public_keys(rt))

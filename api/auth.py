@@ -13,11 +13,13 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from archive.tenancy import Principal, authenticate
-
+from archive.runtime import Runtime
+from archive.tenancy import Principal
 
 # Litestar's own OpenAPI routes cannot carry our opt, so they are public by path.
 PUBLIC_PREFIXES = ("/schema",)
+# Longer than any key we issue: rejected before hashing or lookup.
+MAX_KEY_LENGTH = 128
 
 
 class ApiKeyAuthentication:
@@ -37,8 +39,8 @@ class ApiKeyAuthentication:
             and not scope["path"].startswith(PUBLIC_PREFIXES)
         ):
             token = _bearer_token(scope)
-            runtime = scope["litestar_app"].state.runtime
-            principal = await authenticate(token, runtime.settings.auth_cache_seconds)
+            runtime: Runtime = scope["litestar_app"].state.runtime
+            principal = await runtime.tenants.authenticate(token) if len(token) <= MAX_KEY_LENGTH else None
             if principal is None:
                 raise NotAuthorizedException(
                     "the API key is unknown or revoked",

@@ -32,17 +32,51 @@ def _cli_actor() -> str:
         return "cli"
 
 
-async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
-    from archive import db
-    from archive.runtime import build_runtime
+async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[int]], *, create: bool = False, migrate: bool = True) -> int:
+    """Run ``work`` with a started runtime. ``create``: this command may start a new data
+    directory (serve, migrate) — allowed only where no data exists yet."""
+    from api.composition import build_runtime
+    from archive.keyring import KEY_FILE_NAME, KeyringError, missing_keyring_message
 
-    runtime = build_runtime(settings)
-    await db.start(settings.db_pool_size)
+    key_file = settings.data_path / KEY_FILE_NAME
+    had_key_file = key_file.exists()
+    if create and settings.engine == "sqlite" and settings.sqlite_path.exists() and not had_key_file and not settings.master_key:
+        raise KeyringError(
+            f"the data directory {settings.data_path.resolve()} holds a database but no {KEY_FILE_NAME}: "
+            "restore the key file from your backup (or set PARLEY_MASTER_KEY); a new key could not read that data"
+        )
+    runtime = build_runtime(settings, create_keyring=create)
+    await runtime.start(migrate=migrate)
     try:
-        await db.migrate()
+        if create and not had_key_file and key_file.exists() and await _has_tenants():
+            key_file.unlink()
+            raise KeyringError(missing_keyring_message(settings.data_path))
         return await work(runtime)
     finally:
-        await db.stop()
+        await runtime.stop()
+
+
+async def _has_tenants() -> bool:
+    from archive.tables import Tenant
+
+    return bool(await Tenant.exists())
+
+
+def _port_in_use(host: str, port: int) -> OSError | None:
+    """Granian listens with SO_REUSEPORT, so a second server on the same port would silently
+    share it; a plain bind first tells the operator instead."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # SO_REUSEADDR: connections of a previous run lingering in TIME_WAIT are no obstacle;
+        # a listening socket still is (Linux refuses the bind), which is what we want to know.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -55,6 +89,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
+    in_use = _port_in_use(host, port)
+    if in_use is not None:
+        print(f"parley: cannot listen on {host}:{port}: {in_use.strerror or in_use} "
+              "(is another 'parley serve' running?); stop it or choose another --port", file=sys.stderr)
+        return EXIT_FAILED
     os.environ["PARLEY_HOST"], os.environ["PARLEY_PORT"] = host, str(port)
     settings.data_path.mkdir(parents=True, exist_ok=True)
 
@@ -75,27 +114,21 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
               + (f", demo shop: http://{host}:{port}/demo)" if settings.demo else ")"), file=sys.stderr)
         return 0
 
-    asyncio.run(_with_db(settings, banner))
+    asyncio.run(_with_db(settings, banner, create=True))
     Granian(
         target="api.asgi:create", factory=True, address=host, port=port, interface="asgi",  # type: ignore[arg-type]
-        workers=1, log_enabled=False,
+        workers=1, log_enabled=False, loop="asyncio",  # type: ignore[arg-type]  # api.shutdown chains asyncio's signal handlers
     ).serve()
     return 0
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    from archive import db
-
-    async def run() -> int:
-        await db.start(settings.db_pool_size)
-        try:
-            for line in await db.migrate():
-                print(line.strip())
-        finally:
-            await db.stop()
+    async def work(rt: Any) -> int:
+        for line in await rt.database.migrate():
+            print(line.strip())
         return 0
 
-    return asyncio.run(run())
+    return asyncio.run(_with_db(settings, work, create=True, migrate=False))
 
 
 def cmd_tenants_create(settings: Settings, args: argparse.Namespace) -> int:
@@ -160,8 +193,8 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from archive.tables import ApiKey
     from archive.tenancy import revoke_api_key
 
-    async def work(_: Any) -> int:
-        revoked = await revoke_api_key(args.id)
+    async def work(rt: Any) -> int:
+        revoked = await revoke_api_key(rt, args.id)
         row = await ApiKey.select(ApiKey.tenant).where(ApiKey.id == args.id).first()
         await ledger.append(row["tenant"], ledger.Entry(actor=_cli_actor(), action="key.revoke", subject=revoked.prefix))
         _print(revoked, args.json, lambda k: f"revoked prl_{k.prefix}_… ({k.role}, tenant {k.tenant})")
@@ -227,7 +260,12 @@ def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
     async def work(rt: Any) -> int:
         failed = False
         reports = {}
-        for tenant in await list_tenants():
+        tenants = await list_tenants()
+        if args.tenant and args.tenant not in {t.slug for t in tenants}:
+            known = ", ".join(t.slug for t in tenants) or "none yet"
+            print(f"parley: no tenant {args.tenant!r}; tenants are: {known}", file=sys.stderr)
+            return EXIT_FAILED
+        for tenant in tenants:
             if args.tenant and tenant.slug != args.tenant:
                 continue
             report = await ledger.verify(rt, tenant.id)
@@ -262,14 +300,9 @@ def cmd_index_rebuild(settings: Settings, args: argparse.Namespace) -> int:
         def progress(done: int, total: int) -> None:
             print(f"\rindexed {done}/{total} conversations", end="", file=sys.stderr, flush=True)
 
-        backend = indexing.backend(rt)
-        await backend.open()
-        try:
-            count = await indexing.rebuild(rt, progress)
-        finally:
-            await backend.close()
+        count = await indexing.rebuild(rt, progress)
         print(file=sys.stderr)
-        print(f"rebuilt the {backend.name} index from the store: {count} conversations")
+        print(f"rebuilt the {rt.search.name} index from the store: {count} conversations")
         return 0
 
     return asyncio.run(_with_db(settings, work))
@@ -280,16 +313,12 @@ def cmd_index_status(settings: Settings, args: argparse.Namespace) -> int:
     from archive.search.backend import BackendStatus
 
     async def work(rt: Any) -> int:
-        backend = indexing.backend(rt)
         try:
-            await backend.open()
-            status = await backend.status()
+            status = await rt.search.status()
         except Exception as exc:  # report, do not crash: this is a diagnostic command
             status = BackendStatus(ok=False, detail=type(exc).__name__)
-        finally:
-            await backend.close()
-        lag = await indexing.lag()
-        print(f"backend: {backend.name} — {'ok' if status.ok else 'UNAVAILABLE'} ({status.detail})")
+        lag = await indexing.lag(rt)
+        print(f"backend: {rt.search.name} — {'ok' if status.ok else 'UNAVAILABLE'} ({status.detail})")
         print(f"outbox: {lag.pending} pending, oldest {lag.oldest_seconds}s")
         return 0 if status.ok else EXIT_FAILED
 
@@ -297,20 +326,10 @@ def cmd_index_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_retention_sweep(settings: Settings, args: argparse.Namespace) -> int:
-    from archive.search import indexing
-    from retention import jobs  # noqa: F401  (the ingest hook and jobs)
     from retention.sweep import sweep_all
 
     async def work(rt: Any) -> int:
-        backend = indexing.backend(rt)
-        try:
-            await backend.open()
-        except Exception as exc:  # holds with queries need the index; without it those candidates wait
-            print(f"parley: search index unavailable ({type(exc).__name__}); index deletes stay queued", file=sys.stderr)
-        try:
-            reports = await sweep_all(rt, dry_run=args.dry_run)
-        finally:
-            await backend.close()
+        reports = await sweep_all(rt, dry_run=args.dry_run)
         if args.json:
             print(msgspec.json.encode(reports).decode())
         for slug, r in reports.items():

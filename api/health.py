@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from litestar import Response, get
 
-from litestar import Request, Response, get
-
+from api.deps import Rt
 from api.schemas import Check, Readiness
-from archive import db
+from archive.search import indexing
+
+
+async def _database(rt: Rt) -> Check:
+    await rt.database.ping()
+    return Check(ok=True, detail=rt.database.kind)
+
+
+async def _search(rt: Rt) -> Check:
+    status = await rt.search.status()
+    return Check(ok=status.ok, detail=status.detail)
+
+
+async def _index_lag(rt: Rt) -> Check:
+    lag = await indexing.lag(rt)
+    # Lag is reported, not failed on: a replica that is behind still serves reads correctly.
+    return Check(ok=True, detail=f"{lag.pending} pending, oldest {lag.oldest_seconds}s")
+
+
+PROBES = {"database": _database, "search": _search, "index_lag": _index_lag}
 
 
 @get("/healthz", exclude_from_auth=True, tags=["operations"], summary="The process is alive")
@@ -15,18 +33,13 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", exclude_from_auth=True, tags=["operations"], summary="Database and search backend are reachable")
-async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
+@get("/readyz", exclude_from_auth=True, tags=["operations"], summary="Database and search backend are usable")
+async def readyz(rt: Rt) -> Response[Readiness]:
     checks: dict[str, Check] = {}
-    try:
-        await db.ping()
-        checks["database"] = Check(ok=True, detail=db.engine().engine_type)
-    except Exception as exc:  # readiness reports failures instead of raising them
-        checks["database"] = Check(ok=False, detail=type(exc).__name__)
-    for name, probe in request.app.state.readiness_probes.items():
+    for name, probe in PROBES.items():
         try:
-            checks[name] = await probe()
-        except Exception as exc:
+            checks[name] = await probe(rt)
+        except Exception as exc:  # readiness reports failures instead of raising them
             checks[name] = Check(ok=False, detail=type(exc).__name__)
     ready = all(c.ok for c in checks.values())
     return Response(Readiness(ready=ready, checks=checks), status_code=200 if ready else 503)

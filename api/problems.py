@@ -2,7 +2,9 @@
 
 Every problem carries ``type``, ``title``, ``status``, ``detail``, ``instance`` (the path) and the
 ``request_id`` to quote to an operator; input problems add ``errors``: one ``{path, message}``
-per offending field. Server faults are logged with their traceback and answered without it.
+per offending field, every offending field at once, named as the client names it (``from``,
+``filters.colour``, ``conversations[0].site``). Server faults are logged with their traceback
+and answered without it.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from archive.errors import Conflict, DomainError, Forbidden, InvalidInput, MalformedBody, NotFound, TooLarge, field_path
+from archive.errors import DomainError, FieldError, field_path
+from archive.validation import decode_json
+from archive.validation import problems as field_problems
 
 log = structlog.get_logger(__name__)
 
 MEDIA_TYPE = "application/problem+json"
 
-_STATUS_TYPES: dict[int, str] = {
+STATUS_TYPES: dict[int, str] = {
     400: "malformed-request",
     401: "unauthenticated",
     403: "forbidden",
@@ -29,12 +33,28 @@ _STATUS_TYPES: dict[int, str] = {
     405: "method-not-allowed",
     409: "conflict",
     413: "too-large",
+    414: "uri-too-long",
     415: "unsupported-media-type",
     422: "invalid-input",
     429: "rate-limited",
+    431: "headers-too-large",
     500: "server-error",
     503: "unavailable",
 }
+TITLES: dict[int, str] = {
+    400: "Malformed request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
+    405: "Method not allowed", 409: "Conflict", 413: "Request too large", 415: "Unsupported media type",
+    422: "Invalid input", 429: "Too many requests", 500: "Server error", 503: "Service unavailable",
+}
+
+
+def status_of(exc: BaseException) -> int:
+    """The status the client receives for an exception (also what the access log records)."""
+    if isinstance(exc, DomainError):
+        return exc.status
+    if isinstance(exc, HTTPException):
+        return exc.status_code
+    return HTTP_500_INTERNAL_SERVER_ERROR
 
 
 def problem(request: Request[Any, Any, Any], status: int, title: str, detail: str, **extra: Any) -> Response[dict[str, Any]]:
@@ -43,7 +63,7 @@ def problem(request: Request[Any, Any, Any], status: int, title: str, detail: st
     fresh_id = "request_id" not in state
     request_id = state.setdefault("request_id", uuid.uuid4().hex)
     body: dict[str, Any] = {
-        "type": f"/problems/{_STATUS_TYPES.get(status, 'error')}",
+        "type": f"/problems/{STATUS_TYPES.get(status, 'error')}",
         "title": title,
         "status": status,
         "detail": detail,
@@ -55,62 +75,75 @@ def problem(request: Request[Any, Any, Any], status: int, title: str, detail: st
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-def _domain_status(exc: DomainError) -> int:
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, Conflict):
-        return 409
-    if isinstance(exc, TooLarge):
-        return 413
-    if isinstance(exc, MalformedBody):
-        return 400
-    if isinstance(exc, InvalidInput):
-        return 422
-    if isinstance(exc, Forbidden):
-        return 403
-    return 400
+def _errors(items: list[FieldError]) -> list[dict[str, str]]:
+    return [{"path": e.path, "message": e.message} for e in items]
 
 
 def domain_error_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    status = _domain_status(exc)
-    extra: dict[str, Any] = {}
-    if isinstance(exc, InvalidInput):
-        extra["errors"] = [{"path": e.path, "message": e.message} for e in exc.errors]
-    if isinstance(exc, Conflict):
-        extra.update(exc.extra)
-    return problem(request, status, exc.title, exc.detail, **extra)
+    extra: dict[str, Any] = dict(exc.extra)
+    if exc.errors:
+        extra["errors"] = _errors(exc.errors)
+    return problem(request, exc.status, exc.title, exc.detail, **extra)
 
 
-def _litestar_errors(extra: Any) -> tuple[list[dict[str, str]] | None, bool]:
-    """Litestar's validation ``extra`` is a list of {message, key, source}; make it {path, message}.
-    Also says whether the errors are about the body (those are 422, like the domain's own)."""
+def _public_names(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """Handler parameter name → the name the client sends (``from_`` → ``from``)."""
+    names: dict[str, str] = {}
+    for name, definition in request.route_handler.parsed_fn_signature.parameters.items():
+        kwarg = definition.kwarg_definition
+        alias = getattr(kwarg, "query", None) or getattr(kwarg, "header", None) or getattr(kwarg, "cookie", None)
+        names[name] = alias or name
+    return names
+
+
+def _body_problems(request: Request[Any, Any, Any]) -> list[FieldError] | None:
+    """Every offending field of a body Litestar refused, by re-reading it against the handler's
+    own body type (Litestar reports only the first)."""
+    field = request.route_handler.parsed_data_field
+    body = request._connection_state.body  # cached by Litestar when it decoded the body
+    if field is None or not isinstance(body, bytes):
+        return None
+    try:
+        raw = decode_json(body)
+    except DomainError as exc:
+        return exc.errors
+    return field_problems(raw, field.annotation) or None
+
+
+def _parameter_problems(request: Request[Any, Any, Any], extra: Any) -> tuple[list[FieldError], bool]:
+    """Litestar's validation ``extra`` as public field errors; also says whether any concerns
+    the body (those are 422, like the domain's own; parameters are 400)."""
     if not isinstance(extra, list):
-        return None, False
-    errors, body = [], False
+        return [], False
+    names = _public_names(request)
+    found, body = [], False
     for item in extra:
-        if isinstance(item, dict):
-            message = str(item.get("message", ""))
-            path = field_path(item.get("key") or "$", message)
-            source = str(getattr(item.get("source"), "value", item.get("source") or ""))
-            if source in ("query", "path", "header", "cookie"):
-                path = f"{source}.{path}"
-            else:
-                body = True
-            errors.append({"path": path, "message": message})
-    return errors or None, body
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", ""))
+        source = str(getattr(item.get("source"), "value", item.get("source") or ""))
+        key = str(item.get("key") or "$")
+        if source in ("query", "path", "header", "cookie"):
+            found.append(FieldError(names.get(key, key), message))
+        else:
+            body = True
+            found.append(FieldError(field_path(key.removeprefix("data").lstrip(".") or "$", message), message))
+    return found, body
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
-    errors, about_body = _litestar_errors(exc.extra)
-    if status == 400 and about_body and isinstance(exc, ValidationException):
-        return problem(request, 422, "Invalid input", "the request body is invalid", errors=errors)
-    titles = {400: "Malformed request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
-              405: "Method not allowed", 413: "Request too large", 429: "Too many requests"}
     detail = exc.detail
+    errors: list[FieldError] = []
+    if isinstance(exc, ValidationException):
+        errors, about_body = _parameter_problems(request, exc.extra)
+        if about_body:
+            errors = _body_problems(request) or errors
+            return problem(request, 422, "Invalid input", "the request body is invalid; nothing was changed", errors=_errors(errors))
+        detail = "a path or query parameter is invalid"
     if status == 413:
         detail = "request body is larger than the configured maximum (PARLEY_MAX_BODY_BYTES)"
-    response = problem(request, status, titles.get(status, exc.detail), detail, errors=errors)
+    response = problem(request, status, TITLES.get(status, exc.detail), detail, errors=_errors(errors) or None)
     if exc.headers:
         response.headers.update(exc.headers)
     return response

@@ -11,6 +11,8 @@ from typing import Any
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.problems import status_of
+
 log = structlog.get_logger("parley.access")
 
 _SANE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -29,7 +31,7 @@ class RequestIdMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})  # type: ignore[typeddict-item]
         state["request_id"] = request_id
         started = time.perf_counter()
-        status = 500
+        status = 500  # if nothing is sent and nothing raised, the server failed
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -42,6 +44,12 @@ class RequestIdMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
             await self.app(scope, receive, send_with_id)
+        except BaseException as exc:
+            # Raised here, answered by Litestar's exception handling outside this middleware:
+            # log the status the client will get, not a blanket 500.
+            if status == 500:
+                status = status_of(exc)
+            raise
         finally:
             log.info(
                 "request",

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.params import JSONBody
 
+from api.deps import Caller, Rt
 from api.auth import requires
 from archive.search.service import SearchRequest, SearchResponse, search
-from archive.tenancy import Principal
 
 
 class SearchController(Controller):
@@ -17,5 +15,5 @@ class SearchController(Controller):
     tags = ["search"]
 
     @post("/", guards=[requires("compliance")], status_code=200, summary="Search conversations (ledgered)")
-    async def run_search(self, request: Request[Principal, Any, Any], data: JSONBody[SearchRequest]) -> SearchResponse:
-        return await search(request.app.state.runtime, request.user, data)
+    async def run_search(self, rt: Rt, principal: Caller, data: JSONBody[SearchRequest]) -> SearchResponse:
+        return await search(rt, principal, data)

@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
 
+from api.deps import Caller, Rt
 from api.auth import requires
 from archive import ingest, transcripts
 from archive.models import BatchResult, ConversationOut, IngestResult
@@ -48,14 +49,13 @@ class TranscriptController(Controller):
         operation_class=IngestOperation,
         summary="Archive finished conversations (idempotent on external_id)",
     )
-    async def ingest_transcripts(self, request: Request[Principal, Any, Any]) -> Response[IngestResult | BatchResult]:
-        runtime = request.app.state.runtime
-        results, is_batch = await ingest.ingest_body(runtime, request.user, await request.body())
+    async def ingest_transcripts(self, request: Request[Principal, Any, Any], rt: Rt, principal: Caller) -> Response[IngestResult | BatchResult]:
+        results, is_batch = await ingest.ingest_body(rt, principal, await request.body())
         status = 201 if any(r.status == "created" for r in results) else 200
         if is_batch:
             return Response(BatchResult(results=results), status_code=status)
         return Response(results[0], status_code=status)
 
-    @get("/{conversation_id:uuid}", guards=[requires("compliance")], summary="Read one conversation (ledgered)")
-    async def read_transcript(self, request: Request[Principal, Any, Any], conversation_id: FromPath[UUID]) -> ConversationOut:
-        return await transcripts.read(request.app.state.runtime, request.user, conversation_id)
+    @get("/{conversation_id:str}", guards=[requires("compliance")], summary="Read one conversation (ledgered)")
+    async def read_transcript(self, rt: Rt, principal: Caller, conversation_id: FromPath[UUID]) -> ConversationOut:
+        return await transcripts.read(rt, principal, conversation_id)

@@ -17,7 +17,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
+from typing import Any, Iterator
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
@@ -110,6 +112,18 @@ class TenantCrypto:
         active = self._keyring.active
         return _encrypt(self._kek_bytes(active), secret, self._aad("tenant-secret", self.tenant_id)), active
 
+    def seal_stream(self, subject_id: UUID, out: Any) -> SealingWriter:
+        """A writer that encrypts everything written to it into ``out`` (see SealingWriter)."""
+        data_key = secrets.token_bytes(KEY_BYTES)
+        header = _stream_header(self._keyring.active, self.wrap_data_key(subject_id, data_key))
+        return SealingWriter(out, data_key, self._aad("stream", self.tenant_id, subject_id), header)
+
+    def open_stream(self, subject_id: UUID, source: Any) -> Iterator[bytes]:
+        """The plaintext of a file written by ``seal_stream``, in chunks; DecryptionError on any change."""
+        version, wrapped, chunk = read_stream_header(source)
+        data_key = self.unwrap_data_key(subject_id, wrapped, version)
+        return open_stream_chunks(source, data_key, self._aad("stream", self.tenant_id, subject_id), chunk)
+
     def seal_note(self, plaintext: bytes) -> str:
         """Small tenant-scoped secrets kept in the ledger (search terms): base64 AES-GCM under a
         key derived from the tenant secret, so they survive master rotations."""
@@ -135,3 +149,105 @@ def signing_key(keyring: MasterKeyring, version: int | None = None) -> Ed25519Pr
 def public_key_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+# --- streamed sealing (exports and other large files) ----------------------------------------
+
+STREAM_CHUNK = 64 * 1024
+_STREAM_MAGIC = b"parley-sealed-stream/v1"
+
+
+class SealingWriter:
+    """A write-only file object that encrypts as it goes, for files too large to hold in memory.
+
+    The STREAM construction (Hoang, Reyhanitabar, Rogaway, Vizár): the plaintext is cut into
+    fixed-size chunks, each sealed with AES-GCM under one data key and a nonce made of a random
+    prefix, the chunk's counter and a last-chunk flag. Reordering, dropping or truncating chunks
+    therefore fails to decrypt, like tampering with one. The header line carries the wrapped data
+    key, so the file is opened like a conversation: with the tenant's keys, never alone.
+    """
+
+    def __init__(self, out: Any, data_key: bytes, aad: bytes, header: bytes) -> None:
+        self._out = out
+        self._aead = AESGCM(data_key)
+        self._aad = aad
+        self._prefix = secrets.token_bytes(7)
+        self._buffer = bytearray()
+        self._counter = 0
+        self._written = 0
+        self._digest = hashlib.sha256()
+        self.closed = False
+        out.write(header + b"\n" + self._prefix)
+
+    def _nonce(self, last: bool) -> bytes:
+        return self._prefix + self._counter.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        self._written += len(data)
+        self._digest.update(data)
+        while len(self._buffer) > STREAM_CHUNK:  # keep at least one byte back for the last chunk
+            self._seal(bytes(self._buffer[:STREAM_CHUNK]), last=False)
+            del self._buffer[:STREAM_CHUNK]
+        return len(data)
+
+    def _seal(self, chunk: bytes, last: bool) -> None:
+        self._out.write(self._aead.encrypt(self._nonce(last), chunk, self._aad))
+        self._counter += 1
+
+    def tell(self) -> int:
+        return self._written
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if not self.closed:
+            self._seal(bytes(self._buffer), last=True)
+            self._buffer.clear()
+            self.closed = True
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the plaintext written so far."""
+        return self._digest.hexdigest()
+
+
+def _stream_header(master_version: int, wrapped_key: bytes) -> bytes:
+    return json.dumps({"format": _STREAM_MAGIC.decode(), "v": master_version, "k": wrapped_key.hex(), "chunk": STREAM_CHUNK}).encode()
+
+
+def read_stream_header(source: Any) -> tuple[int, bytes, int]:
+    """(master version, wrapped data key, chunk size) from a sealed file's first line."""
+    try:
+        meta = json.loads(source.readline())
+        if meta.get("format") != _STREAM_MAGIC.decode():
+            raise ValueError("not a sealed stream")
+        return int(meta["v"]), bytes.fromhex(meta["k"]), int(meta["chunk"])
+    except (ValueError, KeyError, TypeError):
+        raise DecryptionError("the file is not a Parley sealed stream") from None
+
+
+def open_stream_chunks(source: Any, data_key: bytes, aad: bytes, chunk: int, batch: int = 16) -> Iterator[bytes]:
+    """Plaintext of a sealed stream (after its header), ``batch`` chunks at a time."""
+    aead = AESGCM(data_key)
+    prefix = source.read(7)
+    counter = 0
+    sealed_size = chunk + 16
+    pending = source.read(sealed_size)
+    out = bytearray()
+    while True:
+        following = source.read(sealed_size)
+        last = not following
+        nonce = prefix + counter.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+        try:
+            out += aead.decrypt(nonce, pending, aad)
+        except (InvalidTag, ValueError):
+            raise DecryptionError("the sealed file was altered or truncated") from None
+        counter += 1
+        if last or counter % batch == 0:
+            yield bytes(out)
+            out.clear()
+        if last:
+            return
+        pending = following

@@ -1,4 +1,9 @@
-"""Database access shared by every domain package: transactions, migrations, readiness.
+"""Database access shared by every domain package: the engine, transactions, migrations, readiness.
+
+The runtime builds one ``Database`` from the settings and binds every Piccolo table to its engine
+(Piccolo tables find their engine through a class attribute; binding it explicitly means nothing
+is decided at import time). The module functions below read the engine back from that binding, so
+domain code that only needs "a write transaction" does not have to carry the runtime around.
 
 ``write_transaction()`` is the only way domain code opens a transaction that writes. On SQLite it
 is ``BEGIN IMMEDIATE`` (take the write lock up front, wait for it up to the busy timeout) because a
@@ -13,18 +18,18 @@ import json
 import os
 from typing import Any, AsyncIterator, Callable
 
+# Piccolo finds its configuration module through this variable (migrations, table discovery).
 os.environ.setdefault("PICCOLO_CONF", "config.piccolo_conf")
 
-from piccolo.engine import engine_finder  # noqa: E402
 from piccolo.engine.base import Engine  # noqa: E402
 from piccolo.engine.sqlite import TransactionType  # noqa: E402
+from piccolo.querystring import QueryString  # noqa: E402
+
+from archive.tables import Tenant  # noqa: E402
 
 
 class MigrationError(RuntimeError):
     pass
-
-
-_engine: Engine | None = None
 
 
 def json_column(value: Any) -> Any:
@@ -32,14 +37,64 @@ def json_column(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+class Database:
+    """One engine, its pool, and the Piccolo tables bound to it."""
+
+    def __init__(self, engine: Engine, pool_size: int = 10) -> None:
+        self.engine = engine
+        self.pool_size = pool_size
+        self._users = 0
+
+    @property
+    def kind(self) -> str:
+        return str(self.engine.engine_type)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.kind == "sqlite"
+
+    def bind(self) -> None:
+        """Point every registered Piccolo table, and Piccolo's own migration machinery, here."""
+        from piccolo.conf.apps import Finder
+
+        import config.piccolo_conf as piccolo_conf
+
+        # Piccolo's migration manager looks the engine up through the conf module (a library
+        # requirement); the tables carry it as a class attribute.
+        piccolo_conf.DB = self.engine
+        for table in Finder().get_table_classes():
+            table._meta.db = self.engine
+
+    async def start(self) -> None:
+        """Open the PostgreSQL pool; nested users (an app inside a test, the CLI) share it."""
+        if self.kind == "postgres" and self._users == 0:
+            await self.engine.start_connection_pool(min_size=1, max_size=self.pool_size)  # type: ignore[attr-defined]
+        self._users += 1
+
+    async def stop(self) -> None:
+        self._users = max(0, self._users - 1)
+        if self.kind == "postgres" and self._users == 0:
+            await self.engine.close_connection_pool()  # type: ignore[attr-defined]
+
+    async def migrate(self) -> list[str]:
+        """Run pending Piccolo migrations; returns Piccolo's report lines (it prints, we capture)."""
+        from piccolo.apps.migrations.commands.forwards import run_forwards
+
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            result = await run_forwards(app_name="all")
+        lines = [line for line in buffer.getvalue().splitlines() if line.strip()]
+        if not result.success:
+            raise MigrationError(result.message or "\n".join(lines))
+        return lines
+
+    async def ping(self) -> None:
+        await self.engine.run_querystring(QueryString("SELECT 1"))
+
+
 def engine() -> Engine:
-    # engine_finder() re-imports piccolo_conf on every call (~10 µs); the engine never changes.
-    global _engine
-    if _engine is None:
-        _engine = engine_finder()
-        if _engine is None:  # pragma: no cover - config.piccolo_conf always defines DB
-            raise RuntimeError("Piccolo engine not configured (PICCOLO_CONF)")
-    return _engine
+    """The engine the runtime bound the tables to."""
+    return Tenant._meta.db
 
 
 def is_sqlite() -> bool:
@@ -49,7 +104,7 @@ def is_sqlite() -> bool:
 def write_transaction() -> Any:
     db = engine()
     if db.engine_type == "sqlite":
-        return db.transaction(transaction_type=TransactionType.immediate)
+        return db.transaction(transaction_type=TransactionType.immediate)  # type: ignore[call-arg]
     return db.transaction()
 
 
@@ -76,46 +131,3 @@ async def keyset_pages(make_query: Callable[[], Any], key: Any, size: int) -> As
         if len(rows) < size:
             return
         after = rows[-1][name]
-
-
-async def migrate() -> list[str]:
-    """Run pending Piccolo migrations; returns Piccolo's report lines (it prints, we capture)."""
-    from piccolo.apps.migrations.commands.forwards import run_forwards
-
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer):
-        result = await run_forwards(app_name="all")
-    lines = [line for line in buffer.getvalue().splitlines() if line.strip()]
-    if not result.success:
-        raise MigrationError(result.message or "\n".join(lines))
-    return lines
-
-
-_pool_users = 0
-
-
-async def start(pool_size: int = 10) -> None:
-    """Open the PostgreSQL pool; nested callers (an app inside a test, a CLI helper) share it."""
-    global _pool_users
-    db = engine()
-    if db.engine_type == "postgres" and _pool_users == 0:
-        await db.start_connection_pool(min_size=1, max_size=pool_size)  # type: ignore[attr-defined]
-    _pool_users += 1
-
-
-async def stop() -> None:
-    global _pool_users
-    _pool_users = max(0, _pool_users - 1)
-    db = engine()
-    if db.engine_type == "postgres" and _pool_users == 0:
-        await db.close_connection_pool()  # type: ignore[attr-defined]
-
-
-async def ping() -> None:
-    await engine().run_querystring(_select_one())
-
-
-def _select_one() -> Any:
-    from piccolo.querystring import QueryString
-
-    return QueryString("SELECT 1")

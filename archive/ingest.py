@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sqlite3
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
 import msgspec
 
 from archive import db, ledger
 from archive.db import json_column
-from archive.errors import Conflict, FieldError, InvalidInput, MalformedBody, TooLarge, field_path
+from archive.errors import Conflict, FieldError, InvalidInput, TooLarge
 from archive.models import (
     BatchIn,
     ConversationIn,
@@ -33,12 +32,16 @@ from archive.models import (
     StoredConversation,
 )
 from archive.redaction import Redactor
-from archive.runtime import Runtime
 from archive.tables import Conversation, ConversationKey
-from archive.tenancy import Principal, TenantContext, tenant_context
+from archive.tenancy import Principal, TenantContext
+from archive.validation import convert, decode_json
 
-_MSGSPEC_PATH = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+if TYPE_CHECKING:
+    from archive.runtime import Runtime
+
 INSERT_RETRIES = 3
+# Bodies larger than this are redacted and encrypted in a worker thread, not on the event loop.
+OFF_LOOP_BYTES = 64 * 1024
 
 
 class Prepared(msgspec.Struct):
@@ -55,33 +58,33 @@ class Prepared(msgspec.Struct):
     redactions: dict[str, int]
     visitor_hash: str
     visitor_email_hash: str | None
+    # Decided by the steps before the insert (retention: when it may be deleted, under which
+    # policy version); None means "keep until a policy says otherwise".
+    retain_until: datetime | None = None
+    policy_version: int | None = None
 
 
-# Hooks other domain packages add (retention sets retain_until, search enqueues indexing); each
-# runs inside the ingest transaction with the tenant id and the rows just inserted.
-AfterInsertHook = Callable[[Runtime, UUID, list[Prepared]], Awaitable[None]]
-AFTER_INSERT: list[AfterInsertHook] = []
-# Retention decides retain_until (None: forever) and the policy version it used, per conversation.
-RetainUntilHook = Callable[[UUID, list[StoredConversation]], Awaitable[list[tuple[datetime | None, int | None]]]]
-RETAIN_UNTIL: list[RetainUntilHook] = []
+class IngestStep:
+    """One thing ingest does besides storing the conversation (retention, the index outbox, …).
 
+    The composition root wires the steps in order (``Runtime.ingest_steps``). ``before_insert``
+    and ``after_insert`` run inside the ingest transaction, so a step's rows commit with the
+    conversation or not at all.
+    """
 
-def _field_error(exc: msgspec.ValidationError, prefix: str = "") -> FieldError:
-    match = _MSGSPEC_PATH.match(str(exc))
-    assert match is not None
-    path = field_path((match.group("path") or "").lstrip("."), match.group("message"))
-    joined = f"{prefix}.{path}" if prefix and path and not path.startswith("[") else f"{prefix}{path}"
-    return FieldError(joined or "$", match.group("message"))
+    async def before_insert(self, rt: Runtime, tenant_id: UUID, items: list[Prepared]) -> None:
+        """Decide values stored on the conversation row itself."""
+
+    async def after_insert(self, rt: Runtime, tenant_id: UUID, items: list[Prepared]) -> None:
+        """Write what refers to the stored conversations."""
 
 
 def parse_body(body: bytes, settings: Any) -> tuple[list[ConversationIn], bool]:
-    """Decode a single conversation or ``{"conversations": [...]}``; returns (items, is_batch)."""
+    """Decode a single conversation or ``{"conversations": [...]}``; returns (items, is_batch).
+    Every structural problem is reported at once, with its path."""
     if len(body) > settings.max_body_bytes:
         raise TooLarge(f"request body is larger than {settings.max_body_bytes} bytes", [FieldError("$", "body too large")])
-    try:
-        raw = msgspec.json.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise MalformedBody(f"request body is not valid UTF-8 JSON: {exc}", [FieldError("$", str(exc))]) from None
+    raw = decode_json(body)
     if not isinstance(raw, dict):
         raise InvalidInput("expected a JSON object", [FieldError("$", "expected a conversation object or {\"conversations\": [...]}")])
     if "conversations" in raw:
@@ -93,14 +96,8 @@ def parse_body(body: bytes, settings: Any) -> tuple[list[ConversationIn], bool]:
             )
         if isinstance(items, list) and not items:
             raise InvalidInput("the batch is empty", [FieldError("conversations", "at least one conversation")])
-        try:
-            return msgspec.convert(raw, BatchIn).conversations, True
-        except msgspec.ValidationError as exc:
-            raise InvalidInput("the batch is invalid; nothing was stored", [_field_error(exc)]) from None
-    try:
-        return [msgspec.convert(raw, ConversationIn)], False
-    except msgspec.ValidationError as exc:
-        raise InvalidInput("the conversation is invalid; nothing was stored", [_field_error(exc)]) from None
+        return convert(raw, BatchIn, "the batch is invalid; nothing was stored").conversations, True
+    return [convert(raw, ConversationIn, "the conversation is invalid; nothing was stored")], False
 
 
 def check_conversation(conv: ConversationIn, settings: Any, now: datetime, path: str) -> list[FieldError]:
@@ -178,11 +175,15 @@ def _is_unique_violation(exc: BaseException) -> bool:
     return type(exc).__name__ == "UniqueViolationError"
 
 
+def prepare_all(ctx: TenantContext, items: list[ConversationIn]) -> list[Prepared]:
+    return [prepare(ctx, conv) for conv in items]
+
+
 async def ingest(
-    rt: Runtime, principal: Principal, items: list[ConversationIn], batch: bool = False
+    rt: Runtime, principal: Principal, items: list[ConversationIn], batch: bool = False, body_bytes: int = 0
 ) -> list[IngestResult]:
     """Validate, redact, encrypt and store conversations atomically; see the module docstring."""
-    now = datetime.now(timezone.utc)
+    now = rt.clock.now()
     errors: list[FieldError] = []
     for index, conv in enumerate(items):
         errors.extend(check_conversation(conv, rt.settings, now, f"conversations[{index}]." if batch else ""))
@@ -193,8 +194,11 @@ async def ingest(
         seen.setdefault(conv.external_id, index)
     if errors:
         raise InvalidInput("the request is invalid; nothing was stored", errors)
-    ctx = await tenant_context(rt, principal.tenant_id)
-    prepared = [prepare(ctx, conv) for conv in items]
+    ctx = await rt.tenants.context(principal.tenant_id)
+    if body_bytes > OFF_LOOP_BYTES:
+        prepared = await rt.workers.run(prepare_all, ctx, items)
+    else:
+        prepared = prepare_all(ctx, items)
     for attempt in range(INSERT_RETRIES):
         try:
             return await _store(rt, principal, prepared, batch)
@@ -237,8 +241,9 @@ async def _store(rt: Runtime, principal: Principal, prepared: list[Prepared], ba
                     field=where, existing_id=str(row["id"]),
                 )
         if new:
-            retention = await _retention(tenant_id, [p.stored for p in new])
-            await Conversation.insert(*[_row(tenant_id, p, *decided) for p, decided in zip(new, retention)])
+            for step in rt.ingest_steps:
+                await step.before_insert(rt, tenant_id, new)
+            await Conversation.insert(*[_row(tenant_id, p) for p in new])
             await ConversationKey.insert(
                 *[ConversationKey(conversation=p.id, tenant=tenant_id, wrapped_key=p.wrapped_key, master_version=p.master_version) for p in new]
             )
@@ -252,18 +257,12 @@ async def _store(rt: Runtime, principal: Principal, prepared: list[Prepared], ba
                     for p in new
                 ],
             )
-            for hook in AFTER_INSERT:
-                await hook(rt, tenant_id, new)
+            for step in rt.ingest_steps:
+                await step.after_insert(rt, tenant_id, new)
     return results
 
 
-async def _retention(tenant_id: UUID, stored: list[StoredConversation]) -> list[tuple[datetime | None, int | None]]:
-    for hook in RETAIN_UNTIL:
-        return await hook(tenant_id, stored)
-    return [(None, None)] * len(stored)
-
-
-def _row(tenant_id: UUID, p: Prepared, retain_until: datetime | None, policy_version: int | None) -> Conversation:
+def _row(tenant_id: UUID, p: Prepared) -> Conversation:
     s = p.stored
     return Conversation(
         id=p.id,
@@ -283,11 +282,11 @@ def _row(tenant_id: UUID, p: Prepared, retain_until: datetime | None, policy_ver
         submission_mac=p.submission_mac,
         ciphertext=p.ciphertext,
         redactions=json.dumps(p.redactions),
-        retain_until=retain_until,
-        policy_version=policy_version,
+        retain_until=p.retain_until,
+        policy_version=p.policy_version,
     )
 
 
 async def ingest_body(rt: Runtime, principal: Principal, body: bytes) -> tuple[list[IngestResult], bool]:
     items, is_batch = parse_body(body, rt.settings)
-    return await ingest(rt, principal, items, is_batch), is_batch
+    return await ingest(rt, principal, items, is_batch, body_bytes=len(body)), is_batch

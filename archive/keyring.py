@@ -13,7 +13,7 @@ import binascii
 import os
 import secrets
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import msgspec
 import structlog
@@ -82,13 +82,18 @@ def parse_env_keyring(value: str) -> MasterKeyring:
 
 
 class FileKeyProvider:
-    """A JSON key file in the data directory, created with mode 0600 on first use."""
+    """A JSON key file in the data directory, created with mode 0600 when ``create`` allows it
+    (``parley serve`` / ``parley migrate`` on an empty data directory, never anywhere else: a new
+    keyring beside existing data would make that data unreadable)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, create: bool = False) -> None:
         self.path = data_dir / KEY_FILE_NAME
+        self.create = create
 
     def load(self) -> MasterKeyring:
         if not self.path.exists():
+            if not self.create:
+                raise KeyringError(missing_keyring_message(self.path.parent))
             self._create()
         kf = self._read()
         keys = {v: _decode_key(k, f"{self.path} version {v}") for v, k in kf.versions.items() if v not in kf.retired}
@@ -138,7 +143,37 @@ class FileKeyProvider:
         )
 
 
-def load_keyring(master_key: str, data_dir: Path, provider: KeyProvider | None = None) -> MasterKeyring:
+def load_keyring(master_key: str, data_dir: Path, provider: KeyProvider | None = None, create: bool = False) -> MasterKeyring:
     if master_key:
         return parse_env_keyring(master_key)
-    return (provider or FileKeyProvider(data_dir)).load()
+    return (provider or FileKeyProvider(data_dir, create=create)).load()
+
+
+def missing_keyring_message(data_dir: Path) -> str:
+    """What an operator needs to hear when a command finds no master key: where it looked, what
+    it found there instead, and how to point it at the right place."""
+    resolved = data_dir.resolve()
+    try:
+        found = sorted(p.name for p in resolved.iterdir())
+    except OSError:
+        found = []
+    what = f"it holds {', '.join(found[:8])}{' …' if len(found) > 8 else ''}" if found else "it is empty or does not exist"
+    return (
+        f"no master key file {KEY_FILE_NAME} in the data directory {resolved} ({what}). "
+        "Point PARLEY_DATA_DIR (or data_dir in the PARLEY_CONFIG file) at the directory 'parley serve' uses, "
+        "or set PARLEY_MASTER_KEY. A new keyring is only created by 'parley serve' or 'parley migrate' "
+        "on an empty data directory."
+    )
+
+
+class Keys:
+    """The process's current keyring. Rotation in another process replaces it here without a
+    restart (``reload``, triggered by the keyring-changed signal)."""
+
+    def __init__(self, load: Callable[[], MasterKeyring], initial: MasterKeyring | None = None) -> None:
+        self._load = load
+        self.current = initial if initial is not None else load()
+
+    def reload(self) -> MasterKeyring:
+        self.current = self._load()
+        return self.current

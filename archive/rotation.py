@@ -15,7 +15,7 @@ import msgspec
 from archive import db, ledger
 from archive.crypto import DecryptionError, TenantCrypto
 from archive.errors import Conflict
-from archive.keyring import FileKeyProvider, KeyringError, load_keyring
+from archive.keyring import FileKeyProvider, KeyringError
 from archive.runtime import Runtime
 from archive.tables import ConversationKey, Tenant
 
@@ -35,8 +35,7 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
     if not settings.master_key:
         FileKeyProvider(settings.data_path).add_version()
     # With PARLEY_MASTER_KEY the operator adds the new version to the variable; this re-wraps to it.
-    keyring = load_keyring(settings.master_key, settings.data_path)
-    rt = Runtime(settings=settings, keyring=keyring)
+    keyring = rt.keys.reload()
     per_tenant: Counter[UUID] = Counter()
     secrets = 0
     for tenant in await Tenant.select(Tenant.id, Tenant.wrapped_secret, Tenant.secret_version):

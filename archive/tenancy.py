@@ -14,20 +14,29 @@ import json
 import re
 import secrets
 import string
-import time
+from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
 import msgspec
 
-from archive import ledger, revocations
+from archive import ledger
+from archive.analysis import Analyzer
+from archive.clock import Clock
 from archive.crypto import TenantCrypto
 from archive.db import json_column, write_transaction
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
-from archive.runtime import Runtime
+from archive.keyring import Keys
+from archive.signals import KEY_REVOKED, KEYRING_CHANGED, TENANT_CHANGED, Signals
 from archive.tables import ApiKey, Site, Tenant
+
+if TYPE_CHECKING:
+    from archive.runtime import Runtime
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 Role = Literal["admin", "compliance", "marketing", "ingest"]
 ROLES: tuple[str, ...] = ("admin", "compliance", "marketing", "ingest")
@@ -143,26 +152,148 @@ class TenantContext:
         self.slug = slug
         self.settings = settings
         self.crypto = crypto
+        self._analyzer: Analyzer | None = None
+        # (monotonic time, languages) the search expands query words into; see search.service.
+        self.languages: tuple[float, list[str]] | None = None
+
+    @property
+    def analyzer(self) -> Analyzer:
+        """The tenant's blind-index analyzer (its token cache is worth keeping between requests)."""
+        if self._analyzer is None:
+            self._analyzer = Analyzer(self.crypto.index_key, typo_tolerance=self.settings.typo_tolerance)
+        return self._analyzer
 
 
-_contexts: dict[UUID, TenantContext] = {}
+class _Lru(Generic[K, V]):
+    """A bounded mapping that forgets the least recently used entry: every process cache is one."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def pop(self, key: K) -> None:
+        self._items.pop(key, None)
+
+    def values(self) -> list[V]:
+        return list(self._items.values())
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class TenantDirectory:
+    """What a process caches about tenants: contexts (settings, keys) and verified API keys.
+
+    Caches are bounded, and other processes invalidate them through ``archive.signals``: a key
+    revoked or a setting changed anywhere is seen here at once; the TTLs are only a backstop.
+    Unknown keys are never cached, so presenting random keys cannot grow memory.
+    """
+
+    CONTEXTS = 10_000
+    KEYS = 10_000
+
+    def __init__(self, keys: Keys, signals: Signals, clock: Clock, auth_ttl: float) -> None:
+        self.keys = keys
+        self.signals = signals
+        self.clock = clock
+        self.auth_ttl = auth_ttl
+        self._contexts: _Lru[UUID, TenantContext] = _Lru(self.CONTEXTS)
+        self._auth: _Lru[str, tuple[float, str, Principal]] = _Lru(self.KEYS)
+        signals.subscribe(KEY_REVOKED, self._on_key_revoked)
+        signals.subscribe(TENANT_CHANGED, self._on_tenant_changed)
+        signals.subscribe(KEYRING_CHANGED, lambda _arg: self._contexts.clear())
+        signals.on_reset(self.clear)
+
+    async def context(self, tenant_id: UUID) -> TenantContext:
+        self.signals.poll()
+        ctx = self._contexts.get(tenant_id)
+        if ctx is not None:
+            return ctx
+        row = await Tenant.select().where(Tenant.id == tenant_id).first()
+        if row is None:
+            raise NotFound("tenant not found")
+        ctx = TenantContext(
+            tenant_id=tenant_id,
+            slug=row["slug"],
+            settings=msgspec.convert(json_column(row["settings"]), TenantSettings),
+            crypto=TenantCrypto(self.keys.current, tenant_id, row["wrapped_secret"], row["secret_version"]),
+        )
+        self._contexts.put(tenant_id, ctx)
+        return ctx
+
+    async def authenticate(self, key: str) -> Principal | None:
+        """The principal for a presented key, or None when it is malformed, unknown or revoked."""
+        match = KEY_PATTERN.match(key)
+        if match is None:
+            return None
+        prefix = match.group(1)
+        presented = _hash_key(key)
+        self.signals.poll()
+        if self.auth_ttl > 0:
+            cached = self._auth.get(prefix)
+            if cached is not None and self.clock.monotonic() - cached[0] <= self.auth_ttl:
+                return cached[2] if hmac.compare_digest(cached[1], presented) else None
+        row = (
+            await ApiKey.select(
+                ApiKey.id, ApiKey.role, ApiKey.secret_sha256, ApiKey.revoked_at, ApiKey.tenant,
+                ApiKey.tenant.slug.as_alias("tenant_slug"),
+            )
+            .where(ApiKey.prefix == prefix)
+            .first()
+        )
+        if row is None or row["revoked_at"] is not None:
+            return None
+        if not hmac.compare_digest(row["secret_sha256"], presented):
+            return None
+        principal = Principal(
+            key_id=row["id"], key_prefix=prefix, tenant_id=row["tenant"], tenant_slug=row["tenant_slug"], role=row["role"]
+        )
+        if self.auth_ttl > 0:
+            self._auth.put(prefix, (self.clock.monotonic(), row["secret_sha256"], principal))
+        return principal
+
+    def _on_key_revoked(self, arg: str) -> None:
+        try:
+            self.evict_key(UUID(arg))
+        except ValueError:
+            self._auth.clear()
+
+    def _on_tenant_changed(self, arg: str) -> None:
+        try:
+            self._contexts.pop(UUID(arg))
+        except ValueError:
+            self._contexts.clear()
+
+    def evict_key(self, key_id: UUID) -> None:
+        for prefix, (_, _, principal) in list(self._auth._items.items()):
+            if principal.key_id == key_id:
+                self._auth.pop(prefix)
+
+    def invalidate(self, tenant_id: UUID) -> None:
+        self._contexts.pop(tenant_id)
+
+    def clear(self) -> None:
+        self._contexts.clear()
+        self._auth.clear()
 
 
 async def tenant_context(rt: Runtime, tenant_id: UUID) -> TenantContext:
-    ctx = _contexts.get(tenant_id)
-    if ctx is not None and ctx.crypto._keyring is rt.keyring:
-        return ctx
-    row = await Tenant.select().where(Tenant.id == tenant_id).first()
-    if row is None:
-        raise NotFound("tenant not found")
-    ctx = TenantContext(
-        tenant_id=tenant_id,
-        slug=row["slug"],
-        settings=msgspec.convert(json_column(row["settings"]), TenantSettings),
-        crypto=TenantCrypto(rt.keyring, tenant_id, row["wrapped_secret"], row["secret_version"]),
-    )
-    _contexts[tenant_id] = ctx
-    return ctx
+    return await rt.tenants.context(tenant_id)
 
 
 async def get_tenant_settings(tenant_id: UUID) -> TenantSettings:
@@ -172,9 +303,11 @@ async def get_tenant_settings(tenant_id: UUID) -> TenantSettings:
     return msgspec.convert(json_column(row["settings"]), TenantSettings)
 
 
-async def put_tenant_settings(tenant_id: UUID, new: TenantSettings) -> TenantSettings:
+async def put_tenant_settings(rt: Runtime, tenant_id: UUID, new: TenantSettings) -> TenantSettings:
     await Tenant.update({Tenant.settings: msgspec.json.encode(new).decode()}).where(Tenant.id == tenant_id)
-    _contexts.pop(tenant_id, None)
+    # Every process (other replicas included) reloads the tenant before its next use.
+    rt.tenants.invalidate(tenant_id)
+    await rt.signals.announce(TENANT_CHANGED, str(tenant_id))
     return new
 
 
@@ -216,7 +349,7 @@ async def list_api_keys(tenant_id: UUID) -> list[ApiKeyOut]:
     return [msgspec.convert(r, ApiKeyOut) for r in rows]
 
 
-async def revoke_api_key(key_id: UUID, tenant_id: UUID | None = None) -> ApiKeyOut:
+async def revoke_api_key(rt: Runtime, key_id: UUID, tenant_id: UUID | None = None) -> ApiKeyOut:
     """Revoke a key. With ``tenant_id`` the key must belong to that tenant (else: not found)."""
     query = ApiKey.select(ApiKey.id, ApiKey.tenant, ApiKey.revoked_at).where(ApiKey.id == key_id)
     if tenant_id is not None:
@@ -225,85 +358,11 @@ async def revoke_api_key(key_id: UUID, tenant_id: UUID | None = None) -> ApiKeyO
     if row is None:
         raise NotFound(f"no API key {key_id}")
     if row["revoked_at"] is None:
-        async with write_transaction():
-            await ApiKey.update({ApiKey.revoked_at: utcnow()}).where(ApiKey.id == key_id)
-            await revocations.watch.announce(key_id)
-    _auth_cache.evict_key(key_id)
+        await ApiKey.update({ApiKey.revoked_at: rt.clock.now()}).where(ApiKey.id == key_id)
+    rt.tenants.evict_key(key_id)
+    await rt.signals.announce(KEY_REVOKED, str(key_id))
     keys = [k for k in await list_api_keys(row["tenant"]) if k.id == key_id]
     return keys[0]
-
-
-class _AuthCache:
-    """Verified keys for a few seconds, so a cheap GET does not pay a database round trip.
-
-    A revocation made in this process evicts the key at once; other processes learn of it through
-    archive.revocations (NOTIFY on PostgreSQL, a signal file on SQLite), with the TTL as backstop.
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, str, Principal]] = {}
-
-    def get(self, prefix: str, ttl: float) -> tuple[str, Principal] | None:
-        entry = self._entries.get(prefix)
-        if entry is None or time.monotonic() - entry[0] > ttl:
-            return None
-        return entry[1], entry[2]
-
-    def put(self, prefix: str, secret_hash: str, principal: Principal) -> None:
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[prefix] = (time.monotonic(), secret_hash, principal)
-
-    def evict_key(self, key_id: UUID) -> None:
-        for prefix, (_, _, principal) in list(self._entries.items()):
-            if principal.key_id == key_id:
-                del self._entries[prefix]
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
-_auth_cache = _AuthCache()
-
-
-def evict_cached_key(key_id: UUID) -> None:
-    _auth_cache.evict_key(key_id)
-
-
-def clear_auth_cache() -> None:
-    _auth_cache.clear()
-
-
-async def authenticate(key: str, cache_seconds: float) -> Principal | None:
-    """The principal for a presented key, or None when it is malformed, unknown or revoked."""
-    match = KEY_PATTERN.match(key)
-    if match is None:
-        return None
-    prefix = match.group(1)
-    presented = _hash_key(key)
-    if revocations.watch.changed():
-        _auth_cache.clear()
-    cached = _auth_cache.get(prefix, cache_seconds) if cache_seconds > 0 else None
-    if cached is not None:
-        return cached[1] if hmac.compare_digest(cached[0], presented) else None
-    row = (
-        await ApiKey.select(
-            ApiKey.id, ApiKey.role, ApiKey.secret_sha256, ApiKey.revoked_at, ApiKey.tenant,
-            ApiKey.tenant.slug.as_alias("tenant_slug"),
-        )
-        .where(ApiKey.prefix == prefix)
-        .first()
-    )
-    if row is None or row["revoked_at"] is not None:
-        return None
-    if not hmac.compare_digest(row["secret_sha256"], presented):
-        return None
-    principal = Principal(
-        key_id=row["id"], key_prefix=prefix, tenant_id=row["tenant"], tenant_slug=row["tenant_slug"], role=row["role"]
-    )
-    if cache_seconds > 0:
-        _auth_cache.put(prefix, row["secret_sha256"], principal)
-    return principal
 
 
 # --- sites ---------------------------------------------------------------------------------------

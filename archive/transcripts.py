@@ -34,8 +34,12 @@ async def load(ctx: TenantContext, conversation_id: UUID) -> tuple[dict[str, Any
     return row, msgspec.json.decode(plaintext, type=StoredConversation)
 
 
-async def load_many(ctx: TenantContext, ids: list[UUID]) -> dict[UUID, tuple[dict[str, Any], StoredConversation]]:
-    """Several conversations in two queries; absent or shredded ones are simply missing."""
+Sealed = tuple[dict[str, Any], dict[str, Any]]  # (conversation row, key row)
+
+
+async def fetch_sealed(ctx: TenantContext, ids: list[UUID]) -> dict[UUID, Sealed]:
+    """Rows and wrapped keys of several conversations, still encrypted (two queries); absent or
+    shredded ones are simply missing. Decrypting is ``unseal`` (CPU: callers may use a thread)."""
     if not ids:
         return {}
     rows = await Conversation.select().where((Conversation.tenant == ctx.tenant_id) & Conversation.id.is_in(ids))
@@ -43,13 +47,18 @@ async def load_many(ctx: TenantContext, ids: list[UUID]) -> dict[UUID, tuple[dic
         k["conversation"]: k
         for k in await ConversationKey.select().where((ConversationKey.tenant == ctx.tenant_id) & ConversationKey.conversation.is_in(ids))
     }
-    out = {}
-    for row in rows:
-        key = keys.get(row["id"])
-        if key is not None:
-            plaintext = ctx.crypto.open(row["id"], row["ciphertext"], key["wrapped_key"], key["master_version"])
-            out[row["id"]] = (row, msgspec.json.decode(plaintext, type=StoredConversation))
-    return out
+    return {row["id"]: (row, keys[row["id"]]) for row in rows if row["id"] in keys}
+
+
+def unseal(ctx: TenantContext, sealed: Sealed) -> StoredConversation:
+    row, key = sealed
+    plaintext = ctx.crypto.open(row["id"], row["ciphertext"], key["wrapped_key"], key["master_version"])
+    return msgspec.json.decode(plaintext, type=StoredConversation)
+
+
+async def load_many(ctx: TenantContext, ids: list[UUID]) -> dict[UUID, tuple[dict[str, Any], StoredConversation]]:
+    """Several conversations, decrypted; absent or shredded ones are simply missing."""
+    return {cid: (sealed[0], unseal(ctx, sealed)) for cid, sealed in (await fetch_sealed(ctx, ids)).items()}
 
 
 async def read(rt: Runtime, principal: Principal, conversation_id: UUID) -> ConversationOut:

@@ -98,15 +98,13 @@ class Server:
 
 async def bench_tenant(name: str, role: str | None = None) -> Any:
     """A fresh tenant in the bench database (migrated), and an API key of ``role`` if asked for.
-    Leaves the database pool open; callers that own the loop stop it with archive.db.stop()."""
-    from archive import db
-    from archive.runtime import build_runtime
+    Returns a started runtime; callers that own the loop stop it with ``await runtime.stop()``."""
+    from api.composition import build_runtime
     from archive.tenancy import create_api_key, create_tenant
     from config.settings import load_settings
 
-    runtime = build_runtime(load_settings())
-    await db.start()
-    await db.migrate()
+    runtime = build_runtime(load_settings(), create_keyring=True)
+    await runtime.start()
     tenant = await create_tenant(runtime, f"bench-{name}-{os.getpid()}-{time.monotonic_ns() % 100000}")
     key = await create_api_key(tenant.id, role) if role else None
     return runtime, tenant, key

@@ -9,10 +9,9 @@ GOAL = 0.6
 
 
 async def _make_key() -> str:
-    from archive import db
 
-    _, _, key = await bench_tenant("http", "compliance")
-    await db.stop()
+    runtime, _, key = await bench_tenant("http", "compliance")
+    await runtime.stop()
     return key.key
 
 

@@ -36,7 +36,6 @@ def _without_protection() -> Iterator[None]:
 
 
 async def _service_rate(n: int, protected: bool) -> float:
-    from archive import db
     from archive.ingest import ingest
     from archive.models import ConversationIn
     from archive.tenancy import Principal
@@ -57,7 +56,7 @@ async def _service_rate(n: int, protected: bool) -> float:
             for batch in batches:
                 await ingest(runtime, principal, batch, True)
     elapsed = time.perf_counter() - started
-    await db.stop()
+    await runtime.stop()
     return n / elapsed
 
 
@@ -83,10 +82,9 @@ def _http_rate(n: int) -> float:
 
 
 async def _ingest_key() -> str:
-    from archive import db
 
-    _, _, key = await bench_tenant("ingest-http", "ingest")
-    await db.stop()
+    runtime, _, key = await bench_tenant("ingest-http", "ingest")
+    await runtime.stop()
     return key.key
 
 

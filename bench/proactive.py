@@ -102,12 +102,11 @@ def memory_per_visitor(visitors: int) -> float:
 
 
 async def _site_key() -> str:
-    from archive import db
     from archive.tenancy import create_site
 
-    _, tenant, _ = await bench_tenant("engage")
+    runtime, tenant, _ = await bench_tenant("engage")
     site = await create_site(tenant.id, "shop", ["https://shop.example.com"])
-    await db.stop()
+    await runtime.stop()
     return site.site_key
 
 

@@ -16,7 +16,6 @@ BATCH = 100
 
 
 async def _run(n: int) -> tuple[float, float]:
-    from archive import db
     from archive.ingest import ingest
     from archive.models import ConversationIn
     from archive.search import indexing
@@ -25,8 +24,6 @@ async def _run(n: int) -> tuple[float, float]:
     from retention.exports import ExportIn
 
     runtime, tenant, _ = await bench_tenant("retention")
-    backend = indexing.backend(runtime)
-    await backend.open()
     principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="admin")
     await policies.put(principal, policies.PolicyIn(default=policies.Default(days=1)))
     rng, pool = random.Random(5), sentences()
@@ -46,8 +43,7 @@ async def _run(n: int) -> tuple[float, float]:
     report = await sweep.sweep_tenant(runtime, tenant.id)
     await indexing.drain_all(runtime, refresh=False)
     sweep_rate = report.deleted / (time.perf_counter() - started)
-    await backend.close()
-    await db.stop()
+    await runtime.stop()
     return sweep_rate, export_rate
 
 

@@ -81,7 +81,6 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 async def _parley(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: int) -> dict[str, Any]:
-    from archive import db
     from archive.ingest import ingest
     from archive.models import ConversationIn
     from archive.search import indexing
@@ -89,8 +88,6 @@ async def _parley(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: in
     from archive.tenancy import Principal
 
     runtime, tenant, _ = await bench_tenant("search")
-    backend = indexing.backend(runtime)
-    await backend.open()
     principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="compliance")
     items = [msgspec.convert(c, ConversationIn) for c in corpus]
     rss_before = _rss_mb()
@@ -113,8 +110,7 @@ async def _parley(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: in
                 await search(runtime, principal, SearchRequest(q=q, sort=sort, size=20))
                 samples.append((time.perf_counter() - t) * 1000)
     size = sum(p.stat().st_size for p in runtime.settings.data_path.glob("search.sqlite3*"))
-    await backend.close()
-    await db.stop()
+    await runtime.stop()
     return {"rate": len(items) / elapsed, "index_rate": len(items) / index_seconds, "size": size,
             "latencies": latencies, "rss_growth": rss_after - rss_before}
 

@@ -47,6 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     collect_per_ip_per_minute: int = 600
     collect_per_site_per_second: int = 1000
     demo: bool = True  # serve /demo with a demo tenant, site and rule
+    worker_threads: int = 4  # threads for CPU-heavy work kept off the event loop
 
     def __repr__(self) -> str:
         # Settings end up in tracebacks and debug logs; secrets must not.
@@ -95,6 +96,7 @@ ACCEPTS: dict[str, str] = {
     "collect_per_ip_per_minute": "a positive integer",
     "collect_per_site_per_second": "a positive integer",
     "demo": "true or false",
+    "worker_threads": "an integer from 1 to 64",
 }
 
 
@@ -133,6 +135,7 @@ def _check_ranges(s: Settings) -> None:
         "event_retention_days": 1 <= s.event_retention_days <= 3650,
         "collect_per_ip_per_minute": s.collect_per_ip_per_minute > 0,
         "collect_per_site_per_second": s.collect_per_site_per_second > 0,
+        "worker_threads": 1 <= s.worker_threads <= 64,
     }
     for field, ok in checks.items():
         if not ok:

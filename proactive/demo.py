@@ -54,7 +54,7 @@ async def ensure_demo(rt: Runtime) -> str:
             await Site.update({Site.allowed_origins: json.dumps(sorted(set(current) | set(wanted)))}).where(Site.id == site["id"])
     principal = Principal(key_id=tenant_id, key_prefix="demo", tenant_id=tenant_id, tenant_slug=DEMO_TENANT, role="marketing")
     if not await service.list_rules(tenant_id):
-        await service.create_rule(principal, DEMO_RULE)
+        await service.create_rule(rt, principal, DEMO_RULE)
     return site_key
 
 

@@ -15,7 +15,6 @@ outcome is counted per rule and variant.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import heapq
 import itertools
@@ -25,58 +24,14 @@ from collections import Counter, defaultdict, deque
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-import msgspec
-
+from proactive.delivery import InvitationDelivery
+from proactive.model import GroupCapacity, Invitation, OpenInvitation, Outcome, RuleEntry
 from proactive.rules import Rule, evaluate, evaluate_timed, targets
-from proactive.state import VisitorState
+from proactive.state import EventCodes, VisitorState
 
 VISITOR_IDLE_EXPIRY = 30 * 60.0
 DEFAULT_PACING_PER_MINUTE = 60
 DAY = 86400.0
-
-
-class Invitation(msgspec.Struct):
-    """As delivered to the browser."""
-
-    id: str
-    rule: str
-    variant: str
-    message: str
-    group: str | None
-    expires_at: datetime
-
-
-class OpenInvitation(msgspec.Struct):
-    invitation: Invitation
-    rule_id: str
-    key: tuple[Any, str]
-    tenant: Any
-    expires: float
-    status: str = "sent"
-
-
-class RuleEntry(msgspec.Struct, frozen=True):
-    id: str
-    tenant: Any
-    site: Any
-    rule: Rule
-
-
-class GroupCapacity(msgspec.Struct):
-    online_agents: int
-    max_chats_per_agent: int
-    active_chats: int
-    reported_at: datetime
-
-
-class Outcome(msgspec.Struct):
-    rule: str
-    rule_id: str
-    targeted: bool
-    condition: bool
-    trace: list[str]
-    decision: str  # "would send", "suppressed: <reason>", "not matched", "not targeted"
-    next_check_at: datetime | None = None
 
 
 def _bucket(*parts: str) -> float:
@@ -101,10 +56,15 @@ def _utc(seconds: float) -> datetime:
 
 
 class Engine:
-    def __init__(self, clock: Callable[[], float] = time.time, gate_capacity: bool = True, pace: bool = True) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, gate_capacity: bool = True, pace: bool = True,
+        delivery: InvitationDelivery | None = None,
+    ) -> None:
         self.clock = clock
         self.gate_capacity = gate_capacity
         self.pace = pace
+        self.delivery = delivery or InvitationDelivery()
+        self.codes = EventCodes()
         self.visitors: dict[tuple[Any, str], VisitorState] = {}
         self.rules: dict[Any, list[RuleEntry]] = {}  # site id → rules, highest priority first
         self.pacing_limit: dict[Any, int] = {}
@@ -117,11 +77,6 @@ class Engine:
         self.outstanding: Counter[tuple[Any, str]] = Counter()
         self._sent_times: dict[Any, deque[float]] = defaultdict(lambda: deque(maxlen=1000))
         self.counters: Counter[tuple[str, str, str]] = Counter()
-        self.pending: dict[tuple[Any, str], list[Invitation]] = {}
-        # Open invitation streams per visitor: (event loop, queue). Delivery goes through the
-        # stream's own loop (call_soon_threadsafe): the tick may run on another loop or thread
-        # than the request that holds the stream, depending on the ASGI server.
-        self.streams: dict[tuple[Any, str], set[tuple[asyncio.AbstractEventLoop, asyncio.Queue[Invitation]]]] = defaultdict(set)
         self.sent_log: list[tuple[str, str, float]] = []  # (rule id, visitor hash, at): backtests read it
 
     # --- rules and capacity ------------------------------------------------------------------
@@ -158,7 +113,7 @@ class Engine:
                 state.visitor_id = visitor_id
                 self._scheduled.pop((site, visitor_hash), None)
             else:
-                state = VisitorState(tenant, site, visitor_id, visitor_hash, self.clock())
+                state = VisitorState(tenant, site, visitor_id, visitor_hash, self.clock(), self.codes)
             self.visitors[key] = state
         return state
 
@@ -324,9 +279,7 @@ class Engine:
         self.sent_log.append((entry.id, state.visitor_hash, now))
         if len(self.sent_log) > 10_000:
             del self.sent_log[:5000]
-        self.pending.setdefault(key, []).append(invitation)
-        for loop, queue in self.streams.get(key, ()):
-            loop.call_soon_threadsafe(queue.put_nowait, invitation)
+        self.delivery.deliver(key, invitation)
         heapq.heappush(self._timers, (record.expires, next(self._seq), ("expire", invitation.id)))
         return invitation
 
@@ -374,15 +327,11 @@ class Engine:
         for key in gone:
             del self.visitors[key]
             self._scheduled.pop(key, None)
-            self.pending.pop(key, None)
+            self.delivery.forget(key)
         return len(gone)
 
-    # --- delivery ----------------------------------------------------------------------------
-
     def take_pending(self, site: Any, visitor_id: str) -> list[Invitation]:
-        now = self.clock()
-        items = self.pending.pop((site, visitor_id), [])
-        return [i for i in items if i.expires_at.timestamp() > now]
+        return self.delivery.take_pending((site, visitor_id), self.clock())
 
     # --- explanations ------------------------------------------------------------------------
 

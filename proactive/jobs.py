@@ -4,27 +4,32 @@ from __future__ import annotations
 
 from apscheduler.triggers.interval import IntervalTrigger
 
-from archive import jobs
+from archive.jobs import JobSpec
 from archive.runtime import Runtime
 from proactive import service
 
 
-@jobs.register("proactive.tick", lambda rt: IntervalTrigger(seconds=0.25))
 async def tick(rt: Runtime) -> None:
     """Due timers only: cost grows with what is due, not with visitors or rules."""
-    service.ENGINE.tick()
+    rt.engagement.engine.tick()
 
 
-@jobs.register("proactive.flush_counters", lambda rt: IntervalTrigger(seconds=5))
 async def flush(rt: Runtime) -> int | None:
-    return await service.flush_counters() or None
+    return await service.flush_counters(rt) or None
 
 
-@jobs.register("proactive.expire_idle", lambda rt: IntervalTrigger(seconds=60))
 async def expire_idle(rt: Runtime) -> int | None:
-    return service.ENGINE.expire_idle() or None
+    return rt.engagement.engine.expire_idle() or None
 
 
-@jobs.register("proactive.event_retention", lambda rt: IntervalTrigger(hours=6))
 async def purge(rt: Runtime) -> int | None:
     return await service.purge_events(rt, rt.settings.event_retention_days) or None
+
+
+def jobs() -> list[JobSpec]:
+    return [
+        JobSpec("proactive.tick", tick, lambda rt: IntervalTrigger(seconds=0.25)),
+        JobSpec("proactive.flush_counters", flush, lambda rt: IntervalTrigger(seconds=5)),
+        JobSpec("proactive.expire_idle", expire_idle, lambda rt: IntervalTrigger(seconds=60)),
+        JobSpec("proactive.event_retention", purge, lambda rt: IntervalTrigger(hours=6)),
+    ]

@@ -22,6 +22,7 @@ lengths are capped, and regular expressions compile only on RE2 (no catastrophic
 from __future__ import annotations
 
 import fnmatch
+import math
 import re
 from datetime import datetime, time as dtime
 from typing import Any, Callable, Literal, Union
@@ -60,13 +61,31 @@ FIELDS: dict[str, tuple[str, bool]] = {
 DYNAMIC_PREFIXES = ("custom.",)  # custom.<event name>: count in this session
 
 
+MAX_SECONDS = 366 * 86400.0  # no duration a rule can use is longer than a year
+
+
+def finite_number(value: Any) -> float | None:
+    """A JSON/YAML number as a float, or None for booleans, non-numbers, NaN, ±inf and numbers
+    too large for a float (a 400-digit integer is a valid JSON number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def parse_duration(value: Any, path: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    match = _DURATION.match(str(value).strip()) if isinstance(value, str) else None
-    if match is None:
-        raise InvalidInput("invalid duration", [FieldError(path, f"a duration like 30s, 10m, 2h or 1d, got {value!r}")])
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    seconds = finite_number(value)
+    if seconds is None:
+        match = _DURATION.match(value.strip()) if isinstance(value, str) and len(value) < 32 else None
+        if match is not None:
+            seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds is None or not 0 <= seconds <= MAX_SECONDS:
+        shown = repr(value) if not isinstance(value, str) or len(value) < 40 else repr(value[:40] + "…")
+        raise InvalidInput("invalid duration", [FieldError(path, f"a duration like 30s, 10m, 2h or 1d (at most a year), got {shown}")])
+    return seconds
 
 
 # --- the compiled form -----------------------------------------------------------------------
@@ -75,10 +94,11 @@ def parse_duration(value: Any, path: str) -> float:
 class Compare(msgspec.Struct, frozen=True):
     field: str
     op: str
-    value: Any
+    value: Any  # canonical and hashable (a frozenset for 'in')
     kind: str  # str | number | duration | bool | list
     grows: bool  # a duration that increases with time without any event
     matcher: Any = None  # compiled regex / glob
+    test: Any = None  # the comparison, total over the field's values: see _predicate
 
 
 class Count(msgspec.Struct, frozen=True):
@@ -210,11 +230,11 @@ class _Checker:
         except InvalidInput as exc:
             self.errors.extend(exc.errors)
             return None
-        value = node.get("value")
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        value = finite_number(node.get("value"))
+        if value is None:
             self.fail(f"{path}.value", "a number")
             return None
-        return Count(event, within, op, float(value)) if op else None
+        return Count(event, within, op, value) if op else None
 
     def compare(self, node: dict[str, Any], path: str) -> Condition | None:
         unknown = set(node) - {"field", "op", "value"}
@@ -225,59 +245,98 @@ class _Checker:
             self.fail(f"{path}.field", f"unknown field {field!r}; fields are {', '.join(FIELDS)} and custom.<event>")
             return None
         kind, grows = FIELDS.get(field, ("number", False))
-        op = self._op(node, path)
-        if op is None:
+        allowed = OPS_BY_KIND[kind]
+        op = node.get("op")
+        if op not in allowed:
+            self.fail(f"{path}.op", f"one of {', '.join(allowed)} ({field} is {KIND_WORDS[kind]})")
             return None
-        value = node.get("value")
         where = f"{path}.value"
-        if isinstance(value, str) and len(value) > MAX_STRING:
-            self.fail(where, f"at most {MAX_STRING} characters")
+        value, problem = _checked_value(kind, op, node.get("value"), where)
+        if problem is not None:
+            self.fail(where, problem)
             return None
-        if op == "in":
-            if not isinstance(value, list) or len(value) > MAX_LIST:
-                self.fail(where, f"'in' takes a list of at most {MAX_LIST} values")
-                return None
-            return Compare(field, op, frozenset(value) if kind != "duration" else frozenset(value), kind, grows)
+        matcher: Any = None
         if op == "regex":
-            if kind not in ("str",) or not isinstance(value, str):
-                self.fail(where, "regex applies to text fields and takes a pattern")
-                return None
             import re2
 
             try:
-                return Compare(field, op, value, kind, grows, re2.compile(value))
+                matcher = re2.compile(value)
             except Exception:
                 self.fail(where, "not a valid RE2 pattern (RE2 has no backreferences or lookaround)")
                 return None
-        if op == "glob":
-            if not isinstance(value, str):
-                self.fail(where, "glob takes a pattern such as */pricing*")
-                return None
-            return Compare(field, op, value, kind, grows, re.compile(fnmatch.translate(value)))
-        if op in ("contains", "starts_with"):
-            if kind not in ("str", "list") or not isinstance(value, str):
-                self.fail(where, f"{op} applies to text fields and takes text")
-                return None
-            return Compare(field, op, value, kind, grows)
-        if kind == "duration":
-            try:
-                return Compare(field, op, parse_duration(value, where), kind, grows)
-            except InvalidInput as exc:
-                self.errors.extend(exc.errors)
-                return None
-        if kind == "number" and (not isinstance(value, (int, float)) or isinstance(value, bool)):
-            self.fail(where, f"{field} is a number")
-            return None
-        if kind == "bool" and not isinstance(value, bool):
-            self.fail(where, f"{field} is true or false")
-            return None
-        if kind == "str" and not isinstance(value, str):
-            self.fail(where, f"{field} is text")
-            return None
-        if op in ("gt", "gte", "lt", "lte") and kind not in ("number", "duration"):
-            self.fail(f"{path}.op", f"{op} compares numbers or durations")
-            return None
-        return Compare(field, op, value, kind, grows)
+        elif op == "glob":
+            matcher = re.compile(fnmatch.translate(value))
+        return Compare(field, op, value, kind, grows, matcher, _predicate(kind, op, value, matcher))
+
+
+# What each kind of field can be compared with: validation and evaluation read the same table, so
+# a rule that validates can always be evaluated.
+OPS_BY_KIND: dict[str, tuple[str, ...]] = {
+    "str": ("eq", "ne", "in", "contains", "starts_with", "glob", "regex"),
+    "number": ("eq", "ne", "in", "gt", "gte", "lt", "lte"),
+    "duration": ("gt", "gte", "lt", "lte"),
+    "bool": ("eq", "ne"),
+    "list": ("contains", "in"),
+}
+KIND_WORDS = {"str": "text", "number": "a number", "duration": "a duration", "bool": "true or false", "list": "a list of names"}
+
+
+def _scalar_ok(kind: str, value: Any) -> bool:
+    if kind in ("str", "list"):
+        return isinstance(value, str) and len(value) <= MAX_STRING
+    if kind == "number":
+        return finite_number(value) is not None
+    if kind == "bool":
+        return isinstance(value, bool)
+    return False
+
+
+def _checked_value(kind: str, op: str, value: Any, where: str) -> tuple[Any, str | None]:
+    """The comparison value in a canonical, hashable form, or what is wrong with it."""
+    if op == "in":
+        what = "text values" if kind in ("str", "list") else f"{KIND_WORDS[kind]} values"
+        if not isinstance(value, list) or not value or len(value) > MAX_LIST or not all(_scalar_ok(kind, v) for v in value):
+            return None, f"'in' takes a list of at most {MAX_LIST} {what} (at least one)"
+        return frozenset(finite_number(v) if kind == "number" else v for v in value), None
+    if kind == "duration":
+        try:
+            return parse_duration(value, where), None
+        except InvalidInput as exc:
+            return None, exc.errors[0].message
+    if op in ("glob", "regex", "contains", "starts_with"):
+        if not isinstance(value, str) or len(value) > MAX_STRING:
+            return None, f"{op} takes text of at most {MAX_STRING} characters"
+        return value, None
+    if not _scalar_ok(kind, value):
+        return None, f"the value must be {KIND_WORDS[kind]}"
+    return (finite_number(value) if kind == "number" else value), None
+
+
+def _predicate(kind: str, op: str, expected: Any, matcher: Any) -> Callable[[Any], bool]:
+    """The comparison as a total function of the field's current value (None when unknown)."""
+    if op == "eq":
+        return lambda actual: actual is not None and actual == expected
+    if op == "ne":
+        return lambda actual: actual != expected
+    if op == "in":
+        if kind == "list":
+            return lambda actual: bool(actual) and not expected.isdisjoint(actual)
+        return lambda actual: actual is not None and actual in expected
+    if op == "gt":
+        return lambda actual: actual is not None and actual > expected
+    if op == "gte":
+        return lambda actual: actual is not None and actual >= expected
+    if op == "lt":
+        return lambda actual: actual is not None and actual < expected
+    if op == "lte":
+        return lambda actual: actual is not None and actual <= expected
+    if op == "contains":
+        return lambda actual: actual is not None and expected in actual
+    if op == "starts_with":
+        return lambda actual: actual is not None and str(actual).startswith(expected)
+    if op == "glob":
+        return lambda actual: actual is not None and matcher.match(str(actual)) is not None
+    return lambda actual: actual is not None and matcher.search(str(actual)) is not None  # regex
 
 
 def _hours(raw: Any, path: str, checker: _Checker) -> Hours | None:
@@ -454,30 +513,10 @@ Getter = Callable[[str], Any]
 CountFn = Callable[[str, float], int]
 
 
-def _compare(op: str, actual: Any, expected: Any, matcher: Any) -> bool:
-    if actual is None:
-        return op == "ne" and expected is not None
-    if op == "eq":
-        return actual == expected
-    if op == "ne":
-        return actual != expected
-    if op == "in":
-        return actual in expected
-    if op == "gt":
-        return actual > expected
-    if op == "gte":
-        return actual >= expected
-    if op == "lt":
-        return actual < expected
-    if op == "lte":
-        return actual <= expected
-    if op == "contains":
-        return expected in actual
-    if op == "starts_with":
-        return str(actual).startswith(expected)
-    if op in ("glob", "regex"):
-        return matcher.search(str(actual)) is not None if op == "regex" else matcher.match(str(actual)) is not None
-    return False
+_COUNT_TESTS: dict[str, Callable[[float, float], bool]] = {
+    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
+}
 
 
 def evaluate(cond: Condition | None, get: Getter, count: CountFn, trace: list[str] | None = None) -> bool:
@@ -493,12 +532,12 @@ def evaluate(cond: Condition | None, get: Getter, count: CountFn, trace: list[st
         return not evaluate(cond.child, get, count, trace)
     if isinstance(cond, Count):
         actual = count(cond.event, cond.within)
-        ok = _compare(cond.op, actual, cond.value, None)
+        ok = _COUNT_TESTS[cond.op](actual, cond.value)
         if trace is not None:
             trace.append(f"{'✓' if ok else '✗'} count({cond.event}, {cond.within:g}s) = {actual} {cond.op} {cond.value:g}")
         return ok
     actual = get(cond.field)
-    ok = _compare(cond.op, actual, cond.value, cond.matcher)
+    ok = cond.test(actual)
     if trace is not None:
         shown = round(actual, 1) if isinstance(actual, float) else actual
         trace.append(f"{'✓' if ok else '✗'} {cond.field} = {shown!r} {cond.op} {cond.value!r}")
@@ -535,8 +574,7 @@ def evaluate_timed(
             hit = memo.get(key)
             if hit is not None:
                 return hit
-        actual = get(cond.field)  # type: ignore[union-attr]
-        ok = _compare(cond.op, actual, cond.value, cond.matcher)  # type: ignore[union-attr]
+        ok = cond.test(get(cond.field))  # type: ignore[union-attr]
         result_: tuple[bool, float | None] = (ok, None)
         if cond.grows and cond.op in ("gt", "gte", "lt", "lte", "eq"):  # type: ignore[union-attr]
             origin = grows_at(cond.field)  # type: ignore[union-attr]
@@ -555,7 +593,7 @@ def evaluate_timed(
             hit = memo.get(key)
             if hit is not None:
                 return hit
-        counted = (_compare(cond.op, count(cond.event, cond.within), cond.value, None),  # type: ignore[union-attr]
+        counted = (_COUNT_TESTS[cond.op](count(cond.event, cond.within), cond.value),  # type: ignore[union-attr]
                    count_expiry(cond.event, cond.within))  # type: ignore[union-attr]
         if memo is not None:
             memo[key] = counted

@@ -1,16 +1,11 @@
 """The engine's connection to the store and the API: rules CRUD, intake, capacity, stats,
-explanations, backtests, and the process-wide engine instance.
-
-One process holds the live visitor state (the one running the scheduler); see docs/proactive.md.
-"""
+explanations, backtests. The live engine itself is ``rt.engagement`` (proactive.runtime)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -18,38 +13,26 @@ import msgspec
 import structlog
 
 from archive import db, ledger
+from archive.clock import ManualClock
 from archive.db import json_column
-from archive.errors import FieldError, InvalidInput, MalformedBody, NotFound, field_path
+from archive.errors import FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from archive.runtime import Runtime
 from archive.tables import Site
 from archive.tenancy import Principal, tenant_context
-from proactive.engine import Engine, GroupCapacity, Invitation, Outcome, RuleEntry
-from proactive.events import CollectIn, GroupCommitWriter, check_event, is_bot, stored_url, utc, valid_id
+from archive.validation import convert, decode_json
+from proactive.engine import Engine
+from proactive.events import CollectIn, check_event, is_bot, stored_url, utc, valid_id
+from proactive.model import GroupCapacity, Invitation, Outcome, RuleEntry
 from proactive.rules import compile_all, compile_rule, load_document, to_yaml
 from proactive.tables import BehaviourEvent, MarketingRule, RuleCounter
 
 log = structlog.get_logger(__name__)
 
-ENGINE = Engine()
-_writer = GroupCommitWriter(BehaviourEvent)
-SITE_CACHE_SECONDS = 10.0
-_sites: dict[str, tuple[float, dict[str, Any] | None]] = {}
 COUNTER_NAMES = ("matched", "sent", "shown", "accepted", "dismissed", "expired", "goals")
 SUPPRESSIONS = ("cap", "capacity", "hours", "holdout", "active_chat", "goal_reached", "pacing")
 
 
 # --- sites -----------------------------------------------------------------------------------
-
-
-async def site_by_key(site_key: str) -> dict[str, Any] | None:
-    cached = _sites.get(site_key)
-    if cached and time.monotonic() - cached[0] < SITE_CACHE_SECONDS:
-        return cached[1]
-    row = await Site.select(Site.id, Site.tenant, Site.name, Site.allowed_origins, Site.settings).where(Site.site_key == site_key).first()
-    if row is not None:
-        row["allowed_origins"] = json_column(row["allowed_origins"])
-    _sites[site_key] = (time.monotonic(), row)
-    return row
 
 
 async def _site_by_name(tenant_id: UUID, name: str, path: str) -> dict[str, Any]:
@@ -88,7 +71,7 @@ def _definition(row: dict[str, Any]) -> dict[str, Any]:
     return json_column(row["definition"])
 
 
-async def load_site_rules(site_id: UUID) -> None:
+async def load_site_rules(rt: Runtime, site_id: UUID) -> None:
     rows = await MarketingRule.select().where(MarketingRule.site == site_id)
     entries = []
     for row in rows:
@@ -99,13 +82,13 @@ async def load_site_rules(site_id: UUID) -> None:
             log.error("stored_rule_invalid", rule=str(row["id"]), problems=len(problems))
     site = await Site.select(Site.settings).where(Site.id == site_id).first()
     settings = (json_column(site["settings"]) if site else None) or {}
-    ENGINE.set_rules(site_id, entries, settings.get("pacing_per_minute"))
+    rt.engagement.engine.set_rules(site_id, entries, settings.get("pacing_per_minute"))
 
 
-async def load_all_rules() -> int:
+async def load_all_rules(rt: Runtime) -> int:
     sites = {r["site"] for r in await MarketingRule.select(MarketingRule.site)}
     for site_id in sites:
-        await load_site_rules(site_id)
+        await load_site_rules(rt, site_id)
     return len(sites)
 
 
@@ -131,14 +114,14 @@ async def get_rule(tenant_id: UUID, rule_id: UUID) -> RuleOut:
     return await _out(row)
 
 
-async def _save(principal: Principal, definitions: list[dict[str, Any]], replace_id: UUID | None = None) -> ImportOut:
+async def _save(rt: Runtime, principal: Principal, definitions: list[dict[str, Any]], replace_id: UUID | None = None) -> ImportOut:
     """All-or-nothing upsert by name (or replace one rule by id)."""
     compile_all(definitions)
     sites = {}
     for i, d in enumerate(definitions):
         sites[d["site"]] = await _site_by_name(principal.tenant_id, d["site"], f"rules[{i}].site")
     created, updated = [], []
-    now = datetime.now(timezone.utc)
+    now = rt.clock.now()
     async with db.write_transaction():
         for definition in definitions:
             site = sites[definition["site"]]
@@ -167,39 +150,39 @@ async def _save(principal: Principal, definitions: list[dict[str, Any]], replace
             actor=principal.actor, action="rules.change", details={"created": created, "updated": updated},
         ))
     for site in {s["id"]: s for s in sites.values()}.values():
-        await load_site_rules(site["id"])
+        await load_site_rules(rt, site["id"])
     if replace_id is None:
         for old_site in {r["site"] for r in await MarketingRule.select(MarketingRule.site).where(MarketingRule.tenant == principal.tenant_id)}:
-            await load_site_rules(old_site)
+            await load_site_rules(rt, old_site)
     return ImportOut(created=created, updated=updated)
 
 
-async def create_rule(principal: Principal, definition: dict[str, Any]) -> RuleOut:
+async def create_rule(rt: Runtime, principal: Principal, definition: dict[str, Any]) -> RuleOut:
     if await MarketingRule.exists().where((MarketingRule.tenant == principal.tenant_id) & (MarketingRule.name == definition.get("name"))):
         raise InvalidInput("a rule with this name exists; PUT /v1/rules/{id} replaces it", [FieldError("name", "already taken")])
-    await _save(principal, [definition])
+    await _save(rt, principal, [definition])
     row = await MarketingRule.select().where((MarketingRule.tenant == principal.tenant_id) & (MarketingRule.name == definition["name"])).first()
     return await _out(row)
 
 
-async def replace_rule(principal: Principal, rule_id: UUID, definition: dict[str, Any]) -> RuleOut:
+async def replace_rule(rt: Runtime, principal: Principal, rule_id: UUID, definition: dict[str, Any]) -> RuleOut:
     old = await get_rule(principal.tenant_id, rule_id)
-    await _save(principal, [definition], replace_id=rule_id)
+    await _save(rt, principal, [definition], replace_id=rule_id)
     result = await get_rule(principal.tenant_id, rule_id)
     if old.site != result.site:
         site = await _site_by_name(principal.tenant_id, old.site, "site")
-        await load_site_rules(site["id"])
+        await load_site_rules(rt, site["id"])
     return result
 
 
-async def delete_rule(principal: Principal, rule_id: UUID) -> None:
+async def delete_rule(rt: Runtime, principal: Principal, rule_id: UUID) -> None:
     row = await MarketingRule.select().where((MarketingRule.id == rule_id) & (MarketingRule.tenant == principal.tenant_id)).first()
     if row is None:
         raise NotFound(f"no rule {rule_id}")
     async with db.write_transaction():
         await MarketingRule.delete().where(MarketingRule.id == rule_id)
         await ledger.append(principal.tenant_id, ledger.Entry(actor=principal.actor, action="rules.delete", subject=row["name"]))
-    await load_site_rules(row["site"])
+    await load_site_rules(rt, row["site"])
 
 
 def validate_document(text: bytes, media: str) -> ValidationOut:
@@ -211,8 +194,8 @@ def validate_document(text: bytes, media: str) -> ValidationOut:
     return ValidationOut(valid=True, rules=len(items), errors=[])
 
 
-async def import_document(principal: Principal, text: bytes, media: str) -> ImportOut:
-    return await _save(principal, load_document(text, "json" if media == "json" else "yaml"))
+async def import_document(rt: Runtime, principal: Principal, text: bytes, media: str) -> ImportOut:
+    return await _save(rt, principal, load_document(text, "json" if media == "json" else "yaml"))
 
 
 async def export_document(tenant_id: UUID) -> str:
@@ -234,40 +217,35 @@ class CollectOut(msgspec.Struct):
     dropped: str | None = None
 
 
-class SiteRejected(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+class SiteNotAccepted(Unauthenticated):
+    title = "Site not accepted"
 
 
-async def resolve_site(site_key: str | None, origin: str | None) -> dict[str, Any]:
+class OriginNotAllowed(Forbidden):
+    title = "Site not accepted"
+
+
+async def resolve_site(rt: Runtime, site_key: str | None, origin: str | None) -> dict[str, Any]:
     if not site_key:
-        raise SiteRejected(401, "send the site key as site_key in the body, ?site= or the X-Parley-Site header")
-    site = await site_by_key(site_key)
+        raise SiteNotAccepted("send the site key as site_key in the body, ?site= or the X-Parley-Site header")
+    site = await rt.engagement.sites.by_key(site_key)
     if site is None:
-        raise SiteRejected(401, "unknown site key")
+        raise SiteNotAccepted("unknown site key")
     if site["allowed_origins"] and origin not in site["allowed_origins"]:
-        raise SiteRejected(403, f"origin {origin!r} is not allowed for this site; add it with PATCH /v1/admin/sites/{{id}}")
+        raise OriginNotAllowed(f"origin {origin!r} is not allowed for this site; add it with PATCH /v1/admin/sites/{{id}}")
     return site
 
 
 async def collect(rt: Runtime, body: bytes, site_key: str | None, origin: str | None, user_agent: str) -> CollectOut:
-    try:
-        batch = msgspec.json.decode(body, type=CollectIn)
-    except msgspec.ValidationError as exc:  # (a subclass of DecodeError: caught first)
-        message, _, where = str(exc).partition(" - at `$")
-        path = field_path(where.rstrip("`").lstrip("."), message)
-        raise InvalidInput("the batch is invalid", [FieldError(path or "$", message)]) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise MalformedBody("the body is not valid JSON", [FieldError("$", str(exc))]) from None
-    site = await resolve_site(batch.site_key or site_key, origin)
+    batch = convert(decode_json(body), CollectIn, "the batch is invalid")
+    site = await resolve_site(rt, batch.site_key or site_key, origin)
     if is_bot(user_agent):
         return CollectOut(accepted=0, rejected=[], invitations=[], dropped="bot")
     for name in ("visitor_id", "session_id"):
         if not valid_id(getattr(batch, name)):
             raise InvalidInput(f"{name} is not valid", [FieldError(name, "1-64 letters, digits, '_' or '-'")])
-    now = ENGINE.clock()
+    engine = rt.engagement.engine
+    now = engine.clock()
     good, rejected = [], []
     for index, event in enumerate(batch.events):
         checked = check_event(event, now)
@@ -278,42 +256,21 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origin: str | 
             good.append(checked)
     ctx = await tenant_context(rt, site["tenant"])
     visitor_hash = ctx.crypto.identity_hash(batch.visitor_id)
-    await _writer.write([
+    await rt.engagement.writer.write([
         BehaviourEvent(tenant=site["tenant"], site=site["id"], visitor_hash=visitor_hash, session_id=batch.session_id,
                        type=e["type"], name=(e["name"] or "")[:64], at=utc(e["at_epoch"]), url=stored_url(e["url"]),
                        props=msgspec.json.encode(e["props"]).decode())
         for e in good
     ])
-    _mirror_events(rt, site, visitor_hash, batch.session_id, good)
-    state = ENGINE.state_for(site["tenant"], site["id"], batch.visitor_id, visitor_hash)
-    ENGINE.apply_events(state, sorted(good, key=lambda e: e["at_epoch"]))
-    return CollectOut(accepted=len(good), rejected=rejected, invitations=ENGINE.take_pending(site["id"], batch.visitor_id))
-
-
-_mirroring: set[asyncio.Task[None]] = set()
-
-
-def _mirror_events(rt: Runtime, site: dict[str, Any], visitor_hash: str, session_id: str, events: list[dict[str, Any]]) -> None:
-    """With the OpenSearch backend on, events also go to an events index for analytics. The store
-    already holds them durably, so this is best effort and never delays the response."""
-    from archive.search import indexing
-
-    backend = indexing.backend(rt)
-    if not events or not hasattr(backend, "index_events"):
-        return
-    rows = [{"tenant": str(site["tenant"]), "site": str(site["id"]), "visitor_hash": visitor_hash, "session_id": session_id,
-             "type": e["type"], "name": e["name"] or "", "url": stored_url(e["url"]), "at": utc(e["at_epoch"]).isoformat(),
-             "props": e["props"]} for e in events]
-
-    async def send() -> None:
-        try:
-            await backend.index_events(rows)  # type: ignore[attr-defined]
-        except Exception as exc:  # the store has them; analytics in OpenSearch may lag
-            log.warning("event_mirror_failed", error=type(exc).__name__)
-
-    task = asyncio.create_task(send())
-    _mirroring.add(task)
-    task.add_done_callback(_mirroring.discard)
+    rt.events.write([
+        {"tenant": str(site["tenant"]), "site": str(site["id"]), "visitor_hash": visitor_hash, "session_id": batch.session_id,
+         "type": e["type"], "name": e["name"] or "", "url": stored_url(e["url"]), "at": utc(e["at_epoch"]).isoformat(),
+         "props": e["props"]}
+        for e in good
+    ])
+    state = engine.state_for(site["tenant"], site["id"], batch.visitor_id, visitor_hash)
+    engine.apply_events(state, sorted(good, key=lambda e: e["at_epoch"]))
+    return CollectOut(accepted=len(good), rejected=rejected, invitations=engine.take_pending(site["id"], batch.visitor_id))
 
 
 # --- capacity --------------------------------------------------------------------------------
@@ -339,37 +296,25 @@ class GroupOut(msgspec.Struct):
 
 
 def parse_capacity(raw: Any) -> CapacityIn:
-    """Group by group, so an error names the group (``groups.sales.online_agents``)."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("groups"), dict) or set(raw) != {"groups"}:
-        raise InvalidInput("expected {\"groups\": {NAME: {online_agents, max_chats_per_agent, active_chats}}}", [FieldError("groups", "an object of groups")])
-    groups = {}
-    for name, value in raw["groups"].items():
-        if not isinstance(name, str) or not 1 <= len(name) <= 64:
-            raise InvalidInput("group names are 1-64 characters", [FieldError("groups", f"bad group name {str(name)[:70]!r}")])
-        try:
-            groups[name] = msgspec.convert(value, GroupIn)
-        except msgspec.ValidationError as exc:
-            message, _, where = str(exc).partition(" - at `$")
-            path = field_path(where.rstrip("`").lstrip("."), message)
-            raise InvalidInput("the capacity report is invalid; nothing was changed",
-                               [FieldError(f"groups.{name}" + (f".{path}" if path else ""), message)]) from None
-    return CapacityIn(groups=groups)
+    """Every bad group and number at once, named by path (``groups.sales.online_agents``)."""
+    return convert(raw, CapacityIn, "the capacity report is invalid; nothing was changed")
 
 
-def set_capacity(principal: Principal, data: CapacityIn) -> dict[str, GroupOut]:
-    now = datetime.now(timezone.utc)
-    ENGINE.set_capacity(principal.tenant_id, {
+def set_capacity(rt: Runtime, principal: Principal, data: CapacityIn) -> dict[str, GroupOut]:
+    now = rt.clock.now()
+    rt.engagement.engine.set_capacity(principal.tenant_id, {
         name: GroupCapacity(g.online_agents, g.max_chats_per_agent, g.active_chats, now) for name, g in data.groups.items()
     })
-    return capacity(principal)
+    return capacity(rt, principal)
 
 
-def capacity(principal: Principal) -> dict[str, GroupOut]:
+def capacity(rt: Runtime, principal: Principal) -> dict[str, GroupOut]:
+    engine = rt.engagement.engine
     out = {}
-    for (tenant, name), cap in ENGINE.capacity.items():
+    for (tenant, name), cap in engine.capacity.items():
         if tenant == principal.tenant_id:
             out[name] = GroupOut(cap.online_agents, cap.max_chats_per_agent, cap.active_chats,
-                                 ENGINE.outstanding[(tenant, name)], ENGINE.free_slots(tenant, name) or 0, cap.reported_at)
+                                 engine.outstanding[(tenant, name)], engine.free_slots(tenant, name) or 0, cap.reported_at)
     return out
 
 
@@ -403,12 +348,12 @@ def _variant_stats(counts: dict[str, int]) -> VariantStats:
     return VariantStats(counts=main, suppressed=suppressed, rates=rates)
 
 
-async def stats(principal: Principal, rule_id: UUID) -> StatsOut:
+async def stats(rt: Runtime, principal: Principal, rule_id: UUID) -> StatsOut:
     rule = await get_rule(principal.tenant_id, rule_id)
     per_variant: dict[str, dict[str, int]] = defaultdict(dict)
     for row in await RuleCounter.select().where(RuleCounter.rule == rule_id):
         per_variant[row["variant"]][row["name"]] = per_variant[row["variant"]].get(row["name"], 0) + row["count"]
-    for (rid, variant, name), count in ENGINE.counters.items():
+    for (rid, variant, name), count in rt.engagement.engine.counters.items():
         if rid == str(rule_id):
             per_variant[variant][name] = per_variant[variant].get(name, 0) + count
     totals: dict[str, int] = defaultdict(int)
@@ -419,12 +364,13 @@ async def stats(principal: Principal, rule_id: UUID) -> StatsOut:
                     totals=_variant_stats(totals))
 
 
-async def flush_counters() -> int:
+async def flush_counters(rt: Runtime) -> int:
     """Move in-memory counters into rule_counter (additive upserts), so stats survive restarts."""
-    if not ENGINE.counters:
+    counters = rt.engagement.engine.counters
+    if not counters:
         return 0
-    snapshot = dict(ENGINE.counters)
-    ENGINE.counters.clear()
+    snapshot = dict(counters)
+    counters.clear()
     try:
         async with db.write_transaction():
             for (rule_id, variant, name), count in snapshot.items():
@@ -434,14 +380,15 @@ async def flush_counters() -> int:
                     UUID(rule_id), variant, name, count,
                 )
     except Exception:
-        ENGINE.counters.update(snapshot)  # keep them for the next flush
+        counters.update(snapshot)  # keep them for the next flush
         raise
     return len(snapshot)
 
 
-async def explain(principal: Principal, visitor_id: str, site_name: str) -> list[Outcome]:
+async def explain(rt: Runtime, principal: Principal, visitor_id: str, site_name: str) -> list[Outcome]:
     site = await _site_by_name(principal.tenant_id, site_name, "site")
-    return ENGINE.explain(ENGINE.visitors.get((site["id"], visitor_id)), site["id"])
+    engine = rt.engagement.engine
+    return engine.explain(engine.visitors.get((site["id"], visitor_id)), site["id"])
 
 
 def _replayable(row: dict[str, Any]) -> dict[str, Any]:
@@ -462,43 +409,51 @@ class BacktestOut(msgspec.Struct):
     note: str = "capacity and pacing are not simulated: they depend on live agent load"
 
 
-async def backtest(principal: Principal, rule_id: UUID, days: int) -> BacktestOut:
+async def backtest(rt: Runtime, principal: Principal, rule_id: UUID, days: int) -> BacktestOut:
     row = await MarketingRule.select().where((MarketingRule.id == rule_id) & (MarketingRule.tenant == principal.tenant_id)).first()
     if row is None:
         raise NotFound(f"no rule {rule_id}")
     compiled, _ = compile_rule(_definition(row))
     if compiled is None:
         raise InvalidInput("the stored rule no longer compiles", [FieldError("definition", "fix the rule first")])
-    since = datetime.now(timezone.utc) - timedelta(days=days)
+    since = rt.clock.now() - timedelta(days=days)
     events = await BehaviourEvent.select().where((BehaviourEvent.site == row["site"]) & (BehaviourEvent.at >= since)).order_by(BehaviourEvent.at)
+    entry = RuleEntry(str(rule_id), row["tenant"], row["site"], compiled)
+    # Replaying is pure CPU over possibly many events: a worker thread, not the event loop.
+    out = await rt.workers.run(_replay, entry, [(e["visitor_hash"], _replayable(e)) for e in events])
+    out.rule = row["name"]
+    out.days = days
+    return out
+
+
+def _replay(entry: RuleEntry, events: list[tuple[str, dict[str, Any]]]) -> BacktestOut:
     by_visitor: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for e in events:
-        by_visitor[e["visitor_hash"]].append(_replayable(e))
+    for visitor_hash, event in events:
+        by_visitor[visitor_hash].append(event)
     sent, invited = 0, 0
     suppressed: dict[str, int] = defaultdict(int)
-    entry_id = str(rule_id)
     for visitor_hash, items in by_visitor.items():
-        clock = [items[0]["at_epoch"]]
-        engine = Engine(clock=lambda: clock[0], gate_capacity=False, pace=False)
-        engine.set_rules(row["site"], [RuleEntry(entry_id, row["tenant"], row["site"], compiled)])
-        state = engine.state_for(row["tenant"], row["site"], visitor_hash, visitor_hash)
+        clock = ManualClock(items[0]["at_epoch"])
+        engine = Engine(clock=clock.time, gate_capacity=False, pace=False)
+        engine.set_rules(entry.site, [entry])
+        state = engine.state_for(entry.tenant, entry.site, visitor_hash, visitor_hash)
         for event in items:
             while (due := engine.next_due()) is not None and due <= event["at_epoch"]:
-                clock[0] = due
+                clock.set(due)
                 engine.tick()
-            clock[0] = event["at_epoch"]
+            clock.set(event["at_epoch"])
             engine.apply_events(state, [event])
         end = items[-1]["at_epoch"] + 3600
         while (due := engine.next_due()) is not None and due <= end:
-            clock[0] = due
+            clock.set(due)
             engine.tick()
-        count = sum(c for (rid, _, name), c in engine.counters.items() if name == "sent")
+        count = sum(c for (_, _, name), c in engine.counters.items() if name == "sent")
         sent += count
         invited += 1 if count else 0
         for (_, _, name), c in engine.counters.items():
             if name.startswith("suppressed_"):
                 suppressed[name[11:]] += c
-    return BacktestOut(rule=row["name"], days=days, events=len(events), visitors=len(by_visitor), invitations=sent,
+    return BacktestOut(rule=entry.rule.name, days=0, events=len(events), visitors=len(by_visitor), invitations=sent,
                        visitors_invited=invited, suppressed=dict(suppressed))
 
 
@@ -506,24 +461,18 @@ async def backtest(principal: Principal, rule_id: UUID, days: int) -> BacktestOu
 
 
 async def purge_events(rt: Runtime, retention_days: int) -> int:
-    from archive.search import indexing
-
-    cutoff = datetime.now(timezone.utc) - timedelta(days=retention_days)
+    cutoff = rt.clock.now() - timedelta(days=retention_days)
     count = await BehaviourEvent.count().where(BehaviourEvent.at < cutoff)
     if count:
         await BehaviourEvent.delete().where(BehaviourEvent.at < cutoff)
-    backend = indexing.backend(rt)
-    if hasattr(backend, "purge_events"):
-        try:
-            await backend.purge_events(cutoff)  # type: ignore[attr-defined]
-        except Exception as exc:  # retried by the next run of the job
-            log.warning("event_index_purge_failed", error=type(exc).__name__)
+    await rt.events.purge(cutoff)
     return count
 
 
 async def rebuild_state(rt: Runtime, window: float = 1800.0) -> int:
     """After a restart: replay recent events into visitor state, without sending invitations."""
-    since = datetime.now(timezone.utc) - timedelta(seconds=window)
+    engine = rt.engagement.engine
+    since = rt.clock.now() - timedelta(seconds=window)
     rows = await BehaviourEvent.select().where(BehaviourEvent.at >= since).order_by(BehaviourEvent.at)
     by_visitor: dict[tuple[Any, str], list[dict[str, Any]]] = defaultdict(list)
     tenants = {}
@@ -533,8 +482,8 @@ async def rebuild_state(rt: Runtime, window: float = 1800.0) -> int:
     # The visitor id itself is not stored (only its keyed hash); the state is keyed by the hash
     # until the visitor's next event, which re-attaches it under the id.
     for (site, visitor_hash), items in by_visitor.items():
-        state = ENGINE.state_for(tenants[site], site, visitor_hash, visitor_hash)
-        ENGINE.apply_events(state, items, replay=True)
+        state = engine.state_for(tenants[site], site, visitor_hash, visitor_hash)
+        engine.apply_events(state, items, replay=True)
     return len(by_visitor)
 
 

@@ -9,19 +9,25 @@ from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 RECENT_EVENTS = 48  # history kept for windowed counts ("3 product views in 10 minutes")
-_CODES: dict[str, int] = {}
-_NAMES: list[str] = []
 OTHER = 255
 
 
-def _code(kind: str) -> int:
-    code = _CODES.get(kind)
-    if code is None:
-        if len(_NAMES) >= OTHER:
-            return OTHER  # beyond 255 distinct event names, the rare ones share one code
-        code = _CODES[kind] = len(_NAMES)
-        _NAMES.append(kind)
-    return code
+class EventCodes:
+    """Event names as one-byte codes, shared by all visitors of one engine."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, int] = {}
+
+    def code(self, kind: str) -> int:
+        code = self._codes.get(kind)
+        if code is None:
+            if len(self._codes) >= OTHER:
+                return OTHER  # beyond 255 distinct event names, the rare ones share one code
+            code = self._codes[kind] = len(self._codes)
+        return code
+
+    def known(self, kind: str) -> int | None:
+        return self._codes.get(kind)
 
 
 class Recent:
@@ -33,15 +39,14 @@ class Recent:
         self.times = array("d")
         self.kinds = bytearray()
 
-    def append(self, at: float, kind: str) -> None:
+    def append(self, at: float, code: int) -> None:
         if len(self.kinds) >= RECENT_EVENTS:
             del self.times[0]
             del self.kinds[0]
         self.times.append(at)
-        self.kinds.append(_code(kind))
+        self.kinds.append(code)
 
-    def matching(self, kind: str) -> Iterator[float]:
-        code = _CODES.get(kind)
+    def matching(self, code: int | None) -> Iterator[float]:
         if code is None:
             return iter(())
         return (t for t, k in zip(self.times, self.kinds) if k == code)
@@ -76,10 +81,11 @@ class Session:
 class VisitorState:
     __slots__ = (
         "tenant", "site", "visitor_id", "visitor_hash", "session", "visits", "device", "language", "cart_value",
-        "cart_items", "cart_currency", "goals", "chat_active", "last_seen", "matched", "history", "outstanding",
+        "cart_items", "cart_currency", "goals", "chat_active", "last_seen", "matched", "history", "outstanding", "codes",
     )
 
-    def __init__(self, tenant: Any, site: Any, visitor_id: str, visitor_hash: str, now: float) -> None:
+    def __init__(self, tenant: Any, site: Any, visitor_id: str, visitor_hash: str, now: float, codes: EventCodes) -> None:
+        self.codes = codes
         self.tenant = tenant
         self.site = site
         self.visitor_id = visitor_id
@@ -121,9 +127,9 @@ class VisitorState:
         if kind not in ("heartbeat", "idle", "exit_intent", "invitation_shown"):
             session.last_activity = max(session.last_activity, at)
         name = event.get("name") or kind
-        session.recent.append(at, kind)
+        session.recent.append(at, self.codes.code(kind))
         if name != kind:
-            session.recent.append(at, name)
+            session.recent.append(at, self.codes.code(name))
         if kind == "pageview":
             url = event.get("url")
             if url and url != session.url:
@@ -141,7 +147,7 @@ class VisitorState:
                 session.utm = tuple((query.get(k) or [None])[0] for k in ("utm_source", "utm_medium", "utm_campaign"))  # type: ignore[assignment]
             if props.get("product") or props.get("product_id"):
                 session.product_views += 1
-                session.recent.append(at, "product_view")
+                session.recent.append(at, self.codes.code("product_view"))
             device = props.get("device")
             if isinstance(device, str):
                 self.device = device[:16]
@@ -216,11 +222,11 @@ class VisitorState:
         if self.session is None:
             return 0
         since = now - within
-        return sum(1 for at in self.session.recent.matching(event) if at >= since)
+        return sum(1 for at in self.session.recent.matching(self.codes.known(event)) if at >= since)
 
     def count_expiry(self, event: str, within: float, now: float) -> float | None:
         """When the oldest counted event leaves the window (the count drops)."""
         if self.session is None:
             return None
-        times = [at for at in self.session.recent.matching(event) if at >= now - within]
+        times = [at for at in self.session.recent.matching(self.codes.known(event)) if at >= now - within]
         return min(times) + within if times else None

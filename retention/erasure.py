@@ -7,7 +7,7 @@ visitor hash and are never under a hold.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID, uuid4
 
@@ -17,7 +17,6 @@ import structlog
 from archive import db, ledger
 from archive.errors import FieldError, InvalidInput
 from archive.runtime import Runtime
-from archive.search import indexing
 from archive.tables import Conversation
 from archive.tenancy import Principal, tenant_context
 from proactive.tables import BehaviourEvent
@@ -61,7 +60,7 @@ async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> Erasur
         where = Conversation.visitor_email_hash == digest
         subject = f"email:{digest[:16]}"
     rows = await Conversation.select(*holds.CANDIDATE_COLUMNS).where((Conversation.tenant == principal.tenant_id) & where)
-    now = datetime.now(timezone.utc)
+    now = rt.clock.now()
     held = await (await holds.matcher(rt, principal.tenant_id)).protecting(rows)
     floor = (await policies.current(principal.tenant_id)).policy.floor
     restricted: dict[UUID, str] = {cid: f"legal hold {name!r}" for cid, name in held.items()}
@@ -85,12 +84,8 @@ async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> Erasur
             details={"subject": subject, "deleted": len(doomed), "restricted": len(restricted), "behaviour_events_deleted": events,
                      "reason": request.reason},
         ))
-    backend = indexing.backend(rt)
-    if request.visitor_id and hasattr(backend, "delete_visitor_events"):
-        try:
-            await backend.delete_visitor_events(principal.tenant_id, digest)  # type: ignore[attr-defined]
-        except Exception as exc:  # the store copy is gone; the index copy ages out with event retention
-            log.warning("erasure_event_index_failed", error=type(exc).__name__)
+    if request.visitor_id:
+        await rt.events.delete_visitor(principal.tenant_id, digest)
     by_id = {r["id"]: r for r in rows}
     return ErasureReceipt(
         receipt_id=receipt_id, subject=subject, requested_at=now,

@@ -11,15 +11,15 @@ key). ``parley export verify`` checks a zip offline. The finished zip is kept en
 from __future__ import annotations
 
 import hashlib
-import io
 import json
+import os
 import re
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, AsyncIterator, Literal
 from uuid import UUID, uuid4
 
 import msgspec
@@ -27,7 +27,8 @@ import structlog
 
 from archive import db, ledger
 from archive.db import json_column
-from archive.crypto import public_key_bytes, signing_key
+from archive import transcripts
+from archive.crypto import SealingWriter, public_key_bytes, signing_key
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
 from archive.models import StoredConversation
 from archive.query import QuerySyntaxError, parse
@@ -35,7 +36,6 @@ from archive.runtime import Runtime
 from archive.search.service import SearchFilters, all_matching_ids
 from archive.tables import LedgerHead
 from archive.tenancy import Principal, TenantContext, tenant_context
-from archive.transcripts import load_many
 from retention.tables import Export
 
 log = structlog.get_logger(__name__)
@@ -123,62 +123,94 @@ def _eml(cid: UUID, stored: StoredConversation, row: dict[str, Any]) -> bytes:
     return bytes(message)
 
 
-async def build_zip(rt: Runtime, ctx: TenantContext, row: dict[str, Any], progress: Any = None) -> tuple[bytes, int]:
+class ZipBuilder:
+    """Writes the export zip into a sealing writer, one batch of conversations at a time, so an
+    export of any size needs memory for one batch only. CPU-only: runs in a worker thread."""
+
+    def __init__(self, out: SealingWriter, export_format: str) -> None:
+        self.zip = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED)
+        self.format = export_format
+        self.files: dict[str, str] = {}
+        self.count = 0
+        self._jsonl: Any = None
+        self._jsonl_hash = hashlib.sha256()
+        if export_format == "jsonl":
+            self._jsonl = self.zip.open("transcripts.jsonl", "w", force_zip64=True)
+
+    def add(self, ctx: TenantContext, ids: list[UUID], sealed: dict[UUID, transcripts.Sealed]) -> None:
+        for cid in ids:
+            if cid not in sealed:
+                continue  # deleted since the query ran
+            conv_row = sealed[cid][0]
+            stored = transcripts.unseal(ctx, sealed[cid])
+            self.count += 1
+            if self._jsonl is not None:
+                line = _jsonl_line(cid, stored, conv_row)
+                self._jsonl.write(line)
+                self._jsonl_hash.update(line)
+            else:
+                data = _eml(cid, stored, conv_row)
+                name = f"conversations/{_safe_name(stored.external_id)}-{str(cid)[:8]}.eml"
+                self.zip.writestr(name, data)
+                self.files[name] = hashlib.sha256(data).hexdigest()
+
+    def finish(self, manifest: dict[str, Any], sign: Any) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self.files["transcripts.jsonl"] = self._jsonl_hash.hexdigest()
+        manifest = {**manifest, "count": self.count, "files": self.files}
+        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode()
+        self.zip.writestr("manifest.json", manifest_bytes)
+        self.zip.writestr("signature.json", json.dumps(sign(manifest_bytes), indent=2).encode())
+        self.zip.close()
+
+
+async def build_export(rt: Runtime, ctx: TenantContext, row: dict[str, Any], progress: Any = None) -> tuple[int, str]:
+    """Write the sealed export file; returns (conversations, SHA-256 of the zip)."""
     criteria = json_column(row["criteria"])
     q = ctx.crypto.open_note(criteria["q_sealed"]).decode() if criteria.get("q_sealed") else ""
     filters = msgspec.convert(criteria.get("filters", {}), SearchFilters)
     ids = await all_matching_ids(rt, ctx, q, filters)
     head = await LedgerHead.select().where(LedgerHead.tenant == ctx.tenant_id).first()
-    files: dict[str, str] = {}
-    buffer = io.BytesIO()
-    count = 0
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        jsonl = io.BytesIO() if row["format"] == "jsonl" else None
+    path = _path(rt, ctx.tenant_id, row["id"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with open(partial, "wb") as raw:
+        sealed_out = ctx.crypto.seal_stream(row["id"], raw)
+        builder = ZipBuilder(sealed_out, row["format"])
         for start in range(0, len(ids), LOAD_BATCH):
-            loaded = await load_many(ctx, ids[start:start + LOAD_BATCH])
-            for cid in ids[start:start + LOAD_BATCH]:
-                if cid not in loaded:
-                    continue  # deleted since the query ran
-                conv_row, stored = loaded[cid]
-                count += 1
-                if jsonl is not None:
-                    jsonl.write(_jsonl_line(cid, stored, conv_row))
-                else:
-                    data = _eml(cid, stored, conv_row)
-                    name = f"conversations/{_safe_name(stored.external_id)}-{str(cid)[:8]}.eml"
-                    archive.writestr(name, data)
-                    files[name] = hashlib.sha256(data).hexdigest()
+            batch = ids[start:start + LOAD_BATCH]
+            await rt.workers.run(builder.add, ctx, batch, await transcripts.fetch_sealed(ctx, batch))
             if progress is not None:
                 await progress(min(start + LOAD_BATCH, len(ids)), len(ids))
-        if jsonl is not None:
-            data = jsonl.getvalue()
-            archive.writestr("transcripts.jsonl", data)
-            files["transcripts.jsonl"] = hashlib.sha256(data).hexdigest()
         manifest = {
             "format": "parley-export/v1",
             "export_id": str(row["id"]),
             "tenant": ctx.slug,
             "requested_by": row["requested_by"],
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "created_at": rt.clock.now().isoformat(),
             "query": q,
             "filters": criteria.get("filters", {}),
             "export_format": row["format"],
-            "count": count,
-            "files": files,
             "ledger_head": {"seq": head["seq"], "hash": head["hash"]} if head else None,
         }
-        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode()
-        key = signing_key(rt.keyring)
-        signature = {
-            "algorithm": "Ed25519",
-            "key_version": rt.keyring.active,
-            "public_key": public_key_bytes(key).hex(),
-            "signature": key.sign(manifest_bytes).hex(),
-            "signed": "manifest.json",
-        }
-        archive.writestr("manifest.json", manifest_bytes)
-        archive.writestr("signature.json", json.dumps(signature, indent=2).encode())
-    return buffer.getvalue(), count
+        await rt.workers.run(builder.finish, manifest, lambda data: _signature(rt, data))
+        sealed_out.close()
+        raw.flush()
+        os.fsync(raw.fileno())
+    os.replace(partial, path)
+    return builder.count, sealed_out.sha256
+
+
+def _signature(rt: Runtime, manifest_bytes: bytes) -> dict[str, Any]:
+    key = signing_key(rt.keyring)
+    return {
+        "algorithm": "Ed25519",
+        "key_version": rt.keyring.active,
+        "public_key": public_key_bytes(key).hex(),
+        "signature": key.sign(manifest_bytes).hex(),
+        "signed": "manifest.json",
+    }
 
 
 async def run_one(rt: Runtime, row: dict[str, Any]) -> None:
@@ -189,20 +221,17 @@ async def run_one(rt: Runtime, row: dict[str, Any]) -> None:
         await Export.update({Export.progress: done, Export.total: total}).where(Export.id == row["id"])
 
     try:
-        data, count = await build_zip(rt, ctx, row, progress)
-        sealed = ctx.crypto.seal(row["id"], data)
-        path = _path(rt, row["tenant"], row["id"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(msgspec.json.encode({"v": sealed.master_version, "k": sealed.wrapped_key.hex()}) + b"\n" + sealed.ciphertext)
-        now = datetime.now(timezone.utc)
+        count, digest = await build_export(rt, ctx, row, progress)
+        now = rt.clock.now()
         await Export.update({
             Export.status: "done", Export.progress: count, Export.total: count, Export.finished_at: now,
-            Export.expires_at: now + timedelta(hours=rt.settings.export_ttl_hours), Export.file_sha256: hashlib.sha256(data).hexdigest(),
+            Export.expires_at: now + timedelta(hours=rt.settings.export_ttl_hours), Export.file_sha256: digest,
         }).where(Export.id == row["id"])
         await ledger.append(row["tenant"], ledger.Entry(actor="system:exports", action="export.done", subject=str(row["id"]),
                                                         details={"count": count}))
     except Exception as exc:  # recorded on the export for the requester; the job goes on
         log.exception("export_failed", export=str(row["id"]))
+        _path(rt, row["tenant"], row["id"]).with_suffix(".partial").unlink(missing_ok=True)
         await Export.update({Export.status: "failed", Export.error: type(exc).__name__}).where(Export.id == row["id"])
 
 
@@ -213,24 +242,35 @@ async def run_pending(rt: Runtime, limit: int = 5) -> int:
     return len(rows)
 
 
-async def download(rt: Runtime, principal: Principal, export_id: UUID) -> tuple[bytes, str]:
+async def download(rt: Runtime, principal: Principal, export_id: UUID) -> tuple[AsyncIterator[bytes], str]:
+    """The zip's bytes as they are decrypted, chunk by chunk (ledgered before the first byte)."""
     row = await Export.select().where((Export.id == export_id) & (Export.tenant == principal.tenant_id)).first()
     if row is None:
         raise NotFound(f"no export {export_id}")
     if row["status"] != "done":
         raise Conflict(f"the export is {row['status']}, not ready for download", field="status")
     ctx = await tenant_context(rt, principal.tenant_id)
-    header, _, ciphertext = _path(rt, principal.tenant_id, export_id).read_bytes().partition(b"\n")
-    meta = json.loads(header)
-    data = ctx.crypto.open(export_id, ciphertext, bytes.fromhex(meta["k"]), meta["v"])
+    source = open(_path(rt, principal.tenant_id, export_id), "rb")  # noqa: SIM115 - closed by the stream below
+    chunks = ctx.crypto.open_stream(export_id, source)
     await ledger.append(principal.tenant_id, ledger.Entry(
         actor=principal.actor, action="export.download", subject=str(export_id), content_hash=row["file_sha256"],
     ))
-    return data, f"parley-export-{export_id}.zip"
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            while True:
+                chunk = await rt.workers.run(next, chunks, None)
+                if chunk is None:
+                    return
+                yield chunk
+        finally:
+            source.close()
+
+    return stream(), f"parley-export-{export_id}.zip"
 
 
 async def expire(rt: Runtime, now: datetime | None = None) -> int:
-    now = now or datetime.now(timezone.utc)
+    now = now or rt.clock.now()
     rows = await Export.select().where((Export.status == "done") & (Export.expires_at <= now))
     for row in rows:
         _path(rt, row["tenant"], row["id"]).unlink(missing_ok=True)

@@ -19,7 +19,7 @@ import msgspec
 from archive import db, ingest, ledger
 from archive.db import json_column
 from archive.errors import FieldError, Forbidden, InvalidInput
-from archive.models import StoredConversation
+from archive.runtime import Runtime
 from archive.tables import Conversation
 from archive.tenancy import Principal
 from retention.tables import RetentionPolicy
@@ -256,9 +256,12 @@ async def recompute_all() -> int:
     return sum([await recompute(t["id"]) for t in await Tenant.select(Tenant.id)])
 
 
-async def _retain_until_at_ingest(tenant_id: UUID, stored: list[StoredConversation]) -> list[tuple[datetime | None, int | None]]:
-    state = await current(tenant_id)
-    return [(decide(state.policy, s.site, s.channel, s.language, s.tags, s.ended_at)[1], state.version) for s in stored]
+class RetainUntilStep(ingest.IngestStep):
+    """At ingest, each conversation gets the retain_until the tenant's current policy decides."""
 
-
-ingest.RETAIN_UNTIL.append(_retain_until_at_ingest)
+    async def before_insert(self, rt: Runtime, tenant_id: UUID, items: list[ingest.Prepared]) -> None:
+        state = await current(tenant_id)
+        for item in items:
+            s = item.stored
+            item.retain_until = decide(state.policy, s.site, s.channel, s.language, s.tags, s.ended_at)[1]
+            item.policy_version = state.version

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -44,7 +44,7 @@ async def sweep_tenant(
     actor: str = "system:retention", stop_after_batches: int | None = None,
 ) -> SweepReport:
     started = time.monotonic()
-    now = now or datetime.now(timezone.utc)
+    now = now or rt.clock.now()
     await policies.recompute(tenant_id)
     state = await policies.current(tenant_id)
     matcher = await holds.matcher(rt, tenant_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import os
 import secrets
@@ -69,8 +70,9 @@ if ENGINE == "postgres":
 import httpx  # noqa: E402
 
 from api.app import create_app  # noqa: E402
-from archive.keyring import MasterKeyring  # noqa: E402
-from archive.runtime import Runtime, build_runtime  # noqa: E402
+from api.composition import build_runtime  # noqa: E402
+from archive.keyring import MasterKeyring, parse_env_keyring  # noqa: E402
+from archive.runtime import Runtime  # noqa: E402
 from archive.tenancy import create_api_key, create_tenant  # noqa: E402
 from config.log import configure_logging  # noqa: E402
 from config.settings import Settings, load_settings  # noqa: E402
@@ -96,24 +98,27 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def runtime(settings: Settings) -> Runtime:
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     configure_logging(settings, stream=LOG_STREAM)
-    built = build_runtime(settings)
-    return Runtime(settings=settings, keyring=MasterKeyring(active=1, keys=built.keyring.keys, source="tests"))
+    keys = parse_env_keyring(settings.master_key).keys
+    built = build_runtime(settings, keyring=MasterKeyring(active=1, keys=keys, source="tests"))
+    await built.start()
+    yield built
+    await built.stop()
 
 
-@pytest.fixture(scope="session")
-async def client(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the app, in the test's own event loop.
+@contextlib.asynccontextmanager
+async def app_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on a started app, in the test's own event loop.
 
     Litestar's AsyncTestClient runs the app in a portal thread with its own loop; the asyncpg
     pool would then be shared by two loops, because tests also call domain functions directly.
+    The lifespan runs in a task of its own: its cancel scopes must be entered and exited in the
+    same task, which a fixture's setup and teardown do not guarantee.
     """
-    app = create_app(settings, runtime)
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def run_lifespan() -> None:
-        # Entered and exited in this one task: the lifespan's cancel scopes require it.
         async with app.lifespan():
             started.set()
             await stop.wait()
@@ -122,11 +127,18 @@ async def client(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.As
     await asyncio.wait([asyncio.ensure_future(started.wait()), lifespan], return_when=asyncio.FIRST_COMPLETED)
     if lifespan.done():
         lifespan.result()
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as http:
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver.local") as http:
+            yield http
+    finally:
+        stop.set()
+        await lifespan
+
+
+@pytest.fixture(scope="session")
+async def client(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_client(create_app(settings, runtime)) as http:
         yield http
-    stop.set()
-    await lifespan
 
 
 class TenantFixture:
@@ -163,23 +175,34 @@ async def search_backend(request: pytest.FixtureRequest, runtime: Runtime, clien
     """Each search test runs against both index backends: FTS5, and OpenSearch on osmem-server."""
     from archive.search import indexing
 
-    embedded = indexing.backend(runtime)
     if request.param == "sqlite":
         await indexing.drain_all(runtime)
-        yield embedded
+        yield runtime.search
         return
+    async with opensearch_backend(request, runtime) as backend:
+        yield backend
+
+
+@contextlib.asynccontextmanager
+async def opensearch_backend(request: pytest.FixtureRequest, runtime: Runtime) -> AsyncIterator[Any]:
+    """The runtime's index (and behaviour-event mirror) on a fresh osmem-server clone, for one test."""
+    from archive.search import indexing
     from archive.search.opensearch import OpenSearchBackend
+    from proactive.sink import IndexEventSink
 
     clone = request.getfixturevalue("osmem_clone")  # a fresh, writable copy of the osmem cluster per test
     backend = OpenSearchBackend(clone.url, prefix=f"t{secrets.token_hex(4)}")
     await backend.open()
     await indexing.drain_all(runtime)  # what other tests left goes to the embedded index
-    indexing.use_backend(backend)
+    embedded, events = runtime.swap_search(backend), runtime.events
+    runtime.events = IndexEventSink(backend)
     try:
         yield backend
     finally:
+        await runtime.events.drain()
         await indexing.drain_all(runtime)
-        indexing.use_backend(embedded)
+        runtime.swap_search(embedded)
+        runtime.events = events
         await backend.close()
 
 

@@ -73,8 +73,8 @@ async def test_swapping_ciphertexts_between_rows_makes_both_unreadable(client, t
 
 
 async def test_rotation_rewraps_data_keys_without_touching_payloads(client, tenant, runtime):
+    from api.composition import build_runtime
     from archive.rotation import rotate_master
-    from archive.runtime import Runtime
 
     created = (await client.post("/v1/transcripts", json=conversation(), headers=tenant.headers("ingest"))).json()
     conversation_id = uuid.UUID(created["id"])
@@ -83,7 +83,8 @@ async def test_rotation_rewraps_data_keys_without_touching_payloads(client, tena
     assert before_key["master_version"] == 1
 
     # PARLEY_MASTER_KEY holds versions 1 and 2; rotation re-wraps everything to the newest.
-    report = await rotate_master(Runtime(settings=runtime.settings, keyring=parse_env_keyring(runtime.settings.master_key)))
+    rotating = build_runtime(runtime.settings, keyring=parse_env_keyring(runtime.settings.master_key), database=runtime.database)
+    report = await rotate_master(rotating)
     assert report.active_version == 2 and report.data_keys_rewrapped >= 1
 
     after_key = await ConversationKey.select().where(ConversationKey.conversation == conversation_id).first()
@@ -99,7 +100,7 @@ async def test_rotation_rewraps_data_keys_without_touching_payloads(client, tena
 def test_key_file_is_created_private_and_versions_can_be_added_and_retired(tmp_path):
     from archive.keyring import FileKeyProvider
 
-    provider = FileKeyProvider(tmp_path)
+    provider = FileKeyProvider(tmp_path, create=True)
     ring = provider.load()
     assert ring.active == 1 and (provider.path.stat().st_mode & 0o777) == 0o600
     assert provider.add_version() == 2

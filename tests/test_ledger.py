@@ -137,4 +137,4 @@ async def test_audit_pages_through_entries_with_filters(client, tenant):
     by_actor = (await client.get("/v1/audit", params={"actor": f"key:{tenant.keys['ingest'].prefix}"}, headers=headers)).json()
     assert {e["action"] for e in by_actor} == {"ingest"} and len(by_actor) == 3
     bad = await client.get("/v1/audit", params={"limit": 0}, headers=headers)
-    assert bad.status_code == 400 and bad.json()["errors"][0]["path"] == "query.limit"
+    assert bad.status_code == 400 and bad.json()["errors"][0]["path"] == "limit"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import yaml
 
+from api.app import create_app
+from api.composition import build_runtime
+from archive.clock import ManualClock
 from proactive import service
+from tests.conftest import app_client, opensearch_backend
 
 ORIGIN = "https://shop.example.com"
 ISSUE_EXAMPLE = """
@@ -32,24 +35,24 @@ rules:
 """
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def clock():
-    fake = Clock()
-    real = service.ENGINE.clock
-    service.ENGINE.clock = fake
-    yield fake
-    service.ENGINE.clock = real
+async def runtime(runtime, settings, clock):
+    """This module's engine runs on a manual clock: a runtime of its own, sharing the database."""
+    engine_rt = build_runtime(settings, clock=clock, keyring=runtime.keyring, database=runtime.database, search=runtime.search)
+    await engine_rt.start(migrate=False)
+    yield engine_rt
+    await engine_rt.stop()
+
+
+@pytest.fixture
+async def client(settings, runtime):
+    async with app_client(create_app(settings, runtime)) as http:
+        yield http
 
 
 @pytest.fixture
@@ -79,7 +82,7 @@ async def _import(client, tenant, text: str):
 
 async def _collect(client, tenant, clock, visitor: str, *events, session: str = "s1", origin: str = ORIGIN, ua: str = "Mozilla/5.0"):
     body = {"site_key": tenant.site["site_key"], "visitor_id": visitor, "session_id": session,
-            "events": [{"at": int(clock.now * 1000), **e} for e in events]}
+            "events": [{"at": int(clock.time() * 1000), **e} for e in events]}
     import json
 
     return await client.post("/v1/collect", content=json.dumps(body), headers={"content-type": "text/plain", "origin": origin, "user-agent": ua})
@@ -137,7 +140,7 @@ async def test_unknown_site_in_a_rule_is_named(client, shop):
     assert response.status_code == 422 and response.json()["errors"][0]["path"] == "rules[0].site"
 
 
-async def test_pricing_rule_fires_once_is_capped_paced_by_capacity_counted_explained_and_backtested(client, shop, clock):
+async def test_pricing_rule_fires_once_is_capped_paced_by_capacity_counted_explained_and_backtested(client, shop, clock, runtime):
     rules = await _import(client, shop, pricing_rule())
     rule_id = rules["pricing-hesitation"]["id"]
     marketing = shop.headers("marketing")
@@ -151,7 +154,7 @@ async def test_pricing_rule_fires_once_is_capped_paced_by_capacity_counted_expla
 
     # 31 s later the timer (not a new event) makes the condition true; the next call delivers it.
     clock.advance(31)
-    assert service.ENGINE.tick() >= 1
+    assert runtime.engagement.engine.tick() >= 1
     delivered = (await _collect(client, shop, clock, "v1", {"type": "heartbeat"})).json()["invitations"]
     assert len(delivered) == 1
     invitation = delivered[0]
@@ -166,7 +169,7 @@ async def test_pricing_rule_fires_once_is_capped_paced_by_capacity_counted_expla
     clock.advance(5)
     await _collect(client, shop, clock, "v1", pageview("/pricing"))
     clock.advance(31)
-    service.ENGINE.tick()
+    runtime.engagement.engine.tick()
     assert (await _collect(client, shop, clock, "v1", {"type": "heartbeat"})).json()["invitations"] == []
 
     # No free agent in "sales": another visitor meets the condition and is suppressed for capacity.
@@ -175,7 +178,7 @@ async def test_pricing_rule_fires_once_is_capped_paced_by_capacity_counted_expla
     assert capacity.status_code == 200 and capacity.json()["sales"]["free_slots"] == 0
     await _collect(client, shop, clock, "v2", pageview("/"), pageview("/a"), pageview("/pricing"))
     clock.advance(31)
-    service.ENGINE.tick()
+    runtime.engagement.engine.tick()
     assert (await _collect(client, shop, clock, "v2", {"type": "heartbeat"})).json()["invitations"] == []
     explained = (await client.get("/v1/visitors/v2/explain", params={"site": "shop"}, headers=marketing)).json()
     assert explained[0]["decision"] == "suppressed: capacity"
@@ -185,10 +188,10 @@ async def test_pricing_rule_fires_once_is_capped_paced_by_capacity_counted_expla
                      headers=shop.headers("ingest"))
     await _collect(client, shop, clock, "v3", pageview("/"), pageview("/b"), pageview("/pricing"))
     clock.advance(31)
-    service.ENGINE.tick()
+    runtime.engagement.engine.tick()
     assert len((await _collect(client, shop, clock, "v3", {"type": "heartbeat"})).json()["invitations"]) == 1
 
-    await service.flush_counters()  # half the counts come from the store, half from memory
+    await service.flush_counters(runtime)  # half the counts come from the store, half from memory
     stats = (await client.get(f"/v1/rules/{rule_id}/stats", headers=marketing)).json()
     totals = stats["totals"]
     assert totals["counts"]["matched"] == 4 and totals["counts"]["sent"] == 2
@@ -200,19 +203,19 @@ async def test_pricing_rule_fires_once_is_capped_paced_by_capacity_counted_expla
     assert backtest["visitors"] == 3 and backtest["invitations"] == 3 and backtest["visitors_invited"] == 3
 
 
-async def test_never_during_an_active_chat_and_goal_attribution(client, shop, clock):
+async def test_never_during_an_active_chat_and_goal_attribution(client, shop, clock, runtime):
     rules = await _import(client, shop, pricing_rule())
     rule_id = rules["pricing-hesitation"]["id"]
     await _collect(client, shop, clock, "c1", {"type": "chat_started"}, pageview("/"), pageview("/x"), pageview("/pricing"))
     clock.advance(31)
-    service.ENGINE.tick()
+    runtime.engagement.engine.tick()
     assert (await _collect(client, shop, clock, "c1", {"type": "heartbeat"})).json()["invitations"] == []
     explained = (await client.get("/v1/visitors/c1/explain", params={"site": "shop"}, headers=shop.headers("marketing"))).json()
     assert explained[0]["condition"] is False  # the rule itself says "not chatting"
 
     await _collect(client, shop, clock, "g1", pageview("/"), pageview("/x"), pageview("/pricing"))
     clock.advance(31)
-    service.ENGINE.tick()
+    runtime.engagement.engine.tick()
     assert len((await _collect(client, shop, clock, "g1", {"type": "heartbeat"})).json()["invitations"]) == 1
     clock.advance(60)
     await _collect(client, shop, clock, "g1", {"type": "goal", "name": "purchase"})
@@ -225,7 +228,7 @@ async def test_collect_keeps_good_events_and_names_bad_ones(client, shop, clock)
         client, shop, clock, "bad1",
         pageview("/"),
         {"type": "teleport"},
-        {"type": "pageview", "url": f"{ORIGIN}/late", "at": int((clock.now + 3600) * 1000)},
+        {"type": "pageview", "url": f"{ORIGIN}/late", "at": int((clock.time() + 3600) * 1000)},
         {"type": "custom", "name": "x", "props": {"blob": "x" * 5000}},
         {"type": "custom"},
         {"type": "click", "props": {"nested": {"a": 1}}},
@@ -308,26 +311,13 @@ async def test_collect_is_rate_limited_per_client(settings, runtime, shop, clock
     assert responses[2].headers["content-type"].startswith("application/problem+json")
 
 
-async def test_events_also_go_to_opensearch_when_that_backend_is_on(client, shop, clock, runtime, osmem_clone):
-    import asyncio
-
-    from archive.search import indexing
-    from archive.search.opensearch import OpenSearchBackend
-
-    backend = OpenSearchBackend(osmem_clone.url, prefix="evt")
-    await backend.open()
-    embedded = indexing.backend(runtime)
-    indexing.use_backend(backend)
-    try:
+async def test_events_also_go_to_opensearch_when_that_backend_is_on(client, shop, clock, runtime, request):
+    async with opensearch_backend(request, runtime) as backend:
         response = await _collect(client, shop, clock, "os-1", pageview("/"), pageview("/pricing"))
         assert response.json()["accepted"] == 2
-        count = 0
-        for _ in range(40):
-            await backend.client.indices.refresh(index=backend.events_alias)
-            count = (await backend.client.count(index=backend.events_alias, body={"query": {"term": {"site": str(shop.site["id"])}}}))["count"]
-            if count == 2:
-                break
-            await asyncio.sleep(0.1)
+        await runtime.events.drain()
+        await backend.client.indices.refresh(index=backend.events_alias)
+        count = (await backend.client.count(index=backend.events_alias, body={"query": {"term": {"site": str(shop.site["id"])}}}))["count"]
         assert count == 2
         docs = await backend.client.search(index=backend.events_alias, body={"query": {"match_all": {}}})
         assert all("os-1" not in json.dumps(h["_source"]) for h in docs["hits"]["hits"])  # only the keyed hash
@@ -336,16 +326,13 @@ async def test_events_also_go_to_opensearch_when_that_backend_is_on(client, shop
         await backend.client.indices.refresh(index=backend.events_alias)
         remaining = await backend.client.count(index=backend.events_alias, body={"query": {"term": {"site": str(shop.site["id"])}}})
         assert remaining["count"] == 0
-    finally:
-        indexing.use_backend(embedded)
-        await backend.close()
 
 
 async def test_visitor_state_is_rebuilt_from_stored_events_after_a_restart(client, shop, clock, runtime):
     await _import(client, shop, pricing_rule())
     await _collect(client, shop, clock, "rb-1", pageview("/"), pageview("/a"))
-    site_id = next(k[0] for k in service.ENGINE.visitors if k[1] == "rb-1")
-    del service.ENGINE.visitors[(site_id, "rb-1")]  # the process restarted: memory is gone
+    site_id = next(k[0] for k in runtime.engagement.engine.visitors if k[1] == "rb-1")
+    del runtime.engagement.engine.visitors[(site_id, "rb-1")]  # the process restarted: memory is gone
     assert await service.rebuild_state(runtime) >= 1
     await _collect(client, shop, clock, "rb-1", pageview("/pricing"))
     explained = (await client.get("/v1/visitors/rb-1/explain", params={"site": "shop"}, headers=shop.headers("marketing"))).json()

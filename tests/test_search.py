@@ -152,9 +152,8 @@ async def test_ingest_succeeds_while_the_index_is_down_and_catches_up(client, te
     from archive.search.opensearch import OpenSearchBackend
     from archive.tables import IndexOutbox
 
-    working = indexing.backend(runtime)
     down = OpenSearchBackend("http://127.0.0.1:9", prefix="down")  # nothing listens on the discard port
-    indexing.use_backend(down)
+    working = runtime.swap_search(down)
     try:
         response = await client.post("/v1/transcripts", json={"conversations": bodies()[:3]}, headers=tenant.headers("ingest"))
         assert response.status_code == 201
@@ -165,7 +164,7 @@ async def test_ingest_succeeds_while_the_index_is_down_and_catches_up(client, te
         ready = (await client.get("/readyz")).json()
         assert ready["checks"]["search"]["ok"] is False and "pending" in ready["checks"]["index_lag"]["detail"]
     finally:
-        indexing.use_backend(working)
+        runtime.swap_search(working)
         await down.close()
     await IndexOutbox.update({IndexOutbox.next_attempt_at: IndexOutbox.created_at}).where(IndexOutbox.tenant == tenant.id)
     await indexing.drain_all(runtime)

@@ -38,11 +38,11 @@ async def results(client, runtime, osmem_server) -> dict[str, dict[str, set[str]
     await indexing.drain_all(runtime)
     by_backend = {"sqlite": await _found(client, tenant)}
 
-    embedded = indexing.backend(runtime)
     clone = osmem_server.clone()
     backend = OpenSearchBackend(clone.url, prefix=f"r{secrets.token_hex(4)}")
     await backend.open()
-    indexing.use_backend(backend)
+    await indexing.drain_all(runtime)  # what other tests left goes to the embedded index
+    embedded = runtime.swap_search(backend)
     try:
         ids = [r["id"] for r in await Conversation.select(Conversation.id).where(Conversation.tenant == tenant.id)]
         await IndexOutbox.insert(*[IndexOutbox(tenant=tenant.id, conversation=i, op="upsert") for i in ids])
@@ -50,7 +50,7 @@ async def results(client, runtime, osmem_server) -> dict[str, dict[str, set[str]
         by_backend["opensearch"] = await _found(client, tenant)
     finally:
         await indexing.drain_all(runtime)
-        indexing.use_backend(embedded)
+        runtime.swap_search(embedded)
         await backend.close()
         clone.close()
     return by_backend

@@ -1,15 +1,16 @@
 """Getting conversations into the index: documents, the durable outbox, the drain job, rebuilds.
 
-The outbox row is written in the ingest transaction (``archive.ingest.AFTER_INSERT``), so an
-index outage can neither lose nor block an ingest: the drain job retries with exponential
-backoff, and the index catches up when it is back. ``/readyz`` reports the lag.
+The outbox row is written in the ingest transaction (``OutboxStep``, one of the ingest steps), so
+an index outage can neither lose nor block an ingest: the drain job retries with exponential
+backoff, and the index catches up when it is back. ``/readyz`` reports the lag. Decrypting and
+analysing what is drained runs in a worker thread, off the event loop.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, AsyncIterator, Callable
 from uuid import UUID
 
@@ -17,55 +18,41 @@ import msgspec
 import structlog
 from apscheduler.triggers.interval import IntervalTrigger
 
-from archive import ingest, jobs
-from archive.db import keyset_pages
+from archive import ingest
 from archive.analysis import Analyzer, primary_language
 from archive.crypto import DecryptionError
+from archive.db import keyset_pages
+from archive.jobs import JobSpec
 from archive.models import StoredConversation
 from archive.runtime import Runtime
 from archive.search.backend import IndexDoc, SearchBackend
 from archive.search.plan import SENDERS
 from archive.tables import Conversation, ConversationKey, IndexOutbox
 from archive.tenancy import TenantContext, tenant_context
+from config.settings import Settings
 
 log = structlog.get_logger(__name__)
 
 DRAIN_BATCH = 200
 MAX_BACKOFF_SECONDS = 300
-_backend: SearchBackend | None = None
-_analyzers: dict[UUID, Analyzer] = {}
 
 
-def backend(rt: Runtime) -> SearchBackend:
-    """The process's index backend, built from the settings on first use."""
-    global _backend
-    if _backend is None:
-        s = rt.settings
-        if s.search_backend == "opensearch":
-            from archive.search.opensearch import OpenSearchBackend
+def make_backend(s: Settings) -> SearchBackend:
+    """The index backend the settings name (the runtime holds the one instance)."""
+    if s.search_backend == "opensearch":
+        from archive.search.opensearch import OpenSearchBackend
 
-            _backend = OpenSearchBackend(
-                s.opensearch_url, s.opensearch_index_prefix, s.opensearch_username, s.opensearch_password,
-                s.opensearch_verify_certs, s.opensearch_ca_certs,
-            )
-        else:
-            from archive.search.sqlite_fts import SqliteFtsBackend
+        return OpenSearchBackend(
+            s.opensearch_url, s.opensearch_index_prefix, s.opensearch_username, s.opensearch_password,
+            s.opensearch_verify_certs, s.opensearch_ca_certs,
+        )
+    from archive.search.sqlite_fts import SqliteFtsBackend
 
-            _backend = SqliteFtsBackend(s.data_path / "search.sqlite3")
-    return _backend
-
-
-def use_backend(instance: SearchBackend | None) -> None:
-    """Swap the process's backend (contract tests run the same suite against both)."""
-    global _backend
-    _backend = instance
+    return SqliteFtsBackend(s.data_path / "search.sqlite3")
 
 
 def analyzer(ctx: TenantContext) -> Analyzer:
-    found = _analyzers.get(ctx.tenant_id)
-    if found is None or found.typo_tolerance != ctx.settings.typo_tolerance:
-        found = _analyzers[ctx.tenant_id] = Analyzer(ctx.crypto.index_key, typo_tolerance=ctx.settings.typo_tolerance)
-    return found
+    return ctx.analyzer
 
 
 def document_language(stored: StoredConversation, ctx: TenantContext) -> str:
@@ -95,8 +82,11 @@ def build_document(ctx: TenantContext, conversation_id: UUID, stored: StoredConv
     )
 
 
-async def enqueue_upserts(rt: Runtime, tenant_id: UUID, prepared: list[ingest.Prepared]) -> None:
-    await IndexOutbox.insert(*[IndexOutbox(tenant=tenant_id, conversation=p.id, op="upsert") for p in prepared])
+class OutboxStep(ingest.IngestStep):
+    """Every ingested conversation is queued for indexing in the ingest transaction."""
+
+    async def after_insert(self, rt: Runtime, tenant_id: UUID, items: list[ingest.Prepared]) -> None:
+        await IndexOutbox.insert(*[IndexOutbox(tenant=tenant_id, conversation=p.id, op="upsert") for p in items])
 
 
 async def enqueue_deletes(tenant_id: UUID, conversation_ids: list[UUID]) -> None:
@@ -104,8 +94,6 @@ async def enqueue_deletes(tenant_id: UUID, conversation_ids: list[UUID]) -> None
     if conversation_ids:
         await IndexOutbox.insert(*[IndexOutbox(tenant=tenant_id, conversation=c, op="delete") for c in conversation_ids])
 
-
-ingest.AFTER_INSERT.append(enqueue_upserts)
 
 
 class Loaded(msgspec.Struct):
@@ -124,12 +112,16 @@ async def _load_documents(rt: Runtime, tenant_id: UUID, ids: list[UUID]) -> Load
         k["conversation"]: k
         for k in await ConversationKey.select().where((ConversationKey.tenant == tenant_id) & ConversationKey.conversation.is_in(ids))
     }
-    docs, found, broken = [], set(), []
-    for row in rows:
-        key = keys.get(row["id"])
-        if key is None:
-            continue
-        found.add(row["id"])
+    pairs = [(row, keys[row["id"]]) for row in rows if row["id"] in keys]
+    docs, broken = await rt.workers.run(_analyse, ctx, pairs)
+    found = {row["id"] for row, _ in pairs}
+    return Loaded(docs=docs, vanished=[i for i in ids if i not in found], broken=broken)
+
+
+def _analyse(ctx: TenantContext, pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[list[IndexDoc], list[UUID]]:
+    """Decrypt and analyse (CPU only: runs in a worker thread)."""
+    docs, broken = [], []
+    for row, key in pairs:
         try:
             plaintext = ctx.crypto.open(row["id"], row["ciphertext"], key["wrapped_key"], key["master_version"])
         except DecryptionError:
@@ -138,7 +130,7 @@ async def _load_documents(rt: Runtime, tenant_id: UUID, ids: list[UUID]) -> Load
             continue
         stored = msgspec.json.decode(plaintext, type=StoredConversation)
         docs.append(build_document(ctx, row["id"], stored, row["visitor_hash"]))
-    return Loaded(docs=docs, vanished=[i for i in ids if i not in found], broken=broken)
+    return docs, broken
 
 
 class DrainReport(msgspec.Struct):
@@ -149,12 +141,12 @@ class DrainReport(msgspec.Struct):
 
 async def drain(rt: Runtime, limit: int = DRAIN_BATCH, refresh: bool = False) -> DrainReport:
     """Apply due outbox rows to the index; on failure, back off exponentially per row."""
-    now = datetime.now(timezone.utc)
+    now = rt.clock.now()
     rows = await IndexOutbox.select().where(IndexOutbox.next_attempt_at <= now).order_by(IndexOutbox.id).limit(limit)
     report = DrainReport()
     if not rows:
         return report
-    index = backend(rt)
+    index = rt.search
     by_tenant: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_tenant[row["tenant"]].append(row)
@@ -200,7 +192,7 @@ async def drain_all(rt: Runtime, refresh: bool = True) -> DrainReport:
         if report.indexed + report.deleted == 0:
             break
     if refresh:
-        await backend(rt).refresh()
+        await rt.search.refresh()
     return total
 
 
@@ -209,16 +201,16 @@ class Lag(msgspec.Struct):
     oldest_seconds: float
 
 
-async def lag() -> Lag:
+async def lag(rt: Runtime) -> Lag:
     pending = await IndexOutbox.count()
     oldest = await IndexOutbox.select(IndexOutbox.created_at).order_by(IndexOutbox.id).first()
-    age = (datetime.now(timezone.utc) - oldest["created_at"]).total_seconds() if oldest else 0.0
+    age = (rt.clock.now() - oldest["created_at"]).total_seconds() if oldest else 0.0
     return Lag(pending=pending, oldest_seconds=round(age, 1))
 
 
 async def rebuild(rt: Runtime, progress: Callable[[int, int], None] | None = None, batch: int = 200) -> int:
     """Recreate the index from the store, streaming conversations in id order."""
-    index = backend(rt)
+    index = rt.search
     await index.reset()
     total = await Conversation.count()
     done = 0
@@ -242,10 +234,10 @@ async def _conversation_pages(batch: int) -> AsyncIterator[tuple[UUID, list[UUID
             yield tenant_id, ids
 
 
-@jobs.register("search.outbox", lambda rt: IntervalTrigger(seconds=1))
 async def drain_outbox(rt: Runtime) -> dict[str, int] | None:
     report = await drain(rt)
     return msgspec.structs.asdict(report) if report.indexed or report.deleted or report.failed else None
 
 
-__all__ = ["backend", "build_document", "drain", "drain_all", "enqueue_deletes", "lag", "rebuild"]
+def jobs() -> list[JobSpec]:
+    return [JobSpec("search.outbox", drain_outbox, lambda rt: IntervalTrigger(seconds=1))]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -41,7 +40,6 @@ from archive.transcripts import load_many
 MAX_HIGHLIGHTS = 3
 FRAGMENT_CHARS = 160
 _LANGUAGE_CACHE_SECONDS = 60.0
-_languages: dict[UUID, tuple[float, list[str]]] = {}
 
 
 class SearchFilters(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -110,14 +108,14 @@ def _decode_cursor(text: str | None) -> Cursor:
         raise InvalidInput("the cursor is not one this API issued", [FieldError("cursor", "pass next_cursor back unchanged")]) from None
 
 
-async def tenant_languages(ctx: TenantContext) -> list[str]:
+async def tenant_languages(rt: Runtime, ctx: TenantContext) -> list[str]:
     """Languages a query word is expanded into: the tenant's defaults and those it has archived."""
-    cached = _languages.get(ctx.tenant_id)
-    if cached and time.monotonic() - cached[0] < _LANGUAGE_CACHE_SECONDS:
+    cached = ctx.languages
+    if cached and rt.clock.monotonic() - cached[0] < _LANGUAGE_CACHE_SECONDS:
         return cached[1]
     rows = await Conversation.select(Conversation.language).where(Conversation.tenant == ctx.tenant_id).distinct()
     languages = sorted({primary_language(r["language"]) for r in rows if r["language"]} | {primary_language(x) for x in ctx.settings.default_languages})
-    _languages[ctx.tenant_id] = (time.monotonic(), languages)
+    ctx.languages = (rt.clock.monotonic(), languages)
     return languages
 
 
@@ -143,7 +141,7 @@ def _parse(request: SearchRequest) -> Parsed:
 
 async def plan_for(rt: Runtime, ctx: TenantContext, request: SearchRequest, parsed: Parsed | None = None) -> Plan:
     parsed = parsed or _parse(request)
-    languages = await tenant_languages(ctx)
+    languages = await tenant_languages(rt, ctx)
     if request.filters.language:
         languages = sorted({*languages, primary_language(request.filters.language)})
     an = indexing.analyzer(ctx)
@@ -193,11 +191,11 @@ async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> S
     ctx = await tenant_context(rt, principal.tenant_id)
     parsed = _parse(request)
     plan = await plan_for(rt, ctx, request, parsed)
-    page = await indexing.backend(rt).search(plan)
+    page = await rt.search.search(plan)
     relaxed = relax_for_typos(parsed.tree) if page.total == 0 and ctx.settings.typo_tolerance else None
     if relaxed is not None:
         retry = await plan_for(rt, ctx, request, Parsed(tree=relaxed, senders=parsed.senders))
-        retried = await indexing.backend(rt).search(retry)
+        retried = await rt.search.search(retry)
         if retried.total:
             plan, page = retry, retried
         else:
@@ -244,7 +242,7 @@ async def all_matching_ids(rt: Runtime, ctx: TenantContext, q: str, filters: Sea
     """Every conversation a query and filters match, oldest first (exports, legal holds)."""
     request = SearchRequest(q=q, filters=filters, sort="oldest", size=1)
     plan = await plan_for(rt, ctx, request)
-    backend = indexing.backend(rt)
+    backend = rt.search
     ids: list[UUID] = []
     cursor = Cursor()
     while True:

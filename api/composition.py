@@ -1,0 +1,81 @@
+"""The composition root: the one place that knows every part of Parley and puts them together.
+
+``build_runtime`` turns ``Settings`` into a ``Runtime``; nothing is built at import time, and
+nothing else in the code base decides which implementation of a part is used. What ingest does
+besides storing (retention, indexing), which jobs run, and where behaviour events are mirrored
+are all visible here, in order.
+"""
+
+from __future__ import annotations
+
+from archive import jobs as archive_jobs
+from archive.clock import Clock, SystemClock
+from archive.db import Database
+from archive.ingest import IngestStep
+from archive.keyring import Keys, MasterKeyring, load_keyring
+from archive.runtime import Runtime
+from archive.search import indexing
+from archive.search.backend import SearchBackend
+from archive.signals import Signals
+from archive.tenancy import TenantDirectory
+from archive.workers import Workers
+from config.database import build_engine
+from config.settings import Settings
+from proactive import jobs as proactive_jobs
+from proactive.runtime import Engagement
+from proactive.sink import EventSink, IndexEventSink, NullEventSink
+from retention import jobs as retention_jobs
+from retention.policies import RetainUntilStep
+
+
+def ingest_steps() -> list[IngestStep]:
+    """What happens to every ingested conversation besides being stored, in order."""
+    return [RetainUntilStep(), indexing.OutboxStep()]
+
+
+def event_sink(search: SearchBackend) -> EventSink:
+    if hasattr(search, "index_events"):
+        return IndexEventSink(search)  # type: ignore[arg-type]
+    return NullEventSink()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    keyring: MasterKeyring | None = None,
+    search: SearchBackend | None = None,
+    database: Database | None = None,
+    create_keyring: bool = False,
+) -> Runtime:
+    """Everything a Parley process needs, from its settings. ``clock``, ``keyring`` and
+    ``search`` replace the parts the settings would choose (tests, benchmarks); ``database``
+    shares another runtime's connections (several runtimes in one test process);
+    ``create_keyring`` allows a new key file (only on an empty data directory)."""
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    clock = clock or SystemClock()
+    if database is None:
+        database = Database(build_engine(settings), pool_size=settings.db_pool_size)
+        database.bind()
+    if keyring is not None:
+        keys = Keys(lambda: keyring)
+    else:
+        # Only the first load may create the key file; a reload never does.
+        first = load_keyring(settings.master_key, settings.data_path, create=create_keyring)
+        keys = Keys(lambda: load_keyring(settings.master_key, settings.data_path), initial=first)
+    signals = Signals(settings.data_path)
+    search = search or indexing.make_backend(settings)
+    return Runtime(
+        settings=settings,
+        clock=clock,
+        database=database,
+        keys=keys,
+        signals=signals,
+        tenants=TenantDirectory(keys, signals, clock, settings.auth_cache_seconds),
+        search=search,
+        workers=Workers(settings.worker_threads),
+        ingest_steps=ingest_steps(),
+        events=event_sink(search),
+        engagement=Engagement(clock),
+        jobs=[*archive_jobs.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs()],
+    )

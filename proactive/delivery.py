@@ -1,0 +1,107 @@
+"""Getting an invitation to the visitor's browser.
+
+An invitation waits here until the browser takes it: pushed at once to the visitor's open
+invitation streams (server-sent events), and kept as pending so the visitor's next
+``/v1/collect`` response carries it when no stream is open (or the stream is half-dead). The
+first channel that delivers it acknowledges it, so it is shown once.
+
+Streams end when the process shuts down (``close_all``): an open SSE connection must not keep
+the server from stopping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from proactive.model import Invitation
+
+VisitorKey = tuple[Any, str]  # (site id, visitor id)
+_CLOSED = None
+
+
+class Subscription:
+    """One open stream: invitations for one visitor, in order, until closed."""
+
+    def __init__(self, delivery: InvitationDelivery, key: VisitorKey) -> None:
+        self._delivery = delivery
+        self.key = key
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Invitation | None] = asyncio.Queue()
+
+    def push(self, invitation: Invitation | None) -> None:
+        # The engine's tick may run on another loop or thread than the request that holds the
+        # stream (it depends on the ASGI server): hand over through the stream's own loop.
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, invitation)
+
+    async def next(self, timeout: float) -> Invitation | None:
+        """The next invitation, or None after ``timeout`` seconds; raises StopAsyncIteration
+        once the stream is closed."""
+        try:
+            item = await asyncio.wait_for(self._queue.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+        if item is _CLOSED:
+            raise StopAsyncIteration
+        self._delivery.ack(self.key, item.id)
+        return item
+
+
+class InvitationDelivery:
+    def __init__(self) -> None:
+        self._pending: dict[VisitorKey, list[Invitation]] = {}
+        self._streams: dict[VisitorKey, set[Subscription]] = defaultdict(set)
+        self.closed = False
+
+    def deliver(self, key: VisitorKey, invitation: Invitation) -> None:
+        self._pending.setdefault(key, []).append(invitation)
+        for subscription in self._streams.get(key, ()):
+            subscription.push(invitation)
+
+    def ack(self, key: VisitorKey, invitation_id: str) -> None:
+        items = self._pending.get(key)
+        if items:
+            remaining = [i for i in items if i.id != invitation_id]
+            if remaining:
+                self._pending[key] = remaining
+            else:
+                del self._pending[key]
+
+    def take_pending(self, key: VisitorKey, now: float) -> list[Invitation]:
+        items = self._pending.pop(key, [])
+        return [i for i in items if i.expires_at.timestamp() > now]
+
+    def forget(self, key: VisitorKey) -> None:
+        self._pending.pop(key, None)
+
+    def has_stream(self, key: VisitorKey) -> bool:
+        return bool(self._streams.get(key))
+
+    @asynccontextmanager
+    async def subscribe(self, key: VisitorKey) -> AsyncIterator[Subscription]:
+        """``async with delivery.subscribe(key) as sub``: one stream, removed when the caller is
+        done (the client went away, or the process is stopping)."""
+        subscription = Subscription(self, key)
+        self._streams[key].add(subscription)
+        if self.closed:
+            subscription.push(_CLOSED)
+        try:
+            yield subscription
+        finally:
+            streams = self._streams.get(key)
+            if streams is not None:
+                streams.discard(subscription)
+                if not streams:
+                    del self._streams[key]
+
+    def open_streams(self) -> int:
+        return sum(len(s) for s in self._streams.values())
+
+    def close_all(self) -> None:
+        """Shutdown: every open stream ends now, so the server is not held open by clients."""
+        self.closed = True
+        for subscriptions in list(self._streams.values()):
+            for subscription in list(subscriptions):
+                subscription.push(_CLOSED)

@@ -1,0 +1,92 @@
+"""Rules: what validates can always be evaluated; what cannot be evaluated never validates."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from archive.clock import ManualClock
+from proactive.engine import Engine
+from proactive.model import RuleEntry
+from proactive.rules import FIELDS, OPS, compile_rule
+
+JSON_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(10**400), max_value=10**400), st.floats(allow_nan=True),
+    st.text(max_size=30), st.sampled_from(["*/pricing*", "purchase", "30s", "10m", "^/p", "(a", "mobile", "EUR"]),
+)
+JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                           max_leaves=8)
+FIELD_NAMES = [*FIELDS, "custom.newsletter"]
+
+EVENTS = st.lists(
+    st.fixed_dictionaries({
+        "type": st.sampled_from(["pageview", "heartbeat", "scroll", "cart", "goal", "custom", "chat_started", "exit_intent"]),
+        "url": st.sampled_from([None, "https://shop.example.com/", "https://shop.example.com/pricing?utm_source=x"]),
+        "title": st.sampled_from([None, "Pricing"]),
+        "referrer": st.sampled_from([None, "https://www.google.com/"]),
+        "name": st.sampled_from([None, "purchase", "newsletter"]),
+        "props": st.sampled_from([{}, {"value": 80, "items": 2, "currency": "EUR"}, {"depth": 0.7}, {"product": "tent", "device": "mobile"}]),
+        "advance": st.floats(min_value=0, max_value=120),
+    }),
+    max_size=6,
+)
+
+
+def _rule(condition: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "r", "site": "shop", "when": condition, "invite": {"message": "hi"}}
+
+
+def _run(rule: Any, events: list[dict[str, Any]]) -> None:
+    clock = ManualClock(1_800_000_000)
+    engine = Engine(clock=clock.time, gate_capacity=False, pace=False)
+    site, tenant = uuid.uuid4(), uuid.uuid4()
+    engine.set_rules(site, [RuleEntry("rule-1", tenant, site, rule)])
+    state = engine.state_for(tenant, site, "v", "v")
+    for event in events:
+        clock.advance(event["advance"])
+        engine.apply_events(state, [{**event, "at_epoch": clock.time(), "session_id": "s"}])
+        engine.tick()
+    clock.advance(3600)
+    engine.tick()
+    engine.explain(state, site)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(field=st.sampled_from(FIELD_NAMES), op=st.sampled_from(OPS), value=JSON_VALUES, events=EVENTS)
+def test_a_rule_that_validates_never_fails_evaluation(field: str, op: str, value: Any, events: list[dict[str, Any]]) -> None:
+    rule, problems = compile_rule(_rule({"field": field, "op": op, "value": value}))
+    if rule is None:
+        assert problems and all(p.path and p.message for p in problems)
+        return
+    _run(rule, events)
+
+
+@settings(max_examples=150, deadline=None)
+@given(op=st.sampled_from(["eq", "ne", "gt", "gte", "lt", "lte", "in"]), value=JSON_VALUES, within=JSON_VALUES, events=EVENTS)
+def test_a_count_rule_that_validates_never_fails_evaluation(op: str, value: Any, within: Any, events: list[dict[str, Any]]) -> None:
+    rule, _ = compile_rule(_rule({"count": "pageview", "within": within, "op": op, "value": value}))
+    if rule is not None:
+        _run(rule, events)
+
+
+@pytest.mark.parametrize("condition,message", [
+    ({"field": "goals", "op": "eq", "value": ["purchase"]}, "one of contains, in"),
+    ({"field": "page.url", "op": "in", "value": [["x"]]}, "'in' takes a list"),
+    ({"count": "pageview", "within": "10m", "op": "gte", "value": 10**400}, "a number"),
+    ({"field": "page.time_on_page", "op": "gte", "value": 10**400}, "duration"),
+    ({"field": "cart.value", "op": "gt", "value": "50"}, "a number"),
+])
+def test_values_evaluation_cannot_use_are_refused_with_the_reason(condition: dict[str, Any], message: str) -> None:
+    rule, problems = compile_rule(_rule(condition))
+    assert rule is None and any(message in p.message for p in problems), problems
+
+
+def test_goals_are_matched_by_contains_and_in() -> None:
+    for condition in ({"field": "goals", "op": "contains", "value": "purchase"}, {"field": "goals", "op": "in", "value": ["purchase", "signup"]}):
+        rule, problems = compile_rule(_rule(condition))
+        assert rule is not None, problems
+        assert rule.when.test(["purchase"]) and not rule.when.test([]) and not rule.when.test(None)
