@@ -14,8 +14,10 @@ Per word, in one pass (``Analyzer.word``):
   first), the Latin *typing key* of a Cyrillic word (``archive.transliteration``), and, when the
   tenant has typo tolerance on, the word's deletion neighbourhood (``archive.typos``).
 
-Every form is hashed under its own namespace with the tenant's blind-index key: nothing in the
-index reads as text. See docs/search.md for what the index still reveals.
+Every form is hashed under its own namespace, and word forms under the document's language too,
+with the tenant's blind-index key: nothing in the index reads as text. A query word is read as a
+word of each of the tenant's languages, each reading meeting only documents of that language
+(``query_word``). See docs/search.md for what the index still reveals.
 """
 
 from __future__ import annotations
