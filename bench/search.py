@@ -130,9 +130,45 @@ async def _index_size(path: Path, docs: list[Any]) -> int:
     return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
 
 
-async def _forms_growth(corpus: list[dict[str, Any]]) -> dict[str, float]:
+def _without_forms(node: Any) -> Any:
+    """The plan as it was before issue 22: words by their terms only."""
+    from archive.search.plan import All, AnyOf, Match
+
+    if isinstance(node, Match):
+        return Match(node.sequences)
+    if isinstance(node, (All, AnyOf)):
+        return type(node)([_without_forms(c) for c in node.children])
+    return node
+
+
+async def _forms_query_cost(path: Path, tenant: Any, analyzer: Any, languages: list[str], mix: dict[str, str],
+                            repeats: int) -> dict[str, tuple[float, float]]:
+    """Backend search p95 (ms) of each query with and without its forms, interleaved on one index."""
+    from archive.query import parse
+    from archive.search.plan import Cursor, Plan, compile_query
+    from archive.search.sqlite_fts import SqliteFtsBackend
+
+    backend = SqliteFtsBackend(path)
+    cost: dict[str, tuple[float, float]] = {}
+    for name, q in mix.items():
+        tree = compile_query(parse(q).tree, analyzer, languages, lambda v: v)
+        for sort in ("newest", "relevance"):
+            plans = [Plan(tenant_id=tenant, tree=t, senders=(), sort=sort, size=20, cursor=Cursor()) for t in (_without_forms(tree), tree)]
+            samples: tuple[list[float], list[float]] = ([], [])
+            for _ in range(repeats):
+                for plan, bucket in zip(plans, samples):
+                    t = time.perf_counter()
+                    await backend.search(plan)
+                    bucket.append((time.perf_counter() - t) * 1000)
+            cost[f"{name}, {sort}"] = (_percentiles(samples[0])[1], _percentiles(samples[1])[1])
+    await backend.close()
+    return cost
+
+
+async def _forms_growth(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: int) -> dict[str, Any]:
     """Index size of the same conversations three ways (MB): terms and prefixes only (what the
-    index held before issue 22), plus word forms with typo tolerance off, and on."""
+    index held before issue 22), plus word forms with typo tolerance off, and on; and what the
+    forms cost a search on the typo-tolerant index."""
     import uuid
 
     from archive.analysis import Analyzer
@@ -141,7 +177,7 @@ async def _forms_growth(corpus: list[dict[str, Any]]) -> dict[str, float]:
 
     key, tenant = os.urandom(32), uuid.uuid4()
     directory = Path(os.environ["PARLEY_DATA_DIR"]) / "forms-growth"
-    sizes: dict[str, float] = {}
+    sizes: dict[str, Any] = {}
     for variant, analyzer in (("typo tolerance on", Analyzer(key, True)), ("typo tolerance off", Analyzer(key, False))):
         docs = [
             IndexDoc(conversation_id=uuid.uuid4(), tenant_id=tenant, site=c["site"], channel=c["channel"], language=c["language"],
@@ -149,7 +185,11 @@ async def _forms_growth(corpus: list[dict[str, Any]]) -> dict[str, float]:
                      columns=document_columns(analyzer, ((m["sender"]["role"], m["text"]) for m in c["messages"]), c["language"]))
             for c in corpus
         ]
-        sizes[variant] = await _index_size(directory / f"{variant.replace(' ', '-')}.sqlite3", docs) / 1e6
+        path = directory / f"{variant.replace(' ', '-')}.sqlite3"
+        sizes[variant] = await _index_size(path, docs) / 1e6
+        if variant == "typo tolerance on":
+            languages = sorted({c["language"] for c in corpus} | {"en"})
+            sizes["query cost"] = await _forms_query_cost(path, tenant, analyzer, languages, mix, repeats)
         if variant == "typo tolerance off":
             bare = [msgspec.structs.replace(d, columns={k: ("" if k.startswith("f_") else v) for k, v in d.columns.items()}) for d in docs]
             sizes["terms and prefixes only"] = await _index_size(directory / "bare.sqlite3", bare) / 1e6
@@ -180,11 +220,14 @@ def run(table: Table, conversations: int, repeats: int = 20) -> None:
                   note="baseline: raw FTS5 insert of the plaintext"))
     table.add(Row("indexing alone (outbox drain: decrypt, analyze, insert)", parley["index_rate"], "conv/s", raw_rate))
     table.add(Row("index size on disk", parley["size"] / 1e6, "MB", raw_size / 1e6))
-    growth = asyncio.run(_forms_growth(corpus[:min(len(corpus), 10_000)]))
+    growth = asyncio.run(_forms_growth(corpus[:min(len(corpus), 10_000)], mix, repeats))
     sample = f"{min(len(corpus), 10_000):,} conv"
     for variant in ("typo tolerance off", "typo tolerance on"):
         table.add(Row(f"index with word forms, {variant} ({sample})", growth[variant], "MB", growth["terms and prefixes only"],
                       note="baseline: the same index without the forms bag (exact spellings, transliteration keys, typo neighbourhoods)"))
+    for key, (before, after) in growth["query cost"].items():
+        table.add(Row(f"backend search p95 with word forms: {key} ({sample})", after, "ms", before,
+                      note="baseline: the same plan without forms (terms only), interleaved on the same index"))
     table.add(Row("resident memory growth while ingesting+indexing", parley["rss_growth"], "MB", note="peak RSS delta"))
     worst = {"newest": 0.0, "relevance": 0.0}
     for key, samples in parley["latencies"].items():
