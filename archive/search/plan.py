@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Literal, Union
+from typing import Callable, Literal, Union
 from uuid import UUID
 
 import msgspec
@@ -107,7 +107,7 @@ class TypoToleranceOff(Exception):
         self.position = position
 
 
-def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash_visitor) -> PlanNode:  # noqa: ANN001
+def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash_visitor: Callable[[str], str]) -> PlanNode:
     """Replace words by tokens; ``hash_visitor`` turns a visitor id into its stored keyed hash."""
 
     def text(value: str, distance: int | None = 0) -> PlanNode:
@@ -147,13 +147,13 @@ def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash
         if isinstance(node, q.DateRange):
             return StartedIn(node.start, node.end)
         if isinstance(node, q.And):
-            children = [c for c in (walk(c) for c in node.children) if not isinstance(c, Everything)]
+            children: list[PlanNode] = [c for c in (walk(c) for c in node.children) if not isinstance(c, Everything)]
             return All(children) if len(children) > 1 else (children[0] if children else Everything())
         if isinstance(node, q.Or):
-            children = [walk(c) for c in node.children]
-            if any(isinstance(c, Everything) for c in children):
+            alternatives: list[PlanNode] = [walk(c) for c in node.children]
+            if any(isinstance(c, Everything) for c in alternatives):
                 return Everything()
-            return AnyOf(children)
+            return AnyOf(alternatives)
         if isinstance(node, q.Not):
             return Without(walk(node.child))
         return Everything()
@@ -162,7 +162,7 @@ def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash
 
 
 def and_filters(tree: PlanNode, filters: list[PlanNode]) -> PlanNode:
-    nodes = [n for n in [tree, *filters] if not isinstance(n, Everything)]
+    nodes: list[PlanNode] = [n for n in [tree, *filters] if not isinstance(n, Everything)]
     if not nodes:
         return Everything()
     return nodes[0] if len(nodes) == 1 else All(nodes)
