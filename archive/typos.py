@@ -9,9 +9,9 @@ another added elsewhere (``strain``/``trains``).
 Two edits (``~2``, and ``~`` on words of ``LONG_WORD`` letters or more) delete up to two letters
 from the query word only: that finds words the query has up to two letters too many for, or one
 too many and one wrong, but not two wrong or two missing. Indexing two-letter deletions would find
-those too, at the price of a typo-tolerant index 1.4x larger again (measured on the bench corpus,
-whose long compound words have hundreds of two-letter deletions each). The cost in index size and
-what the neighbourhoods reveal are in docs/search.md.
+those too, but a word of n letters has about n²/2 of them (a 20-letter Norwegian compound, 190):
+the one-letter neighbourhoods alone already double the index. The cost in index size and what the
+neighbourhoods reveal are in docs/search.md.
 """
 
 from __future__ import annotations
