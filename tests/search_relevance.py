@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.factories import conversation
+from tests.search_corpus import chat
 
 CATEGORIES = ("forms", "letters", "transliteration", "typos", "controls")
 
@@ -526,16 +526,7 @@ CASES: dict[str, dict[str, list[tuple[str, set[str]]]]] = {
 
 
 def bodies() -> list[dict[str, Any]]:
-    out = []
-    for n, (external_id, (language, messages)) in enumerate(CONVERSATIONS.items()):
-        day = f"2026-0{1 + n // 28}-{1 + n % 28:02d}"
-        body = conversation(
-            external_id, *[text for _, text in messages], language=language, tags=[],
-            started_at=f"{day}T09:00:00Z", ended_at=f"{day}T09:30:00Z",
-            visitor={"id": f"v-{external_id}"}, agents=[{"id": f"a-{language}", "name": "Agent"}],
-        )
-        for i, (message, (sender, _)) in enumerate(zip(body["messages"], messages)):
-            message["sender"] = {"role": sender}
-            message["at"] = f"{day}T09:{i + 1:02d}:00Z"
-        out.append(body)
-    return out
+    return [
+        chat(external_id, language, f"2026-0{1 + n // 28}-{1 + n % 28:02d}", messages, f"a-{language}", tags=[])
+        for n, (external_id, (language, messages)) in enumerate(CONVERSATIONS.items())
+    ]
