@@ -38,14 +38,16 @@ LEMMATIZERS: dict[str, tuple[str, str]] = {
 def normalizer(language: str) -> Callable[[str], str] | None:
     """The function that maps a case-folded word of ``language`` to its normal form, if any."""
     if language in STEMMERS:
-        return Stemmer.Stemmer(STEMMERS[language]).stemWord
+        stem: Callable[[str], str] = Stemmer.Stemmer(STEMMERS[language]).stemWord
+        return stem
     if language not in LEMMATIZERS:
         return None
     library, code = LEMMATIZERS[language]
     if library == "lemmagen3":
         import lemmagen3
 
-        return lemmagen3.Lemmatizer(code).lemmatize
+        lemmatize: Callable[[str], str] = lemmagen3.Lemmatizer(code).lemmatize
+        return lemmatize
     import simplemma
 
     return lambda word: simplemma.lemmatize(word, lang=code).casefold()
