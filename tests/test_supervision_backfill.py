@@ -73,7 +73,7 @@ async def test_a_backfill_skips_what_ingest_already_flagged(client, tenant, runt
 async def test_a_backfill_applies_the_policy_as_it_was_when_requested(client, tenant, runtime):
     await ingest(client, tenant, _on("2026-10-05", "c1"))
     policy = await create_policy(client, tenant)
-    job = await _request(client, tenant, policy["id"])
+    await _request(client, tenant, policy["id"])
     changed = await client.put(f"/v1/supervision/policies/{policy['id']}", json={"name": "guarantees", "query": "nothing-like-this"},
                                headers=tenant.headers("compliance"))
     assert changed.json()["version"] == 2

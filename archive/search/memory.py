@@ -10,12 +10,17 @@ Semantics, as FTS5 and OpenSearch implement them over the same token columns:
 
 * a ``Match`` is any of its token sequences as a phrase (consecutive positions) in any of the
   plan's text columns (one per sender; a phrase never spans two columns, and a boundary token
-  between messages stops it spanning two messages);
+  between messages stops it spanning two messages), or any of its ``forms`` in the plan's bags
+  of forms (transliteration keys, typo neighbourhoods);
 * a ``NearMatch`` pair is two sequences in the same column with at most ``distance`` tokens
   between the end of one and the start of the other, in either order;
 * a ``PrefixMatch`` is its token in any of the plan's prefix columns;
 * filters compare the clear fields (``lang:`` matches the tag or its subtags, case-insensitively;
   dates are ``start <= started_at < end``).
+
+Ranking follows the others in kind (the exact order of equal-ish scores may differ): words score
+by tf-idf, a word matched through a form scores ``FORM_SCORE``, holding the exact spelling adds
+``EXACT_BOOST``, and what matched only through prefixes or filters scores 0.
 
 As a backend it is small and slow (it scans every document of the tenant): fine for tests and
 one-conversation evaluation, not for an archive.
@@ -29,8 +34,11 @@ from datetime import timezone
 from typing import Iterable
 from uuid import UUID
 
+import msgspec
+
 from archive.search.backend import FACETS, BackendStatus, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
+    SENDERS,
     All,
     AnyOf,
     Cursor,
@@ -49,6 +57,25 @@ from archive.search.plan import (
 
 FACET_LIMIT = 50
 DAY_FACET_LIMIT = 366
+FORM_SCORE = 1.0
+EXACT_BOOST = 3.0
+
+
+class Columns(msgspec.Struct, frozen=True):
+    """Which of a document's columns a plan looks in (its senders' text, prefixes and forms)."""
+
+    text: list[str]
+    prefixes: list[str]
+    forms: list[str]
+
+    @classmethod
+    def of(cls, plan: Plan) -> Columns:
+        return cls(plan.text_columns(), plan.prefix_columns(), plan.form_columns())
+
+    @classmethod
+    def for_senders(cls, senders: tuple[str, ...]) -> Columns:
+        chosen = senders or SENDERS
+        return cls([f"t_{s}" for s in chosen], [f"p_{s}" for s in chosen], [f"f_{s}" for s in chosen])
 
 
 class DocView:
@@ -111,15 +138,20 @@ def _language_is(value: str, wanted: str) -> bool:
     return value == wanted or value.startswith(wanted + "-")
 
 
-def matches(node: PlanNode, view: DocView, text_columns: list[str], prefix_columns: list[str]) -> bool:
+def _has_form(view: DocView, tokens: list[str], columns: list[str]) -> bool:
+    return any(not view.token_set(column).isdisjoint(tokens) for column in columns) if tokens else False
+
+
+def matches(node: PlanNode, view: DocView, columns: Columns) -> bool:
     """Whether the document satisfies ``node`` (the plan's tree, or any part of it)."""
     doc = view.doc
     if isinstance(node, Match):
-        return any(view.phrase_starts(column, sequence) for sequence in node.sequences for column in text_columns)
+        return (any(view.phrase_starts(column, sequence) for sequence in node.sequences for column in columns.text)
+                or _has_form(view, node.forms, columns.forms))
     if isinstance(node, PrefixMatch):
-        return any(node.token in view.token_set(column) for column in prefix_columns)
+        return any(node.token in view.token_set(column) for column in columns.prefixes)
     if isinstance(node, NearMatch):
-        return any(_near(view, column, left, right, node.distance) for left, right in node.pairs for column in text_columns)
+        return any(_near(view, column, left, right, node.distance) for left, right in node.pairs for column in columns.text)
     if isinstance(node, FieldIs):
         if node.name == "site":
             return doc.site == node.value
@@ -135,18 +167,18 @@ def matches(node: PlanNode, view: DocView, text_columns: list[str], prefix_colum
     if isinstance(node, StartedIn):
         return (node.start is None or view.started >= iso_utc(node.start)) and (node.end is None or view.started < iso_utc(node.end))
     if isinstance(node, All):
-        return all(matches(child, view, text_columns, prefix_columns) for child in node.children)
+        return all(matches(child, view, columns) for child in node.children)
     if isinstance(node, AnyOf):
-        return any(matches(child, view, text_columns, prefix_columns) for child in node.children)
+        return any(matches(child, view, columns) for child in node.children)
     if isinstance(node, Without):
-        return not matches(node.child, view, text_columns, prefix_columns)
+        return not matches(node.child, view, columns)
     if isinstance(node, Everything):
         return True
     raise TypeError(f"cannot evaluate {type(node).__name__}")
 
 
 def plan_matches(plan: Plan, view: DocView) -> bool:
-    return view.doc.tenant_id == plan.tenant_id and matches(plan.tree, view, plan.text_columns(), plan.prefix_columns())
+    return view.doc.tenant_id == plan.tenant_id and matches(plan.tree, view, Columns.of(plan))
 
 
 def _occurrences(leaf: Match | NearMatch, view: DocView, text_columns: list[str]) -> int:
@@ -155,14 +187,15 @@ def _occurrences(leaf: Match | NearMatch, view: DocView, text_columns: list[str]
     return sum(1 for left, right in leaf.pairs for column in text_columns if _near(view, column, left, right, leaf.distance))
 
 
-def _score(leaves: list[Match | NearMatch], view: DocView, text_columns: list[str], document_frequency: list[int], total: int) -> float:
-    """A tf-idf score over the positive word leaves; conversations matched only through prefixes
-    or filters score 0 and rank after those matched by words (as on the other backends)."""
+def _score(leaves: list[Match | NearMatch], view: DocView, columns: Columns, document_frequency: list[int], total: int) -> float:
+    """tf-idf over the positive word leaves, plus the bonuses of forms and exact spellings."""
     score = 0.0
     for leaf, df in zip(leaves, document_frequency, strict=True):
-        tf = _occurrences(leaf, view, text_columns)
+        tf = _occurrences(leaf, view, columns.text)
         if tf:
             score += (1 + math.log(tf)) * math.log(1 + total / max(df, 1))
+        if isinstance(leaf, Match):
+            score += FORM_SCORE * _has_form(view, leaf.forms, columns.forms) + EXACT_BOOST * _has_form(view, leaf.boost, columns.forms)
     return score
 
 
@@ -210,8 +243,8 @@ def _page(plan: Plan, matched: list[DocView]) -> list[ScoredId]:
     cursor: Cursor = plan.cursor
     if plan.sort == "relevance":
         leaves = [leaf for leaf in positive_text(plan.tree) if isinstance(leaf, (Match, NearMatch))]
-        columns = plan.text_columns()
-        frequency = [sum(1 for view in matched if _occurrences(leaf, view, columns)) for leaf in leaves]
+        columns = Columns.of(plan)
+        frequency = [sum(1 for view in matched if _occurrences(leaf, view, columns.text)) for leaf in leaves]
         scored = [(_score(leaves, view, columns, frequency, len(matched)), view) for view in matched]
         scored.sort(key=lambda pair: (pair[0], pair[1].started, str(pair[1].doc.conversation_id)), reverse=True)
         window = scored[cursor.offset: cursor.offset + plan.size]

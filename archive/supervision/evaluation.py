@@ -22,6 +22,7 @@ from typing import Any, Literal
 from uuid import UUID, uuid4
 
 import msgspec
+import structlog
 
 from archive import ingest, ledger
 from archive.analysis import highlight_terms, primary_language
@@ -29,12 +30,14 @@ from archive.models import ConversationIn, StoredConversation
 from archive.query import parse
 from archive.runtime import Runtime
 from archive.search import indexing
-from archive.search.memory import DocView, matches
-from archive.search.plan import SENDERS, PlanNode, compile_query, positive_tokens
+from archive.search.memory import Columns, DocView, matches
+from archive.search.plan import PlanNode, TypoToleranceOff, compile_query, positive_tokens
 from archive.search.service import tenant_languages
 from archive.supervision.policies import Definition, Scope, compile_pattern, definitions, query_senders
 from archive.supervision.tables import ReviewItem
 from archive.tenancy import TenantContext
+
+log = structlog.get_logger(__name__)
 
 STEP = "supervision"
 MAX_SPANS_PER_MESSAGE = 20
@@ -44,7 +47,7 @@ SAMPLE_SPACE = 16**13  # the first 13 hex digits of the keyed hash: 52 bits, exa
 class Compiled:
     """One policy, ready to evaluate: its plan tree, patterns and scope."""
 
-    __slots__ = ("definition", "tree", "senders", "text_columns", "prefix_columns", "wanted", "patterns")
+    __slots__ = ("definition", "tree", "senders", "columns", "wanted", "patterns")
 
     def __init__(self, ctx: TenantContext, definition: Definition, languages: list[str]) -> None:
         self.definition = definition
@@ -53,9 +56,7 @@ class Compiled:
         if definition.query.strip():
             parsed = parse(definition.query)
             self.tree = compile_query(parsed.tree, ctx.analyzer, languages, ctx.crypto.identity_hash)
-        chosen = self.senders or SENDERS
-        self.text_columns = [f"t_{s}" for s in chosen]
-        self.prefix_columns = [f"p_{s}" for s in chosen]
+        self.columns = Columns.for_senders(self.senders)
         self.wanted = positive_tokens(self.tree) if self.tree is not None else set()
         self.patterns = [compile_pattern(p) for p in definition.patterns]
 
@@ -152,7 +153,7 @@ def evaluate(ctx: TenantContext, policies: list[Compiled], conversation: Convers
         if not in_scope(definition.scope, conversation.stored):
             continue
         hits: list[Hit] = []
-        query_hit = policy.tree is not None and matches(policy.tree, conversation.view, policy.text_columns, policy.prefix_columns)
+        query_hit = policy.tree is not None and matches(policy.tree, conversation.view, policy.columns)
         if query_hit:
             hits.extend(_query_hits(ctx, policy, conversation.stored))
         hits.extend(_pattern_hits(policy, conversation.stored))
@@ -166,17 +167,32 @@ def evaluate(ctx: TenantContext, policies: list[Compiled], conversation: Convers
 
 async def languages_for(rt: Runtime, ctx: TenantContext, extra: list[str | None]) -> list[str]:
     """The languages query words expand into: search's own (the tenant's defaults and archived
-    languages) and those of the conversations being evaluated, which search will know once they
-    are stored."""
-    return sorted(set(await tenant_languages(rt, ctx)) | {primary_language(x) for x in extra if x})
+    languages) and those of the conversations being evaluated. Search caches its list for a
+    minute; the new languages go into that cache too, so search knows them as soon as these
+    conversations are stored instead of a minute later (and never knows fewer than a policy)."""
+    languages = await tenant_languages(rt, ctx)
+    new = {primary_language(x) for x in extra if x} - set(languages)
+    if new:
+        languages = sorted({*languages, *new})
+        if ctx.languages is not None:
+            ctx.languages = (ctx.languages[0], languages)
+    return languages
 
 
 async def compiled_policies(rt: Runtime, ctx: TenantContext, extra_languages: list[str | None], **which: Any) -> list[Compiled]:
+    """The policies ready to evaluate. One that no longer compiles (it asks for typo tolerance,
+    which the tenant has since turned off) is left out and logged, never failing an ingest."""
     found = await definitions(ctx, **which)
     if not found:
         return []
     languages = await languages_for(rt, ctx, extra_languages)
-    return [Compiled(ctx, d, languages) for d in found]
+    compiled = []
+    for definition in found:
+        try:
+            compiled.append(Compiled(ctx, definition, languages))
+        except TypoToleranceOff:
+            log.warning("supervision_policy_skipped", policy=str(definition.id), reason="typo tolerance is off for the tenant")
+    return compiled
 
 
 async def store_flags(

@@ -27,6 +27,7 @@ from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
 from archive.query import QuerySyntaxError, parse
 from archive.runtime import Runtime
+from archive.search.plan import TypoToleranceOff, compile_query
 from archive.supervision.tables import SupervisionPolicy, SupervisionPolicyVersion
 from archive.tenancy import Principal, TenantContext, tenant_context
 
@@ -131,18 +132,21 @@ def query_senders(query: str, scope: Scope) -> tuple[str, ...]:
     return tuple(parsed or sorted(scope.senders))
 
 
-def check(data: PolicyIn) -> None:
-    """Everything a type cannot say, every problem at once: the query parses (errors carry the
-    position, as in search), each pattern is valid RE2, the senders can meet, and the policy
-    flags something."""
+def check(ctx: TenantContext, data: PolicyIn) -> None:
+    """Everything a type cannot say, every problem at once: the query parses and compiles for
+    this tenant (errors carry the position, as in search), each pattern is valid RE2, the
+    senders can meet, and the policy flags something."""
     import re2
 
     errors: list[FieldError] = []
     if data.query.strip():
         try:
             parsed = parse(data.query)
+            compile_query(parsed.tree, ctx.analyzer, [], ctx.crypto.identity_hash)
         except QuerySyntaxError as exc:
             errors.append(FieldError("query", f"{exc.message} at position {exc.position}"))
+        except TypoToleranceOff as exc:
+            errors.append(FieldError("query", f"{exc} at position {exc.position}"))
         else:
             if parsed.senders and data.scope.senders and not set(parsed.senders) & set(data.scope.senders):
                 errors.append(FieldError("scope.senders", f"the query looks only at {', '.join(parsed.senders)} messages, which this scope excludes"))
@@ -214,8 +218,8 @@ async def _name_taken(tenant_id: UUID, name: str, other_than: UUID | None = None
 
 
 async def create(rt: Runtime, principal: Principal, data: PolicyIn) -> PolicyOut:
-    check(data)
     ctx = await tenant_context(rt, principal.tenant_id)
+    check(ctx, data)
     stored = _store(ctx, data)
     policy_id, now = uuid4(), rt.clock.now()
     async with db.write_transaction():
@@ -251,8 +255,8 @@ async def list_policies(rt: Runtime, principal: Principal, include_deleted: bool
 
 
 async def replace(rt: Runtime, principal: Principal, policy_id: UUID, data: PolicyIn) -> PolicyOut:
-    check(data)
     ctx = await tenant_context(rt, principal.tenant_id)
+    check(ctx, data)
     stored = _store(ctx, data)
     now = rt.clock.now()
     async with db.write_transaction():
