@@ -22,6 +22,7 @@ from api.admin import AdminController, whoami
 from api.audit import AuditController
 from api.auth import ApiKeyAuthentication
 from api.browser import demo_shop, snippet
+from api.cases import CaseController
 from api.composition import build_runtime
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
@@ -106,7 +107,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
             RetentionController, HoldController, ErasureController, ExportController,
-            PolicyController, BackfillController, ReportController, ReviewController,
+            PolicyController, BackfillController, ReportController, ReviewController, CaseController,
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
             RulesController, CapacityController, explain,

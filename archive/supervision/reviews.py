@@ -207,8 +207,9 @@ class _Cursor(msgspec.Struct):
     id: UUID
 
 
-class TransitionConflict(Conflict):
-    """Actions that do not apply to the items' current state, every item named."""
+class ItemConflicts(Conflict):
+    """A request that conflicts with the state of several items, every item named (an action
+    that does not apply to their status, items that belong elsewhere)."""
 
     def __init__(self, detail: str, errors: list[FieldError]) -> None:
         DomainError.__init__(self, detail, errors)
@@ -497,7 +498,7 @@ async def act(rt: Runtime, principal: Principal, ids: list[UUID], data: ActionIn
             elif decided is not None:
                 changes[rid] = decided
         if problems:
-            raise TransitionConflict(f"the action {data.action} does not apply; nothing was changed", problems)
+            raise ItemConflicts(f"the action {data.action} does not apply; nothing was changed", problems)
         await _apply(ctx, principal, found, changes, data, now)
         rows = await ReviewItem.select(*_COLUMNS).where(ReviewItem.id.is_in(unique))
     by_id = {r["id"]: r for r in rows}
@@ -545,3 +546,9 @@ async def open_for_conversations(tenant_id: UUID, conversation_ids: list[UUID]) 
     names = await _policy_names(tenant_id, {r["policy"] for r in rows})
     return {r["conversation"]: names.get(r["policy"], "") for r in rows}
 
+
+
+async def for_case(tenant_id: UUID, case_id: UUID) -> list[ReviewOut]:
+    """The review items a case gathers (retention/cases.py), oldest first."""
+    rows = await ReviewItem.select(*_COLUMNS).where((ReviewItem.tenant == tenant_id) & (ReviewItem.case_id == case_id)).order_by(ReviewItem.created_at)
+    return await outs(tenant_id, rows)
