@@ -158,3 +158,59 @@ async def test_sampled_conversations_are_queued_for_review_with_their_reason(cli
     ids = await ingest(client, tenant, chat("any", "hello", "hi"))
     [item] = (await queue(client, tenant.headers("compliance")))["items"]
     assert (item["conversation_id"], item["reason"], item["match_count"]) == (ids["any"], "sample", 0)
+
+
+async def test_the_evaluator_sees_each_conversation_exactly_as_the_index_stores_it(runtime, tenant):
+    """Policies evaluate a view made straight from the analyzer's tokens (no index columns are
+    built at ingest); it holds the same tokens, in the same order, as build_document's document."""
+    import msgspec
+
+    from archive.ingest import prepare
+    from archive.models import ConversationIn
+    from archive.search import indexing
+    from archive.search.memory import DocView
+    from archive.search.plan import SENDERS
+    from archive.supervision.evaluation import document_view
+    from tests import search_corpus, search_relevance
+
+    ctx = await runtime.tenants.context(tenant.id)
+    for body in [*search_corpus.bodies(), *search_relevance.bodies()]:
+        item = prepare(ctx, msgspec.convert(body, ConversationIn))
+        indexed = DocView(indexing.build_document(ctx, item.id, item.stored, item.visitor_hash))
+        evaluated = document_view(ctx, item.id, item.stored, item.visitor_hash)
+        for sender in SENDERS:
+            assert evaluated.tokens(f"t_{sender}") == indexed.tokens(f"t_{sender}"), body["external_id"]
+            for kind in ("t_", "p_", "f_"):
+                assert evaluated.token_set(kind + sender) == indexed.token_set(kind + sender), (body["external_id"], kind + sender)
+        assert msgspec.structs.replace(evaluated.doc, columns={}) == msgspec.structs.replace(indexed.doc, columns={})
+
+
+async def test_the_evaluator_keeps_of_each_word_exactly_the_tokens_policies_can_ask_about(runtime, tenant):
+    """Without typo tolerance in any policy, a word is analysed for its term, prefixes and
+    typing key only; those are the analyzer's own tokens of the word, whichever tokens are asked."""
+    from archive.analysis import words
+    from archive.search.memory import Relevant
+    from archive.search.plan import Match, PrefixMatch
+    from tests import search_corpus, search_relevance
+
+    ctx = await runtime.tenants.context(tenant.id)
+    an = ctx.analyzer
+    vocabulary = {(word, language or "en") for body in [*search_corpus.bodies(), *search_relevance.bodies()]
+                  for language in [body.get("language")] for m in body["messages"] for word in words(m["text"])}
+    full = [(word, language, an.word(word, language)) for word, language in sorted(vocabulary)]
+    every_prefix = sorted({p for _, _, t in full for p in t.prefixes})
+    every_form = sorted({f for _, _, t in full for f in t.forms})
+    light = Relevant([Match([], forms=every_form), *[PrefixMatch(p) for p in every_prefix]], typos=False)
+    for word, language, tokens in full:
+        term, prefixes, forms = light._analyse(an, word, language)
+        assert term == tokens.term and prefixes == frozenset(tokens.prefixes), word
+        assert forms <= frozenset(tokens.forms) and forms == {f for f in tokens.forms if f in light.forms and _is_typing_key(an, word, language, f)}, word
+    assert any(light._analyse(an, w, l)[2] for w, l, _ in full)  # Cyrillic words have typing keys
+
+
+def _is_typing_key(an, word, language, token):
+    from archive import transliteration as tr
+    from archive.analysis import TYPING_KEY
+
+    normal = an.normal(word, language)
+    return tr.is_cyrillic(normal) and token == an.token(TYPING_KEY, tr.cyrillic_key(normal))

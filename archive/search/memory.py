@@ -31,11 +31,13 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from datetime import timezone
-from typing import Iterable
+from typing import Iterable, Iterator
 from uuid import UUID
 
 import msgspec
 
+from archive import transliteration as tr
+from archive.analysis import MAX_PREFIX, MIN_PREFIX, PREFIX, TERM, TYPING_KEY, Analyzer, fold, words
 from archive.search.backend import FACETS, BackendStatus, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
     SENDERS,
@@ -78,18 +80,157 @@ class Columns(msgspec.Struct, frozen=True):
         return cls([f"t_{s}" for s in chosen], [f"p_{s}" for s in chosen], [f"f_{s}" for s in chosen])
 
 
+class Relevant:
+    """The prefix and form tokens some plans can ask about. A view analysed with it keeps only
+    those in its bags, which changes no answer to those plans and spares collecting a
+    conversation's whole bag of forms to test a few tokens.
+
+    Unless ``typos`` (some plan was compiled from a ``word~``), the only forms a plan can ask
+    about are typing keys (Cyrillic words typed in Latin letters), so a new word is analysed for
+    its term, its prefixes (when a plan has a prefix) and its typing key only, not for its typo
+    neighbourhood: the same lines as ``Analyzer.word`` for those tokens (a test holds them equal),
+    without the dozens of keyed hashes a neighbourhood costs."""
+
+    CACHE = 200_000
+
+    def __init__(self, trees: Iterable[PlanNode], typos: bool = True) -> None:
+        self.typos = typos
+        prefixes: set[str] = set()
+        forms: set[str] = set()
+        for tree in trees:
+            for node in _nodes(tree):
+                if isinstance(node, PrefixMatch):
+                    prefixes.add(node.token)
+                elif isinstance(node, Match):
+                    forms.update(node.forms)
+        self.prefixes, self.forms = frozenset(prefixes), frozenset(forms)
+        # Per language: word → term token, and word → (prefix, form) tokens the plans ask about
+        # for the few words that have any.
+        self._terms: dict[str, dict[str, str]] = {}
+        self._hits: dict[str, dict[str, tuple[frozenset[str], frozenset[str]]]] = {}
+
+    def message(self, an: Analyzer, text: str, language: str) -> tuple[list[str], list[str], dict[str, tuple[frozenset[str], frozenset[str]]]]:
+        """A message's words, their term tokens in order, and the words' wanted prefix and form
+        tokens (cached per word: the analyzer's tokens of a word never change)."""
+        found = words(text)
+        terms = self._terms.get(language)
+        if terms is None or len(terms) > self.CACHE:
+            terms = self._terms[language] = {}
+            self._hits[language] = {}
+        hits = self._hits[language]
+        try:
+            return found, [terms[w] for w in found], hits
+        except KeyError:  # a word not seen before: analyse the new ones
+            pass
+        for word in found:
+            if word not in terms:
+                terms[word], prefix_hits, form_hits = self._analyse(an, word, language)
+                if prefix_hits or form_hits:
+                    hits[word] = (prefix_hits, form_hits)
+        return found, [terms[w] for w in found], hits
+
+    def _analyse(self, an: Analyzer, word: str, language: str) -> tuple[str, frozenset[str], frozenset[str]]:
+        if self.typos:
+            tokens = an.word(word, language)
+            return tokens.term, self.prefixes.intersection(tokens.prefixes), self.forms.intersection(tokens.forms)
+        normal = an.normal(word, language)
+        term = an.token(TERM, fold(normal), language)
+        prefix_hits: frozenset[str] = frozenset()
+        if self.prefixes:
+            surface = fold(word)
+            prefix_hits = self.prefixes.intersection(an.token(PREFIX, surface[:n]) for n in range(MIN_PREFIX, min(len(surface), MAX_PREFIX) + 1))
+        form_hits: frozenset[str] = frozenset()
+        if self.forms and tr.is_cyrillic(normal):
+            form_hits = self.forms.intersection((an.token(TYPING_KEY, tr.cyrillic_key(normal)),))
+        return term, prefix_hits, form_hits
+
+
+def requirements(node: PlanNode) -> list[frozenset[str]]:
+    """Sets of tokens each of which a document must share at least one token with (in any of
+    its columns) for ``node`` to match it: a necessary condition, cheap to test, that lets most
+    documents be ruled out without evaluating the node."""
+    if isinstance(node, Match):
+        return [frozenset({seq[0] for seq in node.sequences if seq} | set(node.forms))]
+    if isinstance(node, PrefixMatch):
+        return [frozenset({node.token})]
+    if isinstance(node, NearMatch):
+        return [frozenset(left[0] for left, _ in node.pairs if left)]
+    if isinstance(node, All):
+        return [found for child in node.children for found in requirements(child)]
+    if isinstance(node, AnyOf):
+        alternatives = [requirements(child) for child in node.children]
+        if any(not found for found in alternatives):
+            return []
+        return [frozenset().union(*(found[0] for found in alternatives))]
+    return []
+
+
+def _nodes(node: PlanNode) -> Iterator[PlanNode]:
+    yield node
+    if isinstance(node, (All, AnyOf)):
+        for child in node.children:
+            yield from _nodes(child)
+    elif isinstance(node, Without):
+        yield from _nodes(node.child)
+
+
 class DocView:
-    """One index document, tokenised once: token positions per text column, token sets per
-    prefix column. Positions are built on first use (single words only need the sets)."""
+    """One index document, tokenised once: token lists (positions) of the text columns, token
+    sets of every column. Sets and positions are built on first use.
 
-    __slots__ = ("doc", "started", "_tokens", "_sets", "_positions")
+    ``analysed`` builds the same view straight from the analyzer's tokens of each word, without
+    joining the columns into strings and splitting them again: what one-conversation evaluation
+    uses (tests hold it equal to the view of ``build_document``'s document)."""
 
-    def __init__(self, doc: IndexDoc) -> None:
+    __slots__ = ("doc", "started", "_tokens", "_sets", "_positions", "_all")
+
+    def __init__(self, doc: IndexDoc, terms: dict[str, list[str]] | None = None, sets: dict[str, frozenset[str]] | None = None) -> None:
         self.doc = doc
         self.started = iso_utc(doc.started_at)
-        self._tokens: dict[str, list[str]] = {}
-        self._sets: dict[str, frozenset[str]] = {}
+        self._tokens: dict[str, list[str]] = dict(terms or {})
+        self._sets: dict[str, frozenset[str]] = dict(sets or {})
         self._positions: dict[str, dict[str, list[int]]] = {}
+        self._all: frozenset[str] | None = None
+
+    def all_tokens(self) -> frozenset[str]:
+        """Every token of every column (for ``requirements``)."""
+        if self._all is None:
+            columns = [f"{kind}{s}" for kind in ("t_", "p_", "f_") for s in SENDERS]
+            self._all = frozenset().union(*(self.token_set(c) for c in columns))
+        return self._all
+
+    def may_match(self, required: list[frozenset[str]]) -> bool:
+        tokens = self.all_tokens()
+        return all(not found.isdisjoint(tokens) for found in required)
+
+    @classmethod
+    def analysed(cls, an: Analyzer, doc: IndexDoc, messages: Iterable[tuple[str, str]], language: str,
+                 relevant: Relevant | None = None) -> DocView:
+        """The view of the document ``document_columns`` would make of (sender, text) pairs; with
+        ``relevant``, its prefix and form bags hold only the tokens ``relevant`` names."""
+        terms: dict[str, list[str]] = {f"t_{s}": [] for s in SENDERS}
+        prefixes: dict[str, set[str]] = {s: set() for s in SENDERS}
+        forms: dict[str, set[str]] = {s: set() for s in SENDERS}
+        boundary = an.boundary()
+        for role, text in messages:
+            column = terms[f"t_{role}"]
+            if column:
+                column.append(boundary)
+            if relevant is None:
+                for word in words(text):
+                    tokens = an.word(word, language)
+                    column.append(tokens.term)
+                    prefixes[role].update(tokens.prefixes)
+                    forms[role].update(tokens.forms)
+                continue
+            found, message_terms, hits = relevant.message(an, text, language)
+            column.extend(message_terms)
+            for word in hits.keys() & set(found):
+                prefix_hits, form_hits = hits[word]
+                prefixes[role].update(prefix_hits)
+                forms[role].update(form_hits)
+        sets = {f"p_{s}": frozenset(prefixes[s]) for s in SENDERS} | {f"f_{s}": frozenset(forms[s]) for s in SENDERS}
+        return cls(doc, terms, sets)
 
     def tokens(self, column: str) -> list[str]:
         found = self._tokens.get(column)
@@ -146,12 +287,21 @@ def matches(node: PlanNode, view: DocView, columns: Columns) -> bool:
     """Whether the document satisfies ``node`` (the plan's tree, or any part of it)."""
     doc = view.doc
     if isinstance(node, Match):
-        return (any(view.phrase_starts(column, sequence) for sequence in node.sequences for column in columns.text)
-                or _has_form(view, node.forms, columns.forms))
+        for column in columns.text:
+            present = view.token_set(column)
+            for sequence in node.sequences:
+                if sequence[0] in present and (len(sequence) == 1 or view.phrase_starts(column, sequence)):
+                    return True
+        return _has_form(view, node.forms, columns.forms)
     if isinstance(node, PrefixMatch):
         return any(node.token in view.token_set(column) for column in columns.prefixes)
     if isinstance(node, NearMatch):
-        return any(_near(view, column, left, right, node.distance) for left, right in node.pairs for column in columns.text)
+        for column in columns.text:
+            present = view.token_set(column)
+            for left, right in node.pairs:
+                if left[0] in present and right[0] in present and _near(view, column, left, right, node.distance):
+                    return True
+        return False
     if isinstance(node, FieldIs):
         if node.name == "site":
             return doc.site == node.value

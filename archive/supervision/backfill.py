@@ -13,6 +13,7 @@ ingest, or by an earlier backfill) is not flagged again.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -29,7 +30,7 @@ from archive.errors import FieldError, InvalidInput, NotFound
 from archive.jobs import JobSpec
 from archive.models import StoredConversation
 from archive.runtime import Runtime
-from archive.supervision.evaluation import Compiled, Conversation, Flag, compiled_policies, evaluate, store_flags
+from archive.supervision.evaluation import Evaluator, Flag, compiled_policies, store_flags
 from archive.supervision.policies import definitions
 from archive.supervision.tables import ReviewItem, SupervisionBackfill, SupervisionPolicy
 from archive.tables import Conversation as ConversationRow
@@ -121,7 +122,7 @@ async def list_backfills(principal: Principal, policy_id: UUID | None = None) ->
     return [_out(r) for r in await query.order_by(SupervisionBackfill.created_at)]
 
 
-def _evaluate_batch(ctx: TenantContext, policies: list[Compiled], pairs: list[tuple[dict[str, Any], dict[str, Any]]]
+def _evaluate_batch(ctx: TenantContext, evaluator: Evaluator, pairs: list[tuple[dict[str, Any], dict[str, Any]]]
                     ) -> tuple[list[tuple[UUID, StoredConversation, list[Flag]]], int]:
     """Decrypt and evaluate (CPU only: runs in a worker thread). Returns the flagged ones and
     how many could not be decrypted."""
@@ -133,7 +134,7 @@ def _evaluate_batch(ctx: TenantContext, policies: list[Compiled], pairs: list[tu
             unreadable += 1
             continue
         stored = msgspec.json.decode(plaintext, type=StoredConversation)
-        flags = evaluate(ctx, policies, Conversation(ctx, row["id"], stored, row["visitor_hash"]))
+        flags = evaluator.evaluate(row["id"], stored, row["visitor_hash"])
         if flags:
             flagged.append((row["id"], stored, flags))
     return flagged, unreadable
@@ -172,38 +173,63 @@ async def run(rt: Runtime, job_id: UUID, *, batch: int = BATCH, stop_after_batch
         await _finish(rt, job, "failed", "the policy version is gone")
         return
     name = (await definitions(ctx, policy_id=job["policy"], version=job["policy_version"]))[0].name
-    cursor, batches = job["cursor"], 0
+    evaluator = Evaluator(ctx, policies)
+    batches = 0
     actor = f"system:backfill:{str(job_id)[:8]}"
-    while stop_after_batches is None or batches < stop_after_batches:
-        where = _in_range(tenant_id, job["start"], job["end"])
-        if cursor is not None:
-            where &= ConversationRow.id > cursor
-        rows = await ConversationRow.select(ConversationRow.id, ConversationRow.ciphertext, ConversationRow.visitor_hash).where(
-            where).order_by(ConversationRow.id).limit(batch)
-        if not rows:
-            await _finish(rt, job, "done", "")
-            log.info("backfill_done", backfill=str(job_id), policy=name, seconds=round(time.monotonic() - started, 1))
-            return
-        ids = [r["id"] for r in rows]
-        keys = {k["conversation"]: k for k in await ConversationKey.select().where(
-            (ConversationKey.tenant == tenant_id) & ConversationKey.conversation.is_in(ids))}
-        flagged, unreadable = await rt.workers.run(_evaluate_batch, ctx, policies, [(r, keys[r["id"]]) for r in rows if r["id"] in keys])
-        if unreadable:
-            log.error("backfill_conversations_unreadable", backfill=str(job_id), count=unreadable)
-        async with db.write_transaction():
-            if not await _still_ours(job_id, run_id):
+    # The next batch is read while this one is evaluated (a read, safe beside the writes below).
+    upcoming = asyncio.ensure_future(_read_batch(tenant_id, job, job["cursor"], batch))
+    try:
+        while stop_after_batches is None or batches < stop_after_batches:
+            rows, keys = await upcoming
+            if not rows:
+                await _finish(rt, job, "done", "")
+                log.info("backfill_done", backfill=str(job_id), policy=name, seconds=round(time.monotonic() - started, 1))
+                return
+            ids = [r["id"] for r in rows]
+            upcoming = asyncio.ensure_future(_read_batch(tenant_id, job, ids[-1], batch))
+            flagged, unreadable = await rt.workers.run(_evaluate_batch, ctx, evaluator, [(r, keys[r["id"]]) for r in rows if r["id"] in keys])
+            if unreadable:
+                log.error("backfill_conversations_unreadable", backfill=str(job_id), count=unreadable)
+            if not await _commit_batch(rt, ctx, job, run_id, ids, len(rows), flagged, actor):
                 log.warning("backfill_lost", backfill=str(job_id))
                 return
-            if flagged:
-                already = {r["conversation"] for r in await ReviewItem.select(ReviewItem.conversation).where(
-                    (ReviewItem.tenant == tenant_id) & (ReviewItem.policy == job["policy"]) & ReviewItem.conversation.is_in([f[0] for f in flagged]))}
-                flagged = [f for f in flagged if f[0] not in already]
-            count = await store_flags(ctx, flagged, actor, rt.clock.now())
-            await SupervisionBackfill.update({
-                SupervisionBackfill.cursor: ids[-1], SupervisionBackfill.scanned: SupervisionBackfill.scanned + len(rows),
-                SupervisionBackfill.flagged: SupervisionBackfill.flagged + count, SupervisionBackfill.heartbeat_at: rt.clock.now(),
-            }).where(SupervisionBackfill.id == job_id)
-        cursor, batches = ids[-1], batches + 1
+            batches += 1
+    finally:
+        upcoming.cancel()
+        await asyncio.gather(upcoming, return_exceptions=True)
+
+
+async def _read_batch(tenant_id: UUID, job: dict[str, Any], cursor: UUID | None, size: int) -> tuple[list[dict[str, Any]], dict[UUID, dict[str, Any]]]:
+    """The next conversations of the job's range after ``cursor``, with their wrapped keys."""
+    where = _in_range(tenant_id, job["start"], job["end"])
+    if cursor is not None:
+        where &= ConversationRow.id > cursor
+    rows = await ConversationRow.select(ConversationRow.id, ConversationRow.ciphertext, ConversationRow.visitor_hash).where(
+        where).order_by(ConversationRow.id).limit(size)
+    if not rows:
+        return [], {}
+    keys = {k["conversation"]: k for k in await ConversationKey.select().where(
+        (ConversationKey.tenant == tenant_id) & ConversationKey.conversation.is_in([r["id"] for r in rows]))}
+    return rows, keys
+
+
+async def _commit_batch(rt: Runtime, ctx: TenantContext, job: dict[str, Any], run_id: UUID, ids: list[UUID], scanned: int,
+                        flagged: list[tuple[UUID, StoredConversation, list[Flag]]], actor: str) -> bool:
+    """A batch's review items, ledger entries and the job's cursor, in one transaction; False
+    when another run has taken the job over (then nothing is written)."""
+    async with db.write_transaction():
+        if not await _still_ours(job["id"], run_id):
+            return False
+        if flagged:
+            already = {r["conversation"] for r in await ReviewItem.select(ReviewItem.conversation).where(
+                (ReviewItem.tenant == ctx.tenant_id) & (ReviewItem.policy == job["policy"]) & ReviewItem.conversation.is_in([f[0] for f in flagged]))}
+            flagged = [f for f in flagged if f[0] not in already]
+        count = await store_flags(ctx, flagged, actor, rt.clock.now())
+        await SupervisionBackfill.update({
+            SupervisionBackfill.cursor: ids[-1], SupervisionBackfill.scanned: SupervisionBackfill.scanned + scanned,
+            SupervisionBackfill.flagged: SupervisionBackfill.flagged + count, SupervisionBackfill.heartbeat_at: rt.clock.now(),
+        }).where(SupervisionBackfill.id == job["id"])
+    return True
 
 
 async def _still_ours(job_id: UUID, run_id: UUID) -> bool:

@@ -25,15 +25,16 @@ import msgspec
 import structlog
 
 from archive import ingest, ledger
+from archive import query as q
 from archive.analysis import highlight_terms, primary_language
 from archive.models import ConversationIn, StoredConversation
 from archive.query import parse
 from archive.runtime import Runtime
 from archive.search import indexing
-from archive.search.memory import Columns, DocView, matches
+from archive.search.memory import Columns, DocView, Relevant, matches, requirements
 from archive.search.plan import PlanNode, TypoToleranceOff, compile_query, positive_tokens
 from archive.search.service import tenant_languages
-from archive.supervision.policies import Definition, Scope, compile_pattern, definitions, query_senders
+from archive.supervision.policies import Definition, Scope, compile_pattern, definitions, enabled_versions, pattern_options, query_senders
 from archive.supervision.tables import ReviewItem
 from archive.tenancy import TenantContext
 
@@ -47,18 +48,31 @@ SAMPLE_SPACE = 16**13  # the first 13 hex digits of the keyed hash: 52 bits, exa
 class Compiled:
     """One policy, ready to evaluate: its plan tree, patterns and scope."""
 
-    __slots__ = ("definition", "tree", "senders", "columns", "wanted", "patterns")
+    __slots__ = ("definition", "tree", "senders", "columns", "wanted", "patterns", "typos", "required")
 
     def __init__(self, ctx: TenantContext, definition: Definition, languages: list[str]) -> None:
         self.definition = definition
         self.senders = query_senders(definition.query, definition.scope)
         self.tree: PlanNode | None = None
+        self.typos = False  # whether the query asks for typo tolerance (``word~``)
         if definition.query.strip():
             parsed = parse(definition.query)
             self.tree = compile_query(parsed.tree, ctx.analyzer, languages, ctx.crypto.identity_hash)
+            self.typos = _has_fuzzy(parsed.tree)
         self.columns = Columns.for_senders(self.senders)
         self.wanted = positive_tokens(self.tree) if self.tree is not None else set()
+        self.required = requirements(self.tree) if self.tree is not None else []
         self.patterns = [compile_pattern(p) for p in definition.patterns]
+
+
+def _has_fuzzy(node: q.Node) -> bool:
+    if isinstance(node, q.Fuzzy):
+        return True
+    if isinstance(node, (q.And, q.Or)):
+        return any(_has_fuzzy(child) for child in node.children)
+    if isinstance(node, q.Not):
+        return _has_fuzzy(node.child)
+    return False
 
 
 class Hit(msgspec.Struct, frozen=True):
@@ -112,57 +126,84 @@ def _query_hits(ctx: TenantContext, policy: Compiled, stored: StoredConversation
     return hits
 
 
-def _pattern_hits(policy: Compiled, stored: StoredConversation) -> list[Hit]:
-    hits = []
-    senders = policy.definition.scope.senders
-    for index, message in enumerate(stored.messages):
-        if senders and message.sender.role not in senders:
-            continue
-        spans: list[tuple[int, int]] = []
-        for pattern in policy.patterns:
-            for found in pattern.finditer(message.text):
-                if found.end() > found.start():
-                    spans.append((found.start(), found.end()))
-                if len(spans) >= MAX_SPANS_PER_MESSAGE:
-                    break
-        if spans:
-            spans = sorted(set(spans))[:MAX_SPANS_PER_MESSAGE]
-            hits.append(Hit(index, message.sender.role, "pattern", spans, [message.text[s:e] for s, e in spans]))
-    return hits
+class Evaluator:
+    """A set of compiled policies, ready for many conversations: the tokens their queries can ask
+    about (a conversation's view keeps only those) and all their patterns in one RE2 set (one
+    pass over each message finds which patterns occur in it; only those are run for spans)."""
+
+    def __init__(self, ctx: TenantContext, policies: list[Compiled]) -> None:
+        self.ctx, self.policies = ctx, policies
+        self.relevant = Relevant((p.tree for p in policies if p.tree is not None), typos=any(p.typos for p in policies))
+        self._patterns: list[tuple[int, Any]] = [(i, pattern) for i, p in enumerate(policies) for pattern in p.patterns]
+        self._set: Any = _pattern_set([p.definition.patterns for p in policies]) if self._patterns else None
+
+    def view(self, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> DocView:
+        return document_view(self.ctx, conversation_id, stored, visitor_hash, self.relevant)
+
+    def _pattern_hits(self, stored: StoredConversation) -> dict[int, list[Hit]]:
+        """Pattern matches per policy (by index), each message read once by the RE2 set."""
+        found: dict[int, list[Hit]] = {}
+        if self._set is None:
+            return found
+        for index, message in enumerate(stored.messages):
+            matched = (self._set.Match(message.text) if message.text else None) or []  # None: no pattern occurs
+            by_policy: dict[int, list[tuple[int, int]]] = {}
+            for number in matched:
+                policy_index, pattern = self._patterns[number]
+                senders = self.policies[policy_index].definition.scope.senders
+                if senders and message.sender.role not in senders:
+                    continue
+                spans = by_policy.setdefault(policy_index, [])
+                spans.extend((m.start(), m.end()) for m in pattern.finditer(message.text) if m.end() > m.start())
+            for policy_index, spans in by_policy.items():
+                if spans:
+                    kept = sorted(set(spans))[:MAX_SPANS_PER_MESSAGE]
+                    found.setdefault(policy_index, []).append(
+                        Hit(index, message.sender.role, "pattern", kept, [message.text[s:e] for s, e in kept]))
+        return found
+
+    def evaluate(self, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> list[Flag]:
+        """The flags the policies raise on one conversation (CPU only: safe in a worker thread).
+        The conversation's view is built once, and only when a query in scope needs it."""
+        flags = []
+        view: DocView | None = None
+        patterns = self._pattern_hits(stored)
+        for index, policy in enumerate(self.policies):
+            definition = policy.definition
+            if not in_scope(definition.scope, stored):
+                continue
+            query_hit = False
+            if policy.tree is not None:
+                view = view or self.view(conversation_id, stored, visitor_hash)
+                query_hit = view.may_match(policy.required) and matches(policy.tree, view, policy.columns)
+            hits = [*(_query_hits(self.ctx, policy, stored) if query_hit else []), *patterns.get(index, [])]
+            if query_hit or hits:
+                hits.sort(key=lambda h: (h.message, h.source))
+                flags.append(Flag(definition.id, definition.version, definition.severity, "match", hits))
+            elif sampled(self.ctx, definition.id, conversation_id, definition.sample_percent):
+                flags.append(Flag(definition.id, definition.version, definition.severity, "sample", []))
+        return flags
 
 
-class Conversation:
-    """One conversation under evaluation; its index document is built once, on first need."""
+def _pattern_set(patterns: list[tuple[str, ...]]) -> Any:
+    import re2
 
-    def __init__(self, ctx: TenantContext, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> None:
-        self.ctx, self.id, self.stored, self.visitor_hash = ctx, conversation_id, stored, visitor_hash
-        self._view: DocView | None = None
-
-    @property
-    def view(self) -> DocView:
-        if self._view is None:
-            self._view = DocView(indexing.build_document(self.ctx, self.id, self.stored, self.visitor_hash))
-        return self._view
+    found = re2.Set.SearchSet(pattern_options())
+    for group in patterns:
+        for pattern in group:
+            found.Add(pattern)
+    found.Compile()
+    return found
 
 
-def evaluate(ctx: TenantContext, policies: list[Compiled], conversation: Conversation) -> list[Flag]:
-    """The flags ``policies`` raise on one conversation (CPU only: safe in a worker thread)."""
-    flags = []
-    for policy in policies:
-        definition = policy.definition
-        if not in_scope(definition.scope, conversation.stored):
-            continue
-        hits: list[Hit] = []
-        query_hit = policy.tree is not None and matches(policy.tree, conversation.view, policy.columns)
-        if query_hit:
-            hits.extend(_query_hits(ctx, policy, conversation.stored))
-        hits.extend(_pattern_hits(policy, conversation.stored))
-        if query_hit or hits:
-            hits.sort(key=lambda h: (h.message, h.source))
-            flags.append(Flag(definition.id, definition.version, definition.severity, "match", hits))
-        elif sampled(ctx, definition.id, conversation.id, definition.sample_percent):
-            flags.append(Flag(definition.id, definition.version, definition.severity, "sample", []))
-    return flags
+def document_view(ctx: TenantContext, conversation_id: UUID, stored: StoredConversation, visitor_hash: str,
+                  relevant: Relevant | None = None) -> DocView:
+    """The conversation as the index would hold it (``build_document``: the same analyzer, the
+    same tokens), as a view for the evaluator, without building the index's text columns; with
+    ``relevant``, only the prefix and form tokens the policies can ask about are kept."""
+    shell = indexing.build_document(ctx, conversation_id, msgspec.structs.replace(stored, messages=[]), visitor_hash)
+    language = indexing.document_language(stored, ctx)
+    return DocView.analysed(ctx.analyzer, shell, ((m.sender.role, m.text) for m in stored.messages), language, relevant)
 
 
 async def languages_for(rt: Runtime, ctx: TenantContext, extra: list[str | None]) -> list[str]:
@@ -179,13 +220,9 @@ async def languages_for(rt: Runtime, ctx: TenantContext, extra: list[str | None]
     return languages
 
 
-async def compiled_policies(rt: Runtime, ctx: TenantContext, extra_languages: list[str | None], **which: Any) -> list[Compiled]:
+def compile_all(ctx: TenantContext, found: list[Definition], languages: list[str]) -> list[Compiled]:
     """The policies ready to evaluate. One that no longer compiles (it asks for typo tolerance,
     which the tenant has since turned off) is left out and logged, never failing an ingest."""
-    found = await definitions(ctx, **which)
-    if not found:
-        return []
-    languages = await languages_for(rt, ctx, extra_languages)
     compiled = []
     for definition in found:
         try:
@@ -193,6 +230,13 @@ async def compiled_policies(rt: Runtime, ctx: TenantContext, extra_languages: li
         except TypoToleranceOff:
             log.warning("supervision_policy_skipped", policy=str(definition.id), reason="typo tolerance is off for the tenant")
     return compiled
+
+
+async def compiled_policies(rt: Runtime, ctx: TenantContext, extra_languages: list[str | None], **which: Any) -> list[Compiled]:
+    found = await definitions(ctx, **which)
+    if not found:
+        return []
+    return compile_all(ctx, found, await languages_for(rt, ctx, extra_languages))
 
 
 async def store_flags(
@@ -225,13 +269,37 @@ class SupervisionStep(ingest.IngestStep):
     plaintext exists, and what it flags is in the review queue when the ingest request returns
     (the review items commit in the ingest transaction)."""
 
+    EVALUATORS = 1000
+
+    def __init__(self) -> None:
+        # Per tenant, the evaluator of its current policies (compiled, with warm word caches),
+        # kept while the policies' versions, the languages and the tenant's context stay the same.
+        self._evaluators: dict[UUID, tuple[tuple[Any, ...], Evaluator]] = {}
+
+    async def _evaluator(self, rt: Runtime, ctx: TenantContext, items: list[ConversationIn]) -> Evaluator | None:
+        current = await enabled_versions(ctx.tenant_id)
+        if not current:
+            return None
+        languages = await languages_for(rt, ctx, [conv.language for conv in items])
+        key = (id(ctx), tuple(current), tuple(languages))
+        cached = self._evaluators.get(ctx.tenant_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        found = await definitions(ctx)
+        key = (id(ctx), tuple((d.id, d.version) for d in found), tuple(languages))
+        evaluator = Evaluator(ctx, compile_all(ctx, found, languages))
+        if len(self._evaluators) >= self.EVALUATORS:
+            self._evaluators.clear()
+        self._evaluators[ctx.tenant_id] = (key, evaluator)
+        return evaluator
+
     async def analyser(self, rt: Runtime, ctx: TenantContext, items: list[ConversationIn]) -> ingest.Analyse | None:
-        policies = await compiled_policies(rt, ctx, [conv.language for conv in items])
-        if not policies:
+        evaluator = await self._evaluator(rt, ctx, items)
+        if evaluator is None or not evaluator.policies:
             return None
 
         def analyse(item: ingest.Prepared) -> None:
-            flags = evaluate(ctx, policies, Conversation(ctx, item.id, item.stored, item.visitor_hash))
+            flags = evaluator.evaluate(item.id, item.stored, item.visitor_hash)
             if flags:
                 item.findings[STEP] = flags
 

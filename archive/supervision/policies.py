@@ -113,14 +113,21 @@ class Definition(msgspec.Struct, frozen=True):
     severity: str
 
 
-def compile_pattern(pattern: str) -> Any:
-    """An RE2 pattern (linear time, bounded memory: a policy cannot stall ingest)."""
+def pattern_options() -> Any:
+    """RE2's options for policy patterns: bounded memory, errors reported to the caller only."""
     import re2
 
     options = re2.Options()
     options.max_mem = PATTERN_MAX_MEMORY
     options.log_errors = False
-    return re2.compile(pattern, options)
+    return options
+
+
+def compile_pattern(pattern: str) -> Any:
+    """An RE2 pattern (linear time, bounded memory: a policy cannot stall ingest)."""
+    import re2
+
+    return re2.compile(pattern, pattern_options())
 
 
 def query_senders(query: str, scope: Scope) -> tuple[str, ...]:
@@ -328,6 +335,15 @@ async def definitions(ctx: TenantContext, *, policy_id: UUID | None = None, vers
                                                  "definition": json_column(r["definition"])})
         for r in rows
     ]
+
+
+async def enabled_versions(tenant_id: UUID) -> list[tuple[UUID, int]]:
+    """(id, version) of the tenant's enabled policies, in the order ``definitions`` gives them:
+    cheap to ask on every ingest, to tell whether compiled policies are still current."""
+    rows = await SupervisionPolicy.select(SupervisionPolicy.id, SupervisionPolicy.version).where(
+        (SupervisionPolicy.tenant == tenant_id) & (SupervisionPolicy.status == "active") & (SupervisionPolicy.enabled == True)  # noqa: E712 - Piccolo builds SQL from ==
+    ).order_by(SupervisionPolicy.created_at)
+    return [(r["id"], r["version"]) for r in rows]
 
 
 def _definition(ctx: TenantContext, policy_id: UUID, version: int, snapshot: dict[str, Any]) -> Definition:
