@@ -27,7 +27,7 @@ from archive.redaction.options import NATIONAL_IDS
 from archive.redaction.text import fold
 
 CORPUS = Path(__file__).with_name("corpus.jsonl")
-OPTIONS = RedactionOptions(national_ids=list(NATIONAL_IDS), phone_regions=["NO"])  # type: ignore[arg-type]
+OPTIONS = RedactionOptions(national_ids=list(NATIONAL_IDS))  # type: ignore[arg-type]
 _EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
