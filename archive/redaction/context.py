@@ -31,35 +31,38 @@ SENSITIVE: dict[str, dict[Cue, tuple[str, ...]]] = {
         "iban": ("iban", "konto", "kontonummer", "kontonr", "bankkonto"),
         "national_id": ("fødselsnummer", "fødselsnr", "fnr", "personnummer", "personnr", "d-nummer", "dnummer", "pnr",
                         "personnummeret"),
-        "phone": ("telefon", "telefonnummer", "tlf", "mobil", "mobilnummer", "mobilnr", "ring", "ringe", "sms"),
+        "phone": ("telefon", "telefonnummer", "tlf", "mobil", "mobilnummer", "mobilnr", "mob", "ring", "ringe", "sms",
+                  "nå meg", "nås"),
     },
     "ru": {
         "card": ("карта", "карты", "карту", "картой", "карточк", "номер карты", "visa", "мир"),
-        "iban": ("iban", "счёт", "счет", "счёта", "счета", "р/с", "расчётный", "расчетный", "лицевой"),
+        "iban": ("iban", "счёт", "счет", "счёта", "счета", "р/с", "расчётный", "расчетный"),
         "national_id": ("снилс", "snils", "страховой номер", "страхового свидетельства", "паспорт", "инн физ"),
-        "phone": ("телефон", "тел", "моб", "мобильный", "номер телефона", "позвоните", "звоните", "перезвоните",
-                  "whatsapp", "вотсап", "телеграм"),
+        "phone": ("телефон", "тел", "моб", "мобильный", "сотовый", "номер телефона", "позвоните", "звоните",
+                  "перезвоните", "смс", "whatsapp", "вотсап", "viber", "вайбер", "телеграм"),
     },
     "sl": {
         "card": ("kartica", "kartice", "kartico", "številka kartice", "kreditna", "plačilna"),
         "iban": ("iban", "trr", "transakcijski", "bančni račun", "številka računa"),
         "national_id": ("emšo", "emso", "matična številka občana"),
-        "phone": ("telefon", "telefonska", "tel", "mobitel", "gsm", "pokličite", "pokliči", "številka telefona"),
+        "phone": ("telefon", "telefonska", "tel", "mobitel", "mobi", "gsm", "pokličite", "pokliči", "številka telefona",
+                  "dosegljiv", "dosegljiva"),
     },
     "en": {
         "card": ("card", "card number", "credit card", "debit card", "cc", "pan", "visa", "mastercard", "amex"),
         "iban": ("iban", "account", "account number", "bank account", "acct"),
         "national_id": ("ssn", "social security", "national id", "personal number", "identity number", "id number",
                         "personal id", "snils"),
-        "phone": ("phone", "telephone", "tel", "mobile", "cell", "call", "text me", "whatsapp", "reach me"),
+        "phone": ("phone", "telephone", "tel", "mobile", "mob", "cell", "cellphone", "landline", "call", "call back",
+                  "callback", "ring me", "text me", "whatsapp", "reach me"),
     },
     "de": {
         "card": ("karte", "kartennummer", "kreditkarte", "kreditkartennummer", "ec-karte", "girokarte", "visa",
                  "mastercard"),
         "iban": ("iban", "konto", "kontonummer", "bankverbindung", "girokonto"),
         "national_id": ("personalausweis", "personennummer", "identifikationsnummer", "sozialversicherungsnummer"),
-        "phone": ("telefon", "telefonnummer", "tel", "handy", "handynummer", "mobil", "mobilnummer", "rufnummer",
-                  "anrufen", "rufen sie", "festnetz"),
+        "phone": ("telefon", "telefonnummer", "tel", "handy", "handynummer", "mobil", "mobilnummer", "mobilfunk",
+                  "rufnummer", "anrufen", "rufen sie", "rückruf", "festnetz", "erreichbar"),
     },
     "sv/da/fi": {
         "card": ("kortnummer", "kreditkort", "betalkort", "kortti", "kortin"),
@@ -104,7 +107,7 @@ BUSINESS: dict[str, tuple[str, ...]] = {
         "лицензия", "бронь", "бронирования", "квитанция", "чек", "номер чека", "клиента", "клиентский", "претензия",
         "жалоба", "рекламация", "возврат", "возврата", "гарантия", "гарантийный", "талон", "серийный", "imei",
         "модель", "партия", "инвойс", "платёжное поручение", "платежное поручение", "поручение", "транзакция",
-        "идентификатор", "промокод", "купон", "индекс", "полис",
+        "идентификатор", "промокод", "купон", "индекс", "полис", "лицевой", "лицевой счёт", "лицевой счет",
     ),
     "sl": (
         "naročilo", "naročila", "številka naročila", "račun št", "faktura", "predračun", "dobavnica", "ponudba",
@@ -173,20 +176,28 @@ for _words in BUSINESS.values():
         _CUES.setdefault(_w.lower(), "business")
 # Keywords longer than four characters also match their inflections (kortnummeret, заказа);
 # short ones only as whole words ("ref", "sak", "tel" would match inside ordinary words). Endings
-# that replace a final vowel (версия → версии, reklamacija → reklamacije, накладная → накладную)
-# are met by registering the keyword without its final vowels too, when five letters remain.
+# that replace final vowels (версия → версии, reklamacija → reklamacije, накладная → накладную)
+# are met by registering the keyword without them too, when five letters remain.
 _STEM = 5
-_FINAL_VOWELS = re.compile(r"[aeiouyæøåäöüáéíóúаеёиоуыэюяьй]+$")
+_VOWELS = "aeiouyæøåäöüáéíóúаеёиоуыэюяьй"
+
+
+def _stems(keyword: str) -> set[str]:
+    """The keyword without one final vowel (версия → верси-и) or all of them (накладная →
+    накладн-ую), where five letters remain."""
+    cuts = {keyword[:-1] if keyword[-1] in _VOWELS else keyword, keyword.rstrip(_VOWELS)} - {keyword}
+    return {stem for stem in cuts if len(stem.split()[-1]) >= _STEM}
+
+
 for _w, _cue in list(_CUES.items()):
-    _stem = _FINAL_VOWELS.sub("", _w)
-    if len(_stem.split()[-1]) >= _STEM:
+    for _stem in _stems(_w):
         _CUES.setdefault(_stem, _cue)
 _LONGEST_PHRASE = max(len(k.split()) for k in _CUES)
 
 PHONE_CUE_LANGUAGES: dict[str, tuple[str, ...]] = {}
 for _table, _tables in SENSITIVE.items():
     for _w in _tables["phone"]:
-        for _key in {_w, _FINAL_VOWELS.sub("", _w)}:
+        for _key in {_w, *_stems(_w)}:
             if _CUES.get(_key) == "phone":
                 PHONE_CUE_LANGUAGES[_key] = tuple(dict.fromkeys((*PHONE_CUE_LANGUAGES.get(_key, ()), *_table.split("/"))))
 _COMPOUND_HEAD = re.compile(r"^([^\W\d_]+)[-./][^\W\d_]+$")

@@ -212,6 +212,13 @@ def _plausible_id(country: str, folded: str, start: int, end: int, digits: str, 
         return False
     if country == "ru" and not _ru_written_as_snils(folded, start, end, language):
         return False
+    if country in ID_SPLITS and _splits(folded, start, end) not in ID_SPLITS[country]:
+        if nearest_cue(folded, start, end) != "national_id":
+            return False
+    if country == "no" and not fodselsnummer.is_valid(digits):
+        # FH-numbers and synthetic test numbers carry no birth date: their two check digits alone
+        # pass one number in 121, so they count only after an identity cue.
+        return nearest_cue(folded, start, end) == "national_id"
     # References are stamped with the date they were made ("20261123-0042"); a person born in the
     # last year rarely chats with a support desk. Such an id counts only after an identity cue.
     try:
@@ -223,6 +230,28 @@ def _plausible_id(country: str, folded: str, start: int, end: int, digits: str, 
     # EMŠO's three-digit year reaches back to 1800: "1004821300010" (born 1821) is a reference.
     # (Other ids put test persons in the 1800s by their century rules: 211062-5629 is a CPR.)
     return country != "si" or born is None or (date.today() - born).days < OLDEST_PERSON_DAYS
+
+
+# Where people split an identity number when they type it: between its parts, the birth date
+# whole or as day, month and year (the digits before each separator). Fødselsnummer DDMMYY IIIKK:
+# "151086 95088", "18-06-15-92527", "26 11 15 940 14", "10 04 87 44 732", "111115984-03"; EMŠO
+# DDMMYYY RR BBB K: "0101006 500006", "0101006 50 000 6". Split any other way ("9679-8728-536"
+# passes the fødselsnummer checks), it counts only after an identity cue.
+ID_SPLITS: dict[str, frozenset[tuple[int, ...]]] = {
+    "no": frozenset({(), (6,), (9,), (6, 9), (2, 4, 6), (2, 4, 6, 8), (2, 4, 6, 9)}),
+    "si": frozenset({(), (7,), (7, 9), (7, 12), (7, 9, 12), (2, 4, 7), (2, 4, 7, 9), (2, 4, 7, 9, 12)}),
+}
+
+
+def _splits(folded: str, start: int, end: int) -> tuple[int, ...]:
+    """How many digits precede each separator in ``folded[start:end]``."""
+    cuts, seen = [], 0
+    for index in range(start, end):
+        if folded[index].isdigit():
+            seen += 1
+        elif folded[index - 1].isdigit():
+            cuts.append(seen)
+    return tuple(cuts)
 
 
 # SNILS is printed 112-233-445 95; customers type it so, with dashes or spaces only, or as eleven
