@@ -336,7 +336,7 @@ _SHORT_SLASH_PART = re.compile(r"/\d{1,2}$|^\d{1,2}/")
 # How a number written with its country code starts: "+47 …", or an international dialling prefix
 # and the country code set apart: "0047 912 34 567", "810 7 912 …". "0012345678903" is a
 # zero-padded reference, whatever libphonenumber can read into it.
-_INTERNATIONAL_START = re.compile(r"\(?(?:\+|(?:00|810|011)[1-9][0-9]{0,2}[ ().\-/])")
+_INTERNATIONAL_START = re.compile(r"\(?(?:\+|(?:00|810|011) ?[1-9][0-9]{0,2}[ ().\-/])")
 
 
 # Numbers that reach a person. Toll-free, premium-rate, shared-cost and universal-access numbers
@@ -406,22 +406,26 @@ def _matches(folded: str, start: int, end: int, region: str, leniency: int) -> I
         yield lo + match.start, lo + match.end, raw, phonenumbers.number_type(match.number) in PERSONAL_TYPES, _international(raw, region)
 
 
+_IDD = ("00", "810", "011")  # international dialling prefixes: most of the world, Russia, North America
+
+
 def _international(raw: str, region: str) -> bool:
-    """Written with + and a country code, or with the region's international dialling prefix and
-    the country code as a group of its own (0047 912 34 567; from Russia 810 7 …)."""
+    """Written with + and a country code, or with an international dialling prefix and the country
+    code as a group of its own (0047 912 34 567; from Russia 810 7 …)."""
     if raw.lstrip("(").startswith("+"):
         return True
+    groups = re.findall(r"[0-9]+", raw)
+    if not groups:
+        return False
+    if groups[0] in _IDD:
+        country = groups[1] if len(groups) > 1 else ""
+    else:
+        country = next((groups[0][len(idd) :] for idd in _IDD if groups[0].startswith(idd)), "")
     try:
         number = phonenumbers.parse(raw, region, keep_raw_input=True)
     except phonenumbers.NumberParseException:
         return False
-    head = re.match(r"\(?([0-9]+)", raw)
-    return (
-        number.country_code_source == phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD
-        and head is not None
-        and head.group(1).endswith(str(number.country_code))
-        and len(head.group(1)) - len(str(number.country_code)) in (2, 3)
-    )
+    return number.country_code_source == phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD and country == str(number.country_code)
 
 
 def _glued_to_letters(folded: str, start: int, end: int) -> bool:
