@@ -335,9 +335,10 @@ def test_without_a_language_the_tenants_languages_decide_and_norway_only_when_no
     assert redact("kode 41234567", TenantSettings(default_languages=[]))[1] == {"phone": 1}
 
 
-def test_a_region_subtag_names_the_region():
-    assert redact("020 7946 0958", RedactionOptions(), "en-US")[1] == {}
-    assert redact("020 7946 0958", RedactionOptions(), "en-GB")[1] == {"phone": 1}
+def test_a_region_subtag_adds_its_region_to_the_languages():
+    assert redact("01 5123456", RedactionOptions(), "de")[1] == {}
+    assert redact("01 5123456", RedactionOptions(), "de-AT")[1] == {"phone": 1}  # Vienna
+    assert redact("020 7946 0958", RedactionOptions(), "en-US")[1] == {"phone": 1}
 
 
 @pytest.mark.parametrize(

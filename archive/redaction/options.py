@@ -59,15 +59,13 @@ class RedactionOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 def regions_for_language(language: str | None) -> tuple[str, ...]:
-    """A BCP 47 tag's regions: its region subtag when it names one (``de-AT`` → AT, ``en-US`` →
-    US), else its language's (``nb`` → NO); () for no or an unknown language."""
+    """A BCP 47 tag's regions: its region subtag when it names one (``de-AT`` → AT), then its
+    language's (``de`` → DE, ``en`` → GB, US); () for no or an unknown language."""
     if not language:
         return ()
     parts = language.replace("_", "-").split("-")
-    for subtag in parts[1:]:
-        if len(subtag) == 2 and subtag.upper() in phonenumbers.SUPPORTED_REGIONS:
-            return (subtag.upper(),)
-    return LANGUAGE_REGIONS.get(parts[0].lower(), ())
+    subtags = [p.upper() for p in parts[1:] if len(p) == 2 and p.upper() in phonenumbers.SUPPORTED_REGIONS]
+    return tuple(dict.fromkeys([*subtags[:1], *LANGUAGE_REGIONS.get(parts[0].lower(), ())]))
 
 
 def phone_regions_for(options: RedactionOptions, language: str | None) -> list[str]:
