@@ -205,7 +205,7 @@ async def test_the_evaluator_keeps_of_each_word_exactly_the_tokens_policies_can_
         term, prefixes, forms = light._analyse(an, word, language)
         assert term == tokens.term and prefixes == frozenset(tokens.prefixes), word
         assert forms <= frozenset(tokens.forms) and forms == {f for f in tokens.forms if f in light.forms and _is_typing_key(an, word, language, f)}, word
-    assert any(light._analyse(an, w, l)[2] for w, l, _ in full)  # Cyrillic words have typing keys
+    assert any(light._analyse(an, w, lang)[2] for w, lang, _ in full)  # Cyrillic words have typing keys
 
 
 def _is_typing_key(an, word, language, token):
