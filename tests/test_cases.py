@@ -110,3 +110,48 @@ async def test_case_requests_are_checked_and_reviewers_have_no_cases(client, ten
     assert (await client.get("/v1/cases", headers=await reviewer(tenant, ["shop"]))).status_code == 403
     listed = (await client.get("/v1/cases", params={"status": "open"}, headers=tenant.headers("admin"))).json()
     assert [c["name"] for c in listed] == ["Smith v. Bank"]
+
+
+KILLED_CLOSE = """
+import asyncio, os, signal, sys, uuid
+from api.composition import build_runtime
+from archive.tenancy import Principal
+from config.settings import load_settings
+from retention import cases, holds
+
+async def main():
+    rt = build_runtime(load_settings())
+    await rt.start(migrate=False)
+    release = holds.release
+    async def release_then_die(*args, **kwargs):
+        result = await release(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)  # after the first hold is released, inside the close's transaction
+        return result
+    holds.release = release_then_die
+    principal = Principal(key_id=uuid.UUID(sys.argv[1]), key_prefix=sys.argv[2], tenant_id=uuid.UUID(sys.argv[3]), tenant_slug="t", role="compliance")
+    await cases.update(rt, principal, uuid.UUID(sys.argv[4]), cases.CasePatch(status="closed", reason="settled"))
+
+asyncio.run(main())
+"""
+
+
+async def test_a_close_killed_half_way_leaves_the_case_and_all_its_holds_as_they_were(client, tenant):
+    import asyncio
+    import subprocess
+    import sys
+
+    case = await _case(client, tenant)
+    base = f"/v1/cases/{case['id']}"
+    for name in ("h1", "h2"):
+        await _post(client, tenant, f"{base}/holds", {"name": name, "reason": "litigation", "criteria": {"agent_ids": ["agent-7"]}})
+    key = tenant.keys["compliance"]
+    killed = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", KILLED_CLOSE, str(key.id), key.prefix, str(tenant.id), case["id"]],
+                                     capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    after = (await client.get(base, headers=tenant.headers("compliance"))).json()
+    assert after["status"] == "open" and [h["status"] for h in after["holds"]] == ["active", "active"]
+    entries = (await client.get("/v1/audit", params={"limit": 1000}, headers=tenant.headers("compliance"))).json()
+    assert not [e for e in entries if e["action"] in ("hold.release", "case.close")]
+    assert (await client.get("/v1/audit/verify", headers=tenant.headers("compliance"))).json()["ok"] is True
+    closed = await client.patch(base, json={"status": "closed", "reason": "settled"}, headers=tenant.headers("compliance"))
+    assert [h["status"] for h in closed.json()["holds"]] == ["released", "released"]
