@@ -214,3 +214,17 @@ def _is_typing_key(an, word, language, token):
 
     normal = an.normal(word, language)
     return tr.is_cyrillic(normal) and token == an.token(TYPING_KEY, tr.cyrillic_key(normal))
+
+
+async def test_anchored_patterns_match_each_message_from_its_own_start(client, tenant):
+    await create_policy(client, tenant, name="anchored", query="", patterns=[r"^(?i)call me\b", r"asap$"])
+    ids = await ingest(client, tenant, chat("second", "hello there", "call me tomorrow"), chat("ending", "please answer asap", "ok"),
+                       chat("inside", "you can call me", "asap is not at the end."))
+    assert {i["conversation_id"] for i in (await queue(client, tenant.headers("compliance")))["items"]} == {ids["second"], ids["ending"]}
+
+
+async def test_queries_without_words_are_evaluated_on_every_conversation(client, tenant):
+    await create_policy(client, tenant, name="no words", query="-refund tag:vip")
+    ids = await ingest(client, tenant, chat("vip", "hello", "hi", tags=["vip"]), chat("vip-refund", "refund", "ok", tags=["vip"]),
+                       chat("plain", "hello", "hi"))
+    assert [i["conversation_id"] for i in (await queue(client, tenant.headers("compliance")))["items"]] == [ids["vip"]]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from datetime import timezone
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 from uuid import UUID
 
 import msgspec
@@ -97,37 +97,61 @@ class Relevant:
         self.typos = typos
         prefixes: set[str] = set()
         forms: set[str] = set()
-        for tree in trees:
+        trees_seen = list(trees)
+        for tree in trees_seen:
             for node in _nodes(tree):
                 if isinstance(node, PrefixMatch):
                     prefixes.add(node.token)
                 elif isinstance(node, Match):
                     forms.update(node.forms)
         self.prefixes, self.forms = frozenset(prefixes), frozenset(forms)
-        # Per language: word → term token, and word → (prefix, form) tokens the plans ask about
-        # for the few words that have any.
+        self.terms = frozenset(token for tree in trees_seen for node in _nodes(tree) for token in _term_tokens(node))
+        # Per language, per word (cached: the analyzer's tokens of a word never change): its term
+        # token; its wanted (prefix, form) tokens, for the few words that have any; and all its
+        # wanted tokens, term included, for the words that have any.
         self._terms: dict[str, dict[str, str]] = {}
         self._hits: dict[str, dict[str, tuple[frozenset[str], frozenset[str]]]] = {}
+        self._wanted: dict[str, dict[str, frozenset[str]]] = {}
 
-    def message(self, an: Analyzer, text: str, language: str) -> tuple[list[str], list[str], dict[str, tuple[frozenset[str], frozenset[str]]]]:
-        """A message's words, their term tokens in order, and the words' wanted prefix and form
-        tokens (cached per word: the analyzer's tokens of a word never change)."""
-        found = words(text)
+    def _caches(self, language: str) -> tuple[dict[str, str], dict[str, tuple[frozenset[str], frozenset[str]]], dict[str, frozenset[str]]]:
         terms = self._terms.get(language)
         if terms is None or len(terms) > self.CACHE:
             terms = self._terms[language] = {}
-            self._hits[language] = {}
-        hits = self._hits[language]
+            self._hits[language], self._wanted[language] = {}, {}
+        return terms, self._hits[language], self._wanted[language]
+
+    def _learn(self, an: Analyzer, word: str, language: str) -> None:
+        terms, hits, wanted = self._caches(language)
+        terms[word], prefix_hits, form_hits = self._analyse(an, word, language)
+        if prefix_hits or form_hits:
+            hits[word] = (prefix_hits, form_hits)
+        if prefix_hits or form_hits or terms[word] in self.terms:
+            wanted[word] = prefix_hits | form_hits | ({terms[word]} & self.terms)
+
+    def message(self, an: Analyzer, text: str, language: str) -> tuple[list[str], list[str], dict[str, tuple[frozenset[str], frozenset[str]]]]:
+        """A message's words, their term tokens in order, and the words' wanted prefix and form
+        tokens."""
+        found = words(text)
+        terms, hits, _ = self._caches(language)
         try:
             return found, [terms[w] for w in found], hits
         except KeyError:  # a word not seen before: analyse the new ones
             pass
         for word in found:
             if word not in terms:
-                terms[word], prefix_hits, form_hits = self._analyse(an, word, language)
-                if prefix_hits or form_hits:
-                    hits[word] = (prefix_hits, form_hits)
-        return found, [terms[w] for w in found], hits
+                self._learn(an, word, language)
+        return found, [terms[w] for w in found], self._hits[language]
+
+    def present(self, an: Analyzer, texts: Iterable[str], language: str) -> frozenset[str]:
+        """The wanted tokens (term, prefix, form) any word of ``texts`` has: what ``requirements``
+        are tested against, found with set operations instead of a view (messages are joined by
+        a line break, which no word spans, so the words are those of each message)."""
+        found = set(words("\n".join(texts)))
+        terms, _, _ = self._caches(language)
+        for word in found.difference(terms):  # a set minus a dict iterates the set only
+            self._learn(an, word, language)
+        wanted = self._wanted[language]
+        return frozenset().union(*[wanted[w] for w in wanted.keys() & found])
 
     def _analyse(self, an: Analyzer, word: str, language: str) -> tuple[str, frozenset[str], frozenset[str]]:
         if self.typos:
@@ -145,24 +169,45 @@ class Relevant:
         return term, prefix_hits, form_hits
 
 
-def requirements(node: PlanNode) -> list[frozenset[str]]:
-    """Sets of tokens each of which a document must share at least one token with (in any of
-    its columns) for ``node`` to match it: a necessary condition, cheap to test, that lets most
-    documents be ruled out without evaluating the node."""
+class Relaxed:
+    """``node`` with positions, columns and negations relaxed, compiled to set tests: whether a
+    document holding the tokens ``present`` (in any column, in any order) could satisfy it. False
+    rules the document out for certain; True says nothing. Built once per plan, run per document
+    with set operations only (no view)."""
+
+    def __init__(self, node: PlanNode) -> None:
+        self.could_match = _relaxed(node)
+
+
+def _relaxed(node: PlanNode) -> Callable[[frozenset[str]], bool]:
     if isinstance(node, Match):
-        return [frozenset({seq[0] for seq in node.sequences if seq} | set(node.forms))]
+        singles = frozenset(seq[0] for seq in node.sequences if len(seq) == 1) | frozenset(node.forms)
+        phrases = [frozenset(seq) for seq in node.sequences if len(seq) > 1]
+        return lambda present: not singles.isdisjoint(present) or any(phrase <= present for phrase in phrases)
     if isinstance(node, PrefixMatch):
-        return [frozenset({node.token})]
+        token = node.token
+        return lambda present: token in present
     if isinstance(node, NearMatch):
-        return [frozenset(left[0] for left, _ in node.pairs if left)]
-    if isinstance(node, All):
-        return [found for child in node.children for found in requirements(child)]
-    if isinstance(node, AnyOf):
-        alternatives = [requirements(child) for child in node.children]
-        if any(not found for found in alternatives):
-            return []
-        return [frozenset().union(*(found[0] for found in alternatives))]
-    return []
+        pairs = [frozenset((*left, *right)) for left, right in node.pairs]
+        return lambda present: any(pair <= present for pair in pairs)
+    if isinstance(node, (All, AnyOf)):
+        children = [_relaxed(child) for child in node.children]
+        if isinstance(node, All):
+            return lambda present: all(child(present) for child in children)
+        return lambda present: any(child(present) for child in children)
+    return lambda present: True  # filters, negations, everything: decided on the view
+
+
+def has_words(node: PlanNode) -> bool:
+    """Whether ``node`` looks for any token (else ``could_match`` never rules anything out)."""
+    return any(isinstance(n, (Match, PrefixMatch, NearMatch)) for n in _nodes(node))
+
+
+def _term_tokens(node: PlanNode) -> Iterator[str]:
+    if isinstance(node, Match):
+        yield from (token for sequence in node.sequences for token in sequence)
+    elif isinstance(node, NearMatch):
+        yield from (token for left, right in node.pairs for token in (*left, *right))
 
 
 def _nodes(node: PlanNode) -> Iterator[PlanNode]:
@@ -182,7 +227,7 @@ class DocView:
     joining the columns into strings and splitting them again: what one-conversation evaluation
     uses (tests hold it equal to the view of ``build_document``'s document)."""
 
-    __slots__ = ("doc", "started", "_tokens", "_sets", "_positions", "_all")
+    __slots__ = ("doc", "started", "_tokens", "_sets", "_positions")
 
     def __init__(self, doc: IndexDoc, terms: dict[str, list[str]] | None = None, sets: dict[str, frozenset[str]] | None = None) -> None:
         self.doc = doc
@@ -190,18 +235,7 @@ class DocView:
         self._tokens: dict[str, list[str]] = dict(terms or {})
         self._sets: dict[str, frozenset[str]] = dict(sets or {})
         self._positions: dict[str, dict[str, list[int]]] = {}
-        self._all: frozenset[str] | None = None
 
-    def all_tokens(self) -> frozenset[str]:
-        """Every token of every column (for ``requirements``)."""
-        if self._all is None:
-            columns = [f"{kind}{s}" for kind in ("t_", "p_", "f_") for s in SENDERS]
-            self._all = frozenset().union(*(self.token_set(c) for c in columns))
-        return self._all
-
-    def may_match(self, required: list[frozenset[str]]) -> bool:
-        tokens = self.all_tokens()
-        return all(not found.isdisjoint(tokens) for found in required)
 
     @classmethod
     def analysed(cls, an: Analyzer, doc: IndexDoc, messages: Iterable[tuple[str, str]], language: str,
@@ -225,7 +259,7 @@ class DocView:
                 continue
             found, message_terms, hits = relevant.message(an, text, language)
             column.extend(message_terms)
-            for word in hits.keys() & set(found):
+            for word in hits.keys() & set(found):  # iterates the smaller of the two
                 prefix_hits, form_hits = hits[word]
                 prefixes[role].update(prefix_hits)
                 forms[role].update(form_hits)

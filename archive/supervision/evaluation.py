@@ -17,6 +17,7 @@ key can predict which conversations will be sampled.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
@@ -31,7 +32,7 @@ from archive.models import ConversationIn, StoredConversation
 from archive.query import parse
 from archive.runtime import Runtime
 from archive.search import indexing
-from archive.search.memory import Columns, DocView, Relevant, matches, requirements
+from archive.search.memory import Columns, DocView, Relaxed, Relevant, has_words, matches
 from archive.search.plan import PlanNode, TypoToleranceOff, compile_query, positive_tokens
 from archive.search.service import tenant_languages
 from archive.supervision.policies import Definition, Scope, compile_pattern, definitions, enabled_versions, pattern_options, query_senders
@@ -41,6 +42,9 @@ from archive.tenancy import TenantContext
 log = structlog.get_logger(__name__)
 
 STEP = "supervision"
+# ^ $ \A \z anchor at the text's ends (or at line breaks, with (?m)): a pattern with one may match
+# a message and not the messages joined by line breaks.
+_ANCHOR = re.compile(r"(?<!\[)\^|\$|\\[Az]")
 MAX_SPANS_PER_MESSAGE = 20
 SAMPLE_SPACE = 16**13  # the first 13 hex digits of the keyed hash: 52 bits, exact in a float
 
@@ -48,7 +52,7 @@ SAMPLE_SPACE = 16**13  # the first 13 hex digits of the keyed hash: 52 bits, exa
 class Compiled:
     """One policy, ready to evaluate: its plan tree, patterns and scope."""
 
-    __slots__ = ("definition", "tree", "senders", "columns", "wanted", "patterns", "typos", "required")
+    __slots__ = ("definition", "tree", "senders", "columns", "wanted", "patterns", "typos", "relaxed")
 
     def __init__(self, ctx: TenantContext, definition: Definition, languages: list[str]) -> None:
         self.definition = definition
@@ -61,7 +65,8 @@ class Compiled:
             self.typos = _has_fuzzy(parsed.tree)
         self.columns = Columns.for_senders(self.senders)
         self.wanted = positive_tokens(self.tree) if self.tree is not None else set()
-        self.required = requirements(self.tree) if self.tree is not None else []
+        # A query that looks for words can rule most conversations out with set tests alone.
+        self.relaxed = Relaxed(self.tree) if self.tree is not None and has_words(self.tree) else None
         self.patterns = [compile_pattern(p) for p in definition.patterns]
 
 
@@ -136,6 +141,9 @@ class Evaluator:
         self.relevant = Relevant((p.tree for p in policies if p.tree is not None), typos=any(p.typos for p in policies))
         self._patterns: list[tuple[int, Any]] = [(i, pattern) for i, p in enumerate(policies) for pattern in p.patterns]
         self._set: Any = _pattern_set([p.definition.patterns for p in policies]) if self._patterns else None
+        # Without anchors, a pattern that occurs in a message occurs in the messages joined by
+        # line breaks, so one pass over the joined text rules most conversations out.
+        self._joinable = not any(_ANCHOR.search(p) for policy in policies for p in policy.definition.patterns)
 
     def view(self, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> DocView:
         return document_view(self.ctx, conversation_id, stored, visitor_hash, self.relevant)
@@ -145,6 +153,8 @@ class Evaluator:
         found: dict[int, list[Hit]] = {}
         if self._set is None:
             return found
+        if self._joinable and not self._set.Match("\n".join(m.text for m in stored.messages)):
+            return found  # no pattern occurs in any message
         for index, message in enumerate(stored.messages):
             matched = (self._set.Match(message.text) if message.text else None) or []  # None: no pattern occurs
             by_policy: dict[int, list[tuple[int, int]]] = {}
@@ -167,6 +177,7 @@ class Evaluator:
         The conversation's view is built once, and only when a query in scope needs it."""
         flags = []
         view: DocView | None = None
+        present: frozenset[str] | None = None
         patterns = self._pattern_hits(stored)
         for index, policy in enumerate(self.policies):
             definition = policy.definition
@@ -174,8 +185,12 @@ class Evaluator:
                 continue
             query_hit = False
             if policy.tree is not None:
-                view = view or self.view(conversation_id, stored, visitor_hash)
-                query_hit = view.may_match(policy.required) and matches(policy.tree, view, policy.columns)
+                if policy.relaxed is not None and present is None:
+                    language = indexing.document_language(stored, self.ctx)
+                    present = self.relevant.present(self.ctx.analyzer, (m.text for m in stored.messages), language)
+                if policy.relaxed is None or policy.relaxed.could_match(present or frozenset()):
+                    view = view or self.view(conversation_id, stored, visitor_hash)
+                    query_hit = matches(policy.tree, view, policy.columns)
             hits = [*(_query_hits(self.ctx, policy, stored) if query_hit else []), *patterns.get(index, [])]
             if query_hit or hits:
                 hits.sort(key=lambda h: (h.message, h.source))
