@@ -15,7 +15,7 @@ python-stdnum's number databases (``*.dat``) that no stdnum module Parley import
 
 ``bytecode``: the code is read-only at run time (owned by root), so bytecode the image does not
 hold is compiled again in memory by every process, at every start. Compiling all of the venv
-costs 23 MB, two thirds of it for modules nothing imports (hundreds of stdnum country modules,
+costs 24 MB, 10 MB of it for modules nothing imports (hundreds of stdnum country modules,
 opensearch-py's client namespaces, Litestar's contrib packages). So exactly the modules a started
 Parley imports get bytecode: every module of Parley's packages, every module Parley's code names
 in an import statement (lazy ones included), and what the app imports while it starts and stops
