@@ -170,8 +170,11 @@ def compile_imported(site: Path) -> None:
             importlib.import_module(name)
     start_parley_once()
     sources = sorted({Path(p) for p in compiled if p.endswith(".py") and Path(p).resolve().is_relative_to(site)})
+    # Checked against a hash of the source, not its modification time: valid however a build tool
+    # or registry rewrites the layers' timestamps (reproducible builds do), and still never stale.
     for source in sources:
-        py_compile.compile(str(source), cfile=importlib.util.cache_from_source(str(source)), doraise=True)
+        py_compile.compile(str(source), cfile=importlib.util.cache_from_source(str(source)), doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
     say(f"bytecode for {len(sources)} modules a started Parley imports")
 
 
