@@ -37,9 +37,10 @@ ARG UV_VERSION=0.13.9
 ENV UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system UV_LINK_MODE=copy \
     UV_COMPILE_BYTECODE=0 UV_NO_CACHE=1
 # Locked dependencies that no code path of Parley imports, left out to keep the image small:
-# faker and polyfactory (example data, which Litestar makes only with create_examples), grpcio, protobuf and opensearch-protobufs (opensearch-py's gRPC transport;
-# Parley speaks HTTP), rich, pygments, markdown-it-py, mdurl and rich-click (Litestar's CLI and
-# structlog's pretty tracebacks, which Parley turns off anyway: they print local variables),
+# faker and polyfactory (example data, which Litestar makes only with create_examples), grpcio,
+# protobuf and opensearch-protobufs (opensearch-py's gRPC transport; Parley speaks HTTP), rich,
+# pygments, markdown-it-py, mdurl and rich-click (Litestar's CLI and structlog's pretty
+# tracebacks, which Parley turns off anyway: they print local variables),
 # pydantic and what only it needs (Litestar loads its pydantic plugin only when pydantic is
 # installed; Parley's types are msgspec Structs), pybind11 (lemmagen3 lists the tool it is built
 # with as a dependency; its compiled module does not import it) and dnspython (email-validator
