@@ -69,8 +69,10 @@ def build_document(ctx: TenantContext, conversation_id: UUID, stored: StoredConv
         role = message.sender.role
         if text[role]:
             text[role].append(boundary)
-        text[role].extend(an.terms(message.text, language))
-        prefixes[role].extend(an.prefixes(message.text))
+        # File names are searchable as words of their message; file contents are not indexed.
+        words = " ".join([message.text, *(a.name for a in message.attachments if a.name)]) if message.attachments else message.text
+        text[role].extend(an.terms(words, language))
+        prefixes[role].extend(an.prefixes(words))
     columns = {f"t_{s}": " ".join(text[s]) for s in SENDERS}
     columns.update({f"p_{s}": " ".join(sorted(set(prefixes[s]))) for s in SENDERS})
     return IndexDoc(
