@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import unquote
 from uuid import UUID, uuid4
 
 import msgspec
@@ -167,13 +168,21 @@ def canonical(value: Any) -> bytes:
     return msgspec.json.encode(value, order="sorted")
 
 
+def _redacted_url(redactor: Redactor, url: str) -> str:
+    """A URL is read as its decoded text (``%20`` hides a card number from a detector); it is
+    kept as sent unless something in it was redacted."""
+    plain = unquote(url)
+    redacted = redactor.redact(plain)
+    return url if redacted == plain else redacted
+
+
 def _redacted_attachments(redactor: Redactor, files: list[Attachment]) -> list[Attachment]:
     """File names are indexed and URLs often carry them: both are redacted like text."""
     return [
         msgspec.structs.replace(
             a,
             name=redactor.redact(a.name) if a.name else a.name,
-            url=redactor.redact(a.url) if a.url else a.url,
+            url=_redacted_url(redactor, a.url) if a.url else a.url,
         )
         for a in files
     ]

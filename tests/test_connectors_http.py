@@ -18,8 +18,7 @@ from archive.connectors import service
 from archive.connectors.generic import sign
 from archive.search import indexing
 from archive.tables import ConnectorDraft, Conversation, LedgerEntry
-from tests.connectors import compact, payload, raw
-from tests.connectors import servers
+from tests.connectors import compact, payload, raw, servers
 
 CARD = "4111 1111 1111 1111"
 ROCKETCHAT_TOKEN = "rc-livechat-secret-token"

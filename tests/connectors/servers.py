@@ -93,17 +93,16 @@ def chatwoot(token: str, change: Change = _same) -> PlatformApi:
     return api
 
 
-def files(contents: dict[str, bytes]) -> PlatformApi:
-    """A file host: ``contents`` by path; ``/redirect/<path>`` answers 302 to ``<path>``."""
+def files(contents: dict[str, bytes], redirects: dict[str, str] | None = None) -> PlatformApi:
+    """A file host: ``contents`` by path; ``redirects`` answers 302 from a path to a URL."""
     api = PlatformApi()
 
     async def serve(request: web.Request) -> web.StreamResponse:
-        path = request.path
-        if path.startswith("/redirect/"):
-            raise web.HTTPFound(path.removeprefix("/redirect"))
-        if path not in contents:
+        if request.path in (redirects or {}):
+            raise web.HTTPFound((redirects or {})[request.path])
+        if request.path not in contents:
             return web.Response(status=404)
-        return web.Response(body=contents[path], content_type="application/octet-stream")
+        return web.Response(body=contents[request.path], content_type="application/octet-stream")
 
     api.route("GET", "/{tail:.*}", serve)
     return api
