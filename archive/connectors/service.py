@@ -185,7 +185,10 @@ async def _archive(
         reserved={conversation.external_id: thread.conversation} if thread else {},
         files={conversation.external_id: files} if files else {},
     )
-    [result] = await ingest.ingest(rt, Submitter(connector.tenant_id, connector.id), [conversation], options=options, within=within)
+    size = sum(len(m.text) for m in conversation.messages)  # large transcripts are redacted off the event loop
+    [result] = await ingest.ingest(
+        rt, Submitter(connector.tenant_id, connector.id), [conversation], body_bytes=size, options=options, within=within
+    )
     return _archived(result)
 
 

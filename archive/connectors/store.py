@@ -51,9 +51,9 @@ if TYPE_CHECKING:
 
 # Platforms that generate the secret themselves: it must be copied into Parley.
 SECRET_FROM_PLATFORM = {
-    "chatwoot": "Chatwoot shows the webhook's secret when the webhook is saved; pass it with --secret",
-    "intercom": "Intercom signs with your app's client secret (Developer Hub → Basic information); pass it with --secret",
-    "crisp": "Crisp shows the web hooks' signing secret in the website settings; pass it with --secret",
+    "chatwoot": "Chatwoot shows the webhook's secret when the webhook is saved; give it as the connector's secret (--secret)",
+    "intercom": "Intercom signs with your app's client secret (Developer Hub → Basic information); give it as the connector's secret (--secret)",
+    "crisp": "Crisp shows the web hooks' signing secret in the website settings; give it as the connector's secret (--secret)",
 }
 DELIVERY_DAYS = 7  # a platform retries within hours; a week of keys is plenty
 STALE_THREAD_DAYS = 30  # a thread whose conversation never closed is dropped after this
