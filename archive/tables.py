@@ -152,8 +152,10 @@ class Connector(Table, tablename="connector"):
 
 
 class ConnectorCounter(Table, tablename="connector_counter"):
-    """A connector's statistics, one row per counter (``received``, ``rejected.bad_signature``…);
-    ``key`` is ``<connector>:<name>`` so that one upsert bumps it."""
+    """A connector's statistics, one row per counter (``duplicate``, ``rejected.bad_signature``…);
+    ``key`` is ``<connector>:<name>`` so that one upsert bumps it. Accepted pushes are counted by
+    their delivery rows while those are kept (no counter write in the hot path), and rolled up
+    into ``accepted``/``archived`` here when they expire."""
 
     key = Varchar(length=120, primary_key=True)
     connector = UUID(index=True)
@@ -163,11 +165,13 @@ class ConnectorCounter(Table, tablename="connector_counter"):
 
 
 class ConnectorDelivery(Table, tablename="connector_delivery"):
-    """Deliveries already stored, by the key a retry repeats; kept for a bounded time."""
+    """Deliveries already stored, by the key a retry repeats, with what each became (``archived``,
+    ``pending``, ``queued``); kept for a bounded time, then rolled up into the counters."""
 
     key = Varchar(length=320, primary_key=True)
     connector = UUID(index=True)
     received_at = Timestamptz(index=True)
+    outcome = Varchar(length=16, default="archived")
 
 
 class ConnectorThread(Table, tablename="connector_thread"):

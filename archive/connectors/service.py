@@ -93,14 +93,14 @@ async def receive(rt: Runtime, connector_id: UUID, body: bytes, headers: Mapping
     try:
         authenticate(push, connector.config, now)
     except SignatureRejected as exc:
-        await connector_store.bump(connector.id, now, "received", f"rejected.{exc.reason}")
+        await connector_store.bump(connector.id, now, f"rejected.{exc.reason}")
         log.info("connector_push_rejected", connector=str(connector.id), reason=exc.reason)
         raise
     key = delivery_key(push, connector.config)
     try:
         outcome = parse(push, connector.config)
     except (PayloadMalformed, PayloadInvalid) as exc:
-        await connector_store.bump(connector.id, now, "received", f"rejected.{exc.reason}")
+        await connector_store.bump(connector.id, now, f"rejected.{exc.reason}")
         raise
     ctx = await rt.tenants.context(connector.tenant_id)
     try:
@@ -112,10 +112,10 @@ async def receive(rt: Runtime, connector_id: UUID, body: bytes, headers: Mapping
                     raise
         raise AssertionError("unreachable")
     except Duplicate:
-        await connector_store.bump(connector.id, now, "received", "duplicate")
+        await connector_store.bump(connector.id, now, "duplicate")
         return Receipt(status="duplicate")
     except DomainError as exc:
-        await connector_store.bump(connector.id, now, "received", f"rejected.{_reason(exc)}")
+        await connector_store.bump(connector.id, now, f"rejected.{_reason(exc)}")
         raise
 
 
@@ -127,13 +127,13 @@ def _reason(exc: DomainError) -> str:
 
 async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: Outcome, key: str, now: datetime) -> Receipt:
     if isinstance(outcome, Ignored):
-        await connector_store.bump(connector.id, now, "received", "ignored")
+        await connector_store.bump(connector.id, now, "ignored")
         return Receipt(status="ignored", reason=outcome.reason)
     if isinstance(outcome, Pending):
         async with db.write_transaction():
             thread = await connector_store.ensure_thread(ctx, connector.id, outcome.thread, outcome.draft.external_id, now)
             await connector_store.keep_draft(ctx, connector.id, thread, outcome.draft, now)
-            await _accepted(connector.id, key, now)
+            await connector_store.record_delivery(connector.id, key, now, "pending")
         return Receipt(status="pending", conversation=thread.conversation)
     if isinstance(outcome, Finished):
         conversation, thread_name = outcome.conversation, outcome.conversation.external_id
@@ -149,19 +149,13 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
     return await _archive(rt, connector, conversation, known, key, now)
 
 
-async def _accepted(connector_id: UUID, key: str, now: datetime, *more: str) -> None:
-    """The delivery and its counters, in the transaction that stores what it brought."""
-    await connector_store.record_delivery(connector_id, key, now)
-    await connector_store.bump(connector_id, now, "received", "accepted", *more)
-
-
 async def _queue(
     ctx: TenantContext, connector: Loaded, thread_name: str, external_id: str, outcome: Outcome, key: str, now: datetime
 ) -> Receipt:
     async with db.write_transaction():
         thread = await connector_store.ensure_thread(ctx, connector.id, thread_name, external_id, now)
         job = await connector_store.queue(ctx, connector.id, thread, outcome, now)
-        await _accepted(connector.id, key, now)
+        await connector_store.record_delivery(connector.id, key, now, "queued")
     return Receipt(status="queued", conversation=thread.conversation, job=job)
 
 
@@ -173,8 +167,8 @@ async def _archive(
     the delivery (or the queued job's completion) commits in the same transaction."""
 
     async def within() -> None:
-        if key is not None:
-            await _accepted(connector.id, key, now, "archived")
+        if key is not None:  # the delivery row is also what the stats count (no counter write here)
+            await connector_store.record_delivery(connector.id, key, now, "archived")
         else:
             await connector_store.bump(connector.id, now, "archived")
         if job is not None:

@@ -19,11 +19,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterable
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 import msgspec
+from piccolo.query.functions.aggregate import Count, Max
 from piccolo.querystring import QueryString
 
 from archive import db, ledger, revisions
@@ -250,17 +251,18 @@ async def delete(tenant_id: UUID, connector_id: UUID, actor: str) -> dict[str, i
 # --- counters and deliveries ---------------------------------------------------------------------
 
 
-async def bump(connector_id: UUID, at: datetime, *names: str) -> None:
-    """Add one to each named counter (one statement, inside the caller's transaction if any)."""
+async def bump(connector_id: UUID, at: datetime, *names: str, by: int = 1) -> None:
+    """Add ``by`` to each named counter (one statement, inside the caller's transaction if any)."""
     if not names:
         return
-    values = ", ".join("({}, {}, {}, 1, {})" for _ in names)
+    values = ", ".join("({}, {}, {}, {}, {})" for _ in names)
     args: list[Any] = []
     for name in names:
-        args += [f"{connector_id}:{name}"[:120], connector_id, name[:80], at]
+        args += [f"{connector_id}:{name}"[:120], connector_id, name[:80], by, at]
     await db.engine().run_querystring(QueryString(
         f'INSERT INTO connector_counter ("key", connector, name, total, last_at) VALUES {values} '
-        'ON CONFLICT ("key") DO UPDATE SET total = connector_counter.total + 1, last_at = excluded.last_at',
+        'ON CONFLICT ("key") DO UPDATE SET total = connector_counter.total + excluded.total, '
+        "last_at = CASE WHEN excluded.last_at > connector_counter.last_at THEN excluded.last_at ELSE connector_counter.last_at END",
         *args,
     ))
 
@@ -274,12 +276,17 @@ def _delivery_key(connector_id: UUID, key: str) -> str:
     return full if len(full) <= 320 else f"{connector_id}|sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
-async def record_delivery(connector_id: UUID, key: str, at: datetime) -> None:
-    """Remember a delivery in the caller's transaction; Duplicate if it was stored before (the
-    unique key decides a race between two copies arriving at once)."""
+Accepted = Literal["archived", "pending", "queued"]
+
+
+async def record_delivery(connector_id: UUID, key: str, at: datetime, outcome: Accepted) -> None:
+    """Remember a delivery and what it became, in the caller's transaction (it is also what the
+    stats count it by); Duplicate if it was stored before (the unique key decides a race between
+    two copies arriving at once)."""
     stored = await db.engine().run_querystring(QueryString(
-        'INSERT INTO connector_delivery ("key", connector, received_at) VALUES ({}, {}, {}) ON CONFLICT ("key") DO NOTHING RETURNING "key"',
-        _delivery_key(connector_id, key), connector_id, at,
+        'INSERT INTO connector_delivery ("key", connector, received_at, outcome) VALUES ({}, {}, {}, {}) '
+        'ON CONFLICT ("key") DO NOTHING RETURNING "key"',
+        _delivery_key(connector_id, key), connector_id, at, outcome,
     ))
     if not stored:
         raise Duplicate(key)
@@ -291,23 +298,54 @@ async def stats(tenant_id: UUID, connector_id: UUID) -> ConnectorStats:
     rejected: dict[str, int] = {}
     files: dict[str, int] = {}
     failures: dict[str, int] = {}
-    plain = {"received": "received", "accepted": "accepted", "duplicate": "duplicates", "ignored": "ignored", "archived": "archived"}
+    latest: list[datetime] = []
     for row in await ConnectorCounter.select().where(ConnectorCounter.connector == connector_id):
         name, count = row["name"], int(row["total"])
-        if name in plain:
-            setattr(result, plain[name], count)
-            if name == "received":
-                result.last_received_at = row["last_at"]
+        if row["last_at"] is not None and not name.startswith(("files.", "failed.")):
+            latest.append(row["last_at"])
+        if name == "accepted":
+            result.accepted += count
+        elif name == "archived":
+            result.archived += count
+        elif name == "duplicate":
+            result.duplicates = count
+        elif name == "ignored":
+            result.ignored = count
         elif name.startswith("rejected."):
             rejected[name.removeprefix("rejected.")] = count
         elif name.startswith("files."):
             files[name.removeprefix("files.")] = count
         elif name.startswith("failed."):
             failures[name.removeprefix("failed.")] = count
+    for outcome, count, last in await _live_deliveries(connector_id):
+        result.accepted += count
+        if outcome == "archived":
+            result.archived += count
+        latest.append(last)
     result.rejected, result.files, result.failures = rejected, files, failures
+    result.received = result.accepted + result.duplicates + result.ignored + sum(rejected.values())
+    result.last_received_at = max(latest) if latest else None
     result.queued = await ConnectorJob.count().where((ConnectorJob.connector == connector_id) & (ConnectorJob.status == "queued"))
     result.failed = await ConnectorJob.count().where((ConnectorJob.connector == connector_id) & (ConnectorJob.status == "failed"))
     return result
+
+
+async def _live_deliveries(connector_id: UUID, before: datetime | None = None) -> list[tuple[str, int, datetime]]:
+    """(outcome, count, latest) of the delivery rows still kept (those older than ``before``)."""
+    query = ConnectorDelivery.select(
+        ConnectorDelivery.outcome, Count(ConnectorDelivery.key, alias="n"), Max(ConnectorDelivery.received_at, alias="latest"),
+    ).where(ConnectorDelivery.connector == connector_id).group_by(ConnectorDelivery.outcome)
+    if before is not None:
+        query = query.where(ConnectorDelivery.received_at < before)
+    return [(r["outcome"], int(r["n"]), _aware(r["latest"])) for r in await query]
+
+
+def _aware(value: Any) -> datetime:
+    """SQLite hands an aggregate of a timestamp column back as text."""
+    if isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 # --- threads, drafts and queued work -------------------------------------------------------------
@@ -408,8 +446,14 @@ async def expire(now: datetime) -> dict[str, int]:
     """Bounded retention of connector bookkeeping: delivery keys after DELIVERY_DAYS; threads that
     never became a conversation (with their drafts, work and reserved keys) after
     STALE_THREAD_DAYS without news; failed work after STALE_THREAD_DAYS."""
-    deliveries = await ConnectorDelivery.count().where(ConnectorDelivery.received_at < now - timedelta(days=DELIVERY_DAYS))
-    await ConnectorDelivery.delete().where(ConnectorDelivery.received_at < now - timedelta(days=DELIVERY_DAYS))
+    old = now - timedelta(days=DELIVERY_DAYS)
+    deliveries = 0
+    for row in await ConnectorDelivery.select(ConnectorDelivery.connector).where(ConnectorDelivery.received_at < old).distinct():
+        async with db.write_transaction():  # the counts move to the counters in the transaction that deletes them
+            for outcome, count, last in await _live_deliveries(row["connector"], before=old):
+                await bump(row["connector"], last, "accepted", *(["archived"] if outcome == "archived" else []), by=count)
+                deliveries += count
+            await ConnectorDelivery.delete().where((ConnectorDelivery.connector == row["connector"]) & (ConnectorDelivery.received_at < old))
     cutoff = now - timedelta(days=STALE_THREAD_DAYS)
     dropped = 0
     async with db.write_transaction():

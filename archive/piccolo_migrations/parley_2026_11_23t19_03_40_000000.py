@@ -6,7 +6,7 @@ conversation from both becoming revision N: the loser's insert fails and ingest 
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-ID = "2026-11-23T18:37:50:000000"
+ID = "2026-11-23T19:03:40:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "revision, file and connector job indexes"
 

@@ -30,7 +30,7 @@ class Tenant(Table, tablename="tenant", schema=None):
     )
 
 
-ID = "2026-11-23T18:37:45:567793"
+ID = "2026-11-23T19:03:37:913928"
 VERSION = "1.38.0"
 DESCRIPTION = "revisions, attachment files, connectors"
 
@@ -41,22 +41,26 @@ async def forwards():
     )
 
     manager.add_table(
-        class_name="ConnectorCounter",
-        tablename="connector_counter",
-        schema=None,
-        columns=None,
-    )
-
-    manager.add_table(
-        class_name="ConversationFile",
-        tablename="conversation_file",
-        schema=None,
-        columns=None,
+        class_name="Connector", tablename="connector", schema=None, columns=None
     )
 
     manager.add_table(
         class_name="ConnectorDelivery",
         tablename="connector_delivery",
+        schema=None,
+        columns=None,
+    )
+
+    manager.add_table(
+        class_name="ConnectorDraft",
+        tablename="connector_draft",
+        schema=None,
+        columns=None,
+    )
+
+    manager.add_table(
+        class_name="ConnectorJob",
+        tablename="connector_job",
         schema=None,
         columns=None,
     )
@@ -69,12 +73,8 @@ async def forwards():
     )
 
     manager.add_table(
-        class_name="Connector", tablename="connector", schema=None, columns=None
-    )
-
-    manager.add_table(
-        class_name="ConnectorDraft",
-        tablename="connector_draft",
+        class_name="ConversationFile",
+        tablename="conversation_file",
         schema=None,
         columns=None,
     )
@@ -87,122 +87,15 @@ async def forwards():
     )
 
     manager.add_table(
-        class_name="ConnectorJob",
-        tablename="connector_job",
+        class_name="ConnectorCounter",
+        tablename="connector_counter",
         schema=None,
         columns=None,
     )
 
     manager.add_column(
-        table_class_name="ConnectorCounter",
-        tablename="connector_counter",
-        column_name="key",
-        db_column_name="key",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 120,
-            "default": "",
-            "null": False,
-            "primary_key": True,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConnectorCounter",
-        tablename="connector_counter",
-        column_name="connector",
-        db_column_name="connector",
-        column_class_name="UUID",
-        column_class=UUID,
-        params={
-            "default": UUID4(),
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": True,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConnectorCounter",
-        tablename="connector_counter",
-        column_name="name",
-        db_column_name="name",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 80,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConnectorCounter",
-        tablename="connector_counter",
-        column_name="total",
-        db_column_name="total",
-        column_class_name="BigInt",
-        column_class=BigInt,
-        params={
-            "default": 0,
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConnectorCounter",
-        tablename="connector_counter",
-        column_name="last_at",
-        db_column_name="last_at",
-        column_class_name="Timestamptz",
-        column_class=Timestamptz,
-        params={
-            "default": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConversationFile",
-        tablename="conversation_file",
+        table_class_name="Connector",
+        tablename="connector",
         column_name="id",
         db_column_name="id",
         column_class_name="UUID",
@@ -222,8 +115,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="ConversationFile",
-        tablename="conversation_file",
+        table_class_name="Connector",
+        tablename="connector",
         column_name="tenant",
         db_column_name="tenant",
         column_class_name="ForeignKey",
@@ -246,14 +139,15 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="ConversationFile",
-        tablename="conversation_file",
-        column_name="conversation",
-        db_column_name="conversation",
-        column_class_name="UUID",
-        column_class=UUID,
+        table_class_name="Connector",
+        tablename="connector",
+        column_name="platform",
+        db_column_name="platform",
+        column_class_name="Varchar",
+        column_class=Varchar,
         params={
-            "default": UUID4(),
+            "length": 16,
+            "default": "",
             "null": False,
             "primary_key": False,
             "unique": False,
@@ -267,10 +161,118 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="ConversationFile",
-        tablename="conversation_file",
-        column_name="digest",
-        db_column_name="digest",
+        table_class_name="Connector",
+        tablename="connector",
+        column_name="credentials",
+        db_column_name="credentials",
+        column_class_name="Text",
+        column_class=Text,
+        params={
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="Connector",
+        tablename="connector",
+        column_name="api_url",
+        db_column_name="api_url",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 2048,
+            "default": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="Connector",
+        tablename="connector",
+        column_name="site",
+        db_column_name="site",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 64,
+            "default": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="Connector",
+        tablename="connector",
+        column_name="channel",
+        db_column_name="channel",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 32,
+            "default": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="Connector",
+        tablename="connector",
+        column_name="files",
+        db_column_name="files",
+        column_class_name="JSON",
+        column_class=JSON,
+        params={
+            "default": "{}",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="Connector",
+        tablename="connector",
+        column_name="created_by",
+        db_column_name="created_by",
         column_class_name="Varchar",
         column_class=Varchar,
         params={
@@ -289,50 +291,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="ConversationFile",
-        tablename="conversation_file",
-        column_name="size",
-        db_column_name="size",
-        column_class_name="BigInt",
-        column_class=BigInt,
-        params={
-            "default": 0,
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConversationFile",
-        tablename="conversation_file",
-        column_name="ciphertext",
-        db_column_name="ciphertext",
-        column_class_name="Bytea",
-        column_class=Bytea,
-        params={
-            "default": b"",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConversationFile",
-        tablename="conversation_file",
+        table_class_name="Connector",
+        tablename="connector",
         column_name="created_at",
         db_column_name="created_at",
         column_class_name="Timestamptz",
@@ -407,6 +367,372 @@ async def forwards():
             "primary_key": False,
             "unique": False,
             "index": True,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorDelivery",
+        tablename="connector_delivery",
+        column_name="outcome",
+        db_column_name="outcome",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 16,
+            "default": "archived",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorDraft",
+        tablename="connector_draft",
+        column_name="tenant",
+        db_column_name="tenant",
+        column_class_name="ForeignKey",
+        column_class=ForeignKey,
+        params={
+            "references": Tenant,
+            "on_delete": OnDelete.cascade,
+            "on_update": OnUpdate.cascade,
+            "target_column": None,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorDraft",
+        tablename="connector_draft",
+        column_name="connector",
+        db_column_name="connector",
+        column_class_name="UUID",
+        column_class=UUID,
+        params={
+            "default": UUID4(),
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorDraft",
+        tablename="connector_draft",
+        column_name="conversation",
+        db_column_name="conversation",
+        column_class_name="UUID",
+        column_class=UUID,
+        params={
+            "default": UUID4(),
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": True,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorDraft",
+        tablename="connector_draft",
+        column_name="token",
+        db_column_name="token",
+        column_class_name="UUID",
+        column_class=UUID,
+        params={
+            "default": UUID4(),
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorDraft",
+        tablename="connector_draft",
+        column_name="ciphertext",
+        db_column_name="ciphertext",
+        column_class_name="Bytea",
+        column_class=Bytea,
+        params={
+            "default": b"",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorDraft",
+        tablename="connector_draft",
+        column_name="created_at",
+        db_column_name="created_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
+        params={
+            "default": TimestamptzNow(),
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorJob",
+        tablename="connector_job",
+        column_name="id",
+        db_column_name="id",
+        column_class_name="UUID",
+        column_class=UUID,
+        params={
+            "default": UUID4(),
+            "null": False,
+            "primary_key": True,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorJob",
+        tablename="connector_job",
+        column_name="tenant",
+        db_column_name="tenant",
+        column_class_name="ForeignKey",
+        column_class=ForeignKey,
+        params={
+            "references": Tenant,
+            "on_delete": OnDelete.cascade,
+            "on_update": OnUpdate.cascade,
+            "target_column": None,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorJob",
+        tablename="connector_job",
+        column_name="connector",
+        db_column_name="connector",
+        column_class_name="UUID",
+        column_class=UUID,
+        params={
+            "default": UUID4(),
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": True,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorJob",
+        tablename="connector_job",
+        column_name="conversation",
+        db_column_name="conversation",
+        column_class_name="UUID",
+        column_class=UUID,
+        params={
+            "default": UUID4(),
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorJob",
+        tablename="connector_job",
+        column_name="ciphertext",
+        db_column_name="ciphertext",
+        column_class_name="Bytea",
+        column_class=Bytea,
+        params={
+            "default": b"",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorJob",
+        tablename="connector_job",
+        column_name="status",
+        db_column_name="status",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 16,
+            "default": "queued",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorJob",
+        tablename="connector_job",
+        column_name="attempts",
+        db_column_name="attempts",
+        column_class_name="Integer",
+        column_class=Integer,
+        params={
+            "default": 0,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorJob",
+        tablename="connector_job",
+        column_name="next_attempt_at",
+        db_column_name="next_attempt_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
+        params={
+            "default": TimestamptzNow(),
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorJob",
+        tablename="connector_job",
+        column_name="last_error",
+        db_column_name="last_error",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 300,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConnectorJob",
+        tablename="connector_job",
+        column_name="created_at",
+        db_column_name="created_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
+        params={
+            "default": TimestamptzNow(),
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
             "index_method": IndexMethod.btree,
             "choices": None,
             "db_column_name": None,
@@ -673,8 +999,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="Connector",
-        tablename="connector",
+        table_class_name="ConversationFile",
+        tablename="conversation_file",
         column_name="id",
         db_column_name="id",
         column_class_name="UUID",
@@ -694,8 +1020,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="Connector",
-        tablename="connector",
+        table_class_name="ConversationFile",
+        tablename="conversation_file",
         column_name="tenant",
         db_column_name="tenant",
         column_class_name="ForeignKey",
@@ -718,226 +1044,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="Connector",
-        tablename="connector",
-        column_name="platform",
-        db_column_name="platform",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 16,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="Connector",
-        tablename="connector",
-        column_name="credentials",
-        db_column_name="credentials",
-        column_class_name="Text",
-        column_class=Text,
-        params={
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="Connector",
-        tablename="connector",
-        column_name="api_url",
-        db_column_name="api_url",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 2048,
-            "default": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="Connector",
-        tablename="connector",
-        column_name="site",
-        db_column_name="site",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 64,
-            "default": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="Connector",
-        tablename="connector",
-        column_name="channel",
-        db_column_name="channel",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 32,
-            "default": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="Connector",
-        tablename="connector",
-        column_name="files",
-        db_column_name="files",
-        column_class_name="JSON",
-        column_class=JSON,
-        params={
-            "default": "{}",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="Connector",
-        tablename="connector",
-        column_name="created_by",
-        db_column_name="created_by",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 64,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="Connector",
-        tablename="connector",
-        column_name="created_at",
-        db_column_name="created_at",
-        column_class_name="Timestamptz",
-        column_class=Timestamptz,
-        params={
-            "default": TimestamptzNow(),
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConnectorDraft",
-        tablename="connector_draft",
-        column_name="tenant",
-        db_column_name="tenant",
-        column_class_name="ForeignKey",
-        column_class=ForeignKey,
-        params={
-            "references": Tenant,
-            "on_delete": OnDelete.cascade,
-            "on_update": OnUpdate.cascade,
-            "target_column": None,
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConnectorDraft",
-        tablename="connector_draft",
-        column_name="connector",
-        db_column_name="connector",
-        column_class_name="UUID",
-        column_class=UUID,
-        params={
-            "default": UUID4(),
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConnectorDraft",
-        tablename="connector_draft",
+        table_class_name="ConversationFile",
+        tablename="conversation_file",
         column_name="conversation",
         db_column_name="conversation",
         column_class_name="UUID",
@@ -947,7 +1055,7 @@ async def forwards():
             "null": False,
             "primary_key": False,
             "unique": False,
-            "index": True,
+            "index": False,
             "index_method": IndexMethod.btree,
             "choices": None,
             "db_column_name": None,
@@ -957,14 +1065,15 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="ConnectorDraft",
-        tablename="connector_draft",
-        column_name="token",
-        db_column_name="token",
-        column_class_name="UUID",
-        column_class=UUID,
+        table_class_name="ConversationFile",
+        tablename="conversation_file",
+        column_name="digest",
+        db_column_name="digest",
+        column_class_name="Varchar",
+        column_class=Varchar,
         params={
-            "default": UUID4(),
+            "length": 64,
+            "default": "",
             "null": False,
             "primary_key": False,
             "unique": False,
@@ -978,8 +1087,29 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="ConnectorDraft",
-        tablename="connector_draft",
+        table_class_name="ConversationFile",
+        tablename="conversation_file",
+        column_name="size",
+        db_column_name="size",
+        column_class_name="BigInt",
+        column_class=BigInt,
+        params={
+            "default": 0,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="ConversationFile",
+        tablename="conversation_file",
         column_name="ciphertext",
         db_column_name="ciphertext",
         column_class_name="Bytea",
@@ -999,8 +1129,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="ConnectorDraft",
-        tablename="connector_draft",
+        table_class_name="ConversationFile",
+        tablename="conversation_file",
         column_name="created_at",
         db_column_name="created_at",
         column_class_name="Timestamptz",
@@ -1150,14 +1280,15 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="ConnectorJob",
-        tablename="connector_job",
-        column_name="id",
-        db_column_name="id",
-        column_class_name="UUID",
-        column_class=UUID,
+        table_class_name="ConnectorCounter",
+        tablename="connector_counter",
+        column_name="key",
+        db_column_name="key",
+        column_class_name="Varchar",
+        column_class=Varchar,
         params={
-            "default": UUID4(),
+            "length": 120,
+            "default": "",
             "null": False,
             "primary_key": True,
             "unique": False,
@@ -1171,32 +1302,8 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="ConnectorJob",
-        tablename="connector_job",
-        column_name="tenant",
-        db_column_name="tenant",
-        column_class_name="ForeignKey",
-        column_class=ForeignKey,
-        params={
-            "references": Tenant,
-            "on_delete": OnDelete.cascade,
-            "on_update": OnUpdate.cascade,
-            "target_column": None,
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConnectorJob",
-        tablename="connector_job",
+        table_class_name="ConnectorCounter",
+        tablename="connector_counter",
         column_name="connector",
         db_column_name="connector",
         column_class_name="UUID",
@@ -1216,57 +1323,15 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="ConnectorJob",
-        tablename="connector_job",
-        column_name="conversation",
-        db_column_name="conversation",
-        column_class_name="UUID",
-        column_class=UUID,
-        params={
-            "default": UUID4(),
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConnectorJob",
-        tablename="connector_job",
-        column_name="ciphertext",
-        db_column_name="ciphertext",
-        column_class_name="Bytea",
-        column_class=Bytea,
-        params={
-            "default": b"",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConnectorJob",
-        tablename="connector_job",
-        column_name="status",
-        db_column_name="status",
+        table_class_name="ConnectorCounter",
+        tablename="connector_counter",
+        column_name="name",
+        db_column_name="name",
         column_class_name="Varchar",
         column_class=Varchar,
         params={
-            "length": 16,
-            "default": "queued",
+            "length": 80,
+            "default": "",
             "null": False,
             "primary_key": False,
             "unique": False,
@@ -1280,12 +1345,12 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="ConnectorJob",
-        tablename="connector_job",
-        column_name="attempts",
-        db_column_name="attempts",
-        column_class_name="Integer",
-        column_class=Integer,
+        table_class_name="ConnectorCounter",
+        tablename="connector_counter",
+        column_name="total",
+        db_column_name="total",
+        column_class_name="BigInt",
+        column_class=BigInt,
         params={
             "default": 0,
             "null": False,
@@ -1301,58 +1366,15 @@ async def forwards():
     )
 
     manager.add_column(
-        table_class_name="ConnectorJob",
-        tablename="connector_job",
-        column_name="next_attempt_at",
-        db_column_name="next_attempt_at",
+        table_class_name="ConnectorCounter",
+        tablename="connector_counter",
+        column_name="last_at",
+        db_column_name="last_at",
         column_class_name="Timestamptz",
         column_class=Timestamptz,
         params={
-            "default": TimestamptzNow(),
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConnectorJob",
-        tablename="connector_job",
-        column_name="last_error",
-        db_column_name="last_error",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 300,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="ConnectorJob",
-        tablename="connector_job",
-        column_name="created_at",
-        db_column_name="created_at",
-        column_class_name="Timestamptz",
-        column_class=Timestamptz,
-        params={
-            "default": TimestamptzNow(),
-            "null": False,
+            "default": None,
+            "null": True,
             "primary_key": False,
             "unique": False,
             "index": False,
