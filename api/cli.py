@@ -303,8 +303,8 @@ def cmd_connectors_list(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_connectors_delete(settings: Settings, args: argparse.Namespace) -> int:
     from archive.connectors.store import delete, tenant_of
 
-    async def work(_: Any) -> int:
-        dropped = await delete(await tenant_of(args.id), args.id, _cli_actor())
+    async def work(rt: Any) -> int:
+        dropped = await delete(rt, await tenant_of(args.id), args.id, _cli_actor())
         _print({"id": str(args.id), "deleted": True, **dropped}, args.json,
                lambda d: f"deleted connector {d['id']} ({d['drafts_dropped']} pending drafts, {d['jobs_dropped']} queued pushes dropped)")
         return 0

@@ -68,8 +68,8 @@ class ConnectorAdminController(Controller):
         return await connectors.get(await tenant_context(rt, principal.tenant_id), connector_id, _public_url(request))
 
     @delete("/{connector_id:str}", summary="Delete a connector (archived conversations stay; pending drafts are dropped)")
-    async def delete_connector(self, principal: Caller, connector_id: FromPath[UUID]) -> None:
-        await connectors.delete(principal.tenant_id, connector_id, principal.actor)
+    async def delete_connector(self, rt: Rt, principal: Caller, connector_id: FromPath[UUID]) -> None:
+        await connectors.delete(rt, principal.tenant_id, connector_id, principal.actor)
 
     @get("/{connector_id:str}/stats", summary="Pushes received, accepted, rejected by reason, duplicates, last received")
     async def connector_stats(self, principal: Caller, connector_id: FromPath[UUID]) -> connectors.ConnectorStats:

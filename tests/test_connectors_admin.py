@@ -36,18 +36,22 @@ async def test_cli_create_prints_the_contracts_four_fields_and_the_secret_works(
     assert response.status_code == 201, response.text
 
 
-async def test_cli_list_never_shows_a_secret_or_token_and_delete_removes_the_connector(client, tenant):
+async def test_cli_list_never_shows_a_secret_or_token_and_delete_removes_the_connector_at_once(client, tenant):
     done = await run_cli("connectors", "create", "--tenant", tenant.slug, "--platform", "chatwoot", "--secret", "cw-secret-from-chatwoot",
                          "--api-url", "https://chat.example.com/app/accounts/3", "--api-token", "cw-api-token-xyz", "--json")
     assert done.returncode == 0, done.stderr
     created = json.loads(done.stdout)
+    body = compact(payload("chatwoot", "message_created_incoming.json"))
+    headers = chatwoot_headers(body, "d-1", secret="cw-secret-from-chatwoot")
+    assert (await client.post(f"/v1/connectors/{created['id']}/events", content=body, headers=headers)).status_code == 202
     listed = await run_cli("connectors", "list", "--tenant", tenant.slug, "--json")
     assert listed.returncode == 0 and "cw-secret-from-chatwoot" not in listed.stdout and "cw-api-token-xyz" not in listed.stdout
     [shown] = json.loads(listed.stdout)
     assert (shown["id"], shown["api_url"], shown["api_token"]) == (created["id"], "https://chat.example.com/app/accounts/3", True)
-    removed = await run_cli("connectors", "delete", created["id"])
+    removed = await run_cli("connectors", "delete", created["id"])  # another process: this one hears of it by signal
     assert removed.returncode == 0, removed.stderr
-    assert (await client.post(f"/v1/connectors/{created['id']}/events", content=b"{}")).status_code == 404
+    headers = chatwoot_headers(body, "d-2", secret="cw-secret-from-chatwoot")
+    assert (await client.post(f"/v1/connectors/{created['id']}/events", content=body, headers=headers)).status_code == 404
     assert json.loads((await run_cli("connectors", "list", "--tenant", tenant.slug, "--json")).stdout) == []
 
 

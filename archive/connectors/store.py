@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -28,6 +29,7 @@ from piccolo.query.functions.aggregate import Count, Max
 from piccolo.querystring import QueryString
 
 from archive import db, ledger, revisions
+from archive.clock import Clock
 from archive.connectors.files import FileSettings
 from archive.connectors.files import check as check_files
 from archive.connectors.outcomes import Draft, Outcome
@@ -35,6 +37,7 @@ from archive.connectors.push import ConnectorConfig, PlatformName
 from archive.crypto import DecryptionError
 from archive.db import json_column
 from archive.errors import FieldError, InvalidInput, NotFound
+from archive.signals import KEYRING_CHANGED, Signals
 from archive.tables import (
     Connector,
     ConnectorCounter,
@@ -207,8 +210,58 @@ async def tenant_of(connector_id: UUID) -> UUID:
     return tenant
 
 
+CONNECTOR_DELETED = "connector_deleted"
+
+
+class ConnectorDirectory:
+    """What a process caches about connectors: each one a push named, with its decrypted
+    credentials, so that a push costs no database round trip before it is authenticated (the
+    same reason API keys are cached). Bounded; a connector deleted in any process is forgotten
+    here at once (the ``connector_deleted`` signal), the TTL (``PARLEY_AUTH_CACHE_SECONDS``) is
+    only a backstop. Unknown ids are never cached, so random ids cannot grow memory."""
+
+    SIZE = 10_000
+
+    def __init__(self, signals: Signals, clock: Clock, ttl: float) -> None:
+        self.signals, self.clock, self.ttl = signals, clock, ttl
+        self._loaded: OrderedDict[UUID, tuple[float, Loaded]] = OrderedDict()
+        signals.subscribe(CONNECTOR_DELETED, self._on_deleted)
+        signals.subscribe(KEYRING_CHANGED, lambda _arg: self.clear())
+        signals.on_reset(self.clear)
+
+    async def load(self, rt: Runtime, connector_id: UUID) -> Loaded:
+        self.signals.poll()
+        cached = self._loaded.get(connector_id)
+        if cached is not None and self.clock.monotonic() - cached[0] <= self.ttl:
+            self._loaded.move_to_end(connector_id)
+            return cached[1]
+        loaded = await _load(rt, connector_id)
+        if self.ttl > 0:
+            self._loaded[connector_id] = (self.clock.monotonic(), loaded)
+            while len(self._loaded) > self.SIZE:
+                self._loaded.popitem(last=False)
+        return loaded
+
+    def forget(self, connector_id: UUID) -> None:
+        self._loaded.pop(connector_id, None)
+
+    def clear(self) -> None:
+        self._loaded.clear()
+
+    def _on_deleted(self, arg: str) -> None:
+        try:
+            self.forget(UUID(arg))
+        except ValueError:
+            self.clear()
+
+
 async def load(rt: Runtime, connector_id: UUID) -> Loaded:
-    """The connector a push names, ready to verify and parse with (NotFound if there is none)."""
+    """The connector a push names, ready to verify and parse with (NotFound if there is none);
+    through the runtime's cache."""
+    return await rt.connectors.load(rt, connector_id)
+
+
+async def _load(rt: Runtime, connector_id: UUID) -> Loaded:
     row = await _row(connector_id)
     ctx = await rt.tenants.context(row["tenant"])
     credentials = _open(ctx, row)
@@ -219,10 +272,11 @@ async def load(rt: Runtime, connector_id: UUID) -> Loaded:
     return Loaded(id=connector_id, tenant_id=row["tenant"], config=config, files=msgspec.convert(json_column(row["files"]), FileSettings))
 
 
-async def delete(tenant_id: UUID, connector_id: UUID, actor: str) -> dict[str, int]:
+async def delete(rt: Runtime, tenant_id: UUID, connector_id: UUID, actor: str) -> dict[str, int]:
     """Delete a connector with its counters, delivery keys and pending work. Conversations it
     archived stay (they are the archive's); drafts of threads that never closed are dropped and
-    their reserved keys destroyed. Returns what was dropped."""
+    their reserved keys destroyed. Returns what was dropped. Every process stops accepting its
+    pushes at once (the ``connector_deleted`` signal)."""
     row = await _row(connector_id, tenant_id)
     async with db.write_transaction():
         threads = await ConnectorThread.select(ConnectorThread.conversation).where(ConnectorThread.connector == connector_id)
@@ -245,6 +299,8 @@ async def delete(tenant_id: UUID, connector_id: UUID, actor: str) -> dict[str, i
         await ledger.append(tenant_id, ledger.Entry(
             actor=actor, action="connector.delete", subject=str(connector_id), details={"platform": row["platform"], **dropped},
         ))
+    rt.connectors.forget(connector_id)
+    await rt.signals.announce(CONNECTOR_DELETED, str(connector_id))
     return dropped
 
 
