@@ -317,9 +317,14 @@ def cmd_connectors_stats(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(_: Any) -> int:
         found = await stats(await tenant_of(args.id), args.id)
+        def by_reason(counts: dict[str, int]) -> str:
+            return ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())) or "none"
+
         _print(found, args.json, lambda s: (
-            f"received {s.received}, accepted {s.accepted}, archived {s.archived}, duplicates {s.duplicates}, ignored {s.ignored}, "
-            f"rejected {s.rejected or '{}'}, queued {s.queued}, failed {s.failed}, last received {s.last_received_at or 'never'}"
+            f"received {s.received}: accepted {s.accepted} (archived {s.archived}), duplicates {s.duplicates}, ignored {s.ignored}, "
+            f"rejected {sum(s.rejected.values())} ({by_reason(s.rejected)})\n"
+            f"queued {s.queued}, failed {s.failed} ({by_reason(s.failures)}); files {by_reason(s.files)}\n"
+            f"last received {s.last_received_at.isoformat() if s.last_received_at else 'never'}"
         ))
         return 0
 
