@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID, uuid4
@@ -498,17 +498,25 @@ def open_job(ctx: TenantContext, job: dict[str, Any], key: dict[str, Any]) -> Ou
     return outcome
 
 
-async def expire(now: datetime) -> dict[str, int]:
+async def expire(now: datetime, rolling_up: Callable[[UUID], None] | None = None) -> dict[str, int]:
     """Bounded retention of connector bookkeeping: delivery keys after DELIVERY_DAYS; threads that
     never became a conversation (with their drafts, work and reserved keys) after
-    STALE_THREAD_DAYS without news; failed work after STALE_THREAD_DAYS."""
+    STALE_THREAD_DAYS without news; failed work after STALE_THREAD_DAYS.
+
+    Expired delivery rows are still counted in the stats, so their counts move into the counters
+    in the transaction that deletes them, one connector at a time: a crash leaves each
+    connector's count either wholly in its rows or wholly in its counters, never both or neither
+    (``rolling_up`` is called inside that transaction, between the two; the kill -9 test stops
+    there)."""
     old = now - timedelta(days=DELIVERY_DAYS)
     deliveries = 0
     for row in await ConnectorDelivery.select(ConnectorDelivery.connector).where(ConnectorDelivery.received_at < old).distinct():
-        async with db.write_transaction():  # the counts move to the counters in the transaction that deletes them
+        async with db.write_transaction():
             for outcome, count, last in await _live_deliveries(row["connector"], before=old):
                 await bump(row["connector"], last, "accepted", *(["archived"] if outcome == "archived" else []), by=count)
                 deliveries += count
+            if rolling_up is not None:
+                rolling_up(row["connector"])
             await ConnectorDelivery.delete().where((ConnectorDelivery.connector == row["connector"]) & (ConnectorDelivery.received_at < old))
     cutoff = now - timedelta(days=STALE_THREAD_DAYS)
     dropped = 0
