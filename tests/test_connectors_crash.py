@@ -48,9 +48,9 @@ async def test_a_roll_up_killed_inside_its_transaction_loses_and_doubles_no_coun
             ConnectorDelivery(key=f"{connector_id}|old-{i}", connector=connector_id, received_at=now - timedelta(days=10), outcome="archived")
             for i in range(PUSHES)
         ])
-    child = subprocess.Popen(
+    child = subprocess.Popen(  # noqa: ASYNC220 - the child is killed, not awaited
         [sys.executable, "-c", ROLL_UP, now.isoformat()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        env=os.environ.copy(), cwd=Path(__file__).resolve().parents[1],
+        env=os.environ.copy(), cwd=Path(__file__).resolve().parents[1],  # noqa: ASYNC240
     )
     assert child.stdout is not None and child.stdin is not None
     killed_in = None
