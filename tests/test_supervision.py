@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from archive.supervision.tables import ReviewItem
@@ -228,3 +230,35 @@ async def test_queries_without_words_are_evaluated_on_every_conversation(client,
     ids = await ingest(client, tenant, chat("vip", "hello", "hi", tags=["vip"]), chat("vip-refund", "refund", "ok", tags=["vip"]),
                        chat("plain", "hello", "hi"))
     assert [i["conversation_id"] for i in (await queue(client, tenant.headers("compliance")))["items"]] == [ids["vip"]]
+
+
+async def test_each_new_revision_is_evaluated_and_its_item_shows_that_revision(client, tenant):
+    await create_policy(client, tenant)
+    [first] = (await ingest(client, tenant, chat("c1", "is it safe?", "it carries some risk"))).values()
+    revised = await client.post("/v1/transcripts", params={"on_conflict": "revise"},
+                                json=chat("c1", "is it safe?", "it carries some risk", "actually: guaranteed returns"),
+                                headers=tenant.headers("ingest"))
+    assert revised.status_code in (200, 201) and revised.json()["revision"] == 2, revised.text
+    [item] = (await queue(client, tenant.headers("compliance")))["items"]
+    assert (item["conversation_id"], item["revision"]) == (first, 2)
+    await client.post("/v1/transcripts", params={"on_conflict": "revise"}, json=chat("c1", "is it safe?", "no comment"),
+                      headers=tenant.headers("ingest"))
+    view = (await client.get(f"/v1/reviews/{item['id']}", headers=tenant.headers("compliance"))).json()
+    assert [m["text"] for m in view["conversation"]["messages"]][-1] == "actually: guaranteed returns"  # revision 2, not 3
+    assert [i["revision"] for i in (await queue(client, tenant.headers("compliance")))["items"]] == [2]
+
+
+async def test_every_revision_of_a_conversation_draws_the_same_sample(client, tenant, runtime):
+    from archive.supervision.evaluation import sample_point
+
+    policy = await create_policy(client, tenant, name="qa", query="", sample_percent=50, severity="low")
+    bodies = [chat(f"c{i}", "hello", "hi") for i in range(12)]
+    ids = await ingest(client, tenant, *bodies)
+    for body in bodies:
+        body["messages"][1]["text"] = "hi again"
+        response = await client.post("/v1/transcripts", params={"on_conflict": "revise"}, json=body, headers=tenant.headers("ingest"))
+        assert response.json()["revision"] == 2
+    ctx = await runtime.tenants.context(tenant.id)
+    expected = {cid for cid in ids.values() if sample_point(ctx, uuid.UUID(policy["id"]), uuid.UUID(cid)) < 50}
+    items = (await queue(client, tenant.headers("compliance"), limit=100))["items"]
+    assert {(i["conversation_id"], i["revision"]) for i in items} == {(c, r) for c in expected for r in (1, 2)}

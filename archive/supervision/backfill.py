@@ -7,8 +7,8 @@ each batch is decrypted and evaluated in a worker thread, then its review items,
 entries and the job's cursor and counts commit in ONE transaction. A run that stops — killed,
 or its process gone — therefore leaves the job exactly after its last whole batch; the next run
 (this process or another, once the job's heartbeat is ``STALE_SECONDS`` old) resumes there and
-flags nothing twice. A conversation that already has a review item of this policy (flagged at
-ingest, or by an earlier backfill) is not flagged again.
+flags nothing twice. A conversation (at its latest revision) that already has a review item of
+this policy for that revision (flagged at ingest, or by an earlier backfill) is not flagged again.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from archive.errors import FieldError, InvalidInput, NotFound
 from archive.jobs import JobSpec
 from archive.models import StoredConversation
 from archive.runtime import Runtime
-from archive.supervision.evaluation import Evaluator, Flag, compiled_policies, store_flags
+from archive.supervision.evaluation import Evaluator, Flagged, compiled_policies, store_flags
 from archive.supervision.policies import definitions
 from archive.supervision.tables import ReviewItem, SupervisionBackfill, SupervisionPolicy
 from archive.tables import Conversation as ConversationRow
@@ -122,8 +122,7 @@ async def list_backfills(principal: Principal, policy_id: UUID | None = None) ->
     return [_out(r) for r in await query.order_by(SupervisionBackfill.created_at)]
 
 
-def _evaluate_batch(ctx: TenantContext, evaluator: Evaluator, pairs: list[tuple[dict[str, Any], dict[str, Any]]]
-                    ) -> tuple[list[tuple[UUID, StoredConversation, list[Flag]]], int]:
+def _evaluate_batch(ctx: TenantContext, evaluator: Evaluator, pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[list[Flagged], int]:
     """Decrypt and evaluate (CPU only: runs in a worker thread). Returns the flagged ones and
     how many could not be decrypted."""
     flagged, unreadable = [], 0
@@ -136,7 +135,7 @@ def _evaluate_batch(ctx: TenantContext, evaluator: Evaluator, pairs: list[tuple[
         stored = msgspec.json.decode(plaintext, type=StoredConversation)
         flags = evaluator.evaluate(row["id"], stored, row["visitor_hash"])
         if flags:
-            flagged.append((row["id"], stored, flags))
+            flagged.append(Flagged(row["id"], row["revision"], stored, flags))
     return flagged, unreadable
 
 
@@ -204,7 +203,7 @@ async def _read_batch(tenant_id: UUID, job: dict[str, Any], cursor: UUID | None,
     where = _in_range(tenant_id, job["start"], job["end"])
     if cursor is not None:
         where &= ConversationRow.id > cursor
-    rows = await ConversationRow.select(ConversationRow.id, ConversationRow.ciphertext, ConversationRow.visitor_hash).where(
+    rows = await ConversationRow.select(ConversationRow.id, ConversationRow.revision, ConversationRow.ciphertext, ConversationRow.visitor_hash).where(
         where).order_by(ConversationRow.id).limit(size)
     if not rows:
         return [], {}
@@ -214,16 +213,17 @@ async def _read_batch(tenant_id: UUID, job: dict[str, Any], cursor: UUID | None,
 
 
 async def _commit_batch(rt: Runtime, ctx: TenantContext, job: dict[str, Any], run_id: UUID, ids: list[UUID], scanned: int,
-                        flagged: list[tuple[UUID, StoredConversation, list[Flag]]], actor: str) -> bool:
+                        flagged: list[Flagged], actor: str) -> bool:
     """A batch's review items, ledger entries and the job's cursor, in one transaction; False
     when another run has taken the job over (then nothing is written)."""
     async with db.write_transaction():
         if not await _still_ours(job["id"], run_id):
             return False
         if flagged:
-            already = {r["conversation"] for r in await ReviewItem.select(ReviewItem.conversation).where(
-                (ReviewItem.tenant == ctx.tenant_id) & (ReviewItem.policy == job["policy"]) & ReviewItem.conversation.is_in([f[0] for f in flagged]))}
-            flagged = [f for f in flagged if f[0] not in already]
+            already = {(r["conversation"], r["revision"]) for r in await ReviewItem.select(ReviewItem.conversation, ReviewItem.revision).where(
+                (ReviewItem.tenant == ctx.tenant_id) & (ReviewItem.policy == job["policy"])
+                & ReviewItem.conversation.is_in([f.conversation_id for f in flagged]))}
+            flagged = [f for f in flagged if (f.conversation_id, f.revision) not in already]
         count = await store_flags(ctx, flagged, actor, rt.clock.now())
         await SupervisionBackfill.update({
             SupervisionBackfill.cursor: ids[-1], SupervisionBackfill.scanned: SupervisionBackfill.scanned + scanned,

@@ -98,6 +98,19 @@ class Flag(msgspec.Struct, frozen=True):
     hits: list[Hit]
 
 
+class Findings(msgspec.Struct):
+    """What evaluation found in one conversation: the detectors' flags, and the policies in scope
+    that did not match, whose samples are drawn once the conversation's id is final (a new
+    revision takes its conversation's id only when it is stored)."""
+
+    flags: list[Flag]
+    to_sample: list[Definition]
+
+    def with_samples(self, ctx: TenantContext, conversation_id: UUID) -> list[Flag]:
+        drawn = [Flag(d.id, d.version, d.severity, "sample", []) for d in self.to_sample if sampled(ctx, d.id, conversation_id, d.sample_percent)]
+        return [*self.flags, *drawn]
+
+
 def in_scope(scope: Scope, stored: StoredConversation) -> bool:
     if scope.sites and stored.site not in scope.sites:
         return False
@@ -173,9 +186,14 @@ class Evaluator:
         return found
 
     def evaluate(self, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> list[Flag]:
-        """The flags the policies raise on one conversation (CPU only: safe in a worker thread).
-        The conversation's view is built once, and only when a query in scope needs it."""
+        """The flags the policies raise on one stored conversation, samples included."""
+        return self.detect(conversation_id, stored, visitor_hash).with_samples(self.ctx, conversation_id)
+
+    def detect(self, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> Findings:
+        """What the detectors find in one conversation (CPU only: safe in a worker thread). The
+        conversation's view is built once, and only when a query in scope may match."""
         flags = []
+        to_sample = []
         view: DocView | None = None
         present: frozenset[str] | None = None
         patterns = self._pattern_hits(stored)
@@ -195,9 +213,9 @@ class Evaluator:
             if query_hit or hits:
                 hits.sort(key=lambda h: (h.message, h.source))
                 flags.append(Flag(definition.id, definition.version, definition.severity, "match", hits))
-            elif sampled(self.ctx, definition.id, conversation_id, definition.sample_percent):
-                flags.append(Flag(definition.id, definition.version, definition.severity, "sample", []))
-        return flags
+            elif definition.sample_percent > 0:
+                to_sample.append(definition)
+        return Findings(flags, to_sample)
 
 
 def _pattern_set(patterns: list[tuple[str, ...]]) -> Any:
@@ -254,24 +272,29 @@ async def compiled_policies(rt: Runtime, ctx: TenantContext, extra_languages: li
     return compile_all(ctx, found, await languages_for(rt, ctx, extra_languages))
 
 
-async def store_flags(
-    ctx: TenantContext, flagged: list[tuple[UUID, StoredConversation, list[Flag]]], actor: str, now: datetime,
-) -> int:
+class Flagged(msgspec.Struct, frozen=True):
+    conversation_id: UUID
+    revision: int
+    stored: StoredConversation
+    flags: list[Flag]
+
+
+async def store_flags(ctx: TenantContext, flagged: list[Flagged], actor: str, now: datetime) -> int:
     """Review items for the flags, with one ledger entry each (inside the caller's transaction)."""
     rows, entries = [], []
-    for conversation_id, stored, flags in flagged:
+    for conversation_id, revision, stored, flags in ((f.conversation_id, f.revision, f.stored, f.flags) for f in flagged):
         for flag in flags:
             review_id = uuid4()
             sealed = ctx.crypto.seal_note(msgspec.json.encode(flag.hits)) if flag.hits else ""
             rows.append(ReviewItem(
-                id=review_id, tenant=ctx.tenant_id, conversation=conversation_id, policy=flag.policy, policy_version=flag.version,
+                id=review_id, tenant=ctx.tenant_id, conversation=conversation_id, revision=revision, policy=flag.policy, policy_version=flag.version,
                 reason=flag.reason, severity=flag.severity, status="open", site=stored.site, channel=stored.channel,
                 match_count=sum(len(h.spans) for h in flag.hits), matches=sealed, created_at=now, updated_at=now,
             ))
             entries.append(ledger.Entry(
                 actor=actor, action="review.flag", subject=str(review_id),
-                details={"conversation": str(conversation_id), "policy": str(flag.policy), "policy_version": flag.version,
-                         "reason": flag.reason, "severity": flag.severity},
+                details={"conversation": str(conversation_id), "revision": revision, "policy": str(flag.policy),
+                         "policy_version": flag.version, "reason": flag.reason, "severity": flag.severity},
             ))
     if rows:
         await ReviewItem.insert(*rows)
@@ -314,13 +337,20 @@ class SupervisionStep(ingest.IngestStep):
             return None
 
         def analyse(item: ingest.Prepared) -> None:
-            flags = evaluator.evaluate(item.id, item.stored, item.visitor_hash)
-            if flags:
-                item.findings[STEP] = flags
+            found = evaluator.detect(item.id, item.stored, item.visitor_hash)
+            if found.flags or found.to_sample:
+                item.findings[STEP] = found
 
         return analyse
 
     async def after_insert(self, rt: Runtime, tenant_id: UUID, items: list[ingest.Prepared]) -> None:
-        flagged = [(item.id, item.stored, item.findings[STEP]) for item in items if STEP in item.findings]
+        """Review items for the new conversations and revisions, now that their ids are final."""
+        ctx = await rt.tenants.context(tenant_id)
+        flagged = []
+        for item in items:
+            found = item.findings.get(STEP)
+            flags = found.with_samples(ctx, item.id) if isinstance(found, Findings) else []
+            if flags:
+                flagged.append(Flagged(item.id, item.revision, item.stored, flags))
         if flagged:
-            await store_flags(await rt.tenants.context(tenant_id), flagged, "system:supervision", rt.clock.now())
+            await store_flags(ctx, flagged, "system:supervision", rt.clock.now())

@@ -25,7 +25,7 @@ import msgspec
 from piccolo.custom_types import Combinable
 from piccolo.query.functions.aggregate import Count
 
-from archive import db, ledger
+from archive import db, ledger, revisions
 from archive.errors import Conflict, DomainError, FieldError, Forbidden, InvalidInput, NotFound
 from archive.models import StoredConversation
 from archive.runtime import Runtime
@@ -49,6 +49,7 @@ NOTE_REQUIRED = ("comment", "escalate", "reopen")
 class ReviewOut(msgspec.Struct):
     id: UUID
     conversation_id: UUID
+    revision: int  # of the conversation, the one that was evaluated (GET /v1/reviews/{id} shows it)
     external_id: str
     policy: UUID
     policy_name: str
@@ -218,7 +219,7 @@ class ItemConflicts(Conflict):
 # --- reading ---------------------------------------------------------------------------------
 
 _COLUMNS = (
-    ReviewItem.id, ReviewItem.conversation, ReviewItem.policy, ReviewItem.policy_version, ReviewItem.severity, ReviewItem.reason,
+    ReviewItem.id, ReviewItem.conversation, ReviewItem.revision, ReviewItem.policy, ReviewItem.policy_version, ReviewItem.severity, ReviewItem.reason,
     ReviewItem.status, ReviewItem.assignee, ReviewItem.match_count, ReviewItem.site, ReviewItem.channel, ReviewItem.created_at,
     ReviewItem.updated_at, ReviewItem.closed_at, ReviewItem.case_id,
     ReviewItem.conversation.external_id.as_alias("external_id"), ReviewItem.conversation.started_at.as_alias("started_at"),
@@ -238,7 +239,7 @@ async def outs(tenant_id: UUID, rows: list[dict[str, Any]]) -> list[ReviewOut]:
     names = await _policy_names(tenant_id, {r["policy"] for r in rows})
     return [
         ReviewOut(
-            id=r["id"], conversation_id=r["conversation"], external_id=r["external_id"], policy=r["policy"], policy_name=names.get(r["policy"], ""),
+            id=r["id"], conversation_id=r["conversation"], revision=r["revision"], external_id=r["external_id"], policy=r["policy"], policy_name=names.get(r["policy"], ""),
             policy_version=r["policy_version"], severity=r["severity"], reason=r["reason"], status=r["status"], assignee=r["assignee"],
             match_count=r["match_count"], site=r["site"], channel=r["channel"], started_at=r["started_at"], created_at=r["created_at"],
             updated_at=r["updated_at"], closed_at=r["closed_at"], case=r["case_id"],
@@ -376,15 +377,15 @@ async def view(rt: Runtime, principal: Principal, review_id: UUID, reveal_reason
         raise NotFound(f"no review item {review_id}")
     row = found[review_id]
     ctx = await tenant_context(rt, principal.tenant_id)
-    conversation_row, stored = await load(ctx, row["conversation"])
+    content_hash, stored = await _revision(ctx, row["conversation"], row["revision"])
     hits = msgspec.json.decode(ctx.crypto.open_note(row["matches"]), type=list[_Hit]) if row["matches"] else []
     names = Pseudonyms(ctx, stored)
     comments = await ReviewComment.select().where(ReviewComment.review == review_id).order_by(ReviewComment.created_at)
     events = await ReviewEvent.select().where((ReviewEvent.tenant == principal.tenant_id) & (ReviewEvent.review == review_id)).order_by(ReviewEvent.id)
     policy = await SupervisionPolicy.select(SupervisionPolicy.name).where(SupervisionPolicy.id == row["policy"]).first()
     entries = [ledger.Entry(
-        actor=principal.actor, action="read", subject=str(row["conversation"]), content_hash=conversation_row["content_sha256"],
-        details={"via": "review", "review": str(review_id), "pseudonymised": not reveal},
+        actor=principal.actor, action="read", subject=str(row["conversation"]), content_hash=content_hash,
+        details={"via": "review", "review": str(review_id), "revision": row["revision"], "pseudonymised": not reveal},
     )]
     if reveal:
         entries.append(ledger.Entry(actor=principal.actor, action="review.reveal", subject=str(review_id),
@@ -403,6 +404,19 @@ async def view(rt: Runtime, principal: Principal, review_id: UUID, reveal_reason
         history=[EventView(e["actor"], e["action"], e["from_status"], e["to_status"], e["assignee"], e["at"]) for e in events],
         pseudonymised=not reveal,
     )
+
+
+async def _revision(ctx: TenantContext, conversation_id: UUID, revision: int) -> tuple[str, StoredConversation]:
+    """The content hash and text of one revision of a conversation (the latest, or an earlier
+    one: an item flagged on revision 2 shows revision 2, though revision 3 has arrived since)."""
+    row, stored = await load(ctx, conversation_id)
+    if row["revision"] == revision:
+        return row["content_sha256"], stored
+    earlier = await revisions.earlier_one(ctx.tenant_id, conversation_id, revision)
+    key = await revisions.key_of(ctx.tenant_id, conversation_id)
+    if earlier is None or key is None:
+        raise NotFound(f"revision {revision} of conversation {conversation_id} is gone")
+    return earlier["content_sha256"], revisions.open_earlier(ctx, key, earlier)
 
 
 # --- acting ----------------------------------------------------------------------------------

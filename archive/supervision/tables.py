@@ -54,6 +54,7 @@ class ReviewItem(Table, tablename="review_item"):
     id = UUID(primary_key=True)
     tenant = ForeignKey(references=Tenant, null=False)
     conversation = ForeignKey(references=Conversation, null=False, on_delete=OnDelete.cascade, index=True)
+    revision = Integer(default=1)  # the revision of the conversation that was evaluated
     policy = UUID()
     policy_version = Integer()
     reason = Varchar(length=16)  # match | sample
