@@ -11,7 +11,7 @@ from litestar.params import FromQuery, QueryParameter
 from api.deps import Caller, Rt
 from api.auth import requires
 from api.schemas import PublicKeys
-from archive import ledger
+from archive import ledger, signing
 from archive.ledger import Checkpoint, LedgerRecord, VerifyReport
 from archive.search.service import reveal_queries
 
@@ -47,6 +47,10 @@ class AuditController(Controller):
     async def checkpoint(self, rt: Rt, principal: Caller) -> Checkpoint | None:
         return await ledger.checkpoint(rt, principal.tenant_id)
 
-    @get("/public-key", exclude_from_auth=True, summary="Ed25519 public keys that sign checkpoints and exports")
+    @get("/public-key", exclude_from_auth=True, summary="Every Ed25519 key that ever signed checkpoints and exports, with validity periods")
     async def public_key(self, rt: Rt) -> PublicKeys:
-        return PublicKeys(algorithm="Ed25519", active_version=rt.keyring.active, keys=ledger.public_keys(rt))
+        history = await rt.signing.history()
+        return PublicKeys(
+            algorithm=signing.ALGORITHM, active_version=await rt.signing.active_version(),
+            keys={k.version: k.public_key for k in history}, history=history,
+        )
