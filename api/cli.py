@@ -59,7 +59,8 @@ async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[int]], *,
 async def _has_tenants() -> bool:
     from archive.tables import Tenant
 
-    return bool(await Tenant.exists())
+    # Before the first migration there is no tenant table, and no data to protect.
+    return bool(await Tenant.table_exists()) and bool(await Tenant.exists())
 
 
 def _port_in_use(host: str, port: int) -> OSError | None:

@@ -20,7 +20,7 @@ head lock, and the second one's ``RETURNING`` is empty: one receipt per deleted 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Protocol
 from uuid import UUID
 
 import msgspec
@@ -77,16 +77,22 @@ async def protections(rt: Runtime, tenant_id: UUID, rows: list[dict[str, Any]], 
     return protected
 
 
-def _candidates(tenant_id: UUID, ids: list[UUID], still_due: Any) -> Any:
+# A condition the candidates must still meet, built inside the transaction (so it can re-read what
+# it depends on, such as the current policy version) and re-checked by the DELETE itself.
+StillDue = Callable[[], Awaitable[Any]]
+
+
+def _candidates(tenant_id: UUID, ids: list[UUID], condition: Any) -> Any:
     where = (Conversation.tenant == tenant_id) & Conversation.id.is_in(ids)
-    return where & still_due if still_due is not None else where
+    return where & condition if condition is not None else where
 
 
-async def plan_batch(rt: Runtime, tenant_id: UUID, ids: list[UUID], now: datetime, still_due: Any = None) -> BatchOutcome:
+async def plan_batch(rt: Runtime, tenant_id: UUID, ids: list[UUID], now: datetime, still_due: StillDue | None = None) -> BatchOutcome:
     """What ``delete_batch`` would do now, changing nothing (previews, dry runs)."""
     if not ids:
         return BatchOutcome(deleted=[], protected={}, candidates=0)
-    rows = await Conversation.select(*CANDIDATE_COLUMNS).where(_candidates(tenant_id, ids, still_due))
+    condition = await still_due() if still_due is not None else None
+    rows = await Conversation.select(*CANDIDATE_COLUMNS).where(_candidates(tenant_id, ids, condition))
     protected = await protections(rt, tenant_id, rows, now)
     return BatchOutcome(deleted=[r for r in rows if r["id"] not in protected], protected=protected, candidates=len(rows))
 
@@ -100,24 +106,24 @@ async def delete_batch(
     action: str,
     details: Callable[[dict[str, Any]], dict[str, Any]],
     now: datetime,
-    still_due: Any = None,
+    still_due: StillDue | None = None,
     lease: leases.Lease | None = None,
 ) -> BatchOutcome:
-    """Delete those of ``ids`` that no guard protects (and that still satisfy ``still_due``, a
-    Piccolo condition re-checked by the DELETE itself), in one transaction; see the module doc.
-    ``lease``: the caller's lease, fenced in the same transaction."""
+    """Delete those of ``ids`` that no guard protects and that still meet ``still_due``, in one
+    transaction; see the module doc. ``lease``: the caller's lease, fenced in the same transaction."""
     if not ids:
         return BatchOutcome(deleted=[], protected={}, candidates=0)
     async with db.write_transaction():
         await ledger.lock_head(tenant_id)
         if lease is not None:
             await leases.fence(rt, lease)
-        rows = await Conversation.select(*CANDIDATE_COLUMNS).where(_candidates(tenant_id, ids, still_due))
+        condition = await still_due() if still_due is not None else None
+        rows = await Conversation.select(*CANDIDATE_COLUMNS).where(_candidates(tenant_id, ids, condition))
         protected = await protections(rt, tenant_id, rows, now)
         doomed = [r["id"] for r in rows if r["id"] not in protected]
         deleted: list[dict[str, Any]] = []
         if doomed:
-            deleted = await Conversation.delete().where(_candidates(tenant_id, doomed, still_due)).returning(*CANDIDATE_COLUMNS)
+            deleted = await Conversation.delete().where(_candidates(tenant_id, doomed, condition)).returning(*CANDIDATE_COLUMNS)
         gone = [r["id"] for r in deleted]
         if gone:
             await ConversationKey.delete().where((ConversationKey.tenant == tenant_id) & ConversationKey.conversation.is_in(gone))

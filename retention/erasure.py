@@ -50,6 +50,13 @@ class ErasureReceipt(msgspec.Struct):
 
 
 ERASE_BATCH = 500
+
+
+def _always(condition: Any) -> deletion.StillDue:
+    async def still_due() -> Any:
+        return condition
+
+    return still_due
 OPERATION = "erasure"
 
 
@@ -82,7 +89,7 @@ async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> Erasur
         async for rows in db.keyset_pages(theirs, Conversation.id, ERASE_BATCH):
             outcome = await deletion.delete_batch(
                 rt, tenant_id, [r["id"] for r in rows], actor=principal.actor, action="erasure.delete", now=now,
-                still_due=where, lease=lease, details=lambda r: {"receipt": str(receipt_id)},
+                still_due=_always(where), lease=lease, details=lambda r: {"receipt": str(receipt_id)},
             )
             deleted.extend(ErasedItem(r["id"], r["external_id"]) for r in outcome.deleted)
             names = {r["id"]: r["external_id"] for r in rows}

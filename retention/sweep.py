@@ -85,8 +85,12 @@ async def _sweep(
     by_hold: Counter[str] = Counter()
     by_guard: Counter[str] = Counter()
     batches = 0
-    # Re-checked by the DELETE itself: still expired, under the policy version decided above.
-    still_due = (Conversation.retain_until <= now) & (Conversation.policy_version == state.version)
+
+    async def still_due() -> Any:
+        """Inside each batch's transaction: still expired, and computed under the policy version
+        in force now (a policy changed mid-sweep leaves the rest to the next run, recomputed)."""
+        version = (await policies.current(tenant_id)).version
+        return (Conversation.retain_until <= now) & (Conversation.policy_version == version)
 
     def expired() -> Any:
         return Conversation.select(Conversation.id).where((Conversation.tenant == tenant_id) & (Conversation.retain_until <= now))
