@@ -62,16 +62,15 @@ def build_runtime(
     keyring: MasterKeyring | None = None,
     search: SearchBackend | None = None,
     database: Database | None = None,
+    workers: Workers | None = None,
     create_keyring: bool = False,
 ) -> Runtime:
     """Everything a Parley process needs, from its settings. ``clock``, ``keyring`` and
     ``search`` replace the parts the settings would choose (tests, benchmarks); ``database``
     shares another runtime's connections (several runtimes in one test process);
     ``create_keyring`` allows a new key file (only on an empty data directory)."""
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    # Keys first: a command pointed at the wrong directory stops here, before it creates anything.
     clock = clock or SystemClock()
-    # The keyring first: a command that cannot find it must fail before it creates a database
-    # file, or the data directory would hold a database without a key from then on.
     if keyring is not None:
         keys = Keys(lambda: keyring, monotonic=clock.monotonic)
     else:
@@ -80,6 +79,7 @@ def build_runtime(
         stamp = None if settings.master_key else FileKeyProvider(settings.data_path).stamp
         keys = Keys(lambda: load_keyring(settings.master_key, settings.data_path), initial=first,
                     monotonic=clock.monotonic, stamp=stamp)
+    settings.data_path.mkdir(parents=True, exist_ok=True)
     if database is None:
         database = Database(build_engine(settings), pool_size=settings.db_pool_size)
         database.bind()
@@ -99,7 +99,7 @@ def build_runtime(
         signals=signals,
         tenants=TenantDirectory(keys, signals, clock, settings.auth_cache_seconds),
         search=search,
-        workers=Workers(settings.worker_threads),
+        workers=workers or Workers(settings.worker_threads),
         ingest_steps=ingest_steps(),
         events=event_sink(search),
         engagement=Engagement(clock),

@@ -11,8 +11,8 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from api.deps import Caller, Rt
 from api.auth import requires
+from api.deps import Caller, Rt
 from archive.tenancy import Principal
 from proactive import service
 from proactive.model import Invitation, Outcome
@@ -49,8 +49,8 @@ class CollectController(Controller):
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             async with delivery.subscribe(key) as subscription:
-                for invitation in rt.engagement.engine.take_pending(site["id"], visitor_id):
-                    yield _event(invitation)
+                for waiting in rt.engagement.engine.take_pending(site["id"], visitor_id):
+                    yield _event(waiting)
                 while True:
                     try:
                         invitation = await subscription.next(KEEPALIVE_SECONDS)

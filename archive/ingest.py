@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
@@ -31,7 +32,7 @@ from archive.models import (
     IngestResult,
     StoredConversation,
 )
-from archive.redaction import Redactor
+from archive.redaction import ChatLine, Redactor, redact_conversation
 from archive.tables import Conversation, ConversationKey
 from archive.tenancy import Principal, TenantContext
 from archive.validation import convert, decode_json
@@ -136,7 +137,12 @@ def canonical(value: Any) -> bytes:
 
 
 def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
-    redactor = Redactor(ctx.settings)
+    # The whole conversation at once: a number split over two messages of one author is found.
+    lines = [ChatLine(f"{m.sender.role}:{m.sender.id or ''}", m.at, m.text) for m in conv.messages]
+    redacted = redact_conversation(lines, ctx.redaction, conv.language)
+    redactor = Redactor(ctx.redaction, conv.language)
+    metadata = {k: redactor.redact(v) if isinstance(v, str) else v for k, v in conv.metadata.items()}
+    counts = Counter(redacted.counts) + redactor.counts
     stored = StoredConversation(
         external_id=conv.external_id,
         site=conv.site,
@@ -147,8 +153,11 @@ def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
         visitor=conv.visitor,
         agents=conv.agents,
         tags=sorted(set(conv.tags)),
-        metadata={k: redactor.redact(v) if isinstance(v, str) else v for k, v in conv.metadata.items()},
-        messages=[msgspec.structs.replace(m, text=redactor.redact(m.text), at=m.at.astimezone(timezone.utc)) for m in conv.messages],
+        metadata=metadata,
+        messages=[
+            msgspec.structs.replace(m, text=text, at=m.at.astimezone(timezone.utc))
+            for m, text in zip(conv.messages, redacted.texts, strict=True)
+        ],
     )
     body = canonical(stored)
     conversation_id = uuid4()
@@ -163,7 +172,7 @@ def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
         ciphertext=sealed.ciphertext,
         wrapped_key=sealed.wrapped_key,
         master_version=sealed.master_version,
-        redactions=dict(sorted(redactor.counts.items())),
+        redactions=dict(sorted(counts.items())),
         visitor_hash=ctx.crypto.identity_hash(conv.visitor.id),
         visitor_email_hash=ctx.crypto.identity_hash(email) if email else None,
     )

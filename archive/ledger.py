@@ -24,6 +24,7 @@ from typing import Any, AsyncIterator
 from uuid import UUID
 
 import msgspec
+
 from archive import db
 from archive.db import json_column
 from archive.runtime import Runtime

@@ -113,6 +113,9 @@ class ConversationKeys:
                     tenant_id = row["tenant"]
                     if tenant_id not in cryptos:
                         t = await Tenant.select().where(Tenant.id == tenant_id).first()
+                        if t is None:  # the key's tenant row is gone (foreign keys make this a tampered store)
+                            unreadable.append(str(row["conversation"]))
+                            continue
                         cryptos[tenant_id] = TenantCrypto(rt.keys, tenant_id, t["wrapped_secret"], t["secret_version"])
                     crypto = cryptos[tenant_id]
                     try:
@@ -290,6 +293,8 @@ class KeyringCheck:
         samples = await ConversationKey.select().where(ConversationKey.master_version == version).limit(self.SAMPLES)
         for key in samples:
             owner = await Tenant.select().where(Tenant.id == key["tenant"]).first()
+            if owner is None:
+                continue
             try:
                 crypto = TenantCrypto(self.keys, owner["id"], owner["wrapped_secret"], owner["secret_version"])
                 crypto.unwrap_data_key(key["conversation"], key["wrapped_key"], version)

@@ -43,7 +43,7 @@ from archive.crypto import (
     unwrap_signing_key,
     wrap_signing_key,
 )
-from archive.keyring import Keys, KeyringError
+from archive.keyring import KeyringError, Keys
 from archive.tables import LedgerCheckpoint, SigningKey, Tenant
 
 log = structlog.get_logger(__name__)

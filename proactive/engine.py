@@ -286,7 +286,9 @@ class Engine:
     # --- time --------------------------------------------------------------------------------
 
     def _schedule(self, key: tuple[Any, str], due: float | None) -> None:
-        if due is None:
+        # The evaluation that asks for a timer has just seen "now": a timer due now or earlier
+        # would only repeat it, and the tick would never finish.
+        if due is None or due <= self.clock():
             self._scheduled.pop(key, None)
             return
         if self._scheduled.get(key) == due:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from archive.clock import Clock
-from archive.tables import Site
 from archive.db import json_column
+from archive.tables import Site
 from archive.tenancy import _Lru
 from proactive.delivery import InvitationDelivery
 from proactive.engine import Engine

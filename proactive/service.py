@@ -68,7 +68,8 @@ class ImportOut(msgspec.Struct):
 
 
 def _definition(row: dict[str, Any]) -> dict[str, Any]:
-    return json_column(row["definition"])
+    definition: dict[str, Any] = json_column(row["definition"])
+    return definition
 
 
 async def load_site_rules(rt: Runtime, site_id: UUID) -> None:
@@ -161,7 +162,13 @@ async def create_rule(rt: Runtime, principal: Principal, definition: dict[str, A
     if await MarketingRule.exists().where((MarketingRule.tenant == principal.tenant_id) & (MarketingRule.name == definition.get("name"))):
         raise InvalidInput("a rule with this name exists; PUT /v1/rules/{id} replaces it", [FieldError("name", "already taken")])
     await _save(rt, principal, [definition])
-    row = await MarketingRule.select().where((MarketingRule.tenant == principal.tenant_id) & (MarketingRule.name == definition["name"])).first()
+    return await get_rule_by_name(principal.tenant_id, definition["name"])
+
+
+async def get_rule_by_name(tenant_id: UUID, name: str) -> RuleOut:
+    row = await MarketingRule.select().where((MarketingRule.tenant == tenant_id) & (MarketingRule.name == name)).first()
+    if row is None:
+        raise NotFound(f"no rule {name!r}")
     return await _out(row)
 
 
@@ -462,7 +469,7 @@ def _replay(entry: RuleEntry, events: list[tuple[str, dict[str, Any]]]) -> Backt
 
 async def purge_events(rt: Runtime, retention_days: int) -> int:
     cutoff = rt.clock.now() - timedelta(days=retention_days)
-    count = await BehaviourEvent.count().where(BehaviourEvent.at < cutoff)
+    count: int = await BehaviourEvent.count().where(BehaviourEvent.at < cutoff)
     if count:
         await BehaviourEvent.delete().where(BehaviourEvent.at < cutoff)
     await rt.events.purge(cutoff)

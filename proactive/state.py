@@ -144,7 +144,8 @@ class VisitorState:
                 session.landing_url = url
                 session.referrer = event.get("referrer") or None
                 query = parse_qs(urlsplit(url or "").query)
-                session.utm = tuple((query.get(k) or [None])[0] for k in ("utm_source", "utm_medium", "utm_campaign"))  # type: ignore[assignment]
+                first: list[str | None] = [(query.get(k) or [None])[0] for k in ("utm_source", "utm_medium", "utm_campaign")]  # type: ignore[list-item]
+                session.utm = (first[0], first[1], first[2])
             if props.get("product") or props.get("product_id"):
                 session.product_views += 1
                 session.recent.append(at, self.codes.code("product_view"))
@@ -229,4 +230,6 @@ class VisitorState:
         if self.session is None:
             return None
         times = [at for at in self.session.recent.matching(self.codes.known(event)) if at >= now - within]
-        return min(times) + within if times else None
+        expiry = min(times) + within if times else None
+        # Only a future change is worth a timer: one due "now" would be re-armed at once, forever.
+        return expiry if expiry is not None and expiry > now else None

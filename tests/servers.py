@@ -86,13 +86,15 @@ class Deployment:
             keys[role] = (await self.cli_json("keys", "create", "--tenant", slug, "--role", role))["key"]
         return keys
 
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with open(self.log, "ab") as log:  # the child keeps its own descriptor
+            return subprocess.Popen(
+                [PARLEY, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=log, start_new_session=True,
+            )
+
     async def start(self) -> None:
         assert self.process is None, "already running"
-        log = open(self.log, "ab")  # noqa: SIM115 - handed to the child; closed when it is
-        self.process = subprocess.Popen(
-            [PARLEY, "serve", "--port", str(self.port)], env=self.env, stdout=log, stderr=log, start_new_session=True,
-        )
-        log.close()
+        self.process = await asyncio.to_thread(self._spawn)
         deadline = time.monotonic() + START_TIMEOUT
         async with httpx.AsyncClient(base_url=self.url, timeout=2) as http:
             while time.monotonic() < deadline:

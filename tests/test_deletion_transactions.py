@@ -154,11 +154,16 @@ async def test_a_live_lease_of_another_host_blocks_and_an_expired_one_is_taken_o
     await leases.release(lease, later.clock.now())
 
 
-async def test_a_holder_that_died_on_this_host_is_taken_over_at_once(client, tenant, runtime):
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
     pid = int(dead.stdout)
-    if os.path.exists(f"/proc/{pid}"):  # the pid was reused at once: no dead holder to test with
-        pytest.fail("could not find a dead pid")
+    assert not os.path.exists(f"/proc/{pid}"), "the pid was reused at once"
+    return pid
+
+
+async def test_a_holder_that_died_on_this_host_is_taken_over_at_once(client, tenant, runtime):
+    pid = await asyncio.to_thread(_dead_pid)
     await _foreign_lease(tenant.id, sweep.OPERATION, f"{socket.gethostname()}:{pid}:dead", runtime.clock.now() + timedelta(seconds=60))
     report = await client.post("/v1/retention/sweep", headers=tenant.headers("admin"))
     assert report.status_code == 200, report.text

@@ -19,8 +19,8 @@ import pytest
 from api.app import create_app
 from api.composition import build_runtime
 from archive import ledger, rotation
-from archive.crypto import attest, legacy_signing_key, public_key_bytes
-from archive.keyring import Keys, KeyringError, MasterKeyring
+from archive.crypto import attest, public_key_bytes
+from archive.keyring import KeyringError, Keys, MasterKeyring
 from archive.tables import LedgerCheckpoint, SigningKey
 from tests.conftest import app_client
 from tests.factories import conversation
@@ -175,12 +175,16 @@ class Load:
         self.statuses: list[int] = []
         self.failures: list[str] = []
         self.stop = asyncio.Event()
+        self.reached = asyncio.Event()
+        self.target = 0
 
     def _headers(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[role]}"}
 
     async def _record(self, what: str, response: httpx.Response) -> None:
         self.statuses.append(response.status_code)
+        if self.target and len(self.statuses) >= self.target:
+            self.reached.set()
         if response.status_code >= 300:
             self.failures.append(f"{what}: {response.status_code} {response.text[:200]}")
 
@@ -211,9 +215,11 @@ async def _download_export(http: httpx.AsyncClient, headers: dict[str, str], pat
             break
         await asyncio.sleep(0.05)
     assert state["status"] == "done", state
-    path.write_bytes((await http.get(f"/v1/exports/{created.json()['id']}/download", headers=headers)).content)
+    content = (await http.get(f"/v1/exports/{created.json()['id']}/download", headers=headers)).content
+    await asyncio.to_thread(path.write_bytes, content)
     with zipfile.ZipFile(path) as archive:
-        return json.loads(archive.read("signature.json"))
+        signature: dict[str, Any] = json.loads(archive.read("signature.json"))
+    return signature
 
 
 async def test_rotation_and_retirement_under_load_lose_no_request_and_keep_every_signature_verifiable(deployment, tmp_path, capsys):
@@ -239,9 +245,8 @@ async def test_rotation_and_retirement_under_load_lose_no_request_and_keep_every
             await deployment.cli("keys", "rotate-master")
             retired = await deployment.cli("keys", "retire-master", "1")
         assert retired.returncode == 0, retired.stderr
-        settle = len(load.statuses)
-        while len(load.statuses) < settle + 30:  # keep the load on the retired keyring for a while
-            await asyncio.sleep(0.01)
+        load.target = len(load.statuses) + 30  # keep the load on the retired keyring for a while
+        await load.reached.wait()
         load.stop.set()
         await running
         await load.http.aclose()
