@@ -16,6 +16,10 @@ from archive.ledger import Checkpoint, LedgerRecord, VerifyReport
 from archive.search.service import reveal_queries
 
 
+# Ledger sequence numbers are 32-bit integers in the store; a larger cursor is a client error.
+MAX_SEQ = 2**31 - 1
+
+
 class AuditController(Controller):
     path = "/v1/audit"
     tags = ["audit"]
@@ -30,7 +34,7 @@ class AuditController(Controller):
         subject: FromQuery[str | None] = None,
         from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
         to: FromQuery[datetime | None] = None,
-        after_seq: Annotated[int, QueryParameter(ge=0, description="cursor: the last seq you have")] = 0,
+        after_seq: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, description="cursor: the last seq you have")] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[LedgerRecord]:
         records = await ledger.list_entries(

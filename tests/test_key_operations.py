@@ -99,7 +99,7 @@ async def test_retire_master_refuses_and_names_what_still_depends_on_the_version
         await rotation.retire_master(retiring, 1)
     detail = getattr(refused.value, "detail", "")
     assert refused.value.status == 409, detail
-    assert "master key version 1 still protects" in detail and "conversation key(s)" in detail and tenant.slug in detail
+    assert "master key version 1 still protects" in detail and "conversation key(s) (t-" in detail and "tenant secret(s) (t-" in detail
     assert "parley keys rotate-master" in detail
     assert set(FileKeyProvider(tmp_path).load().keys) == {1, 2}  # nothing was destroyed
     with pytest.raises(KeyringError, match="does not exist"):
