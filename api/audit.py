@@ -15,7 +15,6 @@ from archive import ledger, signing
 from archive.ledger import Checkpoint, LedgerRecord, VerifyReport
 from archive.search.service import reveal_queries
 
-
 # Ledger sequence numbers are 32-bit integers in the store; a larger cursor is a client error.
 MAX_SEQ = 2**31 - 1
 

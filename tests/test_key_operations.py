@@ -4,6 +4,7 @@ refuses while anything needs the version, and nothing signed in the past stops v
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import secrets
 import uuid
@@ -19,7 +20,7 @@ import pytest
 from api.app import create_app
 from api.composition import build_runtime
 from archive import ledger, rotation
-from archive.crypto import attest, public_key_bytes
+from archive.crypto import attest, legacy_signing_key, public_key_bytes
 from archive.keyring import KeyringError, Keys, MasterKeyring
 from archive.tables import LedgerCheckpoint, SigningKey
 from tests.conftest import app_client
@@ -59,6 +60,34 @@ def test_the_keyring_changed_signal_reloads(tmp_path):
     rings = iter([_ring(1, v1=k1), _ring(2, v1=k1, v2=k2)])
     keys = Keys(lambda: next(rings))
     keys.on_changed("2")
+    assert keys.current.active == 2
+
+
+async def test_a_keyring_change_announced_anywhere_reloads_every_process(runtime):
+    """The fan-out revocations use: PostgreSQL NOTIFY, or the signal file on SQLite."""
+    from archive.signals import KEYRING_CHANGED, Signals
+
+    k1, k2 = secrets.token_bytes(32), secrets.token_bytes(32)
+    rings = [_ring(1, v1=k1), _ring(2, v1=k1, v2=k2)]
+    reloaded = asyncio.Event()
+
+    def load() -> MasterKeyring:
+        ring = rings.pop(0) if len(rings) > 1 else rings[0]
+        if ring.active == 2:
+            reloaded.set()
+        return ring
+
+    keys = Keys(load)
+    other_process = Signals(runtime.settings.data_path)
+    if not runtime.database.is_sqlite:
+        await other_process.listen(runtime.settings.effective_database_url)
+    other_process.subscribe(KEYRING_CHANGED, keys.on_changed)
+    try:
+        await runtime.signals.announce(KEYRING_CHANGED, "2")
+        other_process.poll()  # what it does before trusting a cache (SQLite; a no-op when listening)
+        await asyncio.wait_for(reloaded.wait(), timeout=10)
+    finally:
+        await other_process.stop()
     assert keys.current.active == 2
 
 
@@ -289,3 +318,33 @@ async def test_cli_verbs_exit_non_zero_naming_an_unknown_tenant_key_or_id(deploy
         result = await deployment.cli(*args)
         assert result.returncode != 0, args
         assert message in result.stderr + result.stdout, (args, result.stderr, result.stdout)
+
+
+async def test_checkpoints_signed_before_signing_keys_had_a_history_verify_after_their_master_version_is_retired(deployment):
+    """An archive upgraded from the master-derived signing key: the first start records that key's
+    public half, so retiring the master version later strands nothing."""
+
+
+    await deployment.cli_json("tenants", "create", "old")
+    assert (await deployment.cli("ledger", "checkpoint")).returncode == 0
+    # Rewind to the state before the upgrade: no signing key history, the checkpoint signed with
+    # the key derived from master version 1, as Parley used to.
+    master_v1 = base64.b64decode(json.loads((deployment.data_dir / "master.keyring").read_text())["versions"]["1"])
+    legacy = legacy_signing_key(master_v1)
+    [(tenant_id, seq, head, signed_at)] = await deployment.sql("SELECT tenant, seq, hash, signed_at FROM ledger_checkpoint")
+    moment = signed_at if isinstance(signed_at, datetime) else datetime.fromisoformat(signed_at)
+    signature = legacy.sign(ledger._checkpoint_message(uuid.UUID(str(tenant_id)), seq, head, moment)).hex()
+    await deployment.sql("UPDATE ledger_checkpoint SET signature = $1, key_version = 1", signature)
+    await deployment.sql("DELETE FROM signing_key")
+
+    first = await deployment.cli("ledger", "verify")  # the first start after the upgrade
+    assert first.returncode == 0 and "1 signed checkpoints verified" in first.stdout, first.stdout + first.stderr
+    history = await deployment.cli_json("keys", "signing")
+    assert [(k["version"], k["origin"]) for k in history] == [(1, "master-derived"), (2, "generated")]
+    assert history[0]["public_key"] == public_key_bytes(legacy).hex() and history[0]["valid_until"]
+
+    assert (await deployment.cli("keys", "rotate-master")).returncode == 0
+    retired = await deployment.cli("keys", "retire-master", "1")
+    assert retired.returncode == 0, retired.stderr
+    after = await deployment.cli("ledger", "verify")
+    assert after.returncode == 0 and "1 signed checkpoints verified" in after.stdout, after.stdout + after.stderr
