@@ -211,7 +211,8 @@ def cmd_keys_rotate_master(settings: Settings, args: argparse.Namespace) -> int:
     async def work(rt: Any) -> int:
         report = await rotate_master(rt, actor=_cli_actor())
         others = "".join(f", {n} {name}" for name, n in report.other_rewrapped.items())
-        _print(report, args.json, lambda r: f"master key version {r.active_version} is active; re-wrapped {r.data_keys_rewrapped} data keys, {r.tenant_secrets_rewrapped} tenant secrets{others}"
+        resumed = "finished an interrupted rotation: " if report.resumed else ""
+        _print(report, args.json, lambda r: f"{resumed}master key version {r.active_version} is active; re-wrapped {r.data_keys_rewrapped} data keys, {r.tenant_secrets_rewrapped} tenant secrets{others}"
                + (f"\n{len(r.unreadable)} data keys do not unwrap (tampered rows?): {', '.join(r.unreadable[:20])}" if r.unreadable else ""))
         return EXIT_FAILED if report.unreadable else 0
 

@@ -28,6 +28,7 @@ async def _index_lag(rt: Rt) -> Check:
 async def _keyring(rt: Rt) -> Check:
     # Not ready when this process cannot unwrap what the store holds (a rotation whose new
     # version this process's keyring lacks): a load balancer then routes around it.
+    rt.signals.poll()  # SQLite: a rotation announced by another process (PostgreSQL listens)
     status = await rt.key_check.status()
     return Check(ok=status.ok, detail=status.detail)
 

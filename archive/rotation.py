@@ -26,7 +26,7 @@ from piccolo.querystring import QueryString
 from archive import db, leases, ledger
 from archive.crypto import DecryptionError, TenantCrypto
 from archive.errors import Conflict
-from archive.keyring import FileKeyProvider, KeyringError, Keys
+from archive.keyring import FileKeyProvider, KeyringError, Keys, MasterKeyring
 from archive.signals import KEYRING_CHANGED
 from archive.tables import ConversationKey, Tenant
 
@@ -67,6 +67,8 @@ class RotationReport(msgspec.Struct):
     unreadable: list[str] = []
     # Everything else re-wrapped, by user (signing keys, export files, …).
     other_rewrapped: dict[str, int] = {}
+    # True when an interrupted rotation was finished instead of a new version being added.
+    resumed: bool = False
 
 
 class TenantSecrets:
@@ -160,7 +162,11 @@ def _listed(items: list[str], limit: int = 5) -> str:
 async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
     settings = rt.settings
     async with leases.held(rt, leases.GLOBAL, ROTATION):
-        if not settings.master_key:
+        ring = rt.keys.reload()
+        # A rotation killed half-way left data under older versions: finish that one first
+        # (running the command again then adds the next version).
+        resumed = bool([v for v in ring.keys if v != ring.active and await still_using(rt, v)])
+        if not settings.master_key and not resumed:
             FileKeyProvider(settings.data_path).add_version()
         # With PARLEY_MASTER_KEY the operator adds the new version to the variable of every
         # process first (see docs/operations.md); this re-wraps to it.
@@ -181,7 +187,7 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
     log.info("master_key_rotated", active=keyring.active, data_keys=conversation_keys, tenant_secrets=secrets, **others)
     return RotationReport(
         active_version=keyring.active, data_keys_rewrapped=conversation_keys,
-        tenant_secrets_rewrapped=secrets, unreadable=unreadable, other_rewrapped=others,
+        tenant_secrets_rewrapped=secrets, unreadable=unreadable, other_rewrapped=others, resumed=resumed,
     )
 
 
@@ -246,17 +252,19 @@ class KeyringCheck:
     def __init__(self, keys: Keys, clock: Clock) -> None:
         self.keys = keys
         self.clock = clock
-        self._cached: tuple[float, KeyringStatus] | None = None
+        # (when, the keyring it was computed with, the result)
+        self._cached: tuple[float, MasterKeyring, KeyringStatus] | None = None
 
     def invalidate(self, _arg: str = "") -> None:
         self._cached = None
 
     async def status(self) -> KeyringStatus:
+        ring = self.keys.fresh()  # a changed key file is seen here even before its signal
         cached = self._cached
-        if cached is not None and self.clock.monotonic() - cached[0] < self.TTL:
-            return cached[1]
+        if cached is not None and cached[1] is ring and self.clock.monotonic() - cached[0] < self.TTL:
+            return cached[2]
         status = await self._check()
-        self._cached = (self.clock.monotonic(), status)
+        self._cached = (self.clock.monotonic(), ring, status)
         return status
 
     async def _check(self) -> KeyringStatus:

@@ -348,3 +348,16 @@ async def test_checkpoints_signed_before_signing_keys_had_a_history_verify_after
     assert retired.returncode == 0, retired.stderr
     after = await deployment.cli("ledger", "verify")
     assert after.returncode == 0 and "1 signed checkpoints verified" in after.stdout, after.stdout + after.stderr
+
+
+async def test_running_rotate_master_again_finishes_an_interrupted_rotation_instead_of_adding_a_version(deployment):
+    from archive.keyring import FileKeyProvider
+
+    await deployment.cli_json("tenants", "create", "acme")
+    # What a rotation killed right after adding its version leaves: version 2 active, data under 1.
+    FileKeyProvider(deployment.data_dir).add_version()
+    resumed = await deployment.cli("keys", "rotate-master")
+    assert resumed.returncode == 0 and resumed.stdout.startswith("finished an interrupted rotation: master key version 2 is active")
+    assert set(FileKeyProvider(deployment.data_dir).load().keys) == {1, 2}
+    fresh = await deployment.cli("keys", "rotate-master")
+    assert fresh.returncode == 0 and fresh.stdout.startswith("master key version 3 is active"), fresh.stdout
