@@ -223,8 +223,12 @@ def cmd_keys_retire_master(settings: Settings, args: argparse.Namespace) -> int:
     from archive.rotation import retire_master
 
     async def work(rt: Any) -> int:
-        await retire_master(rt, args.version, actor=_cli_actor())
-        print(f"master key version {args.version} retired and destroyed")
+        report = await retire_master(rt, args.version, actor=_cli_actor())
+        if report.destroyed:
+            print(f"master key version {report.version} retired and destroyed")
+        else:
+            print(f"nothing needs master key version {report.version} any more: remove it from PARLEY_MASTER_KEY "
+                  "in every process's environment")
         return 0
 
     return asyncio.run(_with_db(settings, work))

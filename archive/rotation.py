@@ -165,7 +165,7 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
         ring = rt.keys.reload()
         # A rotation killed half-way left data under older versions: finish that one first
         # (running the command again then adds the next version).
-        resumed = bool([v for v in ring.keys if v != ring.active and await still_using(rt, v)])
+        resumed = not settings.master_key and bool([v for v in ring.keys if v != ring.active and await still_using(rt, v)])
         if not settings.master_key and not resumed:
             FileKeyProvider(settings.data_path).add_version()
         # With PARLEY_MASTER_KEY the operator adds the new version to the variable of every
@@ -195,11 +195,16 @@ async def still_using(rt: Runtime, version: int) -> list[str]:
     return [line for user in rt.master_key_users for line in await user.still_using(rt, version)]
 
 
-async def retire_master(rt: Runtime, version: int, actor: str = "cli") -> None:
+class RetireReport(msgspec.Struct):
+    version: int
+    # False with PARLEY_MASTER_KEY: Parley cannot edit the variable; nothing needs the version
+    # any more, and the operator removes it from every process's environment.
+    destroyed: bool
+
+
+async def retire_master(rt: Runtime, version: int, actor: str = "cli") -> RetireReport:
     """Destroy an old master version; refused, naming what depends on it, while anything does."""
-    if rt.settings.master_key:
-        raise KeyringError("the keyring comes from PARLEY_MASTER_KEY: remove the version from the variable instead")
-    provider = FileKeyProvider(rt.settings.data_path)
+    from_env = bool(rt.settings.master_key)
     async with leases.held(rt, leases.GLOBAL, ROTATION):
         ring = rt.keys.reload()
         if version == ring.active:
@@ -213,13 +218,16 @@ async def retire_master(rt: Runtime, version: int, actor: str = "cli") -> None:
                 f"master key version {version} still protects: {'; '.join(needed)}. "
                 "Run 'parley keys rotate-master' (it re-wraps all of them), then retire again."
             )
-        provider.retire(version)
+        if from_env:
+            return RetireReport(version=version, destroyed=False)
+        FileKeyProvider(rt.settings.data_path).retire(version)
         rt.keys.reload()
         for tenant in await Tenant.select(Tenant.id):
             await ledger.append(tenant["id"], ledger.Entry(actor=actor, action="key.retire", details={"master_version": version}))
     await rt.signals.announce(KEYRING_CHANGED, f"retired:{version}")
     rt.key_check.invalidate()
     log.info("master_key_retired", version=version)
+    return RetireReport(version=version, destroyed=True)
 
 
 # --- readiness -------------------------------------------------------------------------------

@@ -147,8 +147,7 @@ class SigningKeys:
         if await SigningKey.exists():
             return
         async with db.write_transaction():
-            if not db.is_sqlite():  # two processes starting at once: one creates, the other sees it
-                await db.engine().run_querystring(QueryString("LOCK TABLE signing_key IN EXCLUSIVE MODE"))
+            await _lock_history()  # two processes starting at once: one creates, the other sees it
             if await SigningKey.exists():
                 return
             now = self.clock.now()
@@ -240,6 +239,7 @@ class SigningKeys:
         """A new signing key; the old one stops signing (its private half is destroyed) and
         stays in the history for verification."""
         async with db.write_transaction():
+            await _lock_history()
             current = await SigningKey.select().where(SigningKey.valid_until.is_null()).first()
             latest = await SigningKey.select(SigningKey.version).order_by(SigningKey.version, ascending=False).first()
             now = self.clock.now()
@@ -257,6 +257,7 @@ class SigningKeys:
         active = self.keys.active
         changed = 0
         async with db.write_transaction():
+            await _lock_history()
             for row in await SigningKey.select().order_by(SigningKey.version):
                 values: dict[Any, Any] = {}
                 if row["attested_by"] != active:
@@ -286,6 +287,12 @@ class SigningKeys:
             if row["attested_by"] == master_version:
                 found.append(f"the attestation of signing key {row['version']}")
         return found
+
+
+async def _lock_history() -> None:
+    """Changes to the history serialise (PostgreSQL; SQLite's write transaction already does)."""
+    if not db.is_sqlite():
+        await db.engine().run_querystring(QueryString("LOCK TABLE signing_key IN EXCLUSIVE MODE"))
 
 
 async def _anything_signed() -> bool:
