@@ -84,7 +84,7 @@ class RulesController(Controller):
         return await service.import_document(rt, principal, await request.body(), _media(request))
 
     @get("/export", summary="All rules as YAML, for version control", media_type="application/yaml",
-         responses={200: ResponseSpec(data_container=service.RulesDocument, media_type="application/yaml",
+         responses={200: ResponseSpec(data_container=service.RulesDocument, media_type="application/yaml", generate_examples=False,
                                       description="The rules document (YAML): the same shape POST /v1/rules/import reads")})
     async def export_rules(self, principal: Caller) -> Response[str]:
         return Response(await service.export_document(principal.tenant_id), media_type="application/yaml")

@@ -12,6 +12,7 @@ import base64
 import binascii
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -197,8 +198,6 @@ class Keys:
 
     def __init__(self, load: Callable[[], MasterKeyring], initial: MasterKeyring | None = None,
                  monotonic: Callable[[], float] | None = None, stamp: Callable[[], object] | None = None) -> None:
-        import time
-
         self._load = load
         self._monotonic = monotonic or time.monotonic
         self._last_miss_reload = -self.MISS_RELOAD_SECONDS

@@ -108,7 +108,7 @@ async def _wait_for(check: Any, what: str) -> Any:
         result = await check()
         if result:
             return result
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.05)
     raise AssertionError(f"{what} did not happen within {CONVERGE_SECONDS}s")
 
 
@@ -150,8 +150,14 @@ async def test_nothing_acknowledged_is_lost_and_nothing_is_half_deleted_over_kil
             acked.exports.append(export.json()["id"])
 
             async def an_export_is_running() -> bool:
-                states = [await http.get(f"/v1/exports/{e}", headers=headers["compliance"]) for e in acked.exports]
-                return any(s.json()["status"] == "running" for s in states)
+                states = await asyncio.gather(*[http.get(f"/v1/exports/{e}", headers=headers["compliance"]) for e in acked.exports])
+                if any(s.json()["status"] == "running" for s in states):
+                    return True
+                if all(s.json()["status"] == "done" for s in states):  # built between two looks: ask for another
+                    again = await http.post("/v1/exports", json={"q": ""}, headers=headers["compliance"])
+                    assert again.status_code == 202, again.text
+                    acked.exports.append(again.json()["id"])
+                return False
 
             await _wait_for(an_export_is_running, "an export run")
             sweeping = asyncio.ensure_future(http.post("/v1/retention/sweep", headers=ret_headers["admin"]))
@@ -213,7 +219,7 @@ async def _check_promises(deployment: Deployment, http: httpx.AsyncClient, acked
         return states if all(s["status"] == "done" for s in states) else None
 
     states = await _wait_for(exports_done, "every export finishing")
-    assert len(states) == KILLS
+    assert len(states) >= KILLS
     path = tmp_path / "after-kills.zip"
     path.write_bytes((await http.get(f"/v1/exports/{acked.exports[0]}/download", headers=headers["compliance"])).content)
     with zipfile.ZipFile(path) as archive:
