@@ -57,9 +57,10 @@ def holder_id() -> str:
 class LeaseBusy(Conflict):
     """The operation is running elsewhere; ``running_id`` names that run."""
 
-    def __init__(self, operation: str, running_id: UUID, since: datetime) -> None:
+    def __init__(self, operation: str, running_id: UUID, since: datetime, tenant_id: UUID) -> None:
+        scope = "" if tenant_id == GLOBAL else " of this tenant"
         super().__init__(
-            f"a {operation} of this tenant is already running (id {running_id}, since {since.isoformat(timespec='seconds')}); "
+            f"a {operation}{scope} is already running (id {running_id}, since {since.isoformat(timespec='seconds')}); "
             "wait for it to finish",
             running_id=str(running_id),
         )
@@ -124,7 +125,7 @@ async def acquire(rt: Runtime, tenant_id: UUID, operation: str, *, run_id: UUID 
         row = rows[0]
         live = row["released_at"] is None and row["expires_at"] > now
         if live and not _holder_is_dead(row["holder"]):
-            raise LeaseBusy(operation, row["run_id"], row["acquired_at"])
+            raise LeaseBusy(operation, row["run_id"], row["acquired_at"], tenant_id)
         # Never released and not live: its holder died (expired, or its process is gone).
         taken_over = row["holder"] if row["released_at"] is None and row["holder"] else None
         token = int(row["token"]) + 1
