@@ -22,6 +22,7 @@ from archive.workers import Workers
 from config.settings import Settings
 
 if TYPE_CHECKING:
+    from archive.connectors.store import ConnectorDirectory
     from archive.ingest import IngestStep
     from archive.jobs import JobSpec
     from archive.rotation import KeyringCheck, MasterKeyUser
@@ -52,6 +53,7 @@ class Runtime:
         events: EventSink,
         engagement: Engagement,
         jobs: list[JobSpec],
+        connectors: ConnectorDirectory,
         signing: SigningKeys,
         master_key_users: list[MasterKeyUser],
         key_check: KeyringCheck,
@@ -69,6 +71,7 @@ class Runtime:
         self.events = events
         self.engagement = engagement
         self.jobs = jobs
+        self.connectors = connectors
         # Ed25519 keys for checkpoints and exports, with their own history (archive/signing.py).
         self.signing = signing
         # Everything that keeps data wrapped under a master version: what rotation re-wraps and

@@ -9,7 +9,8 @@ ONE transaction:
    whatever else the runtime lists) is asked, *inside the transaction*, which of them it protects;
 3. ``DELETE … RETURNING`` removes the rest; only the rows it returns — the ones this transaction
    actually deleted — get their data keys destroyed (crypto-shredding: even a backup of the
-   ciphertext is unreadable afterwards), an index delete queued in the durable outbox, and a
+   ciphertext is unreadable afterwards), what is stored beside them deleted (earlier revisions,
+   attachment files, connector drafts), an index delete queued in the durable outbox, and a
    receipt in the ledger (ids, content hash, why; never content).
 
 A crash before commit leaves everything as it was; after commit everything is done but the index
@@ -25,7 +26,7 @@ from uuid import UUID
 
 import msgspec
 
-from archive import db, leases, ledger
+from archive import db, leases, ledger, transcripts
 from archive.search.indexing import enqueue_deletes
 from archive.tables import Conversation, ConversationKey
 
@@ -127,6 +128,7 @@ async def delete_batch(
         gone = [r["id"] for r in deleted]
         if gone:
             await ConversationKey.delete().where((ConversationKey.tenant == tenant_id) & ConversationKey.conversation.is_in(gone))
+            await transcripts.delete_parts(tenant_id, gone)
             await enqueue_deletes(tenant_id, gone)
             await ledger.append(
                 tenant_id,
