@@ -35,12 +35,19 @@ OPERATIONS = sorted(
     for method in methods
     if (method.upper(), path) not in NOT_FUZZED
 )
-# Invalid requests only where there is something to get wrong: parameters or a body.
+
+
+def _can_be_invalid(operation: dict[str, Any]) -> bool:
+    """Is there something to get wrong: a declared body, or a parameter with a type or constraint
+    (any string is a valid unconstrained string parameter)?"""
+    return bool(operation.get("requestBody")) or any(p.get("schema", {}) != {"type": "string"} for p in operation.get("parameters", []))
+
+
 OPERATIONS += sorted(
     (method.upper(), path, GenerationMode.NEGATIVE)
     for path, methods in _DOCUMENT["paths"].items()
     for method, operation in methods.items()
-    if (method.upper(), path) not in NOT_FUZZED and (operation.get("parameters") or operation.get("requestBody"))
+    if (method.upper(), path) not in NOT_FUZZED and _can_be_invalid(operation)
 )
 
 
