@@ -237,6 +237,7 @@ async def update(rt: Runtime, principal: Principal, case_id: UUID, data: CasePat
         raise InvalidInput("closing a case releases its holds: say why", [FieldError("reason", "required when status is closed")])
     now = rt.clock.now()
     async with db.write_transaction():
+        await ledger.lock_head(principal.tenant_id)  # closing releases holds: serialise with deletion (deletion.py)
         row = await _case(principal.tenant_id, case_id)
         changes: dict[Any, Any] = {LegalCase.updated_at: now}
         changed: dict[str, Any] = {}
@@ -269,6 +270,7 @@ async def _close(rt: Runtime, principal: Principal, case_id: UUID, reason: str, 
 
 async def delete(rt: Runtime, principal: Principal, case_id: UUID) -> None:
     async with db.write_transaction():
+        await ledger.lock_head(principal.tenant_id)  # no hold of the case appears between the check and the delete
         row = await _case(principal.tenant_id, case_id)
         held = await LegalHold.count().where((LegalHold.tenant == principal.tenant_id) & (LegalHold.case_id == case_id) & (LegalHold.status == "active"))
         if held:

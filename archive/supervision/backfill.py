@@ -217,8 +217,15 @@ async def _commit_batch(rt: Runtime, ctx: TenantContext, job: dict[str, Any], ru
     """A batch's review items, ledger entries and the job's cursor, in one transaction; False
     when another run has taken the job over (then nothing is written)."""
     async with db.write_transaction():
+        # Serialises with deletion (retention/deletion.py): a conversation deleted since the batch
+        # was read gets no review item, and one flagged here is kept by ReviewGuard from now on.
+        await ledger.lock_head(ctx.tenant_id)
         if not await _still_ours(job["id"], run_id):
             return False
+        if flagged:
+            present = {r["id"] for r in await ConversationRow.select(ConversationRow.id).where(
+                (ConversationRow.tenant == ctx.tenant_id) & ConversationRow.id.is_in([f.conversation_id for f in flagged]))}
+            flagged = [f for f in flagged if f.conversation_id in present]
         if flagged:
             already = {(r["conversation"], r["revision"]) for r in await ReviewItem.select(ReviewItem.conversation, ReviewItem.revision).where(
                 (ReviewItem.tenant == ctx.tenant_id) & (ReviewItem.policy == job["policy"])

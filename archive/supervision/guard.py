@@ -8,32 +8,37 @@ they are rows that refer to the conversation with a cascading foreign key
 (archive/supervision/tables.py); the review events (who did what when, no content) and the ledger
 entries stay, as the deletion receipts do.
 
-``open_reviews`` is what the retention deletion guard asks inside the deletion transaction
-(``rt.deletion_guards``, retention/deletion.py). Review actions append to the tenant's ledger,
-which locks its head, as the deletion transaction does first: a resolve and a delete of the same
-conversation serialise, and the delete sees the item's state as committed.
+``ReviewGuard`` is one of the runtime's deletion guards (``rt.deletion_guards``, listed in
+api/composition.py), asked inside every deletion transaction after the tenant's ledger head is
+locked (retention/deletion.py). Everything that makes an item unfinished — flagging at ingest or
+by a backfill, reopening — takes the same lock first, so a deletion either sees the item or
+runs wholly before it (and then the item is never made: its conversation is gone).
+Conversations in a case are kept by the case's legal holds, which are ``HoldGuard``'s.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import msgspec
-
 from archive.supervision.reviews import open_for_conversations
+from retention.deletion import Protection
+
+if TYPE_CHECKING:
+    from archive.runtime import Runtime
 
 GUARD = "open_review"
 
 
-class Kept(msgspec.Struct, frozen=True):
-    """Why a conversation is kept: the guard's name, the policy that flagged it, a sentence."""
-
-    guard: str
-    label: str
-    reason: str
-
-
-async def open_reviews(tenant_id: UUID, conversation_ids: list[UUID]) -> dict[UUID, Kept]:
+async def open_reviews(tenant_id: UUID, conversation_ids: list[UUID]) -> dict[UUID, Protection]:
     """The conversations among ``conversation_ids`` that an unfinished review item keeps."""
     flagged = await open_for_conversations(tenant_id, conversation_ids)
-    return {cid: Kept(GUARD, policy, f"an open review item (policy {policy!r}) awaits a decision") for cid, policy in flagged.items()}
+    return {cid: Protection(GUARD, policy, f"an open review item (policy {policy!r}) awaits a decision") for cid, policy in flagged.items()}
+
+
+class ReviewGuard:
+    """Unfinished review items, as a deletion guard (called inside the deletion transaction)."""
+
+    async def protect(self, rt: Runtime, tenant_id: UUID, rows: list[dict[str, Any]], now: datetime) -> dict[UUID, Protection]:
+        return await open_reviews(tenant_id, [r["id"] for r in rows])

@@ -495,6 +495,9 @@ async def act(rt: Runtime, principal: Principal, ids: list[UUID], data: ActionIn
     now = rt.clock.now()
     unique = list(dict.fromkeys(ids))
     async with db.write_transaction():
+        # Reopening makes an item unfinished again, which keeps its conversation (guard.py): decide
+        # under the lock deletion takes, so a deletion either ran wholly before or sees the change.
+        await ledger.lock_head(principal.tenant_id)
         found = await _visible(principal, unique)
         missing = [FieldError(path(i), f"no review item {rid}") for i, rid in enumerate(unique) if rid not in found]
         if missing:
