@@ -485,8 +485,8 @@ def cmd_redaction_rescan(settings: Settings, args: argparse.Namespace) -> int:
             try:
                 interrupted = None if args.dry_run else await rescan.active(tenant_id)
                 if interrupted is not None:  # finish what a killed or queued run left first
-                    print(f"{slug}: resuming rescan {interrupted['id']} (scanned {interrupted['scanned']} so far)",
-                          file=sys.stderr, flush=True)
+                    state = "queued" if interrupted["status"] == "queued" else f"interrupted after {interrupted['scanned']} conversations"
+                    print(f"{slug}: resuming rescan {interrupted['id']} ({state}) first", file=sys.stderr, flush=True)
                     runs.append(await rescan.run(rt, interrupted["id"], batch=args.batch_size, progress=progress))
                     if interrupted["since"] == since:
                         continue

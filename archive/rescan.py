@@ -101,10 +101,10 @@ class RescanOut(msgspec.Struct, kw_only=True):
 
 
 class RescanBusy(Conflict):
-    def __init__(self, running_id: UUID, since: datetime) -> None:
+    def __init__(self, running_id: UUID, requested: datetime) -> None:
         super().__init__(
-            f"a redaction rescan of this tenant is already queued or running (id {running_id}, since "
-            f"{since.isoformat(timespec='seconds')}); wait for it to finish (GET /v1/redaction/rescans/{running_id})",
+            f"a redaction rescan of this tenant is already queued or running (id {running_id}, requested "
+            f"{requested.isoformat(timespec='seconds')}); wait for it to finish (GET /v1/redaction/rescans/{running_id})",
             running_id=str(running_id),
         )
         self.running_id = running_id
