@@ -319,6 +319,7 @@ class RedactionRescan(Table, tablename="redaction_rescan"):
     scanned = Integer(default=0)
     changed = Integer(default=0)  # conversations rewritten (or, in a dry run, that would be)
     revisions_changed = Integer(default=0)  # revisions among them whose text changed
+    unreadable = Integer(default=0)  # conversations that did not decrypt (a tampered row): left as they are, logged
     redactions = JSON(default="{}")  # newly masked spans per kind, never the values
     error = Varchar(length=300, default="")
     created_at = Timestamptz(default=TimestamptzNow())

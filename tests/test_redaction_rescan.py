@@ -255,6 +255,20 @@ async def test_a_rescan_stopped_half_way_resumes_from_its_cursor_with_exact_coun
     assert Counter(e["subject"] for e in await _rescan_entries(tenant)) == Counter(ids)
 
 
+
+async def test_a_conversation_that_does_not_decrypt_is_counted_and_left_as_it_is(client, tenant, runtime, monkeypatch):
+    tampered = await _archive_unredacted(client, tenant, monkeypatch, conversation(None, f"kortet er {CARD}", "takk"))
+    fine = await _archive_unredacted(client, tenant, monkeypatch, conversation(None, f"kortet er {CARD}", "takk"))
+    row, _ = await _stored(tampered)
+    broken = bytes([row["ciphertext"][0] ^ 1]) + row["ciphertext"][1:]
+    await Conversation.update({Conversation.ciphertext: broken}).where(Conversation.id == tampered)
+
+    report = await _rescan(runtime, client, tenant)
+
+    assert report["status"] == "done" and report["unreadable"] == 1 and report["changed"] == 1
+    assert (await _stored(tampered))[0]["ciphertext"] == broken
+    assert [e["subject"] for e in await _rescan_entries(tenant)] == [fine]
+
 # --- kill -9 ------------------------------------------------------------------------------------
 
 CONVERSATIONS = 120

@@ -244,6 +244,27 @@ async def forwards():
     manager.add_column(
         table_class_name="RedactionRescan",
         tablename="redaction_rescan",
+        column_name="unreadable",
+        db_column_name="unreadable",
+        column_class_name="Integer",
+        column_class=Integer,
+        params={
+            "default": 0,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="RedactionRescan",
+        tablename="redaction_rescan",
         column_name="changed",
         db_column_name="changed",
         column_class_name="Integer",
