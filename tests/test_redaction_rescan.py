@@ -9,12 +9,13 @@ import os
 import signal
 from collections import Counter
 from typing import Any, Sequence
+from uuid import UUID
 
 import httpx
 import msgspec
 import pytest
 
-from archive import ingest, rescan
+from archive import db, ingest, rescan, transcripts
 from archive.crypto import DecryptionError
 from archive.db import json_column
 from archive.models import Message
@@ -268,6 +269,25 @@ async def test_a_conversation_that_does_not_decrypt_is_counted_and_left_as_it_is
     assert report["status"] == "done" and report["unreadable"] == 1 and report["changed"] == 1
     assert (await _stored(tampered))[0]["ciphertext"] == broken
     assert [e["subject"] for e in await _rescan_entries(tenant)] == [fine]
+
+
+async def test_a_revision_archived_after_planning_is_never_overwritten_with_stale_text(client, tenant, runtime, monkeypatch):
+    body = conversation("stale-1", f"kortet er {CARD}", "takk")
+    cid = await _archive_unredacted(client, tenant, monkeypatch, body)
+    ctx = await tenant_context(runtime, tenant.id)
+    stale = rescan.plan_one(ctx, (await transcripts.fetch_sealed(ctx, [UUID(cid)]))[UUID(cid)])
+    later = conversation("stale-1", f"kortet er {CARD}", "takk", "one more thing: 4111 1111 1111 1111")
+    later["messages"][2]["at"] = "2026-11-01T10:03:00Z"
+    await _archive_unredacted(client, tenant, monkeypatch, later, {"on_conflict": "revise"})
+
+    async with db.write_transaction():
+        applied = await rescan._rewrite(runtime, ctx, [stale], "test", UUID(int=1))
+
+    assert [p.counts for p in applied] == [{"card": 3}]  # planned again: both revisions, all three cards
+    latest = (await client.get(f"/v1/transcripts/{cid}", headers=tenant.headers("compliance"))).json()
+    assert latest["revision"] == 2 and [m["text"] for m in latest["messages"]] == [
+        "kortet er 5200 82** **** 8210", "takk", "one more thing: 4111 11** **** 1111",
+    ]
 
 # --- kill -9 ------------------------------------------------------------------------------------
 
