@@ -72,6 +72,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 BATCH = 100
+# A batch that loses a deadlock to a concurrent ingest or deletion is tried again (planned again
+# inside the transaction where the rows changed).
+BATCH_ATTEMPTS = 3
 ACTION = "redaction.rescan"
 
 
@@ -347,27 +350,14 @@ async def _run(rt: Runtime, row: dict[str, Any], lease: leases.Lease, batch: int
         found = await transcripts.fetch_sealed(ctx, ids)
         plans, unreadable = await rt.workers.run(plan_many, ctx, found)
         changed = [p for p in plans if p.changed]
-        async with db.write_transaction():
-            await leases.fence(rt, lease)
-            if dry_run:
-                done = changed
-            else:
-                await ledger.lock_head(tenant_id)
-                done = await _rewrite(rt, ctx, changed, row["requested_by"], run_id)
-            counts: Counter[str] = Counter()
-            for p in done:
-                counts.update(p.counts)
-            current = await RedactionRescan.select().where(RedactionRescan.id == run_id).first()
-            assert current is not None
-            merged = Counter(json_column(current["redactions"]) or {}) + counts
-            await RedactionRescan.update({
-                RedactionRescan.cursor: ids[-1],
-                RedactionRescan.scanned: current["scanned"] + len(ids),
-                RedactionRescan.changed: current["changed"] + len(done),
-                RedactionRescan.revisions_changed: current["revisions_changed"] + sum(1 for p in done for e in p.earlier if e.changed),
-                RedactionRescan.redactions: json.dumps(dict(sorted(merged.items()))),
-                RedactionRescan.unreadable: current["unreadable"] + len(unreadable),
-            }).where(RedactionRescan.id == run_id)
+        for attempt in range(BATCH_ATTEMPTS):
+            try:
+                await _commit_batch(rt, ctx, row, lease, ids, changed, len(unreadable))
+                break
+            except Exception as exc:  # a deadlock with a concurrent ingest or deletion: the batch again
+                if not _is_transient(exc) or attempt == BATCH_ATTEMPTS - 1:
+                    raise
+                log.warning("redaction_rescan_batch_retried", rescan=str(run_id), error=type(exc).__name__)
         if progress is not None:
             await progress(await get(tenant_id, run_id))
     now = rt.clock.now()
@@ -386,6 +376,34 @@ async def _run(rt: Runtime, row: dict[str, Any], lease: leases.Lease, batch: int
              changed=final.changed, seconds=round(time.monotonic() - started, 3))
 
 
+def _is_transient(exc: BaseException) -> bool:
+    """PostgreSQL gave up on the transaction in favour of another (deadlock, serialisation)."""
+    return type(exc).__name__ in ("DeadlockDetectedError", "SerializationError")
+
+
+async def _commit_batch(rt: Runtime, ctx: TenantContext, row: dict[str, Any], lease: leases.Lease, ids: list[UUID],
+                        changed: list[Plan], unreadable: int) -> None:
+    """One batch's rewrites and the run's progress, in one transaction (see the module doc)."""
+    run_id = row["id"]
+    async with db.write_transaction():
+        await leases.fence(rt, lease)
+        done = changed if row["dry_run"] else await _rewrite(rt, ctx, changed, row["requested_by"], run_id)
+        counts: Counter[str] = Counter()
+        for p in done:
+            counts.update(p.counts)
+        current = await RedactionRescan.select().where(RedactionRescan.id == run_id).first()
+        assert current is not None
+        merged = Counter(json_column(current["redactions"]) or {}) + counts
+        await RedactionRescan.update({
+            RedactionRescan.cursor: ids[-1],
+            RedactionRescan.scanned: current["scanned"] + len(ids),
+            RedactionRescan.changed: current["changed"] + len(done),
+            RedactionRescan.revisions_changed: current["revisions_changed"] + sum(1 for p in done for e in p.earlier if e.changed),
+            RedactionRescan.redactions: json.dumps(dict(sorted(merged.items()))),
+            RedactionRescan.unreadable: current["unreadable"] + unreadable,
+        }).where(RedactionRescan.id == run_id)
+
+
 async def _rewrite(rt: Runtime, ctx: TenantContext, plans: list[Plan], actor: str, run_id: UUID) -> list[Plan]:
     """Inside the batch transaction: rewrite each planned conversation under a fresh key. Returns
     the plans actually applied (a conversation deleted meanwhile is skipped; one revised meanwhile
@@ -396,10 +414,11 @@ async def _rewrite(rt: Runtime, ctx: TenantContext, plans: list[Plan], actor: st
     ids = [p.conversation_id for p in plans]
     # Lock the keys first: an ingest of a new revision or a connector sealing a draft under one of
     # them waits for this transaction, and then reads the new key (revisions.key_of(lock=True)).
+    # Keys, then the ledger head (taken by ledger.append at the end): the order ingest locks them in.
     if not db.is_sqlite():  # SQLite's write transaction already excludes every other writer
         await ConversationKey.raw(
             "SELECT conversation FROM conversation_key WHERE tenant = {} AND conversation IN ("
-            + ", ".join("{}" for _ in ids) + ")" + db.for_update(), tenant_id, *ids,
+            + ", ".join("{}" for _ in ids) + ") ORDER BY conversation" + db.for_update(), tenant_id, *ids,
         )
     found = await transcripts.fetch_sealed(ctx, ids)
     applied: list[Plan] = []
