@@ -289,6 +289,32 @@ async def test_a_revision_archived_after_planning_is_never_overwritten_with_stal
         "kortet er 5200 82** **** 8210", "takk", "one more thing: 4111 11** **** 1111",
     ]
 
+
+async def test_revisions_archived_while_a_rescan_runs_stay_readable_and_redacted(client, tenant, runtime):
+    admin, ingest_headers = tenant.headers("admin"), tenant.headers("ingest")
+    settings = (await client.get("/v1/admin/settings", headers=admin)).json()
+    await client.put("/v1/admin/settings", json={**settings, "redact_email": False}, headers=admin)
+    batch = {"conversations": [conversation(f"race-{i}", f"skriv til kunde{i}@example.no", "takk") for i in range(12)]}
+    created = await client.post("/v1/transcripts", json=batch, headers=ingest_headers)
+    ids = [r["id"] for r in created.json()["results"]]
+    await client.put("/v1/admin/settings", json={**settings, "redact_email": True}, headers=admin)
+    run = await rescan.create(runtime, tenant.id, "test")
+
+    async def revise() -> None:
+        for i in range(12):
+            later = conversation(f"race-{i}", f"skriv til kunde{i}@example.no", "takk", "en ting til")
+            later["messages"][2]["at"] = "2026-11-01T10:03:00Z"
+            revised = await client.post("/v1/transcripts", json=later, params={"on_conflict": "revise"}, headers=ingest_headers)
+            assert revised.status_code in (200, 201), revised.text
+
+    await asyncio.gather(rescan.run(runtime, run.id, batch=2), revise())
+
+    for cid in ids:
+        for revision in (1, 2):
+            read = await client.get(f"/v1/transcripts/{cid}", params={"revision": revision}, headers=tenant.headers("compliance"))
+            assert read.status_code == 200, read.text
+            assert read.json()["messages"][0]["text"] == "skriv til [email]"
+
 # --- kill -9 ------------------------------------------------------------------------------------
 
 CONVERSATIONS = 120
