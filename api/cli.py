@@ -527,6 +527,13 @@ def cmd_export_verify(settings: Settings, args: argparse.Namespace) -> int:
 # --- parser --------------------------------------------------------------------------------------
 
 
+def _positive(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="parley",
@@ -650,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", help="only this tenant (default: every tenant, one after another)")
     p.add_argument("--since", metavar="DATE", help="only conversations archived or revised on or after DATE (2026-11-01 or ISO 8601 time)")
     p.add_argument("--dry-run", action="store_true", help="report per kind what would change, change nothing")
-    p.add_argument("--batch-size", type=int, default=100, help="conversations per transaction (default 100)")
+    p.add_argument("--batch-size", type=_positive, default=100, help="conversations per transaction (default 100)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_redaction_rescan)
 
