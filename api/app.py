@@ -29,6 +29,7 @@ from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
 from api.proactive import CapacityController, CollectController, RulesController, explain
 from api.problems import EXCEPTION_HANDLERS
+from api.redaction import RedactionController
 from api.request_id import RequestIdMiddleware
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
 from api.reviews import ReviewController
@@ -107,7 +108,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
-            RetentionController, HoldController, ErasureController, ExportController,
+            RetentionController, HoldController, ErasureController, ExportController, RedactionController,
             PolicyController, BackfillController, ReportController, ReviewController, CaseController,
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),

@@ -475,6 +475,52 @@ def cmd_retention_sweep(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_redaction_rescan(settings: Settings, args: argparse.Namespace) -> int:
+    from archive import leases, rescan
+
+    since = rescan.parse_since(args.since, "--since")
+
+    async def work(rt: Any) -> int:
+        tenants = await rescan.tenant_ids(args.tenant)
+        if args.tenant and not tenants:
+            print(f"parley: no tenant {args.tenant!r}", file=sys.stderr)
+            return EXIT_FAILED
+        reports: dict[str, list[rescan.RescanOut]] = {}
+        busy = False
+        for tenant_id, slug in tenants:
+
+            async def progress(r: rescan.RescanOut, slug: str = slug) -> None:
+                verb = "would change" if r.dry_run else "changed"
+                print(f"{slug}: scanned {r.scanned}/{r.total} conversations, {verb} {r.changed}", file=sys.stderr, flush=True)
+
+            runs = reports.setdefault(slug, [])
+            try:
+                interrupted = None if args.dry_run else await rescan.active(tenant_id)
+                if interrupted is not None:  # finish what a killed or queued run left first
+                    state = "queued" if interrupted["status"] == "queued" else f"interrupted after {interrupted['scanned']} conversations"
+                    print(f"{slug}: resuming rescan {interrupted['id']} ({state}) first", file=sys.stderr, flush=True)
+                    runs.append(await rescan.run(rt, interrupted["id"], batch=args.batch_size, progress=progress))
+                    if interrupted["since"] == since:
+                        continue
+                created = await rescan.create(rt, tenant_id, _cli_actor(), since=since, dry_run=args.dry_run)
+                runs.append(await rescan.run(rt, created.id, batch=args.batch_size, progress=progress))
+            except (rescan.RescanBusy, leases.LeaseBusy) as exc:
+                busy = True
+                print(f"{slug}: skipped — {exc.detail}", file=sys.stderr)
+        if args.json:
+            print(msgspec.json.encode(reports).decode())
+            return EXIT_FAILED if busy else 0
+        for slug, runs in reports.items():
+            for r in runs:
+                verb = "would change" if r.dry_run else "rewrote"
+                kinds = ", ".join(f"{kind} {n}" for kind, n in r.redactions.items()) or "nothing new"
+                print(f"{slug}: rescan {r.id} {r.status}: scanned {r.scanned}, {verb} {r.changed} conversation(s)"
+                      f" ({r.revisions_changed} earlier revision(s)); newly masked: {kinds}")
+        return EXIT_FAILED if busy else 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_export_verify(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -491,6 +537,13 @@ def cmd_export_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 # --- parser --------------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -610,6 +663,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", help="only this tenant")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_retention_sweep)
+
+    redaction_p = sub.add_parser("redaction", help="redaction of stored conversations").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = redaction_p.add_parser(
+        "rescan", help="apply the current detectors to stored conversations (re-encrypts changed ones, ledgered); resumable")
+    p.add_argument("--tenant", help="only this tenant (default: every tenant, one after another)")
+    p.add_argument("--since", metavar="DATE", help="only conversations archived or revised on or after DATE (2026-11-01 or ISO 8601 time)")
+    p.add_argument("--dry-run", action="store_true", help="report per kind what would change, change nothing")
+    p.add_argument("--batch-size", type=_positive, default=100, help="conversations per transaction (default 100)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_redaction_rescan)
 
     export_p = sub.add_parser("export", help="eDiscovery exports").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = export_p.add_parser("verify", help="verify an export zip offline (signature and every file hash)")

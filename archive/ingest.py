@@ -37,9 +37,10 @@ from archive.models import (
     BatchIn,
     ConversationIn,
     IngestResult,
+    Message,
     StoredConversation,
 )
-from archive.redaction import ChatLine, Redactor, redact_conversation
+from archive.redaction import ChatLine, RedactionOptions, Redactor, redact_conversation
 from archive.tables import Conversation, ConversationKey
 from archive.tenancy import TenantContext
 from archive.validation import convert, decode_json
@@ -200,20 +201,37 @@ def _redacted_attachments(redactor: Redactor, files: list[Attachment]) -> list[A
     ]
 
 
-def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
-    # The whole conversation at once: a number split over two messages of one author is found.
-    lines = [ChatLine(f"{m.sender.role}:{m.sender.id or ''}", m.at, m.text) for m in conv.messages]
-    redacted = redact_conversation(lines, ctx.redaction, conv.language)
-    redactor = Redactor(ctx.redaction, conv.language)
-    metadata = {k: redactor.redact(v) if isinstance(v, str) else v for k, v in conv.metadata.items()}
-    messages = [
+class Redacted(msgspec.Struct):
+    messages: list[Message]
+    metadata: dict[str, Any]
+    counts: dict[str, int]
+
+
+def redact_content(
+    options: RedactionOptions, language: str | None, messages: Sequence[Message], metadata: Mapping[str, Any]
+) -> Redacted:
+    """What ingest redacts of a conversation: message texts (the whole conversation at once, so a
+    number split over two messages of one author is found), attachment names and URLs, and
+    metadata values. The rescan of stored conversations (archive/rescan.py) applies exactly this."""
+    lines = [ChatLine(f"{m.sender.role}:{m.sender.id or ''}", m.at, m.text) for m in messages]
+    redacted = redact_conversation(lines, options, language)
+    redactor = Redactor(options, language)
+    clean_metadata = {k: redactor.redact(v) if isinstance(v, str) else v for k, v in metadata.items()}
+    clean_messages = [
         msgspec.structs.replace(
-            m, text=text, at=m.at.astimezone(timezone.utc),
-            **({"attachments": _redacted_attachments(redactor, m.attachments)} if m.attachments else {}),
+            m, text=text, **({"attachments": _redacted_attachments(redactor, m.attachments)} if m.attachments else {}),
         )
-        for m, text in zip(conv.messages, redacted.texts, strict=True)
+        for m, text in zip(messages, redacted.texts, strict=True)
     ]
     counts = Counter(redacted.counts) + redactor.counts
+    return Redacted(clean_messages, clean_metadata, dict(sorted(counts.items())))
+
+
+def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
+    redacted = redact_content(ctx.redaction, conv.language, conv.messages, conv.metadata)
+    metadata = redacted.metadata
+    messages = [msgspec.structs.replace(m, at=m.at.astimezone(timezone.utc)) for m in redacted.messages]
+    counts = redacted.counts
     stored = StoredConversation(
         external_id=conv.external_id,
         site=conv.site,
@@ -240,7 +258,7 @@ def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
         ciphertext=sealed.ciphertext,
         wrapped_key=sealed.wrapped_key,
         master_version=sealed.master_version,
-        redactions=dict(sorted(counts.items())),
+        redactions=counts,
         visitor_hash=ctx.crypto.identity_hash(conv.visitor.id),
         visitor_email_hash=ctx.crypto.identity_hash(email) if email else None,
         body=body,
@@ -370,14 +388,15 @@ async def _store(
                 if earlier is not None:  # a late retry of an earlier revision: nothing new
                     results.append(_existing(row, earlier["revision"], earlier["content_sha256"], earlier["redactions"]))
                     continue
+                if not revised:
+                    # Lock order everywhere: chain head, then keys and rows (deletion and rescans
+                    # take them so). Locking the key first would let a revision and a deletion batch
+                    # wait on each other until PostgreSQL aborts one.
+                    await ledger.lock_head(tenant_id)
                 await _seal_under_existing_key(ctx, item, row["id"])
                 item.revision = row["revision"] + 1
                 revised.append((item, row))
                 results.append(IngestResult(item.id, item.external_id, "revised", item.content_sha256, item.redactions, item.revision))
-        if revised:
-            # Deletion locks the chain head before it deletes rows; a revision must lock it before
-            # it rewrites a row too, or on PostgreSQL the two wait on each other until one aborts.
-            await ledger.lock_head(tenant_id)
         changed = new + [item for item, _ in revised]
         if changed:
             for step in rt.ingest_steps:
@@ -410,7 +429,7 @@ def _existing(row: dict[str, Any], revision: int, content_sha256: str, redaction
 
 async def _seal_under_existing_key(ctx: TenantContext, item: Prepared, conversation_id: UUID) -> None:
     """Seal ``item`` as conversation ``conversation_id`` under that conversation's data key."""
-    key = await revisions.key_of(ctx.tenant_id, conversation_id)
+    key = await revisions.key_of(ctx.tenant_id, conversation_id, lock=True)
     if key is None:  # the key was shredded with its conversation: keep the fresh one
         return
     item.id = conversation_id

@@ -12,6 +12,7 @@ from piccolo.columns import (
     JSON,
     UUID,
     BigInt,
+    Boolean,
     Bytea,
     ForeignKey,
     Integer,
@@ -300,6 +301,35 @@ class OperationLease(Table, tablename="operation_lease"):
     released_at = Timestamptz(null=True, default=None)
 
 
+class RedactionRescan(Table, tablename="redaction_rescan"):
+    """One rescan of a tenant's stored conversations with the current detectors (archive/rescan.py).
+
+    Progress is written in the transaction of each batch, with the rewrites it counts, so a run
+    killed half-way resumes from ``cursor`` and its counters stay exact. ``active`` holds the
+    tenant id while a real (not dry) run is queued or running and NULL afterwards: its unique
+    index is what refuses a second concurrent rescan of a tenant, across processes.
+    """
+
+    id = UUID(primary_key=True)
+    tenant = UUID(index=True)
+    active = Varchar(length=40, null=True, default=None, unique=True)
+    requested_by = Varchar(length=64)
+    dry_run = Boolean(default=False)
+    since = Timestamptz(null=True, default=None)
+    status = Varchar(length=16, default="queued")  # queued | running | done | failed
+    cursor = UUID(null=True, default=None)  # the last conversation id of the last committed batch
+    total = Integer(default=0)
+    scanned = Integer(default=0)
+    changed = Integer(default=0)  # conversations rewritten (or, in a dry run, that would be)
+    revisions_changed = Integer(default=0)  # revisions among them whose text changed
+    unreadable = Integer(default=0)  # conversations that did not decrypt (a tampered row): left as they are, logged
+    redactions = JSON(default="{}")  # newly masked spans per kind, never the values
+    error = Varchar(length=300, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    started_at = Timestamptz(null=True, default=None)
+    finished_at = Timestamptz(null=True, default=None)
+
+
 APP_TABLES: list[type[Table]] = [
     Tenant,
     ApiKey,
@@ -320,4 +350,5 @@ APP_TABLES: list[type[Table]] = [
     ConnectorJob,
     SigningKey,
     OperationLease,
+    RedactionRescan,
 ]
