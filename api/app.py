@@ -23,6 +23,7 @@ from api.audit import AuditController
 from api.auth import ApiKeyAuthentication
 from api.browser import demo_shop, snippet
 from api.composition import build_runtime
+from api.console import console_router, template_config
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
 from api.proactive import CapacityController, CollectController, RulesController, explain
@@ -106,7 +107,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             RetentionController, HoldController, ErasureController, ExportController,
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
-            RulesController, CapacityController, explain,
+            RulesController, CapacityController, explain, console_router(),
         ],
         dependencies=DEPENDENCIES,
         middleware=[RequestIdMiddleware, ApiKeyAuthentication],
@@ -117,6 +118,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                                allow_headers=["authorization", "content-type", "x-parley-site", "x-request-id"],
                                expose_headers=["x-request-id"], max_age=600),
         exception_handlers=EXCEPTION_HANDLERS,
+        template_config=template_config(),
         lifespan=[lifespan],
         state=State({"runtime": runtime, "demo_site_key": None, "scheduler": None}),
         request_max_body_size=settings.max_body_bytes,

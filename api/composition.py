@@ -9,6 +9,7 @@ are all visible here, in order.
 from __future__ import annotations
 
 from archive import jobs as archive_jobs
+from archive import sessions
 from archive.clock import Clock, SystemClock
 from archive.db import Database
 from archive.ingest import IngestStep
@@ -79,5 +80,5 @@ def build_runtime(
         ingest_steps=ingest_steps(),
         events=event_sink(search),
         engagement=Engagement(clock),
-        jobs=[*archive_jobs.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs()],
+        jobs=[*archive_jobs.jobs(), *sessions.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs()],
     )

@@ -1,0 +1,158 @@
+"""Search and the conversation view: the API's domain functions, rendered.
+
+A search here is ``archive.search.service.search`` with the same request the API validates, so
+it is ledgered exactly as ``POST /v1/search`` is (every page of results is one entry, as every
+API call with a cursor is); opening a conversation is ``archive.transcripts.read``, the read
+``GET /v1/transcripts/{id}`` ledgers. Checking the query's syntax while it is typed parses it
+only: nothing is searched, so nothing is ledgered.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+from uuid import UUID
+
+from litestar import Controller, Request, get
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Template
+from markupsafe import Markup, escape
+
+from api.auth import requires
+from api.console.render import is_htmx, page
+from api.console.security import safe_next
+from api.deps import Caller, Rt
+from archive import transcripts
+from archive.errors import FieldError, InvalidInput
+from archive.query import QuerySyntaxError, parse
+from archive.search.service import SearchRequest, SearchResponse, search
+from archive.validation import convert
+
+PAGE_SIZE = 25
+FILTERS = ("site", "channel", "agent", "tag", "language", "visitor")
+FACET_FILTER = {"site": "site", "channel": "channel", "agent": "agent", "tag": "tag", "language": "language"}
+Sort = Literal["relevance", "newest", "oldest"]
+
+
+def syntax_error(q: str) -> dict[str, Any] | None:
+    """Where the query stops parsing, for the page to point at (None: it parses)."""
+    try:
+        parse(q)
+    except QuerySyntaxError as exc:
+        start = min(exc.position, len(q))
+        end = start
+        while end < len(q) and not q[end].isspace():
+            end += 1
+        shown = Markup(
+            escape(q[:start]) + Markup('<mark class="syntax-at">') + (escape(q[start:end]) or Markup("&#8203;")) + Markup("</mark>") + escape(q[end:])
+        )
+        return {"message": exc.message, "position": exc.position, "column": exc.position + 1, "shown": shown}
+    return None
+
+
+def _day_start(value: str, name: str, errors: list[FieldError], after: bool = False) -> str | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        errors.append(FieldError(name, "a date as YYYY-MM-DD"))
+        return None
+    moment = datetime.combine(day + timedelta(days=1) if after else day, time(0), timezone.utc)
+    return moment.isoformat()
+
+
+class Criteria:
+    """The search a page shows, from its address: the query, the filters, the sort."""
+
+    def __init__(self, q: str | None, filters: dict[str, str], date_from: str, date_to: str, sort: Sort) -> None:
+        self.q = q
+        self.filters = {k: v for k, v in filters.items() if v}
+        self.date_from = date_from
+        self.date_to = date_to
+        self.sort = sort
+
+    @property
+    def submitted(self) -> bool:
+        return self.q is not None or bool(self.filters) or bool(self.date_from or self.date_to)
+
+    def params(self, **changes: str | None) -> dict[str, str]:
+        base: dict[str, str | None] = {"q": self.q or "", **self.filters, "from": self.date_from, "to": self.date_to, "sort": self.sort}
+        base.update(changes)
+        return {k: v for k, v in base.items() if v}
+
+    def url(self, **changes: str | None) -> str:
+        return "/console/search?" + urlencode(self.params(**changes))
+
+    def request(self, cursor: str | None) -> SearchRequest:
+        """The API's request, validated as the API validates it (every bad field at once)."""
+        errors: list[FieldError] = []
+        raw_filters: dict[str, Any] = dict(self.filters)
+        raw_filters["from"] = _day_start(self.date_from, "from", errors)
+        raw_filters["to"] = _day_start(self.date_to, "to", errors, after=True)  # "to" includes its day
+        if errors:
+            raise InvalidInput("the search filters are invalid", errors)
+        raw = {"q": self.q or "", "filters": {k: v for k, v in raw_filters.items() if v}, "sort": self.sort, "size": PAGE_SIZE, "cursor": cursor}
+        return convert(raw, SearchRequest, detail="the search is invalid")
+
+
+def _criteria(q: str | None, site: str | None, channel: str | None, agent: str | None, tag: str | None, language: str | None,
+              visitor: str | None, date_from: str | None, date_to: str | None, sort: Sort) -> Criteria:
+    filters = {"site": site or "", "channel": channel or "", "agent": agent or "", "tag": tag or "", "language": language or "", "visitor": visitor or ""}
+    return Criteria(q, filters, date_from or "", date_to or "", sort)
+
+
+class SearchPages(Controller):
+    path = "/search"
+    guards = [requires("compliance")]
+    include_in_schema = False
+
+    @get("/")
+    async def search_page(
+        self, request: Request[Any, Any, Any], rt: Rt, principal: Caller,
+        q: FromQuery[str | None] = None, site: FromQuery[str | None] = None, channel: FromQuery[str | None] = None,
+        agent: FromQuery[str | None] = None, tag: FromQuery[str | None] = None, language: FromQuery[str | None] = None,
+        visitor: FromQuery[str | None] = None,
+        date_from: Annotated[str | None, QueryParameter(name="from")] = None,
+        date_to: Annotated[str | None, QueryParameter(name="to")] = None,
+        sort: FromQuery[Sort] = "relevance", cursor: FromQuery[str | None] = None,
+    ) -> Template:
+        criteria = _criteria(q, site, channel, agent, tag, language, visitor, date_from, date_to, sort)
+        context: dict[str, Any] = {"criteria": criteria, "result": None, "syntax": None, "problem": None, "facet_filter": FACET_FILTER}
+        if criteria.submitted:
+            context["syntax"] = syntax_error(criteria.q or "")
+            if context["syntax"] is None:
+                try:
+                    result: SearchResponse = await search(rt, principal, criteria.request(cursor))
+                    context["result"] = result
+                    context["more_url"] = criteria.url(cursor=result.next_cursor) if result.next_cursor else None
+                except InvalidInput as exc:
+                    context["problem"] = exc
+        target = request.headers.get("hx-target") if is_htmx(request) else None
+        if target and target.startswith("more"):
+            return page(request, "search_more.html", section="search", **context)
+        if target == "results":
+            return page(request, "search_results.html", section="search", **context)
+        return page(request, "search.html", section="search", **context)
+
+    @get("/syntax")
+    async def check_syntax(self, request: Request[Any, Any, Any], q: FromQuery[str] = "") -> Template:
+        """Parse only: the error, positioned, while the query is typed (nothing is ledgered)."""
+        return page(request, "search_syntax.html", section="search", syntax=syntax_error(q))
+
+
+class ConversationPages(Controller):
+    path = "/conversations"
+    guards = [requires("compliance")]
+    include_in_schema = False
+
+    @get("/{conversation_id:str}")
+    async def conversation(
+        self, request: Request[Any, Any, Any], rt: Rt, principal: Caller, conversation_id: FromPath[UUID], back: FromQuery[str | None] = None,
+    ) -> Template:
+        conversation = await transcripts.read(rt, principal, conversation_id)
+        return page(
+            request, "conversation.html", section="search", conversation=conversation, read_at=rt.clock.now(), actor=principal.actor,
+            back=safe_next(back) if back else None,
+        )
