@@ -63,6 +63,9 @@ class TenantSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # are); None derives them from default_languages, with Norway as the fallback.
     phone_regions: list[Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{2}$")]] | None = None
     default_languages: list[str] = msgspec.field(default_factory=lambda: ["en"])
+    # Typo-tolerant search (refund~, and a retry of a search without hits): indexes each word's
+    # deletion neighbourhood; see docs/search.md for the size cost and what it reveals.
+    typo_tolerance: bool = True
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -174,7 +177,7 @@ class TenantContext:
     def analyzer(self) -> Analyzer:
         """The tenant's blind-index analyzer (its token cache is worth keeping between requests)."""
         if self._analyzer is None:
-            self._analyzer = Analyzer(self.crypto.index_key)
+            self._analyzer = Analyzer(self.crypto.index_key, typo_tolerance=self.settings.typo_tolerance)
         return self._analyzer
 
 
