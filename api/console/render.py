@@ -114,13 +114,15 @@ def sections_for(role: str) -> list[dict[str, str]]:
     return [{"id": s, "label": label, "path": path, "key": key} for s, label, path, roles, key in SECTIONS if role in roles]
 
 
-def page(request: Request[Any, Any, Any], template: str, *, section: str = "", status: int = 200, **context: Any) -> Template:
+def page(request: Request[Any, Any, Any], template: str, *, section: str = "", status: int = 200, headers: dict[str, str] | None = None,
+         **context: Any) -> Template:
     """A console page (or, for an htmx request, the fragment ``template`` renders on its own)."""
     info = request.scope.get("auth")
     session = info if isinstance(info, SessionInfo) else None
     return Template(
         template_name=template,
         status_code=status,
+        headers=headers,
         context={
             "session": session,
             "csrf": session.csrf_token if session else "",

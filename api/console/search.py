@@ -133,7 +133,8 @@ class SearchPages(Controller):
         if target and target.startswith("more"):
             return page(request, "search_more.html", section="search", **context)
         if target == "results":
-            return page(request, "search_results.html", section="search", **context)
+            # The address bar shows the search as its canonical address (no empty fields).
+            return page(request, "search_results.html", section="search", headers={"HX-Push-Url": criteria.url()}, **context)
         return page(request, "search.html", section="search", **context)
 
     @get("/syntax")
