@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -12,24 +11,13 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 
 from api.auth import requires
-from api.console.render import is_htmx, page
+from api.console.render import day_bound, is_htmx, page
 from api.deps import Caller, Rt
 from archive import ledger
 from archive.errors import FieldError, InvalidInput
 from archive.search.service import reveal_queries
 
 PAGE_SIZE = 50
-
-
-def _day(value: str | None, name: str, errors: list[FieldError], after: bool = False) -> datetime | None:
-    if not value:
-        return None
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        errors.append(FieldError(name, "a date as YYYY-MM-DD"))
-        return None
-    return datetime.combine(day + timedelta(days=1) if after else day, time(0), timezone.utc)
 
 
 class AuditPages(Controller):
@@ -47,7 +35,7 @@ class AuditPages(Controller):
     ) -> Template:
         filters = {"actor": actor or "", "action": action or "", "subject": subject or "", "from": date_from or "", "to": date_to or ""}
         errors: list[FieldError] = []
-        since, until = _day(date_from, "from", errors), _day(date_to, "to", errors, after=True)
+        since, until = day_bound(date_from, "from", errors), day_bound(date_to, "to", errors, end=True)
         records: list[ledger.LedgerRecord] = []
         problem = InvalidInput("the filters are invalid", errors) if errors else None
         if problem is None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Request
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -21,6 +22,7 @@ from litestar.response import Template
 from litestar.template.config import TemplateConfig
 from markupsafe import Markup, escape
 
+from archive.errors import FieldError
 from archive.sessions import SessionInfo
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -74,6 +76,19 @@ def mark_redactions(text: str | Markup) -> Markup:
     return Markup(_REDACTION.sub(wrap, source))
 
 
+def day_bound(value: str | None, name: str, errors: list[FieldError], end: bool = False) -> datetime | None:
+    """A date field of a filter form as the instant it bounds: the start of the day, or with
+    ``end`` the start of the next (so "to 2026-11-01" includes that day)."""
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        errors.append(FieldError(name, "a date as YYYY-MM-DD"))
+        return None
+    return datetime.combine(day + timedelta(days=1) if end else day, time(0), timezone.utc)
+
+
 def when(value: datetime | str | None, precise: bool = False) -> str:
     if value is None:
         return ""
@@ -93,12 +108,17 @@ def filesize(size: int | None) -> str:
     return f"{size} bytes"
 
 
+def plain(value: Any) -> str:
+    """A ledger detail as text: strings as they are, anything else as compact JSON."""
+    return value if isinstance(value, str) else msgspec.json.encode(value).decode()
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
         trim_blocks=True, lstrip_blocks=True,
     )
-    env.filters.update(redactions=mark_redactions, when=when, filesize=filesize)
+    env.filters.update(redactions=mark_redactions, when=when, filesize=filesize, plain=plain)
     return env
 
 

@@ -9,7 +9,7 @@ only: nothing is searched, so nothing is ledgered.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from uuid import UUID
@@ -20,7 +20,7 @@ from litestar.response import Template
 from markupsafe import Markup, escape
 
 from api.auth import requires
-from api.console.render import is_htmx, page
+from api.console.render import day_bound, is_htmx, page
 from api.console.security import safe_next
 from api.deps import Caller, Rt
 from archive import transcripts
@@ -51,18 +51,6 @@ def syntax_error(q: str) -> dict[str, Any] | None:
     return None
 
 
-def _day_start(value: str, name: str, errors: list[FieldError], after: bool = False) -> str | None:
-    if not value:
-        return None
-    try:
-        day = date.fromisoformat(value)
-    except ValueError:
-        errors.append(FieldError(name, "a date as YYYY-MM-DD"))
-        return None
-    moment = datetime.combine(day + timedelta(days=1) if after else day, time(0), timezone.utc)
-    return moment.isoformat()
-
-
 class Criteria:
     """The search a page shows, from its address: the query, the filters, the sort."""
 
@@ -89,11 +77,11 @@ class Criteria:
         """The API's request, validated as the API validates it (every bad field at once)."""
         errors: list[FieldError] = []
         raw_filters: dict[str, Any] = dict(self.filters)
-        raw_filters["from"] = _day_start(self.date_from, "from", errors)
-        raw_filters["to"] = _day_start(self.date_to, "to", errors, after=True)  # "to" includes its day
+        raw_filters["from"] = day_bound(self.date_from, "from", errors)
+        raw_filters["to"] = day_bound(self.date_to, "to", errors, end=True)  # "to" includes its day
         if errors:
             raise InvalidInput("the search filters are invalid", errors)
-        raw = {"q": self.q or "", "filters": {k: v for k, v in raw_filters.items() if v}, "sort": self.sort, "size": PAGE_SIZE, "cursor": cursor}
+        raw = {"q": self.q or "", "filters": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in raw_filters.items() if v}, "sort": self.sort, "size": PAGE_SIZE, "cursor": cursor}
         return convert(raw, SearchRequest, detail="the search is invalid")
 
 
