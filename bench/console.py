@@ -48,6 +48,7 @@ async def _run(conversations: int, repeats: int) -> dict[str, Any]:
     from archive.models import ConversationIn
     from archive.search import indexing
     from archive.tenancy import Principal
+    from config.log import configure_logging
 
     rng, pool = random.Random(42), sentences()
     corpus = [conversation(rng, pool, i) for i in range(conversations)]
@@ -61,6 +62,7 @@ async def _run(conversations: int, repeats: int) -> dict[str, Any]:
     await indexing.drain_all(runtime, refresh=False)
     del corpus
 
+    configure_logging(runtime.settings)  # the bench's level (warning): no access line per request
     app = create_app(runtime.settings, runtime)
     results: dict[str, Any] = {"pages": {}, "api": {}}
     async with app.lifespan(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as http:

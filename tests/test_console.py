@@ -90,6 +90,16 @@ async def test_the_sessions_table_holds_only_a_hash_of_the_token(client, tenant)
     assert tenant.keys["compliance"].key not in msgspec.json.encode(rows, enc_hook=str).decode()
 
 
+async def test_a_session_acts_as_exactly_what_its_key_authenticates_as(client, runtime, tenant):
+    from archive import sessions
+
+    for role in ("compliance", "admin"):
+        async with browser_like(client) as http:
+            await sign_in(http, tenant.keys[role].key)
+            info = await sessions.resolve(runtime, http.cookies["parley_console"])
+        assert info is not None and info.principal == await runtime.tenants.authenticate(tenant.keys[role].key)
+
+
 async def test_the_cookie_is_secure_over_https(client, tenant):
     async with browser_like(client, base_url="https://testserver.local") as http:
         response = await sign_in(http, tenant.keys["compliance"].key)
@@ -439,6 +449,21 @@ async def test_the_audit_page_filters_the_ledger_and_reveals_search_queries(clie
         assert "session.start" not in page.text.split("<tbody")[1]
         verify = await http.get("/console/audit/verify", headers={"hx-request": "true"})
         assert "Intact" in verify.text and "<html" not in verify.text
+
+
+async def test_date_filters_include_the_day_they_name(client, tenant):
+    def started(at: str) -> dict[str, Any]:
+        body = conversation(None, "parcel late", started_at=at, ended_at=at)
+        body["messages"][0]["at"] = at
+        return body
+
+    await _ingest(client, tenant, started("2026-10-30T23:59:59Z"), started("2026-11-01T23:59:59Z"), started("2026-11-02T00:00:00Z"))
+    async with browser_like(client) as http:
+        await signed_in(http, tenant)
+        page = await http.get("/console/search", params={"q": "parcel", "from": "2026-10-31", "to": "2026-11-01"})
+        assert "1 conversation" in page.text
+        bad = await http.get("/console/search", params={"q": "parcel", "from": "31.10.2026"})
+        assert "<code>from</code>: a date as YYYY-MM-DD" in bad.text
 
 
 async def test_a_bad_audit_date_is_named(client, tenant):
