@@ -130,6 +130,7 @@ async def _ingest(live: str, tenant: Any, bodies: list[dict[str, Any]]) -> list[
 
 async def _check_page(page: Any, axe: str, name: str) -> None:
     """No serious or critical axe-core violations, nothing blocked by the CSP, a screenshot."""
+    await page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
     await page.evaluate(axe)
     result = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
     assert result["testEngine"] == {"name": "axe-core", "version": AXE_VERSION}

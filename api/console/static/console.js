@@ -40,7 +40,15 @@
       input.removeAttribute("aria-invalid");
     }
   }
-  document.addEventListener("htmx:afterSettle", function (event) {
+  // A check of text since changed (or already submitted) says nothing about the query now.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const input = document.getElementById("q");
+    if (!input || !event.detail.target || event.detail.target.id !== "q-error") return;
+    const checked = new URL(event.detail.xhr.responseURL).searchParams.get("q") || "";
+    if (checked !== input.value) event.detail.shouldSwap = false;
+  });
+  // On the swap itself (not after settling): the field and its error never disagree, even for a moment.
+  document.addEventListener("htmx:afterSwap", function (event) {
     const id = event.detail.target && event.detail.target.id;
     if (id === "q-error") syntaxState(false);
     if (id === "results") syntaxState(true);
