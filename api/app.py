@@ -23,6 +23,7 @@ from api.audit import AuditController
 from api.auth import ApiKeyAuthentication
 from api.browser import demo_shop, snippet
 from api.composition import build_runtime
+from api.connectors import ConnectorAdminController, receive_push
 from api.console import console_router, template_config
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
@@ -107,7 +108,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             RetentionController, HoldController, ErasureController, ExportController,
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
-            RulesController, CapacityController, explain, console_router(),
+            RulesController, CapacityController, explain,
+            ConnectorAdminController, receive_push, console_router(),
         ],
         dependencies=DEPENDENCIES,
         middleware=[RequestIdMiddleware, ApiKeyAuthentication],

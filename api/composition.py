@@ -11,6 +11,8 @@ from __future__ import annotations
 from archive import jobs as archive_jobs
 from archive import sessions
 from archive.clock import Clock, SystemClock
+from archive.connectors import service as connectors
+from archive.connectors.store import ConnectorDirectory
 from archive.db import Database
 from archive.ingest import IngestStep
 from archive.keyring import Keys, MasterKeyring, load_keyring
@@ -80,5 +82,6 @@ def build_runtime(
         ingest_steps=ingest_steps(),
         events=event_sink(search),
         engagement=Engagement(clock),
-        jobs=[*archive_jobs.jobs(), *sessions.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs()],
+        jobs=[*archive_jobs.jobs(), *sessions.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs(), *connectors.jobs()],
+        connectors=ConnectorDirectory(signals, clock, settings.auth_cache_seconds),
     )
