@@ -403,6 +403,54 @@ async def test_opening_a_conversation_is_the_ledgered_read_and_the_page_says_so(
     assert api.json()["content_sha256"] == reads[0].content_hash
 
 
+async def test_revisions_are_switchable_and_each_read_names_its_revision(client, tenant):
+    first = conversation("rev-1", "Hello, my parcel is late")
+    (cid,) = await _ingest(client, tenant, first)
+    second = conversation("rev-1", "Hello, my parcel is late", "We will send a new one today")
+    revised = await client.post("/v1/transcripts", params={"on_conflict": "revise"}, json=second, headers=tenant.headers("ingest"))
+    assert revised.status_code == 201 and revised.json()["status"] == "revised", revised.text
+    async with browser_like(client) as http:
+        await signed_in(http, tenant)
+        latest = await http.get(f"/console/conversations/{cid}")
+        assert "Revision 2 of 2" in latest.text and "We will send a new one today" in latest.text
+        assert f'href="/console/conversations/{cid}?revision=1"' in latest.text and 'data-key="["' in latest.text
+        earlier = await http.get(f"/console/conversations/{cid}", params={"revision": 1})
+        assert "Revision 1 of 2" in earlier.text and "an earlier revision" in earlier.text and "We will send" not in earlier.text
+        missing = await http.get(f"/console/conversations/{cid}", params={"revision": 3})
+        assert missing.status_code == 404 and "there is no revision 3" in missing.text
+    reads = [r.details.get("revision") for r in await ledger_actions(tenant) if r.action == "read"]
+    assert reads == [2, 1]
+
+
+async def test_a_stored_attachment_file_downloads_as_a_file_never_as_a_page(client, runtime, tenant):
+    import hashlib
+
+    from archive.attachments import FetchedFile
+    from archive.ingest import Options, ingest
+    from archive.models import ConversationIn
+
+    html = b"<script>alert(document.cookie)</script>"
+    digest = hashlib.sha256(html).hexdigest()
+    body = conversation("with-file", "Here is the receipt", "And the photo")
+    body["messages"][0]["attachments"] = [{"name": "kvittering.html", "content_type": "text/html", "sha256": digest}]
+    body["messages"][1]["attachments"] = [{"name": "photo.jpg", "content_type": "image/jpeg", "sha256": "0" * 64}]
+    principal = await runtime.tenants.authenticate(tenant.keys["ingest"].key)
+    (result,) = await ingest(runtime, principal, [msgspec.convert(body, ConversationIn)],
+                             options=Options(files={"with-file": [FetchedFile(sha256=digest, data=html)]}))
+    async with browser_like(client) as http:
+        await signed_in(http, tenant)
+        page = await http.get(f"/console/conversations/{result.id}")
+        assert f"/console/conversations/{result.id}/files/{digest}" in page.text
+        stored = await http.get(f"/console/conversations/{result.id}/files/{digest}")
+        assert stored.status_code == 200 and stored.content == html
+        assert stored.headers["content-type"] == "application/octet-stream"  # never text/html on the console's origin
+        assert stored.headers["content-disposition"].startswith('attachment; filename="kvittering.html"')
+        assert "default-src 'none'" in stored.headers["content-security-policy"]
+        unfetched = await http.get(f"/console/conversations/{result.id}/files/{'0' * 64}")
+        assert unfetched.status_code == 404 and "no stored file" in unfetched.text
+    assert [(r.action, r.content_hash) for r in await ledger_actions(tenant) if r.action == "read.file"] == [("read.file", digest)]
+
+
 async def test_another_tenants_conversation_is_not_found(client, tenant, other_tenant):
     (cid,) = await _ingest(client, other_tenant, conversation(None, "Hello"))
     async with browser_like(client) as http:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from uuid import UUID
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Template
 from markupsafe import Markup, escape
@@ -139,9 +139,22 @@ class ConversationPages(Controller):
     @get("/{conversation_id:str}")
     async def conversation(
         self, request: Request[Any, Any, Any], rt: Rt, principal: Caller, conversation_id: FromPath[UUID], back: FromQuery[str | None] = None,
+        revision: Annotated[int | None, QueryParameter(ge=1)] = None,
     ) -> Template:
-        conversation = await transcripts.read(rt, principal, conversation_id)
+        """One conversation, its latest revision or ``revision`` (the read is ledgered as the API's)."""
+        conversation = await transcripts.read(rt, principal, conversation_id, revision)
+        history = await transcripts.list_revisions(rt, principal, conversation_id) if conversation.revisions > 1 else None
         return page(
             request, "conversation.html", section="search", conversation=conversation, read_at=rt.clock.now(), actor=principal.actor,
-            back=safe_next(back) if back else None,
+            back=safe_next(back) if back else None, history=history,
         )
+
+    @get("/{conversation_id:str}/files/{sha256:str}")
+    async def attachment(self, rt: Rt, principal: Caller, conversation_id: FromPath[UUID], sha256: FromPath[str]) -> Response[bytes]:
+        """A stored attachment file (ledgered as ``read.file``), always as a download: whatever the
+        platform said it is, it is never shown inside the console's origin."""
+        data, found = await transcripts.read_file(rt, principal, conversation_id, sha256.lower())
+        name = found.name or sha256
+        fallback = "".join(ch if ch.isascii() and ch.isprintable() and ch not in '"\\' else "_" for ch in name)
+        return Response(data, media_type="application/octet-stream",
+                        headers={"Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"})

@@ -121,7 +121,7 @@
       if (current) { event.preventDefault(); current.click(); }
       return;
     }
-    if (key === "u") { if (press('a[data-key="u"]')) event.preventDefault(); return; }
+    if (key === "u" || key === "[" || key === "]") { if (press('a[data-key="' + key + '"]')) event.preventDefault(); return; }
     // Page-specific keys (the review queue's actions) are buttons that name their key.
     const button = document.querySelector('[data-shortcut="' + key + '"]:not([disabled])');
     if (button) { event.preventDefault(); button.click(); }
