@@ -134,6 +134,16 @@ def sections_for(role: str) -> list[dict[str, str]]:
     return [{"id": s, "label": label, "path": path, "key": key} for s, label, path, roles, key in SECTIONS if role in roles]
 
 
+# Where each role starts: the work it signs in for.
+HOME = {"compliance": "search", "reviewer": "reviews", "admin": "audit"}
+
+
+def home_for(role: str) -> str:
+    allowed = sections_for(role)
+    preferred = [s["path"] for s in allowed if s["id"] == HOME.get(role)]
+    return (preferred or [s["path"] for s in allowed] or ["/console/account"])[0]
+
+
 def page(request: Request[Any, Any, Any], template: str, *, section: str = "", status: int = 200, headers: dict[str, str] | None = None,
          **context: Any) -> Template:
     """A console page (or, for an htmx request, the fragment ``template`` renders on its own)."""

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
-from api.console.render import page, sections_for
+from api.console.render import home_for, page
 from api.console.security import COOKIE, SIGN_IN_COOKIE, SIGN_IN_PATH, expired_cookie, safe_next, session_cookie, sign_in_cookie
 from api.deps import Rt
 from archive import sessions
@@ -22,8 +22,7 @@ class SignInController(Controller):
     @get("/", summary="The console's start page for the caller's role")
     async def home(self, request: Request[Any, Any, Any]) -> Redirect:
         info: sessions.SessionInfo = request.auth
-        allowed = sections_for(info.principal.role)
-        return Redirect(allowed[0]["path"] if allowed else "/console/account", status_code=303)
+        return Redirect(home_for(info.principal.role), status_code=303)
 
     @get("/sign-in", opt={"console_public": True})
     async def form(self, request: Request[Any, Any, Any], rt: Rt, next: FromQuery[str | None] = None, signed_out: FromQuery[bool] = False) -> Template | Redirect:
