@@ -63,7 +63,8 @@ async def _run(conversations: int, repeats: int) -> dict[str, Any]:
     del corpus
 
     configure_logging(runtime.settings)  # the bench's level (warning): no access line per request
-    app = create_app(runtime.settings, runtime)
+    # The app as served, minus what a server process adds around it (jobs, the demo tenant).
+    app = create_app(msgspec.structs.replace(runtime.settings, scheduler=False, demo=False), runtime)
     results: dict[str, Any] = {"pages": {}, "api": {}}
     async with app.lifespan(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as http:
         form = await http.get("/console/sign-in")
