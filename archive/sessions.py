@@ -14,7 +14,8 @@ so no process can keep honouring a session another one ended):
 * it is younger than ``console_session_hours`` and was used within ``console_idle_minutes``.
 
 Starting and ending a session are ledger entries (``session.start``, ``session.end`` with the
-reason), so the audit trail shows who worked in the console and for how long. The CSRF token of
+reason), so the audit trail shows who worked in the console and for how long; a session nobody
+came back to is ended by the ``console.sessions`` job (``sweep``), so every start has its end. The CSRF token of
 a session is derived from its token (an HMAC), so it needs no storage and dies with the session.
 """
 
@@ -125,13 +126,7 @@ async def resolve(rt: Runtime, token: str | None, *, touch: bool = True) -> Sess
         return None
     now = rt.clock.now()
     idle, _ = _limits(rt)
-    reason: EndReason | None = None
-    if row["revoked_at"] is not None:
-        reason = "key revoked"
-    elif now >= row["expires_at"]:
-        reason = "expired"
-    elif now >= row["last_seen_at"] + idle:
-        reason = "idle"
+    reason = _over(row, now, idle)
     principal = _principal(row)
     if reason is not None:
         await _end(row["id"], principal, reason, now)
@@ -144,6 +139,17 @@ async def resolve(rt: Runtime, token: str | None, *, touch: bool = True) -> Sess
         id=row["id"], principal=principal, created_at=row["created_at"], expires_at=row["expires_at"],
         idle_expires_at=min(last_seen + idle, row["expires_at"]), csrf_token=csrf_token(token),
     )
+
+
+def _over(row: dict[str, Any], now: datetime, idle: timedelta) -> EndReason | None:
+    """Why a session that was not signed out is over, or None while it is good."""
+    if row["revoked_at"] is not None:
+        return "key revoked"
+    if now >= row["expires_at"]:
+        return "expired"
+    if now >= row["last_seen_at"] + idle:
+        return "idle"
+    return None
 
 
 def _principal(row: dict[str, Any]) -> Principal:
@@ -176,17 +182,26 @@ async def _end(session_id: UUID, principal: Principal, reason: EndReason, now: d
             )
 
 
-async def purge(rt: Runtime) -> int:
-    """Forget sessions that ended or expired more than ``KEEP_ENDED`` ago (their start and end
-    stay in the ledger)."""
-    cutoff = rt.clock.now() - KEEP_ENDED
-    gone = await (
-        ConsoleSession.delete()
-        .where(((ConsoleSession.ended_at.is_not_null()) & (ConsoleSession.ended_at < cutoff)) | (ConsoleSession.expires_at < cutoff))
-        .returning(ConsoleSession.id)
+async def sweep(rt: Runtime) -> dict[str, int]:
+    """End the sessions that are over though no request came to notice it (a revoked key, a
+    browser closed and left), so the ledger holds an end for every session; then forget rows of
+    sessions that ended more than ``KEEP_ENDED`` ago (their start and end stay in the ledger)."""
+    now = rt.clock.now()
+    idle, _ = _limits(rt)
+    stale = await ConsoleSession.select(*_COLUMNS).where(
+        ConsoleSession.ended_at.is_null()
+        & (ConsoleSession.api_key.revoked_at.is_not_null() | (ConsoleSession.expires_at <= now) | (ConsoleSession.last_seen_at <= now - idle))
     )
-    return len(gone)
+    ended = 0
+    for row in stale:
+        reason = _over(row, now, idle)
+        if reason is not None:
+            await _end(row["id"], _principal(row), reason, now)
+            ended += 1
+    cutoff = now - KEEP_ENDED
+    gone = await ConsoleSession.delete().where(ConsoleSession.ended_at.is_not_null() & (ConsoleSession.ended_at < cutoff)).returning(ConsoleSession.id)
+    return {"ended": ended, "purged": len(gone)}
 
 
 def jobs() -> list[JobSpec]:
-    return [JobSpec("console.sessions.purge", purge, lambda rt: IntervalTrigger(hours=6))]
+    return [JobSpec("console.sessions", sweep, lambda rt: IntervalTrigger(minutes=5))]

@@ -254,7 +254,32 @@ async def test_a_session_ends_at_its_absolute_limit_however_busy(settings, runti
     assert [r.details["reason"] for r in await ledger_actions(tenant) if r.action == "session.end"] == ["expired"]
 
 
-async def test_old_sessions_are_purged_but_their_ledger_entries_stay(settings, runtime):
+async def test_sessions_nobody_came_back_to_are_ended_and_ledgered_by_the_sweep(settings, runtime):
+    from archive import sessions
+
+    tenant = await make_tenant(runtime)
+    clock, app = await _manual_app(settings, runtime)
+    async with app_client(app) as http:
+        await signed_in(http, tenant)  # then the browser is closed: no request ever comes again
+    async with app_client(app) as http:
+        await signed_in(http, tenant, role="admin")
+    rt = app.state.runtime
+    revoked = await http_revoke(runtime, tenant, "admin")
+    assert revoked
+    clock.advance(timedelta(minutes=settings.console_idle_minutes, seconds=1))
+    assert (await sessions.sweep(rt))["ended"] == 2
+    ends = sorted(r.details["reason"] for r in await ledger_actions(tenant) if r.action == "session.end")
+    assert ends == ["idle", "key revoked"]
+    assert (await sessions.sweep(rt))["ended"] == 0  # once
+
+
+async def http_revoke(runtime: Any, tenant: TenantFixture, role: str) -> bool:
+    from archive.tenancy import revoke_api_key
+
+    return (await revoke_api_key(runtime, tenant.keys[role].id, tenant.id)).revoked_at is not None
+
+
+async def test_ended_sessions_are_forgotten_after_a_month_but_their_ledger_entries_stay(settings, runtime):
     from archive import sessions
 
     tenant = await make_tenant(runtime)
@@ -265,7 +290,7 @@ async def test_old_sessions_are_purged_but_their_ledger_entries_stay(settings, r
     rt = app.state.runtime
     assert await ConsoleSession.count().where(ConsoleSession.tenant == tenant.id) == 1
     clock.advance(sessions.KEEP_ENDED + timedelta(minutes=1))
-    assert await sessions.purge(rt) >= 1
+    assert (await sessions.sweep(rt))["purged"] >= 1
     assert await ConsoleSession.count().where(ConsoleSession.tenant == tenant.id) == 0
     assert [r.action for r in await ledger_actions(tenant) if r.action.startswith("session.")] == ["session.start", "session.end"]
 
