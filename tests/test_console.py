@@ -267,10 +267,11 @@ async def test_sessions_nobody_came_back_to_are_ended_and_ledgered_by_the_sweep(
     revoked = await http_revoke(runtime, tenant, "admin")
     assert revoked
     clock.advance(timedelta(minutes=settings.console_idle_minutes, seconds=1))
-    assert (await sessions.sweep(rt))["ended"] == 2
+    assert (await sessions.sweep(rt))["ended"] >= 2  # (other tests' sessions may be over too: the sweep is for every tenant)
     ends = sorted(r.details["reason"] for r in await ledger_actions(tenant) if r.action == "session.end")
     assert ends == ["idle", "key revoked"]
-    assert (await sessions.sweep(rt))["ended"] == 0  # once
+    await sessions.sweep(rt)
+    assert len([r for r in await ledger_actions(tenant) if r.action == "session.end"]) == 2  # once each
 
 
 async def http_revoke(runtime: Any, tenant: TenantFixture, role: str) -> bool:
