@@ -10,6 +10,7 @@ from litestar import Controller, Request, get
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 
+from api.audit import MAX_SEQ
 from api.auth import requires
 from api.console.render import day_bound, is_htmx, page
 from api.deps import Caller, Rt
@@ -31,7 +32,7 @@ class AuditPages(Controller):
         actor: FromQuery[str | None] = None, action: FromQuery[str | None] = None, subject: FromQuery[str | None] = None,
         date_from: Annotated[str | None, QueryParameter(name="from")] = None,
         date_to: Annotated[str | None, QueryParameter(name="to")] = None,
-        after: Annotated[int, QueryParameter(ge=0)] = 0,
+        after: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ)] = 0,  # the API's bound: beyond it the database overflows
     ) -> Template:
         filters = {"actor": actor or "", "action": action or "", "subject": subject or "", "from": date_from or "", "to": date_to or ""}
         errors: list[FieldError] = []

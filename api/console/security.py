@@ -200,6 +200,7 @@ async def check_csrf(request: Request[Any, Any, Any]) -> None:
     else:
         info = request.scope.get("auth")
         expected = info.csrf_token if isinstance(info, sessions.SessionInfo) else None
-    if not presented or not expected or not hmac.compare_digest(presented, expected):
+    # Compared as bytes: compare_digest refuses non-ASCII str, and a forged form may hold anything.
+    if not presented or not expected or not hmac.compare_digest(presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")):
         raise PermissionDeniedException(CSRF_FAILED)
     return None
