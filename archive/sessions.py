@@ -32,7 +32,7 @@ import msgspec
 from apscheduler.triggers.interval import IntervalTrigger
 
 from archive import ledger
-from archive.db import write_transaction
+from archive.db import json_column, write_transaction
 from archive.errors import Forbidden, Unauthenticated
 from archive.jobs import JobSpec
 from archive.tables import ConsoleSession
@@ -112,6 +112,7 @@ _COLUMNS = (
     ConsoleSession.ended_at, ConsoleSession.tenant.as_alias("tenant_id"), ConsoleSession.tenant.slug.as_alias("tenant_slug"),
     ConsoleSession.api_key.as_alias("key_id"), ConsoleSession.api_key.prefix.as_alias("key_prefix"),
     ConsoleSession.api_key.role.as_alias("role"), ConsoleSession.api_key.revoked_at.as_alias("revoked_at"),
+    ConsoleSession.api_key.sites.as_alias("sites"), ConsoleSession.api_key.channels.as_alias("channels"),
 )
 
 
@@ -153,9 +154,11 @@ def _over(row: dict[str, Any], now: datetime, idle: timedelta) -> EndReason | No
 
 
 def _principal(row: dict[str, Any]) -> Principal:
-    """The caller a session acts as: the same principal its key authenticates as over the API."""
+    """The caller a session acts as: the same principal its key authenticates as over the API,
+    scope included (a reviewer's session sees what its key sees, nothing more)."""
     return Principal(
-        key_id=row["key_id"], key_prefix=row["key_prefix"], tenant_id=row["tenant_id"], tenant_slug=row["tenant_slug"], role=row["role"]
+        key_id=row["key_id"], key_prefix=row["key_prefix"], tenant_id=row["tenant_id"], tenant_slug=row["tenant_slug"], role=row["role"],
+        sites=tuple(json_column(row["sites"])), channels=tuple(json_column(row["channels"])),
     )
 
 

@@ -1,5 +1,7 @@
 """The review console's server time: a search page at 1M messages, against the API search of the
-same query in the same run (the baseline: what the console adds is rendering the page).
+same query in the same run (the baseline: what the console adds is rendering the page); and a
+review queue action (resolve one item: its head, row and counts), against the same action over
+``POST /v1/reviews/{id}/actions``.
 
 Requests go through the app in-process (httpx's ASGI transport, no network, no client parsing
 of the page), so the time is the server's: session check, search, decrypting and highlighting the
@@ -23,6 +25,7 @@ from bench.search import _query_mix, _vocabulary
 
 BATCH = 100
 PAGE = 25
+FLAGGED = "guaranteed returns, trust me"
 
 
 def _p95(samples: list[float]) -> float:
@@ -79,8 +82,45 @@ async def _run(conversations: int, repeats: int) -> dict[str, Any]:
                 results["pages"][label] = await _timed(lambda q=q, sort=sort: http.get("/console/search", params={"q": q, "sort": sort}), repeats)
                 results["api"][label] = await _timed(
                     lambda q=q, sort=sort: http.post("/v1/search", json={"q": q, "sort": sort, "size": PAGE}, headers=bearer), repeats)
+        results["actions"] = await _queue_actions(http, runtime, principal, bearer, repeats * 10)
     await runtime.stop()
     return results
+
+
+async def _queue_actions(http: Any, runtime: Any, principal: Any, bearer: dict[str, str], n: int) -> dict[str, list[float]]:
+    """``2n`` flagged conversations; ``n`` resolved through the console, ``n`` through the API, interleaved."""
+    from archive.ingest import ingest
+    from archive.models import ConversationIn
+
+    policy = {"name": "bench guarantees", "query": f'"{FLAGGED}"', "patterns": [], "scope": {}, "sample_percent": 0, "severity": "high", "enabled": True}
+    created = await http.post("/v1/supervision/policies", json=policy, headers=bearer)
+    assert created.status_code == 201, created.text[:500]
+    rng, pool = random.Random(7), sentences()
+    flagged = []
+    for i in range(2 * n):
+        body = conversation(rng, pool, 10_000_000 + i, messages=6)
+        body["messages"][3]["text"] = f"Honestly, {FLAGGED}."
+        flagged.append(msgspec.convert(body, ConversationIn))
+    for b in range(0, len(flagged), BATCH):
+        await ingest(runtime, principal, flagged[b:b + BATCH], True)
+    listed = await http.get("/v1/reviews", params={"status": "open", "limit": 200}, headers=bearer)
+    ids = [i["id"] for i in listed.json()["items"]]
+    while listed.json()["next_cursor"] and len(ids) < 2 * n:
+        listed = await http.get("/v1/reviews", params={"status": "open", "limit": 200, "cursor": listed.json()["next_cursor"]}, headers=bearer)
+        ids += [i["id"] for i in listed.json()["items"]]
+    assert len(ids) >= 2 * n, len(ids)
+    page = await http.get("/console/reviews")
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+    assert csrf
+    console_samples: list[float] = []
+    api_samples: list[float] = []
+    for i in range(n):
+        console_samples += await _timed(lambda rid=ids[2 * i]: http.post(
+            f"/console/reviews/{rid}/actions", data={"_csrf": csrf.group(1), "action": "resolve", "queue_status": "open,claimed,escalated"},
+            headers={"hx-request": "true"}), 1)
+        api_samples += await _timed(lambda rid=ids[2 * i + 1]: http.post(
+            f"/v1/reviews/{rid}/actions", json={"action": "resolve"}, headers=bearer), 1)
+    return {"console": console_samples, "api": api_samples}
 
 
 def run(table: Table, conversations: int, repeats: int = 15) -> None:
@@ -94,3 +134,8 @@ def run(table: Table, conversations: int, repeats: int = 15) -> None:
     messages = conversations * 20
     table.add(Row(f"console search page p95, worst ({conversations:,} conv / {messages:,} msg)", worst, "ms",
                   target="<= 300 ms", passed=worst <= 300))
+    actions = results["actions"]
+    action_p95 = _p95(actions["console"])
+    table.add(Row(f"console queue action p95 (resolve: head, row, counts; {len(actions['console'])} items)", action_p95, "ms",
+                  _p95(actions["api"]), target="<= 100 ms", passed=action_p95 <= 100,
+                  note=f"p50 {statistics.median(actions['console']):.1f} ms; baseline: POST /v1/reviews/{{id}}/actions"))

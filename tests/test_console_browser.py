@@ -44,7 +44,7 @@ if not Path(CHROMIUM).exists():
 pytestmark = pytest.mark.browser
 
 # Records what the Content-Security-Policy blocked, so a test can say "nothing".
-CSP_PROBE = "window.__csp = []; document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+CSP_PROBE = "window.__csp = []; document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile + ':' + e.lineNumber + ' ' + e.sample));"
 
 
 def _free_port() -> int:
@@ -287,4 +287,131 @@ async def test_a_revoked_key_takes_the_open_console_with_it(browser, live, runti
     await page.fill("#q", "refund")
     await page.keyboard.press("Enter")  # an htmx request: the answer sends the whole page to sign-in
     await page.wait_for_url("**/console/sign-in?next=**")
+    await context.close()
+
+
+RISKY = ("Hei, jeg heter Ola Nordmann. Er dette trygt?", "Hi Ola, Kari here: these are guaranteed returns, trust me.")
+
+
+async def _flag(live: str, tenant: Any, bodies: list[dict[str, Any]]) -> dict[str, str]:
+    """A policy, the conversations (flagged as they arrive), and external_id → review item id."""
+    async with httpx.AsyncClient(base_url=live, timeout=30) as api:
+        policy = {"name": "guarantees", "query": '"guaranteed returns"', "patterns": [], "scope": {}, "sample_percent": 0,
+                  "severity": "high", "enabled": True}
+        created = await api.post("/v1/supervision/policies", json=policy, headers=tenant.headers("compliance"))
+        assert created.status_code == 201, created.text
+        ingested = await api.post("/v1/transcripts", json={"conversations": bodies}, headers=tenant.headers("ingest"))
+        assert ingested.status_code == 201, ingested.text
+        listed = await api.get("/v1/reviews", params={"limit": 200}, headers=tenant.headers("compliance"))
+        return {i["external_id"]: i["id"] for i in listed.json()["items"]}
+
+
+async def test_a_reviewer_clears_the_queue_by_keyboard_and_never_sees_other_sites(browser, live, runtime, client, axe_source):
+    from archive.tenancy import create_api_key
+
+    tenant = await make_tenant(runtime)
+    bodies = [conversation(f"shop-{i}", *RISKY) for i in range(4)] + [conversation(f"b2b-{i}", *RISKY, site="b2b") for i in range(2)]
+    items = await _flag(live, tenant, bodies)
+    assert len(items) == 6
+    key = await create_api_key(tenant.id, "reviewer", "browser reviewer", ["shop"])
+    context, page = await _new_page(browser, DESKTOP)
+    await page.goto(f"{live}/console")
+    await page.keyboard.type(key.key)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/console/reviews")
+    rows = page.locator("[data-queue] > .queue-row")
+    assert await rows.count() == 4
+    listed = await page.inner_text("#queue-list")
+    assert "shop-0" in listed and "b2b" not in await page.content()
+    assert "Ola" not in await page.inner_text("#item")  # pseudonyms, not names
+    assert await page.locator("#item mark.match").count() >= 2
+    await _check_page(page, axe_source, "review-queue")
+
+    # r resolves the item shown and the next one opens, three times, without a page load.
+    order = [t.strip() for t in await page.locator("[data-queue] .row-title").all_inner_texts()]
+    await page.evaluate("window.__same_page = true")
+    first = await page.inner_text("#item-title")
+    seen = [first.split()[0]]
+    for _ in range(3):
+        await page.keyboard.press("r")
+        await page.wait_for_function("(before) => { const t = document.querySelector('#item-title'); return t && !t.textContent.startsWith(before); }",
+                                     arg=seen[-1])
+        seen.append((await page.inner_text("#item-title")).split()[0])
+    assert seen == order  # in the queue's order (flagged at, then id)
+    assert await page.evaluate("window.__same_page") is True
+    assert await page.inner_text("#queue-tabs a[aria-current=page] .count") == "1"
+
+    # A note (n, then Ctrl+Enter), a claim (c), and k back to a resolved item.
+    await page.keyboard.press("n")  # (a key pressed while the item settles waits for it)
+    await page.wait_for_function("() => document.activeElement.id === 'note'")
+    await page.keyboard.type("Checked the agent's other chats.")
+    await page.keyboard.press("Control+Enter")
+    await page.wait_for_selector("#comments li:has-text('Checked the agent')")
+    await page.wait_for_function("() => document.getElementById('note').value === '' && document.activeElement.id !== 'note'")
+    await page.keyboard.press("c")
+    await page.wait_for_selector("#item-head .status-badge.status-claimed")
+    await _check_page(page, axe_source, "review-item-claimed")
+    await page.keyboard.press("k")
+    await page.wait_for_function("(id) => document.querySelector('#item-title').textContent.startsWith(id)", arg=order[2])
+    assert (await page.inner_text("#item-head .status-badge")).lower() == "resolved"
+
+    async with httpx.AsyncClient(base_url=live) as api:
+        statuses = (await api.get("/v1/reviews", params={"site": "shop"}, headers=tenant.headers("compliance"))).json()["items"]
+    assert sorted(i["status"] for i in statuses) == ["claimed", "resolved", "resolved", "resolved"]
+
+    # Out of scope by address too: the console answers as if the item did not exist.
+    response = await page.goto(f"{live}/console/reviews/{items['b2b-0']}")
+    assert response.status == 404 and "b2b" not in await page.inner_text("main")
+    await context.close()
+
+
+async def test_a_compliance_officer_builds_a_case_with_a_hold_and_an_export(browser, live, runtime, client, axe_source):
+    tenant = await make_tenant(runtime)
+    await _ingest(live, tenant, [conversation(None, *RISKY) for _ in range(3)] + [conversation(None, *TEXTS["en"])])
+    context, page = await _new_page(browser, DESKTOP)
+    await page.goto(f"{live}/console/sign-in")
+    await page.fill("#key", tenant.keys["compliance"].key)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/console/search")
+    await page.keyboard.press("g")
+    await page.keyboard.press("c")
+    await page.wait_for_url("**/console/cases")
+    await _check_page(page, axe_source, "cases")
+
+    await page.fill("#case-name", "Complaint 2026-114: guaranteed returns")
+    await page.fill("#case-description", "A customer says an agent promised returns.")
+    await page.click("text=Open the case")
+    await page.wait_for_url("**/console/cases/*")
+    await page.fill("#s-name", "guarantees")
+    await page.fill("#s-q", '"guaranteed returns"')
+    await page.click("text=Save the search")
+    await page.wait_for_selector("#searches .case-list li:has-text('guarantees')")
+    await page.click("#searches button:has-text('Run')")
+    await page.wait_for_selector("#searches .run:has-text('3 conversations')")
+
+    await page.fill("#h-name", "Complaint 2026-114 hold")
+    await page.fill("#h-reason", "Litigation expected")
+    await page.click("text=Place the hold")  # on the saved search, the first choice
+    await page.wait_for_selector("#holds .case-list li:has-text('Complaint 2026-114 hold') .badge.status-active")
+
+    await page.click("text=Start the export")
+    await page.wait_for_selector("#exports .badge.status-queued, #exports .badge.status-running, #exports .badge.status-done")
+    download_link = page.locator("#exports a:has-text('Download')")
+    await download_link.wait_for(timeout=30_000)  # the page polls while the scheduler builds it
+    await _check_page(page, axe_source, "case")
+    async with page.expect_download() as info:
+        await download_link.click()
+    download = await info.value
+    with open(await download.path(), "rb") as fh:  # noqa: ASYNC230 - a test reading two bytes
+        assert fh.read(2) == b"PK" and download.suggested_filename.endswith(".zip")
+
+    await page.fill("#close-reason", "Settled")
+    await page.get_by_role("button", name="Close the case").click()
+    await page.wait_for_selector("#holds .badge.status-released")
+    assert "Reopen the case" in await page.inner_text("main")
+    async with httpx.AsyncClient(base_url=live) as api:
+        entries = (await api.get("/v1/audit", params={"limit": 1000}, headers=tenant.headers("compliance"))).json()
+    actions = [e["action"] for e in entries]
+    for expected in ("case.create", "case.search.add", "case.search.run", "hold.create", "export.create", "export.download", "hold.release", "case.close"):
+        assert expected in actions, expected
     await context.close()

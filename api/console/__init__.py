@@ -13,8 +13,10 @@ from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
 from api.console.audit import AuditPages
+from api.console.cases import CasePages, ExportDownloads
 from api.console.errors import EXCEPTION_HANDLERS
 from api.console.render import STATIC, template_config
+from api.console.reviews import ReviewPages
 from api.console.search import ConversationPages, SearchPages
 from api.console.security import ConsoleSessionMiddleware, check_csrf
 from api.console.signin import SignInController
@@ -32,7 +34,7 @@ def console_router() -> Router:
     )
     return Router(
         "/console",
-        route_handlers=[SignInController, SearchPages, ConversationPages, AuditPages, static],
+        route_handlers=[SignInController, SearchPages, ConversationPages, ReviewPages, CasePages, ExportDownloads, AuditPages, static],
         middleware=[ConsoleSessionMiddleware],
         before_request=check_csrf,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -43,6 +43,8 @@ ASSET_VERSION = _asset_version()
 # (section, label, path, roles that may open it, shortcut after "g")
 SECTIONS: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
     ("search", "Search", "/console/search", ("compliance",), "s"),
+    ("reviews", "Review queue", "/console/reviews", ("reviewer", "compliance"), "r"),
+    ("cases", "Cases", "/console/cases", ("compliance", "admin"), "c"),
     ("audit", "Audit", "/console/audit", ("compliance", "admin"), "a"),
 )
 

@@ -88,8 +88,70 @@
     return false;
   }
 
+  // --- the review queue: one item at a time -------------------------------------------------
+  function queueRows() { return Array.from(document.querySelectorAll("[data-queue] > .queue-row")); }
+  function currentRow() { return document.querySelector("[data-queue] > .queue-row.selected"); }
+  function select(row) {
+    queueRows().forEach(function (r) {
+      r.classList.remove("selected");
+      const link = r.querySelector(".item-link");
+      if (link) link.removeAttribute("aria-current");
+    });
+    row.classList.add("selected");
+    row.querySelector(".item-link").setAttribute("aria-current", "true");
+    row.scrollIntoView({ block: "nearest" });
+  }
+  function openRow(row) {
+    if (!row) return false;
+    select(row);
+    row.querySelector(".item-link").click();
+    return true;
+  }
+  function step(delta) {
+    const rows = queueRows();
+    const index = rows.indexOf(currentRow());
+    return openRow(rows[index < 0 ? 0 : index + delta]);
+  }
+  document.addEventListener("click", function (event) {
+    const link = event.target.closest && event.target.closest("[data-queue] .item-link");
+    if (link) select(link.closest(".queue-row"));
+    const all = event.target.closest && event.target.closest("[data-select-all]");
+    if (all) queueRows().forEach(function (r) { r.querySelector("input[type=checkbox]").checked = all.checked; });
+  });
+  // An item that left the queue (resolved, false positive, escalated): the next one opens.
+  document.addEventListener("reviewDone", function (event) {
+    const row = document.getElementById("row-" + event.detail.value);
+    const rows = queueRows();
+    const next = rows.slice(rows.indexOf(row) + 1).find(function (r) { return r.classList.contains("status-open") || r.classList.contains("status-claimed"); });
+    if (!openRow(next)) {
+      const title = document.getElementById("item-title");
+      if (title) title.insertAdjacentHTML("afterend", '<p class="notice" role="status">That was the last item listed here.</p>');
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    const target = event.detail.target;
+    if (target && target.id === "item") {
+      const title = document.getElementById("item-title");
+      if (title) title.focus({ preventScroll: true });
+    }
+    // After an action the head is new; htmx keeps the focus in the note field, where the action
+    // keys would type letters. The focus goes back to the item unless the note needs fixing.
+    const invalid = document.querySelector("#item-head textarea[aria-invalid=true]");
+    if (invalid) invalid.focus();
+    else if (document.activeElement && document.activeElement.id === "note" && event.detail.requestConfig &&
+             event.detail.requestConfig.verb === "post") {
+      const title = document.getElementById("item-title");
+      if (title) title.focus({ preventScroll: true });
+    }
+  });
+
   let pendingG = 0;
   document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && event.target.id === "note") {
+      event.preventDefault();
+      press("[data-comment]");
+      return;
+    }
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     const dialog = document.getElementById("shortcuts");
     if (event.key === "Escape" && typing(event.target)) { event.target.blur(); return; }
@@ -114,6 +176,13 @@
       if (box) { event.preventDefault(); box.focus(); box.select(); }
       return;
     }
+    if (queueRows().length && (key === "j" || key === "k")) { event.preventDefault(); step(key === "j" ? 1 : -1); return; }
+    if (key === "x" && currentRow()) {
+      const box = currentRow().querySelector("input[type=checkbox]");
+      event.preventDefault();
+      box.checked = !box.checked;
+      return;
+    }
     if (key === "j") { event.preventDefault(); move(1); return; }
     if (key === "k") { event.preventDefault(); move(-1); return; }
     if (key === "o") {
@@ -126,6 +195,25 @@
     const button = document.querySelector('[data-shortcut="' + key + '"]:not([disabled])');
     if (button) { event.preventDefault(); button.click(); }
   });
+
+  // Keys pressed while an item is loading or an action is under way wait for it: a fast "r r r"
+  // clears three items, each on the item it was meant for, never on a half-swapped page.
+  const waiting = [];
+  function busy() { return document.querySelector(".htmx-request, .htmx-swapping, .htmx-settling") !== null; }
+  document.addEventListener("keydown", function (event) {
+    if (!busy() || typing(event.target) || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (!/^[jkcrfenx]$/.test(event.key) || !queueRows().length) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    waiting.push(event.key);
+  }, true);
+  function replay() {
+    if (!waiting.length || busy()) return;
+    const key = waiting.shift();
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { key: key, bubbles: true }));
+  }
+  // After the swap has settled and whatever it triggered (the next item) has started.
+  document.addEventListener("htmx:afterSettle", function () { window.setTimeout(replay, 0); });
 
   // --- the session ----------------------------------------------------------------------------
   // A session revoked or expired elsewhere takes the page with it within a minute: the heartbeat
