@@ -1,4 +1,4 @@
-"""The console's pages are not in the OpenAPI document (they serve HTML, not the API), so
+"""The console's pages (search, conversations, audit, review queue, cases) are not in the OpenAPI document (they serve HTML, not the API), so
 tests/test_fuzz.py never reaches them. This sends every console route hostile values in every
 parameter it reads — signed in and not, as a full page and as an htmx fragment — and asks the same
 thing: a 4xx (or a page naming the problem), never a 5xx.
@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import TenantFixture
 from tests.test_console import browser_like, form_token, signed_in
+from tests.test_console_cases import _new_case
+from tests.test_console_reviews import flagged, risky
 
 HOSTILE = [
     "",
@@ -55,8 +57,14 @@ PAGES: list[tuple[str, list[str]]] = [
     ("/console/conversations/00000000-0000-0000-0000-000000000000", ["revision", "back"]),
     ("/console/audit", ["actor", "action", "subject", "from", "to", "after"]),
     ("/console/audit/verify", []),
+    ("/console/reviews", ["status", "severity", "site", "channel", "assignee", "from", "to", "sort", "cursor"]),
+    ("/console/reviews/00000000-0000-0000-0000-000000000000", ["status", "severity", "site", "from", "to", "sort"]),
+    ("/console/cases", ["status"]),
+    ("/console/cases/00000000-0000-0000-0000-000000000000", []),
+    ("/console/cases/00000000-0000-0000-0000-000000000000/exports", []),
 ]
-PATH_SEGMENTS = ["/console/conversations/{v}", "/console/conversations/00000000-0000-0000-0000-000000000000/files/{v}"]
+PATH_SEGMENTS = ["/console/conversations/{v}", "/console/conversations/00000000-0000-0000-0000-000000000000/files/{v}",
+                 "/console/reviews/{v}", "/console/cases/{v}", "/console/exports/{v}/download"]
 
 
 def _escaped(value: str) -> str:
@@ -104,3 +112,41 @@ async def test_no_console_form_answers_hostile_fields_with_a_server_error(client
         for body in (b"\xff\xfe", b"key=%ff&_csrf=%", b"=" * 10_000):
             response = await http.post("/console/sign-in", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
             assert response.status_code < 500, f"{body[:40]!r}: {response.status_code} {response.text[:500]}"
+
+
+# (path under the case or review item, the form fields it reads)
+CASE_FORMS = [
+    ("", ["name", "description"]),  # /console/cases itself: a new case
+    ("/searches", ["name", "q", "site", "channel", "agent", "tag", "language"]),
+    ("/holds", ["name", "reason", "search", "q", "site"]),
+    ("/exports", ["search", "format", "q", "language"]),
+    ("/reviews", ["ids"]),
+    ("/close", ["reason"]),
+    ("/reopen", ["reason"]),
+]
+REVIEW_FORMS = [
+    ("/actions", ["action", "note", "assignee", "queue_status", "queue_severity", "queue_from", "queue_sort"]),
+    ("/reveal", ["reason", "queue_site"]),
+]
+
+
+async def _posted(http: httpx.AsyncClient, url: str, csrf: str, fields: list[str]) -> None:
+    for field in fields:
+        for value in HOSTILE:
+            if "\ud800" in value:
+                continue  # not encodable in a form body by the client
+            for htmx in ({}, {"HX-Request": "true"}):
+                response = await http.post(url, data={"_csrf": csrf, field: value}, headers=htmx)
+                assert response.status_code < 500, f"{url} {field}={value[:40]!r} {htmx}: {response.status_code} {response.text[:500]}"
+
+
+async def test_no_case_or_review_form_answers_hostile_fields_with_a_server_error(client: httpx.AsyncClient, tenant: TenantFixture) -> None:
+    items = await flagged(client, tenant, risky("c1"))
+    async with browser_like(client) as http:
+        csrf = await signed_in(http, tenant)
+        case_id = await _new_case(http, csrf)
+        for suffix, fields in CASE_FORMS:
+            await _posted(http, f"/console/cases/{case_id}{suffix}" if suffix else "/console/cases", csrf, fields)
+        for suffix, fields in REVIEW_FORMS:
+            await _posted(http, f"/console/reviews/{items['c1']}{suffix}", csrf, fields)
+        await _posted(http, "/console/reviews/actions", csrf, ["ids", "action", "note"])
