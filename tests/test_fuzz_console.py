@@ -1,7 +1,8 @@
-"""The console's pages (search, conversations, audit, review queue, cases) are not in the OpenAPI document (they serve HTML, not the API), so
-tests/test_fuzz.py never reaches them. This sends every console route hostile values in every
-parameter it reads — signed in and not, as a full page and as an htmx fragment — and asks the same
-thing: a 4xx (or a page naming the problem), never a 5xx.
+"""The console's pages (search, conversations, audit, review queue, cases) are not in the OpenAPI
+document (they serve HTML, not the API), so tests/test_fuzz.py never reaches them. This sends every
+console route hostile values in every parameter and form field it reads — signed in and not, as a
+full page and as an htmx fragment — and asks the same thing: a 4xx (or a page naming the problem),
+never a 5xx.
 
 The values are a fixed list, not generated: each one is a way a page has broken elsewhere
 (encodings, lengths, numbers out of range, malformed ids and cursors, query-language edge cases).
