@@ -217,3 +217,26 @@ async def test_the_queue_filters_and_pages_with_a_cursor(client, tenant):
     assert len(seen) == len(set(seen)) == 6
     bad = await client.get("/v1/reviews", params={"status": "done", "limit": "0"}, headers=compliance)
     assert bad.status_code == 422 and {e["path"] for e in bad.json()["errors"]} == {"status[0]", "limit"}
+
+
+async def test_a_reviewer_key_made_with_the_cli_is_scoped_to_its_sites_and_channels(client, tenant):
+    await _flag(client, tenant, _risky("shop-web"), _risky("b2b-whatsapp", site="b2b", channel="whatsapp"), _risky("blog-web", site="blog"))
+    made = await run_cli("keys", "create", "--tenant", tenant.slug, "--role", "reviewer", "--sites", "shop,b2b", "--channels", "web", "--json")
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    assert (key["role"], key["sites"], key["channels"]) == ("reviewer", ["b2b", "shop"], ["web"])
+    seen = await queue(client, {"Authorization": f"Bearer {key['key']}"})
+    assert [i["external_id"] for i in seen["items"]] == ["shop-web"]
+
+
+async def test_the_admin_api_makes_reviewer_keys_with_a_scope_and_refuses_them_without_one(client, tenant):
+    admin = tenant.headers("admin")
+    made = await client.post("/v1/admin/keys", json={"role": "reviewer", "sites": ["shop"], "channels": ["web"]}, headers=admin)
+    assert made.status_code == 201, made.text
+    assert (made.json()["sites"], made.json()["channels"]) == (["shop"], ["web"])
+    listed = {k["id"]: k for k in (await client.get("/v1/admin/keys", headers=admin)).json()}
+    assert (listed[made.json()["id"]]["sites"], listed[made.json()["id"]]["channels"]) == (["shop"], ["web"])
+    unscoped = await client.post("/v1/admin/keys", json={"role": "reviewer"}, headers=admin)
+    assert unscoped.status_code == 422 and [e["path"] for e in unscoped.json()["errors"]] == ["sites"]
+    scoped_compliance = await client.post("/v1/admin/keys", json={"role": "compliance", "sites": ["shop"]}, headers=admin)
+    assert scoped_compliance.status_code == 422 and [e["path"] for e in scoped_compliance.json()["errors"]] == ["sites"]
