@@ -25,6 +25,7 @@ from api.browser import demo_shop, snippet
 from api.cases import CaseController
 from api.composition import build_runtime
 from api.connectors import ConnectorAdminController, receive_push
+from api.console import console_router, template_config
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
 from api.proactive import CapacityController, CollectController, RulesController, explain
@@ -113,7 +114,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
             RulesController, CapacityController, explain,
-            ConnectorAdminController, receive_push,
+            ConnectorAdminController, receive_push, console_router(),
         ],
         dependencies=DEPENDENCIES,
         middleware=[RequestIdMiddleware, ApiKeyAuthentication],
@@ -124,6 +125,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                                allow_headers=["authorization", "content-type", "x-parley-site", "x-request-id"],
                                expose_headers=["x-request-id"], max_age=600),
         exception_handlers=EXCEPTION_HANDLERS,
+        template_config=template_config(),
         lifespan=[lifespan],
         state=State({"runtime": runtime, "demo_site_key": None, "scheduler": None}),
         request_max_body_size=settings.max_body_bytes,

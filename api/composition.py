@@ -9,7 +9,7 @@ are all visible here, in order.
 from __future__ import annotations
 
 from archive import jobs as archive_jobs
-from archive import rescan
+from archive import rescan, sessions
 from archive.clock import Clock, SystemClock
 from archive.connectors import service as connectors
 from archive.connectors.store import ConnectorDirectory
@@ -109,8 +109,8 @@ def build_runtime(
         ingest_steps=ingest_steps(),
         events=event_sink(search),
         engagement=Engagement(clock),
-        jobs=[*archive_jobs.jobs(), *indexing.jobs(), *rescan.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs(),
-              *connectors.jobs(), *supervision_backfill.jobs()],
+        jobs=[*archive_jobs.jobs(), *sessions.jobs(), *indexing.jobs(), *rescan.jobs(), *retention_jobs.jobs(),
+              *proactive_jobs.jobs(), *connectors.jobs(), *supervision_backfill.jobs()],
         connectors=ConnectorDirectory(signals, clock, settings.auth_cache_seconds),
         signing=SigningKeys(keys, clock),
         master_key_users=master_key_users(),

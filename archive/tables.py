@@ -262,6 +262,24 @@ class IndexOutbox(Table, tablename="index_outbox"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class ConsoleSession(Table, tablename="console_session"):
+    """A browser session of the review console, opened with an API key (archive.sessions).
+
+    Only a SHA-256 of the session token is stored: a copy of this table cannot be replayed as
+    cookies. The key's own row decides whether the session is still good (a revoked key ends it).
+    """
+
+    id = UUID(primary_key=True)
+    token_sha256 = Varchar(length=64, unique=True)
+    tenant = ForeignKey(references=Tenant, null=False)
+    api_key = ForeignKey(references=ApiKey, null=False)
+    created_at = Timestamptz()
+    last_seen_at = Timestamptz()
+    expires_at = Timestamptz()
+    ended_at = Timestamptz(null=True, default=None)
+    ended_reason = Varchar(length=32, null=True, default=None)
+
+
 class SigningKey(Table, tablename="signing_key"):
     """One Ed25519 key that signs ledger checkpoints and exports; rows are never deleted, so
     everything ever signed stays verifiable (see archive/signing.py)."""
@@ -348,6 +366,7 @@ APP_TABLES: list[type[Table]] = [
     ConnectorThread,
     ConnectorDraft,
     ConnectorJob,
+    ConsoleSession,
     SigningKey,
     OperationLease,
     RedactionRescan,
