@@ -16,6 +16,7 @@ from archive.keyring import Keys, MasterKeyring, load_keyring
 from archive.runtime import Runtime
 from archive.search import indexing
 from archive.search.backend import SearchBackend
+from archive.search.languages import LanguagesStep
 from archive.signals import Signals
 from archive.tenancy import TenantDirectory
 from archive.workers import Workers
@@ -30,7 +31,7 @@ from retention.policies import RetainUntilStep
 
 def ingest_steps() -> list[IngestStep]:
     """What happens to every ingested conversation besides being stored, in order."""
-    return [RetainUntilStep(), indexing.OutboxStep()]
+    return [RetainUntilStep(), indexing.OutboxStep(), LanguagesStep()]
 
 
 def event_sink(search: SearchBackend) -> EventSink:

@@ -135,6 +135,15 @@ class IndexOutbox(Table, tablename="index_outbox"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class TenantLanguage(Table, tablename="tenant_language"):
+    """Each language a tenant has archived conversations in (primary subtag), kept at ingest: a
+    search reads a query word in every one of them."""
+
+    id: Serial  # Piccolo's implicit primary key, named for the type checker
+    tenant = ForeignKey(references=Tenant, null=False)
+    language = Varchar(length=35)
+
+
 APP_TABLES: list[type[Table]] = [
     Tenant,
     ApiKey,
@@ -145,4 +154,5 @@ APP_TABLES: list[type[Table]] = [
     LedgerHead,
     LedgerCheckpoint,
     IndexOutbox,
+    TenantLanguage,
 ]

@@ -163,8 +163,6 @@ class TenantContext:
         self.crypto = crypto
         self._analyzer: Analyzer | None = None
         self._redaction: RedactionOptions | None = None
-        # (monotonic time, languages) the search expands query words into; see search.service.
-        self.languages: tuple[float, list[str]] | None = None
 
     @property
     def redaction(self) -> RedactionOptions:

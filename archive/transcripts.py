@@ -42,12 +42,14 @@ async def fetch_sealed(ctx: TenantContext, ids: list[UUID]) -> dict[UUID, Sealed
     shredded ones are simply missing. Decrypting is ``unseal`` (CPU: callers may use a thread)."""
     if not ids:
         return {}
-    rows = await Conversation.select().where((Conversation.tenant == ctx.tenant_id) & Conversation.id.is_in(ids))
-    keys = {
-        k["conversation"]: k
-        for k in await ConversationKey.select().where((ConversationKey.tenant == ctx.tenant_id) & ConversationKey.conversation.is_in(ids))
+    # By primary key alone, the tenant checked on the rows: with ``tenant = ?`` in the WHERE,
+    # SQLite prefers the (tenant, retain_until) index and walks every row of the tenant.
+    rows = await Conversation.select().where(Conversation.id.is_in(ids))
+    keys = {k["conversation"]: k for k in await ConversationKey.select().where(ConversationKey.conversation.is_in(ids))}
+    return {
+        row["id"]: (row, keys[row["id"]]) for row in rows
+        if row["tenant"] == ctx.tenant_id and row["id"] in keys and keys[row["id"]]["tenant"] == ctx.tenant_id
     }
-    return {row["id"]: (row, keys[row["id"]]) for row in rows if row["id"] in keys}
 
 
 def unseal(ctx: TenantContext, sealed: Sealed) -> StoredConversation:

@@ -33,7 +33,7 @@ from config.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-DRAIN_BATCH = 200
+DRAIN_BATCH = 1000  # conversations per index commit
 MAX_BACKOFF_SECONDS = 300
 
 
@@ -59,31 +59,41 @@ def document_language(stored: StoredConversation, ctx: TenantContext) -> str:
     return primary_language(stored.language) or primary_language(ctx.settings.default_languages[0] if ctx.settings.default_languages else "")
 
 
-def document_columns(an: Analyzer, messages: Iterable[tuple[str, str]], language: str) -> dict[str, str]:
-    """(sender role, text) pairs → the index columns: positional terms per sender, with a boundary
-    between messages, and the distinct prefixes and forms per sender. One analysis per word."""
+class Columns(msgspec.Struct):
+    """A conversation's index columns: positional terms per sender (``t_*``), the bag per sender
+    (``f_*``: prefix paths, exact spellings, typing keys), and each term's typo neighbourhood."""
+
+    columns: dict[str, str]
+    typos: dict[str, tuple[str, ...]]
+
+
+def document_columns(an: Analyzer, messages: Iterable[tuple[str, str]], language: str) -> Columns:
+    """(sender role, text) pairs → the index columns, with a boundary token between messages.
+    One analysis per word (cached across messages and conversations)."""
     text: dict[str, list[str]] = {s: [] for s in SENDERS}
     bags: dict[str, set[WordTokens]] = {s: set() for s in SENDERS}
     boundary = an.boundary()
     for role, message in messages:
-        if text[role]:
-            text[role].append(boundary)
         analyzed = an.analyze(message, language)
-        text[role].extend(w.term for w in analyzed)
+        terms = text[role]
+        if terms:
+            terms.append(boundary)
+        terms.extend([w.term for w in analyzed])
         bags[role].update(analyzed)
     columns = {f"t_{s}": " ".join(text[s]) for s in SENDERS}
-    columns.update({f"p_{s}": " ".join(sorted({p for w in bags[s] for p in w.prefixes})) for s in SENDERS})
-    columns.update({f"f_{s}": " ".join(sorted({f for w in bags[s] for f in w.forms})) for s in SENDERS})
-    return columns
+    columns.update({f"f_{s}": " ".join(sorted({w.path for w in bags[s] if w.path} | {t for w in bags[s] for t in w.bag})) for s in SENDERS})
+    typos = {w.term: w.typos for bag in bags.values() for w in bag if w.typos}
+    return Columns(columns, typos)
 
 
 def build_document(ctx: TenantContext, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> IndexDoc:
     language = document_language(stored, ctx)
-    columns = document_columns(analyzer(ctx), ((m.sender.role, m.text) for m in stored.messages), language)
+    analysed = document_columns(analyzer(ctx), ((m.sender.role, m.text) for m in stored.messages), language)
     return IndexDoc(
         conversation_id=conversation_id, tenant_id=ctx.tenant_id, site=stored.site, channel=stored.channel,
         language=(stored.language or language or "und").lower(), started_at=stored.started_at,
-        agent_ids=sorted({a.id for a in stored.agents}), tags=stored.tags, visitor_hash=visitor_hash, columns=columns,
+        agent_ids=sorted({a.id for a in stored.agents}), tags=stored.tags, visitor_hash=visitor_hash,
+        columns=analysed.columns, typos=analysed.typos,
     )
 
 
@@ -213,7 +223,7 @@ async def lag(rt: Runtime) -> Lag:
     return Lag(pending=pending, oldest_seconds=round(age, 1))
 
 
-async def rebuild(rt: Runtime, progress: Callable[[int, int], None] | None = None, batch: int = 200) -> int:
+async def rebuild(rt: Runtime, progress: Callable[[int, int], None] | None = None, batch: int = DRAIN_BATCH) -> int:
     """Recreate the index from the store, streaming conversations in id order."""
     index = rt.search
     await index.reset()
