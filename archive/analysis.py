@@ -75,6 +75,8 @@ def _fold_letter(letter: str) -> str:
 
 def fold(text: str) -> str:
     """Strip diacritics (é→e, å→a, й→и) and spell undecomposable Latin letters out (ø→o, æ→ae)."""
+    if text.isascii():
+        return text
     stripped = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
     if not stripped.isascii():
         stripped = "".join(_fold_letter(c) for c in stripped)
@@ -139,6 +141,8 @@ class Analyzer:
         self._normals: dict[str, dict[str, str]] = {}
         self._words: dict[str, dict[str, WordTokens]] = {}
         self._paths: dict[str, str] = {}
+        self._blocks: dict[str, str] = {}
+        self._neighbourhoods: dict[tuple[str, str], tuple[str, ...]] = {}
         self._highlight: dict[tuple[str, str], frozenset[str]] = {}
 
     def _digest(self, text: str) -> str:
@@ -173,13 +177,32 @@ class Analyzer:
             return ""
         found = self._paths.get(surface)
         if found is None:
-            blocks = [PATH_MARK]
+            blocks = self._blocks
+            parts = [PATH_MARK]
             for n in range(MIN_PREFIX, min(len(surface), MAX_PREFIX) + 1):
-                blocks.append(self._digest(PREFIX + surface[:n])[:PATH_ROOT_DIGITS if n == MIN_PREFIX else PATH_STEP_DIGITS])
-            found = "".join(blocks)
+                prefix = surface[:n]
+                block = blocks.get(prefix)
+                if block is None:  # short prefixes are shared by many words: hashed once
+                    block = self._digest(PREFIX + prefix)[:PATH_ROOT_DIGITS if n == MIN_PREFIX else PATH_STEP_DIGITS]
+                    if len(blocks) > CACHE_LIMIT:
+                        blocks.clear()
+                    blocks[prefix] = block
+                parts.append(block)
+            found = "".join(parts)
             if len(self._paths) > CACHE_LIMIT:
                 self._paths.clear()
             self._paths[surface] = found
+        return found
+
+    def neighbourhood(self, canonical: str, language: str) -> tuple[str, ...]:
+        """The typo-neighbourhood tokens of a normal form (shared by all its inflections)."""
+        key = (canonical, language)
+        found = self._neighbourhoods.get(key)
+        if found is None:
+            found = tuple(sorted(self.token(TYPO, s, language) for s in typos.indexed_neighbourhood(canonical)))
+            if len(self._neighbourhoods) > CACHE_LIMIT:
+                self._neighbourhoods.clear()
+            self._neighbourhoods[key] = found
         return found
 
     # --- documents ---------------------------------------------------------------------------
@@ -198,9 +221,7 @@ class Analyzer:
                 bag.append(self.token(EXACT, normal, language))
             if tr.is_cyrillic(normal):
                 bag.append(self.token(TYPING_KEY, tr.cyrillic_key(normal)))  # the script scopes it
-            neighbourhood: tuple[str, ...] = ()
-            if self.typo_tolerance and not is_cjk(word):
-                neighbourhood = tuple(sorted(self.token(TYPO, s, language) for s in typos.indexed_neighbourhood(canonical)))
+            neighbourhood = self.neighbourhood(canonical, language) if self.typo_tolerance and not is_cjk(word) else ()
             found = WordTokens(self.token(TERM, canonical, language), self.path(fold(word)), tuple(bag), neighbourhood)
             if len(cache) > CACHE_LIMIT:
                 cache.clear()
@@ -209,8 +230,8 @@ class Analyzer:
 
     def analyze(self, text: str, language: str) -> list[WordTokens]:
         """One pass over a message: the tokens of each word, in order."""
-        word = self.word
-        return [word(w, language) for w in words(text)]
+        cache = self._words.get(language) or {}
+        return [cache.get(w) or self.word(w, language) for w in words(text)]
 
     def boundary(self) -> str:
         return self.token(TERM, MESSAGE_BOUNDARY)
@@ -295,15 +316,21 @@ class Analyzer:
         return self.path(surface[:MAX_PREFIX])
 
 
-def highlight_terms(analyzer: Analyzer, text: str, language: str, wanted: set[str], paths: tuple[str, ...] = ()) -> list[tuple[int, int]]:
+def highlight_terms(analyzer: Analyzer, text: str, language: str, wanted: set[str], paths: tuple[str, ...] = (),
+                    seen: dict[str, bool] | None = None) -> list[tuple[int, int]]:
     """Character spans of words in ``text`` whose tokens meet ``wanted`` (any term or form) or
-    whose prefix path starts with one of ``paths`` (prefix queries)."""
+    whose prefix path starts with one of ``paths`` (prefix queries). ``seen`` remembers each
+    word's answer across the messages of one search (in ``language``)."""
     spans = []
+    seen = {} if seen is None else seen
     normalized = unicodedata.normalize("NFKC", text)
     for match in _WORD.finditer(normalized):
         word = match.group().casefold()
-        if is_cjk(word):
-            continue
-        if not wanted.isdisjoint(analyzer.word_tokens(word, language)) or (paths and analyzer.path(fold(word)).startswith(paths)):
+        found = seen.get(word)
+        if found is None:
+            found = seen[word] = not is_cjk(word) and (
+                not wanted.isdisjoint(analyzer.word_tokens(word, language))
+                or bool(paths and analyzer.path(fold(word)).startswith(paths)))
+        if found:
             spans.append(match.span())
     return spans

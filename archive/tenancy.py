@@ -163,6 +163,8 @@ class TenantContext:
         self.crypto = crypto
         self._analyzer: Analyzer | None = None
         self._redaction: RedactionOptions | None = None
+        # (monotonic time, languages) the search expands query words into; see search.languages.
+        self.languages: tuple[float, list[str]] | None = None
 
     @property
     def redaction(self) -> RedactionOptions:

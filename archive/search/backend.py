@@ -11,7 +11,6 @@ import msgspec
 from archive.search.plan import Plan
 
 
-
 class IndexDoc(msgspec.Struct, frozen=True):
     """One conversation as the index sees it: clear filter fields and keyed tokens, no text."""
 

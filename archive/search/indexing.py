@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Callable, Iterable
 from uuid import UUID
 
@@ -97,17 +97,33 @@ def build_document(ctx: TenantContext, conversation_id: UUID, stored: StoredConv
     )
 
 
+_OUTBOX_ROWS_PER_STATEMENT = 5000  # three parameters a row: within SQLite's and PostgreSQL's limits
+
+
+async def _enqueue(tenant_id: UUID, conversation_ids: list[UUID], op: str) -> None:
+    """Outbox rows as explicit SQL (a hot write path: one row per conversation ingested), due at
+    once (the wall clock, as the columns' defaults)."""
+    now = datetime.now(timezone.utc)
+    for start in range(0, len(conversation_ids), _OUTBOX_ROWS_PER_STATEMENT):
+        chunk = conversation_ids[start:start + _OUTBOX_ROWS_PER_STATEMENT]
+        await IndexOutbox.raw(
+            "INSERT INTO index_outbox (tenant, conversation, op, attempts, next_attempt_at, last_error, created_at) VALUES "
+            + ", ".join(f"({{}}, {{}}, '{op}', 0, {{}}, '', {{}})" for _ in chunk),
+            *[value for c in chunk for value in (tenant_id, c, now, now)],
+        )
+
+
 class OutboxStep(ingest.IngestStep):
     """Every ingested conversation is queued for indexing in the ingest transaction."""
 
     async def after_insert(self, rt: Runtime, tenant_id: UUID, items: list[ingest.Prepared]) -> None:
-        await IndexOutbox.insert(*[IndexOutbox(tenant=tenant_id, conversation=p.id, op="upsert") for p in items])
+        await _enqueue(tenant_id, [p.id for p in items], "upsert")
 
 
 async def enqueue_deletes(tenant_id: UUID, conversation_ids: list[UUID]) -> None:
     """Called by retention and erasure inside their delete transactions."""
     if conversation_ids:
-        await IndexOutbox.insert(*[IndexOutbox(tenant=tenant_id, conversation=c, op="delete") for c in conversation_ids])
+        await _enqueue(tenant_id, conversation_ids, "delete")
 
 
 

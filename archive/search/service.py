@@ -134,7 +134,7 @@ def _parse(request: SearchRequest) -> Parsed:
 
 async def plan_for(rt: Runtime, ctx: TenantContext, request: SearchRequest, parsed: Parsed | None = None) -> Plan:
     parsed = parsed or _parse(request)
-    languages = await tenant_languages(ctx)
+    languages = await tenant_languages(rt, ctx)
     if request.filters.language:
         languages = sorted({*languages, primary_language(request.filters.language)})
     an = indexing.analyzer(ctx)
@@ -148,16 +148,20 @@ async def plan_for(rt: Runtime, ctx: TenantContext, request: SearchRequest, pars
     )
 
 
-def _highlights(ctx: TenantContext, stored: Any, wanted: set[str], paths: tuple[str, ...], senders: tuple[str, ...]) -> list[Highlight]:
+def _highlights(ctx: TenantContext, stored: Any, wanted: set[str], paths: tuple[str, ...], senders: tuple[str, ...],
+                seen: dict[str, dict[str, bool]]) -> list[Highlight]:
+    """Up to MAX_HIGHLIGHTS messages of one hit; ``seen`` caches each word's answer per language
+    across the hits of one search (function words recur in every message)."""
     if not wanted and not paths:
         return []
     an = indexing.analyzer(ctx)
     language = indexing.document_language(stored, ctx)
+    memo = seen.setdefault(language, {})
     out: list[Highlight] = []
     for index, message in enumerate(stored.messages):
         if senders and message.sender.role not in senders:
             continue
-        spans = highlight_terms(an, message.text, language, wanted, paths)
+        spans = highlight_terms(an, message.text, language, wanted, paths, memo)
         if not spans:
             continue
         out.append(Highlight(index, message.sender.role, _fragment(message.text, spans)))
@@ -194,6 +198,7 @@ async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> S
         else:
             relaxed = None
     wanted, paths = positive_tokens(plan.tree), positive_paths(plan.tree)
+    seen: dict[str, dict[str, bool]] = {}
     hits: list[SearchHit] = []
     # Conversations deleted or shredded since they were indexed are skipped: the index catches up.
     loaded = await load_many(ctx, [h.conversation_id for h in page.hits])
@@ -206,7 +211,7 @@ async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> S
                 id=scored.conversation_id, external_id=stored.external_id, score=round(scored.score, 4),
                 started_at=stored.started_at, site=stored.site, channel=stored.channel,
                 agents=[AgentRef(a.id, a.name) for a in stored.agents], visitor_id=stored.visitor.id,
-                language=stored.language, highlights=_highlights(ctx, stored, wanted, paths, plan.senders),
+                language=stored.language, highlights=_highlights(ctx, stored, wanted, paths, plan.senders, seen),
             )
         )
     next_cursor = None
