@@ -19,8 +19,9 @@ Tables:
 * ``search_fts``: ``t_<sender>`` terms with positions (phrases, NEAR, BM25).
 * ``search_bag``: ``f_<sender>``, no positions: prefix paths (a prefix query is a token-prefix
   query), exact spellings, typing keys.
-* ``search_typo``: the typo vocabulary, (tenant, deletion) → term, filled once per term rather
-  than once per conversation; a typo query looks its deletions up and matches the terms.
+* ``search_typo``: the typo vocabulary, one row per term (its rowid is the term's 56 bits) whose
+  text is the term's deletion neighbourhood — written once per term rather than once per
+  conversation; a typo query matches its deletions here and then the terms in ``search_fts``.
 
 A query becomes SQL around FTS ``MATCH`` sub-selects. Writes commit once per batch (the drain
 hands over up to 1,000 conversations). ``synchronous`` stays FULL: the drain deletes its outbox
@@ -87,8 +88,7 @@ SCHEMA = [
     "CREATE INDEX search_label_doc ON search_label (doc, kind, value)",
     f"CREATE VIRTUAL TABLE search_fts USING fts5({', '.join(TEXT_COLUMNS)}, {_CONTENTLESS}, detail=full)",
     f"CREATE VIRTUAL TABLE search_bag USING fts5({', '.join(BAG_COLUMNS)}, {_CONTENTLESS}, detail=column)",
-    """CREATE TABLE search_typo (tenant INTEGER NOT NULL, deletion INTEGER NOT NULL, term INTEGER NOT NULL,
-        PRIMARY KEY (tenant, deletion, term)) WITHOUT ROWID""",
+    f"CREATE VIRTUAL TABLE search_typo USING fts5(deletions, {_CONTENTLESS}, detail=none)",
 ]
 FACET_SQL = {
     "site": "SELECT d.site, count(*) FROM temp.matched m JOIN search_doc d ON d.rowid = m.id GROUP BY 1",
@@ -115,10 +115,10 @@ def _iso_micros(text: str) -> int:
     return _micros(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-def deletion_key(token: str) -> int:
-    """A typo-neighbourhood token as the vocabulary stores it: 48 bits, stored in six bytes (a
-    spurious match needs two of a tenant's deletions to agree on all 48)."""
-    return int(token[:12], 16) - (1 << 47)
+def deletion_key(token: str) -> str:
+    """A typo-neighbourhood token as the vocabulary stores it: its first 48 bits (a spurious
+    match needs two deletions to agree on all 48)."""
+    return token[:12]
 
 
 def _term_int(token: str) -> int:
@@ -302,7 +302,7 @@ class SqliteFtsBackend:
         labels: list[tuple[int, str, str]] = []
         texts: list[tuple[Any, ...]] = []
         bags: list[tuple[Any, ...]] = []
-        typos: list[tuple[int, int, int]] = []
+        typos: list[tuple[int, str]] = []
         with _writing(conn):
             for doc in docs:
                 tenant = self._tenant(conn, doc.tenant_id, create=True)
@@ -319,25 +319,23 @@ class SqliteFtsBackend:
                 labels += [(rowid, "agent", a) for a in doc.agent_ids] + [(rowid, "tag", t) for t in doc.tags]
                 texts.append((rowid, *(doc.columns.get(c, "") for c in TEXT_COLUMNS)))
                 bags.append((rowid, *(doc.columns.get(c, "") for c in BAG_COLUMNS)))
-                typos += self._new_typos(tenant, doc.typos)
+                typos += self._new_typos(doc.typos)
             conn.executemany("INSERT INTO search_label (doc, kind, value) VALUES (?, ?, ?)", labels)
             conn.executemany(f"INSERT INTO search_fts (rowid, {', '.join(TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", texts)
             conn.executemany(f"INSERT INTO search_bag (rowid, {', '.join(BAG_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", bags)
-            typos.sort()  # in key order: each b-tree page is written once
-            conn.executemany("INSERT OR IGNORE INTO search_typo (tenant, deletion, term) VALUES (?, ?, ?)", typos)
+            # A term this process wrote before a restart is written again: REPLACE keeps one row.
+            conn.executemany("INSERT OR REPLACE INTO search_typo (rowid, deletions) VALUES (?, ?)", typos)
 
-    def _new_typos(self, tenant: int, neighbourhoods: dict[str, tuple[str, ...]]) -> Iterable[tuple[int, int, int]]:
-        """Vocabulary rows for the terms this process has not written yet (a restart writes some
-        again; ``INSERT OR IGNORE`` keeps one)."""
+    def _new_typos(self, neighbourhoods: dict[str, tuple[str, ...]]) -> Iterable[tuple[int, str]]:
+        """Vocabulary rows for the terms this process has not written yet. Terms are keyed per
+        tenant, so one vocabulary serves every tenant."""
         if len(self._known_terms) > KNOWN_TERMS_LIMIT:
             self._known_terms.clear()
         for term, deletions in neighbourhoods.items():
             value = _term_int(term)
-            known = value ^ (tenant << 56)
-            if known in self._known_terms:
-                continue
-            self._known_terms.add(known)
-            yield from ((tenant, deletion_key(d), value) for d in deletions)
+            if value not in self._known_terms:
+                self._known_terms.add(value)
+                yield value, " ".join(deletion_key(d) for d in deletions)
 
     async def delete(self, tenant_id: UUID, conversation_ids: list[UUID]) -> None:
         def delete(conn: apsw.Connection) -> None:
@@ -400,12 +398,8 @@ class _Query:
         key = tuple(tokens)
         found = self._expanded.get(key)
         if found is None:
-            keys = [deletion_key(t) for t in tokens]
-            rows = _rows(
-                self.conn,
-                f"SELECT DISTINCT term FROM search_typo WHERE tenant = ? AND deletion IN ({', '.join('?' * len(keys))})",
-                (self.tenant, *keys),
-            )
+            rows = _rows(self.conn, "SELECT rowid FROM search_typo WHERE search_typo MATCH ?",
+                         (" OR ".join(sorted({deletion_key(t) for t in tokens})),))
             found = self._expanded[key] = sorted(_term_token(r[0]) for r in rows)
         return found
 
