@@ -59,8 +59,9 @@ class TenantSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     redact_email: bool = True
     redact_phone: bool = True
     national_ids: list[NationalIdKind] = msgspec.field(default_factory=lambda: ["no"])
-    # ISO 3166 regions whose national phone formats are recognised (international formats always
-    # are); None derives them from default_languages, with Norway as the fallback.
+    # ISO 3166 regions whose national phone formats are always recognised, on top of the
+    # conversation's language (international formats always are). None: no explicit regions —
+    # the conversation's language decides; default_languages (then Norway) only when it is unknown.
     phone_regions: list[Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{2}$")]] | None = None
     default_languages: list[str] = msgspec.field(default_factory=lambda: ["en"])
     # Typo-tolerant search (refund~, and a retry of a search without hits): indexes each word's
