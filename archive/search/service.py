@@ -61,8 +61,10 @@ class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
     size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
     cursor: str | None = None
     # Counts over the whole result, computed only for the facets named here (they cost a pass
-    # over every match): any of agent, site, channel, tag, language, day.
-    facets: list[Facet] = []
+    # over every match).
+    facets: Annotated[list[Facet], msgspec.Meta(
+        description="Facets to count over the whole result (top 50 values; day: per-day histogram). None unless named here.",
+    )] = []
 
 
 class Highlight(msgspec.Struct):
