@@ -1,0 +1,107 @@
+"""The embedded index file: contentless tables that still delete, the time-ordered walk for
+newest-first, the typo vocabulary, and schema upgrades — at the backend, below /v1/search."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import apsw
+import pytest
+
+from archive.analysis import Analyzer
+from archive.query import parse
+from archive.search import sqlite_fts
+from archive.search.backend import IndexDoc
+from archive.search.indexing import document_columns
+from archive.search.plan import Cursor, Plan, compile_query
+from archive.search.sqlite_fts import SqliteFtsBackend
+
+KEY = b"i" * 32
+TENANT = uuid.UUID(int=7)
+START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+def _doc(analyzer: Analyzer, n: int, *texts: str, language: str = "en") -> IndexDoc:
+    analysed = document_columns(analyzer, [("visitor" if i % 2 == 0 else "agent", t) for i, t in enumerate(texts)], language)
+    return IndexDoc(conversation_id=uuid.UUID(int=1000 + n), tenant_id=TENANT, site="shop", channel="web", language=language,
+                    started_at=START + timedelta(hours=n), agent_ids=["a-1"], tags=[], visitor_hash="v" * 64,
+                    columns=analysed.columns, typos=analysed.typos)
+
+
+def _plan(analyzer: Analyzer, q: str, sort: str = "newest", size: int = 20, cursor: Cursor = Cursor()) -> Plan:
+    return Plan(tenant_id=TENANT, tree=compile_query(parse(q).tree, analyzer, ["en"], lambda v: v), senders=(),
+                sort=sort, size=size, cursor=cursor)
+
+
+async def _walk(backend: SqliteFtsBackend, analyzer: Analyzer, q: str, sort: str) -> list[int]:
+    seen, cursor = [], Cursor()
+    while True:
+        page = await backend.search(_plan(analyzer, q, sort, size=3, cursor=cursor))
+        seen += [h.conversation_id.int - 1000 for h in page.hits]
+        if len(page.hits) < 3:
+            return seen
+        last = page.hits[-1]
+        cursor = Cursor(started_at=last.started_at.isoformat(), conversation=str(last.conversation_id))
+
+
+@pytest.fixture
+async def backend(tmp_path: Path):
+    backend = SqliteFtsBackend(tmp_path / "search.sqlite3")
+    yield backend
+    await backend.close()
+
+
+async def test_walking_the_time_index_pages_like_sorting_the_matches(backend, monkeypatch):
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, n, f"order {n}", "refund please" if n % 3 else "thanks") for n in range(20)])
+    sorted_pages = {sort: await _walk(backend, analyzer, "refund", sort) for sort in ("newest", "oldest")}
+    monkeypatch.setattr(sqlite_fts, "SORT_LIMIT", 0)  # every search with words walks the index now
+    walked_pages = {sort: await _walk(backend, analyzer, "refund", sort) for sort in ("newest", "oldest")}
+    expected = [n for n in range(20) if n % 3]
+    assert walked_pages == sorted_pages == {"newest": expected[::-1], "oldest": expected}
+
+
+async def test_contentless_tables_delete_and_replace_conversations(backend):
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, 1, "my parcel is late"), _doc(analyzer, 2, "my parcel arrived")])
+    await backend.index([_doc(analyzer, 1, "my invoice is wrong")])  # the same conversation again
+    assert [h.conversation_id.int - 1000 for h in (await backend.search(_plan(analyzer, "parcel"))).hits] == [2]
+    assert [h.conversation_id.int - 1000 for h in (await backend.search(_plan(analyzer, "invoice"))).hits] == [1]
+    await backend.delete(TENANT, [uuid.UUID(int=1002)])
+    assert (await backend.search(_plan(analyzer, "parc*"))).total == 0
+
+
+async def test_the_typo_vocabulary_is_written_once_per_term_across_restarts(backend, tmp_path):
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, 1, "the subscription renewed")])
+    await backend.close()
+    restarted = SqliteFtsBackend(tmp_path / "search.sqlite3")  # forgets which terms it wrote
+    await restarted.index([_doc(analyzer, 2, "cancel my subscription")])
+    await restarted.close()
+    term = analyzer.word("subscription", "en").term
+    conn = apsw.Connection(str(tmp_path / "search.sqlite3"))
+    rows = conn.execute("SELECT count(*) FROM search_typo WHERE rowid = ?", (int(term, 16),)).fetchall()
+    conn.close()
+    assert rows == [(1,)]
+    reopened = SqliteFtsBackend(tmp_path / "search.sqlite3")
+    assert (await reopened.search(_plan(analyzer, "subscribtion~"))).total == 2
+    await reopened.close()
+
+
+async def test_an_index_file_of_an_older_schema_is_recreated_empty(tmp_path):
+    path = tmp_path / "search.sqlite3"
+    old = apsw.Connection(str(path))
+    old.execute("CREATE VIRTUAL TABLE search_prefix USING fts5(p_visitor)")
+    old.execute("PRAGMA user_version = 3")
+    old.close()
+    backend = SqliteFtsBackend(path)
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, 1, "hello")])
+    assert (await backend.search(_plan(analyzer, "hello"))).total == 1
+    await backend.close()
+    conn = apsw.Connection(str(path))
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert "search_prefix" not in tables and {"search_fts", "search_bag", "search_typo"} <= tables
