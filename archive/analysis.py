@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from functools import lru_cache
 from typing import Iterable, Iterator, NamedTuple
 
 import msgspec
@@ -64,23 +63,34 @@ def primary_language(tag: str | None) -> str:
     return (tag or "").split("-")[0].lower()
 
 
-@lru_cache(maxsize=4096)
 def _fold_letter(letter: str) -> str:
-    # Latin letters without a decomposition (ø, æ, đ, ł, þ, œ, ı, ħ …): their usual ASCII
-    # spelling. Other scripts keep their letters (Cyrillic й/ё lost their marks above).
+    """What folding makes of one character of NFD text: combining marks go; Latin letters without
+    a decomposition (ø, æ, đ, ł, þ, œ, ı, ħ …) get their usual ASCII spelling; other scripts keep
+    their letters (Cyrillic й/ё lost their marks as combining marks)."""
+    if unicodedata.combining(letter):
+        return ""
     if "\u00c0" <= letter <= "\u024f" or "\u1e00" <= letter <= "\u1eff":
         return anyascii(letter).lower() or letter
     return letter
+
+
+class _FoldTable(dict[int, str]):
+    """A ``str.translate`` table for ``_fold_letter``, filled in as characters first occur (it
+    memoises a pure function of one character; translate runs the loop in C)."""
+
+    def __missing__(self, code: int) -> str:
+        folded = self[code] = _fold_letter(chr(code))
+        return folded
+
+
+_FOLDS = _FoldTable()
 
 
 def fold(text: str) -> str:
     """Strip diacritics (é→e, å→a, й→и) and spell undecomposable Latin letters out (ø→o, æ→ae)."""
     if text.isascii():
         return text
-    stripped = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
-    if not stripped.isascii():
-        stripped = "".join(_fold_letter(c) for c in stripped)
-    return unicodedata.normalize("NFC", stripped)
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).translate(_FOLDS))
 
 
 def words(text: str) -> list[str]:
@@ -143,6 +153,7 @@ class Analyzer:
         self._paths: dict[str, str] = {}
         self._blocks: dict[str, str] = {}
         self._neighbourhoods: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._typing: dict[str, str] = {}  # Cyrillic normal form → its typing-key token
         self._highlight: dict[tuple[str, str], frozenset[str]] = {}
 
     def _digest(self, text: str) -> str:
@@ -205,6 +216,17 @@ class Analyzer:
             self._neighbourhoods[key] = found
         return found
 
+    def typing_token(self, normal: str) -> str:
+        """The typing-key token of a Cyrillic normal form (the script scopes it: no language);
+        cached, since a stem is shared by all of a word's inflections."""
+        found = self._typing.get(normal)
+        if found is None:
+            found = self.token(TYPING_KEY, tr.cyrillic_key(normal))
+            if len(self._typing) > CACHE_LIMIT:
+                self._typing.clear()
+            self._typing[normal] = found
+        return found
+
     # --- documents ---------------------------------------------------------------------------
 
     def word(self, word: str, language: str) -> WordTokens:
@@ -220,7 +242,7 @@ class Analyzer:
             if canonical != normal:
                 bag.append(self.token(EXACT, normal, language))
             if tr.is_cyrillic(normal):
-                bag.append(self.token(TYPING_KEY, tr.cyrillic_key(normal)))  # the script scopes it
+                bag.append(self.typing_token(normal))
             neighbourhood = self.neighbourhood(canonical, language) if self.typo_tolerance and not is_cjk(word) else ()
             found = WordTokens(self.token(TERM, canonical, language), self.path(fold(word)), tuple(bag), neighbourhood)
             if len(cache) > CACHE_LIMIT:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -90,15 +91,8 @@ SCHEMA = [
     f"CREATE VIRTUAL TABLE search_bag USING fts5({', '.join(BAG_COLUMNS)}, {_CONTENTLESS}, detail=column)",
     f"CREATE VIRTUAL TABLE search_typo USING fts5(deletions, {_CONTENTLESS}, detail=none)",
 ]
-FACET_SQL = {
-    "site": "SELECT d.site, count(*) FROM temp.matched m JOIN search_doc d ON d.rowid = m.id GROUP BY 1",
-    "channel": "SELECT d.channel, count(*) FROM temp.matched m JOIN search_doc d ON d.rowid = m.id GROUP BY 1",
-    "language": "SELECT d.language, count(*) FROM temp.matched m JOIN search_doc d ON d.rowid = m.id GROUP BY 1",
-    "agent": "SELECT l.value, count(*) FROM temp.matched m JOIN search_label l ON l.doc = m.id AND l.kind = 'agent' GROUP BY 1",
-    "tag": "SELECT l.value, count(*) FROM temp.matched m JOIN search_label l ON l.doc = m.id AND l.kind = 'tag' GROUP BY 1",
-    "day": "SELECT strftime('%Y-%m-%d', d.started_at / 1000000, 'unixepoch'), count(*)"
-           " FROM temp.matched m JOIN search_doc d ON d.rowid = m.id GROUP BY 1",
-}
+DAY_MICROS = 86_400_000_000
+_DOC_FACETS = ("site", "channel", "language", "day")  # columns of temp.matched when facets are asked
 
 T = TypeVar("T")
 
@@ -142,11 +136,9 @@ class _Compiler:
     OR whose children all live in one FTS table is merged into one MATCH expression. ``expand``
     turns typo tokens into the terms they were cut from (the vocabulary lookup)."""
 
-    def __init__(self, plan: Plan, expand: Callable[[list[str]], list[str]], drive: bool = True) -> None:
+    def __init__(self, plan: Plan, expand: Callable[[list[str]], list[str]]) -> None:
         self.plan = plan
         self.expand = expand
-        # False: FTS sub-selects only filter (``+d.rowid``), so the time index can drive the query.
-        self.rowid = "d.rowid" if drive else "+d.rowid"
         self.params: list[Any] = []
 
     def text_match(self, node: Match) -> str:
@@ -179,10 +171,10 @@ class _Compiler:
         if merged is not None:
             table, expression = merged
             self.params.append(expression)
-            return f"{self.rowid} IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)"
+            return f"d.rowid IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)"
         if isinstance(node, Match):  # words, their typos, or their forms in the bag
             self.params += [self.text_match(node), self.bag_match(node.forms)]
-            return (f"{self.rowid} IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?"
+            return ("d.rowid IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?"
                     " UNION SELECT rowid FROM search_bag WHERE search_bag MATCH ?)")
         if isinstance(node, FieldIs):
             return self.field(node)
@@ -360,22 +352,49 @@ class SqliteFtsBackend:
             return SearchPage(total=0, hits=[], facets={name: {} for name in plan.facets})
         query = _Query(conn, plan, tenant)
         facets: dict[str, dict[str, int]] = {}
-        if plan.facets:
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS matched (id INTEGER PRIMARY KEY)")
-            conn.execute("DELETE FROM temp.matched")
-            conn.execute(f"INSERT INTO temp.matched SELECT d.rowid FROM search_doc d WHERE {query.where}", query.params)
+        # Matches of a text query are collected once (the FTS sub-selects run once), then counted,
+        # faceted and paged from the temporary table; a filter-only query is served by the
+        # tenant's time index directly, unless it asks for facets.
+        matched = query.text or bool(plan.facets)
+        if matched:
+            conn.execute("DROP TABLE IF EXISTS temp.matched")
+            if plan.facets:  # the facet columns are read while matching: no second pass over search_doc
+                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY, site TEXT, channel TEXT, language TEXT, day INTEGER)")
+                conn.execute(f"INSERT INTO temp.matched SELECT d.rowid, d.site, d.channel, d.language, d.started_at / {DAY_MICROS}"
+                             f" FROM search_doc d WHERE {query.where}", query.params)
+            else:
+                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY)")
+                conn.execute(f"INSERT INTO temp.matched SELECT d.rowid FROM search_doc d WHERE {query.where}", query.params)
             total = conn.changes()
-            for name in plan.facets:
-                limit = DAY_LIMIT if name == "day" else FACET_LIMIT
-                facets[name] = {str(k): v for k, v in _rows(conn, f"{FACET_SQL[name]} ORDER BY 2 DESC, 1 LIMIT {limit}")}
+            facets = _facets(conn, plan.facets) if plan.facets else {}
         else:
             total = _rows(conn, f"SELECT count(*) FROM search_doc d WHERE {query.where}", query.params)[0][0]
-        rows = query.page(total) if total else []
+        rows = query.page(total, matched) if total else []
         return SearchPage(
             total=total,
             hits=[ScoredId(UUID(bytes=r[0]), float(r[1]), _from_micros(r[2])) for r in rows],
             facets=facets,
         )
+
+
+def _facets(conn: apsw.Connection, names: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """Counts over ``temp.matched``: one GROUP BY for the conversation's own columns, one over the
+    labels (agents, tags); the top values of each, most frequent first."""
+    counts: dict[str, Counter[str]] = {name: Counter() for name in names}
+    if any(name in _DOC_FACETS for name in names):
+        for site, channel, language, day, n in _rows(conn, "SELECT site, channel, language, day, count(*) FROM temp.matched GROUP BY 1, 2, 3, 4"):
+            values = {"site": site, "channel": channel, "language": language,
+                      "day": _from_micros(day * DAY_MICROS).strftime("%Y-%m-%d")}
+            for name in names:
+                if name in values:
+                    counts[name][values[name]] += n
+    if "agent" in names or "tag" in names:
+        labels = _rows(conn, "SELECT l.kind, l.value, count(*) FROM temp.matched m CROSS JOIN search_label l ON l.doc = m.id GROUP BY 1, 2")
+        for kind, value, n in labels:
+            if kind in counts:
+                counts[kind][value] += n
+    return {name: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:DAY_LIMIT if name == "day" else FACET_LIMIT])
+            for name, c in counts.items()}
 
 
 class _Query:
@@ -403,27 +422,30 @@ class _Query:
             found = self._expanded[key] = sorted(_term_token(r[0]) for r in rows)
         return found
 
-    def page(self, total: int) -> list[tuple[Any, ...]]:
+    def page(self, total: int, matched: bool) -> list[tuple[Any, ...]]:
+        """One page of (conversation, score, started_at); ``matched``: the matches are in
+        ``temp.matched``."""
         plan, cursor = self.plan, self.plan.cursor
+        source, where, params = "search_doc d", self.where, self.params
+        if matched:
+            source, where, params = "temp.matched m CROSS JOIN search_doc d ON d.rowid = m.id", "1", []  # m drives
         if plan.sort == "relevance" and self._rank():
             rows = _rows(
                 self.conn,
-                "SELECT d.conversation, coalesce(-r.score, 0.0), d.started_at"
-                f" FROM search_doc d LEFT JOIN temp.ranked r ON r.id = d.rowid WHERE {self.where}"
+                f"SELECT d.conversation, coalesce(-r.score, 0.0), d.started_at FROM {source}"
+                f" LEFT JOIN temp.ranked r ON r.id = d.rowid WHERE {where}"
                 " ORDER BY coalesce(r.score, 0.0) ASC, d.started_at DESC, d.conversation DESC LIMIT ? OFFSET ?",
-                (*self.params, plan.size, cursor.offset),
+                (*params, plan.size, cursor.offset),
             )
             self.conn.execute("DROP TABLE temp.ranked")
             return rows
         descending = plan.sort != "oldest"
         order = "DESC" if descending else "ASC"
-        source, where, params = "search_doc d", self.where, self.params
-        if self.text and total > SORT_LIMIT:
-            # Many matches: walk the time index from the newest (or oldest) end, testing each row
-            # against the FTS sub-selects, and stop after one page.
-            walker = _Compiler(plan, self.expand, drive=False)
+        if matched and total > SORT_LIMIT:
+            # Many matches: walk the tenant's time index from the newest (or oldest) end, keep
+            # the rows that matched, stop after one page (about size × tenant / matches rows).
             source = "search_doc d INDEXED BY search_doc_tenant_started"
-            where, params = f"d.tenant = ? AND {walker.sql(plan.tree)}", [self.tenant, *walker.params]
+            where, params = "d.tenant = ? AND +d.rowid IN temp.matched", [self.tenant]
         offset = cursor.offset if plan.sort == "relevance" else 0  # newest/oldest page by keyset
         if cursor.started_at is not None and plan.sort != "relevance":
             where += f" AND (d.started_at, d.conversation) {'<' if descending else '>'} (?, ?)"
