@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from typing import Iterable, Iterator, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import msgspec
 from anyascii import anyascii
@@ -47,7 +47,9 @@ MIN_PREFIX, MAX_PREFIX = 3, 8
 PATH_ROOT_DIGITS, PATH_STEP_DIGITS = 10, 6
 PATH_MARK = "p"  # not a hex digit: no other token starts like a path
 MESSAGE_BOUNDARY = "\x00|"  # hashed like a term; stops phrases spanning two messages
-CACHE_LIMIT = 200_000
+# Entries per analyzer cache (cleared when full). A tenant's analyzer lives as long as the
+# process: about 100,000 words cost ~50 MB, and hold most of what running text repeats.
+CACHE_LIMIT = 100_000
 
 # Token namespaces: each kind of form is hashed apart, so a deletion can never equal a term.
 TERM, PREFIX, EXACT, TYPING_KEY, TYPO = "t:", "p:", "e:", "x:", "y:"
@@ -173,8 +175,7 @@ class Analyzer:
         found = cache.get(word)
         if found is None:
             found = word if is_cjk(word) else normal_form(word, language).casefold()
-            if len(cache) > CACHE_LIMIT:
-                cache.clear()
+            _make_room(self._normals)
             cache[word] = found
         return found
 
@@ -245,8 +246,7 @@ class Analyzer:
                 bag.append(self.typing_token(normal))
             neighbourhood = self.neighbourhood(canonical, language) if self.typo_tolerance and not is_cjk(word) else ()
             found = WordTokens(self.token(TERM, canonical, language), self.path(fold(word)), tuple(bag), neighbourhood)
-            if len(cache) > CACHE_LIMIT:
-                cache.clear()
+            _make_room(self._words)
             cache[word] = found
         return found
 
@@ -336,6 +336,13 @@ class Analyzer:
         if len(surface) < MIN_PREFIX:
             return None
         return self.path(surface[:MAX_PREFIX])
+
+
+def _make_room(caches: dict[str, dict[str, Any]]) -> None:
+    """One budget for a cache kept per language: all of them start over when it is spent."""
+    if sum(len(c) for c in caches.values()) >= CACHE_LIMIT:
+        for cache in caches.values():
+            cache.clear()
 
 
 def highlight_terms(analyzer: Analyzer, text: str, language: str, wanted: set[str], paths: tuple[str, ...] = (),

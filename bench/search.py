@@ -69,11 +69,11 @@ def _query_mix(corpus: list[dict[str, Any]]) -> dict[str, str]:
     }
 
 
-def _raw_fts5(path: Path, corpus: list[dict[str, Any]]) -> tuple[float, sqlite3.Connection]:
+def _raw_fts5(path: Path, corpus: list[dict[str, Any]]) -> tuple[float, float, sqlite3.Connection]:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE VIRTUAL TABLE raw USING fts5(body, channel UNINDEXED, started_at UNINDEXED, tokenize='unicode61 remove_diacritics 2')")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for b in range(0, len(corpus), BATCH):
         conn.execute("BEGIN")
         conn.executemany(
@@ -81,7 +81,7 @@ def _raw_fts5(path: Path, corpus: list[dict[str, Any]]) -> tuple[float, sqlite3.
             [("\n".join(m["text"] for m in c["messages"]), c["channel"], c["started_at"]) for c in corpus[b:b + BATCH]],
         )
         conn.execute("COMMIT")
-    return len(corpus) / (time.perf_counter() - started), conn
+    return len(corpus) / (time.perf_counter() - started), len(corpus) / (time.process_time() - cpu), conn
 
 
 def _raw_query(conn: sqlite3.Connection, q: str, sort: str) -> None:
@@ -125,7 +125,7 @@ async def _parley(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: in
     principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="compliance")
     items = [msgspec.convert(c, ConversationIn) for c in corpus]
     rss_before = _rss_mb()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     index_seconds = 0.0
     for b in range(0, len(items), BATCH):
         await ingest(runtime, principal, items[b:b + BATCH], True)
@@ -133,23 +133,25 @@ async def _parley(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: in
             t = time.perf_counter()
             await indexing.drain_all(runtime, refresh=False)
             index_seconds += time.perf_counter() - t
-    elapsed = time.perf_counter() - started
+    elapsed, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     rss_after = _rss_mb()
-    latencies: dict[str, tuple[list[float], list[float], list[float]]] = {}
+    latencies: dict[str, tuple[list[float], list[float], list[float], list[float]]] = {}
     for name, q in mix.items():
         for sort in ("newest", "relevance"):
-            raw_ms, plain, faceted = latencies.setdefault(f"{name}, {sort}", ([], [], []))
+            raw_ms, plain, faceted, cpu_ms = latencies.setdefault(f"{name}, {sort}", ([], [], [], []))
             for _ in range(repeats):
                 t = time.perf_counter()
                 _raw_query(raw, q, sort)
                 raw_ms.append((time.perf_counter() - t) * 1000)
                 for facets, bucket in (([], plain), (ALL_FACETS, faceted)):
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     await search(runtime, principal, SearchRequest(q=q, sort=sort, size=20, facets=facets))
                     bucket.append((time.perf_counter() - t) * 1000)
+                    if not facets:
+                        cpu_ms.append((time.process_time() - c) * 1000)
     path = runtime.settings.data_path / "search.sqlite3"
     await runtime.stop()
-    return {"rate": len(items) / elapsed, "index_rate": len(items) / index_seconds, "size": _size(path),
+    return {"rate": len(items) / elapsed, "cpu_rate": len(items) / cpu_seconds, "index_rate": len(items) / index_seconds, "size": _size(path),
             "components": _components(path), "latencies": latencies, "rss_growth": rss_after - rss_before}
 
 
@@ -190,7 +192,7 @@ def run(table: Table, conversations: int, repeats: int = 20) -> None:
     mix = _query_mix(corpus)
     messages = conversations * 20
     raw_path = Path(os.environ["PARLEY_DATA_DIR"]) / "raw-fts5.sqlite3"
-    raw_rate, raw = _raw_fts5(raw_path, corpus)
+    raw_rate, raw_cpu_rate, raw = _raw_fts5(raw_path, corpus)
     raw_size = _size(raw_path)
 
     parley = asyncio.run(_parley(corpus, mix, repeats, raw))
@@ -199,6 +201,8 @@ def run(table: Table, conversations: int, repeats: int = 20) -> None:
     ratio = parley["rate"] / raw_rate
     table.add(Row(f"ingest + index, end to end ({label})", parley["rate"], "conv/s", raw_rate,
                   target=">= 0.2 of raw FTS5 insert", passed=ratio >= 0.2, note="baseline: raw FTS5 insert of the plaintext"))
+    table.add(Row("ingest + index, end to end, per CPU second", parley["cpu_rate"], "conv/s", raw_cpu_rate,
+                  note="the same, counted in CPU time: a shared machine slows both sides, not their ratio"))
     table.add(Row("indexing alone (outbox drain: decrypt, analyze, insert)", parley["index_rate"], "conv/s", raw_rate))
     off_size, off_parts = asyncio.run(_typo_tolerance_off(corpus))
     for variant, size, parts in (("off", off_size, off_parts), ("on (default)", parley["size"], parley["components"])):
@@ -207,12 +211,13 @@ def run(table: Table, conversations: int, repeats: int = 20) -> None:
     table.add(Row("resident memory growth while ingesting+indexing", parley["rss_growth"], "MB", note="peak RSS delta"))
     worst = {"newest": 0.0, "relevance": 0.0}
     facet_cost = 0.0
-    for key, (raw_ms, plain, faceted) in parley["latencies"].items():
+    for key, (raw_ms, plain, faceted, cpu_ms) in parley["latencies"].items():
         p95, faceted_p95 = _p95(plain), _p95(faceted)
         sort = key.rsplit(", ", 1)[1]
         worst[sort] = max(worst[sort], p95)
         facet_cost = max(facet_cost, faceted_p95 - p95)
-        table.add(Row(f"search p95: {key}", p95, "ms", _p95(raw_ms), note=f"p50 {statistics.median(plain):.1f} ms"))
+        table.add(Row(f"search p95: {key}", p95, "ms", _p95(raw_ms),
+                      note=f"p50 {statistics.median(plain):.1f} ms; CPU p50 {statistics.median(cpu_ms):.1f} ms"))
         table.add(Row(f"search p95 with all facets: {key}", faceted_p95, "ms", p95, note="baseline: the same search without facets"))
     table.add(Row("search p95, worst newest-first", worst["newest"], "ms", target="<= 60 ms", passed=worst["newest"] <= 60))
     table.add(Row("search p95, worst relevance", worst["relevance"], "ms", target="<= 150 ms", passed=worst["relevance"] <= 150))

@@ -97,6 +97,15 @@ _DOC_FACETS = ("site", "channel", "language", "day")  # columns of temp.matched 
 T = TypeVar("T")
 
 
+TENANT_SHIFT = 40  # a conversation's rowid: tenant << 40 | sequence (2^40 per tenant, 2^23 tenants)
+
+
+def tenant_rowids(tenant: int) -> tuple[int, int]:
+    """The rowid range of a tenant's conversations in every table of the file. Searches read FTS
+    doclists inside it, so they never touch another tenant's rows and need no join to tell."""
+    return tenant << TENANT_SHIFT, ((tenant + 1) << TENANT_SHIFT) - 1
+
+
 def _micros(value: datetime) -> int:
     return int(value.astimezone(timezone.utc).timestamp() * 1_000_000)
 
@@ -131,14 +140,29 @@ def _columns(columns: list[str]) -> str:
     return "{" + " ".join(columns) + "}"
 
 
+def text_only(node: PlanNode) -> bool:
+    """Whether ``node`` can be answered from the FTS tables alone: text leaves under AND/OR, and
+    AND NOT inside an AND that keeps something."""
+    if isinstance(node, (Match, NearMatch, PrefixMatch)):
+        return True
+    if isinstance(node, AnyOf):
+        return all(text_only(c) for c in node.children)
+    if isinstance(node, All):
+        kept = [c for c in node.children if not isinstance(c, Without)]
+        return bool(kept) and all(text_only(c) for c in kept) and all(
+            text_only(c.child) for c in node.children if isinstance(c, Without))
+    return False
+
+
 class _Compiler:
     """PlanNode → SQL over ``search_doc d``. Text leaves become FTS MATCH sub-selects; an AND or
     OR whose children all live in one FTS table is merged into one MATCH expression. ``expand``
     turns typo tokens into the terms they were cut from (the vocabulary lookup)."""
 
-    def __init__(self, plan: Plan, expand: Callable[[list[str]], list[str]]) -> None:
+    def __init__(self, plan: Plan, expand: Callable[[list[str]], list[str]], bounds: tuple[int, int]) -> None:
         self.plan = plan
         self.expand = expand
+        self.bounds = bounds  # the tenant's rowids: every FTS read stays inside them
         self.params: list[Any] = []
 
     def text_match(self, node: Match) -> str:
@@ -152,7 +176,7 @@ class _Compiler:
         """(table, MATCH expression) when ``node`` is expressible in one FTS table."""
         if isinstance(node, Match):
             if node.forms:
-                return None  # two tables: see sql()
+                return None  # two tables: see matching()
             return "search_fts", self.text_match(node)
         if isinstance(node, NearMatch):
             body = " OR ".join(f"NEAR({_quote(a)} {_quote(b)}, {node.distance})" for a, b in node.pairs)
@@ -166,16 +190,30 @@ class _Compiler:
                 return parts[0][0], joiner.join(f"({p[1]})" for p in parts if p)  # type: ignore[index]
         return None
 
-    def sql(self, node: PlanNode) -> str:
+    def select(self, table: str, expression: str) -> str:
+        self.params += [expression, *self.bounds]
+        return f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND rowid BETWEEN ? AND ?"
+
+    def matching(self, node: PlanNode) -> str:
+        """A SELECT of the tenant's rowids matching a text-only ``node`` (see ``text_only``),
+        from the FTS tables alone: AND is INTERSECT, OR is UNION, AND NOT is EXCEPT."""
         merged = self.fts(node)
         if merged is not None:
-            table, expression = merged
-            self.params.append(expression)
-            return f"d.rowid IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)"
-        if isinstance(node, Match):  # words, their typos, or their forms in the bag
-            self.params += [self.text_match(node), self.bag_match(node.forms)]
-            return ("d.rowid IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?"
-                    " UNION SELECT rowid FROM search_bag WHERE search_bag MATCH ?)")
+            return self.select(*merged)
+        if isinstance(node, Match):  # words and typos in search_fts, forms in search_bag
+            return f"{self.select('search_fts', self.text_match(node))} UNION {self.select('search_bag', self.bag_match(node.forms))}"
+        if isinstance(node, AnyOf):
+            return " UNION ".join(f"SELECT rowid FROM ({self.matching(c)})" for c in node.children)
+        if isinstance(node, All):
+            kept = " INTERSECT ".join(f"SELECT rowid FROM ({self.matching(c)})" for c in node.children if not isinstance(c, Without))
+            dropped = "".join(f" EXCEPT SELECT rowid FROM ({self.matching(c.child)})" for c in node.children if isinstance(c, Without))
+            return kept + dropped
+        raise TypeError(f"not text only: {type(node).__name__}")
+
+    def sql(self, node: PlanNode) -> str:
+        """``node`` as a condition on ``search_doc d`` (filters, and text through sub-selects)."""
+        if text_only(node):
+            return f"d.rowid IN ({self.matching(node)})"
         if isinstance(node, FieldIs):
             return self.field(node)
         if isinstance(node, StartedIn):
@@ -295,6 +333,7 @@ class SqliteFtsBackend:
         texts: list[tuple[Any, ...]] = []
         bags: list[tuple[Any, ...]] = []
         typos: list[tuple[int, str]] = []
+        last: dict[int, int] = {}  # tenant → the last rowid it was given (read inside this transaction)
         with _writing(conn):
             for doc in docs:
                 tenant = self._tenant(conn, doc.tenant_id, create=True)
@@ -302,12 +341,15 @@ class SqliteFtsBackend:
                 old = _rows(conn, "SELECT rowid FROM search_doc WHERE conversation = ?", (doc.conversation_id.bytes,))
                 if old:
                     _delete_rows(conn, old[0][0])
+                if tenant not in last:
+                    low, high = tenant_rowids(tenant)
+                    last[tenant] = _rows(conn, "SELECT coalesce(max(rowid), ?) FROM search_doc WHERE rowid BETWEEN ? AND ?", (low, low, high))[0][0]
+                rowid = last[tenant] = last[tenant] + 1
                 conn.execute(
-                    "INSERT INTO search_doc (tenant, conversation, site, channel, language, started_at, visitor_hash)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (tenant, doc.conversation_id.bytes, doc.site, doc.channel, doc.language, _micros(doc.started_at), doc.visitor_hash),
+                    "INSERT INTO search_doc (rowid, tenant, conversation, site, channel, language, started_at, visitor_hash)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (rowid, tenant, doc.conversation_id.bytes, doc.site, doc.channel, doc.language, _micros(doc.started_at), doc.visitor_hash),
                 )
-                rowid = conn.last_insert_rowid()
                 labels += [(rowid, "agent", a) for a in doc.agent_ids] + [(rowid, "tag", t) for t in doc.tags]
                 texts.append((rowid, *(doc.columns.get(c, "") for c in TEXT_COLUMNS)))
                 bags.append((rowid, *(doc.columns.get(c, "") for c in BAG_COLUMNS)))
@@ -362,6 +404,9 @@ class SqliteFtsBackend:
                 conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY, site TEXT, channel TEXT, language TEXT, day INTEGER)")
                 conn.execute(f"INSERT INTO temp.matched SELECT d.rowid, d.site, d.channel, d.language, d.started_at / {DAY_MICROS}"
                              f" FROM search_doc d WHERE {query.where}", query.params)
+            elif query.text_only:  # straight from the FTS tables: search_doc is not read at all
+                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY)")
+                conn.execute(f"INSERT INTO temp.matched {query.matching}", query.matching_params)
             else:
                 conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY)")
                 conn.execute(f"INSERT INTO temp.matched SELECT d.rowid FROM search_doc d WHERE {query.where}", query.params)
@@ -402,13 +447,20 @@ class _Query:
 
     def __init__(self, conn: apsw.Connection, plan: Plan, tenant: int) -> None:
         self.conn, self.plan, self.tenant = conn, plan, tenant
+        self.bounds = tenant_rowids(tenant)
         self._expanded: dict[tuple[str, ...], list[str]] = {}
-        compiler = _Compiler(plan, self.expand)
         self.text = bool(positive_text(plan.tree))
-        # With words to match, the FTS sub-selects drive (the unary + keeps SQLite from scanning
-        # the tenant's whole index range first); without, the tenant index is the plan.
-        self.where = f"{'+d.tenant' if self.text else 'd.tenant'} = ? AND {compiler.sql(plan.tree)}"
-        self.params: list[Any] = [tenant, *compiler.params]
+        self.text_only = text_only(plan.tree)
+        matcher = _Compiler(plan, self.expand, self.bounds)
+        self.matching = matcher.matching(plan.tree) if self.text_only else ""
+        self.matching_params = matcher.params
+        compiler = _Compiler(plan, self.expand, self.bounds)
+        if self.text:  # the tenant is its rowid range; the FTS sub-selects drive
+            self.where = f"d.rowid BETWEEN ? AND ? AND {compiler.sql(plan.tree)}"
+            self.params: list[Any] = [*self.bounds, *compiler.params]
+        else:  # filters only: the tenant's time index is the plan
+            self.where = f"d.tenant = ? AND {compiler.sql(plan.tree)}"
+            self.params = [tenant, *compiler.params]
 
     def expand(self, tokens: list[str]) -> list[str]:
         """Typo tokens → the terms in the tenant's vocabulary they were cut from."""
@@ -445,7 +497,7 @@ class _Query:
             # Many matches: walk the tenant's time index from the newest (or oldest) end, keep
             # the rows that matched, stop after one page (about size × tenant / matches rows).
             source = "search_doc d INDEXED BY search_doc_tenant_started"
-            where, params = "d.tenant = ? AND +d.rowid IN temp.matched", [self.tenant]
+            where, params = "d.tenant = ? AND +d.rowid IN (SELECT id FROM temp.matched)", [self.tenant]
         offset = cursor.offset if plan.sort == "relevance" else 0  # newest/oldest page by keyset
         if cursor.started_at is not None and plan.sort != "relevance":
             where += f" AND (d.started_at, d.conversation) {'<' if descending else '>'} (?, ?)"
@@ -461,7 +513,7 @@ class _Query:
         """Scores into ``temp.ranked`` (BM25 over the query's words, plus the form and
         exact-spelling bonuses); False when the query has no words to rank by. Materialised
         once: as a joined sub-select SQLite would re-run the MATCH per row."""
-        plan, ranker = self.plan, _Compiler(self.plan, self.expand)
+        plan, ranker = self.plan, _Compiler(self.plan, self.expand, self.bounds)
         words: list[str] = []
         bonuses: list[tuple[str, str, float]] = []  # (MATCH on search_fts, MATCH on search_bag, score)
         for leaf in positive_text(plan.tree):
@@ -481,16 +533,16 @@ class _Query:
         # bm25 is negative (lower is better), so bonuses are added negated; conversations matched
         # only through prefixes or filters rank after those matched by words.
         self.conn.execute(
-            "INSERT INTO temp.ranked SELECT rowid, bm25(search_fts) FROM search_fts WHERE search_fts MATCH ?",
-            (" OR ".join(f"({w})" for w in words),),
+            "INSERT INTO temp.ranked SELECT rowid, bm25(search_fts) FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ?",
+            (" OR ".join(f"({w})" for w in words), *self.bounds),
         )
         for in_text, in_bag, bonus in bonuses:
-            sources = (["SELECT rowid AS id FROM search_fts WHERE search_fts MATCH ?"] if in_text else []) + (
-                ["SELECT rowid AS id FROM search_bag WHERE search_bag MATCH ?"] if in_bag else [])
+            sources = [f"SELECT rowid AS id FROM {table} WHERE {table} MATCH ? AND rowid BETWEEN ? AND ?"
+                       for table, match in (("search_fts", in_text), ("search_bag", in_bag)) if match]
             self.conn.execute(
                 f"INSERT INTO temp.ranked SELECT id, ? FROM ({' UNION '.join(sources)}) WHERE true"
                 " ON CONFLICT (id) DO UPDATE SET score = score + excluded.score",
-                (-bonus, *(m for m in (in_text, in_bag) if m)),
+                (-bonus, *(v for match in (in_text, in_bag) if match for v in (match, *self.bounds))),
             )
         return True
 
