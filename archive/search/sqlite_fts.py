@@ -15,7 +15,8 @@ Tables:
 * ``search_doc``: one row per conversation — tenant (a small integer, ``search_tenant``), filter
   columns, ``started_at`` in microseconds; the index ``(tenant, started_at, conversation)`` is
   walked backwards for newest-first with the LIMIT pushed down.
-* ``search_label``: agent ids and tags, one row each (filters and facets).
+* ``search_label``: agent ids and tags, one row each (the agent: and tag: filters; facets read
+  the same values from ``search_doc.labels``).
 * ``search_fts``: ``t_<sender>`` terms with positions (phrases, NEAR, BM25).
 * ``search_bag``: ``f_<sender>``, no positions: prefix paths (a prefix query is a token-prefix
   query), exact spellings, typing keys.
@@ -33,6 +34,7 @@ to replay — and at 1,000 conversations per commit the one fsync costs nothing 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections import Counter
 from contextlib import contextmanager
@@ -83,7 +85,7 @@ SCHEMA = [
     """CREATE TABLE search_doc (
         rowid INTEGER PRIMARY KEY, tenant INTEGER NOT NULL, conversation BLOB NOT NULL UNIQUE,
         site TEXT NOT NULL, channel TEXT NOT NULL, language TEXT NOT NULL, started_at INTEGER NOT NULL,
-        visitor_hash TEXT NOT NULL)""",
+        visitor_hash TEXT NOT NULL, labels TEXT NOT NULL)""",
     "CREATE INDEX search_doc_tenant_started ON search_doc (tenant, started_at, conversation)",
     "CREATE TABLE search_label (doc INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL)",
     "CREATE INDEX search_label_doc ON search_label (doc, kind, value)",
@@ -92,7 +94,8 @@ SCHEMA = [
     f"CREATE VIRTUAL TABLE search_typo USING fts5(deletions, {_CONTENTLESS}, detail=none)",
 ]
 DAY_MICROS = 86_400_000_000
-_DOC_FACETS = ("site", "channel", "language", "day")  # columns of temp.matched when facets are asked
+# What facets count, copied into temp.matched while matching (labels: the agents and tags as JSON).
+_FACET_COLUMNS = f"d.site, d.channel, d.language, d.started_at / {DAY_MICROS}, d.labels"
 
 T = TypeVar("T")
 
@@ -346,9 +349,10 @@ class SqliteFtsBackend:
                     last[tenant] = _rows(conn, "SELECT coalesce(max(rowid), ?) FROM search_doc WHERE rowid BETWEEN ? AND ?", (low, low, high))[0][0]
                 rowid = last[tenant] = last[tenant] + 1
                 conn.execute(
-                    "INSERT INTO search_doc (rowid, tenant, conversation, site, channel, language, started_at, visitor_hash)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (rowid, tenant, doc.conversation_id.bytes, doc.site, doc.channel, doc.language, _micros(doc.started_at), doc.visitor_hash),
+                    "INSERT INTO search_doc (rowid, tenant, conversation, site, channel, language, started_at, visitor_hash, labels)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (rowid, tenant, doc.conversation_id.bytes, doc.site, doc.channel, doc.language, _micros(doc.started_at),
+                     doc.visitor_hash, json.dumps({"agent": doc.agent_ids, "tag": doc.tags}, sort_keys=True)),
                 )
                 labels += [(rowid, "agent", a) for a in doc.agent_ids] + [(rowid, "tag", t) for t in doc.tags]
                 texts.append((rowid, *(doc.columns.get(c, "") for c in TEXT_COLUMNS)))
@@ -401,9 +405,8 @@ class SqliteFtsBackend:
         if matched:
             conn.execute("DROP TABLE IF EXISTS temp.matched")
             if plan.facets:  # the facet columns are read while matching: no second pass over search_doc
-                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY, site TEXT, channel TEXT, language TEXT, day INTEGER)")
-                conn.execute(f"INSERT INTO temp.matched SELECT d.rowid, d.site, d.channel, d.language, d.started_at / {DAY_MICROS}"
-                             f" FROM search_doc d WHERE {query.where}", query.params)
+                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY, site TEXT, channel TEXT, language TEXT, day INTEGER, labels TEXT)")
+                conn.execute(f"INSERT INTO temp.matched SELECT d.rowid, {_FACET_COLUMNS} FROM search_doc d WHERE {query.where}", query.params)
             elif query.text_only:  # straight from the FTS tables: search_doc is not read at all
                 conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY)")
                 conn.execute(f"INSERT INTO temp.matched {query.matching}", query.matching_params)
@@ -423,21 +426,17 @@ class SqliteFtsBackend:
 
 
 def _facets(conn: apsw.Connection, names: tuple[str, ...]) -> dict[str, dict[str, int]]:
-    """Counts over ``temp.matched``: one GROUP BY for the conversation's own columns, one over the
-    labels (agents, tags); the top values of each, most frequent first."""
+    """Counts over ``temp.matched`` in one GROUP BY (conversations that share their site,
+    channel, language, day, agents and tags count together); the top values of each facet,
+    most frequent first."""
     counts: dict[str, Counter[str]] = {name: Counter() for name in names}
-    if any(name in _DOC_FACETS for name in names):
-        for site, channel, language, day, n in _rows(conn, "SELECT site, channel, language, day, count(*) FROM temp.matched GROUP BY 1, 2, 3, 4"):
-            values = {"site": site, "channel": channel, "language": language,
-                      "day": _from_micros(day * DAY_MICROS).strftime("%Y-%m-%d")}
-            for name in names:
-                if name in values:
-                    counts[name][values[name]] += n
-    if "agent" in names or "tag" in names:
-        labels = _rows(conn, "SELECT l.kind, l.value, count(*) FROM temp.matched m CROSS JOIN search_label l ON l.doc = m.id GROUP BY 1, 2")
-        for kind, value, n in labels:
-            if kind in counts:
-                counts[kind][value] += n
+    for site, channel, language, day, labels, n in _rows(
+            conn, "SELECT site, channel, language, day, labels, count(*) FROM temp.matched GROUP BY 1, 2, 3, 4, 5"):
+        values: dict[str, list[str]] = {"site": [site], "channel": [channel], "language": [language],
+                                        "day": [_from_micros(day * DAY_MICROS).strftime("%Y-%m-%d")], **json.loads(labels)}
+        for name in names:
+            for value in values[name]:
+                counts[name][value] += n
     return {name: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:DAY_LIMIT if name == "day" else FACET_LIMIT])
             for name, c in counts.items()}
 
