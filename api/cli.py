@@ -59,6 +59,7 @@ async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[int]], *,
 async def _has_tenants() -> bool:
     from archive.tables import Tenant
 
+    # Before the first migration there is no tenant table, and no data to protect.
     return bool(await Tenant.table_exists()) and bool(await Tenant.exists())
 
 
@@ -209,7 +210,9 @@ def cmd_keys_rotate_master(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(rt: Any) -> int:
         report = await rotate_master(rt, actor=_cli_actor())
-        _print(report, args.json, lambda r: f"master key version {r.active_version} is active; re-wrapped {r.data_keys_rewrapped} data keys and {r.tenant_secrets_rewrapped} tenant secrets"
+        others = "".join(f", {n} {name}" for name, n in report.other_rewrapped.items())
+        resumed = "finished an interrupted rotation: " if report.resumed else ""
+        _print(report, args.json, lambda r: f"{resumed}master key version {r.active_version} is active; re-wrapped {r.data_keys_rewrapped} data keys, {r.tenant_secrets_rewrapped} tenant secrets{others}"
                + (f"\n{len(r.unreadable)} data keys do not unwrap (tampered rows?): {', '.join(r.unreadable[:20])}" if r.unreadable else ""))
         return EXIT_FAILED if report.unreadable else 0
 
@@ -220,8 +223,38 @@ def cmd_keys_retire_master(settings: Settings, args: argparse.Namespace) -> int:
     from archive.rotation import retire_master
 
     async def work(rt: Any) -> int:
-        await retire_master(rt, args.version)
-        print(f"master key version {args.version} retired and destroyed")
+        report = await retire_master(rt, args.version, actor=_cli_actor())
+        if report.destroyed:
+            print(f"master key version {report.version} retired and destroyed")
+        else:
+            print(f"nothing needs master key version {report.version} any more: remove it from PARLEY_MASTER_KEY "
+                  "in every process's environment")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_keys_rotate_signing(settings: Settings, args: argparse.Namespace) -> int:
+    from archive import ledger
+    from archive.tables import Tenant
+
+    async def work(rt: Any) -> int:
+        key = await rt.signing.rotate()
+        for tenant in await Tenant.select(Tenant.id):
+            await ledger.append(tenant["id"], ledger.Entry(actor=_cli_actor(), action="key.rotate_signing",
+                                                           details={"signing_key_version": key.version, "public_key": key.public_key}))
+        _print(key, args.json, lambda k: f"signing key {k.version} is active (public key {k.public_key}); earlier keys stay published for verification")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_keys_signing(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(rt: Any) -> int:
+        history = await rt.signing.history()
+        _print(history, args.json, lambda ks: "\n".join(
+            f"{k.version}\t{k.public_key}\t{k.origin}\t{k.valid_from.isoformat(timespec='seconds')} .. "
+            f"{k.valid_until.isoformat(timespec='seconds') if k.valid_until else 'now (active)'}" for k in ks))
         return 0
 
     return asyncio.run(_with_db(settings, work))
@@ -249,6 +282,83 @@ def cmd_sites_list(settings: Settings, args: argparse.Namespace) -> int:
         tenant = await tenant_by_slug(args.tenant)
         sites = await list_sites(tenant["id"])
         _print(sites, args.json, lambda ss: "\n".join(f"{s.id}\t{s.name}\t{s.site_key}\t{' '.join(s.allowed_origins)}" for s in ss) or "no sites")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def _public_url(settings: Settings, given: str | None) -> str:
+    return (given or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+def cmd_connectors_create(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.connectors.store import ConnectorIn, create
+    from archive.tenancy import tenant_by_slug
+    from archive.validation import convert
+
+    async def work(rt: Any) -> int:
+        tenant = await tenant_by_slug(args.tenant)
+        files: dict[str, Any] = {"fetch": args.fetch_files, "hosts": args.file_host or []}
+        if args.max_file_bytes is not None:
+            files["max_bytes"] = args.max_file_bytes
+        raw = {"platform": args.platform, "secret": args.secret, "api_url": args.api_url, "api_token": args.api_token,
+               "site": args.site, "channel": args.channel, "files": files}
+        data = convert({k: v for k, v in raw.items() if v is not None}, ConnectorIn, "the connector settings are invalid; nothing was created")
+        created = await create(await rt.tenants.context(tenant["id"]), data, _cli_actor(), _public_url(settings, args.public_url))
+        if args.json:
+            print(msgspec.json.encode(created).decode())
+        else:
+            print(f"created {created.platform} connector {created.id}")
+            print(f"webhook URL: {created.webhook_url}")
+            print(f"secret:      {created.secret}")
+            print("The secret is shown once; enter both on the platform (docs/connectors.md).", file=sys.stderr)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_connectors_list(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.connectors.store import list_connectors
+    from archive.tenancy import tenant_by_slug
+
+    async def work(rt: Any) -> int:
+        tenant = await tenant_by_slug(args.tenant)
+        found = await list_connectors(await rt.tenants.context(tenant["id"]), _public_url(settings, args.public_url))
+        _print(found, args.json, lambda cs: "\n".join(
+            f"{c.id}\t{c.platform}\t{c.webhook_url}\t{'api ' + c.api_url if c.api_url else 'no api'}"
+            f"{chr(9) + 'files from ' + ','.join(c.files.hosts) if c.files.fetch else ''}" for c in cs
+        ) or "no connectors")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_connectors_delete(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.connectors.store import delete, tenant_of
+
+    async def work(rt: Any) -> int:
+        dropped = await delete(rt, await tenant_of(args.id), args.id, _cli_actor())
+        _print({"id": str(args.id), "deleted": True, **dropped}, args.json,
+               lambda d: f"deleted connector {d['id']} ({d['drafts_dropped']} pending drafts, {d['jobs_dropped']} queued pushes dropped)")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_connectors_stats(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.connectors.store import stats, tenant_of
+
+    async def work(_: Any) -> int:
+        found = await stats(await tenant_of(args.id), args.id)
+        def by_reason(counts: dict[str, int]) -> str:
+            return ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())) or "none"
+
+        _print(found, args.json, lambda s: (
+            f"received {s.received}: accepted {s.accepted} (archived {s.archived}), duplicates {s.duplicates}, ignored {s.ignored}, "
+            f"rejected {sum(s.rejected.values())} ({by_reason(s.rejected)})\n"
+            f"queued {s.queued}, failed {s.failed} ({by_reason(s.failures)}); files {by_reason(s.files)}\n"
+            f"last received {s.last_received_at.isoformat() if s.last_received_at else 'never'}"
+        ))
         return 0
 
     return asyncio.run(_with_db(settings, work))
@@ -327,18 +437,28 @@ def cmd_index_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_retention_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.tenancy import tenant_by_slug
     from retention.sweep import sweep_all
 
     async def work(rt: Any) -> int:
-        reports = await sweep_all(rt, dry_run=args.dry_run)
+        only = [(await tenant_by_slug(args.tenant))["id"]] if args.tenant else None
+        reports = await sweep_all(rt, dry_run=args.dry_run, tenant_ids=only)
         if args.json:
             print(msgspec.json.encode(reports).decode())
+        busy = False
         for slug, r in reports.items():
+            if r.running_id is not None:
+                busy = True
+                if not args.json:
+                    print(f"{slug}: skipped — a sweep of this tenant is already running (id {r.running_id})")
+                continue
             if not args.json:
+                done = r.expired - r.held - r.waiting_for_index if r.dry_run else r.deleted
                 verb = "would delete" if r.dry_run else "deleted"
-                print(f"{slug}: {verb} {r.expired - r.held - r.waiting_for_index} of {r.expired} expired; "
-                      f"{r.held} held {r.protected_by_hold or ''}; by rule {r.by_rule or '{}'}")
-        return 0
+                print(f"{slug}: {verb} {done} of {r.expired} expired; "
+                      f"{r.held} held {r.protected_by_hold or ''}; by rule {r.by_rule or '{}'}"
+                      + (f"; {r.waiting_for_index} waiting for the index" if r.waiting_for_index else ""))
+        return EXIT_FAILED if busy else 0
 
     return asyncio.run(_with_db(settings, work))
 
@@ -405,9 +525,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys.add_parser("rotate-master", help="add a master key version and re-wrap data keys (payloads untouched)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_keys_rotate_master)
-    p = keys.add_parser("retire-master", help="destroy an old master key version no longer in use")
+    p = keys.add_parser("retire-master", help="destroy an old master key version (refused while anything needs it)")
     p.add_argument("version", type=int)
     p.set_defaults(func=cmd_keys_retire_master)
+    p = keys.add_parser("rotate-signing", help="start a new signing key for checkpoints and exports (old ones stay published)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_keys_rotate_signing)
+    p = keys.add_parser("signing", help="list every signing key that ever signed, with validity periods")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_keys_signing)
 
     sites = sub.add_parser("sites", help="manage sites").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sites.add_parser("create", help="create a site; prints its site key and embed tag")
@@ -421,6 +547,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sites_list)
+
+    connectors_p = sub.add_parser("connectors", help="chat platforms pushing to the archive").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = connectors_p.add_parser("create", help="create a connector; prints its webhook URL and secret (once)")
+    p.add_argument("--tenant", required=True, help="tenant slug")
+    p.add_argument("--platform", required=True, choices=["rocketchat", "chatwoot", "intercom", "crisp", "livechat", "generic"])
+    p.add_argument("--secret", help="the platform's webhook secret (Chatwoot, Intercom, Crisp give one); generated if omitted")
+    p.add_argument("--api-url", help="the platform's API, for fetching conversations back")
+    p.add_argument("--api-token", help="an API token for fetch-back (never shown again)")
+    p.add_argument("--site", help="site of the archived conversations (default: from the payload)")
+    p.add_argument("--channel", help="channel of the archived conversations (default: from the payload)")
+    p.add_argument("--fetch-files", action="store_true", help="also fetch and archive attachment files (needs --file-host)")
+    p.add_argument("--file-host", action="append", help="host files may be fetched from (repeatable): files.example.com, .example.com or http://host:port")
+    p.add_argument("--max-file-bytes", type=int, help="largest file fetched (default 10 MiB)")
+    p.add_argument("--public-url", help="where platforms reach Parley (default http://PARLEY_HOST:PARLEY_PORT)")
+    p.add_argument("--json", action="store_true", help='print {"id","platform","webhook_url","secret"}')
+    p.set_defaults(func=cmd_connectors_create)
+    p = connectors_p.add_parser("list", help="list a tenant's connectors (secrets are never shown)")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--public-url", help="where platforms reach Parley (for the webhook URLs)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_connectors_list)
+    p = connectors_p.add_parser("delete", help="delete a connector by id (archived conversations stay)")
+    p.add_argument("id", type=UUID)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_connectors_delete)
+    p = connectors_p.add_parser("stats", help="pushes received, accepted, rejected by reason, duplicates")
+    p.add_argument("id", type=UUID)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_connectors_stats)
 
     ledger_p = sub.add_parser("ledger", help="the audit ledger").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = ledger_p.add_parser("verify", help="recompute the hash chain; exit 1 and name the first bad seq if tampered")
@@ -437,6 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
     retention_p = sub.add_parser("retention", help="retention policies").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = retention_p.add_parser("sweep", help="delete expired, unheld conversations (crypto-shredding, receipts)")
     p.add_argument("--dry-run", action="store_true", help="report what would be deleted, change nothing")
+    p.add_argument("--tenant", help="only this tenant")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_retention_sweep)
 

@@ -88,7 +88,12 @@ def document_columns(an: Analyzer, messages: Iterable[tuple[str, str]], language
 
 def build_document(ctx: TenantContext, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> IndexDoc:
     language = document_language(stored, ctx)
-    analysed = document_columns(analyzer(ctx), ((m.sender.role, m.text) for m in stored.messages), language)
+    # File names are searchable as words of their message; file contents are not indexed.
+    messages = (
+        (m.sender.role, " ".join([m.text, *(a.name for a in m.attachments if a.name)]) if m.attachments else m.text)
+        for m in stored.messages
+    )
+    analysed = document_columns(analyzer(ctx), messages, language)
     return IndexDoc(
         conversation_id=conversation_id, tenant_id=ctx.tenant_id, site=stored.site, channel=stored.channel,
         language=(stored.language or language or "und").lower(), started_at=stored.started_at,
