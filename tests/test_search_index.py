@@ -92,10 +92,7 @@ async def test_the_typo_vocabulary_is_written_once_per_term_across_restarts(back
 
 async def test_an_index_file_of_an_older_schema_is_recreated_empty(tmp_path):
     path = tmp_path / "search.sqlite3"
-    old = apsw.Connection(str(path))
-    old.execute("CREATE VIRTUAL TABLE search_prefix USING fts5(p_visitor)")
-    old.execute("PRAGMA user_version = 3")
-    old.close()
+    _older_index_file(path)
     backend = SqliteFtsBackend(path)
     analyzer = Analyzer(KEY)
     await backend.index([_doc(analyzer, 1, "hello")])
@@ -105,3 +102,37 @@ async def test_an_index_file_of_an_older_schema_is_recreated_empty(tmp_path):
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     conn.close()
     assert "search_prefix" not in tables and {"search_fts", "search_bag", "search_typo"} <= tables
+
+
+def _older_index_file(path: Path) -> None:
+    """An index file as schema version 3 left it (n-gram prefix table, user_version 3)."""
+    old = apsw.Connection(str(path))
+    old.execute("CREATE VIRTUAL TABLE search_prefix USING fts5(p_visitor)")
+    old.execute("INSERT INTO search_prefix (p_visitor) VALUES ('ab abc abcd')")
+    old.execute("PRAGMA user_version = 3")
+    old.close()
+
+
+async def test_after_an_upgrade_status_asks_for_a_rebuild_and_the_rebuild_finds_the_archive_again(client, tenant, runtime, tmp_path):
+    from archive.search import indexing
+    from tests.search_corpus import bodies
+
+    response = await client.post("/v1/transcripts", json={"conversations": bodies()}, headers=tenant.headers("ingest"))
+    assert response.status_code == 201, response.text
+    await indexing.drain_all(runtime)  # indexed before the upgrade (into the suite's index)
+    path = tmp_path / "search.sqlite3"
+    _older_index_file(path)
+    upgraded = SqliteFtsBackend(path)  # what the new version opens in the same data directory
+    embedded = runtime.swap_search(upgraded)
+    try:
+        search = {"q": "refund", "size": 100}
+        before = await client.post("/v1/search", json=search, headers=tenant.headers("compliance"))
+        assert before.json()["total"] == 0
+        assert "upgraded from schema 3: run `parley index rebuild`" in (await upgraded.status()).detail
+        await indexing.rebuild(runtime)
+        after = await client.post("/v1/search", json=search, headers=tenant.headers("compliance"))
+        assert {h["external_id"] for h in after.json()["hits"]} == {"en-1", "en-2"}
+        assert "upgraded" not in (await upgraded.status()).detail
+    finally:
+        runtime.swap_search(embedded)
+        await upgraded.close()

@@ -44,6 +44,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 from uuid import UUID
 
 import apsw
+import structlog
 
 from archive.search.backend import BackendStatus, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
@@ -65,7 +66,7 @@ from archive.search.plan import (
 SCHEMA_VERSION = 4
 TEXT_COLUMNS = [f"t_{s}" for s in SENDERS]
 BAG_COLUMNS = [f"f_{s}" for s in SENDERS]
-TABLES = ("search_typo", "search_bag", "search_fts", "search_label", "search_doc", "search_tenant",
+TABLES = ("search_meta", "search_typo", "search_bag", "search_fts", "search_label", "search_doc", "search_tenant",
           # schema version 3
           "search_forms", "search_prefix")
 # Ranking: conversations matched through a form (a transliteration, a typo) score this much per
@@ -81,6 +82,9 @@ KNOWN_TERMS_LIMIT = 500_000  # terms whose typo neighbourhood this process has a
 CACHE_KIB = 65536
 _CONTENTLESS = "content='', contentless_delete=1, tokenize='ascii'"
 SCHEMA = [
+    # Facts about the file itself; ``upgraded_from``: the schema version whose tables an upgrade
+    # dropped, kept until the next reset (``parley index rebuild``) so status can say one is due.
+    "CREATE TABLE search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE search_tenant (id INTEGER PRIMARY KEY, tenant BLOB NOT NULL UNIQUE)",
     """CREATE TABLE search_doc (
         rowid INTEGER PRIMARY KEY, tenant INTEGER NOT NULL, conversation BLOB NOT NULL UNIQUE,
@@ -98,6 +102,7 @@ DAY_MICROS = 86_400_000_000
 _FACET_COLUMNS = f"d.site, d.channel, d.language, d.started_at / {DAY_MICROS}, d.labels"
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 TENANT_SHIFT = 40  # a conversation's rowid: tenant << 40 | sequence (2^40 per tenant, 2^23 tenants)
@@ -278,16 +283,24 @@ class SqliteFtsBackend:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         conn.execute("PRAGMA temp_store=MEMORY")
-        if _rows(conn, "PRAGMA user_version")[0][0] != SCHEMA_VERSION:
-            self._create(conn)
+        version = _rows(conn, "PRAGMA user_version")[0][0]
+        if version != SCHEMA_VERSION:
+            # A file written by another version: its tables cannot be read, so they are recreated
+            # empty; an older file held conversations that only a rebuild brings back.
+            self._create(conn, upgraded_from=version or None)
+            if version:
+                log.warning("search_index_schema_upgraded", path=str(self.path), from_version=version,
+                            to_version=SCHEMA_VERSION, action="run `parley index rebuild`")
         return conn
 
-    def _create(self, conn: apsw.Connection) -> None:
+    def _create(self, conn: apsw.Connection, upgraded_from: int | None = None) -> None:
         with _writing(conn):
             for table in TABLES:
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in SCHEMA:
                 conn.execute(statement)
+            if upgraded_from is not None:
+                conn.execute("INSERT INTO search_meta (key, value) VALUES ('upgraded_from', ?)", (str(upgraded_from),))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         self._tenants.clear()
         self._known_terms.clear()
@@ -305,8 +318,12 @@ class SqliteFtsBackend:
 
     async def status(self) -> BackendStatus:
         def check(conn: apsw.Connection) -> BackendStatus:
-            conn.execute("SELECT count(*) FROM search_doc WHERE rowid = 0").fetchall()
-            return BackendStatus(ok=True, detail=f"sqlite fts5 ({self.path.name}, SQLite {apsw.sqlite_lib_version()})")
+            detail = f"sqlite fts5 ({self.path.name}, schema {SCHEMA_VERSION}, SQLite {apsw.sqlite_lib_version()})"
+            upgraded = _rows(conn, "SELECT value FROM search_meta WHERE key = 'upgraded_from'")
+            if upgraded:
+                # Still answers (ok): what was ingested since the upgrade is found, the rest is not.
+                detail += f"; upgraded from schema {upgraded[0][0]}: run `parley index rebuild` to index earlier conversations"
+            return BackendStatus(ok=True, detail=detail)
 
         return await self._run(check)
 
