@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import apsw
+import msgspec
 import pytest
 
 from archive.analysis import Analyzer
@@ -136,3 +137,17 @@ async def test_after_an_upgrade_status_asks_for_a_rebuild_and_the_rebuild_finds_
     finally:
         runtime.swap_search(embedded)
         await upgraded.close()
+
+
+async def test_a_rebuild_by_another_process_voids_what_this_one_cached(tmp_path):
+    analyzer, other = Analyzer(KEY), uuid.UUID(int=8)
+    server = SqliteFtsBackend(tmp_path / "search.sqlite3")
+    await server.index([_doc(analyzer, 1, "the subscription renewed")])
+    assert (await server.search(_plan(analyzer, "subscribtion~"))).total == 1  # tenant and terms now cached
+    rebuild = SqliteFtsBackend(tmp_path / "search.sqlite3")  # `parley index rebuild`, another process
+    await rebuild.reset()
+    await rebuild.index([msgspec.structs.replace(_doc(analyzer, 2, "another tenant's parcel"), tenant_id=other)])
+    await rebuild.close()
+    await server.index([_doc(analyzer, 3, "my subscription lapsed")])  # its terms were written before the reset
+    assert [h.conversation_id.int - 1000 for h in (await server.search(_plan(analyzer, "subscribtion~"))).hits] == [3]
+    await server.close()

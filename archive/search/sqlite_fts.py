@@ -85,7 +85,7 @@ SCHEMA = [
     # Facts about the file itself; ``upgraded_from``: the schema version whose tables an upgrade
     # dropped, kept until the next reset (``parley index rebuild``) so status can say one is due.
     "CREATE TABLE search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE search_tenant (id INTEGER PRIMARY KEY, tenant BLOB NOT NULL UNIQUE)",
+    "CREATE TABLE IF NOT EXISTS search_tenant (id INTEGER PRIMARY KEY, tenant BLOB NOT NULL UNIQUE)",
     """CREATE TABLE search_doc (
         rowid INTEGER PRIMARY KEY, tenant INTEGER NOT NULL, conversation BLOB NOT NULL UNIQUE,
         site TEXT NOT NULL, channel TEXT NOT NULL, language TEXT NOT NULL, started_at INTEGER NOT NULL,
@@ -264,6 +264,7 @@ class SqliteFtsBackend:
         self._conn: apsw.Connection | None = None
         self._tenants: dict[UUID, int] = {}
         self._known_terms: set[int] = set()
+        self._schema_cookie = -1
 
     # Every call runs in a worker thread; one connection, serialised by a lock (FTS5 writes are
     # single-writer anyway, and searches are short).
@@ -274,7 +275,19 @@ class SqliteFtsBackend:
         with self._lock:
             if self._conn is None:
                 self._conn = self._connect()
+            self._forget_if_recreated(self._conn)
             return fn(self._conn, *args)
+
+    def _forget_if_recreated(self, conn: apsw.Connection) -> None:
+        """Another process may have recreated the tables (``parley index rebuild`` next to a
+        running server): the file's schema cookie then changes, and which terms this process
+        believes the typo vocabulary holds is void. (Tenant numbers survive a rebuild, see
+        ``reset``; they are forgotten too, being cheap to read again.)"""
+        cookie = _rows(conn, "PRAGMA main.schema_version")[0][0]
+        if cookie != self._schema_cookie:
+            self._tenants.clear()
+            self._known_terms.clear()
+            self._schema_cookie = cookie
 
     def _connect(self) -> apsw.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -293,10 +306,11 @@ class SqliteFtsBackend:
                             to_version=SCHEMA_VERSION, action="run `parley index rebuild`")
         return conn
 
-    def _create(self, conn: apsw.Connection, upgraded_from: int | None = None) -> None:
+    def _create(self, conn: apsw.Connection, upgraded_from: int | None = None, keep_tenants: bool = False) -> None:
         with _writing(conn):
             for table in TABLES:
-                conn.execute(f"DROP TABLE IF EXISTS {table}")
+                if not (keep_tenants and table == "search_tenant"):
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in SCHEMA:
                 conn.execute(statement)
             if upgraded_from is not None:
@@ -331,7 +345,10 @@ class SqliteFtsBackend:
         return None
 
     async def reset(self) -> None:
-        await self._run(self._create)
+        # Tenant numbers are kept: a server next to the rebuild may hold them for a moment
+        # longer, and a number given to another tenant would point its searches at that tenant's
+        # rowid range.
+        await self._run(lambda conn: self._create(conn, keep_tenants=True))
 
     def _tenant(self, conn: apsw.Connection, tenant_id: UUID, create: bool) -> int | None:
         found = self._tenants.get(tenant_id)
