@@ -374,6 +374,10 @@ async def _store(
                 item.revision = row["revision"] + 1
                 revised.append((item, row))
                 results.append(IngestResult(item.id, item.external_id, "revised", item.content_sha256, item.redactions, item.revision))
+        if revised:
+            # Deletion locks the chain head before it deletes rows; a revision must lock it before
+            # it rewrites a row too, or on PostgreSQL the two wait on each other until one aborts.
+            await ledger.lock_head(tenant_id)
         changed = new + [item for item, _ in revised]
         if changed:
             for step in rt.ingest_steps:
