@@ -20,6 +20,7 @@ from archive.rotation import ConversationKeys, KeyringCheck, MasterKeyUser, Sign
 from archive.runtime import Runtime
 from archive.search import indexing
 from archive.search.backend import SearchBackend
+from archive.search.languages import LanguagesStep
 from archive.signals import KEYRING_CHANGED, Signals
 from archive.signing import SigningKeys
 from archive.supervision import backfill as supervision_backfill
@@ -41,7 +42,7 @@ from retention.policies import ComplianceFloorGuard, RetainUntilStep
 
 def ingest_steps() -> list[IngestStep]:
     """What happens to every ingested conversation besides being stored, in order."""
-    return [RetainUntilStep(), SupervisionStep(), indexing.OutboxStep()]
+    return [RetainUntilStep(), SupervisionStep(), indexing.OutboxStep(), LanguagesStep()]
 
 
 def deletion_guards() -> list[DeletionGuard]:
