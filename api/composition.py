@@ -76,6 +76,6 @@ def build_runtime(
         workers=Workers(settings.worker_threads),
         ingest_steps=ingest_steps(),
         events=event_sink(search),
-        engagement=Engagement(clock),
+        engagement=Engagement(clock, realtime=isinstance(clock, SystemClock)),  # a manual clock: tests drive the ticks
         jobs=[*archive_jobs.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs()],
     )

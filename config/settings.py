@@ -46,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     event_retention_days: int = 30
     collect_per_ip_per_minute: int = 600
     collect_per_site_per_second: int = 1000
+    trusted_proxies: str = ""  # comma-separated addresses or networks whose X-Forwarded-For is believed
     demo: bool = True  # serve /demo with a demo tenant, site and rule
     worker_threads: int = 4  # threads for CPU-heavy work kept off the event loop
 
@@ -95,6 +96,7 @@ ACCEPTS: dict[str, str] = {
     "event_retention_days": "an integer number of days from 1 to 3650",
     "collect_per_ip_per_minute": "a positive integer",
     "collect_per_site_per_second": "a positive integer",
+    "trusted_proxies": "comma-separated IP addresses or networks, e.g. '10.0.0.0/8,192.168.1.5'",
     "demo": "true or false",
     "worker_threads": "an integer from 1 to 64",
 }
@@ -136,10 +138,23 @@ def _check_ranges(s: Settings) -> None:
         "collect_per_ip_per_minute": s.collect_per_ip_per_minute > 0,
         "collect_per_site_per_second": s.collect_per_site_per_second > 0,
         "worker_threads": 1 <= s.worker_threads <= 64,
+        "trusted_proxies": _valid_networks(s.trusted_proxies),
     }
     for field, ok in checks.items():
         if not ok:
             raise _bad(field, getattr(s, field))
+
+
+def _valid_networks(value: str) -> bool:
+    import ipaddress
+
+    try:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _valid_cron(expression: str) -> bool:

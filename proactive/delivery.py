@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
-from proactive.model import Invitation
+from proactive.model import Invitation, VisitorKey
 
-VisitorKey = tuple[Any, str]  # (site id, visitor id)
 _CLOSED = None
 
 

@@ -1,8 +1,8 @@
 """Erasure (GDPR Art. 17): delete a person's conversations, except those a legal hold or a
 compliance-mode floor must keep — those are marked *restricted* and listed back with the reason.
 
-The person's behaviour events (engagement engine) are deleted too: they are keyed by the same
-visitor hash and are never under a hold.
+The person's behaviour events and the engagement engine's memory of them are deleted too: they are
+keyed by the same visitor hash and are never under a hold.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from archive.errors import FieldError, InvalidInput
 from archive.runtime import Runtime
 from archive.tables import Conversation
 from archive.tenancy import Principal, tenant_context
-from proactive.tables import BehaviourEvent
+from proactive import service as engagement
 from retention import deletion, holds, policies
 
 log = structlog.get_logger(__name__)
@@ -75,8 +75,7 @@ async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> Erasur
     events = 0
     async with db.write_transaction():
         if request.visitor_id:  # the engagement engine's behaviour events, keyed by the same hash
-            events = await BehaviourEvent.count().where((BehaviourEvent.tenant == principal.tenant_id) & (BehaviourEvent.visitor_hash == digest))
-            await BehaviourEvent.delete().where((BehaviourEvent.tenant == principal.tenant_id) & (BehaviourEvent.visitor_hash == digest))
+            events = await engagement.erase_visitor_data(principal.tenant_id, digest)
         for cid, reason in restricted.items():
             await Conversation.update({Conversation.restricted: reason[:300]}).where(Conversation.id == cid)
         [entry] = await ledger.append(principal.tenant_id, ledger.Entry(
@@ -85,7 +84,7 @@ async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> Erasur
                      "reason": request.reason},
         ))
     if request.visitor_id:
-        await rt.events.delete_visitor(principal.tenant_id, digest)
+        await engagement.forget_visitor(rt, principal.tenant_id, digest)
     by_id = {r["id"]: r for r in rows}
     return ErasureReceipt(
         receipt_id=receipt_id, subject=subject, requested_at=now,

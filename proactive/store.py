@@ -1,0 +1,230 @@
+"""Where the engagement engine keeps what must outlive a process: behaviour events, visitor memory,
+invitations, capacity reports and counters. Every read and write of those tables is here, so what
+is stored about a visitor (and how it is redacted, see proactive.events.as_stored) is decided in
+one place.
+
+Writes arrive from the journal (proactive.journal) inside its one transaction per group commit.
+Bounds: a visitor's memory row is a few hundred bytes to ~2 KB; rows, events and closed
+invitations are deleted ``event_retention_days`` after their last use, and at once by erasure.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any, Iterable
+from uuid import UUID
+
+import msgspec
+
+from archive.db import json_column
+from proactive.events import utc
+from proactive.model import GroupCapacity, GroupKey, Invitation, OpenInvitation, VisitorKey
+from proactive.tables import AgentCapacity, BehaviourEvent, EngagementInvitation, RuleCounter, VisitorMemory
+
+CHUNK = 500
+
+
+class Batch(msgspec.Struct):
+    """One collect request's events as the engine applied them."""
+
+    tenant: Any
+    site: Any
+    visitor_hash: str
+    session_id: str
+    tab: str
+    batch_id: str
+    received: float
+    events: list[dict[str, Any]]
+
+
+class Snapshot(msgspec.Struct):
+    """Everything one group commit writes."""
+
+    batches: list[Batch]
+    visitors: list[tuple[Any, VisitorKey, float, float | None, bytes]]  # tenant, key, last seen, due, state
+    invitations: list[OpenInvitation]
+    capacity: list[tuple[GroupKey, GroupCapacity]]
+    counters: Counter[tuple[str, str, str]]
+    forgotten: list[tuple[Any, str]]
+
+
+async def write(snapshot: Snapshot) -> None:
+    """Inside the caller's transaction."""
+    rows = [
+        BehaviourEvent(
+            tenant=b.tenant, site=b.site, visitor_hash=b.visitor_hash, session_id=b.session_id, tab_id=b.tab, batch_id=b.batch_id,
+            type=e["type"], name=(e["name"] or "")[:64], at=utc(e["at_epoch"]), url=e["url"] or "", title=e["title"] or "",
+            referrer=e["referrer"] or "", props=msgspec.json.encode(e["props"]).decode(), received_at=utc(b.received),
+        )
+        for b in snapshot.batches for e in b.events
+    ]
+    for start in range(0, len(rows), CHUNK):
+        await BehaviourEvent.insert(*rows[start:start + CHUNK])
+    memory = [
+        VisitorMemory(tenant=tenant, site=key[0], visitor_hash=key[1], last_seen=utc(seen), next_due=utc(due) if due else None, state=state)
+        for tenant, key, seen, due, state in snapshot.visitors
+    ]
+    for start in range(0, len(memory), CHUNK):
+        await VisitorMemory.insert(*memory[start:start + CHUNK]).on_conflict(
+            target=(VisitorMemory.site, VisitorMemory.visitor_hash), action="DO UPDATE",
+            values=[VisitorMemory.last_seen, VisitorMemory.next_due, VisitorMemory.state],
+        )
+    invitations = [_invitation_row(r) for r in snapshot.invitations]
+    for start in range(0, len(invitations), CHUNK):
+        await EngagementInvitation.insert(*invitations[start:start + CHUNK]).on_conflict(
+            target=EngagementInvitation.id, action="DO UPDATE", values=[EngagementInvitation.status, EngagementInvitation.closed_at],
+        )
+    for (tenant, group), cap in snapshot.capacity:
+        await AgentCapacity.insert(AgentCapacity(
+            tenant=tenant, agent_group=group, online_agents=cap.online_agents, max_chats_per_agent=cap.max_chats_per_agent,
+            active_chats=cap.active_chats, reported_at=cap.reported_at,
+        )).on_conflict(
+            target=(AgentCapacity.tenant, AgentCapacity.agent_group), action="DO UPDATE",
+            values=[AgentCapacity.online_agents, AgentCapacity.max_chats_per_agent, AgentCapacity.active_chats, AgentCapacity.reported_at],
+        )
+    for (rule_id, variant, name), count in snapshot.counters.items():
+        await RuleCounter.raw(
+            "INSERT INTO rule_counter (rule, variant, name, count) VALUES ({}, {}, {}, {}) "
+            "ON CONFLICT (rule, variant, name) DO UPDATE SET count = rule_counter.count + excluded.count",
+            UUID(rule_id), variant, name, count,
+        )
+    for tenant, visitor_hash in snapshot.forgotten:
+        await delete_visitor(tenant, visitor_hash)
+
+
+def _invitation_row(record: OpenInvitation) -> EngagementInvitation:
+    inv = record.invitation
+    return EngagementInvitation(
+        id=inv.id, tenant=record.tenant, site=record.key[0], visitor_hash=record.key[1], rule=UUID(record.rule_id), rule_name=inv.rule,
+        variant=inv.variant, agent_group=inv.group or "", message=inv.message, status=record.status, sent_at=utc(record.sent_at),
+        expires_at=inv.expires_at, closed_at=utc(record.closed_at) if record.closed_at is not None else None,
+    )
+
+
+def invitation_record(row: dict[str, Any]) -> OpenInvitation:
+    invitation = Invitation(id=row["id"], rule=row["rule_name"], variant=row["variant"], message=row["message"],
+                            group=row["agent_group"] or None, expires_at=row["expires_at"])
+    return OpenInvitation(
+        invitation=invitation, rule_id=str(row["rule"]), key=(row["site"], row["visitor_hash"]), tenant=row["tenant"],
+        sent_at=row["sent_at"].timestamp(), expires=row["expires_at"].timestamp(), status=row["status"],
+        closed_at=row["closed_at"].timestamp() if row["closed_at"] else None,
+    )
+
+
+# --- reading back --------------------------------------------------------------------------------
+
+
+async def visitor(site: Any, visitor_hash: str) -> dict[str, Any] | None:
+    return await VisitorMemory.select(VisitorMemory.tenant, VisitorMemory.state).where(
+        (VisitorMemory.site == site) & (VisitorMemory.visitor_hash == visitor_hash)
+    ).first()
+
+
+async def recent_visitors(since: datetime) -> list[dict[str, Any]]:
+    return await VisitorMemory.select(VisitorMemory.tenant, VisitorMemory.site, VisitorMemory.visitor_hash, VisitorMemory.state).where(
+        VisitorMemory.last_seen >= since
+    )
+
+
+async def dormant_timers(before: datetime) -> list[dict[str, Any]]:
+    """Visitors not active lately but with a decision due: loaded when it is."""
+    return await VisitorMemory.select(VisitorMemory.site, VisitorMemory.visitor_hash, VisitorMemory.next_due).where(
+        (VisitorMemory.last_seen < before) & VisitorMemory.next_due.is_not_null()
+    )
+
+
+async def open_invitations() -> list[OpenInvitation]:
+    rows = await EngagementInvitation.select().where(EngagementInvitation.status.is_in(["sent", "shown"]))
+    return [invitation_record(r) for r in rows]
+
+
+async def invitations_since(since: datetime) -> list[OpenInvitation]:
+    """Sent since ``since``: pacing, and accepted invitations the platform has not reported yet."""
+    rows = await EngagementInvitation.select().where(EngagementInvitation.sent_at >= since)
+    return [invitation_record(r) for r in rows]
+
+
+async def accepted_since_report() -> Counter[GroupKey]:
+    rows = await EngagementInvitation.raw(
+        "SELECT i.tenant AS tenant, i.agent_group AS agent_group, COUNT(*) AS n FROM engagement_invitation i "
+        "JOIN agent_capacity c ON c.tenant = i.tenant AND c.agent_group = i.agent_group "
+        "WHERE i.status = 'accepted' AND i.closed_at > c.reported_at GROUP BY i.tenant, i.agent_group"
+    )
+    return Counter({(_uuid(r["tenant"]), r["agent_group"]): r["n"] for r in rows})
+
+
+async def capacity_reports() -> list[tuple[GroupKey, GroupCapacity]]:
+    rows = await AgentCapacity.select()
+    return [((r["tenant"], r["agent_group"]),
+             GroupCapacity(r["online_agents"], r["max_chats_per_agent"], r["active_chats"], r["reported_at"])) for r in rows]
+
+
+async def pending_invitations(key: VisitorKey, now: float) -> list[Invitation]:
+    """Sent and not yet shown: what a browser should still get."""
+    rows = await EngagementInvitation.select().where(
+        (EngagementInvitation.site == key[0]) & (EngagementInvitation.visitor_hash == key[1])
+        & (EngagementInvitation.status == "sent") & (EngagementInvitation.expires_at > utc(now))
+    ).order_by(EngagementInvitation.sent_at)
+    return [invitation_record(r).invitation for r in rows]
+
+
+def _uuid(value: Any) -> Any:
+    return UUID(value) if isinstance(value, str) else value
+
+
+async def replay_batches(site: Any, since: datetime) -> list[Batch]:
+    """A site's stored events as the batches the engine applied, in the order it applied them."""
+    rows = await BehaviourEvent.select().where((BehaviourEvent.site == site) & (BehaviourEvent.received_at >= since)).order_by(
+        BehaviourEvent.received_at, BehaviourEvent.id
+    )
+    batches: list[Batch] = []
+    open_batch: dict[tuple[str, str], Batch] = {}
+    for row in rows:
+        received = row["received_at"].timestamp()
+        key = (row["visitor_hash"], row["batch_id"])
+        batch = open_batch.get(key)
+        if batch is None or batch.received != received:
+            batch = open_batch[key] = Batch(row["tenant"], site, row["visitor_hash"], row["session_id"], row["tab_id"], row["batch_id"],
+                                            received, [])
+            batches.append(batch)
+        batch.events.append({
+            "type": row["type"], "name": row["name"] or None, "at_epoch": row["at"].timestamp(), "url": row["url"] or None,
+            "title": row["title"] or None, "referrer": row["referrer"] or None, "props": json_column(row["props"]),
+            "tab": row["tab_id"] or row["session_id"],
+        })
+    return batches
+
+
+# --- deleting ------------------------------------------------------------------------------------
+
+
+async def purge(cutoff: datetime) -> int:
+    """Event retention: events received, visitors last seen and invitations sent before ``cutoff``."""
+    count = await BehaviourEvent.count().where(BehaviourEvent.received_at < cutoff)
+    if count:
+        await BehaviourEvent.delete().where(BehaviourEvent.received_at < cutoff)
+    await VisitorMemory.delete().where(VisitorMemory.last_seen < cutoff)
+    await EngagementInvitation.delete().where(
+        (EngagementInvitation.sent_at < cutoff) & EngagementInvitation.status.not_in(["sent", "shown"])
+    )
+    return count
+
+
+async def delete_visitor(tenant_id: Any, visitor_hash: str) -> int:
+    """Erasure: everything the engine stored about one visitor. Returns how many events went."""
+    events = await BehaviourEvent.count().where((BehaviourEvent.tenant == tenant_id) & (BehaviourEvent.visitor_hash == visitor_hash))
+    await BehaviourEvent.delete().where((BehaviourEvent.tenant == tenant_id) & (BehaviourEvent.visitor_hash == visitor_hash))
+    await VisitorMemory.delete().where((VisitorMemory.tenant == tenant_id) & (VisitorMemory.visitor_hash == visitor_hash))
+    await EngagementInvitation.delete().where(
+        (EngagementInvitation.tenant == tenant_id) & (EngagementInvitation.visitor_hash == visitor_hash)
+    )
+    return events
+
+
+def recent_cutoff(now: float, seconds: float) -> datetime:
+    return utc(now) - timedelta(seconds=seconds)
+
+
+def visitor_keys(rows: Iterable[dict[str, Any]]) -> list[VisitorKey]:
+    return [(r["site"], r["visitor_hash"]) for r in rows]
