@@ -5,7 +5,7 @@ UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: run test bench install system-deps clean
+.PHONY: run test lint bench install system-deps clean
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -23,7 +23,11 @@ run: install
 system-deps:
 	.ci/system-deps
 
-test: system-deps install
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/mypy
+
+test: system-deps install lint
 	.ci/test
 
 bench: install

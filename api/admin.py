@@ -9,8 +9,8 @@ import msgspec
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 
-from api.deps import Caller, Rt
 from api.auth import requires
+from api.deps import Caller, Rt
 from api.schemas import CreateKeyIn, CreateSiteIn, UpdateSiteIn, WhoAmI
 from archive import ledger, tenancy
 from archive.tenancy import ApiKeyOut, CreatedKey, Principal, SiteOut, TenantSettings

@@ -28,9 +28,9 @@ from api.health import healthz, readyz
 from api.proactive import CapacityController, CollectController, RulesController, SiteEngagementController, client_identifier, explain
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
-from api.shutdown import on_termination
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
 from api.search import SearchController
+from api.shutdown import on_termination
 from api.transcripts import TranscriptController
 from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn

@@ -8,8 +8,8 @@ from typing import Annotated
 from litestar import Controller, get, post
 from litestar.params import FromQuery, QueryParameter
 
-from api.deps import Caller, Rt
 from api.auth import requires
+from api.deps import Caller, Rt
 from api.schemas import PublicKeys
 from archive import ledger
 from archive.ledger import Checkpoint, LedgerRecord, VerifyReport

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -34,7 +35,7 @@ class ApiKeyAuthentication:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
-            scope["type"] == "http"
+            scope["type"] == ScopeType.HTTP
             and not scope["route_handler"].opt.get("exclude_from_auth")
             and not scope["path"].startswith(PUBLIC_PREFIXES)
         ):
@@ -48,7 +49,7 @@ class ApiKeyAuthentication:
                 )
             scope["user"] = principal
             scope["auth"] = token
-            scope["state"]["key_prefix"] = principal.key_prefix  # type: ignore[typeddict-item]
+            scope["state"]["key_prefix"] = principal.key_prefix
         await self.app(scope, receive, send)
 
 

@@ -59,7 +59,7 @@ async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[int]], *,
 async def _has_tenants() -> bool:
     from archive.tables import Tenant
 
-    return bool(await Tenant.exists())
+    return bool(await Tenant.table_exists()) and bool(await Tenant.exists())
 
 
 def _port_in_use(host: str, port: int) -> OSError | None:
@@ -196,6 +196,7 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     async def work(rt: Any) -> int:
         revoked = await revoke_api_key(rt, args.id)
         row = await ApiKey.select(ApiKey.tenant).where(ApiKey.id == args.id).first()
+        assert row is not None  # revoke_api_key raised NotFound otherwise
         await ledger.append(row["tenant"], ledger.Entry(actor=_cli_actor(), action="key.revoke", subject=revoked.prefix))
         _print(revoked, args.json, lambda k: f"revoked prl_{k.prefix}_… ({k.role}, tenant {k.tenant})")
         return 0

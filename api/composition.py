@@ -46,23 +46,25 @@ def build_runtime(
     keyring: MasterKeyring | None = None,
     search: SearchBackend | None = None,
     database: Database | None = None,
+    workers: Workers | None = None,
     create_keyring: bool = False,
 ) -> Runtime:
     """Everything a Parley process needs, from its settings. ``clock``, ``keyring`` and
     ``search`` replace the parts the settings would choose (tests, benchmarks); ``database``
     shares another runtime's connections (several runtimes in one test process);
     ``create_keyring`` allows a new key file (only on an empty data directory)."""
-    settings.data_path.mkdir(parents=True, exist_ok=True)
-    clock = clock or SystemClock()
-    if database is None:
-        database = Database(build_engine(settings), pool_size=settings.db_pool_size)
-        database.bind()
+    # Keys first: a command pointed at the wrong directory stops here, before it creates anything.
     if keyring is not None:
         keys = Keys(lambda: keyring)
     else:
         # Only the first load may create the key file; a reload never does.
         first = load_keyring(settings.master_key, settings.data_path, create=create_keyring)
         keys = Keys(lambda: load_keyring(settings.master_key, settings.data_path), initial=first)
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    clock = clock or SystemClock()
+    if database is None:
+        database = Database(build_engine(settings), pool_size=settings.db_pool_size)
+        database.bind()
     signals = Signals(settings.data_path)
     search = search or indexing.make_backend(settings)
     return Runtime(
@@ -73,7 +75,7 @@ def build_runtime(
         signals=signals,
         tenants=TenantDirectory(keys, signals, clock, settings.auth_cache_seconds),
         search=search,
-        workers=Workers(settings.worker_threads),
+        workers=workers or Workers(settings.worker_threads),
         ingest_steps=ingest_steps(),
         events=event_sink(search),
         engagement=Engagement(clock, realtime=isinstance(clock, SystemClock)),  # a manual clock: tests drive the ticks

@@ -30,8 +30,8 @@ from litestar import Controller, Request, Response, delete, get, patch, post, pu
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from api.deps import Caller, Rt
 from api.auth import requires
+from api.deps import Caller, Rt
 from archive.tenancy import Principal
 from config.settings import Settings
 from proactive import service

@@ -58,9 +58,9 @@ def status_of(exc: BaseException) -> int:
 
 
 def problem(request: Request[Any, Any, Any], status: int, title: str, detail: str, **extra: Any) -> Response[dict[str, Any]]:
-    state = request.scope.setdefault("state", {})  # type: ignore[typeddict-item]
-    # Routing errors (404/405) happen before app middleware runs, so the id may not exist yet.
-    fresh_id = "request_id" not in state
+    state = request.scope.setdefault("state", {})
+    # Routing errors (404/405) happen before app middleware runs, so the id may not exist yet;
+    # errors raised in middleware are answered outside it: either way the header is set here.
     request_id = state.setdefault("request_id", uuid.uuid4().hex)
     body: dict[str, Any] = {
         "type": f"/problems/{STATUS_TYPES.get(status, 'error')}",
@@ -71,8 +71,7 @@ def problem(request: Request[Any, Any, Any], status: int, title: str, detail: st
         "request_id": request_id,
     }
     body.update({k: v for k, v in extra.items() if v is not None})
-    headers = {"x-request-id": request_id} if fresh_id else None
-    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers={"x-request-id": request_id})
 
 
 def _errors(items: list[FieldError]) -> list[dict[str, str]]:
@@ -91,7 +90,8 @@ def _public_names(request: Request[Any, Any, Any]) -> dict[str, str]:
     names: dict[str, str] = {}
     for name, definition in request.route_handler.parsed_fn_signature.parameters.items():
         kwarg = definition.kwarg_definition
-        alias = getattr(kwarg, "query", None) or getattr(kwarg, "header", None) or getattr(kwarg, "cookie", None)
+        alias = (getattr(kwarg, "name", None) or getattr(kwarg, "query", None) or getattr(kwarg, "header", None)
+                 or getattr(kwarg, "cookie", None))
         names[name] = alias or name
     return names
 

@@ -8,8 +8,8 @@ from litestar import Controller, get, post, put
 from litestar.params import FromPath, JSONBody
 from litestar.response import Stream
 
-from api.deps import Caller, Rt
 from api.auth import requires
+from api.deps import Caller, Rt
 from archive.search import indexing
 from retention import erasure, exports, holds, policies, sweep
 

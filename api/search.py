@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar import Controller, post
 from litestar.params import JSONBody
 
-from api.deps import Caller, Rt
 from api.auth import requires
+from api.deps import Caller, Rt
 from archive.search.service import SearchRequest, SearchResponse, search
 
 

@@ -7,11 +7,11 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
+from litestar.params import FromPath
 
-from api.deps import Caller, Rt
 from api.auth import requires
+from api.deps import Caller, Rt
 from archive import ingest, transcripts
 from archive.models import BatchResult, ConversationOut, IngestResult
 from archive.tenancy import Principal

@@ -21,11 +21,11 @@ from typing import Any, AsyncIterator, Callable
 # Piccolo finds its configuration module through this variable (migrations, table discovery).
 os.environ.setdefault("PICCOLO_CONF", "config.piccolo_conf")
 
-from piccolo.engine.base import Engine  # noqa: E402
-from piccolo.engine.sqlite import TransactionType  # noqa: E402
-from piccolo.querystring import QueryString  # noqa: E402
+from piccolo.engine.base import Engine
+from piccolo.engine.sqlite import TransactionType
+from piccolo.querystring import QueryString
 
-from archive.tables import Tenant  # noqa: E402
+from archive.tables import Tenant
 
 
 class MigrationError(RuntimeError):
@@ -40,7 +40,7 @@ def json_column(value: Any) -> Any:
 class Database:
     """One engine, its pool, and the Piccolo tables bound to it."""
 
-    def __init__(self, engine: Engine, pool_size: int = 10) -> None:
+    def __init__(self, engine: Engine[Any], pool_size: int = 10) -> None:
         self.engine = engine
         self.pool_size = pool_size
         self._users = 0
@@ -68,13 +68,14 @@ class Database:
     async def start(self) -> None:
         """Open the PostgreSQL pool; nested users (an app inside a test, the CLI) share it."""
         if self.kind == "postgres" and self._users == 0:
-            await self.engine.start_connection_pool(min_size=1, max_size=self.pool_size)  # type: ignore[attr-defined]
+            # Piccolo types the base method without the pool arguments asyncpg takes.
+            await self.engine.start_connection_pool(min_size=1, max_size=self.pool_size)  # type: ignore[call-arg, no-untyped-call]
         self._users += 1
 
     async def stop(self) -> None:
         self._users = max(0, self._users - 1)
         if self.kind == "postgres" and self._users == 0:
-            await self.engine.close_connection_pool()  # type: ignore[attr-defined]
+            await self.engine.close_connection_pool()  # type: ignore[no-untyped-call]
 
     async def migrate(self) -> list[str]:
         """Run pending Piccolo migrations; returns Piccolo's report lines (it prints, we capture)."""
@@ -92,7 +93,7 @@ class Database:
         await self.engine.run_querystring(QueryString("SELECT 1"))
 
 
-def engine() -> Engine:
+def engine() -> Engine[Any]:
     """The engine the runtime bound the tables to."""
     return Tenant._meta.db
 
@@ -104,7 +105,7 @@ def is_sqlite() -> bool:
 def write_transaction() -> Any:
     db = engine()
     if db.engine_type == "sqlite":
-        return db.transaction(transaction_type=TransactionType.immediate)  # type: ignore[call-arg]
+        return db.transaction(transaction_type=TransactionType.immediate)
     return db.transaction()
 
 

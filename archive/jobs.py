@@ -37,7 +37,7 @@ class JobSpec(msgspec.Struct, frozen=True):
     trigger: Callable[["Runtime"], BaseTrigger]
 
 
-class JobScheduler(AsyncIOScheduler):
+class JobScheduler(AsyncIOScheduler):  # type: ignore[misc]  # APScheduler 3 ships no type hints
     """APScheduler's asyncio scheduler that can stop *and* let the jobs under way finish.
 
     ``shutdown`` alone leaves running jobs to be cancelled mid-query when the database closes;

@@ -23,8 +23,8 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 
 from archive import db
-from archive.db import json_column
 from archive.crypto import public_key_bytes, signing_key
+from archive.db import json_column
 from archive.runtime import Runtime
 from archive.tables import LedgerCheckpoint, LedgerEntry, LedgerHead, Tenant
 

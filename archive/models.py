@@ -2,6 +2,11 @@
 
 Unknown fields are refused rather than dropped: an archive that silently discards a field the
 platform started sending (attachments, say) loses evidence without anyone noticing.
+
+The optional fields on ``Message`` and ``Agent`` (kinds, events, attachments, e-mail) came with the
+platform connectors (docs/connectors.md). Those structs encode with ``omit_defaults``: a
+conversation that uses none of the new fields encodes exactly as it did before they existed, so
+hashes and submission MACs of earlier conversations do not change.
 """
 
 from __future__ import annotations
@@ -23,10 +28,35 @@ class Sender(msgspec.Struct, forbid_unknown_fields=True):
     name: ShortText | None = None
 
 
-class Message(msgspec.Struct, forbid_unknown_fields=True):
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+# What a message of kind "event" records, in one vocabulary for every platform.
+EventType = Literal["join", "leave", "transfer", "assign", "close", "reopen", "rating", "form", "navigation", "other"]
+
+
+class Attachment(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+    """A file on a message, as the platform describes it (the file itself is not part of this)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+    content_type: Annotated[str, msgspec.Meta(max_length=255)] | None = None
+    size: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    sha256: Sha256Hex | None = None
+    url: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
+
+
+class Message(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     at: Timestamp
     sender: Sender
-    text: str
+    # Empty for a message that is only an attachment, or an event the platform gave no words.
+    text: str = ""
+    # "note": an internal note the visitor never saw; "event": a system event (see ``event``).
+    kind: Literal["message", "note", "event"] = "message"
+    event: EventType | None = None
+    attachments: Annotated[list[Attachment], msgspec.Meta(max_length=100)] = []
+    # The platform's own message id: how a later copy of the same message is recognised.
+    id: ShortText | None = None
+    # Set on a later version of an edited message; the original stays as its own entry.
+    edited_at: Timestamp | None = None
+    deleted: bool = False
 
 
 class Visitor(msgspec.Struct, forbid_unknown_fields=True):
@@ -35,9 +65,11 @@ class Visitor(msgspec.Struct, forbid_unknown_fields=True):
     email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
 
 
-class Agent(msgspec.Struct, forbid_unknown_fields=True):
+class Agent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     name: ShortText | None = None
+    # The custodian identity compliance tools search by.
+    email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
 
 
 class ConversationIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

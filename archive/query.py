@@ -53,8 +53,8 @@ class Prefix(msgspec.Struct, frozen=True, tag=True):
 
 
 class Near(msgspec.Struct, frozen=True, tag=True):
-    left: Union[Term, Phrase]
-    right: Union[Term, Phrase]
+    left: Term | Phrase
+    right: Term | Phrase
     distance: int
 
 
@@ -164,10 +164,10 @@ def _date_range(value: str, pos: int, query: str) -> DateRange:
             start=_day(start, pos, query) if start else None,
             end=(_day(end, pos, query) + (one_day if "T" not in end else timedelta())) if end else None,
         )
-    for op, build in ((">=", lambda d: DateRange(d, None)), ("<=", lambda d: DateRange(None, d + one_day)),
-                      (">", lambda d: DateRange(d + one_day, None)), ("<", lambda d: DateRange(None, d))):
+    for op in (">=", "<=", ">", "<"):
         if value.startswith(op):
-            return build(_day(value[len(op):], pos, query))
+            d = _day(value[len(op):], pos, query)
+            return {">=": DateRange(d, None), "<=": DateRange(None, d + one_day), ">": DateRange(d + one_day, None), "<": DateRange(None, d)}[op]
     day = _day(value, pos, query)
     return DateRange(day, day + one_day)
 

@@ -56,6 +56,9 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
                 tenant_id = row["tenant"]
                 if tenant_id not in cryptos:
                     t = await Tenant.select().where(Tenant.id == tenant_id).first()
+                    if t is None:  # the key's tenant row is gone (foreign keys make this a tampered store)
+                        unreadable.append(str(row["conversation"]))
+                        continue
                     cryptos[tenant_id] = TenantCrypto(keyring, tenant_id, t["wrapped_secret"], t["secret_version"])
                 crypto = cryptos[tenant_id]
                 try:

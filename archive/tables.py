@@ -14,6 +14,7 @@ from piccolo.columns import (
     Bytea,
     ForeignKey,
     Integer,
+    Serial,
     Timestamptz,
     Varchar,
 )
@@ -124,6 +125,7 @@ class LedgerCheckpoint(Table, tablename="ledger_checkpoint"):
 class IndexOutbox(Table, tablename="index_outbox"):
     """Pending index work, written in the transaction that changes the store (durable outbox)."""
 
+    id: Serial  # Piccolo's implicit primary key, named for the type checker
     tenant = ForeignKey(references=Tenant, null=False)
     conversation = UUID()
     op = Varchar(length=8)  # "upsert" | "delete"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +75,9 @@ class Server:
             cmd = [str(VENV_BIN / "uvicorn"), "--factory", "--host", "127.0.0.1", "--port", str(self.port),
                    "--no-access-log", "--log-level", "warning", factory]
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=self.log)
+        # Its own session, so the server's worker processes go with it (never outliving the bench).
+        self.proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=self.log,
+                                     start_new_session=True)
 
     def __enter__(self) -> "Server":
         deadline = time.monotonic() + 30
@@ -84,7 +88,7 @@ class Server:
             except OSError:
                 if self.proc.poll() is not None:
                     self.log.seek(0)
-                    raise RuntimeError(f"server exited: {self.log.read().decode()[-2000:]}")
+                    raise RuntimeError(f"server exited: {self.log.read().decode()[-2000:]}") from None
                 time.sleep(0.1)
         raise RuntimeError("server did not start within 30 s")
 
@@ -93,7 +97,10 @@ class Server:
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            pass
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
 
 
 async def bench_tenant(name: str, role: str | None = None) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+
 from bench.harness import Row, Server, Table, bench_tenant, wrk
 
 GOAL = 0.6

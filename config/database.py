@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
@@ -20,7 +21,7 @@ from config.settings import Settings
 SQLITE_BUSY_TIMEOUT = 30.0
 
 
-def build_engine(settings: Settings) -> Engine:
+def build_engine(settings: Settings) -> Engine[Any]:
     if settings.engine == "postgres":
         return PostgresEngine(config={"dsn": settings.effective_database_url})
     path = settings.sqlite_path

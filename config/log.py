@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any, TextIO
+from typing import Any, MutableMapping, TextIO
 
 import msgspec
 import structlog
@@ -23,7 +23,7 @@ _SCRUBBED_FIELDS = frozenset(
 _KEY_PATTERN = re.compile(r"prl_[A-Za-z0-9]{8}_[A-Za-z0-9_-]{20,}")
 
 
-def _scrub(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _scrub(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     # Runs on every log line, the access log included: keep it to set lookups and substring tests.
     for field, value in event_dict.items():
         if field in _SCRUBBED_FIELDS:

@@ -40,7 +40,7 @@ class Subscription:
         once the stream is closed."""
         try:
             item = await asyncio.wait_for(self._queue.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         if item is _CLOSED:
             raise StopAsyncIteration

@@ -10,7 +10,7 @@ from archive.db import json_column
 from archive.errors import Conflict
 from archive.runtime import Runtime
 from archive.tables import Site, Tenant
-from archive.tenancy import Principal, create_site, create_tenant
+from archive.tenancy import Principal, create_site, create_tenant, tenant_by_slug
 from proactive import service
 
 DEMO_TENANT, DEMO_SITE = "demo", "demo-shop"
@@ -39,7 +39,7 @@ async def ensure_demo(rt: Runtime) -> str:
         try:
             tenant_id = (await create_tenant(rt, DEMO_TENANT, "Demo shop", actor="system:demo")).id
         except Conflict:  # another process won the race
-            tenant_id = (await Tenant.select(Tenant.id).where(Tenant.slug == DEMO_TENANT).first())["id"]
+            tenant_id = (await tenant_by_slug(DEMO_TENANT))["id"]
     else:
         tenant_id = tenant["id"]
     site = await Site.select(Site.id, Site.site_key, Site.allowed_origins).where((Site.tenant == tenant_id) & (Site.name == DEMO_SITE)).first()

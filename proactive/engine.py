@@ -440,6 +440,8 @@ class Engine:
             wake = self._attempt(state, entry, episode, now, present)
             if wake is not None and (soonest is None or wake < soonest):
                 soonest = wake
+        if soonest is not None and soonest <= now:
+            soonest = None  # every source is strictly later; a timer due now would repeat this forever
         self._schedule(state, soonest)
 
     def _begin_episode(self, state: VisitorState, entry: RuleEntry, now: float) -> Episode:

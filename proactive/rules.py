@@ -24,7 +24,8 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from datetime import datetime, time as dtime, timedelta
+from datetime import datetime, timedelta
+from datetime import time as dtime
 from typing import Any, Callable, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -213,7 +214,7 @@ class _Checker:
                     self.fail(f"{path}.{combinator}", f"at most {MAX_LIST} conditions")
                     return None
                 children = [self.condition(c, f"{path}.{combinator}[{i}]", depth + 1) for i, c in enumerate(items)]
-                return cls([c for c in children if c is not None])  # type: ignore[arg-type]
+                return cls([c for c in children if c is not None])
         if "not" in node:
             if len(node) != 1:
                 self.fail(f"{path}.not", "'not' takes one condition and nothing beside it")
@@ -226,7 +227,7 @@ class _Checker:
 
     def _op(self, node: dict[str, Any], path: str, allowed: tuple[str, ...] = OPS) -> str | None:
         op = node.get("op")
-        if op not in allowed:
+        if not isinstance(op, str) or op not in allowed:
             self.fail(f"{path}.op", f"one of {', '.join(allowed)}")
             return None
         return op
@@ -244,6 +245,9 @@ class _Checker:
             within = parse_duration(node.get("within"), f"{path}.within")
         except InvalidInput as exc:
             self.errors.extend(exc.errors)
+            return None
+        if within <= 0:
+            self.fail(f"{path}.within", "a window longer than zero, like 10m")
             return None
         value = finite_number(node.get("value"))
         if value is None:
@@ -372,7 +376,7 @@ def _hours(raw: Any, path: str, checker: _Checker) -> Hours | None:
             checker.fail(f"{path}.days", "like mon-fri or mon,wed,fri")
             return None
         a, b = DAYS.index(first), DAYS.index(last or first)
-        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
     try:
         start, end = dtime.fromisoformat(str(raw.get("from", "00:00"))), dtime.fromisoformat(str(raw.get("to", "23:59")))
     except ValueError:
@@ -477,7 +481,7 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
     url = raw.get("url")
     if url is not None and not isinstance(url, str):
         checker.fail(f"{p}url", "a URL glob such as */pricing*")
-    if checker.errors:
+    if checker.errors or not isinstance(name, str) or not isinstance(site, str):
         return None, checker.errors
     return Rule(
         name=name, site=site, when=when, message=message, group=group, delay=delay, expires=expires, max_wait=max_wait,
@@ -550,11 +554,11 @@ def evaluate(cond: Condition | None, get: Getter, count: CountFn, trace: list[st
             trace.append(f"{'✓' if ok else '✗'} count({cond.event}, {cond.within:g}s) = {actual} {cond.op} {cond.value:g}")
         return ok
     actual = get(cond.field)
-    ok = cond.test(actual)
+    matched: bool = cond.test(actual)
     if trace is not None:
         shown = round(actual, 1) if isinstance(actual, float) else actual
-        trace.append(f"{'✓' if ok else '✗'} {cond.field} = {shown!r} {cond.op} {cond.value!r}")
-    return ok
+        trace.append(f"{'✓' if matched else '✗'} {cond.field} = {shown!r} {cond.op} {cond.value!r}")
+    return matched
 
 
 def evaluate_timed(
@@ -601,15 +605,15 @@ def evaluate_timed(
         ok, at = evaluate_timed(cond.child, now, get, count, grows_at, count_expiry, memo)  # type: ignore[union-attr]
         return not ok, at
     if kind is Count:
-        key = (cond.event, cond.within, cond.op, cond.value)  # type: ignore[union-attr]
+        count_key = (cond.event, cond.within, cond.op, cond.value)  # type: ignore[union-attr]
         if memo is not None:
-            hit = memo.get(key)
+            hit = memo.get(count_key)
             if hit is not None:
                 return hit
         counted = (_COUNT_TESTS[cond.op](count(cond.event, cond.within), cond.value),  # type: ignore[union-attr]
                    count_expiry(cond.event, cond.within))  # type: ignore[union-attr]
         if memo is not None:
-            memo[key] = counted
+            memo[count_key] = counted
         return counted
     if kind is AnyOf:
         soonest = None
@@ -629,4 +633,4 @@ def targets(rule: Rule, url: str | None) -> bool:
 
 
 def to_yaml(documents: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump({"rules": documents}, sort_keys=False, allow_unicode=True)
+    return str(yaml.safe_dump({"rules": documents}, sort_keys=False, allow_unicode=True))

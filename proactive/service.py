@@ -132,7 +132,8 @@ class ImportOut(msgspec.Struct):
 
 
 def _definition(row: dict[str, Any]) -> dict[str, Any]:
-    return json_column(row["definition"])
+    definition: dict[str, Any] = json_column(row["definition"])
+    return definition
 
 
 async def _site_entries(site_id: UUID) -> list[RuleEntry]:
@@ -236,7 +237,13 @@ async def create_rule(rt: Runtime, principal: Principal, definition: dict[str, A
     if await MarketingRule.exists().where((MarketingRule.tenant == principal.tenant_id) & (MarketingRule.name == definition.get("name"))):
         raise InvalidInput("a rule with this name exists; PUT /v1/rules/{id} replaces it", [FieldError("name", "already taken")])
     await _save(rt, principal, [definition])
-    row = await MarketingRule.select().where((MarketingRule.tenant == principal.tenant_id) & (MarketingRule.name == definition["name"])).first()
+    return await get_rule_by_name(principal.tenant_id, definition["name"])
+
+
+async def get_rule_by_name(tenant_id: UUID, name: str) -> RuleOut:
+    row = await MarketingRule.select().where((MarketingRule.tenant == tenant_id) & (MarketingRule.name == name)).first()
+    if row is None:
+        raise NotFound(f"no rule {name!r}")
     return await _out(row)
 
 

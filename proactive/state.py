@@ -348,7 +348,9 @@ class VisitorState:
         if self.session is None:
             return None
         times = [at for at in self.session.recent.matching(self.codes.known(event)) if at >= now - within]
-        return min(times) + within if times else None
+        expiry = min(times) + within if times else None
+        # Only a future change is worth a timer: one due "now" would be re-armed at once, forever.
+        return expiry if expiry is not None and expiry > now else None
 
 
 # --- the durable form ----------------------------------------------------------------------------

@@ -48,7 +48,7 @@ class RuleCounter(Table, tablename="rule_counter"):
     rule = UUID()
     variant = Varchar(length=64)
     name = Varchar(length=48)
-    count = BigInt(default=0)
+    count = BigInt(default=0)  # type: ignore[assignment]  # a column named like Table.count
 
 
 class VisitorMemory(Table, tablename="visitor_memory"):

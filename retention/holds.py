@@ -17,10 +17,10 @@ import msgspec
 from archive import db, ledger
 from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
+from archive.query import QuerySyntaxError, parse
 from archive.runtime import Runtime
 from archive.search.service import SearchFilters, all_matching_ids
 from archive.tables import Conversation
-from archive.query import QuerySyntaxError, parse
 from archive.tenancy import Principal, TenantContext, tenant_context
 from retention.tables import LegalHold
 
@@ -85,7 +85,7 @@ def _store(ctx: TenantContext, c: HoldCriteria) -> Stored:
 
 
 def _readable(ctx: TenantContext, stored: Stored) -> dict[str, Any]:
-    out = msgspec.to_builtins(stored)
+    out: dict[str, Any] = msgspec.to_builtins(stored)
     if stored.q_sealed:
         out["q"] = ctx.crypto.open_note(stored.q_sealed).decode()
     out.pop("q_sealed", None)

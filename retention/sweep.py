@@ -77,7 +77,7 @@ async def sweep_tenant(
         if not dry_run:
             report.deleted += await deletion.delete_batch(
                 tenant_id, doomed, actor, "retention.delete",
-                lambda r: {"policy_version": state.version, "rule": rules[r["id"]], "retain_until": r["retain_until"].isoformat()},
+                lambda r: {"policy_version": state.version, "rule": rules[r["id"]], "retain_until": r["retain_until"].isoformat()},  # noqa: B023 - called within this iteration
             )
     report.by_rule = dict(by_rule)
     report.protected_by_hold = dict(by_hold)
@@ -87,7 +87,7 @@ async def sweep_tenant(
     return report
 
 
-def _rule(policy: policies.Policy, row: dict) -> str:
+def _rule(policy: policies.Policy, row: dict[str, Any]) -> str:
     tags = json_column(row["tags"])
     return policies.decide(policy, row["site"], row["channel"], row["language"], tags, row["ended_at"])[0]
 

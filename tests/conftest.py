@@ -59,7 +59,7 @@ async def _admin_sql(statement: str) -> None:
 if ENGINE == "postgres":
     try:
         asyncio.run(_admin_sql(f'CREATE DATABASE "{TEST_DB_NAME}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure means PostgreSQL is not usable
+    except Exception as exc:
         pytest.exit(
             f"PARLEY_TEST_DATABASE=postgres but PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable ({exc}); "
             "start it with .ci/postgres-start or run 'make test'",
@@ -88,7 +88,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if ENGINE == "postgres":
         try:
             asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{TEST_DB_NAME}" WITH (FORCE)'))
-        except Exception:  # noqa: BLE001 - best effort clean-up
+        except Exception:
             pass
 
 

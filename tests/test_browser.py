@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import http.server
+import json
 import os
 import shutil
 import socket
@@ -297,8 +297,8 @@ async def test_invitations_stream_over_server_sent_events(live, shop):
     assert collect.status_code == 200 and collect.json()["accepted"] == 1
     try:
         await asyncio.wait_for(listener, 15)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         explained = await shop.api.get("/v1/visitors/sse-1/explain", params={"site": "shop"}, headers=shop.headers("marketing"))
-        raise AssertionError(f"no invitation on the stream; explain: {explained.text}")
+        raise AssertionError(f"no invitation on the stream; explain: {explained.text}") from None
     invitation = json.loads(received[0])
     assert invitation["rule"] == "browser-welcome" and set(invitation) == {"id", "rule", "variant", "message", "group", "expires_at"}

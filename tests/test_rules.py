@@ -79,6 +79,7 @@ def test_a_count_rule_that_validates_never_fails_evaluation(op: str, value: Any,
     ({"count": "pageview", "within": "10m", "op": "gte", "value": 10**400}, "a number"),
     ({"field": "page.time_on_page", "op": "gte", "value": 10**400}, "duration"),
     ({"field": "cart.value", "op": "gt", "value": "50"}, "a number"),
+    ({"count": "pageview", "within": 0, "op": "gte", "value": 1}, "longer than zero"),
 ])
 def test_values_evaluation_cannot_use_are_refused_with_the_reason(condition: dict[str, Any], message: str) -> None:
     rule, problems = compile_rule(_rule(condition))
@@ -90,3 +91,11 @@ def test_goals_are_matched_by_contains_and_in() -> None:
         rule, problems = compile_rule(_rule(condition))
         assert rule is not None, problems
         assert rule.when.test(["purchase"]) and not rule.when.test([]) and not rule.when.test(None)
+
+
+def test_a_count_window_ending_exactly_now_does_not_rearm_the_timer_forever() -> None:
+    """Found by the property test above: a zero-length window made the tick loop forever."""
+    rule, _ = compile_rule(_rule({"count": "pageview", "within": "1s", "op": "gte", "value": 1}))
+    assert rule is not None
+    _run(rule, [{"type": "pageview", "url": None, "title": None, "referrer": None, "name": None, "props": {}, "advance": 1.0},
+                {"type": "heartbeat", "url": None, "title": None, "referrer": None, "name": None, "props": {}, "advance": 1.0}])

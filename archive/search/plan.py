@@ -4,7 +4,7 @@ tokens, plus filters, sort and page. Both backends compile exactly this, so they
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Literal, Union
+from typing import Callable, Literal, Union
 from uuid import UUID
 
 import msgspec
@@ -89,7 +89,7 @@ class Plan(msgspec.Struct, frozen=True):
         return [f"p_{s}" for s in (self.senders or SENDERS)]
 
 
-def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash_visitor) -> PlanNode:  # noqa: ANN001
+def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash_visitor: Callable[[str], str]) -> PlanNode:
     """Replace words by tokens; ``hash_visitor`` turns a visitor id into its stored keyed hash."""
 
     def text(value: str) -> PlanNode:
@@ -116,13 +116,13 @@ def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash
         if isinstance(node, q.DateRange):
             return StartedIn(node.start, node.end)
         if isinstance(node, q.And):
-            children = [c for c in (walk(c) for c in node.children) if not isinstance(c, Everything)]
+            children: list[PlanNode] = [c for c in (walk(c) for c in node.children) if not isinstance(c, Everything)]
             return All(children) if len(children) > 1 else (children[0] if children else Everything())
         if isinstance(node, q.Or):
-            children = [walk(c) for c in node.children]
-            if any(isinstance(c, Everything) for c in children):
+            alternatives: list[PlanNode] = [walk(c) for c in node.children]
+            if any(isinstance(c, Everything) for c in alternatives):
                 return Everything()
-            return AnyOf(children)
+            return AnyOf(alternatives)
         if isinstance(node, q.Not):
             return Without(walk(node.child))
         return Everything()
@@ -131,7 +131,7 @@ def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash
 
 
 def and_filters(tree: PlanNode, filters: list[PlanNode]) -> PlanNode:
-    nodes = [n for n in [tree, *filters] if not isinstance(n, Everything)]
+    nodes: list[PlanNode] = [n for n in [tree, *filters] if not isinstance(n, Everything)]
     if not nodes:
         return Everything()
     return nodes[0] if len(nodes) == 1 else All(nodes)

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 from uuid import UUID
 
 from archive.search.backend import FACETS, BackendStatus, IndexDoc, ScoredId, SearchPage
@@ -64,6 +64,8 @@ FACET_SQL = {
     "day": "SELECT substr(d.started_at, 1, 10), count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
 }
 FACET_LIMIT = 50
+
+T = TypeVar("T")
 
 
 def _quote(tokens: list[str]) -> str:
@@ -149,10 +151,10 @@ class SqliteFtsBackend:
 
     # Every call runs in a worker thread; one connection, serialised by a lock (FTS5 writes are
     # single-writer anyway, and searches are short).
-    async def _run(self, fn: Any, *args: Any) -> Any:
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(self._locked, fn, *args)
 
-    def _locked(self, fn: Any, *args: Any) -> Any:
+    def _locked(self, fn: Callable[..., T], *args: Any) -> T:
         with self._lock:
             if self._conn is None:
                 self._conn = self._connect()

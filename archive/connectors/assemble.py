@@ -1,0 +1,169 @@
+"""Merge drafts of one conversation into the ConversationIn that ingest stores.
+
+The drafts come in the order they were learnt: accumulated pushes first, then the close push,
+then the platform's API answer. Rules, chosen so that nothing once seen is lost:
+
+* Messages with the same platform id are one message. A later copy with the same words adds
+  what it knows (an attachment's size, say); a later copy with *different* words (an edit, a
+  deletion) is kept as its own entry after the original, marked ``edited_at``/``deleted``, as
+  Slack's and Mattermost's compliance exports keep both. Messages without an id are the same
+  when time, sender and words are.
+* Agents are merged by id, filling in name and e-mail from whichever draft knew them; the
+  visitor likewise, later drafts winning where both know a field.
+* ``started_at``/``ended_at`` widen to cover every message, so a conversation whose close time
+  the platform did not send still validates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from archive.connectors.errors import PayloadInvalid
+from archive.connectors.outcomes import Draft
+from archive.connectors.push import ConnectorConfig
+from archive.errors import FieldError, field_path
+from archive.models import Agent, ConversationIn, Message, Visitor
+
+_MSGSPEC_PATH_SUFFIX = " - at `$"
+
+
+def assemble(drafts: Sequence[Draft], config: ConnectorConfig | None = None) -> ConversationIn:
+    if not drafts:
+        raise ValueError("assemble needs at least one draft")
+    external_id = drafts[-1].external_id
+    messages = merge_messages(m for d in drafts for m in d.messages)
+    times: list[datetime | None] = [m.at for m in messages]
+    started = _earliest([d.started_at for d in drafts] + times)
+    ended = _latest([d.ended_at for d in drafts] + times)
+    if started is None or ended is None:
+        raise PayloadInvalid(
+            "the conversation has no messages and no start or end time; nothing to archive",
+            [FieldError("messages", "a conversation needs at least one message")],
+        )
+    visitor = merge_visitor(d.visitor for d in drafts) or Visitor(id=f"unknown-visitor:{external_id}"[:200])
+    tags: list[str] = []
+    for d in drafts:
+        tags.extend(t for t in d.tags if t not in tags)
+    metadata: dict[str, Any] = {}
+    for d in drafts:
+        metadata.update(d.metadata)
+    conversation = {
+        "external_id": external_id,
+        "site": (config.site if config and config.site else None)
+        or _last(d.site for d in drafts)
+        or (config.platform if config else "chat"),
+        "channel": (config.channel if config and config.channel else None) or _last(d.channel for d in drafts) or "web",
+        "language": _last(d.language for d in drafts),
+        "started_at": started,
+        "ended_at": max(ended, started),
+        "visitor": visitor,
+        "agents": merge_agents(a for d in drafts for a in d.agents),
+        "tags": tags[:50],
+        "metadata": dict(list(metadata.items())[:50]),
+        "messages": messages,
+    }
+    return to_conversation(msgspec.to_builtins(conversation))
+
+
+def to_conversation(raw: object) -> ConversationIn:
+    """Validate builtins as a ConversationIn; a failure names the offending field."""
+    try:
+        return msgspec.convert(raw, ConversationIn)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(_MSGSPEC_PATH_SUFFIX)
+        path = path.rstrip("`").lstrip(".")
+        raise PayloadInvalid(
+            "the push does not make a valid conversation; nothing was stored",
+            [FieldError(field_path(path, message) or "$", message)],
+        ) from None
+
+
+def merge_messages(messages: Iterable[Message]) -> list[Message]:
+    kept: list[Message] = []
+    by_id: dict[str, list[int]] = {}
+    anonymous: dict[tuple[Any, ...], int] = {}
+    for message in messages:
+        if message.id is None:
+            key = (message.at, message.sender.role, message.sender.id, message.text, message.kind)
+            if key in anonymous:
+                kept[anonymous[key]] = _fill(kept[anonymous[key]], message)
+            else:
+                anonymous[key] = len(kept)
+                kept.append(message)
+            continue
+        versions = by_id.setdefault(message.id, [])
+        same = next((i for i in versions if _same_words(kept[i], message)), None)
+        if same is not None:
+            kept[same] = _fill(kept[same], message)
+            continue
+        if versions:
+            original = kept[versions[0]]
+            # A later, different copy is an edit (or a deletion) of the first: it sorts right after
+            # the original; ``edited_at`` says when the change was made, where the platform said.
+            message = msgspec.structs.replace(message, at=original.at)
+        versions.append(len(kept))
+        kept.append(message)
+    order = sorted(range(len(kept)), key=lambda i: (kept[i].at, i))
+    return [kept[i] for i in order]
+
+
+def merge_agents(agents: Iterable[Agent]) -> list[Agent]:
+    merged: dict[str, Agent] = {}
+    for agent in agents:
+        known = merged.get(agent.id)
+        merged[agent.id] = (
+            agent if known is None else Agent(id=agent.id, name=agent.name or known.name, email=agent.email or known.email)
+        )
+    return list(merged.values())[:100]
+
+
+def merge_visitor(visitors: Iterable[Visitor | None]) -> Visitor | None:
+    result: Visitor | None = None
+    for visitor in visitors:
+        if visitor is None:
+            continue
+        if result is None or visitor.id != result.id:
+            # A later draft naming another visitor (Chatwoot merges contacts) wins outright.
+            result = visitor
+        else:
+            result = Visitor(id=visitor.id, name=visitor.name or result.name, email=visitor.email or result.email)
+    return result
+
+
+def _same_words(a: Message, b: Message) -> bool:
+    return a.text == b.text and a.deleted == b.deleted and a.kind == b.kind
+
+
+def _fill(known: Message, later: Message) -> Message:
+    """The same message seen again: keep the first copy, take what the later one adds."""
+    return msgspec.structs.replace(
+        known,
+        attachments=later.attachments
+        if len(later.attachments) >= len(known.attachments) and later.attachments
+        else known.attachments,
+        sender=later.sender if (later.sender.name and not known.sender.name) else known.sender,
+        event=known.event or later.event,
+        edited_at=known.edited_at or later.edited_at,
+    )
+
+
+def _earliest(values: list[datetime | None]) -> datetime | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def _latest(values: list[datetime | None]) -> datetime | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _last(values: Iterable[str | None]) -> str | None:
+    found = None
+    for value in values:
+        if value:
+            found = value
+    return found

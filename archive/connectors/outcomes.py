@@ -1,0 +1,88 @@
+"""What a push turns into, and the partial conversation every adapter speaks in.
+
+A platform either sends the whole conversation when it ends (Rocket.Chat, generic), sends its
+messages one by one and then a close (Chatwoot), or sends a close that carries ids only and the
+transcript has to be fetched from its API (Intercom, Crisp, LiveChat; Chatwoot with API access).
+So parsing a push gives one of four outcomes:
+
+* ``Finished``: a complete conversation, ready for ingest.
+* ``Pending``: a piece of a conversation still open (one message) to keep until it closes.
+* ``Close``: the conversation ended; assemble it from what was kept for ``thread``, what the
+  close push itself says (``draft``), and, when ``fetch`` is set, what the platform's API returns.
+* ``Ignored``: nothing to archive (a typing event, a test ping, a reopen).
+
+Every outcome is a msgspec Struct with a tag, so a caller can store a ``Pending`` draft, or queue
+a ``Close`` for a retry, as JSON and decode it back unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Union
+
+import msgspec
+
+from archive.models import Agent, ConversationIn, Message, MetaValue, Visitor
+
+
+class Draft(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A conversation as far as one push (or one API answer) knows it: everything but the
+    platform's conversation id may be missing. ``assemble`` merges drafts into a ConversationIn."""
+
+    external_id: str
+    site: str | None = None
+    channel: str | None = None
+    language: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    visitor: Visitor | None = None
+    agents: list[Agent] = []
+    tags: list[str] = []
+    metadata: dict[str, MetaValue] = {}
+    messages: list[Message] = []
+
+
+class ChatwootRef(msgspec.Struct, frozen=True, tag="chatwoot"):
+    account_id: str
+    conversation_id: str
+
+
+class IntercomRef(msgspec.Struct, frozen=True, tag="intercom"):
+    conversation_id: str
+
+
+class CrispRef(msgspec.Struct, frozen=True, tag="crisp"):
+    website_id: str
+    session_id: str
+
+
+class LiveChatRef(msgspec.Struct, frozen=True, tag="livechat"):
+    chat_id: str
+    thread_id: str
+
+
+FetchRef = Union[ChatwootRef, IntercomRef, CrispRef, LiveChatRef]
+
+
+class Finished(msgspec.Struct, frozen=True, tag="finished"):
+    conversation: ConversationIn
+
+
+class Pending(msgspec.Struct, frozen=True, tag="pending"):
+    """Keep ``draft`` under ``thread`` (the platform's conversation id) until the close."""
+
+    thread: str
+    draft: Draft
+
+
+class Close(msgspec.Struct, frozen=True, tag="close"):
+    thread: str
+    draft: Draft
+    fetch: FetchRef | None = None
+
+
+class Ignored(msgspec.Struct, frozen=True, tag="ignored"):
+    reason: str
+
+
+Outcome = Union[Finished, Pending, Close, Ignored]
