@@ -35,6 +35,7 @@ from api.deps import Caller, Rt
 from archive.tenancy import Principal
 from config.settings import Settings
 from proactive import service
+from proactive.backtest import BacktestOut
 from proactive.model import Invitation, Outcome
 
 KEEPALIVE_SECONDS = 15.0
@@ -112,8 +113,8 @@ class CollectController(Controller):
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             async with delivery.subscribe(key) as subscription:
-                for invitation in rt.engagement.take_pending(key):
-                    yield _event(invitation)
+                for waiting in rt.engagement.take_pending(key):
+                    yield _event(waiting)
                 while True:
                     try:
                         invitation = await subscription.next(KEEPALIVE_SECONDS)
@@ -167,7 +168,7 @@ class RulesController(Controller):
 
     @post("/{rule_id:str}/backtest", status_code=200, summary="Replay stored events: how many invitations would the rule have sent")
     async def backtest(self, rt: Rt, principal: Caller, rule_id: FromPath[UUID],
-                       days: Annotated[int, QueryParameter(ge=1, le=90)] = 7) -> service.BacktestOut:
+                       days: Annotated[int, QueryParameter(ge=1, le=90)] = 7) -> BacktestOut:
         return await service.backtest(rt, principal, rule_id, days)
 
 

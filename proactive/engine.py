@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo
 
 from proactive.model import Decision, GroupCapacity, GroupKey, Invitation, OpenInvitation, Outcome, RuleEntry, SiteConfig, VisitorKey
 from proactive.rules import Rule, evaluate, evaluate_timed, targets
-from proactive.state import DONE, PENDING, VISIT_GAP, WAITING, EventCodes, Episode, VisitorState
+from proactive.state import DONE, PENDING, VISIT_GAP, WAITING, Episode, EventCodes, VisitorState
 
 VISITOR_IDLE_EXPIRY = VISIT_GAP  # evicted from memory (never forgotten: see proactive.store)
 DEFAULT_SITE = SiteConfig()
@@ -301,7 +301,7 @@ class Engine:
     def unwind(self, changes: Changes) -> None:
         """A write of ``changes`` failed: evict the visitors it held (they are read back from the
         store on their next event) and take back invitations nobody has seen."""
-        for key, invitation in changes.deliveries:
+        for _, invitation in changes.deliveries:
             record = self.open.pop(invitation.id, None)
             if record is not None and invitation.group:
                 self.outstanding[(record.tenant, invitation.group)] -= 1

@@ -240,8 +240,8 @@ class VisitorState:
                 session.landing_url = url
                 session.referrer = event.get("referrer") or None
                 query = parse_qs(urlsplit(url or "").query)
-                session.utm = ((query.get(UTM_KEYS[0]) or [None])[0], (query.get(UTM_KEYS[1]) or [None])[0],
-                               (query.get(UTM_KEYS[2]) or [None])[0])
+                source, medium, campaign = (query[k][0] if query.get(k) else None for k in UTM_KEYS)
+                session.utm = (source, medium, campaign)
             if props.get("product") or props.get("product_id"):
                 session.product_views += 1
                 session.recent.append(now, self.codes.code("product_view"))

@@ -176,7 +176,7 @@ def _uuid(value: Any) -> Any:
 async def replay_batches(site: Any, since: datetime) -> list[Batch]:
     """A site's stored events as the batches the engine applied, in the order it applied them."""
     rows = await BehaviourEvent.select().where((BehaviourEvent.site == site) & (BehaviourEvent.received_at >= since)).order_by(
-        BehaviourEvent.received_at, BehaviourEvent.id
+        BehaviourEvent.received_at, BehaviourEvent._meta.primary_key  # insertion order within a commit
     )
     batches: list[Batch] = []
     open_batch: dict[tuple[str, str], Batch] = {}
@@ -201,7 +201,7 @@ async def replay_batches(site: Any, since: datetime) -> list[Batch]:
 
 async def purge(cutoff: datetime) -> int:
     """Event retention: events received, visitors last seen and invitations sent before ``cutoff``."""
-    count = await BehaviourEvent.count().where(BehaviourEvent.received_at < cutoff)
+    count: int = await BehaviourEvent.count().where(BehaviourEvent.received_at < cutoff)
     if count:
         await BehaviourEvent.delete().where(BehaviourEvent.received_at < cutoff)
     await VisitorMemory.delete().where(VisitorMemory.last_seen < cutoff)
@@ -213,7 +213,7 @@ async def purge(cutoff: datetime) -> int:
 
 async def delete_visitor(tenant_id: Any, visitor_hash: str) -> int:
     """Erasure: everything the engine stored about one visitor. Returns how many events went."""
-    events = await BehaviourEvent.count().where((BehaviourEvent.tenant == tenant_id) & (BehaviourEvent.visitor_hash == visitor_hash))
+    events: int = await BehaviourEvent.count().where((BehaviourEvent.tenant == tenant_id) & (BehaviourEvent.visitor_hash == visitor_hash))
     await BehaviourEvent.delete().where((BehaviourEvent.tenant == tenant_id) & (BehaviourEvent.visitor_hash == visitor_hash))
     await VisitorMemory.delete().where((VisitorMemory.tenant == tenant_id) & (VisitorMemory.visitor_hash == visitor_hash))
     await EngagementInvitation.delete().where(
