@@ -206,4 +206,4 @@ class SiteEngagementController(Controller):
     @patch("/", summary="Change a site's pacing and/or time zone (fields left out stay)")
     async def patch_settings(self, rt: Rt, principal: Caller, site_id: FromPath[UUID], data: JSONBody[dict[str, Any]]) -> service.SiteEngagementOut:
         # Decoded by the service so errors name the field; shape: service.SiteEngagementIn.
-        return await service.update_site_engagement(rt, principal, site_id, service.parse_site_engagement(data))
+        return await service.update_site_engagement(rt, principal.tenant_id, principal.actor, site_id, service.parse_site_engagement(data))

@@ -133,6 +133,12 @@ class Engagement:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.journal.commit()
 
+    async def settle(self) -> None:
+        """Wait until background work (visitors being read back, reloads) and writes are done."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.journal.drain()
+
     # --- visitors --------------------------------------------------------------------------------
 
     async def visitor(self, tenant: Any, site: Any, visitor_hash: str, create: bool = True) -> VisitorState | None:

@@ -90,20 +90,19 @@ def parse_site_engagement(raw: Any) -> SiteEngagementIn:
     return data
 
 
-async def update_site_engagement(rt: Runtime, principal: Principal, site_id: UUID, data: SiteEngagementIn) -> SiteEngagementOut:
+async def update_site_engagement(rt: Runtime, tenant_id: UUID, actor: str, site_id: UUID, data: SiteEngagementIn) -> SiteEngagementOut:
     """Pacing and the calendar-day time zone of one site; the engine applies them at once."""
     async with db.write_transaction():
-        row = await _site_row(principal.tenant_id, site_id)
+        row = await _site_row(tenant_id, site_id)
         settings = dict(json_column(row["settings"]) or {})
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
         settings.update(changes)
         await Site.update({Site.settings: json.dumps(settings)}).where(Site.id == site_id)
-        await ledger.append(principal.tenant_id, ledger.Entry(actor=principal.actor, action="site.engagement", subject=row["name"],
-                                                              details=changes))
+        await ledger.append(tenant_id, ledger.Entry(actor=actor, action="site.engagement", subject=row["name"], details=changes))
     rt.engagement.sites.forget(row["site_key"])
     await load_site_rules(rt, site_id)
     await rt.signals.announce(SITE_CHANGED, str(site_id))
-    return await get_site_engagement(principal.tenant_id, site_id)
+    return await get_site_engagement(tenant_id, site_id)
 
 
 # --- rules -----------------------------------------------------------------------------------

@@ -42,13 +42,13 @@ def _rule(condition: dict[str, Any]) -> dict[str, Any]:
 
 def _run(rule: Any, events: list[dict[str, Any]]) -> None:
     clock = ManualClock(1_800_000_000)
-    engine = Engine(clock=clock.time, gate_capacity=False, pace=False)
+    engine = Engine(clock=clock.time, gate_capacity=False, pace=False, journal=False)
     site, tenant = uuid.uuid4(), uuid.uuid4()
     engine.set_rules(site, [RuleEntry("rule-1", tenant, site, rule)])
-    state = engine.state_for(tenant, site, "v", "v")
+    state = engine.state_for(tenant, site, "v")
     for event in events:
         clock.advance(event["advance"])
-        engine.apply_events(state, [{**event, "at_epoch": clock.time(), "session_id": "s"}])
+        engine.apply_events(state, [{**event, "at_epoch": clock.time(), "tab": "t"}])
         engine.tick()
     clock.advance(3600)
     engine.tick()
