@@ -180,7 +180,7 @@ class Engine:
         self.changes = Changes()
         self.on_change: Callable[[], None] = lambda: None  # the journal has something to write
         self.on_earlier_timer: Callable[[float], None] = lambda due: None  # the heap's head moved earlier
-        self.on_missing: Callable[[VisitorKey], None] | None = None  # a timer for a visitor not in memory
+        self.on_missing: Callable[[VisitorKey, float], None] | None = None  # a timer for a visitor not in memory
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -258,11 +258,13 @@ class Engine:
         self._scheduled.pop(state.key, None)
         self._schedule(state, state.due)
 
-    def resume(self, state: VisitorState) -> None:
-        """A visitor loaded because its timer fired while it was not in memory."""
+    def resume(self, state: VisitorState, due: float) -> None:
+        """A visitor loaded because its timer fired while it was not in memory: decided as of the
+        timer's due time, as if it had never left."""
         self.adopt(state)
-        self.evaluate(state)
-        self._finish()
+        self._scheduled.pop(state.key, None)
+        self.evaluate(state, max(due, state.last_seen))
+        self._finish(due)
 
     def restore_invitation(self, record: OpenInvitation) -> None:
         if record.status in OPEN_STATUSES:
@@ -716,7 +718,7 @@ class Engine:
                 if state is not None:
                     self.evaluate(state, max(due, state.last_seen))
                 elif self.on_missing is not None:
-                    self.on_missing(arg)
+                    self.on_missing(arg, due)
             elif kind == "x":
                 record = self.open.get(arg)
                 if record is not None:

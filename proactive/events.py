@@ -137,7 +137,8 @@ def as_stored(event: dict[str, Any]) -> dict[str, Any]:
     """A checked event as it is stored *and* as the engine applies it: one redaction for both, so a
     backtest reads exactly what live rules read, and the engine's memory holds nothing the event
     store would not."""
-    return {**event, "url": stored_url(event["url"]) or None, "referrer": stored_referrer(event["referrer"]) or None}
+    return {**event, "url": stored_url(event["url"]) or None, "referrer": stored_referrer(event["referrer"]) or None,
+            "title": event["title"] or None}
 
 
 def utc(seconds: float) -> datetime:

@@ -164,13 +164,13 @@ class Engagement:
             self.engine.adopt(state)
         return state
 
-    def _load_missing(self, key: VisitorKey) -> None:
+    def _load_missing(self, key: VisitorKey, due: float) -> None:
         """A timer fired for a visitor evicted from memory: load it and decide."""
 
         async def resume() -> None:
             row = await store.visitor(key[0], key[1])
             if row is not None and key not in self.engine.visitors:
-                self.engine.resume(visitor_state.load(row["state"], row["tenant"], key[0], key[1], self.engine.codes))
+                self.engine.resume(visitor_state.load(row["state"], row["tenant"], key[0], key[1], self.engine.codes), due)
 
         self._background_task(resume())
 
