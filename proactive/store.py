@@ -17,6 +17,7 @@ from uuid import UUID
 
 import msgspec
 
+from archive import db
 from archive.db import json_column
 from proactive.events import utc
 from proactive.model import GroupCapacity, GroupKey, Invitation, OpenInvitation, VisitorKey
@@ -49,27 +50,45 @@ class Snapshot(msgspec.Struct):
     forgotten: list[tuple[Any, str]]
 
 
+EVENT_INSERT = (
+    "INSERT INTO behaviour_event (tenant, site, visitor_hash, session_id, tab_id, batch_id, type, name, at, url, title, referrer, props,"
+    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+MEMORY_UPSERT = (
+    "INSERT INTO visitor_memory (tenant, site, visitor_hash, last_seen, next_due, state) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (site, visitor_hash) DO UPDATE SET last_seen = excluded.last_seen, next_due = excluded.next_due, state = excluded.state"
+)
+
+
+async def _executemany(sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """One prepared statement for many rows, on the open transaction's connection: the hot tables
+    (events and visitor memory, written on every collect) skip the ORM, which would build a query
+    string value by value. Values are the drivers' own types (Piccolo's SQLite adapters apply)."""
+    if not rows:
+        return
+    transaction = db.engine().current_transaction.get()
+    if transaction is None:
+        raise RuntimeError("store writes run inside the journal's transaction")
+    if db.is_sqlite():
+        await transaction.connection.executemany(sql, rows)
+    else:
+        numbered, count = sql, 0
+        while "?" in numbered:
+            count += 1
+            numbered = numbered.replace("?", f"${count}", 1)
+        await transaction.connection.executemany(numbered, rows)
+
+
 async def write(snapshot: Snapshot) -> None:
     """Inside the caller's transaction."""
-    rows = [
-        BehaviourEvent(
-            tenant=b.tenant, site=b.site, visitor_hash=b.visitor_hash, session_id=b.session_id, tab_id=b.tab, batch_id=b.batch_id,
-            type=e["type"], name=(e["name"] or "")[:64], at=utc(e["at_epoch"]), url=e["url"] or "", title=e["title"] or "",
-            referrer=e["referrer"] or "", props=msgspec.json.encode(e["props"]).decode(), received_at=utc(b.received),
-        )
+    await _executemany(EVENT_INSERT, [
+        (b.tenant, b.site, b.visitor_hash, b.session_id, b.tab, b.batch_id, e["type"], (e["name"] or "")[:64], utc(e["at_epoch"]),
+         e["url"] or "", e["title"] or "", e["referrer"] or "", _json(e["props"]), utc(b.received))
         for b in snapshot.batches for e in b.events
-    ]
-    for start in range(0, len(rows), CHUNK):
-        await BehaviourEvent.insert(*rows[start:start + CHUNK])
-    memory = [
-        VisitorMemory(tenant=tenant, site=key[0], visitor_hash=key[1], last_seen=utc(seen), next_due=utc(due) if due else None, state=state)
-        for tenant, key, seen, due, state in snapshot.visitors
-    ]
-    for start in range(0, len(memory), CHUNK):
-        await VisitorMemory.insert(*memory[start:start + CHUNK]).on_conflict(
-            target=(VisitorMemory.site, VisitorMemory.visitor_hash), action="DO UPDATE",
-            values=[VisitorMemory.last_seen, VisitorMemory.next_due, VisitorMemory.state],
-        )
+    ])
+    await _executemany(MEMORY_UPSERT, [
+        (tenant, key[0], key[1], utc(seen), utc(due) if due else None, state) for tenant, key, seen, due, state in snapshot.visitors
+    ])
     invitations = [_invitation_row(r) for r in snapshot.invitations]
     for start in range(0, len(invitations), CHUNK):
         await EngagementInvitation.insert(*invitations[start:start + CHUNK]).on_conflict(
@@ -91,6 +110,13 @@ async def write(snapshot: Snapshot) -> None:
         )
     for tenant, visitor_hash in snapshot.forgotten:
         await delete_visitor(tenant, visitor_hash)
+
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def _json(value: Any) -> str:
+    return _json_encoder.encode(value).decode()
 
 
 def _invitation_row(record: OpenInvitation) -> EngagementInvitation:
