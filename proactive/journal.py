@@ -7,15 +7,16 @@ and the decisions they caused (a 2xx means durable); an invitation goes out on t
 the commit that holds it. So a crash at any point loses nothing anybody was told about, and a
 restart reads back exactly what was said.
 
-A commit waits ``GATHER_SECONDS`` for company before it starts (requests arriving meanwhile join
-it, so one fsync serves many of them), and whatever arrives while it runs joins the next one.
+A commit that requests wait for waits ``GATHER_SECONDS`` for company before it starts (requests
+arriving meanwhile join it, so one fsync serves many of them); one that only timers asked for
+starts at once. Whatever arrives while a commit runs joins the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -65,7 +66,8 @@ class Journal:
     async def _run(self) -> None:
         engine = self.engagement.engine
         while self._batches or self._waiters or engine.changes or engine.counters:
-            await asyncio.sleep(GATHER_SECONDS)  # requests arriving meanwhile join this commit
+            # Requests arriving meanwhile join this commit; a timer's decision alone goes at once.
+            await asyncio.sleep(GATHER_SECONDS if self._waiters else 0)
             batches, self._batches = self._batches, []
             waiters, self._waiters = self._waiters, []
             changes = engine.take_changes()
@@ -102,9 +104,3 @@ class Journal:
     def pending_counters(self) -> Counter[tuple[str, str, str]]:
         return self.in_flight + self.engagement.engine.counters
 
-    def __repr__(self) -> str:
-        return f"Journal(batches={len(self._batches)}, waiters={len(self._waiters)})"
-
-    @staticmethod
-    def describe(snapshot: Any) -> str:
-        return f"{len(snapshot.batches)} batches"

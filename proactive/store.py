@@ -21,7 +21,7 @@ from archive import db
 from archive.db import json_column
 from proactive.events import utc
 from proactive.model import GroupCapacity, GroupKey, Invitation, OpenInvitation, VisitorKey
-from proactive.tables import AgentCapacity, BehaviourEvent, EngagementInvitation, RuleCounter, VisitorMemory
+from proactive.tables import AgentCapacity, BehaviourEvent, EngagementInvitation, VisitorMemory
 
 CHUNK = 500
 
@@ -54,6 +54,15 @@ EVENT_INSERT = (
     "INSERT INTO behaviour_event (tenant, site, visitor_hash, session_id, tab_id, batch_id, type, name, at, url, title, referrer, props,"
     " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+INVITATION_UPSERT = (
+    "INSERT INTO engagement_invitation (id, tenant, site, visitor_hash, rule, rule_name, variant, agent_group, message, status, sent_at,"
+    " expires_at, closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET status = excluded.status, closed_at = excluded.closed_at"
+)
+COUNTER_ADD = (
+    "INSERT INTO rule_counter (rule, variant, name, count) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (rule, variant, name) DO UPDATE SET count = rule_counter.count + excluded.count"
+)
 MEMORY_UPSERT = (
     "INSERT INTO visitor_memory (tenant, site, visitor_hash, last_seen, next_due, state) VALUES (?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (site, visitor_hash) DO UPDATE SET last_seen = excluded.last_seen, next_due = excluded.next_due, state = excluded.state"
@@ -61,9 +70,9 @@ MEMORY_UPSERT = (
 
 
 async def _executemany(sql: str, rows: list[tuple[Any, ...]]) -> None:
-    """One prepared statement for many rows, on the open transaction's connection: the hot tables
-    (events and visitor memory, written on every collect) skip the ORM, which would build a query
-    string value by value. Values are the drivers' own types (Piccolo's SQLite adapters apply)."""
+    """One prepared statement for many rows, on the open transaction's connection: the engine's
+    writes (every collect and every decision) skip the ORM, which would build a query string value
+    by value. Values are the drivers' own types (Piccolo's SQLite adapters apply)."""
     if not rows:
         return
     transaction = db.engine().current_transaction.get()
@@ -89,11 +98,7 @@ async def write(snapshot: Snapshot) -> None:
     await _executemany(MEMORY_UPSERT, [
         (tenant, key[0], key[1], utc(seen), utc(due) if due else None, state) for tenant, key, seen, due, state in snapshot.visitors
     ])
-    invitations = [_invitation_row(r) for r in snapshot.invitations]
-    for start in range(0, len(invitations), CHUNK):
-        await EngagementInvitation.insert(*invitations[start:start + CHUNK]).on_conflict(
-            target=EngagementInvitation.id, action="DO UPDATE", values=[EngagementInvitation.status, EngagementInvitation.closed_at],
-        )
+    await _executemany(INVITATION_UPSERT, [_invitation_values(r) for r in snapshot.invitations])
     for (tenant, group), cap in snapshot.capacity:
         await AgentCapacity.insert(AgentCapacity(
             tenant=tenant, agent_group=group, online_agents=cap.online_agents, max_chats_per_agent=cap.max_chats_per_agent,
@@ -102,12 +107,7 @@ async def write(snapshot: Snapshot) -> None:
             target=(AgentCapacity.tenant, AgentCapacity.agent_group), action="DO UPDATE",
             values=[AgentCapacity.online_agents, AgentCapacity.max_chats_per_agent, AgentCapacity.active_chats, AgentCapacity.reported_at],
         )
-    for (rule_id, variant, name), count in snapshot.counters.items():
-        await RuleCounter.raw(
-            "INSERT INTO rule_counter (rule, variant, name, count) VALUES ({}, {}, {}, {}) "
-            "ON CONFLICT (rule, variant, name) DO UPDATE SET count = rule_counter.count + excluded.count",
-            UUID(rule_id), variant, name, count,
-        )
+    await _executemany(COUNTER_ADD, [(UUID(rule_id), variant, name, count) for (rule_id, variant, name), count in snapshot.counters.items()])
     for tenant, visitor_hash in snapshot.forgotten:
         await delete_visitor(tenant, visitor_hash)
 
@@ -119,13 +119,10 @@ def _json(value: Any) -> str:
     return _json_encoder.encode(value).decode()
 
 
-def _invitation_row(record: OpenInvitation) -> EngagementInvitation:
+def _invitation_values(record: OpenInvitation) -> tuple[Any, ...]:
     inv = record.invitation
-    return EngagementInvitation(
-        id=inv.id, tenant=record.tenant, site=record.key[0], visitor_hash=record.key[1], rule=UUID(record.rule_id), rule_name=inv.rule,
-        variant=inv.variant, agent_group=inv.group or "", message=inv.message, status=record.status, sent_at=utc(record.sent_at),
-        expires_at=inv.expires_at, closed_at=utc(record.closed_at) if record.closed_at is not None else None,
-    )
+    return (inv.id, record.tenant, record.key[0], record.key[1], UUID(record.rule_id), inv.rule, inv.variant, inv.group or "", inv.message,
+            record.status, utc(record.sent_at), inv.expires_at, utc(record.closed_at) if record.closed_at is not None else None)
 
 
 def invitation_record(row: dict[str, Any]) -> OpenInvitation:
