@@ -78,6 +78,7 @@ def build_runtime(
         workers=workers or Workers(settings.worker_threads),
         ingest_steps=ingest_steps(),
         events=event_sink(search),
-        engagement=Engagement(clock, realtime=isinstance(clock, SystemClock)),  # a manual clock: tests drive the ticks
+        # A manual clock (tests, replays) arms no timers: the caller drives the ticks.
+        engagement=Engagement(clock, realtime=isinstance(clock, SystemClock), live=settings.engagement_engine),
         jobs=[*archive_jobs.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs()],
     )

@@ -107,6 +107,7 @@ class CollectController(Controller):
 
     @get("/invitations/stream", exclude_from_auth=True, summary="Server-sent invitations for one visitor", media_type="text/event-stream")
     async def stream(self, request: Request[Any, Any, Any], rt: Rt, site_key: FromQuery[str], visitor_id: FromQuery[str]) -> ServerSentEvent:
+        rt.engagement.require_live()
         site = await service.resolve_site(rt, site_key, page_origins(request))
         key = await service.visitor_key(rt, site, visitor_id)
         delivery = rt.engagement.delivery

@@ -47,6 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     collect_per_ip_per_minute: int = 600
     collect_per_site_per_second: int = 1000
     trusted_proxies: str = ""  # comma-separated addresses or networks whose X-Forwarded-For is believed
+    engagement_engine: bool = True  # this process runs the live engagement engine (false on API-only replicas)
     demo: bool = True  # serve /demo with a demo tenant, site and rule
     worker_threads: int = 4  # threads for CPU-heavy work kept off the event loop
 
@@ -97,6 +98,7 @@ ACCEPTS: dict[str, str] = {
     "collect_per_ip_per_minute": "a positive integer",
     "collect_per_site_per_second": "a positive integer",
     "trusted_proxies": "comma-separated IP addresses or networks, e.g. '10.0.0.0/8,192.168.1.5'",
+    "engagement_engine": "true or false",
     "demo": "true or false",
     "worker_threads": "an integer from 1 to 64",
 }

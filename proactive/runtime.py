@@ -6,7 +6,9 @@ moved whenever an earlier one appears), so an invitation due after "30 s on the 
 decided at that instant, not at the next poll. With a manual clock (tests, replays) nothing is
 armed and the caller drives ``engine.tick()``.
 
-One process holds the live engine (the one serving ``/v1/collect``); see docs/proactive.md.
+One process holds the live engine (``PARLEY_ENGAGEMENT_ENGINE``, on by default): the one serving
+``/v1/collect``. Other processes (API-only replicas) keep the site's rules for explanations and
+read visitors from the store, but decide nothing; see docs/proactive.md.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import structlog
 
 from archive.clock import Clock
 from archive.db import json_column
+from archive.errors import Unavailable
 from archive.tables import Site
 from archive.tenancy import _Lru
 from proactive import state as visitor_state
@@ -38,6 +41,10 @@ MAX_SITE_KEY = 64
 RULES_CHANGED = "engagement_rules"
 SITE_CHANGED = "engagement_site"
 VISITOR_ERASED = "engagement_visitor_erased"
+
+
+class EngineElsewhere(Unavailable):
+    title = "Engagement engine not in this process"
 
 
 class SiteCache:
@@ -73,9 +80,10 @@ class SiteCache:
 
 
 class Engagement:
-    def __init__(self, clock: Clock, realtime: bool = True) -> None:
+    def __init__(self, clock: Clock, realtime: bool = True, live: bool = True) -> None:
         self.clock = clock
         self.realtime = realtime  # arm timers on the event loop (False: a manual clock drives ticks)
+        self.live = live  # this process decides (False: an API-only replica)
         self.delivery = InvitationDelivery()
         self.engine = Engine(clock=lambda: server_time(clock.time()))
         self.sites = SiteCache(clock)
@@ -101,6 +109,10 @@ class Engagement:
         self._loop = asyncio.get_running_loop()
         engine = self.engine
         await service.load_all_rules(rt)
+        rt.signals.subscribe(RULES_CHANGED, lambda site: self._background_task(service.load_site_rules(rt, _site_id(site))))
+        rt.signals.subscribe(SITE_CHANGED, lambda site: self._background_task(service.load_site_rules(rt, _site_id(site))))
+        if not self.live:
+            return
         accepted = await store.accepted_since_report()
         for key, capacity in await store.capacity_reports():
             engine.restore_capacity(key, capacity, accepted.get(key, 0))
@@ -117,8 +129,6 @@ class Engagement:
         for row in await store.dormant_timers(cutoff):
             engine.restore_timer((row["site"], row["visitor_hash"]), row["next_due"].timestamp())
         engine.take_changes()  # what was read back is already stored
-        rt.signals.subscribe(RULES_CHANGED, lambda site: self._background_task(service.load_site_rules(rt, _site_id(site))))
-        rt.signals.subscribe(SITE_CHANGED, lambda site: self._background_task(service.load_site_rules(rt, _site_id(site))))
         rt.signals.subscribe(VISITOR_ERASED, self._erased)
         due = engine.next_due()
         if due is not None:
@@ -140,6 +150,19 @@ class Engagement:
         await self.journal.drain()
 
     # --- visitors --------------------------------------------------------------------------------
+
+    def require_live(self) -> None:
+        if not self.live:
+            raise EngineElsewhere("this process does not run the engagement engine (PARLEY_ENGAGEMENT_ENGINE=false); "
+                                  "route /v1/collect, the invitation stream and capacity reports to the one that does")
+
+    async def peek(self, site: Any, visitor_hash: str) -> VisitorState | None:
+        """The visitor as the live engine has it (memory, else the store), without taking it in."""
+        state = self.engine.visitors.get((site, visitor_hash))
+        if state is not None or self.live:
+            return await self.visitor(None, site, visitor_hash, create=False)
+        row = await store.visitor(site, visitor_hash)
+        return visitor_state.load(row["state"], row["tenant"], site, visitor_hash, self.engine.codes) if row else None
 
     async def visitor(self, tenant: Any, site: Any, visitor_hash: str, create: bool = True) -> VisitorState | None:
         """The visitor in memory, else as stored, else (``create``) a new one."""

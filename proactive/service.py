@@ -324,6 +324,7 @@ async def visitor_key(rt: Runtime, site: dict[str, Any], visitor_id: str) -> tup
 
 
 async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[str], user_agent: str) -> CollectOut:
+    rt.engagement.require_live()
     batch = convert(decode_json(body), CollectIn, "the batch is invalid")
     site = await resolve_site(rt, batch.site_key or site_key, origins)
     if is_bot(user_agent):
@@ -397,6 +398,7 @@ def parse_capacity(raw: Any) -> CapacityIn:
 
 async def set_capacity(rt: Runtime, principal: Principal, data: CapacityIn) -> dict[str, GroupOut]:
     """A report frees or takes slots; waiting visitors are invited before this returns."""
+    rt.engagement.require_live()
     now = rt.clock.now()
     rt.engagement.engine.set_capacity(principal.tenant_id, {
         name: GroupCapacity(g.online_agents, g.max_chats_per_agent, g.active_chats, now) for name, g in data.groups.items()
@@ -487,7 +489,7 @@ async def stats(rt: Runtime, principal: Principal, rule_id: UUID) -> StatsOut:
 async def explain(rt: Runtime, principal: Principal, visitor_id: str, site_name: str) -> list[Outcome]:
     site = await _site_by_name(principal.tenant_id, site_name, "site")
     ctx = await tenant_context(rt, principal.tenant_id)
-    state = await rt.engagement.visitor(principal.tenant_id, site["id"], ctx.crypto.identity_hash(visitor_id), create=False)
+    state = await rt.engagement.peek(site["id"], ctx.crypto.identity_hash(visitor_id))
     return rt.engagement.engine.explain(state, site["id"])
 
 

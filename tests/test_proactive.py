@@ -1,6 +1,7 @@
 """The engagement engine's API: rules from YAML, intake, the browser endpoints' checks (origins,
 bots, rate limits), site settings, and what is stored of an event. Decisions are specified in
 test_proactive_decisions.py, visitor memory in test_proactive_memory.py."""
+# ruff: noqa: F811  (the engagement fixtures are imported from tests.engagement_support)
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import yaml
 
 from tests.conftest import opensearch_backend
 from tests.engagement_support import ORIGIN, Visitor, client, clock, pageview, runtime, shop  # noqa: F401  (fixtures)
+
 ISSUE_EXAMPLE = """
 rules:
   - name: pricing-hesitation
@@ -295,3 +297,21 @@ async def test_events_also_go_to_opensearch_when_that_backend_is_on(client, shop
         await backend.client.indices.refresh(index=backend.events_alias)
         remaining = await backend.client.count(index=backend.events_alias, body={"query": {"term": {"site": str(shop.site["id"])}}})
         assert remaining["count"] == 0
+
+
+async def test_an_api_only_replica_decides_nothing_and_still_explains(settings, runtime, client, shop):
+    import msgspec
+
+    from api.app import create_app
+    from api.composition import build_runtime
+    from tests.conftest import app_client
+
+    replica_settings = msgspec.structs.replace(settings, engagement_engine=False)
+    replica = build_runtime(replica_settings, clock=runtime.clock, keyring=runtime.keyring, database=runtime.database, search=runtime.search)
+    async with app_client(create_app(replica_settings, replica)) as api_only:
+        refused = await _collect(api_only, shop, pageview("/"))
+        assert refused.status_code == 503 and "PARLEY_ENGAGEMENT_ENGINE" in refused.json()["detail"]
+        capacity = await api_only.put("/v1/agents/capacity", json={"groups": {}}, headers=shop.headers("ingest"))
+        assert capacity.status_code == 503
+        explained = await api_only.get("/v1/visitors/nobody/explain", params={"site": "shop"}, headers=shop.headers("marketing"))
+        assert explained.status_code == 200

@@ -2,6 +2,7 @@
 
 Every test runs the engine on a manual clock; ``advance`` fires timers at their due time.
 """
+# ruff: noqa: F811  (the engagement fixtures are imported from tests.engagement_support)
 
 from __future__ import annotations
 

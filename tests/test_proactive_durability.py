@@ -14,7 +14,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -67,7 +66,8 @@ class Server:
         self.data = Path(tempfile.mkdtemp(prefix="parley-kill-"))
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: asyncio.subprocess.Process | None = None
+        self.log = open(self.data / "server.log", "ab")
 
     async def start(self) -> None:
         env = {**os.environ, "PARLEY_DATA_DIR": str(self.data), "PARLEY_PORT": str(self.port), "PARLEY_HOST": "127.0.0.1",
@@ -75,9 +75,8 @@ class Server:
                "PARLEY_COLLECT_PER_IP_PER_MINUTE": "100000"}
         if ENGINE == "sqlite":
             env["PARLEY_DATABASE_URL"] = f"sqlite:///{DATA_DIR / 'parley.sqlite3'}"
-        log = open(self.data / "server.log", "ab")
-        self.process = subprocess.Popen([str(Path(sys.executable).with_name("parley")), "serve"], env=env, stdout=log, stderr=log,
-                                        start_new_session=True)
+        self.process = await asyncio.create_subprocess_exec(str(Path(sys.executable).with_name("parley")), "serve", env=env,
+                                                            stdout=self.log, stderr=self.log, start_new_session=True)
         async with httpx.AsyncClient(timeout=1) as http:
             for _ in range(300):
                 try:
@@ -87,15 +86,16 @@ class Server:
                     await asyncio.sleep(0.1)
         raise RuntimeError("parley serve did not start: " + (self.data / "server.log").read_text()[-2000:])
 
-    def kill(self) -> None:
+    async def kill(self) -> None:
         assert self.process is not None
         os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
+        await asyncio.wait_for(self.process.wait(), 10)
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
             os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(20)
+            await asyncio.wait_for(self.process.wait(), 20)
+        self.log.close()
 
 
 def _free_port() -> int:
@@ -173,7 +173,7 @@ async def _observed(api: str, run: Run) -> dict[str, Any]:
 
 
 @pytest.fixture
-def server():
+async def server():
     servers: list[Server] = []
 
     def make() -> Server:
@@ -182,7 +182,7 @@ def server():
 
     yield make
     for running in servers:
-        running.stop()
+        await running.stop()
 
 
 async def test_a_kill_9_mid_traffic_changes_no_decision(server, runtime):
@@ -203,7 +203,7 @@ async def test_a_kill_9_mid_traffic_changes_no_decision(server, runtime):
         body = interrupted.batch(kill_at, *script[kill_at])
         in_flight = asyncio.create_task(_post(http, first.url, body))
         await asyncio.sleep(0.003)  # the request is on its way, or being committed
-        first.kill()
+        await first.kill()
         second = server()
         await second.start()
         try:

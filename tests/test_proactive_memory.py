@@ -1,5 +1,6 @@
 """Visitor memory: time, tabs and visits as a visitor lives them, and nothing forgotten by a restart,
 by idle expiry, or kept after erasure and retention."""
+# ruff: noqa: F811  (the engagement fixtures are imported from tests.engagement_support)
 
 from __future__ import annotations
 

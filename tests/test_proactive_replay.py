@@ -1,5 +1,6 @@
 """Backtest = live: recorded traffic replayed from the store decides exactly what the live engine
 decided — same visitors, same rules, same outcomes, at the same instants."""
+# ruff: noqa: F811  (the engagement fixtures are imported from tests.engagement_support)
 
 from __future__ import annotations
 
