@@ -75,9 +75,6 @@ class SiteCache:
     def forget(self, site_key: str) -> None:
         self._rows.pop(site_key)
 
-    def clear(self) -> None:
-        self._rows.clear()
-
 
 class Engagement:
     def __init__(self, clock: Clock, realtime: bool = True, live: bool = True) -> None:

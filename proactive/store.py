@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any
 from uuid import UUID
 
 import msgspec
@@ -22,8 +22,6 @@ from archive.db import json_column
 from proactive.events import utc
 from proactive.model import GroupCapacity, GroupKey, Invitation, OpenInvitation, VisitorKey
 from proactive.tables import AgentCapacity, BehaviourEvent, EngagementInvitation, VisitorMemory
-
-CHUNK = 500
 
 
 class Batch(msgspec.Struct):
@@ -183,15 +181,6 @@ async def capacity_reports() -> list[tuple[GroupKey, GroupCapacity]]:
              GroupCapacity(r["online_agents"], r["max_chats_per_agent"], r["active_chats"], r["reported_at"])) for r in rows]
 
 
-async def pending_invitations(key: VisitorKey, now: float) -> list[Invitation]:
-    """Sent and not yet shown: what a browser should still get."""
-    rows = await EngagementInvitation.select().where(
-        (EngagementInvitation.site == key[0]) & (EngagementInvitation.visitor_hash == key[1])
-        & (EngagementInvitation.status == "sent") & (EngagementInvitation.expires_at > utc(now))
-    ).order_by(EngagementInvitation.sent_at)
-    return [invitation_record(r).invitation for r in rows]
-
-
 def _uuid(value: Any) -> Any:
     return UUID(value) if isinstance(value, str) else value
 
@@ -247,7 +236,3 @@ async def delete_visitor(tenant_id: Any, visitor_hash: str) -> int:
 
 def recent_cutoff(now: float, seconds: float) -> datetime:
     return utc(now) - timedelta(seconds=seconds)
-
-
-def visitor_keys(rows: Iterable[dict[str, Any]]) -> list[VisitorKey]:
-    return [(r["site"], r["visitor_hash"]) for r in rows]
