@@ -176,7 +176,7 @@ async def _import(http: Any, url: str, site: LiveSite, rules: list[dict[str, Any
     """The rules, on a site paced far above what the bench sends (pacing is not what is measured)."""
     response = await http.post(f"{url}/v1/rules/import", json={"rules": rules}, headers=site.headers("marketing"))
     response.raise_for_status()
-    paced = await http.patch(f"{url}/v1/admin/sites/{site.site_id}/engagement", json={"pacing_per_minute": 100_000}, headers=site.headers("admin"))
+    paced = await http.patch(f"{url}/v1/admin/sites/{site.site_id}/engagement", json={"pacing_per_minute": 10_000}, headers=site.headers("admin"))
     paced.raise_for_status()
 
 

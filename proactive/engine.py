@@ -53,6 +53,7 @@ from proactive.state import DONE, PENDING, VISIT_GAP, WAITING, Episode, EventCod
 VISITOR_IDLE_EXPIRY = VISIT_GAP  # evicted from memory (never forgotten: see proactive.store)
 DEFAULT_SITE = SiteConfig()
 TICK_BUDGET = 5_000  # timers handled per tick; the rest on the next turn of the event loop
+MAX_PACING = 10_000  # invitations per site per minute, at most (the window keeps one entry per send)
 OPEN_STATUSES = ("sent", "shown")
 # Blocks that lift: the visitor waits for them (in this order of checking).
 WAIT_WORDS = {
@@ -176,7 +177,7 @@ class Engine:
         self._sent_times: dict[Any, deque[float]] = {}
         self._to_drain: set[GroupKey] = set()
         self.counters: Counter[tuple[str, str, str]] = Counter()
-        self.decisions: deque[Decision] = deque(maxlen=10_000)
+        self.decisions: deque[Decision] = deque(maxlen=MAX_PACING)
         self.changes = Changes()
         self.on_change: Callable[[], None] = lambda: None  # the journal has something to write
         self.on_earlier_timer: Callable[[float], None] = lambda due: None  # the heap's head moved earlier
@@ -275,7 +276,7 @@ class Engine:
 
     def restore_send(self, site: Any, at: float) -> None:
         """A send within the last minute (pacing survives a restart)."""
-        self._sent_times.setdefault(site, deque(maxlen=10_000)).append(at)
+        self._sent_times.setdefault(site, deque(maxlen=MAX_PACING)).append(at)
 
     def restore_timer(self, key: VisitorKey, due: float) -> None:
         """A visitor not in memory with a decision due (loaded when it is)."""
@@ -587,7 +588,7 @@ class Engine:
         if session is not None:
             session.invited = {**(session.invited or {}), entry.id: (session.invited or {}).get(entry.id, 0) + 1}
         state.remember(entry.id, "sent", now, variant)
-        self._sent_times.setdefault(state.site, deque(maxlen=10_000)).append(now)
+        self._sent_times.setdefault(state.site, deque(maxlen=MAX_PACING)).append(now)
         self.counters[(entry.id, variant, "sent")] += 1
         self.decisions.append(Decision(now, state.visitor_hash, entry.id, "sent"))
         self._record(record)

@@ -13,6 +13,7 @@ from proactive import service
 
 
 async def expire_idle(rt: Runtime) -> int | None:
+    rt.engagement.delivery.prune(rt.clock.time())
     return rt.engagement.engine.expire_idle() or None
 
 

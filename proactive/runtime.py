@@ -138,7 +138,10 @@ class Engagement:
             self._handle = None
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        await self.journal.commit()
+        try:
+            await self.journal.commit()
+        except Exception as exc:  # what was not written was not told to anyone either
+            log.error("engine_final_write_failed", error=type(exc).__name__)
 
     async def settle(self) -> None:
         """Wait until background work (visitors being read back, reloads) and writes are done."""
@@ -197,6 +200,7 @@ class Engagement:
     def _erased(self, arg: str) -> None:
         tenant, _, visitor_hash = arg.partition(":")
         self.engine.forget(_site_id(tenant), visitor_hash)
+        self.delivery.forget(visitor_hash)
 
     def discard(self, changes: Changes) -> None:
         """A journal write failed: forget what it held, so the store stays the truth."""

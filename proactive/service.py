@@ -55,7 +55,7 @@ class SiteEngagementOut(msgspec.Struct):
 class SiteEngagementIn(msgspec.Struct, forbid_unknown_fields=True):
     """What ``PATCH /v1/admin/sites/{id}/engagement`` changes; fields left out stay as they are."""
 
-    pacing_per_minute: Annotated[int, msgspec.Meta(ge=1, le=100_000)] | None = None
+    pacing_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
     timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
 
 
@@ -533,5 +533,6 @@ async def forget_visitor(rt: Runtime, tenant_id: UUID, visitor_hash: str) -> Non
     back the capacity its open invitations held)."""
     await rt.signals.announce(VISITOR_ERASED, f"{tenant_id}:{visitor_hash}")
     rt.engagement.engine.forget(tenant_id, visitor_hash)
+    rt.engagement.delivery.forget(visitor_hash)
     await rt.engagement.journal.commit()
     await rt.events.delete_visitor(tenant_id, visitor_hash)
