@@ -5,7 +5,7 @@ UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: run test lint bench install system-deps clean
+.PHONY: run test lint bench install system-deps clean image image-test
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -29,6 +29,20 @@ lint: install
 
 test: system-deps install lint
 	.ci/test
+	.ci/image-test
+
+# The image, with Docker if its engine answers, else Podman. BASE_IMAGE=… builds on another
+# Debian-based image; CA_BUNDLE=FILE passes a TLS-inspecting proxy's CA bundle to the build.
+IMAGE ?= parley:latest
+comma := ,
+ENGINE ?= $(shell if docker info >/dev/null 2>&1; then echo docker; elif command -v podman >/dev/null; then echo podman; fi)
+image:
+	@test -n "$(ENGINE)" || { echo "make image: neither a Docker engine nor podman is available" >&2; exit 1; }
+	$(ENGINE) build $(if $(filter podman,$(ENGINE)),--format docker) --build-arg UV_VERSION=$(UV_VERSION) \
+	  $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) $(if $(CA_BUNDLE),--secret id=ca-bundle$(comma)src=$(CA_BUNDLE)) -t $(IMAGE) .
+
+image-test: system-deps
+	.ci/image-test
 
 bench: install
 	.venv/bin/python -m bench

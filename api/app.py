@@ -23,6 +23,7 @@ from api.audit import AuditController
 from api.auth import ApiKeyAuthentication
 from api.browser import demo_shop, snippet
 from api.composition import build_runtime
+from api.connectors import ConnectorAdminController, receive_push
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
 from api.proactive import CapacityController, CollectController, RulesController, SiteEngagementController, client_identifier, explain
@@ -108,6 +109,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
             RulesController, CapacityController, SiteEngagementController, explain,
+            ConnectorAdminController, receive_push,
         ],
         dependencies=DEPENDENCIES,
         middleware=[RequestIdMiddleware, ApiKeyAuthentication],

@@ -273,6 +273,83 @@ def cmd_sites_update(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def _public_url(settings: Settings, given: str | None) -> str:
+    return (given or f"http://{settings.host}:{settings.port}").rstrip("/")
+
+
+def cmd_connectors_create(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.connectors.store import ConnectorIn, create
+    from archive.tenancy import tenant_by_slug
+    from archive.validation import convert
+
+    async def work(rt: Any) -> int:
+        tenant = await tenant_by_slug(args.tenant)
+        files: dict[str, Any] = {"fetch": args.fetch_files, "hosts": args.file_host or []}
+        if args.max_file_bytes is not None:
+            files["max_bytes"] = args.max_file_bytes
+        raw = {"platform": args.platform, "secret": args.secret, "api_url": args.api_url, "api_token": args.api_token,
+               "site": args.site, "channel": args.channel, "files": files}
+        data = convert({k: v for k, v in raw.items() if v is not None}, ConnectorIn, "the connector settings are invalid; nothing was created")
+        created = await create(await rt.tenants.context(tenant["id"]), data, _cli_actor(), _public_url(settings, args.public_url))
+        if args.json:
+            print(msgspec.json.encode(created).decode())
+        else:
+            print(f"created {created.platform} connector {created.id}")
+            print(f"webhook URL: {created.webhook_url}")
+            print(f"secret:      {created.secret}")
+            print("The secret is shown once; enter both on the platform (docs/connectors.md).", file=sys.stderr)
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_connectors_list(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.connectors.store import list_connectors
+    from archive.tenancy import tenant_by_slug
+
+    async def work(rt: Any) -> int:
+        tenant = await tenant_by_slug(args.tenant)
+        found = await list_connectors(await rt.tenants.context(tenant["id"]), _public_url(settings, args.public_url))
+        _print(found, args.json, lambda cs: "\n".join(
+            f"{c.id}\t{c.platform}\t{c.webhook_url}\t{'api ' + c.api_url if c.api_url else 'no api'}"
+            f"{chr(9) + 'files from ' + ','.join(c.files.hosts) if c.files.fetch else ''}" for c in cs
+        ) or "no connectors")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_connectors_delete(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.connectors.store import delete, tenant_of
+
+    async def work(rt: Any) -> int:
+        dropped = await delete(rt, await tenant_of(args.id), args.id, _cli_actor())
+        _print({"id": str(args.id), "deleted": True, **dropped}, args.json,
+               lambda d: f"deleted connector {d['id']} ({d['drafts_dropped']} pending drafts, {d['jobs_dropped']} queued pushes dropped)")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_connectors_stats(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.connectors.store import stats, tenant_of
+
+    async def work(_: Any) -> int:
+        found = await stats(await tenant_of(args.id), args.id)
+        def by_reason(counts: dict[str, int]) -> str:
+            return ", ".join(f"{reason} {count}" for reason, count in sorted(counts.items())) or "none"
+
+        _print(found, args.json, lambda s: (
+            f"received {s.received}: accepted {s.accepted} (archived {s.archived}), duplicates {s.duplicates}, ignored {s.ignored}, "
+            f"rejected {sum(s.rejected.values())} ({by_reason(s.rejected)})\n"
+            f"queued {s.queued}, failed {s.failed} ({by_reason(s.failures)}); files {by_reason(s.files)}\n"
+            f"last received {s.last_received_at.isoformat() if s.last_received_at else 'never'}"
+        ))
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_ledger_verify(settings: Settings, args: argparse.Namespace) -> int:
     from archive import ledger
     from archive.tenancy import list_tenants
@@ -447,6 +524,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", help="IANA time zone for per-day caps, e.g. Europe/Oslo (default UTC)")
     p.add_argument("--json", action="store_true", help='print {"site","pacing_per_minute","timezone"}')
     p.set_defaults(func=cmd_sites_update)
+
+    connectors_p = sub.add_parser("connectors", help="chat platforms pushing to the archive").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = connectors_p.add_parser("create", help="create a connector; prints its webhook URL and secret (once)")
+    p.add_argument("--tenant", required=True, help="tenant slug")
+    p.add_argument("--platform", required=True, choices=["rocketchat", "chatwoot", "intercom", "crisp", "livechat", "generic"])
+    p.add_argument("--secret", help="the platform's webhook secret (Chatwoot, Intercom, Crisp give one); generated if omitted")
+    p.add_argument("--api-url", help="the platform's API, for fetching conversations back")
+    p.add_argument("--api-token", help="an API token for fetch-back (never shown again)")
+    p.add_argument("--site", help="site of the archived conversations (default: from the payload)")
+    p.add_argument("--channel", help="channel of the archived conversations (default: from the payload)")
+    p.add_argument("--fetch-files", action="store_true", help="also fetch and archive attachment files (needs --file-host)")
+    p.add_argument("--file-host", action="append", help="host files may be fetched from (repeatable): files.example.com, .example.com or http://host:port")
+    p.add_argument("--max-file-bytes", type=int, help="largest file fetched (default 10 MiB)")
+    p.add_argument("--public-url", help="where platforms reach Parley (default http://PARLEY_HOST:PARLEY_PORT)")
+    p.add_argument("--json", action="store_true", help='print {"id","platform","webhook_url","secret"}')
+    p.set_defaults(func=cmd_connectors_create)
+    p = connectors_p.add_parser("list", help="list a tenant's connectors (secrets are never shown)")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--public-url", help="where platforms reach Parley (for the webhook URLs)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_connectors_list)
+    p = connectors_p.add_parser("delete", help="delete a connector by id (archived conversations stay)")
+    p.add_argument("id", type=UUID)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_connectors_delete)
+    p = connectors_p.add_parser("stats", help="pushes received, accepted, rejected by reason, duplicates")
+    p.add_argument("id", type=UUID)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_connectors_stats)
 
     ledger_p = sub.add_parser("ledger", help="the audit ledger").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = ledger_p.add_parser("verify", help="recompute the hash chain; exit 1 and name the first bad seq if tampered")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from archive import jobs as archive_jobs
 from archive.clock import Clock, SystemClock
+from archive.connectors import service as connectors
+from archive.connectors.store import ConnectorDirectory
 from archive.db import Database
 from archive.ingest import IngestStep
 from archive.keyring import Keys, MasterKeyring, load_keyring
@@ -80,5 +82,6 @@ def build_runtime(
         events=event_sink(search),
         # A manual clock (tests, replays) arms no timers: the caller drives the ticks.
         engagement=Engagement(clock, realtime=isinstance(clock, SystemClock), live=settings.engagement_engine),
-        jobs=[*archive_jobs.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs()],
+        jobs=[*archive_jobs.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs(), *connectors.jobs()],
+        connectors=ConnectorDirectory(signals, clock, settings.auth_cache_seconds),
     )

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import quote
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 
 from api.auth import requires
 from api.deps import Caller, Rt
 from archive import ingest, transcripts
-from archive.models import BatchResult, ConversationOut, IngestResult
+from archive.ingest import OnConflict
+from archive.models import BatchResult, ConversationOut, IngestResult, RevisionsOut
 from archive.tenancy import Principal
 
 
@@ -49,13 +51,44 @@ class TranscriptController(Controller):
         operation_class=IngestOperation,
         summary="Archive finished conversations (idempotent on external_id)",
     )
-    async def ingest_transcripts(self, request: Request[Principal, Any, Any], rt: Rt, principal: Caller) -> Response[IngestResult | BatchResult]:
-        results, is_batch = await ingest.ingest_body(rt, principal, await request.body())
-        status = 201 if any(r.status == "created" for r in results) else 200
+    async def ingest_transcripts(
+        self, request: Request[Principal, Any, Any], rt: Rt, principal: Caller,
+        on_conflict: Annotated[OnConflict, QueryParameter(
+            description=(
+                "What different content under an archived external_id does: 'reject' (409, the default) or "
+                "'revise' (stored as that conversation's next revision; every revision stays readable)."
+            ),
+        )] = "reject",
+    ) -> Response[IngestResult | BatchResult]:
+        results, is_batch = await ingest.ingest_body(rt, principal, await request.body(), on_conflict)
+        status = 201 if any(r.status in ("created", "revised") for r in results) else 200
         if is_batch:
             return Response(BatchResult(results=results), status_code=status)
         return Response(results[0], status_code=status)
 
-    @get("/{conversation_id:str}", guards=[requires("compliance")], summary="Read one conversation (ledgered)")
-    async def read_transcript(self, rt: Rt, principal: Caller, conversation_id: FromPath[UUID]) -> ConversationOut:
-        return await transcripts.read(rt, principal, conversation_id)
+    @get("/{conversation_id:str}", guards=[requires("compliance")], summary="Read one conversation, latest revision unless ?revision=N (ledgered)")
+    async def read_transcript(
+        self, rt: Rt, principal: Caller, conversation_id: FromPath[UUID],
+        revision: Annotated[int | None, QueryParameter(ge=1, description="an earlier revision (see /revisions)")] = None,
+    ) -> ConversationOut:
+        return await transcripts.read(rt, principal, conversation_id, revision)
+
+    @get("/{conversation_id:str}/revisions", guards=[requires("compliance")], summary="Every revision of a conversation, oldest first")
+    async def list_revisions(self, rt: Rt, principal: Caller, conversation_id: FromPath[UUID]) -> RevisionsOut:
+        return await transcripts.list_revisions(rt, principal, conversation_id)
+
+    @get(
+        "/{conversation_id:str}/files/{sha256:str}", guards=[requires("compliance")],
+        summary="An attachment file a connector stored, by its SHA-256 (ledgered)", media_type="application/octet-stream",
+    )
+    async def read_file(self, rt: Rt, principal: Caller, conversation_id: FromPath[UUID], sha256: FromPath[str]) -> Response[bytes]:
+        data, attachment = await transcripts.read_file(rt, principal, conversation_id, sha256.lower())
+        name = attachment.name or sha256
+        fallback = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_").replace("?", "_")
+        return Response(
+            data, media_type=attachment.content_type or "application/octet-stream",
+            headers={
+                "Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )

@@ -100,6 +100,22 @@ class TenantCrypto:
         data_key = self.unwrap_data_key(conversation_id, wrapped_key, master_version)
         return _decrypt(data_key, ciphertext, self._aad("conversation", self.tenant_id, conversation_id))
 
+    def seal_part(self, conversation_id: UUID, wrapped_key: bytes, master_version: int, part: str, plaintext: bytes) -> bytes:
+        """More data under a conversation's existing data key — a later revision, an earlier
+        one moved aside, an attachment file, a connector's pending draft — bound to ``part`` in
+        the associated data, so pieces cannot be swapped. ``part=""`` is the conversation row
+        itself (what ``open`` reads). Destroying the one key shreds every part."""
+        data_key = self.unwrap_data_key(conversation_id, wrapped_key, master_version)
+        return _encrypt(data_key, plaintext, self._part_aad(conversation_id, part))
+
+    def open_part(self, conversation_id: UUID, wrapped_key: bytes, master_version: int, part: str, ciphertext: bytes) -> bytes:
+        data_key = self.unwrap_data_key(conversation_id, wrapped_key, master_version)
+        return _decrypt(data_key, ciphertext, self._part_aad(conversation_id, part))
+
+    def _part_aad(self, conversation_id: UUID, part: str) -> bytes:
+        aad = self._aad("conversation", self.tenant_id, conversation_id)
+        return aad + b"|part|" + part.encode() if part else aad
+
     def wrap_data_key(self, conversation_id: UUID, data_key: bytes, version: int | None = None) -> bytes:
         version = self._keyring.active if version is None else version
         return _encrypt(self._kek_bytes(version), data_key, self._aad("data-key", self.tenant_id, conversation_id))

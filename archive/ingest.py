@@ -6,9 +6,12 @@ the original card number never exists anywhere but in this process's memory; the
 row, its wrapped data key and its ledger entry commit in one transaction, so a 2xx means durable.
 
 Decisions (see docs/archive.md): re-sending the same conversation under the same ``external_id``
-is idempotent (same id back); different content under an existing ``external_id`` is a 409, not a
-new version, because a compliance archive must not let a later push silently replace evidence.
-A batch is all-or-nothing: one invalid or conflicting item rejects the batch and names the item.
+is idempotent (same id back). Different content under an existing ``external_id`` is, by
+default, a 409: a later push must not silently replace evidence. A caller that means it asks
+for a new revision (``on_conflict="revise"``, ``?on_conflict=revise`` over HTTP; connectors
+always do): the conversation keeps its id, the earlier content stays readable as an earlier
+revision (archive/revisions.py), and the ledger records the revision. A batch is
+all-or-nothing: one invalid or conflicting item rejects the batch and names the item.
 """
 
 from __future__ import annotations
@@ -16,24 +19,29 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import unquote
 from uuid import UUID, uuid4
 
 import msgspec
 
-from archive import db, ledger
+from archive import attachments, db, ledger, revisions
+from archive.attachments import FetchedFile
 from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, TooLarge
 from archive.models import (
+    Attachment,
     BatchIn,
     ConversationIn,
     IngestResult,
     StoredConversation,
 )
-from archive.redaction import Redactor
+from archive.redaction import ChatLine, Redactor, redact_conversation
 from archive.tables import Conversation, ConversationKey
-from archive.tenancy import Principal, TenantContext
+from archive.tenancy import TenantContext
 from archive.validation import convert, decode_json
 
 if TYPE_CHECKING:
@@ -42,6 +50,18 @@ if TYPE_CHECKING:
 INSERT_RETRIES = 3
 # Bodies larger than this are redacted and encrypted in a worker thread, not on the event loop.
 OFF_LOOP_BYTES = 64 * 1024
+
+OnConflict = Literal["reject", "revise"]
+
+
+class Submitter(Protocol):
+    """Who archives: an API key's principal, or a connector (archive/connectors/service.py)."""
+
+    @property
+    def tenant_id(self) -> UUID: ...
+
+    @property
+    def actor(self) -> str: ...
 
 
 class Prepared(msgspec.Struct):
@@ -58,10 +78,18 @@ class Prepared(msgspec.Struct):
     redactions: dict[str, int]
     visitor_hash: str
     visitor_email_hash: str | None
+    # The redacted conversation as sealed: kept so that a revision (or a conversation whose key
+    # was reserved) can be sealed again under its conversation's existing key.
+    body: bytes = b""
     # Decided by the steps before the insert (retention: when it may be deleted, under which
     # policy version); None means "keep until a policy says otherwise".
     retain_until: datetime | None = None
     policy_version: int | None = None
+    # 1 for a new conversation; more for a new revision of an archived one (steps may tell them apart).
+    revision: int = 1
+    # The data key already exists (a revision, or a key a connector reserved): do not insert one.
+    key_exists: bool = False
+    files: list[FetchedFile] = []
 
 
 class IngestStep:
@@ -69,7 +97,8 @@ class IngestStep:
 
     The composition root wires the steps in order (``Runtime.ingest_steps``). ``before_insert``
     and ``after_insert`` run inside the ingest transaction, so a step's rows commit with the
-    conversation or not at all.
+    conversation or not at all. They see new conversations and new revisions alike
+    (``Prepared.revision`` tells them apart).
     """
 
     async def before_insert(self, rt: Runtime, tenant_id: UUID, items: list[Prepared]) -> None:
@@ -116,9 +145,13 @@ def check_conversation(conv: ConversationIn, settings: Any, now: datetime, path:
     for i, message in enumerate(conv.messages[: settings.max_messages]):
         where = f"{path}messages[{i}]"
         if not message.text.strip():
-            errors.append(FieldError(f"{where}.text", "must not be empty"))
+            # A message that is only a file, or an event the platform gave no words, is real.
+            if not message.attachments and message.kind != "event":
+                errors.append(FieldError(f"{where}.text", "must not be empty unless the message has attachments or is an event"))
         elif len(message.text) > settings.max_message_chars:
             errors.append(FieldError(f"{where}.text", f"at most {settings.max_message_chars} characters"))
+        if message.event is not None and message.kind != "event":
+            errors.append(FieldError(f"{where}.event", 'only messages of kind "event" name an event'))
         if message.at < conv.started_at - skew or message.at > conv.ended_at + skew:
             errors.append(FieldError(f"{where}.at", "lies outside the conversation's started_at..ended_at"))
         elif message.at > now + skew:
@@ -135,8 +168,40 @@ def canonical(value: Any) -> bytes:
     return msgspec.json.encode(value, order="sorted")
 
 
+def _redacted_url(redactor: Redactor, url: str) -> str:
+    """A URL is read as its decoded text (``%20`` hides a card number from a detector); it is
+    kept as sent unless something in it was redacted."""
+    plain = unquote(url)
+    redacted = redactor.redact(plain)
+    return url if redacted == plain else redacted
+
+
+def _redacted_attachments(redactor: Redactor, files: list[Attachment]) -> list[Attachment]:
+    """File names are indexed and URLs often carry them: both are redacted like text."""
+    return [
+        msgspec.structs.replace(
+            a,
+            name=redactor.redact(a.name) if a.name else a.name,
+            url=_redacted_url(redactor, a.url) if a.url else a.url,
+        )
+        for a in files
+    ]
+
+
 def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
-    redactor = Redactor(ctx.settings)
+    # The whole conversation at once: a number split over two messages of one author is found.
+    lines = [ChatLine(f"{m.sender.role}:{m.sender.id or ''}", m.at, m.text) for m in conv.messages]
+    redacted = redact_conversation(lines, ctx.redaction, conv.language)
+    redactor = Redactor(ctx.redaction, conv.language)
+    metadata = {k: redactor.redact(v) if isinstance(v, str) else v for k, v in conv.metadata.items()}
+    messages = [
+        msgspec.structs.replace(
+            m, text=text, at=m.at.astimezone(timezone.utc),
+            **({"attachments": _redacted_attachments(redactor, m.attachments)} if m.attachments else {}),
+        )
+        for m, text in zip(conv.messages, redacted.texts, strict=True)
+    ]
+    counts = Counter(redacted.counts) + redactor.counts
     stored = StoredConversation(
         external_id=conv.external_id,
         site=conv.site,
@@ -147,8 +212,8 @@ def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
         visitor=conv.visitor,
         agents=conv.agents,
         tags=sorted(set(conv.tags)),
-        metadata={k: redactor.redact(v) if isinstance(v, str) else v for k, v in conv.metadata.items()},
-        messages=[msgspec.structs.replace(m, text=redactor.redact(m.text), at=m.at.astimezone(timezone.utc)) for m in conv.messages],
+        metadata=metadata,
+        messages=messages,
     )
     body = canonical(stored)
     conversation_id = uuid4()
@@ -163,13 +228,16 @@ def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
         ciphertext=sealed.ciphertext,
         wrapped_key=sealed.wrapped_key,
         master_version=sealed.master_version,
-        redactions=dict(sorted(redactor.counts.items())),
+        redactions=dict(sorted(counts.items())),
         visitor_hash=ctx.crypto.identity_hash(conv.visitor.id),
         visitor_email_hash=ctx.crypto.identity_hash(email) if email else None,
+        body=body,
     )
 
 
-def _is_unique_violation(exc: BaseException) -> bool:
+def is_unique_violation(exc: BaseException) -> bool:
+    if isinstance(exc, revisions.RevisionRace):
+        return True
     if isinstance(exc, sqlite3.IntegrityError):
         return "UNIQUE" in str(exc)
     return type(exc).__name__ == "UniqueViolationError"
@@ -179,10 +247,34 @@ def prepare_all(ctx: TenantContext, items: list[ConversationIn]) -> list[Prepare
     return [prepare(ctx, conv) for conv in items]
 
 
+class Options(msgspec.Struct, frozen=True, kw_only=True):
+    """How a submission meets what is already archived. ``source``: the connector submitting
+    (None: the ingest API). ``reserved``: conversation ids whose data key a connector already
+    holds, by external_id. ``files``: fetched attachment files, by external_id."""
+
+    on_conflict: OnConflict = "reject"
+    source: UUID | None = None
+    reserved: Mapping[str, UUID] = {}
+    files: Mapping[str, Sequence[FetchedFile]] = {}
+
+
+Within = Callable[[], Awaitable[None]]
+
+
 async def ingest(
-    rt: Runtime, principal: Principal, items: list[ConversationIn], batch: bool = False, body_bytes: int = 0
+    rt: Runtime,
+    submitter: Submitter,
+    items: list[ConversationIn],
+    batch: bool = False,
+    body_bytes: int = 0,
+    *,
+    options: Options | None = None,
+    within: Within | None = None,
 ) -> list[IngestResult]:
-    """Validate, redact, encrypt and store conversations atomically; see the module docstring."""
+    """Validate, redact, encrypt and store conversations atomically; see the module docstring.
+    ``within`` runs inside the ingest transaction after the rows are written (a connector
+    records the delivery there, so a delivery and its conversation commit together)."""
+    options = options or Options()
     now = rt.clock.now()
     errors: list[FieldError] = []
     for index, conv in enumerate(items):
@@ -194,99 +286,177 @@ async def ingest(
         seen.setdefault(conv.external_id, index)
     if errors:
         raise InvalidInput("the request is invalid; nothing was stored", errors)
-    ctx = await rt.tenants.context(principal.tenant_id)
+    ctx = await rt.tenants.context(submitter.tenant_id)
     if body_bytes > OFF_LOOP_BYTES:
         prepared = await rt.workers.run(prepare_all, ctx, items)
     else:
         prepared = prepare_all(ctx, items)
+    for item in prepared:
+        item.files = list(options.files.get(item.external_id, ()))
     for attempt in range(INSERT_RETRIES):
         try:
-            return await _store(rt, principal, prepared, batch)
+            return await _store(rt, ctx, submitter, prepared, batch, options, within)
         except Exception as exc:  # a concurrent ingest of the same external_id won the race
-            if not _is_unique_violation(exc) or attempt == INSERT_RETRIES - 1:
+            if not is_unique_violation(exc) or attempt == INSERT_RETRIES - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-async def _store(rt: Runtime, principal: Principal, prepared: list[Prepared], batch: bool) -> list[IngestResult]:
-    tenant_id = principal.tenant_id
+_EXISTING = (
+    Conversation.id, Conversation.external_id, Conversation.submission_mac, Conversation.content_sha256,
+    Conversation.redactions, Conversation.revision, Conversation.source,
+)
+
+
+async def _store(
+    rt: Runtime, ctx: TenantContext, submitter: Submitter, prepared: list[Prepared], batch: bool, options: Options,
+    within: Within | None,
+) -> list[IngestResult]:
+    tenant_id = submitter.tenant_id
+    now = rt.clock.now()
     async with db.write_transaction():
         existing = {
             row["external_id"]: row
-            for row in await Conversation.select(
-                Conversation.id, Conversation.external_id, Conversation.submission_mac,
-                Conversation.content_sha256, Conversation.redactions,
-            ).where((Conversation.tenant == tenant_id) & Conversation.external_id.is_in([p.external_id for p in prepared]))
+            for row in await Conversation.select(*_EXISTING).where(
+                (Conversation.tenant == tenant_id) & Conversation.external_id.is_in([p.external_id for p in prepared])
+            )
         }
         results: list[IngestResult] = []
         new: list[Prepared] = []
-        for index, item in enumerate(prepared):
+        revised: list[tuple[Prepared, dict[str, Any]]] = []
+        for index, original in enumerate(prepared):
+            item = msgspec.structs.replace(original)  # a retry starts again from what prepare made
             row = existing.get(item.external_id)
+            where = f"conversations[{index}].external_id" if batch else "external_id"
             if row is None:
+                reserved = options.reserved.get(item.external_id)
+                if reserved is not None:
+                    await _seal_under_existing_key(ctx, item, reserved)
                 new.append(item)
                 results.append(IngestResult(item.id, item.external_id, "created", item.content_sha256, item.redactions))
             elif row["submission_mac"] == item.submission_mac:
-                redactions = row["redactions"]
-                results.append(
-                    IngestResult(
-                        row["id"], item.external_id, "existing", row["content_sha256"],
-                        json_column(redactions),
-                    )
-                )
-            else:
-                where = f"conversations[{index}].external_id" if batch else "external_id"
+                results.append(_existing(row, row["revision"], row["content_sha256"], row["redactions"]))
+            elif options.on_conflict == "reject":
                 raise Conflict(
                     f"external_id {item.external_id!r} is already archived with different content; "
-                    "archived conversations are immutable — send it under a new external_id",
+                    "send it as a new revision (?on_conflict=revise) or under a new external_id",
                     field=where, existing_id=str(row["id"]),
                 )
-        if new:
+            elif options.source is not None and row["source"] is not None and row["source"] != options.source:
+                raise Conflict(
+                    f"external_id {item.external_id!r} was archived by another connector; "
+                    "give each account its own tenant, or its own ids on the platform",
+                    field=where, existing_id=str(row["id"]),
+                )
+            else:
+                earlier = await revisions.earlier_with(row["id"], item.submission_mac)
+                if earlier is not None:  # a late retry of an earlier revision: nothing new
+                    results.append(_existing(row, earlier["revision"], earlier["content_sha256"], earlier["redactions"]))
+                    continue
+                await _seal_under_existing_key(ctx, item, row["id"])
+                item.revision = row["revision"] + 1
+                revised.append((item, row))
+                results.append(IngestResult(item.id, item.external_id, "revised", item.content_sha256, item.redactions, item.revision))
+        changed = new + [item for item, _ in revised]
+        if changed:
             for step in rt.ingest_steps:
-                await step.before_insert(rt, tenant_id, new)
-            await Conversation.insert(*[_row(tenant_id, p) for p in new])
-            await ConversationKey.insert(
-                *[ConversationKey(conversation=p.id, tenant=tenant_id, wrapped_key=p.wrapped_key, master_version=p.master_version) for p in new]
-            )
+                await step.before_insert(rt, tenant_id, changed)
+            if new:
+                await Conversation.insert(*[_row(tenant_id, p, options.source) for p in new])
+                fresh = [p for p in new if not p.key_exists]
+                if fresh:
+                    await ConversationKey.insert(
+                        *[ConversationKey(conversation=p.id, tenant=tenant_id, wrapped_key=p.wrapped_key, master_version=p.master_version)
+                          for p in fresh]
+                    )
+            for item, row in revised:
+                await _revise(ctx, item, row, now)
+            stored_files = {p.id: await attachments.store(ctx, p.id, (p.wrapped_key, p.master_version), p.files) for p in changed}
             await ledger.append(
                 tenant_id,
-                *[
-                    ledger.Entry(
-                        actor=principal.actor, action="ingest", subject=str(p.id), content_hash=p.content_sha256,
-                        details={"external_id": p.external_id, "messages": len(p.stored.messages), "redactions": p.redactions},
-                    )
-                    for p in new
-                ],
+                *[_ledger_entry(submitter, p, stored_files[p.id], existing.get(p.external_id)) for p in changed],
             )
             for step in rt.ingest_steps:
-                await step.after_insert(rt, tenant_id, new)
+                await step.after_insert(rt, tenant_id, changed)
+        if within is not None:
+            await within()
     return results
 
 
-def _row(tenant_id: UUID, p: Prepared) -> Conversation:
+def _existing(row: dict[str, Any], revision: int, content_sha256: str, redactions: Any) -> IngestResult:
+    return IngestResult(row["id"], row["external_id"], "existing", content_sha256, json_column(redactions), revision)
+
+
+async def _seal_under_existing_key(ctx: TenantContext, item: Prepared, conversation_id: UUID) -> None:
+    """Seal ``item`` as conversation ``conversation_id`` under that conversation's data key."""
+    key = await revisions.key_of(ctx.tenant_id, conversation_id)
+    if key is None:  # the key was shredded with its conversation: keep the fresh one
+        return
+    item.id = conversation_id
+    item.wrapped_key, item.master_version, item.key_exists = key["wrapped_key"], key["master_version"], True
+    item.ciphertext = ctx.crypto.seal_part(conversation_id, item.wrapped_key, item.master_version, revisions.CURRENT, item.body)
+
+
+async def _revise(ctx: TenantContext, item: Prepared, row: dict[str, Any], now: datetime) -> None:
+    previous = await revisions.supersede(ctx, item.id, {"wrapped_key": item.wrapped_key, "master_version": item.master_version}, now)
+    updated = await Conversation.update(
+        {
+            **_mutable_columns(item),
+            Conversation.revision: item.revision,
+            Conversation.revised_at: now,
+        }
+    ).where((Conversation.id == item.id) & (Conversation.revision == previous)).returning(Conversation.id)
+    if not updated:
+        raise revisions.RevisionRace(str(item.id))
+
+
+def _mutable_columns(p: Prepared) -> dict[Any, Any]:
+    """What a revision replaces on the conversation row: everything derived from the content."""
     s = p.stored
+    return {
+        Conversation.site: s.site,
+        Conversation.channel: s.channel,
+        Conversation.language: s.language,
+        Conversation.started_at: s.started_at,
+        Conversation.ended_at: s.ended_at,
+        Conversation.visitor_hash: p.visitor_hash,
+        Conversation.visitor_email_hash: p.visitor_email_hash,
+        Conversation.agent_ids: json.dumps(sorted({a.id for a in s.agents})),
+        Conversation.tags: json.dumps(s.tags),
+        Conversation.message_count: len(s.messages),
+        Conversation.content_sha256: p.content_sha256,
+        Conversation.submission_mac: p.submission_mac,
+        Conversation.ciphertext: p.ciphertext,
+        Conversation.redactions: json.dumps(p.redactions),
+        Conversation.retain_until: p.retain_until,
+        Conversation.policy_version: p.policy_version,
+    }
+
+
+def _ledger_entry(submitter: Submitter, p: Prepared, files: int, previous: dict[str, Any] | None) -> ledger.Entry:
+    details: dict[str, Any] = {"external_id": p.external_id, "messages": len(p.stored.messages), "redactions": p.redactions}
+    if files:
+        details["files"] = files
+    if p.revision == 1:
+        return ledger.Entry(actor=submitter.actor, action="ingest", subject=str(p.id), content_hash=p.content_sha256, details=details)
+    assert previous is not None
+    details.update({"revision": p.revision, "previous_content_hash": previous["content_sha256"]})
+    return ledger.Entry(actor=submitter.actor, action="ingest.revision", subject=str(p.id), content_hash=p.content_sha256, details=details)
+
+
+def _row(tenant_id: UUID, p: Prepared, source: UUID | None) -> Conversation:
     return Conversation(
         id=p.id,
         tenant=tenant_id,
         external_id=p.external_id,
-        site=s.site,
-        channel=s.channel,
-        language=s.language,
-        started_at=s.started_at,
-        ended_at=s.ended_at,
-        visitor_hash=p.visitor_hash,
-        visitor_email_hash=p.visitor_email_hash,
-        agent_ids=json.dumps(sorted({a.id for a in s.agents})),
-        tags=json.dumps(s.tags),
-        message_count=len(s.messages),
-        content_sha256=p.content_sha256,
-        submission_mac=p.submission_mac,
-        ciphertext=p.ciphertext,
-        redactions=json.dumps(p.redactions),
-        retain_until=p.retain_until,
-        policy_version=p.policy_version,
+        source=source,
+        **{column._meta.name: value for column, value in _mutable_columns(p).items()},
     )
 
 
-async def ingest_body(rt: Runtime, principal: Principal, body: bytes) -> tuple[list[IngestResult], bool]:
+async def ingest_body(
+    rt: Runtime, submitter: Submitter, body: bytes, on_conflict: OnConflict = "reject"
+) -> tuple[list[IngestResult], bool]:
     items, is_batch = parse_body(body, rt.settings)
-    return await ingest(rt, principal, items, is_batch, body_bytes=len(body)), is_batch
+    options = Options(on_conflict=on_conflict)
+    return await ingest(rt, submitter, items, is_batch, body_bytes=len(body), options=options), is_batch

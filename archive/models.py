@@ -94,9 +94,11 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
 class IngestResult(msgspec.Struct):
     id: UUID
     external_id: str
-    status: Literal["created", "existing"]
+    # "revised": a new revision of an archived conversation (only when revisions were asked for).
+    status: Literal["created", "existing", "revised"]
     content_sha256: str
     redactions: dict[str, int]
+    revision: int = 1
 
 
 class BatchResult(msgspec.Struct):
@@ -136,3 +138,25 @@ class ConversationOut(msgspec.Struct, kw_only=True):
     redactions: dict[str, int]
     retain_until: datetime | None = None
     archived_at: datetime
+    # Which revision this is, and how many the conversation has (the latest is the default read).
+    revision: int = 1
+    revisions: int = 1
+
+
+class RevisionOut(msgspec.Struct, kw_only=True):
+    """One revision of a conversation, without its content (``?revision=N`` reads that)."""
+
+    revision: int
+    archived_at: datetime
+    started_at: datetime
+    ended_at: datetime
+    message_count: int
+    content_sha256: str
+    redactions: dict[str, int]
+    latest: bool
+
+
+class RevisionsOut(msgspec.Struct, kw_only=True):
+    id: UUID
+    external_id: str
+    revisions: list[RevisionOut]

@@ -5,6 +5,8 @@
     refund -test   /  NOT test     exclude
     "card was declined"            phrase (within one message)
     refun*                         prefix (at least 3 characters)
+    refund~  refnd~1  chargebak~2  typo tolerant: up to 1 or 2 letters wrong, missing, extra or
+                                   swapped (``~`` alone: 1 for 4-7 letters, 2 from 8 letters)
     refund NEAR/5 invoice          within 5 words of each other, either order
     (refund OR return) AND late    grouping
     agent:a-17  visitor:v-123  site:shop  channel:web  tag:vip  lang:nb
@@ -13,6 +15,10 @@
     date:>=2026-01-01  date:<2026-02-01
 
 Operators are upper-case (``and``/``or`` in lower case are ordinary words).
+
+The tree knows nothing of HTTP or of the index: search compiles it into an index plan
+(``archive.search.plan``), and anything else that speaks the language (supervision policies) can
+walk it the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ FIELDS = ("agent", "visitor", "site", "channel", "tag", "lang", "sender", "date"
 SENDERS = ("visitor", "agent", "bot", "system")
 MAX_QUERY_CHARS = 2000
 MAX_NODES = 200
+MAX_EDITS = 2
+RELAXED_MIN_LETTERS = 5  # a query without hits retries words this long with typo tolerance
 
 
 class QuerySyntaxError(Exception):
@@ -50,6 +58,14 @@ class Phrase(msgspec.Struct, frozen=True, tag=True):
 
 class Prefix(msgspec.Struct, frozen=True, tag=True):
     text: str
+
+
+class Fuzzy(msgspec.Struct, frozen=True, tag=True):
+    """A word with typo tolerance: ``distance`` edits, or None for the length-based default."""
+
+    text: str
+    distance: int | None = None
+    position: int = -1  # in the query text, for errors found later (e.g. tolerance turned off)
 
 
 class Near(msgspec.Struct, frozen=True, tag=True):
@@ -84,7 +100,7 @@ class MatchAll(msgspec.Struct, frozen=True, tag=True):
     pass
 
 
-Node = Union[Term, Phrase, Prefix, Near, Field, DateRange, And, Or, Not, MatchAll]
+Node = Union[Term, Phrase, Prefix, Fuzzy, Near, Field, DateRange, And, Or, Not, MatchAll]
 
 
 class Parsed(msgspec.Struct, frozen=True):
@@ -92,6 +108,7 @@ class Parsed(msgspec.Struct, frozen=True):
     senders: tuple[str, ...]  # empty: all senders
 
 
+_FUZZY = re.compile(r"(?P<text>.+?)~(?P<distance>\d*)")
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
@@ -264,6 +281,8 @@ class _Parser:
         if tok.kind == "field":
             return self.field(tok)
         if tok.kind == "word":
+            if "~" in tok.value:
+                return self.fuzzy(tok)
             if tok.value.endswith("*"):
                 stem = tok.value.rstrip("*")
                 if len(stem) < 3:
@@ -271,6 +290,15 @@ class _Parser:
                 return Prefix(stem)
             return Term(tok.value)
         raise QuerySyntaxError(f"unexpected {tok.value!r}", tok.pos, self.query)
+
+    def fuzzy(self, tok: _Tok) -> Node:
+        m = _FUZZY.fullmatch(tok.value)
+        if m is None or "*" in m.group("text"):
+            raise QuerySyntaxError("'~' follows a whole word, as in refund~ or refund~1", tok.pos, self.query)
+        distance = int(m.group("distance")) if m.group("distance") else None
+        if distance is not None and not 1 <= distance <= MAX_EDITS:
+            raise QuerySyntaxError(f"typo tolerance is 1 or 2 edits (refund~1, refund~2), not {distance}", tok.pos, self.query)
+        return Fuzzy(m.group("text"), distance, tok.pos)
 
     def field(self, tok: _Tok) -> Node:
         name, value = tok.extra, tok.value
@@ -292,3 +320,23 @@ def parse(query: str) -> Parsed:
     parser = _Parser(query)
     tree = parser.parse()
     return Parsed(tree=tree, senders=tuple(sorted(set(parser.senders))))
+
+
+def relax_for_typos(tree: Node) -> Node | None:
+    """The same query with typo tolerance on every plain word of RELAXED_MIN_LETTERS or more that
+    is not negated (what a search without hits retries); None when no word qualifies."""
+    changed = False
+
+    def walk(node: Node) -> Node:
+        nonlocal changed
+        if isinstance(node, Term) and sum(c.isalpha() for c in node.text) >= RELAXED_MIN_LETTERS and node.text.isalpha():
+            changed = True
+            return Fuzzy(node.text)
+        if isinstance(node, And):
+            return And([walk(c) for c in node.children])
+        if isinstance(node, Or):
+            return Or([walk(c) for c in node.children])
+        return node  # phrases, prefixes, NEAR, fields, and everything under NOT stay exact
+
+    relaxed = walk(tree)
+    return relaxed if changed else None

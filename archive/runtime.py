@@ -21,6 +21,7 @@ from archive.workers import Workers
 from config.settings import Settings
 
 if TYPE_CHECKING:
+    from archive.connectors.store import ConnectorDirectory
     from archive.ingest import IngestStep
     from archive.jobs import JobSpec
     from archive.search.backend import SearchBackend
@@ -49,6 +50,7 @@ class Runtime:
         events: EventSink,
         engagement: Engagement,
         jobs: list[JobSpec],
+        connectors: ConnectorDirectory,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -62,6 +64,7 @@ class Runtime:
         self.events = events
         self.engagement = engagement
         self.jobs = jobs
+        self.connectors = connectors
         self._started = 0
         self._serving = False
 

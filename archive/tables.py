@@ -11,10 +11,12 @@ from __future__ import annotations
 from piccolo.columns import (
     JSON,
     UUID,
+    BigInt,
     Bytea,
     ForeignKey,
     Integer,
     Serial,
+    Text,
     Timestamptz,
     Varchar,
 )
@@ -81,6 +83,12 @@ class Conversation(Table, tablename="conversation"):
     # Set by an erasure request that could not delete (a hold or a compliance floor): the reason.
     restricted = Varchar(length=300, null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    # The row is always the latest revision; earlier ones are in conversation_revision.
+    revision = Integer(default=1)
+    revised_at = Timestamptz(null=True, default=None)  # when the latest revision was archived
+    # The connector that first archived it (None: the ingest API): a connector never revises
+    # another connector's conversation, so two accounts cannot mix under one external_id.
+    source = UUID(null=True, default=None)
 
 
 class ConversationKey(Table, tablename="conversation_key"):
@@ -90,6 +98,121 @@ class ConversationKey(Table, tablename="conversation_key"):
     tenant = ForeignKey(references=Tenant, null=False)
     wrapped_key = Bytea()
     master_version = Integer()
+
+
+class ConversationRevision(Table, tablename="conversation_revision"):
+    """An earlier revision of a conversation, sealed under the conversation's data key with its
+    revision number bound in the associated data (archive/revisions.py)."""
+
+    id: Serial
+    tenant = ForeignKey(references=Tenant, null=False)
+    conversation = UUID()
+    revision = Integer()
+    started_at = Timestamptz()
+    ended_at = Timestamptz()
+    message_count = Integer()
+    content_sha256 = Varchar(length=64)
+    submission_mac = Varchar(length=64)
+    ciphertext = Bytea()
+    redactions = JSON(default="{}")
+    archived_at = Timestamptz()
+    superseded_at = Timestamptz()
+
+
+class ConversationFile(Table, tablename="conversation_file"):
+    """A file attached to a message, fetched from the platform and sealed under the
+    conversation's data key. ``digest`` is a keyed hash of the file's SHA-256 (the message's
+    attachment names the SHA-256 inside the sealed conversation)."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(references=Tenant, null=False)
+    conversation = UUID()
+    digest = Varchar(length=64)
+    size = BigInt()
+    ciphertext = Bytea()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Connector(Table, tablename="connector"):
+    """One platform account pushing to ``/v1/connectors/{id}/events``. The secret and API token
+    are sealed under the tenant secret (``credentials``): they must be usable again, so they are
+    encrypted rather than hashed."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(references=Tenant, null=False)
+    platform = Varchar(length=16)
+    credentials = Text()
+    api_url = Varchar(length=2048, null=True, default=None)
+    site = Varchar(length=64, null=True, default=None)
+    channel = Varchar(length=32, null=True, default=None)
+    # Attachment fetching (archive/connectors/files.py FileSettings).
+    files = JSON(default="{}")
+    created_by = Varchar(length=64, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class ConnectorCounter(Table, tablename="connector_counter"):
+    """A connector's statistics, one row per counter (``duplicate``, ``rejected.bad_signature``…);
+    ``key`` is ``<connector>:<name>`` so that one upsert bumps it. Accepted pushes are counted by
+    their delivery rows while those are kept (no counter write in the hot path), and rolled up
+    into ``accepted``/``archived`` here when they expire."""
+
+    key = Varchar(length=120, primary_key=True)
+    connector = UUID(index=True)
+    name = Varchar(length=80)
+    total = BigInt(default=0)
+    last_at = Timestamptz(null=True, default=None)
+
+
+class ConnectorDelivery(Table, tablename="connector_delivery"):
+    """Deliveries already stored, by the key a retry repeats, with what each became (``archived``,
+    ``pending``, ``queued``); kept for a bounded time, then rolled up into the counters."""
+
+    key = Varchar(length=320, primary_key=True)
+    connector = UUID(index=True)
+    received_at = Timestamptz(index=True)
+    outcome = Varchar(length=16, default="archived")
+
+
+class ConnectorThread(Table, tablename="connector_thread"):
+    """A platform conversation a connector holds pending drafts or queued work for, and the
+    conversation id (with its data key) reserved for it."""
+
+    key = Varchar(length=320, primary_key=True)
+    tenant = ForeignKey(references=Tenant, null=False)
+    connector = UUID(index=True)
+    conversation = UUID(index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class ConnectorDraft(Table, tablename="connector_draft"):
+    """One pending piece of a conversation (Chatwoot's messages before the resolve), sealed
+    under the thread's reserved data key; kept until the conversation is deleted."""
+
+    id: Serial
+    tenant = ForeignKey(references=Tenant, null=False)
+    connector = UUID()
+    conversation = UUID(index=True)
+    token = UUID()  # bound in the associated data
+    ciphertext = Bytea()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class ConnectorJob(Table, tablename="connector_job"):
+    """A push whose completion needs network I/O (fetch-back, files): queued, run by the
+    ``connectors.work`` job with backoff. The outcome is sealed under the thread's data key."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(references=Tenant, null=False)
+    connector = UUID(index=True)
+    conversation = UUID()
+    ciphertext = Bytea()
+    status = Varchar(length=16, default="queued")  # queued | failed
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(default=TimestamptzNow())
+    last_error = Varchar(length=300, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
 
 
 class LedgerEntry(Table, tablename="ledger_entry"):
@@ -145,4 +268,12 @@ APP_TABLES: list[type[Table]] = [
     LedgerHead,
     LedgerCheckpoint,
     IndexOutbox,
+    ConversationRevision,
+    ConversationFile,
+    Connector,
+    ConnectorCounter,
+    ConnectorDelivery,
+    ConnectorThread,
+    ConnectorDraft,
+    ConnectorJob,
 ]

@@ -16,7 +16,7 @@ import secrets
 import string
 from collections import OrderedDict
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
 
@@ -29,6 +29,7 @@ from archive.crypto import TenantCrypto
 from archive.db import json_column, write_transaction
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
 from archive.keyring import Keys
+from archive.redaction import RedactionOptions, options_from
 from archive.signals import KEY_REVOKED, KEYRING_CHANGED, TENANT_CHANGED, Signals
 from archive.tables import ApiKey, Site, Tenant
 
@@ -47,13 +48,25 @@ _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 KEY_PATTERN = re.compile(r"^prl_([a-z0-9]{8})_([A-Za-z0-9_-]{43})$")
 
 
+NationalIdKind = Literal["no", "se", "dk", "fi", "si", "ru"]
+
+
 class TenantSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Per-tenant options. Card, IBAN and national-id redaction cannot be turned off."""
+    """Per-tenant options. Card and IBAN redaction cannot be turned off; national identity numbers
+    are redacted for the countries listed (Norway's by default). See docs/redaction.md."""
 
     card_mask: Literal["partial", "full"] = "partial"
     redact_email: bool = True
     redact_phone: bool = True
+    national_ids: list[NationalIdKind] = msgspec.field(default_factory=lambda: ["no"])
+    # ISO 3166 regions whose national phone formats are always recognised, on top of the
+    # conversation's language (international formats always are). None: no explicit regions —
+    # the conversation's language decides; default_languages (then Norway) only when it is unknown.
+    phone_regions: list[Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{2}$")]] | None = None
     default_languages: list[str] = msgspec.field(default_factory=lambda: ["en"])
+    # Typo-tolerant search (refund~, and a retry of a search without hits): indexes each word's
+    # deletion neighbourhood; see docs/search.md for the size cost and what it reveals.
+    typo_tolerance: bool = True
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -150,14 +163,22 @@ class TenantContext:
         self.settings = settings
         self.crypto = crypto
         self._analyzer: Analyzer | None = None
+        self._redaction: RedactionOptions | None = None
         # (monotonic time, languages) the search expands query words into; see search.service.
         self.languages: tuple[float, list[str]] | None = None
+
+    @property
+    def redaction(self) -> RedactionOptions:
+        """The tenant's redaction options, resolved once per context."""
+        if self._redaction is None:
+            self._redaction = options_from(self.settings)
+        return self._redaction
 
     @property
     def analyzer(self) -> Analyzer:
         """The tenant's blind-index analyzer (its token cache is worth keeping between requests)."""
         if self._analyzer is None:
-            self._analyzer = Analyzer(self.crypto.index_key)
+            self._analyzer = Analyzer(self.crypto.index_key, typo_tolerance=self.settings.typo_tolerance)
         return self._analyzer
 
 
@@ -301,6 +322,10 @@ async def get_tenant_settings(tenant_id: UUID) -> TenantSettings:
 
 
 async def put_tenant_settings(rt: Runtime, tenant_id: UUID, new: TenantSettings) -> TenantSettings:
+    try:
+        options_from(new)
+    except (ValueError, msgspec.ValidationError) as exc:
+        raise InvalidInput("the redaction settings are invalid; nothing was changed", [FieldError("phone_regions", str(exc))]) from None
     await Tenant.update({Tenant.settings: msgspec.json.encode(new).decode()}).where(Tenant.id == tenant_id)
     # Every process (other replicas included) reloads the tenant before its next use.
     rt.tenants.invalidate(tenant_id)

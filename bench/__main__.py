@@ -16,7 +16,7 @@ from pathlib import Path
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
-    parser.add_argument("--only", help="comma list: http,ingest,redaction,search,retention,proactive")
+    parser.add_argument("--only", help="comma list: http,daemon,ingest,connectors,redaction,search,retention,proactive")
     parser.add_argument("--search-conversations", type=int, help="corpus size for the search bench (default 50,000)")
     parser.add_argument("--out", default="bench/results/latest.md", help="also write the table here")
     args = parser.parse_args()
@@ -26,16 +26,20 @@ def main() -> int:
     os.environ.setdefault("PICCOLO_CONF", "config.piccolo_conf")
     os.environ["PARLEY_LOG_LEVEL"] = os.environ.get("PARLEY_LOG_LEVEL", "warning")
 
-    from bench import http_auth, ingest, proactive, redaction, retention, search
+    from bench import connectors, daemon, http_auth, ingest, proactive, redaction, retention, search
     from bench.harness import Table
 
-    only = set((args.only or "http,ingest,redaction,search,retention,proactive").split(","))
+    only = set((args.only or "http,daemon,ingest,connectors,redaction,search,retention,proactive").split(","))
     table = Table()
     print(f"bench data dir: {data}", flush=True)
     if "http" in only:
         http_auth.run(table, seconds=3 if args.quick else 8)
+    if "daemon" in only:
+        daemon.run(table)
     if "ingest" in only:
         ingest.run(table, conversations=1000 if args.quick else 5000)
+    if "connectors" in only:
+        connectors.run(table, conversations=300 if args.quick else 1500)
     if "redaction" in only:
         redaction.run(table, messages=5000 if args.quick else 20_000)
     if "search" in only:

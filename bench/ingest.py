@@ -7,7 +7,7 @@ import asyncio
 import random
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 import msgspec
 
@@ -26,13 +26,17 @@ def _without_protection() -> Iterator[None]:
         def __init__(self, ciphertext: bytes) -> None:
             self.ciphertext, self.wrapped_key, self.master_version = ciphertext, b"", 1
 
-    saved = (redaction.Redactor.redact, crypto.TenantCrypto.seal, ingest.Redactor.redact)
+    def unredacted(messages: Any, options: Any, language: str | None = None) -> redaction.RedactedConversation:
+        return redaction.RedactedConversation(texts=[m.text for m in messages], counts={})
+
+    saved = (ingest.redact_conversation, redaction.Redactor.redact, crypto.TenantCrypto.seal)
+    ingest.redact_conversation = unredacted  # type: ignore[assignment]
     redaction.Redactor.redact = lambda self, text: text  # type: ignore[method-assign]
     crypto.TenantCrypto.seal = lambda self, cid, plaintext: Plain(plaintext)  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
-        redaction.Redactor.redact, crypto.TenantCrypto.seal, _ = saved  # type: ignore[method-assign]
+        ingest.redact_conversation, redaction.Redactor.redact, crypto.TenantCrypto.seal = saved  # type: ignore[method-assign]
 
 
 async def _service_rate(n: int, protected: bool) -> float:

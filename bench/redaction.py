@@ -19,7 +19,7 @@ from bench.harness import Row, Table
 
 BUSINESS = [
     "Ordre #2026-118-5567 ble sendt 15.12.2026", "Заказ № 45871236 от 24.11.2026", "Naročilo 2026-11-0042, 129,90 EUR",
-    "Invoice INV-2026-000123, total $1,299.99", "Lieferung am 24.11.2026 um 14:30", "KID 4001234567890120",
+    "Invoice INV-2026-000123, total $1,299.99", "Lieferung am 24.11.2026 um 14:30", "KID 7001234567890123",
     "Saksnummer 20261123-0042", "Windows 10.0.19045.3693", "3 stk à 249,50 kr", "tracking 1Z999AA10123456784",
 ]
 SENSITIVE = [

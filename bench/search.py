@@ -11,6 +11,7 @@ import sqlite3
 import statistics
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,10 @@ def _query_mix(vocab: list[str], corpus: list[dict[str, Any]]) -> dict[str, str]
         "phrase": f'"{phrase}"',
         "prefix": mid[:4] + "*",
         "field filter": f"{mid} channel:web",
+        # Issue 22: a misspelling (no hits as typed, so the search is retried typo-tolerant) and
+        # the explicit operator; raw FTS5 runs the word as typed.
+        "misspelt term, retried": mid[:2] + mid[3:],
+        "typo operator": mid + "~",
     }
 
 
@@ -69,7 +74,7 @@ def _raw_fts5(path: Path, corpus: list[dict[str, Any]]) -> tuple[float, sqlite3.
 
 
 def _raw_query(conn: sqlite3.Connection, q: str, sort: str) -> None:
-    text, _, _ = q.partition(" channel:")
+    text, _, _ = q.rstrip("~").partition(" channel:")
     where = "raw MATCH ?" + (" AND channel = 'web'" if "channel:" in q else "")
     order = "rank" if sort == "relevance" else "started_at DESC"
     conn.execute(f"SELECT rowid, body FROM raw WHERE {where} ORDER BY {order} LIMIT 20", (text,)).fetchall()
@@ -115,6 +120,82 @@ async def _parley(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: in
             "latencies": latencies, "rss_growth": rss_after - rss_before}
 
 
+async def _index_size(path: Path, docs: list[Any]) -> int:
+    from archive.search.sqlite_fts import SqliteFtsBackend
+
+    backend = SqliteFtsBackend(path)
+    for b in range(0, len(docs), BATCH):
+        await backend.index(docs[b:b + BATCH])
+    await backend.close()
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def _without_forms(node: Any) -> Any:
+    """The plan as it was before issue 22: words by their terms only."""
+    from archive.search.plan import All, AnyOf, Match
+
+    if isinstance(node, Match):
+        return Match(node.sequences)
+    if isinstance(node, (All, AnyOf)):
+        return type(node)([_without_forms(c) for c in node.children])
+    return node
+
+
+async def _forms_query_cost(path: Path, tenant: Any, analyzer: Any, languages: list[str], mix: dict[str, str],
+                            repeats: int) -> dict[str, tuple[float, float]]:
+    """Backend search p95 (ms) of each query with and without its forms, interleaved on one index."""
+    from archive.query import parse
+    from archive.search.plan import Cursor, Plan, compile_query
+    from archive.search.sqlite_fts import SqliteFtsBackend
+
+    backend = SqliteFtsBackend(path)
+    cost: dict[str, tuple[float, float]] = {}
+    for name, q in mix.items():
+        tree = compile_query(parse(q).tree, analyzer, languages, lambda v: v)
+        for sort in ("newest", "relevance"):
+            plans = [Plan(tenant_id=tenant, tree=t, senders=(), sort=sort, size=20, cursor=Cursor()) for t in (_without_forms(tree), tree)]
+            samples: tuple[list[float], list[float]] = ([], [])
+            for _ in range(repeats):
+                for plan, bucket in zip(plans, samples):
+                    t = time.perf_counter()
+                    await backend.search(plan)
+                    bucket.append((time.perf_counter() - t) * 1000)
+            cost[f"{name}, {sort}"] = (_percentiles(samples[0])[1], _percentiles(samples[1])[1])
+    await backend.close()
+    return cost
+
+
+async def _forms_growth(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: int) -> dict[str, Any]:
+    """Index size of the same conversations three ways (MB): terms and prefixes only (what the
+    index held before issue 22), plus word forms with typo tolerance off, and on; and what the
+    forms cost a search on the typo-tolerant index."""
+    import uuid
+
+    from archive.analysis import Analyzer
+    from archive.search.backend import IndexDoc
+    from archive.search.indexing import document_columns
+
+    key, tenant = os.urandom(32), uuid.uuid4()
+    directory = Path(os.environ["PARLEY_DATA_DIR"]) / "forms-growth"
+    sizes: dict[str, Any] = {}
+    for variant, analyzer in (("typo tolerance on", Analyzer(key, True)), ("typo tolerance off", Analyzer(key, False))):
+        docs = [
+            IndexDoc(conversation_id=uuid.uuid4(), tenant_id=tenant, site=c["site"], channel=c["channel"], language=c["language"],
+                     started_at=datetime.fromisoformat(c["started_at"]), agent_ids=[], tags=[], visitor_hash="",
+                     columns=document_columns(analyzer, ((m["sender"]["role"], m["text"]) for m in c["messages"]), c["language"]))
+            for c in corpus
+        ]
+        path = directory / f"{variant.replace(' ', '-')}.sqlite3"
+        sizes[variant] = await _index_size(path, docs) / 1e6
+        if variant == "typo tolerance on":
+            languages = sorted({c["language"] for c in corpus} | {"en"})
+            sizes["query cost"] = await _forms_query_cost(path, tenant, analyzer, languages, mix, repeats)
+        if variant == "typo tolerance off":
+            bare = [msgspec.structs.replace(d, columns={k: ("" if k.startswith("f_") else v) for k, v in d.columns.items()}) for d in docs]
+            sizes["terms and prefixes only"] = await _index_size(directory / "bare.sqlite3", bare) / 1e6
+    return sizes
+
+
 def run(table: Table, conversations: int, repeats: int = 20) -> None:
     corpus = _corpus(conversations)
     mix = _query_mix(_vocabulary(corpus), corpus)
@@ -139,6 +220,14 @@ def run(table: Table, conversations: int, repeats: int = 20) -> None:
                   note="baseline: raw FTS5 insert of the plaintext"))
     table.add(Row("indexing alone (outbox drain: decrypt, analyze, insert)", parley["index_rate"], "conv/s", raw_rate))
     table.add(Row("index size on disk", parley["size"] / 1e6, "MB", raw_size / 1e6))
+    growth = asyncio.run(_forms_growth(corpus[:min(len(corpus), 10_000)], mix, repeats))
+    sample = f"{min(len(corpus), 10_000):,} conv"
+    for variant in ("typo tolerance off", "typo tolerance on"):
+        table.add(Row(f"index with word forms, {variant} ({sample})", growth[variant], "MB", growth["terms and prefixes only"],
+                      note="baseline: the same index without the forms bag (exact spellings, transliteration keys, typo neighbourhoods)"))
+    for key, (before, after) in growth["query cost"].items():
+        table.add(Row(f"backend search p95 with word forms: {key} ({sample})", after, "ms", before,
+                      note="baseline: the same plan without forms (terms only), interleaved on the same index"))
     table.add(Row("resident memory growth while ingesting+indexing", parley["rss_growth"], "MB", note="peak RSS delta"))
     worst = {"newest": 0.0, "relevance": 0.0}
     for key, samples in parley["latencies"].items():

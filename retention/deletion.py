@@ -2,7 +2,8 @@
 
 Deleting is irreversible, so this function states its invariant and keeps it: for each batch,
 in ONE transaction, the conversation rows are deleted, their data keys are destroyed (crypto-
-shredding: even a backup of the ciphertext is unreadable afterwards), an index delete is queued
+shredding: even a backup of the ciphertext is unreadable afterwards), what is stored beside them
+(earlier revisions, attachment files, connector drafts) is deleted, an index delete is queued
 in the durable outbox, and a receipt per conversation is appended to the ledger (ids, content
 hash, why — never content). A crash before commit leaves everything as it was; after commit,
 everything is done but the index delete, which the outbox carries out.
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable
 from uuid import UUID
 
-from archive import db, ledger
+from archive import db, ledger, transcripts
 from archive.search.indexing import enqueue_deletes
 from archive.tables import Conversation, ConversationKey
 
@@ -27,6 +28,7 @@ async def delete_batch(
     async with db.write_transaction():
         await ConversationKey.delete().where((ConversationKey.tenant == tenant_id) & ConversationKey.conversation.is_in(ids))
         await Conversation.delete().where((Conversation.tenant == tenant_id) & Conversation.id.is_in(ids))
+        await transcripts.delete_parts(tenant_id, ids)
         await enqueue_deletes(tenant_id, ids)
         await ledger.append(
             tenant_id,

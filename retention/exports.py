@@ -29,7 +29,7 @@ from archive import db, ledger, transcripts
 from archive.crypto import SealingWriter, public_key_bytes, signing_key
 from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
-from archive.models import StoredConversation
+from archive.models import Attachment, Message, StoredConversation
 from archive.query import QuerySyntaxError, parse
 from archive.runtime import Runtime
 from archive.search.service import SearchFilters, all_matching_ids
@@ -103,34 +103,81 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:100] or "conversation"
 
 
-def _jsonl_line(cid: UUID, stored: StoredConversation, row: dict[str, Any]) -> bytes:
-    return msgspec.json.encode({"id": str(cid), **msgspec.to_builtins(stored), "content_sha256": row["content_sha256"]}) + b"\n"
+def _jsonl_line(
+    cid: UUID, stored: StoredConversation, row: dict[str, Any], earlier: list[tuple[dict[str, Any], StoredConversation]],
+    files: dict[str, str],
+) -> bytes:
+    """One conversation per line: its latest revision, with every earlier revision nested and
+    the paths of its stored attachment files (by SHA-256) in the zip."""
+    line: dict[str, Any] = {"id": str(cid), **msgspec.to_builtins(stored), "content_sha256": row["content_sha256"], "revision": row["revision"]}
+    if earlier:
+        line["earlier_revisions"] = [
+            {"revision": r["revision"], "archived_at": r["archived_at"], **msgspec.to_builtins(s), "content_sha256": r["content_sha256"]}
+            for r, s in earlier
+        ]
+    if files:
+        line["files"] = files
+    return msgspec.json.encode(line) + b"\n"
 
 
-def _eml(cid: UUID, stored: StoredConversation, row: dict[str, Any]) -> bytes:
+def _file_path(cid: UUID, sha256: str) -> str:
+    return f"attachments/{cid}/{sha256}"
+
+
+def _address(name: str | None, email: str | None, fallback: str) -> str:
+    return f'"{name or fallback}" <{email or _safe_name(fallback) + ".invalid"}>'
+
+
+def _line(m: Message) -> str:
+    who = m.sender.name or m.sender.id or ""
+    label = {"note": " (internal note)", "event": f" [event: {m.event or 'other'}]"}.get(m.kind, "")
+    change = " [deleted]" if m.deleted else (f" [edited {m.edited_at.isoformat()}]" if m.edited_at else "")
+    files = "".join(f" [attachment: {a.name or a.url or 'file'}{f', {a.size} bytes' if a.size is not None else ''}]" for a in m.attachments)
+    return f"[{m.at.isoformat()}] {m.sender.role}{' ' + who if who else ''}{label}{change}: {m.text}{files}"
+
+
+def _eml(
+    cid: UUID, stored: StoredConversation, content_sha256: str, revision: int, files: dict[str, tuple[Attachment, bytes]]
+) -> bytes:
+    """One revision as an RFC 5322 message: agents as recipients (by e-mail where known, the
+    custodian identity), notes and events marked, stored files attached."""
     message = EmailMessage()
     visitor = stored.visitor
-    message["From"] = f'"{visitor.name or visitor.id}" <{visitor.email or _safe_name(visitor.id) + "@visitor.invalid"}>'
-    message["To"] = ", ".join(f'"{a.name or a.id}" <{_safe_name(a.id)}@agent.invalid>' for a in stored.agents) or "undisclosed-recipients:;"
-    message["Subject"] = f"Chat {stored.external_id} ({stored.site}/{stored.channel})"
+    message["From"] = _address(visitor.name, visitor.email, f"{visitor.id}@visitor")
+    message["To"] = ", ".join(_address(a.name, a.email, f"{a.id}@agent") for a in stored.agents) or "undisclosed-recipients:;"
+    message["Subject"] = f"Chat {stored.external_id} ({stored.site}/{stored.channel})" + (f" revision {revision}" if revision > 1 else "")
     message["Date"] = format_datetime(stored.started_at)
-    message["Message-ID"] = f"<{cid}@parley.invalid>"
+    message["Message-ID"] = f"<{cid}{f'.r{revision}' if revision > 1 else ''}@parley.invalid>"
     message["X-Parley-Conversation-Id"] = str(cid)
-    message["X-Parley-Content-SHA256"] = row["content_sha256"]
-    lines = [f"[{m.at.isoformat()}] {m.sender.role}{' ' + (m.sender.name or m.sender.id or '') if (m.sender.name or m.sender.id) else ''}: {m.text}" for m in stored.messages]
-    message.set_content("\n".join(lines))
+    message["X-Parley-Revision"] = str(revision)
+    message["X-Parley-Content-SHA256"] = content_sha256
+    message.set_content("\n".join(_line(m) for m in stored.messages))
+    attached: set[str] = set()
+    for m in stored.messages:
+        for a in m.attachments:
+            if a.sha256 and a.sha256 in files and a.sha256 not in attached:
+                attached.add(a.sha256)
+                maintype, _, subtype = (a.content_type or "application/octet-stream").partition("/")
+                message.add_attachment(files[a.sha256][1], maintype=maintype, subtype=subtype or "octet-stream",
+                                       filename=a.name or a.sha256)
     return bytes(message)
 
 
 class ZipBuilder:
     """Writes the export zip into a sealing writer, one batch of conversations at a time, so an
-    export of any size needs memory for one batch only. CPU-only: runs in a worker thread."""
+    export of any size needs memory for one batch only. CPU-only: runs in a worker thread.
+
+    Every revision of a conversation is exported. In jsonl exports, stored attachment files are
+    written after ``transcripts.jsonl`` (a zip takes one member at a time): ``with_files`` names
+    the conversations whose files ``add_files`` writes in a second pass."""
 
     def __init__(self, out: SealingWriter, export_format: str) -> None:
         self.zip = zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED)
         self.format = export_format
         self.files: dict[str, str] = {}
         self.count = 0
+        self.revisions = 0
+        self.with_files: list[UUID] = []
         self._jsonl: Any = None
         self._jsonl_hash = hashlib.sha256()
         if export_format == "jsonl":
@@ -140,24 +187,48 @@ class ZipBuilder:
         for cid in ids:
             if cid not in sealed:
                 continue  # deleted since the query ran
-            conv_row = sealed[cid][0]
-            stored = transcripts.unseal(ctx, sealed[cid])
+            item = sealed[cid]
+            conv_row = item.row
+            stored = transcripts.unseal(ctx, item)
+            earlier = transcripts.unseal_earlier(ctx, item)
             self.count += 1
+            self.revisions += 1 + len(earlier)
+            files = transcripts.stored_files(ctx, item, [stored, *[s for _, s in earlier]])
             if self._jsonl is not None:
-                line = _jsonl_line(cid, stored, conv_row)
+                if files:
+                    self.with_files.append(cid)
+                line = _jsonl_line(cid, stored, conv_row, earlier, {a.sha256: _file_path(cid, a.sha256) for a, _ in files if a.sha256})
                 self._jsonl.write(line)
                 self._jsonl_hash.update(line)
             else:
-                data = _eml(cid, stored, conv_row)
-                name = f"conversations/{_safe_name(stored.external_id)}-{str(cid)[:8]}.eml"
-                self.zip.writestr(name, data)
-                self.files[name] = hashlib.sha256(data).hexdigest()
+                blobs = {a.sha256: (a, data) for a, data in files if a.sha256}
+                base = f"conversations/{_safe_name(stored.external_id)}-{str(cid)[:8]}"
+                for r, s in earlier:
+                    self._write(f"{base}.r{r['revision']}.eml", _eml(cid, s, r["content_sha256"], r["revision"], blobs))
+                self._write(f"{base}.eml", _eml(cid, stored, conv_row["content_sha256"], conv_row["revision"], blobs))
 
-    def finish(self, manifest: dict[str, Any], sign: Any) -> None:
+    def add_files(self, ctx: TenantContext, sealed: dict[UUID, transcripts.Sealed]) -> None:
+        """The stored attachment files of a jsonl export (second pass)."""
+        self._close_jsonl()
+        for cid, item in sealed.items():
+            conversations = [transcripts.unseal(ctx, item), *[s for _, s in transcripts.unseal_earlier(ctx, item)]]
+            for attachment, data in transcripts.stored_files(ctx, item, conversations):
+                if attachment.sha256:
+                    self._write(_file_path(cid, attachment.sha256), data)
+
+    def _write(self, name: str, data: bytes) -> None:
+        self.zip.writestr(name, data)
+        self.files[name] = hashlib.sha256(data).hexdigest()
+
+    def _close_jsonl(self) -> None:
         if self._jsonl is not None:
             self._jsonl.close()
+            self._jsonl = None
             self.files["transcripts.jsonl"] = self._jsonl_hash.hexdigest()
-        manifest = {**manifest, "count": self.count, "files": self.files}
+
+    def finish(self, manifest: dict[str, Any], sign: Any) -> None:
+        self._close_jsonl()
+        manifest = {**manifest, "count": self.count, "revisions": self.revisions, "files": self.files}
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode()
         self.zip.writestr("manifest.json", manifest_bytes)
         self.zip.writestr("signature.json", json.dumps(sign(manifest_bytes), indent=2).encode())
@@ -182,6 +253,9 @@ async def build_export(rt: Runtime, ctx: TenantContext, row: dict[str, Any], pro
             await rt.workers.run(builder.add, ctx, batch, await transcripts.fetch_sealed(ctx, batch))
             if progress is not None:
                 await progress(min(start + LOAD_BATCH, len(ids)), len(ids))
+        for start in range(0, len(builder.with_files), LOAD_BATCH):
+            batch = builder.with_files[start:start + LOAD_BATCH]
+            await rt.workers.run(builder.add_files, ctx, await transcripts.fetch_sealed(ctx, batch))
         manifest = {
             "format": "parley-export/v1",
             "export_id": str(row["id"]),

@@ -116,18 +116,20 @@ LANGUAGE_OF_QUERY = {
 }
 
 
+def chat(external_id: str, language: str, day: str, messages: list[tuple[str, str]], agent: str, **fields: Any) -> dict[str, Any]:
+    """One conversation body: (sender role, text) messages a minute apart on ``day`` from 10:00."""
+    body = conversation(
+        external_id, *[text for _, text in messages], language=language, started_at=f"{day}T10:00:00Z",
+        ended_at=f"{day}T10:30:00Z", visitor={"id": f"v-{external_id}"}, agents=[{"id": agent, "name": "Agent"}], **fields,
+    )
+    for i, (message, (sender, _)) in enumerate(zip(body["messages"], messages)):
+        message["sender"] = {"role": sender}
+        message["at"] = f"{day}T10:{i + 1:02d}:00Z"
+    return body
+
+
 def bodies() -> list[dict[str, Any]]:
-    out = []
-    for external_id, (language, site, channel, tags, day, messages) in CORPUS.items():
-        lang_code = external_id.split("-")[0]
-        body = conversation(
-            external_id, *[text for _, text in messages],
-            language=language, site=site, channel=channel, tags=tags,
-            started_at=f"{day}T10:00:00Z", ended_at=f"{day}T10:30:00Z",
-            visitor={"id": f"v-{external_id}"}, agents=[{"id": f"a-{lang_code}", "name": "Agent"}],
-        )
-        for i, (message, (sender, _)) in enumerate(zip(body["messages"], messages)):
-            message["sender"] = {"role": sender}
-            message["at"] = f"{day}T10:{i + 1:02d}:00Z"
-        out.append(body)
-    return out
+    return [
+        chat(external_id, language, day, messages, f"a-{external_id.split('-')[0]}", site=site, channel=channel, tags=tags)
+        for external_id, (language, site, channel, tags, day, messages) in CORPUS.items()
+    ]

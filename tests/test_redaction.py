@@ -166,6 +166,7 @@ def test_email_and_phone_redaction_can_be_switched_off_per_tenant():
         ("Handy 01512 3456789", "de"),
         ("call (415) 555-0132", "en"),
         ("+46 70 123 45 67", None),
+        ("+7 912 345-67-89", "nb"),
         ("+47\u00a0912\u00a034\u00a0567", None),
         ("0047 912 34 567", "nb"),
     ],
@@ -189,10 +190,72 @@ def test_dates_times_versions_prices_and_business_numbers_are_not_redacted(text)
 
 @pytest.mark.parametrize(
     "text",
-    ["KID 4001234567890120", "Sporingsnummer PostNord: 4001234567890120", "Заказ № 4001234567890120", "Naročilo 4001234567890120"],
+    [
+        "Order: 4111 1111 1111 1111", "ordre 4242 4242 4242 4242", "заказ 4111 1111 1111 1111", "Bestellung 5555 5555 5555 4444",
+        "naročilo 4111 1111 1111 1111", "faktura 4242 4242 4242 4242", "invoice 4111111111111111", "ref 4111 1111 1111 1111",
+        "KID 4001234567890120", "Sporingsnummer PostNord: 4001234567890120", "Заказ № 4001234567890120", "#4111 1111 1111 1111",
+    ],
 )
-def test_a_luhn_valid_reference_labelled_as_business_is_kept(text):
-    assert redact(text) == (text, {})
+def test_no_business_label_keeps_a_number_of_a_card_schemes_shape(text):
+    # A surviving card number is a PCI DSS breach; a masked KID that looks exactly like a Visa
+    # card is an inconvenience (docs/redaction.md, "Business labels and cards").
+    assert redact(text)[1] == {"card": 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["KID 7001234567890123", "KID-nummer 520000123456783", "Sporingsnummer PostNord: 9000123456789012348", "Naročilo 0012345678903"],
+)
+def test_a_luhn_valid_reference_outside_every_card_scheme_is_kept(text):
+    # 7… and 9… are no card scheme's; Mastercard's 52… numbers have 16 digits, not 15.
+    assert redact(text, ALL_IDS, "nb") == (text, {})
+
+
+@pytest.mark.parametrize(
+    "text,language",
+    [("Bestellung +49 171 2345678", "de"), ("Ordre 0047 412 34 567", "nb"), ("Заказ № +7 912 345-67-89", "ru"), ("Case (+44) 7400 123456", "en")],
+)
+def test_no_business_label_keeps_a_phone_number_written_with_its_country_code(text, language):
+    assert redact(text, language=language)[1] == {"phone": 1}
+
+
+def test_a_zero_padded_reference_is_not_read_as_an_international_number():
+    # libphonenumber reads "00 1 234 567 8903" as a US number; nobody writes one so.
+    assert redact("KID-nr: 0012345678903", language="nb") == ("KID-nr: 0012345678903", {})
+
+
+def test_no_business_label_keeps_a_fodselsnummer():
+    assert redact("saksnummer 15108695088") == ("saksnummer [national-id]", {"national_id_no": 1})
+
+
+def test_a_business_label_keeps_a_date_stamped_reference_that_passes_a_weak_identity_check():
+    # A Danish CPR has no check digit: every reference stamped DDMMYY-NNNN is one.
+    assert redact("Faktura 261124-0042", ALL_IDS)[1] == {}
+    assert redact("CPR 261124-0042", ALL_IDS)[1] == {"national_id_dk": 1}
+
+
+def test_a_fodselsnummer_split_inside_its_parts_needs_an_identity_cue():
+    assert redact("Kundenummer 1510 8695 088")[1] == {}
+    assert redact("fnr 1510 8695 088")[1] == {"national_id_no": 1}
+    assert redact("10 04 87 44 732")[1] == {"national_id_no": 1}  # day, month, year, then the rest
+
+
+def test_a_norwegian_fh_number_without_birth_date_needs_an_identity_cue():
+    assert redact("Ordre 80000000098")[1] == {}
+    assert redact("FH-nummer: 80000000098", language="nb")[1] == {}
+    assert redact("fødselsnummer 80000000098")[1] == {"national_id_no": 1}
+
+
+def test_an_emso_of_someone_born_in_the_1800s_is_a_reference():
+    assert redact("KID 1004821300010", ALL_IDS) == ("KID 1004821300010", {})
+
+
+def test_snils_needs_its_written_form_and_a_russian_context_or_a_cue():
+    # 0121 234 5678 passes the SNILS check; written so in English it is a Birmingham landline.
+    assert redact("office: 0121 234 5678", ALL_IDS, "en") == ("office: [phone]", {"phone": 1})
+    assert redact("ref 112-233-445 95", ALL_IDS, "en")[1] == {}
+    assert redact("мой номер 112-233-445 95", ALL_IDS)[1] == {"national_id_ru": 1}
+    assert redact("SNILS 112233 44595", ALL_IDS, "en")[1] == {"national_id_ru": 1}
 
 
 def test_the_label_next_to_a_number_decides_not_one_further_back():
@@ -251,9 +314,60 @@ def test_redact_conversation_keeps_message_order_and_counts_each_entity_once():
 
 # ---- options and the engine --------------------------------------------------------------------
 
-def test_options_are_built_from_tenant_settings_with_regions_from_their_languages():
+def test_options_are_built_from_tenant_settings_with_fallback_regions_from_their_languages():
     options = options_from(TenantSettings(card_mask="full", redact_phone=False, default_languages=["de", "sl"]))
-    assert options == RedactionOptions(card_mask="full", redact_phone=False, national_ids=["no"], phone_regions=["DE", "SI", "NO"])
+    assert options == RedactionOptions(card_mask="full", redact_phone=False, national_ids=["no"], phone_regions=[], fallback_regions=["DE", "SI"])
+    assert options_from(TenantSettings(phone_regions=["se"], default_languages=[])) == RedactionOptions(phone_regions=["SE"], fallback_regions=["NO"])
+
+
+def test_a_conversation_in_russian_does_not_read_eight_digits_as_a_norwegian_phone_number():
+    assert redact("kode 41234567", TenantSettings(), "ru") == ("kode 41234567", {})
+    assert redact("kode 41234567", TenantSettings(), "nb") == ("kode [phone]", {"phone": 1})
+
+
+def test_regions_the_tenant_set_explicitly_apply_in_every_language():
+    assert redact("kode 41234567", TenantSettings(phone_regions=["NO"]), "ru") == ("kode [phone]", {"phone": 1})
+
+
+def test_without_a_language_the_tenants_languages_decide_and_norway_only_when_nothing_is_known():
+    assert redact("kode 41234567", TenantSettings(default_languages=["de"]))[1] == {}
+    assert redact("kode 41234567", TenantSettings(default_languages=["de", "nb"]))[1] == {"phone": 1}
+    assert redact("kode 41234567", TenantSettings(default_languages=[]))[1] == {"phone": 1}
+
+
+def test_a_region_subtag_adds_its_region_to_the_languages():
+    assert redact("01 5123456", RedactionOptions(), "de")[1] == {}
+    assert redact("01 5123456", RedactionOptions(), "de-AT")[1] == {"phone": 1}  # Vienna
+    assert redact("020 7946 0958", RedactionOptions(), "en-US")[1] == {"phone": 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Handy 0171 2345678", "pokličite me na 031 234 567", "Мой телефон 8 (912) 345-67-89", "номер 89035551234, звонить после 18:00"],
+)
+def test_without_a_language_a_phone_cue_or_cyrillic_text_says_how_the_number_is_written(text):
+    assert redact(text, RedactionOptions())[1] == {"phone": 1}
+
+
+@pytest.mark.parametrize(
+    "text,language",
+    [
+        ("Reklamacija 041123456 je zaprta?", "sl"), ("številka reklamacije 041123456", "sl"), ("vračilo 041123456", "sl"),
+        ("BLZ 370 400 44", "nb"), ("Bankleitzahl 37040044", "nb"), ("Kundennummer 01712345678", "de"),
+        ("Vorgangsnummer 030123456", "de"), ("Aktenzeichen 030 123456", "de"), ("Ihre Reklamationsnummer: 01512345678", "de"),
+        ("версия приложения 5.32.0 (53200417)", "nb"), ("сборка 53200417", "nb"), ("номер версии 53200417", "nb"),
+        ("претензия 41234567", "nb"), ("лицевой счёт 9463165742", "ru"), ("Reklamasjon 41234567 er registrert", "nb"),
+        ("Returnummer 91234567", "nb"), ("avtalenummer 91234567", "nb"), ("complaint ref 07400 123456", "en"),
+        ("RMA 07400123456", "en"), ("App-Version 5.32.0 (53200417)", "de"), ("Android 14.1.2 build 53200417", "nb"),
+    ],
+)
+def test_complaints_returns_customer_numbers_bank_codes_and_builds_are_business_numbers(text, language):
+    # "nb" where a number would otherwise be read as a Norwegian phone number: the cue alone keeps it.
+    assert redact(text, ALL_IDS, language) == (text, {})
+
+
+def test_a_date_before_a_phone_number_is_not_a_version_string():
+    assert redact("15.12.2026 (412 34 567)", language="nb")[1] == {"phone": 1}
 
 
 def test_unknown_phone_regions_and_national_ids_are_refused():

@@ -37,8 +37,8 @@ from archive.redaction.detectors import (
     phone_candidates,
 )
 from archive.redaction.masks import mask_for
-from archive.redaction.options import RedactionOptions, options_from, regions_for_language
-from archive.redaction.text import fold, worth_scanning
+from archive.redaction.options import RedactionOptions, options_from, phone_regions_for, regions_for_language
+from archive.redaction.text import CYRILLIC, fold, worth_scanning
 
 __all__ = [
     "ChatLine",
@@ -79,34 +79,45 @@ class RedactedConversation(msgspec.Struct):
 
 
 def _resolve(candidates: list[Candidate], length: int) -> list[Candidate]:
-    """Longest validated span first; on equal length the stronger kind. A business number takes
-    its place in this contest too (so nothing inside it is masked) but is not masked itself."""
-    taken = bytearray(length)
+    """Longest validated span first; on equal length the stronger kind.
+
+    A business number (a national-format phone number that a business label vetoed) takes its
+    place in the contest among phone readings, so no shorter phone number inside it is masked;
+    it never hides a card, an IBAN or an identity number, which no label can veto."""
+    masked = bytearray(length)
+    business = bytearray(length)
     chosen: list[Candidate] = []
     for cand in sorted(candidates, key=lambda c: (c.start - c.end, PRIORITY[c.family], c.start)):
-        if not any(taken[cand.start : cand.end]):
-            taken[cand.start : cand.end] = b"\x01" * (cand.end - cand.start)
+        if any(masked[cand.start : cand.end]) or (cand.family == "phone" and any(business[cand.start : cand.end])):
+            continue
+        (masked if cand.sensitive else business)[cand.start : cand.end] = b"\x01" * (cand.end - cand.start)
+        if cand.sensitive:
             chosen.append(cand)
-    return sorted((c for c in chosen if c.sensitive), key=lambda c: c.start)
+    return sorted(chosen, key=lambda c: c.start)
 
 
 class _Engine:
     def __init__(self, options: RedactionOptions, language: str | None) -> None:
         self.options = options
+        self.language = language
         # "ZZ" (no region) still finds every number written with its country code.
-        self.regions = list(dict.fromkeys([*regions_for_language(language), *options.phone_regions])) or ["ZZ"]
+        self.regions = phone_regions_for(options, language) or ["ZZ"]
+        # Without a language tag, Cyrillic text says enough to read Russian national numbers too
+        # (ten digits after 8: no order number is mistaken for one the way eight digits are in NO).
+        self.cyrillic_regions = self.regions if regions_for_language(language) else list(dict.fromkeys([*self.regions, "RU"]))
 
     def candidates(self, folded: str) -> list[Candidate]:
         options = self.options
         found: list[Candidate] = []
         if _DIGIT.search(folded):
             runs = digit_runs(folded)
-            found += numeric_candidates(folded, runs, list(options.national_ids))
+            found += numeric_candidates(folded, runs, list(options.national_ids), self.language)
             found += iban_candidates(folded)
             if "fi" in options.national_ids:
                 found += hetu_candidates(folded)
             if options.redact_phone:
-                found += phone_candidates(folded, self.regions, runs, found)
+                regions = self.cyrillic_regions if CYRILLIC.search(folded) else self.regions
+                found += phone_candidates(folded, regions, runs, found)
         if options.redact_email:
             found += email_candidates(folded)
         return found

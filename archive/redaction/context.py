@@ -18,40 +18,51 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from archive.redaction.text import looks_like_date
+
 Cue = Literal["card", "iban", "national_id", "phone", "business"]
 
 # Sensitive cues, per language. A cue for the candidate's own kind raises confidence most; a cue
 # for another sensitive kind still says "the customer is giving personal data here".
 SENSITIVE: dict[str, dict[Cue, tuple[str, ...]]] = {
     "no": {
-        "card": ("kort", "kortnummer", "kortnr", "bankkort", "kredittkort", "betalingskort", "visa", "mastercard", "amex"),
+        "card": ("kort", "kortnummer", "kortnr", "bankkort", "kredittkort", "betalingskort", "debetkort", "visa",
+                 "mastercard", "amex"),
         "iban": ("iban", "konto", "kontonummer", "kontonr", "bankkonto"),
-        "national_id": ("fødselsnummer", "fødselsnr", "fnr", "personnummer", "personnr", "d-nummer", "dnummer", "pnr"),
-        "phone": ("telefon", "telefonnummer", "tlf", "mobil", "mobilnummer", "ring", "ringe", "sms"),
+        "national_id": ("fødselsnummer", "fødselsnr", "fnr", "personnummer", "personnr", "d-nummer", "dnummer", "pnr",
+                        "personnummeret"),
+        "phone": ("telefon", "telefonnummer", "tlf", "mobil", "mobilnummer", "mobilnr", "mob", "ring", "ringe", "sms",
+                  "nå meg", "nås"),
     },
     "ru": {
         "card": ("карта", "карты", "карту", "картой", "карточк", "номер карты", "visa", "мир"),
-        "iban": ("iban", "счёт", "счет", "счёта", "счета", "р/с", "расчётный", "расчетный", "лицевой"),
-        "national_id": ("снилс", "паспорт", "инн физ"),
-        "phone": ("телефон", "тел", "моб", "мобильный", "номер телефона", "позвоните", "звоните", "перезвоните", "whatsapp", "вотсап", "телеграм"),
+        "iban": ("iban", "счёт", "счет", "счёта", "счета", "р/с", "расчётный", "расчетный"),
+        "national_id": ("снилс", "snils", "страховой номер", "страхового свидетельства", "паспорт", "инн физ"),
+        "phone": ("телефон", "тел", "моб", "мобильный", "сотовый", "номер телефона", "позвоните", "звоните",
+                  "перезвоните", "смс", "whatsapp", "вотсап", "viber", "вайбер", "телеграм"),
     },
     "sl": {
         "card": ("kartica", "kartice", "kartico", "številka kartice", "kreditna", "plačilna"),
         "iban": ("iban", "trr", "transakcijski", "bančni račun", "številka računa"),
         "national_id": ("emšo", "emso", "matična številka občana"),
-        "phone": ("telefon", "telefonska", "tel", "mobitel", "gsm", "pokličite", "pokliči", "številka telefona"),
+        "phone": ("telefon", "telefonska", "tel", "mobitel", "mobi", "gsm", "pokličite", "pokliči", "številka telefona",
+                  "dosegljiv", "dosegljiva"),
     },
     "en": {
         "card": ("card", "card number", "credit card", "debit card", "cc", "pan", "visa", "mastercard", "amex"),
         "iban": ("iban", "account", "account number", "bank account", "acct"),
-        "national_id": ("ssn", "social security", "national id", "personal number", "identity number", "id number", "personal id"),
-        "phone": ("phone", "telephone", "tel", "mobile", "cell", "call", "text me", "whatsapp", "reach me"),
+        "national_id": ("ssn", "social security", "national id", "personal number", "identity number", "id number",
+                        "personal id", "snils"),
+        "phone": ("phone", "telephone", "tel", "mobile", "mob", "cell", "cellphone", "landline", "call", "call back",
+                  "callback", "ring me", "text me", "whatsapp", "reach me"),
     },
     "de": {
-        "card": ("karte", "kartennummer", "kreditkarte", "kreditkartennummer", "ec-karte", "girokarte", "visa", "mastercard"),
+        "card": ("karte", "kartennummer", "kreditkarte", "kreditkartennummer", "ec-karte", "girokarte", "visa",
+                 "mastercard"),
         "iban": ("iban", "konto", "kontonummer", "bankverbindung", "girokonto"),
         "national_id": ("personalausweis", "personennummer", "identifikationsnummer", "sozialversicherungsnummer"),
-        "phone": ("telefon", "telefonnummer", "tel", "handy", "handynummer", "mobil", "mobilnummer", "rufnummer", "anrufen", "rufen sie"),
+        "phone": ("telefon", "telefonnummer", "tel", "handy", "handynummer", "mobil", "mobilnummer", "mobilfunk",
+                  "rufnummer", "anrufen", "rufen sie", "rückruf", "festnetz", "erreichbar"),
     },
     "sv/da/fi": {
         "card": ("kortnummer", "kreditkort", "betalkort", "kortti", "kortin"),
@@ -61,40 +72,76 @@ SENSITIVE: dict[str, dict[Cue, tuple[str, ...]]] = {
     },
 }
 
-# Business cues: what precedes order, invoice, case, customer, company, payment-reference and
-# tracking numbers, versions and amounts.
+# Business cues: what precedes the numbers a support chat is about — orders, invoices, cases and
+# tickets, complaints and returns, customer, member and contract numbers, payment references,
+# tracking, bank codes, company ids, products, versions and amounts.
 BUSINESS: dict[str, tuple[str, ...]] = {
     "no": (
-        "ordre", "ordrenummer", "ordrenr", "bestilling", "bestillingsnummer", "bestillingsnr", "faktura", "fakturanummer",
-        "fakturanr", "kid", "kid-nummer", "saksnummer", "saksnr", "sak", "referanse", "ref", "kundenummer", "kundenr",
-        "org.nr", "orgnr", "org nr", "organisasjonsnummer", "foretaksregisteret", "mva", "sporingsnummer", "sporing",
-        "sendingsnummer", "sending", "pakke", "pakkenummer", "kolli", "versjon", "beløp", "pris", "sum", "totalt",
-        "artikkel", "artikkelnummer", "varenummer", "serienummer", "lisens", "billett", "reservasjon", "booking",
-        "kunde",
+        # orders, invoices, payment references
+        "ordre", "ordrenummer", "ordrenr", "bestilling", "bestillingsnummer", "bestillingsnr", "faktura",
+        "fakturanummer", "fakturanr", "kid", "kid-nummer", "giro", "kvittering", "kvitteringsnummer", "transaksjon",
+        "transaksjonsnummer", "betalingsreferanse",
+        # cases, complaints, returns
+        "saksnummer", "saksnr", "sak", "sak-id", "henvendelse", "henvendelsesnummer", "referanse", "referansenummer",
+        "ref", "reklamasjon", "reklamasjonsnummer", "retur", "returnummer", "returkode", "retursak", "garanti",
+        "garantisak", "bytte", "klage", "klagesak", "ticket",
+        # customers, contracts, subscriptions
+        "kundenummer", "kundenr", "kunde-id", "kundeid", "kunde", "medlemsnummer", "medlemsnr", "avtale",
+        "avtalenummer", "kontrakt", "kontraktsnummer", "abonnement", "abonnementsnummer", "polise", "polisenummer",
+        "forsikringsnummer", "skadenummer", "målepunkt", "målepunkt-id", "målernummer", "anleggsnummer",
+        # companies
+        "org.nr", "orgnr", "org nr", "organisasjonsnummer", "foretaksregisteret", "mva",
+        # shipping
+        "sporingsnummer", "sporing", "sendingsnummer", "sending", "forsendelse", "pakke", "pakkenummer", "kolli",
+        "hentekode", "hentenummer",
+        # products, versions, amounts
+        "versjon", "beløp", "pris", "sum", "totalt", "artikkel", "artikkelnummer", "varenummer", "varenr",
+        "serienummer", "imei", "lisens", "lisensnummer", "billett", "billettnummer", "reservasjon", "booking",
+        "bookingnummer", "postnummer", "regnr", "registreringsnummer",
     ),
     "ru": (
-        "заказ", "заказа", "номер заказа", "счёт-фактура", "счет-фактура", "накладная", "накладной", "трек", "трек-номер",
-        "трекинг", "отслеживания", "отправление", "отправления", "посылка", "посылки", "дело", "обращение", "обращения",
-        "заявка", "заявки", "тикет", "инн", "огрн", "кпп", "бик", "артикул", "версия", "сумма", "цена", "договор",
-        "договора", "лицензия", "бронь", "бронирования", "квитанция", "клиента",
+        "заказ", "заказа", "номер заказа", "счёт-фактура", "счет-фактура", "накладная", "накладной", "трек",
+        "трек-номер", "трекинг", "отслеживания", "отправление", "отправления", "посылка", "посылки", "дело",
+        "обращение", "обращения", "заявка", "заявки", "тикет", "инн", "огрн", "огрнип", "кпп", "бик", "окпо", "корр",
+        "к/с", "артикул", "версия", "сборка", "билд", "прошивка", "сумма", "цена", "стоимость", "договор", "договора",
+        "лицензия", "бронь", "бронирования", "квитанция", "чек", "номер чека", "клиента", "клиентский", "претензия",
+        "жалоба", "рекламация", "возврат", "возврата", "гарантия", "гарантийный", "талон", "серийный", "imei",
+        "модель", "партия", "инвойс", "платёжное поручение", "платежное поручение", "поручение", "транзакция",
+        "идентификатор", "промокод", "купон", "индекс", "полис", "лицевой", "лицевой счёт", "лицевой счет",
     ),
     "sl": (
-        "naročilo", "naročila", "številka naročila", "račun št", "faktura", "sledilna", "sledenje", "pošiljka", "pošiljke",
-        "paket", "zadeva", "zahtevek", "davčna", "matična številka podjetja", "id za ddv", "ddv", "sklic", "referenca",
-        "različica", "verzija", "znesek", "cena", "pogodba", "licenca", "rezervacija", "stranke",
+        "naročilo", "naročila", "številka naročila", "račun št", "faktura", "predračun", "dobavnica", "ponudba",
+        "sledilna", "sledenje", "pošiljka", "pošiljke", "paket", "zadeva", "zahtevek", "reklamacija", "pritožba",
+        "vračilo", "vračila", "garancija", "garancijski", "davčna", "matična številka podjetja", "id za ddv", "ddv",
+        "sklic", "referenca", "različica", "verzija", "znesek", "cena", "pogodba", "naročnina", "naročniška",
+        "naročniško", "licenca", "rezervacija", "stranke", "številka stranke", "kupec", "serijska", "imei", "artikel",
+        "šifra", "koda", "transakcija", "poštna",
     ),
     "en": (
-        "order", "order number", "order no", "invoice", "inv", "case", "case number", "ticket", "tracking", "tracking number",
-        "shipment", "parcel", "package", "consignment", "waybill", "awb", "reference", "ref", "customer number",
-        "customer id", "account id", "vat", "company number", "reg no", "registration", "version", "build", "release",
-        "amount", "price", "total", "serial", "serial number", "sku", "item", "licence", "license", "booking", "reservation",
-        "confirmation", "receipt", "transaction", "contract", "policy", "customer",
+        "order", "order number", "order no", "purchase order", "po number", "invoice", "inv", "case", "case number",
+        "ticket", "incident", "request", "complaint", "claim", "return", "rma", "refund", "warranty", "tracking",
+        "tracking number", "shipment", "parcel", "package", "consignment", "waybill", "awb", "reference", "ref",
+        "customer number", "customer id", "account id", "member", "membership", "subscription", "vat",
+        "company number", "reg no", "registration", "version", "build", "release", "amount", "price", "total",
+        "serial", "serial number", "sku", "item", "part number", "model", "imei", "licence", "license", "booking",
+        "reservation", "confirmation", "receipt", "transaction", "contract", "policy", "customer", "quote",
+        "quotation", "sort code", "routing number", "aba", "swift", "bic", "postcode", "zip",
     ),
     "de": (
-        "bestellung", "bestellnummer", "auftrag", "auftragsnummer", "rechnung", "rechnungsnummer", "sendung",
-        "sendungsnummer", "sendungsverfolgung", "paket", "paketnummer", "kundennummer", "aktenzeichen", "vorgang",
-        "vorgangsnummer", "ticket", "ust-idnr", "steuernummer", "handelsregister", "hrb", "version", "betrag", "preis",
-        "summe", "artikelnummer", "seriennummer", "lizenz", "buchung", "vertrag", "vertragsnummer", "referenz", "kunde",
+        "bestellung", "bestellnummer", "auftrag", "auftragsnummer", "rechnung", "rechnungsnummer", "lieferschein",
+        "lieferscheinnummer", "beleg", "belegnummer", "quittung", "sendung", "sendungsnummer", "sendungsverfolgung",
+        "paket", "paketnummer", "tracking", "trackingnummer", "kundennummer", "kunde", "mitgliedsnummer",
+        "aktenzeichen", "az", "vorgang", "vorgangsnummer", "fall", "fallnummer", "ticket", "ticketnummer",
+        "reklamation", "reklamationsnummer", "retoure", "retourennummer", "rücksendung", "rücksendenummer",
+        "umtausch", "garantie", "ust-idnr", "steuernummer", "handelsregister", "hrb", "version", "betrag", "preis",
+        "summe", "artikel", "artikelnummer", "seriennummer", "imei", "lizenz", "buchung", "buchungsnummer", "vertrag",
+        "vertragsnummer", "vertragskonto", "versicherungsschein", "policennummer", "zählernummer", "zählpunkt",
+        "referenz", "transaktion", "transaktionsnummer", "blz", "bankleitzahl", "bic", "plz", "postleitzahl",
+    ),
+    "sv/da/fi": (
+        "ordernummer", "beställning", "fakturanummer", "ärende", "ärendenummer", "kundnummer", "ocr", "ocr-nummer",
+        "bankgiro", "plusgiro", "clearingnummer", "reklamation", "returnummer", "sagsnummer", "tilaus",
+        "tilausnumero", "lasku", "laskun", "viitenumero", "viite", "asiakasnumero", "seurantakoodi", "lähetys",
     ),
     "carriers": (
         "ups", "dhl", "postnord", "posten", "bring", "fedex", "gls", "dpd", "tnt", "usps", "hermes", "schenker",
@@ -109,6 +156,11 @@ BUSINESS: dict[str, tuple[str, ...]] = {
 BUSINESS_SUFFIX = ("mva", "kr", "nok", "sek", "dkk", "eur", "usd", "gbp", "rub", "руб", "€", "₽", ",-", "mbit", "gb", "mb")
 # Written right before a number: "#2026-118-5567", "№ 4711", "INV-2026-000123".
 _CODE_PREFIX = re.compile(r"(?:[#№]\s{0,2}|(?<![^\W\d_])[^\W\d_]{1,6}[-/])$")
+# A number right after a version string is its build number: "5.32.0 (53200417)", "v2.14 build 4471".
+# Three or more parts (a date of three parts is not a version) or a "v" in front.
+_AFTER_VERSION = re.compile(
+    r"(?<![\w.])(v?)(\d{1,4}(?:\.\d{1,6}){1,4})(?:[-+][0-9A-Za-z.]{1,12})?[\s,]{0,2}[(\[]?\s{0,2}$", re.IGNORECASE
+)
 
 LOOKBEHIND = 32
 LOOKAHEAD = 8
@@ -123,38 +175,59 @@ for _words in BUSINESS.values():
     for _w in _words:
         _CUES.setdefault(_w.lower(), "business")
 # Keywords longer than four characters also match their inflections (kortnummeret, заказа);
-# short ones only as whole words ("ref", "sak", "tel" would match inside ordinary words).
+# short ones only as whole words ("ref", "sak", "tel" would match inside ordinary words). Endings
+# that replace final vowels (версия → версии, reklamacija → reklamacije, накладная → накладную)
+# are met by registering the keyword without them too, when five letters remain.
 _STEM = 5
+_VOWELS = "aeiouyæøåäöüáéíóúаеёиоуыэюяьй"
+
+
+def _stems(keyword: str) -> set[str]:
+    """The keyword without one final vowel (версия → верси-и) or all of them (накладная →
+    накладн-ую), where five letters remain."""
+    cuts = {keyword[:-1] if keyword[-1] in _VOWELS else keyword, keyword.rstrip(_VOWELS)} - {keyword}
+    return {stem for stem in cuts if len(stem.split()[-1]) >= _STEM}
+
+
+for _w, _cue in list(_CUES.items()):
+    for _stem in _stems(_w):
+        _CUES.setdefault(_stem, _cue)
 _LONGEST_PHRASE = max(len(k.split()) for k in _CUES)
+
+PHONE_CUE_LANGUAGES: dict[str, tuple[str, ...]] = {}
+for _table, _tables in SENSITIVE.items():
+    for _w in _tables["phone"]:
+        for _key in {_w, *_stems(_w)}:
+            if _CUES.get(_key) == "phone":
+                PHONE_CUE_LANGUAGES[_key] = tuple(dict.fromkeys((*PHONE_CUE_LANGUAGES.get(_key, ()), *_table.split("/"))))
 _COMPOUND_HEAD = re.compile(r"^([^\W\d_]+)[-./][^\W\d_]+$")
 _WORD = re.compile(r"[^\W\d_]+(?:[-./][^\W\d_]+)*|[€$£₽]")
 _SUFFIX = re.compile(r"[\s.:]{0,2}(?:" + "|".join(re.escape(s) for s in BUSINESS_SUFFIX) + r")(?!\w)", re.IGNORECASE)
 
 
-def _lookup(phrase: str, last_word: str) -> Cue | None:
-    cue = _CUES.get(phrase)
-    if cue is not None:
-        return cue
+def _lookup(phrase: str, last_word: str) -> str | None:
+    """The keyword ``phrase`` is, or is an inflection of."""
+    if phrase in _CUES:
+        return phrase
     head = _COMPOUND_HEAD.match(phrase)
     if head is not None:
         return _lookup(head.group(1), head.group(1))  # "KID-nr", "Tlf.nr", "Kunden-Nr.": the label comes first
     # Inflections change the end of the last word only.
     for cut in range(len(phrase) - 1, max(_STEM, len(phrase) - len(last_word) + 1) - 1, -1):
-        cue = _CUES.get(phrase[:cut])
-        if cue is not None:
-            return cue
+        if phrase[:cut] in _CUES:
+            return phrase[:cut]
     return None
 
 
-def _last_keyword(before: str) -> tuple[Cue, int] | None:
+def _last_keyword(before: str) -> tuple[str, int] | None:
     """The keyword closest to the end of ``before`` and where it ends."""
     words = [(m.group().lower(), m.end()) for m in _WORD.finditer(before)]
     for last in range(len(words) - 1, -1, -1):
         for size in range(min(_LONGEST_PHRASE, last + 1), 0, -1):
             phrase = " ".join(w for w, _ in words[last - size + 1 : last + 1])
-            cue = _lookup(phrase, words[last][0])
-            if cue is not None:
-                return cue, words[last][1]
+            keyword = _lookup(phrase, words[last][0])
+            if keyword is not None:
+                return keyword, words[last][1]
     return None
 
 
@@ -164,8 +237,9 @@ def _last_keyword(before: str) -> tuple[Cue, int] | None:
 # between, the label names something else.
 ATTACHED_GAP = 24
 GLUE = frozenset(
-    """nr no nummer nummeret number num id my mitt min mi er var is was your ditt din
-    номер мой моя мой ваш вашего ваша это n št številka je moja moj vaša vaše ist lautet meine mein ihre ihr""".split()
+    """nr no nummer nummeret number num id code kode my mitt min mi er var is was your ditt din the our vår vårt
+    deres номер мой моя мое моё ваш вашего вашей ваша наш нашего это под n št številka številko številki je moja
+    moj vaša vaše naša naše pod ist lautet meine mein meiner ihre ihr ihrer unsere unser""".split()
 )
 _GLUE_CHARS = set(" \t:.#№()[]-–—=\"'«»")
 
@@ -181,22 +255,32 @@ def _is_glue(gap: str) -> bool:
 def nearest_cue(text: str, start: int, end: int) -> Cue | None:
     """The cue that governs the candidate ``text[start:end]``.
 
-    A code prefix (``#``, ``№``, ``INV-``) or a business keyword attached to the candidate makes it
-    business; otherwise the nearest sensitive keyword in the few words before it names its kind;
-    otherwise a unit or company suffix right after it (``MVA``, ``kr``) makes it business.
+    A code prefix (``#``, ``№``, ``INV-``), a version string right before it (a build number) or a
+    business keyword attached to the candidate makes it business; otherwise the nearest sensitive
+    keyword in the few words before it names its kind; otherwise a unit or company suffix right
+    after it (``MVA``, ``kr``) makes it business.
     """
+    return governing_cue(text, start, end)[0]
+
+
+def governing_cue(text: str, start: int, end: int) -> tuple[Cue | None, tuple[str, ...]]:
+    """``nearest_cue`` and, for a phone cue, the languages whose tables list it ("Handy" → de;
+    "telefon" → no, sl, de, sv/da/fi): a number introduced so is written the way they write."""
     before = text[max(0, start - LOOKBEHIND) : start]
     code = _CODE_PREFIX.search(before)
     if code is not None and _CUES.get(code.group().rstrip("-/ ").lower(), "business") == "business":
-        return "business"
+        return "business", ()
+    version = _AFTER_VERSION.search(before)
+    if version is not None and (version.group(1) or version.group(2).count(".") >= 2) and not looks_like_date(version.group(2)):
+        return "business", ()
     last = _last_keyword(before)
     if last is not None:
-        cue, keyword_end = last
-        gap = before[keyword_end:]
+        keyword, keyword_end = last
+        cue = _CUES[keyword]
         if cue != "business":
-            return cue
-        if _is_glue(gap):
-            return "business"
+            return cue, PHONE_CUE_LANGUAGES.get(keyword, ())
+        if _is_glue(before[keyword_end:]):
+            return "business", ()
     if _SUFFIX.match(text, end, end + LOOKAHEAD):
-        return "business"
-    return None
+        return "business", ()
+    return None, ()

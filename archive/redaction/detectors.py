@@ -28,7 +28,9 @@ from stdnum.no import fodselsnummer
 from stdnum.se import personnummer
 from stdnum.si import emso
 
-from archive.redaction.context import nearest_cue
+from archive.redaction.context import governing_cue, nearest_cue
+from archive.redaction.options import regions_for_language
+from archive.redaction.text import CYRILLIC, looks_like_date
 
 # Which kinds beat which when two validated spans have the same length.
 PRIORITY = {"iban": 0, "card": 1, "national_id": 2, "phone": 3, "email": 4}
@@ -55,33 +57,40 @@ _GROUP = re.compile(r"[0-9]+")
 MAX_WINDOW_DIGITS = 19
 
 
-def _card_brand_length_ok(digits: str) -> bool:
-    """Issuer prefixes and lengths of the card schemes met in Europe (ISO/IEC 7812 IINs)."""
-    n, first = len(digits), digits[0]
-    if first == "4":
-        return n in (13, 16, 19)
-    if first == "5":
-        return 12 <= n <= 19  # Mastercard 51-55 (16), Maestro 50/56-58 (12-19)
-    if first == "2":
-        head = int(digits[:4])
-        return (2200 <= head <= 2204 or 2221 <= head <= 2720) and n == 16  # Mir, Mastercard 2-series
-    if first == "3":
-        if digits[:2] in ("34", "37"):
-            return n == 15  # Amex
-        if digits[:2] == "35":
-            return 16 <= n <= 19  # JCB
-        return digits[:2] in ("30", "36", "38", "39") and 14 <= n <= 19  # Diners
-    if first == "6":
-        return 16 <= n <= 19  # Discover, UnionPay, Maestro 6x, RuPay
-    if first == "1":
-        return n == 15  # UATP
-    if first == "8":
-        return digits[:2] == "81" and 16 <= n <= 19  # UnionPay 81
-    return False
+# Card schemes' issuer prefixes (ISO/IEC 7812 IINs, as published by the schemes and collected in
+# braintree/credit-card-type) and the lengths each issues. A number that is Luhn-valid and fits one
+# of these is masked as a card whatever words stand before it: a surviving card number is a PCI
+# DSS breach, a masked reference that happens to look exactly like one is not.
+#   (first IIN, last IIN, lengths): the IIN is compared on as many leading digits as it has.
+CARD_SCHEMES: tuple[tuple[str, str, tuple[int, ...]], ...] = (
+    ("4", "4", (13, 16, 19)),  # Visa, Visa Electron, Elo/Dankort co-brands
+    ("51", "55", (16,)),  # Mastercard
+    ("2221", "2720", (16,)),  # Mastercard 2-series
+    ("2200", "2204", (16, 17, 18, 19)),  # Mir
+    # Maestro also issued 12-digit numbers once; none are in use, and 12 digits are an order number.
+    ("50", "50", tuple(range(13, 20))),  # Maestro, Dankort (5019), Verve, Elo
+    ("56", "59", tuple(range(13, 20))),  # Maestro
+    ("6", "6", (16, 17, 18, 19)),  # Maestro, Discover, UnionPay, RuPay, Elo, Hipercard, Bancontact
+    ("34", "34", (15,)), ("37", "37", (15,)),  # American Express
+    ("3528", "3589", (16, 17, 18, 19)),  # JCB
+    ("300", "305", (14, 15, 16, 17, 18, 19)), ("3095", "3095", (14, 15, 16, 17, 18, 19)),  # Diners Club
+    ("36", "36", (14, 15, 16, 17, 18, 19)), ("38", "39", (14, 15, 16, 17, 18, 19)),  # Diners Club
+    ("1", "1", (15,)),  # UATP
+    ("81", "81", (16, 17, 18, 19)),  # UnionPay 81
+    ("8600", "8600", (16,)),  # Uzcard
+    ("9792", "9792", (16,)),  # Troy
+    ("9860", "9860", (16,)),  # Humo
+)
+
+
+def card_scheme_fits(digits: str) -> bool:
+    """Whether ``digits`` has a card scheme's issuer prefix and one of its lengths."""
+    n = len(digits)
+    return any(first <= digits[: len(first)] <= last and n in lengths for first, last, lengths in CARD_SCHEMES)
 
 
 def is_card(digits: str) -> bool:
-    return 13 <= len(digits) <= 19 and _card_brand_length_ok(digits) and len(set(digits)) > 1 and luhn.is_valid(digits)
+    return card_scheme_fits(digits) and len(set(digits)) > 1 and luhn.is_valid(digits)
 
 
 def _no_fodselsnummer(digits: str) -> bool:
@@ -149,19 +158,6 @@ def digit_runs(folded: str) -> list[Run]:
     ]
 
 
-_DATE = re.compile(r"(?:\d{1,2}([./-]) ?\d{1,2}\1 ?\d{2,4}|\d{4}([./-])\d{1,2}\2\d{1,2})")
-
-
-def looks_like_date(text: str) -> bool:
-    """15.12.2026, 24. 11. 2026, 24/11/2026, 2026-11-24 with a day and month that exist."""
-    if _DATE.fullmatch(text) is None:
-        return False
-    first, second, third = (int(p) for p in re.split(r"[./-] ?", text))
-    if first > 31:
-        return 1 <= second <= 12 and 1 <= third <= 31
-    return (1 <= first <= 31 and 1 <= second <= 12) or (1 <= first <= 12 and 1 <= second <= 31)
-
-
 def _windows(run: Run, folded: str) -> Iterator[tuple[int, int, str, str]]:
     """(start, end, digits, separators) for every window of whole groups of at most 19 digits."""
     groups = run.groups
@@ -176,7 +172,18 @@ def _windows(run: Run, folded: str) -> Iterator[tuple[int, int, str, str]]:
             yield groups[i][0], groups[j][1], digits, seps
 
 
-def numeric_candidates(folded: str, runs: list[Run], national_ids: list[str]) -> Iterator[Candidate]:
+# Identity numbers whose check passes often: a Danish CPR has no check digit (every reference
+# stamped DDMMYY-NNNN is one), a Swedish personnummer only Luhn (one date-stamped reference in ten),
+# SNILS mod 101 (one number in a hundred). A business label attached to one of these keeps it, as
+# it keeps a national-format phone number. The Norwegian, Finnish and Slovenian checks pass about
+# one random number in a thousand or fewer: no label vetoes those.
+WEAK_CHECK_IDS = frozenset({"dk", "se", "ru"})
+
+
+def numeric_candidates(folded: str, runs: list[Run], national_ids: list[str], language: str | None = None) -> Iterator[Candidate]:
+    """Cards and identity numbers among the windows of each run. No business label vetoes a card
+    or a strongly checked identity number: "Order: 4111 1111 1111 1111" and "saksnummer
+    15108695088" are still a card and a person."""
     id_checks = [(country, NUMERIC_IDS[country]) for country in national_ids if country in NUMERIC_IDS]
     for run in runs:
         for start, end, digits, seps in _windows(run, folded):
@@ -184,23 +191,34 @@ def numeric_candidates(folded: str, runs: list[Run], national_ids: list[str]) ->
             if n < 10:
                 continue
             if n >= 13 and is_card(digits):
-                yield Candidate(start, end, "card", not run.business)
+                yield Candidate(start, end, "card")
             if "/" in seps:
                 continue  # nobody writes an identity number with slashes; references and dates do
             for country, valid in id_checks:
-                if valid(digits) and _plausible_id(country, folded, start, end, digits, seps):
-                    yield Candidate(start, end, f"national_id_{country}", not run.business)
+                if valid(digits) and _plausible_id(country, folded, start, end, digits, seps, language):
+                    vetoed = country in WEAK_CHECK_IDS and run.business
+                    yield Candidate(start, end, f"national_id_{country}", not vetoed)
 
 
+OLDEST_PERSON_DAYS = 120 * 366
 _BIRTH_DATE = {"no": fodselsnummer.get_birth_date, "se": personnummer.get_birth_date, "dk": cpr.get_birth_date,
                "si": emso.get_birth_date}
 
 
-def _plausible_id(country: str, folded: str, start: int, end: int, digits: str, seps: str) -> bool:
+def _plausible_id(country: str, folded: str, start: int, end: int, digits: str, seps: str, language: str | None) -> bool:
     if country == "dk" and not _dk_written_as_cpr(folded, start, end, seps):
         return False
     if country == "se" and not (seps in ("", "-", "+", " ") and (not seps or len(folded[start:end].split(seps)[-1]) == 4)):
         return False
+    if country == "ru" and not _ru_written_as_snils(folded, start, end, language):
+        return False
+    if country in ID_SPLITS and _splits(folded, start, end) not in ID_SPLITS[country]:
+        if nearest_cue(folded, start, end) != "national_id":
+            return False
+    if country == "no" and not fodselsnummer.is_valid(digits):
+        # FH-numbers and synthetic test numbers carry no birth date: their two check digits alone
+        # pass one number in 121, so they count only after an identity cue.
+        return nearest_cue(folded, start, end) == "national_id"
     # References are stamped with the date they were made ("20261123-0042"); a person born in the
     # last year rarely chats with a support desk. Such an id counts only after an identity cue.
     try:
@@ -209,7 +227,49 @@ def _plausible_id(country: str, folded: str, start: int, end: int, digits: str, 
         born = None
     if born is not None and (date.today() - born).days < 366:
         return nearest_cue(folded, start, end) == "national_id"
-    return True
+    # EMŠO's three-digit year reaches back to 1800: "1004821300010" (born 1821) is a reference.
+    # (Other ids put test persons in the 1800s by their century rules: 211062-5629 is a CPR.)
+    return country != "si" or born is None or (date.today() - born).days < OLDEST_PERSON_DAYS
+
+
+# Where people split an identity number when they type it: between its parts, the birth date
+# whole or as day, month and year (the digits before each separator). Fødselsnummer DDMMYY IIIKK:
+# "151086 95088", "18-06-15-92527", "26 11 15 940 14", "10 04 87 44 732", "111115984-03"; EMŠO
+# DDMMYYY RR BBB K: "0101006 500006", "0101006 50 000 6". Split any other way ("9679-8728-536"
+# passes the fødselsnummer checks), it counts only after an identity cue.
+ID_SPLITS: dict[str, frozenset[tuple[int, ...]]] = {
+    "no": frozenset({(), (6,), (9,), (6, 9), (2, 4, 6), (2, 4, 6, 8), (2, 4, 6, 9)}),
+    "si": frozenset({(), (7,), (7, 9), (7, 12), (7, 9, 12), (2, 4, 7), (2, 4, 7, 9), (2, 4, 7, 9, 12)}),
+}
+
+
+def _splits(folded: str, start: int, end: int) -> tuple[int, ...]:
+    """How many digits precede each separator in ``folded[start:end]``."""
+    cuts, seen = [], 0
+    for index in range(start, end):
+        if folded[index].isdigit():
+            seen += 1
+        elif folded[index - 1].isdigit():
+            cuts.append(seen)
+    return tuple(cuts)
+
+
+# SNILS is printed 112-233-445 95; customers type it so, with dashes or spaces only, or as eleven
+# digits. Its check (mod 101) passes one number in a hundred, so a British landline written
+# 0121 234 5678 would pass too: it counts after an identity cue, or in its written forms in a
+# Russian context (the conversation's language, or Cyrillic text around it).
+_SNILS_WRITTEN = re.compile(r"[0-9]{11}|[0-9]{3}[ -][0-9]{3}[ -][0-9]{3}[ -][0-9]{2}")
+RUSSIAN_CONTEXT = 80  # characters either side in which Cyrillic text makes the context Russian
+
+
+def _ru_written_as_snils(folded: str, start: int, end: int, language: str | None) -> bool:
+    if nearest_cue(folded, start, end) == "national_id":
+        return True  # "СНИЛС 112233 / 44595": named, so any grouping (a split over two messages too)
+    if _SNILS_WRITTEN.fullmatch(folded, start, end) is None:
+        return False
+    return (language or "").lower().split("-")[0] == "ru" or CYRILLIC.search(
+        folded, max(0, start - RUSSIAN_CONTEXT), end + RUSSIAN_CONTEXT
+    ) is not None
 
 
 def _dk_written_as_cpr(folded: str, start: int, end: int, seps: str) -> bool:
@@ -224,8 +284,7 @@ _HETU = re.compile(r"(?<![\w+])[0-9]{6}[-+A-FU-Ya-fu-y][0-9]{3}[0-9A-Ya-y](?!\w)
 def hetu_candidates(folded: str) -> Iterator[Candidate]:
     for match in _HETU.finditer(folded):
         if hetu.is_valid(match.group().upper()):
-            business = nearest_cue(folded, match.start(), match.end()) == "business"
-            yield Candidate(match.start(), match.end(), "national_id_fi", not business)
+            yield Candidate(match.start(), match.end(), "national_id_fi")
 
 
 # ---- IBAN -----------------------------------------------------------------------------------
@@ -274,6 +333,10 @@ _GLUED_BEFORE = re.compile(r"[0-9][.\-/]$")
 _GLUED_AFTER = re.compile(r"[.\-/][0-9]")
 # "030/1234567" is a German phone number; "77-2026/11" and "11/2026" are references and dates.
 _SHORT_SLASH_PART = re.compile(r"/\d{1,2}$|^\d{1,2}/")
+# How a number written with its country code starts: "+47 …", or an international dialling prefix
+# and the country code set apart: "0047 912 34 567", "810 7 912 …". "0012345678903" is a
+# zero-padded reference, whatever libphonenumber can read into it.
+_INTERNATIONAL_START = re.compile(r"\(?(?:\+|(?:00|810|011) ?[1-9][0-9]{0,2}[ ().\-/])")
 
 
 # Numbers that reach a person. Toll-free, premium-rate, shared-cost and universal-access numbers
@@ -297,19 +360,26 @@ def phone_candidates(folded: str, regions: list[str], runs: list[Run], found: li
         free = sum(1 for i, ch in enumerate(text, start) if ch.isdigit() and not covered[i])
         if free < MIN_PHONE_DIGITS or looks_like_date(text.strip()) or _glued_to_letters(folded, start, end):
             continue  # "1Z999AA10123456784": whatever the matcher says, not a phone number
-        cue = nearest_cue(folded, start, end)
-        if cue == "business":
-            continue  # "Ordre 98765432"
-        # A number written with its country code reads the same from any region.
-        tried = regions[:1] if text.startswith("+") else regions
+        cue, cue_languages = governing_cue(folded, start, end)
+        if cue == "business" and not _INTERNATIONAL_START.match(text):
+            continue  # "Ordre 98765432"; but "Bestellung +49 171 2345678" is still a person's number
+        if text.startswith("+"):
+            tried = regions[:1]  # a number written with its country code reads the same from any region
+        elif cue == "phone":
+            # "Handy 0171 2345678": introduced in German, so written the German way too.
+            tried = list(dict.fromkeys([*regions, *(r for lang in cue_languages for r in regions_for_language(lang))]))
+        else:
+            tried = regions
         read_whole = False
         for region in tried:
             whole = False
-            for match_start, match_end, raw, personal in _matches(folded, start, end, region, phonenumbers.Leniency.VALID):
+            for match_start, match_end, raw, personal, international in _matches(
+                folded, start, end, region, phonenumbers.Leniency.VALID
+            ):
                 whole = whole or (match_start <= start and match_end >= end)
                 if personal and (match_start, match_end) not in seen:
                     seen.add((match_start, match_end))
-                    candidate = _phone(folded, match_start, match_end, raw, runs)
+                    candidate = _phone(folded, match_start, match_end, raw, runs, international)
                     if candidate is not None:
                         yield candidate
             if whole:
@@ -318,30 +388,58 @@ def phone_candidates(folded: str, regions: list[str], runs: list[Run], found: li
         if not read_whole and cue == "phone":
             # "call me on 07700 900123": introduced as a phone number, so a number of a possible
             # length is enough (invented and reserved numbers are not valid, but are still numbers).
-            for match_start, match_end, raw, _ in _matches(folded, start, end, tried[0], phonenumbers.Leniency.POSSIBLE):
-                candidate = _phone(folded, match_start, match_end, raw, runs)
+            for match_start, match_end, raw, _, international in _matches(
+                folded, start, end, tried[0], phonenumbers.Leniency.POSSIBLE
+            ):
+                candidate = _phone(folded, match_start, match_end, raw, runs, international)
                 if candidate is not None:
                     yield candidate
 
 
-def _matches(folded: str, start: int, end: int, region: str, leniency: int) -> Iterator[tuple[int, int, str, bool]]:
-    """(start, end, raw text, reaches a person) for each number the matcher reads in the stretch."""
+def _matches(folded: str, start: int, end: int, region: str, leniency: int) -> Iterator[tuple[int, int, str, bool, bool]]:
+    """(start, end, raw text, reaches a person, written with its country code) for each number the
+    matcher reads in the stretch."""
     # One character either side, so the matcher still sees what the number is glued to.
     lo, hi = max(0, start - 1), min(len(folded), end + 1)
     for match in phonenumbers.PhoneNumberMatcher(folded[lo:hi], region, leniency=leniency):
-        yield lo + match.start, lo + match.end, match.raw_string, phonenumbers.number_type(match.number) in PERSONAL_TYPES
+        raw = match.raw_string
+        yield lo + match.start, lo + match.end, raw, phonenumbers.number_type(match.number) in PERSONAL_TYPES, _international(raw, region)
+
+
+_IDD = ("00", "810", "011")  # international dialling prefixes: most of the world, Russia, North America
+
+
+def _international(raw: str, region: str) -> bool:
+    """Written with + and a country code, or with an international dialling prefix and the country
+    code as a group of its own (0047 912 34 567; from Russia 810 7 …)."""
+    if raw.lstrip("(").startswith("+"):
+        return True
+    groups = re.findall(r"[0-9]+", raw)
+    if not groups:
+        return False
+    if groups[0] in _IDD:
+        country = groups[1] if len(groups) > 1 else ""
+    else:
+        country = next((groups[0][len(idd) :] for idd in _IDD if groups[0].startswith(idd)), "")
+    try:
+        number = phonenumbers.parse(raw, region, keep_raw_input=True)
+    except phonenumbers.NumberParseException:
+        return False
+    return number.country_code_source == phonenumbers.CountryCodeSource.FROM_NUMBER_WITH_IDD and country == str(number.country_code)
 
 
 def _glued_to_letters(folded: str, start: int, end: int) -> bool:
     return (start > 0 and folded[start - 1].isalpha()) or (end < len(folded) and folded[end].isalpha())
 
 
-def _phone(folded: str, start: int, end: int, raw: str, runs: list[Run]) -> Candidate | None:
+def _phone(folded: str, start: int, end: int, raw: str, runs: list[Run], international: bool) -> Candidate | None:
     # A part of a longer dotted or dashed code (a date, a case number) is not a phone number.
     if looks_like_date(raw) or _SHORT_SLASH_PART.search(raw) or _GLUED_BEFORE.search(folded, max(0, start - 2), start):
         return None
     if _GLUED_AFTER.match(folded, end):
         return None
+    if international:
+        return Candidate(start, end, "phone")  # no order or case number is written with a country code
     business = nearest_cue(folded, start, end) == "business" or any(
         run.business and run.start < end and start < run.end for run in runs
     )

@@ -51,3 +51,19 @@ _WORTH_SCANNING = re.compile(r"[\d@\uff20]")
 
 def worth_scanning(text: str) -> bool:
     return _WORTH_SCANNING.search(text) is not None
+
+
+# Russian (or another Cyrillic-script language) is being written.
+CYRILLIC = re.compile("[\u0400-\u04ff]")
+
+_DATE = re.compile(r"(?:\d{1,2}([./-]) ?\d{1,2}\1 ?\d{2,4}|\d{4}([./-])\d{1,2}\2\d{1,2})")
+
+
+def looks_like_date(text: str) -> bool:
+    """15.12.2026, 24. 11. 2026, 24/11/2026, 2026-11-24 with a day and month that exist."""
+    if _DATE.fullmatch(text) is None:
+        return False
+    first, second, third = (int(p) for p in re.split(r"[./-] ?", text))
+    if first > 31:
+        return 1 <= second <= 12 and 1 <= third <= 31
+    return (1 <= first <= 31 and 1 <= second <= 12) or (1 <= first <= 12 and 1 <= second <= 31)

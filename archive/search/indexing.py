@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from datetime import timedelta
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Iterable
 from uuid import UUID
 
 import msgspec
@@ -19,7 +19,7 @@ import structlog
 from apscheduler.triggers.interval import IntervalTrigger
 
 from archive import ingest
-from archive.analysis import Analyzer, primary_language
+from archive.analysis import Analyzer, WordTokens, primary_language
 from archive.crypto import DecryptionError
 from archive.db import keyset_pages
 from archive.jobs import JobSpec
@@ -59,20 +59,32 @@ def document_language(stored: StoredConversation, ctx: TenantContext) -> str:
     return primary_language(stored.language) or primary_language(ctx.settings.default_languages[0] if ctx.settings.default_languages else "")
 
 
-def build_document(ctx: TenantContext, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> IndexDoc:
-    an = analyzer(ctx)
-    language = document_language(stored, ctx)
+def document_columns(an: Analyzer, messages: Iterable[tuple[str, str]], language: str) -> dict[str, str]:
+    """(sender role, text) pairs → the index columns: positional terms per sender, with a boundary
+    between messages, and the distinct prefixes and forms per sender. One analysis per word."""
     text: dict[str, list[str]] = {s: [] for s in SENDERS}
-    prefixes: dict[str, list[str]] = {s: [] for s in SENDERS}
+    bags: dict[str, set[WordTokens]] = {s: set() for s in SENDERS}
     boundary = an.boundary()
-    for message in stored.messages:
-        role = message.sender.role
+    for role, message in messages:
         if text[role]:
             text[role].append(boundary)
-        text[role].extend(an.terms(message.text, language))
-        prefixes[role].extend(an.prefixes(message.text))
+        analyzed = an.analyze(message, language)
+        text[role].extend(w.term for w in analyzed)
+        bags[role].update(analyzed)
     columns = {f"t_{s}": " ".join(text[s]) for s in SENDERS}
-    columns.update({f"p_{s}": " ".join(sorted(set(prefixes[s]))) for s in SENDERS})
+    columns.update({f"p_{s}": " ".join(sorted({p for w in bags[s] for p in w.prefixes})) for s in SENDERS})
+    columns.update({f"f_{s}": " ".join(sorted({f for w in bags[s] for f in w.forms})) for s in SENDERS})
+    return columns
+
+
+def build_document(ctx: TenantContext, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> IndexDoc:
+    language = document_language(stored, ctx)
+    # File names are searchable as words of their message; file contents are not indexed.
+    messages = (
+        (m.sender.role, " ".join([m.text, *(a.name for a in m.attachments if a.name)]) if m.attachments else m.text)
+        for m in stored.messages
+    )
+    columns = document_columns(analyzer(ctx), messages, language)
     return IndexDoc(
         conversation_id=conversation_id, tenant_id=ctx.tenant_id, site=stored.site, channel=stored.channel,
         language=(stored.language or language or "und").lower(), started_at=stored.started_at,

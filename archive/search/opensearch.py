@@ -5,7 +5,8 @@
   alias. One shared index; every query filters on ``tenant`` and routes by it.
 * Token fields are ``text`` with the ``whitespace`` analyzer (our analyzer already produced the
   tokens) and are excluded from ``_source``: stored documents hold ids, filter fields and nothing
-  that reads as text. Prefix fields index docs only (no positions).
+  that reads as text. Prefix fields (``p_*``) and the bag of other forms (``f_*``: exact spellings,
+  transliteration keys, typo neighbourhoods) index docs only (no positions, no norms).
 * Writes go through ``helpers.async_bulk``.
 """
 
@@ -33,6 +34,9 @@ from archive.search.plan import (
 )
 
 FACET_LIMIT = 50
+# As on SQLite: a word matched through a form scores FORM_SCORE, the exact spelling adds EXACT_BOOST.
+FORM_SCORE = 1.0
+EXACT_BOOST = 3.0
 _FIELD = {"agent": "agent_ids", "visitor": "visitor_hash", "site": "site", "channel": "channel", "tag": "tags", "lang": "language"}
 
 
@@ -51,7 +55,8 @@ def _mappings() -> dict[str, Any]:
     for sender in SENDERS:
         properties[f"t_{sender}"] = {"type": "text", "analyzer": "whitespace", "index_options": "positions", "norms": True}
         properties[f"p_{sender}"] = {"type": "text", "analyzer": "whitespace", "index_options": "docs", "norms": False}
-    return {"dynamic": "strict", "_source": {"excludes": ["t_*", "p_*"]}, "properties": properties}
+        properties[f"f_{sender}"] = {"type": "text", "analyzer": "whitespace", "index_options": "docs", "norms": False}
+    return {"dynamic": "strict", "_source": {"excludes": ["t_*", "p_*", "f_*"]}, "properties": properties}
 
 
 def _event_mappings() -> dict[str, Any]:
@@ -173,7 +178,7 @@ class OpenSearchBackend:
         query = {"bool": {"filter": [{"term": {"tenant": str(plan.tenant_id)}}, compiler.query(plan.tree)]}}
         body: dict[str, Any] = {"query": query, "size": plan.size, "track_total_hits": True, "aggs": _aggs(), "_source": ["conversation_id", "started_at"]}
         if plan.sort == "relevance":
-            leaves = [compiler.query(leaf) for leaf in positive_text(plan.tree) if not isinstance(leaf, PrefixMatch)]
+            leaves = [clause for leaf in positive_text(plan.tree) for clause in compiler.scoring(leaf)]
             if leaves:
                 query["bool"]["should"] = leaves
             body["sort"] = [{"_score": "desc"}, {"started_at": "desc"}, {"conversation_id": "desc"}]
@@ -212,16 +217,39 @@ class _Compiler:
         clauses = [make(f) for f in fields]
         return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}
 
+    def words(self, node: Match) -> dict[str, Any]:
+        def one(field: str) -> dict[str, Any]:
+            clauses = [
+                {"term": {field: seq[0]}} if len(seq) == 1 else {"match_phrase": {field: " ".join(seq)}}
+                for seq in node.sequences
+            ]
+            return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+        return self._per_field(one, self.plan.text_columns())
+
+    def forms(self, tokens: list[str], score: float) -> dict[str, Any]:
+        """Any of ``tokens`` in the bag of forms, scored as a constant (bags have no frequencies)."""
+        bag = self._per_field(lambda f: {"terms": {f: tokens}}, self.plan.form_columns())
+        return {"constant_score": {"filter": bag, "boost": score}}
+
+    def scoring(self, leaf: PlanNode) -> list[dict[str, Any]]:
+        """The should-clauses that rank a text leaf (prefixes only filter)."""
+        if isinstance(leaf, Match):
+            clauses = [self.words(leaf)]
+            if leaf.forms:
+                clauses.append(self.forms(leaf.forms, FORM_SCORE))
+            if leaf.boost:
+                clauses.append(self.forms(leaf.boost, EXACT_BOOST))
+            return clauses
+        if isinstance(leaf, NearMatch):
+            return [self.query(leaf)]
+        return []
+
     def query(self, node: PlanNode) -> dict[str, Any]:
         if isinstance(node, Match):
-            def one(field: str) -> dict[str, Any]:
-                clauses = [
-                    {"term": {field: seq[0]}} if len(seq) == 1 else {"match_phrase": {field: " ".join(seq)}}
-                    for seq in node.sequences
-                ]
-                return clauses[0] if len(clauses) == 1 else {"bool": {"should": clauses, "minimum_should_match": 1}}
-
-            return self._per_field(one, self.plan.text_columns())
+            if not node.forms:
+                return self.words(node)
+            return {"bool": {"should": [self.words(node), self.forms(node.forms, FORM_SCORE)], "minimum_should_match": 1}}
         if isinstance(node, PrefixMatch):
             return {"bool": {"filter": [self._per_field(lambda f: {"term": {f: node.token}}, self.plan.prefix_columns())]}}
         if isinstance(node, NearMatch):

@@ -3,6 +3,7 @@ tokens, plus filters, sort and page. Both backends compile exactly this, so they
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Callable, Literal, Union
 from uuid import UUID
@@ -13,6 +14,8 @@ from archive import query as q
 from archive.analysis import Analyzer, words
 
 SENDERS = ("visitor", "agent", "bot", "system")
+_APOSTROPHE = re.compile("['\u2019\u02bc]")
+_APOSTROPHISED = re.compile("[^\\W\\d_]+(?:['\u2019\u02bc][^\\W\\d_]+)+")
 Sort = Literal["relevance", "newest", "oldest"]
 
 
@@ -22,9 +25,13 @@ def iso_utc(value: datetime) -> str:
 
 
 class Match(msgspec.Struct, frozen=True, tag=True):
-    """Any of these token sequences as a phrase (a one-token sequence is a term)."""
+    """Any of these token sequences as a phrase (a one-token sequence is a term), or any of the
+    ``forms`` tokens (transliteration keys, typo neighbourhoods) in the bag of forms. ``boost``
+    tokens (exact, unfolded spellings) only raise the score of conversations that hold them."""
 
     sequences: list[list[str]]
+    forms: list[str] = []
+    boost: list[str] = []
 
 
 class PrefixMatch(msgspec.Struct, frozen=True, tag=True):
@@ -88,22 +95,46 @@ class Plan(msgspec.Struct, frozen=True):
     def prefix_columns(self) -> list[str]:
         return [f"p_{s}" for s in (self.senders or SENDERS)]
 
+    def form_columns(self) -> list[str]:
+        return [f"f_{s}" for s in (self.senders or SENDERS)]
+
+
+class TypoToleranceOff(Exception):
+    """A query asked for typo tolerance (``~``) where the tenant has it turned off."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__("typo tolerance (~) is turned off for this tenant (tenant setting typo_tolerance)")
+        self.position = position
+
 
 def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash_visitor: Callable[[str], str]) -> PlanNode:
     """Replace words by tokens; ``hash_visitor`` turns a visitor id into its stored keyed hash."""
 
-    def text(value: str) -> PlanNode:
-        if len(list(words(value))) > 1:
-            return Match(analyzer.phrase_alternatives(value, languages))
-        alternatives = analyzer.term_alternatives(value, languages)
-        return Match([[t] for t in alternatives]) if alternatives else Everything()
+    def text(value: str, distance: int | None = 0) -> PlanNode:
+        if len(words(value)) > 1:
+            sequences = analyzer.phrase_alternatives(value, languages)
+            if _APOSTROPHISED.fullmatch(value):  # den'gi, dal’neyshiy: also one Cyrillic word typed in Latin
+                joined = _APOSTROPHE.sub("'", value)
+                return Match(sequences, analyzer.typing_forms(joined, languages))
+            return Match(sequences)
+        word = analyzer.query_word(value, languages, distance)
+        if not word.terms:
+            return Everything()
+        return Match([[t] for t in word.terms], word.forms, word.boost)
+
+    def fuzzy(node: q.Fuzzy) -> PlanNode:
+        if not analyzer.typo_tolerance:
+            raise TypoToleranceOff(node.position)
+        return text(node.text, node.distance)  # None: by each reading's length
 
     def near_side(node: q.Term | q.Phrase, language: str) -> list[str]:
-        return [analyzer.token("t:", analyzer.stem(w, language)) for w in words(node.text)]
+        return analyzer.near_side(node.text, language)
 
     def walk(node: q.Node) -> PlanNode:
         if isinstance(node, (q.Term, q.Phrase)):
             return text(node.text)
+        if isinstance(node, q.Fuzzy):
+            return fuzzy(node)
         if isinstance(node, q.Prefix):
             token = analyzer.prefix_token(node.text)
             return PrefixMatch(token) if token else Everything()
@@ -151,6 +182,8 @@ def positive_tokens(node: PlanNode) -> set[str]:
     for leaf in positive_text(node):
         if isinstance(leaf, Match):
             tokens.update(t for seq in leaf.sequences for t in seq)
+            tokens.update(leaf.forms)
+            tokens.update(leaf.boost)
         elif isinstance(leaf, PrefixMatch):
             tokens.add(leaf.token)
         elif isinstance(leaf, NearMatch):

@@ -19,10 +19,20 @@ import msgspec
 from archive import ledger
 from archive.analysis import highlight_terms, primary_language
 from archive.errors import FieldError, InvalidInput
-from archive.query import QuerySyntaxError, parse
+from archive.query import Parsed, QuerySyntaxError, parse, relax_for_typos
 from archive.runtime import Runtime
 from archive.search import indexing
-from archive.search.plan import Cursor, FieldIs, Plan, StartedIn, and_filters, compile_query, iso_utc, positive_tokens
+from archive.search.plan import (
+    Cursor,
+    FieldIs,
+    Plan,
+    StartedIn,
+    TypoToleranceOff,
+    and_filters,
+    compile_query,
+    iso_utc,
+    positive_tokens,
+)
 from archive.tables import Conversation
 from archive.tenancy import Principal, TenantContext, tenant_context
 from archive.transcripts import load_many
@@ -80,6 +90,9 @@ class SearchResponse(msgspec.Struct):
     hits: list[SearchHit]
     facets: dict[str, dict[str, int]]
     next_cursor: str | None
+    # True when the query as typed found nothing and these hits come from retrying its words of
+    # five letters or more with typo tolerance (tenants that have it on).
+    typo_tolerant: bool = False
 
 
 def _encode_cursor(cursor: Cursor) -> str:
@@ -119,16 +132,23 @@ def _filter_nodes(filters: SearchFilters, ctx: TenantContext) -> list[Any]:
     return nodes
 
 
-async def plan_for(rt: Runtime, ctx: TenantContext, request: SearchRequest) -> Plan:
+def _parse(request: SearchRequest) -> Parsed:
     try:
-        parsed = parse(request.q)
+        return parse(request.q)
     except QuerySyntaxError as exc:
         raise InvalidInput(f"the query cannot be parsed: {exc}", [FieldError("q", f"{exc.message} at position {exc.position}")]) from None
+
+
+async def plan_for(rt: Runtime, ctx: TenantContext, request: SearchRequest, parsed: Parsed | None = None) -> Plan:
+    parsed = parsed or _parse(request)
     languages = await tenant_languages(rt, ctx)
     if request.filters.language:
         languages = sorted({*languages, primary_language(request.filters.language)})
     an = indexing.analyzer(ctx)
-    tree = compile_query(parsed.tree, an, languages, ctx.crypto.identity_hash)
+    try:
+        tree = compile_query(parsed.tree, an, languages, ctx.crypto.identity_hash)
+    except TypoToleranceOff as exc:
+        raise InvalidInput(f"the query cannot be run: {exc}", [FieldError("q", f"{exc} at position {exc.position}")]) from None
     return Plan(
         tenant_id=ctx.tenant_id, tree=and_filters(tree, _filter_nodes(request.filters, ctx)), senders=parsed.senders,
         sort=request.sort, size=request.size, cursor=_decode_cursor(request.cursor),
@@ -169,8 +189,17 @@ def _fragment(text: str, spans: list[tuple[int, int]]) -> str:
 
 async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> SearchResponse:
     ctx = await tenant_context(rt, principal.tenant_id)
-    plan = await plan_for(rt, ctx, request)
+    parsed = _parse(request)
+    plan = await plan_for(rt, ctx, request, parsed)
     page = await rt.search.search(plan)
+    relaxed = relax_for_typos(parsed.tree) if page.total == 0 and ctx.settings.typo_tolerance else None
+    if relaxed is not None:
+        retry = await plan_for(rt, ctx, request, Parsed(tree=relaxed, senders=parsed.senders))
+        retried = await rt.search.search(retry)
+        if retried.total:
+            plan, page = retry, retried
+        else:
+            relaxed = None
     wanted = positive_tokens(plan.tree)
     hits: list[SearchHit] = []
     # Conversations deleted or shredded since they were indexed are skipped: the index catches up.
@@ -203,10 +232,10 @@ async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> S
         ledger.Entry(
             actor=principal.actor, action="search",
             details={"query_sealed": sealed, "filters": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in filters.items() if v is not None},
-                     "sort": request.sort, "total": page.total},
+                     "sort": request.sort, "total": page.total, **({"typo_tolerant": True} if relaxed else {})},
         ),
     )
-    return SearchResponse(total=page.total, hits=hits, facets=page.facets, next_cursor=next_cursor)
+    return SearchResponse(total=page.total, hits=hits, facets=page.facets, next_cursor=next_cursor, typo_tolerant=relaxed is not None)
 
 
 async def all_matching_ids(rt: Runtime, ctx: TenantContext, q: str, filters: SearchFilters, page_size: int = 1000) -> list[UUID]:

@@ -5,8 +5,9 @@ version in ``PRAGMA user_version`` and is recreated empty (then refilled through
 rebuild) when that version changes. A separate file keeps index writes off the store's write lock.
 
 Text columns (``t_<sender>``) keep positions for phrases and NEAR; prefix n-grams live in a second
-FTS5 table with ``detail=column`` (sender filters need columns, prefixes need no positions). Tokens are base32 (letters and digits), so the
-``ascii`` tokenizer is exact. Filters (site, channel, tags, dates…) are plain columns of
+FTS5 table and the bag of other forms (exact spellings, transliteration keys, typo neighbourhoods)
+in a third, both ``detail=column`` (sender filters need columns, bags need no positions). Tokens
+are base32 (letters and digits), so the ``ascii`` tokenizer is exact. Filters (site, channel, tags, dates…) are plain columns of
 ``search_doc``; a query becomes SQL around one or more FTS ``MATCH`` sub-selects.
 """
 
@@ -40,9 +41,15 @@ from archive.search.plan import (
     positive_text,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TEXT_COLUMNS = [f"t_{s}" for s in SENDERS]
 PREFIX_COLUMNS = [f"p_{s}" for s in SENDERS]
+FORM_COLUMNS = [f"f_{s}" for s in SENDERS]
+TABLES = ("search_forms", "search_prefix", "search_fts", "search_label", "search_doc")
+# Ranking: conversations matched through a form (a transliteration, a typo) score this much per
+# query word; holding the exact, unfolded spelling adds EXACT_BOOST.
+FORM_SCORE = 1.0
+EXACT_BOOST = 3.0
 SCHEMA = [
     """CREATE TABLE search_doc (
         rowid INTEGER PRIMARY KEY, tenant TEXT NOT NULL, conversation TEXT NOT NULL UNIQUE,
@@ -54,6 +61,7 @@ SCHEMA = [
     "CREATE INDEX search_label_doc ON search_label (doc, kind)",
     f"CREATE VIRTUAL TABLE search_fts USING fts5({', '.join(TEXT_COLUMNS)}, tokenize='ascii', detail=full)",
     f"CREATE VIRTUAL TABLE search_prefix USING fts5({', '.join(PREFIX_COLUMNS)}, tokenize='ascii', detail=column)",
+    f"CREATE VIRTUAL TABLE search_forms USING fts5({', '.join(FORM_COLUMNS)}, tokenize='ascii', detail=column)",
 ]
 FACET_SQL = {
     "site": "SELECT d.site, count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
@@ -84,11 +92,19 @@ class _Compiler:
         self.plan = plan
         self.params: list[Any] = []
 
+    def text_match(self, node: Match) -> str:
+        body = " OR ".join(_quote(seq) for seq in node.sequences)
+        return f"{_columns(self.plan.text_columns())} : ({body})"
+
+    def forms_match(self, tokens: list[str]) -> str:
+        return f"{_columns(self.plan.form_columns())} : ({' OR '.join(tokens)})"
+
     def fts(self, node: PlanNode) -> tuple[str, str] | None:
         """(table, MATCH expression) when ``node`` is expressible in one FTS table."""
         if isinstance(node, Match):
-            body = " OR ".join(_quote(seq) for seq in node.sequences)
-            return "search_fts", f"{_columns(self.plan.text_columns())} : ({body})"
+            if node.forms:
+                return None  # two tables: see sql()
+            return "search_fts", self.text_match(node)
         if isinstance(node, NearMatch):
             body = " OR ".join(f"NEAR({_quote(a)} {_quote(b)}, {node.distance})" for a, b in node.pairs)
             return "search_fts", f"{_columns(self.plan.text_columns())} : ({body})"
@@ -107,6 +123,10 @@ class _Compiler:
             table, expression = merged
             self.params.append(expression)
             return f"d.rowid IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)"
+        if isinstance(node, Match):  # words or their forms
+            self.params += [self.text_match(node), self.forms_match(node.forms)]
+            return ("d.rowid IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?"
+                    " UNION SELECT rowid FROM search_forms WHERE search_forms MATCH ?)")
         if isinstance(node, FieldIs):
             return self.field(node)
         if isinstance(node, StartedIn):
@@ -171,7 +191,7 @@ class SqliteFtsBackend:
     @staticmethod
     def _create(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
-        for table in ("search_prefix", "search_fts", "search_label", "search_doc"):
+        for table in TABLES:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
         for statement in SCHEMA:
             conn.execute(statement)
@@ -233,6 +253,10 @@ class SqliteFtsBackend:
                     f"INSERT INTO search_prefix (rowid, {', '.join(PREFIX_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
                     (rowid, *(doc.columns.get(c, "") for c in PREFIX_COLUMNS)),
                 )
+                conn.execute(
+                    f"INSERT INTO search_forms (rowid, {', '.join(FORM_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                    (rowid, *(doc.columns.get(c, "") for c in FORM_COLUMNS)),
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -284,7 +308,7 @@ class SqliteFtsBackend:
 
 
 def _delete_rows(conn: sqlite3.Connection, rowid: int) -> None:
-    for table in ("search_fts", "search_prefix", "search_doc"):
+    for table in ("search_fts", "search_prefix", "search_forms", "search_doc"):
         conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
     conn.execute("DELETE FROM search_label WHERE doc = ?", (rowid,))
 
@@ -293,17 +317,33 @@ def _page(conn: sqlite3.Connection, plan: Plan, compiler: _Compiler) -> list[tup
     cursor: Cursor = plan.cursor
     if plan.sort == "relevance":
         ranker = _Compiler(plan)
-        expressions = [ranker.fts(leaf) for leaf in positive_text(plan.tree)]
-        match = " OR ".join(f"({e[1]})" for e in expressions if e is not None and e[0] == "search_fts")
-        if match:
+        words: list[str] = []
+        bonuses: list[tuple[str, float]] = []  # (MATCH on search_forms, score)
+        for leaf in positive_text(plan.tree):
+            if isinstance(leaf, Match):
+                words.append(ranker.text_match(leaf))
+                if leaf.forms:
+                    bonuses.append((ranker.forms_match(leaf.forms), FORM_SCORE))
+                if leaf.boost:
+                    bonuses.append((ranker.forms_match(leaf.boost), EXACT_BOOST))
+            elif isinstance(leaf, NearMatch):
+                words.append((ranker.fts(leaf) or ("", ""))[1])
+        if words:
             # Materialise the scores once: as a joined sub-select SQLite would re-run the MATCH per
-            # row. bm25 is negative (lower is better); conversations matched only through
-            # prefixes or filters rank after those matched by words.
+            # row. bm25 is negative (lower is better), so bonuses are added negated; conversations
+            # matched only through prefixes or filters rank after those matched by words.
             conn.execute("DROP TABLE IF EXISTS temp.ranked")
+            conn.execute("CREATE TEMP TABLE ranked (id INTEGER PRIMARY KEY, score REAL)")
             conn.execute(
-                "CREATE TEMP TABLE ranked (id INTEGER PRIMARY KEY, score REAL)"
+                "INSERT INTO temp.ranked SELECT rowid, bm25(search_fts) FROM search_fts WHERE search_fts MATCH ?",
+                (" OR ".join(f"({w})" for w in words),),
             )
-            conn.execute("INSERT INTO temp.ranked SELECT rowid, bm25(search_fts) FROM search_fts WHERE search_fts MATCH ?", (match,))
+            for expression, bonus in bonuses:
+                conn.execute(
+                    "INSERT INTO temp.ranked SELECT rowid, ? FROM search_forms WHERE search_forms MATCH ? AND true"
+                    " ON CONFLICT (id) DO UPDATE SET score = score + excluded.score",
+                    (-bonus, expression),
+                )
             rows = conn.execute(
                 "SELECT d.conversation, coalesce(-r.score, 0.0), d.started_at FROM temp.matched m"
                 " JOIN search_doc d ON d.rowid = m.id LEFT JOIN temp.ranked r ON r.id = m.id"

@@ -330,7 +330,7 @@ def build_phones(b: Builder) -> None:
     source = "libphonenumber example numbers (phonenumbers.example_number_for_type)"
     styles = itertools.cycle(["intl", "national", "e164", "00", "nbsp", "dots", "dashes", "linebreak", "split", "compact-national", "national"])
     for lang, region in PHONE_REGIONS.items():
-        for n, number in enumerate(example_numbers(region)):
+        for number in example_numbers(region):
             for _ in range(4):
                 style = next(styles)
                 written, second = phone_written(number, style)
@@ -367,7 +367,12 @@ def kid(base: str) -> str:
     return base + luhn.calc_check_digit(base)
 
 
-KIDS = [kid("400123456789012"), kid("52000012345678"), kid("3456789012345"), kid("600012345678901234"), kid("12345678901")]
+# Luhn-valid, but no card scheme issues these prefixes and lengths (7…, 15 digits from 52, 14 from 34, 9…).
+KIDS = [kid("700123456789012"), kid("52000012345678"), kid("3456789012345"), kid("900012345678901234"), kid("12345678901")]
+# Luhn-valid *and* of a card scheme's prefix and length (Visa 4…/16, Maestro 6…/19): nothing tells
+# them from a card, so they are masked as cards by policy (docs/redaction.md, "Business labels and
+# cards") and are scored as cards below, not as business numbers.
+CARD_SHAPED = [kid("400123456789012"), kid("600012345678901234"), kid("520012345678901")]
 
 NEGATIVES: dict[str, list[tuple[str, list[str]]]] = {
     "nb": [
@@ -446,7 +451,7 @@ NEGATIVES: dict[str, list[tuple[str, list[str]]]] = {
         ("Company number 09446231, VAT GB 123 4567 89", ["09446231", "GB 123 4567 89"]),
         ("ticket 4500123456 was closed on 2026-11-20 at 14:05", ["4500123456", "2026-11-20", "14:05"]),
         ("Serial number 3456789012345678 on the box", ["3456789012345678"]),
-        ("Transaction reference 5200123456789012 from the bank", ["5200123456789012"]),
+        (f"Transaction reference {kid('720012345678901')} from the bank", [kid("720012345678901")]),
         ("the router is at 192.168.100.254", ["192.168.100.254"]),
         ("Amazon order 302-1234567-1234567", ["302-1234567-1234567"]),
         ("The sale runs 11/24/2026 to 12/15/2026, price 1 299.00 NOK", ["11/24/2026", "12/15/2026", "1 299.00"]),
@@ -509,8 +514,8 @@ FREE_FORM: list[tuple[str, str, list[tuple[str, str]], list[str]]] = [
      [("iban", "NO9386011117947")], ["1 499,-", "#2026-118-5567"]),
     ("nb", "fødselsnr: 26111593816 og mobil 21 23 45 67, kundenr 100234567",
      [("national_id", "26111593816"), ("phone", "21234567")], ["100234567"]),
-    ("nb", "Pakken med sporingsnr. 70712345678901234 skulle komme 15.12., spør om KID 4001234567890120 stemmer?",
-     [], ["70712345678901234", "4001234567890120"]),
+    ("nb", f"Pakken med sporingsnr. 70712345678901234 skulle komme 15.12., spør om KID {KIDS[0]} stemmer?",
+     [], ["70712345678901234", KIDS[0]]),
     ("nb", "Kan dere sende ny faktura til kari.nordmann@eksempel.no? Org.nr. 988 077 917",
      [("email", "kari.nordmann@eksempel.no")], ["988 077 917"]),
     ("ru", "Я оплатил заказ картой 5555 5555 5555 4444, а заказ № 45871236 до сих пор не отправлен.",
@@ -554,7 +559,7 @@ FREE_FORM: list[tuple[str, str, list[tuple[str, str]], list[str]]] = [
 MORE_NEGATIVES: list[tuple[str, str, list[str]]] = [
     ("nb", "Hei, jeg venter fortsatt på pakke 370712345678912345 som skulle komme tirsdag", ["370712345678912345"]),
     ("nb", "Vi har registrert saken din med nummer 20261123-0042", ["20261123-0042"]),
-    ("nb", "Referansenummer: 4001234567890120", ["4001234567890120"]),
+    ("nb", f"Referansenummer: {KIDS[3]}", [KIDS[3]]),
     ("nb", "Bestillingsnr 10023456, levert til postnr 0150", ["10023456", "0150"]),
     ("nb", "KID-nr: 0012345678903", ["0012345678903"]),
     ("nb", "Åpningstider 08.00-16.00, fredag 08.00-15.00", ["08.00-16.00", "08.00-15.00"]),
@@ -579,6 +584,24 @@ MORE_NEGATIVES: list[tuple[str, str, list[str]]] = [
 ]
 
 
+# Business numbers of a card's shape, labelled as business: masked as cards all the same (a
+# surviving card number is a PCI DSS breach; a masked reference is an inconvenience).
+CARD_SHAPED_REFERENCES: list[tuple[str, str, str]] = [
+    ("nb", "Betal til konto med KID {v}", CARD_SHAPED[0]),
+    ("nb", "Referansenummer: {v}", CARD_SHAPED[0]),
+    ("de", "Paketnummer {v}", CARD_SHAPED[0]),
+    ("ru", "Артикул {v}", CARD_SHAPED[1]),
+    ("en", "Transaction reference {v} from the bank", CARD_SHAPED[2]),
+    ("sl", "Sklic {v}", CARD_SHAPED[0]),
+]
+
+
+def build_card_shaped_references(b: Builder) -> None:
+    for lang, template, value in CARD_SHAPED_REFERENCES:
+        b.add(lang, "card-shaped business numbers (Luhn-valid, a card scheme's prefix and length): masked by policy",
+              text=template.format(v=value), expect=[{"kind": "card", "value": value}])
+
+
 def build_free_form(b: Builder) -> None:
     for lang, text, keep in MORE_NEGATIVES:
         b.add(lang, "hand-written business text (written after the engine, as a generalisation check)", text=text, keep=keep)
@@ -596,6 +619,7 @@ def main() -> None:
     build_emails(b)
     build_negatives(b)
     build_free_form(b)
+    build_card_shaped_references(b)
     with OUT.open("w", encoding="utf-8") as fh:
         for item in b.items:
             fh.write(json.dumps(item, ensure_ascii=False) + "\n")

@@ -1,8 +1,8 @@
 """Scores redaction on a corpus in the shape build.py writes, per kind and per language.
 
-``python -m tests.redaction_corpus.evaluate [corpus.jsonl ...]`` prints the table (the development
-corpus by default; a held-out corpus of the same shape is scored the same way) and lists every
-leak and every altered business number.
+``python -m tests.redaction_corpus.evaluate [corpus.jsonl ...]`` prints one table per corpus (by
+default the development corpus, the independent held-out corpus and its probes; any corpus of the
+same shape is scored the same way) and lists every leak and every altered business number.
 
 Scoring, as issue 11 defines it: a sensitive value leaks when its letters and digits survive, in
 order and with everything else removed, in the redacted conversation reduced the same way (so a
@@ -27,7 +27,9 @@ from archive.redaction.options import NATIONAL_IDS
 from archive.redaction.text import fold
 
 CORPUS = Path(__file__).with_name("corpus.jsonl")
-OPTIONS = RedactionOptions(national_ids=list(NATIONAL_IDS), phone_regions=["NO"])  # type: ignore[arg-type]
+HELDOUT = Path(__file__).parent / "heldout" / "redaction_heldout.jsonl"
+PROBES = Path(__file__).parent / "heldout" / "probes.jsonl"
+OPTIONS = RedactionOptions(national_ids=list(NATIONAL_IDS))  # type: ignore[arg-type]
 _EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
@@ -69,6 +71,7 @@ class Report:
     total: Tally = field(default_factory=Tally)
     by_kind: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
     by_language: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
+    by_category: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))  # business numbers, if labelled
     leaks: list[str] = field(default_factory=list)
     alterations: list[str] = field(default_factory=list)
 
@@ -87,9 +90,13 @@ def evaluate(items: list[dict[str, Any]], options: RedactionOptions = OPTIONS) -
                 tally.leaked += leaked
             if leaked:
                 report.leaks.append(f"{item['id']} {expected['kind']}: {output!r}")
-        for value in item.get("keep", []):
+        categories = item.get("keep_category") or [None] * len(item.get("keep", []))
+        for value, category in zip(item.get("keep", []), categories, strict=True):
             altered = value not in output
-            for tally in (report.total, report.by_kind["business"], report.by_language[language]):
+            tallies = (report.total, report.by_kind["business"], report.by_language[language])
+            if category:
+                tallies += (report.by_category[category],)
+            for tally in tallies:
                 tally.business += 1
                 tally.altered += altered
             if altered:
@@ -101,25 +108,28 @@ def render(report: Report) -> str:
     def row(name: str, t: Tally) -> str:
         sensitive = f"{t.sensitive:>5} {t.leaked:>5} {t.recall:>7.3f}" if t.sensitive else f"{'':>5} {'':>5} {'':>7}"
         business = f"{t.business:>5} {t.altered:>5} {t.altered_rate:>7.1%}" if t.business else f"{'':>5} {'':>5} {'':>7}"
-        return f"{name:<14} {sensitive}   {business}"
+        return f"{name:<18} {sensitive}   {business}"
 
-    lines = [f"{'':<14} {'items':>5} {'leaks':>5} {'recall':>7}   {'keep':>5} {'alter':>5} {'altered':>7}"]
+    lines = [f"{'':<18} {'items':>5} {'leaks':>5} {'recall':>7}   {'keep':>5} {'alter':>5} {'altered':>7}"]
     lines += [row(kind, report.by_kind[kind]) for kind in sorted(report.by_kind)]
     lines.append("-" * len(lines[0]))
     lines += [row(f"lang {lang}", report.by_language[lang]) for lang in sorted(report.by_language)]
     lines.append("-" * len(lines[0]))
+    if report.by_category:
+        lines += [row(f"keep {category}", report.by_category[category]) for category in sorted(report.by_category)]
+        lines.append("-" * len(lines[0]))
     lines.append(row("all", report.total))
     return "\n".join(lines)
 
 
 def main(paths: list[str]) -> int:
-    items = [item for p in (paths or [str(CORPUS)]) for item in load(Path(p))]
-    report = evaluate(items)
-    print(render(report))
-    for line in report.leaks:
-        print("LEAK   ", line)
-    for line in report.alterations:
-        print("ALTERED", line)
+    for path in [Path(p) for p in paths] or [CORPUS, HELDOUT, PROBES]:
+        report = evaluate(load(path))
+        print(f"\n{path}\n{render(report)}")
+        for line in report.leaks:
+            print("LEAK   ", line)
+        for line in report.alterations:
+            print("ALTERED", line)
     return 0
 
 
