@@ -59,16 +59,43 @@ def _event(rng: random.Random, now: float) -> dict[str, Any]:
             "props": {"depth": 50} if kind == "scroll" else {}, "tab": "t"}
 
 
-def evaluation_rate(visitors: int, events: int) -> float:
+def evaluation_rate(visitors: int, events: int) -> tuple[float, float]:
+    """Events/s through the engine, and (the same-run baseline) through the rule language alone:
+    the same events applied to the same visitor states and the same 100 conditions evaluated, with
+    no episodes, waits, memory, journal or timers."""
+    from proactive.rules import evaluate_timed
+
     engine = _engine_with_rules(100)
     rng = random.Random(1)
     now = time.time()
-    states = [engine.state_for("tenant", "site", f"h{i}") for i in range(visitors)]
     batch = [_event(rng, now) for _ in range(1000)]
+    states = [engine.state_for("tenant", "site", f"h{i}") for i in range(visitors)]
     started = time.perf_counter()
     for i in range(events):
         engine.apply_events(states[i % visitors], [batch[i % 1000]])
-    return events / (time.perf_counter() - started)
+    full = events / (time.perf_counter() - started)
+
+    language = _engine_with_rules(100)
+    conditions = [entry.rule.when for entry in language.rules["site"]]
+    states = [language.state_for("tenant", "site", f"h{i}") for i in range(visitors)]
+    started = time.perf_counter()
+    for i in range(events):
+        state, at = states[i % visitors], time.time()
+        state.apply(batch[i % 1000], at)
+
+        def get(field: str, state: Any = state, at: float = at) -> Any:
+            return state.field(field, at)
+
+        def count(event: str, within: float, state: Any = state, at: float = at) -> int:
+            return int(state.count(event, within, at))
+
+        def expiry(event: str, within: float, state: Any = state, at: float = at) -> float | None:
+            return state.count_expiry(event, within, at)  # type: ignore[no-any-return]
+
+        memo: dict[Any, tuple[bool, float | None]] = {}
+        for when in conditions:
+            evaluate_timed(when, at, get, count, state.grows_at, expiry, memo)
+    return full, events / (time.perf_counter() - started)
 
 
 def tick_cost(visitors: int, due: int) -> float:
@@ -180,10 +207,11 @@ async def _import(http: Any, url: str, site: LiveSite, rules: list[dict[str, Any
     paced.raise_for_status()
 
 
-async def queue_latency(url: str, site: LiveSite, waiting: int = 200, step: int = 20) -> tuple[list[float], bool]:
+async def queue_latency(url: str, site: LiveSite, waiting: int = 200, step: int = 20) -> tuple[list[float], list[float], bool]:
     """``waiting`` visitors held back for capacity (half of them for a higher-priority rule), then
-    slots freed ``step`` at a time: how long from each report to each invitation on its stream, and
-    whether they were served best first."""
+    slots freed ``step`` at a time: how long from each report to each invitation on its stream, how
+    long the report's own round trip took (the same-run baseline), and whether they were served
+    best first."""
     import httpx
 
     rules = [
@@ -205,11 +233,13 @@ async def queue_latency(url: str, site: LiveSite, waiting: int = 200, step: int 
         for visitor in visitors:
             await _collect(http, url, site, visitor, {"type": "pageview", "url": f"{ORIGIN}/pricing/{'vip' if visitor in vip else 'basic'}"})
         latencies: list[float] = []
+        round_trips: list[float] = []
         served_order: list[str] = []
         for online in range(step, waiting + 1, step):
             groups["sales"]["online_agents"] = online
             reported = time.perf_counter()
             (await http.put(f"{url}/v1/agents/capacity", json={"groups": groups}, headers=site.headers("ingest"))).raise_for_status()
+            round_trips.append((time.perf_counter() - reported) * 1000)
             fresh = [await asyncio.wait_for(notify.get(), 10) for _ in range(step)]
             latencies.extend((arrivals[v] - reported) * 1000 for v in fresh)
             served_order.extend(sorted(fresh))
@@ -218,12 +248,13 @@ async def queue_latency(url: str, site: LiveSite, waiting: int = 200, step: int 
         await asyncio.gather(*streams, return_exceptions=True)
     # Best first: every VIP before any regular visitor, each group in the order it qualified.
     expected = sorted(vip) + sorted(set(visitors) - vip)
-    return latencies, served_order == expected and len(latencies) == waiting
+    return latencies, round_trips, served_order == expected and len(latencies) == waiting
 
 
-async def condition_latency(url: str, site: LiveSite, visitors: int = 100) -> tuple[list[float], list[float]]:
-    """Condition true on an event → invitation in that collect response; condition true on time
-    (2 s on a page) → invitation on the stream, measured against when it came due."""
+async def condition_latency(url: str, site: LiveSite, visitors: int = 100) -> tuple[list[float], list[float], list[float]]:
+    """Condition true on an event → invitation in that collect response (baseline: the same collect
+    on a page no rule targets); condition true on time (2 s on a page) → invitation on the stream,
+    measured against when it came due."""
     import httpx
 
     rules = [
@@ -233,6 +264,7 @@ async def condition_latency(url: str, site: LiveSite, visitors: int = 100) -> tu
          "invite": {"message": "Two seconds in", "expires": f"{TIMED_EXPIRES:g}s"}},
     ]
     responses: list[float] = []
+    plain: list[float] = []
     lateness: list[float] = []
     arrivals: dict[str, float] = {}
     names = [f"c{i:03d}" for i in range(visitors)]
@@ -244,6 +276,11 @@ async def condition_latency(url: str, site: LiveSite, visitors: int = 100) -> tu
             body = await _collect(http, url, site, f"i-{visitor}", {"type": "pageview", "url": f"{ORIGIN}/instant"})
             assert body["invitations"], body
             responses.append((time.perf_counter() - started) * 1000)
+            # The baseline: the same collect by a new visitor on a page no rule targets.
+            started = time.perf_counter()
+            body = await _collect(http, url, site, f"p-{visitor}", {"type": "pageview", "url": f"{ORIGIN}/elsewhere"})
+            assert not body["invitations"], body
+            plain.append((time.perf_counter() - started) * 1000)
         due: dict[str, float] = {}
         streams = await _streams(http, url, site, names, arrivals, due)
         for visitor in names:  # spread over ~2 s, so timers come due one by one, not in a burst
@@ -255,7 +292,7 @@ async def condition_latency(url: str, site: LiveSite, visitors: int = 100) -> tu
             task.cancel()
         await asyncio.gather(*streams, return_exceptions=True)
     assert len(lateness) == visitors, f"{len(lateness)} of {visitors} timed invitations arrived"
-    return responses, lateness
+    return responses, plain, lateness
 
 
 def _wrk_post(url: str, body: str, seconds: int) -> float:
@@ -297,19 +334,23 @@ def run(table: Table, quick: bool) -> None:
 
     queue_site, timing_site = asyncio.run(_live_site("queue")), asyncio.run(_live_site("timing"))
     with Server("api.asgi:create", "granian", env) as parley:
-        served, in_order = asyncio.run(queue_latency(parley.url, queue_site))
-        responses, lateness = asyncio.run(condition_latency(parley.url, timing_site, 50 if quick else 100))
+        served, round_trips, in_order = asyncio.run(queue_latency(parley.url, queue_site))
+        responses, plain, lateness = asyncio.run(condition_latency(parley.url, timing_site, 50 if quick else 100))
     p95 = _percentile(served, 0.95)
-    table.add(Row("waiting visitor invited after a freeing capacity report, p95", p95, "ms", target="<= 500 ms, best first",
-                  passed=p95 <= 500 and in_order, note=f"200 waiting, slots freed 20 at a time; served best first: {'yes' if in_order else 'NO'}"))
+    table.add(Row("waiting visitor invited after a freeing capacity report, p95", p95, "ms", _percentile(round_trips, 0.95),
+                  target="<= 500 ms, best first", passed=p95 <= 500 and in_order,
+                  note=f"200 waiting, slots freed 20 at a time; served best first: {'yes' if in_order else 'NO'}; "
+                       "baseline: the report's own round trip, p95"))
     p95 = _percentile(responses, 0.95)
-    table.add(Row("condition true on an event → invitation in the collect response, p95", p95, "ms", target="<= 300 ms", passed=p95 <= 300))
+    table.add(Row("condition true on an event → invitation in the collect response, p95", p95, "ms", _percentile(plain, 0.95),
+                  target="<= 300 ms", passed=p95 <= 300, note="baseline: the same collect on a page no rule targets, p95"))
     p95 = _percentile(lateness, 0.95)
     table.add(Row("condition true on time → invitation on the stream, lateness p95", p95, "ms", target="<= 20 ms", passed=p95 <= 20,
                   note=f"median {statistics.median(lateness):.1f} ms; due = pageview sent + 2 s (an upper bound)"))
 
-    rate = evaluation_rate(visitors=50_000 if not quick else 10_000, events=100_000 if not quick else 20_000)
-    table.add(Row("in-process evaluation, 100 rules", rate, "events/s", target=">= 20,000 events/s", passed=rate >= 20_000))
+    rate, language_only = evaluation_rate(visitors=50_000 if not quick else 10_000, events=100_000 if not quick else 20_000)
+    table.add(Row("in-process evaluation, 100 rules", rate, "events/s", language_only, target=">= 20,000 events/s", passed=rate >= 20_000,
+                  note="baseline: the same events and conditions through the rule language alone (no waits, memory, timers)"))
     for visitors in (10_000, 100_000):
         cost = tick_cost(visitors, 1000)
         table.add(Row(f"tick with 1k due timers, {visitors:,} visitors", cost, "ms", target="<= 50 ms", passed=cost <= 50))

@@ -55,6 +55,7 @@ DEFAULT_SITE = SiteConfig()
 TICK_BUDGET = 5_000  # timers handled per tick; the rest on the next turn of the event loop
 MAX_PACING = 10_000  # invitations per site per minute, at most (the window keeps one entry per send)
 OPEN_STATUSES = ("sent", "shown")
+EXPOSED = ("sent", "control")  # history entries that count toward caps and goal attribution
 # Blocks that lift: the visitor waits for them (in this order of checking).
 WAIT_WORDS = {
     "active_chat": "the chat to end", "open_invitation": "the open invitation to close", "absent": "the visitor to return",
@@ -390,7 +391,7 @@ class Engine:
             if entry.rule.goal_event != name:
                 continue
             history = state.history or ()
-            exposures = [h for h in history if h[0] == entry.id and h[1] in ("sent", "control") and at - h[2] <= entry.rule.goal_within]
+            exposures = [h for h in history if h[0] == entry.id and h[1] in EXPOSED and at - h[2] <= entry.rule.goal_within]
             already = any(h[0] == entry.id and h[1] == "goal" and exposures and h[2] >= exposures[-1][2] for h in history)
             if exposures and not already:
                 self.counters[(entry.id, exposures[-1][3], "goals")] += 1
@@ -486,7 +487,9 @@ class Engine:
         history = state.history or ()
         if caps.per_visitor_per_day:
             day_start = self.day_start(state.site, now)
-            if sum(1 for h in history if h[0] == entry.id and h[1] == "sent" and h[2] >= day_start) >= caps.per_visitor_per_day:
+            # Control exposures count like invitations: the holdout must meet the same caps, or
+            # its visitors would be exposed again and again and the comparison would be skewed.
+            if sum(1 for h in history if h[0] == entry.id and h[1] in EXPOSED and h[2] >= day_start) >= caps.per_visitor_per_day:
                 return "cap", False
         if caps.cooldown_after_dismiss and any(
             h[0] == entry.id and h[1] == "dismissed" and now - h[2] < caps.cooldown_after_dismiss for h in history
@@ -531,6 +534,7 @@ class Engine:
                 self.counters[(entry.id, variant, wait_bucket(waited))] += 1
             if variant == "control":
                 self._suppressed(state, entry, "holdout", now)
+                self._count_exposure(state, entry.id)
                 state.remember(entry.id, "control", now, variant)
             else:
                 self._send(entry, state, now, variant)
@@ -558,6 +562,13 @@ class Engine:
             self._pacing_wake(state.site)
         return deadline
 
+    @staticmethod
+    def _count_exposure(state: VisitorState, rule_id: str) -> None:
+        """Toward the per-visit cap: an invitation sent, or a control exposure in its place."""
+        session = state.session
+        if session is not None:
+            session.invited = {**(session.invited or {}), rule_id: (session.invited or {}).get(rule_id, 0) + 1}
+
     def _suppressed(self, state: VisitorState, entry: RuleEntry, reason: str, now: float) -> None:
         variant = assign_variant(entry.rule, entry.id, state.visitor_hash)
         self.counters[(entry.id, variant, f"suppressed_{reason}")] += 1
@@ -584,9 +595,7 @@ class Engine:
         state.outstanding = invitation.id
         if rule.group:
             self.outstanding[(state.tenant, rule.group)] += 1
-        session = state.session
-        if session is not None:
-            session.invited = {**(session.invited or {}), entry.id: (session.invited or {}).get(entry.id, 0) + 1}
+        self._count_exposure(state, entry.id)
         state.remember(entry.id, "sent", now, variant)
         self._sent_times.setdefault(state.site, deque(maxlen=MAX_PACING)).append(now)
         self.counters[(entry.id, variant, "sent")] += 1

@@ -365,6 +365,31 @@ async def test_holdout_visitors_are_counted_as_control_when_they_would_have_been
     assert (await stats(client, shop, ids["pricing"]))["suppressed"]["holdout"] == 1
 
 
+async def test_a_control_visitor_meets_the_caps_an_invited_one_would(client, shop, clock, runtime):
+    """The holdout is only comparable when its visitors are exposed as often as invited ones."""
+    from archive.tenancy import tenant_context
+    from proactive.engine import assign_variant
+    from proactive.rules import compile_rule
+
+    capped = rule(holdout="50%", caps={"per_session": 1, "per_visitor_per_day": 1})
+    ids = await import_rules(client, shop, capped)
+    compiled, _ = compile_rule(capped)
+    crypto = (await tenant_context(runtime, shop.id)).crypto
+    control = Visitor(client, shop, clock)
+    while assign_variant(compiled, ids["pricing"], crypto.identity_hash(control.id)) != "control":
+        control = Visitor(client, shop, clock)
+    await control.view("/", "/plans", "/pricing")
+    await control.view("/about")  # the condition ends …
+    await control.view("/pricing")  # … and holds again: a new episode in the same visit
+    suppressed = (await stats(client, shop, ids["pricing"]))["suppressed"]
+    assert (suppressed["holdout"], suppressed["cap"]) == (1, 1)
+    advance(runtime, clock, 31 * 60)  # a new visit, the same day
+    await control.view("/")
+    await control.view("/plans", "/pricing")
+    suppressed = (await stats(client, shop, ids["pricing"]))["suppressed"]
+    assert (suppressed["holdout"], suppressed["cap"]) == (1, 2)
+
+
 async def test_explain_shows_the_wait_and_the_place_in_the_queue(client, shop, clock, runtime):
     await import_rules(client, shop, rule())
     await report_capacity(client, shop, free=0, busy=1)

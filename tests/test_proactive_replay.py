@@ -37,7 +37,7 @@ RULES = [
     rule("returning", priority=2, when={"all": [
         {"field": "visitor.returning", "op": "eq", "value": True},
         {"field": "session.idle", "op": "gte", "value": "20s"},
-    ]}, caps={"per_visitor_per_day": 1}),
+    ]}, caps={"per_visitor_per_day": 1}, holdout="50%"),
 ]
 PATHS = ["/", "/pricing", "/plans", "/product/tent", "/product/stove", "/about", "/pricing/teams", "/?utm_campaign=spring&utm_source=mail"]
 
