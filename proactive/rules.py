@@ -112,6 +112,10 @@ class Count(msgspec.Struct, frozen=True):
 
 class AllOf(msgspec.Struct, frozen=True):
     children: list["Condition"]
+    # The same children, comparisons time cannot change first: one of them false makes the whole
+    # false until the next event, so the timed evaluation stops there (the result does not depend
+    # on the order). ``children`` keeps the marketer's order for explain.
+    timed_order: list["Condition"] = []
 
 
 class AnyOf(msgspec.Struct, frozen=True):
@@ -214,7 +218,10 @@ class _Checker:
                     self.fail(f"{path}.{combinator}", f"at most {MAX_LIST} conditions")
                     return None
                 children = [self.condition(c, f"{path}.{combinator}[{i}]", depth + 1) for i, c in enumerate(items)]
-                return cls([c for c in children if c is not None])
+                kept = [c for c in children if c is not None]
+                if cls is AllOf:
+                    return AllOf(kept, sorted(kept, key=lambda c: not (type(c) is Compare and not c.grows)))
+                return AnyOf(kept)
         if "not" in node:
             if len(node) != 1:
                 self.fail(f"{path}.not", "'not' takes one condition and nothing beside it")
@@ -576,7 +583,7 @@ def evaluate_timed(
     kind = type(cond)
     if kind is AllOf:
         result, soonest = True, None
-        for child in cond.children:  # type: ignore[union-attr]
+        for child in cond.timed_order or cond.children:  # type: ignore[union-attr]
             ok, at = evaluate_timed(child, now, get, count, grows_at, count_expiry, memo)
             if not ok:
                 if at is None:
