@@ -22,6 +22,7 @@ from api.admin import AdminController, whoami
 from api.audit import AuditController
 from api.auth import ApiKeyAuthentication
 from api.browser import demo_shop, snippet
+from api.cases import CaseController
 from api.composition import build_runtime
 from api.connectors import ConnectorAdminController, receive_push
 from api.deps import DEPENDENCIES
@@ -30,8 +31,10 @@ from api.proactive import CapacityController, CollectController, RulesController
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
+from api.reviews import ReviewController
 from api.search import SearchController
 from api.shutdown import on_termination
+from api.supervision import BackfillController, PolicyController, ReportController
 from api.transcripts import TranscriptController
 from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn
@@ -106,6 +109,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
             RetentionController, HoldController, ErasureController, ExportController,
+            PolicyController, BackfillController, ReportController, ReviewController, CaseController,
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
             RulesController, CapacityController, SiteEngagementController, explain,

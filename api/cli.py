@@ -12,6 +12,7 @@ from uuid import UUID
 
 import msgspec
 
+from archive.tenancy import ROLES
 from config.settings import ConfigError, Settings, load_settings
 
 EXIT_USAGE = 2
@@ -160,16 +161,25 @@ def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(_: Any) -> int:
         tenant = await tenant_by_slug(args.tenant)
-        created = await create_api_key(tenant["id"], args.role, args.name or "")
-        await ledger.append(tenant["id"], ledger.Entry(actor=_cli_actor(), action="key.create", subject=created.prefix, details={"role": created.role}))
+        created = await create_api_key(tenant["id"], args.role, args.name or "", _names(args.sites), _names(args.channels))
+        scope = {"sites": created.sites, "channels": created.channels} if created.sites else {}
+        await ledger.append(tenant["id"], ledger.Entry(actor=_cli_actor(), action="key.create", subject=created.prefix,
+                                                       details={"role": created.role, **scope}))
         if args.json:
-            print(json.dumps({"id": str(created.id), "key": created.key, "role": created.role, "tenant": created.tenant, "prefix": created.prefix}))
+            print(json.dumps({"id": str(created.id), "key": created.key, "role": created.role, "tenant": created.tenant, "prefix": created.prefix,
+                              **scope}))
         else:
             print(created.key)
-            print(f"(role {created.role}, tenant {created.tenant}, id {created.id}) — shown once; store it now.", file=sys.stderr)
+            where = f", sites {','.join(created.sites)}" + (f", channels {','.join(created.channels)}" if created.channels else "") if created.sites else ""
+            print(f"(role {created.role}{where}, tenant {created.tenant}, id {created.id}) — shown once; store it now.", file=sys.stderr)
         return 0
 
     return asyncio.run(_with_db(settings, work))
+
+
+def _names(value: str | None) -> list[str]:
+    """A comma list from the command line (``--sites shop,b2b``)."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -181,7 +191,9 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
         _print(
             keys, args.json,
             lambda ks: "\n".join(
-                f"{k.id}\tprl_{k.prefix}_…\t{k.role}\t{'revoked' if k.revoked_at else 'active'}\t{k.name}" for k in ks
+                f"{k.id}\tprl_{k.prefix}_…\t{k.role}\t{'revoked' if k.revoked_at else 'active'}\t{k.name}"
+                + (f"\tsites={','.join(k.sites)}" if k.sites else "") + (f"\tchannels={','.join(k.channels)}" if k.channels else "")
+                for k in ks
             ) or "no keys",
         )
         return 0
@@ -529,8 +541,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="API keys and master keys").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = keys.add_parser("create", help="create an API key (the secret is printed once)")
     p.add_argument("--tenant", required=True, help="tenant slug")
-    p.add_argument("--role", required=True, choices=["admin", "compliance", "marketing", "ingest"])
+    p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--name", help="label shown in key lists")
+    p.add_argument("--sites", help="reviewer keys: the sites they review, comma-separated (e.g. shop,b2b)")
+    p.add_argument("--channels", help="reviewer keys: only these channels, comma-separated (default: all)")
     p.add_argument("--json", action="store_true", help='print {"id","key","role","tenant"}')
     p.set_defaults(func=cmd_keys_create)
     p = keys.add_parser("list", help="list a tenant's API keys")

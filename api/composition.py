@@ -21,6 +21,9 @@ from archive.search import indexing
 from archive.search.backend import SearchBackend
 from archive.signals import KEYRING_CHANGED, Signals
 from archive.signing import SigningKeys
+from archive.supervision import backfill as supervision_backfill
+from archive.supervision.evaluation import SupervisionStep
+from archive.supervision.guard import ReviewGuard
 from archive.tenancy import TenantDirectory
 from archive.workers import Workers
 from config.database import build_engine
@@ -37,13 +40,13 @@ from retention.policies import ComplianceFloorGuard, RetainUntilStep
 
 def ingest_steps() -> list[IngestStep]:
     """What happens to every ingested conversation besides being stored, in order."""
-    return [RetainUntilStep(), indexing.OutboxStep()]
+    return [RetainUntilStep(), SupervisionStep(), indexing.OutboxStep()]
 
 
 def deletion_guards() -> list[DeletionGuard]:
     """What keeps a conversation from being deleted — by a sweep or an erasure — asked in this
     order inside every deletion transaction; the first to protect names the reason."""
-    return [HoldGuard(), ComplianceFloorGuard()]
+    return [HoldGuard(), ComplianceFloorGuard(), ReviewGuard()]
 
 
 def master_key_users() -> list[MasterKeyUser]:
@@ -106,7 +109,8 @@ def build_runtime(
         events=event_sink(search),
         # A manual clock (tests, replays) arms no timers: the caller drives the ticks.
         engagement=Engagement(clock, realtime=isinstance(clock, SystemClock), live=settings.engagement_engine),
-        jobs=[*archive_jobs.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs(), *connectors.jobs()],
+        jobs=[*archive_jobs.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs(), *connectors.jobs(),
+              *supervision_backfill.jobs()],
         connectors=ConnectorDirectory(signals, clock, settings.auth_cache_seconds),
         signing=SigningKeys(keys, clock),
         master_key_users=master_key_users(),

@@ -90,6 +90,12 @@ class Prepared(msgspec.Struct):
     # The data key already exists (a revision, or a key a connector reserved): do not insert one.
     key_exists: bool = False
     files: list[FetchedFile] = []
+    # What steps' analysers found in the plaintext (by step name), for their after_insert.
+    findings: dict[str, Any] = {}
+
+
+# CPU-only work on one prepared conversation while its plaintext exists (see IngestStep.analyser).
+Analyse = Callable[[Prepared], None]
 
 
 class IngestStep:
@@ -100,6 +106,12 @@ class IngestStep:
     conversation or not at all. They see new conversations and new revisions alike
     (``Prepared.revision`` tells them apart).
     """
+
+    async def analyser(self, rt: Runtime, ctx: TenantContext, items: list[ConversationIn]) -> Analyse | None:
+        """A function run on each conversation right after it is redacted and encrypted, while
+        the plaintext exists (inside ``prepare_all``, in a worker thread for large bodies); it
+        leaves what it finds in ``Prepared.findings``. None: nothing to do for this request."""
+        return None
 
     async def before_insert(self, rt: Runtime, tenant_id: UUID, items: list[Prepared]) -> None:
         """Decide values stored on the conversation row itself."""
@@ -243,8 +255,12 @@ def is_unique_violation(exc: BaseException) -> bool:
     return type(exc).__name__ == "UniqueViolationError"
 
 
-def prepare_all(ctx: TenantContext, items: list[ConversationIn]) -> list[Prepared]:
-    return [prepare(ctx, conv) for conv in items]
+def prepare_all(ctx: TenantContext, items: list[ConversationIn], analysers: list[Analyse] | None = None) -> list[Prepared]:
+    prepared = [prepare(ctx, conv) for conv in items]
+    for analyse in analysers or []:
+        for item in prepared:
+            analyse(item)
+    return prepared
 
 
 class Options(msgspec.Struct, frozen=True, kw_only=True):
@@ -287,10 +303,11 @@ async def ingest(
     if errors:
         raise InvalidInput("the request is invalid; nothing was stored", errors)
     ctx = await rt.tenants.context(submitter.tenant_id)
+    analysers = [found for step in rt.ingest_steps if (found := await step.analyser(rt, ctx, items)) is not None]
     if body_bytes > OFF_LOOP_BYTES:
-        prepared = await rt.workers.run(prepare_all, ctx, items)
+        prepared = await rt.workers.run(prepare_all, ctx, items, analysers)
     else:
-        prepared = prepare_all(ctx, items)
+        prepared = prepare_all(ctx, items, analysers)
     for item in prepared:
         item.files = list(options.files.get(item.external_id, ()))
     for attempt in range(INSERT_RETRIES):
@@ -357,6 +374,10 @@ async def _store(
                 item.revision = row["revision"] + 1
                 revised.append((item, row))
                 results.append(IngestResult(item.id, item.external_id, "revised", item.content_sha256, item.redactions, item.revision))
+        if revised:
+            # Deletion locks the chain head before it deletes rows; a revision must lock it before
+            # it rewrites a row too, or on PostgreSQL the two wait on each other until one aborts.
+            await ledger.lock_head(tenant_id)
         changed = new + [item for item, _ in revised]
         if changed:
             for step in rt.ingest_steps:

@@ -46,6 +46,9 @@ class ApiKey(Table, tablename="api_key"):
     secret_sha256 = Varchar(length=64)
     created_at = Timestamptz(default=TimestamptzNow())
     revoked_at = Timestamptz(null=True, default=None)
+    # The scope of a reviewer key (archive.tenancy.Principal.sees); empty lists: the whole tenant.
+    sites = JSON(default="[]")
+    channels = JSON(default="[]")
 
 
 class Site(Table, tablename="site"):
