@@ -109,7 +109,8 @@ def build_runtime(
         workers=workers or Workers(settings.worker_threads),
         ingest_steps=ingest_steps(),
         events=event_sink(search),
-        engagement=Engagement(clock),
+        # A manual clock (tests, replays) arms no timers: the caller drives the ticks.
+        engagement=Engagement(clock, realtime=isinstance(clock, SystemClock), live=settings.engagement_engine),
         jobs=[*archive_jobs.jobs(), *sessions.jobs(), *indexing.jobs(), *rescan.jobs(), *retention_jobs.jobs(),
               *proactive_jobs.jobs(), *connectors.jobs(), *supervision_backfill.jobs()],
         connectors=ConnectorDirectory(signals, clock, settings.auth_cache_seconds),
