@@ -46,7 +46,9 @@ async def _site_by_name(tenant_id: UUID, name: str, path: str) -> dict[str, Any]
     return row
 
 
-class SiteEngagementOut(msgspec.Struct):
+class SiteEngagementOut(msgspec.Struct, omit_defaults=True):
+    """Holidays and declared attributes are shown once a site has some."""
+
     site: str
     pacing_per_minute: int
     timezone: str
