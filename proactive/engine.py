@@ -225,7 +225,7 @@ class Engine:
         if flipped:  # agents.online changed: the rules reading it are decided again on the next tick
             now = self.clock()
             sites = {site for site, entries in self.rules.items() if any(e.tenant == tenant and e.rule.reads_rule_fields for e in entries)}
-            for key_, state in self.visitors.items():
+            for key_ in self.visitors:
                 if key_[0] in sites:
                     self._poke(key_, now)
         self._finish()

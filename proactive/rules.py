@@ -205,7 +205,7 @@ class Hours(msgspec.Struct, frozen=True):
         decided again then, not at the next poll. None: it never opens again (end date passed)."""
         zone = self._zone(site_zone)
         today = datetime.fromtimestamp(after, zone).date()
-        for offset in range(0, 370 + len(holidays)):
+        for offset in range(370 + len(holidays)):
             day = today + timedelta(days=offset)
             if self.end_date is not None and day > self.end_date:
                 return None

@@ -164,7 +164,7 @@ class Bench:
         return [h[2] for h in self.state.history or () if h[1] == "sent"]
 
     def react(self, status: str) -> None:
-        [record] = [r for r in self.engine.open.values()]
+        [record] = list(self.engine.open.values())
         self.engine.apply_events(self.state, [{"type": f"invitation_{status}", "at_epoch": self.clock.time(), "tab": "t",
                                                "props": {"invitation_id": record.invitation.id}}])
 
