@@ -24,6 +24,7 @@ import msgspec
 EVENT_TYPES = (
     "pageview", "heartbeat", "scroll", "click", "idle", "exit_intent", "custom", "cart", "goal",
     "invitation_shown", "invitation_accepted", "invitation_dismissed", "chat_started", "chat_ended", "visibility",
+    "identify", "trigger",  # parley.identify({...}) (props: the attributes), parley.trigger("name")
 )
 MAX_EVENTS = 50
 MAX_PROPS_BYTES = 2048
@@ -107,11 +108,11 @@ def check_event(event: EventIn, now: float) -> dict[str, Any] | str:
         return f"props is larger than {MAX_PROPS_KEYS} keys / {MAX_PROPS_BYTES} bytes"
     if any(not isinstance(v, (str, int, float, bool)) and v is not None for v in props.values()):
         return "props values must be text, numbers, booleans or null"
-    if event.type in ("custom", "goal") and not (name or props.get("name")):
+    if event.type in ("custom", "goal", "trigger") and not (name or props.get("name")):
         return f"a {event.type} event needs a name"
     return {
         "type": event.type, "at_epoch": at, "url": url, "title": title, "referrer": referrer,
-        "name": name or (props.get("name") if event.type in ("custom", "goal") else None), "props": props,
+        "name": name or (props.get("name") if event.type in ("custom", "goal", "trigger") else None), "props": props,
     }
 
 

@@ -41,7 +41,12 @@ MAX_STRING = 2000
 MAX_RULES = 500
 DEFAULT_MAX_WAIT = 120.0
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "starts_with", "glob", "regex")
+OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "starts_with", "glob", "regex",
+       "ieq", "ine", "iin", "icontains", "istarts_with", "iglob")
+# Case-insensitive forms of the text operators: both sides are compared casefolded ("Pricing" ieq "PRICING").
+CASELESS = {"ieq": "eq", "ine": "ne", "iin": "in", "icontains": "contains", "istarts_with": "starts_with", "iglob": "glob"}
+ATTRIBUTE_PREFIX = "visitor.attributes."
+ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -64,7 +69,7 @@ FIELDS: dict[str, tuple[str, bool]] = {
 # Fields whose value depends on the rule reading them (its agent group), not only on the visitor:
 # never shared between the rules of one evaluation.
 RULE_FIELDS = frozenset({"agents.online"})
-DYNAMIC_PREFIXES = ("custom.",)  # custom.<event name>: count in this session
+DYNAMIC_PREFIXES = ("custom.", ATTRIBUTE_PREFIX)  # custom.<event name>: count in this visit; visitor.attributes.<name>
 
 
 MAX_SECONDS = 366 * 86400.0  # no duration a rule can use is longer than a year
@@ -349,9 +354,12 @@ class _Checker:
             self.fail(path, f"unknown keys {sorted(unknown)}")
         field = node.get("field")
         if not isinstance(field, str) or (field not in FIELDS and not field.startswith(DYNAMIC_PREFIXES)):
-            self.fail(f"{path}.field", f"unknown field {field!r}; fields are {', '.join(FIELDS)} and custom.<event>")
+            self.fail(f"{path}.field", f"unknown field {field!r}; fields are {', '.join(FIELDS)}, custom.<event> and visitor.attributes.<name>")
             return None
-        kind, grows = FIELDS.get(field, ("number", False))
+        if field.startswith(ATTRIBUTE_PREFIX) and not ATTRIBUTE_NAME.match(field[len(ATTRIBUTE_PREFIX):]):
+            self.fail(f"{path}.field", "visitor.attributes.<name>: a name of 1-40 lowercase letters, digits or '_'")
+            return None
+        kind, grows = FIELDS.get(field, ("attr" if field.startswith(ATTRIBUTE_PREFIX) else "number", False))
         allowed = OPS_BY_KIND[kind]
         op = node.get("op")
         if op not in allowed:
@@ -363,7 +371,9 @@ class _Checker:
             self.fail(where, problem)
             return None
         matcher: Any = None
-        if op == "regex":
+        if op == "iglob":
+            matcher = re.compile(fnmatch.translate(value.casefold()))
+        elif op == "regex":
             import re2
 
             try:
@@ -379,13 +389,16 @@ class _Checker:
 # What each kind of field can be compared with: validation and evaluation read the same table, so
 # a rule that validates can always be evaluated.
 OPS_BY_KIND: dict[str, tuple[str, ...]] = {
-    "str": ("eq", "ne", "in", "contains", "starts_with", "glob", "regex"),
+    "str": ("eq", "ne", "in", "contains", "starts_with", "glob", "regex", *CASELESS),
+    # visitor.attributes.*: declared per site (text, number or true/false); a rule compares with
+    # whatever its value is, and a value of another type simply does not match.
+    "attr": OPS,
     "number": ("eq", "ne", "in", "gt", "gte", "lt", "lte"),
     "duration": ("gt", "gte", "lt", "lte"),
     "bool": ("eq", "ne"),
     "list": ("contains", "in"),
 }
-KIND_WORDS = {"str": "text", "number": "a number", "duration": "a duration", "bool": "true or false", "list": "a list of names"}
+KIND_WORDS = {"attr": "an attribute", "str": "text", "number": "a number", "duration": "a duration", "bool": "true or false", "list": "a list of names"}
 
 
 def _scalar_ok(kind: str, value: Any) -> bool:
@@ -398,8 +411,55 @@ def _scalar_ok(kind: str, value: Any) -> bool:
     return False
 
 
+def _attribute_value(op: str, value: Any) -> tuple[Any, str | None]:
+    numeric, texts = ("gt", "gte", "lt", "lte"), ("contains", "starts_with", "glob", "regex", *CASELESS)
+    if op == "in" or op == "iin":
+        ok = isinstance(value, list) and 0 < len(value) <= MAX_LIST and all(
+            (_scalar_ok("str", v) if op == "iin" else any(_scalar_ok(k, v) for k in ("str", "number", "bool"))) for v in value)
+        if not ok:
+            return None, f"'{op}' takes a list of at most {MAX_LIST} values (at least one)"
+        return tuple(v.casefold() if op == "iin" else (finite_number(v) if finite_number(v) is not None else v) for v in value), None
+    if op in numeric:
+        number = finite_number(value)
+        return (number, None) if number is not None else (None, f"{op} compares with a number")
+    if op in texts:
+        if not _scalar_ok("str", value):
+            return None, f"{op} takes text of at most {MAX_STRING} characters"
+        return (value.casefold() if op in CASELESS else value), None
+    if _scalar_ok("bool", value) or _scalar_ok("str", value):
+        return value, None
+    number = finite_number(value)
+    return (number, None) if number is not None else (None, "text, a number or true/false")
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    """Equal and of the same kind: true is not 1."""
+    return actual is not None and isinstance(actual, bool) is isinstance(expected, bool) and actual == expected
+
+
+def _attribute_predicate(op: str, expected: Any, matcher: Any) -> Callable[[Any], bool]:
+    if op == "eq":
+        return lambda actual: _same(actual, expected)
+    if op == "ne":
+        return lambda actual: not _same(actual, expected)
+    if op == "in":
+        return lambda actual: any(_same(actual, e) for e in expected)
+    if op in ("gt", "gte", "lt", "lte"):
+        test = _predicate("number", op, expected, matcher)
+        return lambda actual: isinstance(actual, (int, float)) and not isinstance(actual, bool) and test(actual)
+    test = _predicate("str", op, expected, matcher)
+    return lambda actual: isinstance(actual, str) and test(actual)
+
+
 def _checked_value(kind: str, op: str, value: Any, where: str) -> tuple[Any, str | None]:
     """The comparison value in a canonical, hashable form, or what is wrong with it."""
+    if kind == "attr":
+        return _attribute_value(op, value)
+    if op in CASELESS:
+        plain, problem = _checked_value(kind, CASELESS[op], value, where)
+        if problem is not None:
+            return None, problem
+        return (frozenset(v.casefold() for v in plain) if op == "iin" else plain.casefold()), None
     if op == "in":
         what = "text values" if kind in ("str", "list") else f"{KIND_WORDS[kind]} values"
         if not isinstance(value, list) or not value or len(value) > MAX_LIST or not all(_scalar_ok(kind, v) for v in value):
@@ -421,6 +481,11 @@ def _checked_value(kind: str, op: str, value: Any, where: str) -> tuple[Any, str
 
 def _predicate(kind: str, op: str, expected: Any, matcher: Any) -> Callable[[Any], bool]:
     """The comparison as a total function of the field's current value (None when unknown)."""
+    if kind == "attr":
+        return _attribute_predicate(op, expected, matcher)
+    if op in CASELESS:
+        plain = _predicate(kind, CASELESS[op], expected, matcher)
+        return lambda actual: plain(actual.casefold() if isinstance(actual, str) else actual)
     if op == "eq":
         return lambda actual: actual is not None and actual == expected
     if op == "ne":

@@ -358,8 +358,16 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
     now = engine.clock()  # the server's receive time: what every duration is measured on
     tab = batch.tab_id or batch.session_id
     good, rejected = [], []
+    config: SiteConfig | None = None
     for index, event in enumerate(batch.events):
         checked = check_event(event, now)
+        if not isinstance(checked, str) and checked["type"] == "identify":
+            # parley.identify(): only the site's declared attributes, each of its declared type
+            from proactive.visitors import check_attributes
+
+            config = config or site_config(site["settings"])
+            kept, problems = check_attributes(config, checked["props"], "props")
+            checked = f"{problems[0].path}: {problems[0].message}" if problems else {**checked, "props": kept}
         if isinstance(checked, str):
             rejected.append(Rejected(index, checked))
         else:

@@ -32,6 +32,7 @@ PRESENCE_WINDOW = 45.0  # present: a visible tab heard from within this window (
 MAX_TABS = 8
 MAX_HISTORY = 32
 MAX_BATCH_IDS = 8
+SERVER_TAB = ""  # the tab of events the site's server sends (attributes, triggers): none
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
 
 
@@ -156,6 +157,7 @@ class VisitorState:
     __slots__ = (
         "tenant", "site", "visitor_hash", "session", "visits", "device", "language", "cart_value", "cart_items",
         "cart_currency", "goals", "chat_active", "last_seen", "episodes", "history", "outstanding", "codes", "batches", "due",
+        "attributes", "trusted",
     )
 
     def __init__(self, tenant: Any, site: Any, visitor_hash: str, now: float, codes: EventCodes) -> None:
@@ -180,6 +182,10 @@ class VisitorState:
         self.outstanding: str | None = None  # the open invitation's id
         self.batches: list[str] | None = None  # the last batch ids, to ignore a batch sent twice
         self.due: float | None = None  # when time alone could change a decision next
+        # visitor.attributes.*: from parley.identify() in the browser and from the site's server.
+        # Names the server set (``trusted``) cannot be overwritten from the browser.
+        self.attributes: dict[str, Any] | None = None
+        self.trusted: set[str] | None = None
 
     @property
     def key(self) -> tuple[Any, str]:
@@ -207,8 +213,38 @@ class VisitorState:
             session = self.session = Session(self.visits, now)
         return session
 
+    def identify(self, attributes: dict[str, Any], trusted: bool) -> None:
+        """Set (or, with null, remove) attributes. The browser cannot change what the server set."""
+        current = dict(self.attributes or {})
+        names = set(self.trusted or ())
+        for name, value in attributes.items():
+            if not trusted and name in names:
+                continue
+            if value is None:
+                current.pop(name, None)
+                names.discard(name)
+            else:
+                current[name] = value
+                if trusted:
+                    names.add(name)
+        self.attributes = current or None
+        self.trusted = names or None
+
     def apply(self, event: dict[str, Any], now: float) -> None:
-        """One event, received at ``now`` (server time), from the tab ``event["tab"]``."""
+        """One event, received at ``now`` (server time), from the tab ``event["tab"]``
+        (``SERVER_TAB``: sent by the site's server, which is no tab and says nothing of presence)."""
+        kind = event["type"]
+        if kind == "identify":
+            self.identify(event.get("props") or {}, trusted=event["tab"] == SERVER_TAB)
+            return
+        if event["tab"] == SERVER_TAB:
+            session = self.visit(now) if self.session is None else self.session
+            name = event.get("name") or kind
+            session.recent.append(now, self.codes.code(name))
+            custom = session.custom = session.custom or {}
+            if len(custom) < 32 or name in custom:
+                custom[name] = custom.get(name, 0) + 1
+            return
         session = self.visit(now)
         self.last_seen = now
         kind = event["type"]
@@ -271,7 +307,7 @@ class VisitorState:
                 self.cart_currency = props["currency"][:8]
         elif kind == "goal":
             self.goals = (self.goals or set()) | {name}
-        elif kind == "custom":
+        elif kind in ("custom", "trigger"):
             custom = session.custom = session.custom or {}
             if len(custom) < 32 or name in custom:
                 custom[name] = custom.get(name, 0) + 1
@@ -301,6 +337,8 @@ class VisitorState:
         s = self.session
         if name.startswith("custom."):
             return (s.custom or {}).get(name[7:], 0) if s else 0
+        if name.startswith("visitor.attributes."):
+            return (self.attributes or {}).get(name[19:])
         p = s.focus if s else None
         match name:
             case "page.url": return p.url if p else None
@@ -412,6 +450,8 @@ class VisitorMemory(msgspec.Struct, array_like=True):
     episodes: list[EpisodeMemory]
     batches: list[str]
     due: float | None
+    attributes: dict[str, Any] | None = None  # added after version 1 rows were written: optional
+    trusted: list[str] | None = None
 
 
 MEMORY_VERSION = 1
@@ -433,7 +473,7 @@ def dump(state: VisitorState) -> bytes:
     return _encoder.encode(VisitorMemory(
         MEMORY_VERSION, state.visits, state.last_seen, session, state.device, state.language, state.cart_value, state.cart_items,
         state.cart_currency, sorted(state.goals or ()), state.chat_active, list(state.history or ()), state.outstanding, episodes,
-        list(state.batches or ()), state.due,
+        list(state.batches or ()), state.due, state.attributes, sorted(state.trusted) if state.trusted else None,
     ))
 
 
@@ -445,6 +485,8 @@ def load(data: bytes, tenant: Any, site: Any, visitor_hash: str, codes: EventCod
     state.goals = set(m.goals) or None
     state.chat_active, state.outstanding, state.due = m.chat_active, m.outstanding, m.due
     state.batches = m.batches or None
+    state.attributes = m.attributes or None
+    state.trusted = set(m.trusted) if m.trusted else None
     if m.history:
         state.history = deque(m.history, maxlen=MAX_HISTORY)
     if m.episodes:
