@@ -42,7 +42,7 @@ MAX_RULES = 500
 DEFAULT_MAX_WAIT = 120.0
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "starts_with", "glob", "regex",
-       "ieq", "ine", "iin", "icontains", "istarts_with", "iglob")
+       "ieq", "ine", "iin", "icontains", "istarts_with", "iglob", "steps")
 # Case-insensitive forms of the text operators: both sides are compared casefolded ("Pricing" ieq "PRICING").
 CASELESS = {"ieq": "eq", "ine": "ne", "iin": "in", "icontains": "contains", "istarts_with": "starts_with", "iglob": "glob"}
 ATTRIBUTE_PREFIX = "visitor.attributes."
@@ -65,6 +65,8 @@ FIELDS: dict[str, tuple[str, bool]] = {
     "chat.active": ("bool", False),
     "goals": ("list", False),
     "agents.online": ("bool", False),
+    "page.language": ("str", False), "visitor.viewport_width": ("number", False),
+    "session.search_keyword": ("str", False), "session.pages": ("pages", False),
 }
 # Fields whose value depends on the rule reading them (its agent group), not only on the visitor:
 # never shared between the rules of one evaluation.
@@ -371,7 +373,9 @@ class _Checker:
             self.fail(where, problem)
             return None
         matcher: Any = None
-        if op == "iglob":
+        if op == "steps":
+            matcher = tuple(re.compile(fnmatch.translate(step)) for step in value)
+        elif op == "iglob":
             matcher = re.compile(fnmatch.translate(value.casefold()))
         elif op == "regex":
             import re2
@@ -392,23 +396,35 @@ OPS_BY_KIND: dict[str, tuple[str, ...]] = {
     "str": ("eq", "ne", "in", "contains", "starts_with", "glob", "regex", *CASELESS),
     # visitor.attributes.*: declared per site (text, number or true/false); a rule compares with
     # whatever its value is, and a value of another type simply does not match.
-    "attr": OPS,
+    "attr": tuple(op for op in OPS if op != "steps"),
+    # session.pages: the paths of this visit in order. contains/in: exact paths; steps: a funnel,
+    # globs matched in this order (other pages may come between).
+    "pages": ("contains", "in", "steps"),
     "number": ("eq", "ne", "in", "gt", "gte", "lt", "lte"),
     "duration": ("gt", "gte", "lt", "lte"),
     "bool": ("eq", "ne"),
     "list": ("contains", "in"),
 }
-KIND_WORDS = {"attr": "an attribute", "str": "text", "number": "a number", "duration": "a duration", "bool": "true or false", "list": "a list of names"}
+KIND_WORDS = {"pages": "the list of paths this visit", "attr": "an attribute", "str": "text", "number": "a number", "duration": "a duration", "bool": "true or false", "list": "a list of names"}
 
 
 def _scalar_ok(kind: str, value: Any) -> bool:
-    if kind in ("str", "list"):
+    if kind in ("str", "list", "pages"):
         return isinstance(value, str) and len(value) <= MAX_STRING
     if kind == "number":
         return finite_number(value) is not None
     if kind == "bool":
         return isinstance(value, bool)
     return False
+
+
+def _in_order(pages: Any, steps: tuple[Any, ...]) -> bool:
+    """Each step's glob matches a page after the one that matched the step before."""
+    position = 0
+    for path in pages:
+        if position < len(steps) and steps[position].match(path):
+            position += 1
+    return position == len(steps)
 
 
 def _attribute_value(op: str, value: Any) -> tuple[Any, str | None]:
@@ -455,13 +471,17 @@ def _checked_value(kind: str, op: str, value: Any, where: str) -> tuple[Any, str
     """The comparison value in a canonical, hashable form, or what is wrong with it."""
     if kind == "attr":
         return _attribute_value(op, value)
+    if op == "steps":
+        if not isinstance(value, list) or not 0 < len(value) <= 20 or not all(_scalar_ok("str", v) for v in value):
+            return None, "steps takes a list of 1 to 20 path globs, in the order the visitor must view them"
+        return tuple(value), None
     if op in CASELESS:
         plain, problem = _checked_value(kind, CASELESS[op], value, where)
         if problem is not None:
             return None, problem
         return (frozenset(v.casefold() for v in plain) if op == "iin" else plain.casefold()), None
     if op == "in":
-        what = "text values" if kind in ("str", "list") else f"{KIND_WORDS[kind]} values"
+        what = "text values" if kind in ("str", "list", "pages") else f"{KIND_WORDS[kind]} values"
         if not isinstance(value, list) or not value or len(value) > MAX_LIST or not all(_scalar_ok(kind, v) for v in value):
             return None, f"'in' takes a list of at most {MAX_LIST} {what} (at least one)"
         return frozenset(finite_number(v) if kind == "number" else v for v in value), None
@@ -483,6 +503,8 @@ def _predicate(kind: str, op: str, expected: Any, matcher: Any) -> Callable[[Any
     """The comparison as a total function of the field's current value (None when unknown)."""
     if kind == "attr":
         return _attribute_predicate(op, expected, matcher)
+    if op == "steps":
+        return lambda actual: _in_order(actual or (), matcher)
     if op in CASELESS:
         plain = _predicate(kind, CASELESS[op], expected, matcher)
         return lambda actual: plain(actual.casefold() if isinstance(actual, str) else actual)
@@ -491,7 +513,7 @@ def _predicate(kind: str, op: str, expected: Any, matcher: Any) -> Callable[[Any
     if op == "ne":
         return lambda actual: actual != expected
     if op == "in":
-        if kind == "list":
+        if kind in ("list", "pages"):
             return lambda actual: bool(actual) and not expected.isdisjoint(actual)
         return lambda actual: actual is not None and actual in expected
     if op == "gt":
