@@ -428,12 +428,17 @@ class Engine:
             return state.count_expiry(event, within, now)
 
         memo: dict[Any, tuple[bool, float | None]] = {}
+        group_memos: dict[str | None, tuple[dict[Any, tuple[bool, float | None]], Callable[[str], Any]]] = {}
         present: bool | None = None
         for entry in self.rules.get(state.site, ()):
             rule = entry.rule
             if rule.enabled and (rule.url_glob is None or targets(rule, url)):
                 if rule.reads_rule_fields:
-                    holds, change = evaluate_timed(rule.when, now, self.getter(state, rule, now), count, state.grows_at, expiry, None)
+                    # agents.online depends on the rule's group: one memo per group, not one per rule
+                    group_memo = group_memos.get(rule.group)
+                    if group_memo is None:
+                        group_memo = group_memos[rule.group] = ({}, self.getter(state, rule, now))
+                    holds, change = evaluate_timed(rule.when, now, group_memo[1], count, state.grows_at, expiry, group_memo[0])
                 else:
                     holds, change = evaluate_timed(rule.when, now, get, count, state.grows_at, expiry, memo)
                 if change is not None and (soonest is None or change < soonest):
