@@ -27,6 +27,7 @@ from api.connectors import ConnectorAdminController, receive_push
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
 from api.proactive import CapacityController, CollectController, RulesController, explain
+from api.reports import ReportsController
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
@@ -108,7 +109,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
             RulesController, CapacityController, explain,
-            ConnectorAdminController, receive_push,
+            ConnectorAdminController, receive_push, ReportsController,
         ],
         dependencies=DEPENDENCIES,
         middleware=[RequestIdMiddleware, ApiKeyAuthentication],

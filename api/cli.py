@@ -467,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="API keys and master keys").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = keys.add_parser("create", help="create an API key (the secret is printed once)")
     p.add_argument("--tenant", required=True, help="tenant slug")
-    p.add_argument("--role", required=True, choices=["admin", "compliance", "marketing", "ingest"])
+    p.add_argument("--role", required=True, choices=["admin", "compliance", "marketing", "ingest", "supervisor"])
     p.add_argument("--name", help="label shown in key lists")
     p.add_argument("--json", action="store_true", help='print {"id","key","role","tenant"}')
     p.set_defaults(func=cmd_keys_create)

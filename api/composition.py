@@ -15,6 +15,7 @@ from archive.connectors.store import ConnectorDirectory
 from archive.db import Database
 from archive.ingest import IngestStep
 from archive.keyring import Keys, MasterKeyring, load_keyring
+from archive.metrics.store import MetricsStep
 from archive.runtime import Runtime
 from archive.search import indexing
 from archive.search.backend import SearchBackend
@@ -23,6 +24,7 @@ from archive.tenancy import TenantDirectory
 from archive.workers import Workers
 from config.database import build_engine
 from config.settings import Settings
+from proactive import funnel
 from proactive import jobs as proactive_jobs
 from proactive.runtime import Engagement
 from proactive.sink import EventSink, IndexEventSink, NullEventSink
@@ -32,7 +34,7 @@ from retention.policies import RetainUntilStep
 
 def ingest_steps() -> list[IngestStep]:
     """What happens to every ingested conversation besides being stored, in order."""
-    return [RetainUntilStep(), indexing.OutboxStep()]
+    return [RetainUntilStep(), indexing.OutboxStep(), MetricsStep(resolve=funnel.resolve)]
 
 
 def event_sink(search: SearchBackend) -> EventSink:

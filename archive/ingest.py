@@ -37,6 +37,7 @@ from archive.models import (
     BatchIn,
     ConversationIn,
     IngestResult,
+    Ratings,
     StoredConversation,
 )
 from archive.redaction import ChatLine, Redactor, redact_conversation
@@ -188,6 +189,15 @@ def _redacted_attachments(redactor: Redactor, files: list[Attachment]) -> list[A
     ]
 
 
+def _redacted_ratings(redactor: Redactor, ratings: Ratings | None | msgspec.UnsetType) -> Ratings | msgspec.UnsetType:
+    """Survey answers as stored: the comment is the visitor's own words, redacted like a message."""
+    if not isinstance(ratings, Ratings):
+        return msgspec.UNSET
+    if ratings.comment:
+        return msgspec.structs.replace(ratings, comment=redactor.redact(ratings.comment))
+    return ratings
+
+
 def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
     # The whole conversation at once: a number split over two messages of one author is found.
     lines = [ChatLine(f"{m.sender.role}:{m.sender.id or ''}", m.at, m.text) for m in conv.messages]
@@ -201,6 +211,7 @@ def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
         )
         for m, text in zip(conv.messages, redacted.texts, strict=True)
     ]
+    ratings = _redacted_ratings(redactor, conv.ratings)
     counts = Counter(redacted.counts) + redactor.counts
     stored = StoredConversation(
         external_id=conv.external_id,
@@ -214,6 +225,7 @@ def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
         tags=sorted(set(conv.tags)),
         metadata=metadata,
         messages=messages,
+        ratings=ratings,
     )
     body = canonical(stored)
     conversation_id = uuid4()

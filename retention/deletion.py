@@ -15,6 +15,7 @@ from typing import Any, Callable
 from uuid import UUID
 
 from archive import db, ledger, transcripts
+from archive.metrics import store as metrics
 from archive.search.indexing import enqueue_deletes
 from archive.tables import Conversation, ConversationKey
 
@@ -29,6 +30,7 @@ async def delete_batch(
         await ConversationKey.delete().where((ConversationKey.tenant == tenant_id) & ConversationKey.conversation.is_in(ids))
         await Conversation.delete().where((Conversation.tenant == tenant_id) & Conversation.id.is_in(ids))
         await transcripts.delete_parts(tenant_id, ids)
+        await metrics.delete(tenant_id, ids)
         await enqueue_deletes(tenant_id, ids)
         await ledger.append(
             tenant_id,
