@@ -16,7 +16,61 @@ back about billing (c3) two days after c1: c1 is not resolved at first contact.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
+
+import pytest
+
+from api.app import create_app
+from api.composition import build_runtime
+from archive.clock import ManualClock
+from archive.tenancy import create_api_key
+from tests.conftest import app_client
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+RANGE = {"from": "2026-10-24", "to": "2026-10-26"}
+
+
+@pytest.fixture
+async def runtime(runtime, settings):
+    """A runtime whose clock stands still on 23 November 2026 (what "now" and "today" mean)."""
+    own = build_runtime(settings, clock=ManualClock(NOW), keyring=runtime.keyring, database=runtime.database, search=runtime.search)
+    await own.start(migrate=False)
+    yield own
+    await own.stop()
+
+
+@pytest.fixture
+async def client(settings, runtime):
+    async with app_client(create_app(settings, runtime)) as http:
+        yield http
+
+
+async def put_settings(client, tenant, **changes):
+    current = (await client.get("/v1/admin/settings", headers=tenant.headers("admin"))).json()
+    response = await client.put("/v1/admin/settings", json={**current, **changes}, headers=tenant.headers("admin"))
+    assert response.status_code == 200, response.text
+
+
+async def with_supervisor(tenant):
+    tenant.keys["supervisor"] = await create_api_key(tenant.id, "supervisor", "supervisor key")
+    return tenant
+
+
+@pytest.fixture
+async def oslo(client, tenant):
+    """The fixed set, archived for a tenant in Europe/Oslo, with a supervisor key."""
+    await put_settings(client, tenant, time_zone="Europe/Oslo")
+    await with_supervisor(tenant)
+    response = await client.post("/v1/transcripts", json={"conversations": fixed_set()}, headers=tenant.headers("ingest"))
+    assert response.status_code == 201, response.text
+    return tenant
+
+
+async def report(client, tenant, **params):
+    response = await client.get("/v1/reports/support", params={**RANGE, **params}, headers=tenant.headers("supervisor"))
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 def _msg(at: str, role: str, sender: str | None, text: str = "words", **extra: Any) -> dict[str, Any]:
@@ -66,3 +120,15 @@ def fixed_set() -> list[dict[str, Any]]:
             _msg(d26 + "12:00:00Z", "visitor", "v-5"), _msg(d26 + "12:00:30Z", "bot", "helper"),
         ], site="blog"),
     ]
+
+
+def chat(name: str, start: str, end: str, *, site: str = "shop", agent: str = "a-1", metadata: dict[str, Any] | None = None,
+         ratings: dict[str, int] | None = None) -> dict[str, Any]:
+    """A one-question chat: the visitor (of its own) writes at ``start``, the agent answers 30 s later."""
+    reply = datetime.fromisoformat(start.replace("Z", "+00:00")).timestamp() + 30
+    body = _conv(name, start, end, f"visitor-{name}", [agent], [], [
+        _msg(start, "visitor", f"visitor-{name}"),
+        _msg(datetime.fromtimestamp(reply, timezone.utc).isoformat(), "agent", agent),
+    ], site=site, ratings=ratings)
+    body["metadata"] = metadata or {}
+    return body

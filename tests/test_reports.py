@@ -1,64 +1,19 @@
 """Support reports: every figure of a small fixed set worked out by hand (tests/kpi_support.py),
 local days and hours in the tenant's time zone across a DST change, CSV, access and errors."""
+# ruff: noqa: F811  (the report fixtures are imported from tests.kpi_support)
 
 from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
 
 import pytest
 
-from api.app import create_app
-from api.composition import build_runtime
-from archive.clock import ManualClock
-from archive.tenancy import create_api_key
-from tests.conftest import app_client
-from tests.kpi_support import fixed_set
-
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
-RANGE = {"from": "2026-10-24", "to": "2026-10-26"}
+from tests.kpi_support import RANGE, client, fixed_set, oslo, put_settings, report, runtime, with_supervisor  # noqa: F401  (fixtures)
 
 
-@pytest.fixture
-async def runtime(runtime, settings):
-    """A runtime whose clock stands still on 23 November 2026 (what "now" and "today" mean)."""
-    own = build_runtime(settings, clock=ManualClock(NOW), keyring=runtime.keyring, database=runtime.database, search=runtime.search)
-    await own.start(migrate=False)
-    yield own
-    await own.stop()
-
-
-@pytest.fixture
-async def client(settings, runtime):
-    async with app_client(create_app(settings, runtime)) as http:
-        yield http
-
-
-async def _settings(client, tenant, **changes):
-    current = (await client.get("/v1/admin/settings", headers=tenant.headers("admin"))).json()
-    response = await client.put("/v1/admin/settings", json={**current, **changes}, headers=tenant.headers("admin"))
-    assert response.status_code == 200, response.text
-
-
-@pytest.fixture
-async def oslo(client, tenant):
-    """The fixed set, archived for a tenant in Europe/Oslo, with a supervisor key."""
-    await _settings(client, tenant, time_zone="Europe/Oslo")
-    tenant.keys["supervisor"] = await create_api_key(tenant.id, "supervisor", "supervisor key")
-    response = await client.post("/v1/transcripts", json={"conversations": fixed_set()}, headers=tenant.headers("ingest"))
-    assert response.status_code == 201, response.text
-    return tenant
-
-
-async def _report(client, tenant, **params):
-    response = await client.get("/v1/reports/support", params={**RANGE, **params}, headers=tenant.headers("supervisor"))
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def _groups(report):
-    return {g["key"]: g for g in report["groups"]}
+def _groups(found):
+    return {g["key"]: g for g in found["groups"]}
 
 
 NO_RATINGS = {"csat": {"mean": None, "responses": 0, "satisfied_rate": None}, "nps": {"score": None, "responses": 0},
@@ -66,10 +21,10 @@ NO_RATINGS = {"csat": {"mean": None, "responses": 0, "satisfied_rate": None}, "n
 
 
 async def test_days_are_local_days_and_every_figure_is_as_worked_out(client, oslo):
-    report = await _report(client, oslo, group_by="day")
-    assert (report["from"], report["to"]) == ("2026-10-24T00:00:00+02:00", "2026-10-27T00:00:00+01:00")
-    assert report["time_zone"] == "Europe/Oslo" and report["group_by"] == "day"
-    days = _groups(report)
+    found = await report(client, oslo, group_by="day")
+    assert (found["from"], found["to"]) == ("2026-10-24T00:00:00+02:00", "2026-10-27T00:00:00+01:00")
+    assert found["time_zone"] == "Europe/Oslo" and found["group_by"] == "day"
+    days = _groups(found)
     assert list(days) == ["2026-10-24", "2026-10-25", "2026-10-26"]
     assert days["2026-10-24"] == {
         "key": "2026-10-24", "conversations": 2,
@@ -101,7 +56,7 @@ async def test_days_are_local_days_and_every_figure_is_as_worked_out(client, osl
 
 async def test_totals_count_every_conversation_once(client, oslo):
     for group_by in ("day", "agent"):
-        totals = (await _report(client, oslo, group_by=group_by))["totals"]
+        totals = (await report(client, oslo, group_by=group_by))["totals"]
         assert totals == {
             "conversations": 7,
             "first_reply_s": {"median": 50.0, "p90": 108.0}, "resolution_s": {"median": 900.0, "p90": 1440.0},
@@ -114,7 +69,7 @@ async def test_totals_count_every_conversation_once(client, oslo):
 
 
 async def test_by_agent_a_conversation_counts_for_every_agent_who_took_part(client, oslo):
-    agents = _groups(await _report(client, oslo, group_by="agent"))
+    agents = _groups(await report(client, oslo, group_by="agent"))
     assert list(agents) == ["a-1", "a-2", None]
     assert agents["a-1"] == {
         "key": "a-1", "conversations": 3,  # c1, c2, and c5 it handed over
@@ -145,7 +100,7 @@ async def test_by_agent_a_conversation_counts_for_every_agent_who_took_part(clie
 
 
 async def test_hours_are_local_hours_and_the_night_the_clocks_go_back_has_two_2_oclock_hours(client, oslo):
-    hours = await _report(client, oslo, group_by="hour")
+    hours = await report(client, oslo, group_by="hour")
     keys = [g["key"] for g in hours["groups"]]
     assert len(keys) == 24 + 25 + 24  # empty hours are listed too: a chart has no holes
     assert keys[:3] == ["2026-10-24T00:00+02:00", "2026-10-24T01:00+02:00", "2026-10-24T02:00+02:00"]
@@ -160,8 +115,8 @@ async def test_hours_are_local_hours_and_the_night_the_clocks_go_back_has_two_2_
 
 
 async def test_the_same_conversations_in_utc_fall_on_other_days(client, oslo):
-    await _settings(client, oslo, time_zone="UTC")
-    days = _groups(await _report(client, oslo, group_by="day"))
+    await put_settings(client, oslo, time_zone="UTC")
+    days = _groups(await report(client, oslo, group_by="day"))
     assert {k: g["conversations"] for k, g in days.items()} == {"2026-10-24": 2, "2026-10-25": 3, "2026-10-26": 2}
 
 
@@ -171,13 +126,13 @@ async def test_the_same_conversations_in_utc_fall_on_other_days(client, oslo):
     ("group", {"sales": 4, "support": 2, None: 1}),
 ])
 async def test_sites_channels_and_groups_count_each_conversation_once(client, oslo, group_by, expected):
-    groups = _groups(await _report(client, oslo, group_by=group_by))
+    groups = _groups(await report(client, oslo, group_by=group_by))
     assert {k: g["conversations"] for k, g in groups.items()} == expected
     assert sum(g["concurrency_s"]["1"] for g in groups.values()) == 5175.0
 
 
 async def test_support_group_figures(client, oslo):
-    support = _groups(await _report(client, oslo, group_by="group"))["support"]  # c3 and c6
+    support = _groups(await report(client, oslo, group_by="group"))["support"]  # c3 and c6
     assert support["first_reply_s"] == {"median": 120.0, "p90": 120.0}
     assert support["resolution_s"] == {"median": 1500.0, "p90": 1740.0}  # 1200 + 0.9 × 600
     assert (support["sla_rate"], support["missed"], support["fcr_rate"]) == (0.0, 1, 1.0)
@@ -186,19 +141,19 @@ async def test_support_group_figures(client, oslo):
 
 async def test_a_range_that_does_not_start_at_midnight_counts_what_started_within_it(client, oslo):
     # 10:03 in Oslo is after c1 started (10:00) and before c2 (10:05); up to 02:45 CET on 25 October.
-    report = await _report(client, oslo, group_by="agent", **{"from": "2026-10-24T10:03:00+02:00", "to": "2026-10-25T02:45:00+01:00"})
-    assert report["totals"]["conversations"] == 3  # c2, c4, c5
-    assert report["totals"]["first_reply_s"] == {"median": 50.0, "p90": 82.0}
-    naive = await _report(client, oslo, group_by="agent", **{"from": "2026-10-24T10:03:00", "to": "2026-10-25T02:45:00+01:00"})
-    assert naive["from"] == "2026-10-24T10:03:00+02:00" and naive["totals"] == report["totals"]
+    found = await report(client, oslo, group_by="agent", **{"from": "2026-10-24T10:03:00+02:00", "to": "2026-10-25T02:45:00+01:00"})
+    assert found["totals"]["conversations"] == 3  # c2, c4, c5
+    assert found["totals"]["first_reply_s"] == {"median": 50.0, "p90": 82.0}
+    naive = await report(client, oslo, group_by="agent", **{"from": "2026-10-24T10:03:00", "to": "2026-10-25T02:45:00+01:00"})
+    assert naive["from"] == "2026-10-24T10:03:00+02:00" and naive["totals"] == found["totals"]
 
 
 async def test_settings_apply_to_past_periods_at_once(client, oslo):
-    await _settings(client, oslo, sla_first_reply_seconds=120, fcr_days=1)
-    totals = (await _report(client, oslo, group_by="day"))["totals"]
+    await put_settings(client, oslo, sla_first_reply_seconds=120, fcr_days=1)
+    totals = (await report(client, oslo, group_by="day"))["totals"]
     assert totals["sla_rate"] == 0.7143  # 30, 45, 50, 90, 120 of 7 waiting
     assert totals["fcr_rate"] == 1.0  # c3 came more than a day after c1
-    assert (await _report(client, oslo))["sla_first_reply_seconds"] == 120
+    assert (await report(client, oslo))["sla_first_reply_seconds"] == 120
 
 
 async def test_csv_has_a_header_one_row_per_group_and_the_totals(client, oslo):
@@ -215,7 +170,7 @@ async def test_csv_has_a_header_one_row_per_group_and_the_totals(client, oslo):
 
 
 async def test_csv_keys_never_become_spreadsheet_formulas(client, tenant):
-    tenant.keys["supervisor"] = await create_api_key(tenant.id, "supervisor")
+    await with_supervisor(tenant)
     body = fixed_set()[0]
     body["agents"] = [{"id": "=HYPERLINK(1)"}]
     body["messages"][1]["sender"]["id"] = "=HYPERLINK(1)"
@@ -228,19 +183,19 @@ async def test_csv_keys_never_become_spreadsheet_formulas(client, tenant):
 
 @pytest.mark.parametrize("role,status", [("supervisor", 200), ("compliance", 200), ("admin", 200), ("marketing", 403), ("ingest", 403)])
 async def test_who_may_read_reports(client, tenant, role, status):
-    tenant.keys["supervisor"] = await create_api_key(tenant.id, "supervisor")
+    await with_supervisor(tenant)
     response = await client.get("/v1/reports/support", params=RANGE, headers=tenant.headers(role))
     assert response.status_code == status, response.text
 
 
 @pytest.mark.parametrize("path", ["/v1/transcripts/00000000-0000-0000-0000-000000000000", "/v1/audit", "/v1/admin/keys", "/v1/rules"])
 async def test_a_supervisor_reads_reports_and_nothing_else(client, tenant, path):
-    tenant.keys["supervisor"] = await create_api_key(tenant.id, "supervisor")
+    await with_supervisor(tenant)
     assert (await client.get(path, headers=tenant.headers("supervisor"))).status_code == 403
 
 
 async def test_reading_a_report_is_ledgered(client, oslo):
-    await _report(client, oslo, group_by="agent")
+    await report(client, oslo, group_by="agent")
     entries = (await client.get("/v1/audit", params={"action": "report.support"}, headers=oslo.headers("compliance"))).json()
     assert [(e["subject"], e["details"]) for e in entries] == [
         ("agent", {"from": "2026-10-24T00:00:00+02:00", "to": "2026-10-27T00:00:00+01:00"}),
@@ -262,9 +217,9 @@ async def test_bad_parameters_are_problems_naming_the_parameter(client, oslo, pa
 
 
 async def test_the_default_range_is_the_last_30_local_days(client, oslo):
-    report = (await client.get("/v1/reports/support", headers=oslo.headers("supervisor"))).json()
-    assert (report["from"], report["to"]) == ("2026-10-25T00:00:00+02:00", "2026-11-23T13:00:00+01:00")
-    assert report["totals"]["conversations"] == 5  # c1 and c2 were on 24 October
+    found = (await client.get("/v1/reports/support", headers=oslo.headers("supervisor"))).json()
+    assert (found["from"], found["to"]) == ("2026-10-25T00:00:00+02:00", "2026-11-23T13:00:00+01:00")
+    assert found["totals"]["conversations"] == 5  # c1 and c2 were on 24 October
 
 
 async def test_an_unknown_time_zone_is_refused_naming_the_field(client, tenant):
