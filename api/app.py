@@ -27,8 +27,8 @@ from api.connectors import ConnectorAdminController, receive_push
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
 from api.proactive import CapacityController, CollectController, RulesController, explain
-from api.reports import ReportsController
 from api.problems import EXCEPTION_HANDLERS
+from api.reports import ReportsController
 from api.request_id import RequestIdMiddleware
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
 from api.search import SearchController

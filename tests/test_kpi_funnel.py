@@ -11,7 +11,10 @@ from uuid import UUID
 
 import pytest
 
+from archive.connectors import Close, intercom, livechat, parse, rocketchat
+from archive.metrics.compute import invitation_id
 from proactive.tables import RuleCounter
+from tests.connectors import compact, config, payload, push
 from tests.kpi_support import chat, client, runtime  # noqa: F401  (fixtures)
 
 ORIGIN = "https://shop.example.com"
@@ -91,3 +94,42 @@ async def test_a_rule_without_chats_says_so(client, shop):
     assert stats["totals"]["counts"]["chats"] == 0 and stats["totals"]["rates"]["chat_rate"] == 0.0
     assert stats["totals"]["outcomes"]["chats"] == 0 and stats["totals"]["outcomes"]["resolution_s"] == {"median": None, "p90": None}
     assert stats["uninvited"]["chats"] == 0
+
+
+# --- how each platform carries the invitation id (docs/connectors.md) ------------------------------
+
+
+def test_rocketchat_carries_the_invitation_as_a_room_custom_field():
+    body = payload("rocketchat", "livechat_session_closed.json")
+    body["customFields"] = {**(body.get("customFields") or {}), "invitation_id": "inv-rc"}
+    assert invitation_id(rocketchat.draft(body, body["_id"]).metadata) == "inv-rc"
+
+
+def test_chatwoot_carries_the_invitation_as_a_conversation_custom_attribute():
+    body = payload("chatwoot", "conversation_status_changed_resolved.json")
+    body["custom_attributes"] = {"invitation_id": "inv-cw"}
+    outcome = parse(push(compact(body)), config("chatwoot"))
+    assert isinstance(outcome, Close) and invitation_id(outcome.draft.metadata) == "inv-cw"
+
+
+def test_intercom_carries_the_invitation_as_a_conversation_data_attribute():
+    body = payload("intercom", "api_conversation.json")
+    body["custom_attributes"] = {**body["custom_attributes"], "invitation_id": "inv-ic"}
+    assert invitation_id(intercom.conversation_draft(body).metadata) == "inv-ic"
+
+
+def test_livechat_carries_the_invitation_as_a_session_variable():
+    body = payload("livechat", "api_get_chat.json")
+    customer = next(u for u in body["users"] if u["type"] == "customer")
+    customer["session_fields"] = [{"plan": "pro"}, {"invitation_id": "inv-lc"}]
+    assert invitation_id(livechat.chat_draft(body).metadata) == "inv-lc"
+
+
+def test_crisp_carries_the_invitation_as_session_data():
+    # Crisp's session data is kept under "data." (archive/connectors/crisp.py), like any key.
+    assert invitation_id({"data.invitation_id": "inv-cr", "data.plan": "pro"}) == "inv-cr"
+
+
+def test_platforms_without_an_invitation_keep_their_metadata_as_it_was():
+    body = payload("intercom", "api_conversation.json")
+    assert "invitation_id" not in intercom.conversation_draft(body).metadata

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -149,7 +149,7 @@ def local_day(moment: int, zone: ZoneInfo) -> date:
 
 def days_between(lo: int, hi: int, zone: ZoneInfo) -> list[tuple[date, int, int]]:
     """The local days that [lo, hi) touches, each with its own bounds (epoch seconds)."""
-    found = []
+    found: list[tuple[date, int, int]] = []
     day = local_day(lo, zone)
     while True:
         start = day_start(day, zone)
@@ -221,7 +221,7 @@ def aggregate(rows: Iterable[dict[str, Any]], zone: ZoneInfo, lo: int, hi: int, 
             found = accs[dim][key] = _Acc()
         return found
 
-    keys = {
+    keys: dict[str, Callable[[dict[str, Any]], str]] = {
         "group": lambda r: r["agent_group"],
         "site": lambda r: r["site"],
         "channel": lambda r: r["channel"],

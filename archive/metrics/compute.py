@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from datetime import datetime
 from typing import NamedTuple
 
@@ -177,7 +177,7 @@ def figures(conversation: StoredConversation) -> Figures:
     )
 
 
-def _group(metadata: dict[str, object]) -> str:
+def _group(metadata: Mapping[str, object]) -> str:
     for key in GROUP_KEYS:
         value = metadata.get(key)
         if value is not None and not isinstance(value, bool) and str(value).strip():
@@ -185,7 +185,7 @@ def _group(metadata: dict[str, object]) -> str:
     return ""
 
 
-def invitation_id(metadata: dict[str, object]) -> str | None:
+def invitation_id(metadata: Mapping[str, object]) -> str | None:
     """The engagement invitation a conversation came from, if the platform carried its id."""
     for key, value in metadata.items():
         if (key == INVITATION_KEY or key.endswith("." + INVITATION_KEY)) and isinstance(value, (str, int)) and not isinstance(value, bool):

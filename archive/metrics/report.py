@@ -280,7 +280,7 @@ CSV_COLUMNS = (
 )
 
 
-def _csv_row(scope: str, key: str | None, f: Figures) -> list[object]:
+def _csv_row(scope: str, key: str | None, f: Figures | GroupOut) -> list[object]:
     values: list[object] = [
         scope, key, f.conversations, f.first_reply_s.median, f.first_reply_s.p90, f.resolution_s.median, f.resolution_s.p90,
         f.fcr_rate, f.sla_rate, f.csat.mean, f.csat.responses, f.csat.satisfied_rate, f.nps.score, f.nps.responses, f.ces.mean,
