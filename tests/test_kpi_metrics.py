@@ -8,7 +8,9 @@ from typing import Any
 import msgspec
 
 from archive.metrics import compute
+from archive.metrics.cells import Values
 from archive.metrics.compute import Busy, Visit
+from archive.metrics.report import Distribution
 from archive.models import StoredConversation
 
 T = "2026-11-02T10:"
@@ -171,3 +173,18 @@ def test_concurrency_shares_add_up_to_the_agents_time_at_each_level():
 def test_an_interval_ending_as_another_starts_does_not_overlap_it():
     loads = compute.loads([Busy("a", 0, 100), Busy("b", 100, 200)])
     assert (loads["a"].peak, loads["b"].peak) == (1, 1)
+
+
+# --- how cells keep values ------------------------------------------------------------------
+
+
+def test_values_are_kept_counted_when_that_is_shorter_and_read_the_same_either_way():
+    repeated = Values.of([30] * 6 + [45, 45, 120])
+    distinct = Values.of([120, 30, 45])
+    assert repeated.counts and not distinct.counts
+    assert [repeated.count_at_most(limit) for limit in (29, 30, 45, 200)] == [0, 6, 8, 9]
+    merged = Distribution([repeated, distinct])  # 30 ×7, 45 ×3, 120 ×2
+    assert merged.size == 12 and merged.count_at_most(45) == 10
+    assert (merged.percentile(0.5), merged.percentile(0.9)) == (30.0, 112.5)
+    plain = Distribution([Values.of([30] * 7 + [45] * 3 + [120] * 2)])
+    assert (plain.percentile(0.5), plain.percentile(0.9)) == (merged.percentile(0.5), merged.percentile(0.9))

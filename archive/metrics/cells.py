@@ -3,9 +3,10 @@ cache that keeps them.
 
 A report is a merge of cells. Counts and sums merge by addition; medians and percentiles cannot,
 so a cell keeps the *values* of first reply, resolution and next contact, sorted and packed (four
-bytes each): merging is a concatenation and one sort per group, and a threshold (the SLA target,
-the FCR window) is a binary search — exact figures, with the tenant's current settings, without
-touching the metrics rows again.
+bytes each, or each distinct value with its count where that is shorter): merging is a
+concatenation and one sort per group, and a threshold (the SLA target, the FCR window) is a
+binary search — exact figures, with the tenant's current settings, without touching the metrics
+rows again.
 
 Why cells at all: reading a million metrics rows costs seconds on SQLite whatever the SQL (the
 aggregates alone are about a microsecond per row), and a 30-day report over a million
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -33,7 +34,8 @@ import msgspec
 from archive import db
 from archive.metrics.tables import ConversationMetrics, MetricsCell, MetricsChange
 
-FORMAT = 1
+# The layout of a stored cell; cells of another layout are ignored (computed again).
+FORMAT = 2  # 2: values kept as Values (plain or counted)
 # Dimensions a cell is kept for. "day" has one group per day (the conversations counted once),
 # "hour" one per local hour (keyed by the hour's start, epoch seconds), "funnel" one per site,
 # rule and variant (uninvited chats under an empty rule, chats from an invitation nobody knows
@@ -41,22 +43,35 @@ FORMAT = 1
 DIMS = ("agent", "group", "site", "channel", "day", "hour", "funnel")
 FUNNEL_SEPARATOR = "\x1f"
 UNKNOWN_RULE = "?"
-_ROW_COLUMNS = (
-    "agent", "is_primary", "started_at", "site", "channel", "agent_group", "awaited", "first_reply_s", "resolution_s",
-    "next_contact_s", "csat", "nps", "ces", "replies", "reply_total_s", "handovers", "conc1", "conc2", "conc3", "conc4",
-    "rule", "variant", "invitation_id",
-)
 
 
-def _packed(values: list[int]) -> bytes:
-    values.sort()
-    return array("I", values).tobytes()
+def values_of(packed: bytes) -> Sequence[int]:
+    """Packed four-byte values (a view of the bytes: nothing is copied)."""
+    return memoryview(packed).cast("I")
 
 
-def values_of(packed: bytes) -> array[int]:
-    found = array("I")
-    found.frombytes(packed)
-    return found
+class Values(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A group's values of one figure, sorted and packed: every value as it came, or — when
+    that is at most half as long — each distinct value once with its count (a day of a busy
+    site has thousands of conversations but a few hundred distinct first-reply times)."""
+
+    values: bytes = b""
+    counts: bytes = b""  # empty: each entry of ``values`` counts once
+
+    @classmethod
+    def of(cls, items: list[int]) -> Values:
+        items.sort()
+        tally: dict[int, int] = {}
+        for item in items:
+            tally[item] = tally.get(item, 0) + 1
+        if 2 * len(tally) > len(items):
+            return cls(array("I", items).tobytes())
+        return cls(array("I", tally).tobytes(), array("I", tally.values()).tobytes())
+
+    def count_at_most(self, limit: int) -> int:
+        values = values_of(self.values)
+        index = bisect.bisect_right(values, limit)
+        return sum(values_of(self.counts)[:index]) if self.counts else index
 
 
 class Group(msgspec.Struct, array_like=True):
@@ -65,9 +80,9 @@ class Group(msgspec.Struct, array_like=True):
 
     conversations: int = 0
     awaited: int = 0
-    first_reply: bytes = b""
-    resolution: bytes = b""
-    next_contact: bytes = b""
+    first_reply: Values = msgspec.field(default_factory=Values)
+    resolution: Values = msgspec.field(default_factory=Values)
+    next_contact: Values = msgspec.field(default_factory=Values)
     csat_sum: int = 0
     csat_n: int = 0
     csat_satisfied: int = 0
@@ -83,55 +98,6 @@ class Group(msgspec.Struct, array_like=True):
 
 
 Cell = dict[str, Group]
-
-
-class _Acc:
-    """A group being built from metrics rows."""
-
-    __slots__ = ("group", "first_reply", "resolution", "next_contact", "concurrency")
-
-    def __init__(self) -> None:
-        self.group = Group()
-        self.first_reply: list[int] = []
-        self.resolution: list[int] = []
-        self.next_contact: list[int] = []
-        self.concurrency = [0.0, 0.0, 0.0, 0.0]
-
-    def add(self, row: dict[str, Any], whole: bool) -> None:
-        """``whole``: the row counts its conversation (every row in the agent dimension, the
-        primary row elsewhere); the agent's own figures (replies, concurrency) always add."""
-        g = self.group
-        g.replies += row["replies"]
-        g.reply_total += row["reply_total_s"]
-        for level, column in enumerate(("conc1", "conc2", "conc3", "conc4")):
-            self.concurrency[level] += row[column]
-        if not whole:
-            return
-        g.conversations += 1
-        g.awaited += row["awaited"]
-        g.handovers += row["handovers"]
-        if row["first_reply_s"] is not None:
-            self.first_reply.append(row["first_reply_s"])
-        self.resolution.append(row["resolution_s"])
-        if row["next_contact_s"] is not None:
-            self.next_contact.append(row["next_contact_s"])
-        if row["csat"] is not None:
-            g.csat_sum += row["csat"]
-            g.csat_n += 1
-            g.csat_satisfied += row["csat"] >= 4
-        if row["nps"] is not None:
-            g.nps_n += 1
-            g.nps_promoters += row["nps"] >= 9
-            g.nps_detractors += row["nps"] <= 6
-        if row["ces"] is not None:
-            g.ces_sum += row["ces"]
-            g.ces_n += 1
-
-    def freeze(self) -> Group:
-        g = self.group
-        g.first_reply, g.resolution, g.next_contact = _packed(self.first_reply), _packed(self.resolution), _packed(self.next_contact)
-        g.concurrency = (self.concurrency[0], self.concurrency[1], self.concurrency[2], self.concurrency[3])
-        return g
 
 
 # --- local time ----------------------------------------------------------------------------------
@@ -197,47 +163,89 @@ class HourKeys:
 # --- building cells from metrics rows --------------------------------------------------------------
 
 
-def funnel_key(site: str, rule: UUID | str | None, variant: str | None, invited: bool = True) -> str:
-    return FUNNEL_SEPARATOR.join((site, str(rule) if rule else (UNKNOWN_RULE if invited else ""), variant or ""))
+def _key_sql(dim: str, hours: HourKeys) -> str:
+    """The SQL expression of a dimension's group key (the same on SQLite and PostgreSQL)."""
+    if dim == "agent":
+        return "agent"
+    if dim == "group":
+        return "agent_group"
+    if dim in ("site", "channel"):
+        return dim
+    if dim == "day":
+        return "''"
+    if dim == "hour":
+        # The start of the local hour: the offset is constant between the day's clock changes.
+        offset = f"{hours.offsets[-1]}"
+        for cut, before in reversed(list(zip(hours.cuts, hours.offsets, strict=False))):
+            offset = f"CASE WHEN started_at < {cut} THEN {before} ELSE {offset} END"
+        return f"started_at - ((started_at + {offset}) % 3600)"
+    if dim == "funnel":
+        return (
+            "site || {sep} || COALESCE(CAST(rule AS TEXT), CASE WHEN invitation_id IS NULL THEN '' ELSE '" + UNKNOWN_RULE + "' END)"
+            " || {sep} || COALESCE(variant, '')"
+        )
+    raise ValueError(f"no dimension {dim!r}")
+
+
+# Conversation-wide figures count on the rows ``w`` selects (every row of an agent; the primary
+# row elsewhere); the agent's own figures (replies, concurrency) add up over all rows. The values
+# medians and thresholds need come back as one list per group ({values}: comma-separated text,
+# which the database builds faster than a driver hands over rows, and Python parses in C).
+_CELL = """
+SELECT {key} AS k,
+  SUM({w}) AS conversations, SUM({w} * awaited) AS awaited, SUM({w} * handovers) AS handovers,
+  SUM(CASE WHEN {w} = 1 THEN csat END) AS csat_sum,
+  SUM(CASE WHEN {w} = 1 AND csat IS NOT NULL THEN 1 ELSE 0 END) AS csat_n,
+  SUM(CASE WHEN {w} = 1 AND csat >= 4 THEN 1 ELSE 0 END) AS csat_satisfied,
+  SUM(CASE WHEN {w} = 1 AND nps IS NOT NULL THEN 1 ELSE 0 END) AS nps_n,
+  SUM(CASE WHEN {w} = 1 AND nps >= 9 THEN 1 ELSE 0 END) AS nps_promoters,
+  SUM(CASE WHEN {w} = 1 AND nps <= 6 THEN 1 ELSE 0 END) AS nps_detractors,
+  SUM(CASE WHEN {w} = 1 THEN ces END) AS ces_sum,
+  SUM(CASE WHEN {w} = 1 AND ces IS NOT NULL THEN 1 ELSE 0 END) AS ces_n,
+  SUM(replies) AS replies, SUM(reply_total_s) AS reply_total,
+  SUM(conc1) AS c1, SUM(conc2) AS c2, SUM(conc3) AS c3, SUM(conc4) AS c4,
+  {first_reply} AS first_reply, {resolution} AS resolution, {next_contact} AS next_contact
+FROM conversation_metrics WHERE tenant = {{}} AND started_at >= {{}} AND started_at < {{}}
+GROUP BY 1
+"""
+
+
+def _values_sql(column: str, w: str) -> str:
+    value = f"CASE WHEN {w} = 1 THEN {column} END"
+    return f"group_concat({value}, ',')" if db.is_sqlite() else f"string_agg(CAST({value} AS TEXT), ',')"
+
+
+def _parsed(text: str | None) -> Values:
+    return Values.of(list(map(int, text.split(",")))) if text else Values()
 
 
 async def build(tenant_id: UUID, zone: ZoneInfo, lo: int, hi: int, dims: Sequence[str] = DIMS) -> dict[str, Cell]:
-    """The groups of each dimension for the conversations that started in [lo, hi), computed
-    from the metrics rows (one query)."""
-    m = ConversationMetrics
-    rows = await m.select(*[getattr(m, c) for c in _ROW_COLUMNS]).where(
-        (m.tenant == tenant_id) & (m.started_at >= lo) & (m.started_at < hi)
+    """The groups of each dimension for the conversations that started in [lo, hi), computed by
+    SQL over the metrics rows (one grouped query per dimension)."""
+    hours = HourKeys(zone, lo, hi)
+    return {dim: await _build_dim(tenant_id, dim, _key_sql(dim, hours), lo, hi) for dim in dims}
+
+
+async def _build_dim(tenant_id: UUID, dim: str, key: str, lo: int, hi: int) -> Cell:
+    w = "1" if dim == "agent" else "is_primary"
+    # The funnel key joins parts with a separator passed as a parameter (it is not printable).
+    args: list[Any] = [FUNNEL_SEPARATOR, FUNNEL_SEPARATOR] if dim == "funnel" else []
+    sql = _CELL.format(
+        key=key.replace("{sep}", "{}"), w=w, first_reply=_values_sql("first_reply_s", w),
+        resolution=_values_sql("resolution_s", w), next_contact=_values_sql("next_contact_s", w),
     )
-    return aggregate(rows, zone, lo, hi, dims)
-
-
-def aggregate(rows: Iterable[dict[str, Any]], zone: ZoneInfo, lo: int, hi: int, dims: Sequence[str] = DIMS) -> dict[str, Cell]:
-    hour = HourKeys(zone, lo, hi)
-    accs: dict[str, dict[str, _Acc]] = {dim: {} for dim in dims}
-
-    def acc(dim: str, key: str) -> _Acc:
-        found = accs[dim].get(key)
-        if found is None:
-            found = accs[dim][key] = _Acc()
-        return found
-
-    keys: dict[str, Callable[[dict[str, Any]], str]] = {
-        "group": lambda r: r["agent_group"],
-        "site": lambda r: r["site"],
-        "channel": lambda r: r["channel"],
-        "day": lambda r: "",
-        "hour": lambda r: str(hour(r["started_at"])),
-        "funnel": lambda r: funnel_key(r["site"], r["rule"], r["variant"], r["invitation_id"] is not None),
-    }
-    shared = [(dim, keys[dim]) for dim in dims if dim != "agent"]
-    per_agent = "agent" in dims
-    for row in rows:
-        if per_agent:
-            acc("agent", row["agent"]).add(row, True)
-        whole = bool(row["is_primary"])
-        for dim, key in shared:
-            acc(dim, key(row)).add(row, whole)
-    return {dim: {key: a.freeze() for key, a in groups.items()} for dim, groups in accs.items()}
+    cell: Cell = {}
+    for row in await ConversationMetrics.raw(sql, *args, tenant_id, lo, hi):
+        cell[str(row["k"])] = Group(
+            conversations=int(row["conversations"] or 0), awaited=int(row["awaited"] or 0),
+            first_reply=_parsed(row["first_reply"]), resolution=_parsed(row["resolution"]), next_contact=_parsed(row["next_contact"]),
+            csat_sum=int(row["csat_sum"] or 0), csat_n=int(row["csat_n"] or 0), csat_satisfied=int(row["csat_satisfied"] or 0),
+            nps_n=int(row["nps_n"] or 0), nps_promoters=int(row["nps_promoters"] or 0), nps_detractors=int(row["nps_detractors"] or 0),
+            ces_sum=int(row["ces_sum"] or 0), ces_n=int(row["ces_n"] or 0),
+            replies=int(row["replies"] or 0), reply_total=int(row["reply_total"] or 0), handovers=int(row["handovers"] or 0),
+            concurrency=(float(row["c1"] or 0), float(row["c2"] or 0), float(row["c3"] or 0), float(row["c4"] or 0)),
+        )
+    return cell
 
 
 # --- the cache ---------------------------------------------------------------------------------
@@ -297,13 +305,12 @@ async def collect(tenant_id: UUID, zone: ZoneInfo, lo: int, hi: int, dims: Seque
             parts.append(await build(tenant_id, zone, a, b, dims))
             continue
         expected = fingerprint(counters, start, end)
-        found = {dim: stored.get((start, dim)) for dim in dims}
-        if all(f is not None and f[0] == expected for f in found.values()):
-            parts.append({dim: f[1] for dim, f in found.items() if f is not None})
-            continue
-        # Everything of the day at once: the other dimensions come for free with the one query.
-        built = await build(tenant_id, zone, start, end)
-        if end <= now:
-            await store(tenant_id, zone_name, start, expected, built)
-        parts.append({dim: built[dim] for dim in dims})
+        part = {dim: found[1] for dim in dims if (found := stored.get((start, dim))) is not None and found[0] == expected}
+        stale = [dim for dim in dims if dim not in part]
+        if stale:
+            built = await build(tenant_id, zone, start, end, stale)
+            if end <= now:
+                await store(tenant_id, zone_name, start, expected, built)
+            part.update(built)
+        parts.append(part)
     return parts

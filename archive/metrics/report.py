@@ -15,9 +15,9 @@ from __future__ import annotations
 import bisect
 import csv
 import io
+import itertools
 import math
-from collections import defaultdict
-from collections.abc import Sequence
+from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
@@ -27,7 +27,7 @@ import msgspec
 from archive import ledger
 from archive.errors import FieldError, InvalidInput
 from archive.metrics import cells
-from archive.metrics.cells import Cell, Group, values_of
+from archive.metrics.cells import Cell, Group, Values, values_of
 
 if TYPE_CHECKING:
     from archive.runtime import Runtime
@@ -112,61 +112,98 @@ class ReportOut(msgspec.Struct, kw_only=True):
 # --- figures from groups ----------------------------------------------------------------------
 
 
-def percentile(values: list[int], fraction: float) -> float | None:
-    """Linear interpolation between the closest ranks (PostgreSQL's percentile_cont)."""
-    if not values:
-        return None
-    rank = fraction * (len(values) - 1)
-    low = math.floor(rank)
-    value = values[low] + (values[low + 1] - values[low]) * (rank - low) if rank > low else values[low]
-    return round(float(value), 1)
+class Distribution:
+    """The values of one figure over many cells' groups, merged: sorted values, or — when any
+    part came counted — the distinct values with cumulative counts."""
+
+    def __init__(self, parts: list[Values]) -> None:
+        plain = sorted(values_of(b"".join(p.values for p in parts if not p.counts)))
+        counted = [p for p in parts if p.counts]
+        self.cumulative: list[int] | None = None
+        if not counted:
+            self.keys = plain
+            self.size = len(plain)
+            return
+        tally = Counter(plain)
+        for part in counted:
+            for value, count in zip(values_of(part.values), values_of(part.counts), strict=True):
+                tally[value] += count
+        self.keys = sorted(tally)
+        self.cumulative = list(itertools.accumulate(tally[k] for k in self.keys))
+        self.size = self.cumulative[-1] if self.cumulative else 0
+
+    def at(self, rank: int) -> int:
+        """The value of 0-based rank ``rank``."""
+        if self.cumulative is None:
+            return self.keys[rank]
+        return self.keys[bisect.bisect_right(self.cumulative, rank)]
+
+    def count_at_most(self, limit: int) -> int:
+        index = bisect.bisect_right(self.keys, limit)
+        if self.cumulative is None:
+            return index
+        return self.cumulative[index - 1] if index else 0
+
+    def percentile(self, fraction: float) -> float | None:
+        """Linear interpolation between the closest ranks (PostgreSQL's percentile_cont)."""
+        if not self.size:
+            return None
+        rank = fraction * (self.size - 1)
+        low = math.floor(rank)
+        value = float(self.at(low))
+        if rank > low:
+            value += (self.at(low + 1) - value) * (rank - low)
+        return round(value, 1)
 
 
 def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _merged(groups: list[Group], field: str) -> list[int]:
-    found = values_of(b"".join(getattr(g, field) for g in groups))
-    return sorted(found)
-
-
 def figures(groups: list[Group], settings: TenantSettings) -> Figures:
     """One group's figures, from its cells' groups."""
-    first_reply = _merged(groups, "first_reply")
-    resolution = _merged(groups, "resolution")
-    conversations = sum(g.conversations for g in groups)
-    awaited = sum(g.awaited for g in groups)
-    within = _count_at_most(first_reply, settings.sla_first_reply_seconds)
+    first_reply = Distribution([g.first_reply for g in groups])
+    resolution = Distribution([g.resolution for g in groups])
     fcr_window = settings.fcr_days * 86_400
-    returned = sum(_count_at_most(values_of(g.next_contact), fcr_window) for g in groups)
-    csat_n, nps_n, ces_n = (sum(getattr(g, f) for g in groups) for f in ("csat_n", "nps_n", "ces_n"))
-    replies = sum(g.replies for g in groups)
-    nps_score = (
-        round(100 * (sum(g.nps_promoters for g in groups) - sum(g.nps_detractors for g in groups)) / nps_n, 1) if nps_n else None
-    )
+    t = Group()  # the sums, added up in one pass
+    returned = 0
+    concurrency = [0.0, 0.0, 0.0, 0.0]
+    for g in groups:
+        t.conversations += g.conversations
+        t.awaited += g.awaited
+        t.csat_sum += g.csat_sum
+        t.csat_n += g.csat_n
+        t.csat_satisfied += g.csat_satisfied
+        t.nps_n += g.nps_n
+        t.nps_promoters += g.nps_promoters
+        t.nps_detractors += g.nps_detractors
+        t.ces_sum += g.ces_sum
+        t.ces_n += g.ces_n
+        t.replies += g.replies
+        t.reply_total += g.reply_total
+        t.handovers += g.handovers
+        for level, seconds in enumerate(g.concurrency):
+            concurrency[level] += seconds
+        if g.next_contact.values:
+            returned += g.next_contact.count_at_most(fcr_window)
     return Figures(
-        conversations=conversations,
-        first_reply_s=Span(percentile(first_reply, 0.5), percentile(first_reply, 0.9)),
-        resolution_s=Span(percentile(resolution, 0.5), percentile(resolution, 0.9)),
-        fcr_rate=_rate(conversations - returned, conversations),
-        sla_rate=_rate(within, awaited),
+        conversations=t.conversations,
+        first_reply_s=Span(first_reply.percentile(0.5), first_reply.percentile(0.9)),
+        resolution_s=Span(resolution.percentile(0.5), resolution.percentile(0.9)),
+        fcr_rate=_rate(t.conversations - returned, t.conversations),
+        sla_rate=_rate(first_reply.count_at_most(settings.sla_first_reply_seconds), t.awaited),
         csat=Csat(
-            mean=round(sum(g.csat_sum for g in groups) / csat_n, 2) if csat_n else None,
-            responses=csat_n,
-            satisfied_rate=_rate(sum(g.csat_satisfied for g in groups), csat_n),
+            mean=round(t.csat_sum / t.csat_n, 2) if t.csat_n else None,
+            responses=t.csat_n,
+            satisfied_rate=_rate(t.csat_satisfied, t.csat_n),
         ),
-        nps=Nps(score=nps_score, responses=nps_n),
-        ces=Ces(mean=round(sum(g.ces_sum for g in groups) / ces_n, 2) if ces_n else None, responses=ces_n),
-        concurrency_s={level: round(sum(g.concurrency[i] for g in groups), 1) for i, level in enumerate(LEVELS)},
-        missed=awaited - len(first_reply),
-        avg_reply_s=round(sum(g.reply_total for g in groups) / replies, 1) if replies else None,
-        handovers=sum(g.handovers for g in groups),
+        nps=Nps(score=round(100 * (t.nps_promoters - t.nps_detractors) / t.nps_n, 1) if t.nps_n else None, responses=t.nps_n),
+        ces=Ces(mean=round(t.ces_sum / t.ces_n, 2) if t.ces_n else None, responses=t.ces_n),
+        concurrency_s={level: round(concurrency[i], 1) for i, level in enumerate(LEVELS)},
+        missed=t.awaited - first_reply.size,
+        avg_reply_s=round(t.reply_total / t.replies, 1) if t.replies else None,
+        handovers=t.handovers,
     )
-
-
-def _count_at_most(values: Sequence[int], limit: int) -> int:
-    return bisect.bisect_right(values, limit)
 
 
 # --- the request ----------------------------------------------------------------------------
