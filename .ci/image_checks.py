@@ -4,6 +4,7 @@
     image_checks.py contents INSPECT.json ROOTFS     what the image holds, its size and user
     image_checks.py wait URL                         wait until /healthz answers
     image_checks.py api URL KEYS.json MARKER         readyz, an ingest, a search and a read
+    image_checks.py inside                           run in the image: bytecode, lemmatizers, redaction
 
 Each check prints one line, ``PASS name`` or ``FAIL name: why``; the exit status is 1 if any failed.
 """
@@ -241,9 +242,84 @@ def cmd_api(base: str, keys_json: str, marker: str) -> None:
            status == 200 and marker in text and "4111 1111 1111 1111" not in text, f"{status} {text[:300]}")
 
 
+# --- inside the image ---------------------------------------------------------------------------
+
+# One number of every kind redaction finds, every national identity number included (valid check
+# digits; from tests/test_redaction.py).
+REDACTION_SAMPLE = (
+    "fødselsnummer 15076500565, personnummer 880320-0016, CPR 211062-5629, henkilötunnus 131052-308T, "
+    "EMŠO 0101006500006, СНИЛС 112-233-445 95, IBAN NO93 8601 1117 947, card 4111 1111 1111 1111, "
+    "call +47 412 34 567 or mail ola.nordmann@example.no"
+)
+
+
+def cmd_inside() -> None:
+    """Run by the image's Python as the image's user (the sandbox copies this file into the
+    image's /tmp): what the image trimmed must not be missed."""
+    import importlib
+    import importlib.machinery
+    import importlib.metadata
+    import pkgutil
+
+    # The loader compiles a module from source only when it has no valid bytecode for it.
+    from_source: list[str] = []
+    source_to_code = importlib.machinery.SourceFileLoader.source_to_code
+
+    def counting_source_to_code(self: Any, data: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
+        from_source.append(str(path))
+        return source_to_code(self, data, path, *args, **kwargs)
+
+    importlib.machinery.SourceFileLoader.source_to_code = counting_source_to_code  # type: ignore[method-assign]
+    packages = sorted({str(f).split("/")[0] for f in importlib.metadata.files("parley") or []
+                       if str(f).endswith(".py") and "/" in str(f)})
+    count = 0
+    for package in packages:
+        for info in pkgutil.walk_packages(importlib.import_module(package).__path__, package + "."):
+            importlib.import_module(info.name)
+            count += 1
+    importlib.import_module("api.asgi").create()
+    importlib.import_module("granian")
+    ours = [p for p in from_source if p.startswith("/app/")]
+    report(f"Parley's {count} modules and the app start from bytecode (nothing in /app compiled at start)",
+           count > 0 and not ours, f"compiled from source: {ours[:10]}")
+
+    # The build strips the compiled modules: each must still load with every symbol resolved.
+    import ctypes
+    import sysconfig
+
+    site = Path(sysconfig.get_path("purelib"))
+    shared = sorted(site.rglob("*.so"))
+    broken = {}
+    for path in shared:
+        try:
+            ctypes.CDLL(str(path), mode=os.RTLD_NOW)
+        except OSError as error:
+            broken[str(path.relative_to(site))] = str(error)
+    report(f"all {len(shared)} compiled modules in the venv load (dlopen, every symbol resolved)",
+           bool(shared) and not broken, f"{broken}")
+
+    wordforms = importlib.import_module("archive.wordforms")
+    failed = {}
+    for language in sorted(wordforms.LEMMATIZERS):
+        try:
+            wordforms.normal_form("test", language)
+        except Exception as error:  # a missing model or dictionary: name it, check the others
+            failed[language] = repr(error)
+    report(f"every language in archive.wordforms.LEMMATIZERS lemmatizes ({', '.join(sorted(wordforms.LEMMATIZERS))})",
+           not failed, f"failed: {failed}")
+
+    redaction = importlib.import_module("archive.redaction")
+    options = importlib.import_module("archive.redaction.options")
+    redactor = redaction.Redactor(redaction.RedactionOptions(national_ids=list(options.NATIONAL_IDS)))
+    redactor.redact(REDACTION_SAMPLE)
+    wanted = {f"national_id_{country}" for country in options.NATIONAL_IDS} | {"iban", "card", "phone", "email"}
+    report(f"redaction finds every national id ({', '.join(options.NATIONAL_IDS)}), an IBAN, a card, a phone number and an e-mail",
+           set(redactor.counts) == wanted, f"found {dict(redactor.counts)}")
+
+
 def main(argv: list[str]) -> int:
     commands: dict[str, Callable[..., None]] = {
-        "config": cmd_config, "contents": cmd_contents, "wait": cmd_wait, "api": cmd_api,
+        "config": cmd_config, "contents": cmd_contents, "wait": cmd_wait, "api": cmd_api, "inside": cmd_inside,
     }
     if len(argv) < 2 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)

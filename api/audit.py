@@ -11,9 +11,12 @@ from litestar.params import FromQuery, QueryParameter
 from api.auth import requires
 from api.deps import Caller, Rt
 from api.schemas import PublicKeys
-from archive import ledger
+from archive import ledger, signing
 from archive.ledger import Checkpoint, LedgerRecord, VerifyReport
 from archive.search.service import reveal_queries
+
+# Ledger sequence numbers are 32-bit integers in the store; a larger cursor is a client error.
+MAX_SEQ = 2**31 - 1
 
 
 class AuditController(Controller):
@@ -30,7 +33,7 @@ class AuditController(Controller):
         subject: FromQuery[str | None] = None,
         from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
         to: FromQuery[datetime | None] = None,
-        after_seq: Annotated[int, QueryParameter(ge=0, description="cursor: the last seq you have")] = 0,
+        after_seq: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, description="cursor: the last seq you have")] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[LedgerRecord]:
         records = await ledger.list_entries(
@@ -47,6 +50,10 @@ class AuditController(Controller):
     async def checkpoint(self, rt: Rt, principal: Caller) -> Checkpoint | None:
         return await ledger.checkpoint(rt, principal.tenant_id)
 
-    @get("/public-key", exclude_from_auth=True, summary="Ed25519 public keys that sign checkpoints and exports")
+    @get("/public-key", exclude_from_auth=True, summary="Every Ed25519 key that ever signed checkpoints and exports, with validity periods")
     async def public_key(self, rt: Rt) -> PublicKeys:
-        return PublicKeys(algorithm="Ed25519", active_version=rt.keyring.active, keys=ledger.public_keys(rt))
+        history = await rt.signing.history()
+        return PublicKeys(
+            algorithm=signing.ALGORITHM, active_version=await rt.signing.active_version(),
+            keys={k.version: k.public_key for k in history}, history=history,
+        )

@@ -59,6 +59,7 @@ async def _with_db(settings: Settings, work: Callable[[Any], Awaitable[int]], *,
 async def _has_tenants() -> bool:
     from archive.tables import Tenant
 
+    # Before the first migration there is no tenant table, and no data to protect.
     return bool(await Tenant.table_exists()) and bool(await Tenant.exists())
 
 
@@ -209,7 +210,9 @@ def cmd_keys_rotate_master(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(rt: Any) -> int:
         report = await rotate_master(rt, actor=_cli_actor())
-        _print(report, args.json, lambda r: f"master key version {r.active_version} is active; re-wrapped {r.data_keys_rewrapped} data keys and {r.tenant_secrets_rewrapped} tenant secrets"
+        others = "".join(f", {n} {name}" for name, n in report.other_rewrapped.items())
+        resumed = "finished an interrupted rotation: " if report.resumed else ""
+        _print(report, args.json, lambda r: f"{resumed}master key version {r.active_version} is active; re-wrapped {r.data_keys_rewrapped} data keys, {r.tenant_secrets_rewrapped} tenant secrets{others}"
                + (f"\n{len(r.unreadable)} data keys do not unwrap (tampered rows?): {', '.join(r.unreadable[:20])}" if r.unreadable else ""))
         return EXIT_FAILED if report.unreadable else 0
 
@@ -220,8 +223,38 @@ def cmd_keys_retire_master(settings: Settings, args: argparse.Namespace) -> int:
     from archive.rotation import retire_master
 
     async def work(rt: Any) -> int:
-        await retire_master(rt, args.version)
-        print(f"master key version {args.version} retired and destroyed")
+        report = await retire_master(rt, args.version, actor=_cli_actor())
+        if report.destroyed:
+            print(f"master key version {report.version} retired and destroyed")
+        else:
+            print(f"nothing needs master key version {report.version} any more: remove it from PARLEY_MASTER_KEY "
+                  "in every process's environment")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_keys_rotate_signing(settings: Settings, args: argparse.Namespace) -> int:
+    from archive import ledger
+    from archive.tables import Tenant
+
+    async def work(rt: Any) -> int:
+        key = await rt.signing.rotate()
+        for tenant in await Tenant.select(Tenant.id):
+            await ledger.append(tenant["id"], ledger.Entry(actor=_cli_actor(), action="key.rotate_signing",
+                                                           details={"signing_key_version": key.version, "public_key": key.public_key}))
+        _print(key, args.json, lambda k: f"signing key {k.version} is active (public key {k.public_key}); earlier keys stay published for verification")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
+def cmd_keys_signing(settings: Settings, args: argparse.Namespace) -> int:
+    async def work(rt: Any) -> int:
+        history = await rt.signing.history()
+        _print(history, args.json, lambda ks: "\n".join(
+            f"{k.version}\t{k.public_key}\t{k.origin}\t{k.valid_from.isoformat(timespec='seconds')} .. "
+            f"{k.valid_until.isoformat(timespec='seconds') if k.valid_until else 'now (active)'}" for k in ks))
         return 0
 
     return asyncio.run(_with_db(settings, work))
@@ -404,18 +437,28 @@ def cmd_index_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_retention_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.tenancy import tenant_by_slug
     from retention.sweep import sweep_all
 
     async def work(rt: Any) -> int:
-        reports = await sweep_all(rt, dry_run=args.dry_run)
+        only = [(await tenant_by_slug(args.tenant))["id"]] if args.tenant else None
+        reports = await sweep_all(rt, dry_run=args.dry_run, tenant_ids=only)
         if args.json:
             print(msgspec.json.encode(reports).decode())
+        busy = False
         for slug, r in reports.items():
+            if r.running_id is not None:
+                busy = True
+                if not args.json:
+                    print(f"{slug}: skipped — a sweep of this tenant is already running (id {r.running_id})")
+                continue
             if not args.json:
+                done = r.expired - r.held - r.waiting_for_index if r.dry_run else r.deleted
                 verb = "would delete" if r.dry_run else "deleted"
-                print(f"{slug}: {verb} {r.expired - r.held - r.waiting_for_index} of {r.expired} expired; "
-                      f"{r.held} held {r.protected_by_hold or ''}; by rule {r.by_rule or '{}'}")
-        return 0
+                print(f"{slug}: {verb} {done} of {r.expired} expired; "
+                      f"{r.held} held {r.protected_by_hold or ''}; by rule {r.by_rule or '{}'}"
+                      + (f"; {r.waiting_for_index} waiting for the index" if r.waiting_for_index else ""))
+        return EXIT_FAILED if busy else 0
 
     return asyncio.run(_with_db(settings, work))
 
@@ -482,9 +525,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys.add_parser("rotate-master", help="add a master key version and re-wrap data keys (payloads untouched)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_keys_rotate_master)
-    p = keys.add_parser("retire-master", help="destroy an old master key version no longer in use")
+    p = keys.add_parser("retire-master", help="destroy an old master key version (refused while anything needs it)")
     p.add_argument("version", type=int)
     p.set_defaults(func=cmd_keys_retire_master)
+    p = keys.add_parser("rotate-signing", help="start a new signing key for checkpoints and exports (old ones stay published)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_keys_rotate_signing)
+    p = keys.add_parser("signing", help="list every signing key that ever signed, with validity periods")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_keys_signing)
 
     sites = sub.add_parser("sites", help="manage sites").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = sites.add_parser("create", help="create a site; prints its site key and embed tag")
@@ -544,6 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
     retention_p = sub.add_parser("retention", help="retention policies").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = retention_p.add_parser("sweep", help="delete expired, unheld conversations (crypto-shredding, receipts)")
     p.add_argument("--dry-run", action="store_true", help="report what would be deleted, change nothing")
+    p.add_argument("--tenant", help="only this tenant")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_retention_sweep)
 

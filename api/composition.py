@@ -14,12 +14,14 @@ from archive.connectors import service as connectors
 from archive.connectors.store import ConnectorDirectory
 from archive.db import Database
 from archive.ingest import IngestStep
-from archive.keyring import Keys, MasterKeyring, load_keyring
+from archive.keyring import FileKeyProvider, Keys, MasterKeyring, load_keyring
 from archive.metrics.store import MetricsStep
+from archive.rotation import ConversationKeys, KeyringCheck, MasterKeyUser, SigningKeyHistory, TenantSecrets
 from archive.runtime import Runtime
 from archive.search import indexing
 from archive.search.backend import SearchBackend
-from archive.signals import Signals
+from archive.signals import KEYRING_CHANGED, Signals
+from archive.signing import SigningKeys
 from archive.tenancy import TenantDirectory
 from archive.workers import Workers
 from config.database import build_engine
@@ -29,12 +31,26 @@ from proactive import jobs as proactive_jobs
 from proactive.runtime import Engagement
 from proactive.sink import EventSink, IndexEventSink, NullEventSink
 from retention import jobs as retention_jobs
-from retention.policies import RetainUntilStep
+from retention.deletion import DeletionGuard
+from retention.exports import ExportFiles
+from retention.holds import HoldGuard
+from retention.policies import ComplianceFloorGuard, RetainUntilStep
 
 
 def ingest_steps() -> list[IngestStep]:
     """What happens to every ingested conversation besides being stored, in order."""
     return [RetainUntilStep(), indexing.OutboxStep(), MetricsStep(resolve=funnel.resolve)]
+
+
+def deletion_guards() -> list[DeletionGuard]:
+    """What keeps a conversation from being deleted — by a sweep or an erasure — asked in this
+    order inside every deletion transaction; the first to protect names the reason."""
+    return [HoldGuard(), ComplianceFloorGuard()]
+
+
+def master_key_users() -> list[MasterKeyUser]:
+    """Everything kept wrapped under a master version: rotation re-wraps each, retirement asks each."""
+    return [TenantSecrets(), ConversationKeys(), SigningKeyHistory(), ExportFiles()]
 
 
 def event_sink(search: SearchBackend) -> EventSink:
@@ -58,18 +74,26 @@ def build_runtime(
     shares another runtime's connections (several runtimes in one test process);
     ``create_keyring`` allows a new key file (only on an empty data directory)."""
     # Keys first: a command pointed at the wrong directory stops here, before it creates anything.
+    clock = clock or SystemClock()
     if keyring is not None:
-        keys = Keys(lambda: keyring)
+        keys = Keys(lambda: keyring, monotonic=clock.monotonic)
     else:
         # Only the first load may create the key file; a reload never does.
         first = load_keyring(settings.master_key, settings.data_path, create=create_keyring)
-        keys = Keys(lambda: load_keyring(settings.master_key, settings.data_path), initial=first)
+        stamp = None if settings.master_key else FileKeyProvider(settings.data_path).stamp
+        keys = Keys(lambda: load_keyring(settings.master_key, settings.data_path), initial=first,
+                    monotonic=clock.monotonic, stamp=stamp)
     settings.data_path.mkdir(parents=True, exist_ok=True)
-    clock = clock or SystemClock()
     if database is None:
         database = Database(build_engine(settings), pool_size=settings.db_pool_size)
         database.bind()
     signals = Signals(settings.data_path)
+    # Rotation and retirement in any process reach this one at once (and a lost listener, which
+    # may have missed the signal, reloads too).
+    key_check = KeyringCheck(keys, clock)
+    signals.subscribe(KEYRING_CHANGED, keys.on_changed)
+    signals.subscribe(KEYRING_CHANGED, key_check.invalidate)
+    signals.on_reset(keys.on_changed)
     search = search or indexing.make_backend(settings)
     return Runtime(
         settings=settings,
@@ -85,4 +109,8 @@ def build_runtime(
         engagement=Engagement(clock),
         jobs=[*archive_jobs.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs(), *connectors.jobs()],
         connectors=ConnectorDirectory(signals, clock, settings.auth_cache_seconds),
+        signing=SigningKeys(keys, clock),
+        master_key_users=master_key_users(),
+        key_check=key_check,
+        deletion_guards=deletion_guards(),
     )

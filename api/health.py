@@ -25,7 +25,15 @@ async def _index_lag(rt: Rt) -> Check:
     return Check(ok=True, detail=f"{lag.pending} pending, oldest {lag.oldest_seconds}s")
 
 
-PROBES = {"database": _database, "search": _search, "index_lag": _index_lag}
+async def _keyring(rt: Rt) -> Check:
+    # Not ready when this process cannot unwrap what the store holds (a rotation whose new
+    # version this process's keyring lacks): a load balancer then routes around it.
+    rt.signals.poll()  # SQLite: a rotation announced by another process (PostgreSQL listens)
+    status = await rt.key_check.status()
+    return Check(ok=status.ok, detail=status.detail)
+
+
+PROBES = {"database": _database, "search": _search, "index_lag": _index_lag, "keyring": _keyring}
 
 
 @get("/healthz", exclude_from_auth=True, tags=["operations"], summary="The process is alive")
@@ -33,7 +41,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", exclude_from_auth=True, tags=["operations"], summary="Database and search backend are usable")
+@get("/readyz", exclude_from_auth=True, tags=["operations"], summary="Database, search backend and keyring are usable")
 async def readyz(rt: Rt) -> Response[Readiness]:
     checks: dict[str, Check] = {}
     for name, probe in PROBES.items():

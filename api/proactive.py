@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -82,7 +83,9 @@ class RulesController(Controller):
     async def import_rules(self, request: Request[Principal, Any, Any], rt: Rt, principal: Caller) -> service.ImportOut:
         return await service.import_document(rt, principal, await request.body(), _media(request))
 
-    @get("/export", summary="All rules as YAML, for version control", media_type="application/yaml")
+    @get("/export", summary="All rules as YAML, for version control", media_type="application/yaml",
+         responses={200: ResponseSpec(data_container=service.RulesDocument, media_type="application/yaml", generate_examples=False,
+                                      description="The rules document (YAML): the same shape POST /v1/rules/import reads")})
     async def export_rules(self, principal: Caller) -> Response[str]:
         return Response(await service.export_document(principal.tenant_id), media_type="application/yaml")
 

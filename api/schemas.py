@@ -6,6 +6,8 @@ from typing import Annotated
 
 import msgspec
 
+from archive.signing import PublishedKey
+
 
 class CreateKeyIn(msgspec.Struct, forbid_unknown_fields=True):
     role: str
@@ -40,4 +42,7 @@ class Readiness(msgspec.Struct):
 class PublicKeys(msgspec.Struct):
     algorithm: str
     active_version: int
+    # Every signing key that ever signed, by version (hex raw Ed25519 public keys).
     keys: dict[int, str]
+    # The same keys with their origin and validity periods, oldest first.
+    history: list[PublishedKey]

@@ -18,7 +18,10 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import secrets
+import shutil
+from pathlib import Path
 from typing import Any, Iterator
 from uuid import UUID
 
@@ -27,9 +30,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from archive.keyring import MasterKeyring
+from archive.keyring import KeySource
 
 NONCE_BYTES = 12
 KEY_BYTES = 32
@@ -67,7 +70,7 @@ class Sealed:
 class TenantCrypto:
     """Everything one tenant encrypts, decrypts or hashes goes through here."""
 
-    def __init__(self, keyring: MasterKeyring, tenant_id: UUID, wrapped_secret: bytes, secret_version: int) -> None:
+    def __init__(self, keyring: KeySource, tenant_id: UUID, wrapped_secret: bytes, secret_version: int) -> None:
         self._keyring = keyring
         self.tenant_id = tenant_id
         self._keks: dict[int, bytes] = {}
@@ -77,10 +80,11 @@ class TenantCrypto:
         self._note_key = hkdf(secret, "parley/ledger-notes/v1")
 
     @staticmethod
-    def new_tenant_secret(keyring: MasterKeyring, tenant_id: UUID) -> tuple[bytes, int]:
+    def new_tenant_secret(keyring: KeySource, tenant_id: UUID) -> tuple[bytes, int]:
         """A fresh random tenant secret, wrapped for storage in the tenant row."""
-        kek = hkdf(keyring.key(keyring.active), f"parley/kek/v1/{tenant_id}")
-        return _encrypt(kek, secrets.token_bytes(KEY_BYTES), TenantCrypto._aad("tenant-secret", tenant_id)), keyring.active
+        active = keyring.active
+        kek = hkdf(keyring.key(active), f"parley/kek/v1/{tenant_id}")
+        return _encrypt(kek, secrets.token_bytes(KEY_BYTES), TenantCrypto._aad("tenant-secret", tenant_id)), active
 
     @staticmethod
     def _aad(kind: str, tenant_id: UUID, subject: UUID | None = None) -> bytes:
@@ -94,7 +98,10 @@ class TenantCrypto:
     def seal(self, conversation_id: UUID, plaintext: bytes) -> Sealed:
         data_key = secrets.token_bytes(KEY_BYTES)
         ciphertext = _encrypt(data_key, plaintext, self._aad("conversation", self.tenant_id, conversation_id))
-        return Sealed(ciphertext, self.wrap_data_key(conversation_id, data_key), self._keyring.active)
+        # The active version is read once: a keyring reload between the wrap and the record
+        # must not store a key under a version it was not wrapped with.
+        version = self._keyring.active
+        return Sealed(ciphertext, self.wrap_data_key(conversation_id, data_key, version), version)
 
     def open(self, conversation_id: UUID, ciphertext: bytes, wrapped_key: bytes, master_version: int) -> bytes:
         data_key = self.unwrap_data_key(conversation_id, wrapped_key, master_version)
@@ -131,7 +138,8 @@ class TenantCrypto:
     def seal_stream(self, subject_id: UUID, out: Any) -> SealingWriter:
         """A writer that encrypts everything written to it into ``out`` (see SealingWriter)."""
         data_key = secrets.token_bytes(KEY_BYTES)
-        header = _stream_header(self._keyring.active, self.wrap_data_key(subject_id, data_key))
+        version = self._keyring.active
+        header = _stream_header(version, self.wrap_data_key(subject_id, data_key, version))
         return SealingWriter(out, data_key, self._aad("stream", self.tenant_id, subject_id), header)
 
     def open_stream(self, subject_id: UUID, source: Any) -> Iterator[bytes]:
@@ -139,6 +147,30 @@ class TenantCrypto:
         version, wrapped, chunk = read_stream_header(source)
         data_key = self.unwrap_data_key(subject_id, wrapped, version)
         return open_stream_chunks(source, data_key, self._aad("stream", self.tenant_id, subject_id), chunk)
+
+    def stream_version(self, path: Path) -> int:
+        """The master version a sealed file's data key is wrapped under (reads the header only)."""
+        with open(path, "rb") as source:
+            return read_stream_header(source)[0]
+
+    def rewrap_stream_file(self, subject_id: UUID, path: Path) -> bool:
+        """Re-wrap a sealed file's data key under the active master version (master rotation).
+        Only the header line changes; the file is replaced atomically. False if already current."""
+        active = self._keyring.active
+        with open(path, "rb") as source:
+            version, wrapped, chunk = read_stream_header(source)
+            if version == active:
+                return False
+            data_key = self.unwrap_data_key(subject_id, wrapped, version)
+            header = _stream_header(active, self.wrap_data_key(subject_id, data_key, active), chunk)
+            tmp = path.with_name(path.name + ".rewrap")
+            with open(tmp, "wb") as target:
+                target.write(header + b"\n")
+                shutil.copyfileobj(source, target)
+                target.flush()
+                os.fsync(target.fileno())
+        os.replace(tmp, path)
+        return True
 
     def seal_note(self, plaintext: bytes) -> str:
         """Small tenant-scoped secrets kept in the ledger (search terms): base64 AES-GCM under a
@@ -156,10 +188,43 @@ class TenantCrypto:
         return hmac.new(self._identity_key, b"submission|" + data, hashlib.sha256).hexdigest()
 
 
-def signing_key(keyring: MasterKeyring, version: int | None = None) -> Ed25519PrivateKey:
-    """The Ed25519 key that signs ledger checkpoints and exports, derived from a master version."""
-    version = keyring.active if version is None else version
-    return Ed25519PrivateKey.from_private_bytes(hkdf(keyring.key(version), "parley/ledger-signing/v1"))
+# --- signing keys (ledger checkpoints, exports) -----------------------------------------------
+# Signing keys are Ed25519 keys of their own with a versioned history (archive/signing.py); the
+# master key only wraps their private halves and attests their records, so retiring a master
+# version never makes a past signature unverifiable.
+
+
+def legacy_signing_key(master_key: bytes) -> Ed25519PrivateKey:
+    """The key that signed before signing keys had a history: derived from a master version.
+    Only used to record its public half while that master version still exists."""
+    return Ed25519PrivateKey.from_private_bytes(hkdf(master_key, "parley/ledger-signing/v1"))
+
+
+def new_signing_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+def _signing_aad(version: int) -> bytes:
+    return f"parley/signing-key/v1|{version}".encode()
+
+
+def wrap_signing_key(master_key: bytes, version: int, key: Ed25519PrivateKey) -> bytes:
+    raw = key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    return _encrypt(hkdf(master_key, "parley/signing-key-wrap/v1"), raw, _signing_aad(version))
+
+
+def unwrap_signing_key(master_key: bytes, version: int, wrapped: bytes) -> Ed25519PrivateKey:
+    raw = _decrypt(hkdf(master_key, "parley/signing-key-wrap/v1"), wrapped, _signing_aad(version))
+    return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def attest(master_key: bytes, record: bytes) -> str:
+    """HMAC-SHA256 of a key record under a master-derived key (who may add signing keys)."""
+    return hmac.new(hkdf(master_key, "parley/signing-key-attestation/v1"), record, hashlib.sha256).hexdigest()
+
+
+def attestation_ok(master_key: bytes, record: bytes, attestation: str) -> bool:
+    return hmac.compare_digest(attest(master_key, record), attestation)
 
 
 def public_key_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
@@ -229,8 +294,8 @@ class SealingWriter:
         return self._digest.hexdigest()
 
 
-def _stream_header(master_version: int, wrapped_key: bytes) -> bytes:
-    return json.dumps({"format": _STREAM_MAGIC.decode(), "v": master_version, "k": wrapped_key.hex(), "chunk": STREAM_CHUNK}).encode()
+def _stream_header(master_version: int, wrapped_key: bytes, chunk: int = STREAM_CHUNK) -> bytes:
+    return json.dumps({"format": _STREAM_MAGIC.decode(), "v": master_version, "k": wrapped_key.hex(), "chunk": chunk}).encode()
 
 
 def read_stream_header(source: Any) -> tuple[int, bytes, int]:

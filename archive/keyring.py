@@ -12,11 +12,14 @@ import base64
 import binascii
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Callable, Protocol
 
 import msgspec
 import structlog
+
+from archive.errors import Unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -24,8 +27,12 @@ KEY_BYTES = 32
 KEY_FILE_NAME = "master.keyring"
 
 
-class KeyringError(Exception):
-    pass
+class KeyringError(Unavailable):
+    """The keyring cannot be loaded or lacks a version. Over HTTP a 503: the data is intact, this
+    process just cannot reach its key (an operator adds the version; see docs/operations.md)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
 
 
 class KeyFile(msgspec.Struct):
@@ -45,7 +52,10 @@ class MasterKeyring(msgspec.Struct, frozen=True):
         try:
             return self.keys[version]
         except KeyError:
-            raise KeyringError(f"master key version {version} is not in the keyring ({self.source})") from None
+            raise KeyringError(
+                f"master key version {version} is not in this process's keyring; "
+                "add it to the keyring every process reads (see docs/operations.md)"
+            ) from None
 
     def __repr__(self) -> str:
         return f"MasterKeyring(active={self.active}, versions={sorted(self.keys)}, source={self.source!r})"
@@ -98,6 +108,14 @@ class FileKeyProvider:
         kf = self._read()
         keys = {v: _decode_key(k, f"{self.path} version {v}") for v, k in kf.versions.items() if v not in kf.retired}
         return MasterKeyring(active=kf.active, keys=keys, source=str(self.path))
+
+    def stamp(self) -> tuple[int, int, int] | None:
+        """What changes when the file is replaced (inode, size, mtime): one ``stat``."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def add_version(self) -> int:
         kf = self._read()
@@ -167,13 +185,78 @@ def missing_keyring_message(data_dir: Path) -> str:
 
 
 class Keys:
-    """The process's current keyring. Rotation in another process replaces it here without a
-    restart (``reload``, triggered by the keyring-changed signal)."""
+    """The process's current keyring, kept current without a restart.
 
-    def __init__(self, load: Callable[[], MasterKeyring], initial: MasterKeyring | None = None) -> None:
+    ``rotate-master`` announces ``keyring_changed`` and every process reloads (the composition
+    root subscribes ``reload``). A signal can be missed — a listener reconnecting, a process that
+    has not polled yet — so a version that is missing triggers one reload before failing: data a
+    rotation re-wrapped a moment ago is readable here even before the signal arrives.
+    """
+
+    # A burst of reads for a version that really is gone reloads the file at most this often.
+    MISS_RELOAD_SECONDS = 1.0
+
+    def __init__(self, load: Callable[[], MasterKeyring], initial: MasterKeyring | None = None,
+                 monotonic: Callable[[], float] | None = None, stamp: Callable[[], object] | None = None) -> None:
         self._load = load
+        self._monotonic = monotonic or time.monotonic
+        self._last_miss_reload = -self.MISS_RELOAD_SECONDS
+        # A key file is re-read as soon as it changes (one stat per use), so no process wraps a
+        # new key under a version another process has just rotated away from.
+        self._stamp = stamp
+        self._seen = stamp() if stamp else None
         self.current = initial if initial is not None else load()
 
     def reload(self) -> MasterKeyring:
+        if self._stamp is not None:
+            self._seen = self._stamp()
         self.current = self._load()
         return self.current
+
+    def fresh(self) -> MasterKeyring:
+        if self._stamp is not None and self._stamp() != self._seen:
+            try:
+                self.reload()
+            except KeyringError as exc:  # a half-written file cannot happen (atomic replace); be safe anyway
+                log.error("keyring_reload_failed", error=exc.detail)
+        return self.current
+
+    @property
+    def active(self) -> int:
+        return self.fresh().active
+
+    def key(self, version: int) -> bytes:
+        """The key of ``version``; reloads once if this process does not know it yet."""
+        try:
+            return self.fresh().key(version)
+        except KeyringError:
+            now = self._monotonic()
+            if now - self._last_miss_reload < self.MISS_RELOAD_SECONDS:
+                raise
+            self._last_miss_reload = now
+            try:
+                self.reload()
+            except KeyringError as exc:
+                log.warning("keyring_reload_failed", error=exc.detail)
+                raise
+            log.info("keyring_reloaded_for_missing_version", version=version, active=self.current.active)
+            return self.current.key(version)
+
+    def on_changed(self, _arg: str = "") -> None:
+        """The keyring-changed signal: another process rotated or retired a master version."""
+        try:
+            ring = self.reload()
+        except KeyringError as exc:  # keep serving with what we have; reads fail loudly if needed
+            log.error("keyring_reload_failed", error=exc.detail)
+            return
+        log.info("keyring_reloaded", active=ring.active, versions=sorted(ring.keys))
+
+
+class KeySource(Protocol):
+    """What encryption needs of a keyring: the active version and a key by version. Both a
+    fixed ``MasterKeyring`` and the live ``Keys`` fit."""
+
+    @property
+    def active(self) -> int: ...
+
+    def key(self, version: int) -> bytes: ...

@@ -3,12 +3,16 @@
 Each tenant has one chain. Entry ``n`` stores ``hash_n = SHA-256(hash_{n-1} || canonical(entry_n))``
 and the head row holds the newest ``(seq, hash)``. Editing, deleting, inserting or reordering rows
 breaks the recomputation at the first affected ``seq``; truncating the tail disagrees with the head
-row and with the signed checkpoints. Checkpoints sign the head with an Ed25519 key derived from the
-master keyring, so even someone who can rewrite the whole table cannot forge an earlier signed head.
+row and with the signed checkpoints. Checkpoints sign the head with an Ed25519 signing key whose
+record is attested by the master key (archive/signing.py), so even someone who can rewrite every
+table cannot forge an earlier signed head; and because signing keys keep their own history, a
+checkpoint stays verifiable after the master version of its day is retired.
 
 Appends happen inside the caller's write transaction, so an action and its ledger entry commit
 together or not at all. The head row is locked (``FOR UPDATE`` on PostgreSQL; SQLite's IMMEDIATE
-transaction already holds the database write lock) so concurrent appends serialise.
+transaction already holds the database write lock) so concurrent appends serialise. Destructive
+steps and legal holds take the same lock first (``lock_head``): deletion decides with the holds of
+the moment, and a hold placed meanwhile waits for the batch to commit (retention/deletion.py).
 """
 
 from __future__ import annotations
@@ -20,12 +24,11 @@ from typing import Any, AsyncIterator
 from uuid import UUID
 
 import msgspec
-from cryptography.exceptions import InvalidSignature
 
 from archive import db
-from archive.crypto import public_key_bytes, signing_key
 from archive.db import json_column
 from archive.runtime import Runtime
+from archive.signing import Verifier
 from archive.tables import LedgerCheckpoint, LedgerEntry, LedgerHead, Tenant
 
 GENESIS_HASH = "0" * 64
@@ -98,6 +101,12 @@ def chain_hash(prev_hash: str, tenant_id: UUID, seq: int, at: datetime, entry: E
 async def init_chain(tenant_id: UUID) -> None:
     """Create the tenant's head row; called in the transaction that creates the tenant."""
     await LedgerHead.insert(LedgerHead(tenant=tenant_id, seq=0, hash=GENESIS_HASH))
+
+
+async def lock_head(tenant_id: UUID) -> tuple[int, str]:
+    """Lock the tenant's chain head until the caller's transaction ends; returns (seq, hash).
+    Deletion, hold creation and release, and policy changes serialise on it."""
+    return await _locked_head(tenant_id)
 
 
 async def _locked_head(tenant_id: UUID) -> tuple[int, str]:
@@ -213,12 +222,12 @@ async def checkpoint(rt: Runtime, tenant_id: UUID) -> Checkpoint | None:
     if last is not None and last["seq"] == head["seq"]:
         return None
     signed_at = datetime.now(timezone.utc)
-    version = rt.keyring.active
-    signature = signing_key(rt.keyring, version).sign(_checkpoint_message(tenant_id, head["seq"], head["hash"], signed_at))
-    cp = Checkpoint(seq=head["seq"], hash=head["hash"], signed_at=signed_at, key_version=version, signature=signature.hex())
+    signature = await rt.signing.sign(_checkpoint_message(tenant_id, head["seq"], head["hash"], signed_at))
+    cp = Checkpoint(seq=head["seq"], hash=head["hash"], signed_at=signed_at, key_version=signature.key_version,
+                    signature=signature.signature)
     await LedgerCheckpoint.insert(
         LedgerCheckpoint(
-            tenant=tenant_id, seq=cp.seq, hash=cp.hash, signed_at=signed_at, key_version=version, signature=cp.signature
+            tenant=tenant_id, seq=cp.seq, hash=cp.hash, signed_at=signed_at, key_version=cp.key_version, signature=cp.signature
         )
     )
     return cp
@@ -241,6 +250,7 @@ async def verify(rt: Runtime, tenant_id: UUID) -> VerifyReport:
     head = await LedgerHead.select().where(LedgerHead.tenant == tenant_id).first()
     head_seq = head["seq"] if head else 0
     expected_seq, prev, checked, verified = 1, GENESIS_HASH, 0, 0
+    verifier = await rt.signing.verifier() if checkpoints else None
 
     def bad(seq: int, problem: str) -> VerifyReport:
         return VerifyReport(
@@ -265,8 +275,10 @@ async def verify(rt: Runtime, tenant_id: UUID) -> VerifyReport:
         if cp is not None:
             if cp["hash"] != record.hash:
                 return bad(record.seq, f"entry {record.seq} differs from the signed checkpoint of {_iso(cp['signed_at'])}")
-            if not _checkpoint_signature_ok(rt, tenant_id, cp):
-                return bad(record.seq, f"the checkpoint at entry {record.seq} has an invalid signature")
+            assert verifier is not None
+            problem = _checkpoint_problem(verifier, tenant_id, cp)
+            if problem is not None:
+                return bad(record.seq, f"the checkpoint at entry {record.seq} has an invalid signature: {problem}")
             verified += 1
         prev = record.hash
         expected_seq += 1
@@ -280,17 +292,6 @@ async def verify(rt: Runtime, tenant_id: UUID) -> VerifyReport:
     return VerifyReport(ok=True, entries_checked=checked, head_seq=head_seq, checkpoints_verified=verified)
 
 
-def _checkpoint_signature_ok(rt: Runtime, tenant_id: UUID, cp: dict[str, Any]) -> bool:
-    try:
-        public = signing_key(rt.keyring, cp["key_version"]).public_key()
-        public.verify(bytes.fromhex(cp["signature"]), _checkpoint_message(tenant_id, cp["seq"], cp["hash"], cp["signed_at"]))
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
-def public_keys(rt: Runtime) -> dict[int, str]:
-    """Hex Ed25519 public keys by master version, for offline verification."""
-    return {v: public_key_bytes(signing_key(rt.keyring, v)).hex() for v in sorted(rt.keyring.keys)}
-
-
+def _checkpoint_problem(verifier: Verifier, tenant_id: UUID, cp: dict[str, Any]) -> str | None:
+    message = _checkpoint_message(tenant_id, cp["seq"], cp["hash"], cp["signed_at"])
+    return verifier.problem(cp["key_version"], message, cp["signature"])

@@ -17,6 +17,7 @@ from archive.clock import Clock
 from archive.db import Database
 from archive.keyring import Keys, MasterKeyring
 from archive.signals import Signals
+from archive.signing import SigningKeys
 from archive.workers import Workers
 from config.settings import Settings
 
@@ -24,10 +25,12 @@ if TYPE_CHECKING:
     from archive.connectors.store import ConnectorDirectory
     from archive.ingest import IngestStep
     from archive.jobs import JobSpec
+    from archive.rotation import KeyringCheck, MasterKeyUser
     from archive.search.backend import SearchBackend
     from archive.tenancy import TenantDirectory
     from proactive.runtime import Engagement
     from proactive.sink import EventSink
+    from retention.deletion import DeletionGuard
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +54,10 @@ class Runtime:
         engagement: Engagement,
         jobs: list[JobSpec],
         connectors: ConnectorDirectory,
+        signing: SigningKeys,
+        master_key_users: list[MasterKeyUser],
+        key_check: KeyringCheck,
+        deletion_guards: list[DeletionGuard],
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -65,12 +72,21 @@ class Runtime:
         self.engagement = engagement
         self.jobs = jobs
         self.connectors = connectors
+        # Ed25519 keys for checkpoints and exports, with their own history (archive/signing.py).
+        self.signing = signing
+        # Everything that keeps data wrapped under a master version: what rotation re-wraps and
+        # what retirement asks about (archive/rotation.py).
+        self.master_key_users = master_key_users
+        self.key_check = key_check
+        # What may keep a conversation from being deleted (holds, floors, …), asked inside each
+        # deletion transaction (retention/deletion.py).
+        self.deletion_guards = deletion_guards
         self._started = 0
         self._serving = False
 
     @property
     def keyring(self) -> MasterKeyring:
-        return self.keys.current
+        return self.keys.fresh()
 
     async def start(self, *, migrate: bool = True, serve: bool = False) -> None:
         """Open what the process needs. ``serve``: also load the engagement engine's rules and
@@ -84,6 +100,7 @@ class Runtime:
         await self.database.start()
         if migrate:
             await self.database.migrate()
+            await self.signing.ensure()
         if not self.database.is_sqlite:
             await self.signals.listen(self.settings.effective_database_url)
         try:

@@ -258,6 +258,45 @@ class IndexOutbox(Table, tablename="index_outbox"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class SigningKey(Table, tablename="signing_key"):
+    """One Ed25519 key that signs ledger checkpoints and exports; rows are never deleted, so
+    everything ever signed stays verifiable (see archive/signing.py)."""
+
+    version = Integer(primary_key=True)
+    public_key = Varchar(length=64)  # hex, raw 32 bytes
+    # "generated" (its own random key) or "master-derived" (signed before signing keys had a
+    # history of their own; its public half was recorded while the master version still existed).
+    origin = Varchar(length=16)
+    # The private half, wrapped under master key ``wrap_version``; NULL once the key is superseded
+    # (a retired signing key can never sign again) and for master-derived keys.
+    wrapped_private = Bytea(null=True, default=None)
+    wrap_version = Integer(null=True, default=None)
+    valid_from = Timestamptz()
+    valid_until = Timestamptz(null=True, default=None)  # NULL: the active key
+    # HMAC over (version, public key, origin, valid_from) under master key ``attested_by``: a
+    # forged row added by someone who can write the table but holds no master key does not verify.
+    attestation = Varchar(length=64)
+    attested_by = Integer()
+
+
+class OperationLease(Table, tablename="operation_lease"):
+    """Who runs a long operation of a tenant right now (sweep, erasure, rescan, export, rotation).
+
+    One row per (tenant, operation), kept after release so the fencing token only ever grows.
+    """
+
+    key = Varchar(length=120, primary_key=True)  # "<tenant>/<operation>"
+    tenant = UUID()
+    operation = Varchar(length=64)
+    run_id = UUID()
+    holder = Varchar(length=200)
+    token = BigInt(default=0)
+    acquired_at = Timestamptz()
+    heartbeat_at = Timestamptz()
+    expires_at = Timestamptz()
+    released_at = Timestamptz(null=True, default=None)
+
+
 APP_TABLES: list[type[Table]] = [
     Tenant,
     ApiKey,
@@ -276,4 +315,6 @@ APP_TABLES: list[type[Table]] = [
     ConnectorThread,
     ConnectorDraft,
     ConnectorJob,
+    SigningKey,
+    OperationLease,
 ]

@@ -257,7 +257,7 @@ class TenantDirectory:
             tenant_id=tenant_id,
             slug=row["slug"],
             settings=msgspec.convert(json_column(row["settings"]), TenantSettings),
-            crypto=TenantCrypto(self.keys.current, tenant_id, row["wrapped_secret"], row["secret_version"]),
+            crypto=TenantCrypto(self.keys, tenant_id, row["wrapped_secret"], row["secret_version"]),
         )
         self._contexts.put(tenant_id, ctx)
         return ctx

@@ -206,6 +206,12 @@ async def import_document(rt: Runtime, principal: Principal, text: bytes, media:
     return await _save(rt, principal, load_document(text, "json" if media == "json" else "yaml"))
 
 
+class RulesDocument(msgspec.Struct):
+    """What ``export_document`` writes as YAML (for the OpenAPI document)."""
+
+    rules: list[dict[str, Any]]
+
+
 async def export_document(tenant_id: UUID) -> str:
     return to_yaml([r.definition for r in await list_rules(tenant_id)])
 

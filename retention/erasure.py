@@ -1,5 +1,6 @@
-"""Erasure (GDPR Art. 17): delete a person's conversations, except those a legal hold or a
-compliance-mode floor must keep — those are marked *restricted* and listed back with the reason.
+"""Erasure (GDPR Art. 17): delete a person's conversations, except those a deletion guard must
+keep (a legal hold, a compliance-mode floor, …) — those are marked *restricted* and listed back
+with the reason.
 
 The person's behaviour events (engagement engine) are deleted too: they are keyed by the same
 visitor hash and are never under a hold.
@@ -8,19 +9,20 @@ visitor hash and are never under a hold.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
-from uuid import UUID, uuid4
+from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
 import structlog
 
-from archive import db, ledger
+from archive import db, leases, ledger
 from archive.errors import FieldError, InvalidInput
 from archive.runtime import Runtime
 from archive.tables import Conversation
 from archive.tenancy import Principal, tenant_context
 from proactive.tables import BehaviourEvent
-from retention import deletion, holds, policies
+from retention import deletion
+from retention.deletion import Protection
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +49,22 @@ class ErasureReceipt(msgspec.Struct):
     behaviour_events_deleted: int = 0
 
 
+ERASE_BATCH = 500
+
+
+def _always(condition: Any) -> deletion.StillDue:
+    async def still_due() -> Any:
+        return condition
+
+    return still_due
+OPERATION = "erasure"
+
+
 async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> ErasureReceipt:
+    """Erase one person's conversations and behaviour events. Decided like a sweep (see
+    retention/deletion.py): batch by batch, each in one transaction that re-reads the guards and
+    receipts only what it deleted; one erasure per tenant at a time (the ``erasure`` lease, 409
+    with the running id). Killed half-way, the same request run again finishes the job."""
     if bool(request.visitor_id) == bool(request.email):
         raise InvalidInput("name the person by visitor_id or by email (one of them)", [FieldError("visitor_id", "or email, exactly one")])
     ctx = await tenant_context(rt, principal.tenant_id)
@@ -59,38 +76,46 @@ async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> Erasur
         digest = ctx.crypto.identity_hash((request.email or "").strip().lower())
         where = Conversation.visitor_email_hash == digest
         subject = f"email:{digest[:16]}"
-    rows = await Conversation.select(*holds.CANDIDATE_COLUMNS).where((Conversation.tenant == principal.tenant_id) & where)
-    now = rt.clock.now()
-    held = await (await holds.matcher(rt, principal.tenant_id)).protecting(rows)
-    floor = (await policies.current(principal.tenant_id)).policy.floor
-    restricted: dict[UUID, str] = {cid: f"legal hold {name!r}" for cid, name in held.items()}
-    if floor is not None and floor.mode == "compliance":
-        for row in rows:
-            until = policies.expires(row["ended_at"], floor)
-            if row["id"] not in restricted and until is not None and until > now:
-                restricted[row["id"]] = f"compliance-mode retention floor until {until.date().isoformat()}"
-    doomed = [r for r in rows if r["id"] not in restricted]
-    receipt_id = uuid4()
-    await deletion.delete_batch(principal.tenant_id, doomed, principal.actor, "erasure.delete", lambda r: {"receipt": str(receipt_id)})
-    events = 0
-    async with db.write_transaction():
-        if request.visitor_id:  # the engagement engine's behaviour events, keyed by the same hash
-            events = await BehaviourEvent.count().where((BehaviourEvent.tenant == principal.tenant_id) & (BehaviourEvent.visitor_hash == digest))
-            await BehaviourEvent.delete().where((BehaviourEvent.tenant == principal.tenant_id) & (BehaviourEvent.visitor_hash == digest))
-        for cid, reason in restricted.items():
-            await Conversation.update({Conversation.restricted: reason[:300]}).where(Conversation.id == cid)
-        [entry] = await ledger.append(principal.tenant_id, ledger.Entry(
-            actor=principal.actor, action="erasure", subject=str(receipt_id),
-            details={"subject": subject, "deleted": len(doomed), "restricted": len(restricted), "behaviour_events_deleted": events,
-                     "reason": request.reason},
-        ))
+    tenant_id = principal.tenant_id
+    async with leases.held(rt, tenant_id, OPERATION) as lease:
+        receipt_id = lease.run_id
+        now = rt.clock.now()
+        deleted: list[ErasedItem] = []
+        restricted: dict[UUID, tuple[str, Protection]] = {}
+
+        def theirs() -> Any:
+            return Conversation.select(Conversation.id, Conversation.external_id).where((Conversation.tenant == tenant_id) & where)
+
+        async for rows in db.keyset_pages(theirs, Conversation.id, ERASE_BATCH):
+            outcome = await deletion.delete_batch(
+                rt, tenant_id, [r["id"] for r in rows], actor=principal.actor, action="erasure.delete", now=now,
+                still_due=_always(where), lease=lease, details=lambda r: {"receipt": str(receipt_id)},
+            )
+            deleted.extend(ErasedItem(r["id"], r["external_id"]) for r in outcome.deleted)
+            names = {r["id"]: r["external_id"] for r in rows}
+            restricted.update({cid: (names[cid], p) for cid, p in outcome.protected.items()})
+        events = 0
+        async with db.write_transaction():
+            await leases.fence(rt, lease)
+            if request.visitor_id:  # the engagement engine's behaviour events, keyed by the same hash
+                events = await BehaviourEvent.count().where((BehaviourEvent.tenant == tenant_id) & (BehaviourEvent.visitor_hash == digest))
+                await BehaviourEvent.delete().where((BehaviourEvent.tenant == tenant_id) & (BehaviourEvent.visitor_hash == digest))
+            for cid, (_, protection) in restricted.items():
+                if protection.lasting:  # "not indexed yet" is not a reason to restrict for good
+                    await Conversation.update({Conversation.restricted: protection.reason[:300]}).where(
+                        (Conversation.id == cid) & (Conversation.tenant == tenant_id)
+                    )
+            [entry] = await ledger.append(tenant_id, ledger.Entry(
+                actor=principal.actor, action="erasure", subject=str(receipt_id),
+                details={"subject": subject, "deleted": len(deleted), "restricted": len(restricted), "behaviour_events_deleted": events,
+                         "reason": request.reason},
+            ))
     if request.visitor_id:
-        await rt.events.delete_visitor(principal.tenant_id, digest)
-    by_id = {r["id"]: r for r in rows}
+        await rt.events.delete_visitor(tenant_id, digest)
     return ErasureReceipt(
         receipt_id=receipt_id, subject=subject, requested_at=now,
-        deleted=[ErasedItem(r["id"], r["external_id"]) for r in doomed],
-        restricted=[ErasedItem(cid, by_id[cid]["external_id"], reason) for cid, reason in restricted.items()],
+        deleted=deleted,
+        restricted=[ErasedItem(cid, external_id, protection.reason) for cid, (external_id, protection) in restricted.items()],
         ledger_seq=entry.seq,
         behaviour_events_deleted=events,
     )

@@ -2,10 +2,15 @@
 
 A request becomes a job run by the scheduler (``retention.exports``). The zip holds the
 transcripts (``transcripts.jsonl``, or one RFC 5322 ``.eml`` per conversation), a ``manifest.json``
-(per-file SHA-256, counts, query, requester, the ledger head at export time) and
-``signature.json`` (Ed25519 over the manifest bytes, with the signing key's version and public
-key). ``parley export verify`` checks a zip offline. The finished zip is kept encrypted at rest
-(AES-GCM under a fresh key wrapped like a conversation key) and deleted when it expires.
+(per-file SHA-256, counts, query, requester, the ledger head at export time, and every signing
+key that ever signed with its validity period) and ``signature.json`` (Ed25519 over the manifest
+bytes, with the signing key's version and public key). ``parley export verify`` checks a zip
+offline. The finished zip is kept encrypted at rest (AES-GCM under a fresh key wrapped like a
+conversation key; ``rotate-master`` re-wraps it) and deleted when it expires.
+
+An export run holds its lease (archive/leases.py), so two schedulers never build one export
+twice; an export whose process died mid-run (status ``running``, lease no longer held) is built
+again from the start by the next run of the job.
 """
 
 from __future__ import annotations
@@ -25,14 +30,16 @@ from uuid import UUID, uuid4
 import msgspec
 import structlog
 
-from archive import db, ledger, transcripts
-from archive.crypto import SealingWriter, public_key_bytes, signing_key
+from archive import db, leases, ledger, transcripts
+from archive.crypto import SealingWriter
 from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
 from archive.models import Attachment, Message, StoredConversation
 from archive.query import QuerySyntaxError, parse
+from archive.rotation import Rewrapped
 from archive.runtime import Runtime
 from archive.search.service import SearchFilters, all_matching_ids
+from archive.signing import Signer
 from archive.tables import LedgerHead
 from archive.tenancy import Principal, TenantContext, tenant_context
 from retention.tables import Export
@@ -267,7 +274,9 @@ async def build_export(rt: Runtime, ctx: TenantContext, row: dict[str, Any], pro
             "export_format": row["format"],
             "ledger_head": {"seq": head["seq"], "hash": head["hash"]} if head else None,
         }
-        await rt.workers.run(builder.finish, manifest, lambda data: _signature(rt, data))
+        manifest["signing_keys"] = [msgspec.to_builtins(k) for k in await rt.signing.history()]
+        signer = await rt.signing.signer()
+        await rt.workers.run(builder.finish, manifest, lambda data: _signature(signer, data))
         sealed_out.close()
         raw.flush()
         os.fsync(raw.fileno())
@@ -275,18 +284,33 @@ async def build_export(rt: Runtime, ctx: TenantContext, row: dict[str, Any], pro
     return builder.count, sealed_out.sha256
 
 
-def _signature(rt: Runtime, manifest_bytes: bytes) -> dict[str, Any]:
-    key = signing_key(rt.keyring)
+def _signature(signer: Signer, manifest_bytes: bytes) -> dict[str, Any]:
+    signature = signer.sign(manifest_bytes)
     return {
         "algorithm": "Ed25519",
-        "key_version": rt.keyring.active,
-        "public_key": public_key_bytes(key).hex(),
-        "signature": key.sign(manifest_bytes).hex(),
+        "key_version": signature.key_version,
+        "public_key": signature.public_key,
+        "signature": signature.signature,
         "signed": "manifest.json",
     }
 
 
+def _operation(export_id: UUID) -> str:
+    return f"export:{export_id}"
+
+
 async def run_one(rt: Runtime, row: dict[str, Any]) -> None:
+    try:
+        async with leases.held(rt, row["tenant"], _operation(row["id"]), run_id=row["id"]):
+            current = await Export.select(Export.status).where(Export.id == row["id"]).first()
+            if current is None or current["status"] not in ("queued", "running"):
+                return  # another process built it while this one waited
+            await _run(rt, row)
+    except leases.LeaseBusy:
+        return  # another process is building it
+
+
+async def _run(rt: Runtime, row: dict[str, Any]) -> None:
     ctx = await tenant_context(rt, row["tenant"])
     await Export.update({Export.status: "running"}).where(Export.id == row["id"])
 
@@ -309,7 +333,13 @@ async def run_one(rt: Runtime, row: dict[str, Any]) -> None:
 
 
 async def run_pending(rt: Runtime, limit: int = 5) -> int:
+    """Build queued exports, and those left ``running`` by a process that died."""
+    now = rt.clock.now()
     rows = await Export.select().where(Export.status == "queued").order_by(Export.created_at).limit(limit)
+    for orphan in await Export.select().where(Export.status == "running").order_by(Export.created_at).limit(limit):
+        if await leases.running(orphan["tenant"], _operation(orphan["id"]), now) is None:
+            log.warning("export_restarted", export=str(orphan["id"]))
+            rows.append(orphan)
     for row in rows:
         await run_one(rt, row)
     return len(rows)
@@ -350,3 +380,36 @@ async def expire(rt: Runtime, now: datetime | None = None) -> int:
         await Export.update({Export.status: "expired"}).where(Export.id == row["id"])
         await ledger.append(row["tenant"], ledger.Entry(actor="system:exports", action="export.expire", subject=str(row["id"])))
     return len(rows)
+
+
+class ExportFiles:
+    """Finished exports are sealed under a master version: rotation re-wraps their data keys (the
+    header line only), retirement waits until none needs the old version."""
+
+    name = "export files"
+
+    async def _files(self, rt: Runtime) -> AsyncIterator[tuple[dict[str, Any], Path]]:
+        for row in await Export.select(Export.id, Export.tenant, Export.status).where(Export.status.is_in(["done", "running"])):
+            path = _path(rt, row["tenant"], row["id"])
+            if row["status"] == "running":
+                path = path.with_suffix(".partial")
+            if path.exists():
+                yield row, path
+
+    async def rewrap(self, rt: Runtime) -> Rewrapped:
+        changed = 0
+        async for row, path in self._files(rt):
+            if row["status"] != "done":
+                continue  # still being written; the next rotation (or retire's refusal) covers it
+            ctx = await tenant_context(rt, row["tenant"])
+            if await rt.workers.run(ctx.crypto.rewrap_stream_file, row["id"], path):
+                changed += 1
+        return Rewrapped(count=changed)
+
+    async def still_using(self, rt: Runtime, version: int) -> list[str]:
+        ids = []
+        async for row, path in self._files(rt):
+            ctx = await tenant_context(rt, row["tenant"])
+            if ctx.crypto.stream_version(path) == version:
+                ids.append(f"{ctx.slug}/{str(row['id'])[:8]}{' (being written)' if row['status'] == 'running' else ''}")
+        return [f"{len(ids)} export file(s) ({', '.join(ids[:5])}{' …' if len(ids) > 5 else ''})"] if ids else []

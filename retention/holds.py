@@ -4,6 +4,13 @@ archived later — from retention and erasure until released. Holds always win.
 Criteria are evaluated when a deletion is considered, not materialised, which is what makes them
 cover later ingests. Field criteria are checked on the clear columns; a query is run against the
 index. Stored criteria keep the query sealed under the tenant key and visitor ids as keyed hashes.
+
+Holds are a deletion guard (``HoldGuard``): every deletion batch re-reads the active holds inside
+its own transaction, after locking the tenant's ledger head, and creating or releasing a hold
+takes that same lock first. A hold placed while a sweep runs therefore protects every
+conversation it covers that the sweep has not deleted yet. A hold with a query asks the index;
+a candidate still waiting in the index outbox cannot be matched yet, so it is kept this time
+("index_pending") rather than risk deleting what the hold would cover.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ from archive.errors import Conflict, FieldError, InvalidInput, NotFound
 from archive.query import QuerySyntaxError, parse
 from archive.runtime import Runtime
 from archive.search.service import SearchFilters, all_matching_ids
-from archive.tables import Conversation
+from archive.tables import Conversation, IndexOutbox
 from archive.tenancy import Principal, TenantContext, tenant_context
+from retention.deletion import CANDIDATE_COLUMNS, Protection
 from retention.tables import LegalHold
 
 SCAN_PAGE = 5000
@@ -141,19 +149,34 @@ def _fits(c: Stored, row: dict[str, Any]) -> bool:
     return all(check() for check in checks)
 
 
-CANDIDATE_COLUMNS = (
-    Conversation.id, Conversation.external_id, Conversation.site, Conversation.channel, Conversation.language,
-    Conversation.tags, Conversation.agent_ids, Conversation.visitor_hash, Conversation.started_at,
-    Conversation.ended_at, Conversation.content_sha256, Conversation.retain_until,
-)
-
-
 async def active(tenant_id: UUID) -> list[dict[str, Any]]:
     return await LegalHold.select().where((LegalHold.tenant == tenant_id) & (LegalHold.status == "active")).order_by(LegalHold.created_at)
 
 
-async def matcher(rt: Runtime, tenant_id: UUID) -> Matcher:
-    return Matcher(rt, await tenant_context(rt, tenant_id), await active(tenant_id))
+class HoldGuard:
+    """Active legal holds, as a deletion guard (called inside the deletion transaction)."""
+
+    async def protect(self, rt: Runtime, tenant_id: UUID, rows: list[dict[str, Any]], now: datetime) -> dict[UUID, Protection]:
+        current = await active(tenant_id)
+        if not current:
+            return {}
+        matcher = Matcher(rt, await tenant_context(rt, tenant_id), current)
+        protected: dict[UUID, Protection] = {}
+        if matcher.uses_index:
+            # First what the index has not seen yet, then the query: a conversation that is not
+            # pending now was indexed before its outbox row went, so the query below can match it.
+            pending = await IndexOutbox.select(IndexOutbox.conversation).where(
+                (IndexOutbox.tenant == tenant_id) & IndexOutbox.conversation.is_in([r["id"] for r in rows]) & (IndexOutbox.op == "upsert")
+            )
+            for p in pending:
+                protected[p["conversation"]] = Protection(
+                    "index_pending", "waiting for the index",
+                    "not yet in the search index, which a legal hold's query needs; decided on the next run", lasting=False,
+                )
+            await rt.search.refresh()
+        for cid, name in (await matcher.protecting([r for r in rows if r["id"] not in protected])).items():
+            protected[cid] = Protection("legal_hold", name, f"legal hold {name!r}")
+        return protected
 
 
 async def create(rt: Runtime, principal: Principal, data: HoldIn) -> HoldOut:
@@ -166,6 +189,7 @@ async def create(rt: Runtime, principal: Principal, data: HoldIn) -> HoldOut:
     hold_id = uuid4()
     stored = _store(ctx, data.criteria)
     async with db.write_transaction():
+        await ledger.lock_head(principal.tenant_id)  # serialises with deletion batches (deletion.py)
         if await LegalHold.exists().where((LegalHold.tenant == principal.tenant_id) & (LegalHold.name == data.name) & (LegalHold.status == "active")):
             raise Conflict(f"an active hold named {data.name!r} exists", field="name")
         await LegalHold.insert(
@@ -216,6 +240,7 @@ async def list_holds(rt: Runtime, principal: Principal) -> list[HoldOut]:
 
 async def release(rt: Runtime, principal: Principal, hold_id: UUID, reason: str) -> HoldOut:
     async with db.write_transaction():
+        await ledger.lock_head(principal.tenant_id)  # serialises with deletion batches (deletion.py)
         row = await LegalHold.select().where((LegalHold.id == hold_id) & (LegalHold.tenant == principal.tenant_id)).first()
         if row is None:
             raise NotFound(f"no hold {hold_id}")

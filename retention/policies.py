@@ -22,6 +22,7 @@ from archive.errors import FieldError, Forbidden, InvalidInput
 from archive.runtime import Runtime
 from archive.tables import Conversation
 from archive.tenancy import Principal
+from retention.deletion import Protection
 from retention.tables import RetentionPolicy
 
 RECOMPUTE_BATCH = 1000
@@ -210,6 +211,7 @@ async def put(principal: Principal, incoming: PolicyIn) -> PolicyOut:
     if errors:
         raise InvalidInput("the retention policy is invalid; nothing was changed", errors)
     async with db.write_transaction():
+        await ledger.lock_head(principal.tenant_id)  # deletion re-reads the floor under this lock
         old = await current(principal.tenant_id)
         change = _check_floor_change(old.policy.floor, policy.floor, principal, incoming.reason)
         version = old.version + 1
@@ -225,6 +227,25 @@ async def put(principal: Principal, incoming: PolicyIn) -> PolicyOut:
             details.update({"floor_change": change, "reason": incoming.reason})
         await ledger.append(principal.tenant_id, ledger.Entry(actor=principal.actor, action="policy.change", subject=f"v{version}", details=details))
     return await current(principal.tenant_id)
+
+
+class ComplianceFloorGuard:
+    """A compliance-mode floor, as a deletion guard: nothing younger than the floor is deleted,
+    whatever asks (a sweep with a stale retain_until, an erasure request). Re-read inside the
+    deletion transaction; policy changes take the same ledger-head lock."""
+
+    async def protect(self, rt: Runtime, tenant_id: UUID, rows: list[dict[str, Any]], now: datetime) -> dict[UUID, Protection]:
+        floor = (await current(tenant_id)).policy.floor
+        if floor is None or floor.mode != "compliance":
+            return {}
+        protected: dict[UUID, Protection] = {}
+        for row in rows:
+            until = expires(row["ended_at"], floor)
+            if until is not None and until > now:
+                protected[row["id"]] = Protection(
+                    "compliance_floor", "compliance floor", f"compliance-mode retention floor until {until.date().isoformat()}"
+                )
+        return protected
 
 
 async def recompute(tenant_id: UUID, batch: int = RECOMPUTE_BATCH) -> int:

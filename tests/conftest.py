@@ -14,6 +14,7 @@ import contextlib
 import io
 import os
 import secrets
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -90,6 +91,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{TEST_DB_NAME}" WITH (FORCE)'))
         except Exception:
             pass
+    shutil.rmtree(DATA_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
+from pathlib import Path
 
 import pytest
 
@@ -49,11 +49,11 @@ async def _tables(env: dict[str, str]) -> set[str]:
 
 
 async def test_migrate_builds_the_schema_on_an_empty_database(empty_database):
-    env = {**os.environ, **empty_database}
-    env.pop("PARLEY_MASTER_KEY", None)
+    env = {**empty_database, "PARLEY_MASTER_KEY": ""}  # no key from the suite: migrate makes the key file
     first = await run_cli("migrate", env=env)
     assert first.returncode == 0, first.stderr
     assert "migrations not yet run" in first.stdout
+    assert (Path(empty_database["PARLEY_DATA_DIR"]) / "master.keyring").stat().st_mode & 0o077 == 0
     assert EXPECTED_TABLES <= await _tables(empty_database)
     again = await run_cli("migrate", env=env)
     assert again.returncode == 0 and "No migrations need to be run" in again.stdout
@@ -72,4 +72,3 @@ async def test_cli_keys_work_against_the_api_after_fresh_setup(empty_database, c
     assert set(body) >= {"id", "key", "role", "tenant"} and body["role"] == "admin" and body["tenant"] == "fresh-co"
     listed = await run_cli("keys", "list", "--tenant", "fresh-co", env=env)
     assert body["key"] not in listed.stdout and body["key"][:12] in listed.stdout
-    await asyncio.sleep(0)

@@ -58,8 +58,23 @@ async def _database_bytes(data_dir: Path) -> bytes:
     raw = "\n".join(dump).encode()
     datadir = os.environ.get("PARLEY_TEST_POSTGRES_DATADIR")
     if datadir:  # the cluster's files on disk, WAL included
-        raw += b"".join(p.read_bytes() for p in Path(datadir).rglob("*") if p.is_file() and p.stat().st_size < 64 << 20)  # noqa: ASYNC240
+        raw += b"".join(_readable_files(Path(datadir)))
     return raw
+
+
+def _readable_files(root: Path) -> list[bytes]:
+    """Every file under ``root`` that is still there when read: another database of the same
+    cluster may be dropped while we walk it (developers run suites side by side)."""
+    contents = []
+    for folder, _, names in os.walk(root):  # os.walk skips folders that vanish under it
+        for name in names:
+            path = Path(folder) / name
+            try:
+                if path.stat().st_size < 64 << 20:
+                    contents.append(path.read_bytes())
+            except FileNotFoundError:
+                continue
+    return contents
 
 
 async def test_raw_database_holds_no_ingested_words_names_or_emails(client, tenant, data_dir):
