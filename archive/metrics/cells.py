@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -60,13 +61,11 @@ class Values(msgspec.Struct, array_like=True, omit_defaults=True):
 
     @classmethod
     def of(cls, items: list[int]) -> Values:
-        items.sort()
-        tally: dict[int, int] = {}
-        for item in items:
-            tally[item] = tally.get(item, 0) + 1
-        if 2 * len(tally) > len(items):
+        if 2 * len(set(items)) > len(items):
+            items.sort()
             return cls(array("I", items).tobytes())
-        return cls(array("I", tally).tobytes(), array("I", tally.values()).tobytes())
+        tally = sorted(Counter(items).items())
+        return cls(array("I", [v for v, _ in tally]).tobytes(), array("I", [n for _, n in tally]).tobytes())
 
     def count_at_most(self, limit: int) -> int:
         values = values_of(self.values)
@@ -187,65 +186,82 @@ def _key_sql(dim: str, hours: HourKeys) -> str:
     raise ValueError(f"no dimension {dim!r}")
 
 
-# Conversation-wide figures count on the rows ``w`` selects (every row of an agent; the primary
-# row elsewhere); the agent's own figures (replies, concurrency) add up over all rows. The values
-# medians and thresholds need come back as one list per group ({values}: comma-separated text,
-# which the database builds faster than a driver hands over rows, and Python parses in C).
+# One row per group key and ``is_primary``: conversation-wide figures then count on the primary
+# rows (every row of an agent), the agent's own figures (replies, concurrency) on all rows; and
+# the day's single group comes from the same rows, so a day costs one query whatever it needs.
+# Values that medians and thresholds need come back as one list per row ({values}: comma-separated
+# text, which the database builds faster than a driver hands over rows, and Python parses in C).
 _CELL = """
-SELECT {key} AS k,
-  SUM({w}) AS conversations, SUM({w} * awaited) AS awaited, SUM({w} * handovers) AS handovers,
-  SUM(CASE WHEN {w} = 1 THEN csat END) AS csat_sum,
-  SUM(CASE WHEN {w} = 1 AND csat IS NOT NULL THEN 1 ELSE 0 END) AS csat_n,
-  SUM(CASE WHEN {w} = 1 AND csat >= 4 THEN 1 ELSE 0 END) AS csat_satisfied,
-  SUM(CASE WHEN {w} = 1 AND nps IS NOT NULL THEN 1 ELSE 0 END) AS nps_n,
-  SUM(CASE WHEN {w} = 1 AND nps >= 9 THEN 1 ELSE 0 END) AS nps_promoters,
-  SUM(CASE WHEN {w} = 1 AND nps <= 6 THEN 1 ELSE 0 END) AS nps_detractors,
-  SUM(CASE WHEN {w} = 1 THEN ces END) AS ces_sum,
-  SUM(CASE WHEN {w} = 1 AND ces IS NOT NULL THEN 1 ELSE 0 END) AS ces_n,
+SELECT {key} AS k, is_primary AS p, COUNT(*) AS n, SUM(awaited) AS awaited, SUM(handovers) AS handovers,
+  SUM(csat) AS csat_sum, COUNT(csat) AS csat_n, SUM(CASE WHEN csat >= 4 THEN 1 ELSE 0 END) AS csat_satisfied,
+  COUNT(nps) AS nps_n, SUM(CASE WHEN nps >= 9 THEN 1 ELSE 0 END) AS nps_promoters,
+  SUM(CASE WHEN nps <= 6 THEN 1 ELSE 0 END) AS nps_detractors, SUM(ces) AS ces_sum, COUNT(ces) AS ces_n,
   SUM(replies) AS replies, SUM(reply_total_s) AS reply_total,
   SUM(conc1) AS c1, SUM(conc2) AS c2, SUM(conc3) AS c3, SUM(conc4) AS c4,
   {first_reply} AS first_reply, {resolution} AS resolution, {next_contact} AS next_contact
 FROM conversation_metrics WHERE tenant = {{}} AND started_at >= {{}} AND started_at < {{}}
-GROUP BY 1
+GROUP BY 1, 2
 """
 
 
-def _values_sql(column: str, w: str) -> str:
-    value = f"CASE WHEN {w} = 1 THEN {column} END"
-    return f"group_concat({value}, ',')" if db.is_sqlite() else f"string_agg(CAST({value} AS TEXT), ',')"
+def _values_sql(column: str) -> str:
+    return f"group_concat({column}, ',')" if db.is_sqlite() else f"string_agg(CAST({column} AS TEXT), ',')"
 
 
-def _parsed(text: str | None) -> Values:
+def _parsed(texts: list[str]) -> Values:
+    text = ",".join(t for t in texts if t)
     return Values.of(list(map(int, text.split(",")))) if text else Values()
+
+
+def _group(whole: list[dict[str, Any]], own: list[dict[str, Any]]) -> Group:
+    """A group from the query rows whose conversations it counts (``whole``) and those whose
+    agent figures it adds (``own``)."""
+    def total(name: str, rows: list[dict[str, Any]] = whole) -> int:
+        return sum(int(r[name] or 0) for r in rows)
+
+    return Group(
+        conversations=total("n"), awaited=total("awaited"),
+        first_reply=_parsed([r["first_reply"] for r in whole]), resolution=_parsed([r["resolution"] for r in whole]),
+        next_contact=_parsed([r["next_contact"] for r in whole]),
+        csat_sum=total("csat_sum"), csat_n=total("csat_n"), csat_satisfied=total("csat_satisfied"),
+        nps_n=total("nps_n"), nps_promoters=total("nps_promoters"), nps_detractors=total("nps_detractors"),
+        ces_sum=total("ces_sum"), ces_n=total("ces_n"),
+        replies=total("replies", own), reply_total=total("reply_total", own), handovers=total("handovers"),
+        concurrency=(
+            sum(float(r["c1"] or 0) for r in own), sum(float(r["c2"] or 0) for r in own),
+            sum(float(r["c3"] or 0) for r in own), sum(float(r["c4"] or 0) for r in own),
+        ),
+    )
 
 
 async def build(tenant_id: UUID, zone: ZoneInfo, lo: int, hi: int, dims: Sequence[str] = DIMS) -> dict[str, Cell]:
     """The groups of each dimension for the conversations that started in [lo, hi), computed by
-    SQL over the metrics rows (one grouped query per dimension)."""
+    SQL over the metrics rows (one grouped query per dimension; "day" rides along)."""
     hours = HourKeys(zone, lo, hi)
-    return {dim: await _build_dim(tenant_id, dim, _key_sql(dim, hours), lo, hi) for dim in dims}
+    built: dict[str, Cell] = {}
+    for dim in [d for d in dims if d != "day"] or ["day"]:
+        rows = await _rows(tenant_id, dim, _key_sql(dim, hours), lo, hi)
+        by_key: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_key.setdefault(str(row["k"]), []).append(row)
+        if dim == "agent":
+            built[dim] = {key: _group(found, found) for key, found in by_key.items()}
+        else:
+            built[dim] = {key: _group([r for r in found if r["p"]], found) for key, found in by_key.items()}
+        if "day" in dims and "day" not in built:
+            built["day"] = {"": _group([r for r in rows if r["p"]], rows)} if rows else {}
+    return built
 
 
-async def _build_dim(tenant_id: UUID, dim: str, key: str, lo: int, hi: int) -> Cell:
-    w = "1" if dim == "agent" else "is_primary"
+async def _rows(tenant_id: UUID, dim: str, key: str, lo: int, hi: int) -> list[dict[str, Any]]:
     # The funnel key joins parts with a separator passed as a parameter (it is not printable).
     args: list[Any] = [FUNNEL_SEPARATOR, FUNNEL_SEPARATOR] if dim == "funnel" else []
     sql = _CELL.format(
-        key=key.replace("{sep}", "{}"), w=w, first_reply=_values_sql("first_reply_s", w),
-        resolution=_values_sql("resolution_s", w), next_contact=_values_sql("next_contact_s", w),
+        key=key.replace("{sep}", "{}"), first_reply=_values_sql("first_reply_s"), resolution=_values_sql("resolution_s"),
+        next_contact=_values_sql("next_contact_s"),
     )
-    cell: Cell = {}
-    for row in await ConversationMetrics.raw(sql, *args, tenant_id, lo, hi):
-        cell[str(row["k"])] = Group(
-            conversations=int(row["conversations"] or 0), awaited=int(row["awaited"] or 0),
-            first_reply=_parsed(row["first_reply"]), resolution=_parsed(row["resolution"]), next_contact=_parsed(row["next_contact"]),
-            csat_sum=int(row["csat_sum"] or 0), csat_n=int(row["csat_n"] or 0), csat_satisfied=int(row["csat_satisfied"] or 0),
-            nps_n=int(row["nps_n"] or 0), nps_promoters=int(row["nps_promoters"] or 0), nps_detractors=int(row["nps_detractors"] or 0),
-            ces_sum=int(row["ces_sum"] or 0), ces_n=int(row["ces_n"] or 0),
-            replies=int(row["replies"] or 0), reply_total=int(row["reply_total"] or 0), handovers=int(row["handovers"] or 0),
-            concurrency=(float(row["c1"] or 0), float(row["c2"] or 0), float(row["c3"] or 0), float(row["c4"] or 0)),
-        )
-    return cell
+    rows: list[dict[str, Any]] = await ConversationMetrics.raw(sql, *args, tenant_id, lo, hi)
+    return rows
 
 
 # --- the cache ---------------------------------------------------------------------------------

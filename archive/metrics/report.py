@@ -160,32 +160,22 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+_SUMMED = tuple(name for name in Group.__struct_fields__ if name not in ("first_reply", "resolution", "next_contact", "concurrency"))
+
+
 def figures(groups: list[Group], settings: TenantSettings) -> Figures:
     """One group's figures, from its cells' groups."""
     first_reply = Distribution([g.first_reply for g in groups])
     resolution = Distribution([g.resolution for g in groups])
     fcr_window = settings.fcr_days * 86_400
-    t = Group()  # the sums, added up in one pass
-    returned = 0
-    concurrency = [0.0, 0.0, 0.0, 0.0]
-    for g in groups:
-        t.conversations += g.conversations
-        t.awaited += g.awaited
-        t.csat_sum += g.csat_sum
-        t.csat_n += g.csat_n
-        t.csat_satisfied += g.csat_satisfied
-        t.nps_n += g.nps_n
-        t.nps_promoters += g.nps_promoters
-        t.nps_detractors += g.nps_detractors
-        t.ces_sum += g.ces_sum
-        t.ces_n += g.ces_n
-        t.replies += g.replies
-        t.reply_total += g.reply_total
-        t.handovers += g.handovers
-        for level, seconds in enumerate(g.concurrency):
-            concurrency[level] += seconds
-        if g.next_contact.values:
-            returned += g.next_contact.count_at_most(fcr_window)
+    # The sums, column by column (a group is a tuple underneath: this is the fast way through
+    # thousands of them).
+    t, concurrency, returned = Group(), [0.0] * 4, 0
+    if groups:
+        columns = dict(zip(Group.__struct_fields__, zip(*map(msgspec.structs.astuple, groups), strict=True), strict=True))
+        t = Group(**{name: sum(columns[name]) for name in _SUMMED})
+        concurrency = [sum(level) for level in zip(*columns["concurrency"], strict=True)]
+        returned = sum(v.count_at_most(fcr_window) for v in columns["next_contact"] if v.values)
     return Figures(
         conversations=t.conversations,
         first_reply_s=Span(first_reply.percentile(0.5), first_reply.percentile(0.9)),
