@@ -227,3 +227,12 @@ async def test_an_unknown_time_zone_is_refused_naming_the_field(client, tenant):
     response = await client.put("/v1/admin/settings", json={**current, "time_zone": "Europe/Atlantis"}, headers=tenant.headers("admin"))
     assert response.status_code == 422
     assert [e["path"] for e in response.json()["errors"]] == ["time_zone"]
+
+
+async def test_ratings_out_of_range_are_refused_naming_each_field_and_nothing_is_stored(client, oslo):
+    body = fixed_set()[0] | {"external_id": "rated-badly", "ratings": {"csat": 6, "nps": 11, "ces": 0}}
+    response = await client.post("/v1/transcripts", json=body, headers=oslo.headers("ingest"))
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert {e["path"] for e in response.json()["errors"]} >= {"ratings.csat", "ratings.nps", "ratings.ces"}
+    assert (await report(client, oslo, group_by="day"))["totals"]["conversations"] == 7
