@@ -22,17 +22,22 @@ from api.admin import AdminController, whoami
 from api.audit import AuditController
 from api.auth import ApiKeyAuthentication
 from api.browser import demo_shop, snippet
+from api.cases import CaseController
 from api.composition import build_runtime
 from api.connectors import ConnectorAdminController, receive_push
+from api.console import console_router, template_config
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
-from api.proactive import CapacityController, CollectController, RulesController, explain
+from api.proactive import CapacityController, CollectController, RulesController, SiteEngagementController, client_identifier, explain
 from api.problems import EXCEPTION_HANDLERS
+from api.redaction import RedactionController
 from api.reports import ReportsController
 from api.request_id import RequestIdMiddleware
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
+from api.reviews import ReviewController
 from api.search import SearchController
 from api.shutdown import on_termination
+from api.supervision import BackfillController, PolicyController, ReportController
 from api.transcripts import TranscriptController
 from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn
@@ -59,14 +64,15 @@ def _add_self_decoded_schemas(app: Litestar) -> None:
 
 
 def _collect_rate_limits(settings: Settings) -> list[Any]:
-    """Litestar's rate limiting, on the browser routes only (a router's middleware): per client IP,
-    and per site key when it is in the header or query (a key only in the body is covered by the
+    """Litestar's rate limiting, on the browser routes only (a router's middleware): per client IP
+    (behind trusted proxies, from X-Forwarded-For: see api.proactive), and per site key when it is in the header or query (a key only in the body is covered by the
     IP limit). Other routes pay nothing for it."""
 
     def site_of(request: Request[Any, Any, Any]) -> str:
         return "site:" + (request.headers.get("x-parley-site") or request.query_params.get("site") or "-")[:64]
 
-    per_ip = RateLimitConfig(rate_limit=("minute", settings.collect_per_ip_per_minute), store="collect_ip")
+    per_ip = RateLimitConfig(rate_limit=("minute", settings.collect_per_ip_per_minute), store="collect_ip",
+                             identifier_for_request=client_identifier(settings))
     per_site = RateLimitConfig(rate_limit=("second", settings.collect_per_site_per_second), identifier_for_request=site_of,
                                store="collect_site")
     return [per_ip.middleware, per_site.middleware]
@@ -105,11 +111,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
-            RetentionController, HoldController, ErasureController, ExportController,
+            RetentionController, HoldController, ErasureController, ExportController, RedactionController,
+            PolicyController, BackfillController, ReportController, ReviewController, CaseController,
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
-            RulesController, CapacityController, explain,
-            ConnectorAdminController, receive_push, ReportsController,
+            RulesController, CapacityController, SiteEngagementController, explain,
+            ConnectorAdminController, receive_push, ReportsController, console_router(),
         ],
         dependencies=DEPENDENCIES,
         middleware=[RequestIdMiddleware, ApiKeyAuthentication],
@@ -120,6 +127,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                                allow_headers=["authorization", "content-type", "x-parley-site", "x-request-id"],
                                expose_headers=["x-request-id"], max_age=600),
         exception_handlers=EXCEPTION_HANDLERS,
+        template_config=template_config(),
         lifespan=[lifespan],
         state=State({"runtime": runtime, "demo_site_key": None, "scheduler": None}),
         request_max_body_size=settings.max_body_bytes,
