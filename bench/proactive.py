@@ -118,9 +118,10 @@ def evaluation_rate(visitors: int, events: int) -> tuple[float, float]:
 def targeting_rate(visitors: int, events: int) -> tuple[float, float]:
     """Events/s through the engine with 100 rules reading the targeting fields, and (the same-run
     baseline) with today's 100 rules, on the same events — which carry what the snippet now sends
-    (device, languages, viewport, search keyword) and the visitors' attributes."""
-    rates = []
-    for template in (TARGETED, RULE):
+    (device, languages, viewport, search keyword) and the visitors' attributes. Measured
+    interleaved, twice each, best of each: a shared machine's drift hits both alike."""
+    best: dict[str, float] = {}
+    for name, template in (("today", RULE), ("targeted", TARGETED), ("today", RULE), ("targeted", TARGETED)):
         engine = _engine_with_rules(100, template=template)
         rng = random.Random(1)
         now = time.time()
@@ -133,11 +134,12 @@ def targeting_rate(visitors: int, events: int) -> tuple[float, float]:
         states = [engine.state_for("tenant", "site", f"h{i}") for i in range(visitors)]
         for i, state in enumerate(states):
             state.identify({"plan": "pro" if i % 2 else "free"}, trusted=True)
+        gc.collect()
         started = time.perf_counter()
         for i in range(events):
             engine.apply_events(states[i % visitors], [batch[i % 1000]])
-        rates.append(events / (time.perf_counter() - started))
-    return rates[0], rates[1]
+        best[name] = max(best.get(name, 0.0), events / (time.perf_counter() - started))
+    return best["targeted"], best["today"]
 
 
 def tick_cost(visitors: int, due: int) -> float:

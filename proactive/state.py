@@ -280,7 +280,12 @@ class VisitorState:
                 page.visible = True
                 self._focus(session, page)
             if url is not None:
-                session.pages = [*(session.pages or ())[-(MAX_PAGES - 1):], urlsplit(url).path]
+                pages = session.pages
+                if pages is None:
+                    pages = session.pages = []
+                elif len(pages) >= MAX_PAGES:
+                    del pages[0]
+                pages.append(page.path if page.url == url and page.path is not None else urlsplit(url).path)
             if session.landing_url is None:
                 search = props.get("search")
                 session.search = search[:200] if isinstance(search, str) and search else None
