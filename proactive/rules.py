@@ -17,6 +17,12 @@ lengths are capped, and regular expressions compile only on RE2 (no catastrophic
         variants: [{name: a, weight: 50}, {name: b, weight: 50, message: "Need help choosing?"}]
         holdout: 10%
         goal: {event: purchase, within: 30m}
+
+Targeting (docs/proactive.md, *Targeting*): ``schedule`` (= ``business_hours``) with several and
+overnight windows, ``24:00``, start/end dates and the site's holidays, in the site's time zone by
+default; caps default to once a day and 7 days after a dismissal (``null`` turns one off),
+``caps.until: seen | interacted``; ``visitor.attributes.<name>``, ``agents.online``, the snippet's
+page fields, ``session.pages`` with ``steps`` (funnels) and case-insensitive operators (``ieq`` …).
 """
 
 from __future__ import annotations
@@ -178,10 +184,6 @@ class Hours(msgspec.Struct, frozen=True):
     start_date: date | None = None
     end_date: date | None = None
     holidays: bool = True  # closed on the site's holidays
-
-    @property
-    def start(self) -> dtime:  # the first window's opening, for callers that knew one window
-        return _clock(self.windows[0][0])
 
     def _zone(self, site_zone: str) -> ZoneInfo:
         return ZoneInfo(self.timezone or site_zone)
