@@ -333,11 +333,13 @@ async def _run(rt: Runtime, row: dict[str, Any]) -> None:
         await Export.update({Export.status: "failed", Export.error: type(exc).__name__}).where(Export.id == row["id"])
 
 
-async def run_pending(rt: Runtime, limit: int = 5) -> int:
-    """Build queued exports, and those left ``running`` by a process that died."""
+async def run_pending(rt: Runtime, limit: int = 5, tenant_id: UUID | None = None) -> int:
+    """Build queued exports, and those left ``running`` by a process that died (oldest first;
+    ``tenant_id`` narrows it to one tenant's, as a test that waits for its own export does)."""
     now = rt.clock.now()
-    rows = await Export.select().where(Export.status == "queued").order_by(Export.created_at).limit(limit)
-    for orphan in await Export.select().where(Export.status == "running").order_by(Export.created_at).limit(limit):
+    mine = (Export.tenant == tenant_id) if tenant_id is not None else (Export.id.is_not_null())
+    rows = await Export.select().where((Export.status == "queued") & mine).order_by(Export.created_at).limit(limit)
+    for orphan in await Export.select().where((Export.status == "running") & mine).order_by(Export.created_at).limit(limit):
         if await leases.running(orphan["tenant"], _operation(orphan["id"]), now) is None:
             log.warning("export_restarted", export=str(orphan["id"]))
             rows.append(orphan)
