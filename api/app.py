@@ -30,6 +30,7 @@ from api.proactive import CapacityController, CollectController, RulesController
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
+from api.screen import screen_body
 from api.search import SearchController
 from api.shutdown import on_termination
 from api.transcripts import TranscriptController
@@ -119,6 +120,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                                allow_headers=["authorization", "content-type", "x-parley-site", "x-request-id"],
                                expose_headers=["x-request-id"], max_age=600),
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=screen_body,
         lifespan=[lifespan],
         state=State({"runtime": runtime, "demo_site_key": None, "scheduler": None}),
         request_max_body_size=settings.max_body_bytes,

@@ -32,6 +32,7 @@ from archive import attachments, db, ledger, revisions
 from archive.attachments import FetchedFile
 from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, TooLarge
+from archive.limits import date_errors
 from archive.models import (
     Attachment,
     BatchIn,
@@ -131,7 +132,12 @@ def parse_body(body: bytes, settings: Any) -> tuple[list[ConversationIn], bool]:
 
 def check_conversation(conv: ConversationIn, settings: Any, now: datetime, path: str) -> list[FieldError]:
     """Rules a type cannot express: limits, emptiness, and timestamps that make sense."""
-    errors: list[FieldError] = []
+    # Dates at the ends of the calendar first: the comparisons below add a skew to them.
+    errors = date_errors(path, started_at=conv.started_at, ended_at=conv.ended_at)
+    for i, message in enumerate(conv.messages[: settings.max_messages]):
+        errors.extend(date_errors(f"{path}messages[{i}].", at=message.at, edited_at=message.edited_at))
+    if errors:
+        return errors
     skew = timedelta(seconds=settings.clock_skew_seconds)
     if not conv.messages:
         errors.append(FieldError(f"{path}messages", "a conversation needs at least one message"))

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, Union
 import msgspec
 
 from archive.errors import FieldError, InvalidInput, MalformedBody, field_path
+from archive.limits import check_json_document
 
 T = TypeVar("T")
 
@@ -25,7 +26,8 @@ MAX_REPORTED = 50
 
 
 def decode_json(body: bytes | str, what: str = "the request body") -> Any:
-    """JSON to builtins; malformed, non-UTF-8 or absurdly nested input is a 400 naming the cause."""
+    """JSON to builtins; malformed, non-UTF-8 or too deeply nested input is a 400 naming the cause."""
+    check_json_document(body.encode() if isinstance(body, str) else body, what)
     try:
         return msgspec.json.decode(body)
     except RecursionError:

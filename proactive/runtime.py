@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from archive.clock import Clock
 from archive.db import json_column
+from archive.limits import MAX_SITE_KEY_CHARS
 from archive.tables import Site
 from archive.tenancy import _Lru
 from proactive.delivery import InvitationDelivery
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from archive.runtime import Runtime
 
 SITE_CACHE_SECONDS = 10.0
-MAX_SITE_KEY = 64
 
 
 class SiteCache:
@@ -36,7 +36,7 @@ class SiteCache:
         self._rows: _Lru[str, tuple[float, dict[str, Any]]] = _Lru(size)
 
     async def by_key(self, site_key: str) -> dict[str, Any] | None:
-        if len(site_key) > MAX_SITE_KEY:
+        if len(site_key) > MAX_SITE_KEY_CHARS:
             return None
         cached = self._rows.get(site_key)
         if cached is not None and self.clock.monotonic() - cached[0] < SITE_CACHE_SECONDS:

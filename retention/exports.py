@@ -34,6 +34,7 @@ from archive import db, leases, ledger, transcripts
 from archive.crypto import SealingWriter
 from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
+from archive.limits import date_errors
 from archive.models import Attachment, Message, StoredConversation
 from archive.query import QuerySyntaxError, parse
 from archive.rotation import Rewrapped
@@ -86,6 +87,8 @@ async def create(rt: Runtime, principal: Principal, data: ExportIn) -> ExportOut
         parse(data.q)
     except QuerySyntaxError as exc:
         raise InvalidInput("the export query cannot be parsed", [FieldError("q", f"{exc.message} at position {exc.position}")]) from None
+    if errors := date_errors("filters.", from_=data.filters.from_, to=data.filters.to):
+        raise InvalidInput("the export filters are out of range", errors)
     ctx = await tenant_context(rt, principal.tenant_id)
     export_id = uuid4()
     criteria = {"q_sealed": ctx.crypto.seal_note(data.q.encode()) if data.q else "", "filters": msgspec.to_builtins(data.filters)}

@@ -19,6 +19,7 @@ import msgspec
 from archive import ledger
 from archive.analysis import highlight_terms, primary_language
 from archive.errors import FieldError, InvalidInput
+from archive.limits import MAX_RESULT_WINDOW, date_errors, date_problem
 from archive.query import Parsed, QuerySyntaxError, parse, relax_for_typos
 from archive.runtime import Runtime
 from archive.search import indexing
@@ -103,9 +104,17 @@ def _decode_cursor(text: str | None) -> Cursor:
     if not text:
         return Cursor()
     try:
-        return msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=Cursor)
+        cursor = msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=Cursor)
+        # Cursors are not signed: every field is checked as if a client wrote it, because one could.
+        if not 0 <= cursor.offset <= MAX_RESULT_WINDOW:
+            raise ValueError("offset out of range")
+        if cursor.started_at is not None:
+            if date_problem(datetime.fromisoformat(cursor.started_at.replace("Z", "+00:00"))) or cursor.conversation is None:
+                raise ValueError("position out of range")
+            UUID(cursor.conversation)
     except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
         raise InvalidInput("the cursor is not one this API issued", [FieldError("cursor", "pass next_cursor back unchanged")]) from None
+    return cursor
 
 
 async def tenant_languages(rt: Runtime, ctx: TenantContext) -> list[str]:
@@ -188,6 +197,8 @@ def _fragment(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> SearchResponse:
+    if errors := date_errors("filters.", from_=request.filters.from_, to=request.filters.to):
+        raise InvalidInput("the search filters are out of range", errors)
     ctx = await tenant_context(rt, principal.tenant_id)
     parsed = _parse(request)
     plan = await plan_for(rt, ctx, request, parsed)

@@ -1,0 +1,253 @@
+"""Hostile input: every finding of the attack passes, one test each (issue 23).
+
+Each test is a bad input that once reached a 500, unbounded memory, a leaked file mode or a broken
+export; it now gets a problem+json naming what to change. Add a test here for every new finding.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from tests.factories import conversation
+
+PROBLEM = "application/problem+json"
+
+
+def deep_json(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def assert_problem(response, status: int | tuple[int, ...], path: str | None = None) -> dict:
+    statuses = status if isinstance(status, tuple) else (status,)
+    assert response.status_code in statuses, (response.status_code, response.text[:500])
+    assert response.headers["content-type"].startswith(PROBLEM), response.headers["content-type"]
+    body = response.json()
+    if path is not None:
+        assert path in {e["path"] for e in body.get("errors", [])}, body
+    return body
+
+
+@pytest.fixture
+async def site(client, tenant):
+    created = await client.post("/v1/admin/sites", json={"name": "shop", "allowed_origins": ["https://shop.example.com"]},
+                                headers=tenant.headers("admin"))
+    assert created.status_code == 201, created.text
+    tenant.site = created.json()
+    return tenant
+
+
+# --- JSON nested 1,000 deep (RecursionError) -------------------------------------------------------
+
+@pytest.mark.parametrize("method,path,role", [
+    ("POST", "/v1/transcripts", "ingest"),
+    ("POST", "/v1/search", "compliance"),
+    ("POST", "/v1/holds", "compliance"),
+    ("POST", "/v1/rules/validate", "marketing"),
+    ("POST", "/v1/rules/import", "marketing"),
+    ("POST", "/v1/rules", "marketing"),
+    ("PUT", "/v1/agents/capacity", "ingest"),
+])
+async def test_json_nested_a_thousand_deep_is_a_400_naming_the_depth_limit(client, tenant, method, path, role):
+    response = await client.request(method, path, content=deep_json(1000),
+                                    headers={**tenant.headers(role), "content-type": "application/json"})
+    body = assert_problem(response, 400)
+    assert "nested" in body["detail"], body
+
+
+async def test_json_nested_a_thousand_deep_inside_a_conversation_is_refused(client, tenant):
+    item = conversation()
+    raw = json.dumps(item).encode().replace(b'"pro"', deep_json(1000), 1)
+    response = await client.post("/v1/transcripts", content=raw, headers={**tenant.headers("ingest"), "content-type": "application/json"})
+    assert_problem(response, 400)
+
+
+async def test_a_collect_batch_nested_a_thousand_deep_is_refused(client):
+    response = await client.post("/v1/collect", content=deep_json(1000), headers={"content-type": "text/plain"})
+    assert_problem(response, 400)
+
+
+# --- YAML nested 500 deep ----------------------------------------------------------------------------
+
+YAML_TOO_DEEP = "rules: " + "[" * 500 + "]" * 500
+
+
+def billion_laughs() -> str:
+    """A few lines that expand into 10^10 nodes through aliases."""
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for previous, name in zip("abcdefghi", "bcdefghij"):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]")
+    return "\n".join([*lines, "rules: []"])
+
+
+@pytest.mark.parametrize("text,words", [(YAML_TOO_DEEP, "at most 64 levels"), (billion_laughs(), "nodes")])
+async def test_hostile_yaml_is_refused_by_import_before_it_is_built(client, tenant, text, words):
+    response = await client.post("/v1/rules/import", content=text.encode(), headers={**tenant.headers("marketing"), "content-type": "application/yaml"})
+    body = assert_problem(response, 400, "$")
+    assert words in body["errors"][0]["message"], body
+
+
+@pytest.mark.parametrize("text,words", [(YAML_TOO_DEEP, "at most 64 levels"), (billion_laughs(), "nodes")])
+async def test_hostile_yaml_is_reported_invalid_by_validate(client, tenant, text, words):
+    response = await client.post("/v1/rules/validate", content=text.encode(), headers={**tenant.headers("marketing"), "content-type": "application/yaml"})
+    assert response.status_code == 200 and response.json()["valid"] is False, response.text
+    assert words in response.json()["errors"][0]["message"], response.json()
+
+
+# --- Invalid UTF-8 bodies ----------------------------------------------------------------------------
+
+INVALID_UTF8 = b'{"name": "\xff\xfe", "reason": "x"}'
+
+
+@pytest.mark.parametrize("method,path,role", [
+    ("POST", "/v1/holds", "compliance"),
+    ("POST", "/v1/exports", "compliance"),
+    ("POST", "/v1/erasure", "compliance"),
+    ("POST", "/v1/admin/keys", "admin"),
+    ("POST", "/v1/admin/sites", "admin"),
+    ("PUT", "/v1/admin/settings", "admin"),
+    ("POST", "/v1/rules", "marketing"),
+    ("POST", "/v1/rules/validate", "marketing"),
+    ("POST", "/v1/rules/import", "marketing"),
+    ("PUT", "/v1/agents/capacity", "ingest"),
+    ("POST", "/v1/search", "compliance"),
+    ("POST", "/v1/transcripts", "ingest"),
+    ("PUT", "/v1/retention/policies", "compliance"),
+    ("POST", "/v1/admin/connectors", "admin"),
+])
+async def test_a_body_that_is_not_utf8_is_a_400(client, tenant, method, path, role):
+    response = await client.request(method, path, content=INVALID_UTF8, headers={**tenant.headers(role), "content-type": "application/json"})
+    body = assert_problem(response, 400)
+    assert "UTF-8" in body["detail"], body
+
+
+async def test_a_collect_batch_that_is_not_utf8_is_a_400(client):
+    response = await client.post("/v1/collect", content=b'{"site_key": "\xff"}', headers={"content-type": "text/plain"})
+    assert_problem(response, 400)
+
+
+# --- Dates at the ends of the calendar ---------------------------------------------------------------
+
+CALENDAR_ENDS = ["date:9999-12-31", "date:>=0001-01-01T00:00:00+01:00", "date:<=9999-12-31T23:59:59-01:00",
+                 "date:0001-01-01", "date:0001-01-01..9999-12-31"]
+
+
+@pytest.mark.parametrize("q", CALENDAR_ENDS)
+async def test_search_dates_at_the_ends_of_the_calendar_are_refused_naming_q(client, tenant, q):
+    response = await client.post("/v1/search", json={"q": q}, headers=tenant.headers("compliance"))
+    assert_problem(response, 422, "q")
+
+
+@pytest.mark.parametrize("name,value", [("from", "0001-01-01T00:00:00+01:00"), ("to", "9999-12-31T23:59:59-01:00"),
+                                        ("from", "9999-12-31T23:59:59+00:00")])
+async def test_search_filters_at_the_ends_of_the_calendar_are_refused(client, tenant, name, value):
+    response = await client.post("/v1/search", json={"filters": {name: value}}, headers=tenant.headers("compliance"))
+    assert_problem(response, 422, f"filters.{name}")
+
+
+@pytest.mark.parametrize("criteria,path", [
+    ({"q": "date:9999-12-31"}, "criteria.q"),
+    ({"q": "date:>=0001-01-01T00:00:00+01:00"}, "criteria.q"),
+    ({"from": "0001-01-01T00:00:00+01:00"}, "criteria.from"),
+    ({"to": "9999-12-31T23:59:59-01:00"}, "criteria.to"),
+    ({"filters": {"from": "0001-01-01T00:00:00+01:00"}}, "criteria.filters.from"),
+])
+async def test_hold_criteria_at_the_ends_of_the_calendar_are_refused(client, tenant, criteria, path):
+    response = await client.post("/v1/holds", json={"name": "h", "reason": "r", "criteria": criteria}, headers=tenant.headers("compliance"))
+    assert_problem(response, 422, path)
+
+
+@pytest.mark.parametrize("body,path", [
+    ({"q": "date:9999-12-31"}, "q"),
+    ({"q": "date:>=0001-01-01T00:00:00+01:00"}, "q"),
+    ({"filters": {"to": "9999-12-31T23:59:59-01:00"}}, "filters.to"),
+])
+async def test_export_queries_at_the_ends_of_the_calendar_are_refused(client, tenant, body, path):
+    response = await client.post("/v1/exports", json=body, headers=tenant.headers("compliance"))
+    assert_problem(response, 422, path)
+
+
+# --- Query-language depth and term count -------------------------------------------------------------
+
+@pytest.mark.parametrize("q", ["NOT " * 100 + "a", "(" * 100 + "a" + ")" * 100, " OR ".join(f"w{i}" for i in range(150)),
+                               "-" * 500 + "a"])
+async def test_a_query_too_deep_or_too_long_is_refused_naming_q(client, tenant, q):
+    response = await client.post("/v1/search", json={"q": q}, headers=tenant.headers("compliance"))
+    body = assert_problem(response, 422, "q")
+    assert "at most" in " ".join(e["message"] for e in body["errors"]), body
+
+
+async def test_a_hold_query_too_deep_is_refused(client, tenant):
+    response = await client.post("/v1/holds", json={"name": "h", "reason": "r", "criteria": {"q": "NOT " * 100 + "a"}},
+                                 headers=tenant.headers("compliance"))
+    assert_problem(response, 422, "criteria.q")
+
+
+# --- Cursors -----------------------------------------------------------------------------------------
+
+def _cursor(payload: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("payload", [{"offset": 2**63}, {"offset": 2**64 + 5}, {"offset": -1}, {"offset": 10**40},
+                                     {"started_at": "9999-12-31T23:59:59.999999Z", "conversation": "x"}])
+async def test_a_forged_cursor_is_refused_naming_cursor(client, tenant, payload):
+    response = await client.post("/v1/search", json={"q": "", "sort": "newest", "cursor": _cursor(payload)}, headers=tenant.headers("compliance"))
+    assert_problem(response, 422, "cursor")
+    response = await client.post("/v1/search", json={"q": "order", "cursor": _cursor(payload)}, headers=tenant.headers("compliance"))
+    assert_problem(response, 422, "cursor")
+
+
+# --- Audit -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("params,path", [
+    ({"after_seq": str(2**63)}, "after_seq"),
+    ({"after_seq": str(10**30)}, "after_seq"),
+    ({"from": "0001-01-01T00:00:00+01:00"}, "from"),
+    ({"to": "9999-12-31T23:59:59-01:00"}, "to"),
+    ({"from": "0001-01-01T00:00:00"}, "from"),
+])
+async def test_audit_filters_out_of_range_are_a_400_naming_the_parameter(client, tenant, params, path):
+    response = await client.get("/v1/audit", params=params, headers=tenant.headers("compliance"))
+    assert_problem(response, 400, path)
+
+
+# --- Ingest ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overrides,path", [
+    ({"started_at": "0001-01-01T00:00:00Z", "ended_at": "0001-01-01T00:30:00Z"}, "started_at"),
+    ({"started_at": "0001-01-01T00:00:00+01:00"}, "started_at"),
+    ({"ended_at": "9999-12-31T23:59:59-01:00"}, "ended_at"),
+])
+async def test_conversations_dated_at_the_ends_of_the_calendar_are_refused(client, tenant, overrides, path):
+    response = await client.post("/v1/transcripts", json=conversation(**overrides), headers=tenant.headers("ingest"))
+    assert_problem(response, 422, path)
+
+
+async def test_a_message_dated_at_the_ends_of_the_calendar_is_refused(client, tenant):
+    item = conversation()
+    item["messages"][0]["at"] = "0001-01-01T00:00:00+01:00"
+    response = await client.post("/v1/transcripts", json=item, headers=tenant.headers("ingest"))
+    assert_problem(response, 422, "messages[0].at")
+
+
+# --- Engagement --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("at", [int("9" * 400), -int("9" * 400), "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+async def test_a_collect_event_at_out_of_range_is_rejected_and_the_rest_kept(client, site, at):
+    """Collect answers per event (one bad event must not lose the others): the bad one is named."""
+    events = [{"type": "heartbeat", "at": at}, {"type": "heartbeat"}]
+    body = {"site_key": site.site["site_key"], "visitor_id": "v", "session_id": "s", "events": events}
+    response = await client.post("/v1/collect", content=json.dumps(body), headers={"content-type": "text/plain", "origin": "https://shop.example.com"})
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+    assert response.json()["rejected"] == [{"index": 0, "reason": "at is out of range"}], response.json()
+
+
+async def test_a_rule_in_with_a_nested_list_is_refused_naming_the_value(client, tenant):
+    doc = {"rules": [{"name": "r", "site": "shop", "when": {"field": "page.url", "op": "in", "value": [["x"]]}, "invite": {"message": "hi"}}]}
+    response = await client.post("/v1/rules/validate", json=doc, headers=tenant.headers("marketing"))
+    assert response.status_code == 200 and response.json()["valid"] is False, response.text
+    assert response.json()["errors"][0]["path"] == "rules[0].when.value"
