@@ -33,6 +33,7 @@ from api.retention import ErasureController, ExportController, HoldController, R
 from api.screen import screen_body
 from api.search import SearchController
 from api.shutdown import on_termination
+from api.stores import BoundedMemoryStore
 from api.transcripts import TranscriptController
 from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn
@@ -122,6 +123,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=screen_body,
         lifespan=[lifespan],
+        stores={"collect_ip": BoundedMemoryStore(), "collect_site": BoundedMemoryStore()},
         state=State({"runtime": runtime, "demo_site_key": None, "scheduler": None}),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -48,6 +48,8 @@ MAX_LEDGER_SEQ = 2**31 - 1
 # --- engagement ------------------------------------------------------------------------------------
 # Site keys are "ps_" and 24 characters; a longer one is refused before any lookup or cache.
 MAX_SITE_KEY_CHARS = 64
+# Rate-limit counters kept in memory per distinct client address or site key (api/stores.py).
+MAX_RATE_LIMIT_KEYS = 20_000
 # Behaviour event times as epoch numbers (seconds or milliseconds) beyond this are not times.
 MAX_EPOCH_NUMBER = 10**15
 

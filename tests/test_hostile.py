@@ -6,12 +6,19 @@ export; it now gets a problem+json naming what to change. Add a test here for ev
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import secrets
+from collections import Counter
+from pathlib import Path
 
+import httpx
 import pytest
 
+from api.stores import BoundedMemoryStore
 from tests.factories import conversation
+from tests.servers import Deployment
 
 PROBLEM = "application/problem+json"
 
@@ -251,3 +258,72 @@ async def test_a_rule_in_with_a_nested_list_is_refused_naming_the_value(client, 
     response = await client.post("/v1/rules/validate", json=doc, headers=tenant.headers("marketing"))
     assert response.status_code == 200 and response.json()["valid"] is False, response.text
     assert response.json()["errors"][0]["path"] == "rules[0].when.value"
+
+
+# --- Unauthenticated memory growth -------------------------------------------------------------------
+
+def _rss_bytes(group: int) -> int:
+    """Resident memory of every process in the server's process group (Granian serves the app
+    from a worker process under a supervisor)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            status = (stat.parent / "status").read_text()
+        except OSError:
+            continue  # the process ended while being read
+        if int(fields[2]) == group:  # fields after the command name: state, ppid, pgrp, ...
+            total += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+    assert total, f"no process in group {group}"
+    return total
+
+
+async def _hostile_unauthenticated(http: httpx.AsyncClient, n: int) -> Counter[int]:
+    """``n`` requests no key authorises, in four shapes; answers counted by status."""
+    statuses: Counter[int] = Counter()
+    huge_key = "ps_" + "k" * 2_000_000  # the attack pass's 2 MB site key
+
+    async def one(i: int) -> None:
+        junk = secrets.token_urlsafe(40)
+        shape = i % 4
+        if shape == 0:
+            body = json.dumps({"site_key": huge_key + junk, "visitor_id": "v", "session_id": "s", "events": []})
+            response = await http.post("/v1/collect", content=body, headers={"content-type": "text/plain"})
+        elif shape == 1:
+            body = json.dumps({"visitor_id": "v", "session_id": "s", "events": [{"type": "heartbeat"}]})
+            response = await http.post("/v1/collect", content=body, headers={"content-type": "text/plain", "x-parley-site": f"ps_{junk}"})
+        elif shape == 2:
+            response = await http.get("/v1/invitations/stream", params={"site_key": f"ps_{junk}" * 100, "visitor_id": "v"})
+        else:
+            response = await http.get("/v1/whoami", headers={"Authorization": f"Bearer prl_{junk[:8]}_{junk}"})
+        statuses[response.status_code] += 1
+
+    for start in range(0, n, 8):
+        await asyncio.gather(*(one(i) for i in range(start, min(n, start + 8))))
+    return statuses
+
+
+async def test_a_thousand_hostile_unauthenticated_requests_grow_the_server_by_at_most_10_mb(tmp_path):
+    deployed = Deployment(tmp_path / "deployment", scheduler=False)
+    await deployed.create()
+    try:
+        await deployed.start()
+        assert deployed.process is not None
+        async with httpx.AsyncClient(base_url=deployed.url, timeout=30) as http:
+            await _hostile_unauthenticated(http, 200)  # warm-up: code paths, pools, allocator arenas
+            before = _rss_bytes(deployed.process.pid)
+            statuses = await _hostile_unauthenticated(http, 1000)
+            after = _rss_bytes(deployed.process.pid)
+        print(f"RSS before {before / 2**20:.1f} MiB, after 1,000 hostile requests {after / 2**20:.1f} MiB, growth {(after - before) / 2**20:.2f} MiB")
+        assert set(statuses) <= {400, 401, 403, 404, 413, 422}, statuses
+        assert after - before <= 10 * 2**20, (before, after)
+    finally:
+        await deployed.drop()
+
+
+async def test_rate_limit_counters_are_bounded():
+    store = BoundedMemoryStore(max_keys=100)
+    for i in range(1000):
+        await store.set(f"site:{i}", b"1", expires_in=60)
+    assert len(store) <= 100
+    assert await store.get("site:999") == b"1"  # the newest are kept
