@@ -327,3 +327,70 @@ async def test_rate_limit_counters_are_bounded():
         await store.set(f"site:{i}", b"1", expires_in=60)
     assert len(store) <= 100
     assert await store.get("site:999") == b"1"  # the newest are kept
+
+
+# --- Files are private -------------------------------------------------------------------------------
+
+async def _until(check, what: str, seconds: float = 60.0):
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if (result := await check()) is not None:
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_the_data_directory_is_0700_and_every_file_0600_database_index_and_exports_included(tmp_path):
+    deployed = Deployment(tmp_path / "deployment")
+    await deployed.create()
+    try:
+        keys = await deployed.tenant("files")
+        await deployed.start()
+        async with httpx.AsyncClient(base_url=deployed.url, timeout=30) as http:
+            ingested = await http.post("/v1/transcripts", json=conversation(), headers={"Authorization": f"Bearer {keys['ingest']}"})
+            assert ingested.status_code == 201, ingested.text
+            compliance = {"Authorization": f"Bearer {keys['compliance']}"}
+            export = (await http.post("/v1/exports", json={"q": ""}, headers=compliance)).json()
+
+            async def done():
+                state = (await http.get(f"/v1/exports/{export['id']}", headers=compliance)).json()
+                return state if state["status"] == "done" else None
+
+            await _until(done, "the export")
+        files = [p for p in deployed.data_dir.rglob("*") if p.is_file() and p.name != "server.log"]
+        assert any(p.suffix == ".sqlite3" for p in files) or deployed.database, files
+        assert any("export" in str(p) for p in files), files  # the sealed export is among them
+        # The harness made the directory itself (see the next test for one Parley creates).
+        loose = {str(p.relative_to(deployed.data_dir)): oct(p.stat().st_mode & 0o777)
+                 for p in deployed.data_dir.rglob("*") if p.name != "server.log" and p.stat().st_mode & 0o077}
+        assert loose == {}, loose
+    finally:
+        await deployed.drop()
+
+
+async def test_a_data_directory_parley_creates_is_0700(tmp_path):
+    deployed = Deployment(tmp_path / "deployment")
+    await deployed.create()
+    try:
+        fresh = tmp_path / "fresh" / "data"
+        deployed.env["PARLEY_DATA_DIR"] = str(fresh)
+        result = await deployed.cli("migrate")
+        assert result.returncode == 0, result.stderr
+        assert oct(fresh.stat().st_mode & 0o777) == oct(0o700)
+        assert {oct(p.stat().st_mode & 0o777) for p in fresh.rglob("*") if p.is_file()} <= {oct(0o600)}
+    finally:
+        await deployed.drop()
+
+
+async def test_start_up_warns_when_the_data_files_were_made_readable_by_others(tmp_path):
+    deployed = Deployment(tmp_path / "deployment")
+    await deployed.create()
+    try:
+        deployed.data_dir.chmod(0o755)
+        deployed.env["PARLEY_LOG_LEVEL"] = "info"
+        result = await deployed.cli("tenants", "list")
+        assert result.returncode == 0, result.stderr
+        assert "data_files_not_private" in result.stderr and str(deployed.data_dir) in result.stderr, result.stderr
+        assert "chmod -R go-rwx" in result.stderr
+    finally:
+        await deployed.drop()
