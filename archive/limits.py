@@ -56,7 +56,7 @@ MAX_EPOCH_NUMBER = 10**15
 # --- names -----------------------------------------------------------------------------------------
 # People's names travel into e-mail headers (EML exports) and logs: control characters (CR/LF
 # above all) are refused at ingest rather than sanitised later.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def date_problem(value: datetime | None) -> str | None:
@@ -84,7 +84,7 @@ def date_errors(path_prefix: str, **values: datetime | None) -> list[FieldError]
 
 
 def control_character_problem(text: str | None) -> str | None:
-    if text is not None and _CONTROL.search(text):
+    if text is not None and CONTROL_CHARACTERS.search(text):
         return "must not contain control characters (line breaks, tabs, NUL)"
     return None
 

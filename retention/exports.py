@@ -21,6 +21,8 @@ import os
 import re
 import zipfile
 from datetime import datetime, timedelta
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -34,7 +36,7 @@ from archive import db, leases, ledger, transcripts
 from archive.crypto import SealingWriter
 from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
-from archive.limits import date_errors
+from archive.limits import CONTROL_CHARACTERS, date_errors
 from archive.models import Attachment, Message, StoredConversation
 from archive.query import QuerySyntaxError, parse
 from archive.rotation import Rewrapped
@@ -134,8 +136,23 @@ def _file_path(cid: UUID, sha256: str) -> str:
     return f"attachments/{cid}/{sha256}"
 
 
-def _address(name: str | None, email: str | None, fallback: str) -> str:
-    return f'"{name or fallback}" <{email or _safe_name(fallback) + ".invalid"}>'
+def _header_text(text: str) -> str:
+    """A header value on one line: control characters (CR/LF above all, which would start a new
+    header) become spaces. Conversations archived before ingest refused them still export."""
+    return " ".join(CONTROL_CHARACTERS.sub(" ", text).split())
+
+
+def _address(name: str | None, email: str | None, who: str, kind: str) -> Address:
+    """An address header entry; non-ASCII names are encoded per RFC 2047 when the message is
+    written (the email package's default policy). An e-mail that is not an address falls back to
+    ``<id@visitor.invalid>``, as does a missing one."""
+    display = _header_text(name or who)
+    if email:
+        try:
+            return Address(display_name=display, addr_spec=_header_text(email))
+        except (ValueError, IndexError, HeaderParseError):
+            pass
+    return Address(display_name=display, username=_safe_name(who), domain=f"{kind}.invalid")
 
 
 def _line(m: Message) -> str:
@@ -153,9 +170,10 @@ def _eml(
     custodian identity), notes and events marked, stored files attached."""
     message = EmailMessage()
     visitor = stored.visitor
-    message["From"] = _address(visitor.name, visitor.email, f"{visitor.id}@visitor")
-    message["To"] = ", ".join(_address(a.name, a.email, f"{a.id}@agent") for a in stored.agents) or "undisclosed-recipients:;"
-    message["Subject"] = f"Chat {stored.external_id} ({stored.site}/{stored.channel})" + (f" revision {revision}" if revision > 1 else "")
+    message["From"] = _address(visitor.name, visitor.email, visitor.id, "visitor")
+    agents = tuple(_address(a.name, a.email, a.id, "agent") for a in stored.agents)
+    message["To"] = agents if agents else "undisclosed-recipients:;"
+    message["Subject"] = _header_text(f"Chat {stored.external_id} ({stored.site}/{stored.channel})" + (f" revision {revision}" if revision > 1 else ""))
     message["Date"] = format_datetime(stored.started_at)
     message["Message-ID"] = f"<{cid}{f'.r{revision}' if revision > 1 else ''}@parley.invalid>"
     message["X-Parley-Conversation-Id"] = str(cid)
@@ -169,7 +187,7 @@ def _eml(
                 attached.add(a.sha256)
                 maintype, _, subtype = (a.content_type or "application/octet-stream").partition("/")
                 message.add_attachment(files[a.sha256][1], maintype=maintype, subtype=subtype or "octet-stream",
-                                       filename=a.name or a.sha256)
+                                       filename=_header_text(a.name or "") or a.sha256)
     return bytes(message)
 
 

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email
+import email.policy
 import json
 import secrets
+import uuid
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from api.stores import BoundedMemoryStore
+from archive.models import StoredConversation
+from retention.exports import _eml
 from tests.factories import conversation
 from tests.servers import Deployment
 
@@ -394,3 +401,49 @@ async def test_start_up_warns_when_the_data_files_were_made_readable_by_others(t
         assert "chmod -R go-rwx" in result.stderr
     finally:
         await deployed.drop()
+
+
+# --- Names in e-mail headers -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("where,value", [
+    ("visitor.name", "Ola\r\nBcc: everyone@example.com"),
+    ("visitor.id", "v\n1"),
+    ("agents[0].name", "Kari\x00"),
+    ("external_id", "conv\r\nX-Injected: 1"),
+    ("messages[0].sender.name", "Tab\tbed"),
+])
+async def test_names_with_control_characters_are_refused_at_ingest_naming_the_field(client, tenant, where, value):
+    item = conversation()
+    target = {"visitor.name": (item["visitor"], "name"), "visitor.id": (item["visitor"], "id"), "agents[0].name": (item["agents"][0], "name"),
+              "external_id": (item, "external_id"), "messages[0].sender.name": (item["messages"][0]["sender"], "name")}[where]
+    target[0][target[1]] = value
+    response = await client.post("/v1/transcripts", json=item, headers=tenant.headers("ingest"))
+    body = assert_problem(response, 422, where)
+    assert "control characters" in next(e["message"] for e in body["errors"] if e["path"] == where)
+
+
+def _stored(**visitor: Any) -> StoredConversation:
+    raw = conversation("conv\r\nX-Injected: 1", agents=[{"id": "a\n7", "name": "Kari\r\nBcc: all@example.com", "email": "kari@example.com"}],
+                       visitor={"id": "v-1", **visitor})
+    return msgspec.convert(raw, StoredConversation, strict=False)
+
+
+@pytest.mark.parametrize("visitor", [
+    {"name": "Ola\r\nBcc: everyone@example.com", "email": "ola@example.no"},
+    {"name": "Åse Ødegård-Þórsdóttir 王小明", "email": "not an address\r\nX-Injected: 1"},
+    {"name": None, "email": None},
+])
+def test_eml_headers_are_one_line_each_and_rfc_2047_encoded(visitor):
+    """Conversations archived before ingest refused control characters must still export."""
+    raw = _eml(uuid.uuid4(), _stored(**visitor), "0" * 64, 1, {})
+    head = raw.split(b"\n\n", 1)[0]
+    assert head.isascii()  # non-ASCII names are encoded words, never raw bytes
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Bcc"] is None and parsed["X-Injected"] is None
+    names = {line.split(b":", 1)[0] for line in head.splitlines() if not line.startswith((b" ", b"\t"))}
+    assert names <= {b"From", b"To", b"Subject", b"Date", b"Message-ID", b"X-Parley-Conversation-Id", b"X-Parley-Revision",
+                     b"X-Parley-Content-SHA256", b"Content-Type", b"Content-Transfer-Encoding", b"MIME-Version"}, names
+    sender = parsed["From"].addresses[0]
+    assert sender.display_name == " ".join((visitor["name"] or "v-1").replace("\r\n", " ").split())
+    assert sender.addr_spec == (visitor["email"] if visitor["email"] == "ola@example.no" else "v-1@visitor.invalid")
+    assert parsed["To"].addresses[0].addr_spec == "kari@example.com"
