@@ -30,7 +30,7 @@ from api.proactive import CapacityController, CollectController, RulesController
 from api.problems import EXCEPTION_HANDLERS
 from api.request_id import RequestIdMiddleware
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
-from api.screen import screen_body
+from api.screen import RequestLineLimits, screen_body
 from api.search import SearchController
 from api.shutdown import on_termination
 from api.stores import BoundedMemoryStore
@@ -113,7 +113,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             ConnectorAdminController, receive_push,
         ],
         dependencies=DEPENDENCIES,
-        middleware=[RequestIdMiddleware, ApiKeyAuthentication],
+        middleware=[RequestIdMiddleware, RequestLineLimits, ApiKeyAuthentication],
         # Public browser endpoints check each site's allowed origins themselves; the API proper
         # is authenticated by bearer keys, which browsers never attach on their own, so a
         # permissive CORS policy opens nothing.

@@ -27,6 +27,12 @@ MAX_YAML_DEPTH = 64
 MAX_YAML_NODES = 100_000
 MAX_YAML_BYTES = 1_000_000
 
+# --- requests ----------------------------------------------------------------------------------
+# Below Granian's own limits, so the app answers with problem+json (api/screen.py); the body size
+# is the setting PARLEY_MAX_BODY_BYTES.
+MAX_URL_BYTES = 8192  # path and query string
+MAX_HEADER_BYTES = 16384  # names and values together
+
 # --- dates -------------------------------------------------------------------------------------
 # Every date a client sends (conversation and message times, search and hold ranges, `date:`
 # terms, audit filters, cursors) lies in this range: far enough from year 1 and 9999 that adding

@@ -36,7 +36,7 @@ from archive import db, leases, ledger, transcripts
 from archive.crypto import SealingWriter
 from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
-from archive.limits import CONTROL_CHARACTERS, date_errors
+from archive.limits import CONTROL_CHARACTERS, MAX_QUERY_CHARS, date_errors
 from archive.models import Attachment, Message, StoredConversation
 from archive.query import QuerySyntaxError, parse
 from archive.rotation import Rewrapped
@@ -53,7 +53,7 @@ LOAD_BATCH = 100
 
 
 class ExportIn(msgspec.Struct, forbid_unknown_fields=True):
-    q: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    q: Annotated[str, msgspec.Meta(max_length=MAX_QUERY_CHARS)] = ""
     filters: SearchFilters = msgspec.field(default_factory=SearchFilters)
     format: Literal["jsonl", "eml"] = "jsonl"
 

@@ -24,7 +24,7 @@ import msgspec
 from archive import db, ledger
 from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
-from archive.limits import date_errors
+from archive.limits import MAX_QUERY_CHARS, date_errors
 from archive.query import QuerySyntaxError, parse
 from archive.runtime import Runtime
 from archive.search.service import SearchFilters, all_matching_ids
@@ -37,7 +37,7 @@ SCAN_PAGE = 5000
 
 
 class HoldCriteria(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    q: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    q: Annotated[str, msgspec.Meta(max_length=MAX_QUERY_CHARS)] = ""
     filters: SearchFilters = msgspec.field(default_factory=SearchFilters)
     visitor_ids: list[str] = []
     agent_ids: list[str] = []

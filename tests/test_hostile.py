@@ -447,3 +447,22 @@ def test_eml_headers_are_one_line_each_and_rfc_2047_encoded(visitor):
     assert sender.display_name == " ".join((visitor["name"] or "v-1").replace("\r\n", " ").split())
     assert sender.addr_spec == (visitor["email"] if visitor["email"] == "ola@example.no" else "v-1@visitor.invalid")
     assert parsed["To"].addresses[0].addr_spec == "kari@example.com"
+
+
+# --- Server-level errors -----------------------------------------------------------------------------
+
+async def test_a_url_over_the_limit_is_a_414_problem(client, tenant):
+    response = await client.get("/v1/audit", params={"actor": "a" * 9000}, headers=tenant.headers("compliance"))
+    body = assert_problem(response, 414)
+    assert body["type"] == "/problems/uri-too-long" and "8192" in body["detail"]
+
+
+async def test_headers_over_the_limit_are_a_431_problem(client, tenant):
+    response = await client.get("/v1/whoami", headers={**tenant.headers("admin"), "x-padding": "p" * 20_000})
+    body = assert_problem(response, 431)
+    assert body["type"] == "/problems/headers-too-large"
+
+
+async def test_an_unauthenticated_oversized_request_is_still_a_problem_not_a_401(client):
+    response = await client.get("/v1/whoami", params={"x": "a" * 9000})
+    assert_problem(response, 414)

@@ -19,7 +19,7 @@ import msgspec
 from archive import ledger
 from archive.analysis import highlight_terms, primary_language
 from archive.errors import FieldError, InvalidInput
-from archive.limits import MAX_RESULT_WINDOW, date_errors, date_problem
+from archive.limits import MAX_QUERY_CHARS, MAX_RESULT_WINDOW, date_errors, date_problem
 from archive.query import Parsed, QuerySyntaxError, parse, relax_for_typos
 from archive.runtime import Runtime
 from archive.search import indexing
@@ -55,7 +55,7 @@ class SearchFilters(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
 
 
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
-    q: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    q: Annotated[str, msgspec.Meta(max_length=MAX_QUERY_CHARS)] = ""
     filters: SearchFilters = msgspec.field(default_factory=SearchFilters)
     sort: Literal["relevance", "newest", "oldest"] = "relevance"
     size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
