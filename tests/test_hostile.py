@@ -286,13 +286,13 @@ def _rss_bytes(group: int) -> int:
 
 
 async def _hostile_unauthenticated(http: httpx.AsyncClient, n: int) -> Counter[int]:
-    """``n`` requests no key authorises, in four shapes; answers counted by status."""
+    """``n`` requests no key authorises, in five shapes; answers counted by status."""
     statuses: Counter[int] = Counter()
     huge_key = "ps_" + "k" * 2_000_000  # the attack pass's 2 MB site key
 
     async def one(i: int) -> None:
         junk = secrets.token_urlsafe(40)
-        shape = i % 4
+        shape = i % 5
         if shape == 0:
             body = json.dumps({"site_key": huge_key + junk, "visitor_id": "v", "session_id": "s", "events": []})
             response = await http.post("/v1/collect", content=body, headers={"content-type": "text/plain"})
@@ -301,8 +301,11 @@ async def _hostile_unauthenticated(http: httpx.AsyncClient, n: int) -> Counter[i
             response = await http.post("/v1/collect", content=body, headers={"content-type": "text/plain", "x-parley-site": f"ps_{junk}"})
         elif shape == 2:
             response = await http.get("/v1/invitations/stream", params={"site_key": f"ps_{junk}" * 100, "visitor_id": "v"})
-        else:
+        elif shape == 3:
             response = await http.get("/v1/whoami", headers={"Authorization": f"Bearer prl_{junk[:8]}_{junk}"})
+        else:
+            response = await http.post(f"/v1/connectors/{uuid.uuid4()}/events", content=b'{"event": "' + junk.encode() * 1000 + b'"}',
+                                       headers={"content-type": "application/json"})
         statuses[response.status_code] += 1
 
     for start in range(0, n, 8):
