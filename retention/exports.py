@@ -350,7 +350,10 @@ async def _run(rt: Runtime, row: dict[str, Any]) -> None:
     except Exception as exc:  # recorded on the export for the requester; the job goes on
         log.exception("export_failed", export=str(row["id"]))
         _path(rt, row["tenant"], row["id"]).with_suffix(".partial").unlink(missing_ok=True)
-        await Export.update({Export.status: "failed", Export.error: type(exc).__name__}).where(Export.id == row["id"])
+        # Says why in words a requester can act on; the exception's own text stays in the log (it may quote content).
+        reason = (f"the export could not be built ({type(exc).__name__}); the server log has the details "
+                  f"(export_failed, export={row['id']}); request a new export or ask your operator")
+        await Export.update({Export.status: "failed", Export.error: reason[:300]}).where(Export.id == row["id"])
 
 
 async def run_pending(rt: Runtime, limit: int = 5) -> int:

@@ -469,3 +469,23 @@ async def test_headers_over_the_limit_are_a_431_problem(client, tenant):
 async def test_an_unauthenticated_oversized_request_is_still_a_problem_not_a_401(client):
     response = await client.get("/v1/whoami", params={"x": "a" * 9000})
     assert_problem(response, 414)
+
+
+# --- Exports -----------------------------------------------------------------------------------------
+
+async def test_a_failed_export_says_why_in_words(client, tenant, runtime, monkeypatch):
+    from retention import exports
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("a header with content the writer refused")
+
+    requested = await client.post("/v1/exports", json={"q": "", "format": "eml"}, headers=tenant.headers("compliance"))
+    assert requested.status_code == 202, requested.text
+    monkeypatch.setattr(exports, "build_export", broken)
+    # This export only: other tests' queued exports must not meet the broken builder.
+    row = await exports.Export.select().where(exports.Export.id == uuid.UUID(requested.json()["id"])).first()
+    await exports.run_one(runtime, row)
+    state = (await client.get(f"/v1/exports/{requested.json()['id']}", headers=tenant.headers("compliance"))).json()
+    assert state["status"] == "failed"
+    assert "could not be built (ValueError)" in state["error"] and requested.json()["id"] in state["error"]
+    assert "header with content" not in state["error"]  # the exception's text may quote content: log only
