@@ -489,3 +489,50 @@ async def test_a_failed_export_says_why_in_words(client, tenant, runtime, monkey
     assert state["status"] == "failed"
     assert "could not be built (ValueError)" in state["error"] and requested.json()["id"] in state["error"]
     assert "header with content" not in state["error"]  # the exception's text may quote content: log only
+
+
+async def test_an_export_killed_mid_run_is_built_by_the_restarted_server(tmp_path):
+    """The attack pass left 3 of 3 exports killed mid-run ``running`` for ever (download: 409)."""
+    deployed = Deployment(tmp_path / "deployment")
+    await deployed.create()
+    try:
+        keys = await deployed.tenant("exp")
+        compliance = {"Authorization": f"Bearer {keys['compliance']}"}
+        await deployed.start()
+        async with httpx.AsyncClient(base_url=deployed.url, timeout=30) as http:
+            for start in range(0, 400, 100):
+                batch = [conversation(f"exp-{start + i}", "a refund for order 1234", "done") for i in range(100)]
+                created = await http.post("/v1/transcripts", json={"conversations": batch}, headers={"Authorization": f"Bearer {keys['ingest']}"})
+                assert created.status_code == 201, created.text
+            requested: list[str] = []
+
+            async def one_running() -> bool | None:
+                states = [(await http.get(f"/v1/exports/{e}", headers=compliance)).json()["status"] for e in requested]
+                if "running" in states:
+                    return True
+                if all(s == "done" for s in states):  # built between two looks (or none yet): ask for another
+                    again = await http.post("/v1/exports", json={"q": "", "format": "eml"}, headers=compliance)
+                    assert again.status_code == 202, again.text
+                    requested.append(again.json()["id"])
+                return None
+
+            killed: list[str] = []
+            for _ in range(5):  # the run may finish between the look and the kill: then kill again
+                await _until(one_running, "an export run")
+                deployed.kill()
+                killed = [e for e in requested if (await deployed.sql("SELECT status FROM export WHERE id = $1", uuid.UUID(e)))[0][0] == "running"]
+                await deployed.start()
+                if killed:
+                    break
+            assert killed, "no kill landed while an export was running"
+
+            async def all_settled() -> list[dict[str, Any]] | None:
+                states = [(await http.get(f"/v1/exports/{e}", headers=compliance)).json() for e in requested]
+                return states if all(s["status"] in ("done", "failed") for s in states) else None
+
+            states = await _until(all_settled, "the killed export being built again", seconds=90)
+            assert [s["status"] for s in states] == ["done"] * len(states), states
+            download = await http.get(f"/v1/exports/{killed[0]}/download", headers=compliance)
+            assert download.status_code == 200 and download.content[:2] == b"PK"
+    finally:
+        await deployed.drop()
