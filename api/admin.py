@@ -35,8 +35,9 @@ class AdminController(Controller):
 
     @post("/keys", summary="Create an API key; the secret is in this response only")
     async def create_key(self, principal: Caller, data: JSONBody[CreateKeyIn]) -> CreatedKey:
-        created = await tenancy.create_api_key(principal.tenant_id, data.role, data.name)
-        await _audit(principal, "key.create", created.prefix, role=created.role)
+        created = await tenancy.create_api_key(principal.tenant_id, data.role, data.name, data.sites, data.channels)
+        scope = {"sites": created.sites, "channels": created.channels} if created.sites else {}
+        await _audit(principal, "key.create", created.prefix, role=created.role, **scope)
         return created
 
     @post("/keys/{key_id:str}/revoke", summary="Revoke an API key, effective immediately", status_code=200)

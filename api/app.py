@@ -22,18 +22,23 @@ from api.admin import AdminController, whoami
 from api.audit import AuditController
 from api.auth import ApiKeyAuthentication
 from api.browser import demo_shop, snippet
+from api.cases import CaseController
 from api.composition import build_runtime
 from api.connectors import ConnectorAdminController, receive_push
+from api.console import console_router, template_config
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
 from api.proactive import CapacityController, CollectController, RulesController, explain
 from api.problems import EXCEPTION_HANDLERS
+from api.redaction import RedactionController
 from api.request_id import RequestIdMiddleware
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
+from api.reviews import ReviewController
 from api.screen import RequestLineLimits, screen_body
 from api.search import SearchController
 from api.shutdown import on_termination
 from api.stores import BoundedMemoryStore
+from api.supervision import BackfillController, PolicyController, ReportController
 from api.transcripts import TranscriptController
 from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn
@@ -106,11 +111,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
-            RetentionController, HoldController, ErasureController, ExportController,
+            RetentionController, HoldController, ErasureController, ExportController, RedactionController,
+            PolicyController, BackfillController, ReportController, ReviewController, CaseController,
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
             RulesController, CapacityController, explain,
-            ConnectorAdminController, receive_push,
+            ConnectorAdminController, receive_push, console_router(),
         ],
         dependencies=DEPENDENCIES,
         middleware=[RequestIdMiddleware, RequestLineLimits, ApiKeyAuthentication],
@@ -122,6 +128,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                                expose_headers=["x-request-id"], max_age=600),
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=screen_body,
+        template_config=template_config(),
         lifespan=[lifespan],
         stores={"collect_ip": BoundedMemoryStore(), "collect_site": BoundedMemoryStore()},
         state=State({"runtime": runtime, "demo_site_key": None, "scheduler": None}),

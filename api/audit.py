@@ -17,6 +17,9 @@ from archive.ledger import Checkpoint, LedgerRecord, VerifyReport
 from archive.limits import MAX_LEDGER_SEQ, date_errors
 from archive.search.service import reveal_queries
 
+# The console's audit page pages the ledger with the same bound.
+MAX_SEQ = MAX_LEDGER_SEQ
+
 
 class AuditController(Controller):
     path = "/v1/audit"

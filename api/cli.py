@@ -12,6 +12,7 @@ from uuid import UUID
 
 import msgspec
 
+from archive.tenancy import ROLES
 from config.files import restrict_umask
 from config.settings import ConfigError, Settings, load_settings
 
@@ -161,16 +162,25 @@ def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(_: Any) -> int:
         tenant = await tenant_by_slug(args.tenant)
-        created = await create_api_key(tenant["id"], args.role, args.name or "")
-        await ledger.append(tenant["id"], ledger.Entry(actor=_cli_actor(), action="key.create", subject=created.prefix, details={"role": created.role}))
+        created = await create_api_key(tenant["id"], args.role, args.name or "", _names(args.sites), _names(args.channels))
+        scope = {"sites": created.sites, "channels": created.channels} if created.sites else {}
+        await ledger.append(tenant["id"], ledger.Entry(actor=_cli_actor(), action="key.create", subject=created.prefix,
+                                                       details={"role": created.role, **scope}))
         if args.json:
-            print(json.dumps({"id": str(created.id), "key": created.key, "role": created.role, "tenant": created.tenant, "prefix": created.prefix}))
+            print(json.dumps({"id": str(created.id), "key": created.key, "role": created.role, "tenant": created.tenant, "prefix": created.prefix,
+                              **scope}))
         else:
             print(created.key)
-            print(f"(role {created.role}, tenant {created.tenant}, id {created.id}) — shown once; store it now.", file=sys.stderr)
+            where = f", sites {','.join(created.sites)}" + (f", channels {','.join(created.channels)}" if created.channels else "") if created.sites else ""
+            print(f"(role {created.role}{where}, tenant {created.tenant}, id {created.id}) — shown once; store it now.", file=sys.stderr)
         return 0
 
     return asyncio.run(_with_db(settings, work))
+
+
+def _names(value: str | None) -> list[str]:
+    """A comma list from the command line (``--sites shop,b2b``)."""
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -182,7 +192,9 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
         _print(
             keys, args.json,
             lambda ks: "\n".join(
-                f"{k.id}\tprl_{k.prefix}_…\t{k.role}\t{'revoked' if k.revoked_at else 'active'}\t{k.name}" for k in ks
+                f"{k.id}\tprl_{k.prefix}_…\t{k.role}\t{'revoked' if k.revoked_at else 'active'}\t{k.name}"
+                + (f"\tsites={','.join(k.sites)}" if k.sites else "") + (f"\tchannels={','.join(k.channels)}" if k.channels else "")
+                for k in ks
             ) or "no keys",
         )
         return 0
@@ -464,6 +476,52 @@ def cmd_retention_sweep(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_redaction_rescan(settings: Settings, args: argparse.Namespace) -> int:
+    from archive import leases, rescan
+
+    since = rescan.parse_since(args.since, "--since")
+
+    async def work(rt: Any) -> int:
+        tenants = await rescan.tenant_ids(args.tenant)
+        if args.tenant and not tenants:
+            print(f"parley: no tenant {args.tenant!r}", file=sys.stderr)
+            return EXIT_FAILED
+        reports: dict[str, list[rescan.RescanOut]] = {}
+        busy = False
+        for tenant_id, slug in tenants:
+
+            async def progress(r: rescan.RescanOut, slug: str = slug) -> None:
+                verb = "would change" if r.dry_run else "changed"
+                print(f"{slug}: scanned {r.scanned}/{r.total} conversations, {verb} {r.changed}", file=sys.stderr, flush=True)
+
+            runs = reports.setdefault(slug, [])
+            try:
+                interrupted = None if args.dry_run else await rescan.active(tenant_id)
+                if interrupted is not None:  # finish what a killed or queued run left first
+                    state = "queued" if interrupted["status"] == "queued" else f"interrupted after {interrupted['scanned']} conversations"
+                    print(f"{slug}: resuming rescan {interrupted['id']} ({state}) first", file=sys.stderr, flush=True)
+                    runs.append(await rescan.run(rt, interrupted["id"], batch=args.batch_size, progress=progress))
+                    if interrupted["since"] == since:
+                        continue
+                created = await rescan.create(rt, tenant_id, _cli_actor(), since=since, dry_run=args.dry_run)
+                runs.append(await rescan.run(rt, created.id, batch=args.batch_size, progress=progress))
+            except (rescan.RescanBusy, leases.LeaseBusy) as exc:
+                busy = True
+                print(f"{slug}: skipped — {exc.detail}", file=sys.stderr)
+        if args.json:
+            print(msgspec.json.encode(reports).decode())
+            return EXIT_FAILED if busy else 0
+        for slug, runs in reports.items():
+            for r in runs:
+                verb = "would change" if r.dry_run else "rewrote"
+                kinds = ", ".join(f"{kind} {n}" for kind, n in r.redactions.items()) or "nothing new"
+                print(f"{slug}: rescan {r.id} {r.status}: scanned {r.scanned}, {verb} {r.changed} conversation(s)"
+                      f" ({r.revisions_changed} earlier revision(s)); newly masked: {kinds}")
+        return EXIT_FAILED if busy else 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_export_verify(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -480,6 +538,13 @@ def cmd_export_verify(settings: Settings, args: argparse.Namespace) -> int:
 
 
 # --- parser --------------------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -511,8 +576,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="API keys and master keys").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = keys.add_parser("create", help="create an API key (the secret is printed once)")
     p.add_argument("--tenant", required=True, help="tenant slug")
-    p.add_argument("--role", required=True, choices=["admin", "compliance", "marketing", "ingest"])
+    p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--name", help="label shown in key lists")
+    p.add_argument("--sites", help="reviewer keys: the sites they review, comma-separated (e.g. shop,b2b)")
+    p.add_argument("--channels", help="reviewer keys: only these channels, comma-separated (default: all)")
     p.add_argument("--json", action="store_true", help='print {"id","key","role","tenant"}')
     p.set_defaults(func=cmd_keys_create)
     p = keys.add_parser("list", help="list a tenant's API keys")
@@ -597,6 +664,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", help="only this tenant")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_retention_sweep)
+
+    redaction_p = sub.add_parser("redaction", help="redaction of stored conversations").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = redaction_p.add_parser(
+        "rescan", help="apply the current detectors to stored conversations (re-encrypts changed ones, ledgered); resumable")
+    p.add_argument("--tenant", help="only this tenant (default: every tenant, one after another)")
+    p.add_argument("--since", metavar="DATE", help="only conversations archived or revised on or after DATE (2026-11-01 or ISO 8601 time)")
+    p.add_argument("--dry-run", action="store_true", help="report per kind what would change, change nothing")
+    p.add_argument("--batch-size", type=_positive, default=100, help="conversations per transaction (default 100)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_redaction_rescan)
 
     export_p = sub.add_parser("export", help="eDiscovery exports").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = export_p.add_parser("verify", help="verify an export zip offline (signature and every file hash)")

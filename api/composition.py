@@ -9,6 +9,7 @@ are all visible here, in order.
 from __future__ import annotations
 
 from archive import jobs as archive_jobs
+from archive import rescan, sessions
 from archive.clock import Clock, SystemClock
 from archive.connectors import service as connectors
 from archive.connectors.store import ConnectorDirectory
@@ -21,6 +22,9 @@ from archive.search import indexing
 from archive.search.backend import SearchBackend
 from archive.signals import KEYRING_CHANGED, Signals
 from archive.signing import SigningKeys
+from archive.supervision import backfill as supervision_backfill
+from archive.supervision.evaluation import SupervisionStep
+from archive.supervision.guard import ReviewGuard
 from archive.tenancy import TenantDirectory
 from archive.workers import Workers
 from config.database import build_engine
@@ -38,13 +42,13 @@ from retention.policies import ComplianceFloorGuard, RetainUntilStep
 
 def ingest_steps() -> list[IngestStep]:
     """What happens to every ingested conversation besides being stored, in order."""
-    return [RetainUntilStep(), indexing.OutboxStep()]
+    return [RetainUntilStep(), SupervisionStep(), indexing.OutboxStep()]
 
 
 def deletion_guards() -> list[DeletionGuard]:
     """What keeps a conversation from being deleted — by a sweep or an erasure — asked in this
     order inside every deletion transaction; the first to protect names the reason."""
-    return [HoldGuard(), ComplianceFloorGuard()]
+    return [HoldGuard(), ComplianceFloorGuard(), ReviewGuard()]
 
 
 def master_key_users() -> list[MasterKeyUser]:
@@ -107,7 +111,8 @@ def build_runtime(
         ingest_steps=ingest_steps(),
         events=event_sink(search),
         engagement=Engagement(clock),
-        jobs=[*archive_jobs.jobs(), *indexing.jobs(), *retention_jobs.jobs(), *proactive_jobs.jobs(), *connectors.jobs()],
+        jobs=[*archive_jobs.jobs(), *sessions.jobs(), *indexing.jobs(), *rescan.jobs(), *retention_jobs.jobs(),
+              *proactive_jobs.jobs(), *connectors.jobs(), *supervision_backfill.jobs()],
         connectors=ConnectorDirectory(signals, clock, settings.auth_cache_seconds),
         signing=SigningKeys(keys, clock),
         master_key_users=master_key_users(),

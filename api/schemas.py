@@ -12,6 +12,9 @@ from archive.signing import PublishedKey
 class CreateKeyIn(msgspec.Struct, forbid_unknown_fields=True):
     role: str
     name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    # The scope of a reviewer key: its sites (required) and channels (optional; none: all).
+    sites: Annotated[list[str], msgspec.Meta(max_length=100)] = []
+    channels: Annotated[list[str], msgspec.Meta(max_length=100)] = []
 
 
 class CreateSiteIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -38,9 +38,10 @@ from archive.models import (
     BatchIn,
     ConversationIn,
     IngestResult,
+    Message,
     StoredConversation,
 )
-from archive.redaction import ChatLine, Redactor, redact_conversation
+from archive.redaction import ChatLine, RedactionOptions, Redactor, redact_conversation
 from archive.tables import Conversation, ConversationKey
 from archive.tenancy import TenantContext
 from archive.validation import convert, decode_json
@@ -91,6 +92,12 @@ class Prepared(msgspec.Struct):
     # The data key already exists (a revision, or a key a connector reserved): do not insert one.
     key_exists: bool = False
     files: list[FetchedFile] = []
+    # What steps' analysers found in the plaintext (by step name), for their after_insert.
+    findings: dict[str, Any] = {}
+
+
+# CPU-only work on one prepared conversation while its plaintext exists (see IngestStep.analyser).
+Analyse = Callable[[Prepared], None]
 
 
 class IngestStep:
@@ -101,6 +108,12 @@ class IngestStep:
     conversation or not at all. They see new conversations and new revisions alike
     (``Prepared.revision`` tells them apart).
     """
+
+    async def analyser(self, rt: Runtime, ctx: TenantContext, items: list[ConversationIn]) -> Analyse | None:
+        """A function run on each conversation right after it is redacted and encrypted, while
+        the plaintext exists (inside ``prepare_all``, in a worker thread for large bodies); it
+        leaves what it finds in ``Prepared.findings``. None: nothing to do for this request."""
+        return None
 
     async def before_insert(self, rt: Runtime, tenant_id: UUID, items: list[Prepared]) -> None:
         """Decide values stored on the conversation row itself."""
@@ -211,20 +224,37 @@ def _redacted_attachments(redactor: Redactor, files: list[Attachment]) -> list[A
     ]
 
 
-def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
-    # The whole conversation at once: a number split over two messages of one author is found.
-    lines = [ChatLine(f"{m.sender.role}:{m.sender.id or ''}", m.at, m.text) for m in conv.messages]
-    redacted = redact_conversation(lines, ctx.redaction, conv.language)
-    redactor = Redactor(ctx.redaction, conv.language)
-    metadata = {k: redactor.redact(v) if isinstance(v, str) else v for k, v in conv.metadata.items()}
-    messages = [
+class Redacted(msgspec.Struct):
+    messages: list[Message]
+    metadata: dict[str, Any]
+    counts: dict[str, int]
+
+
+def redact_content(
+    options: RedactionOptions, language: str | None, messages: Sequence[Message], metadata: Mapping[str, Any]
+) -> Redacted:
+    """What ingest redacts of a conversation: message texts (the whole conversation at once, so a
+    number split over two messages of one author is found), attachment names and URLs, and
+    metadata values. The rescan of stored conversations (archive/rescan.py) applies exactly this."""
+    lines = [ChatLine(f"{m.sender.role}:{m.sender.id or ''}", m.at, m.text) for m in messages]
+    redacted = redact_conversation(lines, options, language)
+    redactor = Redactor(options, language)
+    clean_metadata = {k: redactor.redact(v) if isinstance(v, str) else v for k, v in metadata.items()}
+    clean_messages = [
         msgspec.structs.replace(
-            m, text=text, at=m.at.astimezone(timezone.utc),
-            **({"attachments": _redacted_attachments(redactor, m.attachments)} if m.attachments else {}),
+            m, text=text, **({"attachments": _redacted_attachments(redactor, m.attachments)} if m.attachments else {}),
         )
-        for m, text in zip(conv.messages, redacted.texts, strict=True)
+        for m, text in zip(messages, redacted.texts, strict=True)
     ]
     counts = Counter(redacted.counts) + redactor.counts
+    return Redacted(clean_messages, clean_metadata, dict(sorted(counts.items())))
+
+
+def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
+    redacted = redact_content(ctx.redaction, conv.language, conv.messages, conv.metadata)
+    metadata = redacted.metadata
+    messages = [msgspec.structs.replace(m, at=m.at.astimezone(timezone.utc)) for m in redacted.messages]
+    counts = redacted.counts
     stored = StoredConversation(
         external_id=conv.external_id,
         site=conv.site,
@@ -251,7 +281,7 @@ def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
         ciphertext=sealed.ciphertext,
         wrapped_key=sealed.wrapped_key,
         master_version=sealed.master_version,
-        redactions=dict(sorted(counts.items())),
+        redactions=counts,
         visitor_hash=ctx.crypto.identity_hash(conv.visitor.id),
         visitor_email_hash=ctx.crypto.identity_hash(email) if email else None,
         body=body,
@@ -266,8 +296,12 @@ def is_unique_violation(exc: BaseException) -> bool:
     return type(exc).__name__ == "UniqueViolationError"
 
 
-def prepare_all(ctx: TenantContext, items: list[ConversationIn]) -> list[Prepared]:
-    return [prepare(ctx, conv) for conv in items]
+def prepare_all(ctx: TenantContext, items: list[ConversationIn], analysers: list[Analyse] | None = None) -> list[Prepared]:
+    prepared = [prepare(ctx, conv) for conv in items]
+    for analyse in analysers or []:
+        for item in prepared:
+            analyse(item)
+    return prepared
 
 
 class Options(msgspec.Struct, frozen=True, kw_only=True):
@@ -310,10 +344,11 @@ async def ingest(
     if errors:
         raise InvalidInput("the request is invalid; nothing was stored", errors)
     ctx = await rt.tenants.context(submitter.tenant_id)
+    analysers = [found for step in rt.ingest_steps if (found := await step.analyser(rt, ctx, items)) is not None]
     if body_bytes > OFF_LOOP_BYTES:
-        prepared = await rt.workers.run(prepare_all, ctx, items)
+        prepared = await rt.workers.run(prepare_all, ctx, items, analysers)
     else:
-        prepared = prepare_all(ctx, items)
+        prepared = prepare_all(ctx, items, analysers)
     for item in prepared:
         item.files = list(options.files.get(item.external_id, ()))
     for attempt in range(INSERT_RETRIES):
@@ -376,6 +411,11 @@ async def _store(
                 if earlier is not None:  # a late retry of an earlier revision: nothing new
                     results.append(_existing(row, earlier["revision"], earlier["content_sha256"], earlier["redactions"]))
                     continue
+                if not revised:
+                    # Lock order everywhere: chain head, then keys and rows (deletion and rescans
+                    # take them so). Locking the key first would let a revision and a deletion batch
+                    # wait on each other until PostgreSQL aborts one.
+                    await ledger.lock_head(tenant_id)
                 await _seal_under_existing_key(ctx, item, row["id"])
                 item.revision = row["revision"] + 1
                 revised.append((item, row))
@@ -412,7 +452,7 @@ def _existing(row: dict[str, Any], revision: int, content_sha256: str, redaction
 
 async def _seal_under_existing_key(ctx: TenantContext, item: Prepared, conversation_id: UUID) -> None:
     """Seal ``item`` as conversation ``conversation_id`` under that conversation's data key."""
-    key = await revisions.key_of(ctx.tenant_id, conversation_id)
+    key = await revisions.key_of(ctx.tenant_id, conversation_id, lock=True)
     if key is None:  # the key was shredded with its conversation: keep the fresh one
         return
     item.id = conversation_id

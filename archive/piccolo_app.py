@@ -6,12 +6,13 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
+from archive.supervision.tables import SUPERVISION_TABLES
 from archive.tables import APP_TABLES
 
 APP_CONFIG = AppConfig(
     app_name="parley",
     migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
-    table_classes=APP_TABLES,
+    table_classes=[*APP_TABLES, *SUPERVISION_TABLES],
     migration_dependencies=[],
     commands=[],
 )

@@ -27,6 +27,7 @@ from uuid import UUID
 
 import msgspec
 
+from archive import db
 from archive.db import json_column
 from archive.errors import NotFound
 from archive.models import RevisionOut, StoredConversation
@@ -44,7 +45,16 @@ def part(revision: int) -> str:
     return f"revision/{revision}"
 
 
-async def key_of(tenant_id: UUID, conversation_id: UUID) -> dict[str, Any] | None:
+async def key_of(tenant_id: UUID, conversation_id: UUID, *, lock: bool = False) -> dict[str, Any] | None:
+    """The conversation's wrapped data key. ``lock``: for a transaction that will seal something
+    new under it (a revision, a draft): the row stays locked until that transaction ends, so a
+    redaction rescan cannot replace the key in between (archive/rescan.py) and leave the new
+    piece sealed under a shredded key. SQLite's write transaction serialises without it."""
+    if lock and not db.is_sqlite():
+        rows = await ConversationKey.raw(
+            "SELECT * FROM conversation_key WHERE conversation = {} AND tenant = {}" + db.for_update(), conversation_id, tenant_id
+        )
+        return dict(rows[0]) if rows else None
     row: dict[str, Any] | None = (
         await ConversationKey.select()
         .where((ConversationKey.conversation == conversation_id) & (ConversationKey.tenant == tenant_id))

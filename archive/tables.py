@@ -12,6 +12,7 @@ from piccolo.columns import (
     JSON,
     UUID,
     BigInt,
+    Boolean,
     Bytea,
     ForeignKey,
     Integer,
@@ -46,6 +47,9 @@ class ApiKey(Table, tablename="api_key"):
     secret_sha256 = Varchar(length=64)
     created_at = Timestamptz(default=TimestamptzNow())
     revoked_at = Timestamptz(null=True, default=None)
+    # The scope of a reviewer key (archive.tenancy.Principal.sees); empty lists: the whole tenant.
+    sites = JSON(default="[]")
+    channels = JSON(default="[]")
 
 
 class Site(Table, tablename="site"):
@@ -258,6 +262,24 @@ class IndexOutbox(Table, tablename="index_outbox"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+class ConsoleSession(Table, tablename="console_session"):
+    """A browser session of the review console, opened with an API key (archive.sessions).
+
+    Only a SHA-256 of the session token is stored: a copy of this table cannot be replayed as
+    cookies. The key's own row decides whether the session is still good (a revoked key ends it).
+    """
+
+    id = UUID(primary_key=True)
+    token_sha256 = Varchar(length=64, unique=True)
+    tenant = ForeignKey(references=Tenant, null=False)
+    api_key = ForeignKey(references=ApiKey, null=False)
+    created_at = Timestamptz()
+    last_seen_at = Timestamptz()
+    expires_at = Timestamptz()
+    ended_at = Timestamptz(null=True, default=None)
+    ended_reason = Varchar(length=32, null=True, default=None)
+
+
 class SigningKey(Table, tablename="signing_key"):
     """One Ed25519 key that signs ledger checkpoints and exports; rows are never deleted, so
     everything ever signed stays verifiable (see archive/signing.py)."""
@@ -297,6 +319,35 @@ class OperationLease(Table, tablename="operation_lease"):
     released_at = Timestamptz(null=True, default=None)
 
 
+class RedactionRescan(Table, tablename="redaction_rescan"):
+    """One rescan of a tenant's stored conversations with the current detectors (archive/rescan.py).
+
+    Progress is written in the transaction of each batch, with the rewrites it counts, so a run
+    killed half-way resumes from ``cursor`` and its counters stay exact. ``active`` holds the
+    tenant id while a real (not dry) run is queued or running and NULL afterwards: its unique
+    index is what refuses a second concurrent rescan of a tenant, across processes.
+    """
+
+    id = UUID(primary_key=True)
+    tenant = UUID(index=True)
+    active = Varchar(length=40, null=True, default=None, unique=True)
+    requested_by = Varchar(length=64)
+    dry_run = Boolean(default=False)
+    since = Timestamptz(null=True, default=None)
+    status = Varchar(length=16, default="queued")  # queued | running | done | failed
+    cursor = UUID(null=True, default=None)  # the last conversation id of the last committed batch
+    total = Integer(default=0)
+    scanned = Integer(default=0)
+    changed = Integer(default=0)  # conversations rewritten (or, in a dry run, that would be)
+    revisions_changed = Integer(default=0)  # revisions among them whose text changed
+    unreadable = Integer(default=0)  # conversations that did not decrypt (a tampered row): left as they are, logged
+    redactions = JSON(default="{}")  # newly masked spans per kind, never the values
+    error = Varchar(length=300, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    started_at = Timestamptz(null=True, default=None)
+    finished_at = Timestamptz(null=True, default=None)
+
+
 APP_TABLES: list[type[Table]] = [
     Tenant,
     ApiKey,
@@ -315,6 +366,8 @@ APP_TABLES: list[type[Table]] = [
     ConnectorThread,
     ConnectorDraft,
     ConnectorJob,
+    ConsoleSession,
     SigningKey,
     OperationLease,
+    RedactionRescan,
 ]

@@ -39,8 +39,11 @@ if TYPE_CHECKING:
 K = TypeVar("K")
 V = TypeVar("V")
 
-Role = Literal["admin", "compliance", "marketing", "ingest"]
-ROLES: tuple[str, ...] = ("admin", "compliance", "marketing", "ingest")
+Role = Literal["admin", "compliance", "marketing", "ingest", "reviewer"]
+# The one list of roles (the CLI's choices and the API's validation read it). A reviewer works the
+# supervision review queue and is scoped to sites (and optionally channels).
+ROLES: tuple[str, ...] = ("admin", "compliance", "marketing", "ingest", "reviewer")
+SCOPED_ROLES: tuple[str, ...] = ("reviewer",)
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -75,10 +78,20 @@ class Principal(msgspec.Struct, frozen=True):
     tenant_id: UUID
     tenant_slug: str
     role: str
+    # A scoped key (role reviewer) sees only what belongs to these sites and, when any are
+    # listed, these channels; empty means the whole tenant.
+    sites: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
 
     @property
     def actor(self) -> str:
         return f"key:{self.key_prefix}"
+
+    def sees(self, site: str, channel: str) -> bool:
+        """Whether something of ``site`` and ``channel`` is within this key's scope."""
+        if not self.sites:
+            return True
+        return site in self.sites and (not self.channels or channel in self.channels)
 
 
 class TenantOut(msgspec.Struct):
@@ -96,6 +109,8 @@ class ApiKeyOut(msgspec.Struct):
     tenant: str
     created_at: datetime
     revoked_at: datetime | None = None
+    sites: list[str] = []
+    channels: list[str] = []
 
 
 class CreatedKey(msgspec.Struct):
@@ -105,6 +120,8 @@ class CreatedKey(msgspec.Struct):
     tenant: str
     prefix: str
     name: str
+    sites: list[str] = []
+    channels: list[str] = []
 
 
 class SiteOut(msgspec.Struct):
@@ -269,7 +286,7 @@ class TenantDirectory:
         row = (
             await ApiKey.select(
                 ApiKey.id, ApiKey.role, ApiKey.secret_sha256, ApiKey.revoked_at, ApiKey.tenant,
-                ApiKey.tenant.slug.as_alias("tenant_slug"),
+                ApiKey.tenant.slug.as_alias("tenant_slug"), ApiKey.sites, ApiKey.channels,
             )
             .where(ApiKey.prefix == prefix)
             .first()
@@ -279,7 +296,8 @@ class TenantDirectory:
         if not hmac.compare_digest(row["secret_sha256"], presented):
             return None
         principal = Principal(
-            key_id=row["id"], key_prefix=prefix, tenant_id=row["tenant"], tenant_slug=row["tenant_slug"], role=row["role"]
+            key_id=row["id"], key_prefix=prefix, tenant_id=row["tenant"], tenant_slug=row["tenant_slug"], role=row["role"],
+            sites=tuple(json_column(row["sites"])), channels=tuple(json_column(row["channels"])),
         )
         if self.auth_ttl > 0:
             self._auth.put(prefix, (self.clock.monotonic(), row["secret_sha256"], principal))
@@ -345,8 +363,29 @@ def _check_role(role: str) -> None:
         raise InvalidInput(f"unknown role {role!r}; roles are {', '.join(ROLES)}", [FieldError("role", f"one of {', '.join(ROLES)}")])
 
 
-async def create_api_key(tenant_id: UUID, role: str, name: str = "") -> CreatedKey:
+_SCOPE_VALUE = {"sites": re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), "channels": re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")}
+
+
+def _check_scope(role: str, sites: list[str], channels: list[str]) -> None:
+    """Reviewer keys name their sites (channels are optional); other roles are tenant-wide."""
+    errors: list[FieldError] = []
+    if role in SCOPED_ROLES and not sites:
+        errors.append(FieldError("sites", f"a {role} key is scoped to one or more sites, e.g. [\"shop\"]"))
+    if role not in SCOPED_ROLES:
+        errors.extend(FieldError(name, f"only {', '.join(SCOPED_ROLES)} keys are scoped; a {role} key sees the whole tenant")
+                      for name, values in (("sites", sites), ("channels", channels)) if values)
+    for name, values in (("sites", sites), ("channels", channels)):
+        errors.extend(FieldError(f"{name}[{i}]", f"{v!r} is not a {name[:-1]} name") for i, v in enumerate(values) if not _SCOPE_VALUE[name].match(v))
+    if errors:
+        raise InvalidInput("the key's scope is invalid", errors)
+
+
+async def create_api_key(
+    tenant_id: UUID, role: str, name: str = "", sites: list[str] | None = None, channels: list[str] | None = None
+) -> CreatedKey:
     _check_role(role)
+    sites, channels = sorted(set(sites or [])), sorted(set(channels or []))
+    _check_scope(role, sites, channels)
     prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(8))
     key = f"prl_{prefix}_{secrets.token_urlsafe(32)}"
     key_id = uuid4()
@@ -354,21 +393,22 @@ async def create_api_key(tenant_id: UUID, role: str, name: str = "") -> CreatedK
     if tenant is None:
         raise NotFound("tenant not found")
     await ApiKey.insert(
-        ApiKey(id=key_id, tenant=tenant_id, role=role, name=name, prefix=prefix, secret_sha256=_hash_key(key))
+        ApiKey(id=key_id, tenant=tenant_id, role=role, name=name, prefix=prefix, secret_sha256=_hash_key(key),
+               sites=json.dumps(sites), channels=json.dumps(channels))
     )
-    return CreatedKey(id=key_id, key=key, role=role, tenant=tenant["slug"], prefix=prefix, name=name)
+    return CreatedKey(id=key_id, key=key, role=role, tenant=tenant["slug"], prefix=prefix, name=name, sites=sites, channels=channels)
 
 
 async def list_api_keys(tenant_id: UUID) -> list[ApiKeyOut]:
     rows = (
         await ApiKey.select(
             ApiKey.id, ApiKey.prefix, ApiKey.role, ApiKey.name, ApiKey.tenant.slug.as_alias("tenant"),
-            ApiKey.created_at, ApiKey.revoked_at,
+            ApiKey.created_at, ApiKey.revoked_at, ApiKey.sites, ApiKey.channels,
         )
         .where(ApiKey.tenant == tenant_id)
         .order_by(ApiKey.created_at)
     )
-    return [msgspec.convert(r, ApiKeyOut) for r in rows]
+    return [msgspec.convert({**r, "sites": json_column(r["sites"]), "channels": json_column(r["channels"])}, ApiKeyOut) for r in rows]
 
 
 async def revoke_api_key(rt: Runtime, key_id: UUID, tenant_id: UUID | None = None) -> ApiKeyOut:

@@ -16,8 +16,8 @@ from pathlib import Path
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
-    parser.add_argument("--only", help="comma list: http,daemon,ingest,connectors,redaction,search,retention,proactive")
-    parser.add_argument("--search-conversations", type=int, help="corpus size for the search bench (default 50,000)")
+    parser.add_argument("--only", help="comma list: http,daemon,ingest,connectors,redaction,rescan,search,console,retention,proactive,supervision")
+    parser.add_argument("--search-conversations", type=int, help="corpus size for the search and console benches (default 50,000)")
     parser.add_argument("--out", default="bench/results/latest.md", help="also write the table here")
     args = parser.parse_args()
 
@@ -26,10 +26,10 @@ def main() -> int:
     os.environ.setdefault("PICCOLO_CONF", "config.piccolo_conf")
     os.environ["PARLEY_LOG_LEVEL"] = os.environ.get("PARLEY_LOG_LEVEL", "warning")
 
-    from bench import connectors, daemon, http_auth, ingest, proactive, redaction, retention, search
+    from bench import connectors, console, daemon, http_auth, ingest, proactive, redaction, rescan, retention, search, supervision
     from bench.harness import Table
 
-    only = set((args.only or "http,daemon,ingest,connectors,redaction,search,retention,proactive").split(","))
+    only = set((args.only or "http,daemon,ingest,connectors,redaction,rescan,search,console,retention,proactive,supervision").split(","))
     table = Table()
     print(f"bench data dir: {data}", flush=True)
     if "http" in only:
@@ -42,12 +42,18 @@ def main() -> int:
         connectors.run(table, conversations=300 if args.quick else 1500)
     if "redaction" in only:
         redaction.run(table, messages=5000 if args.quick else 20_000)
+    if "rescan" in only:
+        rescan.run(table, conversations=1000 if args.quick else 5000)
     if "search" in only:
         search.run(table, conversations=args.search_conversations or (5000 if args.quick else 50_000))
+    if "console" in only:
+        console.run(table, conversations=args.search_conversations or (5000 if args.quick else 50_000))
     if "retention" in only:
         retention.run(table, conversations=5000 if args.quick else 100_000)
     if "proactive" in only:
         proactive.run(table, quick=args.quick)
+    if "supervision" in only:
+        supervision.run(table, conversations=1000 if args.quick else 5000, backfill_conversations=10_000 if args.quick else 100_000)
     rendered = table.render()
     print()
     print(rendered)

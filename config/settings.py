@@ -8,6 +8,7 @@ accepts, because an operator reading a crash loop should not have to open the so
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -48,6 +49,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     collect_per_site_per_second: int = 1000
     demo: bool = True  # serve /demo with a demo tenant, site and rule
     worker_threads: int = 4  # threads for CPU-heavy work kept off the event loop
+    # The review console (docs/console.md): a session ends after this much inactivity, and after
+    # console_session_hours whatever happens.
+    console_idle_minutes: int = 30
+    console_session_hours: int = 12
+    # Comma list of proxy addresses (IPs or CIDRs) whose X-Forwarded-Proto is believed: behind
+    # one that terminates TLS, console cookies are marked Secure.
+    trusted_proxies: str = ""
 
     def __repr__(self) -> str:
         # Settings end up in tracebacks and debug logs; secrets must not.
@@ -97,6 +105,9 @@ ACCEPTS: dict[str, str] = {
     "collect_per_site_per_second": "a positive integer",
     "demo": "true or false",
     "worker_threads": "an integer from 1 to 64",
+    "console_idle_minutes": "an integer number of minutes from 1 to 1440",
+    "console_session_hours": "an integer number of hours from 1 to 168",
+    "trusted_proxies": "a comma list of IP addresses or CIDR networks, e.g. '10.0.0.0/8,127.0.0.1'",
 }
 
 
@@ -136,10 +147,26 @@ def _check_ranges(s: Settings) -> None:
         "collect_per_ip_per_minute": s.collect_per_ip_per_minute > 0,
         "collect_per_site_per_second": s.collect_per_site_per_second > 0,
         "worker_threads": 1 <= s.worker_threads <= 64,
+        "console_idle_minutes": 1 <= s.console_idle_minutes <= 1440,
+        "console_session_hours": 1 <= s.console_session_hours <= 168,
+        "trusted_proxies": _valid_networks(s.trusted_proxies),
     }
     for field, ok in checks.items():
         if not ok:
             raise _bad(field, getattr(s, field))
+
+
+def _valid_networks(text: str) -> bool:
+    try:
+        trusted_networks(text)
+    except ValueError:
+        return False
+    return True
+
+
+def trusted_networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """``trusted_proxies`` parsed: each item an address (a /32 or /128) or a network."""
+    return [ipaddress.ip_network(item.strip(), strict=False) for item in text.split(",") if item.strip()]
 
 
 def _valid_cron(expression: str) -> bool:

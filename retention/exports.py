@@ -70,6 +70,7 @@ class ExportOut(msgspec.Struct):
     expires_at: datetime | None
     file_sha256: str
     error: str
+    case: UUID | None = None  # the case (retention.cases) the export belongs to
 
 
 def _path(rt: Runtime, tenant_id: UUID, export_id: UUID) -> Path:
@@ -80,11 +81,11 @@ def _out(row: dict[str, Any]) -> ExportOut:
     return ExportOut(
         id=row["id"], status=row["status"], format=row["format"], progress=row["progress"], total=row["total"],
         requested_by=row["requested_by"], created_at=row["created_at"], finished_at=row["finished_at"],
-        expires_at=row["expires_at"], file_sha256=row["file_sha256"], error=row["error"],
+        expires_at=row["expires_at"], file_sha256=row["file_sha256"], error=row["error"], case=row["case_id"],
     )
 
 
-async def create(rt: Runtime, principal: Principal, data: ExportIn) -> ExportOut:
+async def create(rt: Runtime, principal: Principal, data: ExportIn, case: UUID | None = None) -> ExportOut:
     try:
         parse(data.q)
     except QuerySyntaxError as exc:
@@ -96,10 +97,10 @@ async def create(rt: Runtime, principal: Principal, data: ExportIn) -> ExportOut
     criteria = {"q_sealed": ctx.crypto.seal_note(data.q.encode()) if data.q else "", "filters": msgspec.to_builtins(data.filters)}
     async with db.write_transaction():
         await Export.insert(Export(id=export_id, tenant=principal.tenant_id, requested_by=principal.actor, format=data.format,
-                                   criteria=json.dumps(criteria)))
+                                   criteria=json.dumps(criteria), case_id=case))
         await ledger.append(principal.tenant_id, ledger.Entry(
             actor=principal.actor, action="export.create", subject=str(export_id),
-            details={"format": data.format, "filters": criteria["filters"], "query_sealed": criteria["q_sealed"]},
+            details={"format": data.format, "filters": criteria["filters"], "query_sealed": criteria["q_sealed"], **({"case": str(case)} if case else {})},
         ))
     return await get(principal, export_id)
 

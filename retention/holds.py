@@ -66,6 +66,7 @@ class HoldOut(msgspec.Struct):
     released_at: datetime | None = None
     release_reason: str | None = None
     covers: int | None = None
+    case: UUID | None = None  # the case (retention.cases) the hold belongs to
 
 
 class Stored(msgspec.Struct, omit_defaults=True):
@@ -180,7 +181,7 @@ class HoldGuard:
         return protected
 
 
-async def create(rt: Runtime, principal: Principal, data: HoldIn) -> HoldOut:
+async def create(rt: Runtime, principal: Principal, data: HoldIn, case: UUID | None = None) -> HoldOut:
     ctx = await tenant_context(rt, principal.tenant_id)
     if data.criteria.q:
         try:
@@ -199,11 +200,11 @@ async def create(rt: Runtime, principal: Principal, data: HoldIn) -> HoldOut:
             raise Conflict(f"an active hold named {data.name!r} exists", field="name")
         await LegalHold.insert(
             LegalHold(id=hold_id, tenant=principal.tenant_id, name=data.name, reason=data.reason,
-                      criteria=msgspec.json.encode(stored).decode(), created_by=principal.actor)
+                      criteria=msgspec.json.encode(stored).decode(), created_by=principal.actor, case_id=case)
         )
         await ledger.append(principal.tenant_id, ledger.Entry(
             actor=principal.actor, action="hold.create", subject=str(hold_id),
-            details={"name": data.name, "reason": data.reason, "criteria": msgspec.to_builtins(stored)},
+            details={"name": data.name, "reason": data.reason, "criteria": msgspec.to_builtins(stored), **({"case": str(case)} if case else {})},
         ))
     return await get(rt, principal, hold_id, with_count=False)
 
@@ -212,7 +213,7 @@ def _out(ctx: TenantContext, row: dict[str, Any], covers: int | None) -> HoldOut
     return HoldOut(
         id=row["id"], name=row["name"], reason=row["reason"], status=row["status"], created_by=row["created_by"],
         created_at=row["created_at"], criteria=_readable(ctx, msgspec.convert(json_column(row["criteria"]), Stored)),
-        released_at=row["released_at"], release_reason=row["release_reason"], covers=covers,
+        released_at=row["released_at"], release_reason=row["release_reason"], covers=covers, case=row["case_id"],
     )
 
 

@@ -1,8 +1,9 @@
-"""Retention's own tables: policies, legal holds, exports."""
+"""Retention's own tables: policies, legal holds, exports, and the cases (matters) gathering them."""
 
 from __future__ import annotations
 
-from piccolo.columns import JSON, UUID, ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns import JSON, UUID, ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -28,6 +29,7 @@ class LegalHold(Table, tablename="legal_hold"):
     created_at = Timestamptz(default=TimestamptzNow())
     released_at = Timestamptz(null=True, default=None)
     release_reason = Varchar(length=1000, null=True, default=None)
+    case_id = UUID(null=True, default=None)  # the case (retention.cases) this hold belongs to
 
 
 class Export(Table, tablename="export"):
@@ -44,6 +46,38 @@ class Export(Table, tablename="export"):
     created_at = Timestamptz(default=TimestamptzNow())
     finished_at = Timestamptz(null=True, default=None)
     expires_at = Timestamptz(null=True, default=None)
+    case_id = UUID(null=True, default=None)  # the case (retention.cases) this export belongs to
 
 
-RETENTION_TABLES: list[type[Table]] = [RetentionPolicy, LegalHold, Export]
+class LegalCase(Table, tablename="legal_case"):
+    """A matter: one dispute's saved searches, holds, review items and exports, in one place."""
+
+    id = UUID(primary_key=True)
+    tenant = ForeignKey(references=Tenant, null=False)
+    name = Varchar(length=200)
+    description = Text(default="")
+    status = Varchar(length=16, default="open")  # open | closed
+    created_by = Varchar(length=64)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+    closed_by = Varchar(length=64, null=True, default=None)
+    closed_at = Timestamptz(null=True, default=None)
+    close_reason = Varchar(length=1000, null=True, default=None)
+
+
+class CaseSearch(Table, tablename="case_search"):
+    """A saved search of a case: the query sealed under the tenant key, filters, last run."""
+
+    id = UUID(primary_key=True)
+    tenant = UUID()
+    legal_case = ForeignKey(references=LegalCase, null=False, on_delete=OnDelete.cascade, index=True)
+    name = Varchar(length=200)
+    query_sealed = Text(default="")
+    filters = JSON(default="{}")
+    created_by = Varchar(length=64)
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_run_at = Timestamptz(null=True, default=None)
+    last_total = Integer(null=True, default=None)
+
+
+RETENTION_TABLES: list[type[Table]] = [RetentionPolicy, LegalHold, Export, LegalCase, CaseSearch]

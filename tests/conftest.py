@@ -172,17 +172,38 @@ async def other_tenant(client: httpx.AsyncClient, runtime: Runtime) -> TenantFix
     return await make_tenant(runtime)
 
 
-@pytest.fixture(params=["sqlite", "opensearch"])
+@pytest.fixture(params=["sqlite", "opensearch", "memory"])
 async def search_backend(request: pytest.FixtureRequest, runtime: Runtime, client: httpx.AsyncClient) -> AsyncIterator[Any]:
-    """Each search test runs against both index backends: FTS5, and OpenSearch on osmem-server."""
+    """Each search test runs against every index backend: FTS5, OpenSearch on osmem-server, and
+    the in-memory evaluator supervision policies use (so a policy match means a search hit)."""
     from archive.search import indexing
 
     if request.param == "sqlite":
         await indexing.drain_all(runtime)
         yield runtime.search
         return
+    if request.param == "memory":
+        async with memory_backend(runtime) as backend:
+            yield backend
+        return
     async with opensearch_backend(request, runtime) as backend:
         yield backend
+
+
+@contextlib.asynccontextmanager
+async def memory_backend(runtime: Runtime) -> AsyncIterator[Any]:
+    """The runtime's index swapped for an empty in-memory one, for one test."""
+    from archive.search import indexing
+    from archive.search.memory import MemoryBackend
+
+    await indexing.drain_all(runtime)  # what other tests left goes to the embedded index
+    backend = MemoryBackend()
+    embedded = runtime.swap_search(backend)
+    try:
+        yield backend
+    finally:
+        await indexing.drain_all(runtime)
+        runtime.swap_search(embedded)
 
 
 @contextlib.asynccontextmanager

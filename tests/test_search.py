@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from archive.search import indexing
@@ -140,6 +141,8 @@ async def test_index_holds_no_plaintext(client, archive, runtime, data_dir, sear
     if search_backend.name == "sqlite":
         path = Path(search_backend.path)
         raw = b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+    elif search_backend.name == "memory":
+        raw = json.dumps([msgspec.to_builtins(d) for d in search_backend.documents()], ensure_ascii=False).encode()
     else:
         docs = await search_backend.client.search(index=search_backend.alias, body={"query": {"match_all": {}}, "size": 1000})
         mapping = await search_backend.client.indices.get_mapping(index=search_backend.alias)

@@ -424,7 +424,7 @@ async def find_thread(tenant_id: UUID, connector_id: UUID, thread: str) -> Threa
     row = await ConnectorThread.select(ConnectorThread.conversation).where(ConnectorThread.key == _thread_key(connector_id, thread)).first()
     if row is None:
         return None
-    key = await revisions.key_of(tenant_id, row["conversation"])
+    key = await revisions.key_of(tenant_id, row["conversation"], lock=True)
     return Thread(row["conversation"], key["wrapped_key"], key["master_version"]) if key else None
 
 
@@ -441,7 +441,7 @@ async def ensure_thread(ctx: TenantContext, connector_id: UUID, thread: str, ext
     archived = await Conversation.select(Conversation.id).where(
         (Conversation.tenant == ctx.tenant_id) & (Conversation.external_id == external_id)
     ).first()
-    existing = await revisions.key_of(ctx.tenant_id, archived["id"]) if archived else None
+    existing = await revisions.key_of(ctx.tenant_id, archived["id"], lock=True) if archived else None
     if archived is not None and existing is not None:
         reserved = Thread(archived["id"], existing["wrapped_key"], existing["master_version"])
     else:
