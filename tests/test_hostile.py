@@ -536,3 +536,30 @@ async def test_an_export_killed_mid_run_is_built_by_the_restarted_server(tmp_pat
             assert download.status_code == 200 and download.content[:2] == b"PK"
     finally:
         await deployed.drop()
+
+
+# --- Supervision (found after the merge of issue 22's supervision) -----------------------------------
+
+@pytest.mark.parametrize("path,name", [
+    ("/v1/reviews", "from"), ("/v1/reviews", "to"),
+    ("/v1/supervision/reports/activity", "from"), ("/v1/supervision/reports/ageing", "to"),
+])
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+async def test_supervision_filters_at_the_ends_of_the_calendar_are_refused(client, tenant, path, name, value):
+    response = await client.get(path, params={name: value}, headers=tenant.headers("compliance"))
+    assert_problem(response, 422, name)
+
+
+@pytest.mark.parametrize("body,path", [({"from": "0001-01-01T00:00:00+01:00"}, "from"), ({"to": "9999-12-31T23:59:59-01:00"}, "to")])
+async def test_a_backfill_at_the_ends_of_the_calendar_is_refused(client, tenant, body, path):
+    policy = await client.post("/v1/supervision/policies", json={"name": f"p-{secrets.token_hex(3)}", "query": "refund"},
+                               headers=tenant.headers("compliance"))
+    assert policy.status_code == 201, policy.text
+    response = await client.post(f"/v1/supervision/policies/{policy.json()['id']}/backfill", json=body, headers=tenant.headers("compliance"))
+    assert_problem(response, 422, path)
+
+
+@pytest.mark.parametrize("query", ["NOT " * 100 + "a", "date:9999-12-31"])
+async def test_a_supervision_policy_query_too_deep_or_out_of_range_is_refused(client, tenant, query):
+    response = await client.post("/v1/supervision/policies", json={"name": "p", "query": query}, headers=tenant.headers("compliance"))
+    assert_problem(response, 422, "query")
