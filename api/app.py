@@ -28,7 +28,7 @@ from api.connectors import ConnectorAdminController, receive_push
 from api.console import console_router, template_config
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
-from api.proactive import CapacityController, CollectController, RulesController, explain
+from api.proactive import CapacityController, CollectController, RulesController, SiteEngagementController, client_identifier, explain
 from api.problems import EXCEPTION_HANDLERS
 from api.redaction import RedactionController
 from api.request_id import RequestIdMiddleware
@@ -65,14 +65,15 @@ def _add_self_decoded_schemas(app: Litestar) -> None:
 
 
 def _collect_rate_limits(settings: Settings) -> list[Any]:
-    """Litestar's rate limiting, on the browser routes only (a router's middleware): per client IP,
-    and per site key when it is in the header or query (a key only in the body is covered by the
+    """Litestar's rate limiting, on the browser routes only (a router's middleware): per client IP
+    (behind trusted proxies, from X-Forwarded-For: see api.proactive), and per site key when it is in the header or query (a key only in the body is covered by the
     IP limit). Other routes pay nothing for it."""
 
     def site_of(request: Request[Any, Any, Any]) -> str:
         return "site:" + (request.headers.get("x-parley-site") or request.query_params.get("site") or "-")[:64]
 
-    per_ip = RateLimitConfig(rate_limit=("minute", settings.collect_per_ip_per_minute), store="collect_ip")
+    per_ip = RateLimitConfig(rate_limit=("minute", settings.collect_per_ip_per_minute), store="collect_ip",
+                             identifier_for_request=client_identifier(settings))
     per_site = RateLimitConfig(rate_limit=("second", settings.collect_per_site_per_second), identifier_for_request=site_of,
                                store="collect_site")
     return [per_ip.middleware, per_site.middleware]
@@ -115,7 +116,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             PolicyController, BackfillController, ReportController, ReviewController, CaseController,
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
-            RulesController, CapacityController, explain,
+            RulesController, CapacityController, SiteEngagementController, explain,
             ConnectorAdminController, receive_push, console_router(),
         ],
         dependencies=DEPENDENCIES,

@@ -300,6 +300,25 @@ def cmd_sites_list(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_sites_update(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.tables import Site
+    from archive.tenancy import tenant_by_slug
+    from proactive import service
+
+    async def work(rt: Any) -> int:
+        tenant = await tenant_by_slug(args.tenant)
+        site = await Site.select(Site.id).where((Site.tenant == tenant["id"]) & (Site.name == args.name)).first()
+        if site is None:
+            print(f"parley: no site {args.name!r} in tenant {args.tenant!r}", file=sys.stderr)
+            return EXIT_FAILED
+        raw = {k: v for k, v in (("pacing_per_minute", args.pacing_per_minute), ("timezone", args.timezone)) if v is not None}
+        out = await service.update_site_engagement(rt, tenant["id"], _cli_actor(), site["id"], service.parse_site_engagement(raw))
+        _print(out, args.json, lambda o: f"site {o.site}: {o.pacing_per_minute} invitations a minute at most, days in {o.timezone}")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def _public_url(settings: Settings, given: str | None) -> str:
     return (given or f"http://{settings.host}:{settings.port}").rstrip("/")
 
@@ -615,6 +634,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sites_list)
+    p = sites.add_parser("update", help="a site's engagement settings: pacing and the time zone of its calendar days")
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--name", required=True, help="the site's name")
+    p.add_argument("--pacing-per-minute", type=int, help="at most this many invitations a minute on the site (default 60)")
+    p.add_argument("--timezone", help="IANA time zone for per-day caps, e.g. Europe/Oslo (default UTC)")
+    p.add_argument("--json", action="store_true", help='print {"site","pacing_per_minute","timezone"}')
+    p.set_defaults(func=cmd_sites_update)
 
     connectors_p = sub.add_parser("connectors", help="chat platforms pushing to the archive").add_subparsers(
         dest="action", required=True, metavar="ACTION")

@@ -20,6 +20,7 @@ from archive.rotation import ConversationKeys, KeyringCheck, MasterKeyUser, Sign
 from archive.runtime import Runtime
 from archive.search import indexing
 from archive.search.backend import SearchBackend
+from archive.search.languages import LanguagesStep
 from archive.signals import KEYRING_CHANGED, Signals
 from archive.signing import SigningKeys
 from archive.supervision import backfill as supervision_backfill
@@ -42,7 +43,7 @@ from retention.policies import ComplianceFloorGuard, RetainUntilStep
 
 def ingest_steps() -> list[IngestStep]:
     """What happens to every ingested conversation besides being stored, in order."""
-    return [RetainUntilStep(), SupervisionStep(), indexing.OutboxStep()]
+    return [RetainUntilStep(), SupervisionStep(), indexing.OutboxStep(), LanguagesStep()]
 
 
 def deletion_guards() -> list[DeletionGuard]:
@@ -110,7 +111,8 @@ def build_runtime(
         workers=workers or Workers(settings.worker_threads),
         ingest_steps=ingest_steps(),
         events=event_sink(search),
-        engagement=Engagement(clock),
+        # A manual clock (tests, replays) arms no timers: the caller drives the ticks.
+        engagement=Engagement(clock, realtime=isinstance(clock, SystemClock), live=settings.engagement_engine),
         jobs=[*archive_jobs.jobs(), *sessions.jobs(), *indexing.jobs(), *rescan.jobs(), *retention_jobs.jobs(),
               *proactive_jobs.jobs(), *connectors.jobs(), *supervision_backfill.jobs()],
         connectors=ConnectorDirectory(signals, clock, settings.auth_cache_seconds),

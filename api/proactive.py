@@ -1,13 +1,32 @@
 """The engagement engine over HTTP: public intake and invitation stream for browsers; rules,
-stats, explanations and backtests for marketing; agent capacity from the chat platform."""
+stats, explanations and backtests for marketing; agent capacity from the chat platform; a site's
+engagement settings.
+
+Two rules about who is asking, written down here because the browser endpoints are public:
+
+* **The page's origin** (``page_origins``). A site that lists allowed origins accepts a request
+  only from a page served by one of them. Browsers send ``Origin`` on cross-origin requests and on
+  every POST, and that header decides when present. A same-origin GET (the invitation stream from
+  a page Parley serves itself, such as the demo) carries no ``Origin``; then the page is known from
+  ``Referer`` (its origin only), and, when ``Sec-Fetch-Site: same-origin`` says the page and the
+  request share an origin, from the request's own scheme and host. A request that names no page
+  at all is refused by a site with allowed origins.
+* **The client's address** (``client_identifier``), which the collect rate limit counts by. The
+  peer address of the connection, unless that peer is one of ``PARLEY_TRUSTED_PROXIES``: then
+  ``X-Forwarded-For`` is read from the right, skipping trusted proxies, and the first address that
+  is not one is the client. Forwarded headers from anyone else are ignored (they are trivial to
+  forge), so without trusted proxies configured a NAT or a proxy shares one limit.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, AsyncIterator
+import ipaddress
+from typing import Annotated, Any, AsyncIterator, Callable
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
@@ -15,10 +34,51 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from api.auth import requires
 from api.deps import Caller, Rt
 from archive.tenancy import Principal
+from config.settings import Settings, trusted_networks
 from proactive import service
+from proactive.backtest import BacktestOut
 from proactive.model import Invitation, Outcome
 
 KEEPALIVE_SECONDS = 15.0
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def page_origins(request: Request[Any, Any, Any]) -> list[str]:
+    """Where the page that made this request is served from, as far as the request tells."""
+    origin = request.headers.get("origin")
+    if origin:
+        return [origin]
+    found = []
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.scheme and referer.netloc:
+        found.append(f"{referer.scheme}://{referer.netloc}")
+    if request.headers.get("sec-fetch-site") == "same-origin":
+        found.append(f"{request.url.scheme}://{request.url.netloc}")
+    return found
+
+
+def client_identifier(settings: Settings) -> Callable[[Request[Any, Any, Any]], str]:
+    """The rate limit's key for a request: the real client's address (see the module docstring)."""
+    trusted = trusted_networks(settings.trusted_proxies)
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted)
+
+    def identify(request: Request[Any, Any, Any]) -> str:
+        peer = request.client.host if request.client else "unknown"
+        if not trusted or not is_trusted(peer):
+            return peer
+        hops = [hop.strip() for value in request.headers.getall("x-forwarded-for", []) for hop in value.split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if not is_trusted(hop):
+                return hop[:64]
+        return hops[0][:64] if hops else peer
+
+    return identify
 
 
 def _media(request: Request[Any, Any, Any]) -> str:
@@ -39,18 +99,19 @@ class CollectController(Controller):
         return await service.collect(
             rt, await request.body(),
             request.headers.get("x-parley-site") or request.query_params.get("site"),
-            request.headers.get("origin"), request.headers.get("user-agent", ""),
+            page_origins(request), request.headers.get("user-agent", ""),
         )
 
     @get("/invitations/stream", exclude_from_auth=True, summary="Server-sent invitations for one visitor", media_type="text/event-stream")
     async def stream(self, request: Request[Any, Any, Any], rt: Rt, site_key: FromQuery[str], visitor_id: FromQuery[str]) -> ServerSentEvent:
-        site = await service.resolve_site(rt, site_key, request.headers.get("origin"))
-        key = (site["id"], visitor_id)
+        rt.engagement.require_live()
+        site = await service.resolve_site(rt, site_key, page_origins(request))
+        key = await service.visitor_key(rt, site, visitor_id)
         delivery = rt.engagement.delivery
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             async with delivery.subscribe(key) as subscription:
-                for waiting in rt.engagement.engine.take_pending(site["id"], visitor_id):
+                for waiting in rt.engagement.take_pending(key):
                     yield _event(waiting)
                 while True:
                     try:
@@ -107,7 +168,7 @@ class RulesController(Controller):
 
     @post("/{rule_id:str}/backtest", status_code=200, summary="Replay stored events: how many invitations would the rule have sent")
     async def backtest(self, rt: Rt, principal: Caller, rule_id: FromPath[UUID],
-                       days: Annotated[int, QueryParameter(ge=1, le=90)] = 7) -> service.BacktestOut:
+                       days: Annotated[int, QueryParameter(ge=1, le=90)] = 7) -> BacktestOut:
         return await service.backtest(rt, principal, rule_id, days)
 
 
@@ -124,8 +185,25 @@ class CapacityController(Controller):
     @put("/", guards=[requires("ingest")], summary="Agent capacity per group, from the chat platform")
     async def put_capacity(self, rt: Rt, principal: Caller, data: JSONBody[dict[str, Any]]) -> dict[str, service.GroupOut]:
         # Decoded by the service so errors can name the group; shape: service.CapacityIn.
-        return service.set_capacity(rt, principal, service.parse_capacity(data))
+        return await service.set_capacity(rt, principal, service.parse_capacity(data))
 
-    @get("/", guards=[requires("ingest", "marketing", "admin")], summary="Capacity, open invitations and free slots per group")
+    @get("/", guards=[requires("ingest", "marketing", "admin")], summary="Capacity, open invitations, free slots and waiting visitors per group")
     async def get_capacity(self, rt: Rt, principal: Caller) -> dict[str, service.GroupOut]:
         return service.capacity(rt, principal)
+
+
+class SiteEngagementController(Controller):
+    """A site's engagement settings: pacing and the time zone its calendar-day caps count in."""
+
+    path = "/v1/admin/sites/{site_id:str}/engagement"
+    tags = ["engagement: rules"]
+    guards = [requires("admin", "marketing")]
+
+    @get("/", summary="A site's pacing (invitations per minute) and time zone")
+    async def get_settings(self, principal: Caller, site_id: FromPath[UUID]) -> service.SiteEngagementOut:
+        return await service.get_site_engagement(principal.tenant_id, site_id)
+
+    @patch("/", summary="Change a site's pacing and/or time zone (fields left out stay)")
+    async def patch_settings(self, rt: Rt, principal: Caller, site_id: FromPath[UUID], data: JSONBody[dict[str, Any]]) -> service.SiteEngagementOut:
+        # Decoded by the service so errors name the field; shape: service.SiteEngagementIn.
+        return await service.update_site_engagement(rt, principal.tenant_id, principal.actor, site_id, service.parse_site_engagement(data))

@@ -1,18 +1,23 @@
 """The one analyzer: text → opaque, keyed tokens, shared by both index backends and by the query
 side, so a search means the same thing on SQLite FTS5 and on OpenSearch.
 
-Per word, in one pass (``Analyzer.word``):
+Per word, in one pass (``Analyzer.word``, cached per word and language):
 
 * **term** (positional, ``t_<sender>``): Unicode NFKC → case folding → word tokenisation (CJK runs
   become character bigrams) → the word's normal form in the conversation's language (Snowball stem,
   else dictionary lemma, else the word; ``archive.wordforms``) → letter folding (diacritics and the
   letters that do not decompose: ø→o, æ→ae, ß→ss, đ→d, ł→l, þ→th; after normalising, so stemmers
-  and lemmatizers see real words) → keyed BLAKE2b (56 bits) → 12 base32 characters.
-* **prefixes** (``p_<sender>``): hashed edge n-grams (3..10 characters) of the folded surface form.
-* **forms** (``f_<sender>``, a bag per conversation and sender, no positions): other keys the word
-  can be found by — the *exact* unfolded normal form when folding changed it (ranks exact spellings
-  first), the Latin *typing key* of a Cyrillic word (``archive.transliteration``), and, when the
-  tenant has typo tolerance on, the word's deletion neighbourhood (``archive.typos``).
+  and lemmatizers see real words) → keyed BLAKE2b (56 bits) → 14 hex digits.
+* **prefix path** (in the bag, ``f_<sender>``): one token per word whose leading blocks are keyed
+  hashes of the folded surface form's prefixes of 3, 4 … 8 characters, so a prefix query is a
+  prefix match on tokens (``p<block3><block4>…*``) instead of one stored n-gram per prefix length.
+* **bag** (``f_<sender>``, per conversation and sender, no positions): the *exact* unfolded normal
+  form when folding changed it (ranks exact spellings first) and the Latin *typing key* of a
+  Cyrillic word (``archive.transliteration``).
+* **typo neighbourhood**, when the tenant has typo tolerance on: the one-letter deletions of the
+  normal form (``archive.typos``). The backends keep them apart from the document (SQLite in a
+  vocabulary table from deletion to term, OpenSearch in the bag); either way a typo query meets a
+  conversation exactly when the conversation holds a term the deletion was cut from.
 
 Every form is hashed under its own namespace, and word forms under the document's language too,
 with the tenant's blind-index key: nothing in the index reads as text. A query word is read as a
@@ -22,12 +27,10 @@ word of each of the tenant's languages, each reading meeting only documents of t
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import unicodedata
-from functools import lru_cache
-from typing import Iterable, Iterator, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import msgspec
 from anyascii import anyascii
@@ -37,9 +40,16 @@ from archive import typos
 from archive.wordforms import LEMMATIZERS, STEMMERS, SURFACE, normal_form
 
 TOKEN_BYTES = 7  # 56 bits: collisions among a million distinct terms have odds of ~1e-5
-MIN_PREFIX, MAX_PREFIX = 3, 10
+MIN_PREFIX, MAX_PREFIX = 3, 8
+# Hex digits per block of a prefix path: the first block tells apart every 3-letter prefix of a
+# tenant's vocabulary (tens of thousands: 40 bits), each next one the few dozen letters that can
+# follow a prefix (24 bits); a collision would let a prefix query find a sibling's words.
+PATH_ROOT_DIGITS, PATH_STEP_DIGITS = 10, 6
+PATH_MARK = "p"  # not a hex digit: no other token starts like a path
 MESSAGE_BOUNDARY = "\x00|"  # hashed like a term; stops phrases spanning two messages
-CACHE_LIMIT = 200_000
+# Entries per analyzer cache (cleared when full). A tenant's analyzer lives as long as the
+# process: about 100,000 words cost ~50 MB, and hold most of what running text repeats.
+CACHE_LIMIT = 100_000
 
 # Token namespaces: each kind of form is hashed apart, so a deletion can never equal a term.
 TERM, PREFIX, EXACT, TYPING_KEY, TYPO = "t:", "p:", "e:", "x:", "y:"
@@ -55,21 +65,34 @@ def primary_language(tag: str | None) -> str:
     return (tag or "").split("-")[0].lower()
 
 
-@lru_cache(maxsize=4096)
 def _fold_letter(letter: str) -> str:
-    # Latin letters without a decomposition (ø, æ, đ, ł, þ, œ, ı, ħ …): their usual ASCII
-    # spelling. Other scripts keep their letters (Cyrillic й/ё lost their marks above).
+    """What folding makes of one character of NFD text: combining marks go; Latin letters without
+    a decomposition (ø, æ, đ, ł, þ, œ, ı, ħ …) get their usual ASCII spelling; other scripts keep
+    their letters (Cyrillic й/ё lost their marks as combining marks)."""
+    if unicodedata.combining(letter):
+        return ""
     if "\u00c0" <= letter <= "\u024f" or "\u1e00" <= letter <= "\u1eff":
         return anyascii(letter).lower() or letter
     return letter
 
 
+class _FoldTable(dict[int, str]):
+    """A ``str.translate`` table for ``_fold_letter``, filled in as characters first occur (it
+    memoises a pure function of one character; translate runs the loop in C)."""
+
+    def __missing__(self, code: int) -> str:
+        folded = self[code] = _fold_letter(chr(code))
+        return folded
+
+
+_FOLDS = _FoldTable()
+
+
 def fold(text: str) -> str:
     """Strip diacritics (é→e, å→a, й→и) and spell undecomposable Latin letters out (ø→o, æ→ae)."""
-    stripped = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
-    if not stripped.isascii():
-        stripped = "".join(_fold_letter(c) for c in stripped)
-    return unicodedata.normalize("NFC", stripped)
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).translate(_FOLDS))
 
 
 def words(text: str) -> list[str]:
@@ -106,16 +129,18 @@ class WordTokens(NamedTuple):
     """Everything the index stores for one word of a document."""
 
     term: str
-    prefixes: tuple[str, ...]
-    forms: tuple[str, ...]
+    path: str  # the prefix path ("" for words shorter than MIN_PREFIX)
+    bag: tuple[str, ...]  # exact spelling, typing key
+    typos: tuple[str, ...]  # deletion neighbourhood (typo tolerance on)
 
 
 class QueryWord(msgspec.Struct, frozen=True):
-    """What one query word matches: any term token (positional), any form token (bag); documents
-    holding a ``boost`` token (the exact, unfolded spelling) rank higher."""
+    """What one query word matches: any term token (positional), any bag token, any typo
+    neighbourhood token; documents holding a ``boost`` token (the exact spelling) rank higher."""
 
     terms: list[str]
     forms: list[str]
+    typos: list[str]
     boost: list[str]
 
 
@@ -123,80 +148,124 @@ class Analyzer:
     """Per tenant: owns the blind-index key, whether typo neighbourhoods are indexed, and caches."""
 
     def __init__(self, index_key: bytes, typo_tolerance: bool = True) -> None:
-        self._key = index_key
+        self._keyed = hashlib.blake2b(key=index_key, digest_size=TOKEN_BYTES)
         self.typo_tolerance = typo_tolerance
-        self._tokens: dict[str, str] = {}
-        self._normals: dict[tuple[str, str], str] = {}
-        self._words: dict[tuple[str, str], WordTokens] = {}
+        self._normals: dict[str, dict[str, str]] = {}
+        self._words: dict[str, dict[str, WordTokens]] = {}
+        self._paths: dict[str, str] = {}
+        self._blocks: dict[str, str] = {}
+        self._neighbourhoods: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._typing: dict[str, str] = {}  # Cyrillic normal form → its typing-key token
         self._highlight: dict[tuple[str, str], frozenset[str]] = {}
+
+    def _digest(self, text: str) -> str:
+        hasher = self._keyed.copy()  # the keyed state, set up once
+        hasher.update(text.encode())
+        return hasher.hexdigest()
 
     def token(self, namespace: str, term: str, language: str | None = None) -> str:
         """The keyed token of ``term``; forms of words are scoped to the document's language."""
-        cache_key = namespace + term if language is None else f"{namespace}{language}:{term}"
-        token = self._tokens.get(cache_key)
-        if token is None:
-            digest = hashlib.blake2b(cache_key.encode(), key=self._key, digest_size=TOKEN_BYTES).digest()
-            token = base64.b32encode(digest).decode().rstrip("=").lower()
-            if len(self._tokens) > CACHE_LIMIT * 2:
-                self._tokens.clear()
-            self._tokens[cache_key] = token
-        return token
+        return self._digest(namespace + term if language is None else f"{namespace}{language}:{term}")
 
     def normal(self, word: str, language: str) -> str:
         """The unfolded normal form of a case-folded word (stem, lemma or the word itself)."""
-        key = (word, language)
-        found = self._normals.get(key)
+        cache = self._normals.get(language)
+        if cache is None:
+            cache = self._normals[language] = {}
+        found = cache.get(word)
         if found is None:
             found = word if is_cjk(word) else normal_form(word, language).casefold()
-            if len(self._normals) > CACHE_LIMIT:
-                self._normals.clear()
-            self._normals[key] = found
+            _make_room(self._normals)
+            cache[word] = found
         return found
 
     def canonical(self, word: str, language: str) -> str:
         return fold(self.normal(word, language))
 
+    def path(self, surface: str) -> str:
+        """The prefix path of a folded surface form: ``p`` and one block per prefix length, so the
+        path of a prefix is a prefix of the path of every word that starts with it."""
+        if len(surface) < MIN_PREFIX:
+            return ""
+        found = self._paths.get(surface)
+        if found is None:
+            blocks = self._blocks
+            parts = [PATH_MARK]
+            for n in range(MIN_PREFIX, min(len(surface), MAX_PREFIX) + 1):
+                prefix = surface[:n]
+                block = blocks.get(prefix)
+                if block is None:  # short prefixes are shared by many words: hashed once
+                    block = self._digest(PREFIX + prefix)[:PATH_ROOT_DIGITS if n == MIN_PREFIX else PATH_STEP_DIGITS]
+                    if len(blocks) > CACHE_LIMIT:
+                        blocks.clear()
+                    blocks[prefix] = block
+                parts.append(block)
+            found = "".join(parts)
+            if len(self._paths) > CACHE_LIMIT:
+                self._paths.clear()
+            self._paths[surface] = found
+        return found
+
+    def neighbourhood(self, canonical: str, language: str) -> tuple[str, ...]:
+        """The typo-neighbourhood tokens of a normal form (shared by all its inflections)."""
+        key = (canonical, language)
+        found = self._neighbourhoods.get(key)
+        if found is None:
+            found = tuple(sorted(self.token(TYPO, s, language) for s in typos.indexed_neighbourhood(canonical)))
+            if len(self._neighbourhoods) > CACHE_LIMIT:
+                self._neighbourhoods.clear()
+            self._neighbourhoods[key] = found
+        return found
+
+    def typing_token(self, normal: str) -> str:
+        """The typing-key token of a Cyrillic normal form (the script scopes it: no language);
+        cached, since a stem is shared by all of a word's inflections."""
+        found = self._typing.get(normal)
+        if found is None:
+            found = self.token(TYPING_KEY, tr.cyrillic_key(normal))
+            if len(self._typing) > CACHE_LIMIT:
+                self._typing.clear()
+            self._typing[normal] = found
+        return found
+
     # --- documents ---------------------------------------------------------------------------
 
     def word(self, word: str, language: str) -> WordTokens:
-        """The tokens of one case-folded document word (cached: vocabularies are small)."""
-        key = (word, language)
-        found = self._words.get(key)
+        """The tokens of one case-folded document word (cached: most words of a message recur)."""
+        cache = self._words.get(language)
+        if cache is None:
+            cache = self._words[language] = {}
+        found = cache.get(word)
         if found is None:
             normal = self.normal(word, language)
             canonical = fold(normal)
-            surface = fold(word)
-            forms = set()
+            bag = []
             if canonical != normal:
-                forms.add(self.token(EXACT, normal, language))
+                bag.append(self.token(EXACT, normal, language))
             if tr.is_cyrillic(normal):
-                forms.add(self.token(TYPING_KEY, tr.cyrillic_key(normal)))  # the script scopes it
-            if self.typo_tolerance and not is_cjk(word):
-                forms.update(self.token(TYPO, s, language) for s in typos.indexed_neighbourhood(canonical))
-            found = WordTokens(
-                term=self.token(TERM, canonical, language),
-                prefixes=tuple(self.token(PREFIX, surface[:n]) for n in range(MIN_PREFIX, min(len(surface), MAX_PREFIX) + 1)),
-                forms=tuple(sorted(forms)),
-            )
-            if len(self._words) > CACHE_LIMIT:
-                self._words.clear()
-            self._words[key] = found
+                bag.append(self.typing_token(normal))
+            neighbourhood = self.neighbourhood(canonical, language) if self.typo_tolerance and not is_cjk(word) else ()
+            found = WordTokens(self.token(TERM, canonical, language), self.path(fold(word)), tuple(bag), neighbourhood)
+            _make_room(self._words)
+            cache[word] = found
         return found
 
     def analyze(self, text: str, language: str) -> list[WordTokens]:
         """One pass over a message: the tokens of each word, in order."""
-        return [self.word(w, language) for w in words(text)]
+        cache = self._words.get(language) or {}
+        return [cache.get(w) or self.word(w, language) for w in words(text)]
 
     def boundary(self) -> str:
         return self.token(TERM, MESSAGE_BOUNDARY)
 
     def word_tokens(self, word: str, language: str) -> frozenset[str]:
-        """Every token a case-folded document word can be matched by (for highlighting)."""
+        """Every whole token a case-folded document word can be matched by (for highlighting;
+        prefix paths are matched by ``highlight_terms``)."""
         key = (word, language)
         found = self._highlight.get(key)
         if found is None:
             tokens = self.word(word, language)
-            found = frozenset({tokens.term, *tokens.prefixes, *tokens.forms})
+            found = frozenset({tokens.term, *tokens.bag, *tokens.typos})
             if len(self._highlight) > CACHE_LIMIT:
                 self._highlight.clear()
             self._highlight[key] = found
@@ -212,6 +281,7 @@ class Analyzer:
         languages = [*languages, SURFACE]
         terms: set[str] = set()
         forms: set[str] = set()
+        neighbourhood: set[str] = set()
         boost: set[str] = set()
         for word in words(text):
             for language in languages:
@@ -227,9 +297,9 @@ class Analyzer:
                     typed = fold(word)
                     for form in {typed} if language in LEMMATIZERS else {canonical, typed}:
                         edits = typos.auto_distance(form) if distance is None else distance
-                        forms.update(self.token(TYPO, s, language) for s in typos.neighbourhood(form, edits))
+                        neighbourhood.update(self.token(TYPO, s, language) for s in typos.neighbourhood(form, edits))
                 forms.update(self.token(TYPING_KEY, k) for k in self.typing_keys(word, language))
-        return QueryWord(sorted(terms), sorted(forms), sorted(boost))
+        return QueryWord(sorted(terms), sorted(forms), sorted(neighbourhood), sorted(boost))
 
     def typing_forms(self, word: str, languages: Iterable[str]) -> list[str]:
         """Form tokens of a word that is one Cyrillic word typed in Latin letters even where the
@@ -261,18 +331,35 @@ class Analyzer:
         return [self.token(TERM, self.canonical(w, language), language) for w in words(text)]
 
     def prefix_token(self, prefix: str) -> str | None:
+        """The path a prefix query looks for as a token prefix (matched on its first MAX_PREFIX letters)."""
         surface = fold("".join(words(prefix)))
         if len(surface) < MIN_PREFIX:
             return None
-        return self.token(PREFIX, surface[:MAX_PREFIX])
+        return self.path(surface[:MAX_PREFIX])
 
 
-def highlight_terms(analyzer: Analyzer, text: str, language: str, wanted: set[str]) -> list[tuple[int, int]]:
-    """Character spans of words in ``text`` whose tokens meet ``wanted`` (any term, prefix or form)."""
+def _make_room(caches: dict[str, dict[str, Any]]) -> None:
+    """One budget for a cache kept per language: all of them start over when it is spent."""
+    if sum(len(c) for c in caches.values()) >= CACHE_LIMIT:
+        for cache in caches.values():
+            cache.clear()
+
+
+def highlight_terms(analyzer: Analyzer, text: str, language: str, wanted: set[str], paths: tuple[str, ...] = (),
+                    seen: dict[str, bool] | None = None) -> list[tuple[int, int]]:
+    """Character spans of words in ``text`` whose tokens meet ``wanted`` (any term or form) or
+    whose prefix path starts with one of ``paths`` (prefix queries). ``seen`` remembers each
+    word's answer across the messages of one search (in ``language``)."""
     spans = []
+    seen = {} if seen is None else seen
     normalized = unicodedata.normalize("NFKC", text)
     for match in _WORD.finditer(normalized):
         word = match.group().casefold()
-        if not is_cjk(word) and not wanted.isdisjoint(analyzer.word_tokens(word, language)):
+        found = seen.get(word)
+        if found is None:
+            found = seen[word] = not is_cjk(word) and (
+                not wanted.isdisjoint(analyzer.word_tokens(word, language))
+                or bool(paths and analyzer.path(fold(word)).startswith(paths)))
+        if found:
             spans.append(match.span())
     return spans

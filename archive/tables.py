@@ -348,6 +348,15 @@ class RedactionRescan(Table, tablename="redaction_rescan"):
     finished_at = Timestamptz(null=True, default=None)
 
 
+class TenantLanguage(Table, tablename="tenant_language"):
+    """Each language a tenant has archived conversations in (primary subtag), kept at ingest: a
+    search reads a query word in every one of them."""
+
+    id: Serial  # Piccolo's implicit primary key, named for the type checker
+    tenant = ForeignKey(references=Tenant, null=False)
+    language = Varchar(length=35)
+
+
 APP_TABLES: list[type[Table]] = [
     Tenant,
     ApiKey,
@@ -358,6 +367,7 @@ APP_TABLES: list[type[Table]] = [
     LedgerHead,
     LedgerCheckpoint,
     IndexOutbox,
+    TenantLanguage,
     ConversationRevision,
     ConversationFile,
     Connector,

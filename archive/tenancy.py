@@ -181,7 +181,7 @@ class TenantContext:
         self.crypto = crypto
         self._analyzer: Analyzer | None = None
         self._redaction: RedactionOptions | None = None
-        # (monotonic time, languages) the search expands query words into; see search.service.
+        # (monotonic time, languages) the search expands query words into; see search.languages.
         self.languages: tuple[float, list[str]] | None = None
 
     @property

@@ -59,10 +59,13 @@ async def fetch_sealed(ctx: TenantContext, ids: list[UUID]) -> dict[UUID, Sealed
     ``unseal_files`` (CPU: callers may use a thread)."""
     if not ids:
         return {}
-    rows = await Conversation.select().where((Conversation.tenant == ctx.tenant_id) & Conversation.id.is_in(ids))
+    # By primary key alone, the tenant checked on the rows: with ``tenant = ?`` in the WHERE,
+    # SQLite prefers the (tenant, retain_until) index and walks every row of the tenant.
+    rows = [r for r in await Conversation.select().where(Conversation.id.is_in(ids)) if r["tenant"] == ctx.tenant_id]
     keys = {
         k["conversation"]: k
-        for k in await ConversationKey.select().where((ConversationKey.tenant == ctx.tenant_id) & ConversationKey.conversation.is_in(ids))
+        for k in await ConversationKey.select().where(ConversationKey.conversation.is_in(ids))
+        if k["tenant"] == ctx.tenant_id
     }
     present = [row["id"] for row in rows if row["id"] in keys]
     earlier = await revisions.earlier_rows(ctx.tenant_id, present)

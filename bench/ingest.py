@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import msgspec
 
-from bench.corpus import conversation, sentences
+from bench.corpus import chat_text, conversation
 from bench.harness import Row, Server, Table, bench_tenant
 
 BATCH = 100
@@ -46,9 +46,9 @@ async def _service_rate(n: int, protected: bool) -> float:
 
     runtime, tenant, _ = await bench_tenant(f"svc-{int(protected)}")
     principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="ingest")
-    rng, pool = random.Random(7), sentences()
+    rng, text = random.Random(7), chat_text()
     batches = [
-        [msgspec.convert(conversation(rng, pool, i + b * BATCH), ConversationIn) for i in range(BATCH)]
+        [msgspec.convert(conversation(rng, text, i + b * BATCH), ConversationIn) for i in range(BATCH)]
         for b in range(n // BATCH)
     ]
     started = time.perf_counter()
@@ -68,9 +68,9 @@ def _http_rate(n: int) -> float:
     import httpx
 
     key = asyncio.run(_ingest_key())
-    rng, pool = random.Random(11), sentences()
+    rng, text = random.Random(11), chat_text()
     bodies = [
-        msgspec.json.encode({"conversations": [conversation(rng, pool, 10_000_000 + i + b * BATCH) for i in range(BATCH)]})
+        msgspec.json.encode({"conversations": [conversation(rng, text, 10_000_000 + i + b * BATCH) for i in range(BATCH)]})
         for b in range(n // BATCH)
     ]
     with Server("api.asgi:create", "granian", {"PARLEY_SCHEDULER": "false"}) as server:

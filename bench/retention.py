@@ -9,7 +9,7 @@ import time
 
 import msgspec
 
-from bench.corpus import conversation, sentences
+from bench.corpus import chat_text, conversation
 from bench.harness import Row, Table, bench_tenant
 
 BATCH = 100
@@ -26,9 +26,9 @@ async def _run(n: int) -> tuple[float, float]:
     runtime, tenant, _ = await bench_tenant("retention")
     principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="admin")
     await policies.put(principal, policies.PolicyIn(default=policies.Default(days=1)))
-    rng, pool = random.Random(5), sentences()
+    rng, text = random.Random(5), chat_text()
     for b in range(0, n, BATCH):
-        items = [msgspec.convert(conversation(rng, pool, i), ConversationIn) for i in range(b, min(n, b + BATCH))]
+        items = [msgspec.convert(conversation(rng, text, i), ConversationIn) for i in range(b, min(n, b + BATCH))]
         await ingest(runtime, principal, items, True)
     await indexing.drain_all(runtime, refresh=False)
 

@@ -1,5 +1,11 @@
 """Search at scale on the embedded backend: ingest with indexing, index size, query latency —
-against raw FTS5 over the same plaintext in the same run (the physical baseline)."""
+against raw FTS5 over the same plaintext in the same run (the physical baseline).
+
+The corpus is generated fresh (bench/corpus.py): five languages, an open vocabulary, names,
+numbers and misspellings, so the analyzer's word cache sees new words the way it does on real
+chat text. Query latencies are sampled interleaved — raw FTS5, Parley, Parley with every facet —
+so the machine's load at any moment weighs on all three alike.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import resource
 import sqlite3
 import statistics
 import time
+import uuid
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -17,10 +24,11 @@ from typing import Any
 
 import msgspec
 
-from bench.corpus import conversation, sentences
+from bench.corpus import LANGS, chat_text, conversation, word_cache_hit_rate
 from bench.harness import Row, Table, bench_tenant
 
 BATCH = 100
+ALL_FACETS = ["agent", "site", "channel", "tag", "language", "day"]
 
 
 def _rss_mb() -> float:
@@ -28,27 +36,30 @@ def _rss_mb() -> float:
 
 
 def _corpus(n: int) -> list[dict[str, Any]]:
-    rng, pool = random.Random(42), sentences()
-    return [conversation(rng, pool, i) for i in range(n)]
+    rng, text = random.Random(42), chat_text()
+    return [conversation(rng, text, i) for i in range(n)]
 
 
-def _vocabulary(corpus: list[dict[str, Any]]) -> list[str]:
-    counts: Counter[str] = Counter()
-    for conv in corpus[:2000]:
-        for m in conv["messages"]:
-            counts.update(w for w in m["text"].lower().split() if w.isalpha() and len(w) > 4)
-    return [w for w, c in counts.most_common() if c >= 3]
+def _counts(corpus: list[dict[str, Any]]) -> dict[str, Counter[str]]:
+    """Conversations per word (letters only, over four letters), per language, in a sample."""
+    counts: dict[str, Counter[str]] = {language: Counter() for language in LANGS}
+    for conv in corpus[:2500]:
+        counts[conv["language"]].update({w for m in conv["messages"] for w in m["text"].lower().split() if w.isalpha() and len(w) > 4})
+    return counts
 
 
-def _query_mix(vocab: list[str], corpus: list[dict[str, Any]]) -> dict[str, str]:
-    common, mid, rare = vocab[0], vocab[len(vocab) // 4], vocab[-1]
-    words = corpus[7]["messages"][2]["text"].split()
-    phrase = " ".join(w for w in words[2:4])
+def _query_mix(corpus: list[dict[str, Any]]) -> dict[str, str]:
+    counts = _counts(corpus)
+    english = [w for w, c in counts["en"].most_common() if c >= 3]
+    common, mid, rare = english[0], english[len(english) // 8], english[-1]
+    words = [w for w in corpus[6]["messages"][2]["text"].split() if w.isalpha()]
     return {
         "rare term": rare,
         "mid term": mid,
         "common term": common,
-        "phrase": f'"{phrase}"',
+        # The most common word of each language: nearly every conversation matches.
+        "every conversation": " OR ".join(counts[language].most_common(1)[0][0] for language in LANGS),
+        "phrase": f'"{words[0]} {words[1]}"',
         "prefix": mid[:4] + "*",
         "field filter": f"{mid} channel:web",
         # Issue 22: a misspelling (no hits as typed, so the search is retried typo-tolerant) and
@@ -58,11 +69,11 @@ def _query_mix(vocab: list[str], corpus: list[dict[str, Any]]) -> dict[str, str]
     }
 
 
-def _raw_fts5(path: Path, corpus: list[dict[str, Any]]) -> tuple[float, sqlite3.Connection]:
+def _raw_fts5(path: Path, corpus: list[dict[str, Any]]) -> tuple[float, float, sqlite3.Connection]:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE VIRTUAL TABLE raw USING fts5(body, channel UNINDEXED, started_at UNINDEXED, tokenize='unicode61 remove_diacritics 2')")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for b in range(0, len(corpus), BATCH):
         conn.execute("BEGIN")
         conn.executemany(
@@ -70,7 +81,7 @@ def _raw_fts5(path: Path, corpus: list[dict[str, Any]]) -> tuple[float, sqlite3.
             [("\n".join(m["text"] for m in c["messages"]), c["channel"], c["started_at"]) for c in corpus[b:b + BATCH]],
         )
         conn.execute("COMMIT")
-    return len(corpus) / (time.perf_counter() - started), conn
+    return len(corpus) / (time.perf_counter() - started), len(corpus) / (time.process_time() - cpu), conn
 
 
 def _raw_query(conn: sqlite3.Connection, q: str, sort: str) -> None:
@@ -80,12 +91,30 @@ def _raw_query(conn: sqlite3.Connection, q: str, sort: str) -> None:
     conn.execute(f"SELECT rowid, body FROM raw WHERE {where} ORDER BY {order} LIMIT 20", (text,)).fetchall()
 
 
-def _percentiles(samples: list[float]) -> tuple[float, float]:
+def _p95(samples: list[float]) -> float:
     ordered = sorted(samples)
-    return statistics.median(ordered), ordered[max(0, int(len(ordered) * 0.95) - 1)]
+    return ordered[max(0, int(len(ordered) * 0.95) - 1)]
 
 
-async def _parley(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: int) -> dict[str, Any]:
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+def _components(path: Path) -> dict[str, float]:
+    """MB per part of the index file (SQLite's dbstat), after a checkpoint."""
+    import apsw
+
+    conn = apsw.Connection(str(path))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    parts: dict[str, float] = Counter()
+    for name, size in conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
+        part = next((p for p in ("search_fts", "search_bag", "search_typo") if str(name).startswith(p)), "documents")
+        parts[part] += int(size) / 1e6
+    conn.close()
+    return parts
+
+
+async def _parley(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: int, raw: sqlite3.Connection) -> dict[str, Any]:
     from archive.ingest import ingest
     from archive.models import ConversationIn
     from archive.search import indexing
@@ -96,7 +125,7 @@ async def _parley(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: in
     principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="compliance")
     items = [msgspec.convert(c, ConversationIn) for c in corpus]
     rss_before = _rss_mb()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     index_seconds = 0.0
     for b in range(0, len(items), BATCH):
         await ingest(runtime, principal, items[b:b + BATCH], True)
@@ -104,137 +133,92 @@ async def _parley(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: in
             t = time.perf_counter()
             await indexing.drain_all(runtime, refresh=False)
             index_seconds += time.perf_counter() - t
-    elapsed = time.perf_counter() - started
+    elapsed, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     rss_after = _rss_mb()
-    latencies: dict[str, list[float]] = {}
+    latencies: dict[str, tuple[list[float], list[float], list[float], list[float]]] = {}
     for name, q in mix.items():
         for sort in ("newest", "relevance"):
-            samples = latencies.setdefault(f"{name}, {sort}", [])
+            raw_ms, plain, faceted, cpu_ms = latencies.setdefault(f"{name}, {sort}", ([], [], [], []))
             for _ in range(repeats):
                 t = time.perf_counter()
-                await search(runtime, principal, SearchRequest(q=q, sort=sort, size=20))
-                samples.append((time.perf_counter() - t) * 1000)
-    size = sum(p.stat().st_size for p in runtime.settings.data_path.glob("search.sqlite3*"))
-    await runtime.stop()
-    return {"rate": len(items) / elapsed, "index_rate": len(items) / index_seconds, "size": size,
-            "latencies": latencies, "rss_growth": rss_after - rss_before}
-
-
-async def _index_size(path: Path, docs: list[Any]) -> int:
-    from archive.search.sqlite_fts import SqliteFtsBackend
-
-    backend = SqliteFtsBackend(path)
-    for b in range(0, len(docs), BATCH):
-        await backend.index(docs[b:b + BATCH])
-    await backend.close()
-    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
-
-
-def _without_forms(node: Any) -> Any:
-    """The plan as it was before issue 22: words by their terms only."""
-    from archive.search.plan import All, AnyOf, Match
-
-    if isinstance(node, Match):
-        return Match(node.sequences)
-    if isinstance(node, (All, AnyOf)):
-        return type(node)([_without_forms(c) for c in node.children])
-    return node
-
-
-async def _forms_query_cost(path: Path, tenant: Any, analyzer: Any, languages: list[str], mix: dict[str, str],
-                            repeats: int) -> dict[str, tuple[float, float]]:
-    """Backend search p95 (ms) of each query with and without its forms, interleaved on one index."""
-    from archive.query import parse
-    from archive.search.plan import Cursor, Plan, compile_query
-    from archive.search.sqlite_fts import SqliteFtsBackend
-
-    backend = SqliteFtsBackend(path)
-    cost: dict[str, tuple[float, float]] = {}
-    for name, q in mix.items():
-        tree = compile_query(parse(q).tree, analyzer, languages, lambda v: v)
-        for sort in ("newest", "relevance"):
-            plans = [Plan(tenant_id=tenant, tree=t, senders=(), sort=sort, size=20, cursor=Cursor()) for t in (_without_forms(tree), tree)]
-            samples: tuple[list[float], list[float]] = ([], [])
-            for _ in range(repeats):
-                for plan, bucket in zip(plans, samples):
-                    t = time.perf_counter()
-                    await backend.search(plan)
+                _raw_query(raw, q, sort)
+                raw_ms.append((time.perf_counter() - t) * 1000)
+                for facets, bucket in (([], plain), (ALL_FACETS, faceted)):
+                    t, c = time.perf_counter(), time.process_time()
+                    await search(runtime, principal, SearchRequest(q=q, sort=sort, size=20, facets=facets))
                     bucket.append((time.perf_counter() - t) * 1000)
-            cost[f"{name}, {sort}"] = (_percentiles(samples[0])[1], _percentiles(samples[1])[1])
-    await backend.close()
-    return cost
+                    if not facets:
+                        cpu_ms.append((time.process_time() - c) * 1000)
+    path = runtime.settings.data_path / "search.sqlite3"
+    await runtime.stop()
+    return {"rate": len(items) / elapsed, "cpu_rate": len(items) / cpu_seconds, "index_rate": len(items) / index_seconds, "size": _size(path),
+            "components": _components(path), "latencies": latencies, "rss_growth": rss_after - rss_before}
 
 
-async def _forms_growth(corpus: list[dict[str, Any]], mix: dict[str, str], repeats: int) -> dict[str, Any]:
-    """Index size of the same conversations three ways (MB): terms and prefixes only (what the
-    index held before issue 22), plus word forms with typo tolerance off, and on; and what the
-    forms cost a search on the typo-tolerant index."""
-    import uuid
-
+async def _typo_tolerance_off(corpus: list[dict[str, Any]]) -> tuple[int, dict[str, float]]:
+    """The same conversations indexed for a tenant with typo tolerance off (analyzer and backend
+    directly: the store plays no part in the index's size)."""
     from archive.analysis import Analyzer
     from archive.search.backend import IndexDoc
-    from archive.search.indexing import document_columns
+    from archive.search.indexing import DRAIN_BATCH, document_columns
+    from archive.search.sqlite_fts import SqliteFtsBackend
 
-    key, tenant = os.urandom(32), uuid.uuid4()
-    directory = Path(os.environ["PARLEY_DATA_DIR"]) / "forms-growth"
-    sizes: dict[str, Any] = {}
-    for variant, analyzer in (("typo tolerance on", Analyzer(key, True)), ("typo tolerance off", Analyzer(key, False))):
-        docs = [
-            IndexDoc(conversation_id=uuid.uuid4(), tenant_id=tenant, site=c["site"], channel=c["channel"], language=c["language"],
-                     started_at=datetime.fromisoformat(c["started_at"]), agent_ids=[], tags=[], visitor_hash="",
-                     columns=document_columns(analyzer, ((m["sender"]["role"], m["text"]) for m in c["messages"]), c["language"]))
-            for c in corpus
-        ]
-        path = directory / f"{variant.replace(' ', '-')}.sqlite3"
-        sizes[variant] = await _index_size(path, docs) / 1e6
-        if variant == "typo tolerance on":
-            languages = sorted({c["language"] for c in corpus} | {"en"})
-            sizes["query cost"] = await _forms_query_cost(path, tenant, analyzer, languages, mix, repeats)
-        if variant == "typo tolerance off":
-            bare = [msgspec.structs.replace(d, columns={k: ("" if k.startswith("f_") else v) for k, v in d.columns.items()}) for d in docs]
-            sizes["terms and prefixes only"] = await _index_size(directory / "bare.sqlite3", bare) / 1e6
-    return sizes
+    analyzer, tenant = Analyzer(os.urandom(32), typo_tolerance=False), uuid.uuid4()
+    path = Path(os.environ["PARLEY_DATA_DIR"]) / "typo-off" / "search.sqlite3"
+    backend = SqliteFtsBackend(path)
+    for b in range(0, len(corpus), DRAIN_BATCH):
+        docs = []
+        for c in corpus[b:b + DRAIN_BATCH]:
+            analysed = document_columns(analyzer, ((m["sender"]["role"], m["text"]) for m in c["messages"]), c["language"])
+            docs.append(IndexDoc(conversation_id=uuid.uuid4(), tenant_id=tenant, site=c["site"], channel=c["channel"],
+                                 language=c["language"], started_at=datetime.fromisoformat(c["started_at"]),
+                                 agent_ids=[a["id"] for a in c["agents"]], tags=c["tags"], visitor_hash="0" * 64,
+                                 columns=analysed.columns, typos=analysed.typos))
+        await backend.index(docs)
+    await backend.close()
+    return _size(path), _components(path)
+
+
+def _parts(components: dict[str, float]) -> str:
+    names = {"search_fts": "terms", "search_bag": "bag", "search_typo": "typo vocabulary", "documents": "documents"}
+    return ", ".join(f"{names[k]} {v:,.1f}" for k, v in sorted(components.items(), key=lambda kv: -kv[1]) if v >= 0.05) + " MB"
 
 
 def run(table: Table, conversations: int, repeats: int = 20) -> None:
     corpus = _corpus(conversations)
-    mix = _query_mix(_vocabulary(corpus), corpus)
+    hit_rate = word_cache_hit_rate(corpus)
+    table.add(Row("bench corpus: words an unbounded word cache has seen before", hit_rate * 100, "%", target="< 99%",
+                  passed=hit_rate < 0.99, note="generated text in nb, ru, sl, en, de; recycled sentences scored 99.5%"))
+    mix = _query_mix(corpus)
     messages = conversations * 20
     raw_path = Path(os.environ["PARLEY_DATA_DIR"]) / "raw-fts5.sqlite3"
-    raw_rate, raw = _raw_fts5(raw_path, corpus)
-    raw_latency: dict[str, list[float]] = {}
-    for name, q in mix.items():
-        for sort in ("newest", "relevance"):
-            samples = raw_latency.setdefault(f"{name}, {sort}", [])
-            for _ in range(repeats):
-                t = time.perf_counter()
-                _raw_query(raw, q.replace("*", "*") if "channel:" not in q else q, sort)
-                samples.append((time.perf_counter() - t) * 1000)
-    raw.close()
-    raw_size = sum(p.stat().st_size for p in raw_path.parent.glob("raw-fts5.sqlite3*"))
+    raw_rate, raw_cpu_rate, raw = _raw_fts5(raw_path, corpus)
+    raw_size = _size(raw_path)
 
-    parley = asyncio.run(_parley(corpus, mix, repeats))
+    parley = asyncio.run(_parley(corpus, mix, repeats, raw))
+    raw.close()
     label = f"{conversations:,} conv / {messages:,} msg"
+    ratio = parley["rate"] / raw_rate
     table.add(Row(f"ingest + index, end to end ({label})", parley["rate"], "conv/s", raw_rate,
-                  target=">= 0.5 of raw FTS5 insert", passed=parley["rate"] >= 0.5 * raw_rate,
-                  note="baseline: raw FTS5 insert of the plaintext"))
+                  target=">= 0.2 of raw FTS5 insert", passed=ratio >= 0.2, note="baseline: raw FTS5 insert of the plaintext"))
+    table.add(Row("ingest + index, end to end, per CPU second", parley["cpu_rate"], "conv/s", raw_cpu_rate,
+                  note="the same, counted in CPU time: a shared machine slows both sides, not their ratio"))
     table.add(Row("indexing alone (outbox drain: decrypt, analyze, insert)", parley["index_rate"], "conv/s", raw_rate))
-    table.add(Row("index size on disk", parley["size"] / 1e6, "MB", raw_size / 1e6))
-    growth = asyncio.run(_forms_growth(corpus[:min(len(corpus), 10_000)], mix, repeats))
-    sample = f"{min(len(corpus), 10_000):,} conv"
-    for variant in ("typo tolerance off", "typo tolerance on"):
-        table.add(Row(f"index with word forms, {variant} ({sample})", growth[variant], "MB", growth["terms and prefixes only"],
-                      note="baseline: the same index without the forms bag (exact spellings, transliteration keys, typo neighbourhoods)"))
-    for key, (before, after) in growth["query cost"].items():
-        table.add(Row(f"backend search p95 with word forms: {key} ({sample})", after, "ms", before,
-                      note="baseline: the same plan without forms (terms only), interleaved on the same index"))
+    off_size, off_parts = asyncio.run(_typo_tolerance_off(corpus))
+    for variant, size, parts in (("off", off_size, off_parts), ("on (default)", parley["size"], parley["components"])):
+        table.add(Row(f"index size, typo tolerance {variant}", size / 1e6, "MB", raw_size / 1e6, target="<= 1.0x plaintext FTS5",
+                      passed=size <= raw_size, note=_parts(parts)))
     table.add(Row("resident memory growth while ingesting+indexing", parley["rss_growth"], "MB", note="peak RSS delta"))
     worst = {"newest": 0.0, "relevance": 0.0}
-    for key, samples in parley["latencies"].items():
-        p50, p95 = _percentiles(samples)
-        _, raw_p95 = _percentiles(raw_latency[key])
+    facet_cost = 0.0
+    for key, (raw_ms, plain, faceted, cpu_ms) in parley["latencies"].items():
+        p95, faceted_p95 = _p95(plain), _p95(faceted)
         sort = key.rsplit(", ", 1)[1]
         worst[sort] = max(worst[sort], p95)
-        table.add(Row(f"search p95: {key}", p95, "ms", raw_p95, note=f"p50 {p50:.1f} ms"))
-    table.add(Row("search p95, worst newest-first", worst["newest"], "ms", target="<= 100 ms", passed=worst["newest"] <= 100))
-    table.add(Row("search p95, worst relevance", worst["relevance"], "ms", target="<= 300 ms", passed=worst["relevance"] <= 300))
+        facet_cost = max(facet_cost, faceted_p95 - p95)
+        table.add(Row(f"search p95: {key}", p95, "ms", _p95(raw_ms),
+                      note=f"p50 {statistics.median(plain):.1f} ms; CPU p50 {statistics.median(cpu_ms):.1f} ms"))
+        table.add(Row(f"search p95 with all facets: {key}", faceted_p95, "ms", p95, note="baseline: the same search without facets"))
+    table.add(Row("search p95, worst newest-first", worst["newest"], "ms", target="<= 60 ms", passed=worst["newest"] <= 60))
+    table.add(Row("search p95, worst relevance", worst["relevance"], "ms", target="<= 150 ms", passed=worst["relevance"] <= 150))
+    table.add(Row("facets requested: most added to a search's p95", facet_cost, "ms", target="<= 40 ms", passed=facet_cost <= 40))

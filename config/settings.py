@@ -47,15 +47,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     event_retention_days: int = 30
     collect_per_ip_per_minute: int = 600
     collect_per_site_per_second: int = 1000
+    # Comma list of proxy addresses (IPs or CIDRs) whose X-Forwarded-For (the visitor's address for
+    # collect rate limits) and X-Forwarded-Proto (behind TLS termination, console cookies are Secure)
+    # are believed.
+    trusted_proxies: str = ""
+    engagement_engine: bool = True  # this process runs the live engagement engine (false on API-only replicas)
     demo: bool = True  # serve /demo with a demo tenant, site and rule
     worker_threads: int = 4  # threads for CPU-heavy work kept off the event loop
     # The review console (docs/console.md): a session ends after this much inactivity, and after
     # console_session_hours whatever happens.
     console_idle_minutes: int = 30
     console_session_hours: int = 12
-    # Comma list of proxy addresses (IPs or CIDRs) whose X-Forwarded-Proto is believed: behind
-    # one that terminates TLS, console cookies are marked Secure.
-    trusted_proxies: str = ""
 
     def __repr__(self) -> str:
         # Settings end up in tracebacks and debug logs; secrets must not.
@@ -103,11 +105,12 @@ ACCEPTS: dict[str, str] = {
     "event_retention_days": "an integer number of days from 1 to 3650",
     "collect_per_ip_per_minute": "a positive integer",
     "collect_per_site_per_second": "a positive integer",
+    "trusted_proxies": "comma-separated IP addresses or networks, e.g. '10.0.0.0/8,192.168.1.5'",
+    "engagement_engine": "true or false",
     "demo": "true or false",
     "worker_threads": "an integer from 1 to 64",
     "console_idle_minutes": "an integer number of minutes from 1 to 1440",
     "console_session_hours": "an integer number of hours from 1 to 168",
-    "trusted_proxies": "a comma list of IP addresses or CIDR networks, e.g. '10.0.0.0/8,127.0.0.1'",
 }
 
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
-from proactive.model import Invitation
+from proactive.model import Invitation, VisitorKey
 
-VisitorKey = tuple[Any, str]  # (site id, visitor id)
 _CLOSED = None
 
 
@@ -73,8 +72,17 @@ class InvitationDelivery:
         items = self._pending.pop(key, [])
         return [i for i in items if i.expires_at.timestamp() > now]
 
-    def forget(self, key: VisitorKey) -> None:
-        self._pending.pop(key, None)
+    def forget(self, visitor_hash: str) -> None:
+        """Erasure: nothing waits for this visitor any more, on any site."""
+        for key in [k for k in self._pending if k[1] == visitor_hash]:
+            del self._pending[key]
+
+    def prune(self, now: float) -> int:
+        """Drop expired invitations nobody came for (visitors who left for good)."""
+        stale = [k for k, items in self._pending.items() if all(i.expires_at.timestamp() <= now for i in items)]
+        for key in stale:
+            del self._pending[key]
+        return len(stale)
 
     def has_stream(self, key: VisitorKey) -> bool:
         return bool(self._streams.get(key))

@@ -1,33 +1,38 @@
-"""Behaviour event intake: the wire shape, per-event validation, and durable group-commit writes.
+"""Behaviour event intake: the wire shape, per-event validation, and what is stored of an event.
 
 A batch is checked event by event: good events are kept and bad ones come back with a reason,
-because one malformed event from a browser must not lose the rest. Events are appended to the
-store before the response (a 2xx means durable); concurrent requests share one transaction (group
-commit), so durability does not cost one fsync per request.
+because one malformed event from a browser must not lose the rest.
+
+The browser's clock is never trusted for time: ``at`` only orders the events of a batch (and tells a
+late pageview from the page a tab shows now); durations run on the server's receive time. So ``at``
+is checked for being a timestamp at all, not for being close to the server's clock — a device
+whose clock is off by minutes (or days) loses nothing.
+
+What is stored is redacted in one place (``stored_url``, ``stored_referrer``): query strings carry
+e-mails and tokens, so they go, except the UTM parameters rules can read.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import datetime, timezone
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from archive import db
 from archive.limits import MAX_EPOCH_NUMBER, date_problem
 
 EVENT_TYPES = (
     "pageview", "heartbeat", "scroll", "click", "idle", "exit_intent", "custom", "cart", "goal",
-    "invitation_shown", "invitation_accepted", "invitation_dismissed", "chat_started", "chat_ended",
+    "invitation_shown", "invitation_accepted", "invitation_dismissed", "chat_started", "chat_ended", "visibility",
 )
 MAX_EVENTS = 50
 MAX_PROPS_BYTES = 2048
 MAX_PROPS_KEYS = 20
-FUTURE_SKEW = 300.0
-MAX_AGE = 86400.0
+EARLIEST = 946684800.0  # 2000-01-01: an ``at`` before this (or after 2100) is not a clock reading
+LATEST = 4102444800.0
+KEPT_QUERY = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BOTS = re.compile(r"bot|crawl|spider|slurp|bingpreview|facebookexternalhit|embedly|quora link preview|pinterest|wget|python-requests|go-http-client|java/|okhttp|lighthouse|pingdom|uptimerobot", re.I)
 
@@ -44,9 +49,11 @@ class EventIn(msgspec.Struct):
 
 class CollectIn(msgspec.Struct):
     visitor_id: str
-    session_id: str
+    session_id: str  # the browser tab's id (its sessionStorage); visits are formed by the server
     events: Annotated[list[EventIn], msgspec.Meta(max_length=MAX_EVENTS)]
     site_key: str | None = None
+    tab_id: str | None = None  # wins over session_id as the tab's id when given
+    batch_id: str | None = None  # a batch sent again with the same id is applied once
 
 
 def is_bot(user_agent: str) -> bool:
@@ -67,7 +74,7 @@ def _timestamp(value: Any, now: float) -> float | str:
             return "at is not an RFC 3339 timestamp or epoch milliseconds"
         if parsed.tzinfo is None:
             return "at needs a time zone"
-        if date_problem(parsed):
+        if date_problem(parsed):  # year 1 at +01:00 overflows timestamp()
             return "at is out of range"
         return parsed.timestamp()
     return "at is not a timestamp"
@@ -84,16 +91,14 @@ def _text(value: Any, limit: int, what: str) -> str | None:
 
 
 def check_event(event: EventIn, now: float) -> dict[str, Any] | str:
-    """A normalised event, or the reason it is rejected."""
+    """A normalised event, or the reason it is rejected. ``now`` stands in for a missing ``at``."""
     if event.type not in EVENT_TYPES:
         return f"unknown type {str(event.type)[:40]!r}"
     at = _timestamp(event.at, now)
     if isinstance(at, str):
         return at
-    if at > now + FUTURE_SKEW:
-        return "at is in the future"
-    if at < now - MAX_AGE:
-        return "at is more than a day old"
+    if not EARLIEST <= at <= LATEST:
+        return "at is not a plausible time (epoch milliseconds or RFC 3339 between 2000 and 2100)"
     try:
         url = _text(event.url, 2048, "url")
         title = _text(event.title, 512, "title")
@@ -117,50 +122,29 @@ def check_event(event: EventIn, now: float) -> dict[str, Any] | str:
 
 
 def stored_url(url: str | None) -> str:
-    """Query strings and fragments are dropped before storage: they carry e-mails and tokens."""
+    """Query strings and fragments are dropped before storage (they carry e-mails and tokens),
+    except the UTM parameters: rules read them, and backtests must see what live rules saw."""
     if not url:
         return ""
     parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=False) if k in KEPT_QUERY]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))[:512]
+
+
+def stored_referrer(referrer: str | None) -> str:
+    """Where the visitor came from, without query or fragment (a search page's query is personal)."""
+    if not referrer:
+        return ""
+    parts = urlsplit(referrer)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))[:512]
 
 
-class GroupCommitWriter:
-    """Rows from concurrent requests, committed together; each caller waits for its commit."""
-
-    def __init__(self, table: Any, max_wait: float = 0.005) -> None:
-        self.table = table
-        self.max_wait = max_wait
-        self._rows: list[Any] = []
-        self._waiters: list[asyncio.Future[None]] = []
-        self._flushing: asyncio.Task[None] | None = None
-
-    async def write(self, rows: list[Any]) -> None:
-        if not rows:
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._rows.extend(rows)
-        self._waiters.append(future)
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.create_task(self._flush())
-        await future
-
-    async def _flush(self) -> None:
-        while self._rows:
-            await asyncio.sleep(self.max_wait)  # let concurrent requests join this commit
-            rows, waiters = self._rows, self._waiters
-            self._rows, self._waiters = [], []
-            try:
-                async with db.write_transaction():
-                    for start in range(0, len(rows), 500):
-                        await self.table.insert(*rows[start:start + 500])
-            except Exception as exc:  # every caller of this commit learns it failed
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(exc)
-            else:
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
+def as_stored(event: dict[str, Any]) -> dict[str, Any]:
+    """A checked event as it is stored *and* as the engine applies it: one redaction for both, so a
+    backtest reads exactly what live rules read, and the engine's memory holds nothing the event
+    store would not."""
+    return {**event, "url": stored_url(event["url"]) or None, "referrer": stored_referrer(event["referrer"]) or None,
+            "title": event["title"] or None}
 
 
 def utc(seconds: float) -> datetime:

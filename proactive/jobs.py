@@ -1,4 +1,7 @@
-"""The engine's scheduled work: the timer tick, counter flushes, idle expiry, event retention."""
+"""The engine's scheduled upkeep: idle visitors leave memory, old events and memory leave the store.
+
+Decisions are not a job: the engine's timers run on the event loop (proactive.runtime), and every
+change is written by the journal as it happens."""
 
 from __future__ import annotations
 
@@ -9,16 +12,8 @@ from archive.runtime import Runtime
 from proactive import service
 
 
-async def tick(rt: Runtime) -> None:
-    """Due timers only: cost grows with what is due, not with visitors or rules."""
-    rt.engagement.engine.tick()
-
-
-async def flush(rt: Runtime) -> int | None:
-    return await service.flush_counters(rt) or None
-
-
 async def expire_idle(rt: Runtime) -> int | None:
+    rt.engagement.delivery.prune(rt.clock.time())
     return rt.engagement.engine.expire_idle() or None
 
 
@@ -28,8 +23,6 @@ async def purge(rt: Runtime) -> int | None:
 
 def jobs() -> list[JobSpec]:
     return [
-        JobSpec("proactive.tick", tick, lambda rt: IntervalTrigger(seconds=0.25)),
-        JobSpec("proactive.flush_counters", flush, lambda rt: IntervalTrigger(seconds=5)),
         JobSpec("proactive.expire_idle", expire_idle, lambda rt: IntervalTrigger(seconds=60)),
         JobSpec("proactive.event_retention", purge, lambda rt: IntervalTrigger(hours=6)),
     ]

@@ -1,4 +1,4 @@
-"""The engine's value types: what is delivered, reported and explained."""
+"""The engine's value types: what is delivered, reported, explained and remembered."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from typing import Any
 import msgspec
 
 from proactive.rules import Rule
+
+VisitorKey = tuple[Any, str]  # (site id, visitor hash)
+GroupKey = tuple[Any, str | None]  # (tenant id, agent group); None: rules without a group
 
 
 class Invitation(msgspec.Struct):
@@ -22,12 +25,16 @@ class Invitation(msgspec.Struct):
 
 
 class OpenInvitation(msgspec.Struct):
+    """An invitation the engine sent, until it closes (and a while after: it is stored)."""
+
     invitation: Invitation
     rule_id: str
-    key: tuple[Any, str]
+    key: VisitorKey
     tenant: Any
+    sent_at: float
     expires: float
-    status: str = "sent"
+    status: str = "sent"  # sent → shown → accepted | dismissed | expired | withdrawn
+    closed_at: float | None = None
 
 
 class RuleEntry(msgspec.Struct, frozen=True):
@@ -35,6 +42,13 @@ class RuleEntry(msgspec.Struct, frozen=True):
     tenant: Any
     site: Any
     rule: Rule
+
+
+class SiteConfig(msgspec.Struct, frozen=True):
+    """A site's engagement settings (``site.settings`` in the database)."""
+
+    pacing_per_minute: int = 60
+    timezone: str = "UTC"
 
 
 class GroupCapacity(msgspec.Struct):
@@ -50,5 +64,17 @@ class Outcome(msgspec.Struct):
     targeted: bool
     condition: bool
     trace: list[str]
-    decision: str  # "would send", "suppressed: <reason>", "not matched", "not targeted"
+    # "would send", "sent at …", "waiting for capacity: position 3 of 7 since 14:02:10",
+    # "delayed until …", "suppressed: <reason>", "not matched", "not targeted: …"
+    decision: str
     next_check_at: datetime | None = None
+
+
+class Decision(msgspec.Struct, frozen=True, array_like=True):
+    """One outcome of an episode: ``sent``, ``control`` or ``suppressed_<reason>`` — what
+    backtests and the live engine are compared on."""
+
+    at: float
+    visitor_hash: str
+    rule_id: str
+    outcome: str

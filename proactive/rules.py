@@ -11,7 +11,7 @@ lengths are capped, and regular expressions compile only on RE2 (no catastrophic
             - {field: page.time_on_page, op: gte, value: 30s}
             - {count: product_view, within: 10m, op: gte, value: 3}
             - not: {field: chat.active, op: eq, value: true}
-        invite: {message: "Questions about our plans?", group: sales, delay: 5s, expires: 2m}
+        invite: {message: "Questions about our plans?", group: sales, delay: 5s, expires: 2m, max_wait: 2m}
         caps: {per_visitor_per_day: 1, per_session: 1, cooldown_after_dismiss: 1d}
         business_hours: {timezone: Europe/Oslo, days: mon-fri, from: "08:00", to: "18:00"}
         variants: [{name: a, weight: 50}, {name: b, weight: 50, message: "Need help choosing?"}]
@@ -24,7 +24,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import time as dtime
 from typing import Any, Callable, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -40,6 +40,7 @@ MAX_NODES = 100
 MAX_LIST = 200
 MAX_STRING = 2000
 MAX_RULES = 500
+DEFAULT_MAX_WAIT = 120.0
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "starts_with", "glob", "regex")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -112,6 +113,10 @@ class Count(msgspec.Struct, frozen=True):
 
 class AllOf(msgspec.Struct, frozen=True):
     children: list["Condition"]
+    # The same children, comparisons time cannot change first: one of them false makes the whole
+    # false until the next event, so the timed evaluation stops there (the result does not depend
+    # on the order). ``children`` keeps the marketer's order for explain.
+    timed_order: list["Condition"] = []
 
 
 class AnyOf(msgspec.Struct, frozen=True):
@@ -147,6 +152,19 @@ class Hours(msgspec.Struct, frozen=True):
         local = moment.astimezone(ZoneInfo(self.timezone))
         return local.weekday() in self.days and self.start <= local.time() < self.end
 
+    def next_open(self, after: float) -> float | None:
+        """When the hours next open after ``after`` (epoch seconds): a waiting visitor is decided
+        again then, not at the next poll."""
+        zone = ZoneInfo(self.timezone)
+        today = datetime.fromtimestamp(after, zone).date()
+        for offset in range(8):
+            day = today + timedelta(days=offset)
+            if day.weekday() in self.days:
+                opening = datetime.combine(day, self.start, tzinfo=zone).timestamp()
+                if opening > after:
+                    return opening
+        return None
+
 
 class Rule(msgspec.Struct, frozen=True):
     name: str
@@ -156,6 +174,7 @@ class Rule(msgspec.Struct, frozen=True):
     group: str | None
     delay: float
     expires: float
+    max_wait: float  # how long a visitor held back (capacity, pacing, hours, …) waits before giving up
     caps: Caps
     hours: Hours | None
     variants: list[Variant]
@@ -200,7 +219,10 @@ class _Checker:
                     self.fail(f"{path}.{combinator}", f"at most {MAX_LIST} conditions")
                     return None
                 children = [self.condition(c, f"{path}.{combinator}[{i}]", depth + 1) for i, c in enumerate(items)]
-                return cls([c for c in children if c is not None])
+                kept = [c for c in children if c is not None]
+                if cls is AllOf:
+                    return AllOf(kept, sorted(kept, key=lambda c: not (type(c) is Compare and not c.grows)))
+                return AnyOf(kept)
         if "not" in node:
             if len(node) != 1:
                 self.fail(f"{path}.not", "'not' takes one condition and nothing beside it")
@@ -405,22 +427,19 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
         checker.fail(f"{p}site", "the name of the site the rule runs on")
     when = checker.condition(raw["when"], f"{p}when", 1) if "when" in raw else None
     invite = raw.get("invite")
-    message, group, delay, expires = "", None, 0.0, 120.0
+    message, group, delay, expires, max_wait = "", None, 0.0, 120.0, DEFAULT_MAX_WAIT
     if not isinstance(invite, dict) or not isinstance(invite.get("message"), str) or not invite["message"].strip():
         checker.fail(f"{p}invite.message", "the invitation text")
     else:
         message = invite["message"][:500]
         group = invite.get("group")
-        for key, default in (("delay", 0.0), ("expires", 120.0)):
+        durations = {"delay": 0.0, "expires": 120.0, "max_wait": DEFAULT_MAX_WAIT}
+        for key, default in durations.items():
             try:
-                value = parse_duration(invite.get(key, default), f"{p}invite.{key}")
+                durations[key] = parse_duration(invite.get(key, default), f"{p}invite.{key}")
             except InvalidInput as exc:
                 checker.errors.extend(exc.errors)
-                value = default
-            if key == "delay":
-                delay = value
-            else:
-                expires = value
+        delay, expires, max_wait = durations["delay"], durations["expires"], durations["max_wait"]
     caps_raw = raw.get("caps") or {}
     caps = Caps()
     if not isinstance(caps_raw, dict):
@@ -473,7 +492,8 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
     if checker.errors or not isinstance(name, str) or not isinstance(site, str):
         return None, checker.errors
     return Rule(
-        name=name, site=site, when=when, message=message, group=group, delay=delay, expires=expires, caps=caps, hours=hours,
+        name=name, site=site, when=when, message=message, group=group, delay=delay, expires=expires, max_wait=max_wait,
+        caps=caps, hours=hours,
         variants=variants or [Variant("default", 1.0)], holdout=holdout, goal_event=goal_event, goal_within=goal_within,
         priority=priority, url_glob=url, enabled=raw.get("enabled", True) is not False,
     ), []
@@ -566,7 +586,7 @@ def evaluate_timed(
     kind = type(cond)
     if kind is AllOf:
         result, soonest = True, None
-        for child in cond.children:  # type: ignore[union-attr]
+        for child in cond.timed_order or cond.children:  # type: ignore[union-attr]
             ok, at = evaluate_timed(child, now, get, count, grows_at, count_expiry, memo)
             if not ok:
                 if at is None:

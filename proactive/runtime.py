@@ -1,27 +1,50 @@
-"""The engagement engine's part of the runtime: live visitor state, invitation delivery, the
-event writer and the site-key cache, owned by one object instead of module globals.
+"""The engagement engine's part of the runtime: the live engine, its journal, invitation delivery,
+the site-key cache and the engine's timers, owned by one object instead of module globals.
 
-One process holds the live visitor state (the one running the scheduler); see docs/proactive.md.
+Timers run on the event loop: the engine's earliest due time is armed with ``loop.call_at`` (and
+moved whenever an earlier one appears), so an invitation due after "30 s on the pricing page" is
+decided at that instant, not at the next poll. With a manual clock (tests, replays) nothing is
+armed and the caller drives ``engine.tick()``.
+
+One process holds the live engine (``PARLEY_ENGAGEMENT_ENGINE``, on by default): the one serving
+``/v1/collect``. Other processes (API-only replicas) keep the site's rules for explanations and
+read visitors from the store, but decide nothing; see docs/proactive.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
+
+import structlog
 
 from archive.clock import Clock
 from archive.db import json_column
+from archive.errors import Unavailable
 from archive.limits import MAX_SITE_KEY_CHARS
 from archive.tables import Site
 from archive.tenancy import _Lru
+from proactive import state as visitor_state
+from proactive import store
 from proactive.delivery import InvitationDelivery
-from proactive.engine import Engine
-from proactive.events import GroupCommitWriter
-from proactive.tables import BehaviourEvent
+from proactive.engine import VISITOR_IDLE_EXPIRY, Changes, Engine, server_time
+from proactive.journal import Journal
+from proactive.model import Invitation, VisitorKey
+from proactive.state import VisitorState
 
 if TYPE_CHECKING:
     from archive.runtime import Runtime
 
+log = structlog.get_logger(__name__)
+
 SITE_CACHE_SECONDS = 10.0
+RULES_CHANGED = "engagement_rules"
+SITE_CHANGED = "engagement_site"
+VISITOR_ERASED = "engagement_visitor_erased"
+
+
+class EngineElsewhere(Unavailable):
+    title = "Engagement engine not in this process"
 
 
 class SiteCache:
@@ -54,21 +77,187 @@ class SiteCache:
 
 
 class Engagement:
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, realtime: bool = True, live: bool = True) -> None:
         self.clock = clock
+        self.realtime = realtime  # arm timers on the event loop (False: a manual clock drives ticks)
+        self.live = live  # this process decides (False: an API-only replica)
         self.delivery = InvitationDelivery()
-        self.engine = Engine(clock=clock.time, delivery=self.delivery)
+        self.engine = Engine(clock=lambda: server_time(clock.time()))
         self.sites = SiteCache(clock)
-        self.writer = GroupCommitWriter(BehaviourEvent)
+        self.journal = Journal(self)
+        self.engine.on_change = self.journal.request
+        self.engine.on_earlier_timer = self._arm
+        self.engine.on_missing = self._load_missing
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed_at: float | None = None
+        self._loading: dict[VisitorKey, asyncio.Task[VisitorState | None]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._rt: Runtime | None = None
+
+    # --- life cycle ----------------------------------------------------------------------------
 
     async def start(self, rt: Runtime) -> None:
+        """Read back what the engine knew: rules, site settings, capacity, open invitations, the
+        last minute's sends (pacing), active visitors and the timers of dormant ones."""
         from proactive import service
 
+        self._rt = rt
+        self._loop = asyncio.get_running_loop()
+        engine = self.engine
         await service.load_all_rules(rt)
-        await service.rebuild_state(rt)
+        rt.signals.subscribe(RULES_CHANGED, lambda site: self._background_task(service.load_site_rules(rt, _site_id(site))))
+        rt.signals.subscribe(SITE_CHANGED, lambda site: self._background_task(service.load_site_rules(rt, _site_id(site))))
+        if not self.live:
+            return
+        accepted = await store.accepted_since_report()
+        for key, capacity in await store.capacity_reports():
+            engine.restore_capacity(key, capacity, accepted.get(key, 0))
+        now = self.clock.time()
+        for record in await store.open_invitations():
+            engine.restore_invitation(record)
+            if record.status == "sent" and record.expires > now:
+                self.delivery.deliver(record.key, record.invitation)
+        for record in await store.invitations_since(store.recent_cutoff(now, 60)):
+            engine.restore_send(record.key[0], record.sent_at)
+        cutoff = store.recent_cutoff(now, VISITOR_IDLE_EXPIRY)
+        for row in await store.recent_visitors(cutoff):
+            engine.adopt(visitor_state.load(row["state"], row["tenant"], row["site"], row["visitor_hash"], engine.codes))
+        for row in await store.dormant_timers(cutoff):
+            engine.restore_timer((row["site"], row["visitor_hash"]), row["next_due"].timestamp())
+        engine.take_changes()  # what was read back is already stored
+        rt.signals.subscribe(VISITOR_ERASED, self._erased)
+        due = engine.next_due()
+        if due is not None:
+            self._arm(due)
 
     async def stop(self, rt: Runtime) -> None:
-        from proactive import service
-
         self.delivery.close_all()
-        await service.flush_counters(rt)
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        try:
+            await self.journal.commit()
+        except Exception as exc:  # what was not written was not told to anyone either
+            log.error("engine_final_write_failed", error=type(exc).__name__)
+
+    async def settle(self) -> None:
+        """Wait until background work (visitors being read back, reloads) and writes are done."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.journal.drain()
+
+    # --- visitors --------------------------------------------------------------------------------
+
+    def require_live(self) -> None:
+        if not self.live:
+            raise EngineElsewhere("this process does not run the engagement engine (PARLEY_ENGAGEMENT_ENGINE=false); "
+                                  "route /v1/collect, the invitation stream and capacity reports to the one that does")
+
+    async def peek(self, site: Any, visitor_hash: str) -> VisitorState | None:
+        """The visitor as the live engine has it (memory, else the store), without taking it in."""
+        state = self.engine.visitors.get((site, visitor_hash))
+        if state is not None or self.live:
+            return await self.visitor(None, site, visitor_hash, create=False)
+        row = await store.visitor(site, visitor_hash)
+        return visitor_state.load(row["state"], row["tenant"], site, visitor_hash, self.engine.codes) if row else None
+
+    async def visitor(self, tenant: Any, site: Any, visitor_hash: str, create: bool = True) -> VisitorState | None:
+        """The visitor in memory, else as stored, else (``create``) a new one."""
+        key = (site, visitor_hash)
+        state = self.engine.visitors.get(key)
+        if state is not None:
+            return state
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = self._loading[key] = asyncio.create_task(self._load(tenant, key))
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        state = await loading
+        if state is None and create:
+            state = self.engine.visitors.get(key) or self.engine.new_visitor(tenant, site, visitor_hash)
+        return state
+
+    async def _load(self, tenant: Any, key: VisitorKey) -> VisitorState | None:
+        row = await store.visitor(key[0], key[1])
+        state = self.engine.visitors.get(key)  # it may have arrived meanwhile
+        if state is None and row is not None:
+            state = visitor_state.load(row["state"], row["tenant"], key[0], key[1], self.engine.codes)
+            self.engine.adopt(state)
+        return state
+
+    def _load_missing(self, key: VisitorKey, due: float) -> None:
+        """A timer fired for a visitor evicted from memory: load it and decide."""
+
+        async def resume() -> None:
+            row = await store.visitor(key[0], key[1])
+            if row is not None and key not in self.engine.visitors:
+                self.engine.resume(visitor_state.load(row["state"], row["tenant"], key[0], key[1], self.engine.codes), due)
+
+        self._background_task(resume())
+
+    def _erased(self, arg: str) -> None:
+        tenant, _, visitor_hash = arg.partition(":")
+        self.engine.forget(_site_id(tenant), visitor_hash)
+        self.delivery.forget(visitor_hash)
+
+    def discard(self, changes: Changes) -> None:
+        """A journal write failed: forget what it held, so the store stays the truth."""
+        self.engine.unwind(changes)
+
+    # --- delivery --------------------------------------------------------------------------------
+
+    def deliver(self, deliveries: list[tuple[VisitorKey, Invitation]]) -> None:
+        for key, invitation in deliveries:
+            self.delivery.deliver(key, invitation)
+
+    def take_pending(self, key: VisitorKey) -> list[Invitation]:
+        return self.delivery.take_pending(key, self.clock.time())
+
+    # --- timers ----------------------------------------------------------------------------------
+
+    def _arm(self, due: float) -> None:
+        loop = self._loop
+        if not self.realtime or loop is None or loop.is_closed():
+            return
+        if self._armed_at is not None and self._armed_at <= due and self._handle is not None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not loop:
+            loop.call_soon_threadsafe(self._arm, due)
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+        self._armed_at = due
+        self._handle = loop.call_at(loop.time() + max(0.0, due - self.clock.time()), self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._armed_at = None
+        try:
+            self.engine.tick()
+        except Exception:
+            log.exception("engine_tick_failed")
+        due = self.engine.next_due()
+        if due is not None:
+            self._arm(due)
+
+    def _background_task(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine_background_failed", error=type(task.exception()).__name__)
+
+
+def _site_id(value: str) -> Any:
+    from uuid import UUID
+
+    return UUID(value)

@@ -1,5 +1,6 @@
-"""The engine's connection to the store and the API: rules CRUD, intake, capacity, stats,
-explanations, backtests. The live engine itself is ``rt.engagement`` (proactive.runtime)."""
+"""The engine's connection to the store and the API: site settings, rules CRUD, intake, capacity,
+stats, explanations, backtests, retention and erasure. The live engine itself is ``rt.engagement``
+(proactive.runtime)."""
 
 from __future__ import annotations
 
@@ -8,28 +9,31 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 import structlog
 
 from archive import db, ledger
-from archive.clock import ManualClock
 from archive.db import json_column
 from archive.errors import FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from archive.runtime import Runtime
 from archive.tables import Site
 from archive.tenancy import Principal, tenant_context
 from archive.validation import convert, decode_json
-from proactive.engine import Engine
-from proactive.events import CollectIn, check_event, is_bot, stored_url, utc, valid_id
-from proactive.model import GroupCapacity, Invitation, Outcome, RuleEntry
+from proactive import backtest as backtests
+from proactive import store
+from proactive.engine import WAIT_BUCKETS
+from proactive.events import CollectIn, as_stored, check_event, is_bot, utc, valid_id
+from proactive.model import GroupCapacity, Invitation, Outcome, RuleEntry, SiteConfig
 from proactive.rules import compile_all, compile_rule, load_document, to_yaml
-from proactive.tables import BehaviourEvent, MarketingRule, RuleCounter
+from proactive.runtime import RULES_CHANGED, SITE_CHANGED, VISITOR_ERASED
+from proactive.tables import MarketingRule, RuleCounter
 
 log = structlog.get_logger(__name__)
 
-COUNTER_NAMES = ("matched", "sent", "shown", "accepted", "dismissed", "expired", "goals")
-SUPPRESSIONS = ("cap", "capacity", "hours", "holdout", "active_chat", "goal_reached", "pacing")
+COUNTER_NAMES = ("matched", "sent", "shown", "accepted", "dismissed", "expired", "goals", "waits", "served_after_wait")
+SUPPRESSIONS = ("cap", "capacity", "hours", "holdout", "active_chat", "goal_reached", "pacing", "open_invitation", "absent")
 
 
 # --- sites -----------------------------------------------------------------------------------
@@ -40,6 +44,65 @@ async def _site_by_name(tenant_id: UUID, name: str, path: str) -> dict[str, Any]
     if row is None:
         raise InvalidInput(f"no site named {name!r}", [FieldError(path, f"no site {name!r}; create it first (parley sites create)")])
     return row
+
+
+class SiteEngagementOut(msgspec.Struct):
+    site: str
+    pacing_per_minute: int
+    timezone: str
+
+
+class SiteEngagementIn(msgspec.Struct, forbid_unknown_fields=True):
+    """What ``PATCH /v1/admin/sites/{id}/engagement`` changes; fields left out stay as they are."""
+
+    pacing_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+
+
+def site_config(settings: Any) -> SiteConfig:
+    raw = json_column(settings) or {}
+    default = SiteConfig()
+    return SiteConfig(pacing_per_minute=int(raw.get("pacing_per_minute") or default.pacing_per_minute),
+                      timezone=str(raw.get("timezone") or default.timezone))
+
+
+async def _site_row(tenant_id: UUID, site_id: UUID) -> dict[str, Any]:
+    row = await Site.select(Site.id, Site.name, Site.site_key, Site.settings).where((Site.id == site_id) & (Site.tenant == tenant_id)).first()
+    if row is None:
+        raise NotFound(f"no site {site_id}")
+    return row
+
+
+async def get_site_engagement(tenant_id: UUID, site_id: UUID) -> SiteEngagementOut:
+    row = await _site_row(tenant_id, site_id)
+    config = site_config(row["settings"])
+    return SiteEngagementOut(row["name"], config.pacing_per_minute, config.timezone)
+
+
+def parse_site_engagement(raw: Any) -> SiteEngagementIn:
+    data = convert(raw, SiteEngagementIn, "the site settings are invalid; nothing was changed")
+    if data.timezone is not None:
+        try:
+            ZoneInfo(data.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput("the site settings are invalid; nothing was changed",
+                               [FieldError("timezone", "an IANA time zone such as Europe/Oslo")]) from None
+    return data
+
+
+async def update_site_engagement(rt: Runtime, tenant_id: UUID, actor: str, site_id: UUID, data: SiteEngagementIn) -> SiteEngagementOut:
+    """Pacing and the calendar-day time zone of one site; the engine applies them at once."""
+    async with db.write_transaction():
+        row = await _site_row(tenant_id, site_id)
+        settings = dict(json_column(row["settings"]) or {})
+        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        settings.update(changes)
+        await Site.update({Site.settings: json.dumps(settings)}).where(Site.id == site_id)
+        await ledger.append(tenant_id, ledger.Entry(actor=actor, action="site.engagement", subject=row["name"], details=changes))
+    rt.engagement.sites.forget(row["site_key"])
+    await load_site_rules(rt, site_id)
+    await rt.signals.announce(SITE_CHANGED, str(site_id))
+    return await get_site_engagement(tenant_id, site_id)
 
 
 # --- rules -----------------------------------------------------------------------------------
@@ -72,18 +135,24 @@ def _definition(row: dict[str, Any]) -> dict[str, Any]:
     return definition
 
 
-async def load_site_rules(rt: Runtime, site_id: UUID) -> None:
-    rows = await MarketingRule.select().where(MarketingRule.site == site_id)
+async def _site_entries(site_id: UUID) -> list[RuleEntry]:
     entries = []
-    for row in rows:
+    for row in await MarketingRule.select().where(MarketingRule.site == site_id):
         rule, problems = compile_rule(_definition(row))
         if rule is not None:
             entries.append(RuleEntry(id=str(row["id"]), tenant=row["tenant"], site=site_id, rule=rule))
         else:
             log.error("stored_rule_invalid", rule=str(row["id"]), problems=len(problems))
+    return entries
+
+
+async def load_site_rules(rt: Runtime, site_id: UUID) -> None:
+    """The site's settings and rules into the live engine (it decides its visitors again)."""
+    entries = await _site_entries(site_id)
     site = await Site.select(Site.settings).where(Site.id == site_id).first()
-    settings = (json_column(site["settings"]) if site else None) or {}
-    rt.engagement.engine.set_rules(site_id, entries, settings.get("pacing_per_minute"))
+    engine = rt.engagement.engine
+    engine.set_site(site_id, site_config(site["settings"]) if site else SiteConfig())
+    engine.set_rules(site_id, entries)
 
 
 async def load_all_rules(rt: Runtime) -> int:
@@ -91,6 +160,13 @@ async def load_all_rules(rt: Runtime) -> int:
     for site_id in sites:
         await load_site_rules(rt, site_id)
     return len(sites)
+
+
+async def _rules_changed(rt: Runtime, site_ids: set[UUID]) -> None:
+    for site_id in site_ids:
+        await load_site_rules(rt, site_id)
+        await rt.signals.announce(RULES_CHANGED, str(site_id))
+    await rt.engagement.journal.commit()  # invitations a deleted rule held are given back durably
 
 
 async def _out(row: dict[str, Any]) -> RuleOut:
@@ -122,6 +198,7 @@ async def _save(rt: Runtime, principal: Principal, definitions: list[dict[str, A
     for i, d in enumerate(definitions):
         sites[d["site"]] = await _site_by_name(principal.tenant_id, d["site"], f"rules[{i}].site")
     created, updated = [], []
+    touched: set[UUID] = {s["id"] for s in sites.values()}
     now = rt.clock.now()
     async with db.write_transaction():
         for definition in definitions:
@@ -142,6 +219,7 @@ async def _save(rt: Runtime, principal: Principal, definitions: list[dict[str, A
                                                          definition=json.dumps(definition)))
                 created.append(definition["name"])
             else:
+                touched.add(existing["site"])  # a rule moved to another site leaves its old one
                 await MarketingRule.update({
                     MarketingRule.site: site["id"], MarketingRule.name: definition["name"], MarketingRule.definition: json.dumps(definition),
                     MarketingRule.version: existing["version"] + 1, MarketingRule.updated_at: now,
@@ -150,11 +228,7 @@ async def _save(rt: Runtime, principal: Principal, definitions: list[dict[str, A
         await ledger.append(principal.tenant_id, ledger.Entry(
             actor=principal.actor, action="rules.change", details={"created": created, "updated": updated},
         ))
-    for site in {s["id"]: s for s in sites.values()}.values():
-        await load_site_rules(rt, site["id"])
-    if replace_id is None:
-        for old_site in {r["site"] for r in await MarketingRule.select(MarketingRule.site).where(MarketingRule.tenant == principal.tenant_id)}:
-            await load_site_rules(rt, old_site)
+    await _rules_changed(rt, touched)
     return ImportOut(created=created, updated=updated)
 
 
@@ -173,23 +247,20 @@ async def get_rule_by_name(tenant_id: UUID, name: str) -> RuleOut:
 
 
 async def replace_rule(rt: Runtime, principal: Principal, rule_id: UUID, definition: dict[str, Any]) -> RuleOut:
-    old = await get_rule(principal.tenant_id, rule_id)
+    await get_rule(principal.tenant_id, rule_id)
     await _save(rt, principal, [definition], replace_id=rule_id)
-    result = await get_rule(principal.tenant_id, rule_id)
-    if old.site != result.site:
-        site = await _site_by_name(principal.tenant_id, old.site, "site")
-        await load_site_rules(rt, site["id"])
-    return result
+    return await get_rule(principal.tenant_id, rule_id)
 
 
 async def delete_rule(rt: Runtime, principal: Principal, rule_id: UUID) -> None:
+    """The rule goes, and so does the capacity its open invitations held (they are withdrawn)."""
     row = await MarketingRule.select().where((MarketingRule.id == rule_id) & (MarketingRule.tenant == principal.tenant_id)).first()
     if row is None:
         raise NotFound(f"no rule {rule_id}")
     async with db.write_transaction():
         await MarketingRule.delete().where(MarketingRule.id == rule_id)
         await ledger.append(principal.tenant_id, ledger.Entry(actor=principal.actor, action="rules.delete", subject=row["name"]))
-    await load_site_rules(rt, row["site"])
+    await _rules_changed(rt, {row["site"]})
 
 
 def validate_document(text: bytes, media: str) -> ValidationOut:
@@ -227,7 +298,7 @@ class CollectOut(msgspec.Struct):
     accepted: int
     rejected: list[Rejected]
     invitations: list[Invitation]
-    dropped: str | None = None
+    dropped: str | None = None  # "bot", or "duplicate" for a batch id applied before
 
 
 class SiteNotAccepted(Unauthenticated):
@@ -238,52 +309,68 @@ class OriginNotAllowed(Forbidden):
     title = "Site not accepted"
 
 
-async def resolve_site(rt: Runtime, site_key: str | None, origin: str | None) -> dict[str, Any]:
+async def resolve_site(rt: Runtime, site_key: str | None, origins: list[str]) -> dict[str, Any]:
+    """The site of a public request. ``origins``: where the page that sent it may be served from
+    (see api.proactive.page_origins); one of them must be allowed, when the site lists any."""
     if not site_key:
         raise SiteNotAccepted("send the site key as site_key in the body, ?site= or the X-Parley-Site header")
     site = await rt.engagement.sites.by_key(site_key)
     if site is None:
         raise SiteNotAccepted("unknown site key")
-    if site["allowed_origins"] and origin not in site["allowed_origins"]:
-        raise OriginNotAllowed(f"origin {origin!r} is not allowed for this site; add it with PATCH /v1/admin/sites/{{id}}")
+    allowed = site["allowed_origins"]
+    if allowed and not any(o in allowed for o in origins):
+        shown = origins[0] if origins else None
+        raise OriginNotAllowed(f"origin {shown!r} is not allowed for this site; add it with PATCH /v1/admin/sites/{{id}}")
     return site
 
 
-async def collect(rt: Runtime, body: bytes, site_key: str | None, origin: str | None, user_agent: str) -> CollectOut:
+async def visitor_key(rt: Runtime, site: dict[str, Any], visitor_id: str) -> tuple[Any, str]:
+    ctx = await tenant_context(rt, site["tenant"])
+    return (site["id"], ctx.crypto.identity_hash(visitor_id))
+
+
+async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[str], user_agent: str) -> CollectOut:
+    rt.engagement.require_live()
     batch = convert(decode_json(body), CollectIn, "the batch is invalid")
-    site = await resolve_site(rt, batch.site_key or site_key, origin)
+    site = await resolve_site(rt, batch.site_key or site_key, origins)
     if is_bot(user_agent):
         return CollectOut(accepted=0, rejected=[], invitations=[], dropped="bot")
-    for name in ("visitor_id", "session_id"):
-        if not valid_id(getattr(batch, name)):
+    for name in ("visitor_id", "session_id", "tab_id", "batch_id"):
+        value = getattr(batch, name)
+        if value is not None and not valid_id(value):
             raise InvalidInput(f"{name} is not valid", [FieldError(name, "1-64 letters, digits, '_' or '-'")])
-    engine = rt.engagement.engine
-    now = engine.clock()
+    engagement = rt.engagement
+    engine = engagement.engine
+    now = engine.clock()  # the server's receive time: what every duration is measured on
+    tab = batch.tab_id or batch.session_id
     good, rejected = [], []
     for index, event in enumerate(batch.events):
         checked = check_event(event, now)
         if isinstance(checked, str):
             rejected.append(Rejected(index, checked))
         else:
-            checked["session_id"] = batch.session_id
-            good.append(checked)
-    ctx = await tenant_context(rt, site["tenant"])
-    visitor_hash = ctx.crypto.identity_hash(batch.visitor_id)
-    await rt.engagement.writer.write([
-        BehaviourEvent(tenant=site["tenant"], site=site["id"], visitor_hash=visitor_hash, session_id=batch.session_id,
-                       type=e["type"], name=(e["name"] or "")[:64], at=utc(e["at_epoch"]), url=stored_url(e["url"]),
-                       props=msgspec.json.encode(e["props"]).decode())
-        for e in good
-    ])
+            stored = as_stored(checked)
+            stored["tab"] = tab
+            good.append(stored)
+    good.sort(key=lambda e: e["at_epoch"])  # the browser's clock orders a batch, nothing more
+    key = await visitor_key(rt, site, batch.visitor_id)
+    state = await engagement.visitor(site["tenant"], site["id"], key[1])
+    assert state is not None
+    if batch.batch_id is not None and state.seen_batch(batch.batch_id):
+        await engagement.journal.commit()  # the first copy may still be being written
+        return CollectOut(accepted=len(good), rejected=rejected, invitations=engagement.take_pending(key), dropped="duplicate")
+    if good:
+        engine.apply_events(state, good)
+        engagement.journal.add(store.Batch(site["tenant"], site["id"], key[1], batch.session_id, tab,
+                                           batch.batch_id or uuid4().hex[:16], now, good))
+    await engagement.journal.commit()
     rt.events.write([
-        {"tenant": str(site["tenant"]), "site": str(site["id"]), "visitor_hash": visitor_hash, "session_id": batch.session_id,
-         "type": e["type"], "name": e["name"] or "", "url": stored_url(e["url"]), "at": utc(e["at_epoch"]).isoformat(),
+        {"tenant": str(site["tenant"]), "site": str(site["id"]), "visitor_hash": key[1], "session_id": batch.session_id,
+         "type": e["type"], "name": e["name"] or "", "url": e["url"] or "", "at": utc(e["at_epoch"]).isoformat(),
          "props": e["props"]}
         for e in good
     ])
-    state = engine.state_for(site["tenant"], site["id"], batch.visitor_id, visitor_hash)
-    engine.apply_events(state, sorted(good, key=lambda e: e["at_epoch"]))
-    return CollectOut(accepted=len(good), rejected=rejected, invitations=engine.take_pending(site["id"], batch.visitor_id))
+    return CollectOut(accepted=len(good), rejected=rejected, invitations=engagement.take_pending(key))
 
 
 # --- capacity --------------------------------------------------------------------------------
@@ -306,6 +393,8 @@ class GroupOut(msgspec.Struct):
     outstanding_invitations: int
     free_slots: int
     reported_at: datetime
+    waiting: int = 0  # visitors queued for this group
+    accepted_unreported: int = 0  # accepted invitations the platform has not counted as chats yet
 
 
 def parse_capacity(raw: Any) -> CapacityIn:
@@ -313,11 +402,14 @@ def parse_capacity(raw: Any) -> CapacityIn:
     return convert(raw, CapacityIn, "the capacity report is invalid; nothing was changed")
 
 
-def set_capacity(rt: Runtime, principal: Principal, data: CapacityIn) -> dict[str, GroupOut]:
+async def set_capacity(rt: Runtime, principal: Principal, data: CapacityIn) -> dict[str, GroupOut]:
+    """A report frees or takes slots; waiting visitors are invited before this returns."""
+    rt.engagement.require_live()
     now = rt.clock.now()
     rt.engagement.engine.set_capacity(principal.tenant_id, {
         name: GroupCapacity(g.online_agents, g.max_chats_per_agent, g.active_chats, now) for name, g in data.groups.items()
     })
+    await rt.engagement.journal.commit()
     return capacity(rt, principal)
 
 
@@ -325,19 +417,27 @@ def capacity(rt: Runtime, principal: Principal) -> dict[str, GroupOut]:
     engine = rt.engagement.engine
     out = {}
     for (tenant, name), cap in engine.capacity.items():
-        if tenant == principal.tenant_id:
-            out[name] = GroupOut(cap.online_agents, cap.max_chats_per_agent, cap.active_chats,
-                                 engine.outstanding[(tenant, name)], engine.free_slots(tenant, name) or 0, cap.reported_at)
+        if tenant == principal.tenant_id and name is not None:
+            key = (tenant, name)
+            out[name] = GroupOut(cap.online_agents, cap.max_chats_per_agent, cap.active_chats, engine.outstanding[key],
+                                 engine.free_slots(tenant, name) or 0, cap.reported_at, engine.waiting(tenant, name), engine.accepted[key])
     return out
 
 
 # --- stats, explain, backtest ----------------------------------------------------------------
 
 
+class WaitStats(msgspec.Struct):
+    served: int
+    p50_seconds: float | None
+    p95_seconds: float | None
+
+
 class VariantStats(msgspec.Struct):
     counts: dict[str, int]
     suppressed: dict[str, int]
     rates: dict[str, float]
+    wait: WaitStats
 
 
 class StatsOut(msgspec.Struct):
@@ -345,6 +445,20 @@ class StatsOut(msgspec.Struct):
     rule_id: UUID
     variants: dict[str, VariantStats]
     totals: VariantStats
+
+
+def _wait_quantile(counts: dict[str, int], q: float) -> float | None:
+    """From the wait histogram: the upper bound of the bucket holding the q-th wait."""
+    buckets = [(bound, counts.get(f"wait_le_{bound:g}", 0)) for bound in WAIT_BUCKETS]
+    total = sum(n for _, n in buckets)
+    if not total:
+        return None
+    seen = 0
+    for bound, n in buckets:
+        seen += n
+        if seen >= q * total:
+            return float(bound)
+    return float(WAIT_BUCKETS[-1])
 
 
 def _variant_stats(counts: dict[str, int]) -> VariantStats:
@@ -358,7 +472,8 @@ def _variant_stats(counts: dict[str, int]) -> VariantStats:
         "dismiss_rate": round(main["dismissed"] / sent, 4) if sent else 0.0,
         "goal_rate": round(main["goals"] / (sent or suppressed["holdout"]), 4) if (sent or suppressed["holdout"]) else 0.0,
     }
-    return VariantStats(counts=main, suppressed=suppressed, rates=rates)
+    wait = WaitStats(main["served_after_wait"], _wait_quantile(counts, 0.5), _wait_quantile(counts, 0.95))
+    return VariantStats(counts=main, suppressed=suppressed, rates=rates, wait=wait)
 
 
 async def stats(rt: Runtime, principal: Principal, rule_id: UUID) -> StatsOut:
@@ -366,7 +481,7 @@ async def stats(rt: Runtime, principal: Principal, rule_id: UUID) -> StatsOut:
     per_variant: dict[str, dict[str, int]] = defaultdict(dict)
     for row in await RuleCounter.select().where(RuleCounter.rule == rule_id):
         per_variant[row["variant"]][row["name"]] = per_variant[row["variant"]].get(row["name"], 0) + row["count"]
-    for (rid, variant, name), count in rt.engagement.engine.counters.items():
+    for (rid, variant, name), count in rt.engagement.journal.pending_counters().items():
         if rid == str(rule_id):
             per_variant[variant][name] = per_variant[variant].get(name, 0) + count
     totals: dict[str, int] = defaultdict(int)
@@ -377,126 +492,53 @@ async def stats(rt: Runtime, principal: Principal, rule_id: UUID) -> StatsOut:
                     totals=_variant_stats(totals))
 
 
-async def flush_counters(rt: Runtime) -> int:
-    """Move in-memory counters into rule_counter (additive upserts), so stats survive restarts."""
-    counters = rt.engagement.engine.counters
-    if not counters:
-        return 0
-    snapshot = dict(counters)
-    counters.clear()
-    try:
-        async with db.write_transaction():
-            for (rule_id, variant, name), count in snapshot.items():
-                await RuleCounter.raw(
-                    "INSERT INTO rule_counter (rule, variant, name, count) VALUES ({}, {}, {}, {}) "
-                    "ON CONFLICT (rule, variant, name) DO UPDATE SET count = rule_counter.count + excluded.count",
-                    UUID(rule_id), variant, name, count,
-                )
-    except Exception:
-        counters.update(snapshot)  # keep them for the next flush
-        raise
-    return len(snapshot)
-
-
 async def explain(rt: Runtime, principal: Principal, visitor_id: str, site_name: str) -> list[Outcome]:
     site = await _site_by_name(principal.tenant_id, site_name, "site")
-    engine = rt.engagement.engine
-    return engine.explain(engine.visitors.get((site["id"], visitor_id)), site["id"])
+    ctx = await tenant_context(rt, principal.tenant_id)
+    state = await rt.engagement.peek(site["id"], ctx.crypto.identity_hash(visitor_id))
+    return rt.engagement.engine.explain(state, site["id"])
 
 
-def _replayable(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored behaviour event in the shape the engine applies (backtests, state rebuilds)."""
-    props = json_column(row["props"])
-    return {"type": row["type"], "name": row["name"] or None, "at_epoch": row["at"].timestamp(), "url": row["url"] or None,
-            "title": None, "referrer": None, "props": props, "session_id": row["session_id"]}
-
-
-class BacktestOut(msgspec.Struct):
-    rule: str
-    days: int
-    events: int
-    visitors: int
-    invitations: int
-    visitors_invited: int
-    suppressed: dict[str, int]
-    note: str = "capacity and pacing are not simulated: they depend on live agent load"
-
-
-async def backtest(rt: Runtime, principal: Principal, rule_id: UUID, days: int) -> BacktestOut:
+async def backtest(rt: Runtime, principal: Principal, rule_id: UUID, days: int) -> backtests.BacktestOut:
     row = await MarketingRule.select().where((MarketingRule.id == rule_id) & (MarketingRule.tenant == principal.tenant_id)).first()
     if row is None:
         raise NotFound(f"no rule {rule_id}")
     compiled, _ = compile_rule(_definition(row))
     if compiled is None:
         raise InvalidInput("the stored rule no longer compiles", [FieldError("definition", "fix the rule first")])
-    since = rt.clock.now() - timedelta(days=days)
-    events = await BehaviourEvent.select().where((BehaviourEvent.site == row["site"]) & (BehaviourEvent.at >= since)).order_by(BehaviourEvent.at)
-    entry = RuleEntry(str(rule_id), row["tenant"], row["site"], compiled)
+    entry = RuleEntry(str(rule_id), row["tenant"], row["site"], msgspec.structs.replace(compiled, enabled=True))
+    entries = [e for e in await _site_entries(row["site"]) if e.id != entry.id] + [entry]
+    site = await Site.select(Site.settings).where(Site.id == row["site"]).first()
+    until = rt.clock.time()
+    batches = await store.replay_batches(row["site"], rt.clock.now() - timedelta(days=days))
     # Replaying is pure CPU over possibly many events: a worker thread, not the event loop.
-    out = await rt.workers.run(_replay, entry, [(e["visitor_hash"], _replayable(e)) for e in events])
-    out.rule = row["name"]
-    out.days = days
-    return out
-
-
-def _replay(entry: RuleEntry, events: list[tuple[str, dict[str, Any]]]) -> BacktestOut:
-    by_visitor: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for visitor_hash, event in events:
-        by_visitor[visitor_hash].append(event)
-    sent, invited = 0, 0
-    suppressed: dict[str, int] = defaultdict(int)
-    for visitor_hash, items in by_visitor.items():
-        clock = ManualClock(items[0]["at_epoch"])
-        engine = Engine(clock=clock.time, gate_capacity=False, pace=False)
-        engine.set_rules(entry.site, [entry])
-        state = engine.state_for(entry.tenant, entry.site, visitor_hash, visitor_hash)
-        for event in items:
-            while (due := engine.next_due()) is not None and due <= event["at_epoch"]:
-                clock.set(due)
-                engine.tick()
-            clock.set(event["at_epoch"])
-            engine.apply_events(state, [event])
-        end = items[-1]["at_epoch"] + 3600
-        while (due := engine.next_due()) is not None and due <= end:
-            clock.set(due)
-            engine.tick()
-        count = sum(c for (_, _, name), c in engine.counters.items() if name == "sent")
-        sent += count
-        invited += 1 if count else 0
-        for (_, _, name), c in engine.counters.items():
-            if name.startswith("suppressed_"):
-                suppressed[name[11:]] += c
-    return BacktestOut(rule=entry.rule.name, days=0, events=len(events), visitors=len(by_visitor), invitations=sent,
-                       visitors_invited=invited, suppressed=dict(suppressed))
+    result = await rt.workers.run(backtests.replay, entries, row["site"], site_config(site["settings"] if site else None), batches, until)
+    return backtests.summary(entry, days, result)
 
 
 # --- upkeep ----------------------------------------------------------------------------------
 
 
 async def purge_events(rt: Runtime, retention_days: int) -> int:
+    """Event retention: events, visitor memory and closed invitations older than the period."""
     cutoff = rt.clock.now() - timedelta(days=retention_days)
-    count: int = await BehaviourEvent.count().where(BehaviourEvent.at < cutoff)
-    if count:
-        await BehaviourEvent.delete().where(BehaviourEvent.at < cutoff)
+    async with db.write_transaction():
+        count = await store.purge(cutoff)
     await rt.events.purge(cutoff)
     return count
 
 
-async def rebuild_state(rt: Runtime, window: float = 1800.0) -> int:
-    """After a restart: replay recent events into visitor state, without sending invitations."""
-    engine = rt.engagement.engine
-    since = rt.clock.now() - timedelta(seconds=window)
-    rows = await BehaviourEvent.select().where(BehaviourEvent.at >= since).order_by(BehaviourEvent.at)
-    by_visitor: dict[tuple[Any, str], list[dict[str, Any]]] = defaultdict(list)
-    tenants = {}
-    for e in rows:
-        by_visitor[(e["site"], e["visitor_hash"])].append(_replayable(e))
-        tenants[e["site"]] = e["tenant"]
-    # The visitor id itself is not stored (only its keyed hash); the state is keyed by the hash
-    # until the visitor's next event, which re-attaches it under the id.
-    for (site, visitor_hash), items in by_visitor.items():
-        state = engine.state_for(tenants[site], site, visitor_hash, visitor_hash)
-        engine.apply_events(state, items, replay=True)
-    return len(by_visitor)
+async def erase_visitor_data(tenant_id: UUID, visitor_hash: str) -> int:
+    """Inside the erasure's transaction: everything stored about the visitor; returns the number
+    of behaviour events deleted."""
+    return await store.delete_visitor(tenant_id, visitor_hash)
 
 
+async def forget_visitor(rt: Runtime, tenant_id: UUID, visitor_hash: str) -> None:
+    """After the erasure committed: every engine process drops the visitor from memory (and gives
+    back the capacity its open invitations held)."""
+    await rt.signals.announce(VISITOR_ERASED, f"{tenant_id}:{visitor_hash}")
+    rt.engagement.engine.forget(tenant_id, visitor_hash)
+    rt.engagement.delivery.forget(visitor_hash)
+    await rt.engagement.journal.commit()
+    await rt.events.delete_visitor(tenant_id, visitor_hash)

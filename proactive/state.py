@@ -1,5 +1,20 @@
-"""Per-visitor state, kept in memory for active visitors (idle ones expire), compact on purpose:
-the engine holds tens of thousands of these, so ``__slots__`` and small fixed-size histories."""
+"""Per-visitor state: one visitor, their current visit, and a page per open tab.
+
+Kept in memory for active visitors and written to the database (``VisitorMemory``, below) whenever
+it changes, so a restart, a crash or idle expiry changes nothing a visitor or a marketer can see.
+Compact on purpose: the engine holds tens of thousands of these, hence ``__slots__`` and small
+fixed-size histories.
+
+Time. Every duration is measured on the server's clock: ``now`` is when the server received the
+batch. The browser's ``at`` only orders events within a batch and tells a late pageview (sent again
+after a failed request) from the page the tab shows now, so a device clock that is off by minutes
+changes nothing.
+
+Visits and tabs. A visit (``session.*``) belongs to the visitor, not to a tab: it starts with the
+first event and ends after ``VISIT_GAP`` without any event, as in web analytics. Each tab keeps its
+own page; ``page.*`` fields read the page in focus (the tab with the latest pageview or the one the
+visitor switched to), so a heartbeat from one tab never blanks another's page.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +23,16 @@ from collections import deque
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
+
 RECENT_EVENTS = 48  # history kept for windowed counts ("3 product views in 10 minutes")
 OTHER = 255
+VISIT_GAP = 30 * 60.0  # a new visit after 30 minutes without any event
+PRESENCE_WINDOW = 45.0  # present: a visible tab heard from within this window (heartbeats come every 15 s)
+MAX_TABS = 8
+MAX_HISTORY = 32
+MAX_BATCH_IDS = 8
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
 
 
 class EventCodes:
@@ -17,6 +40,7 @@ class EventCodes:
 
     def __init__(self) -> None:
         self._codes: dict[str, int] = {}
+        self._names: list[str] = []
 
     def code(self, kind: str) -> int:
         code = self._codes.get(kind)
@@ -24,10 +48,14 @@ class EventCodes:
             if len(self._codes) >= OTHER:
                 return OTHER  # beyond 255 distinct event names, the rare ones share one code
             code = self._codes[kind] = len(self._codes)
+            self._names.append(kind)
         return code
 
     def known(self, kind: str) -> int | None:
         return self._codes.get(kind)
+
+    def name(self, code: int) -> str:
+        return self._names[code] if code < len(self._names) else ""
 
 
 class Recent:
@@ -52,43 +80,88 @@ class Recent:
         return (t for t, k in zip(self.times, self.kinds) if k == code)
 
 
-class Session:
-    __slots__ = (
-        "id", "started", "last_activity", "url", "path", "title", "page_started", "scroll_depth", "pageviews",
-        "product_views", "exit_intent", "referrer", "utm", "landing_url", "custom", "recent", "invited",
-    )
+class Page:
+    """What one tab shows. ``started`` and ``heard`` are server times, ``client_at`` the browser's."""
 
-    def __init__(self, session_id: str, now: float) -> None:
-        self.id = session_id
-        self.started = now
-        self.last_activity = now
+    __slots__ = ("tab", "url", "path", "title", "started", "client_at", "scroll_depth", "exit_intent", "heard", "visible")
+
+    def __init__(self, tab: str, now: float) -> None:
+        self.tab = tab
         self.url: str | None = None
         self.path: str | None = None
         self.title: str | None = None
-        self.page_started = now
+        self.started = now
+        self.client_at = 0.0
         self.scroll_depth = 0.0
+        self.exit_intent = False
+        self.heard = now
+        self.visible = True
+
+
+class Session:
+    """One visit: from the first event to ``VISIT_GAP`` without any, across all of the visitor's tabs."""
+
+    __slots__ = (
+        "number", "started", "last_activity", "tabs", "focus", "pageviews", "product_views", "referrer", "utm",
+        "landing_url", "custom", "recent", "invited",
+    )
+
+    def __init__(self, number: int, now: float) -> None:
+        self.number = number
+        self.started = now
+        self.last_activity = now
+        self.tabs: list[Page] = []
+        self.focus: Page | None = None
         self.pageviews = 0
         self.product_views = 0
-        self.exit_intent = False
         self.referrer: str | None = None
         self.utm: tuple[str | None, str | None, str | None] = (None, None, None)
         self.landing_url: str | None = None
         self.custom: dict[str, int] | None = None
         self.recent = Recent()
-        self.invited: dict[str, int] | None = None  # rule id → invitations this session
+        self.invited: dict[str, int] | None = None  # rule id → invitations this visit
+
+    def tab(self, tab_id: str, now: float) -> Page:
+        for page in self.tabs:
+            if page.tab == tab_id:
+                return page
+        page = Page(tab_id, now)
+        if len(self.tabs) >= MAX_TABS:  # the tab heard from least recently goes
+            stale = min(self.tabs, key=lambda p: p.heard)
+            self.tabs.remove(stale)
+            if self.focus is stale:
+                self.focus = None
+        self.tabs.append(page)
+        return page
+
+
+# What an episode of a rule is doing: a rule "holds" for a visitor from the moment its condition
+# becomes true until it becomes false; in that time it sends at most once.
+PENDING, WAITING, DONE = 0, 1, 2
+
+
+class Episode:
+    __slots__ = ("since", "due", "status", "reason", "waited_since", "queue")
+
+    def __init__(self, since: float, due: float) -> None:
+        self.since = since  # when the condition became true (orders the waiting queue)
+        self.due = due  # since + the rule's delay
+        self.status = PENDING
+        self.reason: str | None = None  # what holds a waiting visitor back
+        self.waited_since: float | None = None
+        self.queue: Any = None  # the wait queue this episode is in
 
 
 class VisitorState:
     __slots__ = (
-        "tenant", "site", "visitor_id", "visitor_hash", "session", "visits", "device", "language", "cart_value",
-        "cart_items", "cart_currency", "goals", "chat_active", "last_seen", "matched", "history", "outstanding", "codes",
+        "tenant", "site", "visitor_hash", "session", "visits", "device", "language", "cart_value", "cart_items",
+        "cart_currency", "goals", "chat_active", "last_seen", "episodes", "history", "outstanding", "codes", "batches", "due",
     )
 
-    def __init__(self, tenant: Any, site: Any, visitor_id: str, visitor_hash: str, now: float, codes: EventCodes) -> None:
+    def __init__(self, tenant: Any, site: Any, visitor_hash: str, now: float, codes: EventCodes) -> None:
         self.codes = codes
         self.tenant = tenant
         self.site = site
-        self.visitor_id = visitor_id
         self.visitor_hash = visitor_hash
         self.session: Session | None = None
         self.visits = 0
@@ -100,67 +173,96 @@ class VisitorState:
         self.goals: set[str] | None = None
         self.chat_active = False
         self.last_seen = now
-        self.matched: set[str] | None = None  # rule ids whose condition held at the last evaluation
-        # (rule id, event, at, variant): sends, dismissals, holdout exposures — for caps and goal
-        # attribution. Created on first use: most visitors are never invited.
+        self.episodes: dict[str, Episode] | None = None  # rule id → its current episode
+        # (rule id, event, at, variant): sends, dismissals, holdout exposures, goals — for caps and
+        # goal attribution. Created on first use: most visitors are never invited.
         self.history: deque[tuple[str, str, float, str]] | None = None
         self.outstanding: str | None = None  # the open invitation's id
+        self.batches: list[str] | None = None  # the last batch ids, to ignore a batch sent twice
+        self.due: float | None = None  # when time alone could change a decision next
+
+    @property
+    def key(self) -> tuple[Any, str]:
+        return (self.site, self.visitor_hash)
 
     def remember(self, rule_id: str, what: str, at: float, variant: str) -> None:
         if self.history is None:
-            self.history = deque(maxlen=32)
+            self.history = deque(maxlen=MAX_HISTORY)
         self.history.append((rule_id, what, at, variant))
+
+    def seen_batch(self, batch_id: str) -> bool:
+        """True if this batch was applied before (a retry whose first answer was lost)."""
+        if self.batches is not None and batch_id in self.batches:
+            return True
+        self.batches = [*(self.batches or ())[-(MAX_BATCH_IDS - 1):], batch_id]
+        return False
 
     # --- applying events ---------------------------------------------------------------------
 
-    def touch(self, session_id: str, now: float) -> Session:
-        if self.session is None or self.session.id != session_id:
-            self.session = Session(session_id, now)
+    def visit(self, now: float) -> Session:
+        """The current visit, or a new one after ``VISIT_GAP`` without any event."""
+        session = self.session
+        if session is None or now - self.last_seen > VISIT_GAP:
             self.visits += 1
-        return self.session
+            session = self.session = Session(self.visits, now)
+        return session
 
-    def apply(self, event: dict[str, Any], at: float) -> None:
-        session = self.touch(event["session_id"], at)
+    def apply(self, event: dict[str, Any], now: float) -> None:
+        """One event, received at ``now`` (server time), from the tab ``event["tab"]``."""
+        session = self.visit(now)
+        self.last_seen = now
         kind = event["type"]
         props = event.get("props") or {}
-        self.last_seen = max(self.last_seen, at)
-        if kind not in ("heartbeat", "idle", "exit_intent", "invitation_shown"):
-            session.last_activity = max(session.last_activity, at)
+        page = session.tab(event["tab"], now)
+        page.heard = now
+        if kind not in ("heartbeat", "idle", "exit_intent", "invitation_shown", "visibility"):
+            session.last_activity = now
         name = event.get("name") or kind
-        session.recent.append(at, self.codes.code(kind))
+        session.recent.append(now, self.codes.code(kind))
         if name != kind:
-            session.recent.append(at, self.codes.code(name))
+            session.recent.append(now, self.codes.code(name))
+        client_at = event["at_epoch"]
         if kind == "pageview":
-            url = event.get("url")
-            if url and url != session.url:
-                session.page_started = at
-                session.scroll_depth = 0.0
-                session.exit_intent = False
-            session.url = url
-            session.path = urlsplit(url).path if url else None
-            session.title = event.get("title")
             session.pageviews += 1
+            url = event.get("url")
+            if client_at >= page.client_at:  # a late pageview never moves the tab's page backwards
+                if url != page.url:
+                    page.started = now
+                    page.scroll_depth = 0.0
+                    page.exit_intent = False
+                page.url = url
+                page.path = urlsplit(url).path if url else None
+                page.title = event.get("title")
+                page.client_at = client_at
+                page.visible = True
+                self._focus(session, page)
             if session.landing_url is None:
                 session.landing_url = url
                 session.referrer = event.get("referrer") or None
                 query = parse_qs(urlsplit(url or "").query)
-                first: list[str | None] = [(query.get(k) or [None])[0] for k in ("utm_source", "utm_medium", "utm_campaign")]  # type: ignore[list-item]
-                session.utm = (first[0], first[1], first[2])
+                source, medium, campaign = (query[k][0] if query.get(k) else None for k in UTM_KEYS)
+                session.utm = (source, medium, campaign)
             if props.get("product") or props.get("product_id"):
                 session.product_views += 1
-                session.recent.append(at, self.codes.code("product_view"))
+                session.recent.append(now, self.codes.code("product_view"))
             device = props.get("device")
             if isinstance(device, str):
                 self.device = device[:16]
             language = props.get("language")
             if isinstance(language, str):
                 self.language = language[:16]
+        elif kind == "visibility":
+            page.visible = props.get("state") != "hidden"
+            if page.visible and client_at >= page.client_at:
+                self._focus(session, page)
+        elif kind == "heartbeat":
+            page.visible = True  # the snippet only beats while the tab is visible
         elif kind == "scroll":
             depth = props.get("depth")
             if isinstance(depth, (int, float)):
-                session.scroll_depth = max(session.scroll_depth, float(depth))
+                page.scroll_depth = max(page.scroll_depth, float(depth))
         elif kind == "exit_intent":
-            session.exit_intent = True
+            page.exit_intent = True
         elif kind == "cart":
             for attr, key in (("cart_value", "value"), ("cart_items", "items")):
                 if isinstance(props.get(key), (int, float)):
@@ -180,23 +282,37 @@ class VisitorState:
         elif kind == "chat_ended":
             self.chat_active = False
 
+    @staticmethod
+    def _focus(session: Session, page: Page) -> None:
+        focus = session.focus
+        if focus is None or focus is page or page.client_at >= focus.client_at:
+            session.focus = page
+
+    def present(self, now: float) -> bool:
+        """A visible tab was heard from within ``PRESENCE_WINDOW``: someone is there to see an invitation."""
+        session = self.session
+        if session is None:
+            return False
+        return any(p.visible and now - p.heard <= PRESENCE_WINDOW for p in session.tabs)
+
     # --- reading fields ----------------------------------------------------------------------
 
     def field(self, name: str, now: float) -> Any:
         s = self.session
         if name.startswith("custom."):
             return (s.custom or {}).get(name[7:], 0) if s else 0
+        p = s.focus if s else None
         match name:
-            case "page.url": return s.url if s else None
-            case "page.path": return s.path if s else None
-            case "page.title": return s.title if s else None
-            case "page.time_on_page": return now - s.page_started if s else None
-            case "page.scroll_depth": return s.scroll_depth if s else 0
+            case "page.url": return p.url if p else None
+            case "page.path": return p.path if p else None
+            case "page.title": return p.title if p else None
+            case "page.time_on_page": return now - p.started if p else None
+            case "page.scroll_depth": return p.scroll_depth if p else 0
             case "session.pageviews": return s.pageviews if s else 0
             case "session.product_views": return s.product_views if s else 0
             case "session.duration": return now - s.started if s else None
             case "session.idle": return now - s.last_activity if s else None
-            case "session.exit_intent": return s.exit_intent if s else False
+            case "session.exit_intent": return p.exit_intent if p else False
             case "session.referrer": return s.referrer if s else None
             case "session.utm_source": return s.utm[0] if s else None
             case "session.utm_medium": return s.utm[1] if s else None
@@ -217,7 +333,9 @@ class VisitorState:
         s = self.session
         if s is None:
             return None
-        return {"page.time_on_page": s.page_started, "session.duration": s.started, "session.idle": s.last_activity}.get(name)
+        if name == "page.time_on_page":
+            return s.focus.started if s.focus else None
+        return {"session.duration": s.started, "session.idle": s.last_activity}.get(name)
 
     def count(self, event: str, within: float, now: float) -> int:
         if self.session is None:
@@ -233,3 +351,121 @@ class VisitorState:
         expiry = min(times) + within if times else None
         # Only a future change is worth a timer: one due "now" would be re-armed at once, forever.
         return expiry if expiry is not None and expiry > now else None
+
+
+# --- the durable form ----------------------------------------------------------------------------
+# Positional (array_like) msgpack: a visitor with one tab and a few events is a few hundred bytes.
+# ``version`` lets a later release read rows an earlier one wrote.
+
+
+class PageMemory(msgspec.Struct, array_like=True):
+    tab: str
+    url: str | None
+    title: str | None
+    started: float
+    client_at: float
+    scroll_depth: float
+    exit_intent: bool
+    heard: float
+    visible: bool
+
+
+class SessionMemory(msgspec.Struct, array_like=True):
+    number: int
+    started: float
+    last_activity: float
+    tabs: list[PageMemory]
+    focus: str | None
+    pageviews: int
+    product_views: int
+    referrer: str | None
+    utm: list[str | None]
+    landing_url: str | None
+    custom: dict[str, int] | None
+    recent: list[tuple[float, str]]
+    invited: dict[str, int] | None
+
+
+class EpisodeMemory(msgspec.Struct, array_like=True):
+    rule: str
+    since: float
+    due: float
+    status: int
+    reason: str | None
+    waited_since: float | None
+
+
+class VisitorMemory(msgspec.Struct, array_like=True):
+    version: int
+    visits: int
+    last_seen: float
+    session: SessionMemory | None
+    device: str | None
+    language: str | None
+    cart_value: float
+    cart_items: int
+    cart_currency: str | None
+    goals: list[str]
+    chat_active: bool
+    history: list[tuple[str, str, float, str]]
+    outstanding: str | None
+    episodes: list[EpisodeMemory]
+    batches: list[str]
+    due: float | None
+
+
+MEMORY_VERSION = 1
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(VisitorMemory)
+
+
+def dump(state: VisitorState) -> bytes:
+    s = state.session
+    session = None
+    if s is not None:
+        session = SessionMemory(
+            s.number, s.started, s.last_activity,
+            [PageMemory(p.tab, p.url, p.title, p.started, p.client_at, p.scroll_depth, p.exit_intent, p.heard, p.visible) for p in s.tabs],
+            s.focus.tab if s.focus else None, s.pageviews, s.product_views, s.referrer, list(s.utm), s.landing_url, s.custom,
+            [(t, state.codes.name(k)) for t, k in zip(s.recent.times, s.recent.kinds)], s.invited,
+        )
+    episodes = [EpisodeMemory(rule, e.since, e.due, e.status, e.reason, e.waited_since) for rule, e in (state.episodes or {}).items()]
+    return _encoder.encode(VisitorMemory(
+        MEMORY_VERSION, state.visits, state.last_seen, session, state.device, state.language, state.cart_value, state.cart_items,
+        state.cart_currency, sorted(state.goals or ()), state.chat_active, list(state.history or ()), state.outstanding, episodes,
+        list(state.batches or ()), state.due,
+    ))
+
+
+def load(data: bytes, tenant: Any, site: Any, visitor_hash: str, codes: EventCodes) -> VisitorState:
+    m = _decoder.decode(data)
+    state = VisitorState(tenant, site, visitor_hash, m.last_seen, codes)
+    state.visits, state.device, state.language = m.visits, m.device, m.language
+    state.cart_value, state.cart_items, state.cart_currency = m.cart_value, m.cart_items, m.cart_currency
+    state.goals = set(m.goals) or None
+    state.chat_active, state.outstanding, state.due = m.chat_active, m.outstanding, m.due
+    state.batches = m.batches or None
+    if m.history:
+        state.history = deque(m.history, maxlen=MAX_HISTORY)
+    if m.episodes:
+        state.episodes = {}
+        for e in m.episodes:
+            episode = state.episodes[e.rule] = Episode(e.since, e.due)
+            episode.status, episode.reason, episode.waited_since = e.status, e.reason, e.waited_since
+    if m.session is not None:
+        sm = m.session
+        s = state.session = Session(sm.number, sm.started)
+        s.last_activity, s.pageviews, s.product_views = sm.last_activity, sm.pageviews, sm.product_views
+        s.referrer, s.landing_url, s.custom, s.invited = sm.referrer, sm.landing_url, sm.custom, sm.invited
+        s.utm = (sm.utm[0], sm.utm[1], sm.utm[2])
+        for pm in sm.tabs:
+            page = Page(pm.tab, pm.started)
+            page.url, page.title, page.client_at = pm.url, pm.title, pm.client_at
+            page.path = urlsplit(pm.url).path if pm.url else None
+            page.scroll_depth, page.exit_intent, page.heard, page.visible = pm.scroll_depth, pm.exit_intent, pm.heard, pm.visible
+            s.tabs.append(page)
+            if pm.tab == sm.focus:
+                s.focus = page
+        for at, name in sm.recent:
+            s.recent.append(at, codes.code(name))
+    return state

@@ -1,8 +1,9 @@
-"""The engagement engine's tables: rules, behaviour events, rule counters."""
+"""The engagement engine's tables: rules, behaviour events, rule counters, and the engine's durable
+memory — visitors, invitations and agent capacity (see proactive.store)."""
 
 from __future__ import annotations
 
-from piccolo.columns import JSON, UUID, BigInt, ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns import JSON, UUID, BigInt, Bytea, ForeignKey, Integer, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -21,8 +22,11 @@ class MarketingRule(Table, tablename="marketing_rule"):
 
 
 class BehaviourEvent(Table, tablename="behaviour_event"):
-    """Appended durably for backtests, analytics and rebuilding state; removed after the
-    event retention period. The visitor id is stored as a keyed hash, URLs without query."""
+    """Appended durably for backtests and analytics; removed after the event retention period.
+    Holds everything a rule can read, redacted: the visitor id as a keyed hash, URLs and referrers
+    without query strings (except UTM parameters) and fragments. ``received_at`` is the server's
+    time (what durations are measured on), ``at`` the browser's (it orders events in a batch);
+    ``batch_id`` groups the events the engine applied together."""
 
     tenant = ForeignKey(references=Tenant, null=False)
     site = UUID()
@@ -34,6 +38,10 @@ class BehaviourEvent(Table, tablename="behaviour_event"):
     url = Varchar(length=512, default="")
     props = JSON(default="{}")
     received_at = Timestamptz(default=TimestamptzNow())
+    tab_id = Varchar(length=64, default="")
+    title = Varchar(length=512, default="")
+    referrer = Varchar(length=512, default="")
+    batch_id = Varchar(length=64, default="")
 
 
 class RuleCounter(Table, tablename="rule_counter"):
@@ -43,4 +51,47 @@ class RuleCounter(Table, tablename="rule_counter"):
     count = BigInt(default=0)  # type: ignore[assignment]  # a column named like Table.count
 
 
-PROACTIVE_TABLES: list[type[Table]] = [MarketingRule, BehaviourEvent, RuleCounter]
+class VisitorMemory(Table, tablename="visitor_memory"):
+    """One row per visitor of a site: the engine's state for them (proactive.state.dump), written
+    with the events that changed it. Deleted with the event retention period after the visitor's
+    last event, and by erasure."""
+
+    tenant = ForeignKey(references=Tenant, null=False)
+    site = UUID()
+    visitor_hash = Varchar(length=64)
+    last_seen = Timestamptz()
+    next_due = Timestamptz(null=True, default=None)  # a decision due while the visitor is not in memory
+    state = Bytea()
+
+
+class EngagementInvitation(Table, tablename="engagement_invitation"):
+    """Every invitation sent, open or closed: open ones hold agent capacity across restarts, recent
+    ones pace the site, all of them are what ``/collect`` and the stream deliver."""
+
+    id = Varchar(length=32, primary_key=True)
+    tenant = ForeignKey(references=Tenant, null=False)
+    site = UUID()
+    visitor_hash = Varchar(length=64)
+    rule = UUID()
+    rule_name = Varchar(length=100)
+    variant = Varchar(length=64)
+    agent_group = Varchar(length=64, default="")
+    message = Varchar(length=500)
+    status = Varchar(length=16)
+    sent_at = Timestamptz()
+    expires_at = Timestamptz()
+    closed_at = Timestamptz(null=True, default=None)
+
+
+class AgentCapacity(Table, tablename="agent_capacity"):
+    """The last capacity report per agent group."""
+
+    tenant = ForeignKey(references=Tenant, null=False)
+    agent_group = Varchar(length=64)
+    online_agents = Integer()
+    max_chats_per_agent = Integer()
+    active_chats = Integer()
+    reported_at = Timestamptz()
+
+
+PROACTIVE_TABLES: list[type[Table]] = [MarketingRule, BehaviourEvent, RuleCounter, VisitorMemory, EngagementInvitation, AgentCapacity]

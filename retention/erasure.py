@@ -2,8 +2,8 @@
 keep (a legal hold, a compliance-mode floor, …) — those are marked *restricted* and listed back
 with the reason.
 
-The person's behaviour events (engagement engine) are deleted too: they are keyed by the same
-visitor hash and are never under a hold.
+The person's behaviour events and the engagement engine's memory of them are deleted too: they are
+keyed by the same visitor hash and are never under a hold.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from archive.errors import FieldError, InvalidInput
 from archive.runtime import Runtime
 from archive.tables import Conversation
 from archive.tenancy import Principal, tenant_context
-from proactive.tables import BehaviourEvent
+from proactive import service as engagement
 from retention import deletion
 from retention.deletion import Protection
 
@@ -98,8 +98,7 @@ async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> Erasur
         async with db.write_transaction():
             await leases.fence(rt, lease)
             if request.visitor_id:  # the engagement engine's behaviour events, keyed by the same hash
-                events = await BehaviourEvent.count().where((BehaviourEvent.tenant == tenant_id) & (BehaviourEvent.visitor_hash == digest))
-                await BehaviourEvent.delete().where((BehaviourEvent.tenant == tenant_id) & (BehaviourEvent.visitor_hash == digest))
+                events = await engagement.erase_visitor_data(tenant_id, digest)
             for cid, (_, protection) in restricted.items():
                 if protection.lasting:  # "not indexed yet" is not a reason to restrict for good
                     await Conversation.update({Conversation.restricted: protection.reason[:300]}).where(
@@ -111,7 +110,7 @@ async def erase(rt: Runtime, principal: Principal, request: ErasureIn) -> Erasur
                          "reason": request.reason},
             ))
     if request.visitor_id:
-        await rt.events.delete_visitor(tenant_id, digest)
+        await engagement.forget_visitor(rt, tenant_id, digest)
     return ErasureReceipt(
         receipt_id=receipt_id, subject=subject, requested_at=now,
         deleted=deleted,

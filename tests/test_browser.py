@@ -264,15 +264,16 @@ async def test_events_queued_at_pagehide_arrive(browser, live, shop):
 
 async def test_demo_shop_invites_a_newcomer(browser, live):
     page = await browser.new_page()
+    streams = []
+    page.on("response", lambda r: streams.append(r.status) if "/v1/invitations/stream" in r.url else None)
     await page.goto(f"{live['api']}/demo")
     await page.click("text=Tents")
     await page.click("text=Pricing")
     await page.wait_for_selector("parley-invitation [role=dialog]", timeout=20_000)
     assert "tent" in (await page.locator("parley-invitation [role=dialog]").inner_text()).lower()
+    assert streams and set(streams) == {200}  # the same-origin stream (no Origin header) is accepted
     await page.screenshot(path=str(ARTIFACTS / f"demo-{ENGINE}.png"))
     await page.close()
-
-
 
 
 async def test_invitations_stream_over_server_sent_events(live, shop):

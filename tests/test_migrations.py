@@ -6,6 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
+import apsw
 import pytest
 
 from tests.cli import run_cli
@@ -72,3 +73,19 @@ async def test_cli_keys_work_against_the_api_after_fresh_setup(empty_database, c
     assert set(body) >= {"id", "key", "role", "tenant"} and body["role"] == "admin" and body["tenant"] == "fresh-co"
     listed = await run_cli("keys", "list", "--tenant", "fresh-co", env=env)
     assert body["key"] not in listed.stdout and body["key"][:12] in listed.stdout
+
+
+async def test_an_index_file_of_an_older_version_asks_for_a_rebuild_until_the_cli_rebuilds_it(empty_database):
+    env = {**empty_database, "PARLEY_SEARCH_BACKEND": "sqlite"}
+    assert (await run_cli("migrate", env=env)).returncode == 0
+    index = apsw.Connection(str(Path(env["PARLEY_DATA_DIR"]) / "search.sqlite3"))  # as version 3 left it
+    index.execute("CREATE VIRTUAL TABLE search_prefix USING fts5(p_visitor)")
+    index.execute("PRAGMA user_version = 3")
+    index.close()
+    upgraded = await run_cli("index", "status", env=env)
+    assert upgraded.returncode == 0 and "upgraded from schema 3: run `parley index rebuild`" in upgraded.stdout
+    rebuilt = await run_cli("index", "rebuild", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "rebuilt the sqlite index from the store" in rebuilt.stdout
+    after = await run_cli("index", "status", env=env)
+    assert after.returncode == 0 and "upgraded" not in after.stdout

@@ -1,19 +1,19 @@
-"""The engagement engine: intake, rules from YAML, timers, caps, capacity, stats, explain, backtest."""
+"""The engagement engine's API: rules from YAML, intake, the browser endpoints' checks (origins,
+bots, rate limits), site settings, and what is stored of an event. Decisions are specified in
+test_proactive_decisions.py, visitor memory in test_proactive_memory.py."""
+# ruff: noqa: F811  (the engagement fixtures are imported from tests.engagement_support)
 
 from __future__ import annotations
 
 import json
+from uuid import UUID
 
 import pytest
 import yaml
 
-from api.app import create_app
-from api.composition import build_runtime
-from archive.clock import ManualClock
-from proactive import service
-from tests.conftest import app_client, opensearch_backend
+from tests.conftest import opensearch_backend
+from tests.engagement_support import ORIGIN, Visitor, client, clock, pageview, runtime, shop  # noqa: F401  (fixtures)
 
-ORIGIN = "https://shop.example.com"
 ISSUE_EXAMPLE = """
 rules:
   - name: pricing-hesitation
@@ -35,34 +35,6 @@ rules:
 """
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def runtime(runtime, settings, clock):
-    """This module's engine runs on a manual clock: a runtime of its own, sharing the database."""
-    engine_rt = build_runtime(settings, clock=clock, keyring=runtime.keyring, database=runtime.database, search=runtime.search)
-    await engine_rt.start(migrate=False)
-    yield engine_rt
-    await engine_rt.stop()
-
-
-@pytest.fixture
-async def client(settings, runtime):
-    async with app_client(create_app(settings, runtime)) as http:
-        yield http
-
-
-@pytest.fixture
-async def shop(client, tenant):
-    site = await client.post("/v1/admin/sites", json={"name": "shop", "allowed_origins": [ORIGIN]}, headers=tenant.headers("admin"))
-    assert site.status_code == 201
-    tenant.site = site.json()
-    return tenant
-
-
 def pricing_rule(**overrides) -> str:
     """The issue's example without business hours and holdout, so the outcome is not time- or luck-dependent."""
     doc = yaml.safe_load(ISSUE_EXAMPLE)
@@ -78,18 +50,6 @@ async def _import(client, tenant, text: str):
     assert response.status_code == 200, response.text
     rules = (await client.get("/v1/rules", headers=tenant.headers("marketing"))).json()
     return {r["name"]: r for r in rules}
-
-
-async def _collect(client, tenant, clock, visitor: str, *events, session: str = "s1", origin: str = ORIGIN, ua: str = "Mozilla/5.0"):
-    body = {"site_key": tenant.site["site_key"], "visitor_id": visitor, "session_id": session,
-            "events": [{"at": int(clock.time() * 1000), **e} for e in events]}
-    import json
-
-    return await client.post("/v1/collect", content=json.dumps(body), headers={"content-type": "text/plain", "origin": origin, "user-agent": ua})
-
-
-def pageview(path: str) -> dict:
-    return {"type": "pageview", "url": f"{ORIGIN}{path}", "title": path}
 
 
 async def test_the_issue_example_is_accepted_and_round_trips_through_export(client, shop):
@@ -140,116 +100,58 @@ async def test_unknown_site_in_a_rule_is_named(client, shop):
     assert response.status_code == 422 and response.json()["errors"][0]["path"] == "rules[0].site"
 
 
-async def test_pricing_rule_fires_once_is_capped_paced_by_capacity_counted_explained_and_backtested(client, shop, clock, runtime):
-    rules = await _import(client, shop, pricing_rule())
-    rule_id = rules["pricing-hesitation"]["id"]
-    marketing = shop.headers("marketing")
-
-    # Three pageviews ending on the pricing page: the 30 s have not passed yet.
-    first = await _collect(client, shop, clock, "v1", pageview("/"), pageview("/plans"), pageview("/pricing"))
-    assert first.status_code == 200 and first.json()["accepted"] == 3 and first.json()["invitations"] == []
-    explained = (await client.get("/v1/visitors/v1/explain", params={"site": "shop"}, headers=marketing)).json()
-    assert explained[0]["decision"] == "not matched" and explained[0]["next_check_at"]
-    assert any("page.time_on_page" in line and line.startswith("✗") for line in explained[0]["trace"])
-
-    # 31 s later the timer (not a new event) makes the condition true; the next call delivers it.
-    clock.advance(31)
-    assert runtime.engagement.engine.tick() >= 1
-    delivered = (await _collect(client, shop, clock, "v1", {"type": "heartbeat"})).json()["invitations"]
-    assert len(delivered) == 1
-    invitation = delivered[0]
-    assert set(invitation) == {"id", "rule", "variant", "message", "group", "expires_at"}
-    assert invitation["rule"] == "pricing-hesitation" and invitation["group"] == "sales" and invitation["variant"] in ("a", "b")
-    await _collect(client, shop, clock, "v1", {"type": "invitation_shown", "props": {"invitation_id": invitation["id"]}},
-                   {"type": "invitation_dismissed", "props": {"invitation_id": invitation["id"]}})
-
-    # Leaving and coming back meets the condition again, but the cap holds.
-    clock.advance(5)
-    await _collect(client, shop, clock, "v1", pageview("/features"))
-    clock.advance(5)
-    await _collect(client, shop, clock, "v1", pageview("/pricing"))
-    clock.advance(31)
-    runtime.engagement.engine.tick()
-    assert (await _collect(client, shop, clock, "v1", {"type": "heartbeat"})).json()["invitations"] == []
-
-    # No free agent in "sales": another visitor meets the condition and is suppressed for capacity.
-    capacity = await client.put("/v1/agents/capacity", json={"groups": {"sales": {"online_agents": 1, "max_chats_per_agent": 2, "active_chats": 2}}},
-                                headers=shop.headers("ingest"))
-    assert capacity.status_code == 200 and capacity.json()["sales"]["free_slots"] == 0
-    await _collect(client, shop, clock, "v2", pageview("/"), pageview("/a"), pageview("/pricing"))
-    clock.advance(31)
-    runtime.engagement.engine.tick()
-    assert (await _collect(client, shop, clock, "v2", {"type": "heartbeat"})).json()["invitations"] == []
-    explained = (await client.get("/v1/visitors/v2/explain", params={"site": "shop"}, headers=marketing)).json()
-    assert explained[0]["decision"] == "suppressed: capacity"
-
-    # A free slot again: a third visitor is invited.
-    await client.put("/v1/agents/capacity", json={"groups": {"sales": {"online_agents": 1, "max_chats_per_agent": 2, "active_chats": 1}}},
-                     headers=shop.headers("ingest"))
-    await _collect(client, shop, clock, "v3", pageview("/"), pageview("/b"), pageview("/pricing"))
-    clock.advance(31)
-    runtime.engagement.engine.tick()
-    assert len((await _collect(client, shop, clock, "v3", {"type": "heartbeat"})).json()["invitations"]) == 1
-
-    await service.flush_counters(runtime)  # half the counts come from the store, half from memory
-    stats = (await client.get(f"/v1/rules/{rule_id}/stats", headers=marketing)).json()
-    totals = stats["totals"]
-    assert totals["counts"]["matched"] == 4 and totals["counts"]["sent"] == 2
-    assert totals["counts"]["shown"] == 1 and totals["counts"]["dismissed"] == 1
-    assert totals["suppressed"]["cap"] == 1 and totals["suppressed"]["capacity"] == 1
-    assert totals["rates"]["send_rate"] == 0.5
-
-    backtest = (await client.post(f"/v1/rules/{rule_id}/backtest", params={"days": 1}, headers=marketing)).json()
-    assert backtest["visitors"] == 3 and backtest["invitations"] == 3 and backtest["visitors_invited"] == 3
+async def _collect(client, shop, *events, visitor: str = "v1", headers: dict | None = None):
+    body = {"site_key": shop.site["site_key"], "visitor_id": visitor, "session_id": "tab-1", "events": list(events)}
+    sent = {"content-type": "text/plain", "origin": ORIGIN, "user-agent": "Mozilla/5.0", **(headers or {})}
+    return await client.post("/v1/collect", content=json.dumps(body), headers={k: v for k, v in sent.items() if v is not None})
 
 
-async def test_never_during_an_active_chat_and_goal_attribution(client, shop, clock, runtime):
-    rules = await _import(client, shop, pricing_rule())
-    rule_id = rules["pricing-hesitation"]["id"]
-    await _collect(client, shop, clock, "c1", {"type": "chat_started"}, pageview("/"), pageview("/x"), pageview("/pricing"))
-    clock.advance(31)
-    runtime.engagement.engine.tick()
-    assert (await _collect(client, shop, clock, "c1", {"type": "heartbeat"})).json()["invitations"] == []
-    explained = (await client.get("/v1/visitors/c1/explain", params={"site": "shop"}, headers=shop.headers("marketing"))).json()
-    assert explained[0]["condition"] is False  # the rule itself says "not chatting"
-
-    await _collect(client, shop, clock, "g1", pageview("/"), pageview("/x"), pageview("/pricing"))
-    clock.advance(31)
-    runtime.engagement.engine.tick()
-    assert len((await _collect(client, shop, clock, "g1", {"type": "heartbeat"})).json()["invitations"]) == 1
-    clock.advance(60)
-    await _collect(client, shop, clock, "g1", {"type": "goal", "name": "purchase"})
-    stats = (await client.get(f"/v1/rules/{rule_id}/stats", headers=shop.headers("marketing"))).json()
-    assert stats["totals"]["counts"]["goals"] == 1
-
-
-async def test_collect_keeps_good_events_and_names_bad_ones(client, shop, clock):
+async def test_collect_keeps_good_events_and_names_bad_ones(client, shop):
     response = await _collect(
-        client, shop, clock, "bad1",
+        client, shop,
         pageview("/"),
         {"type": "teleport"},
-        {"type": "pageview", "url": f"{ORIGIN}/late", "at": int((clock.time() + 3600) * 1000)},
+        {"type": "pageview", "url": f"{ORIGIN}/late", "at": "yesterday"},
         {"type": "custom", "name": "x", "props": {"blob": "x" * 5000}},
         {"type": "custom"},
         {"type": "click", "props": {"nested": {"a": 1}}},
+        {"type": "heartbeat", "at": 10},
     )
     body = response.json()
     assert response.status_code == 200 and body["accepted"] == 1
     reasons = {r["index"]: r["reason"] for r in body["rejected"]}
-    assert "unknown type" in reasons[1] and "future" in reasons[2] and "larger" in reasons[3]
-    assert "needs a name" in reasons[4] and "props values" in reasons[5]
+    assert "unknown type" in reasons[1] and "RFC 3339" in reasons[2] and "larger" in reasons[3]
+    assert "needs a name" in reasons[4] and "props values" in reasons[5] and "plausible" in reasons[6]
 
 
-async def test_collect_checks_site_key_origin_and_bots(client, shop, clock):
-    wrong_origin = await _collect(client, shop, clock, "o1", pageview("/"), origin="https://evil.example")
+async def test_collect_checks_the_site_key_and_the_pages_origin(client, shop):
+    wrong_origin = await _collect(client, shop, pageview("/"), headers={"origin": "https://evil.example"})
     assert wrong_origin.status_code == 403 and "not allowed" in wrong_origin.json()["detail"]
+    no_page = await _collect(client, shop, pageview("/"), headers={"origin": None})
+    assert no_page.status_code == 403
     shop.site = {**shop.site, "site_key": "ps_unknown"}
-    unknown = await _collect(client, shop, clock, "o1", pageview("/"))
-    assert unknown.status_code == 401
+    assert (await _collect(client, shop, pageview("/"))).status_code == 401
 
 
-async def test_bots_are_dropped(client, shop, clock):
-    response = await _collect(client, shop, clock, "bot1", pageview("/"), ua="Googlebot/2.1 (+http://www.google.com/bot.html)")
+async def test_a_request_without_origin_is_placed_by_its_referer(client, shop):
+    response = await _collect(client, shop, pageview("/"), headers={"origin": None, "referer": f"{ORIGIN}/pricing?x=1"})
+    assert response.status_code == 200
+
+
+async def test_the_stream_is_accepted_from_a_same_origin_page(client, tenant, runtime):
+    """Browsers send no Origin on a same-origin EventSource; the page is then Parley's own origin."""
+    own = "http://testserver.local"
+    site = (await client.post("/v1/admin/sites", json={"name": "own", "allowed_origins": [own]}, headers=tenant.headers("admin"))).json()
+    params = {"site_key": site["site_key"], "visitor_id": "same-origin-1"}
+    refused = await client.get("/v1/invitations/stream", params=params, headers={"sec-fetch-site": "cross-site"})
+    assert refused.status_code == 403
+    runtime.engagement.delivery.close_all()  # the stream then ends at once, so the test client can read it whole
+    response = await client.get("/v1/invitations/stream", params=params, headers={"sec-fetch-site": "same-origin"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+
+
+async def test_bots_are_dropped(client, shop):
+    response = await _collect(client, shop, pageview("/"), headers={"user-agent": "Googlebot/2.1 (+http://www.google.com/bot.html)"})
     assert response.json() == {"accepted": 0, "rejected": [], "invitations": [], "dropped": "bot"}
 
 
@@ -261,6 +163,21 @@ async def test_malformed_batches_are_problems(client, shop):
     too_many = await client.post("/v1/collect", json={"site_key": shop.site["site_key"], "visitor_id": "v", "session_id": "s",
                                                       "events": [{"type": "heartbeat"}] * 60}, headers=headers)
     assert too_many.status_code == 422 and too_many.json()["errors"][0]["path"] == "events"
+    bad_tab = await client.post("/v1/collect", json={"site_key": shop.site["site_key"], "visitor_id": "v", "session_id": "s", "tab_id": "a b",
+                                                     "events": []}, headers=headers)
+    assert bad_tab.status_code == 422 and bad_tab.json()["errors"][0]["path"] == "tab_id"
+
+
+async def test_stored_events_keep_what_rules_read_and_lose_query_strings(client, shop, runtime):
+    from proactive.tables import BehaviourEvent
+
+    url = f"{ORIGIN}/pricing?email=ann%40example.com&utm_source=newsletter&token=s3cr3t#top"
+    await _collect(client, shop, {"type": "pageview", "url": url, "title": "Pricing", "referrer": "https://www.google.com/search?q=ann+smith"},
+                   visitor="stored-1")
+    [row] = await BehaviourEvent.select().where(BehaviourEvent.tenant == shop.id)
+    assert row["url"] == f"{ORIGIN}/pricing?utm_source=newsletter"
+    assert row["referrer"] == "https://www.google.com/search" and row["title"] == "Pricing" and row["tab_id"] == "tab-1"
+    assert "ann" not in json.dumps({k: str(v) for k, v in row.items()})
 
 
 async def test_cors_preflight_is_answered(client):
@@ -283,37 +200,91 @@ async def test_rules_of_another_tenant_are_invisible(client, shop, other_tenant)
     assert (await client.get(f"/v1/rules/{rule_id}/stats", headers=other_tenant.headers("marketing"))).status_code == 404
 
 
-async def test_erasure_removes_a_visitors_behaviour_events(client, shop, clock):
+async def test_erasure_removes_a_visitors_behaviour_events(client, shop):
     from proactive.tables import BehaviourEvent
 
-    await _collect(client, shop, clock, "gdpr-1", pageview("/"), pageview("/pricing"))
+    await _collect(client, shop, pageview("/"), pageview("/pricing"), visitor="gdpr-1")
     assert await BehaviourEvent.count().where(BehaviourEvent.tenant == shop.id) == 2
     receipt = (await client.post("/v1/erasure", json={"visitor_id": "gdpr-1"}, headers=shop.headers("compliance"))).json()
     assert receipt["behaviour_events_deleted"] == 2
     assert await BehaviourEvent.count().where(BehaviourEvent.tenant == shop.id) == 0
 
 
-async def test_collect_is_rate_limited_per_client(settings, runtime, shop, clock):
-    import json
+# --- site settings -----------------------------------------------------------------------------
 
+
+async def test_pacing_and_time_zone_are_set_per_site(client, shop, runtime):
+    url = f"/v1/admin/sites/{shop.site['id']}/engagement"
+    assert (await client.get(url, headers=shop.headers("marketing"))).json() == {"site": "shop", "pacing_per_minute": 60, "timezone": "UTC"}
+    changed = await client.patch(url, json={"pacing_per_minute": 12}, headers=shop.headers("marketing"))
+    assert changed.json() == {"site": "shop", "pacing_per_minute": 12, "timezone": "UTC"}
+    changed = await client.patch(url, json={"timezone": "Europe/Oslo"}, headers=shop.headers("admin"))
+    assert changed.json() == {"site": "shop", "pacing_per_minute": 12, "timezone": "Europe/Oslo"}
+    assert runtime.engagement.engine.sites[UUID(shop.site['id'])].pacing_per_minute == 12
+
+
+async def test_site_settings_name_every_bad_field(client, shop):
+    url = f"/v1/admin/sites/{shop.site['id']}/engagement"
+    bad = await client.patch(url, json={"pacing_per_minute": 0, "colour": "red"}, headers=shop.headers("admin"))
+    assert bad.status_code == 422 and {e["path"] for e in bad.json()["errors"]} == {"pacing_per_minute", "colour"}
+    zone = await client.patch(url, json={"timezone": "Mars/Olympus"}, headers=shop.headers("admin"))
+    assert zone.status_code == 422 and zone.json()["errors"] == [{"path": "timezone", "message": "an IANA time zone such as Europe/Oslo"}]
+    assert (await client.patch(url, json={"pacing_per_minute": 5}, headers=shop.headers("ingest"))).status_code == 403
+
+
+async def test_the_cli_sets_a_sites_pacing(client, shop, runtime):
+    from tests.cli import run_cli
+
+    result = await run_cli("sites", "update", "--tenant", shop.slug, "--name", "shop", "--pacing-per-minute", "7", "--timezone", "Asia/Tokyo", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"site": "shop", "pacing_per_minute": 7, "timezone": "Asia/Tokyo"}
+    shown = await client.get(f"/v1/admin/sites/{shop.site['id']}/engagement", headers=shop.headers("admin"))
+    assert shown.json()["pacing_per_minute"] == 7
+
+
+# --- rate limits -------------------------------------------------------------------------------
+
+
+async def _limited_responses(settings, runtime, shop, forwarded: list[str], **overrides) -> list[int]:
     import httpx
     import msgspec
 
     from api.app import create_app
 
-    app = create_app(msgspec.structs.replace(settings, collect_per_ip_per_minute=2), runtime)
+    app = create_app(msgspec.structs.replace(settings, collect_per_ip_per_minute=2, **overrides), runtime)
     body = json.dumps({"site_key": shop.site["site_key"], "visitor_id": "rl", "session_id": "s", "events": [pageview("/")]})
-    headers = {"content-type": "text/plain", "origin": ORIGIN, "user-agent": "Mozilla/5.0"}
+    statuses = []
     async with app.lifespan():
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver.local") as limited:
-            responses = [await limited.post("/v1/collect", content=body, headers=headers) for _ in range(3)]
-    assert [r.status_code for r in responses] == [200, 200, 429]
-    assert responses[2].headers["content-type"].startswith("application/problem+json")
+        transport = httpx.ASGITransport(app=app, client=("10.0.0.7", 40000))  # the reverse proxy's address
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as limited:
+            for address in forwarded:
+                headers = {"content-type": "text/plain", "origin": ORIGIN, "user-agent": "Mozilla/5.0", "x-forwarded-for": address}
+                statuses.append((await limited.post("/v1/collect", content=body, headers=headers)).status_code)
+    return statuses
 
 
-async def test_events_also_go_to_opensearch_when_that_backend_is_on(client, shop, clock, runtime, request):
+async def test_collect_is_rate_limited_per_client(settings, runtime, shop):
+    assert await _limited_responses(settings, runtime, shop, ["198.51.100.1"] * 3) == [200, 200, 429]
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(settings, runtime, shop):
+    clients = ["198.51.100.1", "198.51.100.2", "198.51.100.1", "198.51.100.2", "198.51.100.3"]
+    assert await _limited_responses(settings, runtime, shop, clients, trusted_proxies="10.0.0.0/8") == [200] * 5
+
+
+async def test_forwarded_for_from_an_untrusted_peer_is_ignored(settings, runtime, shop):
+    forged = ["198.51.100.1", "198.51.100.2", "198.51.100.3"]
+    assert await _limited_responses(settings, runtime, shop, forged, trusted_proxies="192.168.0.1") == [200, 200, 429]
+
+
+async def test_the_client_is_the_last_untrusted_forwarded_address(settings, runtime, shop):
+    chain = ["203.0.113.9, 198.51.100.1, 10.0.0.8", "203.0.113.8, 198.51.100.1", "198.51.100.1"]  # left parts are the client's to forge
+    assert await _limited_responses(settings, runtime, shop, chain, trusted_proxies="10.0.0.0/8") == [200, 200, 429]
+
+
+async def test_events_also_go_to_opensearch_when_that_backend_is_on(client, shop, runtime, request):
     async with opensearch_backend(request, runtime) as backend:
-        response = await _collect(client, shop, clock, "os-1", pageview("/"), pageview("/pricing"))
+        response = await _collect(client, shop, pageview("/"), pageview("/pricing"), visitor="os-1")
         assert response.json()["accepted"] == 2
         await runtime.events.drain()
         await backend.client.indices.refresh(index=backend.events_alias)
@@ -328,12 +299,19 @@ async def test_events_also_go_to_opensearch_when_that_backend_is_on(client, shop
         assert remaining["count"] == 0
 
 
-async def test_visitor_state_is_rebuilt_from_stored_events_after_a_restart(client, shop, clock, runtime):
-    await _import(client, shop, pricing_rule())
-    await _collect(client, shop, clock, "rb-1", pageview("/"), pageview("/a"))
-    site_id = next(k[0] for k in runtime.engagement.engine.visitors if k[1] == "rb-1")
-    del runtime.engagement.engine.visitors[(site_id, "rb-1")]  # the process restarted: memory is gone
-    assert await service.rebuild_state(runtime) >= 1
-    await _collect(client, shop, clock, "rb-1", pageview("/pricing"))
-    explained = (await client.get("/v1/visitors/rb-1/explain", params={"site": "shop"}, headers=shop.headers("marketing"))).json()
-    assert any("session.pageviews = 3" in line for line in explained[0]["trace"]), explained
+async def test_an_api_only_replica_decides_nothing_and_still_explains(settings, runtime, client, shop):
+    import msgspec
+
+    from api.app import create_app
+    from api.composition import build_runtime
+    from tests.conftest import app_client
+
+    replica_settings = msgspec.structs.replace(settings, engagement_engine=False)
+    replica = build_runtime(replica_settings, clock=runtime.clock, keyring=runtime.keyring, database=runtime.database, search=runtime.search)
+    async with app_client(create_app(replica_settings, replica)) as api_only:
+        refused = await _collect(api_only, shop, pageview("/"))
+        assert refused.status_code == 503 and "PARLEY_ENGAGEMENT_ENGINE" in refused.json()["detail"]
+        capacity = await api_only.put("/v1/agents/capacity", json={"groups": {}}, headers=shop.headers("ingest"))
+        assert capacity.status_code == 503
+        explained = await api_only.get("/v1/visitors/nobody/explain", params={"site": "shop"}, headers=shop.headers("marketing"))
+        assert explained.status_code == 200

@@ -42,13 +42,13 @@ def _rule(condition: dict[str, Any]) -> dict[str, Any]:
 
 def _run(rule: Any, events: list[dict[str, Any]]) -> None:
     clock = ManualClock(1_800_000_000)
-    engine = Engine(clock=clock.time, gate_capacity=False, pace=False)
+    engine = Engine(clock=clock.time, gate_capacity=False, pace=False, journal=False)
     site, tenant = uuid.uuid4(), uuid.uuid4()
     engine.set_rules(site, [RuleEntry("rule-1", tenant, site, rule)])
-    state = engine.state_for(tenant, site, "v", "v")
+    state = engine.state_for(tenant, site, "v")
     for event in events:
         clock.advance(event["advance"])
-        engine.apply_events(state, [{**event, "at_epoch": clock.time(), "session_id": "s"}])
+        engine.apply_events(state, [{**event, "at_epoch": clock.time(), "tab": "t"}])
         engine.tick()
     clock.advance(3600)
     engine.tick()
@@ -99,3 +99,44 @@ def test_a_count_window_ending_exactly_now_does_not_rearm_the_timer_forever() ->
     assert rule is not None
     _run(rule, [{"type": "pageview", "url": None, "title": None, "referrer": None, "name": None, "props": {}, "advance": 1.0},
                 {"type": "heartbeat", "url": None, "title": None, "referrer": None, "name": None, "props": {}, "advance": 1.0}])
+
+
+LEAVES = [
+    {"field": "page.url", "op": "glob", "value": "*/pricing*"},
+    {"field": "page.time_on_page", "op": "gte", "value": "30s"},
+    {"field": "session.pageviews", "op": "gte", "value": 3},
+    {"field": "session.idle", "op": "lt", "value": "20s"},
+    {"count": "product_view", "within": "10m", "op": "gte", "value": 2},
+    {"not": {"field": "chat.active", "op": "eq", "value": True}},
+    {"any": [{"field": "cart.value", "op": "gte", "value": 50}, {"field": "page.time_on_page", "op": "gte", "value": "2m"}]},
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(st.sampled_from(LEAVES), min_size=1, max_size=7),
+    url=st.sampled_from(["https://shop.example.com/pricing", "https://shop.example.com/"]),
+    since=st.floats(min_value=0, max_value=200), pageviews=st.integers(0, 5), products=st.integers(0, 3),
+    chat=st.booleans(), cart=st.sampled_from([None, 10, 80]),
+)
+def test_an_all_decides_the_same_whichever_part_the_engine_looks_at_first(
+    parts: list[dict[str, Any]], url: str, since: float, pageviews: int, products: int, chat: bool, cart: int | None,
+) -> None:
+    """The engine evaluates the parts time cannot change first (a false one settles the whole until
+    the next event); the answer — true or not, and when time could change it — is the marketer's
+    order's answer."""
+    import msgspec
+
+    from proactive.rules import AllOf, evaluate_timed
+
+    rule, problems = compile_rule(_rule({"all": parts}))
+    assert rule is not None and isinstance(rule.when, AllOf), problems
+    now, origin = 10_000.0, 10_000.0 - since
+    values = {"page.url": url, "page.time_on_page": since, "session.idle": since, "session.pageviews": pageviews,
+              "chat.active": chat, "cart.value": cart}
+
+    def decide(when: Any) -> tuple[bool, float | None]:
+        return evaluate_timed(when, now, values.get, lambda event, within: products, lambda field: origin,
+                              lambda event, within: now + 42 if products else None, {})
+
+    assert decide(rule.when) == decide(msgspec.structs.replace(rule.when, timed_order=[]))

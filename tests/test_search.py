@@ -67,7 +67,7 @@ async def test_filters_in_the_request_narrow_the_query(client, archive):
 
 
 async def test_facets_count_the_whole_result(client, archive):
-    result = await _search(client, archive, "", size=1)
+    result = await _search(client, archive, "", size=1, facets=["agent", "site", "channel", "tag", "language", "day"])
     assert result["total"] == 12 and len(result["hits"]) == 1
     facets = result["facets"]
     assert facets["site"] == {"shop": 11, "blog": 1}
@@ -75,6 +75,11 @@ async def test_facets_count_the_whole_result(client, archive):
     assert facets["language"]["ru"] == 2 and facets["agent"]["a-en"] == 4
     assert facets["tag"] == {"vip": 1}
     assert facets["day"]["2026-03-01"] == 1 and len(facets["day"]) == 12
+
+
+async def test_facets_are_counted_only_when_asked_for(client, archive):
+    assert (await _search(client, archive, "refund"))["facets"] == {}
+    assert (await _search(client, archive, "refund", facets=["channel"]))["facets"] == {"channel": {"web": 2}}
 
 
 async def test_newest_and_oldest_pages_walk_everything_once(client, archive):
@@ -117,7 +122,7 @@ async def test_query_errors_point_at_the_position(client, tenant, search_backend
 
 async def test_bad_request_fields_are_named(client, tenant, search_backend):
     for body, path in (({"size": 500}, "size"), ({"sort": "best"}, "sort"), ({"filters": {"colour": "red"}}, "filters.colour"),
-                       ({"cursor": "not-a-cursor"}, "cursor")):
+                       ({"cursor": "not-a-cursor"}, "cursor"), ({"facets": ["site", "colour"]}, "facets[1]")):
         response = await client.post("/v1/search", json=body, headers=tenant.headers("compliance"))
         assert response.status_code in (400, 422) and response.json()["errors"][0]["path"] == path, response.text
 

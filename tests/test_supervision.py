@@ -184,11 +184,12 @@ async def test_the_evaluator_sees_each_conversation_exactly_as_the_index_stores_
             assert evaluated.tokens(f"t_{sender}") == indexed.tokens(f"t_{sender}"), body["external_id"]
             for kind in ("t_", "p_", "f_"):
                 assert evaluated.token_set(kind + sender) == indexed.token_set(kind + sender), (body["external_id"], kind + sender)
-        assert msgspec.structs.replace(evaluated.doc, columns={}) == msgspec.structs.replace(indexed.doc, columns={})
+        # The neighbourhoods are compared above, in the f_ sets; the shell document carries none.
+        assert msgspec.structs.replace(evaluated.doc, columns={}, typos={}) == msgspec.structs.replace(indexed.doc, columns={}, typos={})
 
 
 async def test_the_evaluator_keeps_of_each_word_exactly_the_tokens_policies_can_ask_about(runtime, tenant):
-    """Without typo tolerance in any policy, a word is analysed for its term, prefixes and
+    """Without typo tolerance in any policy, a word is analysed for its term, prefix path and
     typing key only; those are the analyzer's own tokens of the word, whichever tokens are asked."""
     from archive.analysis import words
     from archive.search.memory import Relevant
@@ -200,13 +201,16 @@ async def test_the_evaluator_keeps_of_each_word_exactly_the_tokens_policies_can_
     vocabulary = {(word, language or "en") for body in [*search_corpus.bodies(), *search_relevance.bodies()]
                   for language in [body.get("language")] for m in body["messages"] for word in words(m["text"])}
     full = [(word, language, an.word(word, language)) for word, language in sorted(vocabulary)]
-    every_prefix = sorted({p for _, _, t in full for p in t.prefixes})
-    every_form = sorted({f for _, _, t in full for f in t.forms})
-    light = Relevant([Match([], forms=every_form), *[PrefixMatch(p) for p in every_prefix]], typos=False)
+    every_path = sorted({t.path for _, _, t in full if t.path})
+    every_form = sorted({f for _, _, t in full for f in t.bag})
+    light = Relevant([Match([], forms=every_form), *[PrefixMatch(p) for p in every_path]], typos=False)
     for word, language, tokens in full:
         term, prefixes, forms = light._analyse(an, word, language)
-        assert term == tokens.term and prefixes == frozenset(tokens.prefixes), word
-        assert forms <= frozenset(tokens.forms) and forms == {f for f in tokens.forms if f in light.forms and _is_typing_key(an, word, language, f)}, word
+        # A prefix query's token is the head of a path: the word's own path, and those of the
+        # vocabulary's words its path extends (refund → refunds).
+        assert term == tokens.term and prefixes == {p for p in every_path if tokens.path.startswith(p)}, word
+        assert (tokens.path in prefixes) == bool(tokens.path), word
+        assert forms == {f for f in tokens.bag if _is_typing_key(an, word, language, f)}, word
     assert any(light._analyse(an, w, lang)[2] for w, lang, _ in full)  # Cyrillic words have typing keys
 
 

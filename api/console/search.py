@@ -29,6 +29,7 @@ from archive.query import QuerySyntaxError, parse
 from archive.search.service import SearchRequest, SearchResponse, search
 from archive.validation import convert
 
+FACETS = ("site", "channel", "agent", "tag", "language", "day")
 PAGE_SIZE = 25
 FILTERS = ("site", "channel", "agent", "tag", "language", "visitor")
 FACET_FILTER = {"site": "site", "channel": "channel", "agent": "agent", "tag": "tag", "language": "language"}
@@ -81,7 +82,9 @@ class Criteria:
         raw_filters["to"] = day_bound(self.date_to, "to", errors, end=True)  # "to" includes its day
         if errors:
             raise InvalidInput("the search filters are invalid", errors)
-        raw = {"q": self.q or "", "filters": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in raw_filters.items() if v}, "sort": self.sort, "size": PAGE_SIZE, "cursor": cursor}
+        raw = {"q": self.q or "", "filters": {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in raw_filters.items() if v}, "sort": self.sort, "size": PAGE_SIZE, "cursor": cursor,
+               # The refine panel is drawn with the first page only; later pages (infinite scroll) skip the counting.
+               "facets": [] if cursor else list(FACETS)}
         return convert(raw, SearchRequest, detail="the search is invalid")
 
 

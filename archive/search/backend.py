@@ -10,8 +10,6 @@ import msgspec
 
 from archive.search.plan import Plan
 
-FACETS = ("agent", "site", "channel", "tag", "language")
-
 
 class IndexDoc(msgspec.Struct, frozen=True):
     """One conversation as the index sees it: clear filter fields and keyed tokens, no text."""
@@ -25,7 +23,9 @@ class IndexDoc(msgspec.Struct, frozen=True):
     agent_ids: list[str]
     tags: list[str]
     visitor_hash: str
-    columns: dict[str, str]  # t_<sender> / p_<sender> → space-separated tokens in order
+    columns: dict[str, str]  # t_<sender> / f_<sender> → space-separated tokens (t_: in order)
+    # Term token → its typo neighbourhood (deletion tokens), for every term that has one.
+    typos: dict[str, tuple[str, ...]] = {}
 
 
 class ScoredId(msgspec.Struct, frozen=True):
@@ -37,7 +37,7 @@ class ScoredId(msgspec.Struct, frozen=True):
 class SearchPage(msgspec.Struct):
     total: int
     hits: list[ScoredId]
-    facets: dict[str, dict[str, int]]  # FACETS + "day" (YYYY-MM-DD → count)
+    facets: dict[str, dict[str, int]]  # the plan's facets: value → count ("day": YYYY-MM-DD → count)
 
 
 class BackendStatus(msgspec.Struct):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Callable, Iterable
 from uuid import UUID
 
@@ -33,7 +33,7 @@ from config.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-DRAIN_BATCH = 200
+DRAIN_BATCH = 1000  # conversations per index commit
 MAX_BACKOFF_SECONDS = 300
 
 
@@ -59,22 +59,31 @@ def document_language(stored: StoredConversation, ctx: TenantContext) -> str:
     return primary_language(stored.language) or primary_language(ctx.settings.default_languages[0] if ctx.settings.default_languages else "")
 
 
-def document_columns(an: Analyzer, messages: Iterable[tuple[str, str]], language: str) -> dict[str, str]:
-    """(sender role, text) pairs → the index columns: positional terms per sender, with a boundary
-    between messages, and the distinct prefixes and forms per sender. One analysis per word."""
+class Columns(msgspec.Struct):
+    """A conversation's index columns: positional terms per sender (``t_*``), the bag per sender
+    (``f_*``: prefix paths, exact spellings, typing keys), and each term's typo neighbourhood."""
+
+    columns: dict[str, str]
+    typos: dict[str, tuple[str, ...]]
+
+
+def document_columns(an: Analyzer, messages: Iterable[tuple[str, str]], language: str) -> Columns:
+    """(sender role, text) pairs → the index columns, with a boundary token between messages.
+    One analysis per word (cached across messages and conversations)."""
     text: dict[str, list[str]] = {s: [] for s in SENDERS}
     bags: dict[str, set[WordTokens]] = {s: set() for s in SENDERS}
     boundary = an.boundary()
     for role, message in messages:
-        if text[role]:
-            text[role].append(boundary)
         analyzed = an.analyze(message, language)
-        text[role].extend(w.term for w in analyzed)
+        terms = text[role]
+        if terms:
+            terms.append(boundary)
+        terms.extend([w.term for w in analyzed])
         bags[role].update(analyzed)
     columns = {f"t_{s}": " ".join(text[s]) for s in SENDERS}
-    columns.update({f"p_{s}": " ".join(sorted({p for w in bags[s] for p in w.prefixes})) for s in SENDERS})
-    columns.update({f"f_{s}": " ".join(sorted({f for w in bags[s] for f in w.forms})) for s in SENDERS})
-    return columns
+    columns.update({f"f_{s}": " ".join(sorted({w.path for w in bags[s] if w.path} | {t for w in bags[s] for t in w.bag})) for s in SENDERS})
+    typos = {w.term: w.typos for bag in bags.values() for w in bag if w.typos}
+    return Columns(columns, typos)
 
 
 def build_document(ctx: TenantContext, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> IndexDoc:
@@ -84,25 +93,42 @@ def build_document(ctx: TenantContext, conversation_id: UUID, stored: StoredConv
         (m.sender.role, " ".join([m.text, *(a.name for a in m.attachments if a.name)]) if m.attachments else m.text)
         for m in stored.messages
     )
-    columns = document_columns(analyzer(ctx), messages, language)
+    analysed = document_columns(analyzer(ctx), messages, language)
     return IndexDoc(
         conversation_id=conversation_id, tenant_id=ctx.tenant_id, site=stored.site, channel=stored.channel,
         language=(stored.language or language or "und").lower(), started_at=stored.started_at,
-        agent_ids=sorted({a.id for a in stored.agents}), tags=stored.tags, visitor_hash=visitor_hash, columns=columns,
+        agent_ids=sorted({a.id for a in stored.agents}), tags=stored.tags, visitor_hash=visitor_hash,
+        columns=analysed.columns, typos=analysed.typos,
     )
+
+
+_OUTBOX_ROWS_PER_STATEMENT = 5000  # three parameters a row: within SQLite's and PostgreSQL's limits
+
+
+async def _enqueue(tenant_id: UUID, conversation_ids: list[UUID], op: str) -> None:
+    """Outbox rows as explicit SQL (a hot write path: one row per conversation ingested), due at
+    once (the wall clock, as the columns' defaults)."""
+    now = datetime.now(timezone.utc)
+    for start in range(0, len(conversation_ids), _OUTBOX_ROWS_PER_STATEMENT):
+        chunk = conversation_ids[start:start + _OUTBOX_ROWS_PER_STATEMENT]
+        await IndexOutbox.raw(
+            "INSERT INTO index_outbox (tenant, conversation, op, attempts, next_attempt_at, last_error, created_at) VALUES "
+            + ", ".join(f"({{}}, {{}}, '{op}', 0, {{}}, '', {{}})" for _ in chunk),
+            *[value for c in chunk for value in (tenant_id, c, now, now)],
+        )
 
 
 class OutboxStep(ingest.IngestStep):
     """Every ingested conversation is queued for indexing in the ingest transaction."""
 
     async def after_insert(self, rt: Runtime, tenant_id: UUID, items: list[ingest.Prepared]) -> None:
-        await IndexOutbox.insert(*[IndexOutbox(tenant=tenant_id, conversation=p.id, op="upsert") for p in items])
+        await _enqueue(tenant_id, [p.id for p in items], "upsert")
 
 
 async def enqueue_deletes(tenant_id: UUID, conversation_ids: list[UUID]) -> None:
     """Called by retention and erasure inside their delete transactions."""
     if conversation_ids:
-        await IndexOutbox.insert(*[IndexOutbox(tenant=tenant_id, conversation=c, op="delete") for c in conversation_ids])
+        await _enqueue(tenant_id, conversation_ids, "delete")
 
 
 
@@ -218,7 +244,7 @@ async def lag(rt: Runtime) -> Lag:
     return Lag(pending=pending, oldest_seconds=round(age, 1))
 
 
-async def rebuild(rt: Runtime, progress: Callable[[int, int], None] | None = None, batch: int = 200) -> int:
+async def rebuild(rt: Runtime, progress: Callable[[int, int], None] | None = None, batch: int = DRAIN_BATCH) -> int:
     """Recreate the index from the store, streaming conversations in id order."""
     index = rt.search
     await index.reset()

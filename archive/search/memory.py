@@ -10,11 +10,12 @@ Semantics, as FTS5 and OpenSearch implement them over the same token columns:
 
 * a ``Match`` is any of its token sequences as a phrase (consecutive positions) in any of the
   plan's text columns (one per sender; a phrase never spans two columns, and a boundary token
-  between messages stops it spanning two messages), or any of its ``forms`` in the plan's bags
-  of forms (transliteration keys, typo neighbourhoods);
+  between messages stops it spanning two messages), any of its ``forms`` (transliteration keys)
+  in the plan's bags, or a term of the plan's text columns whose typo neighbourhood holds one of
+  its ``typos`` tokens;
 * a ``NearMatch`` pair is two sequences in the same column with at most ``distance`` tokens
   between the end of one and the start of the other, in either order;
-* a ``PrefixMatch`` is its token in any of the plan's prefix columns;
+* a ``PrefixMatch`` is a word of the plan's senders whose prefix path starts with its token;
 * filters compare the clear fields (``lang:`` matches the tag or its subtags, case-insensitively;
   dates are ``start <= started_at < end``).
 
@@ -37,14 +38,15 @@ from uuid import UUID
 import msgspec
 
 from archive import transliteration as tr
-from archive.analysis import MAX_PREFIX, MIN_PREFIX, PREFIX, TERM, TYPING_KEY, Analyzer, fold, words
-from archive.search.backend import FACETS, BackendStatus, IndexDoc, ScoredId, SearchPage
+from archive.analysis import PATH_MARK, TERM, Analyzer, fold, words
+from archive.search.backend import BackendStatus, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
     SENDERS,
     All,
     AnyOf,
     Cursor,
     Everything,
+    Facet,
     FieldIs,
     Match,
     NearMatch,
@@ -57,6 +59,7 @@ from archive.search.plan import (
     positive_text,
 )
 
+FACETS = ("agent", "site", "channel", "tag", "language")
 FACET_LIMIT = 50
 DAY_FACET_LIMIT = 366
 FORM_SCORE = 1.0
@@ -64,7 +67,11 @@ EXACT_BOOST = 3.0
 
 
 class Columns(msgspec.Struct, frozen=True):
-    """Which of a document's columns a plan looks in (its senders' text, prefixes and forms)."""
+    """Which of a view's columns a plan looks in (its senders' text, prefix paths and forms).
+
+    A view's ``p_<sender>`` holds prefix paths (or, analysed for a ``Relevant``, the plan tokens
+    the paths start with); its ``f_<sender>`` holds the bag (exact spellings, typing keys) and the
+    typo neighbourhoods of the sender's terms — what OpenSearch puts in its bag field."""
 
     text: list[str]
     prefixes: list[str]
@@ -72,7 +79,7 @@ class Columns(msgspec.Struct, frozen=True):
 
     @classmethod
     def of(cls, plan: Plan) -> Columns:
-        return cls(plan.text_columns(), plan.prefix_columns(), plan.form_columns())
+        return cls.for_senders(plan.senders)
 
     @classmethod
     def for_senders(cls, senders: tuple[str, ...]) -> Columns:
@@ -87,7 +94,7 @@ class Relevant:
 
     Unless ``typos`` (some plan was compiled from a ``word~``), the only forms a plan can ask
     about are typing keys (Cyrillic words typed in Latin letters), so a new word is analysed for
-    its term, its prefixes (when a plan has a prefix) and its typing key only, not for its typo
+    its term, its prefix path (when a plan has a prefix) and its typing key only, not for its typo
     neighbourhood: the same lines as ``Analyzer.word`` for those tokens (a test holds them equal),
     without the dozens of keyed hashes a neighbourhood costs."""
 
@@ -104,6 +111,7 @@ class Relevant:
                     prefixes.add(node.token)
                 elif isinstance(node, Match):
                     forms.update(node.forms)
+                    forms.update(node.typos)
         self.prefixes, self.forms = frozenset(prefixes), frozenset(forms)
         self.terms = frozenset(token for tree in trees_seen for node in _nodes(tree) for token in _term_tokens(node))
         # Per language, per word (cached: the analyzer's tokens of a word never change): its term
@@ -156,17 +164,18 @@ class Relevant:
     def _analyse(self, an: Analyzer, word: str, language: str) -> tuple[str, frozenset[str], frozenset[str]]:
         if self.typos:
             tokens = an.word(word, language)
-            return tokens.term, self.prefixes.intersection(tokens.prefixes), self.forms.intersection(tokens.forms)
+            return tokens.term, self._prefix_hits(tokens.path), self.forms.intersection((*tokens.bag, *tokens.typos))
         normal = an.normal(word, language)
         term = an.token(TERM, fold(normal), language)
-        prefix_hits: frozenset[str] = frozenset()
-        if self.prefixes:
-            surface = fold(word)
-            prefix_hits = self.prefixes.intersection(an.token(PREFIX, surface[:n]) for n in range(MIN_PREFIX, min(len(surface), MAX_PREFIX) + 1))
+        prefix_hits = self._prefix_hits(an.path(fold(word))) if self.prefixes else frozenset()
         form_hits: frozenset[str] = frozenset()
         if self.forms and tr.is_cyrillic(normal):
-            form_hits = self.forms.intersection((an.token(TYPING_KEY, tr.cyrillic_key(normal)),))
+            form_hits = self.forms.intersection((an.typing_token(normal),))
         return term, prefix_hits, form_hits
+
+    def _prefix_hits(self, path: str) -> frozenset[str]:
+        """The plan prefix tokens ``path`` starts with (a prefix query's token is a path's head)."""
+        return frozenset(p for p in self.prefixes if path.startswith(p)) if path else frozenset()
 
 
 class Relaxed:
@@ -181,7 +190,7 @@ class Relaxed:
 
 def _relaxed(node: PlanNode) -> Callable[[frozenset[str]], bool]:
     if isinstance(node, Match):
-        singles = frozenset(seq[0] for seq in node.sequences if len(seq) == 1) | frozenset(node.forms)
+        singles = frozenset(seq[0] for seq in node.sequences if len(seq) == 1) | frozenset(node.forms) | frozenset(node.typos)
         phrases = [frozenset(seq) for seq in node.sequences if len(seq) > 1]
         return lambda present: not singles.isdisjoint(present) or any(phrase <= present for phrase in phrases)
     if isinstance(node, PrefixMatch):
@@ -254,8 +263,11 @@ class DocView:
                 for word in words(text):
                     tokens = an.word(word, language)
                     column.append(tokens.term)
-                    prefixes[role].update(tokens.prefixes)
-                    forms[role].update(tokens.forms)
+                    if tokens.path:  # in both, as the index keeps paths in its bag
+                        prefixes[role].add(tokens.path)
+                        forms[role].add(tokens.path)
+                    forms[role].update(tokens.bag)
+                    forms[role].update(tokens.typos)
                 continue
             found, message_terms, hits = relevant.message(an, text, language)
             column.extend(message_terms)
@@ -275,7 +287,15 @@ class DocView:
     def token_set(self, column: str) -> frozenset[str]:
         found = self._sets.get(column)
         if found is None:
-            found = self._sets[column] = frozenset(self.tokens(column))
+            if column.startswith("p_"):  # an indexed document keeps its paths in its bag
+                found = frozenset(t for t in self.tokens("f_" + column[2:]) if t.startswith(PATH_MARK))
+            elif column.startswith("f_"):
+                terms = self.token_set("t_" + column[2:])
+                typos = self.doc.typos
+                found = frozenset(self.tokens(column)).union(*(typos[t] for t in terms if t in typos))
+            else:
+                found = frozenset(self.tokens(column))
+            self._sets[column] = found
         return found
 
     def positions(self, column: str) -> dict[str, list[int]]:
@@ -326,9 +346,10 @@ def matches(node: PlanNode, view: DocView, columns: Columns) -> bool:
             for sequence in node.sequences:
                 if sequence[0] in present and (len(sequence) == 1 or view.phrase_starts(column, sequence)):
                     return True
-        return _has_form(view, node.forms, columns.forms)
+        return _has_form(view, node.forms + node.typos, columns.forms)
     if isinstance(node, PrefixMatch):
-        return any(node.token in view.token_set(column) for column in columns.prefixes)
+        token = node.token
+        return any(path.startswith(token) for column in columns.prefixes for path in view.token_set(column))
     if isinstance(node, NearMatch):
         for column in columns.text:
             present = view.token_set(column)
@@ -379,7 +400,7 @@ def _score(leaves: list[Match | NearMatch], view: DocView, columns: Columns, doc
         if tf:
             score += (1 + math.log(tf)) * math.log(1 + total / max(df, 1))
         if isinstance(leaf, Match):
-            score += FORM_SCORE * _has_form(view, leaf.forms, columns.forms) + EXACT_BOOST * _has_form(view, leaf.boost, columns.forms)
+            score += FORM_SCORE * _has_form(view, leaf.forms + leaf.typos, columns.forms) + EXACT_BOOST * _has_form(view, leaf.boost, columns.forms)
     return score
 
 
@@ -420,7 +441,7 @@ class MemoryBackend:
 
     async def search(self, plan: Plan) -> SearchPage:
         matched = [view for view in self._views.values() if plan_matches(plan, view)]
-        return SearchPage(total=len(matched), hits=_page(plan, matched), facets=_facets(matched))
+        return SearchPage(total=len(matched), hits=_page(plan, matched), facets=_facets(matched, plan.facets))
 
 
 def _page(plan: Plan, matched: list[DocView]) -> list[ScoredId]:
@@ -445,7 +466,10 @@ def _top(counts: Counter[str], limit: int) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit])
 
 
-def _facets(matched: Iterable[DocView]) -> dict[str, dict[str, int]]:
+def _facets(matched: Iterable[DocView], names: tuple[Facet, ...]) -> dict[str, dict[str, int]]:
+    """The facets the plan asks for (none: nothing is counted)."""
+    if not names:
+        return {}
     counts: dict[str, Counter[str]] = {name: Counter() for name in (*FACETS, "day")}
     for view in matched:
         doc = view.doc
@@ -455,4 +479,4 @@ def _facets(matched: Iterable[DocView]) -> dict[str, dict[str, int]]:
         counts["agent"].update(set(doc.agent_ids))
         counts["tag"].update(set(doc.tags))
         counts["day"][doc.started_at.astimezone(timezone.utc).date().isoformat()] += 1
-    return {name: _top(counts[name], DAY_FACET_LIMIT if name == "day" else FACET_LIMIT) for name in (*FACETS, "day")}
+    return {name: _top(counts[name], DAY_FACET_LIMIT if name == "day" else FACET_LIMIT) for name in names}

@@ -5,9 +5,11 @@
   alias. One shared index; every query filters on ``tenant`` and routes by it.
 * Token fields are ``text`` with the ``whitespace`` analyzer (our analyzer already produced the
   tokens) and are excluded from ``_source``: stored documents hold ids, filter fields and nothing
-  that reads as text. Prefix fields (``p_*``) and the bag of other forms (``f_*``: exact spellings,
-  transliteration keys, typo neighbourhoods) index docs only (no positions, no norms).
-* Writes go through ``helpers.async_bulk``.
+  that reads as text. The bag (``f_*``: prefix paths, exact spellings, transliteration keys, and
+  the typo neighbourhoods of the sender's terms) indexes docs only (no positions, no norms); a
+  prefix query is a ``prefix`` query on the paths.
+* Writes go through ``helpers.async_bulk`` in requests of at most BULK_DOCS documents and
+  BULK_BYTES bytes; aggregations (facets) are asked for only when the search asks for facets.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
-from archive.search.backend import FACETS, BackendStatus, IndexDoc, ScoredId, SearchPage
+from archive.search.backend import BackendStatus, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
     SENDERS,
     All,
@@ -34,6 +36,10 @@ from archive.search.plan import (
 )
 
 FACET_LIMIT = 50
+# One drain batch per bulk request, split where a request would pass ~10 MB (the size OpenSearch's
+# own guidance starts from).
+BULK_DOCS = 1000
+BULK_BYTES = 10 * 1024 * 1024
 # As on SQLite: a word matched through a form scores FORM_SCORE, the exact spelling adds EXACT_BOOST.
 FORM_SCORE = 1.0
 EXACT_BOOST = 3.0
@@ -54,9 +60,8 @@ def _mappings() -> dict[str, Any]:
     }
     for sender in SENDERS:
         properties[f"t_{sender}"] = {"type": "text", "analyzer": "whitespace", "index_options": "positions", "norms": True}
-        properties[f"p_{sender}"] = {"type": "text", "analyzer": "whitespace", "index_options": "docs", "norms": False}
         properties[f"f_{sender}"] = {"type": "text", "analyzer": "whitespace", "index_options": "docs", "norms": False}
-    return {"dynamic": "strict", "_source": {"excludes": ["t_*", "p_*", "f_*"]}, "properties": properties}
+    return {"dynamic": "strict", "_source": {"excludes": ["t_*", "f_*"]}, "properties": properties}
 
 
 def _event_mappings() -> dict[str, Any]:
@@ -142,13 +147,13 @@ class OpenSearchBackend:
                 "_source": {
                     "tenant": str(d.tenant_id), "conversation_id": str(d.conversation_id), "site": d.site,
                     "channel": d.channel, "language": d.language, "started_at": d.started_at.astimezone(timezone.utc).isoformat(),
-                    "agent_ids": d.agent_ids, "tags": d.tags, "visitor_hash": d.visitor_hash, **d.columns,
+                    "agent_ids": d.agent_ids, "tags": d.tags, "visitor_hash": d.visitor_hash, **_token_fields(d),
                 },
             }
             for d in docs
         ]
         if actions:
-            await async_bulk(self.client, actions, raise_on_error=True)
+            await async_bulk(self.client, actions, chunk_size=BULK_DOCS, max_chunk_bytes=BULK_BYTES, raise_on_error=True)
 
     async def delete(self, tenant_id: UUID, conversation_ids: list[UUID]) -> None:
         from opensearchpy.helpers import async_bulk
@@ -157,7 +162,8 @@ class OpenSearchBackend:
             {"_op_type": "delete", "_index": self.alias, "_id": str(cid), "_routing": str(tenant_id)} for cid in conversation_ids
         ]
         if actions:
-            await async_bulk(self.client, actions, raise_on_error=False, raise_on_exception=True)
+            await async_bulk(self.client, actions, chunk_size=BULK_DOCS, max_chunk_bytes=BULK_BYTES,
+                             raise_on_error=False, raise_on_exception=True)
 
     async def index_events(self, rows: list[dict[str, Any]]) -> None:
         """Behaviour events (already stored durably) for analytics in OpenSearch."""
@@ -176,7 +182,9 @@ class OpenSearchBackend:
     async def search(self, plan: Plan) -> SearchPage:
         compiler = _Compiler(plan)
         query = {"bool": {"filter": [{"term": {"tenant": str(plan.tenant_id)}}, compiler.query(plan.tree)]}}
-        body: dict[str, Any] = {"query": query, "size": plan.size, "track_total_hits": True, "aggs": _aggs(), "_source": ["conversation_id", "started_at"]}
+        body: dict[str, Any] = {"query": query, "size": plan.size, "track_total_hits": True, "_source": ["conversation_id", "started_at"]}
+        if plan.facets:
+            body["aggs"] = _aggs(plan.facets)
         if plan.sort == "relevance":
             leaves = [clause for leaf in positive_text(plan.tree) for clause in compiler.scoring(leaf)]
             if leaves:
@@ -196,16 +204,35 @@ class OpenSearchBackend:
             for h in response["hits"]["hits"]
         ]
         aggs = response.get("aggregations", {})
-        facets = {name: {str(b["key"]): b["doc_count"] for b in aggs.get(name, {}).get("buckets", [])} for name in FACETS}
-        facets["day"] = {b["key_as_string"][:10]: b["doc_count"] for b in aggs.get("day", {}).get("buckets", []) if b["doc_count"]}
+        facets: dict[str, dict[str, int]] = {}
+        for name in plan.facets:
+            buckets = aggs.get(name, {}).get("buckets", [])
+            if name == "day":
+                facets[name] = {b["key_as_string"][:10]: b["doc_count"] for b in buckets if b["doc_count"]}
+            else:
+                facets[name] = {str(b["key"]): b["doc_count"] for b in buckets}
         return SearchPage(total=response["hits"]["total"]["value"], hits=hits, facets=facets)
 
 
-def _aggs() -> dict[str, Any]:
-    aggs: dict[str, Any] = {
-        name: {"terms": {"field": _FIELD["lang" if name == "language" else name], "size": FACET_LIMIT}} for name in FACETS
-    }
-    aggs["day"] = {"date_histogram": {"field": "started_at", "calendar_interval": "day", "format": "yyyy-MM-dd"}}
+def _token_fields(doc: IndexDoc) -> dict[str, str]:
+    """The document's token fields: each sender's bag gains the typo neighbourhoods of its terms."""
+    fields = dict(doc.columns)
+    if doc.typos:
+        for sender in SENDERS:
+            terms = set(doc.columns.get(f"t_{sender}", "").split())
+            deletions = {d for term in terms for d in doc.typos.get(term, ())}
+            if deletions:
+                fields[f"f_{sender}"] = " ".join(filter(None, (fields.get(f"f_{sender}", ""), " ".join(sorted(deletions)))))
+    return fields
+
+
+def _aggs(names: tuple[str, ...]) -> dict[str, Any]:
+    aggs: dict[str, Any] = {}
+    for name in names:
+        if name == "day":
+            aggs[name] = {"date_histogram": {"field": "started_at", "calendar_interval": "day", "format": "yyyy-MM-dd"}}
+        else:
+            aggs[name] = {"terms": {"field": _FIELD["lang" if name == "language" else name], "size": FACET_LIMIT}}
     return aggs
 
 
@@ -228,16 +255,16 @@ class _Compiler:
         return self._per_field(one, self.plan.text_columns())
 
     def forms(self, tokens: list[str], score: float) -> dict[str, Any]:
-        """Any of ``tokens`` in the bag of forms, scored as a constant (bags have no frequencies)."""
-        bag = self._per_field(lambda f: {"terms": {f: tokens}}, self.plan.form_columns())
+        """Any of ``tokens`` in the bag, scored as a constant (bags have no frequencies)."""
+        bag = self._per_field(lambda f: {"terms": {f: tokens}}, self.plan.bag_columns())
         return {"constant_score": {"filter": bag, "boost": score}}
 
     def scoring(self, leaf: PlanNode) -> list[dict[str, Any]]:
         """The should-clauses that rank a text leaf (prefixes only filter)."""
         if isinstance(leaf, Match):
             clauses = [self.words(leaf)]
-            if leaf.forms:
-                clauses.append(self.forms(leaf.forms, FORM_SCORE))
+            if leaf.forms or leaf.typos:
+                clauses.append(self.forms(leaf.forms + leaf.typos, FORM_SCORE))
             if leaf.boost:
                 clauses.append(self.forms(leaf.boost, EXACT_BOOST))
             return clauses
@@ -247,11 +274,11 @@ class _Compiler:
 
     def query(self, node: PlanNode) -> dict[str, Any]:
         if isinstance(node, Match):
-            if not node.forms:
+            if not node.forms and not node.typos:
                 return self.words(node)
-            return {"bool": {"should": [self.words(node), self.forms(node.forms, FORM_SCORE)], "minimum_should_match": 1}}
+            return {"bool": {"should": [self.words(node), self.forms(node.forms + node.typos, FORM_SCORE)], "minimum_should_match": 1}}
         if isinstance(node, PrefixMatch):
-            return {"bool": {"filter": [self._per_field(lambda f: {"term": {f: node.token}}, self.plan.prefix_columns())]}}
+            return {"bool": {"filter": [self._per_field(lambda f: {"prefix": {f: node.token}}, self.plan.bag_columns())]}}
         if isinstance(node, NearMatch):
             def near(field: str) -> dict[str, Any]:
                 def span(seq: list[str]) -> dict[str, Any]:

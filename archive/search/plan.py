@@ -17,6 +17,7 @@ SENDERS = ("visitor", "agent", "bot", "system")
 _APOSTROPHE = re.compile("['\u2019\u02bc]")
 _APOSTROPHISED = re.compile("[^\\W\\d_]+(?:['\u2019\u02bc][^\\W\\d_]+)+")
 Sort = Literal["relevance", "newest", "oldest"]
+Facet = Literal["agent", "site", "channel", "tag", "language", "day"]
 
 
 def iso_utc(value: datetime) -> str:
@@ -25,16 +26,20 @@ def iso_utc(value: datetime) -> str:
 
 
 class Match(msgspec.Struct, frozen=True, tag=True):
-    """Any of these token sequences as a phrase (a one-token sequence is a term), or any of the
-    ``forms`` tokens (transliteration keys, typo neighbourhoods) in the bag of forms. ``boost``
-    tokens (exact, unfolded spellings) only raise the score of conversations that hold them."""
+    """Any of these token sequences as a phrase (a one-token sequence is a term), any of the
+    ``forms`` tokens (transliteration keys) in the bag, or a term whose typo neighbourhood holds
+    one of the ``typos`` tokens. ``boost`` tokens (exact, unfolded spellings) only raise the score
+    of conversations that hold them."""
 
     sequences: list[list[str]]
     forms: list[str] = []
     boost: list[str] = []
+    typos: list[str] = []
 
 
 class PrefixMatch(msgspec.Struct, frozen=True, tag=True):
+    """A word whose prefix path starts with ``token`` (see ``Analyzer.path``)."""
+
     token: str
 
 
@@ -88,14 +93,12 @@ class Plan(msgspec.Struct, frozen=True):
     sort: Sort
     size: int
     cursor: Cursor
+    facets: tuple[Facet, ...] = ()  # counted over the whole result only when asked for
 
     def text_columns(self) -> list[str]:
         return [f"t_{s}" for s in (self.senders or SENDERS)]
 
-    def prefix_columns(self) -> list[str]:
-        return [f"p_{s}" for s in (self.senders or SENDERS)]
-
-    def form_columns(self) -> list[str]:
+    def bag_columns(self) -> list[str]:
         return [f"f_{s}" for s in (self.senders or SENDERS)]
 
 
@@ -120,7 +123,7 @@ def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash
         word = analyzer.query_word(value, languages, distance)
         if not word.terms:
             return Everything()
-        return Match([[t] for t in word.terms], word.forms, word.boost)
+        return Match([[t] for t in word.terms], forms=word.forms, boost=word.boost, typos=word.typos)
 
     def fuzzy(node: q.Fuzzy) -> PlanNode:
         if not analyzer.typo_tolerance:
@@ -184,8 +187,12 @@ def positive_tokens(node: PlanNode) -> set[str]:
             tokens.update(t for seq in leaf.sequences for t in seq)
             tokens.update(leaf.forms)
             tokens.update(leaf.boost)
-        elif isinstance(leaf, PrefixMatch):
-            tokens.add(leaf.token)
+            tokens.update(leaf.typos)
         elif isinstance(leaf, NearMatch):
             tokens.update(t for a, b in leaf.pairs for t in (*a, *b))
     return tokens
+
+
+def positive_paths(node: PlanNode) -> tuple[str, ...]:
+    """Prefix paths of the prefix queries that contribute to relevance (for highlighting)."""
+    return tuple(sorted({leaf.token for leaf in positive_text(node) if isinstance(leaf, PrefixMatch)}))

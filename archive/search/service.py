@@ -23,8 +23,10 @@ from archive.limits import MAX_QUERY_CHARS, MAX_RESULT_WINDOW, date_errors, date
 from archive.query import Parsed, QuerySyntaxError, parse, relax_for_typos
 from archive.runtime import Runtime
 from archive.search import indexing
+from archive.search.languages import tenant_languages
 from archive.search.plan import (
     Cursor,
+    Facet,
     FieldIs,
     Plan,
     StartedIn,
@@ -32,15 +34,14 @@ from archive.search.plan import (
     and_filters,
     compile_query,
     iso_utc,
+    positive_paths,
     positive_tokens,
 )
-from archive.tables import Conversation
 from archive.tenancy import Principal, TenantContext, tenant_context
 from archive.transcripts import load_many
 
 MAX_HIGHLIGHTS = 3
 FRAGMENT_CHARS = 160
-_LANGUAGE_CACHE_SECONDS = 60.0
 
 
 class SearchFilters(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -60,6 +61,11 @@ class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
     sort: Literal["relevance", "newest", "oldest"] = "relevance"
     size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
     cursor: str | None = None
+    # Counts over the whole result, computed only for the facets named here (they cost a pass
+    # over every match).
+    facets: Annotated[list[Facet], msgspec.Meta(
+        description="Facets to count over the whole result (top 50 values; day: per-day histogram). None unless named here.",
+    )] = []
 
 
 class Highlight(msgspec.Struct):
@@ -89,7 +95,7 @@ class SearchHit(msgspec.Struct):
 class SearchResponse(msgspec.Struct):
     total: int
     hits: list[SearchHit]
-    facets: dict[str, dict[str, int]]
+    facets: dict[str, dict[str, int]]  # the facets the request named ({} when none)
     next_cursor: str | None
     # True when the query as typed found nothing and these hits come from retrying its words of
     # five letters or more with typo tolerance (tenants that have it on).
@@ -115,17 +121,6 @@ def _decode_cursor(text: str | None) -> Cursor:
     except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
         raise InvalidInput("the cursor is not one this API issued", [FieldError("cursor", "pass next_cursor back unchanged")]) from None
     return cursor
-
-
-async def tenant_languages(rt: Runtime, ctx: TenantContext) -> list[str]:
-    """Languages a query word is expanded into: the tenant's defaults and those it has archived."""
-    cached = ctx.languages
-    if cached and rt.clock.monotonic() - cached[0] < _LANGUAGE_CACHE_SECONDS:
-        return cached[1]
-    rows = await Conversation.select(Conversation.language).where(Conversation.tenant == ctx.tenant_id).distinct()
-    languages = sorted({primary_language(r["language"]) for r in rows if r["language"]} | {primary_language(x) for x in ctx.settings.default_languages})
-    ctx.languages = (rt.clock.monotonic(), languages)
-    return languages
 
 
 def _filter_nodes(filters: SearchFilters, ctx: TenantContext) -> list[Any]:
@@ -160,20 +155,24 @@ async def plan_for(rt: Runtime, ctx: TenantContext, request: SearchRequest, pars
         raise InvalidInput(f"the query cannot be run: {exc}", [FieldError("q", f"{exc} at position {exc.position}")]) from None
     return Plan(
         tenant_id=ctx.tenant_id, tree=and_filters(tree, _filter_nodes(request.filters, ctx)), senders=parsed.senders,
-        sort=request.sort, size=request.size, cursor=_decode_cursor(request.cursor),
+        sort=request.sort, size=request.size, cursor=_decode_cursor(request.cursor), facets=tuple(dict.fromkeys(request.facets)),
     )
 
 
-def _highlights(ctx: TenantContext, stored: Any, wanted: set[str], senders: tuple[str, ...]) -> list[Highlight]:
-    if not wanted:
+def _highlights(ctx: TenantContext, stored: Any, wanted: set[str], paths: tuple[str, ...], senders: tuple[str, ...],
+                seen: dict[str, dict[str, bool]]) -> list[Highlight]:
+    """Up to MAX_HIGHLIGHTS messages of one hit; ``seen`` caches each word's answer per language
+    across the hits of one search (function words recur in every message)."""
+    if not wanted and not paths:
         return []
     an = indexing.analyzer(ctx)
     language = indexing.document_language(stored, ctx)
+    memo = seen.setdefault(language, {})
     out: list[Highlight] = []
     for index, message in enumerate(stored.messages):
         if senders and message.sender.role not in senders:
             continue
-        spans = highlight_terms(an, message.text, language, wanted)
+        spans = highlight_terms(an, message.text, language, wanted, paths, memo)
         if not spans:
             continue
         out.append(Highlight(index, message.sender.role, _fragment(message.text, spans)))
@@ -211,7 +210,8 @@ async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> S
             plan, page = retry, retried
         else:
             relaxed = None
-    wanted = positive_tokens(plan.tree)
+    wanted, paths = positive_tokens(plan.tree), positive_paths(plan.tree)
+    seen: dict[str, dict[str, bool]] = {}
     hits: list[SearchHit] = []
     # Conversations deleted or shredded since they were indexed are skipped: the index catches up.
     loaded = await load_many(ctx, [h.conversation_id for h in page.hits])
@@ -224,7 +224,7 @@ async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> S
                 id=scored.conversation_id, external_id=stored.external_id, score=round(scored.score, 4),
                 started_at=stored.started_at, site=stored.site, channel=stored.channel,
                 agents=[AgentRef(a.id, a.name) for a in stored.agents], visitor_id=stored.visitor.id,
-                language=stored.language, highlights=_highlights(ctx, stored, wanted, plan.senders),
+                language=stored.language, highlights=_highlights(ctx, stored, wanted, paths, plan.senders, seen),
             )
         )
     next_cursor = None

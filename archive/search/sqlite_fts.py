@@ -1,33 +1,56 @@
-"""The embedded index: SQLite FTS5 in its own file (``<data dir>/search.sqlite3``).
+"""The embedded index: SQLite FTS5 in its own file (``<data dir>/search.sqlite3``), through apsw.
 
 The index is derived data, rebuilt from the store by ``parley index rebuild``; its schema carries a
 version in ``PRAGMA user_version`` and is recreated empty (then refilled through the outbox or a
 rebuild) when that version changes. A separate file keeps index writes off the store's write lock.
 
-Text columns (``t_<sender>``) keep positions for phrases and NEAR; prefix n-grams live in a second
-FTS5 table and the bag of other forms (exact spellings, transliteration keys, typo neighbourhoods)
-in a third, both ``detail=column`` (sender filters need columns, bags need no positions). Tokens
-are base32 (letters and digits), so the ``ascii`` tokenizer is exact. Filters (site, channel, tags, dates…) are plain columns of
-``search_doc``; a query becomes SQL around one or more FTS ``MATCH`` sub-selects.
+Why apsw: the FTS5 tables are *contentless* (``content=''``: the index keeps no copy of the token
+text — highlights come from the decrypted conversation) and must still delete rows when retention
+or erasure removes a conversation, which needs ``contentless_delete`` (SQLite 3.43+). The standard
+library's ``sqlite3`` links the system SQLite (3.40 on Debian 12); apsw's wheels bundle a current
+one. Only this file uses it; the store stays on Piccolo's driver.
+
+Tables:
+
+* ``search_doc``: one row per conversation — tenant (a small integer, ``search_tenant``), filter
+  columns, ``started_at`` in microseconds; the index ``(tenant, started_at, conversation)`` is
+  walked backwards for newest-first with the LIMIT pushed down.
+* ``search_label``: agent ids and tags, one row each (the agent: and tag: filters; facets read
+  the same values from ``search_doc.labels``).
+* ``search_fts``: ``t_<sender>`` terms with positions (phrases, NEAR, BM25).
+* ``search_bag``: ``f_<sender>``, no positions: prefix paths (a prefix query is a token-prefix
+  query), exact spellings, typing keys.
+* ``search_typo``: the typo vocabulary, one row per term (its rowid is the term's 56 bits) whose
+  text is the term's deletion neighbourhood — written once per term rather than once per
+  conversation; a typo query matches its deletions here and then the terms in ``search_fts``.
+
+A query becomes SQL around FTS ``MATCH`` sub-selects. Writes commit once per batch (the drain
+hands over up to 1,000 conversations). ``synchronous`` stays FULL: the drain deletes its outbox
+rows right after the commit, so a commit that a power cut could undo (NORMAL) would leave nothing
+to replay — and at 1,000 conversations per commit the one fsync costs nothing measurable
+(docs/search.md, "Index cost").
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import threading
-from datetime import datetime
+from collections import Counter
+from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 from uuid import UUID
 
-from archive.search.backend import FACETS, BackendStatus, IndexDoc, ScoredId, SearchPage
+import apsw
+import structlog
+
+from archive.search.backend import BackendStatus, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
     SENDERS,
     All,
     AnyOf,
-    Cursor,
     Everything,
     FieldIs,
     Match,
@@ -37,43 +60,84 @@ from archive.search.plan import (
     PrefixMatch,
     StartedIn,
     Without,
-    iso_utc,
     positive_text,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TEXT_COLUMNS = [f"t_{s}" for s in SENDERS]
-PREFIX_COLUMNS = [f"p_{s}" for s in SENDERS]
-FORM_COLUMNS = [f"f_{s}" for s in SENDERS]
-TABLES = ("search_forms", "search_prefix", "search_fts", "search_label", "search_doc")
+BAG_COLUMNS = [f"f_{s}" for s in SENDERS]
+TABLES = ("search_meta", "search_typo", "search_bag", "search_fts", "search_label", "search_doc", "search_tenant",
+          # schema version 3
+          "search_forms", "search_prefix")
 # Ranking: conversations matched through a form (a transliteration, a typo) score this much per
 # query word; holding the exact, unfolded spelling adds EXACT_BOOST.
 FORM_SCORE = 1.0
 EXACT_BOOST = 3.0
-SCHEMA = [
-    """CREATE TABLE search_doc (
-        rowid INTEGER PRIMARY KEY, tenant TEXT NOT NULL, conversation TEXT NOT NULL UNIQUE,
-        site TEXT NOT NULL, channel TEXT NOT NULL, language TEXT NOT NULL, started_at TEXT NOT NULL,
-        agent_ids TEXT NOT NULL, tags TEXT NOT NULL, visitor_hash TEXT NOT NULL)""",
-    "CREATE INDEX search_doc_tenant_started ON search_doc (tenant, started_at, rowid)",
-    # Agent ids and tags, one row each, so facets are an indexed GROUP BY instead of json_each.
-    "CREATE TABLE search_label (doc INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL)",
-    "CREATE INDEX search_label_doc ON search_label (doc, kind)",
-    f"CREATE VIRTUAL TABLE search_fts USING fts5({', '.join(TEXT_COLUMNS)}, tokenize='ascii', detail=full)",
-    f"CREATE VIRTUAL TABLE search_prefix USING fts5({', '.join(PREFIX_COLUMNS)}, tokenize='ascii', detail=column)",
-    f"CREATE VIRTUAL TABLE search_forms USING fts5({', '.join(FORM_COLUMNS)}, tokenize='ascii', detail=column)",
-]
-FACET_SQL = {
-    "site": "SELECT d.site, count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
-    "channel": "SELECT d.channel, count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
-    "language": "SELECT d.language, count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
-    "agent": "SELECT l.value, count(*) FROM search_label l WHERE l.kind = 'agent' AND l.doc IN ({ids}) GROUP BY 1",
-    "tag": "SELECT l.value, count(*) FROM search_label l WHERE l.kind = 'tag' AND l.doc IN ({ids}) GROUP BY 1",
-    "day": "SELECT substr(d.started_at, 1, 10), count(*) FROM search_doc d WHERE d.rowid IN ({ids}) GROUP BY 1",
-}
 FACET_LIMIT = 50
+DAY_LIMIT = 366
+# Newest/oldest first: up to this many matches are sorted; with more, the time index is walked
+# from the newest end and stops after one page (about size × tenant / matches rows).
+SORT_LIMIT = 2000
+KNOWN_TERMS_LIMIT = 500_000  # terms whose typo neighbourhood this process has already written
+CACHE_KIB = 65536
+_CONTENTLESS = "content='', contentless_delete=1, tokenize='ascii'"
+SCHEMA = [
+    # Facts about the file itself; ``upgraded_from``: the schema version whose tables an upgrade
+    # dropped, kept until the next reset (``parley index rebuild``) so status can say one is due.
+    "CREATE TABLE search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS search_tenant (id INTEGER PRIMARY KEY, tenant BLOB NOT NULL UNIQUE)",
+    """CREATE TABLE search_doc (
+        rowid INTEGER PRIMARY KEY, tenant INTEGER NOT NULL, conversation BLOB NOT NULL UNIQUE,
+        site TEXT NOT NULL, channel TEXT NOT NULL, language TEXT NOT NULL, started_at INTEGER NOT NULL,
+        visitor_hash TEXT NOT NULL, labels TEXT NOT NULL)""",
+    "CREATE INDEX search_doc_tenant_started ON search_doc (tenant, started_at, conversation)",
+    "CREATE TABLE search_label (doc INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL)",
+    "CREATE INDEX search_label_doc ON search_label (doc, kind, value)",
+    f"CREATE VIRTUAL TABLE search_fts USING fts5({', '.join(TEXT_COLUMNS)}, {_CONTENTLESS}, detail=full)",
+    f"CREATE VIRTUAL TABLE search_bag USING fts5({', '.join(BAG_COLUMNS)}, {_CONTENTLESS}, detail=column)",
+    f"CREATE VIRTUAL TABLE search_typo USING fts5(deletions, {_CONTENTLESS}, detail=none)",
+]
+DAY_MICROS = 86_400_000_000
+# What facets count, copied into temp.matched while matching (labels: the agents and tags as JSON).
+_FACET_COLUMNS = f"d.site, d.channel, d.language, d.started_at / {DAY_MICROS}, d.labels"
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+
+TENANT_SHIFT = 40  # a conversation's rowid: tenant << 40 | sequence (2^40 per tenant, 2^23 tenants)
+
+
+def tenant_rowids(tenant: int) -> tuple[int, int]:
+    """The rowid range of a tenant's conversations in every table of the file. Searches read FTS
+    doclists inside it, so they never touch another tenant's rows and need no join to tell."""
+    return tenant << TENANT_SHIFT, ((tenant + 1) << TENANT_SHIFT) - 1
+
+
+def _micros(value: datetime) -> int:
+    return int(value.astimezone(timezone.utc).timestamp() * 1_000_000)
+
+
+def _from_micros(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1_000_000, timezone.utc)
+
+
+def _iso_micros(text: str) -> int:
+    return _micros(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def deletion_key(token: str) -> str:
+    """A typo-neighbourhood token as the vocabulary stores it: its first 48 bits (a spurious
+    match needs two deletions to agree on all 48)."""
+    return token[:12]
+
+
+def _term_int(token: str) -> int:
+    return int(token, 16)
+
+
+def _term_token(value: int) -> str:
+    return format(value, "014x")
 
 
 def _quote(tokens: list[str]) -> str:
@@ -84,32 +148,49 @@ def _columns(columns: list[str]) -> str:
     return "{" + " ".join(columns) + "}"
 
 
+def text_only(node: PlanNode) -> bool:
+    """Whether ``node`` can be answered from the FTS tables alone: text leaves under AND/OR, and
+    AND NOT inside an AND that keeps something."""
+    if isinstance(node, (Match, NearMatch, PrefixMatch)):
+        return True
+    if isinstance(node, AnyOf):
+        return all(text_only(c) for c in node.children)
+    if isinstance(node, All):
+        kept = [c for c in node.children if not isinstance(c, Without)]
+        return bool(kept) and all(text_only(c) for c in kept) and all(
+            text_only(c.child) for c in node.children if isinstance(c, Without))
+    return False
+
+
 class _Compiler:
     """PlanNode → SQL over ``search_doc d``. Text leaves become FTS MATCH sub-selects; an AND or
-    OR whose children are all text is merged into one MATCH expression."""
+    OR whose children all live in one FTS table is merged into one MATCH expression. ``expand``
+    turns typo tokens into the terms they were cut from (the vocabulary lookup)."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, expand: Callable[[list[str]], list[str]], bounds: tuple[int, int]) -> None:
         self.plan = plan
+        self.expand = expand
+        self.bounds = bounds  # the tenant's rowids: every FTS read stays inside them
         self.params: list[Any] = []
 
     def text_match(self, node: Match) -> str:
-        body = " OR ".join(_quote(seq) for seq in node.sequences)
-        return f"{_columns(self.plan.text_columns())} : ({body})"
+        alternatives = [_quote(seq) for seq in node.sequences] + self.expand(node.typos)
+        return f"{_columns(self.plan.text_columns())} : ({' OR '.join(alternatives)})"
 
-    def forms_match(self, tokens: list[str]) -> str:
-        return f"{_columns(self.plan.form_columns())} : ({' OR '.join(tokens)})"
+    def bag_match(self, tokens: list[str]) -> str:
+        return f"{_columns(self.plan.bag_columns())} : ({' OR '.join(tokens)})"
 
     def fts(self, node: PlanNode) -> tuple[str, str] | None:
         """(table, MATCH expression) when ``node`` is expressible in one FTS table."""
         if isinstance(node, Match):
             if node.forms:
-                return None  # two tables: see sql()
+                return None  # two tables: see matching()
             return "search_fts", self.text_match(node)
         if isinstance(node, NearMatch):
             body = " OR ".join(f"NEAR({_quote(a)} {_quote(b)}, {node.distance})" for a, b in node.pairs)
             return "search_fts", f"{_columns(self.plan.text_columns())} : ({body})"
         if isinstance(node, PrefixMatch):
-            return "search_prefix", f"{_columns(self.plan.prefix_columns())} : {_quote([node.token])}"
+            return "search_bag", f"{_columns(self.plan.bag_columns())} : {node.token}*"
         if isinstance(node, (All, AnyOf)):
             parts = [self.fts(c) for c in node.children]
             if all(p is not None for p in parts) and len({p[0] for p in parts if p}) == 1:
@@ -117,26 +198,40 @@ class _Compiler:
                 return parts[0][0], joiner.join(f"({p[1]})" for p in parts if p)  # type: ignore[index]
         return None
 
-    def sql(self, node: PlanNode) -> str:
+    def select(self, table: str, expression: str) -> str:
+        self.params += [expression, *self.bounds]
+        return f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND rowid BETWEEN ? AND ?"
+
+    def matching(self, node: PlanNode) -> str:
+        """A SELECT of the tenant's rowids matching a text-only ``node`` (see ``text_only``),
+        from the FTS tables alone: AND is INTERSECT, OR is UNION, AND NOT is EXCEPT."""
         merged = self.fts(node)
         if merged is not None:
-            table, expression = merged
-            self.params.append(expression)
-            return f"d.rowid IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)"
-        if isinstance(node, Match):  # words or their forms
-            self.params += [self.text_match(node), self.forms_match(node.forms)]
-            return ("d.rowid IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?"
-                    " UNION SELECT rowid FROM search_forms WHERE search_forms MATCH ?)")
+            return self.select(*merged)
+        if isinstance(node, Match):  # words and typos in search_fts, forms in search_bag
+            return f"{self.select('search_fts', self.text_match(node))} UNION {self.select('search_bag', self.bag_match(node.forms))}"
+        if isinstance(node, AnyOf):
+            return " UNION ".join(f"SELECT rowid FROM ({self.matching(c)})" for c in node.children)
+        if isinstance(node, All):
+            kept = " INTERSECT ".join(f"SELECT rowid FROM ({self.matching(c)})" for c in node.children if not isinstance(c, Without))
+            dropped = "".join(f" EXCEPT SELECT rowid FROM ({self.matching(c.child)})" for c in node.children if isinstance(c, Without))
+            return kept + dropped
+        raise TypeError(f"not text only: {type(node).__name__}")
+
+    def sql(self, node: PlanNode) -> str:
+        """``node`` as a condition on ``search_doc d`` (filters, and text through sub-selects)."""
+        if text_only(node):
+            return f"d.rowid IN ({self.matching(node)})"
         if isinstance(node, FieldIs):
             return self.field(node)
         if isinstance(node, StartedIn):
             parts = []
             if node.start is not None:
                 parts.append("d.started_at >= ?")
-                self.params.append(iso_utc(node.start))
+                self.params.append(_micros(node.start))
             if node.end is not None:
                 parts.append("d.started_at < ?")
-                self.params.append(iso_utc(node.end))
+                self.params.append(_micros(node.end))
             return "(" + " AND ".join(parts or ["1"]) + ")"
         if isinstance(node, All):
             return "(" + " AND ".join(self.sql(c) for c in node.children) + ")"
@@ -150,10 +245,9 @@ class _Compiler:
 
     def field(self, node: FieldIs) -> str:
         self.params.append(node.value)
-        if node.name == "tag":
-            return "EXISTS (SELECT 1 FROM json_each(d.tags) WHERE value = ?)"
-        if node.name == "agent":
-            return "EXISTS (SELECT 1 FROM json_each(d.agent_ids) WHERE value = ?)"
+        if node.name in ("tag", "agent"):
+            self.params.insert(len(self.params) - 1, node.name)
+            return "EXISTS (SELECT 1 FROM search_label l WHERE l.doc = d.rowid AND l.kind = ? AND l.value = ?)"
         if node.name == "lang":
             self.params.append(node.value.lower() + "-%")
             return "(lower(d.language) = lower(?) OR lower(d.language) LIKE ?)"
@@ -167,7 +261,10 @@ class SqliteFtsBackend:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+        self._conn: apsw.Connection | None = None
+        self._tenants: dict[UUID, int] = {}
+        self._known_terms: set[int] = set()
+        self._schema_cookie = -1
 
     # Every call runs in a worker thread; one connection, serialised by a lock (FTS5 writes are
     # single-writer anyway, and searches are short).
@@ -178,31 +275,55 @@ class SqliteFtsBackend:
         with self._lock:
             if self._conn is None:
                 self._conn = self._connect()
+            self._forget_if_recreated(self._conn)
             return fn(self._conn, *args)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _forget_if_recreated(self, conn: apsw.Connection) -> None:
+        """Another process may have recreated the tables (``parley index rebuild`` next to a
+        running server): the file's schema cookie then changes, and which terms this process
+        believes the typo vocabulary holds is void. (Tenant numbers survive a rebuild, see
+        ``reset``; they are forgotten too, being cheap to read again.)"""
+        cookie = _rows(conn, "PRAGMA main.schema_version")[0][0]
+        if cookie != self._schema_cookie:
+            self._tenants.clear()
+            self._known_terms.clear()
+            self._schema_cookie = cookie
+
+    def _connect(self) -> apsw.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn = apsw.Connection(str(self.path))
+        conn.set_busy_timeout(30_000)
         conn.execute("PRAGMA journal_mode=WAL")
-        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-            self._create(conn)
+        conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        version = _rows(conn, "PRAGMA user_version")[0][0]
+        if version != SCHEMA_VERSION:
+            # A file written by another version: its tables cannot be read, so they are recreated
+            # empty; an older file held conversations that only a rebuild brings back.
+            self._create(conn, upgraded_from=version or None)
+            if version:
+                log.warning("search_index_schema_upgraded", path=str(self.path), from_version=version,
+                            to_version=SCHEMA_VERSION, action="run `parley index rebuild`")
         return conn
 
-    @staticmethod
-    def _create(conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        for table in TABLES:
-            conn.execute(f"DROP TABLE IF EXISTS {table}")
-        for statement in SCHEMA:
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
+    def _create(self, conn: apsw.Connection, upgraded_from: int | None = None, keep_tenants: bool = False) -> None:
+        with _writing(conn):
+            for table in TABLES:
+                if not (keep_tenants and table == "search_tenant"):
+                    conn.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in SCHEMA:
+                conn.execute(statement)
+            if upgraded_from is not None:
+                conn.execute("INSERT INTO search_meta (key, value) VALUES ('upgraded_from', ?)", (str(upgraded_from),))
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._tenants.clear()
+        self._known_terms.clear()
 
     async def open(self) -> None:
         await self._run(lambda conn: None)
 
     async def close(self) -> None:
-        def close(conn: sqlite3.Connection) -> None:
+        def close(conn: apsw.Connection) -> None:
             conn.close()
             self._conn = None
 
@@ -210,9 +331,13 @@ class SqliteFtsBackend:
             await self._run(close)
 
     async def status(self) -> BackendStatus:
-        def check(conn: sqlite3.Connection) -> BackendStatus:
-            conn.execute("SELECT count(*) FROM search_doc WHERE rowid = 0").fetchone()
-            return BackendStatus(ok=True, detail=f"sqlite fts5 ({self.path.name})")
+        def check(conn: apsw.Connection) -> BackendStatus:
+            detail = f"sqlite fts5 ({self.path.name}, schema {SCHEMA_VERSION}, SQLite {apsw.sqlite_lib_version()})"
+            upgraded = _rows(conn, "SELECT value FROM search_meta WHERE key = 'upgraded_from'")
+            if upgraded:
+                # Still answers (ok): what was ingested since the upgrade is found, the rest is not.
+                detail += f"; upgraded from schema {upgraded[0][0]}: run `parley index rebuild` to index earlier conversations"
+            return BackendStatus(ok=True, detail=detail)
 
         return await self._run(check)
 
@@ -220,58 +345,80 @@ class SqliteFtsBackend:
         return None
 
     async def reset(self) -> None:
-        await self._run(self._create)
+        # Tenant numbers are kept: a server next to the rebuild may hold them for a moment
+        # longer, and a number given to another tenant would point its searches at that tenant's
+        # rowid range.
+        await self._run(lambda conn: self._create(conn, keep_tenants=True))
+
+    def _tenant(self, conn: apsw.Connection, tenant_id: UUID, create: bool) -> int | None:
+        found = self._tenants.get(tenant_id)
+        if found is None:
+            if create:
+                conn.execute("INSERT OR IGNORE INTO search_tenant (tenant) VALUES (?)", (tenant_id.bytes,))
+            rows = _rows(conn, "SELECT id FROM search_tenant WHERE tenant = ?", (tenant_id.bytes,))
+            if not rows:
+                return None
+            found = self._tenants[tenant_id] = rows[0][0]
+        return found
 
     async def index(self, docs: list[IndexDoc]) -> None:
         if docs:
             await self._run(self._index, docs)
 
-    @staticmethod
-    def _index(conn: sqlite3.Connection, docs: list[IndexDoc]) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+    def _index(self, conn: apsw.Connection, docs: list[IndexDoc]) -> None:
+        labels: list[tuple[int, str, str]] = []
+        texts: list[tuple[Any, ...]] = []
+        bags: list[tuple[Any, ...]] = []
+        typos: list[tuple[int, str]] = []
+        last: dict[int, int] = {}  # tenant → the last rowid it was given (read inside this transaction)
+        with _writing(conn):
             for doc in docs:
-                key = str(doc.conversation_id)
-                old = conn.execute("SELECT rowid FROM search_doc WHERE conversation = ?", (key,)).fetchone()
-                if old is not None:
-                    _delete_rows(conn, old[0])
-                rowid = conn.execute(
-                    "INSERT INTO search_doc (tenant, conversation, site, channel, language, started_at, agent_ids, tags, visitor_hash)"
+                tenant = self._tenant(conn, doc.tenant_id, create=True)
+                assert tenant is not None
+                old = _rows(conn, "SELECT rowid FROM search_doc WHERE conversation = ?", (doc.conversation_id.bytes,))
+                if old:
+                    _delete_rows(conn, old[0][0])
+                if tenant not in last:
+                    low, high = tenant_rowids(tenant)
+                    last[tenant] = _rows(conn, "SELECT coalesce(max(rowid), ?) FROM search_doc WHERE rowid BETWEEN ? AND ?", (low, low, high))[0][0]
+                rowid = last[tenant] = last[tenant] + 1
+                conn.execute(
+                    "INSERT INTO search_doc (rowid, tenant, conversation, site, channel, language, started_at, visitor_hash, labels)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (str(doc.tenant_id), key, doc.site, doc.channel, doc.language, iso_utc(doc.started_at),
-                     json.dumps(doc.agent_ids), json.dumps(doc.tags), doc.visitor_hash),
-                ).lastrowid
-                conn.executemany(
-                    "INSERT INTO search_label (doc, kind, value) VALUES (?, ?, ?)",
-                    [(rowid, "agent", a) for a in doc.agent_ids] + [(rowid, "tag", t) for t in doc.tags],
+                    (rowid, tenant, doc.conversation_id.bytes, doc.site, doc.channel, doc.language, _micros(doc.started_at),
+                     doc.visitor_hash, json.dumps({"agent": doc.agent_ids, "tag": doc.tags}, sort_keys=True)),
                 )
-                conn.execute(
-                    f"INSERT INTO search_fts (rowid, {', '.join(TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
-                    (rowid, *(doc.columns.get(c, "") for c in TEXT_COLUMNS)),
-                )
-                conn.execute(
-                    f"INSERT INTO search_prefix (rowid, {', '.join(PREFIX_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
-                    (rowid, *(doc.columns.get(c, "") for c in PREFIX_COLUMNS)),
-                )
-                conn.execute(
-                    f"INSERT INTO search_forms (rowid, {', '.join(FORM_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
-                    (rowid, *(doc.columns.get(c, "") for c in FORM_COLUMNS)),
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+                labels += [(rowid, "agent", a) for a in doc.agent_ids] + [(rowid, "tag", t) for t in doc.tags]
+                texts.append((rowid, *(doc.columns.get(c, "") for c in TEXT_COLUMNS)))
+                bags.append((rowid, *(doc.columns.get(c, "") for c in BAG_COLUMNS)))
+                typos += self._new_typos(doc.typos)
+            conn.executemany("INSERT INTO search_label (doc, kind, value) VALUES (?, ?, ?)", labels)
+            conn.executemany(f"INSERT INTO search_fts (rowid, {', '.join(TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", texts)
+            conn.executemany(f"INSERT INTO search_bag (rowid, {', '.join(BAG_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", bags)
+            # A term this process wrote before a restart is written again: REPLACE keeps one row.
+            conn.executemany("INSERT OR REPLACE INTO search_typo (rowid, deletions) VALUES (?, ?)", typos)
+
+    def _new_typos(self, neighbourhoods: dict[str, tuple[str, ...]]) -> Iterable[tuple[int, str]]:
+        """Vocabulary rows for the terms this process has not written yet. Terms are keyed per
+        tenant, so one vocabulary serves every tenant."""
+        if len(self._known_terms) > KNOWN_TERMS_LIMIT:
+            self._known_terms.clear()
+        for term, deletions in neighbourhoods.items():
+            value = _term_int(term)
+            if value not in self._known_terms:
+                self._known_terms.add(value)
+                yield value, " ".join(deletion_key(d) for d in deletions)
 
     async def delete(self, tenant_id: UUID, conversation_ids: list[UUID]) -> None:
-        def delete(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            for cid in conversation_ids:
-                row = conn.execute(
-                    "SELECT rowid FROM search_doc WHERE conversation = ? AND tenant = ?", (str(cid), str(tenant_id))
-                ).fetchone()
-                if row is not None:
-                    _delete_rows(conn, row[0])
-            conn.execute("COMMIT")
+        def delete(conn: apsw.Connection) -> None:
+            tenant = self._tenant(conn, tenant_id, create=False)
+            if tenant is None:
+                return
+            with _writing(conn):
+                for cid in conversation_ids:
+                    rows = _rows(conn, "SELECT rowid FROM search_doc WHERE conversation = ? AND tenant = ?", (cid.bytes, tenant))
+                    if rows:
+                        _delete_rows(conn, rows[0][0])
 
         if conversation_ids:
             await self._run(delete)
@@ -279,89 +426,179 @@ class SqliteFtsBackend:
     async def search(self, plan: Plan) -> SearchPage:
         return await self._run(self._search, plan)
 
-    @staticmethod
-    def _search(conn: sqlite3.Connection, plan: Plan) -> SearchPage:
-        compiler = _Compiler(plan)
-        where = compiler.sql(plan.tree)
-        # With words to match, let the FTS sub-selects drive (the unary + keeps SQLite from
-        # scanning the tenant's whole index range first); without, the tenant index is the plan.
-        tenant = "+d.tenant" if positive_text(plan.tree) else "d.tenant"
-        base = f"FROM search_doc d WHERE {tenant} = ? AND {where}"
-        params = [str(plan.tenant_id), *compiler.params]
-        conn.execute("DROP TABLE IF EXISTS temp.matched")
-        conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY, started_at TEXT)")
-        conn.execute(f"INSERT INTO temp.matched SELECT d.rowid, d.started_at {base}", params)
-        total = conn.execute("SELECT count(*) FROM temp.matched").fetchone()[0]
-        rows = _page(conn, plan, compiler)
-        facets = {
-            name: {str(k): v for k, v in conn.execute(
-                sql.format(ids="SELECT id FROM temp.matched") + f" ORDER BY 2 DESC, 1 LIMIT {FACET_LIMIT if name != 'day' else 366}"
-            ).fetchall()}
-            for name, sql in FACET_SQL.items()
-        }
-        conn.execute("DROP TABLE temp.matched")
+    def _search(self, conn: apsw.Connection, plan: Plan) -> SearchPage:
+        tenant = self._tenant(conn, plan.tenant_id, create=False)
+        if tenant is None:
+            return SearchPage(total=0, hits=[], facets={name: {} for name in plan.facets})
+        query = _Query(conn, plan, tenant)
+        facets: dict[str, dict[str, int]] = {}
+        # Matches of a text query are collected once (the FTS sub-selects run once), then counted,
+        # faceted and paged from the temporary table; a filter-only query is served by the
+        # tenant's time index directly, unless it asks for facets.
+        matched = query.text or bool(plan.facets)
+        if matched:
+            conn.execute("DROP TABLE IF EXISTS temp.matched")
+            if plan.facets:  # the facet columns are read while matching: no second pass over search_doc
+                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY, site TEXT, channel TEXT, language TEXT, day INTEGER, labels TEXT)")
+                conn.execute(f"INSERT INTO temp.matched SELECT d.rowid, {_FACET_COLUMNS} FROM search_doc d WHERE {query.where}", query.params)
+            elif query.text_only:  # straight from the FTS tables: search_doc is not read at all
+                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY)")
+                conn.execute(f"INSERT INTO temp.matched {query.matching}", query.matching_params)
+            else:
+                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY)")
+                conn.execute(f"INSERT INTO temp.matched SELECT d.rowid FROM search_doc d WHERE {query.where}", query.params)
+            total = conn.changes()
+            facets = _facets(conn, plan.facets) if plan.facets else {}
+        else:
+            total = _rows(conn, f"SELECT count(*) FROM search_doc d WHERE {query.where}", query.params)[0][0]
+        rows = query.page(total, matched) if total else []
         return SearchPage(
             total=total,
-            hits=[ScoredId(UUID(r[0]), float(r[1]), datetime.fromisoformat(r[2].replace("Z", "+00:00"))) for r in rows],
-            facets={k: facets[k] for k in (*FACETS, "day")},
+            hits=[ScoredId(UUID(bytes=r[0]), float(r[1]), _from_micros(r[2])) for r in rows],
+            facets=facets,
         )
 
 
-def _delete_rows(conn: sqlite3.Connection, rowid: int) -> None:
-    for table in ("search_fts", "search_prefix", "search_forms", "search_doc"):
-        conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
-    conn.execute("DELETE FROM search_label WHERE doc = ?", (rowid,))
+def _facets(conn: apsw.Connection, names: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """Counts over ``temp.matched`` in one GROUP BY (conversations that share their site,
+    channel, language, day, agents and tags count together); the top values of each facet,
+    most frequent first."""
+    counts: dict[str, Counter[str]] = {name: Counter() for name in names}
+    for site, channel, language, day, labels, n in _rows(
+            conn, "SELECT site, channel, language, day, labels, count(*) FROM temp.matched GROUP BY 1, 2, 3, 4, 5"):
+        values: dict[str, list[str]] = {"site": [site], "channel": [channel], "language": [language],
+                                        "day": [_from_micros(day * DAY_MICROS).strftime("%Y-%m-%d")], **json.loads(labels)}
+        for name in names:
+            for value in values[name]:
+                counts[name][value] += n
+    return {name: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:DAY_LIMIT if name == "day" else FACET_LIMIT])
+            for name, c in counts.items()}
 
 
-def _page(conn: sqlite3.Connection, plan: Plan, compiler: _Compiler) -> list[tuple[str, float, str]]:
-    cursor: Cursor = plan.cursor
-    if plan.sort == "relevance":
-        ranker = _Compiler(plan)
+class _Query:
+    """One search: its WHERE clause over ``search_doc d`` and the page of hits."""
+
+    def __init__(self, conn: apsw.Connection, plan: Plan, tenant: int) -> None:
+        self.conn, self.plan, self.tenant = conn, plan, tenant
+        self.bounds = tenant_rowids(tenant)
+        self._expanded: dict[tuple[str, ...], list[str]] = {}
+        self.text = bool(positive_text(plan.tree))
+        self.text_only = text_only(plan.tree)
+        matcher = _Compiler(plan, self.expand, self.bounds)
+        self.matching = matcher.matching(plan.tree) if self.text_only else ""
+        self.matching_params = matcher.params
+        compiler = _Compiler(plan, self.expand, self.bounds)
+        if self.text:  # the tenant is its rowid range; the FTS sub-selects drive
+            self.where = f"d.rowid BETWEEN ? AND ? AND {compiler.sql(plan.tree)}"
+            self.params: list[Any] = [*self.bounds, *compiler.params]
+        else:  # filters only: the tenant's time index is the plan
+            self.where = f"d.tenant = ? AND {compiler.sql(plan.tree)}"
+            self.params = [tenant, *compiler.params]
+
+    def expand(self, tokens: list[str]) -> list[str]:
+        """Typo tokens → the terms in the tenant's vocabulary they were cut from."""
+        if not tokens:
+            return []
+        key = tuple(tokens)
+        found = self._expanded.get(key)
+        if found is None:
+            rows = _rows(self.conn, "SELECT rowid FROM search_typo WHERE search_typo MATCH ?",
+                         (" OR ".join(sorted({deletion_key(t) for t in tokens})),))
+            found = self._expanded[key] = sorted(_term_token(r[0]) for r in rows)
+        return found
+
+    def page(self, total: int, matched: bool) -> list[tuple[Any, ...]]:
+        """One page of (conversation, score, started_at); ``matched``: the matches are in
+        ``temp.matched``."""
+        plan, cursor = self.plan, self.plan.cursor
+        source, where, params = "search_doc d", self.where, self.params
+        if matched:
+            source, where, params = "temp.matched m CROSS JOIN search_doc d ON d.rowid = m.id", "1", []  # m drives
+        if plan.sort == "relevance" and self._rank():
+            rows = _rows(
+                self.conn,
+                f"SELECT d.conversation, coalesce(-r.score, 0.0), d.started_at FROM {source}"
+                f" LEFT JOIN temp.ranked r ON r.id = d.rowid WHERE {where}"
+                " ORDER BY coalesce(r.score, 0.0) ASC, d.started_at DESC, d.conversation DESC LIMIT ? OFFSET ?",
+                (*params, plan.size, cursor.offset),
+            )
+            self.conn.execute("DROP TABLE temp.ranked")
+            return rows
+        descending = plan.sort != "oldest"
+        order = "DESC" if descending else "ASC"
+        if matched and total > SORT_LIMIT:
+            # Many matches: walk the tenant's time index from the newest (or oldest) end, keep
+            # the rows that matched, stop after one page (about size × tenant / matches rows).
+            source = "search_doc d INDEXED BY search_doc_tenant_started"
+            where, params = "d.tenant = ? AND +d.rowid IN (SELECT id FROM temp.matched)", [self.tenant]
+        offset = cursor.offset if plan.sort == "relevance" else 0  # newest/oldest page by keyset
+        if cursor.started_at is not None and plan.sort != "relevance":
+            where += f" AND (d.started_at, d.conversation) {'<' if descending else '>'} (?, ?)"
+            params = [*params, _iso_micros(cursor.started_at), UUID(cursor.conversation).bytes if cursor.conversation else b""]
+        return _rows(
+            self.conn,
+            f"SELECT d.conversation, 0.0, d.started_at FROM {source} WHERE {where}"
+            f" ORDER BY d.started_at {order}, d.conversation {order} LIMIT ? OFFSET ?",
+            (*params, plan.size, offset),
+        )
+
+    def _rank(self) -> bool:
+        """Scores into ``temp.ranked`` (BM25 over the query's words, plus the form and
+        exact-spelling bonuses); False when the query has no words to rank by. Materialised
+        once: as a joined sub-select SQLite would re-run the MATCH per row."""
+        plan, ranker = self.plan, _Compiler(self.plan, self.expand, self.bounds)
         words: list[str] = []
-        bonuses: list[tuple[str, float]] = []  # (MATCH on search_forms, score)
+        bonuses: list[tuple[str, str, float]] = []  # (MATCH on search_fts, MATCH on search_bag, score)
         for leaf in positive_text(plan.tree):
             if isinstance(leaf, Match):
-                words.append(ranker.text_match(leaf))
-                if leaf.forms:
-                    bonuses.append((ranker.forms_match(leaf.forms), FORM_SCORE))
+                words.append(f"{_columns(plan.text_columns())} : ({' OR '.join(_quote(s) for s in leaf.sequences)})")
+                in_text = ranker.text_match(Match([], typos=leaf.typos)) if self.expand(leaf.typos) else ""
+                if in_text or leaf.forms:
+                    bonuses.append((in_text, ranker.bag_match(leaf.forms) if leaf.forms else "", FORM_SCORE))
                 if leaf.boost:
-                    bonuses.append((ranker.forms_match(leaf.boost), EXACT_BOOST))
+                    bonuses.append(("", ranker.bag_match(leaf.boost), EXACT_BOOST))
             elif isinstance(leaf, NearMatch):
                 words.append((ranker.fts(leaf) or ("", ""))[1])
-        if words:
-            # Materialise the scores once: as a joined sub-select SQLite would re-run the MATCH per
-            # row. bm25 is negative (lower is better), so bonuses are added negated; conversations
-            # matched only through prefixes or filters rank after those matched by words.
-            conn.execute("DROP TABLE IF EXISTS temp.ranked")
-            conn.execute("CREATE TEMP TABLE ranked (id INTEGER PRIMARY KEY, score REAL)")
-            conn.execute(
-                "INSERT INTO temp.ranked SELECT rowid, bm25(search_fts) FROM search_fts WHERE search_fts MATCH ?",
-                (" OR ".join(f"({w})" for w in words),),
+        if not words:
+            return False
+        self.conn.execute("DROP TABLE IF EXISTS temp.ranked")
+        self.conn.execute("CREATE TEMP TABLE ranked (id INTEGER PRIMARY KEY, score REAL)")
+        # bm25 is negative (lower is better), so bonuses are added negated; conversations matched
+        # only through prefixes or filters rank after those matched by words.
+        self.conn.execute(
+            "INSERT INTO temp.ranked SELECT rowid, bm25(search_fts) FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ?",
+            (" OR ".join(f"({w})" for w in words), *self.bounds),
+        )
+        for in_text, in_bag, bonus in bonuses:
+            sources = [f"SELECT rowid AS id FROM {table} WHERE {table} MATCH ? AND rowid BETWEEN ? AND ?"
+                       for table, match in (("search_fts", in_text), ("search_bag", in_bag)) if match]
+            self.conn.execute(
+                f"INSERT INTO temp.ranked SELECT id, ? FROM ({' UNION '.join(sources)}) WHERE true"
+                " ON CONFLICT (id) DO UPDATE SET score = score + excluded.score",
+                (-bonus, *(v for match in (in_text, in_bag) if match for v in (match, *self.bounds))),
             )
-            for expression, bonus in bonuses:
-                conn.execute(
-                    "INSERT INTO temp.ranked SELECT rowid, ? FROM search_forms WHERE search_forms MATCH ? AND true"
-                    " ON CONFLICT (id) DO UPDATE SET score = score + excluded.score",
-                    (-bonus, expression),
-                )
-            rows = conn.execute(
-                "SELECT d.conversation, coalesce(-r.score, 0.0), d.started_at FROM temp.matched m"
-                " JOIN search_doc d ON d.rowid = m.id LEFT JOIN temp.ranked r ON r.id = m.id"
-                " ORDER BY coalesce(r.score, 0.0) ASC, d.started_at DESC, d.conversation DESC LIMIT ? OFFSET ?",
-                (plan.size, cursor.offset),
-            ).fetchall()
-            conn.execute("DROP TABLE temp.ranked")
-            return rows
-    descending = plan.sort != "oldest"
-    order = "DESC" if descending else "ASC"
-    after = ""
-    params: list[Any] = []
-    if cursor.started_at is not None and plan.sort != "relevance":
-        after = f"WHERE (d.started_at, d.conversation) {'<' if descending else '>'} (?, ?)"
-        params = [cursor.started_at, cursor.conversation]
-    offset = cursor.offset if plan.sort == "relevance" else 0
-    return conn.execute(
-        f"SELECT d.conversation, 0.0, d.started_at FROM temp.matched m JOIN search_doc d ON d.rowid = m.id {after}"
-        f" ORDER BY d.started_at {order}, d.conversation {order} LIMIT ? OFFSET ?",
-        (*params, plan.size, offset),
-    ).fetchall()
+        return True
+
+
+def _rows(conn: apsw.Connection, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    """A query's rows. apsw types every value as any SQLite value; the schema fixes each column's."""
+    return conn.execute(sql, tuple(params)).fetchall()
+
+
+@contextmanager
+def _writing(conn: apsw.Connection) -> Iterator[None]:
+    """One write transaction, taking the write lock up front (a deferred one that upgrades can
+    fail outright when another process wrote in between)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _delete_rows(conn: apsw.Connection, rowid: int) -> None:
+    for table in ("search_fts", "search_bag", "search_doc"):
+        conn.execute(f"DELETE FROM {table} WHERE rowid = ?", (rowid,))
+    conn.execute("DELETE FROM search_label WHERE doc = ?", (rowid,))

@@ -32,9 +32,9 @@ from archive.models import ConversationIn, StoredConversation
 from archive.query import parse
 from archive.runtime import Runtime
 from archive.search import indexing
+from archive.search.languages import tenant_languages
 from archive.search.memory import Columns, DocView, Relaxed, Relevant, has_words, matches
-from archive.search.plan import PlanNode, TypoToleranceOff, compile_query, positive_tokens
-from archive.search.service import tenant_languages
+from archive.search.plan import PlanNode, TypoToleranceOff, compile_query, positive_paths, positive_tokens
 from archive.supervision.policies import Definition, Scope, compile_pattern, definitions, enabled_versions, pattern_options, query_senders
 from archive.supervision.tables import ReviewItem
 from archive.tenancy import TenantContext
@@ -52,7 +52,7 @@ SAMPLE_SPACE = 16**13  # the first 13 hex digits of the keyed hash: 52 bits, exa
 class Compiled:
     """One policy, ready to evaluate: its plan tree, patterns and scope."""
 
-    __slots__ = ("definition", "tree", "senders", "columns", "wanted", "patterns", "typos", "relaxed")
+    __slots__ = ("definition", "tree", "senders", "columns", "wanted", "paths", "patterns", "typos", "relaxed")
 
     def __init__(self, ctx: TenantContext, definition: Definition, languages: list[str]) -> None:
         self.definition = definition
@@ -65,6 +65,7 @@ class Compiled:
             self.typos = _has_fuzzy(parsed.tree)
         self.columns = Columns.for_senders(self.senders)
         self.wanted = positive_tokens(self.tree) if self.tree is not None else set()
+        self.paths = positive_paths(self.tree) if self.tree is not None else ()
         # A query that looks for words can rule most conversations out with set tests alone.
         self.relaxed = Relaxed(self.tree) if self.tree is not None and has_words(self.tree) else None
         self.patterns = [compile_pattern(p) for p in definition.patterns]
@@ -138,7 +139,7 @@ def _query_hits(ctx: TenantContext, policy: Compiled, stored: StoredConversation
     for index, message in enumerate(stored.messages):
         if policy.senders and message.sender.role not in policy.senders:
             continue
-        spans = highlight_terms(ctx.analyzer, message.text, language, policy.wanted)[:MAX_SPANS_PER_MESSAGE]
+        spans = highlight_terms(ctx.analyzer, message.text, language, policy.wanted, policy.paths)[:MAX_SPANS_PER_MESSAGE]
         if spans:
             hits.append(Hit(index, message.sender.role, "query", spans, [message.text[s:e] for s, e in spans]))
     return hits

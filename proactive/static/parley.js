@@ -5,20 +5,16 @@
   if (!me || w.__parley) return;
   w.__parley = 1;
   var cfg = me.dataset, site = cfg.site, base = new URL(me.src, location.href).origin;
-  var ls = w.localStorage, ss = w.sessionStorage, nav = navigator;
-  var queue = [], retry = [], handlers = {}, shown = {}, lastActive = Date.now(), idleSent = 0, maxScroll = 0, es, flushTimer;
+  var ls = w.localStorage, nav = navigator;
+  var queue = [], outbox = [], sending = 0, parked = {}, handlers = {}, shown = {}, lastActive = Date.now(), idleSent = 0, maxScroll = 0, es, flushTimer;
   var consentNeeded = cfg.consent === "required";
   var consent = !consentNeeded;
   var privacy = cfg.dnt !== "ignore" && (nav.doNotTrack == "1" || w.doNotTrack == "1" || nav.globalPrivacyControl === true);
 
   function rid() { return (crypto.randomUUID ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2)).replace(/[^A-Za-z0-9-]/g, ""); }
+  var tab = rid(); // this page in this tab: the server joins a visitor's tabs into one visit
   function store(s, k, make) { try { var v = s.getItem(k); if (!v) { v = make(); s.setItem(k, v); } return v; } catch (e) { return make(); } }
-  function ids() {
-    var now = Date.now(), last = +(store(ss, "parley_seen", function () { return "" + now; }));
-    if (now - last > 18e5) try { ss.removeItem("parley_sid"); } catch (e) {}
-    try { ss.setItem("parley_seen", "" + now); } catch (e) {}
-    return { v: store(ls, "parley_vid", rid), s: store(ss, "parley_sid", rid) };
-  }
+  function vid() { return store(ls, "parley_vid", rid); }
   function active() { return consent && !privacy; }
 
   function track(type, extra) {
@@ -29,23 +25,27 @@
     if (queue.length >= 10) flush(); else if (!flushTimer) flushTimer = setTimeout(flush, 2000);
   }
 
-  function payload(events) {
-    var i = ids();
-    return JSON.stringify({ site_key: site, visitor_id: i.v, session_id: i.s, events: events });
+  function payload(b) {
+    return JSON.stringify({ site_key: site, visitor_id: vid(), session_id: tab, tab_id: tab, batch_id: b.id, events: b.events });
   }
 
+  // A batch keeps its id until the server has it: a retry after a lost answer is applied once.
   function flush(beacon) {
     clearTimeout(flushTimer); flushTimer = 0;
     if (!active()) return;
-    var events = retry.concat(queue).slice(-50);
-    retry = []; queue = [];
-    if (!events.length) return;
-    var body = payload(events), url = base + "/v1/collect";
-    if (beacon && nav.sendBeacon && nav.sendBeacon(url, new Blob([body], { type: "text/plain" }))) return;
-    fetch(url, { method: "POST", body: body, keepalive: true, headers: { "Content-Type": "text/plain" }, credentials: "omit" })
-      .then(function (r) { if (r.status >= 500 || r.status === 429) throw r; return r.json(); })
+    if (queue.length) { outbox.push({ id: rid(), events: queue.slice(-50) }); queue = []; outbox = outbox.slice(-5); }
+    var url = base + "/v1/collect";
+    if (beacon && nav.sendBeacon) {
+      while (outbox.length && nav.sendBeacon(url, new Blob([payload(outbox[0])], { type: "text/plain" }))) outbox.shift();
+      return;
+    }
+    if (sending || !outbox.length) return;
+    sending = 1;
+    var b = outbox[0];
+    fetch(url, { method: "POST", body: payload(b), keepalive: true, headers: { "Content-Type": "text/plain" }, credentials: "omit" })
+      .then(function (r) { if (r.status >= 500 || r.status === 429) throw r; if (outbox[0] === b) outbox.shift(); sending = 0; flush(); return r.json(); })
       .then(function (r) { (r.invitations || []).forEach(show); })
-      .catch(function () { retry = events.concat(retry).slice(-50); setTimeout(flush, 5000); });
+      .catch(function () { sending = 0; setTimeout(flush, 5000); });
   }
 
   function pageview() { lastActive = Date.now(); maxScroll = 0; track("pageview", { title: d.title, referrer: d.referrer }); }
@@ -76,13 +76,19 @@
       if (Date.now() - lastActive > 3e4 && !idleSent) { idleSent = 1; track("idle"); }
       track("heartbeat");
     }, 15000);
-    w.addEventListener("pagehide", function () { flush(true); });
-    d.addEventListener("visibilitychange", function () { if (d.visibilityState === "hidden") flush(true); });
+    // Whether anyone is looking: the server invites only visitors with a visible tab.
+    function seen(state) { track("visibility", { props: { state: state } }); }
+    w.addEventListener("pagehide", function () { seen("hidden"); flush(true); });
+    d.addEventListener("visibilitychange", function () {
+      if (d.visibilityState === "hidden") { seen("hidden"); flush(true); return; }
+      seen("visible"); flush();
+      for (var id in parked) { show(parked[id]); delete parked[id]; }
+    });
   }
 
   function stream() {
     if (es || !w.EventSource || !active()) return;
-    es = new EventSource(base + "/v1/invitations/stream?site_key=" + encodeURIComponent(site) + "&visitor_id=" + encodeURIComponent(ids().v));
+    es = new EventSource(base + "/v1/invitations/stream?site_key=" + encodeURIComponent(site) + "&visitor_id=" + encodeURIComponent(vid()));
     es.addEventListener("invitation", function (m) { try { show(JSON.parse(m.data)); } catch (e) {} });
   }
 
@@ -94,9 +100,14 @@
     "@keyframes i{from{opacity:0;transform:translateY(12px)}}@media (prefers-reduced-motion:reduce){.p{animation:none}}" +
     "@media (max-width:480px){.p{left:8px;right:8px;bottom:8px;max-width:none}}";
 
+  // Shown once, in a tab the visitor is looking at: every tab of the visitor hears of it.
+  function done(id, mark) {
+    try { var l = JSON.parse(ls.getItem("parley_inv") || "[]"); if (mark) ls.setItem("parley_inv", JSON.stringify(l.concat(id).slice(-20))); return l.indexOf(id) >= 0; } catch (e) { return false; }
+  }
   function show(inv) {
-    if (!inv || shown[inv.id] || new Date(inv.expires_at) < new Date()) return;
-    shown[inv.id] = 1;
+    if (!inv || shown[inv.id] || done(inv.id) || new Date(inv.expires_at) < new Date()) return;
+    if (d.visibilityState === "hidden") { parked[inv.id] = inv; return; }
+    shown[inv.id] = 1; done(inv.id, 1);
     var host = d.createElement("parley-invitation"), root = host.attachShadow({ mode: "open" }), prev = d.activeElement;
     host.setAttribute("data-parley-widget", "");
     root.innerHTML = "<style>" + CSS + "</style><div class=p role=dialog aria-modal=false aria-labelledby=m aria-live=polite>" +
@@ -132,7 +143,7 @@
     else if (cmd === "consent") {
       consent = !!a;
       if (consent && !privacy) { pageview(); stream(); }
-      else { queue = []; retry = []; if (es) { es.close(); es = 0; } try { ls.removeItem("parley_vid"); ss.removeItem("parley_sid"); } catch (e) {} }
+      else { queue = []; outbox = []; if (es) { es.close(); es = 0; } try { ls.removeItem("parley_vid"); } catch (e) {} }
     } else if (cmd === "flush") flush();
   }
 

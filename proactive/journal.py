@@ -1,0 +1,106 @@
+"""Group commit of everything the engine changes: events, visitor memory, invitations, capacity,
+counters — one transaction for all the requests and timers that changed something meanwhile.
+
+Order of truth: the engine decides in memory, the journal writes, and only then does anything
+reach a browser or a caller. A collect request is answered after the commit that holds its events
+and the decisions they caused (a 2xx means durable); an invitation goes out on the stream after
+the commit that holds it. So a crash at any point loses nothing anybody was told about, and a
+restart reads back exactly what was said.
+
+A commit that requests wait for waits ``GATHER_SECONDS`` for company before it starts (requests
+arriving meanwhile join it, so one fsync serves many of them); one that only timers asked for
+starts at once. Whatever arrives while a commit runs joins the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import structlog
+
+from archive import db
+from proactive import state as visitor_state
+from proactive import store
+
+if TYPE_CHECKING:
+    from proactive.runtime import Engagement
+
+log = structlog.get_logger(__name__)
+
+GATHER_SECONDS = 0.005
+
+
+class Journal:
+    def __init__(self, engagement: Engagement) -> None:
+        self.engagement = engagement
+        self._batches: list[store.Batch] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.in_flight: Counter[tuple[str, str, str]] = Counter()  # counters being written (stats add them)
+
+    def add(self, batch: store.Batch) -> None:
+        self._batches.append(batch)
+
+    def request(self) -> None:
+        """Something changed: write it soon (nobody waits for it)."""
+        if self._task is None or self._task.done():
+            try:
+                self._task = asyncio.get_running_loop().create_task(self._run())
+            except RuntimeError:  # no loop (a synchronous caller): the next commit() writes it
+                return
+
+    async def commit(self) -> None:
+        """Return once everything changed so far is durable (raise if that failed)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        self.request()
+        await future
+
+    async def drain(self) -> None:
+        """Wait for writes under way (tests, shutdown)."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        engine = self.engagement.engine
+        while self._batches or self._waiters or engine.changes or engine.counters:
+            # Requests arriving meanwhile join this commit; a timer's decision alone goes at once.
+            await asyncio.sleep(GATHER_SECONDS if self._waiters else 0)
+            batches, self._batches = self._batches, []
+            waiters, self._waiters = self._waiters, []
+            changes = engine.take_changes()
+            counters = self.in_flight = engine.take_counters()
+            visitors = []
+            for key in changes.visitors:
+                found = engine.visitors.get(key)
+                if found is not None:
+                    visitors.append((found.tenant, key, found.last_seen, found.due, visitor_state.dump(found)))
+            snapshot = store.Snapshot(
+                batches=batches, visitors=visitors, invitations=list(changes.invitations.values()),
+                capacity=[(k, engine.capacity[k]) for k in changes.capacity if k in engine.capacity], counters=counters,
+                forgotten=list(changes.forgotten),
+            )
+            try:
+                async with db.write_transaction():
+                    await store.write(snapshot)
+            except Exception as exc:
+                # Memory is now ahead of the store: the visitors involved are read back from it on
+                # their next event, and nobody was told about what was not written.
+                log.error("engine_journal_failed", error=type(exc).__name__, visitors=len(visitors), events=sum(len(b.events) for b in batches))
+                self.engagement.discard(changes)
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+            else:
+                self.engagement.deliver(changes.deliveries)
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+            finally:
+                self.in_flight = Counter()
+
+    def pending_counters(self) -> Counter[tuple[str, str, str]]:
+        return self.in_flight + self.engagement.engine.counters
+

@@ -1,0 +1,238 @@
+"""Where the engagement engine keeps what must outlive a process: behaviour events, visitor memory,
+invitations, capacity reports and counters. Every read and write of those tables is here, so what
+is stored about a visitor (and how it is redacted, see proactive.events.as_stored) is decided in
+one place.
+
+Writes arrive from the journal (proactive.journal) inside its one transaction per group commit.
+Bounds: a visitor's memory row is a few hundred bytes to ~2 KB; rows, events and closed
+invitations are deleted ``event_retention_days`` after their last use, and at once by erasure.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from archive import db
+from archive.db import json_column
+from proactive.events import utc
+from proactive.model import GroupCapacity, GroupKey, Invitation, OpenInvitation, VisitorKey
+from proactive.tables import AgentCapacity, BehaviourEvent, EngagementInvitation, VisitorMemory
+
+
+class Batch(msgspec.Struct):
+    """One collect request's events as the engine applied them."""
+
+    tenant: Any
+    site: Any
+    visitor_hash: str
+    session_id: str
+    tab: str
+    batch_id: str
+    received: float
+    events: list[dict[str, Any]]
+
+
+class Snapshot(msgspec.Struct):
+    """Everything one group commit writes."""
+
+    batches: list[Batch]
+    visitors: list[tuple[Any, VisitorKey, float, float | None, bytes]]  # tenant, key, last seen, due, state
+    invitations: list[OpenInvitation]
+    capacity: list[tuple[GroupKey, GroupCapacity]]
+    counters: Counter[tuple[str, str, str]]
+    forgotten: list[tuple[Any, str]]
+
+
+EVENT_INSERT = (
+    "INSERT INTO behaviour_event (tenant, site, visitor_hash, session_id, tab_id, batch_id, type, name, at, url, title, referrer, props,"
+    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INVITATION_UPSERT = (
+    "INSERT INTO engagement_invitation (id, tenant, site, visitor_hash, rule, rule_name, variant, agent_group, message, status, sent_at,"
+    " expires_at, closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET status = excluded.status, closed_at = excluded.closed_at"
+)
+COUNTER_ADD = (
+    "INSERT INTO rule_counter (rule, variant, name, count) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (rule, variant, name) DO UPDATE SET count = rule_counter.count + excluded.count"
+)
+MEMORY_UPSERT = (
+    "INSERT INTO visitor_memory (tenant, site, visitor_hash, last_seen, next_due, state) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (site, visitor_hash) DO UPDATE SET last_seen = excluded.last_seen, next_due = excluded.next_due, state = excluded.state"
+)
+
+
+async def _executemany(sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """One prepared statement for many rows, on the open transaction's connection: the engine's
+    writes (every collect and every decision) skip the ORM, which would build a query string value
+    by value. Values are the drivers' own types (Piccolo's SQLite adapters apply)."""
+    if not rows:
+        return
+    transaction = db.engine().current_transaction.get()
+    if transaction is None:
+        raise RuntimeError("store writes run inside the journal's transaction")
+    if db.is_sqlite():
+        await transaction.connection.executemany(sql, rows)
+    else:
+        numbered, count = sql, 0
+        while "?" in numbered:
+            count += 1
+            numbered = numbered.replace("?", f"${count}", 1)
+        await transaction.connection.executemany(numbered, rows)
+
+
+async def write(snapshot: Snapshot) -> None:
+    """Inside the caller's transaction."""
+    await _executemany(EVENT_INSERT, [
+        (b.tenant, b.site, b.visitor_hash, b.session_id, b.tab, b.batch_id, e["type"], (e["name"] or "")[:64], utc(e["at_epoch"]),
+         e["url"] or "", e["title"] or "", e["referrer"] or "", _json(e["props"]), utc(b.received))
+        for b in snapshot.batches for e in b.events
+    ])
+    await _executemany(MEMORY_UPSERT, [
+        (tenant, key[0], key[1], utc(seen), utc(due) if due else None, state) for tenant, key, seen, due, state in snapshot.visitors
+    ])
+    await _executemany(INVITATION_UPSERT, [_invitation_values(r) for r in snapshot.invitations])
+    for (tenant, group), cap in snapshot.capacity:
+        await AgentCapacity.insert(AgentCapacity(
+            tenant=tenant, agent_group=group, online_agents=cap.online_agents, max_chats_per_agent=cap.max_chats_per_agent,
+            active_chats=cap.active_chats, reported_at=cap.reported_at,
+        )).on_conflict(
+            target=(AgentCapacity.tenant, AgentCapacity.agent_group), action="DO UPDATE",
+            values=[AgentCapacity.online_agents, AgentCapacity.max_chats_per_agent, AgentCapacity.active_chats, AgentCapacity.reported_at],
+        )
+    await _executemany(COUNTER_ADD, [(UUID(rule_id), variant, name, count) for (rule_id, variant, name), count in snapshot.counters.items()])
+    for tenant, visitor_hash in snapshot.forgotten:
+        await delete_visitor(tenant, visitor_hash)
+
+
+_json_encoder = msgspec.json.Encoder()
+
+
+def _json(value: Any) -> str:
+    return _json_encoder.encode(value).decode()
+
+
+def _invitation_values(record: OpenInvitation) -> tuple[Any, ...]:
+    inv = record.invitation
+    return (inv.id, record.tenant, record.key[0], record.key[1], UUID(record.rule_id), inv.rule, inv.variant, inv.group or "", inv.message,
+            record.status, utc(record.sent_at), inv.expires_at, utc(record.closed_at) if record.closed_at is not None else None)
+
+
+def invitation_record(row: dict[str, Any]) -> OpenInvitation:
+    invitation = Invitation(id=row["id"], rule=row["rule_name"], variant=row["variant"], message=row["message"],
+                            group=row["agent_group"] or None, expires_at=row["expires_at"])
+    return OpenInvitation(
+        invitation=invitation, rule_id=str(row["rule"]), key=(row["site"], row["visitor_hash"]), tenant=row["tenant"],
+        sent_at=row["sent_at"].timestamp(), expires=row["expires_at"].timestamp(), status=row["status"],
+        closed_at=row["closed_at"].timestamp() if row["closed_at"] else None,
+    )
+
+
+# --- reading back --------------------------------------------------------------------------------
+
+
+async def visitor(site: Any, visitor_hash: str) -> dict[str, Any] | None:
+    return await VisitorMemory.select(VisitorMemory.tenant, VisitorMemory.state).where(
+        (VisitorMemory.site == site) & (VisitorMemory.visitor_hash == visitor_hash)
+    ).first()
+
+
+async def recent_visitors(since: datetime) -> list[dict[str, Any]]:
+    return await VisitorMemory.select(VisitorMemory.tenant, VisitorMemory.site, VisitorMemory.visitor_hash, VisitorMemory.state).where(
+        VisitorMemory.last_seen >= since
+    )
+
+
+async def dormant_timers(before: datetime) -> list[dict[str, Any]]:
+    """Visitors not active lately but with a decision due: loaded when it is."""
+    return await VisitorMemory.select(VisitorMemory.site, VisitorMemory.visitor_hash, VisitorMemory.next_due).where(
+        (VisitorMemory.last_seen < before) & VisitorMemory.next_due.is_not_null()
+    )
+
+
+async def open_invitations() -> list[OpenInvitation]:
+    rows = await EngagementInvitation.select().where(EngagementInvitation.status.is_in(["sent", "shown"]))
+    return [invitation_record(r) for r in rows]
+
+
+async def invitations_since(since: datetime) -> list[OpenInvitation]:
+    """Sent since ``since``: pacing, and accepted invitations the platform has not reported yet."""
+    rows = await EngagementInvitation.select().where(EngagementInvitation.sent_at >= since)
+    return [invitation_record(r) for r in rows]
+
+
+async def accepted_since_report() -> Counter[GroupKey]:
+    rows = await EngagementInvitation.raw(
+        "SELECT i.tenant AS tenant, i.agent_group AS agent_group, COUNT(*) AS n FROM engagement_invitation i "
+        "JOIN agent_capacity c ON c.tenant = i.tenant AND c.agent_group = i.agent_group "
+        "WHERE i.status = 'accepted' AND i.closed_at > c.reported_at GROUP BY i.tenant, i.agent_group"
+    )
+    return Counter({(_uuid(r["tenant"]), r["agent_group"]): r["n"] for r in rows})
+
+
+async def capacity_reports() -> list[tuple[GroupKey, GroupCapacity]]:
+    rows = await AgentCapacity.select()
+    return [((r["tenant"], r["agent_group"]),
+             GroupCapacity(r["online_agents"], r["max_chats_per_agent"], r["active_chats"], r["reported_at"])) for r in rows]
+
+
+def _uuid(value: Any) -> Any:
+    return UUID(value) if isinstance(value, str) else value
+
+
+async def replay_batches(site: Any, since: datetime) -> list[Batch]:
+    """A site's stored events as the batches the engine applied, in the order it applied them."""
+    rows = await BehaviourEvent.select().where((BehaviourEvent.site == site) & (BehaviourEvent.received_at >= since)).order_by(
+        BehaviourEvent.received_at, BehaviourEvent._meta.primary_key  # insertion order within a commit
+    )
+    batches: list[Batch] = []
+    open_batch: dict[tuple[str, str], Batch] = {}
+    for row in rows:
+        received = row["received_at"].timestamp()
+        key = (row["visitor_hash"], row["batch_id"])
+        batch = open_batch.get(key)
+        if batch is None or batch.received != received:
+            batch = open_batch[key] = Batch(row["tenant"], site, row["visitor_hash"], row["session_id"], row["tab_id"], row["batch_id"],
+                                            received, [])
+            batches.append(batch)
+        batch.events.append({
+            "type": row["type"], "name": row["name"] or None, "at_epoch": row["at"].timestamp(), "url": row["url"] or None,
+            "title": row["title"] or None, "referrer": row["referrer"] or None, "props": json_column(row["props"]),
+            "tab": row["tab_id"] or row["session_id"],
+        })
+    return batches
+
+
+# --- deleting ------------------------------------------------------------------------------------
+
+
+async def purge(cutoff: datetime) -> int:
+    """Event retention: events received, visitors last seen and invitations sent before ``cutoff``."""
+    count: int = await BehaviourEvent.count().where(BehaviourEvent.received_at < cutoff)
+    if count:
+        await BehaviourEvent.delete().where(BehaviourEvent.received_at < cutoff)
+    await VisitorMemory.delete().where(VisitorMemory.last_seen < cutoff)
+    await EngagementInvitation.delete().where(
+        (EngagementInvitation.sent_at < cutoff) & EngagementInvitation.status.not_in(["sent", "shown"])
+    )
+    return count
+
+
+async def delete_visitor(tenant_id: Any, visitor_hash: str) -> int:
+    """Erasure: everything the engine stored about one visitor. Returns how many events went."""
+    events: int = await BehaviourEvent.count().where((BehaviourEvent.tenant == tenant_id) & (BehaviourEvent.visitor_hash == visitor_hash))
+    await BehaviourEvent.delete().where((BehaviourEvent.tenant == tenant_id) & (BehaviourEvent.visitor_hash == visitor_hash))
+    await VisitorMemory.delete().where((VisitorMemory.tenant == tenant_id) & (VisitorMemory.visitor_hash == visitor_hash))
+    await EngagementInvitation.delete().where(
+        (EngagementInvitation.tenant == tenant_id) & (EngagementInvitation.visitor_hash == visitor_hash)
+    )
+    return events
+
+
+def recent_cutoff(now: float, seconds: float) -> datetime:
+    return utc(now) - timedelta(seconds=seconds)

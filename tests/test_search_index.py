@@ -1,0 +1,153 @@
+"""The embedded index file: contentless tables that still delete, the time-ordered walk for
+newest-first, the typo vocabulary, and schema upgrades — at the backend, below /v1/search."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import apsw
+import msgspec
+import pytest
+
+from archive.analysis import Analyzer
+from archive.query import parse
+from archive.search import sqlite_fts
+from archive.search.backend import IndexDoc
+from archive.search.indexing import document_columns
+from archive.search.plan import Cursor, Plan, compile_query
+from archive.search.sqlite_fts import SqliteFtsBackend
+
+KEY = b"i" * 32
+TENANT = uuid.UUID(int=7)
+START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+def _doc(analyzer: Analyzer, n: int, *texts: str, language: str = "en") -> IndexDoc:
+    analysed = document_columns(analyzer, [("visitor" if i % 2 == 0 else "agent", t) for i, t in enumerate(texts)], language)
+    return IndexDoc(conversation_id=uuid.UUID(int=1000 + n), tenant_id=TENANT, site="shop", channel="web", language=language,
+                    started_at=START + timedelta(hours=n), agent_ids=["a-1"], tags=[], visitor_hash="v" * 64,
+                    columns=analysed.columns, typos=analysed.typos)
+
+
+def _plan(analyzer: Analyzer, q: str, sort: str = "newest", size: int = 20, cursor: Cursor = Cursor()) -> Plan:
+    return Plan(tenant_id=TENANT, tree=compile_query(parse(q).tree, analyzer, ["en"], lambda v: v), senders=(),
+                sort=sort, size=size, cursor=cursor)
+
+
+async def _walk(backend: SqliteFtsBackend, analyzer: Analyzer, q: str, sort: str) -> list[int]:
+    seen, cursor = [], Cursor()
+    while True:
+        page = await backend.search(_plan(analyzer, q, sort, size=3, cursor=cursor))
+        seen += [h.conversation_id.int - 1000 for h in page.hits]
+        if len(page.hits) < 3:
+            return seen
+        last = page.hits[-1]
+        cursor = Cursor(started_at=last.started_at.isoformat(), conversation=str(last.conversation_id))
+
+
+@pytest.fixture
+async def backend(tmp_path: Path):
+    backend = SqliteFtsBackend(tmp_path / "search.sqlite3")
+    yield backend
+    await backend.close()
+
+
+async def test_walking_the_time_index_pages_like_sorting_the_matches(backend, monkeypatch):
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, n, f"order {n}", "refund please" if n % 3 else "thanks") for n in range(20)])
+    sorted_pages = {sort: await _walk(backend, analyzer, "refund", sort) for sort in ("newest", "oldest")}
+    monkeypatch.setattr(sqlite_fts, "SORT_LIMIT", 0)  # every search with words walks the index now
+    walked_pages = {sort: await _walk(backend, analyzer, "refund", sort) for sort in ("newest", "oldest")}
+    expected = [n for n in range(20) if n % 3]
+    assert walked_pages == sorted_pages == {"newest": expected[::-1], "oldest": expected}
+
+
+async def test_contentless_tables_delete_and_replace_conversations(backend):
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, 1, "my parcel is late"), _doc(analyzer, 2, "my parcel arrived")])
+    await backend.index([_doc(analyzer, 1, "my invoice is wrong")])  # the same conversation again
+    assert [h.conversation_id.int - 1000 for h in (await backend.search(_plan(analyzer, "parcel"))).hits] == [2]
+    assert [h.conversation_id.int - 1000 for h in (await backend.search(_plan(analyzer, "invoice"))).hits] == [1]
+    await backend.delete(TENANT, [uuid.UUID(int=1002)])
+    assert (await backend.search(_plan(analyzer, "parc*"))).total == 0
+
+
+async def test_the_typo_vocabulary_is_written_once_per_term_across_restarts(backend, tmp_path):
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, 1, "the subscription renewed")])
+    await backend.close()
+    restarted = SqliteFtsBackend(tmp_path / "search.sqlite3")  # forgets which terms it wrote
+    await restarted.index([_doc(analyzer, 2, "cancel my subscription")])
+    await restarted.close()
+    term = analyzer.word("subscription", "en").term
+    conn = apsw.Connection(str(tmp_path / "search.sqlite3"))
+    rows = conn.execute("SELECT count(*) FROM search_typo WHERE rowid = ?", (int(term, 16),)).fetchall()
+    conn.close()
+    assert rows == [(1,)]
+    reopened = SqliteFtsBackend(tmp_path / "search.sqlite3")
+    assert (await reopened.search(_plan(analyzer, "subscribtion~"))).total == 2
+    await reopened.close()
+
+
+async def test_an_index_file_of_an_older_schema_is_recreated_empty(tmp_path):
+    path = tmp_path / "search.sqlite3"
+    _older_index_file(path)
+    backend = SqliteFtsBackend(path)
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, 1, "hello")])
+    assert (await backend.search(_plan(analyzer, "hello"))).total == 1
+    await backend.close()
+    conn = apsw.Connection(str(path))
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert "search_prefix" not in tables and {"search_fts", "search_bag", "search_typo"} <= tables
+
+
+def _older_index_file(path: Path) -> None:
+    """An index file as schema version 3 left it (n-gram prefix table, user_version 3)."""
+    old = apsw.Connection(str(path))
+    old.execute("CREATE VIRTUAL TABLE search_prefix USING fts5(p_visitor)")
+    old.execute("INSERT INTO search_prefix (p_visitor) VALUES ('ab abc abcd')")
+    old.execute("PRAGMA user_version = 3")
+    old.close()
+
+
+async def test_after_an_upgrade_status_asks_for_a_rebuild_and_the_rebuild_finds_the_archive_again(client, tenant, runtime, tmp_path):
+    from archive.search import indexing
+    from tests.search_corpus import bodies
+
+    response = await client.post("/v1/transcripts", json={"conversations": bodies()}, headers=tenant.headers("ingest"))
+    assert response.status_code == 201, response.text
+    await indexing.drain_all(runtime)  # indexed before the upgrade (into the suite's index)
+    path = tmp_path / "search.sqlite3"
+    _older_index_file(path)
+    upgraded = SqliteFtsBackend(path)  # what the new version opens in the same data directory
+    embedded = runtime.swap_search(upgraded)
+    try:
+        search = {"q": "refund", "size": 100}
+        before = await client.post("/v1/search", json=search, headers=tenant.headers("compliance"))
+        assert before.json()["total"] == 0
+        assert "upgraded from schema 3: run `parley index rebuild`" in (await upgraded.status()).detail
+        await indexing.rebuild(runtime)
+        after = await client.post("/v1/search", json=search, headers=tenant.headers("compliance"))
+        assert {h["external_id"] for h in after.json()["hits"]} == {"en-1", "en-2"}
+        assert "upgraded" not in (await upgraded.status()).detail
+    finally:
+        runtime.swap_search(embedded)
+        await upgraded.close()
+
+
+async def test_a_rebuild_by_another_process_voids_what_this_one_cached(tmp_path):
+    analyzer, other = Analyzer(KEY), uuid.UUID(int=8)
+    server = SqliteFtsBackend(tmp_path / "search.sqlite3")
+    await server.index([_doc(analyzer, 1, "the subscription renewed")])
+    assert (await server.search(_plan(analyzer, "subscribtion~"))).total == 1  # tenant and terms now cached
+    rebuild = SqliteFtsBackend(tmp_path / "search.sqlite3")  # `parley index rebuild`, another process
+    await rebuild.reset()
+    await rebuild.index([msgspec.structs.replace(_doc(analyzer, 2, "another tenant's parcel"), tenant_id=other)])
+    await rebuild.close()
+    await server.index([_doc(analyzer, 3, "my subscription lapsed")])  # its terms were written before the reset
+    assert [h.conversation_id.int - 1000 for h in (await server.search(_plan(analyzer, "subscribtion~"))).hits] == [3]
+    await server.close()
