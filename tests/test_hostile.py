@@ -563,3 +563,12 @@ async def test_a_backfill_at_the_ends_of_the_calendar_is_refused(client, tenant,
 async def test_a_supervision_policy_query_too_deep_or_out_of_range_is_refused(client, tenant, query):
     response = await client.post("/v1/supervision/policies", json={"name": "p", "query": query}, headers=tenant.headers("compliance"))
     assert_problem(response, 422, "query")
+
+
+# --- Support reports (found after the merge of issue 18's KPIs) ---------------------------------------
+
+@pytest.mark.parametrize("params,path", [({"to": "9999-12-31"}, "to"), ({"to": "9999-12-31T23:59:59-01:00"}, "to"),
+                                         ({"from": "0001-01-01T00:00:00+01:00"}, "from")])
+async def test_support_report_ranges_at_the_ends_of_the_calendar_are_refused(client, tenant, params, path):
+    response = await client.get("/v1/reports/support", params=params, headers=tenant.headers("compliance"))
+    assert_problem(response, 400, path)
