@@ -35,8 +35,10 @@ from api.reports import ReportsController
 from api.request_id import RequestIdMiddleware
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
 from api.reviews import ReviewController
+from api.screen import RequestLineLimits, screen_body
 from api.search import SearchController
 from api.shutdown import on_termination
+from api.stores import BoundedMemoryStore
 from api.supervision import BackfillController, PolicyController, ReportController
 from api.transcripts import TranscriptController
 from api.visitors import VisitorController, site_secret
@@ -120,7 +122,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             ConnectorAdminController, receive_push, ReportsController, console_router(),
         ],
         dependencies=DEPENDENCIES,
-        middleware=[RequestIdMiddleware, ApiKeyAuthentication],
+        middleware=[RequestIdMiddleware, RequestLineLimits, ApiKeyAuthentication],
         # Public browser endpoints check each site's allowed origins themselves; the API proper
         # is authenticated by bearer keys, which browsers never attach on their own, so a
         # permissive CORS policy opens nothing.
@@ -128,8 +130,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                                allow_headers=["authorization", "content-type", "x-parley-site", "x-request-id"],
                                expose_headers=["x-request-id"], max_age=600),
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=screen_body,
         template_config=template_config(),
         lifespan=[lifespan],
+        stores={"collect_ip": BoundedMemoryStore(), "collect_site": BoundedMemoryStore()},
         state=State({"runtime": runtime, "demo_site_key": None, "scheduler": None}),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
