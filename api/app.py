@@ -28,6 +28,7 @@ from api.connectors import ConnectorAdminController, receive_push
 from api.console import console_router, template_config
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
+from api.openapi import AllowEveryMethod, ProblemResponses, StrictStructSchemaPlugin
 from api.proactive import CapacityController, CollectController, RulesController, SiteEngagementController, client_identifier, explain
 from api.problems import EXCEPTION_HANDLERS
 from api.redaction import RedactionController
@@ -107,7 +108,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                 await scheduler.stop()
             await rt.stop()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
             RetentionController, HoldController, ErasureController, ExportController, RedactionController,
@@ -141,6 +142,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         on_startup=[_add_self_decoded_schemas],
+        plugins=[ProblemResponses(), AllowEveryMethod(), StrictStructSchemaPlugin()],
         debug=False,
         logging_config=None,
     )
+    return app

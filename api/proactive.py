@@ -33,6 +33,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api.auth import requires
 from api.deps import Caller, Rt
+from api.openapi import problems
 from archive.tenancy import Principal
 from config.settings import Settings, trusted_networks
 from proactive import service
@@ -173,7 +174,7 @@ class RulesController(Controller):
 
 
 @get("/v1/visitors/{visitor_id:str}/explain", guards=[requires("marketing")], tags=["engagement: rules"],
-     summary="For each rule, why it did or did not fire for this visitor")
+     summary="For each rule, why it did or did not fire for this visitor", responses=problems(422))
 async def explain(rt: Rt, principal: Caller, visitor_id: FromPath[str], site: FromQuery[str]) -> list[Outcome]:
     return await service.explain(rt, principal, visitor_id, site)
 

@@ -16,7 +16,13 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error, response_schema_conformance
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from api.app import create_app
 from config.settings import Settings
@@ -24,7 +30,8 @@ from tests.servers import Deployment
 
 ROLES = ["admin", "compliance", "marketing", "ingest", "anonymous"]
 EXAMPLES = 10
-CHECKS = [not_a_server_error, response_schema_conformance]
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
+          response_schema_conformance]
 # The invitation stream never ends by design (server-sent events): not a request/response.
 NOT_FUZZED = {("GET", "/v1/invitations/stream")}
 
