@@ -33,6 +33,7 @@ from litestar.routes import HTTPRoute
 from api.problems import MEDIA_TYPE, TITLES
 
 if TYPE_CHECKING:
+    from litestar import Litestar
     from litestar._kwargs import KwargsModel
     from litestar._openapi.schema_generation import SchemaCreator
     from litestar.openapi.spec import Schema
