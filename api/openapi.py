@@ -6,7 +6,7 @@ domain's ``DomainError`` statuses, the body limit, rate limiting). ``ProblemResp
 to every operation as Litestar ``ResponseSpec``s of one shared ``Problem`` schema served as
 ``application/problem+json`` (what api/problems.py emits), derived from what the handler is:
 
-- authenticated (not ``exclude_from_auth``): 401; guarded: 403;
+- authenticated (not ``exclude_from_auth``): 401, and the bearer security requirement; guarded: 403;
 - a path parameter (an id the caller names): 404;
 - any parameter or a body: 400 (malformed parameter, body not JSON or not UTF-8);
 - a body (POST, PUT, PATCH): 413 (``PARLEY_MAX_BODY_BYTES``), 422 (field errors), and, when
@@ -27,6 +27,7 @@ from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugi
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware.rate_limit import RateLimitMiddleware
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import SecurityScheme
 from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import HTTPRoute
 
@@ -41,6 +42,11 @@ if TYPE_CHECKING:
     from litestar.typing import FieldDefinition
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+BEARER = "apiKey"
+SECURITY_SCHEMES = {
+    BEARER: SecurityScheme(type="http", scheme="bearer", bearer_format="prl_…",
+                           description="An API key: 'Authorization: Bearer prl_…' (parley keys create)"),
+}
 
 
 class FieldProblem(msgspec.Struct):
@@ -130,6 +136,8 @@ class ProblemResponses(ReceiveRoutePlugin):
         for handler, kwargs in route.route_handler_map.values():
             if not handler.include_in_schema:
                 continue
+            if 401 in problem_statuses(handler, route.path_parameters, _has_parameters(kwargs)):
+                handler.security = [{BEARER: []}]
             declared = dict(handler.responses or {})
             for status in sorted(problem_statuses(handler, route.path_parameters, _has_parameters(kwargs))):
                 declared.setdefault(status, PROBLEM_RESPONSES[status])
