@@ -27,7 +27,7 @@ from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugi
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware.rate_limit import RateLimitMiddleware
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import SecurityScheme
+from litestar.openapi.spec import Reference, SecurityScheme
 from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import HTTPRoute
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 BEARER = "apiKey"
-SECURITY_SCHEMES = {
+SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
     BEARER: SecurityScheme(type="http", scheme="bearer", bearer_format="prl_…",
                            description="An API key: 'Authorization: Bearer prl_…' (parley keys create)"),
 }

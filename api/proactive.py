@@ -95,7 +95,8 @@ class CollectController(Controller):
     path = "/v1"
     tags = ["engagement: browser"]
 
-    @post("/collect", exclude_from_auth=True, status_code=200, summary="Behaviour events from the snippet (text/plain or JSON)")
+    @post("/collect", exclude_from_auth=True, status_code=200, summary="Behaviour events from the snippet (text/plain or JSON)",
+          responses=problems(401, 403))  # an unknown site key; a page origin the site does not allow
     async def collect(self, request: Request[Any, Any, Any], rt: Rt) -> service.CollectOut:
         return await service.collect(
             rt, await request.body(),
@@ -103,7 +104,8 @@ class CollectController(Controller):
             page_origins(request), request.headers.get("user-agent", ""),
         )
 
-    @get("/invitations/stream", exclude_from_auth=True, summary="Server-sent invitations for one visitor", media_type="text/event-stream")
+    @get("/invitations/stream", exclude_from_auth=True, summary="Server-sent invitations for one visitor", media_type="text/event-stream",
+         responses=problems(401, 403))
     async def stream(self, request: Request[Any, Any, Any], rt: Rt, site_key: FromQuery[str], visitor_id: FromQuery[str]) -> ServerSentEvent:
         rt.engagement.require_live()
         site = await service.resolve_site(rt, site_key, page_origins(request))
