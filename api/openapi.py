@@ -11,7 +11,8 @@ to every operation as Litestar ``ResponseSpec``s of one shared ``Problem`` schem
 - any parameter or a body: 400 (malformed parameter, body not JSON or not UTF-8);
 - a body (POST, PUT, PATCH): 413 (``PARLEY_MAX_BODY_BYTES``), 422 (field errors), and, when
   authenticated, 409 (a state conflict); DELETE: 409 too;
-- behind Litestar's rate limiting: 429.
+- behind Litestar's rate limiting: 429;
+- authenticated or rate limited (keys, sealed data, the engagement engine): 503.
 
 ``StrictStructSchemaPlugin`` makes request bodies that reject unknown fields
 (``forbid_unknown_fields=True``) say so with ``additionalProperties: false``.
@@ -20,6 +21,7 @@ to every operation as Litestar ``ResponseSpec``s of one shared ``Problem`` schem
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
@@ -27,7 +29,7 @@ from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugi
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware.rate_limit import RateLimitMiddleware
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Reference, SecurityScheme
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Reference, Schema, SecurityScheme
 from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import HTTPRoute
 
@@ -37,7 +39,6 @@ if TYPE_CHECKING:
     from litestar import Litestar
     from litestar._kwargs import KwargsModel
     from litestar._openapi.schema_generation import SchemaCreator
-    from litestar.openapi.spec import Schema
     from litestar.routes import BaseRoute
     from litestar.typing import FieldDefinition
 
@@ -78,6 +79,7 @@ DESCRIPTIONS: dict[int, str] = {
     413: "The body is larger than the configured maximum (PARLEY_MAX_BODY_BYTES)",
     422: "The body is well-formed but invalid; `errors` names every offending field at once",
     429: "Too many requests from this client or site; retry later",
+    503: "A dependency cannot serve this right now (the keyring lacks a master version; the engagement engine runs in another process); retrying later helps",
 }
 
 
@@ -123,7 +125,20 @@ def problem_statuses(handler: HTTPRouteHandler, path_parameters: Any, has_parame
         statuses.add(409)
     if _is_rate_limited(handler):
         statuses.add(429)
+    if authenticated or _is_rate_limited(handler):
+        statuses.add(503)
     return statuses
+
+
+@dataclass
+class JsonOrCsv(Operation):
+    """The operation class (Litestar's ``operation_class=``) of a report that answers JSON by
+    default and CSV for ``?format=csv``: its 200 response lists both media types."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if isinstance(ok, OpenAPIResponse) and ok.content is not None:
+            ok.content.setdefault("text/csv", OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)))
 
 
 class ProblemResponses(ReceiveRoutePlugin):
