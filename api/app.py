@@ -17,6 +17,7 @@ from litestar.middleware.compression import CompressionMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components
 
 from api.admin import AdminController, whoami
 from api.audit import AuditController
@@ -28,6 +29,7 @@ from api.connectors import ConnectorAdminController, receive_push
 from api.console import console_router, template_config
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
+from api.openapi import SECURITY_SCHEMES, AllowEveryMethod, ProblemResponses, StrictStructSchemaPlugin
 from api.proactive import CapacityController, CollectController, RulesController, SiteEngagementController, client_identifier, explain
 from api.problems import EXCEPTION_HANDLERS
 from api.redaction import RedactionController
@@ -111,7 +113,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                 await scheduler.stop()
             await rt.stop()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
             RetentionController, HoldController, ErasureController, ExportController, RedactionController,
@@ -144,9 +146,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                 "Authenticate with 'Authorization: Bearer prl_…'. Errors are RFC 9457 problem+json."
             ),
             path="/schema",
+            components=Components(security_schemes=SECURITY_SCHEMES),
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         on_startup=[_add_self_decoded_schemas],
+        plugins=[ProblemResponses(), AllowEveryMethod(), StrictStructSchemaPlugin()],
         debug=False,
         logging_config=None,
     )
+    return app
