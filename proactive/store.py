@@ -234,6 +234,15 @@ async def replay_batches(site: Any, since: datetime, crypto: EventCrypto) -> lis
     return batches
 
 
+async def opened_events(tenant: Any, crypto: EventCrypto) -> list[dict[str, Any]]:
+    """A tenant's stored events with their payloads opened, in the order they were applied."""
+    rows = await BehaviourEvent.select().where(BehaviourEvent.tenant == tenant).order_by(
+        BehaviourEvent.received_at, BehaviourEvent._meta.primary_key
+    )
+    clear = ("type", "site", "visitor_hash", "session_id", "tab_id", "batch_id", "at", "received_at")
+    return [{**{k: row[k] for k in clear}, **_payload(row, crypto)} for row in rows]
+
+
 # --- deleting ------------------------------------------------------------------------------------
 
 
