@@ -112,6 +112,11 @@ def check_event(event: EventIn, now: float) -> dict[str, Any] | str:
         name = _text(event.name, 64, "name")
     except ValueError as exc:
         return str(exc)
+    for what, value in (("url", url), ("referrer", referrer)):
+        try:
+            urlsplit(value or "").port  # noqa: B018  (raises on a malformed host or port, as storing it would)
+        except ValueError:
+            return f"{what} is not a URL"
     props = event.props or {}
     if not isinstance(props, dict):
         return "props is not an object"
