@@ -17,8 +17,8 @@ import structlog
 from archive import db, ledger
 from archive.db import json_column
 from archive.errors import FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
-from archive.runtime import Runtime
 from archive.redaction import Redactor
+from archive.runtime import Runtime
 from archive.tables import Site
 from archive.tenancy import Principal, tenant_context
 from archive.validation import convert, decode_json
