@@ -38,10 +38,12 @@ MAX_PROPS_KEYS = 20
 EARLIEST = 946684800.0  # 2000-01-01: an ``at`` before this (or after 2100) is not a clock reading
 LATEST = 4102444800.0
 KEPT_QUERY = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-# The props the engine reads (proactive.state.VisitorState.apply, engine.py's invitation events).
+# The props anything reads: the engine (proactive.state.VisitorState.apply, engine.py's invitation
+# events) and the invitation funnel (proactive.funnel: ``rule``, ``variant`` of invitation events).
 # Rules read fields the engine derives, never props themselves, so any other key is dropped at
-# intake: what nothing can read is not kept. A new prop the engine reads is added here.
-ENGINE_PROPS = frozenset({"product", "product_id", "device", "language", "state", "depth", "value", "items", "currency", "invitation_id"})
+# intake: what nothing can read is not kept. A new prop something reads is added here.
+ENGINE_PROPS = frozenset({"product", "product_id", "device", "language", "state", "depth", "value", "items", "currency", "invitation_id",
+                          "rule", "variant"})
 _INVITATION_ID = re.compile(r"^[0-9a-f]{32}$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BOTS = re.compile(r"bot|crawl|spider|slurp|bingpreview|facebookexternalhit|embedly|quora link preview|pinterest|wget|python-requests|go-http-client|java/|okhttp|lighthouse|pingdom|uptimerobot", re.I)
@@ -172,8 +174,12 @@ def stored_referrer(referrer: str | None, redactor: Redactor) -> str:
 
 
 def _prop(redactor: Redactor, key: str, value: Any) -> Any:
-    if key == "invitation_id":  # the server's own id, echoed back: kept only in its shape (never redacted,
-        return value if isinstance(value, str) and _INVITATION_ID.match(value) else None  # a hex digit run reads as a phone number)
+    if key == "invitation_id":
+        # The server's own id echoed back (32 hex digits) is kept as is: its digit runs would read
+        # as phone numbers. Any other value is kept only if it is an id and nothing in it is sensitive.
+        if not isinstance(value, str) or not (_INVITATION_ID.match(value) or (_ID.match(value) and redactor.redact(value) == value)):
+            return None
+        return value
     if isinstance(value, str):
         return _clean(redactor, value)
     if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) >= 1e7:

@@ -200,7 +200,9 @@ def _uuid(value: Any) -> Any:
     return UUID(value) if isinstance(value, str) else value
 
 
-def _payload(row: dict[str, Any], crypto: EventCrypto) -> dict[str, Any]:
+def event_payload(row: dict[str, Any], crypto: EventCrypto) -> dict[str, Any]:
+    """What came from the page (PAYLOAD_FIELDS) of a stored event row, opened; the row needs
+    ``payload`` and ``visitor_hash`` (and the legacy columns for rows stored before sealing)."""
     if row["payload"]:
         payload: dict[str, Any] = _json_decoder.decode(crypto.open_event(row["visitor_hash"], bytes(row["payload"])))
         return payload
@@ -225,7 +227,7 @@ async def replay_batches(site: Any, since: datetime, crypto: EventCrypto) -> lis
             batch = open_batch[key] = Batch(row["tenant"], site, row["visitor_hash"], row["session_id"], row["tab_id"], row["batch_id"],
                                             received, [])
             batches.append(batch)
-        payload = _payload(row, crypto)
+        payload = event_payload(row, crypto)
         batch.events.append({
             "type": row["type"], "name": payload.get("name"), "at_epoch": row["at"].timestamp(), "url": payload.get("url"),
             "title": payload.get("title"), "referrer": payload.get("referrer"), "props": payload.get("props") or {},
@@ -240,7 +242,7 @@ async def opened_events(tenant: Any, crypto: EventCrypto) -> list[dict[str, Any]
         BehaviourEvent.received_at, BehaviourEvent._meta.primary_key
     )
     clear = ("type", "site", "visitor_hash", "session_id", "tab_id", "batch_id", "at", "received_at")
-    return [{**{k: row[k] for k in clear}, **_payload(row, crypto)} for row in rows]
+    return [{**{k: row[k] for k in clear}, **event_payload(row, crypto)} for row in rows]
 
 
 # --- deleting ------------------------------------------------------------------------------------
