@@ -27,6 +27,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 import msgspec
 
 from archive.redaction import Redactor
+from archive.redaction.detectors import MIN_PHONE_DIGITS
+from archive.redaction.text import fold
 
 EVENT_TYPES = (
     "pageview", "heartbeat", "scroll", "click", "idle", "exit_intent", "custom", "cart", "goal",
@@ -134,8 +136,17 @@ def check_event(event: EventIn, now: float) -> dict[str, Any] | str:
     }
 
 
+def _worth_redacting(text: str) -> bool:
+    """Intake's fast path (most URLs, titles and names hold a few digits at most): a text whose
+    folded form (what the detectors read: digits and at-signs of every script made ASCII) has no
+    at-sign and fewer digits than the shortest number any detector reads (a phone number; cards,
+    IBANs and identity numbers are longer) holds nothing to redact."""
+    folded = fold(text)
+    return "@" in folded or sum(map(str.isdigit, folded)) >= MIN_PHONE_DIGITS
+
+
 def _clean(redactor: Redactor, text: str) -> str:
-    return redactor.redact(text) if text else text
+    return redactor.redact(text) if text and _worth_redacting(text) else text
 
 
 def _clean_quoted(redactor: Redactor, text: str) -> str:
@@ -144,6 +155,8 @@ def _clean_quoted(redactor: Redactor, text: str) -> str:
     if not text:
         return text
     plain = unquote(text)
+    if not _worth_redacting(plain):
+        return text
     redacted = redactor.redact(plain)
     return text if redacted == plain else quote(redacted, safe="/")
 

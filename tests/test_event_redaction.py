@@ -218,3 +218,12 @@ async def test_erasure_still_removes_every_stored_event(client, shop, clock, run
     assert receipt["behaviour_events_deleted"] == len(_hostile_events(c))
     assert await BehaviourEvent.count().where(BehaviourEvent.tenant == shop.id) == 0
     assert await VisitorMemory.count().where(VisitorMemory.tenant == shop.id) == 0
+
+
+@pytest.mark.parametrize("text", ["ann\uff20example.org", "\uff0b\uff14\uff17 \uff19\uff11\uff12 \uff13\uff14 \uff15\uff16\uff17",
+                                  "\u0664\u0662\u0664\u0662 \u0664\u0662\u0664\u0662 \u0664\u0662\u0664\u0662 \u0664\u0662\u0664\u0662",
+                                  "call 912\u200b34\u200b567"])
+def test_numbers_and_addresses_in_other_scripts_are_not_skipped_by_the_fast_path(text):
+    event = {"type": "custom", "name": None, "at_epoch": 1.7e9, "url": None, "title": text, "referrer": None, "props": {}}
+    redactor = Redactor(RedactionOptions(phone_regions=["NO"]))
+    assert as_stored(event, redactor)["title"] == redactor.redact(text) != text
