@@ -208,7 +208,7 @@ class Redacted(msgspec.Struct):
     counts: dict[str, int]
 
 
-def _redacted_ratings(redactor: Redactor, ratings: Ratings | None | msgspec.UnsetType) -> Ratings | msgspec.UnsetType:
+def redacted_ratings(redactor: Redactor, ratings: Ratings | None | msgspec.UnsetType) -> Ratings | msgspec.UnsetType:
     """Survey answers as stored: the comment is the visitor's own words, redacted like a message."""
     if not isinstance(ratings, Ratings):
         return msgspec.UNSET
@@ -242,7 +242,7 @@ def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
     metadata = redacted.metadata
     messages = [msgspec.structs.replace(m, at=m.at.astimezone(timezone.utc)) for m in redacted.messages]
     survey = Redactor(ctx.redaction, conv.language)
-    ratings = _redacted_ratings(survey, conv.ratings)
+    ratings = redacted_ratings(survey, conv.ratings)
     counts = dict(sorted((Counter(redacted.counts) + survey.counts).items()))
     stored = StoredConversation(
         external_id=conv.external_id,
