@@ -117,20 +117,17 @@ async def insert_many(table: str, columns: Sequence[str], rows: Sequence[Sequenc
     Values are what the driver takes for the column: UUID, aware datetime, bytes, int, str, and
     JSON columns as their text. On SQLite they go through the adapters Piccolo registers with
     ``sqlite3`` (the same text the ORM stores); on PostgreSQL asyncpg encodes them by column type.
-    Outside a transaction this raises: a batch written half-way would break "stored whole or not
-    at all"."""
+    Outside a transaction the rows get one of their own: all of them are stored or none."""
     if not rows:
         return
     db = engine()
-    transaction = db.current_transaction.get()
-    if transaction is None:
-        raise RuntimeError(f"insert_many({table}) runs inside write_transaction()")
     if db.engine_type == "sqlite":
         marks = ", ".join("?" for _ in columns)
     else:
         marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-    await transaction.connection.executemany(sql, rows)
+    async with write_transaction() as transaction:  # the caller's, when there is one
+        await transaction.connection.executemany(sql, rows)
 
 
 def for_update() -> str:

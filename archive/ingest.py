@@ -17,7 +17,6 @@ all-or-nothing: one invalid or conflicting item rejects the batch and names the 
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -451,13 +450,17 @@ _MUTABLE = (
 )
 
 
+def _json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
 def _mutable_row(p: Prepared) -> tuple[Any, ...]:
     """The ``_MUTABLE`` columns' values, as the driver takes them (JSON columns as their text)."""
     s = p.stored
     return (
         s.site, s.channel, s.language, s.started_at, s.ended_at, p.visitor_hash, p.visitor_email_hash,
-        json.dumps(sorted({a.id for a in s.agents})), json.dumps(s.tags), len(s.messages), p.content_sha256,
-        p.submission_mac, p.ciphertext, json.dumps(p.redactions), p.retain_until, p.policy_version,
+        _json_text(sorted({a.id for a in s.agents})), _json_text(s.tags), len(s.messages), p.content_sha256,
+        p.submission_mac, p.ciphertext, _json_text(p.redactions), p.retain_until, p.policy_version,
     )
 
 
