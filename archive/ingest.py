@@ -432,13 +432,11 @@ async def _seal_under_existing_key(ctx: TenantContext, item: Prepared, conversat
 
 async def _revise(ctx: TenantContext, item: Prepared, row: dict[str, Any], now: datetime) -> None:
     previous = await revisions.supersede(ctx, item.id, {"wrapped_key": item.wrapped_key, "master_version": item.master_version}, now)
-    updated = await Conversation.update(
-        {
-            **_mutable_columns(item),
-            Conversation.revision: item.revision,
-            Conversation.revised_at: now,
-        }
-    ).where((Conversation.id == item.id) & (Conversation.revision == previous)).returning(Conversation.id)
+    # Explicit SQL (issue 20): only if the row is still the revision that was moved aside.
+    updated = await Conversation.raw(
+        _REVISE + "revision = {}, revised_at = {} WHERE id = {} AND revision = {} RETURNING id",
+        *_mutable_row(item), item.revision, now, item.id, previous,
+    )
     if not updated:
         raise revisions.RevisionRace(str(item.id))
 
@@ -464,8 +462,7 @@ def _mutable_row(p: Prepared) -> tuple[Any, ...]:
     )
 
 
-def _mutable_columns(p: Prepared) -> dict[Any, Any]:
-    return {Conversation._meta.get_column_by_name(name): value for name, value in zip(_MUTABLE, _mutable_row(p), strict=True)}
+_REVISE = "UPDATE conversation SET " + "".join(f"{name} = {{}}, " for name in _MUTABLE)
 
 
 _CONVERSATION_COLUMNS = ("id", "tenant", "external_id", "source", "revision", "revised_at", "restricted", "created_at", *_MUTABLE)
