@@ -31,6 +31,7 @@ from api.health import healthz, readyz
 from api.proactive import CapacityController, CollectController, RulesController, SiteEngagementController, client_identifier, explain
 from api.problems import EXCEPTION_HANDLERS
 from api.redaction import RedactionController
+from api.reports import ReportsController
 from api.request_id import RequestIdMiddleware
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
 from api.reviews import ReviewController
@@ -115,7 +116,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
             RulesController, CapacityController, SiteEngagementController, explain,
-            ConnectorAdminController, receive_push, console_router(),
+            ConnectorAdminController, receive_push, ReportsController, console_router(),
         ],
         dependencies=DEPENDENCIES,
         middleware=[RequestIdMiddleware, ApiKeyAuthentication],

@@ -16,6 +16,7 @@ from archive.connectors.store import ConnectorDirectory
 from archive.db import Database
 from archive.ingest import IngestStep
 from archive.keyring import FileKeyProvider, Keys, MasterKeyring, load_keyring
+from archive.metrics.store import MetricsStep
 from archive.rotation import ConversationKeys, KeyringCheck, MasterKeyUser, SigningKeyHistory, TenantSecrets
 from archive.runtime import Runtime
 from archive.search import indexing
@@ -30,6 +31,7 @@ from archive.tenancy import TenantDirectory
 from archive.workers import Workers
 from config.database import build_engine
 from config.settings import Settings
+from proactive import funnel
 from proactive import jobs as proactive_jobs
 from proactive.runtime import Engagement
 from proactive.sink import EventSink, IndexEventSink, NullEventSink
@@ -42,7 +44,7 @@ from retention.policies import ComplianceFloorGuard, RetainUntilStep
 
 def ingest_steps() -> list[IngestStep]:
     """What happens to every ingested conversation besides being stored, in order."""
-    return [RetainUntilStep(), SupervisionStep(), indexing.OutboxStep(), LanguagesStep()]
+    return [RetainUntilStep(), SupervisionStep(), indexing.OutboxStep(), LanguagesStep(), MetricsStep(resolve=funnel.resolve)]
 
 
 def deletion_guards() -> list[DeletionGuard]:

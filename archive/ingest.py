@@ -37,6 +37,7 @@ from archive.models import (
     ConversationIn,
     IngestResult,
     Message,
+    Ratings,
     StoredConversation,
 )
 from archive.redaction import ChatLine, RedactionOptions, Redactor, redact_conversation
@@ -206,6 +207,15 @@ class Redacted(msgspec.Struct):
     counts: dict[str, int]
 
 
+def redacted_ratings(redactor: Redactor, ratings: Ratings | None | msgspec.UnsetType) -> Ratings | msgspec.UnsetType:
+    """Survey answers as stored: the comment is the visitor's own words, redacted like a message."""
+    if not isinstance(ratings, Ratings):
+        return msgspec.UNSET
+    if ratings.comment:
+        return msgspec.structs.replace(ratings, comment=redactor.redact(ratings.comment))
+    return ratings
+
+
 def redact_content(
     options: RedactionOptions, language: str | None, messages: Sequence[Message], metadata: Mapping[str, Any]
 ) -> Redacted:
@@ -230,7 +240,9 @@ def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
     redacted = redact_content(ctx.redaction, conv.language, conv.messages, conv.metadata)
     metadata = redacted.metadata
     messages = [msgspec.structs.replace(m, at=m.at.astimezone(timezone.utc)) for m in redacted.messages]
-    counts = redacted.counts
+    survey = Redactor(ctx.redaction, conv.language)
+    ratings = redacted_ratings(survey, conv.ratings)
+    counts = dict(sorted((Counter(redacted.counts) + survey.counts).items()))
     stored = StoredConversation(
         external_id=conv.external_id,
         site=conv.site,
@@ -243,6 +255,7 @@ def prepare(ctx: TenantContext, conv: ConversationIn) -> Prepared:
         tags=sorted(set(conv.tags)),
         metadata=metadata,
         messages=messages,
+        ratings=ratings,
     )
     body = canonical(stored)
     conversation_id = uuid4()

@@ -72,6 +72,17 @@ class Agent(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     email: Annotated[str, msgspec.Meta(max_length=320)] | None = None
 
 
+class Ratings(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+    """The visitor's answers to a post-chat survey (or the platform's own rating). The numbers are
+    kept in clear for reports (archive/metrics); the comment is free text, so it is redacted and
+    sealed with the conversation like a message."""
+
+    csat: Annotated[int, msgspec.Meta(ge=1, le=5, description="satisfaction, 1 (very unsatisfied) to 5 (very satisfied)")] | None = None
+    nps: Annotated[int, msgspec.Meta(ge=0, le=10, description="likelihood to recommend, 0 to 10")] | None = None
+    ces: Annotated[int, msgspec.Meta(ge=1, le=7, description="customer effort, 1 (very easy) to 7 (very difficult)")] | None = None
+    comment: Annotated[str, msgspec.Meta(max_length=4000)] | None = None
+
+
 class ConversationIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     external_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     site: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -85,6 +96,9 @@ class ConversationIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Values are checked in archive.ingest so the error can name the offending key.
     metadata: Annotated[dict[Annotated[str, msgspec.Meta(max_length=64)], Any], msgspec.Meta(max_length=50)] = {}
     messages: list[Message]
+    # Unset (not null) when absent, so a conversation without ratings encodes — and its
+    # submission MAC reads — exactly as before ratings existed.
+    ratings: Ratings | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -119,6 +133,8 @@ class StoredConversation(msgspec.Struct, kw_only=True):
     tags: list[str]
     metadata: dict[str, MetaValue]
     messages: list[Message]
+    # Unset when the conversation has none: earlier conversations keep their exact encoding.
+    ratings: Ratings | msgspec.UnsetType = msgspec.UNSET
 
 
 class ConversationOut(msgspec.Struct, kw_only=True):
@@ -134,6 +150,7 @@ class ConversationOut(msgspec.Struct, kw_only=True):
     tags: list[str]
     metadata: dict[str, MetaValue]
     messages: list[Message]
+    ratings: Ratings | msgspec.UnsetType = msgspec.UNSET
     content_sha256: str
     redactions: dict[str, int]
     retain_until: datetime | None = None

@@ -53,6 +53,7 @@ from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
 from archive.jobs import JobSpec
 from archive.models import StoredConversation
+from archive.redaction import Redactor
 from archive.tables import (
     ConnectorDraft,
     ConnectorJob,
@@ -289,9 +290,13 @@ def _fingerprint(sealed: transcripts.Sealed) -> tuple[int, str, tuple[tuple[int,
 def _rescanned(ctx: TenantContext, revision: int, stored: StoredConversation) -> Piece:
     before = ingest.canonical(stored)
     redacted = ingest.redact_content(ctx.redaction, stored.language, stored.messages, stored.metadata)
-    after = ingest.canonical(msgspec.structs.replace(stored, messages=redacted.messages, metadata=redacted.metadata))
+    # The survey comment is the visitor's own words too: redacted like ingest does (ingest._redacted_ratings).
+    survey = Redactor(ctx.redaction, stored.language)
+    ratings = ingest.redacted_ratings(survey, stored.ratings)
+    counts = dict(sorted((Counter(redacted.counts) + survey.counts).items()))
+    after = ingest.canonical(msgspec.structs.replace(stored, messages=redacted.messages, metadata=redacted.metadata, ratings=ratings))
     changed = after != before
-    return Piece(revision, after, hashlib.sha256(after).hexdigest(), redacted.counts if changed else {}, changed)
+    return Piece(revision, after, hashlib.sha256(after).hexdigest(), counts if changed else {}, changed)
 
 
 def plan_one(ctx: TenantContext, sealed: transcripts.Sealed) -> Plan:

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -39,10 +40,11 @@ if TYPE_CHECKING:
 K = TypeVar("K")
 V = TypeVar("V")
 
-Role = Literal["admin", "compliance", "marketing", "ingest", "reviewer"]
+Role = Literal["admin", "compliance", "marketing", "ingest", "reviewer", "supervisor"]
 # The one list of roles (the CLI's choices and the API's validation read it). A reviewer works the
-# supervision review queue and is scoped to sites (and optionally channels).
-ROLES: tuple[str, ...] = ("admin", "compliance", "marketing", "ingest", "reviewer")
+# supervision review queue and is scoped to sites (and optionally channels). A supervisor reads
+# support reports (archive/metrics) and nothing else — no conversation content.
+ROLES: tuple[str, ...] = ("admin", "compliance", "marketing", "ingest", "reviewer", "supervisor")
 SCOPED_ROLES: tuple[str, ...] = ("reviewer",)
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -70,6 +72,12 @@ class TenantSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Typo-tolerant search (refund~, and a retry of a search without hits): indexes each word's
     # deletion neighbourhood; see docs/search.md for the size cost and what it reveals.
     typo_tolerance: bool = True
+    # Support reports (docs/kpi.md): the zone their days and hours are in (IANA), the first-reply
+    # target the SLA share counts against, and how many days a return about the same topic makes
+    # a conversation not resolved at first contact.
+    time_zone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "UTC"
+    sla_first_reply_seconds: Annotated[int, msgspec.Meta(ge=1, le=86_400)] = 60
+    fcr_days: Annotated[int, msgspec.Meta(ge=1, le=90)] = 7
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -339,11 +347,22 @@ async def get_tenant_settings(tenant_id: UUID) -> TenantSettings:
     return msgspec.convert(json_column(row["settings"]), TenantSettings)
 
 
+def _check_time_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"unknown time zone {name!r}; nothing was changed",
+            [FieldError("time_zone", "an IANA time zone name such as Europe/Oslo or UTC")],
+        ) from None
+
+
 async def put_tenant_settings(rt: Runtime, tenant_id: UUID, new: TenantSettings) -> TenantSettings:
     try:
         options_from(new)
     except (ValueError, msgspec.ValidationError) as exc:
         raise InvalidInput("the redaction settings are invalid; nothing was changed", [FieldError("phone_regions", str(exc))]) from None
+    _check_time_zone(new.time_zone)
     await Tenant.update({Tenant.settings: msgspec.json.encode(new).decode()}).where(Tenant.id == tenant_id)
     # Every process (other replicas included) reloads the tenant before its next use.
     rt.tenants.invalidate(tenant_id)

@@ -98,7 +98,7 @@ def _unwrap(type_: Any) -> tuple[Any, tuple[Any, ...]]:
 def _is_optional_struct(type_: Any) -> bool:
     if typing.get_origin(type_) not in (Union, types.UnionType):
         return False
-    options = [t for t in typing.get_args(type_) if t is not type(None)]
+    options = [t for t in typing.get_args(type_) if t is not type(None) and t is not msgspec.UnsetType]
     return len(options) == 1 and isinstance(options[0], type) and issubclass(options[0], msgspec.Struct)
 
 

@@ -22,7 +22,7 @@ from archive.tables import Site
 from archive.tenancy import Principal, tenant_context
 from archive.validation import convert, decode_json
 from proactive import backtest as backtests
-from proactive import store
+from proactive import funnel, store
 from proactive.engine import WAIT_BUCKETS
 from proactive.events import CollectIn, as_stored, check_event, is_bot, utc, valid_id
 from proactive.model import GroupCapacity, Invitation, Outcome, RuleEntry, SiteConfig
@@ -438,6 +438,8 @@ class VariantStats(msgspec.Struct):
     suppressed: dict[str, int]
     rates: dict[str, float]
     wait: WaitStats
+    # How the chats this variant's invitations led to went (proactive/funnel.py).
+    outcomes: funnel.Outcomes | None = None
 
 
 class StatsOut(msgspec.Struct):
@@ -445,6 +447,9 @@ class StatsOut(msgspec.Struct):
     rule_id: UUID
     variants: dict[str, VariantStats]
     totals: VariantStats
+    # The same outcomes for the chats on the rule's site no invitation led to, and over how many days.
+    uninvited: funnel.Outcomes | None = None
+    outcome_days: int = funnel.OUTCOME_DAYS
 
 
 def _wait_quantile(counts: dict[str, int], q: float) -> float | None:
@@ -488,8 +493,27 @@ async def stats(rt: Runtime, principal: Principal, rule_id: UUID) -> StatsOut:
     for counts in per_variant.values():
         for name, count in counts.items():
             totals[name] += count
-    return StatsOut(rule=rule.name, rule_id=rule.id, variants={v: _variant_stats(c) for v, c in sorted(per_variant.items())},
-                    totals=_variant_stats(totals))
+    out = StatsOut(rule=rule.name, rule_id=rule.id, variants={v: _variant_stats(c) for v, c in sorted(per_variant.items())},
+                   totals=_variant_stats(totals))
+    return await _with_chats(rt, principal, rule, out)
+
+
+async def _with_chats(rt: Runtime, principal: Principal, rule: RuleOut, out: StatsOut) -> StatsOut:
+    """The funnel's part of the stats: chats per variant (counts.chats, rates.chat_rate) and how
+    they went, against the site's uninvited chats."""
+    chats = await funnel.rule_chats(rt, principal.tenant_id, rule.id, rule.site)
+    variants = {v: out.variants.get(v) or _variant_stats({}) for v in sorted(out.variants.keys() | chats.chats.keys())}
+
+    def add(found: VariantStats, count: int, outcomes: funnel.Outcomes | None) -> None:
+        found.counts["chats"] = count
+        found.rates["chat_rate"] = round(count / found.counts["sent"], 4) if found.counts["sent"] else 0.0
+        found.outcomes = outcomes
+
+    for variant, found in variants.items():
+        add(found, chats.chats.get(variant, 0), chats.outcomes.get(variant))
+    add(out.totals, sum(chats.chats.values()), chats.totals)
+    out.variants, out.uninvited = variants, chats.uninvited
+    return out
 
 
 async def explain(rt: Runtime, principal: Principal, visitor_id: str, site_name: str) -> list[Outcome]:

@@ -27,6 +27,7 @@ from uuid import UUID
 import msgspec
 
 from archive import db, leases, ledger, transcripts
+from archive.metrics import store as metrics
 from archive.search.indexing import enqueue_deletes
 from archive.tables import Conversation, ConversationKey
 
@@ -129,6 +130,7 @@ async def delete_batch(
         if gone:
             await ConversationKey.delete().where((ConversationKey.tenant == tenant_id) & ConversationKey.conversation.is_in(gone))
             await transcripts.delete_parts(tenant_id, gone)
+            await metrics.delete(tenant_id, gone)
             await enqueue_deletes(tenant_id, gone)
             await ledger.append(
                 tenant_id,

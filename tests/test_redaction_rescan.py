@@ -202,6 +202,21 @@ async def test_a_detector_switched_on_later_fixes_what_was_archived_before(clien
     assert "kari.nordmann" not in await _plaintext(runtime, tenant, cid)
 
 
+async def test_the_visitors_survey_comment_is_rescanned_like_the_messages(client, tenant, runtime):
+    admin = tenant.headers("admin")
+    settings = (await client.get("/v1/admin/settings", headers=admin)).json()
+    assert (await client.put("/v1/admin/settings", json={**settings, "redact_email": False}, headers=admin)).status_code == 200
+    body = conversation(None, "hei", "takk")
+    body["ratings"] = {"csat": 2, "comment": "svar meg på ola.nordmann@example.no"}
+    cid = await _archive(client, tenant, body)
+    assert (await client.put("/v1/admin/settings", json={**settings, "redact_email": True}, headers=admin)).status_code == 200
+
+    report = await _rescan(runtime, client, tenant)
+
+    assert report["changed"] == 1 and report["redactions"] == {"email": 1}
+    assert "ola.nordmann" not in await _plaintext(runtime, tenant, cid)
+
+
 async def test_since_limits_the_rescan_to_conversations_archived_from_that_day(client, tenant, runtime, monkeypatch):
     await _archive_unredacted(client, tenant, monkeypatch, conversation(None, f"kortet er {CARD}", "takk"))
 

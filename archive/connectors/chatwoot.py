@@ -255,6 +255,8 @@ def _metadata(account: Any, inbox: Any, conversation: dict[str, Any]) -> dict[st
             "chatwoot_inbox_id": n.first(inbox.get("id"), conversation.get("inbox_id")),
             "chatwoot_inbox": inbox.get("name"),
             "priority": conversation.get("priority"),
+            # Set by the widget (setConversationCustomAttributes): links the chat to its invitation.
+            "invitation_id": (conversation.get("custom_attributes") or {}).get("invitation_id"),
         }
     )
 

@@ -124,6 +124,8 @@ def conversation_draft(conversation: dict[str, Any], messages: bool = True, site
             "team_assignee_id": conversation.get("team_assignee_id"),
             "rating": rating.get("rating"),
             "rating_remark": rating.get("remark"),
+            # A conversation data attribute: links the chat to its engagement invitation.
+            "invitation_id": (conversation.get("custom_attributes") or {}).get("invitation_id"),
             "intercom_parts_missing": (total - len(parts))
             if messages and isinstance(total, int) and total > len(parts)
             else None,

@@ -131,9 +131,19 @@ def chat_draft(chat: dict[str, Any]) -> Draft:
         else None,
         agents=agents,
         tags=n.tags(thread.get("tags")),
-        metadata=n.metadata({"livechat_chat_id": chat_id, "previous_thread_id": thread.get("previous_thread_id")}),
+        metadata=n.metadata({"livechat_chat_id": chat_id, "previous_thread_id": thread.get("previous_thread_id"),
+                             "invitation_id": _session_field(customer, "invitation_id")}),
         messages=messages,
     )
+
+
+def _session_field(customer: dict[str, Any], key: str) -> Any:
+    """A session variable the widget set (set_session_variables): LiveChat lists them as
+    one-key objects in the customer's ``session_fields``."""
+    for pair in customer.get("session_fields") or []:
+        if isinstance(pair, dict) and key in pair:
+            return pair[key]
+    return None
 
 
 def _event(event: dict[str, Any], users: dict[str, dict[str, Any]]) -> Message | None:
