@@ -17,6 +17,7 @@ from litestar.middleware.compression import CompressionMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components
 
 from api.admin import AdminController, whoami
 from api.audit import AuditController
@@ -28,6 +29,7 @@ from api.connectors import ConnectorAdminController, receive_push
 from api.console import console_router, template_config
 from api.deps import DEPENDENCIES
 from api.health import healthz, readyz
+from api.openapi import SECURITY_SCHEMES, AllowEveryMethod, ProblemResponses, StrictStructSchemaPlugin
 from api.proactive import CapacityController, CollectController, RulesController, SiteEngagementController, client_identifier, explain
 from api.problems import EXCEPTION_HANDLERS
 from api.redaction import RedactionController
@@ -35,8 +37,10 @@ from api.reports import ReportsController
 from api.request_id import RequestIdMiddleware
 from api.retention import ErasureController, ExportController, HoldController, RetentionController
 from api.reviews import ReviewController
+from api.screen import RequestLineLimits, screen_body
 from api.search import SearchController
 from api.shutdown import on_termination
+from api.stores import BoundedMemoryStore
 from api.supervision import BackfillController, PolicyController, ReportController
 from api.transcripts import TranscriptController
 from archive.jobs import build_scheduler
@@ -108,7 +112,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                 await scheduler.stop()
             await rt.stop()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz, readyz, whoami, AdminController, TranscriptController, AuditController, SearchController,
             RetentionController, HoldController, ErasureController, ExportController, RedactionController,
@@ -119,7 +123,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             ConnectorAdminController, receive_push, ReportsController, console_router(),
         ],
         dependencies=DEPENDENCIES,
-        middleware=[RequestIdMiddleware, ApiKeyAuthentication],
+        middleware=[RequestIdMiddleware, RequestLineLimits, ApiKeyAuthentication],
         # Public browser endpoints check each site's allowed origins themselves; the API proper
         # is authenticated by bearer keys, which browsers never attach on their own, so a
         # permissive CORS policy opens nothing.
@@ -127,8 +131,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                                allow_headers=["authorization", "content-type", "x-parley-site", "x-request-id"],
                                expose_headers=["x-request-id"], max_age=600),
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=screen_body,
         template_config=template_config(),
         lifespan=[lifespan],
+        stores={"collect_ip": BoundedMemoryStore(), "collect_site": BoundedMemoryStore()},
         state=State({"runtime": runtime, "demo_site_key": None, "scheduler": None}),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
@@ -139,9 +145,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
                 "Authenticate with 'Authorization: Bearer prl_…'. Errors are RFC 9457 problem+json."
             ),
             path="/schema",
+            components=Components(security_schemes=SECURITY_SCHEMES),
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         ),
         on_startup=[_add_self_decoded_schemas],
+        plugins=[ProblemResponses(), AllowEveryMethod(), StrictStructSchemaPlugin()],
         debug=False,
         logging_config=None,
     )
+    return app

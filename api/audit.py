@@ -12,11 +12,13 @@ from api.auth import requires
 from api.deps import Caller, Rt
 from api.schemas import PublicKeys
 from archive import ledger, signing
+from archive.errors import MalformedBody
 from archive.ledger import Checkpoint, LedgerRecord, VerifyReport
+from archive.limits import MAX_LEDGER_SEQ, date_errors
 from archive.search.service import reveal_queries
 
-# Ledger sequence numbers are 32-bit integers in the store; a larger cursor is a client error.
-MAX_SEQ = 2**31 - 1
+# The console's audit page pages the ledger with the same bound.
+MAX_SEQ = MAX_LEDGER_SEQ
 
 
 class AuditController(Controller):
@@ -33,9 +35,11 @@ class AuditController(Controller):
         subject: FromQuery[str | None] = None,
         from_: Annotated[datetime | None, QueryParameter(name="from")] = None,
         to: FromQuery[datetime | None] = None,
-        after_seq: Annotated[int, QueryParameter(ge=0, le=MAX_SEQ, description="cursor: the last seq you have")] = 0,
+        after_seq: Annotated[int, QueryParameter(ge=0, le=MAX_LEDGER_SEQ, description="cursor: the last seq you have")] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[LedgerRecord]:
+        if errors := date_errors("", from_=from_, to=to):
+            raise MalformedBody("a date filter is out of range", errors)
         records = await ledger.list_entries(
             principal.tenant_id, actor=actor, action=action, subject=subject,
             since=from_, until=to, after_seq=after_seq, limit=limit,

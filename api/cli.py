@@ -13,6 +13,7 @@ from uuid import UUID
 import msgspec
 
 from archive.tenancy import ROLES
+from config.files import restrict_umask
 from config.settings import ConfigError, Settings, load_settings
 
 EXIT_USAGE = 2
@@ -97,7 +98,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
               "(is another 'parley serve' running?); stop it or choose another --port", file=sys.stderr)
         return EXIT_FAILED
     os.environ["PARLEY_HOST"], os.environ["PARLEY_PORT"] = host, str(port)
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    settings.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     async def banner(_: Any) -> int:
         from archive.tenancy import list_tenants
@@ -723,6 +724,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"parley: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(settings)
+    restrict_umask()  # before any command creates a file
     try:
         return int(args.func(settings, args))
     except (DomainError, KeyringError) as exc:

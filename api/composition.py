@@ -30,6 +30,7 @@ from archive.supervision.guard import ReviewGuard
 from archive.tenancy import TenantDirectory
 from archive.workers import Workers
 from config.database import build_engine
+from config.files import ensure_private_dir, restrict_umask
 from config.settings import Settings
 from proactive import funnel
 from proactive import jobs as proactive_jobs
@@ -79,6 +80,7 @@ def build_runtime(
     shares another runtime's connections (several runtimes in one test process);
     ``create_keyring`` allows a new key file (only on an empty data directory)."""
     # Keys first: a command pointed at the wrong directory stops here, before it creates anything.
+    restrict_umask()
     clock = clock or SystemClock()
     if keyring is not None:
         keys = Keys(lambda: keyring, monotonic=clock.monotonic)
@@ -88,7 +90,7 @@ def build_runtime(
         stamp = None if settings.master_key else FileKeyProvider(settings.data_path).stamp
         keys = Keys(lambda: load_keyring(settings.master_key, settings.data_path), initial=first,
                     monotonic=clock.monotonic, stamp=stamp)
-    settings.data_path.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(settings.data_path)
     if database is None:
         database = Database(build_engine(settings), pool_size=settings.db_pool_size)
         database.bind()

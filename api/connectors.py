@@ -6,10 +6,12 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from api.auth import requires
 from api.deps import Caller, Rt
+from api.openapi import problems
 from archive.connectors import service
 from archive.connectors import store as connectors
 from archive.errors import NotFound
@@ -34,6 +36,11 @@ def _public_url(request: Request[Any, Any, Any]) -> str:
         "401 when the signature is missing, wrong or older than 5 minutes (counted by reason in the connector's stats). "
         "201 archived, 202 kept (a pending piece, or queued fetch-back), 200 duplicate or ignored. See docs/connectors.md."
     ),
+    responses={
+        200: ResponseSpec(service.Receipt, description="A duplicate, or an event the connector ignores", generate_examples=False),
+        202: ResponseSpec(service.Receipt, description="Kept: a pending piece, or a queued fetch-back", generate_examples=False),
+        **problems(401),
+    },
 )
 async def receive_push(request: Request[Any, Any, Any], rt: Rt, connector_id: FromPath[str]) -> Response[service.Receipt]:
     try:

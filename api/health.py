@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
 from api.deps import Rt
 from api.schemas import Check, Readiness
@@ -41,7 +42,8 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", exclude_from_auth=True, tags=["operations"], summary="Database, search backend and keyring are usable")
+@get("/readyz", exclude_from_auth=True, tags=["operations"], summary="Database, search backend and keyring are usable",
+     responses={503: ResponseSpec(Readiness, description="Not ready: the failing checks say why", generate_examples=False)})
 async def readyz(rt: Rt) -> Response[Readiness]:
     checks: dict[str, Check] = {}
     for name, probe in PROBES.items():

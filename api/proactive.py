@@ -33,6 +33,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api.auth import requires
 from api.deps import Caller, Rt
+from api.openapi import problems
 from archive.tenancy import Principal
 from config.settings import Settings, trusted_networks
 from proactive import service
@@ -94,7 +95,8 @@ class CollectController(Controller):
     path = "/v1"
     tags = ["engagement: browser"]
 
-    @post("/collect", exclude_from_auth=True, status_code=200, summary="Behaviour events from the snippet (text/plain or JSON)")
+    @post("/collect", exclude_from_auth=True, status_code=200, summary="Behaviour events from the snippet (text/plain or JSON)",
+          responses=problems(401, 403))  # an unknown site key; a page origin the site does not allow
     async def collect(self, request: Request[Any, Any, Any], rt: Rt) -> service.CollectOut:
         return await service.collect(
             rt, await request.body(),
@@ -102,7 +104,8 @@ class CollectController(Controller):
             page_origins(request), request.headers.get("user-agent", ""),
         )
 
-    @get("/invitations/stream", exclude_from_auth=True, summary="Server-sent invitations for one visitor", media_type="text/event-stream")
+    @get("/invitations/stream", exclude_from_auth=True, summary="Server-sent invitations for one visitor", media_type="text/event-stream",
+         responses=problems(401, 403))
     async def stream(self, request: Request[Any, Any, Any], rt: Rt, site_key: FromQuery[str], visitor_id: FromQuery[str]) -> ServerSentEvent:
         rt.engagement.require_live()
         site = await service.resolve_site(rt, site_key, page_origins(request))
@@ -173,7 +176,7 @@ class RulesController(Controller):
 
 
 @get("/v1/visitors/{visitor_id:str}/explain", guards=[requires("marketing")], tags=["engagement: rules"],
-     summary="For each rule, why it did or did not fire for this visitor")
+     summary="For each rule, why it did or did not fire for this visitor", responses=problems(422))
 async def explain(rt: Rt, principal: Caller, visitor_id: FromPath[str], site: FromQuery[str]) -> list[Outcome]:
     return await service.explain(rt, principal, visitor_id, site)
 

@@ -43,7 +43,8 @@ STATUS_TYPES: dict[int, str] = {
 }
 TITLES: dict[int, str] = {
     400: "Malformed request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
-    405: "Method not allowed", 409: "Conflict", 413: "Request too large", 415: "Unsupported media type",
+    405: "Method not allowed", 409: "Conflict", 413: "Request too large", 414: "URL too long", 415: "Unsupported media type",
+    431: "Request headers too large",
     422: "Invalid input", 429: "Too many requests", 500: "Server error", 503: "Service unavailable",
 }
 

@@ -9,6 +9,7 @@ from litestar.params import QueryParameter
 
 from api.auth import requires
 from api.deps import Caller, Rt
+from api.openapi import JsonOrCsv
 from archive.metrics import report
 from archive.metrics.report import ReportOut
 
@@ -18,7 +19,8 @@ class ReportsController(Controller):
     tags = ["reports"]
     guards = [requires("supervisor", "compliance", "admin")]
 
-    @get("/support", summary="Support KPIs per agent, group, site, channel, local day or hour (JSON or CSV; ledgered)")
+    @get("/support", summary="Support KPIs per agent, group, site, channel, local day or hour (JSON or CSV; ledgered)",
+         operation_class=JsonOrCsv)
     async def support(
         self,
         rt: Rt,
@@ -36,7 +38,7 @@ class ReportsController(Controller):
         found = await report.support(rt, principal, from_, to, group_by)
         if format == "csv":
             return Response(
-                report.to_csv(found), media_type="text/csv; charset=utf-8",
+                report.to_csv(found), media_type="text/csv",
                 headers={"Content-Disposition": f'attachment; filename="support-{group_by}.csv"'},
             )
         return Response(found)

@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.auth import requires
 from api.deps import Caller, Rt
+from api.openapi import problems
 from archive.supervision import reviews
 from archive.validation import convert
 
@@ -23,7 +24,7 @@ class ReviewController(Controller):
     tags = ["supervision"]
     guards = [requires("reviewer", "compliance")]
 
-    @get("/", summary="The review queue, oldest first, with filters, counts per status and a cursor")
+    @get("/", summary="The review queue, oldest first, with filters, counts per status and a cursor", responses=problems(422))
     async def list_reviews(
         self,
         principal: Caller,
@@ -46,7 +47,7 @@ class ReviewController(Controller):
         query = convert({k: v for k, v in raw.items() if v not in (None, [])}, reviews.ListQuery, "the query parameters are invalid")
         return await reviews.list_reviews(principal, query)
 
-    @post("/actions", status_code=200, summary="One action on many items at once: all of them or none")
+    @post("/actions", status_code=200, summary="One action on many items at once: all of them or none", responses=problems(404))
     async def bulk_action(self, rt: Rt, principal: Caller, data: JSONBody[reviews.BulkActionIn]) -> reviews.BulkResult:
         return reviews.BulkResult(items=await reviews.act(rt, principal, data.ids, data, bulk=True))
 

@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.auth import requires
 from api.deps import Caller, Rt
+from api.openapi import JsonOrCsv, problems
 from archive.supervision import backfill, policies, reports
 from archive.validation import convert
 
@@ -70,7 +71,7 @@ class ReportController(Controller):
     guards = [requires("compliance", "admin")]
 
     @get("/{kind:str}", summary="activity (actions per reviewer), ageing (items by age and status) or policies (changes, who and when); JSON or CSV",
-         media_type="application/json")
+         media_type="application/json", responses=problems(422), operation_class=JsonOrCsv)
     async def get_report(
         self, rt: Rt, principal: Caller, kind: FromPath[str],
         from_: Annotated[str | None, QueryParameter(name="from", description="RFC 3339; the range is [from, to)")] = None,
@@ -82,6 +83,6 @@ class ReportController(Controller):
         result = await reports.report(rt, principal, kind, query)
         if query.format == "csv":
             day = result.generated_at.date().isoformat()
-            return Response(reports.to_csv(result), media_type="text/csv; charset=utf-8",
+            return Response(reports.to_csv(result), media_type="text/csv",
                             headers={"Content-Disposition": f'attachment; filename="parley-{kind}-{day}.csv"'})
         return Response(result)

@@ -31,6 +31,7 @@ from archive import attachments, db, ledger, revisions
 from archive.attachments import FetchedFile
 from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, TooLarge
+from archive.limits import control_character_problem, date_errors
 from archive.models import (
     Attachment,
     BatchIn,
@@ -144,7 +145,13 @@ def parse_body(body: bytes, settings: Any) -> tuple[list[ConversationIn], bool]:
 
 def check_conversation(conv: ConversationIn, settings: Any, now: datetime, path: str) -> list[FieldError]:
     """Rules a type cannot express: limits, emptiness, and timestamps that make sense."""
-    errors: list[FieldError] = []
+    # Dates at the ends of the calendar first: the comparisons below add a skew to them.
+    errors = date_errors(path, started_at=conv.started_at, ended_at=conv.ended_at)
+    for i, message in enumerate(conv.messages[: settings.max_messages]):
+        errors.extend(date_errors(f"{path}messages[{i}].", at=message.at, edited_at=message.edited_at))
+    if errors:
+        return errors
+    errors.extend(_control_character_errors(conv, settings, path))
     skew = timedelta(seconds=settings.clock_skew_seconds)
     if not conv.messages:
         errors.append(FieldError(f"{path}messages", "a conversation needs at least one message"))
@@ -175,6 +182,22 @@ def check_conversation(conv: ConversationIn, settings: Any, now: datetime, path:
         elif isinstance(value, str) and len(value) > 1000:
             errors.append(FieldError(f"{path}metadata.{key}", "metadata values are at most 1000 characters"))
     return errors
+
+
+def _control_character_errors(conv: ConversationIn, settings: Any, path: str) -> list[FieldError]:
+    """Names and ids end up in e-mail headers (EML exports), file names and logs, where a line
+    break starts something new: refused here rather than rewritten later."""
+    named: list[tuple[str, str | None]] = [
+        ("external_id", conv.external_id), ("visitor.id", conv.visitor.id), ("visitor.name", conv.visitor.name),
+        ("visitor.email", conv.visitor.email),
+        *((f"tags[{i}]", tag) for i, tag in enumerate(conv.tags)),
+    ]
+    for i, agent in enumerate(conv.agents):
+        named += [(f"agents[{i}].id", agent.id), (f"agents[{i}].name", agent.name), (f"agents[{i}].email", agent.email)]
+    for i, message in enumerate(conv.messages[: settings.max_messages]):
+        named += [(f"messages[{i}].sender.id", message.sender.id), (f"messages[{i}].sender.name", message.sender.name)]
+        named += [(f"messages[{i}].attachments[{j}].name", a.name) for j, a in enumerate(message.attachments)]
+    return [FieldError(f"{path}{where}", problem) for where, value in named if (problem := control_character_problem(value))]
 
 
 def canonical(value: Any) -> bytes:

@@ -29,10 +29,10 @@ from typing import Union
 
 import msgspec
 
+from archive.limits import MAX_QUERY_CHARS, MAX_QUERY_DEPTH, MAX_QUERY_PARTS, date_problem
+
 FIELDS = ("agent", "visitor", "site", "channel", "tag", "lang", "sender", "date")
 SENDERS = ("visitor", "agent", "bot", "system")
-MAX_QUERY_CHARS = 2000
-MAX_NODES = 200
 MAX_EDITS = 2
 RELAXED_MIN_LETTERS = 5  # a query without hits retries words this long with typo tolerance
 
@@ -167,10 +167,16 @@ def _day(text: str, pos: int, query: str) -> datetime:
     try:
         if "T" in text:
             value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return datetime.combine(date.fromisoformat(text), time(), tzinfo=timezone.utc)
+            value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        else:
+            value = datetime.combine(date.fromisoformat(text), time(), tzinfo=timezone.utc)
     except ValueError:
         raise QuerySyntaxError(f"{text!r} is not a date (use YYYY-MM-DD)", pos, query) from None
+    # A day is added to some ends: the range stops short of the calendar's ends (archive.limits).
+    problem = date_problem(value)
+    if problem is not None:
+        raise QuerySyntaxError(f"date {text!r} {problem}", pos, query)
+    return value
 
 
 def _date_range(value: str, pos: int, query: str) -> DateRange:
@@ -196,6 +202,12 @@ class _Parser:
         self.i = 0
         self.nodes = 0
         self.senders: list[str] = []
+        self.depth = 0  # parentheses and NOT/- currently open
+
+    def deeper(self, tok: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_QUERY_DEPTH:
+            raise QuerySyntaxError(f"query nests too deeply: at most {MAX_QUERY_DEPTH} parentheses and NOT/- inside each other", tok.pos, self.query)
 
     def peek(self) -> _Tok | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -204,8 +216,8 @@ class _Parser:
         tok = self.tokens[self.i]
         self.i += 1
         self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise QuerySyntaxError(f"query is too complex (more than {MAX_NODES} parts)", tok.pos, self.query)
+        if self.nodes > MAX_QUERY_PARTS:
+            raise QuerySyntaxError(f"query is too complex: at most {MAX_QUERY_PARTS} words, operators and fields", tok.pos, self.query)
         return tok
 
     def end_pos(self) -> int:
@@ -242,7 +254,10 @@ class _Parser:
             raise QuerySyntaxError("the query ends where a term was expected", self.end_pos(), self.query)
         if tok.kind in ("not", "minus"):
             self.take()
-            return Not(self.unary())
+            self.deeper(tok)
+            node = Not(self.unary())
+            self.depth -= 1
+            return node
         return self.primary()
 
     def primary(self) -> Node:
@@ -250,11 +265,13 @@ class _Parser:
         assert tok is not None
         if tok.kind == "lparen":
             self.take()
+            self.deeper(tok)
             node = self.or_expr()
             close = self.peek()
             if close is None or close.kind != "rparen":
                 raise QuerySyntaxError("missing ')'", tok.pos, self.query)
             self.take()
+            self.depth -= 1
             return node
         if tok.kind in ("rparen", "and", "or", "near"):
             raise QuerySyntaxError(f"{tok.value!r} needs a term before it", tok.pos, self.query)
@@ -316,7 +333,7 @@ class _Parser:
 
 def parse(query: str) -> Parsed:
     if len(query) > MAX_QUERY_CHARS:
-        raise QuerySyntaxError(f"query is longer than {MAX_QUERY_CHARS} characters", MAX_QUERY_CHARS, query[:40] + "…")
+        raise QuerySyntaxError(f"query is too long: at most {MAX_QUERY_CHARS} characters", MAX_QUERY_CHARS, query[:40] + "…")
     parser = _Parser(query)
     tree = parser.parse()
     return Parsed(tree=tree, senders=tuple(sorted(set(parser.senders))))

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import types
 import typing
+from datetime import datetime
 from typing import Any, TypeVar, Union
 
 import msgspec
 
 from archive.errors import FieldError, InvalidInput, MalformedBody, field_path
+from archive.limits import check_json_document, date_problem
 
 T = TypeVar("T")
 
@@ -25,7 +27,8 @@ MAX_REPORTED = 50
 
 
 def decode_json(body: bytes | str, what: str = "the request body") -> Any:
-    """JSON to builtins; malformed, non-UTF-8 or absurdly nested input is a 400 naming the cause."""
+    """JSON to builtins; malformed, non-UTF-8 or too deeply nested input is a 400 naming the cause."""
+    check_json_document(body.encode() if isinstance(body, str) else body, what)
     try:
         return msgspec.json.decode(body)
     except RecursionError:
@@ -35,14 +38,35 @@ def decode_json(body: bytes | str, what: str = "the request body") -> Any:
 
 
 def convert(raw: Any, type_: type[T], detail: str = "the request is invalid; nothing was stored", path: str = "") -> T:
-    """``msgspec.convert`` that, on failure, raises InvalidInput listing every offending field."""
+    """``msgspec.convert`` that, on failure, raises InvalidInput listing every offending field,
+    dates out of ``archive.limits``' range included."""
     try:
-        return msgspec.convert(raw, type_)
+        value = msgspec.convert(raw, type_)
+        if errors := date_problems(value, path):
+            raise InvalidInput(detail, errors[:MAX_REPORTED])
+        return value
     except msgspec.ValidationError as exc:
         errors = problems(raw, type_, path) or [_leaf_error(exc, path)]
         raise InvalidInput(detail, errors[:MAX_REPORTED]) from None
     except RecursionError:
         raise MalformedBody("the request is nested too deeply", [FieldError(path or "$", "nested too deeply")]) from None
+
+
+def date_problems(value: Any, path: str = "") -> list[FieldError]:
+    """Dates of a converted Struct, and of Structs inside it, outside the range every date must
+    lie in (archive.limits). Lists are not walked: that is per-item work on hot paths (ingest
+    checks its messages' dates itself)."""
+    found: list[FieldError] = []
+    if isinstance(value, msgspec.Struct):
+        for info in msgspec.structs.fields(value):
+            item = getattr(value, info.name)
+            where = _join(path, info.encode_name)
+            if isinstance(item, datetime):
+                if (problem := date_problem(item)) is not None:
+                    found.append(FieldError(where, problem))
+            elif isinstance(item, msgspec.Struct):
+                found.extend(date_problems(item, where))
+    return found
 
 
 def problems(raw: Any, type_: Any, path: str = "") -> list[FieldError]:

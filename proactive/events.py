@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
+from archive.limits import MAX_EPOCH_NUMBER, date_problem
+
 EVENT_TYPES = (
     "pageview", "heartbeat", "scroll", "click", "idle", "exit_intent", "custom", "cart", "goal",
     "invitation_shown", "invitation_accepted", "invitation_dismissed", "chat_started", "chat_ended", "visibility",
@@ -62,6 +64,8 @@ def _timestamp(value: Any, now: float) -> float | str:
     if value is None:
         return now
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not -MAX_EPOCH_NUMBER < value < MAX_EPOCH_NUMBER:  # a 400-digit integer overflows a float
+            return "at is out of range"
         return value / 1000.0 if value > 1e11 else float(value)  # epoch milliseconds or seconds
     if isinstance(value, str):
         try:
@@ -70,6 +74,8 @@ def _timestamp(value: Any, now: float) -> float | str:
             return "at is not an RFC 3339 timestamp or epoch milliseconds"
         if parsed.tzinfo is None:
             return "at needs a time zone"
+        if date_problem(parsed):  # year 1 at +01:00 overflows timestamp()
+            return "at is out of range"
         return parsed.timestamp()
     return "at is not a timestamp"
 

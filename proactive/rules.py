@@ -33,6 +33,7 @@ import msgspec
 import yaml
 
 from archive.errors import FieldError, InvalidInput
+from archive.limits import check_json_document, load_yaml
 
 MAX_DEPTH = 8
 MAX_NODES = 100
@@ -501,8 +502,10 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
 def load_document(text: str | bytes, media: Literal["yaml", "json"] = "yaml") -> list[dict[str, Any]]:
     """A YAML or JSON document: ``{"rules": [...]}``, a list of rules, or one rule."""
     try:
-        data = msgspec.json.decode(text) if media == "json" else yaml.safe_load(text)
-    except (yaml.YAMLError, msgspec.DecodeError) as exc:
+        if media == "json":
+            check_json_document(text.encode() if isinstance(text, str) else text, "the document")
+        data = msgspec.json.decode(text) if media == "json" else load_yaml(text)
+    except msgspec.DecodeError as exc:
         raise InvalidInput(f"the document cannot be parsed as {media.upper()}: {exc}", [FieldError("$", str(exc)[:300])]) from None
     if isinstance(data, dict) and "rules" in data:
         data = data["rules"]

@@ -21,6 +21,7 @@ import structlog
 from archive.clock import Clock
 from archive.db import json_column
 from archive.errors import Unavailable
+from archive.limits import MAX_SITE_KEY_CHARS
 from archive.tables import Site
 from archive.tenancy import _Lru
 from proactive import state as visitor_state
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 SITE_CACHE_SECONDS = 10.0
-MAX_SITE_KEY = 64
 RULES_CHANGED = "engagement_rules"
 SITE_CHANGED = "engagement_site"
 VISITOR_ERASED = "engagement_visitor_erased"
@@ -59,7 +59,7 @@ class SiteCache:
         self._rows: _Lru[str, tuple[float, dict[str, Any]]] = _Lru(size)
 
     async def by_key(self, site_key: str) -> dict[str, Any] | None:
-        if len(site_key) > MAX_SITE_KEY:
+        if len(site_key) > MAX_SITE_KEY_CHARS:
             return None
         cached = self._rows.get(site_key)
         if cached is not None and self.clock.monotonic() - cached[0] < SITE_CACHE_SECONDS:

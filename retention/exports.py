@@ -21,6 +21,8 @@ import os
 import re
 import zipfile
 from datetime import datetime, timedelta
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -34,6 +36,7 @@ from archive import db, leases, ledger, transcripts
 from archive.crypto import SealingWriter
 from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
+from archive.limits import CONTROL_CHARACTERS, MAX_QUERY_CHARS, date_errors
 from archive.models import Attachment, Message, StoredConversation
 from archive.query import QuerySyntaxError, parse
 from archive.rotation import Rewrapped
@@ -50,7 +53,7 @@ LOAD_BATCH = 100
 
 
 class ExportIn(msgspec.Struct, forbid_unknown_fields=True):
-    q: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    q: Annotated[str, msgspec.Meta(max_length=MAX_QUERY_CHARS)] = ""
     filters: SearchFilters = msgspec.field(default_factory=SearchFilters)
     format: Literal["jsonl", "eml"] = "jsonl"
 
@@ -87,6 +90,8 @@ async def create(rt: Runtime, principal: Principal, data: ExportIn, case: UUID |
         parse(data.q)
     except QuerySyntaxError as exc:
         raise InvalidInput("the export query cannot be parsed", [FieldError("q", f"{exc.message} at position {exc.position}")]) from None
+    if errors := date_errors("filters.", from_=data.filters.from_, to=data.filters.to):
+        raise InvalidInput("the export filters are out of range", errors)
     ctx = await tenant_context(rt, principal.tenant_id)
     export_id = uuid4()
     criteria = {"q_sealed": ctx.crypto.seal_note(data.q.encode()) if data.q else "", "filters": msgspec.to_builtins(data.filters)}
@@ -132,8 +137,23 @@ def _file_path(cid: UUID, sha256: str) -> str:
     return f"attachments/{cid}/{sha256}"
 
 
-def _address(name: str | None, email: str | None, fallback: str) -> str:
-    return f'"{name or fallback}" <{email or _safe_name(fallback) + ".invalid"}>'
+def _header_text(text: str) -> str:
+    """A header value on one line: control characters (CR/LF above all, which would start a new
+    header) become spaces. Conversations archived before ingest refused them still export."""
+    return " ".join(CONTROL_CHARACTERS.sub(" ", text).split())
+
+
+def _address(name: str | None, email: str | None, who: str, kind: str) -> Address:
+    """An address header entry; non-ASCII names are encoded per RFC 2047 when the message is
+    written (the email package's default policy). An e-mail that is not an address falls back to
+    ``<id@visitor.invalid>``, as does a missing one."""
+    display = _header_text(name or who)
+    if email:
+        try:
+            return Address(display_name=display, addr_spec=_header_text(email))
+        except (ValueError, IndexError, HeaderParseError):
+            pass
+    return Address(display_name=display, username=_safe_name(who), domain=f"{kind}.invalid")
 
 
 def _line(m: Message) -> str:
@@ -151,9 +171,10 @@ def _eml(
     custodian identity), notes and events marked, stored files attached."""
     message = EmailMessage()
     visitor = stored.visitor
-    message["From"] = _address(visitor.name, visitor.email, f"{visitor.id}@visitor")
-    message["To"] = ", ".join(_address(a.name, a.email, f"{a.id}@agent") for a in stored.agents) or "undisclosed-recipients:;"
-    message["Subject"] = f"Chat {stored.external_id} ({stored.site}/{stored.channel})" + (f" revision {revision}" if revision > 1 else "")
+    message["From"] = _address(visitor.name, visitor.email, visitor.id, "visitor")
+    agents = tuple(_address(a.name, a.email, a.id, "agent") for a in stored.agents)
+    message["To"] = agents if agents else "undisclosed-recipients:;"
+    message["Subject"] = _header_text(f"Chat {stored.external_id} ({stored.site}/{stored.channel})" + (f" revision {revision}" if revision > 1 else ""))
     message["Date"] = format_datetime(stored.started_at)
     message["Message-ID"] = f"<{cid}{f'.r{revision}' if revision > 1 else ''}@parley.invalid>"
     message["X-Parley-Conversation-Id"] = str(cid)
@@ -167,7 +188,7 @@ def _eml(
                 attached.add(a.sha256)
                 maintype, _, subtype = (a.content_type or "application/octet-stream").partition("/")
                 message.add_attachment(files[a.sha256][1], maintype=maintype, subtype=subtype or "octet-stream",
-                                       filename=a.name or a.sha256)
+                                       filename=_header_text(a.name or "") or a.sha256)
     return bytes(message)
 
 
@@ -330,14 +351,19 @@ async def _run(rt: Runtime, row: dict[str, Any]) -> None:
     except Exception as exc:  # recorded on the export for the requester; the job goes on
         log.exception("export_failed", export=str(row["id"]))
         _path(rt, row["tenant"], row["id"]).with_suffix(".partial").unlink(missing_ok=True)
-        await Export.update({Export.status: "failed", Export.error: type(exc).__name__}).where(Export.id == row["id"])
+        # Says why in words a requester can act on; the exception's own text stays in the log (it may quote content).
+        reason = (f"the export could not be built ({type(exc).__name__}); the server log has the details "
+                  f"(export_failed, export={row['id']}); request a new export or ask your operator")
+        await Export.update({Export.status: "failed", Export.error: reason[:300]}).where(Export.id == row["id"])
 
 
-async def run_pending(rt: Runtime, limit: int = 5) -> int:
-    """Build queued exports, and those left ``running`` by a process that died."""
+async def run_pending(rt: Runtime, limit: int = 5, tenant_id: UUID | None = None) -> int:
+    """Build queued exports, and those left ``running`` by a process that died (oldest first;
+    ``tenant_id`` narrows it to one tenant's, as a test that waits for its own export does)."""
     now = rt.clock.now()
-    rows = await Export.select().where(Export.status == "queued").order_by(Export.created_at).limit(limit)
-    for orphan in await Export.select().where(Export.status == "running").order_by(Export.created_at).limit(limit):
+    mine = (Export.tenant == tenant_id) if tenant_id is not None else (Export.id.is_not_null())
+    rows = await Export.select().where((Export.status == "queued") & mine).order_by(Export.created_at).limit(limit)
+    for orphan in await Export.select().where((Export.status == "running") & mine).order_by(Export.created_at).limit(limit):
         if await leases.running(orphan["tenant"], _operation(orphan["id"]), now) is None:
             log.warning("export_restarted", export=str(orphan["id"]))
             rows.append(orphan)

@@ -24,6 +24,7 @@ import msgspec
 from archive import db, ledger
 from archive.db import json_column
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
+from archive.limits import MAX_QUERY_CHARS, date_errors
 from archive.query import QuerySyntaxError, parse
 from archive.runtime import Runtime
 from archive.search.service import SearchFilters, all_matching_ids
@@ -36,7 +37,7 @@ SCAN_PAGE = 5000
 
 
 class HoldCriteria(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    q: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    q: Annotated[str, msgspec.Meta(max_length=MAX_QUERY_CHARS)] = ""
     filters: SearchFilters = msgspec.field(default_factory=SearchFilters)
     visitor_ids: list[str] = []
     agent_ids: list[str] = []
@@ -187,6 +188,10 @@ async def create(rt: Runtime, principal: Principal, data: HoldIn, case: UUID | N
             parse(data.criteria.q)
         except QuerySyntaxError as exc:
             raise InvalidInput("the hold's query cannot be parsed", [FieldError("criteria.q", f"{exc.message} at position {exc.position}")]) from None
+    criteria = data.criteria
+    if errors := [*date_errors("criteria.", from_=criteria.from_, to=criteria.to),
+                  *date_errors("criteria.filters.", from_=criteria.filters.from_, to=criteria.filters.to)]:
+        raise InvalidInput("the hold's dates are out of range", errors)
     hold_id = uuid4()
     stored = _store(ctx, data.criteria)
     async with db.write_transaction():

@@ -106,7 +106,7 @@ async def test_exports_carry_the_stored_files(client, tenant, runtime, tmp_path,
         _, receipt = await archived_with_file(client, tenant, runtime, files_api)
     await indexing.drain_all(runtime)
     created = await client.post("/v1/exports", json={"q": "faktura-oktober", "format": fmt}, headers=tenant.headers("compliance"))
-    await exports.run_pending(runtime)
+    await exports.run_pending(runtime, tenant_id=tenant.id)
     download = await client.get(f"/v1/exports/{created.json()['id']}/download", headers=tenant.headers("compliance"))
     path = tmp_path / "export.zip"
     path.write_bytes(download.content)

@@ -68,7 +68,7 @@ async def test_a_saved_search_holds_and_exports_what_it_finds_and_the_export_dow
         assert exported.status_code == 303
         running = await http.get(f"/console/cases/{case_id}")
         assert 'hx-trigger="every 2s"' in running.text and "queued" in running.text  # the page polls until it is ready
-        assert await exports.run_pending(runtime) == 1
+        assert await exports.run_pending(runtime, tenant_id=tenant.id) == 1
         ready = await http.get(f"/console/cases/{case_id}/exports", headers={"hx-request": "true"})
         assert "every 2s" not in ready.text and "done" in ready.text
         link = re.search(r'href="(/console/exports/[0-9a-f-]{36}/download)"', ready.text)

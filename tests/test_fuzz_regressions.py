@@ -21,3 +21,24 @@ async def test_the_rules_export_is_declared_as_the_yaml_document_it_returns(clie
     assert schema["components"]["schemas"]["RulesDocument"]["required"] == ["rules"]
     exported = await client.get("/v1/rules/export", headers=tenant.headers("marketing"))
     assert exported.status_code == 200 and exported.text.startswith("rules:")
+
+
+async def test_csv_reports_are_declared_and_name_their_charset_once(client, tenant):
+    # Found by schemathesis' content-type conformance: ?format=csv answered
+    # "text/csv; charset=utf-8; charset=utf-8", a media type the document did not list.
+    schema = (await client.get("/schema/openapi.json")).json()
+    for path in ("/v1/reports/support", "/v1/supervision/reports/{kind}"):
+        assert set(schema["paths"][path]["get"]["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+    for url in ("/v1/reports/support?format=csv", "/v1/supervision/reports/ageing?format=csv"):
+        response = await client.get(url, headers=tenant.headers("compliance"))
+        assert response.status_code == 200 and response.headers["content-type"] == "text/csv; charset=utf-8", url
+
+
+async def test_query_problems_the_domain_finds_are_declared(client, tenant):
+    # Found by schemathesis' status-code conformance: these answer 422 for a query the domain
+    # refuses (a bad limit, an unknown report format, an unknown site), which was undocumented.
+    schema = (await client.get("/schema/openapi.json")).json()
+    for path in ("/v1/reviews", "/v1/supervision/reports/{kind}", "/v1/visitors/{visitor_id}/explain"):
+        assert "422" in schema["paths"][path]["get"]["responses"], path
+    refused = await client.get("/v1/supervision/reports/ageing?format=xml", headers=tenant.headers("compliance"))
+    assert refused.status_code == 422 and refused.json()["errors"][0]["path"] == "format"

@@ -218,7 +218,7 @@ async def test_export_verifies_offline_and_fails_if_one_byte_changes(client, ten
     created = await client.post("/v1/exports", json={"q": "refund", "format": fmt}, headers=tenant.headers("compliance"))
     assert created.status_code == 202 and created.json()["status"] == "queued"
     export_id = created.json()["id"]
-    await exports.run_pending(runtime)
+    await exports.run_pending(runtime, tenant_id=tenant.id)
     state = (await client.get(f"/v1/exports/{export_id}", headers=tenant.headers("compliance"))).json()
     assert state["status"] == "done" and state["progress"] == state["total"] == 2
     download = await client.get(f"/v1/exports/{export_id}/download", headers=tenant.headers("compliance"))
@@ -251,7 +251,7 @@ async def test_export_verifies_offline_and_fails_if_one_byte_changes(client, ten
 
 async def test_exports_expire_and_are_deleted(client, tenant, runtime):
     created = (await client.post("/v1/exports", json={"q": ""}, headers=tenant.headers("compliance"))).json()
-    await exports.run_pending(runtime)
+    await exports.run_pending(runtime, tenant_id=tenant.id)
     assert await exports.expire(runtime, now=datetime.now(timezone.utc) + timedelta(hours=runtime.settings.export_ttl_hours + 1)) >= 1
     state = (await client.get(f"/v1/exports/{created['id']}", headers=tenant.headers("compliance"))).json()
     assert state["status"] == "expired"

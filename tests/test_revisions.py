@@ -136,7 +136,7 @@ async def test_exports_hold_every_revision(client, tenant, runtime, tmp_path, fm
     first, _ = await archived_twice(client, tenant, "exported-1")
     await indexing.drain_all(runtime)
     created = await client.post("/v1/exports", json={"q": "purring", "format": fmt}, headers=tenant.headers("compliance"))
-    await exports.run_pending(runtime)
+    await exports.run_pending(runtime, tenant_id=tenant.id)
     download = await client.get(f"/v1/exports/{created.json()['id']}/download", headers=tenant.headers("compliance"))
     path = tmp_path / "export.zip"
     path.write_bytes(download.content)

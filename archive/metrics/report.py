@@ -26,6 +26,7 @@ import msgspec
 
 from archive import ledger
 from archive.errors import FieldError, InvalidInput
+from archive.limits import date_problem
 from archive.metrics import cells
 from archive.metrics.cells import Cell, Group, Values, values_of
 
@@ -218,14 +219,19 @@ def _moment(text: str, zone: ZoneInfo, field: str, end: bool) -> int:
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            return cells.day_start(day + timedelta(days=1) if end else day, zone)
-        moment = datetime.fromisoformat(value)
+            moment = datetime(day.year, day.month, day.day, tzinfo=zone)
+        else:
+            moment = datetime.fromisoformat(value)
     except ValueError:
         raise BadQuery(
             f"{field} is not a date or time", [FieldError(field, "a date (2026-11-01) or an RFC 3339 time (2026-11-01T08:00:00+01:00)")]
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
+    if problem := date_problem(moment):  # before adding a day or converting (archive.limits)
+        raise BadQuery(f"{field} {problem}", [FieldError(field, problem)])
+    if len(value) == 10:
+        return cells.day_start(day + timedelta(days=1) if end else day, zone)
     return math.floor(moment.timestamp())
 
 

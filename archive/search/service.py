@@ -19,6 +19,7 @@ import msgspec
 from archive import ledger
 from archive.analysis import highlight_terms, primary_language
 from archive.errors import FieldError, InvalidInput
+from archive.limits import MAX_QUERY_CHARS, MAX_RESULT_WINDOW, date_errors, date_problem
 from archive.query import Parsed, QuerySyntaxError, parse, relax_for_typos
 from archive.runtime import Runtime
 from archive.search import indexing
@@ -55,7 +56,7 @@ class SearchFilters(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
 
 
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
-    q: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    q: Annotated[str, msgspec.Meta(max_length=MAX_QUERY_CHARS)] = ""
     filters: SearchFilters = msgspec.field(default_factory=SearchFilters)
     sort: Literal["relevance", "newest", "oldest"] = "relevance"
     size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
@@ -109,9 +110,17 @@ def _decode_cursor(text: str | None) -> Cursor:
     if not text:
         return Cursor()
     try:
-        return msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=Cursor)
+        cursor = msgspec.json.decode(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), type=Cursor)
+        # Cursors are not signed: every field is checked as if a client wrote it, because one could.
+        if not 0 <= cursor.offset <= MAX_RESULT_WINDOW:
+            raise ValueError("offset out of range")
+        if cursor.started_at is not None:
+            if date_problem(datetime.fromisoformat(cursor.started_at.replace("Z", "+00:00"))) or cursor.conversation is None:
+                raise ValueError("position out of range")
+            UUID(cursor.conversation)
     except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
         raise InvalidInput("the cursor is not one this API issued", [FieldError("cursor", "pass next_cursor back unchanged")]) from None
+    return cursor
 
 
 def _filter_nodes(filters: SearchFilters, ctx: TenantContext) -> list[Any]:
@@ -187,6 +196,8 @@ def _fragment(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 async def search(rt: Runtime, principal: Principal, request: SearchRequest) -> SearchResponse:
+    if errors := date_errors("filters.", from_=request.filters.from_, to=request.filters.to):
+        raise InvalidInput("the search filters are out of range", errors)
     ctx = await tenant_context(rt, principal.tenant_id)
     parsed = _parse(request)
     plan = await plan_for(rt, ctx, request, parsed)

@@ -36,6 +36,7 @@ from archive.supervision.tables import ReviewItem, SupervisionBackfill, Supervis
 from archive.tables import Conversation as ConversationRow
 from archive.tables import ConversationKey
 from archive.tenancy import Principal, TenantContext, tenant_context
+from archive.validation import date_problems
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +87,8 @@ def _in_range(tenant_id: UUID, start: datetime | None, end: datetime | None) -> 
 
 
 async def request(rt: Runtime, principal: Principal, policy_id: UUID, data: BackfillIn) -> BackfillOut:
+    if errors := date_problems(data):
+        raise InvalidInput("the backfill's dates are out of range", errors)
     if data.from_ is not None and data.to is not None and data.to <= data.from_:
         raise InvalidInput("the range is empty", [FieldError("to", "must be after from")])
     policy = await SupervisionPolicy.select().where(

@@ -1,0 +1,56 @@
+"""Requests are screened before anything decodes them: URL and header size, body UTF-8 and JSON
+nesting (archive.limits).
+
+Litestar decodes a handler's ``data`` with msgspec, which raises ``UnicodeDecodeError`` on invalid
+UTF-8 and ``RecursionError`` on deep nesting — both were 500s. This app-level ``before_request``
+hook runs after routing and guards and before the body is decoded; the body it reads is cached by
+Litestar, so the handler reads the same bytes without a second receive.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.enums import ScopeType
+from litestar.exceptions import HTTPException
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from archive.limits import MAX_HEADER_BYTES, MAX_URL_BYTES, check_json_document
+
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    # The snippet posts JSON as text/plain (a "simple" CORS request); no type is read as JSON too.
+    return media in ("", "application/json", "text/plain") or media.endswith("+json")
+
+
+async def screen_body(request: Request[Any, Any, Any]) -> None:
+    if request.method not in _WITH_BODY or not _is_json(request.headers.get("content-type", "")):
+        return
+    body = await request.body()
+    if body:
+        check_json_document(body)
+
+
+class RequestLineLimits:
+    """414 and 431 as problem+json for URLs and headers over ``archive.limits``' bounds.
+
+    Granian answers requests beyond its own, larger limits (a URL of tens of kilobytes, more
+    than 100 headers, a request line that is not HTTP) itself, with an empty body, before the
+    app sees them (docs/errors.md); these bounds sit below that so every request the app does
+    see gets a problem document.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            if len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b"")) > MAX_URL_BYTES:
+                raise HTTPException(status_code=414, detail=f"the URL is longer than {MAX_URL_BYTES} bytes; send large criteria in a body")
+            if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+                raise HTTPException(status_code=431, detail=f"the request headers are larger than {MAX_HEADER_BYTES} bytes together")
+        await self.app(scope, receive, send)
