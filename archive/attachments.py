@@ -15,11 +15,13 @@ already holds (the same SHA-256) is not stored twice.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
 import msgspec
 
+from archive import db
 from archive.errors import NotFound
 from archive.tables import ConversationFile
 from archive.tenancy import TenantContext
@@ -53,16 +55,15 @@ async def store(ctx: TenantContext, conversation_id: UUID, key: tuple[bytes, int
         )
     }
     wrapped, version = key
+    now = datetime.now(timezone.utc)  # the wall clock, as the column's default
     rows = [
-        ConversationFile(
-            id=uuid4(), tenant=ctx.tenant_id, conversation=conversation_id, digest=d,
-            size=len(f.data), ciphertext=ctx.crypto.seal_part(conversation_id, wrapped, version, part(f.sha256), f.data),
-        )
+        (uuid4(), ctx.tenant_id, conversation_id, d, len(f.data),
+         ctx.crypto.seal_part(conversation_id, wrapped, version, part(f.sha256), f.data), now)
         for d, f in wanted.items()
         if d not in held
     ]
-    if rows:
-        await ConversationFile.insert(*rows)
+    # Explicit SQL (issue 20): part of the ingest transaction's hot write path.
+    await db.insert_many("conversation_file", ("id", "tenant", "conversation", "digest", "size", "ciphertext", "created_at"), rows)
     return len(rows)
 
 

@@ -78,6 +78,9 @@ class TenantCrypto:
         self._identity_key = hkdf(secret, "parley/identity-hash/v1")
         self.index_key = hkdf(secret, "parley/blind-index/v1")
         self._note_key = hkdf(secret, "parley/ledger-notes/v1")
+        # Behaviour events are many and small: one key per tenant (derived, like the note key, so
+        # it survives master rotations), its cipher built once — a collect seals every event.
+        self._event_aead = AESGCM(hkdf(secret, "parley/behaviour-events/v1"))
 
     @staticmethod
     def new_tenant_secret(keyring: KeySource, tenant_id: UUID) -> tuple[bytes, int]:
@@ -179,6 +182,18 @@ class TenantCrypto:
 
     def open_note(self, sealed: str) -> bytes:
         return _decrypt(self._note_key, base64.b64decode(sealed), self._aad("note", self.tenant_id))
+
+    def seal_event(self, subject: str, plaintext: bytes) -> bytes:
+        """A behaviour event's payload (or a visitor's engine memory), bound to ``subject`` (the
+        visitor hash) so a payload copied to another visitor's row does not open."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._event_aead.encrypt(nonce, plaintext, self._aad("event", self.tenant_id) + subject.encode())
+
+    def open_event(self, subject: str, sealed: bytes) -> bytes:
+        try:
+            return self._event_aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], self._aad("event", self.tenant_id) + subject.encode())
+        except (InvalidTag, ValueError):
+            raise DecryptionError("event payload failed authentication") from None
 
     def identity_hash(self, value: str) -> str:
         """Keyed hash of an identifier (visitor id, e-mail) so filters and erasure work without it."""

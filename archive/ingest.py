@@ -17,7 +17,6 @@ all-or-nothing: one invalid or conflicting item rejects the batch and names the 
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -43,7 +42,7 @@ from archive.models import (
     StoredConversation,
 )
 from archive.redaction import ChatLine, RedactionOptions, Redactor, redact_conversation
-from archive.tables import Conversation, ConversationKey
+from archive.tables import Conversation
 from archive.tenancy import TenantContext
 from archive.validation import convert, decode_json
 
@@ -438,13 +437,7 @@ async def _store(
             for step in rt.ingest_steps:
                 await step.before_insert(rt, tenant_id, changed)
             if new:
-                await Conversation.insert(*[_row(tenant_id, p, options.source) for p in new])
-                fresh = [p for p in new if not p.key_exists]
-                if fresh:
-                    await ConversationKey.insert(
-                        *[ConversationKey(conversation=p.id, tenant=tenant_id, wrapped_key=p.wrapped_key, master_version=p.master_version)
-                          for p in fresh]
-                    )
+                await _insert_new(tenant_id, new, options.source)
             for item, row in revised:
                 await _revise(ctx, item, row, now)
             stored_files = {p.id: await attachments.store(ctx, p.id, (p.wrapped_key, p.master_version), p.files) for p in changed}
@@ -475,38 +468,56 @@ async def _seal_under_existing_key(ctx: TenantContext, item: Prepared, conversat
 
 async def _revise(ctx: TenantContext, item: Prepared, row: dict[str, Any], now: datetime) -> None:
     previous = await revisions.supersede(ctx, item.id, {"wrapped_key": item.wrapped_key, "master_version": item.master_version}, now)
-    updated = await Conversation.update(
-        {
-            **_mutable_columns(item),
-            Conversation.revision: item.revision,
-            Conversation.revised_at: now,
-        }
-    ).where((Conversation.id == item.id) & (Conversation.revision == previous)).returning(Conversation.id)
+    # Explicit SQL (issue 20): only if the row is still the revision that was moved aside.
+    updated = await Conversation.raw(
+        _REVISE + "revision = {}, revised_at = {} WHERE id = {} AND revision = {} RETURNING id",
+        *_mutable_row(item), item.revision, now, item.id, previous,
+    )
     if not updated:
         raise revisions.RevisionRace(str(item.id))
 
 
-def _mutable_columns(p: Prepared) -> dict[Any, Any]:
-    """What a revision replaces on the conversation row: everything derived from the content."""
+# What a revision replaces on the conversation row: everything derived from the content.
+_MUTABLE = (
+    "site", "channel", "language", "started_at", "ended_at", "visitor_hash", "visitor_email_hash", "agent_ids", "tags",
+    "message_count", "content_sha256", "submission_mac", "ciphertext", "redactions", "retain_until", "policy_version",
+)
+
+
+def _json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _mutable_row(p: Prepared) -> tuple[Any, ...]:
+    """The ``_MUTABLE`` columns' values, as the driver takes them (JSON columns as their text)."""
     s = p.stored
-    return {
-        Conversation.site: s.site,
-        Conversation.channel: s.channel,
-        Conversation.language: s.language,
-        Conversation.started_at: s.started_at,
-        Conversation.ended_at: s.ended_at,
-        Conversation.visitor_hash: p.visitor_hash,
-        Conversation.visitor_email_hash: p.visitor_email_hash,
-        Conversation.agent_ids: json.dumps(sorted({a.id for a in s.agents})),
-        Conversation.tags: json.dumps(s.tags),
-        Conversation.message_count: len(s.messages),
-        Conversation.content_sha256: p.content_sha256,
-        Conversation.submission_mac: p.submission_mac,
-        Conversation.ciphertext: p.ciphertext,
-        Conversation.redactions: json.dumps(p.redactions),
-        Conversation.retain_until: p.retain_until,
-        Conversation.policy_version: p.policy_version,
-    }
+    return (
+        s.site, s.channel, s.language, s.started_at, s.ended_at, p.visitor_hash, p.visitor_email_hash,
+        _json_text(sorted({a.id for a in s.agents})), _json_text(s.tags), len(s.messages), p.content_sha256,
+        p.submission_mac, p.ciphertext, _json_text(p.redactions), p.retain_until, p.policy_version,
+    )
+
+
+_REVISE = "UPDATE conversation SET " + "".join(f"{name} = {{}}, " for name in _MUTABLE)
+
+
+_CONVERSATION_COLUMNS = ("id", "tenant", "external_id", "source", "revision", "revised_at", "restricted", "created_at", *_MUTABLE)
+_KEY_COLUMNS = ("conversation", "tenant", "wrapped_key", "master_version")
+
+
+async def _insert_new(tenant_id: UUID, new: list[Prepared], source: UUID | None) -> None:
+    """The rows of new conversations and their data keys: the hot write path of ingest, as one
+    prepared statement per table (issue 20). The key rows go in after the conversation rows, in
+    the same transaction: neither is visible without the other."""
+    created_at = datetime.now(timezone.utc)  # the wall clock, as the column's default
+    await db.insert_many(
+        "conversation", _CONVERSATION_COLUMNS,
+        [(p.id, tenant_id, p.external_id, source, p.revision, None, None, created_at, *_mutable_row(p)) for p in new],
+    )
+    await db.insert_many(
+        "conversation_key", _KEY_COLUMNS,
+        [(p.id, tenant_id, p.wrapped_key, p.master_version) for p in new if not p.key_exists],
+    )
 
 
 def _ledger_entry(submitter: Submitter, p: Prepared, files: int, previous: dict[str, Any] | None) -> ledger.Entry:
@@ -518,16 +529,6 @@ def _ledger_entry(submitter: Submitter, p: Prepared, files: int, previous: dict[
     assert previous is not None
     details.update({"revision": p.revision, "previous_content_hash": previous["content_sha256"]})
     return ledger.Entry(actor=submitter.actor, action="ingest.revision", subject=str(p.id), content_hash=p.content_sha256, details=details)
-
-
-def _row(tenant_id: UUID, p: Prepared, source: UUID | None) -> Conversation:
-    return Conversation(
-        id=p.id,
-        tenant=tenant_id,
-        external_id=p.external_id,
-        source=source,
-        **{column._meta.name: value for column, value in _mutable_columns(p).items()},
-    )
 
 
 async def ingest_body(

@@ -135,25 +135,22 @@ async def append(tenant_id: UUID, *entries: Entry) -> list[LedgerRecord]:
             )
             prev = digest
         await _insert_entries(tenant_id, records)
-        await LedgerHead.update({LedgerHead.seq: seq, LedgerHead.hash: prev}).where(LedgerHead.tenant == tenant_id)
+        await LedgerHead.raw("UPDATE ledger_head SET seq = {}, hash = {} WHERE tenant = {}", seq, prev, tenant_id)
     return records
 
 
-_INSERT = "INSERT INTO ledger_entry (tenant, seq, at, actor, action, subject, content_hash, details, prev_hash, hash) VALUES "
-_ROW = "({}, {}, {}, {}, {}, {}, {}, {}, {}, {})"
-_ROWS_PER_STATEMENT = 1000  # 10,000 parameters: within both SQLite's and PostgreSQL's limits
+_ENTRY_COLUMNS = ("tenant", "seq", "at", "actor", "action", "subject", "content_hash", "details", "prev_hash", "hash")
 
 
 async def _insert_entries(tenant_id: UUID, records: list[LedgerRecord]) -> None:
-    """The hot write path of every audited action, as explicit SQL: the ORM builds and converts
-    each value in Python, which cost more than the insert itself (issue 20)."""
-    for start in range(0, len(records), _ROWS_PER_STATEMENT):
-        chunk = records[start:start + _ROWS_PER_STATEMENT]
-        await LedgerEntry.raw(
-            _INSERT + ", ".join(_ROW for _ in chunk),
-            *[value for r in chunk for value in (tenant_id, r.seq, r.at, r.actor, r.action, r.subject, r.content_hash,
-                                                 json.dumps(r.details), r.prev_hash, r.hash)],
-        )
+    """The hot write path of every audited action, as one prepared statement run for every row
+    (``db.insert_many``): the ORM builds and converts each value in Python, which cost more than
+    the insert itself (issue 20)."""
+    await db.insert_many(
+        "ledger_entry", _ENTRY_COLUMNS,
+        [(tenant_id, r.seq, r.at, r.actor, r.action, r.subject, r.content_hash, json.dumps(r.details), r.prev_hash, r.hash)
+         for r in records],
+    )
 
 
 def _record(row: dict[str, Any]) -> LedgerRecord:

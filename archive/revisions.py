@@ -75,6 +75,12 @@ async def earlier_with(conversation_id: UUID, submission_mac: str) -> dict[str, 
     return row
 
 
+_REVISION_COLUMNS = (
+    "tenant", "conversation", "revision", "started_at", "ended_at", "message_count", "content_sha256", "submission_mac",
+    "ciphertext", "redactions", "archived_at", "superseded_at",
+)
+
+
 async def supersede(ctx: TenantContext, conversation_id: UUID, key: dict[str, Any], now: datetime) -> int:
     """Move the conversation row's current revision aside (re-bound to its number) and return
     that number; the caller then updates the row to the next revision in the same transaction."""
@@ -92,22 +98,13 @@ async def supersede(ctx: TenantContext, conversation_id: UUID, key: dict[str, An
     number: int = current["revision"]
     wrapped, version = key["wrapped_key"], key["master_version"]
     plaintext = ctx.crypto.open_part(conversation_id, wrapped, version, CURRENT, current["ciphertext"])
-    await ConversationRevision.insert(
-        ConversationRevision(
-            tenant=ctx.tenant_id,
-            conversation=conversation_id,
-            revision=number,
-            started_at=current["started_at"],
-            ended_at=current["ended_at"],
-            message_count=current["message_count"],
-            content_sha256=current["content_sha256"],
-            submission_mac=current["submission_mac"],
-            ciphertext=ctx.crypto.seal_part(conversation_id, wrapped, version, part(number), plaintext),
-            redactions=_json_text(current["redactions"]),
-            archived_at=current["revised_at"] or current["created_at"],
-            superseded_at=now,
-        )
-    )
+    # Explicit SQL (issue 20): connectors revise on every re-delivery, so this is a hot write path.
+    await db.insert_many("conversation_revision", _REVISION_COLUMNS, [(
+        ctx.tenant_id, conversation_id, number, current["started_at"], current["ended_at"], current["message_count"],
+        current["content_sha256"], current["submission_mac"],
+        ctx.crypto.seal_part(conversation_id, wrapped, version, part(number), plaintext),
+        _json_text(current["redactions"]), current["revised_at"] or current["created_at"], now,
+    )])
     return number
 
 

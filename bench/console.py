@@ -21,7 +21,7 @@ import msgspec
 
 from bench.corpus import conversation, sentences
 from bench.harness import Row, Table, bench_tenant
-from bench.search import _query_mix, _vocabulary
+from bench.search import _query_mix
 
 BATCH = 100
 PAGE = 25
@@ -55,7 +55,7 @@ async def _run(conversations: int, repeats: int) -> dict[str, Any]:
 
     rng, pool = random.Random(42), sentences()
     corpus = [conversation(rng, pool, i) for i in range(conversations)]
-    mix = _query_mix(_vocabulary(corpus), corpus)
+    mix = _query_mix(corpus)
     runtime, tenant, key = await bench_tenant("console", role="compliance")
     principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="admin")
     for b in range(0, len(corpus), BATCH):

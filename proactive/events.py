@@ -8,8 +8,13 @@ late pageview from the page a tab shows now); durations run on the server's rece
 is checked for being a timestamp at all, not for being close to the server's clock — a device
 whose clock is off by minutes (or days) loses nothing.
 
-What is stored is redacted in one place (``stored_url``, ``stored_referrer``): query strings carry
-e-mails and tokens, so they go, except the UTM parameters rules can read.
+What is stored is redacted in one place (``as_stored``), and the engine applies exactly that, so
+its memory holds nothing the event store would not: query strings and fragments go (they carry
+e-mails and tokens) except the UTM parameters rules read; user names and passwords in URLs go;
+``props`` keep only the keys the engine reads (``ENGINE_PROPS``: no rule can read any other);
+and every text that is left — custom event names, titles, URL paths and hosts, UTM values,
+referrers, prop values — passes through the same detectors as transcripts, with the tenant's
+redaction settings (cards, IBANs, national ids, phone numbers, e-mail addresses).
 """
 
 from __future__ import annotations
@@ -17,11 +22,14 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from typing import Annotated, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
 from archive.limits import MAX_EPOCH_NUMBER, date_problem
+from archive.redaction import Redactor
+from archive.redaction.detectors import MIN_PHONE_DIGITS
+from archive.redaction.text import fold
 
 EVENT_TYPES = (
     "pageview", "heartbeat", "scroll", "click", "idle", "exit_intent", "custom", "cart", "goal",
@@ -34,6 +42,13 @@ MAX_PROPS_KEYS = 20
 EARLIEST = 946684800.0  # 2000-01-01: an ``at`` before this (or after 2100) is not a clock reading
 LATEST = 4102444800.0
 KEPT_QUERY = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+# The props anything reads: the engine (proactive.state.VisitorState.apply, engine.py's invitation
+# events) and the invitation funnel (proactive.funnel: ``rule``, ``variant`` of invitation events).
+# Rules read fields the engine derives, never props themselves, so any other key is dropped at
+# intake: what nothing can read is not kept. A new prop something reads is added here.
+ENGINE_PROPS = frozenset({"product", "product_id", "device", "language", "state", "depth", "value", "items", "currency", "invitation_id",
+                          "rule", "variant"})
+_INVITATION_ID = re.compile(r"^[0-9a-f]{32}$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BOTS = re.compile(r"bot|crawl|spider|slurp|bingpreview|facebookexternalhit|embedly|quora link preview|pinterest|wget|python-requests|go-http-client|java/|okhttp|lighthouse|pingdom|uptimerobot", re.I)
 
@@ -107,6 +122,11 @@ def check_event(event: EventIn, now: float) -> dict[str, Any] | str:
         name = _text(event.name, 64, "name")
     except ValueError as exc:
         return str(exc)
+    for what, value in (("url", url), ("referrer", referrer)):
+        try:
+            urlsplit(value or "").port  # noqa: B018  (raises on a malformed host or port, as storing it would)
+        except ValueError:
+            return f"{what} is not a URL"
     props = event.props or {}
     if not isinstance(props, dict):
         return "props is not an object"
@@ -122,30 +142,85 @@ def check_event(event: EventIn, now: float) -> dict[str, Any] | str:
     }
 
 
-def stored_url(url: str | None) -> str:
+def _worth_redacting(text: str) -> bool:
+    """Intake's fast path (most URLs, titles and names hold a few digits at most): a text whose
+    folded form (what the detectors read: digits and at-signs of every script made ASCII) has no
+    at-sign and fewer digits than the shortest number any detector reads (a phone number; cards,
+    IBANs and identity numbers are longer) holds nothing to redact."""
+    folded = fold(text)
+    return "@" in folded or sum(map(str.isdigit, folded)) >= MIN_PHONE_DIGITS
+
+
+def _clean(redactor: Redactor, text: str) -> str:
+    return redactor.redact(text) if text and _worth_redacting(text) else text
+
+
+def _clean_quoted(redactor: Redactor, text: str) -> str:
+    """A percent-encoded part is read decoded (``%20`` hides a card number from a detector); it is
+    kept as sent unless something in it was redacted."""
+    if not text:
+        return text
+    plain = unquote(text)
+    if not _worth_redacting(plain):
+        return text
+    redacted = redactor.redact(plain)
+    return text if redacted == plain else quote(redacted, safe="/")
+
+
+def _host(netloc: str) -> str:
+    """Host and port; ``user:password@`` is never kept. Not read by the detectors: an IP address
+    would pass for a phone number, and a host name holds neither cards nor e-mail addresses."""
+    return netloc.rpartition("@")[2]
+
+
+def stored_url(url: str | None, redactor: Redactor) -> str:
     """Query strings and fragments are dropped before storage (they carry e-mails and tokens),
     except the UTM parameters: rules read them, and backtests must see what live rules saw."""
     if not url:
         return ""
     parts = urlsplit(url)
-    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=False) if k in KEPT_QUERY]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))[:512]
+    kept = [(k, _clean(redactor, v)) for k, v in parse_qsl(parts.query, keep_blank_values=False) if k in KEPT_QUERY]
+    path = _clean_quoted(redactor, parts.path)
+    return urlunsplit((parts.scheme, _host(parts.netloc), path, urlencode(kept), ""))[:512]
 
 
-def stored_referrer(referrer: str | None) -> str:
+def stored_referrer(referrer: str | None, redactor: Redactor) -> str:
     """Where the visitor came from, without query or fragment (a search page's query is personal)."""
     if not referrer:
         return ""
     parts = urlsplit(referrer)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))[:512]
+    return urlunsplit((parts.scheme, _host(parts.netloc), _clean_quoted(redactor, parts.path), "", ""))[:512]
 
 
-def as_stored(event: dict[str, Any]) -> dict[str, Any]:
+def _prop(redactor: Redactor, key: str, value: Any) -> Any:
+    if key == "invitation_id":
+        # The server's own id echoed back (32 hex digits) is kept as is: its digit runs would read
+        # as phone numbers. Any other value is kept only if it is an id and nothing in it is sensitive.
+        if not isinstance(value, str) or not (_INVITATION_ID.match(value) or (_ID.match(value) and redactor.redact(value) == value)):
+            return None
+        return value
+    if isinstance(value, str):
+        return _clean(redactor, value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) >= 1e7:
+        # A number long enough to be a card or phone number is read as text; if anything in it is
+        # sensitive, the value is not kept (a masked number is not a number any more).
+        text = str(value)
+        return value if redactor.redact(text) == text else None
+    return value
+
+
+def stored_props(props: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
+    return {k: _prop(redactor, k, v) for k, v in props.items() if k in ENGINE_PROPS}
+
+
+def as_stored(event: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
     """A checked event as it is stored *and* as the engine applies it: one redaction for both, so a
     backtest reads exactly what live rules read, and the engine's memory holds nothing the event
-    store would not."""
-    return {**event, "url": stored_url(event["url"]) or None, "referrer": stored_referrer(event["referrer"]) or None,
-            "title": event["title"] or None}
+    store would not. ``redactor``: one per request, with the tenant's redaction settings."""
+    name = event["name"]
+    return {**event, "url": stored_url(event["url"], redactor) or None, "referrer": stored_referrer(event["referrer"], redactor) or None,
+            "title": _clean(redactor, event["title"] or "")[:512] or None, "name": _clean(redactor, name)[:64] if name else name,
+            "props": stored_props(event["props"], redactor)}
 
 
 def utc(seconds: float) -> datetime:

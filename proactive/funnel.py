@@ -25,13 +25,13 @@ from zoneinfo import ZoneInfo
 import msgspec
 from piccolo.query.functions.aggregate import Count
 
-from archive.db import json_column
 from archive.metrics import cells
 from archive.metrics.cells import Group
 from archive.metrics.report import Csat, Span, figures
 from archive.metrics.store import Link
 from archive.metrics.tables import ConversationMetrics
 from archive.tables import Site
+from proactive import store
 from proactive.tables import BehaviourEvent, MarketingRule
 
 if TYPE_CHECKING:
@@ -45,9 +45,10 @@ LOOKBACK_SECONDS = 2 * 3600
 LOOKAHEAD_SECONDS = 3600  # browser clocks run fast too
 
 
-async def resolve(tenant_id: UUID, wanted: dict[str, int]) -> dict[str, Link]:
+async def resolve(rt: Runtime, tenant_id: UUID, wanted: dict[str, int]) -> dict[str, Link]:
     """The rule and variant of each invitation id, from the invitation events the snippet
-    recorded around the chats' starts (``wanted``: id → start, epoch seconds)."""
+    recorded around the chats' starts (``wanted``: id → start, epoch seconds). Their props are
+    sealed (proactive.store.PAYLOAD_FIELDS): opened with the tenant's key."""
     if not wanted:
         return {}
     sites = [row["id"] for row in await Site.select(Site.id).where(Site.tenant == tenant_id)]
@@ -56,10 +57,13 @@ async def resolve(tenant_id: UUID, wanted: dict[str, int]) -> dict[str, Link]:
     e = BehaviourEvent
     since = datetime.fromtimestamp(min(wanted.values()) - LOOKBACK_SECONDS, timezone.utc)
     until = datetime.fromtimestamp(max(wanted.values()) + LOOKAHEAD_SECONDS, timezone.utc)
-    rows = await e.select(e.props).where(e.site.is_in(sites) & (e.at >= since) & (e.at <= until) & e.type.is_in(INVITATION_EVENTS))
+    rows = await e.select(e.props, e.payload, e.visitor_hash, e.name, e.url, e.title, e.referrer).where(
+        e.site.is_in(sites) & (e.at >= since) & (e.at <= until) & e.type.is_in(INVITATION_EVENTS)
+    )
+    crypto = (await rt.tenants.context(tenant_id)).crypto
     named: dict[str, tuple[str, str]] = {}
     for row in rows:
-        props = json_column(row["props"])
+        props = store.event_payload(row, crypto)["props"] or {}
         invitation = str(props.get("invitation_id") or "")
         if invitation in wanted and props.get("rule"):
             named[invitation] = (str(props["rule"]), str(props.get("variant") or ""))

@@ -17,6 +17,7 @@ import structlog
 from archive import db, ledger
 from archive.db import json_column
 from archive.errors import FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
+from archive.redaction import Redactor
 from archive.runtime import Runtime
 from archive.tables import Site
 from archive.tenancy import Principal, tenant_context
@@ -357,6 +358,8 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
     engine = engagement.engine
     now = engine.clock()  # the server's receive time: what every duration is measured on
     tab = batch.tab_id or batch.session_id
+    ctx = await tenant_context(rt, site["tenant"])
+    redactor = Redactor(ctx.redaction)  # browser data is redacted like transcripts, before anything sees it
     good, rejected = [], []
     config: SiteConfig | None = None
     for index, event in enumerate(batch.events):
@@ -371,7 +374,7 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
         if isinstance(checked, str):
             rejected.append(Rejected(index, checked))
         else:
-            stored = as_stored(checked)
+            stored = as_stored(checked, redactor)
             stored["tab"] = tab
             good.append(stored)
     good.sort(key=lambda e: e["at_epoch"])  # the browser's clock orders a batch, nothing more
@@ -384,7 +387,7 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
     if good:
         engine.apply_events(state, good)
         engagement.journal.add(store.Batch(site["tenant"], site["id"], key[1], batch.session_id, tab,
-                                           batch.batch_id or uuid4().hex[:16], now, good))
+                                           batch.batch_id or uuid4().hex[:16], now, good, store.seal_payloads(ctx.crypto, key[1], good)))
     await engagement.journal.commit()
     rt.events.write([
         {"tenant": str(site["tenant"]), "site": str(site["id"]), "visitor_hash": key[1], "session_id": batch.session_id,
@@ -556,7 +559,8 @@ async def backtest(rt: Runtime, principal: Principal, rule_id: UUID, days: int) 
     entries = [e for e in await _site_entries(row["site"]) if e.id != entry.id] + [entry]
     site = await Site.select(Site.settings).where(Site.id == row["site"]).first()
     until = rt.clock.time()
-    batches = await store.replay_batches(row["site"], rt.clock.now() - timedelta(days=days))
+    ctx = await tenant_context(rt, principal.tenant_id)
+    batches = await store.replay_batches(row["site"], rt.clock.now() - timedelta(days=days), ctx.crypto)
     # Replaying is pure CPU over possibly many events: a worker thread, not the event loop.
     result = await rt.workers.run(backtests.replay, entries, row["site"], site_config(site["settings"] if site else None), batches, until)
     return backtests.summary(entry, days, result)

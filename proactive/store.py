@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
@@ -35,6 +35,15 @@ class Batch(msgspec.Struct):
     batch_id: str
     received: float
     events: list[dict[str, Any]]
+    sealed: list[bytes] = []  # each event's payload (PAYLOAD_FIELDS) sealed under the tenant's event key
+
+
+class EventCrypto(Protocol):
+    """What the store needs of a tenant's crypto (archive.crypto.TenantCrypto)."""
+
+    def seal_event(self, subject: str, plaintext: bytes) -> bytes: ...
+
+    def open_event(self, subject: str, sealed: bytes) -> bytes: ...
 
 
 class Snapshot(msgspec.Struct):
@@ -48,9 +57,13 @@ class Snapshot(msgspec.Struct):
     forgotten: list[tuple[Any, str]]
 
 
+# What of an event is stored sealed (``payload``): everything that came from the page. In clear
+# stay only what the store is queried and ordered by (tenant, site, visitor hash, received_at) and
+# what carries no page content: event type, the browser's ``at``, tab, session and batch ids.
+PAYLOAD_FIELDS = ("name", "url", "title", "referrer", "props")
 EVENT_INSERT = (
-    "INSERT INTO behaviour_event (tenant, site, visitor_hash, session_id, tab_id, batch_id, type, name, at, url, title, referrer, props,"
-    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO behaviour_event (tenant, site, visitor_hash, session_id, tab_id, batch_id, type, at, payload, received_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 INVITATION_UPSERT = (
     "INSERT INTO engagement_invitation (id, tenant, site, visitor_hash, rule, rule_name, variant, agent_group, message, status, sent_at,"
@@ -89,9 +102,8 @@ async def _executemany(sql: str, rows: list[tuple[Any, ...]]) -> None:
 async def write(snapshot: Snapshot) -> None:
     """Inside the caller's transaction."""
     await _executemany(EVENT_INSERT, [
-        (b.tenant, b.site, b.visitor_hash, b.session_id, b.tab, b.batch_id, e["type"], (e["name"] or "")[:64], utc(e["at_epoch"]),
-         e["url"] or "", e["title"] or "", e["referrer"] or "", _json(e["props"]), utc(b.received))
-        for b in snapshot.batches for e in b.events
+        (b.tenant, b.site, b.visitor_hash, b.session_id, b.tab, b.batch_id, e["type"], utc(e["at_epoch"]), sealed, utc(b.received))
+        for b in snapshot.batches for e, sealed in zip(b.events, b.sealed, strict=True)
     ])
     await _executemany(MEMORY_UPSERT, [
         (tenant, key[0], key[1], utc(seen), utc(due) if due else None, state) for tenant, key, seen, due, state in snapshot.visitors
@@ -111,10 +123,13 @@ async def write(snapshot: Snapshot) -> None:
 
 
 _json_encoder = msgspec.json.Encoder()
+_json_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
-def _json(value: Any) -> str:
-    return _json_encoder.encode(value).decode()
+def seal_payloads(crypto: EventCrypto, visitor_hash: str, events: list[dict[str, Any]]) -> list[bytes]:
+    """Each event's page content, already redacted (proactive.events.as_stored), sealed for storage:
+    one AES-GCM operation per event under a per-tenant key, cheap enough for intake."""
+    return [crypto.seal_event(visitor_hash, _json_encoder.encode({k: e[k] for k in PAYLOAD_FIELDS})) for e in events]
 
 
 def _invitation_values(record: OpenInvitation) -> tuple[Any, ...]:
@@ -185,8 +200,20 @@ def _uuid(value: Any) -> Any:
     return UUID(value) if isinstance(value, str) else value
 
 
-async def replay_batches(site: Any, since: datetime) -> list[Batch]:
-    """A site's stored events as the batches the engine applied, in the order it applied them."""
+def event_payload(row: dict[str, Any], crypto: EventCrypto) -> dict[str, Any]:
+    """What came from the page (PAYLOAD_FIELDS) of a stored event row, opened; the row needs
+    ``payload`` and ``visitor_hash`` (and the legacy columns for rows stored before sealing)."""
+    if row["payload"]:
+        payload: dict[str, Any] = _json_decoder.decode(crypto.open_event(row["visitor_hash"], bytes(row["payload"])))
+        return payload
+    # Stored before payloads were sealed: the columns, until event retention removes the row.
+    return {"name": row["name"] or None, "url": row["url"] or None, "title": row["title"] or None,
+            "referrer": row["referrer"] or None, "props": json_column(row["props"])}
+
+
+async def replay_batches(site: Any, since: datetime, crypto: EventCrypto) -> list[Batch]:
+    """A site's stored events as the batches the engine applied, in the order it applied them.
+    ``crypto``: the site's tenant's (payloads are sealed)."""
     rows = await BehaviourEvent.select().where((BehaviourEvent.site == site) & (BehaviourEvent.received_at >= since)).order_by(
         BehaviourEvent.received_at, BehaviourEvent._meta.primary_key  # insertion order within a commit
     )
@@ -200,12 +227,22 @@ async def replay_batches(site: Any, since: datetime) -> list[Batch]:
             batch = open_batch[key] = Batch(row["tenant"], site, row["visitor_hash"], row["session_id"], row["tab_id"], row["batch_id"],
                                             received, [])
             batches.append(batch)
+        payload = event_payload(row, crypto)
         batch.events.append({
-            "type": row["type"], "name": row["name"] or None, "at_epoch": row["at"].timestamp(), "url": row["url"] or None,
-            "title": row["title"] or None, "referrer": row["referrer"] or None, "props": json_column(row["props"]),
+            "type": row["type"], "name": payload.get("name"), "at_epoch": row["at"].timestamp(), "url": payload.get("url"),
+            "title": payload.get("title"), "referrer": payload.get("referrer"), "props": payload.get("props") or {},
             "tab": row["tab_id"] or row["session_id"],
         })
     return batches
+
+
+async def opened_events(tenant: Any, crypto: EventCrypto) -> list[dict[str, Any]]:
+    """A tenant's stored events with their payloads opened, in the order they were applied."""
+    rows = await BehaviourEvent.select().where(BehaviourEvent.tenant == tenant).order_by(
+        BehaviourEvent.received_at, BehaviourEvent._meta.primary_key
+    )
+    clear = ("type", "site", "visitor_hash", "session_id", "tab_id", "batch_id", "at", "received_at")
+    return [{**{k: row[k] for k in clear}, **event_payload(row, crypto)} for row in rows]
 
 
 # --- deleting ------------------------------------------------------------------------------------

@@ -23,10 +23,12 @@ class MarketingRule(Table, tablename="marketing_rule"):
 
 class BehaviourEvent(Table, tablename="behaviour_event"):
     """Appended durably for backtests and analytics; removed after the event retention period.
-    Holds everything a rule can read, redacted: the visitor id as a keyed hash, URLs and referrers
-    without query strings (except UTM parameters) and fragments. ``received_at`` is the server's
-    time (what durations are measured on), ``at`` the browser's (it orders events in a batch);
-    ``batch_id`` groups the events the engine applied together."""
+    Holds everything a rule can read, redacted (proactive.events.as_stored): the visitor id as a
+    keyed hash; the page content — name, URL, title, referrer, props — sealed in ``payload`` under
+    the tenant's event key (proactive.store.PAYLOAD_FIELDS); the columns of those names are empty
+    for rows written since (they hold older rows' values until retention removes them).
+    ``received_at`` is the server's time (what durations are measured on), ``at`` the browser's
+    (it orders events in a batch); ``batch_id`` groups the events the engine applied together."""
 
     tenant = ForeignKey(references=Tenant, null=False)
     site = UUID()
@@ -42,6 +44,7 @@ class BehaviourEvent(Table, tablename="behaviour_event"):
     title = Varchar(length=512, default="")
     referrer = Varchar(length=512, default="")
     batch_id = Varchar(length=64, default="")
+    payload = Bytea(null=True, default=None)
 
 
 class RuleCounter(Table, tablename="rule_counter"):

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from proactive.tables import BehaviourEvent
+from proactive import store
 from tests.conftest import DATA_DIR, ENGINE, IN_CI, make_tenant
 
 CHROMIUM = "/usr/bin/chromium"
@@ -246,7 +246,7 @@ async def test_consent_mode_sends_and_stores_nothing_before_consent(browser, liv
     await page.close()
 
 
-async def test_events_queued_at_pagehide_arrive(browser, live, shop):
+async def test_events_queued_at_pagehide_arrive(browser, live, shop, runtime):
     page = await browser.new_page()
     (live["pages"] / "other.html").write_text("<!doctype html><p>elsewhere</p>", encoding="utf-8")
     await page.goto(_write(live, "shop-leave.html", _page("Leave", shop.embed)))
@@ -256,7 +256,8 @@ async def test_events_queued_at_pagehide_arrive(browser, live, shop):
     await page.wait_for_url("**/other.html")
 
     async def stored():
-        return await BehaviourEvent.count().where((BehaviourEvent.tenant == shop.id) & (BehaviourEvent.name == "leaving_now"))
+        crypto = (await runtime.tenants.context(shop.id)).crypto
+        return sum(e["name"] == "leaving_now" for e in await store.opened_events(shop.id, crypto))
 
     assert await _poll(stored, lambda n: n == 1) == 1
     await page.close()

@@ -81,7 +81,8 @@ async def _replayed(runtime, shop, clock, rule_ids: dict[str, str]) -> backtest.
     site_id = UUID(shop.site["id"])
     entries = [e for e in runtime.engagement.engine.rules[site_id] if e.id in rule_ids.values()]
     settings = await Site.select(Site.settings).where(Site.id == site_id).first()
-    batches = await store.replay_batches(site_id, store.recent_cutoff(clock.time(), 86400 * 7))
+    crypto = (await runtime.tenants.context(shop.id)).crypto
+    batches = await store.replay_batches(site_id, store.recent_cutoff(clock.time(), 86400 * 7), crypto)
     return backtest.replay(entries, site_id, service.site_config(settings["settings"]), batches, clock.time())
 
 

@@ -73,10 +73,11 @@ class Link(NamedTuple):
 # Invitation ids (with the start of the conversation each was found in, epoch seconds) to the
 # rule and variant that sent them; the engagement engine knows (proactive/funnel.py), and the
 # composition root hands its resolver to the step.
-Resolver = Callable[[UUID, dict[str, int]], Awaitable[dict[str, Link]]]
+# It gets the runtime: the invitation events it reads are sealed under the tenant's key.
+Resolver = Callable[["Runtime", UUID, dict[str, int]], Awaitable[dict[str, Link]]]
 
 
-async def no_invitations(tenant_id: UUID, wanted: dict[str, int]) -> dict[str, Link]:
+async def no_invitations(rt: Runtime, tenant_id: UUID, wanted: dict[str, int]) -> dict[str, Link]:
     return {}
 
 
@@ -87,7 +88,7 @@ class MetricsStep(IngestStep):
         self.resolve = resolve
 
     async def after_insert(self, rt: Runtime, tenant_id: UUID, items: list[Prepared]) -> None:
-        await record(tenant_id, [(p.id, p.visitor_hash, compute.figures(p.stored)) for p in items], self.resolve)
+        await record(rt, tenant_id, [(p.id, p.visitor_hash, compute.figures(p.stored)) for p in items], self.resolve)
 
 
 async def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -106,12 +107,12 @@ async def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
     await transaction.connection.executemany(numbered, rows)
 
 
-async def record(tenant_id: UUID, conversations: list[tuple[UUID, str, Figures]], resolve: Resolver = no_invitations) -> None:
+async def record(rt: Runtime, tenant_id: UUID, conversations: list[tuple[UUID, str, Figures]], resolve: Resolver = no_invitations) -> None:
     """Write (or rewrite, for a revision) the metrics rows of these conversations and bring their
     neighbours up to date. Inside the ingest transaction."""
     ids = [cid for cid, _, _ in conversations]
     before = await _rows_of(tenant_id, ids)
-    links = await resolve(tenant_id, {f.invitation_id: f.started_at for _, _, f in conversations if f.invitation_id})
+    links = await resolve(rt, tenant_id, {f.invitation_id: f.started_at for _, _, f in conversations if f.invitation_id})
     if before:
         await ConversationMetrics.delete().where(
             (ConversationMetrics.tenant == tenant_id) & ConversationMetrics.conversation.is_in(ids)

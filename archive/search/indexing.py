@@ -18,7 +18,7 @@ import msgspec
 import structlog
 from apscheduler.triggers.interval import IntervalTrigger
 
-from archive import ingest
+from archive import db, ingest
 from archive.analysis import Analyzer, WordTokens, primary_language
 from archive.crypto import DecryptionError
 from archive.db import keyset_pages
@@ -102,20 +102,14 @@ def build_document(ctx: TenantContext, conversation_id: UUID, stored: StoredConv
     )
 
 
-_OUTBOX_ROWS_PER_STATEMENT = 5000  # three parameters a row: within SQLite's and PostgreSQL's limits
+_OUTBOX_COLUMNS = ("tenant", "conversation", "op", "attempts", "next_attempt_at", "last_error", "created_at")
 
 
 async def _enqueue(tenant_id: UUID, conversation_ids: list[UUID], op: str) -> None:
-    """Outbox rows as explicit SQL (a hot write path: one row per conversation ingested), due at
-    once (the wall clock, as the columns' defaults)."""
+    """Outbox rows as explicit SQL (a hot write path: one row per conversation ingested), one
+    prepared statement for all rows, due at once (the wall clock, as the columns' defaults)."""
     now = datetime.now(timezone.utc)
-    for start in range(0, len(conversation_ids), _OUTBOX_ROWS_PER_STATEMENT):
-        chunk = conversation_ids[start:start + _OUTBOX_ROWS_PER_STATEMENT]
-        await IndexOutbox.raw(
-            "INSERT INTO index_outbox (tenant, conversation, op, attempts, next_attempt_at, last_error, created_at) VALUES "
-            + ", ".join(f"({{}}, {{}}, '{op}', 0, {{}}, '', {{}})" for _ in chunk),
-            *[value for c in chunk for value in (tenant_id, c, now, now)],
-        )
+    await db.insert_many("index_outbox", _OUTBOX_COLUMNS, [(tenant_id, c, op, 0, now, "", now) for c in conversation_ids])
 
 
 class OutboxStep(ingest.IngestStep):
