@@ -47,7 +47,9 @@ KEPT_QUERY = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_conte
 # Rules read fields the engine derives, never props themselves, so any other key is dropped at
 # intake: what nothing can read is not kept. A new prop something reads is added here.
 ENGINE_PROPS = frozenset({"product", "product_id", "device", "language", "state", "depth", "value", "items", "currency", "invitation_id",
-                          "rule", "variant"})
+                          "rule", "variant", "page_language", "viewport", "search"})
+# ``identify`` events carry the visitor's attributes as props: the site declared each of them
+# (proactive.visitors.check_attributes ran first), and rules read them, so they are all kept.
 _INVITATION_ID = re.compile(r"^[0-9a-f]{32}$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BOTS = re.compile(r"bot|crawl|spider|slurp|bingpreview|facebookexternalhit|embedly|quora link preview|pinterest|wget|python-requests|go-http-client|java/|okhttp|lighthouse|pingdom|uptimerobot", re.I)
@@ -209,8 +211,8 @@ def _prop(redactor: Redactor, key: str, value: Any) -> Any:
     return value
 
 
-def stored_props(props: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
-    return {k: _prop(redactor, k, v) for k, v in props.items() if k in ENGINE_PROPS}
+def stored_props(props: dict[str, Any], redactor: Redactor, declared: bool = False) -> dict[str, Any]:
+    return {k: _prop(redactor, k, v) for k, v in props.items() if declared or k in ENGINE_PROPS}
 
 
 def as_stored(event: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
@@ -220,7 +222,7 @@ def as_stored(event: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
     name = event["name"]
     return {**event, "url": stored_url(event["url"], redactor) or None, "referrer": stored_referrer(event["referrer"], redactor) or None,
             "title": _clean(redactor, event["title"] or "")[:512] or None, "name": _clean(redactor, name)[:64] if name else name,
-            "props": stored_props(event["props"], redactor)}
+            "props": stored_props(event["props"], redactor, declared=event["type"] == "identify")}
 
 
 def utc(seconds: float) -> datetime:

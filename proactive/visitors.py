@@ -24,6 +24,7 @@ from uuid import UUID, uuid4
 import msgspec
 
 from archive.errors import FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
+from archive.redaction import Redactor
 from archive.runtime import Runtime
 from archive.tables import Site
 from archive.tenancy import Principal, tenant_context
@@ -155,9 +156,12 @@ async def _apply(rt: Runtime, site: dict[str, Any], visitor_id: str, events: lis
     state = await engagement.visitor(site["tenant"], site["id"], visitor_hash)
     assert state is not None
     now = engagement.engine.clock()
-    stored = [{**as_stored({"url": None, "title": None, "referrer": None, **e, "at_epoch": now}), "tab": SERVER_TAB} for e in events]
+    redactor = Redactor(ctx.redaction)  # attribute values and event names are redacted like the browser's
+    stored = [{**as_stored({"url": None, "title": None, "referrer": None, **e, "at_epoch": now}, redactor), "tab": SERVER_TAB}
+              for e in events]
     engagement.engine.apply_events(state, stored)
-    engagement.journal.add(store.Batch(site["tenant"], site["id"], visitor_hash, SERVER_TAB, SERVER_TAB, uuid4().hex[:16], now, stored))
+    engagement.journal.add(store.Batch(site["tenant"], site["id"], visitor_hash, SERVER_TAB, SERVER_TAB, uuid4().hex[:16], now, stored,
+                                       store.seal_payloads(ctx.crypto, visitor_hash, stored)))
     await engagement.journal.commit()  # a 2xx means durable
     return dict(state.attributes or {})
 

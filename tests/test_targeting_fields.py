@@ -138,7 +138,8 @@ async def test_a_backtest_of_rules_on_attributes_triggers_and_funnels_decides_wh
     assert {(ids["pro-funnel"], "sent"), (ids["help"], "sent"), (ids["norsk"], "sent")} <= {(d[2], d[3]) for d in live}
     site_id = UUID(shop.site["id"])
     settings = await Site.select(Site.settings).where(Site.id == site_id).first()
-    batches = await store.replay_batches(site_id, store.recent_cutoff(clock.time(), 86400))
+    crypto = (await runtime.tenants.context(shop.id)).crypto
+    batches = await store.replay_batches(site_id, store.recent_cutoff(clock.time(), 86400), crypto)
     entries = [e for e in runtime.engagement.engine.rules[site_id] if e.id in ids.values()]
     replayed = backtest.replay(entries, site_id, service.site_config(settings["settings"]), batches, clock.time()).decisions
     assert sorted((d.at, d.visitor_hash, d.rule_id, d.outcome) for d in replayed) == live
