@@ -120,18 +120,9 @@ class CaseSummary(msgspec.Struct):
     counts: CaseCounts
 
 
-class CaseOut(msgspec.Struct):
-    id: UUID
-    name: str
-    description: str
-    status: str
-    created_by: str
-    created_at: datetime
-    updated_at: datetime
-    closed_by: str | None
-    closed_at: datetime | None
-    close_reason: str | None
-    counts: CaseCounts
+class CaseOut(CaseSummary):
+    """A case with everything it holds (the summary's fields first)."""
+
     searches: list[SavedSearchOut]
     holds: list[holds.HoldOut]
     reviews: list[reviews.ReviewOut]

@@ -572,3 +572,33 @@ async def test_a_supervision_policy_query_too_deep_or_out_of_range_is_refused(cl
 async def test_support_report_ranges_at_the_ends_of_the_calendar_are_refused(client, tenant, params, path):
     response = await client.get("/v1/reports/support", params=params, headers=tenant.headers("compliance"))
     assert_problem(response, 400, path)
+
+
+# --- NUL characters (PostgreSQL cannot hold them in text: /console/audit?actor=%00 was a 500 there) --
+
+@pytest.mark.parametrize("path", ["/v1/audit?actor=%00", "/v1/reviews?status=open&policy=a%00b"])
+async def test_a_nul_in_a_query_parameter_is_a_400_problem(client, tenant, path):
+    body = assert_problem(await client.get(path, headers=tenant.headers("admin")), 400)
+    assert "NUL" in body["detail"]
+
+
+async def test_a_nul_in_a_console_query_parameter_is_a_400_page(client, tenant):
+    answered = await client.get("/console/audit?actor=%00", headers=tenant.headers("admin"))
+    assert answered.status_code == 400, answered.text[:300]
+
+
+async def test_a_nul_in_a_json_body_is_a_400_problem_and_nothing_is_stored(client, tenant):
+    sent = conversation("nul-1", "hei")
+    sent["visitor"]["name"] = "Kari\u0000"
+    body = assert_problem(await client.post("/v1/transcripts", json=sent, headers=tenant.headers("ingest")), 400)
+    assert "NUL" in body["detail"]
+    found = await client.get("/v1/transcripts", params={"external_id": "nul-1"}, headers=tenant.headers("compliance"))
+    assert "nul-1" not in found.text
+
+
+async def test_a_nul_in_a_console_form_field_is_a_400(client, tenant):
+    from tests.test_console_cases import _signed_in, browser_like  # the console's own sign-in helpers
+    async with browser_like(client) as http:
+        csrf = await _signed_in(http, tenant)
+        answered = await http.post("/console/cases", data={"_csrf": csrf, "name": "\x00", "description": "x"})
+    assert answered.status_code == 400, answered.text[:300]

@@ -36,6 +36,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import PermissionDeniedException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.screen import screen_body
 from archive import sessions
 from archive.runtime import Runtime
 from config.settings import trusted_networks
@@ -182,9 +183,11 @@ CSRF_FAILED = "this form is out of date or came from another site (CSRF check fa
 
 async def check_csrf(request: Request[Any, Any, Any]) -> None:
     """``before_request`` of every console route: unsafe methods need the session's CSRF token
-    (or, on the sign-in form, the double-submit cookie's value) and a same-site Origin."""
+    (or, on the sign-in form, the double-submit cookie's value) and a same-site Origin. The app's
+    body screening (api/screen.py) runs first: this hook replaces the app-level one here."""
     if request.method in _SAFE_METHODS:
         return None
+    await screen_body(request)
     origin = request.headers.get("origin")
     if origin and origin != "null":
         host = request.headers.get("host", "")

@@ -81,22 +81,10 @@ class Figures(msgspec.Struct, kw_only=True):
     handovers: int
 
 
-class GroupOut(msgspec.Struct, kw_only=True):
+class GroupOut(Figures, kw_only=True):
     """A group: its key (null for conversations without one: no agent, no group) and figures."""
 
     key: str | None
-    conversations: int
-    first_reply_s: Span
-    resolution_s: Span
-    fcr_rate: float | None
-    sla_rate: float | None
-    csat: Csat
-    nps: Nps
-    ces: Ces
-    concurrency_s: dict[str, float]
-    missed: int
-    avg_reply_s: float | None
-    handovers: int
 
 
 class ReportOut(msgspec.Struct, kw_only=True):
