@@ -43,6 +43,7 @@ from api.shutdown import on_termination
 from api.stores import BoundedMemoryStore
 from api.supervision import BackfillController, PolicyController, ReportController
 from api.transcripts import TranscriptController
+from api.visitors import VisitorController, site_secret
 from archive.jobs import build_scheduler
 from archive.models import BatchIn, ConversationIn
 from archive.runtime import Runtime, describe
@@ -119,7 +120,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             PolicyController, BackfillController, ReportController, ReviewController, CaseController,
             Router("/", route_handlers=[CollectController], middleware=_collect_rate_limits(settings)),
             Router("/", route_handlers=[snippet, demo_shop], middleware=[_COMPRESSED]),
-            RulesController, CapacityController, SiteEngagementController, explain,
+            RulesController, CapacityController, SiteEngagementController, explain, VisitorController, site_secret,
             ConnectorAdminController, receive_push, ReportsController, console_router(),
         ],
         dependencies=DEPENDENCIES,

@@ -212,13 +212,22 @@ class Engine:
 
     def set_capacity(self, tenant: Any, groups: dict[str, GroupCapacity]) -> None:
         """A report from the chat platform: its active chats now include the accepted invitations."""
+        flipped = False
         for name, capacity in groups.items():
             key = (tenant, name)
+            before = self.capacity.get(key)
+            flipped = flipped or before is None or (before.online_agents > 0) != (capacity.online_agents > 0)
             self.capacity[key] = capacity
             self.accepted.pop(key, None)
             if self.journal:
                 self.changes.capacity.add(key)
             self._to_drain.add(key)
+        if flipped:  # agents.online changed: the rules reading it are decided again on the next tick
+            now = self.clock()
+            sites = {site for site, entries in self.rules.items() if any(e.tenant == tenant and e.rule.reads_rule_fields for e in entries)}
+            for key_ in self.visitors:
+                if key_[0] in sites:
+                    self._poke(key_, now)
         self._finish()
 
     def restore_capacity(self, key: GroupKey, capacity: GroupCapacity, accepted_since: int) -> None:
@@ -356,10 +365,12 @@ class Engine:
                 record.status = "shown"
                 self.counters[(record.rule_id, record.invitation.variant, "shown")] += 1
                 self._record(record)
+                state.remember(record.rule_id, "shown", now, record.invitation.variant)
+                self._dirty(state)
             return
         self._close(record, status, now)
-        if status == "dismissed":
-            state.remember(record.rule_id, "dismissed", now, record.invitation.variant)
+        if status in ("dismissed", "accepted"):  # cooldowns and caps.until read them
+            state.remember(record.rule_id, status, now, record.invitation.variant)
 
     def _close(self, record: OpenInvitation, status: str, now: float) -> None:
         """accepted | dismissed | expired | withdrawn. An accepted invitation keeps its slot until
@@ -417,11 +428,19 @@ class Engine:
             return state.count_expiry(event, within, now)
 
         memo: dict[Any, tuple[bool, float | None]] = {}
+        group_memos: dict[str | None, tuple[dict[Any, tuple[bool, float | None]], Callable[[str], Any]]] = {}
         present: bool | None = None
         for entry in self.rules.get(state.site, ()):
             rule = entry.rule
             if rule.enabled and (rule.url_glob is None or targets(rule, url)):
-                holds, change = evaluate_timed(rule.when, now, get, count, state.grows_at, expiry, memo)
+                if rule.reads_rule_fields:
+                    # agents.online depends on the rule's group: one memo per group, not one per rule
+                    group_memo = group_memos.get(rule.group)
+                    if group_memo is None:
+                        group_memo = group_memos[rule.group] = ({}, self.getter(state, rule, now))
+                    holds, change = evaluate_timed(rule.when, now, group_memo[1], count, state.grows_at, expiry, group_memo[0])
+                else:
+                    holds, change = evaluate_timed(rule.when, now, get, count, state.grows_at, expiry, memo)
                 if change is not None and (soonest is None or change < soonest):
                     soonest = change
             else:
@@ -447,6 +466,25 @@ class Engine:
         if soonest is not None and soonest <= now:
             soonest = None  # every source is strictly later; a timer due now would repeat this forever
         self._schedule(state, soonest)
+
+    def getter(self, state: VisitorState, rule: Rule, now: float) -> Callable[[str], Any]:
+        """The fields as this rule reads them: the visitor's, and ``agents.online`` for its group."""
+
+        def get(field: str) -> Any:
+            if field == "agents.online":
+                return self.agents_online(state.tenant, rule.group)
+            return state.field(field, now)
+
+        return get
+
+    def agents_online(self, tenant: Any, group: str | None) -> bool | None:
+        """An agent of the group was online at its last capacity report (any group's, for a rule
+        without one); None when no report says (a group that never reported)."""
+        if group is not None:
+            capacity = self.capacity.get((tenant, group))
+            return None if capacity is None else capacity.online_agents > 0
+        reports = [c for (t, _), c in self.capacity.items() if t == tenant]
+        return any(c.online_agents > 0 for c in reports) if reports else None
 
     def _begin_episode(self, state: VisitorState, entry: RuleEntry, now: float) -> Episode:
         episode = Episode(now, now + entry.rule.delay)
@@ -495,12 +533,18 @@ class Engine:
             h[0] == entry.id and h[1] == "dismissed" and now - h[2] < caps.cooldown_after_dismiss for h in history
         ):
             return "cap", False
+        if caps.until is not None:
+            ends = ("shown", "accepted") if caps.until == "seen" else ("accepted", "dismissed")
+            if any(h[0] == entry.id and h[1] in ends for h in history):
+                return "cap", False
         if state.outstanding is not None:
             return "open_invitation", True
         if not present:
             return "absent", True
-        if rule.hours is not None and not rule.hours.open_at(_utc(now)):
-            return "hours", True
+        if rule.hours is not None:
+            config = self.sites.get(state.site, DEFAULT_SITE)
+            if not rule.hours.open_at(now, config.timezone, config.holidays):
+                return "hours", True
         if self.gate_capacity and rule.group is not None:
             free = self.free_slots(state.tenant, rule.group)
             if free is not None and free <= 0:
@@ -555,7 +599,8 @@ class Engine:
             self._suppressed(state, entry, reason, now)
             return None
         if reason == "hours" and entry.rule.hours is not None:
-            opening = entry.rule.hours.next_open(now)
+            config = self.sites.get(state.site, DEFAULT_SITE)
+            opening = entry.rule.hours.next_open(now, config.timezone, config.holidays)
             if opening is not None:
                 return min(deadline, opening)
         if reason == "pacing":
@@ -778,7 +823,8 @@ class Engine:
             trace: list[str] = []
             url = state.field("page.url", now)
             targeted = targets(rule, url)
-            holds = evaluate(rule.when, lambda f: state.field(f, now), lambda e, w: state.count(e, w, now), trace)
+            get = self.getter(state, rule, now)
+            holds = evaluate(rule.when, get, lambda e, w: state.count(e, w, now), trace)
             episode = (state.episodes or {}).get(entry.id)
             if not rule.enabled:
                 decision = "not targeted: the rule is disabled"
@@ -806,7 +852,7 @@ class Engine:
                     decision = f"would wait for {WAIT_WORDS.get(reason, reason)}"
                 else:
                     decision = f"suppressed: {reason}"
-            _, change = evaluate_timed(rule.when, now, lambda f: state.field(f, now), lambda e, w: state.count(e, w, now),
+            _, change = evaluate_timed(rule.when, now, get, lambda e, w: state.count(e, w, now),
                                        state.grows_at, lambda e, w: state.count_expiry(e, w, now))
             due = state.due if state.due is not None and (change is None or state.due < change) else change
             out.append(Outcome(rule.name, entry.id, targeted, holds, trace, decision, _utc(due) if due else None))

@@ -34,6 +34,7 @@ from archive.redaction.text import fold
 EVENT_TYPES = (
     "pageview", "heartbeat", "scroll", "click", "idle", "exit_intent", "custom", "cart", "goal",
     "invitation_shown", "invitation_accepted", "invitation_dismissed", "chat_started", "chat_ended", "visibility",
+    "identify", "trigger",  # parley.identify({...}) (props: the attributes), parley.trigger("name")
 )
 MAX_EVENTS = 50
 MAX_PROPS_BYTES = 2048
@@ -46,7 +47,9 @@ KEPT_QUERY = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_conte
 # Rules read fields the engine derives, never props themselves, so any other key is dropped at
 # intake: what nothing can read is not kept. A new prop something reads is added here.
 ENGINE_PROPS = frozenset({"product", "product_id", "device", "language", "state", "depth", "value", "items", "currency", "invitation_id",
-                          "rule", "variant"})
+                          "rule", "variant", "page_language", "viewport", "search"})
+# ``identify`` events carry the visitor's attributes as props: the site declared each of them
+# (proactive.visitors.check_attributes ran first), and rules read them, so they are all kept.
 _INVITATION_ID = re.compile(r"^[0-9a-f]{32}$")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BOTS = re.compile(r"bot|crawl|spider|slurp|bingpreview|facebookexternalhit|embedly|quora link preview|pinterest|wget|python-requests|go-http-client|java/|okhttp|lighthouse|pingdom|uptimerobot", re.I)
@@ -133,11 +136,11 @@ def check_event(event: EventIn, now: float) -> dict[str, Any] | str:
         return f"props is larger than {MAX_PROPS_KEYS} keys / {MAX_PROPS_BYTES} bytes"
     if any(not isinstance(v, (str, int, float, bool)) and v is not None for v in props.values()):
         return "props values must be text, numbers, booleans or null"
-    if event.type in ("custom", "goal") and not (name or props.get("name")):
+    if event.type in ("custom", "goal", "trigger") and not (name or props.get("name")):
         return f"a {event.type} event needs a name"
     return {
         "type": event.type, "at_epoch": at, "url": url, "title": title, "referrer": referrer,
-        "name": name or (props.get("name") if event.type in ("custom", "goal") else None), "props": props,
+        "name": name or (props.get("name") if event.type in ("custom", "goal", "trigger") else None), "props": props,
     }
 
 
@@ -208,8 +211,8 @@ def _prop(redactor: Redactor, key: str, value: Any) -> Any:
     return value
 
 
-def stored_props(props: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
-    return {k: _prop(redactor, k, v) for k, v in props.items() if k in ENGINE_PROPS}
+def stored_props(props: dict[str, Any], redactor: Redactor, declared: bool = False) -> dict[str, Any]:
+    return {k: _prop(redactor, k, v) for k, v in props.items() if declared or k in ENGINE_PROPS}
 
 
 def as_stored(event: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
@@ -219,7 +222,7 @@ def as_stored(event: dict[str, Any], redactor: Redactor) -> dict[str, Any]:
     name = event["name"]
     return {**event, "url": stored_url(event["url"], redactor) or None, "referrer": stored_referrer(event["referrer"], redactor) or None,
             "title": _clean(redactor, event["title"] or "")[:512] or None, "name": _clean(redactor, name)[:64] if name else name,
-            "props": stored_props(event["props"], redactor)}
+            "props": stored_props(event["props"], redactor, declared=event["type"] == "identify")}
 
 
 def utc(seconds: float) -> datetime:

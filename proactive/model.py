@@ -49,6 +49,8 @@ class SiteConfig(msgspec.Struct, frozen=True):
 
     pacing_per_minute: int = 60
     timezone: str = "UTC"
+    holidays: frozenset[str] = frozenset()  # ISO dates (local to ``timezone``) schedules skip
+    attributes: dict[str, str] = {}  # declared visitor attributes: name → str | number | bool
 
 
 class GroupCapacity(msgspec.Struct):

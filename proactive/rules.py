@@ -17,6 +17,12 @@ lengths are capped, and regular expressions compile only on RE2 (no catastrophic
         variants: [{name: a, weight: 50}, {name: b, weight: 50, message: "Need help choosing?"}]
         holdout: 10%
         goal: {event: purchase, within: 30m}
+
+Targeting (docs/proactive.md, *Targeting*): ``schedule`` (= ``business_hours``) with several and
+overnight windows, ``24:00``, start/end dates and the site's holidays, in the site's time zone by
+default; caps default to once a day and 7 days after a dismissal (``null`` turns one off),
+``caps.until: seen | interacted``; ``visitor.attributes.<name>``, ``agents.online``, the snippet's
+page fields, ``session.pages`` with ``steps`` (funnels) and case-insensitive operators (``ieq`` …).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any, Callable, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -42,7 +48,12 @@ MAX_STRING = 2000
 MAX_RULES = 500
 DEFAULT_MAX_WAIT = 120.0
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "starts_with", "glob", "regex")
+OPS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "starts_with", "glob", "regex",
+       "ieq", "ine", "iin", "icontains", "istarts_with", "iglob", "steps")
+# Case-insensitive forms of the text operators: both sides are compared casefolded ("Pricing" ieq "PRICING").
+CASELESS = {"ieq": "eq", "ine": "ne", "iin": "in", "icontains": "contains", "istarts_with": "starts_with", "iglob": "glob"}
+ATTRIBUTE_PREFIX = "visitor.attributes."
+ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -60,8 +71,14 @@ FIELDS: dict[str, tuple[str, bool]] = {
     "cart.value": ("number", False), "cart.items": ("number", False), "cart.currency": ("str", False),
     "chat.active": ("bool", False),
     "goals": ("list", False),
+    "agents.online": ("bool", False),
+    "page.language": ("str", False), "visitor.viewport_width": ("number", False),
+    "session.search_keyword": ("str", False), "session.pages": ("pages", False),
 }
-DYNAMIC_PREFIXES = ("custom.",)  # custom.<event name>: count in this session
+# Fields whose value depends on the rule reading them (its agent group), not only on the visitor:
+# never shared between the rules of one evaluation.
+RULE_FIELDS = frozenset({"agents.online"})
+DYNAMIC_PREFIXES = ("custom.", ATTRIBUTE_PREFIX)  # custom.<event name>: count in this visit; visitor.attributes.<name>
 
 
 MAX_SECONDS = 366 * 86400.0  # no duration a rule can use is longer than a year
@@ -137,33 +154,94 @@ class Variant(msgspec.Struct, frozen=True):
 
 
 class Caps(msgspec.Struct, frozen=True):
+    """How often one visitor may be invited by a rule. A rule that says nothing gets the safe
+    defaults (``DEFAULT_CAPS``): once a calendar day, and not for 7 days after a dismissal; a cap
+    given as ``null`` is off. ``until``: ``seen`` stops the rule for good once the visitor has
+    seen one of its invitations, ``interacted`` once they accepted or dismissed one."""
+
     per_visitor_per_day: int | None = None
     per_session: int | None = None
     cooldown_after_dismiss: float | None = None  # seconds
+    until: str | None = None  # seen | interacted
+
+
+DEFAULT_CAPS = {"per_visitor_per_day": 1, "per_session": None, "cooldown_after_dismiss": 7 * 86400.0, "until": None}
+CAP_KEYS = tuple(DEFAULT_CAPS)
 
 
 class Hours(msgspec.Struct, frozen=True):
-    timezone: str
+    """When a rule may invite (``business_hours``, also spelt ``schedule``): windows of local wall
+    time on the allowed days, between optional start and end dates, skipping the site's holidays.
+
+    A window belongs to the day it opens on: ``22:00-02:00`` on ``fri`` runs from Friday 22:00 to
+    Saturday 02:00, and a holiday or an end date stops the windows that open on it (a window that
+    opened the evening before runs to its end). ``to: "24:00"`` is the end of the day.
+    ``timezone`` defaults to the site's time zone (site setting ``timezone``).
+    """
+
+    timezone: str | None
     days: frozenset[int]
-    start: dtime
-    end: dtime
+    windows: tuple[tuple[int, int], ...]  # (start, end) in minutes after local midnight; end ≤ start: overnight
+    start_date: date | None = None
+    end_date: date | None = None
+    holidays: bool = True  # closed on the site's holidays
 
-    def open_at(self, moment: datetime) -> bool:
-        local = moment.astimezone(ZoneInfo(self.timezone))
-        return local.weekday() in self.days and self.start <= local.time() < self.end
+    def _zone(self, site_zone: str) -> ZoneInfo:
+        return ZoneInfo(self.timezone or site_zone)
 
-    def next_open(self, after: float) -> float | None:
-        """When the hours next open after ``after`` (epoch seconds): a waiting visitor is decided
-        again then, not at the next poll."""
-        zone = ZoneInfo(self.timezone)
+    def _day_allowed(self, day: date, holidays: frozenset[str]) -> bool:
+        return (day.weekday() in self.days and (self.start_date is None or day >= self.start_date)
+                and (self.end_date is None or day <= self.end_date)
+                and not (self.holidays and day.isoformat() in holidays))
+
+    def open_at(self, moment: float, site_zone: str = "UTC", holidays: frozenset[str] = frozenset()) -> bool:
+        """Open at ``moment`` (epoch seconds), compared on the local wall clock."""
+        local = datetime.fromtimestamp(moment, self._zone(site_zone))
+        minute = local.hour * 60 + local.minute + local.second / 60
+        today = local.date()
+        for start, end in self.windows:
+            if end > start:
+                if start <= minute < end and self._day_allowed(today, holidays):
+                    return True
+            else:  # overnight: the evening part belongs to today, the morning part to yesterday
+                if minute >= start and self._day_allowed(today, holidays):
+                    return True
+                if minute < end and self._day_allowed(today - timedelta(days=1), holidays):
+                    return True
+        return False
+
+    def next_open(self, after: float, site_zone: str = "UTC", holidays: frozenset[str] = frozenset()) -> float | None:
+        """When the schedule next opens after ``after`` (epoch seconds): a waiting visitor is
+        decided again then, not at the next poll. None: it never opens again (end date passed)."""
+        zone = self._zone(site_zone)
         today = datetime.fromtimestamp(after, zone).date()
-        for offset in range(8):
+        for offset in range(370 + len(holidays)):
             day = today + timedelta(days=offset)
-            if day.weekday() in self.days:
-                opening = datetime.combine(day, self.start, tzinfo=zone).timestamp()
-                if opening > after:
-                    return opening
+            if self.end_date is not None and day > self.end_date:
+                return None
+            if not self._day_allowed(day, holidays):
+                continue
+            openings = [datetime.combine(day, _clock(start), tzinfo=zone).timestamp() for start, _ in self.windows]
+            later = [at for at in openings if at > after]
+            if later:
+                return min(later)
         return None
+
+
+def _clock(minutes: int) -> dtime:
+    return dtime(minutes // 60, minutes % 60)
+
+
+_HHMM = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)$")
+
+
+def _minutes(text: Any) -> int | None:
+    """"08:00" → 480; "24:00" → 1440 (the end of the day); anything else → None."""
+    match = _HHMM.match(str(text).strip()) if isinstance(text, str) else None
+    if match is None:
+        return None
+    minutes = int(match.group(1)) * 60 + int(match.group(2))
+    return minutes if minutes <= 1440 else None
 
 
 class Rule(msgspec.Struct, frozen=True):
@@ -184,6 +262,18 @@ class Rule(msgspec.Struct, frozen=True):
     priority: int
     url_glob: str | None
     enabled: bool
+    reads_rule_fields: bool = False  # the condition reads RULE_FIELDS: not memoised across rules
+
+
+def reads(cond: Condition | None, fields: frozenset[str]) -> bool:
+    """Does the condition read any of ``fields``?"""
+    if cond is None or isinstance(cond, Count):
+        return False
+    if isinstance(cond, Compare):
+        return cond.field in fields
+    if isinstance(cond, NotOf):
+        return reads(cond.child, fields)
+    return any(reads(c, fields) for c in cond.children)
 
 
 # --- parsing and validation ------------------------------------------------------------------
@@ -269,9 +359,12 @@ class _Checker:
             self.fail(path, f"unknown keys {sorted(unknown)}")
         field = node.get("field")
         if not isinstance(field, str) or (field not in FIELDS and not field.startswith(DYNAMIC_PREFIXES)):
-            self.fail(f"{path}.field", f"unknown field {field!r}; fields are {', '.join(FIELDS)} and custom.<event>")
+            self.fail(f"{path}.field", f"unknown field {field!r}; fields are {', '.join(FIELDS)}, custom.<event> and visitor.attributes.<name>")
             return None
-        kind, grows = FIELDS.get(field, ("number", False))
+        if field.startswith(ATTRIBUTE_PREFIX) and not ATTRIBUTE_NAME.match(field[len(ATTRIBUTE_PREFIX):]):
+            self.fail(f"{path}.field", "visitor.attributes.<name>: a name of 1-40 lowercase letters, digits or '_'")
+            return None
+        kind, grows = FIELDS.get(field, ("attr" if field.startswith(ATTRIBUTE_PREFIX) else "number", False))
         allowed = OPS_BY_KIND[kind]
         op = node.get("op")
         if op not in allowed:
@@ -283,7 +376,11 @@ class _Checker:
             self.fail(where, problem)
             return None
         matcher: Any = None
-        if op == "regex":
+        if op == "steps":
+            matcher = tuple(re.compile(fnmatch.translate(step)) for step in value)
+        elif op == "iglob":
+            matcher = re.compile(fnmatch.translate(value.casefold()))
+        elif op == "regex":
             import re2
 
             try:
@@ -299,17 +396,23 @@ class _Checker:
 # What each kind of field can be compared with: validation and evaluation read the same table, so
 # a rule that validates can always be evaluated.
 OPS_BY_KIND: dict[str, tuple[str, ...]] = {
-    "str": ("eq", "ne", "in", "contains", "starts_with", "glob", "regex"),
+    "str": ("eq", "ne", "in", "contains", "starts_with", "glob", "regex", *CASELESS),
+    # visitor.attributes.*: declared per site (text, number or true/false); a rule compares with
+    # whatever its value is, and a value of another type simply does not match.
+    "attr": tuple(op for op in OPS if op != "steps"),
+    # session.pages: the paths of this visit in order. contains/in: exact paths; steps: a funnel,
+    # globs matched in this order (other pages may come between).
+    "pages": ("contains", "in", "steps"),
     "number": ("eq", "ne", "in", "gt", "gte", "lt", "lte"),
     "duration": ("gt", "gte", "lt", "lte"),
     "bool": ("eq", "ne"),
     "list": ("contains", "in"),
 }
-KIND_WORDS = {"str": "text", "number": "a number", "duration": "a duration", "bool": "true or false", "list": "a list of names"}
+KIND_WORDS = {"pages": "the list of paths this visit", "attr": "an attribute", "str": "text", "number": "a number", "duration": "a duration", "bool": "true or false", "list": "a list of names"}
 
 
 def _scalar_ok(kind: str, value: Any) -> bool:
-    if kind in ("str", "list"):
+    if kind in ("str", "list", "pages"):
         return isinstance(value, str) and len(value) <= MAX_STRING
     if kind == "number":
         return finite_number(value) is not None
@@ -318,10 +421,70 @@ def _scalar_ok(kind: str, value: Any) -> bool:
     return False
 
 
+def _in_order(pages: Any, steps: tuple[Any, ...]) -> bool:
+    """Each step's glob matches a page after the one that matched the step before."""
+    position = 0
+    for path in pages:
+        if position < len(steps) and steps[position].match(path):
+            position += 1
+    return position == len(steps)
+
+
+def _attribute_value(op: str, value: Any) -> tuple[Any, str | None]:
+    numeric, texts = ("gt", "gte", "lt", "lte"), ("contains", "starts_with", "glob", "regex", *CASELESS)
+    if op == "in" or op == "iin":
+        ok = isinstance(value, list) and 0 < len(value) <= MAX_LIST and all(
+            (_scalar_ok("str", v) if op == "iin" else any(_scalar_ok(k, v) for k in ("str", "number", "bool"))) for v in value)
+        if not ok:
+            return None, f"'{op}' takes a list of at most {MAX_LIST} values (at least one)"
+        return tuple(v.casefold() if op == "iin" else (finite_number(v) if finite_number(v) is not None else v) for v in value), None
+    if op in numeric:
+        number = finite_number(value)
+        return (number, None) if number is not None else (None, f"{op} compares with a number")
+    if op in texts:
+        if not _scalar_ok("str", value):
+            return None, f"{op} takes text of at most {MAX_STRING} characters"
+        return (value.casefold() if op in CASELESS else value), None
+    if _scalar_ok("bool", value) or _scalar_ok("str", value):
+        return value, None
+    number = finite_number(value)
+    return (number, None) if number is not None else (None, "text, a number or true/false")
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    """Equal and of the same kind: true is not 1."""
+    return actual is not None and isinstance(actual, bool) is isinstance(expected, bool) and actual == expected
+
+
+def _attribute_predicate(op: str, expected: Any, matcher: Any) -> Callable[[Any], bool]:
+    if op == "eq":
+        return lambda actual: _same(actual, expected)
+    if op == "ne":
+        return lambda actual: not _same(actual, expected)
+    if op == "in":
+        return lambda actual: any(_same(actual, e) for e in expected)
+    if op in ("gt", "gte", "lt", "lte"):
+        test = _predicate("number", op, expected, matcher)
+        return lambda actual: isinstance(actual, (int, float)) and not isinstance(actual, bool) and test(actual)
+    test = _predicate("str", op, expected, matcher)
+    return lambda actual: isinstance(actual, str) and test(actual)
+
+
 def _checked_value(kind: str, op: str, value: Any, where: str) -> tuple[Any, str | None]:
     """The comparison value in a canonical, hashable form, or what is wrong with it."""
+    if kind == "attr":
+        return _attribute_value(op, value)
+    if op == "steps":
+        if not isinstance(value, list) or not 0 < len(value) <= 20 or not all(_scalar_ok("str", v) for v in value):
+            return None, "steps takes a list of 1 to 20 path globs, in the order the visitor must view them"
+        return tuple(value), None
+    if op in CASELESS:
+        plain, problem = _checked_value(kind, CASELESS[op], value, where)
+        if problem is not None:
+            return None, problem
+        return (frozenset(v.casefold() for v in plain) if op == "iin" else plain.casefold()), None
     if op == "in":
-        what = "text values" if kind in ("str", "list") else f"{KIND_WORDS[kind]} values"
+        what = "text values" if kind in ("str", "list", "pages") else f"{KIND_WORDS[kind]} values"
         if not isinstance(value, list) or not value or len(value) > MAX_LIST or not all(_scalar_ok(kind, v) for v in value):
             return None, f"'in' takes a list of at most {MAX_LIST} {what} (at least one)"
         return frozenset(finite_number(v) if kind == "number" else v for v in value), None
@@ -341,12 +504,19 @@ def _checked_value(kind: str, op: str, value: Any, where: str) -> tuple[Any, str
 
 def _predicate(kind: str, op: str, expected: Any, matcher: Any) -> Callable[[Any], bool]:
     """The comparison as a total function of the field's current value (None when unknown)."""
+    if kind == "attr":
+        return _attribute_predicate(op, expected, matcher)
+    if op == "steps":
+        return lambda actual: _in_order(actual or (), matcher)
+    if op in CASELESS:
+        plain = _predicate(kind, CASELESS[op], expected, matcher)
+        return lambda actual: plain(actual.casefold() if isinstance(actual, str) else actual)
     if op == "eq":
         return lambda actual: actual is not None and actual == expected
     if op == "ne":
         return lambda actual: actual != expected
     if op == "in":
-        if kind == "list":
+        if kind in ("list", "pages"):
             return lambda actual: bool(actual) and not expected.isdisjoint(actual)
         return lambda actual: actual is not None and actual in expected
     if op == "gt":
@@ -366,34 +536,93 @@ def _predicate(kind: str, op: str, expected: Any, matcher: Any) -> Callable[[Any
     return lambda actual: actual is not None and matcher.search(str(actual)) is not None  # regex
 
 
+HOURS_KEYS = {"timezone", "days", "from", "to", "windows", "start_date", "end_date", "holidays"}
+
+
+def _window(raw: Any, path: str, checker: _Checker) -> tuple[int, int] | None:
+    """"08:00-12:00" or {from: "08:00", to: "12:00"}."""
+    if isinstance(raw, str) and "-" in raw:
+        first, _, last = raw.partition("-")
+        raw = {"from": first, "to": last}
+    if not isinstance(raw, dict) or set(raw) - {"from", "to"}:
+        checker.fail(path, 'a window like "08:00-12:00" or {from: "22:00", to: "02:00"}')
+        return None
+    start, end = _minutes(raw.get("from", "00:00")), _minutes(raw.get("to", "24:00"))
+    if start is None or start == 1440:
+        checker.fail(f"{path}.from", 'a time like 08:00 (00:00 to 23:59)')
+        return None
+    if end is None:
+        checker.fail(f"{path}.to", 'a time like 18:00 (24:00 is the end of the day)')
+        return None
+    if end == start:
+        checker.fail(f"{path}.to", "must differ from 'from' (a window ending before it starts runs overnight)")
+        return None
+    return start, end
+
+
+def _date(raw: Any, path: str, checker: _Checker) -> date | None:
+    if raw is None:
+        return None
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        return raw
+    try:
+        return date.fromisoformat(raw) if isinstance(raw, str) and len(raw) == 10 else None
+    except ValueError:
+        pass
+    checker.fail(path, "a date like 2026-12-24")
+    return None
+
+
 def _hours(raw: Any, path: str, checker: _Checker) -> Hours | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):
-        checker.fail(path, "{timezone, days, from, to}")
+        checker.fail(path, "{timezone?, days, from, to} or {days, windows: [\"08:00-12:00\", …], start_date?, end_date?, holidays?}")
         return None
-    try:
-        ZoneInfo(str(raw.get("timezone", "")))
-    except (ZoneInfoNotFoundError, ValueError):
-        checker.fail(f"{path}.timezone", "an IANA time zone such as Europe/Oslo")
-        return None
+    before = len(checker.errors)
+    for key in sorted(set(raw) - HOURS_KEYS):
+        checker.fail(f"{path}.{key}", f"unknown key; schedules have {', '.join(sorted(HOURS_KEYS))}")
+    zone = raw.get("timezone")
+    if zone is not None:
+        try:
+            ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            checker.fail(f"{path}.timezone", "an IANA time zone such as Europe/Oslo (leave it out for the site's)")
     days: set[int] = set()
-    for part in str(raw.get("days", "mon-sun")).replace(" ", "").split(","):
+    for part in str(raw.get("days", "mon-sun")).replace(" ", "").lower().split(","):
         first, _, last = part.partition("-")
         if first not in DAYS or (last and last not in DAYS):
             checker.fail(f"{path}.days", "like mon-fri or mon,wed,fri")
-            return None
+            break
         a, b = DAYS.index(first), DAYS.index(last or first)
         days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
-    try:
-        start, end = dtime.fromisoformat(str(raw.get("from", "00:00"))), dtime.fromisoformat(str(raw.get("to", "23:59")))
-    except ValueError:
-        checker.fail(f"{path}.from", "times like 08:00")
+    windows: list[tuple[int, int]] = []
+    if "windows" in raw:
+        if "from" in raw or "to" in raw:
+            checker.fail(f"{path}.windows", "either windows or from/to, not both")
+        items = raw["windows"]
+        if not isinstance(items, list) or not items or len(items) > 24:
+            checker.fail(f"{path}.windows", "a list of 1 to 24 windows")
+        else:
+            for i, item in enumerate(items):
+                window = _window(item, f"{path}.windows[{i}]", checker)
+                if window is not None:
+                    windows.append(window)
+    else:
+        window = _window({"from": raw.get("from", "00:00"), "to": raw.get("to", "24:00")}, path, checker)
+        if window is not None:
+            windows.append(window)
+    start_date = _date(raw.get("start_date"), f"{path}.start_date", checker)
+    end_date = _date(raw.get("end_date"), f"{path}.end_date", checker)
+    if start_date and end_date and end_date < start_date:
+        checker.fail(f"{path}.end_date", "must not be before start_date")
+    holidays = raw.get("holidays", "closed")
+    if holidays not in ("closed", "open"):
+        checker.fail(f"{path}.holidays", "closed (the default: no invitations on the site's holidays) or open")
+    if len(checker.errors) > before or not windows:
         return None
-    if end <= start:
-        checker.fail(f"{path}.to", "must be after from")
-        return None
-    return Hours(timezone=raw["timezone"], days=frozenset(days), start=start, end=end)
+    return Hours(timezone=str(zone) if zone is not None else None, days=frozenset(days), windows=tuple(windows),
+                 start_date=start_date, end_date=end_date, holidays=holidays == "closed")
 
 
 def _percent(value: Any, path: str, checker: _Checker) -> float:
@@ -410,7 +639,7 @@ def _percent(value: Any, path: str, checker: _Checker) -> float:
     return share
 
 
-RULE_KEYS = {"name", "site", "when", "invite", "caps", "business_hours", "variants", "holdout", "goal", "priority", "url", "enabled"}
+RULE_KEYS = {"name", "site", "when", "invite", "caps", "business_hours", "schedule", "variants", "holdout", "goal", "priority", "url", "enabled"}
 
 
 def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError]]:
@@ -443,21 +672,28 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
     caps_raw = raw.get("caps") or {}
     caps = Caps()
     if not isinstance(caps_raw, dict):
-        checker.fail(f"{p}caps", "{per_visitor_per_day, per_session, cooldown_after_dismiss}")
+        checker.fail(f"{p}caps", "{per_visitor_per_day, per_session, cooldown_after_dismiss, until}")
     else:
-        for key in sorted(set(caps_raw) - {"per_visitor_per_day", "per_session", "cooldown_after_dismiss"}):
-            checker.fail(f"{p}caps.{key}", "unknown cap")
-        cooldown = None
-        if "cooldown_after_dismiss" in caps_raw:
+        for key in sorted(set(caps_raw) - set(CAP_KEYS)):
+            checker.fail(f"{p}caps.{key}", f"unknown cap; caps are {', '.join(CAP_KEYS)}")
+        values = {**DEFAULT_CAPS, **caps_raw}  # left out: the default; null: no such cap
+        if values["cooldown_after_dismiss"] is not None:
             try:
-                cooldown = parse_duration(caps_raw["cooldown_after_dismiss"], f"{p}caps.cooldown_after_dismiss")
+                values["cooldown_after_dismiss"] = parse_duration(values["cooldown_after_dismiss"], f"{p}caps.cooldown_after_dismiss")
             except InvalidInput as exc:
                 checker.errors.extend(exc.errors)
         for key in ("per_visitor_per_day", "per_session"):
-            if key in caps_raw and (not isinstance(caps_raw[key], int) or caps_raw[key] < 1):
-                checker.fail(f"{p}caps.{key}", "a whole number ≥ 1")
-        caps = Caps(caps_raw.get("per_visitor_per_day"), caps_raw.get("per_session"), cooldown)
-    hours = _hours(raw.get("business_hours"), f"{p}business_hours", checker)
+            value = values[key]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                checker.fail(f"{p}caps.{key}", "a whole number ≥ 1, or null for no cap")
+        if values["until"] not in (None, "seen", "interacted"):
+            checker.fail(f"{p}caps.until", "seen (stop once an invitation was shown) or interacted (once accepted or dismissed)")
+        if len(checker.errors) == 0:
+            caps = Caps(values["per_visitor_per_day"], values["per_session"], values["cooldown_after_dismiss"], values["until"])
+    if "business_hours" in raw and "schedule" in raw:
+        checker.fail(f"{p}schedule", "business_hours and schedule are the same thing; give one")
+    hours_key = "schedule" if "schedule" in raw else "business_hours"
+    hours = _hours(raw.get(hours_key), f"{p}{hours_key}", checker)
     variants: list[Variant] = []
     raw_variants = raw.get("variants") or []
     if not isinstance(raw_variants, list) or len(raw_variants) > 20:
@@ -496,6 +732,7 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
         caps=caps, hours=hours,
         variants=variants or [Variant("default", 1.0)], holdout=holdout, goal_event=goal_event, goal_within=goal_within,
         priority=priority, url_glob=url, enabled=raw.get("enabled", True) is not False,
+        reads_rule_fields=reads(when, RULE_FIELDS),
     ), []
 
 

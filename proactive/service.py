@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import datetime, timedelta
-from typing import Annotated, Any
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -47,24 +47,38 @@ async def _site_by_name(tenant_id: UUID, name: str, path: str) -> dict[str, Any]
     return row
 
 
-class SiteEngagementOut(msgspec.Struct):
+class SiteEngagementOut(msgspec.Struct, omit_defaults=True):
+    """Holidays and declared attributes are shown once a site has some."""
+
     site: str
     pacing_per_minute: int
     timezone: str
+    holidays: list[str] = []
+    attributes: dict[str, str] = {}
+
+
+AttributeName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+AttributeType = Literal["str", "number", "bool"]
+MAX_ATTRIBUTES = 50
 
 
 class SiteEngagementIn(msgspec.Struct, forbid_unknown_fields=True):
-    """What ``PATCH /v1/admin/sites/{id}/engagement`` changes; fields left out stay as they are."""
+    """What ``PATCH /v1/admin/sites/{id}/engagement`` changes; fields left out stay as they are.
+    ``holidays`` and ``attributes`` replace the whole list / map when given."""
 
     pacing_per_minute: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
     timezone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    holidays: Annotated[list[date], msgspec.Meta(max_length=400)] | None = None
+    attributes: Annotated[dict[AttributeName, AttributeType], msgspec.Meta(max_length=MAX_ATTRIBUTES)] | None = None
 
 
 def site_config(settings: Any) -> SiteConfig:
     raw = json_column(settings) or {}
     default = SiteConfig()
     return SiteConfig(pacing_per_minute=int(raw.get("pacing_per_minute") or default.pacing_per_minute),
-                      timezone=str(raw.get("timezone") or default.timezone))
+                      timezone=str(raw.get("timezone") or default.timezone),
+                      holidays=frozenset(str(d) for d in raw.get("holidays") or ()),
+                      attributes={str(k): str(v) for k, v in (raw.get("attributes") or {}).items()})
 
 
 async def _site_row(tenant_id: UUID, site_id: UUID) -> dict[str, Any]:
@@ -77,7 +91,7 @@ async def _site_row(tenant_id: UUID, site_id: UUID) -> dict[str, Any]:
 async def get_site_engagement(tenant_id: UUID, site_id: UUID) -> SiteEngagementOut:
     row = await _site_row(tenant_id, site_id)
     config = site_config(row["settings"])
-    return SiteEngagementOut(row["name"], config.pacing_per_minute, config.timezone)
+    return SiteEngagementOut(row["name"], config.pacing_per_minute, config.timezone, sorted(config.holidays), dict(config.attributes))
 
 
 def parse_site_engagement(raw: Any) -> SiteEngagementIn:
@@ -96,7 +110,7 @@ async def update_site_engagement(rt: Runtime, tenant_id: UUID, actor: str, site_
     async with db.write_transaction():
         row = await _site_row(tenant_id, site_id)
         settings = dict(json_column(row["settings"]) or {})
-        changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        changes = {k: v for k, v in msgspec.to_builtins(data).items() if v is not None}
         settings.update(changes)
         await Site.update({Site.settings: json.dumps(settings)}).where(Site.id == site_id)
         await ledger.append(tenant_id, ledger.Entry(actor=actor, action="site.engagement", subject=row["name"], details=changes))
@@ -347,8 +361,16 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
     ctx = await tenant_context(rt, site["tenant"])
     redactor = Redactor(ctx.redaction)  # browser data is redacted like transcripts, before anything sees it
     good, rejected = [], []
+    config: SiteConfig | None = None
     for index, event in enumerate(batch.events):
         checked = check_event(event, now)
+        if not isinstance(checked, str) and checked["type"] == "identify":
+            # parley.identify(): only the site's declared attributes, each of its declared type
+            from proactive.visitors import check_attributes
+
+            config = config or site_config(site["settings"])
+            kept, problems = check_attributes(config, checked["props"], "props")
+            checked = f"{problems[0].path}: {problems[0].message}" if problems else {**checked, "props": kept}
         if isinstance(checked, str):
             rejected.append(Rejected(index, checked))
         else:

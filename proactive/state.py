@@ -32,6 +32,8 @@ PRESENCE_WINDOW = 45.0  # present: a visible tab heard from within this window (
 MAX_TABS = 8
 MAX_HISTORY = 32
 MAX_BATCH_IDS = 8
+MAX_PAGES = 30
+SERVER_TAB = ""  # the tab of events the site's server sends (attributes, triggers): none
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
 
 
@@ -83,7 +85,7 @@ class Recent:
 class Page:
     """What one tab shows. ``started`` and ``heard`` are server times, ``client_at`` the browser's."""
 
-    __slots__ = ("tab", "url", "path", "title", "started", "client_at", "scroll_depth", "exit_intent", "heard", "visible")
+    __slots__ = ("tab", "url", "path", "title", "started", "client_at", "scroll_depth", "exit_intent", "heard", "visible", "language")
 
     def __init__(self, tab: str, now: float) -> None:
         self.tab = tab
@@ -96,6 +98,7 @@ class Page:
         self.exit_intent = False
         self.heard = now
         self.visible = True
+        self.language: str | None = None  # <html lang> of the page
 
 
 class Session:
@@ -103,7 +106,7 @@ class Session:
 
     __slots__ = (
         "number", "started", "last_activity", "tabs", "focus", "pageviews", "product_views", "referrer", "utm",
-        "landing_url", "custom", "recent", "invited",
+        "landing_url", "custom", "recent", "invited", "pages", "search",
     )
 
     def __init__(self, number: int, now: float) -> None:
@@ -120,6 +123,8 @@ class Session:
         self.custom: dict[str, int] | None = None
         self.recent = Recent()
         self.invited: dict[str, int] | None = None  # rule id → invitations this visit
+        self.pages: list[str] | None = None  # the paths viewed this visit, in order (the last MAX_PAGES)
+        self.search: str | None = None  # the search keyword in the landing page's referrer, if any
 
     def tab(self, tab_id: str, now: float) -> Page:
         for page in self.tabs:
@@ -156,6 +161,7 @@ class VisitorState:
     __slots__ = (
         "tenant", "site", "visitor_hash", "session", "visits", "device", "language", "cart_value", "cart_items",
         "cart_currency", "goals", "chat_active", "last_seen", "episodes", "history", "outstanding", "codes", "batches", "due",
+        "attributes", "trusted", "viewport",
     )
 
     def __init__(self, tenant: Any, site: Any, visitor_hash: str, now: float, codes: EventCodes) -> None:
@@ -180,6 +186,11 @@ class VisitorState:
         self.outstanding: str | None = None  # the open invitation's id
         self.batches: list[str] | None = None  # the last batch ids, to ignore a batch sent twice
         self.due: float | None = None  # when time alone could change a decision next
+        # visitor.attributes.*: from parley.identify() in the browser and from the site's server.
+        # Names the server set (``trusted``) cannot be overwritten from the browser.
+        self.attributes: dict[str, Any] | None = None
+        self.trusted: set[str] | None = None
+        self.viewport: float | None = None  # CSS pixels wide, at the last pageview
 
     @property
     def key(self) -> tuple[Any, str]:
@@ -207,8 +218,38 @@ class VisitorState:
             session = self.session = Session(self.visits, now)
         return session
 
+    def identify(self, attributes: dict[str, Any], trusted: bool) -> None:
+        """Set (or, with null, remove) attributes. The browser cannot change what the server set."""
+        current = dict(self.attributes or {})
+        names = set(self.trusted or ())
+        for name, value in attributes.items():
+            if not trusted and name in names:
+                continue
+            if value is None:
+                current.pop(name, None)
+                names.discard(name)
+            else:
+                current[name] = value
+                if trusted:
+                    names.add(name)
+        self.attributes = current or None
+        self.trusted = names or None
+
     def apply(self, event: dict[str, Any], now: float) -> None:
-        """One event, received at ``now`` (server time), from the tab ``event["tab"]``."""
+        """One event, received at ``now`` (server time), from the tab ``event["tab"]``
+        (``SERVER_TAB``: sent by the site's server, which is no tab and says nothing of presence)."""
+        kind = event["type"]
+        if kind == "identify":
+            self.identify(event.get("props") or {}, trusted=event["tab"] == SERVER_TAB)
+            return
+        if event["tab"] == SERVER_TAB:
+            session = self.visit(now) if self.session is None else self.session
+            name = event.get("name") or kind
+            session.recent.append(now, self.codes.code(name))
+            custom = session.custom = session.custom or {}
+            if len(custom) < 32 or name in custom:
+                custom[name] = custom.get(name, 0) + 1
+            return
         session = self.visit(now)
         self.last_seen = now
         kind = event["type"]
@@ -233,10 +274,21 @@ class VisitorState:
                 page.url = url
                 page.path = urlsplit(url).path if url else None
                 page.title = event.get("title")
+                language = props.get("page_language")
+                page.language = language[:16] if isinstance(language, str) and language else None
                 page.client_at = client_at
                 page.visible = True
                 self._focus(session, page)
+            if url is not None:
+                pages = session.pages
+                if pages is None:
+                    pages = session.pages = []
+                elif len(pages) >= MAX_PAGES:
+                    del pages[0]
+                pages.append(page.path if page.url == url and page.path is not None else urlsplit(url).path)
             if session.landing_url is None:
+                search = props.get("search")
+                session.search = search[:200] if isinstance(search, str) and search else None
                 session.landing_url = url
                 session.referrer = event.get("referrer") or None
                 query = parse_qs(urlsplit(url or "").query)
@@ -251,6 +303,9 @@ class VisitorState:
             language = props.get("language")
             if isinstance(language, str):
                 self.language = language[:16]
+            viewport = props.get("viewport")
+            if isinstance(viewport, (int, float)) and not isinstance(viewport, bool) and 0 <= viewport <= 100_000:
+                self.viewport = float(viewport)
         elif kind == "visibility":
             page.visible = props.get("state") != "hidden"
             if page.visible and client_at >= page.client_at:
@@ -271,7 +326,7 @@ class VisitorState:
                 self.cart_currency = props["currency"][:8]
         elif kind == "goal":
             self.goals = (self.goals or set()) | {name}
-        elif kind == "custom":
+        elif kind in ("custom", "trigger"):
             custom = session.custom = session.custom or {}
             if len(custom) < 32 or name in custom:
                 custom[name] = custom.get(name, 0) + 1
@@ -301,11 +356,17 @@ class VisitorState:
         s = self.session
         if name.startswith("custom."):
             return (s.custom or {}).get(name[7:], 0) if s else 0
+        if name.startswith("visitor.attributes."):
+            return (self.attributes or {}).get(name[19:])
         p = s.focus if s else None
         match name:
             case "page.url": return p.url if p else None
             case "page.path": return p.path if p else None
             case "page.title": return p.title if p else None
+            case "page.language": return p.language if p else None
+            case "session.pages": return s.pages or [] if s else []
+            case "session.search_keyword": return s.search if s else None
+            case "visitor.viewport_width": return self.viewport
             case "page.time_on_page": return now - p.started if p else None
             case "page.scroll_depth": return p.scroll_depth if p else 0
             case "session.pageviews": return s.pageviews if s else 0
@@ -368,6 +429,7 @@ class PageMemory(msgspec.Struct, array_like=True):
     exit_intent: bool
     heard: float
     visible: bool
+    language: str | None = None
 
 
 class SessionMemory(msgspec.Struct, array_like=True):
@@ -384,6 +446,8 @@ class SessionMemory(msgspec.Struct, array_like=True):
     custom: dict[str, int] | None
     recent: list[tuple[float, str]]
     invited: dict[str, int] | None
+    pages: list[str] | None = None
+    search: str | None = None
 
 
 class EpisodeMemory(msgspec.Struct, array_like=True):
@@ -412,6 +476,9 @@ class VisitorMemory(msgspec.Struct, array_like=True):
     episodes: list[EpisodeMemory]
     batches: list[str]
     due: float | None
+    attributes: dict[str, Any] | None = None  # added after version 1 rows were written: optional
+    trusted: list[str] | None = None
+    viewport: float | None = None
 
 
 MEMORY_VERSION = 1
@@ -425,15 +492,17 @@ def dump(state: VisitorState) -> bytes:
     if s is not None:
         session = SessionMemory(
             s.number, s.started, s.last_activity,
-            [PageMemory(p.tab, p.url, p.title, p.started, p.client_at, p.scroll_depth, p.exit_intent, p.heard, p.visible) for p in s.tabs],
+            [PageMemory(p.tab, p.url, p.title, p.started, p.client_at, p.scroll_depth, p.exit_intent, p.heard, p.visible, p.language)
+             for p in s.tabs],
             s.focus.tab if s.focus else None, s.pageviews, s.product_views, s.referrer, list(s.utm), s.landing_url, s.custom,
-            [(t, state.codes.name(k)) for t, k in zip(s.recent.times, s.recent.kinds)], s.invited,
+            [(t, state.codes.name(k)) for t, k in zip(s.recent.times, s.recent.kinds)], s.invited, s.pages, s.search,
         )
     episodes = [EpisodeMemory(rule, e.since, e.due, e.status, e.reason, e.waited_since) for rule, e in (state.episodes or {}).items()]
     return _encoder.encode(VisitorMemory(
         MEMORY_VERSION, state.visits, state.last_seen, session, state.device, state.language, state.cart_value, state.cart_items,
         state.cart_currency, sorted(state.goals or ()), state.chat_active, list(state.history or ()), state.outstanding, episodes,
-        list(state.batches or ()), state.due,
+        list(state.batches or ()), state.due, state.attributes, sorted(state.trusted) if state.trusted else None,
+        state.viewport,
     ))
 
 
@@ -445,6 +514,9 @@ def load(data: bytes, tenant: Any, site: Any, visitor_hash: str, codes: EventCod
     state.goals = set(m.goals) or None
     state.chat_active, state.outstanding, state.due = m.chat_active, m.outstanding, m.due
     state.batches = m.batches or None
+    state.attributes = m.attributes or None
+    state.trusted = set(m.trusted) if m.trusted else None
+    state.viewport = m.viewport
     if m.history:
         state.history = deque(m.history, maxlen=MAX_HISTORY)
     if m.episodes:
@@ -458,11 +530,13 @@ def load(data: bytes, tenant: Any, site: Any, visitor_hash: str, codes: EventCod
         s.last_activity, s.pageviews, s.product_views = sm.last_activity, sm.pageviews, sm.product_views
         s.referrer, s.landing_url, s.custom, s.invited = sm.referrer, sm.landing_url, sm.custom, sm.invited
         s.utm = (sm.utm[0], sm.utm[1], sm.utm[2])
+        s.pages, s.search = sm.pages, sm.search
         for pm in sm.tabs:
             page = Page(pm.tab, pm.started)
             page.url, page.title, page.client_at = pm.url, pm.title, pm.client_at
             page.path = urlsplit(pm.url).path if pm.url else None
             page.scroll_depth, page.exit_intent, page.heard, page.visible = pm.scroll_depth, pm.exit_intent, pm.heard, pm.visible
+            page.language = pm.language
             s.tabs.append(page)
             if pm.tab == sm.focus:
                 s.focus = page

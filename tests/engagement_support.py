@@ -61,8 +61,13 @@ async def restart(rt: Runtime, settings: Any, clock: ManualClock) -> Runtime:
     return fresh
 
 
+NO_CAPS = {"per_visitor_per_day": None, "cooldown_after_dismiss": None}
+
+
 def rule(name: str = "pricing", **overrides: Any) -> dict[str, Any]:
-    """A rule that holds after three pageviews on the pricing page, sends to group 'sales'."""
+    """A rule that holds after three pageviews on the pricing page, sends to group 'sales'.
+    Without the default caps (once a day, 7 days after a dismissal) unless ``caps`` names them:
+    these tests are about one decision at a time."""
     body: dict[str, Any] = {
         "name": name, "site": "shop",
         "when": {"all": [
@@ -70,10 +75,13 @@ def rule(name: str = "pricing", **overrides: Any) -> dict[str, Any]:
             {"field": "session.pageviews", "op": "gte", "value": 3},
         ]},
         "invite": {"message": "Questions about our plans?", "group": "sales"},
+        "caps": dict(NO_CAPS),
     }
     for key, value in overrides.items():
         if key == "invite":
             body["invite"] = {**body["invite"], **value}
+        elif key == "caps":
+            body["caps"] = {**NO_CAPS, **value}
         else:
             body[key] = value
     return body

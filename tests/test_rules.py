@@ -16,21 +16,24 @@ from proactive.rules import FIELDS, OPS, compile_rule
 
 JSON_SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(10**400), max_value=10**400), st.floats(allow_nan=True),
-    st.text(max_size=30), st.sampled_from(["*/pricing*", "purchase", "30s", "10m", "^/p", "(a", "mobile", "EUR"]),
+    st.text(max_size=30), st.sampled_from(["*/pricing*", "purchase", "30s", "10m", "^/p", "(a", "mobile", "EUR", "pro", "/pricing"]),
 )
 JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
                            max_leaves=8)
-FIELD_NAMES = [*FIELDS, "custom.newsletter"]
+FIELD_NAMES = [*FIELDS, "custom.newsletter", "visitor.attributes.plan", "visitor.attributes.Bad-Name"]
 
 EVENTS = st.lists(
     st.fixed_dictionaries({
-        "type": st.sampled_from(["pageview", "heartbeat", "scroll", "cart", "goal", "custom", "chat_started", "exit_intent"]),
+        "type": st.sampled_from(["pageview", "heartbeat", "scroll", "cart", "goal", "custom", "chat_started", "exit_intent",
+                                 "identify", "trigger"]),
         "url": st.sampled_from([None, "https://shop.example.com/", "https://shop.example.com/pricing?utm_source=x"]),
         "title": st.sampled_from([None, "Pricing"]),
         "referrer": st.sampled_from([None, "https://www.google.com/"]),
         "name": st.sampled_from([None, "purchase", "newsletter"]),
-        "props": st.sampled_from([{}, {"value": 80, "items": 2, "currency": "EUR"}, {"depth": 0.7}, {"product": "tent", "device": "mobile"}]),
+        "props": st.sampled_from([{}, {"value": 80, "items": 2, "currency": "EUR"}, {"depth": 0.7}, {"product": "tent", "device": "mobile"},
+                                  {"plan": "pro"}, {"plan": 3.5}, {"plan": True}, {"page_language": "nb", "viewport": 390, "search": "tents"}]),
         "advance": st.floats(min_value=0, max_value=120),
+        "tab": st.sampled_from(["t", "t", ""]),  # "": the site's server (attributes, triggers)
     }),
     max_size=6,
 )
@@ -48,7 +51,7 @@ def _run(rule: Any, events: list[dict[str, Any]]) -> None:
     state = engine.state_for(tenant, site, "v")
     for event in events:
         clock.advance(event["advance"])
-        engine.apply_events(state, [{**event, "at_epoch": clock.time(), "tab": "t"}])
+        engine.apply_events(state, [{"tab": "t", **event, "at_epoch": clock.time()}])
         engine.tick()
     clock.advance(3600)
     engine.tick()

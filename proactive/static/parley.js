@@ -48,7 +48,15 @@
       .catch(function () { sending = 0; setTimeout(flush, 5000); });
   }
 
-  function pageview() { lastActive = Date.now(); maxScroll = 0; track("pageview", { title: d.title, referrer: d.referrer }); }
+  // What rules may read of the device and page: its class, languages, viewport width, and the
+  // search keyword in a search engine's referrer (its query string is never sent).
+  function about() {
+    var u = nav.userAgent, q = null;
+    try { q = new URL(d.referrer).searchParams; q = q.get("q") || q.get("p") || q.get("text") || q.get("wd"); } catch (e) {}
+    return { device: /iPad|Tablet/.test(u) || /Android/.test(u) && !/Mobi/.test(u) ? "tablet" : /Mobi|iPhone/.test(u) ? "mobile" : "desktop",
+      language: nav.language, viewport: w.innerWidth, page_language: d.documentElement.lang || null, search: q || null };
+  }
+  function pageview() { lastActive = Date.now(); maxScroll = 0; track("pageview", { title: d.title, referrer: d.referrer, props: about() }); }
   function wrap(name) {
     var orig = history[name];
     history[name] = function () { var r = orig.apply(this, arguments); setTimeout(pageview, 0); return r; };
@@ -139,6 +147,8 @@
     if (cmd === "track") track("custom", { name: a, props: b || {} });
     else if (cmd === "goal") track("goal", { name: a, props: b || {} });
     else if (cmd === "cart") track("cart", { props: a || {} });
+    else if (cmd === "identify") track("identify", { props: a || {} });
+    else if (cmd === "trigger") { track("trigger", { name: a }); flush(); }
     else if (cmd === "on") (handlers[a] = handlers[a] || []).push(b);
     else if (cmd === "consent") {
       consent = !!a;
@@ -149,6 +159,8 @@
 
   var pending = (w.parley && w.parley.q) || [];
   w.parley = function () { api.apply(null, arguments); };
+  w.parley.identify = function (a) { api("identify", a); };
+  w.parley.trigger = function (a) { api("trigger", a); };
   listen();
   if (active()) { pageview(); stream(); }
   pending.forEach(function (args) { api.apply(null, args); });
