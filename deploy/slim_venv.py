@@ -169,6 +169,9 @@ def compile_imported(site: Path) -> None:
         with contextlib.suppress(ModuleNotFoundError):
             importlib.import_module(name)
     start_parley_once()
+    # Starting Parley sets its private umask (077, config/files.py); bytecode is code, read by the
+    # image's non-root user: world-readable like the sources it comes from.
+    os.umask(0o022)
     sources = sorted({Path(p) for p in compiled if p.endswith(".py") and Path(p).resolve().is_relative_to(site)})
     # Checked against a hash of the source, not its modification time: valid however a build tool
     # or registry rewrites the layers' timestamps (reproducible builds do), and still never stale.
