@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from bench.corpus import conversation, sentences
+from bench.corpus import chat_text, conversation
 from bench.harness import Row, Table, bench_tenant
 
 BATCH = 100
@@ -35,9 +35,9 @@ TEN_POLICIES: list[dict[str, Any]] = [
 def _batches(n: int, seed: int, offset: int) -> list[list[Any]]:
     from archive.models import ConversationIn
 
-    rng, pool = random.Random(seed), sentences()
+    rng, text = random.Random(seed), chat_text()
     return [
-        [msgspec.convert(conversation(rng, pool, offset + i + b * BATCH), ConversationIn) for i in range(BATCH)]
+        [msgspec.convert(conversation(rng, text, offset + i + b * BATCH), ConversationIn) for i in range(BATCH)]
         for b in range(n // BATCH)
     ]
 
