@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from bench.corpus import conversation, sentences
+from bench.corpus import chat_text, conversation
 from bench.harness import Row, Server, Table, bench_tenant
 
 CONCURRENCY = 8
@@ -50,10 +50,10 @@ def livechat_session(parley: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bodies(n: int, seed: int, offset: int) -> list[dict[str, Any]]:
-    rng, pool = random.Random(seed), sentences()
+    rng, chat = random.Random(seed), chat_text()
     bodies = []
     for i in range(n):
-        body = conversation(rng, pool, offset + i)
+        body = conversation(rng, chat, offset + i)
         body.pop("language")  # a Rocket.Chat session names no language either
         bodies.append(body)
     return bodies

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from bench.corpus import conversation, sentences
+from bench.corpus import chat_text, conversation
 from bench.harness import Row, Table, bench_tenant
 from bench.search import _query_mix
 
@@ -53,8 +53,8 @@ async def _run(conversations: int, repeats: int) -> dict[str, Any]:
     from archive.tenancy import Principal
     from config.log import configure_logging
 
-    rng, pool = random.Random(42), sentences()
-    corpus = [conversation(rng, pool, i) for i in range(conversations)]
+    rng, chat = random.Random(42), chat_text()
+    corpus = [conversation(rng, chat, i) for i in range(conversations)]
     mix = _query_mix(corpus)
     runtime, tenant, key = await bench_tenant("console", role="compliance")
     principal = Principal(key_id=tenant.id, key_prefix="bench", tenant_id=tenant.id, tenant_slug=tenant.slug, role="admin")
@@ -95,10 +95,10 @@ async def _queue_actions(http: Any, runtime: Any, principal: Any, bearer: dict[s
     policy = {"name": "bench guarantees", "query": f'"{FLAGGED}"', "patterns": [], "scope": {}, "sample_percent": 0, "severity": "high", "enabled": True}
     created = await http.post("/v1/supervision/policies", json=policy, headers=bearer)
     assert created.status_code == 201, created.text[:500]
-    rng, pool = random.Random(7), sentences()
+    rng, chat = random.Random(7), chat_text()
     flagged = []
     for i in range(2 * n):
-        body = conversation(rng, pool, 10_000_000 + i, messages=6)
+        body = conversation(rng, chat, 10_000_000 + i, messages=6)
         body["messages"][3]["text"] = f"Honestly, {FLAGGED}."
         flagged.append(msgspec.convert(body, ConversationIn))
     for b in range(0, len(flagged), BATCH):

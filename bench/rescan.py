@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from bench.corpus import conversation, sentences
+from bench.corpus import chat_text, conversation
 from bench.harness import Row, Table, bench_tenant
 
 BATCH = 100
@@ -22,9 +22,9 @@ async def _ingest(runtime: Any, principal: Any, n: int, seed: int) -> float:
     from archive.ingest import ingest
     from archive.models import ConversationIn
 
-    rng, pool = random.Random(seed), sentences()
+    rng, chat = random.Random(seed), chat_text()
     batches = [
-        [msgspec.convert(conversation(rng, pool, i), ConversationIn) for i in range(b, min(n, b + BATCH))] for b in range(0, n, BATCH)
+        [msgspec.convert(conversation(rng, chat, i), ConversationIn) for i in range(b, min(n, b + BATCH))] for b in range(0, n, BATCH)
     ]
     started = time.perf_counter()
     for items in batches:
