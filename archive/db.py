@@ -109,25 +109,29 @@ def write_transaction() -> Any:
     return db.transaction()
 
 
-async def insert_many(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Insert ``rows`` (values in ``columns`` order) with one prepared statement and the driver's
-    ``executemany``, inside the caller's write transaction (a hot write path, issue 20: the ORM
-    builds and converts every value of every row in Python, which cost more than the insert).
+async def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Run one prepared statement for every row with the driver's ``executemany``, inside the
+    caller's write transaction (a hot write path, issue 20: the ORM builds and converts every
+    value of every row in Python, which cost more than the write). ``?`` placeholders are
+    numbered for PostgreSQL.
 
     Values are what the driver takes for the column: UUID, aware datetime, bytes, int, str, and
     JSON columns as their text. On SQLite they go through the adapters Piccolo registers with
     ``sqlite3`` (the same text the ORM stores); on PostgreSQL asyncpg encodes them by column type.
-    Outside a transaction the rows get one of their own: all of them are stored or none."""
+    Outside a transaction the rows get one of their own: all of them are written or none."""
     if not rows:
         return
-    db = engine()
-    if db.engine_type == "sqlite":
-        marks = ", ".join("?" for _ in columns)
-    else:
-        marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+    if not is_sqlite():
+        parts = sql.split("?")
+        sql = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
     async with write_transaction() as transaction:  # the caller's, when there is one
         await transaction.connection.executemany(sql, rows)
+
+
+async def insert_many(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` (values in ``columns`` order) with one prepared statement (execute_many)."""
+    marks = ", ".join("?" for _ in columns)
+    await execute_many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
 def for_update() -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
@@ -91,22 +91,6 @@ class MetricsStep(IngestStep):
         await record(rt, tenant_id, [(p.id, p.visitor_hash, compute.figures(p.stored)) for p in items], self.resolve)
 
 
-async def execute_many(sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """One prepared statement for many rows, on the open transaction's connection (the ORM would
-    build a statement per row). ``?`` placeholders are numbered for PostgreSQL."""
-    if not rows:
-        return
-    transaction = db.engine().current_transaction.get()
-    if transaction is None:
-        raise RuntimeError("metrics writes run inside the caller's transaction")
-    if db.is_sqlite():
-        await transaction.connection.executemany(sql, rows)
-        return
-    parts = sql.split("?")
-    numbered = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], start=1))
-    await transaction.connection.executemany(numbered, rows)
-
-
 async def record(rt: Runtime, tenant_id: UUID, conversations: list[tuple[UUID, str, Figures]], resolve: Resolver = no_invitations) -> None:
     """Write (or rewrite, for a revision) the metrics rows of these conversations and bring their
     neighbours up to date. Inside the ingest transaction."""
@@ -129,7 +113,7 @@ async def record(rt: Runtime, tenant_id: UUID, conversations: list[tuple[UUID, s
                 part.replies, part.reply_total_s,
                 part.busy_from, part.busy_to,
             ))
-    await execute_many(INSERT, rows)
+    await db.execute_many(INSERT, rows)
     after = [
         _Row(cid, p.agent, f.started_at, f.ended_at, visitor_hash, tuple(f.topics), p.busy_from, p.busy_to, p.primary)
         for cid, visitor_hash, f in conversations for p in f.parts
@@ -182,7 +166,7 @@ async def _refresh(tenant_id: UUID, changed: list[_Row]) -> None:
     hours = {r.started // 3600 for r in changed}
     hours |= await _refresh_loads(tenant_id, [r for r in changed if r.agent and r.busy_from is not None])
     hours |= await _refresh_visits(tenant_id, [r for r in changed if r.primary])
-    await execute_many(BUMP, [(tenant_id, hour * 3600) for hour in sorted(hours)])
+    await db.execute_many(BUMP, [(tenant_id, hour * 3600) for hour in sorted(hours)])
 
 
 def _clusters(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -226,7 +210,7 @@ async def _refresh_loads(tenant_id: UUID, changed: list[_Row]) -> set[int]:
                 if (tuple(row[c] for c in ("conc1", "conc2", "conc3", "conc4")), row["peak"]) != (load.shares, load.peak):
                     updates.append((*load.shares, load.peak, row["id"]))
                     hours.add(row["started_at"] // 3600)
-        await execute_many(UPDATE_LOAD, updates)
+        await db.execute_many(UPDATE_LOAD, updates)
     return hours
 
 
@@ -268,5 +252,5 @@ async def _refresh_visits(tenant_id: UUID, changed: list[_Row]) -> set[int]:
                 if value != row["next_contact_s"]:
                     updates.append((value, row["conversation"]))
                     hours.add(row["started_at"] // 3600)
-        await execute_many(UPDATE_NEXT, updates)
+        await db.execute_many(UPDATE_NEXT, updates)
     return hours
