@@ -41,7 +41,6 @@ from proactive.backtest import BacktestOut
 from proactive.model import Invitation, Outcome
 
 KEEPALIVE_SECONDS = 15.0
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def page_origins(request: Request[Any, Any, Any]) -> list[str]:
