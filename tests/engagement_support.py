@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
@@ -25,9 +26,20 @@ from tests.conftest import TenantFixture, app_client
 ORIGIN = "https://shop.example.com"
 
 
+def mid_morning() -> datetime:
+    """The latest 10:00 UTC that has passed: far from any day boundary in the sites' time zones.
+
+    Caps, quiet hours and per-day counts turn over at local midnight; a clock started at the wall
+    time made tests that advance half an hour fail when the suite ran just before midnight.
+    """
+    now = datetime.now(timezone.utc)
+    start = now.replace(hour=10, minute=0, second=0, microsecond=0)
+    return start if start <= now else start - timedelta(days=1)
+
+
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(mid_morning())
 
 
 @pytest.fixture
