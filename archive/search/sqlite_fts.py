@@ -63,10 +63,10 @@ from archive.search.plan import (
     positive_text,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 TEXT_COLUMNS = [f"t_{s}" for s in SENDERS]
 BAG_COLUMNS = [f"f_{s}" for s in SENDERS]
-TABLES = ("search_meta", "search_typo", "search_bag", "search_fts", "search_label", "search_doc", "search_tenant",
+TABLES = ("search_meta", "search_typo", "search_bag", "search_fts", "search_label", "search_doc", "search_facet", "search_tenant",
           # schema version 3
           "search_forms", "search_prefix")
 # Ranking: conversations matched through a form (a transliteration, a typo) score this much per
@@ -89,8 +89,16 @@ SCHEMA = [
     """CREATE TABLE search_doc (
         rowid INTEGER PRIMARY KEY, tenant INTEGER NOT NULL, conversation BLOB NOT NULL UNIQUE,
         site TEXT NOT NULL, channel TEXT NOT NULL, language TEXT NOT NULL, started_at INTEGER NOT NULL,
-        visitor_hash TEXT NOT NULL, labels TEXT NOT NULL)""",
+        visitor_hash TEXT NOT NULL, facet INTEGER NOT NULL)""",
     "CREATE INDEX search_doc_tenant_started ON search_doc (tenant, started_at, conversation)",
+    "CREATE INDEX search_doc_tenant_facet ON search_doc (tenant, facet)",
+    # The facet values of a conversation, shared by every conversation that has the same ones
+    # (site, channel, language, day, agents and tags as JSON): facets count conversations per
+    # ``search_doc.facet`` — one small integer — and read the values of each group once.
+    """CREATE TABLE search_facet (
+        id INTEGER PRIMARY KEY, tenant INTEGER NOT NULL, site TEXT NOT NULL, channel TEXT NOT NULL,
+        language TEXT NOT NULL, day INTEGER NOT NULL, labels TEXT NOT NULL,
+        UNIQUE (tenant, site, channel, language, day, labels))""",
     "CREATE TABLE search_label (doc INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL)",
     "CREATE INDEX search_label_doc ON search_label (doc, kind, value)",
     f"CREATE VIRTUAL TABLE search_fts USING fts5({', '.join(TEXT_COLUMNS)}, {_CONTENTLESS}, detail=full)",
@@ -98,8 +106,10 @@ SCHEMA = [
     f"CREATE VIRTUAL TABLE search_typo USING fts5(deletions, {_CONTENTLESS}, detail=none)",
 ]
 DAY_MICROS = 86_400_000_000
-# What facets count, copied into temp.matched while matching (labels: the agents and tags as JSON).
-_FACET_COLUMNS = f"d.site, d.channel, d.language, d.started_at / {DAY_MICROS}, d.labels"
+FACET_GROUPS_LIMIT = 100_000  # facet groups whose id this process remembers
+# Facets over a match set this share of the tenant or more walk the tenant's (tenant, facet)
+# index, which is already grouped, instead of grouping the matches.
+DENSE_FACETS = 0.25
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -202,14 +212,32 @@ class _Compiler:
         self.params += [expression, *self.bounds]
         return f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND rowid BETWEEN ? AND ?"
 
-    def matching(self, node: PlanNode) -> str:
-        """A SELECT of the tenant's rowids matching a text-only ``node`` (see ``text_only``),
-        from the FTS tables alone: AND is INTERSECT, OR is UNION, AND NOT is EXCEPT."""
+    def per_table(self, node: PlanNode) -> list[tuple[str, str]] | None:
+        """``node`` as alternatives, each one MATCH expression on one FTS table, when it is an
+        OR of such (a word with forms is its words in search_fts OR its forms in search_bag)."""
         merged = self.fts(node)
         if merged is not None:
-            return self.select(*merged)
-        if isinstance(node, Match):  # words and typos in search_fts, forms in search_bag
-            return f"{self.select('search_fts', self.text_match(node))} UNION {self.select('search_bag', self.bag_match(node.forms))}"
+            return [merged]
+        if isinstance(node, Match):
+            return [("search_fts", self.text_match(node)), ("search_bag", self.bag_match(node.forms))]
+        if isinstance(node, AnyOf):
+            parts = [self.per_table(c) for c in node.children]
+            if all(p is not None for p in parts):
+                return [alternative for p in parts if p for alternative in p]
+        return None
+
+    def matching(self, node: PlanNode) -> str:
+        """A SELECT of the tenant's rowids matching a text-only ``node`` (see ``text_only``),
+        from the FTS tables alone: AND is INTERSECT, OR is UNION, AND NOT is EXCEPT. The
+        alternatives of an OR are merged into one MATCH per table: FTS5 merges its doclists far
+        faster than SQL unions the rows (a word read in five languages is five alternatives)."""
+        alternatives = self.per_table(node)
+        if alternatives is not None:
+            by_table: dict[str, list[str]] = {}
+            for table, expression in alternatives:
+                by_table.setdefault(table, []).append(expression)
+            return " UNION ".join(self.select(table, " OR ".join(f"({e})" for e in expressions))
+                                  for table, expressions in by_table.items())
         if isinstance(node, AnyOf):
             return " UNION ".join(f"SELECT rowid FROM ({self.matching(c)})" for c in node.children)
         if isinstance(node, All):
@@ -264,6 +292,7 @@ class SqliteFtsBackend:
         self._conn: apsw.Connection | None = None
         self._tenants: dict[UUID, int] = {}
         self._known_terms: set[int] = set()
+        self._facet_groups: dict[tuple[Any, ...], int] = {}
         self._schema_cookie = -1
 
     # Every call runs in a worker thread; one connection, serialised by a lock (FTS5 writes are
@@ -285,9 +314,13 @@ class SqliteFtsBackend:
         ``reset``; they are forgotten too, being cheap to read again.)"""
         cookie = _rows(conn, "PRAGMA main.schema_version")[0][0]
         if cookie != self._schema_cookie:
-            self._tenants.clear()
-            self._known_terms.clear()
+            self._forget()
             self._schema_cookie = cookie
+
+    def _forget(self) -> None:
+        self._tenants.clear()
+        self._known_terms.clear()
+        self._facet_groups.clear()
 
     def _connect(self) -> apsw.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -316,8 +349,7 @@ class SqliteFtsBackend:
             if upgraded_from is not None:
                 conn.execute("INSERT INTO search_meta (key, value) VALUES ('upgraded_from', ?)", (str(upgraded_from),))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        self._tenants.clear()
-        self._known_terms.clear()
+        self._forget()
 
     async def open(self) -> None:
         await self._run(lambda conn: None)
@@ -363,7 +395,29 @@ class SqliteFtsBackend:
 
     async def index(self, docs: list[IndexDoc]) -> None:
         if docs:
-            await self._run(self._index, docs)
+            await self._run(self._index_or_forget, docs)
+
+    def _index_or_forget(self, conn: apsw.Connection, docs: list[IndexDoc]) -> None:
+        try:
+            self._index(conn, docs)
+        except BaseException:
+            # Rolled back: the terms and facet groups this batch wrote are not in the file.
+            self._forget()
+            raise
+
+    def _facet_group(self, conn: apsw.Connection, tenant: int, doc: IndexDoc) -> int:
+        labels = json.dumps({"agent": doc.agent_ids, "tag": doc.tags}, sort_keys=True)
+        key = (tenant, doc.site, doc.channel, doc.language, _micros(doc.started_at) // DAY_MICROS, labels)
+        found = self._facet_groups.get(key)
+        if found is None:
+            if len(self._facet_groups) > FACET_GROUPS_LIMIT:
+                self._facet_groups.clear()
+            conn.execute("INSERT INTO search_facet (tenant, site, channel, language, day, labels) VALUES (?, ?, ?, ?, ?, ?)"
+                         " ON CONFLICT DO NOTHING", key)
+            found = self._facet_groups[key] = _rows(
+                conn, "SELECT id FROM search_facet WHERE tenant = ? AND site = ? AND channel = ? AND language = ? AND day = ? AND labels = ?",
+                key)[0][0]
+        return found
 
     def _index(self, conn: apsw.Connection, docs: list[IndexDoc]) -> None:
         labels: list[tuple[int, str, str]] = []
@@ -383,10 +437,10 @@ class SqliteFtsBackend:
                     last[tenant] = _rows(conn, "SELECT coalesce(max(rowid), ?) FROM search_doc WHERE rowid BETWEEN ? AND ?", (low, low, high))[0][0]
                 rowid = last[tenant] = last[tenant] + 1
                 conn.execute(
-                    "INSERT INTO search_doc (rowid, tenant, conversation, site, channel, language, started_at, visitor_hash, labels)"
+                    "INSERT INTO search_doc (rowid, tenant, conversation, site, channel, language, started_at, visitor_hash, facet)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (rowid, tenant, doc.conversation_id.bytes, doc.site, doc.channel, doc.language, _micros(doc.started_at),
-                     doc.visitor_hash, json.dumps({"agent": doc.agent_ids, "tag": doc.tags}, sort_keys=True)),
+                     doc.visitor_hash, self._facet_group(conn, tenant, doc)),
                 )
                 labels += [(rowid, "agent", a) for a in doc.agent_ids] + [(rowid, "tag", t) for t in doc.tags]
                 texts.append((rowid, *(doc.columns.get(c, "") for c in TEXT_COLUMNS)))
@@ -438,17 +492,13 @@ class SqliteFtsBackend:
         matched = query.text or bool(plan.facets)
         if matched:
             conn.execute("DROP TABLE IF EXISTS temp.matched")
-            if plan.facets:  # the facet columns are read while matching: no second pass over search_doc
-                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY, site TEXT, channel TEXT, language TEXT, day INTEGER, labels TEXT)")
-                conn.execute(f"INSERT INTO temp.matched SELECT d.rowid, {_FACET_COLUMNS} FROM search_doc d WHERE {query.where}", query.params)
-            elif query.text_only:  # straight from the FTS tables: search_doc is not read at all
-                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY)")
+            conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY)")
+            if query.text_only:  # straight from the FTS tables: search_doc is not read at all
                 conn.execute(f"INSERT INTO temp.matched {query.matching}", query.matching_params)
             else:
-                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY)")
                 conn.execute(f"INSERT INTO temp.matched SELECT d.rowid FROM search_doc d WHERE {query.where}", query.params)
             total = conn.changes()
-            facets = _facets(conn, plan.facets) if plan.facets else {}
+            facets = _facets(conn, tenant, plan.facets, total) if plan.facets else {}
         else:
             total = _rows(conn, f"SELECT count(*) FROM search_doc d WHERE {query.where}", query.params)[0][0]
         rows = query.page(total, matched) if total else []
@@ -459,13 +509,21 @@ class SqliteFtsBackend:
         )
 
 
-def _facets(conn: apsw.Connection, names: tuple[str, ...]) -> dict[str, dict[str, int]]:
-    """Counts over ``temp.matched`` in one GROUP BY (conversations that share their site,
+def _facets(conn: apsw.Connection, tenant: int, names: tuple[str, ...], total: int) -> dict[str, dict[str, int]]:
+    """Counts over ``temp.matched`` per facet group (conversations that share their site,
     channel, language, day, agents and tags count together); the top values of each facet,
-    most frequent first."""
+    most frequent first. Exact either way: a dense match set is counted along the tenant's
+    ``(tenant, facet)`` index (no sort), a sparse one is grouped from the matches."""
+    size = _rows(conn, "SELECT count(*) FROM search_doc WHERE tenant = ?", (tenant,))[0][0]
+    if total >= size * DENSE_FACETS:
+        groups = ("SELECT d.facet AS id, count(*) AS n FROM search_doc d INDEXED BY search_doc_tenant_facet"
+                  " WHERE d.tenant = ? AND +d.rowid IN (SELECT id FROM temp.matched) GROUP BY d.facet")
+        params: tuple[Any, ...] = (tenant,)
+    else:
+        groups, params = "SELECT d.facet AS id, count(*) AS n FROM temp.matched m CROSS JOIN search_doc d ON d.rowid = m.id GROUP BY d.facet", ()
     counts: dict[str, Counter[str]] = {name: Counter() for name in names}
     for site, channel, language, day, labels, n in _rows(
-            conn, "SELECT site, channel, language, day, labels, count(*) FROM temp.matched GROUP BY 1, 2, 3, 4, 5"):
+            conn, f"SELECT g.site, g.channel, g.language, g.day, g.labels, c.n FROM ({groups}) c JOIN search_facet g ON g.id = c.id", params):
         values: dict[str, list[str]] = {"site": [site], "channel": [channel], "language": [language],
                                         "day": [_from_micros(day * DAY_MICROS).strftime("%Y-%m-%d")], **json.loads(labels)}
         for name in names:
@@ -515,13 +573,17 @@ class _Query:
         if matched:
             source, where, params = "temp.matched m CROSS JOIN search_doc d ON d.rowid = m.id", "1", []  # m drives
         if plan.sort == "relevance" and self._rank():
-            rows = _rows(
-                self.conn,
-                f"SELECT d.conversation, coalesce(-r.score, 0.0), d.started_at FROM {source}"
-                f" LEFT JOIN temp.ranked r ON r.id = d.rowid WHERE {where}"
-                " ORDER BY coalesce(r.score, 0.0) ASC, d.started_at DESC, d.conversation DESC LIMIT ? OFFSET ?",
-                (*params, plan.size, cursor.offset),
-            )
+            rows = self._best(cursor.offset + plan.size) if matched else None
+            if rows is None:
+                rows = _rows(
+                    self.conn,
+                    f"SELECT d.conversation, coalesce(-r.score, 0.0), d.started_at FROM {source}"
+                    f" LEFT JOIN temp.ranked r ON r.id = d.rowid WHERE {where}"
+                    " ORDER BY coalesce(r.score, 0.0) ASC, d.started_at DESC, d.conversation DESC LIMIT ? OFFSET ?",
+                    (*params, plan.size, cursor.offset),
+                )
+            else:
+                rows = rows[cursor.offset:]
             self.conn.execute("DROP TABLE temp.ranked")
             return rows
         descending = plan.sort != "oldest"
@@ -540,6 +602,23 @@ class _Query:
             f"SELECT d.conversation, 0.0, d.started_at FROM {source} WHERE {where}"
             f" ORDER BY d.started_at {order}, d.conversation {order} LIMIT ? OFFSET ?",
             (*params, plan.size, offset),
+        )
+
+    def _best(self, needed: int) -> list[tuple[Any, ...]] | None:
+        """The ``needed`` best-scored matches in page order, or None when fewer than that many
+        matches have a score (the rest, unscored, follow newest first). Only the matches scoring
+        at least as well as the ``needed``-th are read from search_doc — all of them, ties
+        included, so the order by (score, started_at, conversation) is exactly the full sort's."""
+        worst = _rows(self.conn, "SELECT r.score FROM temp.ranked r WHERE r.id IN (SELECT id FROM temp.matched)"
+                                 " ORDER BY r.score LIMIT 1 OFFSET ?", (needed - 1,))
+        if not worst:
+            return None
+        return _rows(
+            self.conn,
+            "SELECT d.conversation, -r.score, d.started_at FROM temp.ranked r CROSS JOIN search_doc d ON d.rowid = r.id"
+            " WHERE r.score <= ? AND r.id IN (SELECT id FROM temp.matched)"
+            " ORDER BY r.score ASC, d.started_at DESC, d.conversation DESC LIMIT ?",
+            (worst[0][0], needed),
         )
 
     def _rank(self) -> bool:
