@@ -80,6 +80,7 @@ DAY_LIMIT = 366
 SORT_LIMIT = 2000
 KNOWN_TERMS_LIMIT = 500_000  # terms whose typo neighbourhood this process has already written
 CACHE_KIB = 65536
+WAL_LIMIT_BYTES = 16 << 20
 _CONTENTLESS = "content='', contentless_delete=1, tokenize='ascii'"
 SCHEMA = [
     # Facts about the file itself; ``upgraded_from``: the schema version whose tables an upgrade
@@ -103,7 +104,10 @@ SCHEMA = [
     "CREATE INDEX search_label_doc ON search_label (doc, kind, value)",
     f"CREATE VIRTUAL TABLE search_fts USING fts5({', '.join(TEXT_COLUMNS)}, {_CONTENTLESS}, detail=full)",
     f"CREATE VIRTUAL TABLE search_bag USING fts5({', '.join(BAG_COLUMNS)}, {_CONTENTLESS}, detail=column)",
-    f"CREATE VIRTUAL TABLE search_typo USING fts5(deletions, {_CONTENTLESS}, detail=none)",
+    # Never deleted from (see the threat model in docs/search.md), so without the per-row sizes
+    # that contentless_delete keeps (a tenth of the vocabulary's size); a term written again adds
+    # the same postings under the same rowid, which FTS5 keeps once.
+    "CREATE VIRTUAL TABLE search_typo USING fts5(deletions, content='', columnsize=0, tokenize='ascii', detail=none)",
 ]
 DAY_MICROS = 86_400_000_000
 FACET_GROUPS_LIMIT = 100_000  # facet groups whose id this process remembers
@@ -328,6 +332,9 @@ class SqliteFtsBackend:
         conn.set_busy_timeout(30_000)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        # A drain batch of 1,000 conversations grows the WAL to tens of MB; without a limit the
+        # file keeps that size after every checkpoint.
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         conn.execute("PRAGMA temp_store=MEMORY")
         version = _rows(conn, "PRAGMA user_version")[0][0]
         if version != SCHEMA_VERSION:
@@ -449,8 +456,7 @@ class SqliteFtsBackend:
             conn.executemany("INSERT INTO search_label (doc, kind, value) VALUES (?, ?, ?)", labels)
             conn.executemany(f"INSERT INTO search_fts (rowid, {', '.join(TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", texts)
             conn.executemany(f"INSERT INTO search_bag (rowid, {', '.join(BAG_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", bags)
-            # A term this process wrote before a restart is written again: REPLACE keeps one row.
-            conn.executemany("INSERT OR REPLACE INTO search_typo (rowid, deletions) VALUES (?, ?)", typos)
+            conn.executemany("INSERT INTO search_typo (rowid, deletions) VALUES (?, ?)", typos)
 
     def _new_typos(self, neighbourhoods: dict[str, tuple[str, ...]]) -> Iterable[tuple[int, str]]:
         """Vocabulary rows for the terms this process has not written yet. Terms are keyed per
