@@ -158,10 +158,12 @@ def _in_page_order(hits) -> list[tuple[float, float, int]]:
     return [(-h.score, -h.started_at.timestamp(), -h.conversation_id.int) for h in hits]
 
 
-async def test_relevance_pages_keep_the_full_order_through_ties(backend):
+@pytest.mark.parametrize("margin", [0, 1, 32])
+async def test_relevance_pages_keep_the_full_order_through_ties(backend, monkeypatch, margin):
     # Many conversations score alike (the same text): the page boundary falls inside a tie, and
     # reading only the matches that score at least as well as the page's last must not lose or
-    # repeat any of them.
+    # repeat any of them, whether the tie ends within the scores read past the page or not.
+    monkeypatch.setattr(sqlite_fts, "TIE_MARGIN", margin)
     analyzer = Analyzer(KEY)
     await backend.index([_doc(analyzer, n, "refund refund please" if n % 4 == 0 else "refund please" if n % 4 == 1 else "the parcel")
                          for n in range(30)])

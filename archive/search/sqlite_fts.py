@@ -78,6 +78,8 @@ DAY_LIMIT = 366
 # Newest/oldest first: up to this many matches are sorted; with more, the time index is walked
 # from the newest end and stops after one page (about size × tenant / matches rows).
 SORT_LIMIT = 2000
+# Relevance reads this many scores past the page: a tie running beyond them is read whole.
+TIE_MARGIN = 32
 KNOWN_TERMS_LIMIT = 500_000  # terms whose typo neighbourhood this process has already written
 CACHE_KIB = 65536
 WAL_LIMIT_BYTES = 16 << 20
@@ -612,20 +614,23 @@ class _Query:
 
     def _best(self, needed: int) -> list[tuple[Any, ...]] | None:
         """The ``needed`` best-scored matches in page order, or None when fewer than that many
-        matches have a score (the rest, unscored, follow newest first). Only the matches scoring
-        at least as well as the ``needed``-th are read from search_doc — all of them, ties
-        included, so the order by (score, started_at, conversation) is exactly the full sort's."""
-        worst = _rows(self.conn, "SELECT r.score FROM temp.ranked r WHERE r.id IN (SELECT id FROM temp.matched)"
-                                 " ORDER BY r.score LIMIT 1 OFFSET ?", (needed - 1,))
-        if not worst:
+        matches have a score (the rest, unscored, follow newest first). One bounded sort over
+        the scores finds them with every match that ties the last one; only those rows are read
+        from search_doc, and ordered by (score, started_at, conversation) exactly as sorting
+        every match would order them."""
+        best = _rows(self.conn, "SELECT r.id, r.score FROM temp.ranked r WHERE r.id IN (SELECT id FROM temp.matched)"
+                                " ORDER BY r.score LIMIT ?", (needed + TIE_MARGIN,))
+        if len(best) < needed:
             return None
-        return _rows(
-            self.conn,
-            "SELECT d.conversation, -r.score, d.started_at FROM temp.ranked r CROSS JOIN search_doc d ON d.rowid = r.id"
-            " WHERE r.score <= ? AND r.id IN (SELECT id FROM temp.matched)"
-            " ORDER BY r.score ASC, d.started_at DESC, d.conversation DESC LIMIT ?",
-            (worst[0][0], needed),
-        )
+        worst = best[needed - 1][1]
+        if len(best) == needed + TIE_MARGIN and best[-1][1] == worst:  # the tie may go on: take all of it
+            best = _rows(self.conn, "SELECT r.id, r.score FROM temp.ranked r WHERE r.score <= ? AND r.id IN (SELECT id FROM temp.matched)",
+                         (worst,))
+        scores = {rowid: score for rowid, score in best if score <= worst}
+        rows = _rows(self.conn, "SELECT rowid, conversation, started_at FROM search_doc WHERE rowid IN (SELECT value FROM json_each(?))",
+                     (json.dumps(list(scores)),))
+        rows.sort(key=lambda r: (scores[r[0]], -r[2], _Descending(r[1])))
+        return [(conversation, -scores[rowid], started_at) for rowid, conversation, started_at in rows[:needed]]
 
     def _rank(self) -> bool:
         """Scores into ``temp.ranked`` (BM25 over the query's words, plus the form and
@@ -663,6 +668,18 @@ class _Query:
                 (-bonus, *(v for match in (in_text, in_bag) if match for v in (match, *self.bounds))),
             )
         return True
+
+
+class _Descending:
+    """Sorts bytes in reverse (conversation ids break ties newest-id first, as in SQL)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+    def __lt__(self, other: "_Descending") -> bool:
+        return self.value > other.value
 
 
 def _rows(conn: apsw.Connection, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
