@@ -54,14 +54,21 @@ async def backend(tmp_path: Path):
     await backend.close()
 
 
-async def test_walking_the_time_index_pages_like_sorting_the_matches(backend, monkeypatch):
+@pytest.mark.parametrize("chunk", [1, 64])
+async def test_walking_the_time_index_pages_like_sorting_the_matches(backend, monkeypatch, chunk):
     analyzer = Analyzer(KEY)
-    await backend.index([_doc(analyzer, n, f"order {n}", "refund please" if n % 3 else "thanks") for n in range(20)])
+    # Indexed out of time order (rowids do not follow started_at), in three batches.
+    arrival = [7, 3, 19, 0, 12, 5, 16, 1, 9, 14, 2, 18, 6, 11, 4, 17, 8, 13, 10, 15]
+    for batch in (arrival[:5], arrival[5:12], arrival[12:]):
+        await backend.index([_doc(analyzer, n, f"order {n}", "refund please" if n % 3 else "thanks") for n in batch])
     sorted_pages = {sort: await _walk(backend, analyzer, "refund", sort) for sort in ("newest", "oldest")}
     monkeypatch.setattr(sqlite_fts, "SORT_LIMIT", 0)  # every search with words walks the index now
+    monkeypatch.setattr(sqlite_fts, "WALK_CHUNK", chunk)
     walked_pages = {sort: await _walk(backend, analyzer, "refund", sort) for sort in ("newest", "oldest")}
     expected = [n for n in range(20) if n % 3]
     assert walked_pages == sorted_pages == {"newest": expected[::-1], "oldest": expected}
+    page = await backend.search(_plan(analyzer, "refund OR thanks", "newest", size=5))
+    assert (page.total, [h.conversation_id.int - 1000 for h in page.hits]) == (20, [19, 18, 17, 16, 15])
 
 
 async def test_contentless_tables_delete_and_replace_conversations(backend):

@@ -34,6 +34,7 @@ to replay — and at 1,000 conversations per commit the one fsync costs nothing 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 from collections import Counter
@@ -78,6 +79,7 @@ DAY_LIMIT = 366
 # Newest/oldest first: up to this many matches are sorted; with more, the time index is walked
 # from the newest end and stops after one page (about size × tenant / matches rows).
 SORT_LIMIT = 2000
+WALK_CHUNK = 64  # the first chunk of the time index a newest-first walk reads
 # Relevance reads this many scores past the page: a tie running beyond them is read whole.
 TIE_MARGIN = 32
 KNOWN_TERMS_LIMIT = 500_000  # terms whose typo neighbourhood this process has already written
@@ -494,6 +496,12 @@ class SqliteFtsBackend:
             return SearchPage(total=0, hits=[], facets={name: {} for name in plan.facets})
         query = _Query(conn, plan, tenant)
         facets: dict[str, dict[str, int]] = {}
+        if query.text_only and not plan.facets and plan.sort != "relevance":
+            # Newest/oldest first: counting the matches is half the cost of collecting them, and
+            # a page of many matches is found without them (``walk``).
+            total = _rows(conn, f"SELECT count(*) FROM ({query.matching})", query.matching_params)[0][0]
+            if total > SORT_LIMIT:
+                return _page(total, query.walk(), facets)
         # Matches of a text query are collected once (the FTS sub-selects run once), then counted,
         # faceted and paged from the temporary table; a filter-only query is served by the
         # tenant's time index directly, unless it asks for facets.
@@ -509,12 +517,11 @@ class SqliteFtsBackend:
             facets = _facets(conn, tenant, plan.facets, total) if plan.facets else {}
         else:
             total = _rows(conn, f"SELECT count(*) FROM search_doc d WHERE {query.where}", query.params)[0][0]
-        rows = query.page(total, matched) if total else []
-        return SearchPage(
-            total=total,
-            hits=[ScoredId(UUID(bytes=r[0]), float(r[1]), _from_micros(r[2])) for r in rows],
-            facets=facets,
-        )
+        return _page(total, query.page(total, matched) if total else [], facets)
+
+
+def _page(total: int, rows: list[tuple[Any, ...]], facets: dict[str, dict[str, int]]) -> SearchPage:
+    return SearchPage(total=total, hits=[ScoredId(UUID(bytes=r[0]), float(r[1]), _from_micros(r[2])) for r in rows], facets=facets)
 
 
 def _facets(conn: apsw.Connection, tenant: int, names: tuple[str, ...], total: int) -> dict[str, dict[str, int]]:
@@ -611,6 +618,36 @@ class _Query:
             f" ORDER BY d.started_at {order}, d.conversation {order} LIMIT ? OFFSET ?",
             (*params, plan.size, offset),
         )
+
+    def walk(self) -> list[tuple[Any, ...]]:
+        """A newest (oldest) first page of a text-only query with many matches, without
+        collecting them: the tenant's time index is read from the cursor a chunk at a time, and
+        the FTS tables are asked which rowids in the chunk's rowid range match (rowids follow
+        arrival, which follows time closely, so the range stays narrow). The chunk starts at
+        WALK_CHUNK rows and doubles until the page is full."""
+        plan, cursor = self.plan, self.plan.cursor
+        order = "ASC" if plan.sort == "oldest" else "DESC"
+        where, params = "tenant = ?", [self.tenant]
+        if cursor.started_at is not None:
+            where += f" AND (started_at, conversation) {'>' if order == 'ASC' else '<'} (?, ?)"
+            params += [_iso_micros(cursor.started_at), UUID(cursor.conversation).bytes if cursor.conversation else b""]
+        timeline = self.conn.execute(
+            f"SELECT rowid, conversation, started_at FROM search_doc INDEXED BY search_doc_tenant_started WHERE {where}"
+            f" ORDER BY started_at {order}, conversation {order}", tuple(params))
+        page: list[tuple[Any, ...]] = []
+        size = WALK_CHUNK
+        try:
+            while len(page) < plan.size:
+                chunk = list(itertools.islice(timeline, size))
+                if not chunk:
+                    break
+                ranged = _Compiler(plan, self.expand, (min(r[0] for r in chunk), max(r[0] for r in chunk)))
+                found = {r[0] for r in _rows(self.conn, ranged.matching(plan.tree), ranged.params)}
+                page += [(conversation, 0.0, started_at) for rowid, conversation, started_at in chunk if rowid in found]
+                size *= 2
+        finally:
+            timeline.close()
+        return page[:plan.size]
 
     def _best(self, needed: int) -> list[tuple[Any, ...]] | None:
         """The ``needed`` best-scored matches in page order, or None when fewer than that many
