@@ -80,6 +80,7 @@ DAY_LIMIT = 366
 # from the newest end and stops after one page (about size × tenant / matches rows).
 SORT_LIMIT = 2000
 WALK_CHUNK = 64  # the first chunk of the time index a newest-first walk reads
+WALK_SPREAD = 16  # ... and walks only when those rows' rowids span less than this many times as many
 # Relevance reads this many scores past the page: a tie running beyond them is read whole.
 TIE_MARGIN = 32
 KNOWN_TERMS_LIMIT = 500_000  # terms whose typo neighbourhood this process has already written
@@ -496,7 +497,7 @@ class SqliteFtsBackend:
             return SearchPage(total=0, hits=[], facets={name: {} for name in plan.facets})
         query = _Query(conn, plan, tenant)
         facets: dict[str, dict[str, int]] = {}
-        if query.text_only and not plan.facets and plan.sort != "relevance":
+        if query.text_only and not plan.facets and plan.sort != "relevance" and query.rowids_follow_time():
             # Newest/oldest first: counting the matches is half the cost of collecting them, and
             # a page of many matches is found without them (``walk``).
             total = _rows(conn, f"SELECT count(*) FROM ({query.matching})", query.matching_params)[0][0]
@@ -619,21 +620,38 @@ class _Query:
             (*params, plan.size, offset),
         )
 
-    def walk(self) -> list[tuple[Any, ...]]:
-        """A newest (oldest) first page of a text-only query with many matches, without
-        collecting them: the tenant's time index is read from the cursor a chunk at a time, and
-        the FTS tables are asked which rowids in the chunk's rowid range match (rowids follow
-        arrival, which follows time closely, so the range stays narrow). The chunk starts at
-        WALK_CHUNK rows and doubles until the page is full."""
+    def _timeline(self) -> apsw.Cursor:
+        """The tenant's conversations from the cursor on, newest (oldest) first: (rowid,
+        conversation, started_at)."""
         plan, cursor = self.plan, self.plan.cursor
         order = "ASC" if plan.sort == "oldest" else "DESC"
         where, params = "tenant = ?", [self.tenant]
         if cursor.started_at is not None:
             where += f" AND (started_at, conversation) {'>' if order == 'ASC' else '<'} (?, ?)"
             params += [_iso_micros(cursor.started_at), UUID(cursor.conversation).bytes if cursor.conversation else b""]
-        timeline = self.conn.execute(
+        return self.conn.execute(
             f"SELECT rowid, conversation, started_at FROM search_doc INDEXED BY search_doc_tenant_started WHERE {where}"
             f" ORDER BY started_at {order}, conversation {order}", tuple(params))
+
+    def rowids_follow_time(self) -> bool:
+        """Whether the first chunk of the walk spans a narrow rowid range. Conversations archived
+        as they happen get rowids in time order; a rebuild (id order) or an import of old
+        conversations does not, and then the FTS range reads of ``walk`` would each cover much
+        of the tenant — collecting the matches once is cheaper."""
+        timeline = self._timeline()
+        try:
+            rowids = [r[0] for r in itertools.islice(timeline, WALK_CHUNK)]
+        finally:
+            timeline.close()
+        return bool(rowids) and max(rowids) - min(rowids) < WALK_SPREAD * len(rowids)
+
+    def walk(self) -> list[tuple[Any, ...]]:
+        """A newest (oldest) first page of a text-only query with many matches, without
+        collecting them: the tenant's time index is read from the cursor a chunk at a time, and
+        the FTS tables are asked which rowids in the chunk's rowid range match (rowids follow
+        arrival, which follows time closely, so the range stays narrow). The chunk starts at
+        WALK_CHUNK rows and doubles until the page is full."""
+        plan, timeline = self.plan, self._timeline()
         page: list[tuple[Any, ...]] = []
         size = WALK_CHUNK
         try:
