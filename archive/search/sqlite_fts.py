@@ -625,13 +625,14 @@ class _Query:
         conversation, started_at)."""
         plan, cursor = self.plan, self.plan.cursor
         order = "ASC" if plan.sort == "oldest" else "DESC"
-        where, params = "tenant = ?", [self.tenant]
+        params: tuple[Any, ...]
+        where, params = "tenant = ?", (self.tenant,)
         if cursor.started_at is not None:
             where += f" AND (started_at, conversation) {'>' if order == 'ASC' else '<'} (?, ?)"
-            params += [_iso_micros(cursor.started_at), UUID(cursor.conversation).bytes if cursor.conversation else b""]
+            params += (_iso_micros(cursor.started_at), UUID(cursor.conversation).bytes if cursor.conversation else b"")
         return self.conn.execute(
             f"SELECT rowid, conversation, started_at FROM search_doc INDEXED BY search_doc_tenant_started WHERE {where}"
-            f" ORDER BY started_at {order}, conversation {order}", tuple(params))
+            f" ORDER BY started_at {order}, conversation {order}", params)
 
     def rowids_follow_time(self) -> bool:
         """Whether the first chunk of the walk spans a narrow rowid range. Conversations archived
