@@ -496,7 +496,7 @@ class Engine:
             when = entry.rule.when
             first = (when.timed_order or when.children)[0] if isinstance(when, AllOf) and when.children else when
             if isinstance(first, Compare) and not first.grows and first.field != "agents.online":
-                gates.append(((first.field, first.op, first.value), first))
+                gates.append((first.key, first))
             else:
                 gates.append(None)
         self._gate_plans[site] = (entries, gates)
