@@ -205,3 +205,29 @@ async def test_facets_count_the_same_along_the_facet_index_and_from_the_matches(
         counted[dense] = await facets("refund")
     assert counted[0.0] == counted[2.0] == {"agent": {"a-1": 30}, "day": {"2026-03-01": 12, "2026-03-02": 12, "2026-03-03": 6},
                                             "language": {"en": 30}}
+
+
+def _rowids_in_time_order(path: Path) -> list[int]:
+    conn = apsw.Connection(str(path))
+    rows = conn.execute("SELECT conversation FROM search_doc ORDER BY rowid").fetchall()
+    conn.close()
+    return [uuid.UUID(bytes=r[0]).int - 1000 for r in rows]
+
+
+async def test_rowids_follow_start_times_whatever_order_conversations_arrive_in(backend, tmp_path):
+    # A rebuild goes in id order and imports bring old conversations late; newest-first walks
+    # time and rowids together only if rowids follow time.
+    analyzer = Analyzer(KEY)
+    for batch in ([9, 2, 5], [0, 7], [3, 8, 1, 6, 4]):
+        await backend.index([_doc(analyzer, n, "refund") for n in batch])
+    await backend.index([_doc(analyzer, 5, "refund again")])  # re-indexed: keeps its place
+    assert _rowids_in_time_order(tmp_path / "search.sqlite3") == list(range(10))
+
+
+async def test_conversations_starting_in_one_full_second_still_get_rowids(backend, monkeypatch):
+    monkeypatch.setattr(sqlite_fts, "SLOT_BITS", 1)  # two per second
+    analyzer = Analyzer(KEY)
+    same_second = [msgspec.structs.replace(_doc(analyzer, n, "refund"), started_at=START) for n in range(5)]
+    await backend.index(same_second + [_doc(analyzer, 9, "refund")])
+    page = await backend.search(_plan(analyzer, "refund", size=10))
+    assert page.total == 6 and len({h.conversation_id for h in page.hits}) == 6

@@ -124,13 +124,35 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 
-TENANT_SHIFT = 40  # a conversation's rowid: tenant << 40 | sequence (2^40 per tenant, 2^23 tenants)
+TENANT_SHIFT = 40  # a conversation's rowid: tenant << 40 | position (2^40 per tenant, 2^23 tenants)
+# The position: seconds since ROWID_EPOCH << SLOT_BITS | slot (2^32 seconds, 136 years from 2000).
+SLOT_BITS = 8
+ROWID_EPOCH = 946_684_800  # 2000-01-01T00:00:00Z
 
 
 def tenant_rowids(tenant: int) -> tuple[int, int]:
     """The rowid range of a tenant's conversations in every table of the file. Searches read FTS
     doclists inside it, so they never touch another tenant's rows and need no join to tell."""
     return tenant << TENANT_SHIFT, ((tenant + 1) << TENANT_SHIFT) - 1
+
+
+def _free_rowid(conn: apsw.Connection, tenant: int, started_at: datetime) -> int:
+    """A rowid for a conversation of ``tenant`` that started at ``started_at``: rowids follow
+    start times (the second, then up to 256 per second), whatever order conversations arrive in
+    — live, imported or rebuilt — which is what lets newest-first walk time and rowids together
+    (``_Query.walk``). A second already full takes the next free rowid after it."""
+    low, high = tenant_rowids(tenant)
+    second = min(max(int(started_at.timestamp()) - ROWID_EPOCH, 0), (high - low) >> SLOT_BITS)
+    base = low + (second << SLOT_BITS)
+    taken = _rows(conn, "SELECT max(rowid) FROM search_doc WHERE rowid BETWEEN ? AND ?", (base, base + (1 << SLOT_BITS) - 1))[0][0]
+    if taken is None:
+        return base
+    if taken + 1 < base + (1 << SLOT_BITS):
+        return int(taken) + 1
+    rowid = int(_rows(conn, "SELECT max(rowid) FROM search_doc WHERE rowid BETWEEN ? AND ?", (base, high))[0][0]) + 1
+    if rowid > high:  # 256 conversations in the last second of 2135
+        raise RuntimeError("no rowid left for this start time in the tenant's range")
+    return rowid
 
 
 def _micros(value: datetime) -> int:
@@ -436,7 +458,6 @@ class SqliteFtsBackend:
         texts: list[tuple[Any, ...]] = []
         bags: list[tuple[Any, ...]] = []
         typos: list[tuple[int, str]] = []
-        last: dict[int, int] = {}  # tenant → the last rowid it was given (read inside this transaction)
         with _writing(conn):
             for doc in docs:
                 tenant = self._tenant(conn, doc.tenant_id, create=True)
@@ -444,10 +465,7 @@ class SqliteFtsBackend:
                 old = _rows(conn, "SELECT rowid FROM search_doc WHERE conversation = ?", (doc.conversation_id.bytes,))
                 if old:
                     _delete_rows(conn, old[0][0])
-                if tenant not in last:
-                    low, high = tenant_rowids(tenant)
-                    last[tenant] = _rows(conn, "SELECT coalesce(max(rowid), ?) FROM search_doc WHERE rowid BETWEEN ? AND ?", (low, low, high))[0][0]
-                rowid = last[tenant] = last[tenant] + 1
+                rowid = _free_rowid(conn, tenant, doc.started_at)
                 conn.execute(
                     "INSERT INTO search_doc (rowid, tenant, conversation, site, channel, language, started_at, visitor_hash, facet)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
