@@ -54,8 +54,8 @@ async def backend(tmp_path: Path):
     await backend.close()
 
 
-@pytest.mark.parametrize("chunk", [1, 64])
-async def test_walking_the_time_index_pages_like_sorting_the_matches(backend, monkeypatch, chunk):
+@pytest.mark.parametrize(("chunk", "spread"), [(1, 16), (64, 16), (64, 0)])  # spread 0: the walk against collected matches
+async def test_walking_the_time_index_pages_like_sorting_the_matches(backend, monkeypatch, chunk, spread):
     analyzer = Analyzer(KEY)
     # Indexed out of time order (rowids do not follow started_at), in three batches.
     arrival = [7, 3, 19, 0, 12, 5, 16, 1, 9, 14, 2, 18, 6, 11, 4, 17, 8, 13, 10, 15]
@@ -64,6 +64,7 @@ async def test_walking_the_time_index_pages_like_sorting_the_matches(backend, mo
     sorted_pages = {sort: await _walk(backend, analyzer, "refund", sort) for sort in ("newest", "oldest")}
     monkeypatch.setattr(sqlite_fts, "SORT_LIMIT", 0)  # every search with words walks the index now
     monkeypatch.setattr(sqlite_fts, "WALK_CHUNK", chunk)
+    monkeypatch.setattr(sqlite_fts, "WALK_SPREAD", spread)
     walked_pages = {sort: await _walk(backend, analyzer, "refund", sort) for sort in ("newest", "oldest")}
     expected = [n for n in range(20) if n % 3]
     assert walked_pages == sorted_pages == {"newest": expected[::-1], "oldest": expected}

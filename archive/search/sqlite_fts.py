@@ -80,7 +80,7 @@ DAY_LIMIT = 366
 # from the newest end and stops after one page (about size × tenant / matches rows).
 SORT_LIMIT = 2000
 WALK_CHUNK = 64  # the first chunk of the time index a newest-first walk reads
-WALK_SPREAD = 16  # ... and walks only when those rows' rowids span less than this many times as many
+WALK_SPREAD = 16  # ... and walks only when their rowid range holds fewer than this many times as many
 # Relevance reads this many scores past the page: a tie running beyond them is read whole.
 TIE_MARGIN = 32
 KNOWN_TERMS_LIMIT = 500_000  # terms whose typo neighbourhood this process has already written
@@ -653,16 +653,22 @@ class _Query:
             f" ORDER BY started_at {order}, conversation {order}", params)
 
     def rowids_follow_time(self) -> bool:
-        """Whether the first chunk of the walk spans a narrow rowid range. Conversations archived
-        as they happen get rowids in time order; a rebuild (id order) or an import of old
-        conversations does not, and then the FTS range reads of ``walk`` would each cover much
-        of the tenant — collecting the matches once is cheaper."""
+        """Whether the first chunk of the walk holds most of the conversations in its rowid range.
+        Rowids follow start times (``_free_rowid``), but a start time in a second already full
+        takes the next free rowid, possibly far later; the FTS range reads of ``walk`` cost what
+        the range holds, and if that is much more than the chunk, collecting the matches once
+        is cheaper."""
         timeline = self._timeline()
         try:
             rowids = [r[0] for r in itertools.islice(timeline, WALK_CHUNK)]
         finally:
             timeline.close()
-        return bool(rowids) and max(rowids) - min(rowids) < WALK_SPREAD * len(rowids)
+        if not rowids:
+            return False
+        limit = WALK_SPREAD * len(rowids)
+        inside = _rows(self.conn, "SELECT count(*) FROM (SELECT 1 FROM search_doc WHERE rowid BETWEEN ? AND ? LIMIT ?)",
+                       (min(rowids), max(rowids), limit))[0][0]
+        return bool(inside < limit)
 
     def walk(self) -> list[tuple[Any, ...]]:
         """A newest (oldest) first page of a text-only query with many matches, without
