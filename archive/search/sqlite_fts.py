@@ -13,10 +13,12 @@ one. Only this file uses it; the store stays on Piccolo's driver.
 Tables:
 
 * ``search_doc``: one row per conversation — tenant (a small integer, ``search_tenant``), filter
-  columns, ``started_at`` in microseconds; the index ``(tenant, started_at, conversation)`` is
-  walked backwards for newest-first with the LIMIT pushed down.
-* ``search_label``: agent ids and tags, one row each (the agent: and tag: filters; facets read
-  the same values from ``search_doc.labels``).
+  columns, ``started_at`` in microseconds, its facet group; the rowid follows the start time
+  (``_free_rowid``), and the index ``(tenant, started_at, conversation)`` is walked backwards for
+  newest-first with the LIMIT pushed down.
+* ``search_facet``: facet groups — the distinct (site, channel, language, day, agents and tags)
+  of a tenant; facets count matches per group.
+* ``search_label``: agent ids and tags, one row each (the agent: and tag: filters).
 * ``search_fts``: ``t_<sender>`` terms with positions (phrases, NEAR, BM25).
 * ``search_bag``: ``f_<sender>``, no positions: prefix paths (a prefix query is a token-prefix
   query), exact spellings, typing keys.
