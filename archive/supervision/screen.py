@@ -1,0 +1,137 @@
+"""Which words of a conversation the policies can ask about, decided with string comparisons.
+
+Evaluating policies at ingest must not cost what indexing costs: running chat text brings ~50
+words per conversation that no cache has seen, and ``Relevant.present`` (archive/search/memory.py)
+analyses each of them for every token a plan could ask about — a keyed hash of its normal form, a
+prefix path of keyed hashes, a typing key. The screen spares the hashes. While the policies
+compile, it watches the analyzer hash their words (``Recorder``), so it knows the plaintext behind
+each token the plans ask for: per language, the folded normal forms of their terms; the prefixes
+of their prefix queries. A new word then costs its normal form (which the tenant's analyzer keeps
+for the index drain, so the drain does not compute it again), a set lookup, and a ``startswith``:
+
+* a word's term token is wanted exactly when its folded normal form is one of the recorded
+  forms of that language (the token is the recorded one: the same string, key and language);
+* a word's prefix path starts with a prefix query's token exactly when its folded surface starts
+  with the recorded prefix (each block of a path hashes one prefix of the surface);
+* typing keys are tested as ``Relevant`` tests them (only Cyrillic words have one).
+
+"Exactly" holds up to a collision of two keyed hashes, the same odds on which the index rests.
+The recorded words are the policies' own query words; they stay in this process's memory, as the
+policies' queries do. When the screen cannot vouch for a plan token (one it did not see hashed) or
+a policy asks for typo tolerance (a word's typo neighbourhood is not a string comparison), it is
+not built and the evaluator asks ``Relevant``. Tests hold the two to the same answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from archive import transliteration as tr
+from archive.analysis import MAX_PREFIX, TERM, Analyzer, fold, words
+from archive.search.memory import Relevant
+
+
+class Recorder(Analyzer):
+    """The tenant's analyzer (same key, same caches) that notes the plaintext of what it hashes
+    while plans are compiled: ``terms`` maps a token to (namespace, text, language), ``prefixes``
+    a prefix query's token to its folded prefix."""
+
+    terms: dict[str, tuple[str, str, str | None]]
+    prefixes: dict[str, str]
+
+    @classmethod
+    def of(cls, analyzer: Analyzer) -> Recorder:
+        recorder = cls.__new__(cls)
+        recorder.__dict__.update(analyzer.__dict__)  # the same keyed hasher and caches, not copies
+        recorder.terms, recorder.prefixes = {}, {}
+        return recorder
+
+    def token(self, namespace: str, term: str, language: str | None = None) -> str:
+        found = super().token(namespace, term, language)
+        self.terms[found] = (namespace, term, language)
+        return found
+
+    def prefix_token(self, prefix: str) -> str | None:
+        found = super().prefix_token(prefix)
+        if found is not None:
+            surface = fold("".join(words(prefix)))[:MAX_PREFIX]
+            if self.path(surface) == found:  # what the path was made of, checked
+                self.prefixes[found] = surface
+        return found
+
+
+class Screen:
+    """``Relevant.present`` by string comparison, for the plans a ``Recorder`` compiled. Build
+    it with ``Screen.build``, which answers None when it cannot vouch for every plan token."""
+
+    CACHE = 200_000  # words per language (cleared when full)
+
+    def __init__(self, relevant: Relevant, terms: dict[str, dict[str, str]], prefixes: dict[str, str]) -> None:
+        self.relevant = relevant
+        self._terms = terms  # language → folded normal form → its wanted term token
+        self._prefixes = sorted(prefixes.items())  # (folded prefix, token)
+        self._heads = tuple(surface for surface, _ in self._prefixes)
+        self._forms = relevant.forms
+        # Per language: every word already screened, and the wanted tokens of the few that have any.
+        self._seen: dict[str, set[str]] = {}
+        self._hits: dict[str, dict[str, frozenset[str]]] = {}
+
+    @classmethod
+    def build(cls, relevant: Relevant, recorder: Recorder) -> Screen | None:
+        if relevant.typos:
+            return None
+        terms: dict[str, dict[str, str]] = {}
+        for token in relevant.terms:
+            seen = recorder.terms.get(token)
+            if seen is None:
+                return None  # a token hashed elsewhere: its plaintext is unknown
+            namespace, text, language = seen
+            if namespace != TERM:
+                continue  # a token of another namespace in a term position is no word's term
+            if language is None:  # hashed as "t:" + text: a word's term when text is "language:form"
+                language, colon, text = text.partition(":")
+                if not colon:
+                    continue
+            terms.setdefault(language, {})[text] = token
+        prefixes = {}
+        for token in relevant.prefixes:
+            surface = recorder.prefixes.get(token)
+            if surface is None:
+                return None
+            prefixes[surface] = token
+        return cls(relevant, terms, prefixes)
+
+    def present(self, an: Analyzer, texts: Iterable[str], language: str) -> frozenset[str]:
+        """The wanted tokens any word of ``texts`` has: ``Relevant.present``'s answer."""
+        found = set(words("\n".join(texts)))
+        seen = self._seen.get(language)
+        if seen is None or len(seen) > self.CACHE:
+            seen = self._seen[language] = set()
+            self._hits[language] = {}
+        hits = self._hits[language]
+        new = found - seen
+        if new:
+            terms = self._terms.get(language, {})
+            for word in new:
+                wanted = self._screen(an, word, language, terms)
+                if wanted:
+                    hits[word] = wanted
+            seen |= new
+        return frozenset().union(*[hits[w] for w in hits.keys() & found])
+
+    def _screen(self, an: Analyzer, word: str, language: str, terms: dict[str, str]) -> frozenset[str]:
+        normal = an.normal(word, language)
+        wanted: list[str] = []
+        term = terms.get(fold(normal))
+        if term is not None:
+            wanted.append(term)
+        if self._heads:
+            surface = fold(word)
+            if surface.startswith(self._heads):
+                wanted.extend(token for head, token in self._prefixes if surface.startswith(head))
+        if self._forms and tr.is_cyrillic(normal):
+            typing = an.typing_token(normal)
+            if typing in self._forms:
+                wanted.append(typing)
+        return frozenset(wanted)
+
