@@ -157,6 +157,9 @@ class Evaluator:
         self.ctx, self.policies = ctx, policies
         self.relevant = Relevant((p.tree for p in policies if p.tree is not None), typos=any(p.typos for p in policies))
         self.screen = Screen.build(self.relevant, recorder) if recorder is not None else None
+        # What the relaxed plans say of a set of present tokens (few distinct sets recur: most
+        # conversations hold none of the tokens, or the same few common ones).
+        self._verdicts: dict[frozenset[str], list[bool]] = {}
         self._patterns: list[tuple[int, Any]] = [(i, pattern) for i, p in enumerate(policies) for pattern in p.patterns]
         self._set: Any = _pattern_set([p.definition.patterns for p in policies]) if self._patterns else None
         # Without anchors, a pattern that occurs in a message occurs in the messages joined by
@@ -194,13 +197,27 @@ class Evaluator:
         """The flags the policies raise on one stored conversation, samples included."""
         return self.detect(conversation_id, stored, visitor_hash).with_samples(self.ctx, conversation_id)
 
+    VERDICTS = 10_000
+
+    def _could_match(self, stored: StoredConversation) -> list[bool]:
+        """Per policy, whether its relaxed plan lets the conversation's words through."""
+        language = indexing.document_language(stored, self.ctx)
+        present = (self.screen or self.relevant).present(self.ctx.analyzer, (m.text for m in stored.messages), language)
+        found = self._verdicts.get(present)
+        if found is None:
+            found = [p.relaxed is None or p.relaxed.could_match(present) for p in self.policies]
+            if len(self._verdicts) >= self.VERDICTS:
+                self._verdicts.clear()
+            self._verdicts[present] = found
+        return found
+
     def detect(self, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> Findings:
         """What the detectors find in one conversation (CPU only: safe in a worker thread). The
         conversation's view is built once, and only when a query in scope may match."""
         flags = []
         to_sample = []
         view: DocView | None = None
-        present: frozenset[str] | None = None
+        verdicts: list[bool] | None = None
         patterns = self._pattern_hits(stored)
         for index, policy in enumerate(self.policies):
             definition = policy.definition
@@ -208,10 +225,9 @@ class Evaluator:
                 continue
             query_hit = False
             if policy.tree is not None:
-                if policy.relaxed is not None and present is None:
-                    language = indexing.document_language(stored, self.ctx)
-                    present = (self.screen or self.relevant).present(self.ctx.analyzer, (m.text for m in stored.messages), language)
-                if policy.relaxed is None or policy.relaxed.could_match(present or frozenset()):
+                if policy.relaxed is not None and verdicts is None:
+                    verdicts = self._could_match(stored)
+                if policy.relaxed is None or (verdicts is not None and verdicts[index]):
                     view = view or self.view(conversation_id, stored, visitor_hash)
                     query_hit = matches(policy.tree, view, policy.columns)
             hits = [*(_query_hits(self.ctx, policy, stored) if query_hit else []), *patterns.get(index, [])]

@@ -6,8 +6,8 @@ analyses each of them for every token a plan could ask about — a keyed hash of
 prefix path of keyed hashes, a typing key. The screen spares the hashes. While the policies
 compile, it watches the analyzer hash their words (``Recorder``), so it knows the plaintext behind
 each token the plans ask for: per language, the folded normal forms of their terms; the prefixes
-of their prefix queries. A new word then costs its normal form (which the tenant's analyzer keeps
-for the index drain, so the drain does not compute it again), a set lookup, and a ``startswith``:
+of their prefix queries. A new word then costs its normal form (a stemmer or lemmatizer call), a
+set lookup and a ``startswith``:
 
 * a word's term token is wanted exactly when its folded normal form is one of the recorded
   forms of that language (the token is the recorded one: the same string, key and language);
@@ -24,11 +24,18 @@ not built and the evaluator asks ``Relevant``. Tests hold the two to the same an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from archive import transliteration as tr
-from archive.analysis import MAX_PREFIX, TERM, Analyzer, fold, words
+from archive.analysis import MAX_PREFIX, TERM, Analyzer, fold, is_cjk, words
 from archive.search.memory import Relevant
+from archive.wordforms import normalizer
+
+# Words that ``fold`` leaves as they are, told by a regular expression instead of by folding: ASCII
+# letters and digits, and the Cyrillic letters а–я but й (no decomposition, no folding, nothing
+# composes with them).
+_PLAIN = re.compile("[0-9a-z_\u0430-\u0438\u043a-\u044f]*")
 
 
 class Recorder(Analyzer):
@@ -71,6 +78,7 @@ class Screen:
         self._terms = terms  # language → folded normal form → its wanted term token
         self._prefixes = sorted(prefixes.items())  # (folded prefix, token)
         self._heads = tuple(surface for surface, _ in self._prefixes)
+        self._initials = frozenset(surface[0] for surface in self._heads)
         self._forms = relevant.forms
         # Per language: every word already screened, and the wanted tokens of the few that have any.
         self._seen: dict[str, set[str]] = {}
@@ -111,27 +119,38 @@ class Screen:
         hits = self._hits[language]
         new = found - seen
         if new:
-            terms = self._terms.get(language, {})
-            for word in new:
-                wanted = self._screen(an, word, language, terms)
-                if wanted:
-                    hits[word] = wanted
+            for word, wanted in self._screen(an, list(new), language).items():
+                hits[word] = frozenset(wanted)
             seen |= new
         return frozenset().union(*[hits[w] for w in hits.keys() & found])
 
-    def _screen(self, an: Analyzer, word: str, language: str, terms: dict[str, str]) -> frozenset[str]:
-        normal = an.normal(word, language)
-        wanted: list[str] = []
-        term = terms.get(fold(normal))
-        if term is not None:
-            wanted.append(term)
+    def _screen(self, an: Analyzer, new: list[str], language: str) -> dict[str, list[str]]:
+        """The wanted tokens of each new word that has any (most have none)."""
+        wanted: dict[str, list[str]] = {}
+        normalize = normalizer(language)
+        # Analyzer.normal, without its cache: each word is screened once, and the drain
+        # computes the normal forms it needs in a pass of its own.
+        normals = [word if is_cjk(word) else (normalize(word) if normalize is not None else word).casefold() for word in new]
+        terms = self._terms.get(language)
+        if terms:
+            for word, normal in zip(new, normals, strict=True):
+                term = terms.get(normal if _PLAIN.fullmatch(normal) else fold(normal))
+                if term is not None:
+                    wanted.setdefault(word, []).append(term)
         if self._heads:
-            surface = fold(word)
-            if surface.startswith(self._heads):
-                wanted.extend(token for head, token in self._prefixes if surface.startswith(head))
-        if self._forms and tr.is_cyrillic(normal):
-            typing = an.typing_token(normal)
-            if typing in self._forms:
-                wanted.append(typing)
-        return frozenset(wanted)
-
+            initials = self._initials
+            for word in new:
+                # An ASCII letter folds to itself and joins nothing that follows it: a word
+                # starting with one folds to a string starting with it.
+                if word[0].isascii() and word[0] not in initials:
+                    continue
+                surface = word if _PLAIN.fullmatch(word) else fold(word)
+                if surface.startswith(self._heads):
+                    wanted.setdefault(word, []).extend(token for head, token in self._prefixes if surface.startswith(head))
+        if self._forms:
+            for word, normal in zip(new, normals, strict=True):
+                if tr.is_cyrillic(normal):
+                    typing = an.typing_token(normal)
+                    if typing in self._forms:
+                        wanted.setdefault(word, []).append(typing)
+        return wanted
