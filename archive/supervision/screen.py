@@ -80,9 +80,10 @@ class Screen:
         self._heads = tuple(surface for surface, _ in self._prefixes)
         self._initials = frozenset(surface[0] for surface in self._heads)
         self._forms = relevant.forms
-        # Per language: every word already screened, and the wanted tokens of the few that have any.
-        self._seen: dict[str, set[str]] = {}
-        self._hits: dict[str, dict[str, frozenset[str]]] = {}
+        # Per language: every word already screened, and the wanted tokens of the few that have
+        # any — one pair, replaced whole, so that ingests in worker threads never see a word
+        # screened in one pair and its tokens kept in another.
+        self._known: dict[str, tuple[set[str], dict[str, frozenset[str]]]] = {}
 
     @classmethod
     def build(cls, relevant: Relevant, recorder: Recorder) -> Screen | None:
@@ -112,16 +113,15 @@ class Screen:
     def present(self, an: Analyzer, texts: Iterable[str], language: str) -> frozenset[str]:
         """The wanted tokens any word of ``texts`` has: ``Relevant.present``'s answer."""
         found = set(words("\n".join(texts)))
-        seen = self._seen.get(language)
-        if seen is None or len(seen) > self.CACHE:
-            seen = self._seen[language] = set()
-            self._hits[language] = {}
-        hits = self._hits[language]
+        known = self._known.get(language)
+        if known is None or len(known[0]) > self.CACHE:
+            known = self._known[language] = (set(), {})
+        seen, hits = known
         new = found - seen
         if new:
             for word, wanted in self._screen(an, list(new), language).items():
                 hits[word] = frozenset(wanted)
-            seen |= new
+            seen |= new  # after the tokens: a word seen has its tokens kept
         return frozenset().union(*[hits[w] for w in hits.keys() & found])
 
     def _screen(self, an: Analyzer, new: list[str], language: str) -> dict[str, list[str]]:
