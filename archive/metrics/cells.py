@@ -1,5 +1,5 @@
-"""Report cells: one tenant's metrics rows of one local day, aggregated per dimension, and the
-cache that keeps them.
+"""Report cells: one tenant's metrics rows of one local day (or of one UTC hour of it),
+aggregated per dimension, and the cache that keeps them.
 
 A report is a merge of cells. Counts and sums merge by addition; medians and percentiles cannot,
 so a cell keeps the *values* of first reply, resolution and next contact, sorted and packed (four
@@ -11,10 +11,12 @@ rows again.
 Why cells at all: reading a million metrics rows costs seconds on SQLite whatever the SQL (the
 aggregates alone are about a microsecond per row), and a 30-day report over a million
 conversations must answer within one. A whole local day that has not changed since its cell was
-computed is read from the cell; any other part of the range (today, the edges of a range that
-does not start at midnight, a day that changed) is computed from the metrics rows, and whole
-past days are written back. A cell is valid while its ``fingerprint`` equals the sum of the
-change counters of the UTC hours the day overlaps (archive/metrics/store.py bumps them in the
+computed is read from the cell. A day that changed (or today) is merged from the cells of its
+UTC hours, and only the hours that changed are computed from the metrics rows — a live system
+changes an hour or two of a day between two reports, and a day's rows cost SQLite half a second.
+Complete hours and whole past days are written back; the edges of a range that does not start at
+midnight are computed from the rows. A cell is valid while its ``fingerprint`` equals the sum of
+the change counters of the UTC hours it overlaps (archive/metrics/store.py bumps them in the
 transaction of every change), so a late ingest, a revision or a deletion is seen by the next
 report, in every process.
 """
