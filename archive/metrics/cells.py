@@ -58,7 +58,10 @@ def values_of(packed: bytes) -> Sequence[int]:
     return memoryview(packed).cast("I")
 
 
-class Values(msgspec.Struct, array_like=True, omit_defaults=True):
+# Cells hold only numbers and bytes (no reference cycles can form): their structs are not tracked
+# by the garbage collector (msgspec's gc=False), which otherwise runs over the tens of thousands
+# of groups a report decodes and merges.
+class Values(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
     """A group's values of one figure, sorted and packed: every value as it came, or — when
     that is at most half as long — each distinct value once with its count (a day of a busy
     site has thousands of conversations but a few hundred distinct first-reply times)."""
@@ -79,6 +82,8 @@ class Values(msgspec.Struct, array_like=True, omit_defaults=True):
         """The values of several parts as one (the same bytes as ``of`` over all their values)."""
         if len(parts) == 1:
             return parts[0]
+        if not any(part.counts for part in parts):
+            return cls.of(list(values_of(b"".join(part.values for part in parts))))
         items: list[int] = []
         for part in parts:
             if part.counts:
@@ -94,7 +99,7 @@ class Values(msgspec.Struct, array_like=True, omit_defaults=True):
         return sum(values_of(self.counts)[:index]) if self.counts else index
 
 
-class Group(msgspec.Struct, array_like=True):
+class Group(msgspec.Struct, array_like=True, gc=False):
     """What one group of one cell holds. ``conversations`` counts rows: conversations, except in
     the agent dimension, where it is the conversations each agent took part in."""
 
