@@ -44,6 +44,11 @@ FORMAT = 2  # 2: values kept as Values (plain or counted)
 # name with this prefix, keyed by the part's start: a day that changed is merged again from its
 # hours, of which only the changed ones are computed from the rows.
 HOUR = "h:"
+# Hour cells are kept for the days that ended less than this many days ago: the days a live
+# system still changes. An older day that changes (a late import, a deletion) is computed whole,
+# and older hour cells are deleted whenever hour cells are stored (they would cost several times
+# the day cells' space for a whole archive).
+HOURS_FOR_DAYS = 7
 # Dimensions a cell is kept for. "day" has one group per day (the conversations counted once),
 # "hour" one per local hour (keyed by the hour's start, epoch seconds), "funnel" one per site,
 # rule and variant (uninvited chats under an empty rule, chats from an invitation nobody knows
@@ -371,8 +376,10 @@ async def store(tenant_id: UUID, zone_name: str, day: int, fingerprint_: int, ce
     await store_many(tenant_id, zone_name, [(day, fingerprint_, cells)])
 
 
-async def store_many(tenant_id: UUID, zone_name: str, found: list[tuple[int, int, dict[str, Cell]]], prefix: str = "") -> None:
-    """Cells of several days (or, with ``HOUR`` as ``prefix``, hours) in one transaction."""
+async def store_many(tenant_id: UUID, zone_name: str, found: list[tuple[int, int, dict[str, Cell]]], prefix: str = "",
+                     forget_before: int | None = None) -> None:
+    """Cells of several days (or, with ``HOUR`` as ``prefix``, hours) in one transaction; with
+    ``forget_before``, the tenant's hour cells of hours before it are deleted in it too."""
     if not found:
         return
     encoder = msgspec.msgpack.Encoder()
@@ -380,6 +387,9 @@ async def store_many(tenant_id: UUID, zone_name: str, found: list[tuple[int, int
             for start, fingerprint_, cells in found for dim, cell in cells.items()]
     async with db.write_transaction():
         await db.execute_many(UPSERT.replace("{}", "?"), rows)
+        if forget_before is not None:
+            await MetricsCell.delete().where(
+                (MetricsCell.tenant == tenant_id) & (MetricsCell.day < forget_before) & MetricsCell.dim.like(HOUR + "%"))
 
 
 def hours_of(start: int, end: int) -> list[tuple[int, int]]:
@@ -389,10 +399,23 @@ def hours_of(start: int, end: int) -> list[tuple[int, int]]:
     return list(zip(cuts, cuts[1:], strict=False))
 
 
+def _runs(starts: list[int], spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ranges [a, b) of consecutive spans whose start is in ``starts``."""
+    wanted, runs = set(starts), list[tuple[int, int]]()
+    for a, b in spans:
+        if a not in wanted:
+            continue
+        if runs and runs[-1][1] == a:
+            runs[-1] = (runs[-1][0], b)
+        else:
+            runs.append((a, b))
+    return runs
+
+
 async def _day_from_hours(tenant_id: UUID, zone: ZoneInfo, start: int, end: int, dims: Sequence[str], counters: dict[int, int],
                           now: int) -> dict[str, Cell]:
     """A day's cells merged from its hours' cells: those still valid are read, the others built
-    in one pass over the rows from the first to the last of them (and stored once complete)."""
+    from the rows (one pass per run of consecutive hours) and stored once complete."""
     zone_name = str(zone.key)
     spans = hours_of(start, end)
     stored = await cached(tenant_id, zone_name, [a for a, _ in spans], [HOUR + dim for dim in dims])
@@ -405,23 +428,24 @@ async def _day_from_hours(tenant_id: UUID, zone: ZoneInfo, start: int, end: int,
             hours[a] = valid
         else:
             missing.append(a)
-    if missing:
-        lo, hi = missing[0], next(b for a, b in spans if a == missing[-1])
+    fresh = []
+    for lo, hi in _runs(missing, spans):
         built = await build_hours(tenant_id, zone, lo, hi, dims)
-        fresh = []
         for a, b in spans:
             if lo <= a < hi:
                 hours[a] = built.get(a) or {dim: {} for dim in dims}
                 if b <= now:
                     fresh.append((a, fingerprint(counters, a, b), hours[a]))
-        await store_many(tenant_id, zone_name, fresh, HOUR)
+    if fresh:
+        await store_many(tenant_id, zone_name, fresh, HOUR, forget_before=now - (HOURS_FOR_DAYS + 1) * 86_400)
     return {dim: merged_cell([hours[a][dim] for a, _ in spans]) for dim in dims}
 
 
 async def collect(tenant_id: UUID, zone: ZoneInfo, lo: int, hi: int, dims: Sequence[str], now: int) -> list[dict[str, Cell]]:
     """The cells covering [lo, hi) for ``dims``: cached whole days where still valid; other
-    whole days merged from their hours' cells (see ``_day_from_hours``; past days are stored
-    for next time); the part days at the edges of a range computed from the metrics rows."""
+    whole days of the last ``HOURS_FOR_DAYS`` merged from their hours' cells (see
+    ``_day_from_hours``), older ones computed from the metrics rows (past days are stored for
+    next time); the part days at the edges of a range computed from the metrics rows."""
     zone_name = str(zone.key)
     days = days_between(lo, hi, zone)
     counters = await versions(tenant_id, days[0][1] if days else lo, hi)
@@ -437,7 +461,10 @@ async def collect(tenant_id: UUID, zone: ZoneInfo, lo: int, hi: int, dims: Seque
         part = {dim: found[1] for dim in dims if (found := stored.get((start, dim))) is not None and found[0] == expected}
         stale = [dim for dim in dims if dim not in part]
         if stale:
-            built = await _day_from_hours(tenant_id, zone, start, end, stale, counters, now)
+            if end > now - HOURS_FOR_DAYS * 86_400:
+                built = await _day_from_hours(tenant_id, zone, start, end, stale, counters, now)
+            else:
+                built = await build(tenant_id, zone, start, end, stale)
             if end <= now:
                 await store(tenant_id, zone_name, start, expected, built)
             part.update(built)
