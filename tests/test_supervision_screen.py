@@ -99,3 +99,15 @@ def test_a_word_starting_with_an_ascii_letter_folds_to_a_word_starting_with_it()
     checked = [w for w in vocabulary if w[0].isascii()]
     assert len(checked) > 200
     assert all(fold(w).startswith(w[0]) for w in checked)
+
+
+def test_the_screen_romanises_cyrillic_as_transliteration_does():
+    from archive import transliteration as tr
+    from archive.supervision.screen import _ROMANIZED
+
+    letters = [chr(c) for c in range(0x0400, 0x0530)]
+    assert all(letter.translate(_ROMANIZED) == tr.romanize(letter) for letter in letters)
+    rng = random.Random(11)
+    for _ in range(2000):
+        word = "".join(rng.choice(letters) for _ in range(rng.randint(1, 12)))
+        assert word.translate(_ROMANIZED) == tr.romanize(word)

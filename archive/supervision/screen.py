@@ -13,7 +13,7 @@ set lookup and a ``startswith``:
   forms of that language (the token is the recorded one: the same string, key and language);
 * a word's prefix path starts with a prefix query's token exactly when its folded surface starts
   with the recorded prefix (each block of a path hashes one prefix of the surface);
-* typing keys are tested as ``Relevant`` tests them (only Cyrillic words have one).
+* a Cyrillic word's typing key is wanted exactly when it is one of the recorded keys.
 
 "Exactly" holds up to a collision of two keyed hashes, the same odds on which the index rests.
 The recorded words are the policies' own query words; they stay in this process's memory, as the
@@ -27,8 +27,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from anyascii import anyascii
+
 from archive import transliteration as tr
-from archive.analysis import MAX_PREFIX, TERM, Analyzer, fold, is_cjk, words
+from archive.analysis import MAX_PREFIX, TERM, TYPING_KEY, Analyzer, fold, is_cjk, words
 from archive.search.memory import Relevant
 from archive.wordforms import normalizer
 
@@ -36,6 +38,18 @@ from archive.wordforms import normalizer
 # letters and digits, and the Cyrillic letters а–я but й (no decomposition, no folding, nothing
 # composes with them).
 _PLAIN = re.compile("[0-9a-z_\u0430-\u0438\u043a-\u044f]*")
+
+
+class _Romanized(dict[int, str]):
+    """A ``str.translate`` table for ``transliteration.romanize`` (anyascii, lower-cased), filled
+    in as characters first occur: anyascii maps each character on its own."""
+
+    def __missing__(self, code: int) -> str:
+        found = self[code] = anyascii(chr(code)).lower()
+        return found
+
+
+_ROMANIZED = _Romanized()
 
 
 class Recorder(Analyzer):
@@ -73,13 +87,13 @@ class Screen:
 
     CACHE = 200_000  # words per language (cleared when full)
 
-    def __init__(self, relevant: Relevant, terms: dict[str, dict[str, str]], prefixes: dict[str, str]) -> None:
+    def __init__(self, relevant: Relevant, terms: dict[str, dict[str, str]], prefixes: dict[str, str], keys: dict[str, str]) -> None:
         self.relevant = relevant
         self._terms = terms  # language → folded normal form → its wanted term token
         self._prefixes = sorted(prefixes.items())  # (folded prefix, token)
         self._heads = tuple(surface for surface, _ in self._prefixes)
         self._initials = frozenset(surface[0] for surface in self._heads)
-        self._forms = relevant.forms
+        self._keys = keys  # typing key → its wanted token
         # Per language: every word already screened, and the wanted tokens of the few that have
         # any — one pair, replaced whole, so that ingests in worker threads never see a word
         # screened in one pair and its tokens kept in another.
@@ -108,7 +122,16 @@ class Screen:
             if surface is None:
                 return None
             prefixes[surface] = token
-        return cls(relevant, terms, prefixes)
+        keys = {}
+        for token in relevant.forms:
+            seen = recorder.terms.get(token)
+            if seen is None:
+                return None
+            namespace, text, language = seen
+            if namespace == TYPING_KEY and language is None:
+                keys[text] = token
+            # Without typo tolerance a word's only form a plan asks for is its typing key.
+        return cls(relevant, terms, prefixes, keys)
 
     def present(self, an: Analyzer, texts: Iterable[str], language: str) -> frozenset[str]:
         """The wanted tokens any word of ``texts`` has: ``Relevant.present``'s answer."""
@@ -147,10 +170,11 @@ class Screen:
                 surface = word if _PLAIN.fullmatch(word) else fold(word)
                 if surface.startswith(self._heads):
                     wanted.setdefault(word, []).extend(token for head, token in self._prefixes if surface.startswith(head))
-        if self._forms:
+        if self._keys:
             for word, normal in zip(new, normals, strict=True):
                 if tr.is_cyrillic(normal):
-                    typing = an.typing_token(normal)
-                    if typing in self._forms:
+                    # transliteration.cyrillic_key, romanised by a table instead of by anyascii's loop
+                    typing = self._keys.get(tr.typing_key(normal.translate(_ROMANIZED)))
+                    if typing is not None:
                         wanted.setdefault(word, []).append(typing)
         return wanted
