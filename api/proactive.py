@@ -34,10 +34,12 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from api.auth import requires
 from api.deps import Caller, Rt
 from api.openapi import problems
+from archive.runtime import Runtime
 from archive.tenancy import Principal
 from config.settings import Settings, trusted_networks
 from proactive import service
 from proactive.backtest import BacktestOut
+from proactive.geo import Location
 from proactive.model import Invitation, Outcome
 
 KEEPALIVE_SECONDS = 15.0
@@ -57,9 +59,12 @@ def page_origins(request: Request[Any, Any, Any]) -> list[str]:
     return found
 
 
-def client_identifier(settings: Settings) -> Callable[[Request[Any, Any, Any]], str]:
-    """The rate limit's key for a request: the real client's address (see the module docstring)."""
-    trusted = trusted_networks(settings.trusted_proxies)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_address(request: Request[Any, Any, Any], trusted: list[Network]) -> str:
+    """The real client's address (see the module docstring): the peer, or — behind a trusted
+    proxy — the first ``X-Forwarded-For`` hop from the right that is not one."""
 
     def is_trusted(address: str) -> bool:
         try:
@@ -68,17 +73,26 @@ def client_identifier(settings: Settings) -> Callable[[Request[Any, Any, Any]], 
             return False
         return any(ip in network for network in trusted)
 
-    def identify(request: Request[Any, Any, Any]) -> str:
-        peer = request.client.host if request.client else "unknown"
-        if not trusted or not is_trusted(peer):
-            return peer
-        hops = [hop.strip() for value in request.headers.getall("x-forwarded-for", []) for hop in value.split(",") if hop.strip()]
-        for hop in reversed(hops):
-            if not is_trusted(hop):
-                return hop[:64]
-        return hops[0][:64] if hops else peer
+    peer = request.client.host if request.client else "unknown"
+    if not trusted or not is_trusted(peer):
+        return peer
+    hops = [hop.strip() for value in request.headers.getall("x-forwarded-for", []) for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop[:64]
+    return hops[0][:64] if hops else peer
 
-    return identify
+
+def client_identifier(settings: Settings) -> Callable[[Request[Any, Any, Any]], str]:
+    """The rate limit's key for a request: the real client's address."""
+    trusted = trusted_networks(settings.trusted_proxies)
+    return lambda request: client_address(request, trusted)
+
+
+def client_location(request: Request[Any, Any, Any], rt: Runtime) -> Location:
+    """Where the client's address is (``visitor.country``/``visitor.region``, proactive.geo). Only
+    the codes leave this function: the address is neither stored nor logged."""
+    return rt.engagement.locator.locate(client_address(request, trusted_networks(rt.settings.trusted_proxies)))
 
 
 def _media(request: Request[Any, Any, Any]) -> str:
@@ -100,7 +114,7 @@ class CollectController(Controller):
         return await service.collect(
             rt, await request.body(),
             request.headers.get("x-parley-site") or request.query_params.get("site"),
-            page_origins(request), request.headers.get("user-agent", ""),
+            page_origins(request), request.headers.get("user-agent", ""), client_location(request, rt),
         )
 
     @get("/invitations/stream", exclude_from_auth=True, summary="Server-sent invitations for one visitor", media_type="text/event-stream",

@@ -74,6 +74,7 @@ FIELDS: dict[str, tuple[str, bool]] = {
     "agents.online": ("bool", False),
     "page.language": ("str", False), "visitor.viewport_width": ("number", False),
     "session.search_keyword": ("str", False), "session.pages": ("pages", False),
+    "visitor.country": ("str", False), "visitor.region": ("str", False),
 }
 # Fields whose value depends on the rule reading them (its agent group), not only on the visitor:
 # never shared between the rules of one evaluation.

@@ -26,6 +26,7 @@ from proactive import backtest as backtests
 from proactive import funnel, store
 from proactive.engine import WAIT_BUCKETS
 from proactive.events import CollectIn, as_stored, check_event, is_bot, utc, valid_id
+from proactive.geo import NOWHERE, Location, located
 from proactive.model import GroupCapacity, Invitation, Outcome, RuleEntry, SiteConfig
 from proactive.rules import compile_all, compile_rule, load_document, to_yaml
 from proactive.runtime import RULES_CHANGED, SITE_CHANGED, VISITOR_ERASED
@@ -344,7 +345,9 @@ async def visitor_key(rt: Runtime, site: dict[str, Any], visitor_id: str) -> tup
     return (site["id"], ctx.crypto.identity_hash(visitor_id))
 
 
-async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[str], user_agent: str) -> CollectOut:
+async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[str], user_agent: str, where: Location = NOWHERE) -> CollectOut:
+    """One batch from the snippet. ``where``: the country and region of the client's address
+    (proactive.geo; the address itself never gets here), recorded on the batch's pageviews."""
     rt.engagement.require_live()
     batch = convert(decode_json(body), CollectIn, "the batch is invalid")
     site = await resolve_site(rt, batch.site_key or site_key, origins)
@@ -376,6 +379,8 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
         else:
             stored = as_stored(checked, redactor)
             stored["tab"] = tab
+            if where.country is not None and stored["type"] == "pageview":
+                stored["props"] = {**stored["props"], **located(where)}
             good.append(stored)
     good.sort(key=lambda e: e["at_epoch"])  # the browser's clock orders a batch, nothing more
     key = await visitor_key(rt, site, batch.visitor_id)
