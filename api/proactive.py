@@ -153,8 +153,8 @@ class RulesController(Controller):
         return await service.create_rule(rt, principal, data)
 
     @post("/validate", status_code=200, summary="Validate rules (YAML or JSON; errors name the field path)")
-    async def validate(self, request: Request[Principal, Any, Any]) -> service.ValidationOut:
-        return service.validate_document(await request.body(), _media(request))
+    async def validate(self, request: Request[Principal, Any, Any], principal: Caller) -> service.ValidationOut:
+        return await service.validate_document(principal.tenant_id, await request.body(), _media(request))
 
     @post("/import", status_code=200, summary="Import rules (YAML or JSON), all or nothing, upsert by name")
     async def import_rules(self, request: Request[Principal, Any, Any], rt: Rt, principal: Caller) -> service.ImportOut:

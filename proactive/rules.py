@@ -32,7 +32,7 @@ import math
 import re
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
-from typing import Any, Callable, Literal, Union
+from typing import Any, Callable, Literal, Mapping, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -264,6 +264,9 @@ class Rule(msgspec.Struct, frozen=True):
     url_glob: str | None
     enabled: bool
     reads_rule_fields: bool = False  # the condition reads RULE_FIELDS: not memoised across rules
+    # Every comparison on visitor.attributes.*: (path of its field, attribute name, op, value), for
+    # checking against the site's declarations (``undeclared_attributes``) when the rule is saved.
+    attribute_reads: tuple[tuple[str, str, str, Any], ...] = ()
 
 
 def reads(cond: Condition | None, fields: frozenset[str]) -> bool:
@@ -284,6 +287,7 @@ class _Checker:
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
         self.nodes = 0
+        self.attribute_reads: list[tuple[str, str, str, Any]] = []
 
     def fail(self, path: str, message: str) -> None:
         self.errors.append(FieldError(path, message))
@@ -376,6 +380,8 @@ class _Checker:
         if problem is not None:
             self.fail(where, problem)
             return None
+        if kind == "attr":
+            self.attribute_reads.append((f"{path}.field", field[len(ATTRIBUTE_PREFIX):], op, value))
         matcher: Any = None
         if op == "steps":
             matcher = tuple(re.compile(fnmatch.translate(step)) for step in value)
@@ -733,8 +739,42 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
         caps=caps, hours=hours,
         variants=variants or [Variant("default", 1.0)], holdout=holdout, goal_event=goal_event, goal_within=goal_within,
         priority=priority, url_glob=url, enabled=raw.get("enabled", True) is not False,
-        reads_rule_fields=reads(when, RULE_FIELDS),
+        reads_rule_fields=reads(when, RULE_FIELDS), attribute_reads=tuple(checker.attribute_reads),
     ), []
+
+
+# What a comparison on an attribute of each declared type may use, and what its value must be.
+ATTRIBUTE_OPS = {
+    "str": ("eq", "ne", "in", "contains", "starts_with", "glob", "regex", *CASELESS),
+    "number": ("eq", "ne", "in", "gt", "gte", "lt", "lte"),
+    "bool": ("eq", "ne"),
+}
+_ATTRIBUTE_VALUES: dict[str, Callable[[Any], bool]] = {
+    "str": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+}
+
+
+def undeclared_attributes(rule: Rule, declared: Mapping[str, str]) -> list[FieldError]:
+    """Every comparison of the rule on an attribute its site does not declare, or in a way the
+    declared type can never match (``gte`` on text, ``eq "yes"`` on true/false): such a rule would
+    silently never hold, so it is refused when saved, naming the field and how to fix it."""
+    errors = []
+    for path, name, op, value in rule.attribute_reads:
+        kind = declared.get(name)
+        if kind is None:
+            known = ", ".join(f"{n} ({k})" for n, k in sorted(declared.items())) or "none yet"
+            errors.append(FieldError(path, f"visitor.attributes.{name} is not declared for site {rule.site!r} (declared: {known}); "
+                                           f"declare it first: PATCH /v1/admin/sites/{{id}}/engagement "
+                                           f'{{"attributes": {{"{name}": "str|number|bool", ...}}}} or parley sites update --attributes {name}:str'))
+        elif op not in ATTRIBUTE_OPS[kind]:
+            errors.append(FieldError(path.removesuffix(".field") + ".op", f"{op} cannot match visitor.attributes.{name}, declared {kind}; "
+                                                                          f"use one of {', '.join(ATTRIBUTE_OPS[kind])}"))
+        elif op in ("eq", "ne", "in") and not all(_ATTRIBUTE_VALUES[kind](v) for v in (value if op == "in" else (value,))):
+            words = {"str": "text", "number": "numbers", "bool": "true or false"}[kind]
+            errors.append(FieldError(path.removesuffix(".field") + ".value", f"visitor.attributes.{name} is declared {kind}: compare it with {words}"))
+    return errors
 
 
 def load_document(text: str | bytes, media: Literal["yaml", "json"] = "yaml") -> list[dict[str, Any]]:

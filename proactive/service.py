@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Mapping
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,7 +28,7 @@ from proactive.engine import WAIT_BUCKETS
 from proactive.events import CollectIn, as_stored, check_event, is_bot, utc, valid_id
 from proactive.geo import NOWHERE, Location, located
 from proactive.model import GroupCapacity, Invitation, Outcome, RuleEntry, SiteConfig
-from proactive.rules import compile_all, compile_rule, load_document, to_yaml
+from proactive.rules import Rule, compile_all, compile_rule, load_document, to_yaml, undeclared_attributes
 from proactive.runtime import RULES_CHANGED, SITE_CHANGED, VISITOR_ERASED
 from proactive.tables import MarketingRule, RuleCounter
 
@@ -42,7 +42,7 @@ SUPPRESSIONS = ("cap", "capacity", "hours", "holdout", "active_chat", "goal_reac
 
 
 async def _site_by_name(tenant_id: UUID, name: str, path: str) -> dict[str, Any]:
-    row = await Site.select(Site.id, Site.name).where((Site.tenant == tenant_id) & (Site.name == name)).first()
+    row = await Site.select(Site.id, Site.name, Site.settings).where((Site.tenant == tenant_id) & (Site.name == name)).first()
     if row is None:
         raise InvalidInput(f"no site named {name!r}", [FieldError(path, f"no site {name!r}; create it first (parley sites create)")])
     return row
@@ -111,6 +111,8 @@ async def update_site_engagement(rt: Runtime, tenant_id: UUID, actor: str, site_
     async with db.write_transaction():
         row = await _site_row(tenant_id, site_id)
         settings = dict(json_column(row["settings"]) or {})
+        if data.attributes is not None:
+            await _still_declared(site_id, data.attributes)
         changes = {k: v for k, v in msgspec.to_builtins(data).items() if v is not None}
         settings.update(changes)
         await Site.update({Site.settings: json.dumps(settings)}).where(Site.id == site_id)
@@ -119,6 +121,19 @@ async def update_site_engagement(rt: Runtime, tenant_id: UUID, actor: str, site_
     await load_site_rules(rt, site_id)
     await rt.signals.announce(SITE_CHANGED, str(site_id))
     return await get_site_engagement(tenant_id, site_id)
+
+
+async def _still_declared(site_id: UUID, attributes: Mapping[str, str]) -> None:
+    """A declaration the site's rules still read may not be dropped (or retyped so they cannot
+    match): the rules would silently stop holding."""
+    errors = []
+    for entry in await _site_entries(site_id):
+        for problem in undeclared_attributes(entry.rule, attributes):
+            name = next(n for p, n, _, _ in entry.rule.attribute_reads if problem.path.startswith(p.removesuffix(".field")))
+            errors.append(FieldError(f"attributes.{name}", f"rule {entry.rule.name!r} reads visitor.attributes.{name} "
+                                                            f"({problem.path}: {problem.message}); change or delete the rule first"))
+    if errors:
+        raise InvalidInput("the site's rules read attributes this change would drop or retype; nothing was changed", errors)
 
 
 # --- rules -----------------------------------------------------------------------------------
@@ -209,10 +224,11 @@ async def get_rule(tenant_id: UUID, rule_id: UUID) -> RuleOut:
 
 async def _save(rt: Runtime, principal: Principal, definitions: list[dict[str, Any]], replace_id: UUID | None = None) -> ImportOut:
     """All-or-nothing upsert by name (or replace one rule by id)."""
-    compile_all(definitions)
+    compiled = compile_all(definitions)
     sites = {}
     for i, d in enumerate(definitions):
         sites[d["site"]] = await _site_by_name(principal.tenant_id, d["site"], f"rules[{i}].site")
+    check_declared(compiled, {name: site_config(site["settings"]) for name, site in sites.items()})
     created, updated = [], []
     touched: set[UUID] = {s["id"] for s in sites.values()}
     now = rt.clock.now()
@@ -279,10 +295,23 @@ async def delete_rule(rt: Runtime, principal: Principal, rule_id: UUID) -> None:
     await _rules_changed(rt, {row["site"]})
 
 
-def validate_document(text: bytes, media: str) -> ValidationOut:
+def check_declared(rules: list[Rule], configs: dict[str, SiteConfig]) -> None:
+    """Refuse rules reading attributes their site does not declare (or cannot match as declared);
+    ``configs``: by site name. The field paths are those of ``compile_all`` (``rules[i]…``)."""
+    errors = [e for rule in rules if rule.site in configs for e in undeclared_attributes(rule, configs[rule.site].attributes)]
+    if errors:
+        raise InvalidInput("the rules read visitor attributes their site does not declare as used; nothing was saved", errors)
+
+
+async def validate_document(tenant_id: UUID, text: bytes, media: str) -> ValidationOut:
+    """The document's problems, as import would report them (sites that exist are checked for the
+    attributes the rules read; a site that does not exist yet is not an error here)."""
     try:
         items = load_document(text, "json" if media == "json" else "yaml")
-        compile_all(items)
+        compiled = compile_all(items)
+        names = sorted({r.site for r in compiled})
+        rows = await Site.select(Site.name, Site.settings).where((Site.tenant == tenant_id) & Site.name.is_in(names)) if names else []
+        check_declared(compiled, {row["name"]: site_config(row["settings"]) for row in rows})
     except InvalidInput as exc:
         return ValidationOut(valid=False, rules=0, errors=exc.errors or [FieldError("$", exc.detail)])
     return ValidationOut(valid=True, rules=len(items), errors=[])
