@@ -28,7 +28,7 @@ from proactive.engine import WAIT_BUCKETS
 from proactive.events import CollectIn, as_stored, check_event, is_bot, utc, valid_id
 from proactive.geo import NOWHERE, Location, located
 from proactive.model import GroupCapacity, Invitation, Outcome, RuleEntry, SiteConfig
-from proactive.rules import Rule, compile_all, compile_rule, load_document, to_yaml, undeclared_attributes
+from proactive.rules import ATTRIBUTE_NAME, Rule, compile_all, compile_rule, load_document, to_yaml, undeclared_attributes
 from proactive.runtime import RULES_CHANGED, SITE_CHANGED, VISITOR_ERASED
 from proactive.tables import MarketingRule, RuleCounter
 
@@ -95,8 +95,26 @@ async def get_site_engagement(tenant_id: UUID, site_id: UUID) -> SiteEngagementO
     return SiteEngagementOut(row["name"], config.pacing_per_minute, config.timezone, sorted(config.holidays), dict(config.attributes))
 
 
+def _declaration_errors(raw: Any) -> list[FieldError]:
+    """Each bad attribute declaration by its name (msgspec would say ``attributes[...]``)."""
+    attributes = raw.get("attributes") if isinstance(raw, dict) else None
+    if not isinstance(attributes, dict):
+        return []
+    errors = []
+    for name, kind in attributes.items():
+        if not ATTRIBUTE_NAME.match(str(name)):
+            errors.append(FieldError(f"attributes.{name}", "a name of 1-40 lowercase letters, digits or '_', starting with a letter"))
+        elif kind not in ("str", "number", "bool"):
+            errors.append(FieldError(f"attributes.{name}", f"the type is str, number or bool, not {kind!r}"))
+    return errors
+
+
 def parse_site_engagement(raw: Any) -> SiteEngagementIn:
-    data = convert(raw, SiteEngagementIn, "the site settings are invalid; nothing was changed")
+    named = _declaration_errors(raw)
+    try:
+        data = convert(raw, SiteEngagementIn, "the site settings are invalid; nothing was changed")
+    except InvalidInput as exc:
+        raise InvalidInput(exc.detail, [*(e for e in exc.errors if not (named and e.path.startswith("attributes["))), *named]) from None
     if data.timezone is not None:
         try:
             ZoneInfo(data.timezone)

@@ -205,3 +205,29 @@ async def test_a_declaration_rules_still_read_cannot_be_dropped_or_retyped(clien
         [error] = refused.json()["errors"]
         assert error["path"] == "attributes.plan" and "rule 'pro' reads visitor.attributes.plan" in error["message"]
     await declare(client, shop, plan="str")  # dropping one no rule reads is fine
+
+
+async def test_the_cli_declares_attributes_and_sets_holidays(client, shop, runtime):
+    from tests.cli import run_cli
+
+    result = await run_cli("sites", "update", "--tenant", shop.slug, "--name", "shop",
+                           "--attributes", "plan:str, seats:number,trial:bool", "--holidays", "2026-12-24,2026-12-25")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == ["holidays: 2026-12-24, 2026-12-25", "attributes: plan:str, seats:number, trial:bool"]
+    shown = (await client.get(f"/v1/admin/sites/{shop.site['id']}/engagement", headers=shop.headers("admin"))).json()
+    assert shown["attributes"] == {"plan": "str", "seats": "number", "trial": "bool"}
+    assert shown["holidays"] == ["2026-12-24", "2026-12-25"]
+    cleared = await run_cli("sites", "update", "--tenant", shop.slug, "--name", "shop", "--holidays", "", "--json")
+    assert cleared.returncode == 0, cleared.stderr
+    assert "holidays" not in json.loads(cleared.stdout) and json.loads(cleared.stdout)["attributes"]["plan"] == "str"
+
+
+async def test_the_cli_names_a_bad_declaration_or_date_and_changes_nothing(client, shop, runtime):
+    from tests.cli import run_cli
+
+    result = await run_cli("sites", "update", "--tenant", shop.slug, "--name", "shop",
+                           "--attributes", "plan:text", "--holidays", "2026-13-01")
+    assert result.returncode != 0
+    assert "attributes.plan" in result.stderr and "holidays" in result.stderr
+    shown = (await client.get(f"/v1/admin/sites/{shop.site['id']}/engagement", headers=shop.headers("admin"))).json()
+    assert "attributes" not in shown and "holidays" not in shown
