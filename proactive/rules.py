@@ -33,6 +33,7 @@ import re
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any, Callable, Literal, Mapping, Union
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -267,6 +268,23 @@ class Rule(msgspec.Struct, frozen=True):
     # Every comparison on visitor.attributes.*: (path of its field, attribute name, op, value), for
     # checking against the site's declarations (``undeclared_attributes``) when the rule is saved.
     attribute_reads: tuple[tuple[str, str, str, Any], ...] = ()
+    goal_url: str | None = None  # a URL goal: this glob (on the path when it starts with "/", else the URL)
+    goal_matcher: Any = None  # goal_url compiled
+    goal_attribution: str = "last"  # first | last: which of the touches before a goal is credited
+
+    @property
+    def goal_key(self) -> tuple[str, str] | None:
+        """What reaching the goal is: rules with the same key compete for its credit."""
+        if self.goal_event is not None:
+            return ("event", self.goal_event)
+        return ("url", self.goal_url) if self.goal_url is not None else None
+
+    def reaches_goal(self, url: str | None) -> bool:
+        """This page (its stored URL) reaches the rule's URL goal."""
+        if self.goal_matcher is None or url is None:
+            return False
+        target = urlsplit(url).path if self.goal_url and self.goal_url.startswith("/") else url
+        return self.goal_matcher.match(target) is not None
 
 
 def reads(cond: Condition | None, fields: frozenset[str]) -> bool:
@@ -646,6 +664,37 @@ def _percent(value: Any, path: str, checker: _Checker) -> float:
     return share
 
 
+GOAL_KEYS = ("event", "url", "within", "attribution")
+
+
+def _goal(raw: Any, path: str, checker: _Checker) -> tuple[str | None, str | None, float, str]:
+    """``{event: purchase}`` or ``{url: "/checkout/done*"}``, ``within`` (default 30m) after an
+    invitation, ``attribution: last`` (default) or ``first`` → (event, url, within, attribution)."""
+    if not raw:
+        return None, None, 1800.0, "last"
+    if not isinstance(raw, dict):
+        checker.fail(path, "{event: <name>} or {url: <glob>}, with within and attribution (first or last)")
+        return None, None, 1800.0, "last"
+    for key in sorted(set(raw) - set(GOAL_KEYS)):
+        checker.fail(f"{path}.{key}", f"unknown key; goals have {', '.join(GOAL_KEYS)}")
+    event, url = raw.get("event"), raw.get("url")
+    if (event is None) == (url is None):
+        checker.fail(path, "either event (a goal event's name) or url (a page glob such as /checkout/thank-you*), not both")
+    elif event is not None and (not isinstance(event, str) or not 0 < len(event) <= 64):
+        checker.fail(f"{path}.event", "the name of the goal event, 1-64 characters")
+    elif url is not None and (not isinstance(url, str) or not 0 < len(url) <= MAX_STRING):
+        checker.fail(f"{path}.url", 'a page glob: "/thank-you*" matches the path, "*shop.example.com/done*" the whole URL')
+    within = 1800.0
+    try:
+        within = parse_duration(raw.get("within", "30m"), f"{path}.within")
+    except InvalidInput as exc:
+        checker.errors.extend(exc.errors)
+    attribution = raw.get("attribution", "last")
+    if attribution not in ("first", "last"):
+        checker.fail(f"{path}.attribution", "last (the latest invitation before the goal is credited) or first (the earliest)")
+    return (event if isinstance(event, str) else None), (url if isinstance(url, str) else None), within, str(attribution)
+
+
 RULE_KEYS = {"name", "site", "when", "invite", "caps", "business_hours", "schedule", "variants", "holdout", "goal", "priority", "url", "enabled"}
 
 
@@ -714,17 +763,7 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
         if len({v.name for v in variants}) != len(variants):
             checker.fail(f"{p}variants", "variant names must be unique")
     holdout = _percent(raw.get("holdout"), f"{p}holdout", checker)
-    goal = raw.get("goal") or {}
-    goal_event, goal_within = None, 1800.0
-    if goal:
-        if not isinstance(goal, dict) or not isinstance(goal.get("event"), str):
-            checker.fail(f"{p}goal", "{event, within}")
-        else:
-            goal_event = goal["event"]
-            try:
-                goal_within = parse_duration(goal.get("within", "30m"), f"{p}goal.within")
-            except InvalidInput as exc:
-                checker.errors.extend(exc.errors)
+    goal_event, goal_url, goal_within, attribution = _goal(raw.get("goal"), f"{p}goal", checker)
     priority = raw.get("priority", 0)
     if not isinstance(priority, int):
         checker.fail(f"{p}priority", "a whole number (higher fires first)")
@@ -738,6 +777,7 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
         name=name, site=site, when=when, message=message, group=group, delay=delay, expires=expires, max_wait=max_wait,
         caps=caps, hours=hours,
         variants=variants or [Variant("default", 1.0)], holdout=holdout, goal_event=goal_event, goal_within=goal_within,
+        goal_url=goal_url, goal_matcher=re.compile(fnmatch.translate(goal_url)) if goal_url else None, goal_attribution=attribution,
         priority=priority, url_glob=url, enabled=raw.get("enabled", True) is not False,
         reads_rule_fields=reads(when, RULE_FIELDS), attribute_reads=tuple(checker.attribute_reads),
     ), []

@@ -519,6 +519,21 @@ class VariantStats(msgspec.Struct):
     outcomes: funnel.Outcomes | None = None
 
 
+class GoalOut(msgspec.Struct, omit_defaults=True):
+    """What ``counts.goals`` counts: the rule's goal and how a conversion is credited."""
+
+    within_seconds: float
+    attribution: str  # last | first: which rule's invitation before the goal is credited
+    event: str | None = None
+    url: str | None = None
+
+
+def goal_of(rule: Rule) -> GoalOut | None:
+    if rule.goal_key is None:
+        return None
+    return GoalOut(rule.goal_within, rule.goal_attribution, rule.goal_event, rule.goal_url)
+
+
 class StatsOut(msgspec.Struct):
     rule: str
     rule_id: UUID
@@ -527,6 +542,7 @@ class StatsOut(msgspec.Struct):
     # The same outcomes for the chats on the rule's site no invitation led to, and over how many days.
     uninvited: funnel.Outcomes | None = None
     outcome_days: int = funnel.OUTCOME_DAYS
+    goal: GoalOut | None = None
 
 
 def _wait_quantile(counts: dict[str, int], q: float) -> float | None:
@@ -570,8 +586,9 @@ async def stats(rt: Runtime, principal: Principal, rule_id: UUID) -> StatsOut:
     for counts in per_variant.values():
         for name, count in counts.items():
             totals[name] += count
+    compiled, _ = compile_rule(rule.definition)
     out = StatsOut(rule=rule.name, rule_id=rule.id, variants={v: _variant_stats(c) for v, c in sorted(per_variant.items())},
-                   totals=_variant_stats(totals))
+                   totals=_variant_stats(totals), goal=goal_of(compiled) if compiled else None)
     return await _with_chats(rt, principal, rule, out)
 
 

@@ -161,7 +161,7 @@ class VisitorState:
     __slots__ = (
         "tenant", "site", "visitor_hash", "session", "visits", "device", "language", "cart_value", "cart_items",
         "cart_currency", "goals", "chat_active", "last_seen", "episodes", "history", "outstanding", "codes", "batches", "due",
-        "attributes", "trusted", "viewport", "country", "region",
+        "attributes", "trusted", "viewport", "country", "region", "url_goals",
     )
 
     def __init__(self, tenant: Any, site: Any, visitor_hash: str, now: float, codes: EventCodes) -> None:
@@ -195,6 +195,7 @@ class VisitorState:
         # (proactive.geo) and stored on the pageview as props; the address itself is never kept.
         self.country: str | None = None
         self.region: str | None = None
+        self.url_goals: set[str] | None = None  # the URL goals (rules' globs) this visitor reached
 
     @property
     def key(self) -> tuple[Any, str]:
@@ -492,6 +493,7 @@ class VisitorMemory(msgspec.Struct, array_like=True):
     viewport: float | None = None
     country: str | None = None
     region: str | None = None
+    url_goals: list[str] | None = None
 
 
 MEMORY_VERSION = 1
@@ -515,7 +517,7 @@ def dump(state: VisitorState) -> bytes:
         MEMORY_VERSION, state.visits, state.last_seen, session, state.device, state.language, state.cart_value, state.cart_items,
         state.cart_currency, sorted(state.goals or ()), state.chat_active, list(state.history or ()), state.outstanding, episodes,
         list(state.batches or ()), state.due, state.attributes, sorted(state.trusted) if state.trusted else None,
-        state.viewport, state.country, state.region,
+        state.viewport, state.country, state.region, sorted(state.url_goals) if state.url_goals else None,
     ))
 
 
@@ -531,6 +533,7 @@ def load(data: bytes, tenant: Any, site: Any, visitor_hash: str, codes: EventCod
     state.trusted = set(m.trusted) if m.trusted else None
     state.viewport = m.viewport
     state.country, state.region = m.country, m.region
+    state.url_goals = set(m.url_goals) if m.url_goals else None
     if m.history:
         state.history = deque(m.history, maxlen=MAX_HISTORY)
     if m.episodes:
