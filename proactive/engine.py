@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from proactive.model import Decision, GroupCapacity, GroupKey, Invitation, OpenInvitation, Outcome, RuleEntry, SiteConfig, VisitorKey
-from proactive.rules import Rule, evaluate, evaluate_timed, targets
+from proactive.rules import Rule, UrlGoal, evaluate, evaluate_timed, goals_reached, targets, url_goals
 from proactive.state import DONE, PENDING, VISIT_GAP, WAITING, Episode, EventCodes, VisitorState
 
 VISITOR_IDLE_EXPIRY = VISIT_GAP  # evicted from memory (never forgotten: see proactive.store)
@@ -166,6 +166,7 @@ class Engine:
         self.visitors: dict[VisitorKey, VisitorState] = {}
         self.rules: dict[Any, list[RuleEntry]] = {}  # site id → rules, best first
         self.sites: dict[Any, SiteConfig] = {}
+        self.url_goals: dict[Any, tuple[UrlGoal, ...]] = {}  # site id → its rules' distinct URL goals
         self._timers: list[tuple[float, int, tuple[str, Any]]] = []
         self._scheduled: dict[VisitorKey, float] = {}
         self._paced: dict[Any, float] = {}  # site → when its pacing window next moves
@@ -191,6 +192,7 @@ class Engine:
         open invitations held; every visitor of the site is decided again on the next tick."""
         old = {e.id for e in self.rules.get(site, ())}
         self.rules[site] = sorted(entries, key=lambda e: (-e.rule.priority, e.rule.name, e.id))
+        self.url_goals[site] = url_goals([e.rule for e in entries])
         kept = {e.id for e in entries}
         for record in [r for r in self.open.values() if r.key[0] == site and r.rule_id in old - kept]:
             self._close(record, "withdrawn", self.clock())
@@ -345,7 +347,7 @@ class Engine:
     def apply_events(self, state: VisitorState, events: Iterable[dict[str, Any]]) -> None:
         """A batch from one visitor, ordered by the browser's clock, received now."""
         now = self.clock()
-        site_rules = self.rules.get(state.site, ())
+        goals = self.url_goals.get(state.site)
         for event in events:
             state.apply(event, now)
             kind = event["type"]
@@ -353,8 +355,10 @@ class Engine:
                 self._invitation_status(state, event, kind.split("_", 1)[1], now)
             elif kind == "goal":
                 self._attribute_goal(state, ("event", event.get("name") or "goal"), now)
-            elif kind == "pageview" and site_rules:
-                self._url_goals(state, site_rules, event.get("url"), now)
+            elif kind == "pageview" and goals:
+                for glob in goals_reached(goals, event.get("url")):
+                    state.url_goals = (state.url_goals or set()) | {glob}
+                    self._attribute_goal(state, ("url", glob), now)
         self._dirty(state)
         self.evaluate(state)
         self._finish()
@@ -399,13 +403,6 @@ class Engine:
             state.outstanding = None
             self._dirty(state)
             self._poke(state.key, now)  # its other rules may go now
-
-    def _url_goals(self, state: VisitorState, entries: Iterable[RuleEntry], url: str | None, at: float) -> None:
-        """A pageview reaching URL goals: each reached glob once, whatever rules share it."""
-        reached = {e.rule.goal_url for e in entries if e.rule.goal_url is not None and e.rule.reaches_goal(url)}
-        for glob in sorted(reached):
-            state.url_goals = (state.url_goals or set()) | {glob}
-            self._attribute_goal(state, ("url", glob), at)
 
     def _attribute_goal(self, state: VisitorState, key: tuple[str, str], at: float) -> None:
         """A goal reached at ``at``: the *touches* are the exposures (invitations sent and holdout

@@ -121,6 +121,7 @@ class Compare(msgspec.Struct, frozen=True):
     grows: bool  # a duration that increases with time without any event
     matcher: Any = None  # compiled regex / glob
     test: Any = None  # the comparison, total over the field's values: see _predicate
+    key: Any = None  # (field, op, value): the memo key of evaluate_timed, built once here, not per evaluation
 
 
 class Count(msgspec.Struct, frozen=True):
@@ -128,6 +129,7 @@ class Count(msgspec.Struct, frozen=True):
     within: float
     op: str
     value: float
+    key: Any = None  # (event, within, op, value): the memo key of evaluate_timed
 
 
 class AllOf(msgspec.Struct, frozen=True):
@@ -279,12 +281,26 @@ class Rule(msgspec.Struct, frozen=True):
             return ("event", self.goal_event)
         return ("url", self.goal_url) if self.goal_url is not None else None
 
-    def reaches_goal(self, url: str | None) -> bool:
-        """This page (its stored URL) reaches the rule's URL goal."""
-        if self.goal_matcher is None or url is None:
-            return False
-        target = urlsplit(url).path if self.goal_url and self.goal_url.startswith("/") else url
-        return self.goal_matcher.match(target) is not None
+
+UrlGoal = tuple[str, Any, bool]  # (glob, compiled, matched on the path rather than the whole URL)
+
+
+def url_goals(rules: list[Rule]) -> tuple[UrlGoal, ...]:
+    """The distinct URL goals of a site's rules: each glob is matched once a pageview, however
+    many rules share it."""
+    found: dict[str, UrlGoal] = {}
+    for rule in rules:
+        if rule.goal_url is not None and rule.goal_url not in found:
+            found[rule.goal_url] = (rule.goal_url, rule.goal_matcher, rule.goal_url.startswith("/"))
+    return tuple(found.values())
+
+
+def goals_reached(goals: tuple[UrlGoal, ...], url: str | None) -> list[str]:
+    """The globs of ``goals`` this page (its stored URL) reaches."""
+    if not goals or url is None:
+        return []
+    path = urlsplit(url).path
+    return [glob for glob, matcher, on_path in goals if matcher.match(path if on_path else url) is not None]
 
 
 def reads(cond: Condition | None, fields: frozenset[str]) -> bool:
@@ -374,7 +390,7 @@ class _Checker:
         if value is None:
             self.fail(f"{path}.value", "a number")
             return None
-        return Count(event, within, op, value) if op else None
+        return Count(event, within, op, value, (event, within, op, value)) if op else None
 
     def compare(self, node: dict[str, Any], path: str) -> Condition | None:
         unknown = set(node) - {"field", "op", "value"}
@@ -415,7 +431,7 @@ class _Checker:
                 return None
         elif op == "glob":
             matcher = re.compile(fnmatch.translate(value))
-        return Compare(field, op, value, kind, grows, matcher, _predicate(kind, op, value, matcher))
+        return Compare(field, op, value, kind, grows, matcher, _predicate(kind, op, value, matcher), (field, op, value))
 
 
 # What each kind of field can be compared with: validation and evaluation read the same table, so
@@ -914,7 +930,7 @@ def evaluate_timed(
                 soonest = at
         return result, soonest
     if kind is Compare:
-        key = (cond.field, cond.op, cond.value)  # type: ignore[union-attr]
+        key = cond.key  # type: ignore[union-attr]
         if memo is not None:
             hit = memo.get(key)
             if hit is not None:
@@ -933,7 +949,7 @@ def evaluate_timed(
         ok, at = evaluate_timed(cond.child, now, get, count, grows_at, count_expiry, memo)  # type: ignore[union-attr]
         return not ok, at
     if kind is Count:
-        count_key = (cond.event, cond.within, cond.op, cond.value)  # type: ignore[union-attr]
+        count_key = cond.key  # type: ignore[union-attr]
         if memo is not None:
             hit = memo.get(count_key)
             if hit is not None:
