@@ -921,7 +921,14 @@ def evaluate_timed(
     if kind is AllOf:
         result, soonest = True, None
         for child in cond.timed_order or cond.children:  # type: ignore[union-attr]
-            ok, at = evaluate_timed(child, now, get, count, grows_at, count_expiry, memo)
+            if type(child) is Compare and not child.grows and memo is not None:
+                # The commonest part, inlined (no call): a comparison time cannot change.
+                hit = memo.get(child.key)
+                if hit is None:
+                    hit = memo[child.key] = (child.test(get(child.field)), None)
+                ok, at = hit
+            else:
+                ok, at = evaluate_timed(child, now, get, count, grows_at, count_expiry, memo)
             if not ok:
                 if at is None:
                     return False, None
