@@ -11,7 +11,8 @@ Two rules about who is asking, written down here because the browser endpoints a
   ``Referer`` (its origin only), and, when ``Sec-Fetch-Site: same-origin`` says the page and the
   request share an origin, from the request's own scheme and host. A request that names no page
   at all is refused by a site with allowed origins.
-* **The client's address** (``client_identifier``), which the collect rate limit counts by. The
+* **The client's address** (``client_address``), which the collect rate limit counts by and
+  ``visitor.country`` is looked up from (``client_location``; only the codes go on). The
   peer address of the connection, unless that peer is one of ``PARLEY_TRUSTED_PROXIES``: then
   ``X-Forwarded-For`` is read from the right, skipping trusted proxies, and the first address that
   is not one is the client. Forwarded headers from anyone else are ignored (they are trivial to

@@ -21,8 +21,11 @@ lengths are capped, and regular expressions compile only on RE2 (no catastrophic
 Targeting (docs/proactive.md, *Targeting*): ``schedule`` (= ``business_hours``) with several and
 overnight windows, ``24:00``, start/end dates and the site's holidays, in the site's time zone by
 default; caps default to once a day and 7 days after a dismissal (``null`` turns one off),
-``caps.until: seen | interacted``; ``visitor.attributes.<name>``, ``agents.online``, the snippet's
-page fields, ``session.pages`` with ``steps`` (funnels) and case-insensitive operators (``ieq`` …).
+``caps.until: seen | interacted``; ``visitor.attributes.<name>`` (only attributes the site
+declares: ``undeclared_attributes``), ``agents.online``, ``visitor.country``/``visitor.region``
+(proactive.geo), the snippet's page fields, ``session.pages`` with ``steps`` (funnels) and
+case-insensitive operators (``ieq`` …); ``goal`` an event or a URL glob, credited by first- or
+last-touch ``attribution`` among the rules sharing it (proactive.engine ``_attribute_goal``).
 """
 
 from __future__ import annotations
@@ -511,6 +514,14 @@ def _attribute_predicate(op: str, expected: Any, matcher: Any) -> Callable[[Any]
     return lambda actual: isinstance(actual, str) and test(actual)
 
 
+def _yaml_hint(kind: str, value: Any) -> str:
+    """YAML 1.1 reads unquoted NO, yes, on, off as true/false: Norway's country code among them."""
+    values = value if isinstance(value, list) else [value]
+    if kind == "str" and any(isinstance(v, bool) for v in values):
+        return '; YAML reads unquoted NO, yes, on and off as true/false: quote them ("NO")'
+    return ""
+
+
 def _checked_value(kind: str, op: str, value: Any, where: str) -> tuple[Any, str | None]:
     """The comparison value in a canonical, hashable form, or what is wrong with it."""
     if kind == "attr":
@@ -527,7 +538,7 @@ def _checked_value(kind: str, op: str, value: Any, where: str) -> tuple[Any, str
     if op == "in":
         what = "text values" if kind in ("str", "list", "pages") else f"{KIND_WORDS[kind]} values"
         if not isinstance(value, list) or not value or len(value) > MAX_LIST or not all(_scalar_ok(kind, v) for v in value):
-            return None, f"'in' takes a list of at most {MAX_LIST} {what} (at least one)"
+            return None, f"'in' takes a list of at most {MAX_LIST} {what} (at least one){_yaml_hint(kind, value)}"
         return frozenset(finite_number(v) if kind == "number" else v for v in value), None
     if kind == "duration":
         try:
@@ -539,7 +550,7 @@ def _checked_value(kind: str, op: str, value: Any, where: str) -> tuple[Any, str
             return None, f"{op} takes text of at most {MAX_STRING} characters"
         return value, None
     if not _scalar_ok(kind, value):
-        return None, f"the value must be {KIND_WORDS[kind]}"
+        return None, f"the value must be {KIND_WORDS[kind]}{_yaml_hint(kind, value)}"
     return (finite_number(value) if kind == "number" else value), None
 
 

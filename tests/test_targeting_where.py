@@ -17,10 +17,12 @@ from litestar import Request
 
 from api.composition import build_runtime
 from api.proactive import client_address
+from archive.errors import InvalidInput
 from archive.tables import Site
 from config.settings import ConfigError, load_settings, trusted_networks
 from proactive import backtest, service, store
 from proactive.geo import BuiltinLocator, Location, MaxMindLocator, NoLocator, located
+from proactive.rules import compile_all, load_document
 from proactive.tables import VisitorMemory
 from tests.conftest import LOG_STREAM
 from tests.engagement_support import (  # noqa: F401  (fixtures)
@@ -114,6 +116,13 @@ def test_forwarded_for_names_the_client_only_when_a_trusted_proxy_sent_it():
     assert client_address(_request("10.0.0.5", "81.2.69.160, 10.0.0.9"), trusted) == "81.2.69.160"
     assert client_address(_request("89.160.20.112", "81.2.69.160"), trusted) == "89.160.20.112"  # forged: ignored
     assert client_address(_request("10.0.0.5", "81.2.69.160"), []) == "10.0.0.5"  # no proxy trusted
+
+
+def test_norway_unquoted_in_yaml_is_refused_with_the_reason():
+    document = b"rules: [{name: r, site: shop, invite: {message: hi}, when: {field: visitor.country, op: in, value: [NO, SE]}}]"
+    with pytest.raises(InvalidInput) as refused:
+        compile_all(load_document(document))
+    assert refused.value.errors[0].path == "rules[0].when.value" and 'quote them ("NO")' in refused.value.errors[0].message
 
 
 def test_a_pageview_without_a_location_keeps_the_visitors_last_country():
