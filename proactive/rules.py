@@ -124,7 +124,7 @@ class Compare(msgspec.Struct, frozen=True):
     grows: bool  # a duration that increases with time without any event
     matcher: Any = None  # compiled regex / glob
     test: Any = None  # the comparison, total over the field's values: see _predicate
-    key: Any = None  # (field, op, value): the memo key of evaluate_timed, built once here, not per evaluation
+    key: Any = None  # (field, op, value): equal comparisons of different rules share one memo entry
 
 
 class Count(msgspec.Struct, frozen=True):
