@@ -357,7 +357,8 @@ class Engine:
             elif kind == "goal":
                 self._attribute_goal(state, ("event", event.get("name") or "goal"), now)
             elif kind == "pageview" and goals:
-                for glob in goals_reached(goals, event.get("url")):
+                pages = state.session.pages if state.session is not None else None  # the path this pageview appended
+                for glob in goals_reached(goals, event.get("url"), pages[-1] if pages else None):
                     state.url_goals = (state.url_goals or set()) | {glob}
                     self._attribute_goal(state, ("url", glob), now)
         self._dirty(state)

@@ -298,11 +298,12 @@ def url_goals(rules: list[Rule]) -> tuple[UrlGoal, ...]:
     return tuple(found.values())
 
 
-def goals_reached(goals: tuple[UrlGoal, ...], url: str | None) -> list[str]:
-    """The globs of ``goals`` this page (its stored URL) reaches."""
+def goals_reached(goals: tuple[UrlGoal, ...], url: str | None, path: str | None = None) -> list[str]:
+    """The globs of ``goals`` this page (its stored URL; ``path``: its path, when known) reaches."""
     if not goals or url is None:
         return []
-    path = urlsplit(url).path
+    if path is None:
+        path = urlsplit(url).path
     return [glob for glob, matcher, on_path in goals if matcher.match(path if on_path else url) is not None]
 
 
