@@ -71,7 +71,7 @@
   function pageview() { lastActive = Date.now(); maxScroll = 0; track("pageview", about(), null, 1); }
   function wrap(name) {
     var orig = history[name];
-    try { history[name] = function () { var r = orig.apply(this, arguments); setTimeout(guard(pageview), 0); return r; }; } catch (e) {}
+    try { history[name] = function () { var u = location.href, r = orig.apply(this, arguments); if (u != location.href) setTimeout(guard(pageview), 0); return r; }; } catch (e) {}
   }
 
   function listen() {
@@ -148,7 +148,7 @@
     no.onclick = guard(function () { close("invitation_dismissed"); emit("dismiss", inv); });
     on(root, "keydown", function (e) { if (e.key === "Escape") no.onclick(); });
     var timer = setTimeout(function () { host.remove(); }, new Date(inv.expires_at) - Date.now());
-    (d.body || d.documentElement).appendChild(host);
+    d.documentElement.appendChild(host);
     yes.focus({ preventScroll: true });
     track("invitation_shown", props);
     emit("show", inv);
