@@ -103,6 +103,18 @@ async def _assert_invitation_works(page) -> None:
     await page.wait_for_selector("[data-parley-widget]", state="detached")
 
 
+def _pageviews_sent() -> tuple[dict[str, list[str]], object]:
+    """The page views in the batches the page sends, by batch id (a batch sent again counts once)."""
+    batches: dict[str, list[str]] = {}
+
+    def record(request) -> None:
+        if "/v1/collect" in request.url:
+            body = json.loads(request.post_data)
+            batches[body["batch_id"]] = [e["url"] for e in body["events"] if e["type"] == "pageview"]
+
+    return batches, record
+
+
 def _snippet_errors(page) -> list[str]:
     return [e for e in page.errors if "snippet.js" in e]
 
@@ -170,6 +182,16 @@ async def test_a_page_whose_elements_clobber_names_still_gets_the_invitation(bro
     await page.context.close()
 
 
+async def test_a_blocking_tag_in_the_head_of_a_quirks_mode_page_works(browser, live, shop):
+    """Old CMS templates: no doctype, and the tag in <head> without async (no <body> yet when it runs)."""
+    html = _page("quirks", "", shop.embed.replace("<script async ", "<script ")).replace("<!doctype html>", "")
+    page = await _open(browser, live, "quirks", html)
+    assert await page.evaluate("document.compatMode") == "BackCompat"
+    await _assert_invitation_works(page)
+    assert _snippet_errors(page) == []
+    await page.context.close()
+
+
 async def test_queued_calls_run_once_the_snippet_loads_even_when_the_stream_cannot_open(browser, live, shop):
     head = STUB_AND_HANDLERS + PROMISE_AND_EVENTSOURCE_REPLACED
     page = await _open(browser, live, "stub", _page("stub", shop.embed, head))
@@ -180,39 +202,29 @@ async def test_queued_calls_run_once_the_snippet_loads_even_when_the_stream_cann
 
 
 async def test_the_snippet_included_twice_runs_once(browser, live, shop):
-    pageviews = []
-
-    def count(request):
-        if "/v1/collect" in request.url:
-            pageviews.extend(e for e in json.loads(request.post_data)["events"] if e["type"] == "pageview")
-
-    page = await _open(browser, live, "twice", _page("twice", shop.embed + shop.embed), on_request=count)
+    batches, record = _pageviews_sent()
+    page = await _open(browser, live, "twice", _page("twice", shop.embed + shop.embed), on_request=record)
     await _assert_invitation_works(page)  # one widget, not two
-    assert len(pageviews) == 1, pageviews
+    assert sum(batches.values(), []) == [page.url], batches
     await page.context.close()
 
 
 async def test_a_router_that_replaces_state_without_navigating_counts_no_pageview(browser, live, shop):
     """Routers store state with replaceState on the same URL (Next.js does at start): a page view is
     a new address, not a history call."""
-    pageviews = []
-
-    def count(request):
-        if "/v1/collect" in request.url:
-            pageviews.extend(e["url"] for e in json.loads(request.post_data)["events"] if e["type"] == "pageview")
-
-    page = await _open(browser, live, "replace", _page("replace", shop.embed), on_request=count)
+    batches, record = _pageviews_sent()
+    page = await _open(browser, live, "replace", _page("replace", shop.embed), on_request=record)
     await page.wait_for_function("localStorage.getItem('parley_vid') !== null")  # the snippet runs
     await page.evaluate("for (let i = 0; i < 5; i++) history.replaceState({i}, '')")
     await _assert_invitation_works(page)  # the first batch has gone out
     await page.click("#nav")  # a real navigation (pushState to a new address): a second page view
     await page.evaluate("new Promise(r => setTimeout(r, 0)).then(() => parley('flush'))")
 
-    async def counted():
-        return len(pageviews)
+    async def pageviews():
+        return sum(batches.values(), [])
 
-    await _poll(counted, lambda n: n >= 2, timeout=20)
-    assert len(pageviews) == 2 and pageviews[1] != pageviews[0], pageviews
+    sent = await _poll(pageviews, lambda p: len(p) >= 2, timeout=20)
+    assert sent == [f"{live['origin']}/shop-hostile-replace.html", page.url] and "shop-spa-" in page.url, batches
     await page.context.close()
 
 
