@@ -36,6 +36,10 @@ FETCH_THROWS = """<script>
 // An ad-blocker shim or a monitoring wrapper gone wrong.
 window.fetch = function () { throw new TypeError('fetch is blocked on this page'); };
 </script>"""
+FETCH_REJECTS = """<script>
+// An offline-first wrapper that answers every request it does not know with a failure.
+window.fetch = function () { return Promise.reject(new TypeError('Failed to fetch')); };
+</script>"""
 PROMISE_AND_EVENTSOURCE_REPLACED = """<script>
 window.Promise = function OldPolyfill() { throw new Error('not this Promise'); };
 window.EventSource = function () { throw new Error('EventSource is not allowed here'); };
@@ -123,6 +127,7 @@ HOSTILE_PAGES = {
     "prototype-js-tojson": PROTOTYPE_JS,
     "polluted-prototypes": POLLUTED_PROTOTYPES,
     "fetch-throws": FETCH_THROWS,
+    "fetch-rejects": FETCH_REJECTS,
     "promise-and-eventsource-replaced": PROMISE_AND_EVENTSOURCE_REPLACED,
     "history-frozen": HISTORY_FROZEN,
     "object-prototype-frozen": OBJECT_PROTOTYPE_FROZEN,
