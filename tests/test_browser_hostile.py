@@ -151,6 +151,7 @@ async def test_the_widget_is_styled_under_a_strict_content_security_policy(brows
     constructed stylesheet, which the policy does not govern."""
     page = await _open(browser, live, "csp", _page("csp", shop.embed, _csp(live)))
     await _assert_invitation_works(page)
+    assert _snippet_errors(page) == []
     await page.context.close()
 
 

@@ -49,7 +49,10 @@
     clearTimeout(flushTimer); flushTimer = 0;
     if (!active()) return;
     if (queue.length) { outbox.push({ id: rid(), events: queue.slice(-50) }); queue = []; outbox = outbox.slice(-5); }
-    if (beacon) try { while (outbox.length && nav.sendBeacon(url, payload(outbox[0]))) outbox.shift(); } catch (e) {}
+    if (beacon) {
+      try { while (outbox.length && nav.sendBeacon(url, payload(outbox[0]))) outbox.shift(); } catch (e) {}
+      return each(outbox, function (b) { post(payload(b), Boolean, Boolean); });
+    }
     if (sending || !outbox.length) return;
     sending = 1;
     var b = outbox[0];
