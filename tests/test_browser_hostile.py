@@ -134,6 +134,7 @@ HOSTILE_PAGES = {
     "storage-denied": STORAGE_DENIED,
     "element-name-taken": ELEMENT_NAME_TAKEN,
     "built-ins-that-throw": BUILT_INS_THAT_THROW,
+    "frozen-globals": "<script>[navigator, document, history, JSON, Math, console].forEach(Object.freeze);</script>",
     "base-href-elsewhere": '<base href="https://elsewhere.invalid/assets/">',
 }
 
@@ -193,6 +194,17 @@ async def test_a_blocking_tag_in_the_head_of_a_quirks_mode_page_works(browser, l
     html = _page("quirks", "", shop.embed.replace("<script async ", "<script ")).replace("<!doctype html>", "")
     page = await _open(browser, live, "quirks", html)
     assert await page.evaluate("document.compatMode") == "BackCompat"
+    await _assert_invitation_works(page)
+    assert _snippet_errors(page) == []
+    await page.context.close()
+
+
+async def test_a_page_rewritten_by_document_write_still_gets_the_invitation(browser, live, shop):
+    """A late ad script's document.write replaces the document (and drops every listener) after the
+    snippet ran: the batch timer, the stream and the widget do not depend on the old document."""
+    page = await _open(browser, live, "rewritten", _page("rewritten", shop.embed))
+    await page.wait_for_function("localStorage.getItem('parley_vid') !== null")  # the snippet runs
+    await page.evaluate("document.open(); document.write('<!doctype html><title>ad</title><p>rewritten</p>'); document.close()")
     await _assert_invitation_works(page)
     assert _snippet_errors(page) == []
     await page.context.close()
