@@ -134,6 +134,7 @@ HOSTILE_PAGES = {
     "storage-denied": STORAGE_DENIED,
     "element-name-taken": ELEMENT_NAME_TAKEN,
     "built-ins-that-throw": BUILT_INS_THAT_THROW,
+    "json-parse-replaced": "<script>JSON.parse = function () { throw new SyntaxError('this page parses its own way'); };</script>",
     "frozen-globals": "<script>[navigator, document, history, JSON, Math, console].forEach(Object.freeze);</script>",
     "base-href-elsewhere": '<base href="https://elsewhere.invalid/assets/">',
 }

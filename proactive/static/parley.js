@@ -36,12 +36,12 @@
 
   function post(body, done, fail) {
     if (!xhr) try {
-      return fetch(url, { method: "POST", body: body, keepalive: true, headers: { "Content-Type": "text/plain" }, credentials: "omit" })
-        .then(function (r) { return r.text().then(function (t) { done(r.status, t); }); }).then(null, fail);
+      return fetch(url, { method: "POST", body: body, keepalive: true, credentials: "omit" })
+        .then(function (r) { return r.json().catch(Object).then(function (j) { done(r.status, j); }); }).then(null, fail);
     } catch (e) {}
     try {
       var x = new XMLHttpRequest();
-      x.open("POST", url); x.onload = guard(function () { done(x.status, x.responseText); }); x.onerror = fail; x.send(body);
+      x.open("POST", url); x.responseType = "json"; x.onload = guard(function () { done(x.status, x.response); }); x.onerror = fail; x.send(body);
     } catch (e) { fail(); }
   }
 
@@ -57,11 +57,11 @@
     sending = 1;
     var b = outbox[0];
     function retry() { sending = 0; xhr ^= 1; setTimeout(guard(flush), 5000); }
-    post(payload(b), function (status, text) {
+    post(payload(b), function (status, answer) {
       if (status >= 500 || status === 429) return retry();
       if (outbox[0] === b) outbox.shift();
       sending = 0; flush();
-      each(JSON.parse(text).invitations, guard(show));
+      each(answer && answer.invitations, guard(show));
     }, retry);
   }
 
@@ -109,7 +109,7 @@
   function stream() {
     if (es || !w.EventSource || !active()) return;
     es = new EventSource(base + "/v1/invitations/stream?" + new URLSearchParams({ site_key: site, visitor_id: vid() }));
-    on(es, "invitation", function (m) { show(JSON.parse(m.data)); });
+    on(es, "invitation", function (m) { new Response(m.data).json().then(guard(show), Object); });
   }
 
   var CSS = ":host{all:initial!important;display:block!important}.p{position:fixed;z-index:2147483647;right:16px;bottom:16px;max-width:min(360px,calc(100vw - 32px));box-sizing:border-box;" +
