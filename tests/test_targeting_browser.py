@@ -1,5 +1,6 @@
-"""Targeting end to end in Debian's Chromium: parley.identify() makes an attribute rule invite, and
-a schedule whose overnight window opened yesterday invites today (it crosses midnight).
+"""Targeting end to end in Debian's Chromium: parley.identify() makes an attribute rule invite, a
+funnel over the visit's pages invites only visitors who took its steps in order, and a schedule
+whose overnight window opened yesterday invites today (it crosses midnight).
 
 Reuses the live Parley, page server and browser of tests/test_browser.py. The pages here are not
 under */shop*, so that module's rule stays out of the way.
@@ -81,4 +82,40 @@ async def test_an_overnight_window_that_opened_yesterday_invites_after_midnight(
     await page.goto(_write(live, "tg-night.html", _page("Night", shop.embed)))
     await _widget_button(page)
     assert "Still up?" in await page.locator("parley-invitation [role=dialog]").inner_text()
+    await page.close()
+
+
+FUNNEL = {"name": "tg-funnel", "site": "shop", "invite": {"message": "Comparing plans? Ask us."},
+          "when": {"all": [{"field": "page.url", "op": "glob", "value": "*/tg-funnel-pricing*"},
+                           {"field": "session.pages", "op": "steps", "value": ["/tg-funnel-product*", "/tg-funnel-pricing*"]}]}}
+
+
+async def test_a_visitor_who_took_the_funnels_steps_in_order_is_invited(browser, live, shop):
+    await _import(shop, FUNNEL)
+    pricing = _write(live, "tg-funnel-pricing.html", _page("Pricing", shop.embed))
+    product = _write(live, "tg-funnel-product.html", _page("Tent", shop.embed, body=f'<a id="to-pricing" href="{pricing}">plans</a>'))
+    page = await browser.new_page()
+    await page.goto(product)
+    await page.wait_for_function("localStorage.getItem('parley_vid')")
+    await page.click("#to-pricing")
+    await _widget_button(page)
+    assert "Comparing plans?" in await page.locator("parley-invitation [role=dialog]").inner_text()
+    await page.close()
+
+
+async def test_a_visitor_who_skipped_a_step_is_not_invited_and_explain_says_which(browser, live, shop):
+    await _import(shop, FUNNEL)
+    page = await browser.new_page()  # a new browser context: another visitor, who comes straight to pricing
+    await page.goto(_write(live, "tg-funnel-pricing.html", _page("Pricing", shop.embed)))
+    visitor = await page.wait_for_function("localStorage.getItem('parley_vid')")
+    visitor_id = await visitor.json_value()
+
+    async def explained():
+        answer = await shop.api.get(f"/v1/visitors/{visitor_id}/explain", params={"site": "shop"}, headers=shop.headers("marketing"))
+        return next((o for o in answer.json() if o["rule"] == "tg-funnel" and o["targeted"]), None) if answer.status_code == 200 else None
+
+    outcome = await _poll(explained, lambda o: o is not None)
+    assert outcome is not None and outcome["decision"] == "not matched"
+    assert any(line.startswith("✗ session.pages") for line in outcome["trace"]), outcome["trace"]
+    assert await page.locator("parley-invitation").count() == 0
     await page.close()
