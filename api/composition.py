@@ -114,7 +114,8 @@ def build_runtime(
         ingest_steps=ingest_steps(),
         events=event_sink(search),
         # A manual clock (tests, replays) arms no timers: the caller drives the ticks.
-        engagement=Engagement(clock, realtime=isinstance(clock, SystemClock), live=settings.engagement_engine),
+        engagement=Engagement(clock, realtime=isinstance(clock, SystemClock), live=settings.engagement_engine,
+                              replicas=settings.engagement_replicas),
         jobs=[*archive_jobs.jobs(), *sessions.jobs(), *indexing.jobs(), *rescan.jobs(), *retention_jobs.jobs(),
               *proactive_jobs.jobs(), *connectors.jobs(), *supervision_backfill.jobs()],
         connectors=ConnectorDirectory(signals, clock, settings.auth_cache_seconds),

@@ -36,12 +36,18 @@ class Journal:
     def __init__(self, engagement: Engagement) -> None:
         self.engagement = engagement
         self._batches: list[store.Batch] = []
+        self._handed: list[tuple[int, bool]] = []  # hand-off event ids applied (True) or dropped as a repeat (False)
         self._waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
         self.in_flight: Counter[tuple[str, str, str]] = Counter()  # counters being written (stats add them)
 
     def add(self, batch: store.Batch) -> None:
         self._batches.append(batch)
+
+    def handed_off(self, event_ids: list[int], applied: bool) -> None:
+        """Events another process stored for this owner (proactive.handoff): cleared, or deleted
+        when they repeated a batch already applied, in the commit that holds their effects."""
+        self._handed.extend((i, applied) for i in event_ids)
 
     def request(self) -> None:
         """Something changed: write it soon (nobody waits for it)."""
@@ -65,11 +71,12 @@ class Journal:
 
     async def _run(self) -> None:
         engine = self.engagement.engine
-        while self._batches or self._waiters or engine.changes or engine.counters:
+        while self._batches or self._waiters or engine.changes or engine.counters or self._handed:
             # Requests arriving meanwhile join this commit; a timer's decision alone goes at once.
             await asyncio.sleep(GATHER_SECONDS if self._waiters else 0)
             batches, self._batches = self._batches, []
             waiters, self._waiters = self._waiters, []
+            handed, self._handed = self._handed, []
             changes = engine.take_changes()
             counters = self.in_flight = engine.take_counters()
             visitors = []
@@ -80,10 +87,11 @@ class Journal:
             snapshot = store.Snapshot(
                 batches=batches, visitors=visitors, invitations=list(changes.invitations.values()),
                 capacity=[(k, engine.capacity[k]) for k in changes.capacity if k in engine.capacity], counters=counters,
-                forgotten=list(changes.forgotten),
+                forgotten=list(changes.forgotten), handed=handed,
             )
             try:
                 async with db.write_transaction():
+                    await self.engagement.fence(snapshot)  # replicas: only while this process owns the tenants
                     await store.write(snapshot)
             except Exception as exc:
                 # Memory is now ahead of the store: the visitors involved are read back from it on

@@ -55,6 +55,7 @@ class Snapshot(msgspec.Struct):
     capacity: list[tuple[GroupKey, GroupCapacity]]
     counters: Counter[tuple[str, str, str]]
     forgotten: list[tuple[Any, str]]
+    handed: list[tuple[int, bool]] = []  # hand-off event ids: applied (cleared) or a repeated batch (deleted)
 
 
 # What of an event is stored sealed (``payload``): everything that came from the page. In clear
@@ -120,6 +121,8 @@ async def write(snapshot: Snapshot) -> None:
     await _executemany(COUNTER_ADD, [(UUID(rule_id), variant, name, count) for (rule_id, variant, name), count in snapshot.counters.items()])
     for tenant, visitor_hash in snapshot.forgotten:
         await delete_visitor(tenant, visitor_hash)
+    await _executemany("UPDATE behaviour_event SET handoff = NULL WHERE id = ?", [(i,) for i, applied in snapshot.handed if applied])
+    await _executemany("DELETE FROM behaviour_event WHERE id = ?", [(i,) for i, applied in snapshot.handed if not applied])
 
 
 _json_encoder = msgspec.json.Encoder()
@@ -157,27 +160,36 @@ async def visitor(site: Any, visitor_hash: str) -> dict[str, Any] | None:
     ).first()
 
 
-async def recent_visitors(since: datetime) -> list[dict[str, Any]]:
-    return await VisitorMemory.select(VisitorMemory.tenant, VisitorMemory.site, VisitorMemory.visitor_hash, VisitorMemory.state).where(
-        VisitorMemory.last_seen >= since
-    )
+async def recent_visitors(since: datetime, tenant: Any = None) -> list[dict[str, Any]]:
+    """``tenant``: only its visitors (an engine replica taking the tenant over), else everyone's."""
+    where = VisitorMemory.last_seen >= since
+    if tenant is not None:
+        where = where & (VisitorMemory.tenant == tenant)
+    return await VisitorMemory.select(VisitorMemory.tenant, VisitorMemory.site, VisitorMemory.visitor_hash, VisitorMemory.state).where(where)
 
 
-async def dormant_timers(before: datetime) -> list[dict[str, Any]]:
+async def dormant_timers(before: datetime, tenant: Any = None) -> list[dict[str, Any]]:
     """Visitors not active lately but with a decision due: loaded when it is."""
-    return await VisitorMemory.select(VisitorMemory.site, VisitorMemory.visitor_hash, VisitorMemory.next_due).where(
-        (VisitorMemory.last_seen < before) & VisitorMemory.next_due.is_not_null()
-    )
+    where = (VisitorMemory.last_seen < before) & VisitorMemory.next_due.is_not_null()
+    if tenant is not None:
+        where = where & (VisitorMemory.tenant == tenant)
+    return await VisitorMemory.select(VisitorMemory.site, VisitorMemory.visitor_hash, VisitorMemory.next_due).where(where)
 
 
-async def open_invitations() -> list[OpenInvitation]:
-    rows = await EngagementInvitation.select().where(EngagementInvitation.status.is_in(["sent", "shown"]))
+async def open_invitations(tenant: Any = None) -> list[OpenInvitation]:
+    where = EngagementInvitation.status.is_in(["sent", "shown"])
+    if tenant is not None:
+        where = where & (EngagementInvitation.tenant == tenant)
+    rows = await EngagementInvitation.select().where(where)
     return [invitation_record(r) for r in rows]
 
 
-async def invitations_since(since: datetime) -> list[OpenInvitation]:
+async def invitations_since(since: datetime, tenant: Any = None) -> list[OpenInvitation]:
     """Sent since ``since``: pacing, and accepted invitations the platform has not reported yet."""
-    rows = await EngagementInvitation.select().where(EngagementInvitation.sent_at >= since)
+    where = EngagementInvitation.sent_at >= since
+    if tenant is not None:
+        where = where & (EngagementInvitation.tenant == tenant)
+    rows = await EngagementInvitation.select().where(where)
     return [invitation_record(r) for r in rows]
 
 
@@ -190,8 +202,8 @@ async def accepted_since_report() -> Counter[GroupKey]:
     return Counter({(_uuid(r["tenant"]), r["agent_group"]): r["n"] for r in rows})
 
 
-async def capacity_reports() -> list[tuple[GroupKey, GroupCapacity]]:
-    rows = await AgentCapacity.select()
+async def capacity_reports(tenant: Any = None) -> list[tuple[GroupKey, GroupCapacity]]:
+    rows = await (AgentCapacity.select() if tenant is None else AgentCapacity.select().where(AgentCapacity.tenant == tenant))
     return [((r["tenant"], r["agent_group"]),
              GroupCapacity(r["online_agents"], r["max_chats_per_agent"], r["active_chats"], r["reported_at"])) for r in rows]
 
@@ -273,3 +285,80 @@ async def delete_visitor(tenant_id: Any, visitor_hash: str) -> int:
 
 def recent_cutoff(now: float, seconds: float) -> datetime:
     return utc(now) - timedelta(seconds=seconds)
+
+
+# --- engine replicas (proactive.handoff) -----------------------------------------------------------
+
+HANDOFF_INSERT = (
+    "INSERT INTO behaviour_event (tenant, site, visitor_hash, session_id, tab_id, batch_id, type, at, payload, received_at, handoff)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+async def write_for_owner(batch: Batch) -> None:
+    """Inside the caller's transaction: a batch accepted by a process that does not own its site,
+    stored like any other and marked for the owner to apply."""
+    await _executemany(HANDOFF_INSERT, [
+        (batch.tenant, batch.site, batch.visitor_hash, batch.session_id, batch.tab, batch.batch_id, e["type"], utc(e["at_epoch"]), sealed,
+         utc(batch.received), True)
+        for e, sealed in zip(batch.events, batch.sealed, strict=True)
+    ])
+
+
+async def batch_stored(tenant: Any, visitor_hash: str, batch_id: str) -> bool:
+    """A batch id already stored for the visitor (a retry whose first answer was lost)."""
+    found: bool = await BehaviourEvent.exists().where(
+        (BehaviourEvent.tenant == tenant) & (BehaviourEvent.visitor_hash == visitor_hash) & (BehaviourEvent.batch_id == batch_id)
+    )
+    return found
+
+
+async def handed_off(tenant: Any, crypto: EventCrypto, limit: int) -> list[tuple[list[int], Batch]]:
+    """The oldest events waiting for the tenant's owner, as the batches they arrived in, with
+    their row ids."""
+    rows = await BehaviourEvent.select(
+        BehaviourEvent._meta.primary_key, BehaviourEvent.site, BehaviourEvent.visitor_hash, BehaviourEvent.session_id, BehaviourEvent.tab_id,
+        BehaviourEvent.batch_id, BehaviourEvent.type, BehaviourEvent.at, BehaviourEvent.payload, BehaviourEvent.received_at,
+    ).where((BehaviourEvent.tenant == tenant) & BehaviourEvent.handoff.is_not_null()).order_by(BehaviourEvent._meta.primary_key).limit(limit)
+    out: list[tuple[list[int], Batch]] = []
+    for row in rows:
+        received = row["received_at"].timestamp()
+        last = out[-1] if out else None
+        if last is None or (last[1].site, last[1].visitor_hash, last[1].batch_id, last[1].received) != (
+            row["site"], row["visitor_hash"], row["batch_id"], received
+        ):
+            last = ([], Batch(tenant, row["site"], row["visitor_hash"], row["session_id"], row["tab_id"], row["batch_id"], received, []))
+            out.append(last)
+        payload = event_payload({**row, "name": "", "url": "", "title": "", "referrer": "", "props": "{}"}, crypto)
+        last[0].append(row["id"])
+        last[1].events.append({
+            "type": row["type"], "name": payload.get("name"), "at_epoch": row["at"].timestamp(), "url": payload.get("url"),
+            "title": payload.get("title"), "referrer": payload.get("referrer"), "props": payload.get("props") or {},
+            "tab": row["tab_id"] or row["session_id"],
+        })
+    return out
+
+
+async def claim_invitations(tenant: Any, key: VisitorKey, now: datetime) -> list[Invitation]:
+    """Sent invitations no channel has taken yet, taken now: exactly one caller gets each."""
+    rows = await EngagementInvitation.raw(
+        "UPDATE engagement_invitation SET delivered_at = {} WHERE tenant = {} AND site = {} AND visitor_hash = {}"
+        " AND status = 'sent' AND delivered_at IS NULL AND expires_at > {} RETURNING *",
+        now, tenant, key[0], key[1], now,
+    )
+    return [invitation_record(r).invitation for r in sorted(rows, key=lambda r: r["sent_at"])]
+
+
+async def group_usage(tenant: Any) -> dict[str, tuple[int, int]]:
+    """Per agent group of the tenant: open invitations, and accepted ones the platform has not
+    counted yet (for capacity answered by a process that does not own the tenant)."""
+    open_rows = await EngagementInvitation.raw(
+        "SELECT agent_group, COUNT(*) AS n FROM engagement_invitation WHERE tenant = {} AND status IN ('sent', 'shown')"
+        " AND agent_group != '' GROUP BY agent_group", tenant,
+    )
+    accepted = await accepted_since_report()
+    usage = {r["agent_group"]: (int(r["n"]), 0) for r in open_rows}
+    for (t, group), n in accepted.items():
+        if t == tenant:
+            usage[group] = (usage.get(group, (0, 0))[0], n)
+    return usage

@@ -3,7 +3,7 @@ memory — visitors, invitations and agent capacity (see proactive.store)."""
 
 from __future__ import annotations
 
-from piccolo.columns import JSON, UUID, BigInt, Bytea, ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns import JSON, UUID, BigInt, Boolean, Bytea, ForeignKey, Integer, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -45,6 +45,9 @@ class BehaviourEvent(Table, tablename="behaviour_event"):
     referrer = Varchar(length=512, default="")
     batch_id = Varchar(length=64, default="")
     payload = Bytea(null=True, default=None)
+    # Set while the events wait for the process that owns their site (engine replicas,
+    # proactive.handoff); cleared in the owner's commit that applied them.
+    handoff = Boolean(null=True, default=None)
 
 
 class RuleCounter(Table, tablename="rule_counter"):
@@ -84,6 +87,7 @@ class EngagementInvitation(Table, tablename="engagement_invitation"):
     sent_at = Timestamptz()
     expires_at = Timestamptz()
     closed_at = Timestamptz(null=True, default=None)
+    delivered_at = Timestamptz(null=True, default=None)  # engine replicas: when a channel took it (proactive.handoff)
 
 
 class AgentCapacity(Table, tablename="agent_capacity"):
