@@ -50,6 +50,11 @@ OPERATION = "engagement"
 MEMBER = "engine-member"
 LEASE_SECONDS = 6.0  # a holder on another host that stops renewing loses its tenants after this
 BEAT_SECONDS = 1.5  # renewal and rebalancing; failover ≤ LEASE_SECONDS + BEAT_SECONDS + read-back
+# A process that hangs (paused, swapped out, stopped) inside a transaction must not keep the lease
+# rows locked past its lease: PostgreSQL ends such a session after this long, and a beat waits at
+# most LOCK_WAIT for a row lock before trying again on the next beat.
+HUNG_TRANSACTION = "4s"
+LOCK_WAIT = "1s"
 
 
 class EngineMoved(Unavailable):
@@ -121,6 +126,7 @@ class Ownership:
             now = self.rt.clock.now()
             expires = now + timedelta(seconds=LEASE_SECONDS)
             async with db.write_transaction():
+                await _bounded()
                 await db.engine().run_querystring(QueryString(
                     "INSERT INTO operation_lease (key, tenant, operation, run_id, holder, token, acquired_at, heartbeat_at, expires_at,"
                     " released_at) VALUES ({}, {}, {}, {}, {}, 0, {}, {}, {}, NULL) ON CONFLICT (key) DO UPDATE SET"
@@ -168,7 +174,9 @@ class Ownership:
 
     async def _take(self, tenant: UUID) -> None:
         try:
-            lease = await leases.acquire(self.rt, tenant, OPERATION, ttl=LEASE_SECONDS)
+            async with db.write_transaction():  # leases.acquire runs in this one
+                await _bounded()
+                lease = await leases.acquire(self.rt, tenant, OPERATION, ttl=LEASE_SECONDS)
         except leases.LeaseBusy:
             return  # its holder is alive after all (a race with its renewal): the next beat looks again
         self.held[tenant] = lease.token
@@ -209,6 +217,7 @@ class Ownership:
         decides for is still ours. The share lock makes a take-over wait for this commit."""
         tenants = {b.tenant for b in snapshot.batches} | {v[0] for v in snapshot.visitors} | {r.tenant for r in snapshot.invitations}
         tenants |= {key[0] for key, _ in snapshot.capacity}
+        await _bounded()
         if not tenants:
             return
         keys = sorted(tenant_key(t) for t in tenants)
@@ -222,3 +231,10 @@ class Ownership:
                 log.warning("engine_commit_fenced", tenant=str(tenant))
                 self.drop(tenant)
             raise EngineMoved("another engine process decides for this site now; send the request again")
+
+
+async def _bounded() -> None:
+    """Inside a transaction: neither a hung holder nor a lock it holds outlives a lease."""
+    await db.engine().run_querystring(QueryString(
+        "SELECT set_config('idle_in_transaction_session_timeout', {}, true), set_config('lock_timeout', {}, true)", HUNG_TRANSACTION, LOCK_WAIT,
+    ))
