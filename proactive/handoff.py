@@ -37,11 +37,14 @@ CAPACITY = "engagement_capacity"
 PICK_UP_BATCH = 2000
 
 
-async def store_for_owner(rt: Runtime, batch: store.Batch) -> None:
-    """A batch for a site another process owns: durable when this returns, then the owner is woken."""
+async def store_for_owner(rt: Runtime, batch: store.Batch) -> bool:
+    """A batch for a site another process owns: durable when this returns, then the owner is woken.
+    False when the batch id was stored before (nothing is stored again)."""
     async with db.write_transaction():
-        await store.write_for_owner(batch)
-    await rt.signals.announce(EVENTS, str(batch.tenant))
+        stored = await store.write_for_owner(batch)
+    if stored:
+        await rt.signals.announce(EVENTS, str(batch.tenant))
+    return stored
 
 
 async def take_invitations(rt: Runtime, tenant: Any, key: VisitorKey) -> list[Invitation]:

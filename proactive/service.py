@@ -384,10 +384,12 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
                          store.seal_payloads(ctx.crypto, key[1], good))
     if not engagement.owns(tenant):
         # Engine replicas: another process decides for this site; it gets the events through the store.
-        if batch.batch_id is not None and await store.batch_stored(tenant, key[1], batch.batch_id):
-            return CollectOut(accepted=len(good), rejected=rejected, invitations=await engagement.take(tenant, key), dropped="duplicate")
         if good:
-            await handoff.store_for_owner(rt, arrived)
+            repeated = not await handoff.store_for_owner(rt, arrived)
+        else:
+            repeated = batch.batch_id is not None and await store.batch_stored(tenant, key[1], batch.batch_id)
+        if repeated:
+            return CollectOut(accepted=len(good), rejected=rejected, invitations=await engagement.take(tenant, key), dropped="duplicate")
     else:
         state = await engagement.visitor(tenant, site["id"], key[1])
         assert state is not None

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
+from piccolo.querystring import QueryString
 
 from archive import db
 from archive.db import json_column
@@ -295,14 +296,22 @@ HANDOFF_INSERT = (
 )
 
 
-async def write_for_owner(batch: Batch) -> None:
+async def write_for_owner(batch: Batch) -> bool:
     """Inside the caller's transaction: a batch accepted by a process that does not own its site,
-    stored like any other and marked for the owner to apply."""
+    stored like any other and marked for the owner to apply. False, and nothing stored, when the
+    batch id was stored before (a retry; two replicas storing the same retry at once are
+    serialised on a lock of the batch id)."""
+    await db.engine().run_querystring(QueryString(
+        "SELECT pg_advisory_xact_lock(hashtextextended({}, 0))", f"{batch.tenant}/{batch.visitor_hash}/{batch.batch_id}",
+    ))
+    if await batch_stored(batch.tenant, batch.visitor_hash, batch.batch_id):
+        return False
     await _executemany(HANDOFF_INSERT, [
         (batch.tenant, batch.site, batch.visitor_hash, batch.session_id, batch.tab, batch.batch_id, e["type"], utc(e["at_epoch"]), sealed,
          utc(batch.received), True)
         for e, sealed in zip(batch.events, batch.sealed, strict=True)
     ])
+    return True
 
 
 async def batch_stored(tenant: Any, visitor_hash: str, batch_id: str) -> bool:
@@ -320,15 +329,15 @@ async def handed_off(tenant: Any, crypto: EventCrypto, limit: int) -> list[tuple
         BehaviourEvent._meta.primary_key, BehaviourEvent.site, BehaviourEvent.visitor_hash, BehaviourEvent.session_id, BehaviourEvent.tab_id,
         BehaviourEvent.batch_id, BehaviourEvent.type, BehaviourEvent.at, BehaviourEvent.payload, BehaviourEvent.received_at,
     ).where((BehaviourEvent.tenant == tenant) & BehaviourEvent.handoff.is_not_null()).order_by(BehaviourEvent._meta.primary_key).limit(limit)
-    out: list[tuple[list[int], Batch]] = []
+    # Grouped by batch, not by neighbourhood: two replicas storing at once interleave their row ids.
+    found: dict[tuple[Any, str, str, float], tuple[list[int], Batch]] = {}
     for row in rows:
         received = row["received_at"].timestamp()
-        last = out[-1] if out else None
-        if last is None or (last[1].site, last[1].visitor_hash, last[1].batch_id, last[1].received) != (
-            row["site"], row["visitor_hash"], row["batch_id"], received
-        ):
-            last = ([], Batch(tenant, row["site"], row["visitor_hash"], row["session_id"], row["tab_id"], row["batch_id"], received, []))
-            out.append(last)
+        key = (row["site"], row["visitor_hash"], row["batch_id"], received)
+        last = found.get(key)
+        if last is None:
+            last = found[key] = ([], Batch(tenant, row["site"], row["visitor_hash"], row["session_id"], row["tab_id"], row["batch_id"],
+                                           received, []))
         payload = event_payload({**row, "name": "", "url": "", "title": "", "referrer": "", "props": "{}"}, crypto)
         last[0].append(row["id"])
         last[1].events.append({
@@ -336,7 +345,7 @@ async def handed_off(tenant: Any, crypto: EventCrypto, limit: int) -> list[tuple
             "title": payload.get("title"), "referrer": payload.get("referrer"), "props": payload.get("props") or {},
             "tab": row["tab_id"] or row["session_id"],
         })
-    return out
+    return list(found.values())
 
 
 async def claim_invitations(tenant: Any, key: VisitorKey, now: datetime) -> list[Invitation]:

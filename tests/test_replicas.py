@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -208,8 +209,12 @@ if ENGINE == "postgres":
 
             received = await eventually(invited, "the invitation reaches a replica that does not own the site")
         assert [i["rule"] for i in received] == ["pricing"]
-        rows = await cluster.first.sql("SELECT count(*) FROM behaviour_event WHERE session_id = 's-v1' AND handoff IS NOT NULL")
-        assert rows == [(0,)]  # the owner applied every handed-off event
+
+        async def applied() -> bool:
+            rows = await cluster.first.sql("SELECT count(*), count(handoff) FROM behaviour_event WHERE session_id = 's-v1'")
+            return rows[0][0] > 0 and rows[0][1] == 0
+
+        await eventually(applied, "the owner applies every handed-off event")
 
     async def test_an_invitation_reaches_the_stream_on_whichever_replica_holds_it(cluster):
         shop = await cluster.shop("replicas-stream")
@@ -250,18 +255,24 @@ if ENGINE == "postgres":
 
             await eventually(owner_knows, "the owner applies the report sent to another replica")
 
-    async def test_kill_9_of_the_owner_of_a_busy_site_invites_every_qualifying_visitor_once(cluster):
+    async def _busy_site_survives(cluster: Cluster, slug: str, disrupt: Callable[[Deployment], Awaitable[None]],
+                                  recover: Callable[[Deployment], Awaitable[None]]) -> None:
+        """Twelve visitors qualify for a rule with three agent slots, each sending to any replica;
+        an invited visitor dismisses its invitation, and its slot goes to the next one waiting.
+        Once the first are invited the owner is disrupted (``disrupt``); once another replica has
+        taken the site over, ``recover`` runs. In the end every visitor was invited exactly once,
+        never more invitations were open than slots, and every acknowledged event is stored once."""
         visitors = [f"busy-{i}" for i in range(12)]
-        shop = await cluster.shop("replicas-busy")
+        shop = await cluster.shop(slug)
         owner = await cluster.holder(shop.tenant_id)
         assert owner is not None
         replicas = cluster.alive()
         handled: set[str] = set()
-        async with httpx.AsyncClient(timeout=30) as http:
+        # A replica that does not answer within a few seconds is given up on: the batch goes to the next.
+        async with httpx.AsyncClient(timeout=5) as http:
 
             async def round_of_traffic() -> None:
-                """Every visitor is heard from; one that holds an invitation shows and dismisses it
-                (its slot goes to the next waiting visitor)."""
+                """Every visitor is heard from; one that holds an invitation shows and dismisses it."""
                 async def one(visitor: str) -> None:
                     fresh = [i for i in shop.invited.get(visitor, []) if i not in handled]
                     if fresh:
@@ -280,16 +291,15 @@ if ENGINE == "postgres":
                 return len({v for v, got in shop.invited.items() if got}) >= SLOTS
 
             await eventually(some_invited, "the first visitors are invited")
-            killed_at = time.monotonic()
-            owner.kill()
+            await disrupt(owner)
 
             async def taken_over() -> Deployment | None:
                 await round_of_traffic()
-                return await cluster.holder(shop.tenant_id)
+                successor = await cluster.holder(shop.tenant_id)
+                return successor if successor is not owner else None
 
-            successor = await eventually(taken_over, "another replica takes the busy site over")
-            assert successor is not owner
-            failover = time.monotonic() - killed_at
+            await eventually(taken_over, "another replica takes the busy site over")
+            await recover(owner)
 
             async def everyone_invited() -> bool:
                 await round_of_traffic()
@@ -298,24 +308,48 @@ if ENGINE == "postgres":
             await eventually(everyone_invited, "every qualifying visitor is invited")
             await round_of_traffic()  # the last invitations are dismissed too
 
+        async def handed_off() -> bool:
+            waiting = await cluster.first.sql("SELECT count(*) FROM behaviour_event WHERE handoff IS NOT NULL")
+            return waiting == [(0,)]
+
+        await eventually(handed_off, "the owner applies every handed-off event")
         # Exactly once: one invitation per visitor, in the answers and in the store.
         assert {v: len(set(got)) for v, got in shop.invited.items()} == dict.fromkeys(visitors, 1)
         sent = await cluster.first.sql(
-            "SELECT i.id, i.sent_at, i.closed_at FROM engagement_invitation i JOIN tenant t ON t.id = i.tenant WHERE t.slug = $1",
-            "replicas-busy",
+            "SELECT i.id, i.sent_at, i.closed_at FROM engagement_invitation i JOIN tenant t ON t.id = i.tenant WHERE t.slug = $1", slug,
         )
         assert len(sent) == len(visitors)
         # The cap: at no moment were more invitations open than the agents had slots.
         for _, at, _ in sent:
             open_then = [i for i, s, c in sent if s <= at and (c is None or c > at)]
             assert len(open_then) <= SLOTS, (at, open_then)
-        # No acknowledged event lost, none stored twice, and every hand-off applied.
+        # No acknowledged event lost, none stored twice.
         stored = await cluster.first.sql(
-            "SELECT e.session_id, e.batch_id, count(*), count(e.handoff) FROM behaviour_event e JOIN tenant t ON t.id = e.tenant"
-            " WHERE t.slug = $1 GROUP BY e.session_id, e.batch_id", "replicas-busy",
+            "SELECT e.session_id, e.batch_id, count(*) FROM behaviour_event e JOIN tenant t ON t.id = e.tenant"
+            " WHERE t.slug = $1 GROUP BY e.session_id, e.batch_id", slug,
         )
-        batches = {(s, b): n for s, b, n, _ in stored}
+        batches = {(session, batch): n for session, batch, n in stored}
         assert {batch: batches.get(batch) for batch in shop.acknowledged} == shop.acknowledged
-        assert [row for row in stored if row[3]] == []
-        assert failover < PATIENCE
-        print(f"failover: {failover:.1f}s")
+
+    async def test_an_owner_that_hangs_is_fenced_and_decides_nothing_after_its_lease(cluster):
+        """SIGSTOP: the process is alive but silent (as an owner on another host that stalls). Its
+        lease runs out, another replica takes over; resumed, it writes no decision of its own."""
+
+        async def pause(owner: Deployment) -> None:
+            assert owner.process is not None
+            os.killpg(owner.process.pid, signal.SIGSTOP)
+
+        async def resume(owner: Deployment) -> None:
+            assert owner.process is not None
+            os.killpg(owner.process.pid, signal.SIGCONT)
+
+        await _busy_site_survives(cluster, "replicas-hang", pause, resume)
+
+    async def test_kill_9_of_the_owner_of_a_busy_site_invites_every_qualifying_visitor_once(cluster):
+        async def kill(owner: Deployment) -> None:
+            owner.kill()
+
+        async def nothing(owner: Deployment) -> None:
+            return None
+
+        await _busy_site_survives(cluster, "replicas-busy", kill, nothing)
