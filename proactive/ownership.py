@@ -84,6 +84,7 @@ class Ownership:
         self.rt = rt
         self.me = leases.holder_id()
         self.held: dict[UUID, int] = {}  # tenant → the fencing token of our lease
+        self.taking: dict[UUID, int] = {}  # leases taken, tenants still being read back (not decided yet)
         self.sites: dict[UUID, set[Any]] = {}  # tenant → its sites (as of the last beat)
         self.members: list[str] = []
         self._task: asyncio.Task[None] | None = None
@@ -179,16 +180,20 @@ class Ownership:
                 lease = await leases.acquire(self.rt, tenant, OPERATION, ttl=LEASE_SECONDS)
         except leases.LeaseBusy:
             return  # its holder is alive after all (a race with its renewal): the next beat looks again
-        self.held[tenant] = lease.token
+        # Read back before deciding: until then collects for the tenant are handed off (and applied
+        # after), so nothing decided here can be overwritten by what the store said before it.
+        self.taking[tenant] = lease.token
         log.info("engine_tenant_taken", tenant=str(tenant), token=lease.token, taken_over_from=lease.taken_over_from)
         try:
             await self.engagement.restore(self.rt, tenant, self.sites.get(tenant, set()))
         except Exception:
             log.exception("engine_tenant_restore_failed", tenant=str(tenant))
+            self.taking.pop(tenant, None)
             self.drop(tenant)
             await leases.release(lease, self.rt.clock.now())
             return
-        self.engagement.events_waiting(tenant)
+        self.held[tenant] = self.taking.pop(tenant)
+        self.engagement.resume_tenant(tenant)
 
     async def _release(self, tenant: UUID) -> None:
         """Hand over: write what was decided, forget the tenant, then let the lease go."""
@@ -224,7 +229,8 @@ class Ownership:
         rows = await OperationLease.raw(
             "SELECT key, tenant, holder, token, released_at FROM operation_lease WHERE key = ANY({}) ORDER BY key FOR SHARE", keys,
         )
-        ours = {r["tenant"] for r in rows if r["holder"] == self.me and r["released_at"] is None and self.held.get(r["tenant"]) == r["token"]}
+        tokens = {**self.taking, **self.held}
+        ours = {r["tenant"] for r in rows if r["holder"] == self.me and r["released_at"] is None and tokens.get(r["tenant"]) == r["token"]}
         lost = tenants - ours
         if lost:
             for tenant in lost:

@@ -151,11 +151,6 @@ class Engagement:
             engine.adopt(visitor_state.load(row["state"], row["tenant"], row["site"], row["visitor_hash"], engine.codes))
         for row in await store.dormant_timers(cutoff, tenant):
             engine.restore_timer((row["site"], row["visitor_hash"]), row["next_due"].timestamp())
-        if tenant is not None:
-            engine._finish()  # capacity the read-back freed goes to the visitors waiting for it
-            due = engine.next_due()
-            if due is not None:
-                self._arm(due)
 
     async def stop(self, rt: Runtime) -> None:
         self.delivery.close_all()
@@ -267,6 +262,17 @@ class Engagement:
         self.delivery.hold(key, invitation)
         if tenant is not None:
             self._background_task(self._rt.signals.announce(handoff.INVITED, f"{tenant}:{key[0]}:{key[1]}"))
+
+    def resume_tenant(self, tenant: Any) -> None:
+        """Replicas: a tenant read back is decided here from now on — waiting visitors, timers,
+        and the events other processes stored for it meanwhile. The wait queues are decided again:
+        the previous owner may have died between freeing a slot and giving it away."""
+        self.engine._to_drain.update(key for key in self.engine.queues if key[0] == tenant)
+        self.engine._finish()
+        due = self.engine.next_due()
+        if due is not None:
+            self._arm(due)
+        self.events_waiting(tenant)
 
     def take_pending(self, key: VisitorKey) -> list[Invitation]:
         return self.delivery.take_pending(key, self.clock.time())
