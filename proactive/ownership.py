@@ -183,6 +183,7 @@ class Ownership:
         # Read back before deciding: until then collects for the tenant are handed off (and applied
         # after), so nothing decided here can be overwritten by what the store said before it.
         self.taking[tenant] = lease.token
+        self.drop(tenant)  # nothing of an earlier time as owner (or of a read-only look) stays in memory
         log.info("engine_tenant_taken", tenant=str(tenant), token=lease.token, taken_over_from=lease.taken_over_from)
         try:
             await self.engagement.restore(self.rt, tenant, self.sites.get(tenant, set()))

@@ -198,7 +198,7 @@ class Engagement:
     async def peek(self, site: Any, visitor_hash: str) -> VisitorState | None:
         """The visitor as the live engine has it (memory, else the store), without taking it in."""
         state = self.engine.visitors.get((site, visitor_hash))
-        if state is not None or self.live:
+        if state is not None or (self.live and self.ownership is None):  # replicas: only the owner takes visitors in
             return await self.visitor(None, site, visitor_hash, create=False)
         row = await store.visitor(site, visitor_hash)
         return visitor_state.load(row["state"], row["tenant"], site, visitor_hash, self.engine.codes) if row else None

@@ -52,6 +52,39 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, timeou
         await asyncio.sleep(0.1)
 
 
+def _merged(base: Any, override: Any) -> Any:
+    """Compose's merge of an override file: mappings merge key by key, the rest is replaced."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in override.items()}}
+    return override
+
+
+def _replicas_compose() -> dict[str, Any]:
+    root = Path(__file__).parent.parent / "deploy"
+    merged: dict[str, Any] = _merged(yaml.safe_load((root / "compose.yaml").read_text()), yaml.safe_load((root / "compose.replicas.yaml").read_text()))
+    return merged
+
+
+def test_the_replicas_compose_file_follows_the_compose_specification():
+    from tests.test_deploy import compose_errors
+
+    assert compose_errors(_replicas_compose()) == []
+
+
+def test_every_process_of_the_replicas_compose_file_shares_the_engine_and_one_runs_the_scheduler():
+    from config.settings import load_settings
+    from tests.test_deploy import OPERATOR_VARIABLES, interpolate, service_environment
+
+    services = _replicas_compose()["services"]
+    processes = {name: s for name, s in services.items() if s.get("build")}
+    settings = {name: load_settings({k: interpolate(v, OPERATOR_VARIABLES) for k, v in service_environment(s).items()})
+                for name, s in processes.items()}
+    assert sorted(settings) == ["engine", "parley"]
+    assert all(s.engagement_replicas and s.engine == "postgres" and s.engagement_engine for s in settings.values())
+    assert [name for name, s in settings.items() if s.scheduler] == ["parley"]
+    assert settings["engine"].effective_database_url == settings["parley"].effective_database_url
+
+
 if ENGINE == "sqlite":
 
     async def test_on_sqlite_one_process_owns_every_site(runtime, settings):
