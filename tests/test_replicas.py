@@ -27,6 +27,7 @@ import yaml
 from tests.conftest import ENGINE
 
 ORIGIN = "https://shop.example.com"
+TENANTS = ["replicas-intake", "replicas-stream", "replicas-capacity", "replicas-hang", "replicas-busy"]
 PATIENCE = 45.0  # seconds any one thing may take on a loaded 2-core machine
 SLOTS = 3
 RULES = [{
@@ -129,15 +130,17 @@ if ENGINE == "postgres":
             self.first = Deployment(base, scheduler=False)
             self.first.env["PARLEY_ENGAGEMENT_REPLICAS"] = "true"
             self.replicas: list[Deployment] = [self.first]
+            self.keys: dict[str, dict[str, str]] = {}
 
-        async def start(self, count: int) -> None:
+        async def start(self, count: int, tenants: list[str]) -> None:
+            """The database, then the processes and the tenants at once."""
             await self.first.create()
             for i in range(1, count):
                 other = Deployment(self.first.data_dir, scheduler=False)
                 other.env = {**self.first.env, "PARLEY_PORT": str(other.port)}
                 other.log = self.first.data_dir / f"server-{i}.log"
                 self.replicas.append(other)
-            await asyncio.gather(*(r.start() for r in self.replicas))
+            await asyncio.gather(self.create_tenants(tenants), *(r.start() for r in self.replicas))
 
         async def stop(self) -> None:
             for replica in self.replicas:
@@ -161,8 +164,17 @@ if ENGINE == "postgres":
                 return None
             return next((r for r in self.alive() if r.process is not None and r.process.pid == group), None)
 
+        async def create_tenants(self, slugs: list[str]) -> None:
+            """Tenants with one key per role, in one CLI process (start-up is slow on a loaded machine)."""
+            roles = ("admin", "ingest", "marketing")
+            commands = [c for slug in slugs for c in (["tenants", "create", slug], *(["keys", "create", "--tenant", slug, "--role", r] for r in roles))]
+            answers = iter(await self.first.cli_many(*commands))
+            for slug in slugs:
+                next(answers)
+                self.keys[slug] = {role: next(answers)["key"] for role in roles}
+
         async def shop(self, slug: str) -> Shop:
-            keys = await self.first.tenant(slug)
+            keys = self.keys[slug]
             async with httpx.AsyncClient(base_url=self.first.url, timeout=30) as http:
                 site = await http.post("/v1/admin/sites", json={"name": "shop", "allowed_origins": [ORIGIN]}, headers=_auth(keys["admin"]))
                 assert site.status_code == 201, site.text
@@ -224,7 +236,7 @@ if ENGINE == "postgres":
     async def cluster(tmp_path_factory) -> AsyncIterator[Cluster]:
         started = Cluster(tmp_path_factory.mktemp("replicas"))
         try:
-            await started.start(3)
+            await started.start(3, TENANTS)
             yield started
         finally:
             await started.stop()
@@ -302,7 +314,7 @@ if ENGINE == "postgres":
         replicas = cluster.alive()
         handled: set[str] = set()
         # A replica that does not answer within a few seconds is given up on: the batch goes to the next.
-        async with httpx.AsyncClient(timeout=5) as http:
+        async with httpx.AsyncClient(timeout=3) as http:
 
             async def round_of_traffic() -> None:
                 """Every visitor is heard from; one that holds an invitation shows and dismisses it."""
