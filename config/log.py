@@ -37,13 +37,28 @@ def _json_line(event_dict: Any, **_: Any) -> str:
     return msgspec.json.encode(event_dict, enc_hook=str).decode()
 
 
+def _wants_json(log_format: str, stream: TextIO) -> bool:
+    """``auto``: console lines for a person at a terminal, JSON lines for whatever collects them.
+
+    A server's stderr is a pipe or a file under systemd, Docker or a process manager; there the
+    JSON renderer is what log pipelines parse, and it costs a third of the console renderer on
+    every access-log line (measured in-process on GET /v1/whoami)."""
+    if log_format != "auto":
+        return log_format == "json"
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):  # a closed or exotic stream: machine output
+        return True
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     level = getattr(logging, settings.log_level.upper())
+    out = stream or sys.stderr
     renderer: Any = (
         structlog.processors.JSONRenderer(serializer=_json_line)
-        if settings.log_format == "json"
+        if _wants_json(settings.log_format, out)
         else structlog.dev.ConsoleRenderer(
-            colors=sys.stderr.isatty(),
+            colors=out.isatty(),
             # Rich tracebacks print local variables, which can hold transcript text or keys.
             exception_formatter=structlog.dev.plain_traceback,
         )
@@ -58,6 +73,6 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=True,
     )

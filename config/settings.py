@@ -32,7 +32,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     master_key: str = ""  # empty: a key file inside data_dir
     host: str = "127.0.0.1"
     port: int = 8000
-    log_format: Literal["console", "json"] = "console"
+    log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     scheduler: bool = True
     auth_cache_seconds: float = 2.0
@@ -93,7 +93,7 @@ ACCEPTS: dict[str, str] = {
     "opensearch_verify_certs": "true or false",
     "master_key": "base64 of 32 random bytes (openssl rand -base64 32), optionally 'VERSION:KEY,VERSION:KEY'",
     "port": "an integer from 1 to 65535",
-    "log_format": "'console' or 'json'",
+    "log_format": "'auto' (console lines on a terminal, JSON lines otherwise), 'console' or 'json'",
     "log_level": "'debug', 'info', 'warning' or 'error'",
     "scheduler": "true or false",
     "auth_cache_seconds": "a number of seconds from 0 to 60",

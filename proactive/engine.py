@@ -43,11 +43,11 @@ import itertools
 import time
 from collections import Counter, deque
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 from proactive.model import Decision, GroupCapacity, GroupKey, Invitation, OpenInvitation, Outcome, RuleEntry, SiteConfig, VisitorKey
-from proactive.rules import Rule, evaluate, evaluate_timed, targets
+from proactive.rules import AllOf, Compare, Rule, evaluate, evaluate_timed, targets
 from proactive.state import DONE, PENDING, VISIT_GAP, WAITING, Episode, EventCodes, VisitorState
 
 VISITOR_IDLE_EXPIRY = VISIT_GAP  # evicted from memory (never forgotten: see proactive.store)
@@ -165,6 +165,7 @@ class Engine:
         self.codes = EventCodes()
         self.visitors: dict[VisitorKey, VisitorState] = {}
         self.rules: dict[Any, list[RuleEntry]] = {}  # site id → rules, best first
+        self._gate_plans: dict[Any, tuple[Sequence[RuleEntry], list[tuple[tuple[Any, ...], Compare] | None]]] = {}
         self.sites: dict[Any, SiteConfig] = {}
         self._timers: list[tuple[float, int, tuple[str, Any]]] = []
         self._scheduled: dict[VisitorKey, float] = {}
@@ -456,7 +457,21 @@ class Engine:
         memo: dict[Any, tuple[bool, float | None]] = {}
         group_memos: dict[str | None, tuple[dict[Any, tuple[bool, float | None]], Callable[[str], Any]]] = {}
         present: bool | None = None
-        for entry in self.rules.get(state.site, ()):
+        entries = self.rules.get(state.site, ())
+        gates = self._gates_of(state.site, entries)
+        for index, entry in enumerate(entries):
+            gate = gates[index]
+            if gate is not None:
+                # Most rules of a site fail on their first time-invariant comparison (a page glob):
+                # decide that once per evaluation, and skip the rule outright when it fails and
+                # the visitor has no episode of it to end — exactly what the full path would do.
+                episodes = state.episodes
+                if not (episodes and entry.id in episodes):
+                    hit = memo.get(gate[0])
+                    if hit is None:
+                        hit = memo[gate[0]] = (gate[1].test(state.field(gate[1].field, now)), None)
+                    if not hit[0]:
+                        continue
             rule = entry.rule
             if rule.enabled and (rule.url_glob is None or targets(rule, url)):
                 if rule.reads_rule_fields:
@@ -492,6 +507,26 @@ class Engine:
         if soonest is not None and soonest <= now:
             soonest = None  # every source is strictly later; a timer due now would repeat this forever
         self._schedule(state, soonest)
+
+    def _gates_of(self, site: Any, entries: Sequence[RuleEntry]) -> list[tuple[tuple[Any, ...], Compare] | None]:
+        """Per rule, the comparison that alone makes it false until the next event, if it has one.
+
+        The first of an ``all``'s time-invariant comparisons (``timed_order`` puts them first),
+        or a rule that is one such comparison; never ``agents.online``, which differs by group.
+        Cached per rule list: ``set_rules`` replaces the list, which renews the plan."""
+        cached = self._gate_plans.get(site)
+        if cached is not None and cached[0] is entries:
+            return cached[1]
+        gates: list[tuple[tuple[Any, ...], Compare] | None] = []
+        for entry in entries:
+            when = entry.rule.when
+            first = (when.timed_order or when.children)[0] if isinstance(when, AllOf) and when.children else when
+            if isinstance(first, Compare) and not first.grows and first.field != "agents.online":
+                gates.append((first.key, first))
+            else:
+                gates.append(None)
+        self._gate_plans[site] = (entries, gates)
+        return gates
 
     def getter(self, state: VisitorState, rule: Rule, now: float) -> Callable[[str], Any]:
         """The fields as this rule reads them: the visitor's, and ``agents.online`` for its group."""

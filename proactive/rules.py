@@ -119,6 +119,7 @@ class Compare(msgspec.Struct, frozen=True):
     grows: bool  # a duration that increases with time without any event
     matcher: Any = None  # compiled regex / glob
     test: Any = None  # the comparison, total over the field's values: see _predicate
+    key: Any = None  # (field, op, value): equal comparisons of different rules share one memo entry
 
 
 class Count(msgspec.Struct, frozen=True):
@@ -390,7 +391,7 @@ class _Checker:
                 return None
         elif op == "glob":
             matcher = re.compile(fnmatch.translate(value))
-        return Compare(field, op, value, kind, grows, matcher, _predicate(kind, op, value, matcher))
+        return Compare(field, op, value, kind, grows, matcher, _predicate(kind, op, value, matcher), (field, op, value))
 
 
 # What each kind of field can be compared with: validation and evaluation read the same table, so
@@ -833,7 +834,7 @@ def evaluate_timed(
                 soonest = at
         return result, soonest
     if kind is Compare:
-        key = (cond.field, cond.op, cond.value)  # type: ignore[union-attr]
+        key = cond.key  # type: ignore[union-attr]
         if memo is not None:
             hit = memo.get(key)
             if hit is not None:

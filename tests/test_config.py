@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import re
+
 import pytest
 
 from config.settings import ConfigError, load_settings
@@ -25,7 +28,7 @@ def test_postgres_url_selects_postgres():
         ({"PARLEY_PORT": "70000"}, "PARLEY_PORT=70000 is invalid"),
         ({"PARLEY_SEARCH_BACKEND": "elasticsearch"}, "expected 'sqlite' or 'opensearch'"),
         ({"PARLEY_SCHEDULER": "sometimes"}, "PARLEY_SCHEDULER='sometimes' is invalid: expected true or false"),
-        ({"PARLEY_LOG_FORMAT": "xml"}, "expected 'console' or 'json'"),
+        ({"PARLEY_LOG_FORMAT": "xml"}, "expected 'auto' (console lines on a terminal, JSON lines otherwise), 'console' or 'json'"),
         ({"PARLEY_DATABASE_URL": "mysql://x"}, "PARLEY_DATABASE_URL='mysql://x' is invalid"),
         ({"PARLEY_OPENSEARCH_PASSWORD": ""}, None),
     ],
@@ -68,3 +71,34 @@ async def test_cli_stops_with_one_line_on_bad_config():
     assert result.stderr.strip().splitlines() == [
         "parley: PARLEY_LOG_LEVEL='loud' is invalid: expected 'debug', 'info', 'warning' or 'error'"
     ]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("log_format", "stream", "json_lines"), [
+    ("auto", io.StringIO(), True),  # a pipe or a file: what log collectors parse
+    ("auto", _Terminal(), False),  # a person at a terminal
+    ("console", io.StringIO(), False),
+    ("json", _Terminal(), True),
+])
+def test_log_lines_are_json_for_machines_and_console_for_people(log_format, stream, json_lines):
+    import json
+
+    import structlog
+
+    from config.log import configure_logging
+
+    suite_logging = structlog.get_config()
+    configure_logging(load_settings({"PARLEY_LOG_FORMAT": log_format}), stream=stream)
+    try:
+        structlog.get_logger().warning("disk_nearly_full", free_mb=12)
+    finally:
+        structlog.configure(**suite_logging)  # the suite's own log stream, which other tests read
+    line = re.sub(r"\x1b\[[0-9;]*m", "", stream.getvalue().strip())  # colours on a terminal
+    if json_lines:
+        assert json.loads(line)["event"] == "disk_nearly_full"
+    else:
+        assert "disk_nearly_full" in line and "free_mb=12" in line

@@ -149,6 +149,38 @@ def test_a_date_stamped_reference_is_not_a_newborns_personnummer():
     assert redact(f"personnummer {reference}", ALL_IDS)[1] == {"national_id_se": 1}
 
 
+# ---- card security codes -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "card 4242 4242 4242 4242, exp 12/34, CVC: 737",
+    "cvv 123",
+    "and the CVV2 is 4021",
+    "kortet utløper 03/27 og kontrollsifferet er 412",
+    "sikkerhetskode: 981",
+    "Kartenprüfnummer 5530",
+    "varnostna koda je 312",
+    "код безопасности 845",
+    "CVC-код: 190",
+    "код CVV 777",
+])
+def test_a_card_security_code_named_as_such_is_masked_fully(text):
+    redacted, counts = redact(text)
+    code = text.rstrip(".").split()[-1]
+    assert counts.get("card_security_code") == 1 and code not in redacted.split() and "[cvc]" in redacted
+
+
+@pytest.mark.parametrize("text", [
+    "order 737 shipped",
+    "CVC Capital bought us in 2019",
+    "CVV is on the back, but I won't send it",
+    "cvc 12.5 EUR",
+    "sikkerhetskode 4021-1234 for døren",
+    "ring 737 123 45",
+])
+def test_three_or_four_digits_without_the_codes_name_right_before_them_stay(text):
+    assert redact(text, redact_phone=False) == (text, {})
+
+
 # ---- phone numbers and e-mail ------------------------------------------------------------------
 
 def test_email_and_phone_redaction_can_be_switched_off_per_tenant():

@@ -143,3 +143,47 @@ def test_an_all_decides_the_same_whichever_part_the_engine_looks_at_first(
                               lambda event, within: now + 42 if products else None, {})
 
     assert decide(rule.when) == decide(msgspec.structs.replace(rule.when, timed_order=[]))
+
+
+GATED_RULES = [
+    {"all": [{"field": "page.url", "op": "glob", "value": "*/pricing*"}, {"field": "page.time_on_page", "op": "gte", "value": "20s"}]},
+    {"all": [{"field": "page.url", "op": "glob", "value": "*/pricing*"}, {"count": "pageview", "within": "10m", "op": "gte", "value": 2}]},
+    {"all": [{"field": "page.title", "op": "eq", "value": "Pricing"}, {"field": "cart.value", "op": "gte", "value": 50}]},
+    {"all": [{"field": "visitor.attributes.plan", "op": "eq", "value": "pro"}, {"not": {"field": "chat.active", "op": "eq", "value": True}}]},
+    {"field": "page.url", "op": "glob", "value": "*/pricing*"},
+    {"any": [{"field": "page.url", "op": "glob", "value": "*/"}, {"field": "goals", "op": "contains", "value": "purchase"}]},
+]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(picked=st.lists(st.sampled_from(range(len(GATED_RULES))), min_size=1, max_size=6), events=EVENTS, more=EVENTS)
+def test_skipping_rules_whose_first_comparison_fails_decides_exactly_what_full_evaluation_does(
+        picked: list[int], events: list[dict[str, Any]], more: list[dict[str, Any]]) -> None:
+    """The engine skips a rule whose first time-invariant comparison is false (and that has no
+    episode to end) without evaluating the rest: the decisions must be the same as without."""
+
+    def run(gated: bool) -> tuple[Any, ...]:
+        clock = ManualClock(1_800_000_000)
+        engine = Engine(clock=clock.time, gate_capacity=False, pace=False, journal=False)
+        if not gated:
+            engine._gates_of = lambda site, entries: [None] * len(entries)  # type: ignore[method-assign]
+        site, tenant = uuid.uuid4(), uuid.uuid4()
+        entries = []
+        for i, index in enumerate(picked):
+            rule, problems = compile_rule({**_rule(GATED_RULES[index]), "name": f"r{i}", "caps": {"per_session": 2}})
+            assert rule is not None, problems
+            entries.append(RuleEntry(f"rule-{i}", tenant, site, rule))
+        engine.set_rules(site, entries)
+        state = engine.state_for(tenant, site, "v")
+        seen = []
+        for event in [*events, *more]:
+            clock.advance(event["advance"])
+            engine.apply_events(state, [{"tab": "t", **event, "at_epoch": clock.time()}])
+            engine.tick()
+            seen.append((sorted((state.episodes or {}).keys()), sorted(r.rule_id for r in engine.open.values()),
+                         engine.explain(state, site)))
+        clock.advance(3600)
+        engine.tick()
+        return tuple(map(str, seen)), tuple(sorted(engine.counters.items())), engine._scheduled.get(state.key)
+
+    assert run(gated=True) == run(gated=False)

@@ -1,7 +1,7 @@
 """Redaction of sensitive data before anything is stored, indexed or logged.
 
 Every detector proposes validated spans (cards, IBANs, national identity numbers, phone
-numbers, e-mail addresses; see ``detectors``) on a folded copy of the text (``text``), context
+numbers, e-mail addresses, card security codes named as such; see ``detectors``) on a folded copy of the text (``text``), context
 words decide whether a validated number is a business number after all (``context``), and one
 resolver picks among overlapping spans: the longest validated entity wins, so an IBAN beats the
 Luhn-valid card window inside it and a card beats a phone number inside it. Masks (``masks``)
@@ -35,6 +35,7 @@ from archive.redaction.detectors import (
     iban_candidates,
     numeric_candidates,
     phone_candidates,
+    security_code_candidates,
 )
 from archive.redaction.masks import mask_for
 from archive.redaction.options import RedactionOptions, options_from, phone_regions_for, regions_for_language
@@ -113,6 +114,7 @@ class _Engine:
             runs = digit_runs(folded)
             found += numeric_candidates(folded, runs, list(options.national_ids), self.language)
             found += iban_candidates(folded)
+            found += security_code_candidates(folded)
             if "fi" in options.national_ids:
                 found += hetu_candidates(folded)
             if options.redact_phone:

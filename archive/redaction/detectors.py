@@ -33,7 +33,7 @@ from archive.redaction.options import regions_for_language
 from archive.redaction.text import CYRILLIC, looks_like_date
 
 # Which kinds beat which when two validated spans have the same length.
-PRIORITY = {"iban": 0, "card": 1, "national_id": 2, "phone": 3, "email": 4}
+PRIORITY = {"iban": 0, "card": 1, "national_id": 2, "phone": 3, "email": 4, "card_security_code": 5}
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,3 +477,24 @@ def email_candidates(folded: str) -> Iterator[Candidate]:
             else:
                 yield Candidate(start, end, "email")
         at = folded.find("@", at + 1)
+
+
+# ---- card security codes ----------------------------------------------------------------------
+
+# PCI DSS 3.3.1 forbids keeping the card verification code after authorisation, and customers do
+# type it into chats ("CVC: 737", "kontrollsiffer 123", "код CVV 456"). Three or four digits are
+# everywhere in a chat, so only a code right after its own name counts: the name, at most a
+# colon, dash, "is"/"er"/"je"/"ist"/"—", then the digits standing alone.
+_SECURITY_CODE = re.compile(
+    r"(?<!\w)(?:cvv2?|cvc2?|cvn|security code|card code|sicherheitscode|(?:karten)?prüf(?:nummer|ziffer|code)"
+    r"|kontrollsiffer(?:et|e|ene)?|sikkerhetskode(?:n)?|cvc-kode(?:n)?|cvv-kode(?:n)?|varnostn[aeio] kod[aeio]"
+    r"|код(?:а|ом)? безопасности|(?:cvv|cvc)-код(?:а)?|код(?:а)? (?:cvv|cvc)2?)"
+    r"[ \t]{0,2}(?:[:=\-—][ \t]{0,2}|(?:is|er|je|ist|это|sind|are)[ \t:]{1,2})?"
+    r"([0-9]{3,4})(?![0-9A-Za-z]|[.,/\-][0-9])",
+    re.IGNORECASE,
+)
+
+
+def security_code_candidates(folded: str) -> Iterator[Candidate]:
+    for match in _SECURITY_CODE.finditer(folded):
+        yield Candidate(match.start(1), match.end(1), "card_security_code")

@@ -4,7 +4,7 @@ Cards keep at most their first six and last four digits (PCI DSS 3.4), or become
 the tenant masks cards fully; IBANs keep country, check digits and the last four characters
 (enough for a customer to recognise their account, too little to pay from it). Both keep the
 original layout: separators, spacing and line breaks stay where they were. National identity
-numbers, phone numbers and e-mail addresses become a label, because any part of them identifies
+numbers, phone numbers, e-mail addresses and card security codes become a label, because any part of them identifies
 a person.
 """
 
@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from archive.redaction.detectors import Candidate
 
-LABELS = {"phone": "[phone]", "email": "[email]", "card": "[card]"}
+LABELS = {"phone": "[phone]", "email": "[email]", "card": "[card]", "card_security_code": "[cvc]"}
 NATIONAL_ID_LABEL = "[national-id]"
 
 
