@@ -134,6 +134,10 @@ class Ownership:
                     " heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at, released_at = NULL",
                     member_key(self.me), leases.GLOBAL, MEMBER, uuid4(), self.me, now, now, expires,
                 ))
+                # Members gone for an hour are forgotten (each process start adds one).
+                await OperationLease.delete().where(
+                    (OperationLease.operation == MEMBER) & (OperationLease.expires_at < now - timedelta(hours=1))
+                )
                 if self.held:
                     await OperationLease.update({OperationLease.heartbeat_at: now, OperationLease.expires_at: expires}).where(
                         OperationLease.key.is_in([tenant_key(t) for t in self.held]) & (OperationLease.holder == self.me)
@@ -159,12 +163,15 @@ class Ownership:
             self.sites = sites
             for tenant in sorted(sites, key=str):
                 wanted = owner_of(tenant, members) == self.me
-                if tenant in self.held and not wanted:
-                    await self._release(tenant)
-                elif wanted and tenant not in self.held:
-                    row = tenant_rows.get(tenant)
-                    if row is None or row["released_at"] is not None or not self._alive(row, now):
-                        await self._take(tenant)
+                try:
+                    if tenant in self.held and not wanted:
+                        await self._release(tenant)
+                    elif wanted and tenant not in self.held:
+                        row = tenant_rows.get(tenant)
+                        if row is None or row["released_at"] is not None or not self._alive(row, now):
+                            await self._take(tenant)
+                except Exception as exc:  # a lock held elsewhere, a brief outage: this tenant waits for the next beat
+                    log.warning("engine_tenant_move_failed", tenant=str(tenant), error=type(exc).__name__)
             for tenant in self.held:  # notifications may have been missed (or the owner before us died)
                 self.engagement.events_waiting(tenant)
 

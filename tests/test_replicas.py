@@ -53,6 +53,49 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, timeou
         await asyncio.sleep(0.1)
 
 
+def test_a_joining_process_takes_tenants_only_for_itself():
+    """Rendezvous hashing: when a process joins, a tenant either stays where it was or moves to
+    the newcomer — never between the processes already running — and each gets a share."""
+    from uuid import uuid4
+
+    from proactive.ownership import owner_of
+
+    tenants = [uuid4() for _ in range(300)]
+    before = {t: owner_of(t, ["a:1:x", "b:2:y"]) for t in tenants}
+    after = {t: owner_of(t, ["a:1:x", "b:2:y", "c:3:z"]) for t in tenants}
+    assert {after[t] for t in tenants if after[t] != before[t]} == {"c:3:z"}
+    assert all(60 <= list(after.values()).count(m) <= 140 for m in ("a:1:x", "b:2:y", "c:3:z"))
+
+
+def test_a_dropped_tenant_leaves_nothing_in_memory_and_other_tenants_untouched():
+    from datetime import datetime, timezone
+    from uuid import uuid4
+
+    from proactive.engine import Engine
+    from proactive.model import GroupCapacity, Invitation, OpenInvitation
+
+    now = [1_000.0]
+    engine = Engine(clock=lambda: now[0])
+    kept, dropped = uuid4(), uuid4()
+    for tenant, site in ((kept, "site-k"), (dropped, "site-d")):
+        engine.new_visitor(tenant, site, "v")
+        engine.restore_capacity((tenant, "sales"), GroupCapacity(1, 1, 0, datetime.now(timezone.utc)), 0)
+        invitation = Invitation(f"i-{site}", "pricing", "a", "Hi", "sales", datetime.fromtimestamp(2_000, timezone.utc))
+        engine.restore_invitation(OpenInvitation(invitation, str(uuid4()), (site, "v"), tenant, 990.0, 2_000.0))
+        engine.restore_timer((site, "w"), 1_500.0)
+    engine.drop_tenant(dropped, {"site-d"})
+    assert list(engine.visitors) == [("site-k", "v")]
+    assert list(engine.open) == ["i-site-k"]
+    assert [k for k, n in engine.outstanding.items() if n] == [(kept, "sales")]
+    assert list(engine.capacity) == [(kept, "sales")]
+    assert engine.free_slots(kept, "sales") == 0 and engine.free_slots(dropped, "sales") is None
+    now[0] = 2_500.0
+    engine.tick()  # the kept invitation expires; the dropped tenant's timers find nothing to decide
+    assert engine.open == {}
+    assert engine.outstanding[(dropped, "sales")] == 0 and engine.outstanding[(kept, "sales")] == 0
+    assert list(engine.visitors) == [("site-k", "v")]
+
+
 def _merged(base: Any, override: Any) -> Any:
     """Compose's merge of an override file: mappings merge key by key, the rest is replaced."""
     if isinstance(base, dict) and isinstance(override, dict):
