@@ -19,6 +19,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import msgspec
 import structlog
 
 from archive import db
@@ -37,14 +38,24 @@ CAPACITY = "engagement_capacity"
 PICK_UP_BATCH = 2000
 
 
-async def store_for_owner(rt: Runtime, batch: store.Batch) -> bool:
-    """A batch for a site another process owns: durable when this returns, then the owner is woken.
-    False when the batch id was stored before (nothing is stored again)."""
+class Accepted(msgspec.Struct):
+    repeated: bool  # the batch id was stored before: nothing was stored again
+    invitations: list[Invitation]  # for the visitor, taken by this answer
+
+
+async def accept(rt: Runtime, batch: store.Batch, named: bool) -> Accepted:
+    """A collect batch for a site another process owns (``named``: the browser gave its id), in
+    one transaction: stored for the owner, the owner woken (``NOTIFY`` goes out at commit), and the
+    visitor's undelivered invitations taken. Durable when this returns."""
     async with db.write_transaction():
-        stored = await store.write_for_owner(batch)
-    if stored:
-        await rt.signals.announce(EVENTS, str(batch.tenant))
-    return stored
+        if batch.events:
+            repeated = not await store.write_for_owner(batch)
+            if not repeated:
+                await rt.signals.announce(EVENTS, str(batch.tenant))
+        else:
+            repeated = named and await store.batch_stored(batch.tenant, batch.visitor_hash, batch.batch_id)
+        invitations = await store.claim_invitations(batch.tenant, (batch.site, batch.visitor_hash), rt.clock.now())
+    return Accepted(repeated, invitations)
 
 
 async def take_invitations(rt: Runtime, tenant: Any, key: VisitorKey) -> list[Invitation]:

@@ -382,14 +382,13 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
     tenant = site["tenant"]
     arrived = store.Batch(tenant, site["id"], key[1], batch.session_id, tab, batch.batch_id or uuid4().hex[:16], now, good,
                          store.seal_payloads(ctx.crypto, key[1], good))
+    invitations: list[Invitation] | None = None
     if not engagement.owns(tenant):
         # Engine replicas: another process decides for this site; it gets the events through the store.
-        if good:
-            repeated = not await handoff.store_for_owner(rt, arrived)
-        else:
-            repeated = batch.batch_id is not None and await store.batch_stored(tenant, key[1], batch.batch_id)
-        if repeated:
-            return CollectOut(accepted=len(good), rejected=rejected, invitations=await engagement.take(tenant, key), dropped="duplicate")
+        handed = await handoff.accept(rt, arrived, batch.batch_id is not None)
+        if handed.repeated:
+            return CollectOut(accepted=len(good), rejected=rejected, invitations=handed.invitations, dropped="duplicate")
+        invitations = handed.invitations
     else:
         state = await engagement.visitor(tenant, site["id"], key[1])
         assert state is not None
@@ -406,7 +405,9 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
          "props": e["props"]}
         for e in good
     ])
-    return CollectOut(accepted=len(good), rejected=rejected, invitations=await engagement.take(tenant, key))
+    if invitations is None:
+        invitations = await engagement.take(tenant, key)
+    return CollectOut(accepted=len(good), rejected=rejected, invitations=invitations)
 
 
 # --- capacity --------------------------------------------------------------------------------
