@@ -1,10 +1,10 @@
 """Engine replicas: what crosses between processes, always through the database.
 
-* **Events.** A process that does not own a site stores a collect batch like any other, marked
-  ``handoff`` (one transaction: a 2xx still means durable), and wakes the owner with
-  ``NOTIFY`` (``engagement_events:<tenant>``). The owner applies the marked events and clears the
-  mark in the commit that holds their effects, so each is applied once; every beat it also looks
-  for marked events, so a lost notification or a dead owner only delays them.
+* **Events.** A process that does not own a site stores a collect batch like any other, plus a row
+  of ``engagement_handoff`` (one transaction: a 2xx still means durable), and wakes the owner with
+  ``NOTIFY`` (``engagement_events:<tenant>``). The owner applies the batch and deletes the row in
+  the commit that holds its effects, so each batch is applied once; every beat it also looks for
+  rows, so a lost notification or a dead owner only delays them.
 * **Invitations.** The owner commits an invitation and announces it
   (``engagement_invited:<tenant>:<site>:<visitor>``). Whichever process holds the visitor's stream
   takes it; otherwise the visitor's next collect, on any process, does. Taking is one
@@ -35,7 +35,7 @@ log = structlog.get_logger(__name__)
 EVENTS = "engagement_events"
 INVITED = "engagement_invited"
 CAPACITY = "engagement_capacity"
-PICK_UP_BATCH = 2000
+PICK_UP_BATCH = 500  # batches per pick-up query
 
 
 class Accepted(msgspec.Struct):
@@ -74,19 +74,19 @@ async def pick_up(rt: Runtime, tenant: UUID) -> int:
         found = await store.handed_off(tenant, ctx.crypto, PICK_UP_BATCH)
         if not found:
             break
-        for ids, batch in found:
+        for handoff_id, batch in found:
             state = await engagement.visitor(tenant, batch.site, batch.visitor_hash)
             assert state is not None
             if not engagement.owns(tenant):
                 return applied
             if batch.batch_id and state.seen_batch(batch.batch_id):
-                engagement.journal.handed_off(ids, applied=False)  # a retry of a batch applied before: the copy goes
+                engagement.journal.handed_off(handoff_id, applied=False)  # a retry of a batch applied before: the copy goes
                 continue
             engagement.engine.apply_events(state, batch.events)
-            engagement.journal.handed_off(ids, applied=True)
+            engagement.journal.handed_off(handoff_id, applied=True)
             applied += len(batch.events)
         await engagement.journal.commit()
-        if sum(len(ids) for ids, _ in found) < PICK_UP_BATCH:
+        if len(found) < PICK_UP_BATCH:
             break
     return applied
 

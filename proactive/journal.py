@@ -36,7 +36,7 @@ class Journal:
     def __init__(self, engagement: Engagement) -> None:
         self.engagement = engagement
         self._batches: list[store.Batch] = []
-        self._handed: list[tuple[int, bool]] = []  # hand-off event ids applied (True) or dropped as a repeat (False)
+        self._handed: list[tuple[int, bool]] = []  # hand-off rows applied (True) or dropped as a repeat (False)
         self._waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
         self.in_flight: Counter[tuple[str, str, str]] = Counter()  # counters being written (stats add them)
@@ -44,10 +44,10 @@ class Journal:
     def add(self, batch: store.Batch) -> None:
         self._batches.append(batch)
 
-    def handed_off(self, event_ids: list[int], applied: bool) -> None:
-        """Events another process stored for this owner (proactive.handoff): cleared, or deleted
-        when they repeated a batch already applied, in the commit that holds their effects."""
-        self._handed.extend((i, applied) for i in event_ids)
+    def handed_off(self, handoff_id: int, applied: bool) -> None:
+        """A batch another process stored for this owner (proactive.handoff) is done with, in the
+        commit that holds its effects; its events are deleted when it repeated a batch applied before."""
+        self._handed.append((handoff_id, applied))
 
     def request(self) -> None:
         """Something changed: write it soon (nobody waits for it)."""

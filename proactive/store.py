@@ -22,7 +22,7 @@ from archive import db
 from archive.db import json_column
 from proactive.events import utc
 from proactive.model import GroupCapacity, GroupKey, Invitation, OpenInvitation, VisitorKey
-from proactive.tables import AgentCapacity, BehaviourEvent, EngagementInvitation, VisitorMemory
+from proactive.tables import AgentCapacity, BehaviourEvent, EngagementHandoff, EngagementInvitation, VisitorMemory
 
 
 class Batch(msgspec.Struct):
@@ -56,7 +56,7 @@ class Snapshot(msgspec.Struct):
     capacity: list[tuple[GroupKey, GroupCapacity]]
     counters: Counter[tuple[str, str, str]]
     forgotten: list[tuple[Any, str]]
-    handed: list[tuple[int, bool]] = []  # hand-off event ids: applied (cleared) or a repeated batch (deleted)
+    handed: list[tuple[int, bool]] = []  # hand-off rows done with: applied, or a repeated batch (its events deleted)
 
 
 # What of an event is stored sealed (``payload``): everything that came from the page. In clear
@@ -122,8 +122,8 @@ async def write(snapshot: Snapshot) -> None:
     await _executemany(COUNTER_ADD, [(UUID(rule_id), variant, name, count) for (rule_id, variant, name), count in snapshot.counters.items()])
     for tenant, visitor_hash in snapshot.forgotten:
         await delete_visitor(tenant, visitor_hash)
-    await _executemany("UPDATE behaviour_event SET handoff = NULL WHERE id = ?", [(i,) for i, applied in snapshot.handed if applied])
-    await _executemany("DELETE FROM behaviour_event WHERE id = ?", [(i,) for i, applied in snapshot.handed if not applied])
+    await _executemany(REPEAT_DELETE, [(i,) for i, applied in snapshot.handed if not applied])
+    await _executemany("DELETE FROM engagement_handoff WHERE id = ?", [(i,) for i, _ in snapshot.handed])
 
 
 _json_encoder = msgspec.json.Encoder()
@@ -267,6 +267,7 @@ async def purge(cutoff: datetime) -> int:
     if count:
         await BehaviourEvent.delete().where(BehaviourEvent.received_at < cutoff)
     await VisitorMemory.delete().where(VisitorMemory.last_seen < cutoff)
+    await EngagementHandoff.delete().where(EngagementHandoff.received_at < cutoff)  # a tenant no process took in all that time
     await EngagementInvitation.delete().where(
         (EngagementInvitation.sent_at < cutoff) & EngagementInvitation.status.not_in(["sent", "shown"])
     )
@@ -281,6 +282,7 @@ async def delete_visitor(tenant_id: Any, visitor_hash: str) -> int:
     await EngagementInvitation.delete().where(
         (EngagementInvitation.tenant == tenant_id) & (EngagementInvitation.visitor_hash == visitor_hash)
     )
+    await EngagementHandoff.delete().where((EngagementHandoff.tenant == tenant_id) & (EngagementHandoff.visitor_hash == visitor_hash))
     return events
 
 
@@ -290,27 +292,31 @@ def recent_cutoff(now: float, seconds: float) -> datetime:
 
 # --- engine replicas (proactive.handoff) -----------------------------------------------------------
 
-HANDOFF_INSERT = (
-    "INSERT INTO behaviour_event (tenant, site, visitor_hash, session_id, tab_id, batch_id, type, at, payload, received_at, handoff)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+HANDOFF_INSERT = "INSERT INTO engagement_handoff (tenant, site, visitor_hash, batch_id, received_at) VALUES (?, ?, ?, ?, ?)"
+# The events of a hand-off row that repeated a batch the owner had applied already (PostgreSQL only,
+# as replicas are).
+REPEAT_DELETE = (
+    "DELETE FROM behaviour_event e USING engagement_handoff h WHERE h.id = ? AND e.tenant = h.tenant AND e.visitor_hash = h.visitor_hash"
+    " AND e.batch_id = h.batch_id AND e.received_at = h.received_at"
 )
 
 
 async def write_for_owner(batch: Batch) -> bool:
     """Inside the caller's transaction: a batch accepted by a process that does not own its site,
-    stored like any other and marked for the owner to apply. False, and nothing stored, when the
-    batch id was stored before (a retry; two replicas storing the same retry at once are
+    stored like any other, and a row telling the owner to apply it. False, and nothing stored, when
+    the batch id was stored before (a retry; two replicas storing the same retry at once are
     serialised on a lock of the batch id)."""
     await db.engine().run_querystring(QueryString(
         "SELECT pg_advisory_xact_lock(hashtextextended({}, 0))", f"{batch.tenant}/{batch.visitor_hash}/{batch.batch_id}",
     ))
     if await batch_stored(batch.tenant, batch.visitor_hash, batch.batch_id):
         return False
-    await _executemany(HANDOFF_INSERT, [
-        (batch.tenant, batch.site, batch.visitor_hash, batch.session_id, batch.tab, batch.batch_id, e["type"], utc(e["at_epoch"]), sealed,
-         utc(batch.received), True)
+    received = utc(batch.received)
+    await _executemany(EVENT_INSERT, [
+        (batch.tenant, batch.site, batch.visitor_hash, batch.session_id, batch.tab, batch.batch_id, e["type"], utc(e["at_epoch"]), sealed, received)
         for e, sealed in zip(batch.events, batch.sealed, strict=True)
     ])
+    await _executemany(HANDOFF_INSERT, [(batch.tenant, batch.site, batch.visitor_hash, batch.batch_id, received)])
     return True
 
 
@@ -322,30 +328,29 @@ async def batch_stored(tenant: Any, visitor_hash: str, batch_id: str) -> bool:
     return found
 
 
-async def handed_off(tenant: Any, crypto: EventCrypto, limit: int) -> list[tuple[list[int], Batch]]:
-    """The oldest events waiting for the tenant's owner, as the batches they arrived in, with
-    their row ids."""
-    rows = await BehaviourEvent.select(
-        BehaviourEvent._meta.primary_key, BehaviourEvent.site, BehaviourEvent.visitor_hash, BehaviourEvent.session_id, BehaviourEvent.tab_id,
-        BehaviourEvent.batch_id, BehaviourEvent.type, BehaviourEvent.at, BehaviourEvent.payload, BehaviourEvent.received_at,
-    ).where((BehaviourEvent.tenant == tenant) & BehaviourEvent.handoff.is_not_null()).order_by(BehaviourEvent._meta.primary_key).limit(limit)
-    # Grouped by batch, not by neighbourhood: two replicas storing at once interleave their row ids.
-    found: dict[tuple[Any, str, str, float], tuple[list[int], Batch]] = {}
+async def handed_off(tenant: Any, crypto: EventCrypto, limit: int) -> list[tuple[int, Batch]]:
+    """The oldest batches waiting for the tenant's owner (at most ``limit``), with their events,
+    as (hand-off row id, batch)."""
+    rows = await BehaviourEvent.raw(
+        "SELECT h.id AS handoff, e.site, e.visitor_hash, e.session_id, e.tab_id, e.batch_id, e.type, e.at, e.payload, e.received_at"
+        " FROM engagement_handoff h JOIN behaviour_event e ON e.tenant = h.tenant AND e.visitor_hash = h.visitor_hash"
+        " AND e.batch_id = h.batch_id AND e.received_at = h.received_at"
+        " WHERE h.id IN (SELECT id FROM engagement_handoff WHERE tenant = {} ORDER BY id LIMIT {}) ORDER BY h.id, e.id",
+        tenant, limit,
+    )
+    found: dict[int, Batch] = {}
     for row in rows:
-        received = row["received_at"].timestamp()
-        key = (row["site"], row["visitor_hash"], row["batch_id"], received)
-        last = found.get(key)
-        if last is None:
-            last = found[key] = ([], Batch(tenant, row["site"], row["visitor_hash"], row["session_id"], row["tab_id"], row["batch_id"],
-                                           received, []))
+        batch = found.get(row["handoff"])
+        if batch is None:
+            batch = found[row["handoff"]] = Batch(tenant, row["site"], row["visitor_hash"], row["session_id"], row["tab_id"], row["batch_id"],
+                                                  row["received_at"].timestamp(), [])
         payload = event_payload({**row, "name": "", "url": "", "title": "", "referrer": "", "props": "{}"}, crypto)
-        last[0].append(row["id"])
-        last[1].events.append({
+        batch.events.append({
             "type": row["type"], "name": payload.get("name"), "at_epoch": row["at"].timestamp(), "url": payload.get("url"),
             "title": payload.get("title"), "referrer": payload.get("referrer"), "props": payload.get("props") or {},
             "tab": row["tab_id"] or row["session_id"],
         })
-    return list(found.values())
+    return list(found.items())
 
 
 async def claim_invitations(tenant: Any, key: VisitorKey, now: datetime) -> list[Invitation]:

@@ -3,7 +3,7 @@ memory — visitors, invitations and agent capacity (see proactive.store)."""
 
 from __future__ import annotations
 
-from piccolo.columns import JSON, UUID, BigInt, Boolean, Bytea, ForeignKey, Integer, Timestamptz, Varchar
+from piccolo.columns import JSON, UUID, BigInt, Bytea, ForeignKey, Integer, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -45,9 +45,6 @@ class BehaviourEvent(Table, tablename="behaviour_event"):
     referrer = Varchar(length=512, default="")
     batch_id = Varchar(length=64, default="")
     payload = Bytea(null=True, default=None)
-    # Set while the events wait for the process that owns their site (engine replicas,
-    # proactive.handoff); cleared in the owner's commit that applied them.
-    handoff = Boolean(null=True, default=None)
 
 
 class RuleCounter(Table, tablename="rule_counter"):
@@ -101,4 +98,17 @@ class AgentCapacity(Table, tablename="agent_capacity"):
     reported_at = Timestamptz()
 
 
-PROACTIVE_TABLES: list[type[Table]] = [MarketingRule, BehaviourEvent, RuleCounter, VisitorMemory, EngagementInvitation, AgentCapacity]
+class EngagementHandoff(Table, tablename="engagement_handoff"):
+    """Engine replicas (proactive.handoff): a collect batch stored by a process that does not own its
+    site, waiting for the owner. Its events are in ``behaviour_event`` (same tenant, visitor hash,
+    batch id and ``received_at``); the row goes in the owner's commit that applied them."""
+
+    tenant = UUID()
+    site = UUID()
+    visitor_hash = Varchar(length=64)
+    batch_id = Varchar(length=64)
+    received_at = Timestamptz()
+
+
+PROACTIVE_TABLES: list[type[Table]] = [MarketingRule, BehaviourEvent, RuleCounter, VisitorMemory, EngagementInvitation, AgentCapacity,
+                                       EngagementHandoff]

@@ -299,7 +299,10 @@ if ENGINE == "postgres":
         assert [i["rule"] for i in received] == ["pricing"]
 
         async def applied() -> bool:
-            rows = await cluster.first.sql("SELECT count(*), count(handoff) FROM behaviour_event WHERE session_id = 's-v1'")
+            rows = await cluster.first.sql(
+                "SELECT (SELECT count(*) FROM behaviour_event WHERE session_id = 's-v1'),"
+                " (SELECT count(*) FROM engagement_handoff h JOIN tenant t ON t.id = h.tenant WHERE t.slug = 'replicas-intake')"
+            )
             return rows[0][0] > 0 and rows[0][1] == 0
 
         await eventually(applied, "the owner applies every handed-off event")
@@ -397,7 +400,7 @@ if ENGINE == "postgres":
             await round_of_traffic()  # the last invitations are dismissed too
 
         async def handed_off() -> bool:
-            waiting = await cluster.first.sql("SELECT count(*) FROM behaviour_event WHERE handoff IS NOT NULL")
+            waiting = await cluster.first.sql("SELECT count(*) FROM engagement_handoff")
             return waiting == [(0,)]
 
         await eventually(handed_off, "the owner applies every handed-off event")

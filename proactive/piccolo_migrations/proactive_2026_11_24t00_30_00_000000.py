@@ -1,12 +1,13 @@
-"""Engine replicas (issue 19): behaviour events accepted by a process that does not own their
-site wait for the owner with ``handoff`` set (a partial index keeps finding them cheap); an
-invitation records when a channel took it (``delivered_at``), so that exactly one replica shows it."""
+"""Engine replicas (issue 19): a collect batch accepted by a process that does not own its site is
+stored with the other behaviour events and waits for the owner as a row of ``engagement_handoff``
+(deleted when the owner applied it); an invitation records when a channel took it
+(``delivered_at``), so that exactly one replica shows it."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
 ID = "2026-11-24T00:30:00:000000"
 VERSION = "1.38.0"
-DESCRIPTION = "engine replicas: event hand-off and invitation delivery marks"
+DESCRIPTION = "engine replicas: batches handed off to the owner, invitation delivery marks"
 
 
 async def forwards():
@@ -17,10 +18,16 @@ async def forwards():
 
         engine = engine_finder()
         sqlite = engine.engine_type == "sqlite"
-        await engine.run_ddl(f"ALTER TABLE behaviour_event ADD COLUMN handoff {'INTEGER' if sqlite else 'BOOLEAN'} NULL DEFAULT NULL")
+        await engine.run_ddl(
+            "CREATE TABLE engagement_handoff ("
+            + ("id INTEGER PRIMARY KEY AUTOINCREMENT" if sqlite else "id BIGSERIAL PRIMARY KEY")
+            + ", tenant UUID NOT NULL, site UUID NOT NULL, visitor_hash VARCHAR(64) NOT NULL, batch_id VARCHAR(64) NOT NULL, received_at "
+            + ("TIMESTAMPTZ" if sqlite else "TIMESTAMP WITH TIME ZONE")
+            + " NOT NULL)"
+        )
+        await engine.run_ddl("CREATE INDEX engagement_handoff_tenant ON engagement_handoff (tenant, id)")
         await engine.run_ddl("ALTER TABLE engagement_invitation ADD COLUMN delivered_at "
                              f"{'TIMESTAMPTZ' if sqlite else 'TIMESTAMP WITH TIME ZONE'} NULL DEFAULT NULL")
-        await engine.run_ddl("CREATE INDEX behaviour_event_handoff ON behaviour_event (tenant) WHERE handoff IS NOT NULL")
 
     manager.add_raw(add_columns)
     return manager
