@@ -49,7 +49,7 @@ async def accept(rt: Runtime, batch: store.Batch, named: bool) -> Accepted:
     visitor's undelivered invitations taken. Durable when this returns."""
     async with db.write_transaction():
         if batch.events:
-            repeated = not await store.write_for_owner(batch)
+            repeated = not await store.write_for_owner(batch, named)
             if not repeated:
                 await rt.signals.announce(EVENTS, str(batch.tenant))
         else:

@@ -301,16 +301,18 @@ REPEAT_DELETE = (
 )
 
 
-async def write_for_owner(batch: Batch) -> bool:
+async def write_for_owner(batch: Batch, named: bool) -> bool:
     """Inside the caller's transaction: a batch accepted by a process that does not own its site,
-    stored like any other, and a row telling the owner to apply it. False, and nothing stored, when
-    the batch id was stored before (a retry; two replicas storing the same retry at once are
-    serialised on a lock of the batch id)."""
-    await db.engine().run_querystring(QueryString(
-        "SELECT pg_advisory_xact_lock(hashtextextended({}, 0))", f"{batch.tenant}/{batch.visitor_hash}/{batch.batch_id}",
-    ))
-    if await batch_stored(batch.tenant, batch.visitor_hash, batch.batch_id):
-        return False
+    stored like any other, and a row telling the owner to apply it. ``named``: the browser gave the
+    batch id (else it is new by construction). False, and nothing stored, when the batch id was
+    stored before (a retry; two replicas storing the same retry at once are serialised on a lock of
+    the batch id)."""
+    if named:
+        await db.engine().run_querystring(QueryString(
+            "SELECT pg_advisory_xact_lock(hashtextextended({}, 0))", f"{batch.tenant}/{batch.visitor_hash}/{batch.batch_id}",
+        ))
+        if await batch_stored(batch.tenant, batch.visitor_hash, batch.batch_id):
+            return False
     received = utc(batch.received)
     await _executemany(EVENT_INSERT, [
         (batch.tenant, batch.site, batch.visitor_hash, batch.session_id, batch.tab, batch.batch_id, e["type"], utc(e["at_epoch"]), sealed, received)
