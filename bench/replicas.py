@@ -179,6 +179,9 @@ def _measure(env_one: dict[str, str], env_two: dict[str, str], keys_one: list[st
             twos.append(_load([r.url for r in pair], script_two, seconds))
             print(f"    replicas round: one process {ones[-1]:,.0f} events/s, two {twos[-1]:,.0f}", flush=True)
         out["one"], out["two"] = statistics.median(ones), statistics.median(twos)
+        backlog = asyncio.run(_sql(url_two, "SELECT count(*) FROM engagement_handoff"))[0][0]
+        out["backlog"] = float(backlog)
+        out["drain"] = _wait_for(lambda: asyncio.run(_sql(url_two, "SELECT count(*) FROM engagement_handoff"))[0][0] == 0)
         one.kill()
         for how, sig in (("hang", signal.SIGSTOP), ("kill", signal.SIGKILL)):
             holders = _holders(url_two)
@@ -236,6 +239,8 @@ def run(table: Table, quick: bool = False) -> None:
     table.add(Row(f"replicas: collect intake, 2 processes vs 1, {TENANTS} tenants, batches of 10", result["two"], "events/s", result["one"],
                   target=">= 1.7x", passed=result["two"] >= 1.7 * result["one"],
                   note=f"PostgreSQL; half the batches handed off; medians of {rounds} alternating runs; load {load:.1f}"))
+    table.add(Row("replicas: hand-off backlog applied after the load stops", result["drain"], "s",
+                  note=f"{result['backlog']:,.0f} batches waited for their owner when the last load ended"))
     table.add(Row("replicas: failover after kill -9 of an owner", result["kill"], "s", target="<= 10 s", passed=result["kill"] <= 10.0,
                   note="dead pid seen at once on this host"))
     table.add(Row("replicas: failover after an owner hangs (SIGSTOP)", result["hang"], "s", target="<= 10 s", passed=result["hang"] <= 10.0,

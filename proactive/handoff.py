@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-EVENTS = "engagement_events"
+EVENTS = store.HANDED_OFF
 INVITED = "engagement_invited"
 CAPACITY = "engagement_capacity"
 PICK_UP_BATCH = 500  # batches per pick-up query
@@ -44,18 +44,17 @@ class Accepted(msgspec.Struct):
 
 
 async def accept(rt: Runtime, batch: store.Batch, named: bool) -> Accepted:
-    """A collect batch for a site another process owns (``named``: the browser gave its id), in
-    one transaction: stored for the owner, the owner woken (``NOTIFY`` goes out at commit), and the
-    visitor's undelivered invitations taken. Durable when this returns."""
-    async with db.write_transaction():
-        if batch.events:
-            repeated = not await store.write_for_owner(batch, named)
-            if not repeated:
-                await rt.signals.announce(EVENTS, str(batch.tenant))
-        else:
-            repeated = named and await store.batch_stored(batch.tenant, batch.visitor_hash, batch.batch_id)
-        invitations = await store.claim_invitations(batch.tenant, (batch.site, batch.visitor_hash), rt.clock.now())
-    return Accepted(repeated, invitations)
+    """A collect batch for a site another process owns (``named``: the browser gave its id): stored
+    for the owner in the journal's next group commit, which also wakes the owner (``NOTIFY`` at
+    commit); then the visitor's undelivered invitations are taken. Durable when this returns."""
+    journal = rt.engagement.journal
+    repeated = named and await store.batch_stored(batch.tenant, batch.visitor_hash, batch.batch_id)
+    if batch.events and not repeated:
+        # Two replicas storing the same retry at the same instant both get here; the owner applies
+        # the first copy and deletes the second (seen_batch in proactive.handoff.pick_up).
+        journal.add_handoff(batch)
+        await journal.commit()
+    return Accepted(repeated, await store.claim_invitations(batch.tenant, (batch.site, batch.visitor_hash), rt.clock.now()))
 
 
 async def take_invitations(rt: Runtime, tenant: Any, key: VisitorKey) -> list[Invitation]:

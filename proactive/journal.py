@@ -36,6 +36,7 @@ class Journal:
     def __init__(self, engagement: Engagement) -> None:
         self.engagement = engagement
         self._batches: list[store.Batch] = []
+        self._handoffs: list[store.Batch] = []  # for sites other processes own (engine replicas)
         self._handed: list[tuple[int, bool]] = []  # hand-off rows applied (True) or dropped as a repeat (False)
         self._waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
@@ -43,6 +44,10 @@ class Journal:
 
     def add(self, batch: store.Batch) -> None:
         self._batches.append(batch)
+
+    def add_handoff(self, batch: store.Batch) -> None:
+        """A batch for a site another process owns: stored with a hand-off row, the owner told."""
+        self._handoffs.append(batch)
 
     def handed_off(self, handoff_id: int, applied: bool) -> None:
         """A batch another process stored for this owner (proactive.handoff) is done with, in the
@@ -71,12 +76,13 @@ class Journal:
 
     async def _run(self) -> None:
         engine = self.engagement.engine
-        while self._batches or self._waiters or engine.changes or engine.counters or self._handed:
+        while self._batches or self._waiters or engine.changes or engine.counters or self._handed or self._handoffs:
             # Requests arriving meanwhile join this commit; a timer's decision alone goes at once.
             await asyncio.sleep(GATHER_SECONDS if self._waiters else 0)
             batches, self._batches = self._batches, []
             waiters, self._waiters = self._waiters, []
             handed, self._handed = self._handed, []
+            handoffs, self._handoffs = self._handoffs, []
             changes = engine.take_changes()
             counters = self.in_flight = engine.take_counters()
             visitors = []
@@ -87,7 +93,7 @@ class Journal:
             snapshot = store.Snapshot(
                 batches=batches, visitors=visitors, invitations=list(changes.invitations.values()),
                 capacity=[(k, engine.capacity[k]) for k in changes.capacity if k in engine.capacity], counters=counters,
-                forgotten=list(changes.forgotten), handed=handed,
+                forgotten=list(changes.forgotten), handoffs=handoffs, handed=handed,
             )
             try:
                 async with db.write_transaction():

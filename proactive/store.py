@@ -18,7 +18,7 @@ from uuid import UUID
 import msgspec
 from piccolo.querystring import QueryString
 
-from archive import db
+from archive import db, signals
 from archive.db import json_column
 from proactive.events import utc
 from proactive.model import GroupCapacity, GroupKey, Invitation, OpenInvitation, VisitorKey
@@ -56,6 +56,7 @@ class Snapshot(msgspec.Struct):
     capacity: list[tuple[GroupKey, GroupCapacity]]
     counters: Counter[tuple[str, str, str]]
     forgotten: list[tuple[Any, str]]
+    handoffs: list[Batch] = []  # batches for sites another process owns (engine replicas): stored, and the owner told
     handed: list[tuple[int, bool]] = []  # hand-off rows done with: applied, or a repeated batch (its events deleted)
 
 
@@ -105,8 +106,12 @@ async def write(snapshot: Snapshot) -> None:
     """Inside the caller's transaction."""
     await _executemany(EVENT_INSERT, [
         (b.tenant, b.site, b.visitor_hash, b.session_id, b.tab, b.batch_id, e["type"], utc(e["at_epoch"]), sealed, utc(b.received))
-        for b in snapshot.batches for e, sealed in zip(b.events, b.sealed, strict=True)
+        for b in (*snapshot.batches, *snapshot.handoffs) for e, sealed in zip(b.events, b.sealed, strict=True)
     ])
+    if snapshot.handoffs:
+        await _executemany(HANDOFF_INSERT, [(b.tenant, b.site, b.visitor_hash, b.batch_id, utc(b.received)) for b in snapshot.handoffs])
+        for tenant in sorted({str(b.tenant) for b in snapshot.handoffs}):  # NOTIFY goes out when this commits
+            await db.engine().run_querystring(QueryString("SELECT pg_notify({}, {})", signals.CHANNEL, f"{HANDED_OFF}:{tenant}"))
     await _executemany(MEMORY_UPSERT, [
         (tenant, key[0], key[1], utc(seen), utc(due) if due else None, state) for tenant, key, seen, due, state in snapshot.visitors
     ])
@@ -292,6 +297,7 @@ def recent_cutoff(now: float, seconds: float) -> datetime:
 
 # --- engine replicas (proactive.handoff) -----------------------------------------------------------
 
+HANDED_OFF = "engagement_events"  # the signal that wakes the owner (proactive.handoff.EVENTS)
 HANDOFF_INSERT = "INSERT INTO engagement_handoff (tenant, site, visitor_hash, batch_id, received_at) VALUES (?, ?, ?, ?, ?)"
 # The events of a hand-off row that repeated a batch the owner had applied already (PostgreSQL only,
 # as replicas are).
@@ -299,27 +305,6 @@ REPEAT_DELETE = (
     "DELETE FROM behaviour_event e USING engagement_handoff h WHERE h.id = ? AND e.tenant = h.tenant AND e.visitor_hash = h.visitor_hash"
     " AND e.batch_id = h.batch_id AND e.received_at = h.received_at"
 )
-
-
-async def write_for_owner(batch: Batch, named: bool) -> bool:
-    """Inside the caller's transaction: a batch accepted by a process that does not own its site,
-    stored like any other, and a row telling the owner to apply it. ``named``: the browser gave the
-    batch id (else it is new by construction). False, and nothing stored, when the batch id was
-    stored before (a retry; two replicas storing the same retry at once are serialised on a lock of
-    the batch id)."""
-    if named:
-        await db.engine().run_querystring(QueryString(
-            "SELECT pg_advisory_xact_lock(hashtextextended({}, 0))", f"{batch.tenant}/{batch.visitor_hash}/{batch.batch_id}",
-        ))
-        if await batch_stored(batch.tenant, batch.visitor_hash, batch.batch_id):
-            return False
-    received = utc(batch.received)
-    await _executemany(EVENT_INSERT, [
-        (batch.tenant, batch.site, batch.visitor_hash, batch.session_id, batch.tab, batch.batch_id, e["type"], utc(e["at_epoch"]), sealed, received)
-        for e, sealed in zip(batch.events, batch.sealed, strict=True)
-    ])
-    await _executemany(HANDOFF_INSERT, [(batch.tenant, batch.site, batch.visitor_hash, batch.batch_id, received)])
-    return True
 
 
 async def batch_stored(tenant: Any, visitor_hash: str, batch_id: str) -> bool:
