@@ -15,7 +15,6 @@ starts at once. Whatever arrives while a commit runs joins the next one.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from typing import TYPE_CHECKING
 
 import structlog
@@ -40,7 +39,6 @@ class Journal:
         self._handed: list[tuple[int, bool]] = []  # hand-off rows applied (True) or dropped as a repeat (False)
         self._waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
-        self.in_flight: Counter[tuple[str, str, str]] = Counter()  # counters being written (stats add them)
 
     def add(self, batch: store.Batch) -> None:
         self._batches.append(batch)
@@ -84,7 +82,7 @@ class Journal:
             handed, self._handed = self._handed, []
             handoffs, self._handoffs = self._handoffs, []
             changes = engine.take_changes()
-            counters = self.in_flight = engine.take_counters()
+            counters = engine.take_counters()
             visitors = []
             for key in changes.visitors:
                 found = engine.visitors.get(key)
@@ -112,9 +110,4 @@ class Journal:
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(None)
-            finally:
-                self.in_flight = Counter()
-
-    def pending_counters(self) -> Counter[tuple[str, str, str]]:
-        return self.in_flight + self.engagement.engine.counters
 

@@ -538,12 +538,12 @@ def _variant_stats(counts: dict[str, int]) -> VariantStats:
 
 async def stats(rt: Runtime, principal: Principal, rule_id: UUID) -> StatsOut:
     rule = await get_rule(principal.tenant_id, rule_id)
+    # Everything counted so far is written first, then only the store is read: adding counters
+    # still being written to what was read could count a commit that landed meanwhile twice.
+    await rt.engagement.journal.commit()
     per_variant: dict[str, dict[str, int]] = defaultdict(dict)
     for row in await RuleCounter.select().where(RuleCounter.rule == rule_id):
         per_variant[row["variant"]][row["name"]] = per_variant[row["variant"]].get(row["name"], 0) + row["count"]
-    for (rid, variant, name), count in rt.engagement.journal.pending_counters().items():
-        if rid == str(rule_id):
-            per_variant[variant][name] = per_variant[variant].get(name, 0) + count
     totals: dict[str, int] = defaultdict(int)
     for counts in per_variant.values():
         for name, count in counts.items():
