@@ -311,12 +311,33 @@ def cmd_sites_update(settings: Settings, args: argparse.Namespace) -> int:
         if site is None:
             print(f"parley: no site {args.name!r} in tenant {args.tenant!r}", file=sys.stderr)
             return EXIT_FAILED
-        raw = {k: v for k, v in (("pacing_per_minute", args.pacing_per_minute), ("timezone", args.timezone)) if v is not None}
+        raw: dict[str, Any] = {k: v for k, v in (("pacing_per_minute", args.pacing_per_minute), ("timezone", args.timezone)) if v is not None}
+        if args.holidays is not None:
+            raw["holidays"] = _names(args.holidays)
+        if args.attributes is not None:
+            raw["attributes"] = _declarations(args.attributes)
         out = await service.update_site_engagement(rt, tenant["id"], _cli_actor(), site["id"], service.parse_site_engagement(raw))
-        _print(out, args.json, lambda o: f"site {o.site}: {o.pacing_per_minute} invitations a minute at most, days in {o.timezone}")
+        _print(out, args.json, _site_engagement_text)
         return 0
 
     return asyncio.run(_with_db(settings, work))
+
+
+def _declarations(text: str) -> dict[str, str]:
+    """``plan:str,seats:number,trial:bool`` → {"plan": "str", …}; a name without a type is text.
+    Whatever is wrong (a type that is none of str, number, bool) is named by the site settings' check."""
+    declared = {}
+    for item in _names(text):
+        name, _, kind = item.partition(":")
+        declared[name.strip()] = kind.strip() or "str"
+    return declared
+
+
+def _site_engagement_text(out: Any) -> str:
+    lines = [f"site {out.site}: {out.pacing_per_minute} invitations a minute at most, days in {out.timezone}"]
+    lines.append(f"holidays: {', '.join(out.holidays)}" if out.holidays else "holidays: none")
+    lines.append(f"attributes: {', '.join(f'{n}:{k}' for n, k in out.attributes.items())}" if out.attributes else "attributes: none declared")
+    return "\n".join(lines)
 
 
 def _public_url(settings: Settings, given: str | None) -> str:
@@ -634,12 +655,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sites_list)
-    p = sites.add_parser("update", help="a site's engagement settings: pacing and the time zone of its calendar days")
+    p = sites.add_parser("update", help="a site's engagement settings: pacing, time zone, holidays, declared visitor attributes")
     p.add_argument("--tenant", required=True)
     p.add_argument("--name", required=True, help="the site's name")
     p.add_argument("--pacing-per-minute", type=int, help="at most this many invitations a minute on the site (default 60)")
     p.add_argument("--timezone", help="IANA time zone for per-day caps, e.g. Europe/Oslo (default UTC)")
-    p.add_argument("--json", action="store_true", help='print {"site","pacing_per_minute","timezone"}')
+    p.add_argument("--holidays", metavar="DATES",
+                   help="the site's holidays, replacing the list: comma-separated local dates, e.g. 2026-12-24,2026-12-25 ('' clears); "
+                        "schedules are closed on them")
+    p.add_argument("--attributes", metavar="NAME:TYPE,...",
+                   help="the visitor attributes rules may read, replacing the declarations: e.g. plan:str,seats:number,trial:bool "
+                        "('' clears; a declaration rules still read cannot be dropped)")
+    p.add_argument("--json", action="store_true", help='print {"site","pacing_per_minute","timezone","holidays","attributes"}')
     p.set_defaults(func=cmd_sites_update)
 
     connectors_p = sub.add_parser("connectors", help="chat platforms pushing to the archive").add_subparsers(

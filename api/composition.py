@@ -34,6 +34,7 @@ from config.files import ensure_private_dir, restrict_umask
 from config.settings import Settings
 from proactive import funnel
 from proactive import jobs as proactive_jobs
+from proactive.geo import locator_for
 from proactive.runtime import Engagement
 from proactive.sink import EventSink, IndexEventSink, NullEventSink
 from retention import jobs as retention_jobs
@@ -115,7 +116,7 @@ def build_runtime(
         events=event_sink(search),
         # A manual clock (tests, replays) arms no timers: the caller drives the ticks.
         engagement=Engagement(clock, realtime=isinstance(clock, SystemClock), live=settings.engagement_engine,
-                              replicas=settings.engagement_replicas),
+                              locator=locator_for(settings.geoip_database), replicas=settings.engagement_replicas),
         jobs=[*archive_jobs.jobs(), *sessions.jobs(), *indexing.jobs(), *rescan.jobs(), *retention_jobs.jobs(),
               *proactive_jobs.jobs(), *connectors.jobs(), *supervision_backfill.jobs()],
         connectors=ConnectorDirectory(signals, clock, settings.auth_cache_seconds),

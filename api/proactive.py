@@ -11,7 +11,8 @@ Two rules about who is asking, written down here because the browser endpoints a
   ``Referer`` (its origin only), and, when ``Sec-Fetch-Site: same-origin`` says the page and the
   request share an origin, from the request's own scheme and host. A request that names no page
   at all is refused by a site with allowed origins.
-* **The client's address** (``client_identifier``), which the collect rate limit counts by. The
+* **The client's address** (``client_address``), which the collect rate limit counts by and
+  ``visitor.country`` is looked up from (``client_location``; only the codes go on). The
   peer address of the connection, unless that peer is one of ``PARLEY_TRUSTED_PROXIES``: then
   ``X-Forwarded-For`` is read from the right, skipping trusted proxies, and the first address that
   is not one is the client. Forwarded headers from anyone else are ignored (they are trivial to
@@ -34,10 +35,12 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 from api.auth import requires
 from api.deps import Caller, Rt
 from api.openapi import problems
+from archive.runtime import Runtime
 from archive.tenancy import Principal
 from config.settings import Settings, trusted_networks
 from proactive import service
 from proactive.backtest import BacktestOut
+from proactive.geo import Location
 from proactive.model import Invitation, Outcome
 
 KEEPALIVE_SECONDS = 15.0
@@ -57,9 +60,12 @@ def page_origins(request: Request[Any, Any, Any]) -> list[str]:
     return found
 
 
-def client_identifier(settings: Settings) -> Callable[[Request[Any, Any, Any]], str]:
-    """The rate limit's key for a request: the real client's address (see the module docstring)."""
-    trusted = trusted_networks(settings.trusted_proxies)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_address(request: Request[Any, Any, Any], trusted: list[Network]) -> str:
+    """The real client's address (see the module docstring): the peer, or — behind a trusted
+    proxy — the first ``X-Forwarded-For`` hop from the right that is not one."""
 
     def is_trusted(address: str) -> bool:
         try:
@@ -68,17 +74,26 @@ def client_identifier(settings: Settings) -> Callable[[Request[Any, Any, Any]], 
             return False
         return any(ip in network for network in trusted)
 
-    def identify(request: Request[Any, Any, Any]) -> str:
-        peer = request.client.host if request.client else "unknown"
-        if not trusted or not is_trusted(peer):
-            return peer
-        hops = [hop.strip() for value in request.headers.getall("x-forwarded-for", []) for hop in value.split(",") if hop.strip()]
-        for hop in reversed(hops):
-            if not is_trusted(hop):
-                return hop[:64]
-        return hops[0][:64] if hops else peer
+    peer = request.client.host if request.client else "unknown"
+    if not trusted or not is_trusted(peer):
+        return peer
+    hops = [hop.strip() for value in request.headers.getall("x-forwarded-for", []) for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop[:64]
+    return hops[0][:64] if hops else peer
 
-    return identify
+
+def client_identifier(settings: Settings) -> Callable[[Request[Any, Any, Any]], str]:
+    """The rate limit's key for a request: the real client's address."""
+    trusted = trusted_networks(settings.trusted_proxies)
+    return lambda request: client_address(request, trusted)
+
+
+def client_location(request: Request[Any, Any, Any], rt: Runtime) -> Location:
+    """Where the client's address is (``visitor.country``/``visitor.region``, proactive.geo). Only
+    the codes leave this function: the address is neither stored nor logged."""
+    return rt.engagement.locator.locate(client_address(request, trusted_networks(rt.settings.trusted_proxies)))
 
 
 def _media(request: Request[Any, Any, Any]) -> str:
@@ -100,7 +115,7 @@ class CollectController(Controller):
         return await service.collect(
             rt, await request.body(),
             request.headers.get("x-parley-site") or request.query_params.get("site"),
-            page_origins(request), request.headers.get("user-agent", ""),
+            page_origins(request), request.headers.get("user-agent", ""), client_location(request, rt),
         )
 
     @get("/invitations/stream", exclude_from_auth=True, summary="Server-sent invitations for one visitor", media_type="text/event-stream",
@@ -139,8 +154,8 @@ class RulesController(Controller):
         return await service.create_rule(rt, principal, data)
 
     @post("/validate", status_code=200, summary="Validate rules (YAML or JSON; errors name the field path)")
-    async def validate(self, request: Request[Principal, Any, Any]) -> service.ValidationOut:
-        return service.validate_document(await request.body(), _media(request))
+    async def validate(self, request: Request[Principal, Any, Any], principal: Caller) -> service.ValidationOut:
+        return await service.validate_document(principal.tenant_id, await request.body(), _media(request))
 
     @post("/import", status_code=200, summary="Import rules (YAML or JSON), all or nothing, upsert by name")
     async def import_rules(self, request: Request[Principal, Any, Any], rt: Rt, principal: Caller) -> service.ImportOut:

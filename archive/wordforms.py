@@ -38,7 +38,9 @@ LEMMATIZERS: dict[str, tuple[str, str]] = {
 def normalizer(language: str) -> Callable[[str], str] | None:
     """The function that maps a case-folded word of ``language`` to its normal form, if any."""
     if language in STEMMERS:
-        stem: Callable[[str], str] = Stemmer.Stemmer(STEMMERS[language]).stemWord
+        # No PyStemmer cache (size 0): the analyzer keeps normal forms itself, and PyStemmer's own
+        # cache, once full, is purged whole every few new words (~10 µs a word in running text).
+        stem: Callable[[str], str] = Stemmer.Stemmer(STEMMERS[language], 0).stemWord
         return stem
     if language not in LEMMATIZERS:
         return None

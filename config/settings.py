@@ -51,6 +51,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # collect rate limits) and X-Forwarded-Proto (behind TLS termination, console cookies are Secure)
     # are believed.
     trusted_proxies: str = ""
+    # visitor.country / visitor.region (proactive/geo.py): "builtin" (the RIR table shipped in the
+    # iptocc wheel, country only), "off", or the path of a MaxMind-format .mmdb file.
+    geoip_database: str = "builtin"
     engagement_engine: bool = True  # this process runs the live engagement engine (false on API-only replicas)
     # PostgreSQL: several engine processes share the sites (leases per tenant, hand-off of events
     # and invitations through the database; docs/replicas.md). Ignored on SQLite (one process owns all).
@@ -109,6 +112,7 @@ ACCEPTS: dict[str, str] = {
     "collect_per_ip_per_minute": "a positive integer",
     "collect_per_site_per_second": "a positive integer",
     "trusted_proxies": "comma-separated IP addresses or networks, e.g. '10.0.0.0/8,192.168.1.5'",
+    "geoip_database": "builtin, off, or the path of a readable MaxMind-format .mmdb file",
     "engagement_engine": "true or false",
     "engagement_replicas": "true or false",
     "demo": "true or false",
@@ -157,6 +161,7 @@ def _check_ranges(s: Settings) -> None:
         "console_idle_minutes": 1 <= s.console_idle_minutes <= 1440,
         "console_session_hours": 1 <= s.console_session_hours <= 168,
         "trusted_proxies": _valid_networks(s.trusted_proxies),
+        "geoip_database": s.geoip_database in ("builtin", "off") or Path(s.geoip_database).is_file(),
     }
     for field, ok in checks.items():
         if not ok:

@@ -33,6 +33,7 @@ class BacktestOut(msgspec.Struct):
     invitations: int
     visitors_invited: int
     suppressed: dict[str, int]
+    goals: int = 0  # goals credited to the rule (its goal and attribution, as live)
     note: str = "capacity and pacing are not simulated: they depend on live agent load"
 
 
@@ -76,11 +77,14 @@ def _run_timers(engine: Engine, clock: ManualClock, until: float) -> None:
 def summary(entry: RuleEntry, days: int, result: Replay) -> BacktestOut:
     mine = [d for d in result.decisions if d.rule_id == entry.id]
     suppressed: Counter[str] = Counter()
+    goals = 0
     for (rule_id, _, name), count in result.counters.items():
         if rule_id == entry.id and name.startswith("suppressed_"):
             suppressed[name.removeprefix("suppressed_")] += count
+        elif rule_id == entry.id and name == "goals":
+            goals += count
     sent = [d for d in mine if d.outcome == "sent"]
     return BacktestOut(
         rule=entry.rule.name, days=days, events=result.events, visitors=result.visitors, invitations=len(sent),
-        visitors_invited=len({d.visitor_hash for d in sent}), suppressed=dict(suppressed),
+        visitors_invited=len({d.visitor_hash for d in sent}), suppressed=dict(suppressed), goals=goals,
     )

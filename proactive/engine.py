@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 from proactive.model import Decision, GroupCapacity, GroupKey, Invitation, OpenInvitation, Outcome, RuleEntry, SiteConfig, VisitorKey
-from proactive.rules import AllOf, Compare, Rule, evaluate, evaluate_timed, targets
+from proactive.rules import AllOf, Compare, Rule, UrlGoal, evaluate, evaluate_timed, goals_reached, targets, url_goals
 from proactive.state import DONE, PENDING, VISIT_GAP, WAITING, Episode, EventCodes, VisitorState
 
 VISITOR_IDLE_EXPIRY = VISIT_GAP  # evicted from memory (never forgotten: see proactive.store)
@@ -167,6 +167,7 @@ class Engine:
         self.rules: dict[Any, list[RuleEntry]] = {}  # site id → rules, best first
         self._gate_plans: dict[Any, tuple[Sequence[RuleEntry], list[tuple[tuple[Any, ...], Compare] | None]]] = {}
         self.sites: dict[Any, SiteConfig] = {}
+        self.url_goals: dict[Any, tuple[UrlGoal, ...]] = {}  # site id → its rules' distinct URL goals
         self._timers: list[tuple[float, int, tuple[str, Any]]] = []
         self._scheduled: dict[VisitorKey, float] = {}
         self._paced: dict[Any, float] = {}  # site → when its pacing window next moves
@@ -192,6 +193,7 @@ class Engine:
         open invitations held; every visitor of the site is decided again on the next tick."""
         old = {e.id for e in self.rules.get(site, ())}
         self.rules[site] = sorted(entries, key=lambda e: (-e.rule.priority, e.rule.name, e.id))
+        self.url_goals[site] = url_goals([e.rule for e in entries])
         kept = {e.id for e in entries}
         for record in [r for r in self.open.values() if r.key[0] == site and r.rule_id in old - kept]:
             self._close(record, "withdrawn", self.clock())
@@ -372,13 +374,19 @@ class Engine:
     def apply_events(self, state: VisitorState, events: Iterable[dict[str, Any]]) -> None:
         """A batch from one visitor, ordered by the browser's clock, received now."""
         now = self.clock()
+        goals = self.url_goals.get(state.site)
         for event in events:
             state.apply(event, now)
             kind = event["type"]
             if kind in ("invitation_shown", "invitation_accepted", "invitation_dismissed"):
                 self._invitation_status(state, event, kind.split("_", 1)[1], now)
             elif kind == "goal":
-                self._attribute_goal(state, event.get("name") or "goal", now)
+                self._attribute_goal(state, ("event", event.get("name") or "goal"), now)
+            elif kind == "pageview" and goals:
+                pages = state.session.pages if state.session is not None else None  # the path this pageview appended
+                for glob in goals_reached(goals, event.get("url"), pages[-1] if pages else None):
+                    state.url_goals = (state.url_goals or set()) | {glob}
+                    self._attribute_goal(state, ("url", glob), now)
         self._dirty(state)
         self.evaluate(state)
         self._finish()
@@ -424,16 +432,25 @@ class Engine:
             self._dirty(state)
             self._poke(state.key, now)  # its other rules may go now
 
-    def _attribute_goal(self, state: VisitorState, name: str, at: float) -> None:
-        for entry in self.rules.get(state.site, ()):
-            if entry.rule.goal_event != name:
+    def _attribute_goal(self, state: VisitorState, key: tuple[str, str], at: float) -> None:
+        """A goal reached at ``at``: the *touches* are the exposures (invitations sent and holdout
+        exposures) of the site's rules with this same goal, each within its rule's window. A rule
+        is credited — once per touch — when the touch its attribution picks is its own: the latest
+        (``last``) or the earliest (``first``); the goal counts for that touch's variant."""
+        entries = [e for e in self.rules.get(state.site, ()) if e.rule.goal_key == key]
+        if not entries or not state.history:
+            return
+        history = state.history
+        windows = {e.id: e.rule.goal_within for e in entries}
+        touches = [h for h in history if h[1] in EXPOSED and h[0] in windows and at - h[2] <= windows[h[0]]]
+        if not touches:
+            return
+        for entry in entries:
+            pick = touches[-1] if entry.rule.goal_attribution == "last" else touches[0]
+            if pick[0] != entry.id or any(h[0] == entry.id and h[1] == "goal" and h[2] >= pick[2] for h in history):
                 continue
-            history = state.history or ()
-            exposures = [h for h in history if h[0] == entry.id and h[1] in EXPOSED and at - h[2] <= entry.rule.goal_within]
-            already = any(h[0] == entry.id and h[1] == "goal" and exposures and h[2] >= exposures[-1][2] for h in history)
-            if exposures and not already:
-                self.counters[(entry.id, exposures[-1][3], "goals")] += 1
-                state.remember(entry.id, "goal", at, exposures[-1][3])
+            self.counters[(entry.id, pick[3], "goals")] += 1
+            state.remember(entry.id, "goal", at, pick[3])
 
     # --- evaluation --------------------------------------------------------------------------
 
@@ -577,7 +594,7 @@ class Engine:
         rule = entry.rule
         if state.chat_active:
             return "active_chat", True
-        if rule.goal_event and rule.goal_event in (state.goals or ()):
+        if (rule.goal_event and rule.goal_event in (state.goals or ())) or (rule.goal_url and rule.goal_url in (state.url_goals or ())):
             return "goal_reached", False
         caps = rule.caps
         session = state.session
@@ -916,5 +933,18 @@ class Engine:
             _, change = evaluate_timed(rule.when, now, get, lambda e, w: state.count(e, w, now),
                                        state.grows_at, lambda e, w: state.count_expiry(e, w, now))
             due = state.due if state.due is not None and (change is None or state.due < change) else change
-            out.append(Outcome(rule.name, entry.id, targeted, holds, trace, decision, _utc(due) if due else None))
+            goal = self._goal_status(state, entry, clock_time) if rule.goal_key is not None else None
+            out.append(Outcome(rule.name, entry.id, targeted, holds, trace, decision, _utc(due) if due else None, goal))
         return out
+
+    @staticmethod
+    def _goal_status(state: VisitorState, entry: RuleEntry, clock_time: Callable[[float], str]) -> str:
+        rule = entry.rule
+        model = f"{rule.goal_attribution} touch"
+        credited = [h for h in state.history or () if h[0] == entry.id and h[1] == "goal"]
+        if credited:
+            return f"reached at {clock_time(credited[-1][2])}, counted for variant {credited[-1][3]} ({model})"
+        if rule.goal_event in (state.goals or ()) or rule.goal_url in (state.url_goals or ()):
+            return (f"reached, not counted for this rule ({model}: no invitation of it in the {rule.goal_within:g} s before, "
+                    f"or another rule's with this goal was the {rule.goal_attribution})")
+        return "not reached"

@@ -48,6 +48,8 @@ KEPT_QUERY = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_conte
 # intake: what nothing can read is not kept. A new prop something reads is added here.
 ENGINE_PROPS = frozenset({"product", "product_id", "device", "language", "state", "depth", "value", "items", "currency", "invitation_id",
                           "rule", "variant", "page_language", "viewport", "search"})
+# ``country`` and ``region`` are not ENGINE_PROPS on purpose: a browser's are dropped; the server
+# adds its own to pageviews from the client's address (proactive.geo.located).
 # ``identify`` events carry the visitor's attributes as props: the site declared each of them
 # (proactive.visitors.check_attributes ran first), and rules read them, so they are all kept.
 _INVITATION_ID = re.compile(r"^[0-9a-f]{32}$")

@@ -70,6 +70,9 @@ class Outcome(msgspec.Struct):
     # "delayed until …", "suppressed: <reason>", "not matched", "not targeted: …"
     decision: str
     next_check_at: datetime | None = None
+    # For a rule with a goal: "reached at 14:03:10, counted for variant a (last touch)",
+    # "reached, not counted for this rule (…)" or "not reached".
+    goal: str | None = None
 
 
 class Decision(msgspec.Struct, frozen=True, array_like=True):

@@ -21,8 +21,11 @@ lengths are capped, and regular expressions compile only on RE2 (no catastrophic
 Targeting (docs/proactive.md, *Targeting*): ``schedule`` (= ``business_hours``) with several and
 overnight windows, ``24:00``, start/end dates and the site's holidays, in the site's time zone by
 default; caps default to once a day and 7 days after a dismissal (``null`` turns one off),
-``caps.until: seen | interacted``; ``visitor.attributes.<name>``, ``agents.online``, the snippet's
-page fields, ``session.pages`` with ``steps`` (funnels) and case-insensitive operators (``ieq`` …).
+``caps.until: seen | interacted``; ``visitor.attributes.<name>`` (only attributes the site
+declares: ``undeclared_attributes``), ``agents.online``, ``visitor.country``/``visitor.region``
+(proactive.geo), the snippet's page fields, ``session.pages`` with ``steps`` (funnels) and
+case-insensitive operators (``ieq`` …); ``goal`` an event or a URL glob, credited by first- or
+last-touch ``attribution`` among the rules sharing it (proactive.engine ``_attribute_goal``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ import math
 import re
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
-from typing import Any, Callable, Literal, Union
+from typing import Any, Callable, Literal, Mapping, Union
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -74,6 +78,7 @@ FIELDS: dict[str, tuple[str, bool]] = {
     "agents.online": ("bool", False),
     "page.language": ("str", False), "visitor.viewport_width": ("number", False),
     "session.search_keyword": ("str", False), "session.pages": ("pages", False),
+    "visitor.country": ("str", False), "visitor.region": ("str", False),
 }
 # Fields whose value depends on the rule reading them (its agent group), not only on the visitor:
 # never shared between the rules of one evaluation.
@@ -127,6 +132,7 @@ class Count(msgspec.Struct, frozen=True):
     within: float
     op: str
     value: float
+    key: Any = None  # (event, within, op, value): the memo key of evaluate_timed
 
 
 class AllOf(msgspec.Struct, frozen=True):
@@ -264,6 +270,41 @@ class Rule(msgspec.Struct, frozen=True):
     url_glob: str | None
     enabled: bool
     reads_rule_fields: bool = False  # the condition reads RULE_FIELDS: not memoised across rules
+    # Every comparison on visitor.attributes.*: (path of its field, attribute name, op, value), for
+    # checking against the site's declarations (``undeclared_attributes``) when the rule is saved.
+    attribute_reads: tuple[tuple[str, str, str, Any], ...] = ()
+    goal_url: str | None = None  # a URL goal: this glob (on the path when it starts with "/", else the URL)
+    goal_matcher: Any = None  # goal_url compiled
+    goal_attribution: str = "last"  # first | last: which of the touches before a goal is credited
+
+    @property
+    def goal_key(self) -> tuple[str, str] | None:
+        """What reaching the goal is: rules with the same key compete for its credit."""
+        if self.goal_event is not None:
+            return ("event", self.goal_event)
+        return ("url", self.goal_url) if self.goal_url is not None else None
+
+
+UrlGoal = tuple[str, Any, bool]  # (glob, compiled, matched on the path rather than the whole URL)
+
+
+def url_goals(rules: list[Rule]) -> tuple[UrlGoal, ...]:
+    """The distinct URL goals of a site's rules: each glob is matched once a pageview, however
+    many rules share it."""
+    found: dict[str, UrlGoal] = {}
+    for rule in rules:
+        if rule.goal_url is not None and rule.goal_url not in found:
+            found[rule.goal_url] = (rule.goal_url, rule.goal_matcher, rule.goal_url.startswith("/"))
+    return tuple(found.values())
+
+
+def goals_reached(goals: tuple[UrlGoal, ...], url: str | None, path: str | None = None) -> list[str]:
+    """The globs of ``goals`` this page (its stored URL; ``path``: its path, when known) reaches."""
+    if not goals or url is None:
+        return []
+    if path is None:
+        path = urlsplit(url).path
+    return [glob for glob, matcher, on_path in goals if matcher.match(path if on_path else url) is not None]
 
 
 def reads(cond: Condition | None, fields: frozenset[str]) -> bool:
@@ -284,6 +325,7 @@ class _Checker:
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
         self.nodes = 0
+        self.attribute_reads: list[tuple[str, str, str, Any]] = []
 
     def fail(self, path: str, message: str) -> None:
         self.errors.append(FieldError(path, message))
@@ -352,7 +394,7 @@ class _Checker:
         if value is None:
             self.fail(f"{path}.value", "a number")
             return None
-        return Count(event, within, op, value) if op else None
+        return Count(event, within, op, value, (event, within, op, value)) if op else None
 
     def compare(self, node: dict[str, Any], path: str) -> Condition | None:
         unknown = set(node) - {"field", "op", "value"}
@@ -376,6 +418,8 @@ class _Checker:
         if problem is not None:
             self.fail(where, problem)
             return None
+        if kind == "attr":
+            self.attribute_reads.append((f"{path}.field", field[len(ATTRIBUTE_PREFIX):], op, value))
         matcher: Any = None
         if op == "steps":
             matcher = tuple(re.compile(fnmatch.translate(step)) for step in value)
@@ -471,6 +515,14 @@ def _attribute_predicate(op: str, expected: Any, matcher: Any) -> Callable[[Any]
     return lambda actual: isinstance(actual, str) and test(actual)
 
 
+def _yaml_hint(kind: str, value: Any) -> str:
+    """YAML 1.1 reads unquoted NO, yes, on, off as true/false: Norway's country code among them."""
+    values = value if isinstance(value, list) else [value]
+    if kind == "str" and any(isinstance(v, bool) for v in values):
+        return '; YAML reads unquoted NO, yes, on and off as true/false: quote them ("NO")'
+    return ""
+
+
 def _checked_value(kind: str, op: str, value: Any, where: str) -> tuple[Any, str | None]:
     """The comparison value in a canonical, hashable form, or what is wrong with it."""
     if kind == "attr":
@@ -487,7 +539,7 @@ def _checked_value(kind: str, op: str, value: Any, where: str) -> tuple[Any, str
     if op == "in":
         what = "text values" if kind in ("str", "list", "pages") else f"{KIND_WORDS[kind]} values"
         if not isinstance(value, list) or not value or len(value) > MAX_LIST or not all(_scalar_ok(kind, v) for v in value):
-            return None, f"'in' takes a list of at most {MAX_LIST} {what} (at least one)"
+            return None, f"'in' takes a list of at most {MAX_LIST} {what} (at least one){_yaml_hint(kind, value)}"
         return frozenset(finite_number(v) if kind == "number" else v for v in value), None
     if kind == "duration":
         try:
@@ -499,7 +551,7 @@ def _checked_value(kind: str, op: str, value: Any, where: str) -> tuple[Any, str
             return None, f"{op} takes text of at most {MAX_STRING} characters"
         return value, None
     if not _scalar_ok(kind, value):
-        return None, f"the value must be {KIND_WORDS[kind]}"
+        return None, f"the value must be {KIND_WORDS[kind]}{_yaml_hint(kind, value)}"
     return (finite_number(value) if kind == "number" else value), None
 
 
@@ -640,6 +692,37 @@ def _percent(value: Any, path: str, checker: _Checker) -> float:
     return share
 
 
+GOAL_KEYS = ("event", "url", "within", "attribution")
+
+
+def _goal(raw: Any, path: str, checker: _Checker) -> tuple[str | None, str | None, float, str]:
+    """``{event: purchase}`` or ``{url: "/checkout/done*"}``, ``within`` (default 30m) after an
+    invitation, ``attribution: last`` (default) or ``first`` → (event, url, within, attribution)."""
+    if not raw:
+        return None, None, 1800.0, "last"
+    if not isinstance(raw, dict):
+        checker.fail(path, "{event: <name>} or {url: <glob>}, with within and attribution (first or last)")
+        return None, None, 1800.0, "last"
+    for key in sorted(set(raw) - set(GOAL_KEYS)):
+        checker.fail(f"{path}.{key}", f"unknown key; goals have {', '.join(GOAL_KEYS)}")
+    event, url = raw.get("event"), raw.get("url")
+    if (event is None) == (url is None):
+        checker.fail(path, "either event (a goal event's name) or url (a page glob such as /checkout/thank-you*), not both")
+    elif event is not None and (not isinstance(event, str) or not 0 < len(event) <= 64):
+        checker.fail(f"{path}.event", "the name of the goal event, 1-64 characters")
+    elif url is not None and (not isinstance(url, str) or not 0 < len(url) <= MAX_STRING):
+        checker.fail(f"{path}.url", 'a page glob: "/thank-you*" matches the path, "*shop.example.com/done*" the whole URL')
+    within = 1800.0
+    try:
+        within = parse_duration(raw.get("within", "30m"), f"{path}.within")
+    except InvalidInput as exc:
+        checker.errors.extend(exc.errors)
+    attribution = raw.get("attribution", "last")
+    if attribution not in ("first", "last"):
+        checker.fail(f"{path}.attribution", "last (the latest invitation before the goal is credited) or first (the earliest)")
+    return (event if isinstance(event, str) else None), (url if isinstance(url, str) else None), within, str(attribution)
+
+
 RULE_KEYS = {"name", "site", "when", "invite", "caps", "business_hours", "schedule", "variants", "holdout", "goal", "priority", "url", "enabled"}
 
 
@@ -708,17 +791,7 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
         if len({v.name for v in variants}) != len(variants):
             checker.fail(f"{p}variants", "variant names must be unique")
     holdout = _percent(raw.get("holdout"), f"{p}holdout", checker)
-    goal = raw.get("goal") or {}
-    goal_event, goal_within = None, 1800.0
-    if goal:
-        if not isinstance(goal, dict) or not isinstance(goal.get("event"), str):
-            checker.fail(f"{p}goal", "{event, within}")
-        else:
-            goal_event = goal["event"]
-            try:
-                goal_within = parse_duration(goal.get("within", "30m"), f"{p}goal.within")
-            except InvalidInput as exc:
-                checker.errors.extend(exc.errors)
+    goal_event, goal_url, goal_within, attribution = _goal(raw.get("goal"), f"{p}goal", checker)
     priority = raw.get("priority", 0)
     if not isinstance(priority, int):
         checker.fail(f"{p}priority", "a whole number (higher fires first)")
@@ -732,9 +805,44 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
         name=name, site=site, when=when, message=message, group=group, delay=delay, expires=expires, max_wait=max_wait,
         caps=caps, hours=hours,
         variants=variants or [Variant("default", 1.0)], holdout=holdout, goal_event=goal_event, goal_within=goal_within,
+        goal_url=goal_url, goal_matcher=re.compile(fnmatch.translate(goal_url)) if goal_url else None, goal_attribution=attribution,
         priority=priority, url_glob=url, enabled=raw.get("enabled", True) is not False,
-        reads_rule_fields=reads(when, RULE_FIELDS),
+        reads_rule_fields=reads(when, RULE_FIELDS), attribute_reads=tuple(checker.attribute_reads),
     ), []
+
+
+# What a comparison on an attribute of each declared type may use, and what its value must be.
+ATTRIBUTE_OPS = {
+    "str": ("eq", "ne", "in", "contains", "starts_with", "glob", "regex", *CASELESS),
+    "number": ("eq", "ne", "in", "gt", "gte", "lt", "lte"),
+    "bool": ("eq", "ne"),
+}
+_ATTRIBUTE_VALUES: dict[str, Callable[[Any], bool]] = {
+    "str": lambda v: isinstance(v, str),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+}
+
+
+def undeclared_attributes(rule: Rule, declared: Mapping[str, str]) -> list[FieldError]:
+    """Every comparison of the rule on an attribute its site does not declare, or in a way the
+    declared type can never match (``gte`` on text, ``eq "yes"`` on true/false): such a rule would
+    silently never hold, so it is refused when saved, naming the field and how to fix it."""
+    errors = []
+    for path, name, op, value in rule.attribute_reads:
+        kind = declared.get(name)
+        if kind is None:
+            known = ", ".join(f"{n} ({k})" for n, k in sorted(declared.items())) or "none yet"
+            errors.append(FieldError(path, f"visitor.attributes.{name} is not declared for site {rule.site!r} (declared: {known}); "
+                                           f"declare it first: PATCH /v1/admin/sites/{{id}}/engagement "
+                                           f'{{"attributes": {{"{name}": "str|number|bool", ...}}}} or parley sites update --attributes {name}:str'))
+        elif op not in ATTRIBUTE_OPS[kind]:
+            errors.append(FieldError(path.removesuffix(".field") + ".op", f"{op} cannot match visitor.attributes.{name}, declared {kind}; "
+                                                                          f"use one of {', '.join(ATTRIBUTE_OPS[kind])}"))
+        elif op in ("eq", "ne", "in") and not all(_ATTRIBUTE_VALUES[kind](v) for v in (value if op == "in" else (value,))):
+            words = {"str": "text", "number": "numbers", "bool": "true or false"}[kind]
+            errors.append(FieldError(path.removesuffix(".field") + ".value", f"visitor.attributes.{name} is declared {kind}: compare it with {words}"))
+    return errors
 
 
 def load_document(text: str | bytes, media: Literal["yaml", "json"] = "yaml") -> list[dict[str, Any]]:
@@ -825,7 +933,14 @@ def evaluate_timed(
     if kind is AllOf:
         result, soonest = True, None
         for child in cond.timed_order or cond.children:  # type: ignore[union-attr]
-            ok, at = evaluate_timed(child, now, get, count, grows_at, count_expiry, memo)
+            if type(child) is Compare and not child.grows and memo is not None:
+                # The commonest part, inlined (no call): a comparison time cannot change.
+                hit = memo.get(child.key)
+                if hit is None:
+                    hit = memo[child.key] = (child.test(get(child.field)), None)
+                ok, at = hit
+            else:
+                ok, at = evaluate_timed(child, now, get, count, grows_at, count_expiry, memo)
             if not ok:
                 if at is None:
                     return False, None
@@ -853,7 +968,7 @@ def evaluate_timed(
         ok, at = evaluate_timed(cond.child, now, get, count, grows_at, count_expiry, memo)  # type: ignore[union-attr]
         return not ok, at
     if kind is Count:
-        count_key = (cond.event, cond.within, cond.op, cond.value)  # type: ignore[union-attr]
+        count_key = cond.key  # type: ignore[union-attr]
         if memo is not None:
             hit = memo.get(count_key)
             if hit is not None:

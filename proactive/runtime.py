@@ -30,6 +30,7 @@ from proactive import handoff, store
 from proactive import state as visitor_state
 from proactive.delivery import InvitationDelivery
 from proactive.engine import VISITOR_IDLE_EXPIRY, Changes, Engine, server_time
+from proactive.geo import Locator, NoLocator
 from proactive.journal import Journal
 from proactive.model import Invitation, VisitorKey
 from proactive.ownership import Ownership
@@ -81,8 +82,10 @@ class SiteCache:
 
 
 class Engagement:
-    def __init__(self, clock: Clock, realtime: bool = True, live: bool = True, replicas: bool = False) -> None:
+    def __init__(self, clock: Clock, realtime: bool = True, live: bool = True, locator: Locator | None = None,
+                 replicas: bool = False) -> None:
         self.clock = clock
+        self.locator: Locator = locator or NoLocator()  # client address → visitor.country/region (proactive.geo)
         self.realtime = realtime  # arm timers on the event loop (False: a manual clock drives ticks)
         self.live = live  # this process decides (False: an API-only replica)
         self.replicas = replicas  # on PostgreSQL: share the tenants with other engine processes

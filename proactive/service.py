@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Mapping
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -26,8 +26,9 @@ from proactive import backtest as backtests
 from proactive import funnel, handoff, store
 from proactive.engine import WAIT_BUCKETS
 from proactive.events import CollectIn, as_stored, check_event, is_bot, utc, valid_id
+from proactive.geo import NOWHERE, Location, located
 from proactive.model import GroupCapacity, Invitation, Outcome, RuleEntry, SiteConfig
-from proactive.rules import compile_all, compile_rule, load_document, to_yaml
+from proactive.rules import ATTRIBUTE_NAME, Rule, compile_all, compile_rule, load_document, to_yaml, undeclared_attributes
 from proactive.runtime import RULES_CHANGED, SITE_CHANGED, VISITOR_ERASED
 from proactive.tables import MarketingRule, RuleCounter
 
@@ -41,7 +42,7 @@ SUPPRESSIONS = ("cap", "capacity", "hours", "holdout", "active_chat", "goal_reac
 
 
 async def _site_by_name(tenant_id: UUID, name: str, path: str) -> dict[str, Any]:
-    row = await Site.select(Site.id, Site.name).where((Site.tenant == tenant_id) & (Site.name == name)).first()
+    row = await Site.select(Site.id, Site.name, Site.settings).where((Site.tenant == tenant_id) & (Site.name == name)).first()
     if row is None:
         raise InvalidInput(f"no site named {name!r}", [FieldError(path, f"no site {name!r}; create it first (parley sites create)")])
     return row
@@ -94,8 +95,26 @@ async def get_site_engagement(tenant_id: UUID, site_id: UUID) -> SiteEngagementO
     return SiteEngagementOut(row["name"], config.pacing_per_minute, config.timezone, sorted(config.holidays), dict(config.attributes))
 
 
+def _declaration_errors(raw: Any) -> list[FieldError]:
+    """Each bad attribute declaration by its name (msgspec would say ``attributes[...]``)."""
+    attributes = raw.get("attributes") if isinstance(raw, dict) else None
+    if not isinstance(attributes, dict):
+        return []
+    errors = []
+    for name, kind in attributes.items():
+        if not ATTRIBUTE_NAME.match(str(name)):
+            errors.append(FieldError(f"attributes.{name}", "a name of 1-40 lowercase letters, digits or '_', starting with a letter"))
+        elif kind not in ("str", "number", "bool"):
+            errors.append(FieldError(f"attributes.{name}", f"the type is str, number or bool, not {kind!r}"))
+    return errors
+
+
 def parse_site_engagement(raw: Any) -> SiteEngagementIn:
-    data = convert(raw, SiteEngagementIn, "the site settings are invalid; nothing was changed")
+    named = _declaration_errors(raw)
+    try:
+        data = convert(raw, SiteEngagementIn, "the site settings are invalid; nothing was changed")
+    except InvalidInput as exc:
+        raise InvalidInput(exc.detail, [*(e for e in exc.errors if not (named and e.path.startswith("attributes["))), *named]) from None
     if data.timezone is not None:
         try:
             ZoneInfo(data.timezone)
@@ -110,6 +129,8 @@ async def update_site_engagement(rt: Runtime, tenant_id: UUID, actor: str, site_
     async with db.write_transaction():
         row = await _site_row(tenant_id, site_id)
         settings = dict(json_column(row["settings"]) or {})
+        if data.attributes is not None:
+            await _still_declared(site_id, data.attributes)
         changes = {k: v for k, v in msgspec.to_builtins(data).items() if v is not None}
         settings.update(changes)
         await Site.update({Site.settings: json.dumps(settings)}).where(Site.id == site_id)
@@ -118,6 +139,19 @@ async def update_site_engagement(rt: Runtime, tenant_id: UUID, actor: str, site_
     await load_site_rules(rt, site_id)
     await rt.signals.announce(SITE_CHANGED, str(site_id))
     return await get_site_engagement(tenant_id, site_id)
+
+
+async def _still_declared(site_id: UUID, attributes: Mapping[str, str]) -> None:
+    """A declaration the site's rules still read may not be dropped (or retyped so they cannot
+    match): the rules would silently stop holding."""
+    errors = []
+    for entry in await _site_entries(site_id):
+        for problem in undeclared_attributes(entry.rule, attributes):
+            name = next(n for p, n, _, _ in entry.rule.attribute_reads if problem.path.startswith(p.removesuffix(".field")))
+            errors.append(FieldError(f"attributes.{name}", f"rule {entry.rule.name!r} reads visitor.attributes.{name} "
+                                                            f"({problem.path}: {problem.message}); change or delete the rule first"))
+    if errors:
+        raise InvalidInput("the site's rules read attributes this change would drop or retype; nothing was changed", errors)
 
 
 # --- rules -----------------------------------------------------------------------------------
@@ -208,10 +242,11 @@ async def get_rule(tenant_id: UUID, rule_id: UUID) -> RuleOut:
 
 async def _save(rt: Runtime, principal: Principal, definitions: list[dict[str, Any]], replace_id: UUID | None = None) -> ImportOut:
     """All-or-nothing upsert by name (or replace one rule by id)."""
-    compile_all(definitions)
+    compiled = compile_all(definitions)
     sites = {}
     for i, d in enumerate(definitions):
         sites[d["site"]] = await _site_by_name(principal.tenant_id, d["site"], f"rules[{i}].site")
+    check_declared(compiled, {name: site_config(site["settings"]) for name, site in sites.items()})
     created, updated = [], []
     touched: set[UUID] = {s["id"] for s in sites.values()}
     now = rt.clock.now()
@@ -278,10 +313,23 @@ async def delete_rule(rt: Runtime, principal: Principal, rule_id: UUID) -> None:
     await _rules_changed(rt, {row["site"]})
 
 
-def validate_document(text: bytes, media: str) -> ValidationOut:
+def check_declared(rules: list[Rule], configs: dict[str, SiteConfig]) -> None:
+    """Refuse rules reading attributes their site does not declare (or cannot match as declared);
+    ``configs``: by site name. The field paths are those of ``compile_all`` (``rules[i]…``)."""
+    errors = [e for rule in rules if rule.site in configs for e in undeclared_attributes(rule, configs[rule.site].attributes)]
+    if errors:
+        raise InvalidInput("the rules read visitor attributes their site does not declare as used; nothing was saved", errors)
+
+
+async def validate_document(tenant_id: UUID, text: bytes, media: str) -> ValidationOut:
+    """The document's problems, as import would report them (sites that exist are checked for the
+    attributes the rules read; a site that does not exist yet is not an error here)."""
     try:
         items = load_document(text, "json" if media == "json" else "yaml")
-        compile_all(items)
+        compiled = compile_all(items)
+        names = sorted({r.site for r in compiled})
+        rows = await Site.select(Site.name, Site.settings).where((Site.tenant == tenant_id) & Site.name.is_in(names)) if names else []
+        check_declared(compiled, {row["name"]: site_config(row["settings"]) for row in rows})
     except InvalidInput as exc:
         return ValidationOut(valid=False, rules=0, errors=exc.errors or [FieldError("$", exc.detail)])
     return ValidationOut(valid=True, rules=len(items), errors=[])
@@ -344,7 +392,9 @@ async def visitor_key(rt: Runtime, site: dict[str, Any], visitor_id: str) -> tup
     return (site["id"], ctx.crypto.identity_hash(visitor_id))
 
 
-async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[str], user_agent: str) -> CollectOut:
+async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[str], user_agent: str, where: Location = NOWHERE) -> CollectOut:
+    """One batch from the snippet. ``where``: the country and region of the client's address
+    (proactive.geo; the address itself never gets here), recorded on the batch's pageviews."""
     rt.engagement.require_live()
     batch = convert(decode_json(body), CollectIn, "the batch is invalid")
     site = await resolve_site(rt, batch.site_key or site_key, origins)
@@ -376,6 +426,8 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
         else:
             stored = as_stored(checked, redactor)
             stored["tab"] = tab
+            if where.country is not None and stored["type"] == "pageview":
+                stored["props"] = {**stored["props"], **located(where)}
             good.append(stored)
     good.sort(key=lambda e: e["at_epoch"])  # the browser's clock orders a batch, nothing more
     key = await visitor_key(rt, site, batch.visitor_id)
@@ -497,6 +549,21 @@ class VariantStats(msgspec.Struct):
     outcomes: funnel.Outcomes | None = None
 
 
+class GoalOut(msgspec.Struct, omit_defaults=True):
+    """What ``counts.goals`` counts: the rule's goal and how a conversion is credited."""
+
+    within_seconds: float
+    attribution: str  # last | first: which rule's invitation before the goal is credited
+    event: str | None = None
+    url: str | None = None
+
+
+def goal_of(rule: Rule) -> GoalOut | None:
+    if rule.goal_key is None:
+        return None
+    return GoalOut(rule.goal_within, rule.goal_attribution, rule.goal_event, rule.goal_url)
+
+
 class StatsOut(msgspec.Struct):
     rule: str
     rule_id: UUID
@@ -505,6 +572,7 @@ class StatsOut(msgspec.Struct):
     # The same outcomes for the chats on the rule's site no invitation led to, and over how many days.
     uninvited: funnel.Outcomes | None = None
     outcome_days: int = funnel.OUTCOME_DAYS
+    goal: GoalOut | None = None
 
 
 def _wait_quantile(counts: dict[str, int], q: float) -> float | None:
@@ -548,8 +616,9 @@ async def stats(rt: Runtime, principal: Principal, rule_id: UUID) -> StatsOut:
     for counts in per_variant.values():
         for name, count in counts.items():
             totals[name] += count
+    compiled, _ = compile_rule(rule.definition)
     out = StatsOut(rule=rule.name, rule_id=rule.id, variants={v: _variant_stats(c) for v, c in sorted(per_variant.items())},
-                   totals=_variant_stats(totals))
+                   totals=_variant_stats(totals), goal=goal_of(compiled) if compiled else None)
     return await _with_chats(rt, principal, rule, out)
 
 

@@ -161,7 +161,7 @@ class VisitorState:
     __slots__ = (
         "tenant", "site", "visitor_hash", "session", "visits", "device", "language", "cart_value", "cart_items",
         "cart_currency", "goals", "chat_active", "last_seen", "episodes", "history", "outstanding", "codes", "batches", "due",
-        "attributes", "trusted", "viewport",
+        "attributes", "trusted", "viewport", "country", "region", "url_goals",
     )
 
     def __init__(self, tenant: Any, site: Any, visitor_hash: str, now: float, codes: EventCodes) -> None:
@@ -191,6 +191,11 @@ class VisitorState:
         self.attributes: dict[str, Any] | None = None
         self.trusted: set[str] | None = None
         self.viewport: float | None = None  # CSS pixels wide, at the last pageview
+        # visitor.country / visitor.region: looked up by the server from the client's address
+        # (proactive.geo) and stored on the pageview as props; the address itself is never kept.
+        self.country: str | None = None
+        self.region: str | None = None
+        self.url_goals: set[str] | None = None  # the URL goals (rules' globs) this visitor reached
 
     @property
     def key(self) -> tuple[Any, str]:
@@ -303,6 +308,11 @@ class VisitorState:
             language = props.get("language")
             if isinstance(language, str):
                 self.language = language[:16]
+            country = props.get("country")
+            if isinstance(country, str):  # a pageview without a location (unknown address) keeps the last one
+                self.country = country
+                region = props.get("region")
+                self.region = region if isinstance(region, str) else None
             viewport = props.get("viewport")
             if isinstance(viewport, (int, float)) and not isinstance(viewport, bool) and 0 <= viewport <= 100_000:
                 self.viewport = float(viewport)
@@ -367,6 +377,8 @@ class VisitorState:
             case "session.pages": return s.pages or [] if s else []
             case "session.search_keyword": return s.search if s else None
             case "visitor.viewport_width": return self.viewport
+            case "visitor.country": return self.country
+            case "visitor.region": return self.region
             case "page.time_on_page": return now - p.started if p else None
             case "page.scroll_depth": return p.scroll_depth if p else 0
             case "session.pageviews": return s.pageviews if s else 0
@@ -479,6 +491,9 @@ class VisitorMemory(msgspec.Struct, array_like=True):
     attributes: dict[str, Any] | None = None  # added after version 1 rows were written: optional
     trusted: list[str] | None = None
     viewport: float | None = None
+    country: str | None = None
+    region: str | None = None
+    url_goals: list[str] | None = None
 
 
 MEMORY_VERSION = 1
@@ -502,7 +517,7 @@ def dump(state: VisitorState) -> bytes:
         MEMORY_VERSION, state.visits, state.last_seen, session, state.device, state.language, state.cart_value, state.cart_items,
         state.cart_currency, sorted(state.goals or ()), state.chat_active, list(state.history or ()), state.outstanding, episodes,
         list(state.batches or ()), state.due, state.attributes, sorted(state.trusted) if state.trusted else None,
-        state.viewport,
+        state.viewport, state.country, state.region, sorted(state.url_goals) if state.url_goals else None,
     ))
 
 
@@ -517,6 +532,8 @@ def load(data: bytes, tenant: Any, site: Any, visitor_hash: str, codes: EventCod
     state.attributes = m.attributes or None
     state.trusted = set(m.trusted) if m.trusted else None
     state.viewport = m.viewport
+    state.country, state.region = m.country, m.region
+    state.url_goals = set(m.url_goals) if m.url_goals else None
     if m.history:
         state.history = deque(m.history, maxlen=MAX_HISTORY)
     if m.episodes:

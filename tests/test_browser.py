@@ -8,6 +8,7 @@ another port, so every request is cross-origin, as on a real customer site.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import http.server
 import json
@@ -20,6 +21,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -71,10 +73,17 @@ def _page(title: str, embed: str, extra_head: str = "", body: str = "") -> str:
 @pytest.fixture(scope="module")
 def live():
     """Parley on a free port, sharing the test database, and a page server on another port."""
+    with serving() as found:
+        yield found
+
+
+@contextlib.contextmanager
+def serving(settings: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """``live``, with more ``PARLEY_*`` settings for the server (tests/test_targeting_where_browser.py)."""
     port, page_port = _free_port(), _free_port()
     data = Path(tempfile.mkdtemp(prefix="parley-live-"))
     env = {**os.environ, "PARLEY_DATA_DIR": str(data), "PARLEY_PORT": str(port), "PARLEY_HOST": "127.0.0.1",
-           "PARLEY_SCHEDULER": "true", "PARLEY_DEMO": "true", "PARLEY_LOG_LEVEL": "warning"}
+           "PARLEY_SCHEDULER": "true", "PARLEY_DEMO": "true", "PARLEY_LOG_LEVEL": "warning", **(settings or {})}
     if ENGINE == "sqlite":
         env["PARLEY_DATABASE_URL"] = f"sqlite:///{DATA_DIR / 'parley.sqlite3'}"
     log = open(data / "server.log", "w")
@@ -94,11 +103,13 @@ def live():
     else:
         server.kill()
         raise RuntimeError("parley serve did not start: " + (data / "server.log").read_text()[-2000:])
-    yield {"api": f"http://127.0.0.1:{port}", "pages": pages, "origin": f"http://127.0.0.1:{page_port}"}
-    server.terminate()
-    server.wait(10)
-    page_server.shutdown()
-    shutil.rmtree(pages, ignore_errors=True)
+    try:
+        yield {"api": f"http://127.0.0.1:{port}", "pages": pages, "origin": f"http://127.0.0.1:{page_port}"}
+    finally:
+        server.terminate()
+        server.wait(10)
+        page_server.shutdown()
+        shutil.rmtree(pages, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

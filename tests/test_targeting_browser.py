@@ -26,10 +26,14 @@ async def _import(shop, rule: dict) -> None:
     assert imported.status_code == 200, imported.text
 
 
-async def test_identify_in_the_page_makes_an_attribute_rule_invite(browser, live, shop):
+async def _declare_plan(shop) -> None:
     declared = await shop.api.patch(f"/v1/admin/sites/{await _site_id(shop)}/engagement", json={"attributes": {"plan": "str"}},
                                     headers=shop.headers("admin"))
     assert declared.status_code == 200, declared.text
+
+
+async def test_identify_in_the_page_makes_an_attribute_rule_invite(browser, live, shop):
+    await _declare_plan(shop)
     await _import(shop, {"name": "tg-pro", "site": "shop", "invite": {"message": "Pro support is here."},
                          "when": {"all": [{"field": "page.url", "op": "glob", "value": "*/tg-identify*"},
                                           {"field": "visitor.attributes.plan", "op": "ieq", "value": "PRO"}]}})
@@ -42,6 +46,7 @@ async def test_identify_in_the_page_makes_an_attribute_rule_invite(browser, live
 
 
 async def test_a_visitor_without_the_attribute_is_not_invited(browser, live, shop):
+    await _declare_plan(shop)
     await _import(shop, {"name": "tg-team", "site": "shop", "invite": {"message": "Team plan help."},
                          "when": {"all": [{"field": "page.url", "op": "glob", "value": "*/tg-anon*"},
                                           {"field": "visitor.attributes.plan", "op": "eq", "value": "team"}]}})

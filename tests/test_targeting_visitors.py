@@ -152,3 +152,82 @@ async def test_a_server_event_alone_does_not_make_a_visitor_present(client, shop
                       headers=shop.headers("ingest"))
     explained = await client.get(f"/v1/visitors/{visitor.id}/explain?site=shop", headers=shop.headers("marketing"))
     assert explained.json()[0]["decision"].startswith("waiting for the visitor to return")
+
+
+# --- rules read only what the site declares --------------------------------------------------
+
+
+async def _import(client, shop, *rules: dict[str, Any]) -> Any:
+    return await client.post("/v1/rules/import", json={"rules": list(rules)}, headers=shop.headers("marketing"))
+
+
+async def test_a_rule_reading_an_undeclared_attribute_is_refused_naming_the_field_and_how_to_declare_it(client, shop):
+    await declare(client, shop, plan="str")
+    refused = await _import(client, shop, rule("crm", when={"all": [{"field": "visitor.attributes.plan", "op": "eq", "value": "pro"},
+                                                                  {"field": "visitor.attributes.segment", "op": "eq", "value": "vip"}]}))
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("application/problem+json")
+    [error] = refused.json()["errors"]
+    assert error["path"] == "rules[0].when.all[1].field"
+    assert "visitor.attributes.segment is not declared for site 'shop' (declared: plan (str))" in error["message"]
+    assert "PATCH /v1/admin/sites/{id}/engagement" in error["message"] and "--attributes segment:str" in error["message"]
+    listed = await client.get("/v1/rules", headers=shop.headers("marketing"))
+    assert [r["name"] for r in listed.json()] == []  # nothing was saved
+
+
+async def test_a_rule_comparing_an_attribute_in_a_way_its_type_never_matches_is_refused(client, shop):
+    await declare(client, shop, plan="str", seats="number", trial="bool")
+    refused = await _import(client, shop,
+                            rule("a", when={"field": "visitor.attributes.plan", "op": "gte", "value": 3}),
+                            rule("b", when={"field": "visitor.attributes.trial", "op": "eq", "value": "yes"}),
+                            rule("c", when={"field": "visitor.attributes.seats", "op": "in", "value": [10, "many"]}))
+    assert refused.status_code == 422
+    assert {e["path"] for e in refused.json()["errors"]} == {"rules[0].when.op", "rules[1].when.value", "rules[2].when.value"}
+    fine = await _import(client, shop, rule("d", when={"field": "visitor.attributes.seats", "op": "in", "value": [10, 20]}))
+    assert fine.status_code == 200, fine.text
+
+
+async def test_validate_reports_undeclared_attributes_as_import_would(client, shop):
+    body = {"rules": [rule("crm", when={"field": "visitor.attributes.segment", "op": "eq", "value": "vip"})]}
+    answer = await client.post("/v1/rules/validate", json=body, headers=shop.headers("marketing"))
+    assert answer.status_code == 200
+    assert answer.json()["valid"] is False and answer.json()["errors"][0]["path"] == "rules[0].when.field"
+    await declare(client, shop, segment="str")
+    assert (await client.post("/v1/rules/validate", json=body, headers=shop.headers("marketing"))).json()["valid"] is True
+
+
+async def test_a_declaration_rules_still_read_cannot_be_dropped_or_retyped(client, shop):
+    await declare(client, shop, plan="str", seats="number")
+    await import_rules(client, shop, rule("pro", when={"field": "visitor.attributes.plan", "op": "ieq", "value": "pro"}))
+    url = f"/v1/admin/sites/{shop.site['id']}/engagement"
+    for attributes in ({"seats": "number"}, {"plan": "bool", "seats": "number"}):
+        refused = await client.patch(url, json={"attributes": attributes}, headers=shop.headers("admin"))
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["errors"]
+        assert error["path"] == "attributes.plan" and "rule 'pro' reads visitor.attributes.plan" in error["message"]
+    await declare(client, shop, plan="str")  # dropping one no rule reads is fine
+
+
+async def test_the_cli_declares_attributes_and_sets_holidays(client, shop, runtime):
+    from tests.cli import run_cli
+
+    result = await run_cli("sites", "update", "--tenant", shop.slug, "--name", "shop",
+                           "--attributes", "plan:str, seats:number,trial:bool", "--holidays", "2026-12-24,2026-12-25")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == ["holidays: 2026-12-24, 2026-12-25", "attributes: plan:str, seats:number, trial:bool"]
+    shown = (await client.get(f"/v1/admin/sites/{shop.site['id']}/engagement", headers=shop.headers("admin"))).json()
+    assert shown["attributes"] == {"plan": "str", "seats": "number", "trial": "bool"}
+    assert shown["holidays"] == ["2026-12-24", "2026-12-25"]
+    cleared = await run_cli("sites", "update", "--tenant", shop.slug, "--name", "shop", "--holidays", "", "--json")
+    assert cleared.returncode == 0, cleared.stderr
+    assert "holidays" not in json.loads(cleared.stdout) and json.loads(cleared.stdout)["attributes"]["plan"] == "str"
+
+
+async def test_the_cli_names_a_bad_declaration_or_date_and_changes_nothing(client, shop, runtime):
+    from tests.cli import run_cli
+
+    result = await run_cli("sites", "update", "--tenant", shop.slug, "--name", "shop",
+                           "--attributes", "plan:text", "--holidays", "2026-13-01")
+    assert result.returncode != 0
+    assert "attributes.plan" in result.stderr and "holidays" in result.stderr
+    shown = (await client.get(f"/v1/admin/sites/{shop.site['id']}/engagement", headers=shop.headers("admin"))).json()
+    assert "attributes" not in shown and "holidays" not in shown

@@ -1,5 +1,5 @@
-"""Report cells: one tenant's metrics rows of one local day, aggregated per dimension, and the
-cache that keeps them.
+"""Report cells: one tenant's metrics rows of one local day (or of one UTC hour of it),
+aggregated per dimension, and the cache that keeps them.
 
 A report is a merge of cells. Counts and sums merge by addition; medians and percentiles cannot,
 so a cell keeps the *values* of first reply, resolution and next contact, sorted and packed (four
@@ -11,10 +11,12 @@ rows again.
 Why cells at all: reading a million metrics rows costs seconds on SQLite whatever the SQL (the
 aggregates alone are about a microsecond per row), and a 30-day report over a million
 conversations must answer within one. A whole local day that has not changed since its cell was
-computed is read from the cell; any other part of the range (today, the edges of a range that
-does not start at midnight, a day that changed) is computed from the metrics rows, and whole
-past days are written back. A cell is valid while its ``fingerprint`` equals the sum of the
-change counters of the UTC hours the day overlaps (archive/metrics/store.py bumps them in the
+computed is read from the cell. A day that changed (or today) is merged from the cells of its
+UTC hours, and only the hours that changed are computed from the metrics rows — a live system
+changes an hour or two of a day between two reports, and a day's rows cost SQLite half a second.
+Complete hours and whole past days are written back; the edges of a range that does not start at
+midnight are computed from the rows. A cell is valid while its ``fingerprint`` equals the sum of
+the change counters of the UTC hours it overlaps (archive/metrics/store.py bumps them in the
 transaction of every change), so a late ingest, a revision or a deletion is seen by the next
 report, in every process.
 """
@@ -22,6 +24,7 @@ report, in every process.
 from __future__ import annotations
 
 import bisect
+import itertools
 from array import array
 from collections import Counter
 from collections.abc import Sequence
@@ -37,6 +40,15 @@ from archive.metrics.tables import ConversationMetrics, MetricsCell, MetricsChan
 
 # The layout of a stored cell; cells of another layout are ignored (computed again).
 FORMAT = 2  # 2: values kept as Values (plain or counted)
+# The cells of one UTC hour (or the part of one in a local day) are kept under their dimension's
+# name with this prefix, keyed by the part's start: a day that changed is merged again from its
+# hours, of which only the changed ones are computed from the rows.
+HOUR = "h:"
+# Hour cells are kept for the days that ended less than this many days ago: the days a live
+# system still changes. An older day that changes (a late import, a deletion) is computed whole,
+# and older hour cells are deleted whenever hour cells are stored (they would cost several times
+# the day cells' space for a whole archive).
+HOURS_FOR_DAYS = 7
 # Dimensions a cell is kept for. "day" has one group per day (the conversations counted once),
 # "hour" one per local hour (keyed by the hour's start, epoch seconds), "funnel" one per site,
 # rule and variant (uninvited chats under an empty rule, chats from an invitation nobody knows
@@ -51,7 +63,10 @@ def values_of(packed: bytes) -> Sequence[int]:
     return memoryview(packed).cast("I")
 
 
-class Values(msgspec.Struct, array_like=True, omit_defaults=True):
+# Cells hold only numbers and bytes (no reference cycles can form): their structs are not tracked
+# by the garbage collector (msgspec's gc=False), which otherwise runs over the tens of thousands
+# of groups a report decodes and merges.
+class Values(msgspec.Struct, array_like=True, omit_defaults=True, gc=False):
     """A group's values of one figure, sorted and packed: every value as it came, or — when
     that is at most half as long — each distinct value once with its count (a day of a busy
     site has thousands of conversations but a few hundred distinct first-reply times)."""
@@ -67,13 +82,29 @@ class Values(msgspec.Struct, array_like=True, omit_defaults=True):
         tally = sorted(Counter(items).items())
         return cls(array("I", [v for v, _ in tally]).tobytes(), array("I", [n for _, n in tally]).tobytes())
 
+    @classmethod
+    def merged(cls, parts: Sequence[Values]) -> Values:
+        """The values of several parts as one (the same bytes as ``of`` over all their values)."""
+        if len(parts) == 1:
+            return parts[0]
+        if not any(part.counts for part in parts):
+            return cls.of(list(values_of(b"".join(part.values for part in parts))))
+        items: list[int] = []
+        for part in parts:
+            if part.counts:
+                for value, count in zip(values_of(part.values), values_of(part.counts), strict=True):
+                    items.extend(itertools.repeat(value, count))
+            else:
+                items.extend(values_of(part.values))
+        return cls.of(items)
+
     def count_at_most(self, limit: int) -> int:
         values = values_of(self.values)
         index = bisect.bisect_right(values, limit)
         return sum(values_of(self.counts)[:index]) if self.counts else index
 
 
-class Group(msgspec.Struct, array_like=True):
+class Group(msgspec.Struct, array_like=True, gc=False):
     """What one group of one cell holds. ``conversations`` counts rows: conversations, except in
     the agent dimension, where it is the conversations each agent took part in."""
 
@@ -97,6 +128,30 @@ class Group(msgspec.Struct, array_like=True):
 
 
 Cell = dict[str, Group]
+
+_SUMS = tuple(name for name in Group.__struct_fields__ if name not in ("first_reply", "resolution", "next_contact", "concurrency"))
+
+
+def merged_group(groups: Sequence[Group]) -> Group:
+    """One group holding what several hold (counts and sums added, values pooled)."""
+    if len(groups) == 1:
+        return groups[0]
+    columns = dict(zip(Group.__struct_fields__, zip(*map(msgspec.structs.astuple, groups), strict=True), strict=True))
+    c1, c2, c3, c4 = (sum(level) for level in zip(*columns["concurrency"], strict=True))
+    return Group(
+        **{name: sum(columns[name]) for name in _SUMS},
+        first_reply=Values.merged(columns["first_reply"]), resolution=Values.merged(columns["resolution"]),
+        next_contact=Values.merged(columns["next_contact"]), concurrency=(c1, c2, c3, c4),
+    )
+
+
+def merged_cell(parts: Sequence[Cell]) -> Cell:
+    """One cell for the conversations of several (hours into their day)."""
+    found: dict[str, list[Group]] = {}
+    for part in parts:
+        for key, group in part.items():
+            found.setdefault(key, []).append(group)
+    return {key: merged_group(groups) for key, groups in found.items()}
 
 
 # --- local time ----------------------------------------------------------------------------------
@@ -192,7 +247,7 @@ def _key_sql(dim: str, hours: HourKeys) -> str:
 # Values that medians and thresholds need come back as one list per row ({values}: comma-separated
 # text, which the database builds faster than a driver hands over rows, and Python parses in C).
 _CELL = """
-SELECT {key} AS k, is_primary AS p, COUNT(*) AS n, SUM(awaited) AS awaited, SUM(handovers) AS handovers,
+SELECT {unit} AS u, {key} AS k, is_primary AS p, COUNT(*) AS n, SUM(awaited) AS awaited, SUM(handovers) AS handovers,
   SUM(csat) AS csat_sum, COUNT(csat) AS csat_n, SUM(CASE WHEN csat >= 4 THEN 1 ELSE 0 END) AS csat_satisfied,
   COUNT(nps) AS nps_n, SUM(CASE WHEN nps >= 9 THEN 1 ELSE 0 END) AS nps_promoters,
   SUM(CASE WHEN nps <= 6 THEN 1 ELSE 0 END) AS nps_detractors, SUM(ces) AS ces_sum, COUNT(ces) AS ces_n,
@@ -200,7 +255,7 @@ SELECT {key} AS k, is_primary AS p, COUNT(*) AS n, SUM(awaited) AS awaited, SUM(
   SUM(conc1) AS c1, SUM(conc2) AS c2, SUM(conc3) AS c3, SUM(conc4) AS c4,
   {first_reply} AS first_reply, {resolution} AS resolution, {next_contact} AS next_contact
 FROM conversation_metrics WHERE tenant = {{}} AND started_at >= {{}} AND started_at < {{}}
-GROUP BY 1, 2
+GROUP BY {group}
 """
 
 
@@ -237,26 +292,44 @@ def _group(whole: list[dict[str, Any]], own: list[dict[str, Any]]) -> Group:
 async def build(tenant_id: UUID, zone: ZoneInfo, lo: int, hi: int, dims: Sequence[str] = DIMS) -> dict[str, Cell]:
     """The groups of each dimension for the conversations that started in [lo, hi), computed by
     SQL over the metrics rows (one grouped query per dimension; "day" rides along)."""
+    return (await _build(tenant_id, zone, lo, hi, dims, by_hour=False)).get(lo) or {dim: {} for dim in dims}
+
+
+async def build_hours(tenant_id: UUID, zone: ZoneInfo, lo: int, hi: int, dims: Sequence[str]) -> dict[int, dict[str, Cell]]:
+    """``build`` for each UTC hour of [lo, hi) at once (by the hour's start, or ``lo`` for the
+    part of an hour before it; hours without conversations are left out): the same queries,
+    grouped by the hour too."""
+    return await _build(tenant_id, zone, lo, hi, dims, by_hour=True)
+
+
+async def _build(tenant_id: UUID, zone: ZoneInfo, lo: int, hi: int, dims: Sequence[str], by_hour: bool) -> dict[int, dict[str, Cell]]:
     hours = HourKeys(zone, lo, hi)
-    built: dict[str, Cell] = {}
+    built: dict[int, dict[str, Cell]] = {}
     for dim in [d for d in dims if d != "day"] or ["day"]:
-        rows = await _rows(tenant_id, dim, _key_sql(dim, hours), lo, hi)
-        by_key: dict[str, list[dict[str, Any]]] = {}
+        rows = await _rows(tenant_id, dim, _key_sql(dim, hours), lo, hi, by_hour)
+        by_unit: dict[int, dict[str, list[dict[str, Any]]]] = {}
         for row in rows:
-            by_key.setdefault(str(row["k"]), []).append(row)
-        if dim == "agent":
-            built[dim] = {key: _group(found, found) for key, found in by_key.items()}
-        else:
-            built[dim] = {key: _group([r for r in found if r["p"]], found) for key, found in by_key.items()}
-        if "day" in dims and "day" not in built:
-            built["day"] = {"": _group([r for r in rows if r["p"]], rows)} if rows else {}
+            by_unit.setdefault(max(int(row["u"]), lo), {}).setdefault(str(row["k"]), []).append(row)
+        for unit, by_key in by_unit.items():
+            cells = built.setdefault(unit, {})
+            if dim == "agent":
+                cells[dim] = {key: _group(found, found) for key, found in by_key.items()}
+            else:
+                cells[dim] = {key: _group([r for r in found if r["p"]], found) for key, found in by_key.items()}
+            if "day" in dims and "day" not in cells:
+                unit_rows = [r for found in by_key.values() for r in found]
+                cells["day"] = {"": _group([r for r in unit_rows if r["p"]], unit_rows)}
+    for cells in built.values():
+        for dim in dims:
+            cells.setdefault(dim, {})
     return built
 
 
-async def _rows(tenant_id: UUID, dim: str, key: str, lo: int, hi: int) -> list[dict[str, Any]]:
+async def _rows(tenant_id: UUID, dim: str, key: str, lo: int, hi: int, by_hour: bool) -> list[dict[str, Any]]:
     # The funnel key joins parts with a separator passed as a parameter (it is not printable).
     args: list[Any] = [FUNNEL_SEPARATOR, FUNNEL_SEPARATOR] if dim == "funnel" else []
     sql = _CELL.format(
+        unit="started_at - (started_at % 3600)" if by_hour else str(int(lo)), group="1, 2, 3" if by_hour else "2, 3",
         key=key.replace("{sep}", "{}"), first_reply=_values_sql("first_reply_s"), resolution=_values_sql("resolution_s"),
         next_contact=_values_sql("next_contact_s"),
     )
@@ -300,15 +373,79 @@ UPSERT = (
 
 
 async def store(tenant_id: UUID, zone_name: str, day: int, fingerprint_: int, cells: dict[str, Cell]) -> None:
+    await store_many(tenant_id, zone_name, [(day, fingerprint_, cells)])
+
+
+async def store_many(tenant_id: UUID, zone_name: str, found: list[tuple[int, int, dict[str, Cell]]], prefix: str = "",
+                     forget_before: int | None = None) -> None:
+    """Cells of several days (or, with ``HOUR`` as ``prefix``, hours) in one transaction; with
+    ``forget_before``, the tenant's hour cells of hours before it are deleted in it too."""
+    if not found:
+        return
     encoder = msgspec.msgpack.Encoder()
+    rows = [(tenant_id, zone_name, start, prefix + dim, FORMAT, fingerprint_, encoder.encode(cell))
+            for start, fingerprint_, cells in found for dim, cell in cells.items()]
     async with db.write_transaction():
-        for dim, cell in cells.items():
-            await MetricsCell.raw(UPSERT, tenant_id, zone_name, day, dim, FORMAT, fingerprint_, encoder.encode(cell))
+        await db.execute_many(UPSERT.replace("{}", "?"), rows)
+        if forget_before is not None:
+            await MetricsCell.delete().where(
+                (MetricsCell.tenant == tenant_id) & (MetricsCell.day < forget_before) & MetricsCell.dim.like(HOUR + "%"))
+
+
+def hours_of(start: int, end: int) -> list[tuple[int, int]]:
+    """[start, end) cut at UTC hours: each part lies in one hour, whose change counter it follows
+    (a day of a zone half an hour off UTC starts and ends with half hours)."""
+    cuts = [start, *range(start - start % 3600 + 3600, end, 3600), end]
+    return list(zip(cuts, cuts[1:], strict=False))
+
+
+def _runs(starts: list[int], spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The ranges [a, b) of consecutive spans whose start is in ``starts``."""
+    wanted, runs = set(starts), list[tuple[int, int]]()
+    for a, b in spans:
+        if a not in wanted:
+            continue
+        if runs and runs[-1][1] == a:
+            runs[-1] = (runs[-1][0], b)
+        else:
+            runs.append((a, b))
+    return runs
+
+
+async def _day_from_hours(tenant_id: UUID, zone: ZoneInfo, start: int, end: int, dims: Sequence[str], counters: dict[int, int],
+                          now: int) -> dict[str, Cell]:
+    """A day's cells merged from its hours' cells: those still valid are read, the others built
+    from the rows (one pass per run of consecutive hours) and stored once complete."""
+    zone_name = str(zone.key)
+    spans = hours_of(start, end)
+    stored = await cached(tenant_id, zone_name, [a for a, _ in spans], [HOUR + dim for dim in dims])
+    hours: dict[int, dict[str, Cell]] = {}
+    missing = []
+    for a, b in spans:
+        expected = fingerprint(counters, a, b)
+        valid = {dim: hit[1] for dim in dims if (hit := stored.get((a, HOUR + dim))) is not None and hit[0] == expected}
+        if len(valid) == len(dims):
+            hours[a] = valid
+        else:
+            missing.append(a)
+    fresh = []
+    for lo, hi in _runs(missing, spans):
+        built = await build_hours(tenant_id, zone, lo, hi, dims)
+        for a, b in spans:
+            if lo <= a < hi:
+                hours[a] = built.get(a) or {dim: {} for dim in dims}
+                if b <= now:
+                    fresh.append((a, fingerprint(counters, a, b), hours[a]))
+    if fresh:
+        await store_many(tenant_id, zone_name, fresh, HOUR, forget_before=now - (HOURS_FOR_DAYS + 1) * 86_400)
+    return {dim: merged_cell([hours[a][dim] for a, _ in spans]) for dim in dims}
 
 
 async def collect(tenant_id: UUID, zone: ZoneInfo, lo: int, hi: int, dims: Sequence[str], now: int) -> list[dict[str, Cell]]:
-    """The cells covering [lo, hi) for ``dims``: cached whole days where still valid; the rest
-    computed from the metrics rows (whole past days are stored for next time)."""
+    """The cells covering [lo, hi) for ``dims``: cached whole days where still valid; other
+    whole days of the last ``HOURS_FOR_DAYS`` merged from their hours' cells (see
+    ``_day_from_hours``), older ones computed from the metrics rows (past days are stored for
+    next time); the part days at the edges of a range computed from the metrics rows."""
     zone_name = str(zone.key)
     days = days_between(lo, hi, zone)
     counters = await versions(tenant_id, days[0][1] if days else lo, hi)
@@ -324,7 +461,10 @@ async def collect(tenant_id: UUID, zone: ZoneInfo, lo: int, hi: int, dims: Seque
         part = {dim: found[1] for dim in dims if (found := stored.get((start, dim))) is not None and found[0] == expected}
         stale = [dim for dim in dims if dim not in part]
         if stale:
-            built = await build(tenant_id, zone, start, end, stale)
+            if end > now - HOURS_FOR_DAYS * 86_400:
+                built = await _day_from_hours(tenant_id, zone, start, end, stale, counters, now)
+            else:
+                built = await build(tenant_id, zone, start, end, stale)
             if end <= now:
                 await store(tenant_id, zone_name, start, expected, built)
             part.update(built)

@@ -30,7 +30,7 @@ from archive.errors import FieldError, InvalidInput, NotFound
 from archive.jobs import JobSpec
 from archive.models import StoredConversation
 from archive.runtime import Runtime
-from archive.supervision.evaluation import Evaluator, Flagged, compiled_policies, store_flags
+from archive.supervision.evaluation import Evaluator, Flagged, evaluator_for, store_flags
 from archive.supervision.policies import definitions
 from archive.supervision.tables import ReviewItem, SupervisionBackfill, SupervisionPolicy
 from archive.tables import Conversation as ConversationRow
@@ -170,12 +170,11 @@ async def run(rt: Runtime, job_id: UUID, *, batch: int = BATCH, stop_after_batch
     ctx = await tenant_context(rt, tenant_id)
     started = time.monotonic()
     try:
-        policies = await compiled_policies(rt, ctx, [], policy_id=job["policy"], version=job["policy_version"])
+        evaluator = await evaluator_for(rt, ctx, [], policy_id=job["policy"], version=job["policy_version"])
     except NotFound:
         await _finish(rt, job, "failed", "the policy version is gone")
         return
     name = (await definitions(ctx, policy_id=job["policy"], version=job["policy_version"]))[0].name
-    evaluator = Evaluator(ctx, policies)
     batches = 0
     actor = f"system:backfill:{str(job_id)[:8]}"
     # The next batch is read while this one is evaluated (a read, safe beside the writes below).

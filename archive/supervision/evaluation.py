@@ -27,7 +27,7 @@ import structlog
 
 from archive import ingest, ledger
 from archive import query as q
-from archive.analysis import highlight_terms, primary_language
+from archive.analysis import Analyzer, highlight_terms, primary_language
 from archive.models import ConversationIn, StoredConversation
 from archive.query import parse
 from archive.runtime import Runtime
@@ -36,6 +36,7 @@ from archive.search.languages import tenant_languages
 from archive.search.memory import Columns, DocView, Relaxed, Relevant, has_words, matches
 from archive.search.plan import PlanNode, TypoToleranceOff, compile_query, positive_paths, positive_tokens
 from archive.supervision.policies import Definition, Scope, compile_pattern, definitions, enabled_versions, pattern_options, query_senders
+from archive.supervision.screen import Recorder, Screen
 from archive.supervision.tables import ReviewItem
 from archive.tenancy import TenantContext
 
@@ -54,14 +55,14 @@ class Compiled:
 
     __slots__ = ("definition", "tree", "senders", "columns", "wanted", "paths", "patterns", "typos", "relaxed")
 
-    def __init__(self, ctx: TenantContext, definition: Definition, languages: list[str]) -> None:
+    def __init__(self, ctx: TenantContext, definition: Definition, languages: list[str], analyzer: Analyzer | None = None) -> None:
         self.definition = definition
         self.senders = query_senders(definition.query, definition.scope)
         self.tree: PlanNode | None = None
         self.typos = False  # whether the query asks for typo tolerance (``word~``)
         if definition.query.strip():
             parsed = parse(definition.query)
-            self.tree = compile_query(parsed.tree, ctx.analyzer, languages, ctx.crypto.identity_hash)
+            self.tree = compile_query(parsed.tree, analyzer or ctx.analyzer, languages, ctx.crypto.identity_hash)
             self.typos = _has_fuzzy(parsed.tree)
         self.columns = Columns.for_senders(self.senders)
         self.wanted = positive_tokens(self.tree) if self.tree is not None else set()
@@ -147,12 +148,18 @@ def _query_hits(ctx: TenantContext, policy: Compiled, stored: StoredConversation
 
 class Evaluator:
     """A set of compiled policies, ready for many conversations: the tokens their queries can ask
-    about (a conversation's view keeps only those) and all their patterns in one RE2 set (one
-    pass over each message finds which patterns occur in it; only those are run for spans)."""
+    about (a conversation's view keeps only those), the screen that finds which of them a
+    conversation's words have without hashing every word (archive/supervision/screen.py; when the
+    policies were compiled by ``recorder``), and all their patterns in one RE2 set (one pass over
+    each message finds which patterns occur in it; only those are run for spans)."""
 
-    def __init__(self, ctx: TenantContext, policies: list[Compiled]) -> None:
+    def __init__(self, ctx: TenantContext, policies: list[Compiled], recorder: Recorder | None = None) -> None:
         self.ctx, self.policies = ctx, policies
         self.relevant = Relevant((p.tree for p in policies if p.tree is not None), typos=any(p.typos for p in policies))
+        self.screen = Screen.build(self.relevant, recorder) if recorder is not None else None
+        # What the relaxed plans say of a set of present tokens (few distinct sets recur: most
+        # conversations hold none of the tokens, or the same few common ones).
+        self._verdicts: dict[frozenset[str], list[bool]] = {}
         self._patterns: list[tuple[int, Any]] = [(i, pattern) for i, p in enumerate(policies) for pattern in p.patterns]
         self._set: Any = _pattern_set([p.definition.patterns for p in policies]) if self._patterns else None
         # Without anchors, a pattern that occurs in a message occurs in the messages joined by
@@ -190,13 +197,27 @@ class Evaluator:
         """The flags the policies raise on one stored conversation, samples included."""
         return self.detect(conversation_id, stored, visitor_hash).with_samples(self.ctx, conversation_id)
 
+    VERDICTS = 10_000
+
+    def _could_match(self, stored: StoredConversation) -> list[bool]:
+        """Per policy, whether its relaxed plan lets the conversation's words through."""
+        language = indexing.document_language(stored, self.ctx)
+        present = (self.screen or self.relevant).present(self.ctx.analyzer, (m.text for m in stored.messages), language)
+        found = self._verdicts.get(present)
+        if found is None:
+            found = [p.relaxed is None or p.relaxed.could_match(present) for p in self.policies]
+            if len(self._verdicts) >= self.VERDICTS:
+                self._verdicts.clear()
+            self._verdicts[present] = found
+        return found
+
     def detect(self, conversation_id: UUID, stored: StoredConversation, visitor_hash: str) -> Findings:
         """What the detectors find in one conversation (CPU only: safe in a worker thread). The
         conversation's view is built once, and only when a query in scope may match."""
         flags = []
         to_sample = []
         view: DocView | None = None
-        present: frozenset[str] | None = None
+        verdicts: list[bool] | None = None
         patterns = self._pattern_hits(stored)
         for index, policy in enumerate(self.policies):
             definition = policy.definition
@@ -204,10 +225,9 @@ class Evaluator:
                 continue
             query_hit = False
             if policy.tree is not None:
-                if policy.relaxed is not None and present is None:
-                    language = indexing.document_language(stored, self.ctx)
-                    present = self.relevant.present(self.ctx.analyzer, (m.text for m in stored.messages), language)
-                if policy.relaxed is None or policy.relaxed.could_match(present or frozenset()):
+                if policy.relaxed is not None and verdicts is None:
+                    verdicts = self._could_match(stored)
+                if policy.relaxed is None or (verdicts is not None and verdicts[index]):
                     view = view or self.view(conversation_id, stored, visitor_hash)
                     query_hit = matches(policy.tree, view, policy.columns)
             hits = [*(_query_hits(self.ctx, policy, stored) if query_hit else []), *patterns.get(index, [])]
@@ -254,23 +274,29 @@ async def languages_for(rt: Runtime, ctx: TenantContext, extra: list[str | None]
     return languages
 
 
-def compile_all(ctx: TenantContext, found: list[Definition], languages: list[str]) -> list[Compiled]:
+def compile_all(ctx: TenantContext, found: list[Definition], languages: list[str], analyzer: Analyzer | None = None) -> list[Compiled]:
     """The policies ready to evaluate. One that no longer compiles (it asks for typo tolerance,
     which the tenant has since turned off) is left out and logged, never failing an ingest."""
     compiled = []
     for definition in found:
         try:
-            compiled.append(Compiled(ctx, definition, languages))
+            compiled.append(Compiled(ctx, definition, languages, analyzer))
         except TypoToleranceOff:
             log.warning("supervision_policy_skipped", policy=str(definition.id), reason="typo tolerance is off for the tenant")
     return compiled
 
 
-async def compiled_policies(rt: Runtime, ctx: TenantContext, extra_languages: list[str | None], **which: Any) -> list[Compiled]:
+def build_evaluator(ctx: TenantContext, found: list[Definition], languages: list[str]) -> Evaluator:
+    """An evaluator of the policies, compiled by a recorder of the tenant's analyzer so that its
+    screen knows the words behind their tokens."""
+    recorder = Recorder.of(ctx.analyzer)
+    return Evaluator(ctx, compile_all(ctx, found, languages, recorder), recorder)
+
+
+async def evaluator_for(rt: Runtime, ctx: TenantContext, extra_languages: list[str | None], **which: Any) -> Evaluator:
+    """An evaluator of the tenant's policies selected by ``which`` (see ``definitions``)."""
     found = await definitions(ctx, **which)
-    if not found:
-        return []
-    return compile_all(ctx, found, await languages_for(rt, ctx, extra_languages))
+    return build_evaluator(ctx, found, await languages_for(rt, ctx, extra_languages) if found else [])
 
 
 class Flagged(msgspec.Struct, frozen=True):
@@ -326,7 +352,7 @@ class SupervisionStep(ingest.IngestStep):
             return cached[1]
         found = await definitions(ctx)
         key = (id(ctx), tuple((d.id, d.version) for d in found), tuple(languages))
-        evaluator = Evaluator(ctx, compile_all(ctx, found, languages))
+        evaluator = build_evaluator(ctx, found, languages)
         if len(self._evaluators) >= self.EVALUATORS:
             self._evaluators.clear()
         self._evaluators[ctx.tenant_id] = (key, evaluator)

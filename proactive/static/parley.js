@@ -1,93 +1,105 @@
-/* Parley snippet: behaviour events and the invitation widget. Dependency-free; see docs/snippet.md. */
+/* Parley snippet: behaviour events and the invitation widget, hardened for hostile pages (docs/snippet.md). */
 (function (w, d) {
   "use strict";
-  var me = d.currentScript || d.querySelector("script[data-site]");
-  if (!me || w.__parley) return;
-  w.__parley = 1;
-  var cfg = me.dataset, site = cfg.site, base = new URL(me.src, location.href).origin;
-  var ls = w.localStorage, nav = navigator;
-  var queue = [], outbox = [], sending = 0, parked = {}, handlers = {}, shown = {}, lastActive = Date.now(), idleSent = 0, maxScroll = 0, es, flushTimer;
-  var consentNeeded = cfg.consent === "required";
-  var consent = !consentNeeded;
-  var privacy = cfg.dnt !== "ignore" && (nav.doNotTrack == "1" || w.doNotTrack == "1" || nav.globalPrivacyControl === true);
+  var me = d.currentScript, old = w.parley, O = Object;
+  if (!(me && me.dataset && me.dataset.site)) me = d.querySelector("script[data-site]");
+  if (!me || old && old.loaded) return;
+  var cfg = me.dataset, site = cfg.site, base = new URL(me.src, location.href).origin, url = base + "/v1/collect";
+  var ls, memVid, nav = navigator, T = "parley-invitation";
+  var queue = [], outbox = [], sending = 0, xhr = 0, parked = O.create(null), handlers = O.create(null), shown = O.create(null);
+  var lastActive = Date.now(), idleSent = 0, maxScroll = 0, es, flushTimer;
+  var consent = cfg.consent !== "required";
+  var privacy = cfg.dnt !== "ignore" && (nav.doNotTrack == "1" || w.doNotTrack == "1" || nav.globalPrivacyControl);
+  try { ls = w.localStorage; } catch (e) {}
 
-  function rid() { return (crypto.randomUUID ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2)).replace(/[^A-Za-z0-9-]/g, ""); }
-  var tab = rid(); // this page in this tab: the server joins a visitor's tabs into one visit
-  function store(s, k, make) { try { var v = s.getItem(k); if (!v) { v = make(); s.setItem(k, v); } return v; } catch (e) { return make(); } }
-  function vid() { return store(ls, "parley_vid", rid); }
+  function guard(f) { return function () { try { return f.apply(this, arguments); } catch (e) {} }; }
+  function each(a, f) { for (var i = 0; a && i < a.length; i++) f(a[i]); }
+  function on(t, type, f) { t.addEventListener(type, guard(f), { passive: true }); }
+  function rid() { return (crypto.randomUUID ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2)); }
+  var tab = rid();
+  function vid() { try { var v = ls.getItem("parley_vid"); if (!v) ls.setItem("parley_vid", v = rid()); return v; } catch (e) { return memVid || (memVid = rid()); } }
   function active() { return consent && !privacy; }
 
-  function track(type, extra) {
+  function track(type, props, name, page) {
     if (!active()) return;
-    var e = { type: type, at: Date.now(), url: location.href };
-    for (var k in extra) e[k] = extra[k];
+    var e = { type: type, at: Date.now(), url: location.href, props: props, name: name };
+    if (page) { e.title = d.title; e.referrer = d.referrer; }
     queue.push(e);
-    if (queue.length >= 10) flush(); else if (!flushTimer) flushTimer = setTimeout(flush, 2000);
+    if (queue.length >= 10) flush(); else if (!flushTimer) flushTimer = setTimeout(guard(flush), 2000);
   }
 
   function payload(b) {
-    return JSON.stringify({ site_key: site, visitor_id: vid(), session_id: tab, tab_id: tab, batch_id: b.id, events: b.events });
+    var A = Array.prototype, t = A.toJSON;
+    if (t) delete A.toJSON;
+    try { return JSON.stringify({ site_key: site, visitor_id: vid(), session_id: tab, tab_id: tab, batch_id: b.id, events: b.events }); } finally { if (t) A.toJSON = t; }
   }
 
-  // A batch keeps its id until the server has it: a retry after a lost answer is applied once.
+  function post(body, done, fail) {
+    if (!xhr) try {
+      return fetch(url, { method: "POST", body: body, keepalive: true, credentials: "omit" })
+        .then(function (r) { return r.json().catch(Object).then(function (j) { done(r.status, j); }); }).then(null, fail);
+    } catch (e) {}
+    try {
+      var x = new XMLHttpRequest();
+      x.open("POST", url); x.responseType = "json"; x.onload = guard(function () { done(x.status, x.response); }); x.onerror = fail; x.send(body);
+    } catch (e) { fail(); }
+  }
+
   function flush(beacon) {
     clearTimeout(flushTimer); flushTimer = 0;
     if (!active()) return;
     if (queue.length) { outbox.push({ id: rid(), events: queue.slice(-50) }); queue = []; outbox = outbox.slice(-5); }
-    var url = base + "/v1/collect";
-    if (beacon && nav.sendBeacon) {
-      while (outbox.length && nav.sendBeacon(url, new Blob([payload(outbox[0])], { type: "text/plain" }))) outbox.shift();
-      return;
+    if (beacon) {
+      try { while (outbox.length && nav.sendBeacon(url, payload(outbox[0]))) outbox.shift(); } catch (e) {}
+      return each(outbox, function (b) { post(payload(b), Boolean, Boolean); });
     }
     if (sending || !outbox.length) return;
     sending = 1;
     var b = outbox[0];
-    fetch(url, { method: "POST", body: payload(b), keepalive: true, headers: { "Content-Type": "text/plain" }, credentials: "omit" })
-      .then(function (r) { if (r.status >= 500 || r.status === 429) throw r; if (outbox[0] === b) outbox.shift(); sending = 0; flush(); return r.json(); })
-      .then(function (r) { (r.invitations || []).forEach(show); })
-      .catch(function () { sending = 0; setTimeout(flush, 5000); });
+    function retry() { sending = 0; xhr ^= 1; setTimeout(guard(flush), 5000); }
+    post(payload(b), function (status, answer) {
+      if (status >= 500 || status === 429) return retry();
+      if (outbox[0] === b) outbox.shift();
+      sending = 0; flush();
+      each(answer && answer.invitations, guard(show));
+    }, retry);
   }
 
-  // What rules may read of the device and page: its class, languages, viewport width, and the
-  // search keyword in a search engine's referrer (its query string is never sent).
   function about() {
     var u = nav.userAgent, q = null;
     try { q = new URL(d.referrer).searchParams; q = q.get("q") || q.get("p") || q.get("text") || q.get("wd"); } catch (e) {}
     return { device: /iPad|Tablet/.test(u) || /Android/.test(u) && !/Mobi/.test(u) ? "tablet" : /Mobi|iPhone/.test(u) ? "mobile" : "desktop",
       language: nav.language, viewport: w.innerWidth, page_language: d.documentElement.lang || null, search: q || null };
   }
-  function pageview() { lastActive = Date.now(); maxScroll = 0; track("pageview", { title: d.title, referrer: d.referrer, props: about() }); }
+  function pageview() { lastActive = Date.now(); maxScroll = 0; track("pageview", about(), null, 1); }
   function wrap(name) {
     var orig = history[name];
-    history[name] = function () { var r = orig.apply(this, arguments); setTimeout(pageview, 0); return r; };
+    try { history[name] = function () { var u = location.href, r = orig.apply(this, arguments); if (u != location.href) setTimeout(guard(pageview), 0); return r; }; } catch (e) {}
   }
 
   function listen() {
     wrap("pushState"); wrap("replaceState");
-    w.addEventListener("popstate", pageview);
-    w.addEventListener("hashchange", pageview);
-    w.addEventListener("pageshow", function (e) { if (e.persisted) pageview(); });
-    ["mousemove", "keydown", "scroll", "touchstart", "click"].forEach(function (t) {
-      w.addEventListener(t, function () { lastActive = Date.now(); idleSent = 0; }, { passive: true });
-    });
-    w.addEventListener("scroll", function () {
+    on(w, "popstate", pageview);
+    on(w, "hashchange", pageview);
+    on(w, "pageshow", function (e) { if (e.persisted) pageview(); });
+    each(["mousemove", "keydown", "scroll", "touchstart", "click"], function (t) { on(w, t, function () { lastActive = Date.now(); idleSent = 0; }); });
+    on(w, "scroll", function () {
       var h = d.documentElement, depth = Math.round(100 * (h.scrollTop + w.innerHeight) / Math.max(h.scrollHeight, 1));
-      if (depth >= maxScroll + 25 || (depth >= 100 && maxScroll < 100)) { maxScroll = Math.min(100, depth); track("scroll", { props: { depth: maxScroll } }); }
-    }, { passive: true });
-    d.addEventListener("mouseout", function (e) { if (!e.relatedTarget && e.clientY <= 0 && !("ontouchstart" in w)) track("exit_intent"); });
-    d.addEventListener("click", function (e) {
-      var el = e.target && e.target.closest && e.target.closest("[data-parley-track]");
-      if (el) track("custom", { name: el.getAttribute("data-parley-track") });
+      if (depth >= maxScroll + 25 || (depth >= 100 && maxScroll < 100)) { maxScroll = Math.min(100, depth); track("scroll", { depth: maxScroll }); }
     });
-    setInterval(function () {
+    on(d, "mouseout", function (e) { if (!e.relatedTarget && e.clientY <= 0 && !("ontouchstart" in w)) track("exit_intent"); });
+    on(d, "click", function (e) {
+      var el = e.target.closest("[data-parley-track]");
+      if (el) track("custom", null, el.getAttribute("data-parley-track"));
+    });
+    setInterval(guard(function () {
       if (d.visibilityState !== "visible") return;
       if (Date.now() - lastActive > 3e4 && !idleSent) { idleSent = 1; track("idle"); }
       track("heartbeat");
-    }, 15000);
-    // Whether anyone is looking: the server invites only visitors with a visible tab.
-    function seen(state) { track("visibility", { props: { state: state } }); }
-    w.addEventListener("pagehide", function () { seen("hidden"); flush(true); });
-    d.addEventListener("visibilitychange", function () {
+    }), 15000);
+    function seen(state) { track("visibility", { state: state }); }
+    on(w, "pagehide", function () { seen("hidden"); flush(true); });
+    on(d, "visibilitychange", function () {
       if (d.visibilityState === "hidden") { seen("hidden"); flush(true); return; }
       seen("visible"); flush();
       for (var id in parked) { show(parked[id]); delete parked[id]; }
@@ -96,72 +108,72 @@
 
   function stream() {
     if (es || !w.EventSource || !active()) return;
-    es = new EventSource(base + "/v1/invitations/stream?site_key=" + encodeURIComponent(site) + "&visitor_id=" + encodeURIComponent(vid()));
-    es.addEventListener("invitation", function (m) { try { show(JSON.parse(m.data)); } catch (e) {} });
+    es = new EventSource(base + "/v1/invitations/stream?" + new URLSearchParams({ site_key: site, visitor_id: vid() }));
+    on(es, "invitation", function (m) { new Response(m.data).json().then(guard(show), Object); });
   }
 
   var CSS = ":host{all:initial!important;display:block!important}.p{position:fixed;z-index:2147483647;right:16px;bottom:16px;max-width:min(360px,calc(100vw - 32px));box-sizing:border-box;" +
-    "background:#fff;color:#1a1a1a;font:15px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;border-radius:12px;" +
-    "box-shadow:0 8px 30px rgba(0,0,0,.25);padding:16px;animation:i .25s ease-out}p{margin:0 0 12px}" +
+    "background:#fff;color:#1a1a1a;font:15px/1.4 system-ui,sans-serif;border-radius:12px;" +
+    "box-shadow:0 8px 30px #0004;padding:16px;animation:i .25s ease-out}p{margin:0 0 12px}" +
     ".b{display:flex;gap:8px;justify-content:flex-end}button{font:inherit;border-radius:8px;padding:8px 14px;cursor:pointer;border:1px solid #1a56db}" +
     ".a{background:#1a56db;color:#fff}.x{background:#fff;color:#1a56db}button:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}" +
     "@keyframes i{from{opacity:0;transform:translateY(12px)}}@media (prefers-reduced-motion:reduce){.p{animation:none}}" +
     "@media (max-width:480px){.p{left:8px;right:8px;bottom:8px;max-width:none}}";
 
-  // Shown once, in a tab the visitor is looking at: every tab of the visitor hears of it.
   function done(id, mark) {
-    try { var l = JSON.parse(ls.getItem("parley_inv") || "[]"); if (mark) ls.setItem("parley_inv", JSON.stringify(l.concat(id).slice(-20))); return l.indexOf(id) >= 0; } catch (e) { return false; }
+    try { var l = ls.getItem("parley_inv") || ""; if (mark) ls.setItem("parley_inv", (l + " " + id).slice(-660)); return l.indexOf(id) >= 0; } catch (e) { return false; }
   }
+  function el(tag, parent, cls, text) { var e = d.createElement(tag); e.className = cls; e.textContent = text; parent.appendChild(e); return e; }
+  function emit(name, inv) { each(handlers[name], function (f) { try { f(inv); } catch (e) {} }); }
   function show(inv) {
-    if (!inv || shown[inv.id] || done(inv.id) || new Date(inv.expires_at) < new Date()) return;
+    if (!inv.id || shown[inv.id] || done(inv.id) || new Date(inv.expires_at) < Date.now()) return;
     if (d.visibilityState === "hidden") { parked[inv.id] = inv; return; }
     shown[inv.id] = 1; done(inv.id, 1);
-    var host = d.createElement("parley-invitation"), root = host.attachShadow({ mode: "open" }), prev = d.activeElement;
+    var host = d.createElement(w.customElements && customElements.get(T) ? "div" : T), root = host.attachShadow({ mode: "open" }), prev = d.activeElement;
     host.setAttribute("data-parley-widget", "");
-    root.innerHTML = "<style>" + CSS + "</style><div class=p role=dialog aria-modal=false aria-labelledby=m aria-live=polite>" +
-      "<p id=m></p><div class=b><button class=x type=button></button><button class=a type=button></button></div></div>";
-    root.getElementById("m").textContent = inv.message;
-    var yes = root.querySelector(".a"), no = root.querySelector(".x");
-    yes.textContent = cfg.acceptLabel || "Chat now"; no.textContent = cfg.dismissLabel || "No thanks";
+    try { var sheet = new CSSStyleSheet(); sheet.replaceSync(CSS); root.adoptedStyleSheets = [sheet]; } catch (e) { el("style", root, "", CSS); }
+    var box = el("div", root, "p", ""), bar, yes, no, props = { invitation_id: inv.id, rule: inv.rule, variant: inv.variant };
+    box.setAttribute("role", "dialog"); box.setAttribute("aria-modal", "false"); box.setAttribute("aria-labelledby", "m"); box.setAttribute("aria-live", "polite");
+    el("p", box, "", inv.message).id = "m";
+    bar = el("div", box, "b", "");
+    no = el("button", bar, "x", cfg.dismissLabel || "No thanks"); yes = el("button", bar, "a", cfg.acceptLabel || "Chat now");
+    no.type = yes.type = "button";
     no.setAttribute("aria-label", "Dismiss: " + no.textContent);
     function close(type) {
       clearTimeout(timer); host.remove();
-      track(type, { props: { invitation_id: inv.id, rule: inv.rule, variant: inv.variant } }); flush();
-      if (prev && prev.focus) try { prev.focus(); } catch (e) {}
+      track(type, props); flush();
+      try { prev.focus(); } catch (e) {}
     }
-    yes.onclick = function () {
+    yes.onclick = guard(function () {
       close("invitation_accepted");
-      var fns = handlers.accept || [];
-      if (fns.length) fns.forEach(function (f) { f(inv); }); else if (cfg.chatUrl) w.open(cfg.chatUrl, "_blank", "noopener");
-    };
-    no.onclick = function () { close("invitation_dismissed"); (handlers.dismiss || []).forEach(function (f) { f(inv); }); };
-    root.addEventListener("keydown", function (e) { if (e.key === "Escape") no.onclick(); });
-    var timer = setTimeout(function () { host.remove(); }, Math.max(0, new Date(inv.expires_at) - new Date()));
-    (d.body || d.documentElement).appendChild(host);
+      if (handlers.accept) emit("accept", inv); else if (cfg.chatUrl) w.open(cfg.chatUrl, "_blank", "noopener");
+    });
+    no.onclick = guard(function () { close("invitation_dismissed"); emit("dismiss", inv); });
+    on(root, "keydown", function (e) { if (e.key === "Escape") no.onclick(); });
+    var timer = setTimeout(function () { host.remove(); }, new Date(inv.expires_at) - Date.now());
+    d.documentElement.appendChild(host);
     yes.focus({ preventScroll: true });
-    track("invitation_shown", { props: { invitation_id: inv.id, rule: inv.rule, variant: inv.variant } });
-    (handlers.show || []).forEach(function (f) { f(inv); });
+    track("invitation_shown", props);
+    emit("show", inv);
   }
 
-  function api(cmd, a, b) {
-    if (cmd === "track") track("custom", { name: a, props: b || {} });
-    else if (cmd === "goal") track("goal", { name: a, props: b || {} });
-    else if (cmd === "cart") track("cart", { props: a || {} });
-    else if (cmd === "identify") track("identify", { props: a || {} });
-    else if (cmd === "trigger") { track("trigger", { name: a }); flush(); }
+  var api = guard(function (cmd, a, b) {
+    if (cmd === "track") track("custom", b || {}, a);
+    else if (cmd === "goal") track("goal", b || {}, a);
+    else if (cmd === "cart" || cmd === "identify") track(cmd, a || {});
+    else if (cmd === "trigger") { track("trigger", null, a); flush(); }
     else if (cmd === "on") (handlers[a] = handlers[a] || []).push(b);
     else if (cmd === "consent") {
       consent = !!a;
-      if (consent && !privacy) { pageview(); stream(); }
-      else { queue = []; outbox = []; if (es) { es.close(); es = 0; } try { ls.removeItem("parley_vid"); } catch (e) {} }
+      if (active()) { pageview(); stream(); }
+      else { queue = []; outbox = []; memVid = 0; if (es) { es.close(); es = 0; } try { ls.removeItem("parley_vid"); } catch (e) {} }
     } else if (cmd === "flush") flush();
-  }
-
-  var pending = (w.parley && w.parley.q) || [];
-  w.parley = function () { api.apply(null, arguments); };
-  w.parley.identify = function (a) { api("identify", a); };
-  w.parley.trigger = function (a) { api("trigger", a); };
-  listen();
-  if (active()) { pageview(); stream(); }
-  pending.forEach(function (args) { api.apply(null, args); });
+  });
+  api.identify = function (a) { api("identify", a); };
+  api.trigger = function (a) { api("trigger", a); };
+  api.loaded = 1;
+  try { w.parley = api; } catch (e) {}
+  guard(listen)();
+  if (active()) { guard(pageview)(); guard(stream)(); }
+  each(old && old.q, function (args) { api.apply(null, args); });
 })(window, document);
