@@ -17,7 +17,7 @@ from archive.search import sqlite_fts
 from archive.search.backend import IndexDoc
 from archive.search.indexing import document_columns
 from archive.search.plan import Cursor, Plan, compile_query
-from archive.search.sqlite_fts import SqliteFtsBackend
+from archive.search.sqlite_fts import SqliteFtsBackend, deletion_key
 
 KEY = b"i" * 32
 TENANT = uuid.UUID(int=7)
@@ -54,14 +54,22 @@ async def backend(tmp_path: Path):
     await backend.close()
 
 
-async def test_walking_the_time_index_pages_like_sorting_the_matches(backend, monkeypatch):
+@pytest.mark.parametrize(("chunk", "spread"), [(1, 16), (64, 16), (64, 0)])  # spread 0: the walk against collected matches
+async def test_walking_the_time_index_pages_like_sorting_the_matches(backend, monkeypatch, chunk, spread):
     analyzer = Analyzer(KEY)
-    await backend.index([_doc(analyzer, n, f"order {n}", "refund please" if n % 3 else "thanks") for n in range(20)])
+    # Indexed out of time order (rowids do not follow started_at), in three batches.
+    arrival = [7, 3, 19, 0, 12, 5, 16, 1, 9, 14, 2, 18, 6, 11, 4, 17, 8, 13, 10, 15]
+    for batch in (arrival[:5], arrival[5:12], arrival[12:]):
+        await backend.index([_doc(analyzer, n, f"order {n}", "refund please" if n % 3 else "thanks") for n in batch])
     sorted_pages = {sort: await _walk(backend, analyzer, "refund", sort) for sort in ("newest", "oldest")}
     monkeypatch.setattr(sqlite_fts, "SORT_LIMIT", 0)  # every search with words walks the index now
+    monkeypatch.setattr(sqlite_fts, "WALK_CHUNK", chunk)
+    monkeypatch.setattr(sqlite_fts, "WALK_SPREAD", spread)
     walked_pages = {sort: await _walk(backend, analyzer, "refund", sort) for sort in ("newest", "oldest")}
     expected = [n for n in range(20) if n % 3]
     assert walked_pages == sorted_pages == {"newest": expected[::-1], "oldest": expected}
+    page = await backend.search(_plan(analyzer, "refund OR thanks", "newest", size=5))
+    assert (page.total, [h.conversation_id.int - 1000 for h in page.hits]) == (20, [19, 18, 17, 16, 15])
 
 
 async def test_contentless_tables_delete_and_replace_conversations(backend):
@@ -82,8 +90,9 @@ async def test_the_typo_vocabulary_is_written_once_per_term_across_restarts(back
     await restarted.index([_doc(analyzer, 2, "cancel my subscription")])
     await restarted.close()
     term = analyzer.word("subscription", "en").term
+    deletion = deletion_key(_doc(analyzer, 2, "subscription").typos[term][0])
     conn = apsw.Connection(str(tmp_path / "search.sqlite3"))
-    rows = conn.execute("SELECT count(*) FROM search_typo WHERE rowid = ?", (int(term, 16),)).fetchall()
+    rows = conn.execute("SELECT count(*) FROM search_typo WHERE search_typo MATCH ? AND rowid = ?", (deletion, int(term, 16))).fetchall()
     conn.close()
     assert rows == [(1,)]
     reopened = SqliteFtsBackend(tmp_path / "search.sqlite3")
@@ -151,3 +160,75 @@ async def test_a_rebuild_by_another_process_voids_what_this_one_cached(tmp_path)
     await server.index([_doc(analyzer, 3, "my subscription lapsed")])  # its terms were written before the reset
     assert [h.conversation_id.int - 1000 for h in (await server.search(_plan(analyzer, "subscribtion~"))).hits] == [3]
     await server.close()
+
+
+def _in_page_order(hits) -> list[tuple[float, float, int]]:
+    return [(-h.score, -h.started_at.timestamp(), -h.conversation_id.int) for h in hits]
+
+
+@pytest.mark.parametrize("margin", [0, 1, 32])
+async def test_relevance_pages_keep_the_full_order_through_ties(backend, monkeypatch, margin):
+    # Many conversations score alike (the same text): the page boundary falls inside a tie, and
+    # reading only the matches that score at least as well as the page's last must not lose or
+    # repeat any of them, whether the tie ends within the scores read past the page or not.
+    monkeypatch.setattr(sqlite_fts, "TIE_MARGIN", margin)
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, n, "refund refund please" if n % 4 == 0 else "refund please" if n % 4 == 1 else "the parcel")
+                         for n in range(30)])
+    seen = []
+    for offset in range(0, 40, 4):
+        seen += (await backend.search(_plan(analyzer, "refund", "relevance", size=4, cursor=Cursor(offset=offset)))).hits
+    ids = [h.conversation_id.int - 1000 for h in seen]
+    assert sorted(ids) == [n for n in range(30) if n % 4 in (0, 1)]
+    assert _in_page_order(seen) == sorted(_in_page_order(seen))
+    assert ids[:8] == [28, 24, 20, 16, 12, 8, 4, 0]  # two occurrences first, newest first among equals
+
+
+async def test_relevance_pages_past_the_scored_matches_follow_newest_first(backend):
+    # "refund OR parc*": the prefix matches carry no score and follow the scored ones.
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, n, "refund please" if n < 3 else "the parcel") for n in range(8)])
+    page = await backend.search(_plan(analyzer, "refund OR parc*", "relevance", size=20))
+    assert [h.conversation_id.int - 1000 for h in page.hits] == [2, 1, 0, 7, 6, 5, 4, 3]
+
+
+async def test_facets_count_the_same_along_the_facet_index_and_from_the_matches(backend, monkeypatch):
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, n, "refund please" if n % 2 else "the parcel") for n in range(60)])  # 60 hours
+
+    async def facets(q: str) -> dict[str, dict[str, int]]:
+        plan = msgspec.structs.replace(_plan(analyzer, q), facets=("agent", "day", "language"))
+        return (await backend.search(plan)).facets
+
+    counted = {}
+    for dense in (0.0, 2.0):  # every match set dense (the index walk), none dense (grouping the matches)
+        monkeypatch.setattr(sqlite_fts, "DENSE_FACETS", dense)
+        counted[dense] = await facets("refund")
+    assert counted[0.0] == counted[2.0] == {"agent": {"a-1": 30}, "day": {"2026-03-01": 12, "2026-03-02": 12, "2026-03-03": 6},
+                                            "language": {"en": 30}}
+
+
+def _rowids_in_time_order(path: Path) -> list[int]:
+    conn = apsw.Connection(str(path))
+    rows = conn.execute("SELECT conversation FROM search_doc ORDER BY rowid").fetchall()
+    conn.close()
+    return [uuid.UUID(bytes=r[0]).int - 1000 for r in rows]
+
+
+async def test_rowids_follow_start_times_whatever_order_conversations_arrive_in(backend, tmp_path):
+    # A rebuild goes in id order and imports bring old conversations late; newest-first walks
+    # time and rowids together only if rowids follow time.
+    analyzer = Analyzer(KEY)
+    for batch in ([9, 2, 5], [0, 7], [3, 8, 1, 6, 4]):
+        await backend.index([_doc(analyzer, n, "refund") for n in batch])
+    await backend.index([_doc(analyzer, 5, "refund again")])  # re-indexed: keeps its place
+    assert _rowids_in_time_order(tmp_path / "search.sqlite3") == list(range(10))
+
+
+async def test_conversations_starting_in_one_full_second_still_get_rowids(backend, monkeypatch):
+    monkeypatch.setattr(sqlite_fts, "SLOT_BITS", 1)  # two per second
+    analyzer = Analyzer(KEY)
+    same_second = [msgspec.structs.replace(_doc(analyzer, n, "refund"), started_at=START) for n in range(5)]
+    await backend.index(same_second + [_doc(analyzer, 9, "refund")])
+    page = await backend.search(_plan(analyzer, "refund", size=10))
+    assert page.total == 6 and len({h.conversation_id for h in page.hits}) == 6

@@ -13,10 +13,12 @@ one. Only this file uses it; the store stays on Piccolo's driver.
 Tables:
 
 * ``search_doc``: one row per conversation — tenant (a small integer, ``search_tenant``), filter
-  columns, ``started_at`` in microseconds; the index ``(tenant, started_at, conversation)`` is
-  walked backwards for newest-first with the LIMIT pushed down.
-* ``search_label``: agent ids and tags, one row each (the agent: and tag: filters; facets read
-  the same values from ``search_doc.labels``).
+  columns, ``started_at`` in microseconds, its facet group; the rowid follows the start time
+  (``_free_rowid``), and the index ``(tenant, started_at, conversation)`` is walked backwards for
+  newest-first with the LIMIT pushed down.
+* ``search_facet``: facet groups — the distinct (site, channel, language, day, agents and tags)
+  of a tenant; facets count matches per group.
+* ``search_label``: agent ids and tags, one row each (the agent: and tag: filters).
 * ``search_fts``: ``t_<sender>`` terms with positions (phrases, NEAR, BM25).
 * ``search_bag``: ``f_<sender>``, no positions: prefix paths (a prefix query is a token-prefix
   query), exact spellings, typing keys.
@@ -34,6 +36,7 @@ to replay — and at 1,000 conversations per commit the one fsync costs nothing 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 from collections import Counter
@@ -63,10 +66,10 @@ from archive.search.plan import (
     positive_text,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 TEXT_COLUMNS = [f"t_{s}" for s in SENDERS]
 BAG_COLUMNS = [f"f_{s}" for s in SENDERS]
-TABLES = ("search_meta", "search_typo", "search_bag", "search_fts", "search_label", "search_doc", "search_tenant",
+TABLES = ("search_meta", "search_typo", "search_bag", "search_fts", "search_label", "search_doc", "search_facet", "search_tenant",
           # schema version 3
           "search_forms", "search_prefix")
 # Ranking: conversations matched through a form (a transliteration, a typo) score this much per
@@ -78,8 +81,13 @@ DAY_LIMIT = 366
 # Newest/oldest first: up to this many matches are sorted; with more, the time index is walked
 # from the newest end and stops after one page (about size × tenant / matches rows).
 SORT_LIMIT = 2000
+WALK_CHUNK = 64  # the first chunk of the time index a newest-first walk reads
+WALK_SPREAD = 16  # ... and walks only when their rowid range holds fewer than this many times as many
+# Relevance reads this many scores past the page: a tie running beyond them is read whole.
+TIE_MARGIN = 32
 KNOWN_TERMS_LIMIT = 500_000  # terms whose typo neighbourhood this process has already written
 CACHE_KIB = 65536
+WAL_LIMIT_BYTES = 16 << 20
 _CONTENTLESS = "content='', contentless_delete=1, tokenize='ascii'"
 SCHEMA = [
     # Facts about the file itself; ``upgraded_from``: the schema version whose tables an upgrade
@@ -89,29 +97,64 @@ SCHEMA = [
     """CREATE TABLE search_doc (
         rowid INTEGER PRIMARY KEY, tenant INTEGER NOT NULL, conversation BLOB NOT NULL UNIQUE,
         site TEXT NOT NULL, channel TEXT NOT NULL, language TEXT NOT NULL, started_at INTEGER NOT NULL,
-        visitor_hash TEXT NOT NULL, labels TEXT NOT NULL)""",
+        visitor_hash TEXT NOT NULL, facet INTEGER NOT NULL)""",
     "CREATE INDEX search_doc_tenant_started ON search_doc (tenant, started_at, conversation)",
+    "CREATE INDEX search_doc_tenant_facet ON search_doc (tenant, facet)",
+    # The facet values of a conversation, shared by every conversation that has the same ones
+    # (site, channel, language, day, agents and tags as JSON): facets count conversations per
+    # ``search_doc.facet`` — one small integer — and read the values of each group once.
+    """CREATE TABLE search_facet (
+        id INTEGER PRIMARY KEY, tenant INTEGER NOT NULL, site TEXT NOT NULL, channel TEXT NOT NULL,
+        language TEXT NOT NULL, day INTEGER NOT NULL, labels TEXT NOT NULL,
+        UNIQUE (tenant, site, channel, language, day, labels))""",
     "CREATE TABLE search_label (doc INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL)",
     "CREATE INDEX search_label_doc ON search_label (doc, kind, value)",
     f"CREATE VIRTUAL TABLE search_fts USING fts5({', '.join(TEXT_COLUMNS)}, {_CONTENTLESS}, detail=full)",
     f"CREATE VIRTUAL TABLE search_bag USING fts5({', '.join(BAG_COLUMNS)}, {_CONTENTLESS}, detail=column)",
-    f"CREATE VIRTUAL TABLE search_typo USING fts5(deletions, {_CONTENTLESS}, detail=none)",
+    # Never deleted from (see the threat model in docs/search.md), so without the per-row sizes
+    # that contentless_delete keeps (a tenth of the vocabulary's size); a term written again adds
+    # the same postings under the same rowid, which FTS5 keeps once.
+    "CREATE VIRTUAL TABLE search_typo USING fts5(deletions, content='', columnsize=0, tokenize='ascii', detail=none)",
 ]
 DAY_MICROS = 86_400_000_000
-# What facets count, copied into temp.matched while matching (labels: the agents and tags as JSON).
-_FACET_COLUMNS = f"d.site, d.channel, d.language, d.started_at / {DAY_MICROS}, d.labels"
+FACET_GROUPS_LIMIT = 100_000  # facet groups whose id this process remembers
+# Facets over a match set this share of the tenant or more walk the tenant's (tenant, facet)
+# index, which is already grouped, instead of grouping the matches.
+DENSE_FACETS = 0.25
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 
-TENANT_SHIFT = 40  # a conversation's rowid: tenant << 40 | sequence (2^40 per tenant, 2^23 tenants)
+TENANT_SHIFT = 40  # a conversation's rowid: tenant << 40 | position (2^40 per tenant, 2^23 tenants)
+# The position: seconds since ROWID_EPOCH << SLOT_BITS | slot (2^32 seconds, 136 years from 2000).
+SLOT_BITS = 8
+ROWID_EPOCH = 946_684_800  # 2000-01-01T00:00:00Z
 
 
 def tenant_rowids(tenant: int) -> tuple[int, int]:
     """The rowid range of a tenant's conversations in every table of the file. Searches read FTS
     doclists inside it, so they never touch another tenant's rows and need no join to tell."""
     return tenant << TENANT_SHIFT, ((tenant + 1) << TENANT_SHIFT) - 1
+
+
+def _free_rowid(conn: apsw.Connection, tenant: int, started_at: datetime) -> int:
+    """A rowid for a conversation of ``tenant`` that started at ``started_at``: rowids follow
+    start times (the second, then up to 256 per second), whatever order conversations arrive in
+    — live, imported or rebuilt — which is what lets newest-first walk time and rowids together
+    (``_Query.walk``). A second already full takes the next free rowid after it."""
+    low, high = tenant_rowids(tenant)
+    second = min(max(int(started_at.timestamp()) - ROWID_EPOCH, 0), (high - low) >> SLOT_BITS)
+    base = low + (second << SLOT_BITS)
+    taken = _rows(conn, "SELECT max(rowid) FROM search_doc WHERE rowid BETWEEN ? AND ?", (base, base + (1 << SLOT_BITS) - 1))[0][0]
+    if taken is None:
+        return base
+    if taken + 1 < base + (1 << SLOT_BITS):
+        return int(taken) + 1
+    rowid = int(_rows(conn, "SELECT max(rowid) FROM search_doc WHERE rowid BETWEEN ? AND ?", (base, high))[0][0]) + 1
+    if rowid > high:  # 256 conversations in the last second of 2135
+        raise RuntimeError("no rowid left for this start time in the tenant's range")
+    return rowid
 
 
 def _micros(value: datetime) -> int:
@@ -202,14 +245,32 @@ class _Compiler:
         self.params += [expression, *self.bounds]
         return f"SELECT rowid FROM {table} WHERE {table} MATCH ? AND rowid BETWEEN ? AND ?"
 
-    def matching(self, node: PlanNode) -> str:
-        """A SELECT of the tenant's rowids matching a text-only ``node`` (see ``text_only``),
-        from the FTS tables alone: AND is INTERSECT, OR is UNION, AND NOT is EXCEPT."""
+    def per_table(self, node: PlanNode) -> list[tuple[str, str]] | None:
+        """``node`` as alternatives, each one MATCH expression on one FTS table, when it is an
+        OR of such (a word with forms is its words in search_fts OR its forms in search_bag)."""
         merged = self.fts(node)
         if merged is not None:
-            return self.select(*merged)
-        if isinstance(node, Match):  # words and typos in search_fts, forms in search_bag
-            return f"{self.select('search_fts', self.text_match(node))} UNION {self.select('search_bag', self.bag_match(node.forms))}"
+            return [merged]
+        if isinstance(node, Match):
+            return [("search_fts", self.text_match(node)), ("search_bag", self.bag_match(node.forms))]
+        if isinstance(node, AnyOf):
+            parts = [self.per_table(c) for c in node.children]
+            if all(p is not None for p in parts):
+                return [alternative for p in parts if p for alternative in p]
+        return None
+
+    def matching(self, node: PlanNode) -> str:
+        """A SELECT of the tenant's rowids matching a text-only ``node`` (see ``text_only``),
+        from the FTS tables alone: AND is INTERSECT, OR is UNION, AND NOT is EXCEPT. The
+        alternatives of an OR are merged into one MATCH per table: FTS5 merges its doclists far
+        faster than SQL unions the rows (a word read in five languages is five alternatives)."""
+        alternatives = self.per_table(node)
+        if alternatives is not None:
+            by_table: dict[str, list[str]] = {}
+            for table, expression in alternatives:
+                by_table.setdefault(table, []).append(expression)
+            return " UNION ".join(self.select(table, " OR ".join(f"({e})" for e in expressions))
+                                  for table, expressions in by_table.items())
         if isinstance(node, AnyOf):
             return " UNION ".join(f"SELECT rowid FROM ({self.matching(c)})" for c in node.children)
         if isinstance(node, All):
@@ -264,6 +325,7 @@ class SqliteFtsBackend:
         self._conn: apsw.Connection | None = None
         self._tenants: dict[UUID, int] = {}
         self._known_terms: set[int] = set()
+        self._facet_groups: dict[tuple[Any, ...], int] = {}
         self._schema_cookie = -1
 
     # Every call runs in a worker thread; one connection, serialised by a lock (FTS5 writes are
@@ -285,9 +347,13 @@ class SqliteFtsBackend:
         ``reset``; they are forgotten too, being cheap to read again.)"""
         cookie = _rows(conn, "PRAGMA main.schema_version")[0][0]
         if cookie != self._schema_cookie:
-            self._tenants.clear()
-            self._known_terms.clear()
+            self._forget()
             self._schema_cookie = cookie
+
+    def _forget(self) -> None:
+        self._tenants.clear()
+        self._known_terms.clear()
+        self._facet_groups.clear()
 
     def _connect(self) -> apsw.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -295,6 +361,9 @@ class SqliteFtsBackend:
         conn.set_busy_timeout(30_000)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        # A drain batch of 1,000 conversations grows the WAL to tens of MB; without a limit the
+        # file keeps that size after every checkpoint.
+        conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         conn.execute("PRAGMA temp_store=MEMORY")
         version = _rows(conn, "PRAGMA user_version")[0][0]
         if version != SCHEMA_VERSION:
@@ -316,8 +385,7 @@ class SqliteFtsBackend:
             if upgraded_from is not None:
                 conn.execute("INSERT INTO search_meta (key, value) VALUES ('upgraded_from', ?)", (str(upgraded_from),))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        self._tenants.clear()
-        self._known_terms.clear()
+        self._forget()
 
     async def open(self) -> None:
         await self._run(lambda conn: None)
@@ -363,14 +431,35 @@ class SqliteFtsBackend:
 
     async def index(self, docs: list[IndexDoc]) -> None:
         if docs:
-            await self._run(self._index, docs)
+            await self._run(self._index_or_forget, docs)
+
+    def _index_or_forget(self, conn: apsw.Connection, docs: list[IndexDoc]) -> None:
+        try:
+            self._index(conn, docs)
+        except BaseException:
+            # Rolled back: the terms and facet groups this batch wrote are not in the file.
+            self._forget()
+            raise
+
+    def _facet_group(self, conn: apsw.Connection, tenant: int, doc: IndexDoc) -> int:
+        labels = json.dumps({"agent": doc.agent_ids, "tag": doc.tags}, sort_keys=True)
+        key = (tenant, doc.site, doc.channel, doc.language, _micros(doc.started_at) // DAY_MICROS, labels)
+        found = self._facet_groups.get(key)
+        if found is None:
+            if len(self._facet_groups) > FACET_GROUPS_LIMIT:
+                self._facet_groups.clear()
+            conn.execute("INSERT INTO search_facet (tenant, site, channel, language, day, labels) VALUES (?, ?, ?, ?, ?, ?)"
+                         " ON CONFLICT DO NOTHING", key)
+            found = self._facet_groups[key] = _rows(
+                conn, "SELECT id FROM search_facet WHERE tenant = ? AND site = ? AND channel = ? AND language = ? AND day = ? AND labels = ?",
+                key)[0][0]
+        return found
 
     def _index(self, conn: apsw.Connection, docs: list[IndexDoc]) -> None:
         labels: list[tuple[int, str, str]] = []
         texts: list[tuple[Any, ...]] = []
         bags: list[tuple[Any, ...]] = []
         typos: list[tuple[int, str]] = []
-        last: dict[int, int] = {}  # tenant → the last rowid it was given (read inside this transaction)
         with _writing(conn):
             for doc in docs:
                 tenant = self._tenant(conn, doc.tenant_id, create=True)
@@ -378,15 +467,12 @@ class SqliteFtsBackend:
                 old = _rows(conn, "SELECT rowid FROM search_doc WHERE conversation = ?", (doc.conversation_id.bytes,))
                 if old:
                     _delete_rows(conn, old[0][0])
-                if tenant not in last:
-                    low, high = tenant_rowids(tenant)
-                    last[tenant] = _rows(conn, "SELECT coalesce(max(rowid), ?) FROM search_doc WHERE rowid BETWEEN ? AND ?", (low, low, high))[0][0]
-                rowid = last[tenant] = last[tenant] + 1
+                rowid = _free_rowid(conn, tenant, doc.started_at)
                 conn.execute(
-                    "INSERT INTO search_doc (rowid, tenant, conversation, site, channel, language, started_at, visitor_hash, labels)"
+                    "INSERT INTO search_doc (rowid, tenant, conversation, site, channel, language, started_at, visitor_hash, facet)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (rowid, tenant, doc.conversation_id.bytes, doc.site, doc.channel, doc.language, _micros(doc.started_at),
-                     doc.visitor_hash, json.dumps({"agent": doc.agent_ids, "tag": doc.tags}, sort_keys=True)),
+                     doc.visitor_hash, self._facet_group(conn, tenant, doc)),
                 )
                 labels += [(rowid, "agent", a) for a in doc.agent_ids] + [(rowid, "tag", t) for t in doc.tags]
                 texts.append((rowid, *(doc.columns.get(c, "") for c in TEXT_COLUMNS)))
@@ -395,8 +481,7 @@ class SqliteFtsBackend:
             conn.executemany("INSERT INTO search_label (doc, kind, value) VALUES (?, ?, ?)", labels)
             conn.executemany(f"INSERT INTO search_fts (rowid, {', '.join(TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", texts)
             conn.executemany(f"INSERT INTO search_bag (rowid, {', '.join(BAG_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", bags)
-            # A term this process wrote before a restart is written again: REPLACE keeps one row.
-            conn.executemany("INSERT OR REPLACE INTO search_typo (rowid, deletions) VALUES (?, ?)", typos)
+            conn.executemany("INSERT INTO search_typo (rowid, deletions) VALUES (?, ?)", typos)
 
     def _new_typos(self, neighbourhoods: dict[str, tuple[str, ...]]) -> Iterable[tuple[int, str]]:
         """Vocabulary rows for the terms this process has not written yet. Terms are keyed per
@@ -432,40 +517,49 @@ class SqliteFtsBackend:
             return SearchPage(total=0, hits=[], facets={name: {} for name in plan.facets})
         query = _Query(conn, plan, tenant)
         facets: dict[str, dict[str, int]] = {}
+        if query.text_only and not plan.facets and plan.sort != "relevance" and query.rowids_follow_time():
+            # Newest/oldest first: counting the matches is half the cost of collecting them, and
+            # a page of many matches is found without them (``walk``).
+            total = _rows(conn, f"SELECT count(*) FROM ({query.matching})", query.matching_params)[0][0]
+            if total > SORT_LIMIT:
+                return _page(total, query.walk(), facets)
         # Matches of a text query are collected once (the FTS sub-selects run once), then counted,
         # faceted and paged from the temporary table; a filter-only query is served by the
         # tenant's time index directly, unless it asks for facets.
         matched = query.text or bool(plan.facets)
         if matched:
             conn.execute("DROP TABLE IF EXISTS temp.matched")
-            if plan.facets:  # the facet columns are read while matching: no second pass over search_doc
-                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY, site TEXT, channel TEXT, language TEXT, day INTEGER, labels TEXT)")
-                conn.execute(f"INSERT INTO temp.matched SELECT d.rowid, {_FACET_COLUMNS} FROM search_doc d WHERE {query.where}", query.params)
-            elif query.text_only:  # straight from the FTS tables: search_doc is not read at all
-                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY)")
+            conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY)")
+            if query.text_only:  # straight from the FTS tables: search_doc is not read at all
                 conn.execute(f"INSERT INTO temp.matched {query.matching}", query.matching_params)
             else:
-                conn.execute("CREATE TEMP TABLE matched (id INTEGER PRIMARY KEY)")
                 conn.execute(f"INSERT INTO temp.matched SELECT d.rowid FROM search_doc d WHERE {query.where}", query.params)
             total = conn.changes()
-            facets = _facets(conn, plan.facets) if plan.facets else {}
+            facets = _facets(conn, tenant, plan.facets, total) if plan.facets else {}
         else:
             total = _rows(conn, f"SELECT count(*) FROM search_doc d WHERE {query.where}", query.params)[0][0]
-        rows = query.page(total, matched) if total else []
-        return SearchPage(
-            total=total,
-            hits=[ScoredId(UUID(bytes=r[0]), float(r[1]), _from_micros(r[2])) for r in rows],
-            facets=facets,
-        )
+        return _page(total, query.page(total, matched) if total else [], facets)
 
 
-def _facets(conn: apsw.Connection, names: tuple[str, ...]) -> dict[str, dict[str, int]]:
-    """Counts over ``temp.matched`` in one GROUP BY (conversations that share their site,
+def _page(total: int, rows: list[tuple[Any, ...]], facets: dict[str, dict[str, int]]) -> SearchPage:
+    return SearchPage(total=total, hits=[ScoredId(UUID(bytes=r[0]), float(r[1]), _from_micros(r[2])) for r in rows], facets=facets)
+
+
+def _facets(conn: apsw.Connection, tenant: int, names: tuple[str, ...], total: int) -> dict[str, dict[str, int]]:
+    """Counts over ``temp.matched`` per facet group (conversations that share their site,
     channel, language, day, agents and tags count together); the top values of each facet,
-    most frequent first."""
+    most frequent first. Exact either way: a dense match set is counted along the tenant's
+    ``(tenant, facet)`` index (no sort), a sparse one is grouped from the matches."""
+    size = _rows(conn, "SELECT count(*) FROM search_doc WHERE tenant = ?", (tenant,))[0][0]
+    if total >= size * DENSE_FACETS:
+        groups = ("SELECT d.facet AS id, count(*) AS n FROM search_doc d INDEXED BY search_doc_tenant_facet"
+                  " WHERE d.tenant = ? AND +d.rowid IN (SELECT id FROM temp.matched) GROUP BY d.facet")
+        params: tuple[Any, ...] = (tenant,)
+    else:
+        groups, params = "SELECT d.facet AS id, count(*) AS n FROM temp.matched m CROSS JOIN search_doc d ON d.rowid = m.id GROUP BY d.facet", ()
     counts: dict[str, Counter[str]] = {name: Counter() for name in names}
     for site, channel, language, day, labels, n in _rows(
-            conn, "SELECT site, channel, language, day, labels, count(*) FROM temp.matched GROUP BY 1, 2, 3, 4, 5"):
+            conn, f"SELECT g.site, g.channel, g.language, g.day, g.labels, c.n FROM ({groups}) c JOIN search_facet g ON g.id = c.id", params):
         values: dict[str, list[str]] = {"site": [site], "channel": [channel], "language": [language],
                                         "day": [_from_micros(day * DAY_MICROS).strftime("%Y-%m-%d")], **json.loads(labels)}
         for name in names:
@@ -515,13 +609,17 @@ class _Query:
         if matched:
             source, where, params = "temp.matched m CROSS JOIN search_doc d ON d.rowid = m.id", "1", []  # m drives
         if plan.sort == "relevance" and self._rank():
-            rows = _rows(
-                self.conn,
-                f"SELECT d.conversation, coalesce(-r.score, 0.0), d.started_at FROM {source}"
-                f" LEFT JOIN temp.ranked r ON r.id = d.rowid WHERE {where}"
-                " ORDER BY coalesce(r.score, 0.0) ASC, d.started_at DESC, d.conversation DESC LIMIT ? OFFSET ?",
-                (*params, plan.size, cursor.offset),
-            )
+            rows = self._best(cursor.offset + plan.size) if matched else None
+            if rows is None:
+                rows = _rows(
+                    self.conn,
+                    f"SELECT d.conversation, coalesce(-r.score, 0.0), d.started_at FROM {source}"
+                    f" LEFT JOIN temp.ranked r ON r.id = d.rowid WHERE {where}"
+                    " ORDER BY coalesce(r.score, 0.0) ASC, d.started_at DESC, d.conversation DESC LIMIT ? OFFSET ?",
+                    (*params, plan.size, cursor.offset),
+                )
+            else:
+                rows = rows[cursor.offset:]
             self.conn.execute("DROP TABLE temp.ranked")
             return rows
         descending = plan.sort != "oldest"
@@ -541,6 +639,80 @@ class _Query:
             f" ORDER BY d.started_at {order}, d.conversation {order} LIMIT ? OFFSET ?",
             (*params, plan.size, offset),
         )
+
+    def _timeline(self) -> apsw.Cursor:
+        """The tenant's conversations from the cursor on, newest (oldest) first: (rowid,
+        conversation, started_at)."""
+        plan, cursor = self.plan, self.plan.cursor
+        order = "ASC" if plan.sort == "oldest" else "DESC"
+        params: tuple[Any, ...]
+        where, params = "tenant = ?", (self.tenant,)
+        if cursor.started_at is not None:
+            where += f" AND (started_at, conversation) {'>' if order == 'ASC' else '<'} (?, ?)"
+            params += (_iso_micros(cursor.started_at), UUID(cursor.conversation).bytes if cursor.conversation else b"")
+        return self.conn.execute(
+            f"SELECT rowid, conversation, started_at FROM search_doc INDEXED BY search_doc_tenant_started WHERE {where}"
+            f" ORDER BY started_at {order}, conversation {order}", params)
+
+    def rowids_follow_time(self) -> bool:
+        """Whether the first chunk of the walk holds most of the conversations in its rowid range.
+        Rowids follow start times (``_free_rowid``), but a start time in a second already full
+        takes the next free rowid, possibly far later; the FTS range reads of ``walk`` cost what
+        the range holds, and if that is much more than the chunk, collecting the matches once
+        is cheaper."""
+        timeline = self._timeline()
+        try:
+            rowids = [r[0] for r in itertools.islice(timeline, WALK_CHUNK)]
+        finally:
+            timeline.close()
+        if not rowids:
+            return False
+        limit = WALK_SPREAD * len(rowids)
+        inside = _rows(self.conn, "SELECT count(*) FROM (SELECT 1 FROM search_doc WHERE rowid BETWEEN ? AND ? LIMIT ?)",
+                       (min(rowids), max(rowids), limit))[0][0]
+        return bool(inside < limit)
+
+    def walk(self) -> list[tuple[Any, ...]]:
+        """A newest (oldest) first page of a text-only query with many matches, without
+        collecting them: the tenant's time index is read from the cursor a chunk at a time, and
+        the FTS tables are asked which rowids in the chunk's rowid range match (rowids follow
+        arrival, which follows time closely, so the range stays narrow). The chunk starts at
+        WALK_CHUNK rows and doubles until the page is full."""
+        plan, timeline = self.plan, self._timeline()
+        page: list[tuple[Any, ...]] = []
+        size = WALK_CHUNK
+        try:
+            while len(page) < plan.size:
+                chunk = list(itertools.islice(timeline, size))
+                if not chunk:
+                    break
+                ranged = _Compiler(plan, self.expand, (min(r[0] for r in chunk), max(r[0] for r in chunk)))
+                found = {r[0] for r in _rows(self.conn, ranged.matching(plan.tree), ranged.params)}
+                page += [(conversation, 0.0, started_at) for rowid, conversation, started_at in chunk if rowid in found]
+                size *= 2
+        finally:
+            timeline.close()
+        return page[:plan.size]
+
+    def _best(self, needed: int) -> list[tuple[Any, ...]] | None:
+        """The ``needed`` best-scored matches in page order, or None when fewer than that many
+        matches have a score (the rest, unscored, follow newest first). One bounded sort over
+        the scores finds them with every match that ties the last one; only those rows are read
+        from search_doc, and ordered by (score, started_at, conversation) exactly as sorting
+        every match would order them."""
+        best = _rows(self.conn, "SELECT r.id, r.score FROM temp.ranked r WHERE r.id IN (SELECT id FROM temp.matched)"
+                                " ORDER BY r.score LIMIT ?", (needed + TIE_MARGIN,))
+        if len(best) < needed:
+            return None
+        worst = best[needed - 1][1]
+        if len(best) == needed + TIE_MARGIN and best[-1][1] == worst:  # the tie may go on: take all of it
+            best = _rows(self.conn, "SELECT r.id, r.score FROM temp.ranked r WHERE r.score <= ? AND r.id IN (SELECT id FROM temp.matched)",
+                         (worst,))
+        scores = {rowid: score for rowid, score in best if score <= worst}
+        rows = _rows(self.conn, "SELECT rowid, conversation, started_at FROM search_doc WHERE rowid IN (SELECT value FROM json_each(?))",
+                     (json.dumps(list(scores)),))
+        rows.sort(key=lambda r: (scores[r[0]], -r[2], _Descending(r[1])))
+        return [(conversation, -scores[rowid], started_at) for rowid, conversation, started_at in rows[:needed]]
 
     def _rank(self) -> bool:
         """Scores into ``temp.ranked`` (BM25 over the query's words, plus the form and
@@ -578,6 +750,18 @@ class _Query:
                 (-bonus, *(v for match in (in_text, in_bag) if match for v in (match, *self.bounds))),
             )
         return True
+
+
+class _Descending:
+    """Sorts bytes in reverse (conversation ids break ties newest-id first, as in SQL)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+    def __lt__(self, other: "_Descending") -> bool:
+        return self.value > other.value
 
 
 def _rows(conn: apsw.Connection, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
