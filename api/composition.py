@@ -116,7 +116,7 @@ def build_runtime(
         events=event_sink(search),
         # A manual clock (tests, replays) arms no timers: the caller drives the ticks.
         engagement=Engagement(clock, realtime=isinstance(clock, SystemClock), live=settings.engagement_engine,
-                              locator=locator_for(settings.geoip_database)),
+                              locator=locator_for(settings.geoip_database), replicas=settings.engagement_replicas),
         jobs=[*archive_jobs.jobs(), *sessions.jobs(), *indexing.jobs(), *rescan.jobs(), *retention_jobs.jobs(),
               *proactive_jobs.jobs(), *connectors.jobs(), *supervision_backfill.jobs()],
         connectors=ConnectorDirectory(signals, clock, settings.auth_cache_seconds),

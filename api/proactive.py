@@ -128,7 +128,7 @@ class CollectController(Controller):
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             async with delivery.subscribe(key) as subscription:
-                for waiting in rt.engagement.take_pending(key):
+                for waiting in await rt.engagement.take(site["tenant"], key):
                     yield _event(waiting)
                 while True:
                     try:
@@ -206,7 +206,7 @@ class CapacityController(Controller):
 
     @get("/", guards=[requires("ingest", "marketing", "admin")], summary="Capacity, open invitations, free slots and waiting visitors per group")
     async def get_capacity(self, rt: Rt, principal: Caller) -> dict[str, service.GroupOut]:
-        return service.capacity(rt, principal)
+        return await service.capacity(rt, principal)
 
 
 class SiteEngagementController(Controller):

@@ -16,7 +16,7 @@ from pathlib import Path
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
-    parser.add_argument("--only", help="comma list: http,daemon,ingest,connectors,redaction,rescan,search,console,retention,proactive,supervision,kpi")
+    parser.add_argument("--only", help="comma list: http,daemon,ingest,connectors,redaction,rescan,search,console,retention,proactive,supervision,kpi,replicas")
     parser.add_argument("--search-conversations", type=int, help="corpus size for the search and console benches (default 50,000)")
     parser.add_argument("--out", default="bench/results/latest.md", help="also write the table here")
     args = parser.parse_args()
@@ -26,10 +26,10 @@ def main() -> int:
     os.environ.setdefault("PICCOLO_CONF", "config.piccolo_conf")
     os.environ["PARLEY_LOG_LEVEL"] = os.environ.get("PARLEY_LOG_LEVEL", "warning")
 
-    from bench import connectors, console, daemon, http_auth, ingest, kpi, proactive, redaction, rescan, retention, search, supervision
+    from bench import connectors, console, daemon, http_auth, ingest, kpi, proactive, redaction, replicas, rescan, retention, search, supervision
     from bench.harness import Table
 
-    only = set((args.only or "http,daemon,ingest,connectors,redaction,rescan,search,console,retention,proactive,supervision,kpi").split(","))
+    only = set((args.only or "http,daemon,ingest,connectors,redaction,rescan,search,console,retention,proactive,supervision,kpi,replicas").split(","))
     table = Table()
     print(f"bench data dir: {data}", flush=True)
     if "http" in only:
@@ -56,6 +56,8 @@ def main() -> int:
         supervision.run(table, conversations=1000 if args.quick else 5000, backfill_conversations=10_000 if args.quick else 100_000)
     if "kpi" in only:
         kpi.run(table, conversations=100_000 if args.quick else 1_000_000)
+    if "replicas" in only:
+        replicas.run(table, quick=args.quick)
     rendered = table.render()
     print()
     print(rendered)

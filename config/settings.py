@@ -55,6 +55,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # iptocc wheel, country only), "off", or the path of a MaxMind-format .mmdb file.
     geoip_database: str = "builtin"
     engagement_engine: bool = True  # this process runs the live engagement engine (false on API-only replicas)
+    # PostgreSQL: several engine processes share the sites (leases per tenant, hand-off of events
+    # and invitations through the database; docs/replicas.md). Ignored on SQLite (one process owns all).
+    engagement_replicas: bool = False
     demo: bool = True  # serve /demo with a demo tenant, site and rule
     worker_threads: int = 4  # threads for CPU-heavy work kept off the event loop
     # The review console (docs/console.md): a session ends after this much inactivity, and after
@@ -111,6 +114,7 @@ ACCEPTS: dict[str, str] = {
     "trusted_proxies": "comma-separated IP addresses or networks, e.g. '10.0.0.0/8,192.168.1.5'",
     "geoip_database": "builtin, off, or the path of a readable MaxMind-format .mmdb file",
     "engagement_engine": "true or false",
+    "engagement_replicas": "true or false",
     "demo": "true or false",
     "worker_threads": "an integer from 1 to 64",
     "console_idle_minutes": "an integer number of minutes from 1 to 1440",

@@ -59,6 +59,10 @@ class InvitationDelivery:
         for subscription in self._streams.get(key, ()):
             subscription.push(invitation)
 
+    def hold(self, key: VisitorKey, invitation: Invitation) -> None:
+        """Pending without pushing to streams (engine replicas: the store decides who shows it)."""
+        self._pending.setdefault(key, []).append(invitation)
+
     def ack(self, key: VisitorKey, invitation_id: str) -> None:
         items = self._pending.get(key)
         if items:
@@ -76,6 +80,14 @@ class InvitationDelivery:
         """Erasure: nothing waits for this visitor any more, on any site."""
         for key in [k for k in self._pending if k[1] == visitor_hash]:
             del self._pending[key]
+
+    def drop_sites(self, sites: set[object]) -> None:
+        """Another process owns these sites now: what waits here is delivered from the store."""
+        for key in [k for k in self._pending if k[0] in sites]:
+            del self._pending[key]
+
+    def pending_for(self, key: VisitorKey) -> bool:
+        return key in self._pending
 
     def prune(self, now: float) -> int:
         """Drop expired invitations nobody came for (visitors who left for good)."""

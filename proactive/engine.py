@@ -314,6 +314,32 @@ class Engine:
             self.on_change()
         self._finish()
 
+    def drop_tenant(self, tenant: Any, sites: set[Any]) -> None:
+        """Another process owns the tenant now (engine replicas): its visitors, queues, timers, open
+        invitations and capacity leave memory without a trace in the journal — the store keeps
+        them for the new owner. Timers already in the heap find nothing and are skipped."""
+        for key in [k for k, s in self.visitors.items() if s.tenant == tenant or k[0] in sites]:
+            del self.visitors[key]
+        for key in [k for k in self._scheduled if k[0] in sites]:
+            del self._scheduled[key]
+        for invitation_id in [i for i, r in self.open.items() if r.tenant == tenant]:
+            del self.open[invitation_id]
+        for counter in (self.outstanding, self.accepted):
+            for group in [g for g in counter if g[0] == tenant]:
+                del counter[group]
+        for mapping in (self.capacity, self.queues):
+            for group in [g for g in mapping if g[0] == tenant]:
+                del mapping[group]
+        self._to_drain = {g for g in self._to_drain if g[0] != tenant}
+        for site in sites:
+            self._sent_times.pop(site, None)
+            self._paced.pop(site, None)
+        changes = self.changes
+        changes.visitors = {k for k in changes.visitors if k[0] not in sites}
+        changes.invitations = {i: r for i, r in changes.invitations.items() if r.tenant != tenant}
+        changes.capacity = {g for g in changes.capacity if g[0] != tenant}
+        changes.deliveries = [(k, i) for k, i in changes.deliveries if k[0] not in sites]
+
     def unwind(self, changes: Changes) -> None:
         """A write of ``changes`` failed: evict the visitors it held (they are read back from the
         store on their next event) and take back invitations nobody has seen."""

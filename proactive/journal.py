@@ -15,7 +15,6 @@ starts at once. Whatever arrives while a commit runs joins the next one.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from typing import TYPE_CHECKING
 
 import structlog
@@ -36,12 +35,22 @@ class Journal:
     def __init__(self, engagement: Engagement) -> None:
         self.engagement = engagement
         self._batches: list[store.Batch] = []
+        self._handoffs: list[store.Batch] = []  # for sites other processes own (engine replicas)
+        self._handed: list[tuple[int, bool]] = []  # hand-off rows applied (True) or dropped as a repeat (False)
         self._waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
-        self.in_flight: Counter[tuple[str, str, str]] = Counter()  # counters being written (stats add them)
 
     def add(self, batch: store.Batch) -> None:
         self._batches.append(batch)
+
+    def add_handoff(self, batch: store.Batch) -> None:
+        """A batch for a site another process owns: stored with a hand-off row, the owner told."""
+        self._handoffs.append(batch)
+
+    def handed_off(self, handoff_id: int, applied: bool) -> None:
+        """A batch another process stored for this owner (proactive.handoff) is done with, in the
+        commit that holds its effects; its events are deleted when it repeated a batch applied before."""
+        self._handed.append((handoff_id, applied))
 
     def request(self) -> None:
         """Something changed: write it soon (nobody waits for it)."""
@@ -65,13 +74,15 @@ class Journal:
 
     async def _run(self) -> None:
         engine = self.engagement.engine
-        while self._batches or self._waiters or engine.changes or engine.counters:
+        while self._batches or self._waiters or engine.changes or engine.counters or self._handed or self._handoffs:
             # Requests arriving meanwhile join this commit; a timer's decision alone goes at once.
             await asyncio.sleep(GATHER_SECONDS if self._waiters else 0)
             batches, self._batches = self._batches, []
             waiters, self._waiters = self._waiters, []
+            handed, self._handed = self._handed, []
+            handoffs, self._handoffs = self._handoffs, []
             changes = engine.take_changes()
-            counters = self.in_flight = engine.take_counters()
+            counters = engine.take_counters()
             visitors = []
             for key in changes.visitors:
                 found = engine.visitors.get(key)
@@ -80,10 +91,11 @@ class Journal:
             snapshot = store.Snapshot(
                 batches=batches, visitors=visitors, invitations=list(changes.invitations.values()),
                 capacity=[(k, engine.capacity[k]) for k in changes.capacity if k in engine.capacity], counters=counters,
-                forgotten=list(changes.forgotten),
+                forgotten=list(changes.forgotten), handoffs=handoffs, handed=handed,
             )
             try:
                 async with db.write_transaction():
+                    await self.engagement.fence(snapshot)  # replicas: only while this process owns the tenants
                     await store.write(snapshot)
             except Exception as exc:
                 # Memory is now ahead of the store: the visitors involved are read back from it on
@@ -98,9 +110,4 @@ class Journal:
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(None)
-            finally:
-                self.in_flight = Counter()
-
-    def pending_counters(self) -> Counter[tuple[str, str, str]]:
-        return self.in_flight + self.engagement.engine.counters
 

@@ -8,7 +8,9 @@ armed and the caller drives ``engine.tick()``.
 
 One process holds the live engine (``PARLEY_ENGAGEMENT_ENGINE``, on by default): the one serving
 ``/v1/collect``. Other processes (API-only replicas) keep the site's rules for explanations and
-read visitors from the store, but decide nothing; see docs/proactive.md.
+read visitors from the store, but decide nothing; see docs/proactive.md. On PostgreSQL with
+``PARLEY_ENGAGEMENT_REPLICAS=true`` several live processes share the tenants instead
+(proactive.ownership, proactive.handoff; docs/replicas.md).
 """
 
 from __future__ import annotations
@@ -24,17 +26,19 @@ from archive.errors import Unavailable
 from archive.limits import MAX_SITE_KEY_CHARS
 from archive.tables import Site
 from archive.tenancy import _Lru
+from proactive import handoff, store
 from proactive import state as visitor_state
-from proactive import store
 from proactive.delivery import InvitationDelivery
 from proactive.engine import VISITOR_IDLE_EXPIRY, Changes, Engine, server_time
 from proactive.geo import Locator, NoLocator
 from proactive.journal import Journal
 from proactive.model import Invitation, VisitorKey
+from proactive.ownership import Ownership
 from proactive.state import VisitorState
 
 if TYPE_CHECKING:
     from archive.runtime import Runtime
+    from proactive.store import Snapshot
 
 log = structlog.get_logger(__name__)
 
@@ -78,11 +82,16 @@ class SiteCache:
 
 
 class Engagement:
-    def __init__(self, clock: Clock, realtime: bool = True, live: bool = True, locator: Locator | None = None) -> None:
+    def __init__(self, clock: Clock, realtime: bool = True, live: bool = True, locator: Locator | None = None,
+                 replicas: bool = False) -> None:
         self.clock = clock
         self.locator: Locator = locator or NoLocator()  # client address → visitor.country/region (proactive.geo)
         self.realtime = realtime  # arm timers on the event loop (False: a manual clock drives ticks)
         self.live = live  # this process decides (False: an API-only replica)
+        self.replicas = replicas  # on PostgreSQL: share the tenants with other engine processes
+        self.ownership: Ownership | None = None  # set while replicas share the tenants
+        self._waiting_events: set[Any] = set()  # tenants with events handed off to this owner
+        self._picking: asyncio.Task[None] | None = None
         self.delivery = InvitationDelivery()
         self.engine = Engine(clock=lambda: server_time(clock.time()))
         self.sites = SiteCache(clock)
@@ -112,38 +121,60 @@ class Engagement:
         rt.signals.subscribe(SITE_CHANGED, lambda site: self._background_task(service.load_site_rules(rt, _site_id(site))))
         if not self.live:
             return
-        accepted = await store.accepted_since_report()
-        for key, capacity in await store.capacity_reports():
-            engine.restore_capacity(key, capacity, accepted.get(key, 0))
-        now = self.clock.time()
-        for record in await store.open_invitations():
-            engine.restore_invitation(record)
-            if record.status == "sent" and record.expires > now:
-                self.delivery.deliver(record.key, record.invitation)
-        for record in await store.invitations_since(store.recent_cutoff(now, 60)):
-            engine.restore_send(record.key[0], record.sent_at)
-        cutoff = store.recent_cutoff(now, VISITOR_IDLE_EXPIRY)
-        for row in await store.recent_visitors(cutoff):
-            engine.adopt(visitor_state.load(row["state"], row["tenant"], row["site"], row["visitor_hash"], engine.codes))
-        for row in await store.dormant_timers(cutoff):
-            engine.restore_timer((row["site"], row["visitor_hash"]), row["next_due"].timestamp())
-        engine.take_changes()  # what was read back is already stored
         rt.signals.subscribe(VISITOR_ERASED, self._erased)
+        if self.replicas and not rt.database.is_sqlite:
+            rt.signals.subscribe(handoff.EVENTS, lambda tenant: self._owned(tenant, self.events_waiting))
+            rt.signals.subscribe(handoff.CAPACITY, lambda tenant: self._owned(tenant, lambda t: self._background_task(handoff.reload_capacity(rt, t))))
+            rt.signals.subscribe(handoff.INVITED, self._invited)
+            self.ownership = Ownership(self, rt)
+            await self.ownership.start()
+            return
+        await self.restore(rt)
+        engine.take_changes()  # what was read back is already stored
         due = engine.next_due()
         if due is not None:
             self._arm(due)
+
+    async def restore(self, rt: Runtime, tenant: Any = None, sites: set[Any] | None = None) -> None:
+        """What the engine knew, read back from the store: of every tenant at start-up, or of one
+        tenant an engine replica takes over (``sites``: the tenant's)."""
+        engine = self.engine
+        accepted = await store.accepted_since_report()
+        for key, capacity in await store.capacity_reports(tenant):
+            engine.restore_capacity(key, capacity, accepted.get(key, 0))
+        now = self.clock.time()
+        for record in await store.open_invitations(tenant):
+            engine.restore_invitation(record)
+            if record.status == "sent" and record.expires > now:
+                self._hold(record.tenant, record.key, record.invitation)
+        for record in await store.invitations_since(store.recent_cutoff(now, 60), tenant):
+            engine.restore_send(record.key[0], record.sent_at)
+        cutoff = store.recent_cutoff(now, VISITOR_IDLE_EXPIRY)
+        for row in await store.recent_visitors(cutoff, tenant):
+            engine.adopt(visitor_state.load(row["state"], row["tenant"], row["site"], row["visitor_hash"], engine.codes))
+        for row in await store.dormant_timers(cutoff, tenant):
+            engine.restore_timer((row["site"], row["visitor_hash"]), row["next_due"].timestamp())
 
     async def stop(self, rt: Runtime) -> None:
         self.delivery.close_all()
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if self._picking is not None:
+            self._picking.cancel()
+            await asyncio.gather(self._picking, return_exceptions=True)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         try:
             await self.journal.commit()
         except Exception as exc:  # what was not written was not told to anyone either
             log.error("engine_final_write_failed", error=type(exc).__name__)
+        if self.ownership is not None:
+            try:
+                await self.ownership.stop()
+            except Exception as exc:  # the leases run out instead
+                log.error("engine_hand_over_failed", error=type(exc).__name__)
+            self.ownership = None
 
     async def settle(self) -> None:
         """Wait until background work (visitors being read back, reloads) and writes are done."""
@@ -153,6 +184,15 @@ class Engagement:
 
     # --- visitors --------------------------------------------------------------------------------
 
+    def owns(self, tenant: Any) -> bool:
+        """This process decides for the tenant's sites (always, unless replicas share them)."""
+        return self.ownership is None or self.ownership.owns(tenant)
+
+    async def fence(self, snapshot: Snapshot) -> None:
+        """Inside the journal's transaction (replicas): only an owner's decisions are written."""
+        if self.ownership is not None:
+            await self.ownership.fence(snapshot)
+
     def require_live(self) -> None:
         if not self.live:
             raise EngineElsewhere("this process does not run the engagement engine (PARLEY_ENGAGEMENT_ENGINE=false); "
@@ -161,7 +201,7 @@ class Engagement:
     async def peek(self, site: Any, visitor_hash: str) -> VisitorState | None:
         """The visitor as the live engine has it (memory, else the store), without taking it in."""
         state = self.engine.visitors.get((site, visitor_hash))
-        if state is not None or self.live:
+        if state is not None or (self.live and self.ownership is None):  # replicas: only the owner takes visitors in
             return await self.visitor(None, site, visitor_hash, create=False)
         row = await store.visitor(site, visitor_hash)
         return visitor_state.load(row["state"], row["tenant"], site, visitor_hash, self.engine.codes) if row else None
@@ -194,7 +234,7 @@ class Engagement:
 
         async def resume() -> None:
             row = await store.visitor(key[0], key[1])
-            if row is not None and key not in self.engine.visitors:
+            if row is not None and key not in self.engine.visitors and self.owns(row["tenant"]):
                 self.engine.resume(visitor_state.load(row["state"], row["tenant"], key[0], key[1], self.engine.codes), due)
 
         self._background_task(resume())
@@ -212,10 +252,79 @@ class Engagement:
 
     def deliver(self, deliveries: list[tuple[VisitorKey, Invitation]]) -> None:
         for key, invitation in deliveries:
+            record = self.engine.open.get(invitation.id)
+            self._hold(record.tenant if record is not None else None, key, invitation)
+
+    def _hold(self, tenant: Any, key: VisitorKey, invitation: Invitation) -> None:
+        """A committed invitation, to be delivered. Replicas: a note that the store has one for the
+        visitor (its next collect here takes it), and every process is told (the one holding the
+        visitor's stream takes it)."""
+        if self.ownership is None or self._rt is None:
             self.delivery.deliver(key, invitation)
+            return
+        self.delivery.hold(key, invitation)
+        if tenant is not None:
+            self._background_task(self._rt.signals.announce(handoff.INVITED, f"{tenant}:{key[0]}:{key[1]}"))
+
+    def resume_tenant(self, tenant: Any) -> None:
+        """Replicas: a tenant read back is decided here from now on — waiting visitors, timers,
+        and the events other processes stored for it meanwhile. The wait queues are decided again:
+        the previous owner may have died between freeing a slot and giving it away."""
+        self.engine._to_drain.update(key for key in self.engine.queues if key[0] == tenant)
+        self.engine._finish()
+        due = self.engine.next_due()
+        if due is not None:
+            self._arm(due)
+        self.events_waiting(tenant)
 
     def take_pending(self, key: VisitorKey) -> list[Invitation]:
         return self.delivery.take_pending(key, self.clock.time())
+
+    async def take(self, tenant: Any, key: VisitorKey) -> list[Invitation]:
+        """The invitations a collect answer or a new stream carries to the visitor."""
+        if self.ownership is None or self._rt is None:
+            return self.take_pending(key)
+        if self.owns(tenant) and not self.delivery.pending_for(key):
+            return []  # the owner knows of every invitation it sent: nothing to ask the store for
+        return await handoff.take_invitations(self._rt, tenant, key)
+
+    def _invited(self, arg: str) -> None:
+        """Replicas: an invitation was committed somewhere; take it if the visitor's stream is here."""
+        tenant, _, rest = arg.partition(":")
+        site, _, visitor_hash = rest.partition(":")
+        key = (_site_id(site), visitor_hash)
+        rt = self._rt
+        if rt is None or not self.delivery.has_stream(key):
+            return
+
+        async def push() -> None:
+            for invitation in await store.claim_invitations(_site_id(tenant), key, rt.clock.now()):
+                self.delivery.deliver(key, invitation)
+
+        self._background_task(push())
+
+    # --- replicas: events handed off by other processes ----------------------------------------
+
+    def _owned(self, tenant: str, then: Any) -> None:
+        found = _site_id(tenant)
+        if self.ownership is not None and self.ownership.owns(found):
+            then(found)
+
+    def events_waiting(self, tenant: Any) -> None:
+        """Apply what other processes stored for the tenant (one pick-up at a time)."""
+        self._waiting_events.add(tenant)
+        if self._picking is None or self._picking.done():
+            self._picking = asyncio.ensure_future(self._pick_up())
+
+    async def _pick_up(self) -> None:
+        rt = self._rt
+        assert rt is not None
+        while self._waiting_events:
+            tenant = self._waiting_events.pop()
+            try:
+                await handoff.pick_up(rt, tenant)
+            except Exception as exc:  # the marks stay: the next beat or notification tries again
+                log.warning("engine_pick_up_failed", tenant=str(tenant), error=type(exc).__name__)
 
     # --- timers ----------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from archive.tables import Site
 from archive.tenancy import Principal, tenant_context
 from archive.validation import convert, decode_json
 from proactive import backtest as backtests
-from proactive import funnel, store
+from proactive import funnel, handoff, store
 from proactive.engine import WAIT_BUCKETS
 from proactive.events import CollectIn, as_stored, check_event, is_bot, utc, valid_id
 from proactive.geo import NOWHERE, Location, located
@@ -431,23 +431,35 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
             good.append(stored)
     good.sort(key=lambda e: e["at_epoch"])  # the browser's clock orders a batch, nothing more
     key = await visitor_key(rt, site, batch.visitor_id)
-    state = await engagement.visitor(site["tenant"], site["id"], key[1])
-    assert state is not None
-    if batch.batch_id is not None and state.seen_batch(batch.batch_id):
-        await engagement.journal.commit()  # the first copy may still be being written
-        return CollectOut(accepted=len(good), rejected=rejected, invitations=engagement.take_pending(key), dropped="duplicate")
-    if good:
-        engine.apply_events(state, good)
-        engagement.journal.add(store.Batch(site["tenant"], site["id"], key[1], batch.session_id, tab,
-                                           batch.batch_id or uuid4().hex[:16], now, good, store.seal_payloads(ctx.crypto, key[1], good)))
-    await engagement.journal.commit()
+    tenant = site["tenant"]
+    arrived = store.Batch(tenant, site["id"], key[1], batch.session_id, tab, batch.batch_id or uuid4().hex[:16], now, good,
+                         store.seal_payloads(ctx.crypto, key[1], good))
+    invitations: list[Invitation] | None = None
+    if not engagement.owns(tenant):
+        # Engine replicas: another process decides for this site; it gets the events through the store.
+        handed = await handoff.accept(rt, arrived, batch.batch_id is not None)
+        if handed.repeated:
+            return CollectOut(accepted=len(good), rejected=rejected, invitations=handed.invitations, dropped="duplicate")
+        invitations = handed.invitations
+    else:
+        state = await engagement.visitor(tenant, site["id"], key[1])
+        assert state is not None
+        if batch.batch_id is not None and state.seen_batch(batch.batch_id):
+            await engagement.journal.commit()  # the first copy may still be being written
+            return CollectOut(accepted=len(good), rejected=rejected, invitations=await engagement.take(tenant, key), dropped="duplicate")
+        if good:
+            engine.apply_events(state, good)
+            engagement.journal.add(arrived)
+        await engagement.journal.commit()
     rt.events.write([
         {"tenant": str(site["tenant"]), "site": str(site["id"]), "visitor_hash": key[1], "session_id": batch.session_id,
          "type": e["type"], "name": e["name"] or "", "url": e["url"] or "", "at": utc(e["at_epoch"]).isoformat(),
          "props": e["props"]}
         for e in good
     ])
-    return CollectOut(accepted=len(good), rejected=rejected, invitations=engagement.take_pending(key))
+    if invitations is None:
+        invitations = await engagement.take(tenant, key)
+    return CollectOut(accepted=len(good), rejected=rejected, invitations=invitations)
 
 
 # --- capacity --------------------------------------------------------------------------------
@@ -483,14 +495,18 @@ async def set_capacity(rt: Runtime, principal: Principal, data: CapacityIn) -> d
     """A report frees or takes slots; waiting visitors are invited before this returns."""
     rt.engagement.require_live()
     now = rt.clock.now()
-    rt.engagement.engine.set_capacity(principal.tenant_id, {
-        name: GroupCapacity(g.online_agents, g.max_chats_per_agent, g.active_chats, now) for name, g in data.groups.items()
-    })
+    groups = {name: GroupCapacity(g.online_agents, g.max_chats_per_agent, g.active_chats, now) for name, g in data.groups.items()}
+    if not rt.engagement.owns(principal.tenant_id):
+        await handoff.forward_capacity(rt, principal.tenant_id, groups)  # the owning replica decides the waiting visitors
+        return await capacity(rt, principal)
+    rt.engagement.engine.set_capacity(principal.tenant_id, groups)
     await rt.engagement.journal.commit()
-    return capacity(rt, principal)
+    return await capacity(rt, principal)
 
 
-def capacity(rt: Runtime, principal: Principal) -> dict[str, GroupOut]:
+async def capacity(rt: Runtime, principal: Principal) -> dict[str, GroupOut]:
+    if not rt.engagement.owns(principal.tenant_id):
+        return await _stored_capacity(principal.tenant_id)
     engine = rt.engagement.engine
     out = {}
     for (tenant, name), cap in engine.capacity.items():
@@ -498,6 +514,20 @@ def capacity(rt: Runtime, principal: Principal) -> dict[str, GroupOut]:
             key = (tenant, name)
             out[name] = GroupOut(cap.online_agents, cap.max_chats_per_agent, cap.active_chats, engine.outstanding[key],
                                  engine.free_slots(tenant, name) or 0, cap.reported_at, engine.waiting(tenant, name), engine.accepted[key])
+    return out
+
+
+async def _stored_capacity(tenant_id: UUID) -> dict[str, GroupOut]:
+    """Capacity as the store has it (engine replicas, asked of a process that does not own the
+    tenant): waiting visitors are counted by the owner only, so ``waiting`` is 0 here."""
+    usage = await store.group_usage(tenant_id)
+    out = {}
+    for (_, name), cap in await store.capacity_reports(tenant_id):
+        if name is None:
+            continue
+        outstanding, accepted = usage.get(name, (0, 0))
+        free = cap.online_agents * cap.max_chats_per_agent - cap.active_chats - outstanding - accepted
+        out[name] = GroupOut(cap.online_agents, cap.max_chats_per_agent, cap.active_chats, outstanding, free, cap.reported_at, 0, accepted)
     return out
 
 
@@ -576,12 +606,12 @@ def _variant_stats(counts: dict[str, int]) -> VariantStats:
 
 async def stats(rt: Runtime, principal: Principal, rule_id: UUID) -> StatsOut:
     rule = await get_rule(principal.tenant_id, rule_id)
+    # Everything counted so far is written first, then only the store is read: adding counters
+    # still being written to what was read could count a commit that landed meanwhile twice.
+    await rt.engagement.journal.commit()
     per_variant: dict[str, dict[str, int]] = defaultdict(dict)
     for row in await RuleCounter.select().where(RuleCounter.rule == rule_id):
         per_variant[row["variant"]][row["name"]] = per_variant[row["variant"]].get(row["name"], 0) + row["count"]
-    for (rid, variant, name), count in rt.engagement.journal.pending_counters().items():
-        if rid == str(rule_id):
-            per_variant[variant][name] = per_variant[variant].get(name, 0) + count
     totals: dict[str, int] = defaultdict(int)
     for counts in per_variant.values():
         for name, count in counts.items():

@@ -16,12 +16,13 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import msgspec
+from piccolo.querystring import QueryString
 
-from archive import db
+from archive import db, signals
 from archive.db import json_column
 from proactive.events import utc
 from proactive.model import GroupCapacity, GroupKey, Invitation, OpenInvitation, VisitorKey
-from proactive.tables import AgentCapacity, BehaviourEvent, EngagementInvitation, VisitorMemory
+from proactive.tables import AgentCapacity, BehaviourEvent, EngagementHandoff, EngagementInvitation, VisitorMemory
 
 
 class Batch(msgspec.Struct):
@@ -55,6 +56,8 @@ class Snapshot(msgspec.Struct):
     capacity: list[tuple[GroupKey, GroupCapacity]]
     counters: Counter[tuple[str, str, str]]
     forgotten: list[tuple[Any, str]]
+    handoffs: list[Batch] = []  # batches for sites another process owns (engine replicas): stored, and the owner told
+    handed: list[tuple[int, bool]] = []  # hand-off rows done with: applied, or a repeated batch (its events deleted)
 
 
 # What of an event is stored sealed (``payload``): everything that came from the page. In clear
@@ -103,8 +106,12 @@ async def write(snapshot: Snapshot) -> None:
     """Inside the caller's transaction."""
     await _executemany(EVENT_INSERT, [
         (b.tenant, b.site, b.visitor_hash, b.session_id, b.tab, b.batch_id, e["type"], utc(e["at_epoch"]), sealed, utc(b.received))
-        for b in snapshot.batches for e, sealed in zip(b.events, b.sealed, strict=True)
+        for b in (*snapshot.batches, *snapshot.handoffs) for e, sealed in zip(b.events, b.sealed, strict=True)
     ])
+    if snapshot.handoffs:
+        await _executemany(HANDOFF_INSERT, [(b.tenant, b.site, b.visitor_hash, b.batch_id, utc(b.received)) for b in snapshot.handoffs])
+        for tenant in sorted({str(b.tenant) for b in snapshot.handoffs}):  # NOTIFY goes out when this commits
+            await db.engine().run_querystring(QueryString("SELECT pg_notify({}, {})", signals.CHANNEL, f"{HANDED_OFF}:{tenant}"))
     await _executemany(MEMORY_UPSERT, [
         (tenant, key[0], key[1], utc(seen), utc(due) if due else None, state) for tenant, key, seen, due, state in snapshot.visitors
     ])
@@ -120,6 +127,8 @@ async def write(snapshot: Snapshot) -> None:
     await _executemany(COUNTER_ADD, [(UUID(rule_id), variant, name, count) for (rule_id, variant, name), count in snapshot.counters.items()])
     for tenant, visitor_hash in snapshot.forgotten:
         await delete_visitor(tenant, visitor_hash)
+    await _executemany(REPEAT_DELETE, [(i,) for i, applied in snapshot.handed if not applied])
+    await _executemany("DELETE FROM engagement_handoff WHERE id = ?", [(i,) for i, _ in snapshot.handed])
 
 
 _json_encoder = msgspec.json.Encoder()
@@ -157,27 +166,36 @@ async def visitor(site: Any, visitor_hash: str) -> dict[str, Any] | None:
     ).first()
 
 
-async def recent_visitors(since: datetime) -> list[dict[str, Any]]:
-    return await VisitorMemory.select(VisitorMemory.tenant, VisitorMemory.site, VisitorMemory.visitor_hash, VisitorMemory.state).where(
-        VisitorMemory.last_seen >= since
-    )
+async def recent_visitors(since: datetime, tenant: Any = None) -> list[dict[str, Any]]:
+    """``tenant``: only its visitors (an engine replica taking the tenant over), else everyone's."""
+    where = VisitorMemory.last_seen >= since
+    if tenant is not None:
+        where = where & (VisitorMemory.tenant == tenant)
+    return await VisitorMemory.select(VisitorMemory.tenant, VisitorMemory.site, VisitorMemory.visitor_hash, VisitorMemory.state).where(where)
 
 
-async def dormant_timers(before: datetime) -> list[dict[str, Any]]:
+async def dormant_timers(before: datetime, tenant: Any = None) -> list[dict[str, Any]]:
     """Visitors not active lately but with a decision due: loaded when it is."""
-    return await VisitorMemory.select(VisitorMemory.site, VisitorMemory.visitor_hash, VisitorMemory.next_due).where(
-        (VisitorMemory.last_seen < before) & VisitorMemory.next_due.is_not_null()
-    )
+    where = (VisitorMemory.last_seen < before) & VisitorMemory.next_due.is_not_null()
+    if tenant is not None:
+        where = where & (VisitorMemory.tenant == tenant)
+    return await VisitorMemory.select(VisitorMemory.site, VisitorMemory.visitor_hash, VisitorMemory.next_due).where(where)
 
 
-async def open_invitations() -> list[OpenInvitation]:
-    rows = await EngagementInvitation.select().where(EngagementInvitation.status.is_in(["sent", "shown"]))
+async def open_invitations(tenant: Any = None) -> list[OpenInvitation]:
+    where = EngagementInvitation.status.is_in(["sent", "shown"])
+    if tenant is not None:
+        where = where & (EngagementInvitation.tenant == tenant)
+    rows = await EngagementInvitation.select().where(where)
     return [invitation_record(r) for r in rows]
 
 
-async def invitations_since(since: datetime) -> list[OpenInvitation]:
+async def invitations_since(since: datetime, tenant: Any = None) -> list[OpenInvitation]:
     """Sent since ``since``: pacing, and accepted invitations the platform has not reported yet."""
-    rows = await EngagementInvitation.select().where(EngagementInvitation.sent_at >= since)
+    where = EngagementInvitation.sent_at >= since
+    if tenant is not None:
+        where = where & (EngagementInvitation.tenant == tenant)
+    rows = await EngagementInvitation.select().where(where)
     return [invitation_record(r) for r in rows]
 
 
@@ -190,8 +208,8 @@ async def accepted_since_report() -> Counter[GroupKey]:
     return Counter({(_uuid(r["tenant"]), r["agent_group"]): r["n"] for r in rows})
 
 
-async def capacity_reports() -> list[tuple[GroupKey, GroupCapacity]]:
-    rows = await AgentCapacity.select()
+async def capacity_reports(tenant: Any = None) -> list[tuple[GroupKey, GroupCapacity]]:
+    rows = await (AgentCapacity.select() if tenant is None else AgentCapacity.select().where(AgentCapacity.tenant == tenant))
     return [((r["tenant"], r["agent_group"]),
              GroupCapacity(r["online_agents"], r["max_chats_per_agent"], r["active_chats"], r["reported_at"])) for r in rows]
 
@@ -254,6 +272,7 @@ async def purge(cutoff: datetime) -> int:
     if count:
         await BehaviourEvent.delete().where(BehaviourEvent.received_at < cutoff)
     await VisitorMemory.delete().where(VisitorMemory.last_seen < cutoff)
+    await EngagementHandoff.delete().where(EngagementHandoff.received_at < cutoff)  # a tenant no process took in all that time
     await EngagementInvitation.delete().where(
         (EngagementInvitation.sent_at < cutoff) & EngagementInvitation.status.not_in(["sent", "shown"])
     )
@@ -268,8 +287,79 @@ async def delete_visitor(tenant_id: Any, visitor_hash: str) -> int:
     await EngagementInvitation.delete().where(
         (EngagementInvitation.tenant == tenant_id) & (EngagementInvitation.visitor_hash == visitor_hash)
     )
+    await EngagementHandoff.delete().where((EngagementHandoff.tenant == tenant_id) & (EngagementHandoff.visitor_hash == visitor_hash))
     return events
 
 
 def recent_cutoff(now: float, seconds: float) -> datetime:
     return utc(now) - timedelta(seconds=seconds)
+
+
+# --- engine replicas (proactive.handoff) -----------------------------------------------------------
+
+HANDED_OFF = "engagement_events"  # the signal that wakes the owner (proactive.handoff.EVENTS)
+HANDOFF_INSERT = "INSERT INTO engagement_handoff (tenant, site, visitor_hash, batch_id, received_at) VALUES (?, ?, ?, ?, ?)"
+# The events of a hand-off row that repeated a batch the owner had applied already (PostgreSQL only,
+# as replicas are).
+REPEAT_DELETE = (
+    "DELETE FROM behaviour_event e USING engagement_handoff h WHERE h.id = ? AND e.tenant = h.tenant AND e.visitor_hash = h.visitor_hash"
+    " AND e.batch_id = h.batch_id AND e.received_at = h.received_at"
+)
+
+
+async def batch_stored(tenant: Any, visitor_hash: str, batch_id: str) -> bool:
+    """A batch id already stored for the visitor (a retry whose first answer was lost)."""
+    found: bool = await BehaviourEvent.exists().where(
+        (BehaviourEvent.tenant == tenant) & (BehaviourEvent.visitor_hash == visitor_hash) & (BehaviourEvent.batch_id == batch_id)
+    )
+    return found
+
+
+async def handed_off(tenant: Any, crypto: EventCrypto, limit: int) -> list[tuple[int, Batch]]:
+    """The oldest batches waiting for the tenant's owner (at most ``limit``), with their events,
+    as (hand-off row id, batch)."""
+    rows = await BehaviourEvent.raw(
+        "SELECT h.id AS handoff, e.site, e.visitor_hash, e.session_id, e.tab_id, e.batch_id, e.type, e.at, e.payload, e.received_at"
+        " FROM engagement_handoff h JOIN behaviour_event e ON e.tenant = h.tenant AND e.visitor_hash = h.visitor_hash"
+        " AND e.batch_id = h.batch_id AND e.received_at = h.received_at"
+        " WHERE h.id IN (SELECT id FROM engagement_handoff WHERE tenant = {} ORDER BY id LIMIT {}) ORDER BY h.id, e.id",
+        tenant, limit,
+    )
+    found: dict[int, Batch] = {}
+    for row in rows:
+        batch = found.get(row["handoff"])
+        if batch is None:
+            batch = found[row["handoff"]] = Batch(tenant, row["site"], row["visitor_hash"], row["session_id"], row["tab_id"], row["batch_id"],
+                                                  row["received_at"].timestamp(), [])
+        payload = event_payload({**row, "name": "", "url": "", "title": "", "referrer": "", "props": "{}"}, crypto)
+        batch.events.append({
+            "type": row["type"], "name": payload.get("name"), "at_epoch": row["at"].timestamp(), "url": payload.get("url"),
+            "title": payload.get("title"), "referrer": payload.get("referrer"), "props": payload.get("props") or {},
+            "tab": row["tab_id"] or row["session_id"],
+        })
+    return list(found.items())
+
+
+async def claim_invitations(tenant: Any, key: VisitorKey, now: datetime) -> list[Invitation]:
+    """Sent invitations no channel has taken yet, taken now: exactly one caller gets each."""
+    rows = await EngagementInvitation.raw(
+        "UPDATE engagement_invitation SET delivered_at = {} WHERE tenant = {} AND site = {} AND visitor_hash = {}"
+        " AND status = 'sent' AND delivered_at IS NULL AND expires_at > {} RETURNING *",
+        now, tenant, key[0], key[1], now,
+    )
+    return [invitation_record(r).invitation for r in sorted(rows, key=lambda r: r["sent_at"])]
+
+
+async def group_usage(tenant: Any) -> dict[str, tuple[int, int]]:
+    """Per agent group of the tenant: open invitations, and accepted ones the platform has not
+    counted yet (for capacity answered by a process that does not own the tenant)."""
+    open_rows = await EngagementInvitation.raw(
+        "SELECT agent_group, COUNT(*) AS n FROM engagement_invitation WHERE tenant = {} AND status IN ('sent', 'shown')"
+        " AND agent_group != '' GROUP BY agent_group", tenant,
+    )
+    accepted = await accepted_since_report()
+    usage = {r["agent_group"]: (int(r["n"]), 0) for r in open_rows}
+    for (t, group), n in accepted.items():
+        if t == tenant:
+            usage[group] = (usage.get(group, (0, 0))[0], n)
+    return usage

@@ -84,6 +84,7 @@ class EngagementInvitation(Table, tablename="engagement_invitation"):
     sent_at = Timestamptz()
     expires_at = Timestamptz()
     closed_at = Timestamptz(null=True, default=None)
+    delivered_at = Timestamptz(null=True, default=None)  # engine replicas: when a channel took it (proactive.handoff)
 
 
 class AgentCapacity(Table, tablename="agent_capacity"):
@@ -97,4 +98,17 @@ class AgentCapacity(Table, tablename="agent_capacity"):
     reported_at = Timestamptz()
 
 
-PROACTIVE_TABLES: list[type[Table]] = [MarketingRule, BehaviourEvent, RuleCounter, VisitorMemory, EngagementInvitation, AgentCapacity]
+class EngagementHandoff(Table, tablename="engagement_handoff"):
+    """Engine replicas (proactive.handoff): a collect batch stored by a process that does not own its
+    site, waiting for the owner. Its events are in ``behaviour_event`` (same tenant, visitor hash,
+    batch id and ``received_at``); the row goes in the owner's commit that applied them."""
+
+    tenant = UUID()
+    site = UUID()
+    visitor_hash = Varchar(length=64)
+    batch_id = Varchar(length=64)
+    received_at = Timestamptz()
+
+
+PROACTIVE_TABLES: list[type[Table]] = [MarketingRule, BehaviourEvent, RuleCounter, VisitorMemory, EngagementInvitation, AgentCapacity,
+                                       EngagementHandoff]
