@@ -131,3 +131,18 @@ def wrk(url: str, seconds: int = 5, connections: int = 32, headers: dict[str, st
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert match, out
     return float(match.group(1))
+
+
+# The PostgreSQL cluster benches create their databases in (.ci/postgres-start starts one here).
+POSTGRES_ADMIN = os.environ.get("PARLEY_BENCH_POSTGRES_URL", "postgresql://parley@127.0.0.1:55432/postgres")
+
+
+async def postgres_admin(statement: str) -> None:
+    """One statement on the admin connection (CREATE/DROP DATABASE cannot run in a transaction)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(POSTGRES_ADMIN, timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()

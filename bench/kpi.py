@@ -23,7 +23,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bench.harness import Row, Table
+from bench.harness import POSTGRES_ADMIN, Row, Table, postgres_admin
 
 AGENTS = 500
 DAYS = 30
@@ -32,7 +32,6 @@ CHANGE = (
     "INSERT INTO metrics_change (tenant, hour, version) VALUES ({}, {}, 1) "
     "ON CONFLICT (tenant, hour) DO UPDATE SET version = metrics_change.version + 1"
 )
-POSTGRES_ADMIN = os.environ.get("PARLEY_BENCH_POSTGRES_URL", "postgresql://parley@127.0.0.1:55432/postgres")
 
 
 def _rows(tenant_id: uuid.UUID, n: int, start: int) -> list[tuple[Any, ...]]:
@@ -143,16 +142,6 @@ async def _run(n: int) -> dict[str, float]:
         await runtime.stop()
 
 
-async def _admin(statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(POSTGRES_ADMIN, timeout=5)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 def _measure(engine: str, n: int) -> dict[str, float] | str:
     """One engine's run in a process of its own: Piccolo binds its tables (and its migration
     table) to one engine per process. PostgreSQL gets a database of its own, dropped afterwards."""
@@ -160,7 +149,7 @@ def _measure(engine: str, n: int) -> dict[str, float] | str:
     name = f"parley_bench_kpi_{os.getpid()}"
     if engine == "postgres":
         try:
-            asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+            asyncio.run(postgres_admin(f'CREATE DATABASE "{name}"'))
         except Exception as exc:
             return f"PostgreSQL at {POSTGRES_ADMIN} not reachable ({type(exc).__name__})"
         env["PARLEY_DATABASE_URL"] = POSTGRES_ADMIN.rpartition("/")[0] + f"/{name}"
@@ -172,7 +161,7 @@ def _measure(engine: str, n: int) -> dict[str, float] | str:
         return result
     finally:
         if engine == "postgres":
-            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def run(table: Table, conversations: int) -> None:

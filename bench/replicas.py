@@ -23,23 +23,12 @@ import time
 import urllib.request
 from typing import Any
 
-from bench.harness import VENV_BIN, Row, Table, free_port
+from bench.harness import POSTGRES_ADMIN, VENV_BIN, Row, Table, free_port, postgres_admin
 
-POSTGRES_ADMIN = os.environ.get("PARLEY_BENCH_POSTGRES_URL", "postgresql://parley@127.0.0.1:55432/postgres")
 TENANTS = 8
 ORIGIN = "https://shop.example.com"
 RULE = {"name": "pricing", "site": "shop", "when": {"field": "page.url", "op": "glob", "value": "*/pricing*"},
         "invite": {"message": "Questions?"}}
-
-
-async def _admin(statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(POSTGRES_ADMIN, timeout=5)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 async def _sql(url: str, query: str) -> list[Any]:
@@ -201,7 +190,7 @@ def _measure(env_one: dict[str, str], env_two: dict[str, str], keys_one: list[st
 
 def _database(name: str) -> dict[str, str]:
     """A fresh database, migrated, with the bench's tenants; its environment for ``parley serve``."""
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(postgres_admin(f'CREATE DATABASE "{name}"'))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
     env.update({"PARLEY_DATABASE_URL": POSTGRES_ADMIN.rpartition("/")[0] + f"/{name}",
                 "PARLEY_DATA_DIR": tempfile.mkdtemp(prefix="parley-bench-replicas-"),
@@ -226,7 +215,7 @@ def run(table: Table, quick: bool = False) -> None:
     except Exception as exc:
         for name in names:
             with contextlib.suppress(Exception):
-                asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                asyncio.run(postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         table.add(Row("engine replicas", 0.0, "events/s", note=f"PostgreSQL at {POSTGRES_ADMIN} not usable ({type(exc).__name__})",
                       passed=False))
         return
@@ -234,7 +223,7 @@ def run(table: Table, quick: bool = False) -> None:
         result = _measure(envs[0], envs[1], _site_keys(envs[0]), _site_keys(envs[1]), seconds, rounds)
     finally:
         for name in names:
-            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     load = os.getloadavg()[0]
     table.add(Row(f"replicas: collect intake, 2 processes vs 1, {TENANTS} tenants, batches of 10", result["two"], "events/s", result["one"],
                   target=">= 1.7x", passed=result["two"] >= 1.7 * result["one"],
