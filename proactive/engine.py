@@ -165,7 +165,7 @@ class Engine:
         self.codes = EventCodes()
         self.visitors: dict[VisitorKey, VisitorState] = {}
         self.rules: dict[Any, list[RuleEntry]] = {}  # site id → rules, best first
-        self._gate_plans: dict[Any, tuple[Sequence[RuleEntry], list[tuple[tuple[Any, ...], Compare] | None]]] = {}
+        self._gates: dict[Any, list[tuple[tuple[Any, ...], Compare] | None]] = {}  # site id → per rule, see _gates_of
         self.sites: dict[Any, SiteConfig] = {}
         self.url_goals: dict[Any, tuple[UrlGoal, ...]] = {}  # site id → its rules' distinct URL goals
         self._timers: list[tuple[float, int, tuple[str, Any]]] = []
@@ -193,6 +193,7 @@ class Engine:
         open invitations held; every visitor of the site is decided again on the next tick."""
         old = {e.id for e in self.rules.get(site, ())}
         self.rules[site] = sorted(entries, key=lambda e: (-e.rule.priority, e.rule.name, e.id))
+        self._gates[site] = self._gates_of(site, self.rules[site])
         self.url_goals[site] = url_goals([e.rule for e in entries])
         kept = {e.id for e in entries}
         for record in [r for r in self.open.values() if r.key[0] == site and r.rule_id in old - kept]:
@@ -475,7 +476,7 @@ class Engine:
         group_memos: dict[str | None, tuple[dict[Any, tuple[bool, float | None]], Callable[[str], Any]]] = {}
         present: bool | None = None
         entries = self.rules.get(state.site, ())
-        gates = self._gates_of(state.site, entries)
+        gates = self._gates.get(state.site, [])
         for index, entry in enumerate(entries):
             gate = gates[index]
             if gate is not None:
@@ -530,10 +531,7 @@ class Engine:
 
         The first of an ``all``'s time-invariant comparisons (``timed_order`` puts them first),
         or a rule that is one such comparison; never ``agents.online``, which differs by group.
-        Cached per rule list: ``set_rules`` replaces the list, which renews the plan."""
-        cached = self._gate_plans.get(site)
-        if cached is not None and cached[0] is entries:
-            return cached[1]
+        Worked out by ``set_rules``, the only place a site's rules change."""
         gates: list[tuple[tuple[Any, ...], Compare] | None] = []
         for entry in entries:
             when = entry.rule.when
@@ -542,7 +540,6 @@ class Engine:
                 gates.append((first.key, first))
             else:
                 gates.append(None)
-        self._gate_plans[site] = (entries, gates)
         return gates
 
     def getter(self, state: VisitorState, rule: Rule, now: float) -> Callable[[str], Any]:
