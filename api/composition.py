@@ -9,7 +9,7 @@ are all visible here, in order.
 from __future__ import annotations
 
 from archive import jobs as archive_jobs
-from archive import rescan, sessions
+from archive import leases, rescan, sessions
 from archive.clock import Clock, SystemClock
 from archive.connectors import service as connectors
 from archive.connectors.store import ConnectorDirectory
@@ -93,7 +93,7 @@ def build_runtime(
                     monotonic=clock.monotonic, stamp=stamp)
     ensure_private_dir(settings.data_path)
     if database is None:
-        database = Database(build_engine(settings), pool_size=settings.db_pool_size)
+        database = Database(build_engine(settings, application_name=leases.session_tag(leases.holder_id())), pool_size=settings.db_pool_size)
         database.bind()
     signals = Signals(settings.data_path)
     # Rotation and retirement in any process reach this one at once (and a lost listener, which

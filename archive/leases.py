@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import secrets
 import socket
@@ -52,6 +53,12 @@ _PROCESS_TAG = secrets.token_hex(4)
 
 def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TAG}"
+
+
+def session_tag(holder: str) -> str:
+    """The ``application_name`` of a holder's database sessions, so that another process can find
+    them once the holder stalled (a hash: PostgreSQL keeps at most 63 bytes of it)."""
+    return "parley-" + hashlib.blake2b(holder.encode(), digest_size=8).hexdigest()
 
 
 class LeaseBusy(Conflict):

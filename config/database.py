@@ -21,9 +21,14 @@ from config.settings import Settings
 SQLITE_BUSY_TIMEOUT = 30.0
 
 
-def build_engine(settings: Settings) -> Engine[Any]:
+def build_engine(settings: Settings, application_name: str | None = None) -> Engine[Any]:
+    """``application_name``: what PostgreSQL shows for this process's sessions (pg_stat_activity),
+    by which another replica can end the sessions of a process that stalled (proactive.ownership)."""
     if settings.engine == "postgres":
-        return PostgresEngine(config={"dsn": settings.effective_database_url})
+        config: dict[str, Any] = {"dsn": settings.effective_database_url}
+        if application_name:
+            config["server_settings"] = {"application_name": application_name}
+        return PostgresEngine(config=config)
     path = settings.sqlite_path
     path.parent.mkdir(parents=True, exist_ok=True)
     prepare_sqlite_file(path)

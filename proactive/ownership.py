@@ -17,7 +17,11 @@ database round trip on every decision.
 * **Fencing.** Every journal commit checks, inside its transaction and under a share lock of the
   lease rows, that this process still holds the tenants it writes for. A take-over locks the row
   for update, so it waits for a commit under way, and no commit of the old owner follows it. A
-  process that finds a lease gone drops the tenant from memory at once.
+  process that finds a lease gone drops the tenant from memory at once. A holder stopped in the
+  middle of sending a statement keeps its backend "active", where no PostgreSQL timeout ends it,
+  with its locks. So every process's sessions carry its ``leases.session_tag``, and once a
+  member's row has run out, the others end its sessions that sit in a transaction waiting for it
+  (and a successor blocked on the lease row ends all of them).
 * **Taking over** reads the tenant back from the store as a restart would (visitors, wait queues,
   timers, open invitations, capacity, pacing) and then applies the events other processes stored
   for it meanwhile (proactive.handoff).
@@ -55,6 +59,10 @@ BEAT_SECONDS = 1.5  # renewal and rebalancing; failover ≤ LEASE_SECONDS + BEAT
 # most LOCK_WAIT for a row lock before trying again on the next beat.
 HUNG_TRANSACTION = "4s"
 LOCK_WAIT = "1s"
+# How long after a member stopped renewing the others still look for its sessions.
+STALL_MEMORY = timedelta(minutes=10)
+# PostgreSQL's "lock_not_available" (a lock_timeout ran out).
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 class EngineMoved(Unavailable):
@@ -148,6 +156,7 @@ class Ownership:
                 OperationLease.expires_at, OperationLease.released_at,
             ).where(OperationLease.operation.is_in([MEMBER, OPERATION]))
             members = sorted({r["holder"] for r in rows if r["operation"] == MEMBER and self._alive(r, now)} | {self.me})
+            await self.end_stalled_members(rows, now)
             if members != self.members:
                 log.info("engine_members", members=len(members), me=self.me)
             self.members = members
@@ -169,24 +178,56 @@ class Ownership:
                     elif wanted and tenant not in self.held:
                         row = tenant_rows.get(tenant)
                         if row is None or row["released_at"] is not None or not self._alive(row, now):
-                            await self._take(tenant)
+                            stale = row["holder"] if row is not None and row["released_at"] is None and row["holder"] != self.me else None
+                            await self._take(tenant, stale)
                 except Exception as exc:  # a lock held elsewhere, a brief outage: this tenant waits for the next beat
                     log.warning("engine_tenant_move_failed", tenant=str(tenant), error=type(exc).__name__)
             for tenant in self.held:  # notifications may have been missed (or the owner before us died)
                 self.engagement.events_waiting(tenant)
+
+    async def end_stalled_members(self, rows: list[dict[str, Any]], now: Any) -> int:
+        """End the open transactions of members that stopped renewing (a lease's time ago, so
+        that a clock a little off does not count as a stall): a process stopped in mid-statement
+        holds its locks, and the rows it was writing, for as long as it stays stopped."""
+        stalled = [
+            r["holder"] for r in rows
+            if r["operation"] == MEMBER and r["holder"] != self.me and r["released_at"] is None
+            and now - STALL_MEMORY < r["expires_at"] < now - timedelta(seconds=LEASE_SECONDS)
+        ]
+        if not stalled:
+            return 0
+        ended = await end_sessions_of(stalled, waiting_on_client=True)
+        if ended:
+            log.warning("engine_stalled_member_fenced", members=stalled, sessions=ended)
+        return ended
 
     def _alive(self, row: dict[str, Any], now: Any) -> bool:
         if row["holder"] == self.me:
             return row["released_at"] is None
         return row["released_at"] is None and row["expires_at"] > now and not leases._holder_is_dead(row["holder"])
 
-    async def _take(self, tenant: UUID) -> None:
+    async def _take(self, tenant: UUID, stale: str | None = None) -> None:
+        """Take the tenant's lease (``stale``: the holder whose lease ran out, if any) and read the
+        tenant back."""
         try:
-            async with db.write_transaction():  # leases.acquire runs in this one
-                await _bounded()
-                lease = await leases.acquire(self.rt, tenant, OPERATION, ttl=LEASE_SECONDS)
+            lease = await self._acquire(tenant)
         except leases.LeaseBusy:
             return  # its holder is alive after all (a race with its renewal): the next beat looks again
+        except Exception as exc:
+            if stale is None or getattr(exc, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            # The stale holder still locks the lease row from a session PostgreSQL will not end by
+            # itself: a process stopped while it was sending a pipelined statement leaves its
+            # backend "active", waiting for the rest, and idle_in_transaction_session_timeout
+            # never starts. Its lease has run out, so its sessions go, and with them its locks.
+            ended = await end_sessions_of([stale], waiting_on_client=False)
+            log.warning("engine_stalled_holder_fenced", tenant=str(tenant), previous_holder=stale, sessions=ended)
+            if not ended:
+                raise
+            try:
+                lease = await self._acquire(tenant)
+            except leases.LeaseBusy:
+                return
         # Read back before deciding: until then collects for the tenant are handed off (and applied
         # after), so nothing decided here can be overwritten by what the store said before it.
         self.taking[tenant] = lease.token
@@ -202,6 +243,11 @@ class Ownership:
             return
         self.held[tenant] = self.taking.pop(tenant)
         self.engagement.resume_tenant(tenant)
+
+    async def _acquire(self, tenant: UUID) -> leases.Lease:
+        async with db.write_transaction():  # leases.acquire runs in this one
+            await _bounded()
+            return await leases.acquire(self.rt, tenant, OPERATION, ttl=LEASE_SECONDS)
 
     async def _release(self, tenant: UUID) -> None:
         """Hand over: write what was decided, forget the tenant, then let the lease go."""
@@ -248,7 +294,24 @@ class Ownership:
 
 
 async def _bounded() -> None:
-    """Inside a transaction: neither a hung holder nor a lock it holds outlives a lease."""
+    """Inside a transaction: neither a hung holder nor a lock it holds outlives a lease. The
+    transaction carries this process's ``leases.session_tag`` (the pool's sessions already do,
+    a connection made elsewhere may not)."""
     await db.engine().run_querystring(QueryString(
-        "SELECT set_config('idle_in_transaction_session_timeout', {}, true), set_config('lock_timeout', {}, true)", HUNG_TRANSACTION, LOCK_WAIT,
+        "SELECT set_config('idle_in_transaction_session_timeout', {}, true), set_config('lock_timeout', {}, true),"
+        " set_config('application_name', {}, true)", HUNG_TRANSACTION, LOCK_WAIT, leases.session_tag(leases.holder_id()),
     ))
+
+
+async def end_sessions_of(holders: list[str], *, waiting_on_client: bool) -> int:
+    """Terminate the database sessions of ``holders`` (processes whose leases ran out); how many
+    were ended. ``waiting_on_client``: only sessions inside a transaction that wait for their
+    client to go on, which a stalled process never will. Needs the holders' database role (or
+    pg_signal_backend), as replicas sharing one database have."""
+    condition = " AND xact_start IS NOT NULL AND wait_event = 'ClientRead'" if waiting_on_client else ""
+    rows = await OperationLease.raw(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) AS ended FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = ANY({}) AND pid <> pg_backend_pid()" + condition,
+        [leases.session_tag(h) for h in holders],
+    )
+    return int(rows[0]["ended"]) if rows else 0

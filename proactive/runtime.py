@@ -311,15 +311,17 @@ class Engagement:
             then(found)
 
     def events_waiting(self, tenant: Any) -> None:
-        """Apply what other processes stored for the tenant (one pick-up at a time)."""
+        """Apply what other processes stored for the tenant (one pick-up at a time; nothing in a
+        process that does not serve the engine)."""
+        if self._rt is None:
+            return
         self._waiting_events.add(tenant)
         if self._picking is None or self._picking.done():
             self._picking = asyncio.ensure_future(self._pick_up())
 
     async def _pick_up(self) -> None:
         rt = self._rt
-        assert rt is not None
-        while self._waiting_events:
+        while rt is not None and self._waiting_events:
             tenant = self._waiting_events.pop()
             try:
                 await handoff.pick_up(rt, tenant)

@@ -24,6 +24,7 @@ import httpx
 import pytest
 import yaml
 
+from archive.tables import OperationLease
 from tests.conftest import ENGINE
 
 ORIGIN = "https://shop.example.com"
@@ -166,6 +167,100 @@ if ENGINE == "sqlite":
 if ENGINE == "postgres":
     from tests.servers import Deployment
 
+    async def test_a_holder_stopped_inside_a_statement_loses_its_tenant_all_the_same(runtime, settings):
+        """A process stopped while it was sending a pipelined statement (asyncpg's executemany)
+        leaves its backend "active", still locking the lease row, and PostgreSQL's
+        idle-in-transaction timeout never starts. Once that holder's lease has run out, the next
+        owner ends its session and takes the tenant."""
+        from datetime import timedelta
+        from uuid import uuid4
+
+        import asyncpg
+        from piccolo.querystring import QueryString
+
+        from archive import db
+        from archive.leases import session_tag
+        from proactive.ownership import OPERATION, Ownership, tenant_key
+        from tests.conftest import make_tenant
+
+        tenant = await make_tenant(runtime)
+        stalled = "elsewhere:4242:stalled"
+        now = runtime.clock.now()
+        await db.engine().run_querystring(QueryString(
+            "INSERT INTO operation_lease (key, tenant, operation, run_id, holder, token, acquired_at, heartbeat_at, expires_at, released_at)"
+            " VALUES ({}, {}, {}, {}, {}, 3, {}, {}, {}, NULL)",
+            tenant_key(tenant.id), tenant.id, OPERATION, uuid4(), stalled, now - timedelta(minutes=1), now - timedelta(seconds=20),
+            now - timedelta(seconds=10),
+        ))
+        zombie = await asyncpg.connect(settings.effective_database_url)
+        ownership = Ownership(runtime.engagement, runtime)
+        try:
+            transaction = zombie.transaction()
+            await transaction.start()
+            await zombie.execute("SELECT set_config('application_name', $1, true)", session_tag(stalled))
+            await zombie.fetch("SELECT 1 FROM operation_lease WHERE key = $1 FOR SHARE", tenant_key(tenant.id))
+            stuck = asyncio.create_task(zombie.execute("SELECT pg_sleep(300)"))  # "active", holding the lock
+            await asyncio.sleep(0.2)
+
+            await ownership._take(tenant.id, stalled)
+
+            assert ownership.owns(tenant.id)
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)):
+                await asyncio.wait_for(stuck, 30)
+            rows = await OperationLease.select(OperationLease.holder, OperationLease.token).where(OperationLease.key == tenant_key(tenant.id))
+            assert rows == [{"holder": ownership.me, "token": 4}]
+        finally:
+            await ownership._release(tenant.id)
+            zombie.terminate()
+
+    async def test_a_member_that_stopped_renewing_has_its_open_transactions_ended(runtime, settings):
+        """A replica stopped in the middle of a transaction (here: an insert not yet committed)
+        blocks whoever writes the same row. Once its member row has been out of date for a lease's
+        time, the live replicas end those sessions; its idle sessions and the live members' stay."""
+        from datetime import timedelta
+        from uuid import uuid4
+
+        import asyncpg
+        from piccolo.querystring import QueryString
+
+        from archive import db
+        from archive.leases import GLOBAL, session_tag
+        from proactive.ownership import MEMBER, Ownership, member_key
+
+        now = runtime.clock.now()
+        stalled, live = f"elsewhere:1:{uuid4().hex[:8]}", f"elsewhere:2:{uuid4().hex[:8]}"
+        for holder, expires in ((stalled, now - timedelta(seconds=20)), (live, now + timedelta(seconds=5))):
+            await db.engine().run_querystring(QueryString(
+                "INSERT INTO operation_lease (key, tenant, operation, run_id, holder, token, acquired_at, heartbeat_at, expires_at,"
+                " released_at) VALUES ({}, {}, {}, {}, {}, 0, {}, {}, {}, NULL)",
+                member_key(holder), GLOBAL, MEMBER, uuid4(), holder, now - timedelta(minutes=1), expires, expires,
+            ))
+        sessions = {
+            name: await asyncpg.connect(settings.effective_database_url, server_settings={"application_name": session_tag(holder)})
+            for name, holder in (("stalled in a transaction", stalled), ("stalled, idle", stalled), ("live in a transaction", live))
+        }
+        try:
+            for name in ("stalled in a transaction", "live in a transaction"):
+                await sessions[name].execute("BEGIN")
+                await sessions[name].execute("SELECT 1 FROM operation_lease WHERE key = $1 FOR UPDATE", member_key(live if "live" in name else stalled))
+            rows = await OperationLease.select().where(OperationLease.key.is_in([member_key(stalled), member_key(live)]))
+
+            ended = await Ownership(runtime.engagement, runtime).end_stalled_members(rows, now)
+
+            assert ended == 1
+            assert sessions["stalled in a transaction"].is_closed() or not await _answers(sessions["stalled in a transaction"])
+            assert await _answers(sessions["stalled, idle"]) and await _answers(sessions["live in a transaction"])
+        finally:
+            for session in sessions.values():
+                session.terminate()
+            await OperationLease.delete().where(OperationLease.key.is_in([member_key(stalled), member_key(live)]))
+
+    async def _answers(session: Any) -> bool:
+        try:
+            return bool(await session.fetchval("SELECT 1"))
+        except Exception:
+            return False
+
     class Cluster:
         """Three ``parley serve`` processes on one database; a browser stand-in per visitor."""
 
@@ -206,6 +301,15 @@ if ENGINE == "postgres":
             except ProcessLookupError:
                 return None
             return next((r for r in self.alive() if r.process is not None and r.process.pid == group), None)
+
+        async def sessions(self) -> str:
+            """What the database's sessions are doing and which locks they wait for (a failure's evidence)."""
+            rows = await self.first.sql(
+                "SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event, pg_blocking_pids(a.pid),"
+                " now() - a.xact_start, left(a.query, 160) FROM pg_stat_activity a WHERE a.datname = current_database()"
+                " AND a.pid <> pg_backend_pid() ORDER BY a.pid"
+            )
+            return "\n".join(" | ".join(str(c) for c in row) for row in rows)
 
         async def create_tenants(self, slugs: list[str]) -> None:
             """Tenants with one key per role, in one CLI process (start-up is slow on a loaded machine)."""
@@ -389,8 +493,12 @@ if ENGINE == "postgres":
                 successor = await cluster.holder(shop.tenant_id)
                 return successor if successor is not owner else None
 
-            await eventually(taken_over, "another replica takes the busy site over")
-            await recover(owner)
+            try:
+                await eventually(taken_over, "another replica takes the busy site over")
+            except AssertionError as failed:
+                raise AssertionError(f"{failed}\n{await cluster.sessions()}") from None
+            finally:
+                await recover(owner)
 
             async def everyone_invited() -> bool:
                 await round_of_traffic()
