@@ -15,7 +15,7 @@ starts at once. Whatever arrives while a commit runs joins the next one.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -24,6 +24,7 @@ from proactive import state as visitor_state
 from proactive import store
 
 if TYPE_CHECKING:
+    from proactive.model import GroupKey
     from proactive.runtime import Engagement
 
 log = structlog.get_logger(__name__)
@@ -39,6 +40,21 @@ class Journal:
         self._handed: list[tuple[int, bool]] = []  # hand-off rows applied (True) or dropped as a repeat (False)
         self._waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
+        self._waiting_written: dict[GroupKey, int] = {}  # engine replicas: what the store says waits per group
+
+    def forget_waiting(self, tenant: Any) -> None:
+        """The tenant moved to another process: if it comes back, write its waiting counts anew."""
+        self._waiting_written = {k: n for k, n in self._waiting_written.items() if k[0] != tenant}
+
+    def _waiting_changes(self) -> list[tuple[GroupKey, int]]:
+        """Engine replicas only (one process answers from memory): the groups whose number of
+        waiting visitors differs from what the store has."""
+        if self.engagement.ownership is None:
+            return []
+        engine = self.engagement.engine
+        keys = {k for k in (*engine.capacity, *engine.queues) if k[1] is not None}
+        now = {k: engine.waiting(*k) for k in keys}
+        return [(k, n) for k, n in sorted(now.items(), key=str) if self._waiting_written.get(k) != n]
 
     def add(self, batch: store.Batch) -> None:
         self._batches.append(batch)
@@ -88,10 +104,11 @@ class Journal:
                 found = engine.visitors.get(key)
                 if found is not None:
                     visitors.append((found.tenant, key, found.last_seen, found.due, visitor_state.dump(found)))
+            waiting = self._waiting_changes()
             snapshot = store.Snapshot(
                 batches=batches, visitors=visitors, invitations=list(changes.invitations.values()),
                 capacity=[(k, engine.capacity[k]) for k in changes.capacity if k in engine.capacity], counters=counters,
-                forgotten=list(changes.forgotten), handoffs=handoffs, handed=handed,
+                forgotten=list(changes.forgotten), handoffs=handoffs, handed=handed, waiting=waiting,
             )
             try:
                 async with db.write_transaction():
@@ -106,6 +123,7 @@ class Journal:
                     if not waiter.done():
                         waiter.set_exception(exc)
             else:
+                self._waiting_written.update(waiting)
                 self.engagement.deliver(changes.deliveries)
                 for waiter in waiters:
                     if not waiter.done():

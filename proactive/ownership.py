@@ -267,6 +267,7 @@ class Ownership:
         self.held.pop(tenant, None)
         sites = self.sites.get(tenant, set()) | {s.site for s in self.engagement.engine.visitors.values() if s.tenant == tenant}
         self.engagement.engine.drop_tenant(tenant, sites)
+        self.engagement.journal.forget_waiting(tenant)
         self.engagement.delivery.drop_sites(sites)
 
     # --- fencing -------------------------------------------------------------------------------
@@ -275,7 +276,7 @@ class Ownership:
         """Inside the journal's transaction: raise ``EngineMoved`` unless every tenant the commit
         decides for is still ours. The share lock makes a take-over wait for this commit."""
         tenants = {b.tenant for b in snapshot.batches} | {v[0] for v in snapshot.visitors} | {r.tenant for r in snapshot.invitations}
-        tenants |= {key[0] for key, _ in snapshot.capacity}
+        tenants |= {key[0] for key, _ in snapshot.capacity} | {key[0] for key, _ in snapshot.waiting}
         await _bounded()
         if not tenants:
             return

@@ -519,15 +519,17 @@ async def capacity(rt: Runtime, principal: Principal) -> dict[str, GroupOut]:
 
 async def _stored_capacity(tenant_id: UUID) -> dict[str, GroupOut]:
     """Capacity as the store has it (engine replicas, asked of a process that does not own the
-    tenant): waiting visitors are counted by the owner only, so ``waiting`` is 0 here."""
+    tenant); ``waiting`` as the owner last wrote it (in its commits, as the queues change)."""
     usage = await store.group_usage(tenant_id)
+    waiting = await store.waiting_counts(tenant_id)
     out = {}
     for (_, name), cap in await store.capacity_reports(tenant_id):
         if name is None:
             continue
         outstanding, accepted = usage.get(name, (0, 0))
         free = cap.online_agents * cap.max_chats_per_agent - cap.active_chats - outstanding - accepted
-        out[name] = GroupOut(cap.online_agents, cap.max_chats_per_agent, cap.active_chats, outstanding, free, cap.reported_at, 0, accepted)
+        out[name] = GroupOut(cap.online_agents, cap.max_chats_per_agent, cap.active_chats, outstanding, free, cap.reported_at,
+                             waiting.get(name, 0), accepted)
     return out
 
 

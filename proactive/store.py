@@ -58,6 +58,7 @@ class Snapshot(msgspec.Struct):
     forgotten: list[tuple[Any, str]]
     handoffs: list[Batch] = []  # batches for sites another process owns (engine replicas): stored, and the owner told
     handed: list[tuple[int, bool]] = []  # hand-off rows done with: applied, or a repeated batch (its events deleted)
+    waiting: list[tuple[GroupKey, int]] = []  # engine replicas: visitors waiting per group, where that changed
 
 
 # What of an event is stored sealed (``payload``): everything that came from the page. In clear
@@ -124,6 +125,8 @@ async def write(snapshot: Snapshot) -> None:
             target=(AgentCapacity.tenant, AgentCapacity.agent_group), action="DO UPDATE",
             values=[AgentCapacity.online_agents, AgentCapacity.max_chats_per_agent, AgentCapacity.active_chats, AgentCapacity.reported_at],
         )
+    await _executemany("UPDATE agent_capacity SET waiting = ? WHERE tenant = ? AND agent_group = ?",
+                       [(n, tenant, group) for (tenant, group), n in snapshot.waiting])
     await _executemany(COUNTER_ADD, [(UUID(rule_id), variant, name, count) for (rule_id, variant, name), count in snapshot.counters.items()])
     for tenant, visitor_hash in snapshot.forgotten:
         await delete_visitor(tenant, visitor_hash)
@@ -212,6 +215,12 @@ async def capacity_reports(tenant: Any = None) -> list[tuple[GroupKey, GroupCapa
     rows = await (AgentCapacity.select() if tenant is None else AgentCapacity.select().where(AgentCapacity.tenant == tenant))
     return [((r["tenant"], r["agent_group"]),
              GroupCapacity(r["online_agents"], r["max_chats_per_agent"], r["active_chats"], r["reported_at"])) for r in rows]
+
+
+async def waiting_counts(tenant: Any) -> dict[str, int]:
+    """Visitors waiting per agent group, as the tenant's owner last wrote it (engine replicas)."""
+    rows = await AgentCapacity.select(AgentCapacity.agent_group, AgentCapacity.waiting).where(AgentCapacity.tenant == tenant)
+    return {r["agent_group"]: r["waiting"] for r in rows}
 
 
 def _uuid(value: Any) -> Any:

@@ -96,6 +96,9 @@ class AgentCapacity(Table, tablename="agent_capacity"):
     max_chats_per_agent = Integer()
     active_chats = Integer()
     reported_at = Timestamptz()
+    # Visitors waiting for a slot of the group, as the owning process last wrote it (engine
+    # replicas: a process that does not own the tenant answers capacity from this row).
+    waiting = Integer(default=0)
 
 
 class EngagementHandoff(Table, tablename="engagement_handoff"):

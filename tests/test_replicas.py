@@ -28,7 +28,7 @@ from archive.tables import OperationLease
 from tests.conftest import ENGINE
 
 ORIGIN = "https://shop.example.com"
-TENANTS = ["replicas-intake", "replicas-stream", "replicas-capacity", "replicas-hang", "replicas-busy"]
+TENANTS = ["replicas-intake", "replicas-stream", "replicas-capacity", "replicas-waiting", "replicas-hang", "replicas-busy"]
 PATIENCE = 45.0  # seconds any one thing may take on a loaded 2-core machine
 SLOTS = 3
 RULES = [{
@@ -449,6 +449,34 @@ if ENGINE == "postgres":
                 return seen["sales"]["online_agents"] == 7 and seen["sales"]["free_slots"] == 9
 
             await eventually(owner_knows, "the owner applies the report sent to another replica")
+
+    async def test_visitors_waiting_for_a_slot_are_counted_by_any_replica(cluster):
+        """A supervisor's capacity view does not depend on which replica answers: the owner writes
+        how many visitors wait for each group, and a process that does not own the tenant shows it."""
+        shop = await cluster.shop("replicas-waiting")
+        owner = await cluster.holder(shop.tenant_id)
+        assert owner is not None
+        elsewhere = shop.others(owner)[0]
+        headers = _auth(shop.keys["ingest"])
+
+        def report(active: int) -> dict[str, Any]:
+            return {"groups": {"sales": {"online_agents": 1, "max_chats_per_agent": 1, "active_chats": active}}}
+
+        async with httpx.AsyncClient(timeout=30) as http:
+
+            async def seen_by(replica: Deployment, field: str, value: int) -> bool:
+                answer = (await http.get(f"{replica.url}/v1/agents/capacity", headers=headers)).json()
+                return bool(answer["sales"][field] == value)
+
+            assert (await http.put(f"{owner.url}/v1/agents/capacity", json=report(1), headers=headers)).status_code == 200
+            await eventually(lambda: seen_by(owner, "free_slots", 0), "the owner knows every slot is taken")
+            for visitor in ("w1", "w2"):
+                assert await shop.send(http, visitor, [{"type": "pageview", "url": f"{ORIGIN}/pricing"}], [elsewhere]) == []
+            await eventually(lambda: seen_by(owner, "waiting", 2), "the owner queues both visitors")
+            await eventually(lambda: seen_by(elsewhere, "waiting", 2), "another replica shows both waiting")
+
+            assert (await http.put(f"{elsewhere.url}/v1/agents/capacity", json=report(0), headers=headers)).status_code == 200
+            await eventually(lambda: seen_by(elsewhere, "waiting", 1), "a slot freed: one is invited, another replica shows one waiting")
 
     async def _busy_site_survives(cluster: Cluster, slug: str, disrupt: Callable[[Deployment], Awaitable[None]],
                                   recover: Callable[[Deployment], Awaitable[None]]) -> None:
