@@ -1,9 +1,12 @@
 """Getting an invitation to the visitor's browser.
 
-An invitation waits here until the browser takes it: pushed at once to the visitor's open
-invitation streams (server-sent events), and kept as pending so the visitor's next
-``/v1/collect`` response carries it when no stream is open (or the stream is half-dead). The
-first channel that delivers it acknowledges it, so it is shown once.
+An invitation waits here until the browser reports it shown (or it closes): pushed at once to
+the visitor's open invitation streams (server-sent events), and carried by the visitor's next
+``/v1/collect`` response when no stream took it. Handing it to a stream or a response is no
+proof that the browser got it (a connection can drop at that very moment), so an invitation
+still not shown ``REOFFER_SECONDS`` after it was last offered goes in the next response again.
+Delivery is at least once; the snippet shows an invitation id once (it remembers the ids it
+showed), so a second copy changes nothing on the page.
 
 Streams end when the process shuts down (``close_all``): an open SSE connection must not keep
 the server from stopping.
@@ -12,13 +15,28 @@ the server from stopping.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from proactive.model import Invitation, VisitorKey
 
 _CLOSED = None
+# An invitation offered (to a stream or in a collect answer) and not reported shown after this
+# long is offered again: long enough for the snippet's next batch to say "shown".
+REOFFER_SECONDS = 15.0
+
+
+class Offer:
+    """An invitation waiting to be shown, and when it was last handed to the browser."""
+
+    __slots__ = ("invitation", "offered_at")
+
+    def __init__(self, invitation: Invitation) -> None:
+        self.invitation = invitation
+        self.offered_at: float | None = None
 
 
 class Subscription:
@@ -44,37 +62,54 @@ class Subscription:
             return None
         if item is _CLOSED:
             raise StopAsyncIteration
-        self._delivery.ack(self.key, item.id)
+        self._delivery.offered(self.key, item.id)
         return item
 
 
 class InvitationDelivery:
-    def __init__(self) -> None:
-        self._pending: dict[VisitorKey, list[Invitation]] = {}
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._pending: dict[VisitorKey, list[Offer]] = {}
         self._streams: dict[VisitorKey, set[Subscription]] = defaultdict(set)
         self.closed = False
 
     def deliver(self, key: VisitorKey, invitation: Invitation) -> None:
-        self._pending.setdefault(key, []).append(invitation)
+        self._pending.setdefault(key, []).append(Offer(invitation))
         for subscription in self._streams.get(key, ()):
             subscription.push(invitation)
 
     def hold(self, key: VisitorKey, invitation: Invitation) -> None:
         """Pending without pushing to streams (engine replicas: the store decides who shows it)."""
-        self._pending.setdefault(key, []).append(invitation)
+        self._pending.setdefault(key, []).append(Offer(invitation))
+
+    def offered(self, key: VisitorKey, invitation_id: str) -> None:
+        """A stream handed the invitation to the browser: not in a collect answer for a while."""
+        for offer in self._pending.get(key, ()):
+            if offer.invitation.id == invitation_id:
+                offer.offered_at = self._clock()
 
     def ack(self, key: VisitorKey, invitation_id: str) -> None:
-        items = self._pending.get(key)
-        if items:
-            remaining = [i for i in items if i.id != invitation_id]
+        """The invitation was shown, answered or closed: nothing more to deliver."""
+        offers = self._pending.get(key)
+        if offers:
+            remaining = [o for o in offers if o.invitation.id != invitation_id]
             if remaining:
                 self._pending[key] = remaining
             else:
                 del self._pending[key]
 
     def take_pending(self, key: VisitorKey, now: float) -> list[Invitation]:
-        items = self._pending.pop(key, [])
-        return [i for i in items if i.expires_at.timestamp() > now]
+        """What a collect answer carries: open invitations not offered in the last
+        ``REOFFER_SECONDS`` (they stay, until shown, for the next answers)."""
+        offers = [o for o in self._pending.get(key, ()) if o.invitation.expires_at.timestamp() > now]
+        if not offers:
+            self._pending.pop(key, None)
+            return []
+        self._pending[key] = offers
+        due = [o for o in offers if o.offered_at is None or o.offered_at <= now - REOFFER_SECONDS]
+        for offer in due:
+            offer.offered_at = now
+        return [o.invitation for o in due]
 
     def forget(self, visitor_hash: str) -> None:
         """Erasure: nothing waits for this visitor any more, on any site."""
@@ -91,7 +126,7 @@ class InvitationDelivery:
 
     def prune(self, now: float) -> int:
         """Drop expired invitations nobody came for (visitors who left for good)."""
-        stale = [k for k, items in self._pending.items() if all(i.expires_at.timestamp() <= now for i in items)]
+        stale = [k for k, offers in self._pending.items() if all(o.invitation.expires_at.timestamp() <= now for o in offers)]
         for key in stale:
             del self._pending[key]
         return len(stale)

@@ -125,6 +125,9 @@ class Journal:
             else:
                 self._waiting_written.update(waiting)
                 self.engagement.deliver(changes.deliveries)
+                for record in changes.invitations.values():  # shown, answered or closed: delivered for good
+                    if record.status != "sent":
+                        self.engagement.delivery.ack(record.key, record.invitation.id)
                 for waiter in waiters:
                     if not waiter.done():
                         waiter.set_result(None)

@@ -92,7 +92,7 @@ class Engagement:
         self.ownership: Ownership | None = None  # set while replicas share the tenants
         self._waiting_events: set[Any] = set()  # tenants with events handed off to this owner
         self._picking: asyncio.Task[None] | None = None
-        self.delivery = InvitationDelivery()
+        self.delivery = InvitationDelivery(clock.time)
         self.engine = Engine(clock=lambda: server_time(clock.time()))
         self.sites = SiteCache(clock)
         self.journal = Journal(self)

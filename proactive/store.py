@@ -20,6 +20,7 @@ from piccolo.querystring import QueryString
 
 from archive import db, signals
 from archive.db import json_column
+from proactive.delivery import REOFFER_SECONDS
 from proactive.events import utc
 from proactive.model import GroupCapacity, GroupKey, Invitation, OpenInvitation, VisitorKey
 from proactive.tables import AgentCapacity, BehaviourEvent, EngagementHandoff, EngagementInvitation, VisitorMemory
@@ -350,11 +351,12 @@ async def handed_off(tenant: Any, crypto: EventCrypto, limit: int) -> list[tuple
 
 
 async def claim_invitations(tenant: Any, key: VisitorKey, now: datetime) -> list[Invitation]:
-    """Sent invitations no channel has taken yet, taken now: exactly one caller gets each."""
+    """Sent invitations no channel has taken, or taken ``REOFFER_SECONDS`` ago and still not shown
+    (the connection may have dropped as it went out), taken now: one caller gets each at a time."""
     rows = await EngagementInvitation.raw(
         "UPDATE engagement_invitation SET delivered_at = {} WHERE tenant = {} AND site = {} AND visitor_hash = {}"
-        " AND status = 'sent' AND delivered_at IS NULL AND expires_at > {} RETURNING *",
-        now, tenant, key[0], key[1], now,
+        " AND status = 'sent' AND (delivered_at IS NULL OR delivered_at <= {}) AND expires_at > {} RETURNING *",
+        now, tenant, key[0], key[1], now - timedelta(seconds=REOFFER_SECONDS), now,
     )
     return [invitation_record(r).invitation for r in sorted(rows, key=lambda r: r["sent_at"])]
 

@@ -417,6 +417,32 @@ async def test_stats_count_waits_and_how_long_the_served_visitors_waited(client,
     assert totals["wait"] == {"served": 2, "p50_seconds": 5.0, "p95_seconds": 30.0}
 
 
+async def test_an_invitation_a_dropped_stream_took_comes_again_until_the_browser_shows_it(client, shop, clock, runtime):
+    """Handing an invitation to a stream is no proof the browser got it: the connection may drop
+    as it goes out. Not reported shown within REOFFER_SECONDS, it rides on the next collect
+    answer; once shown, it does not."""
+    from proactive.delivery import REOFFER_SECONDS
+
+    await import_rules(client, shop, rule(when=TIMED))
+    visitor = Visitor(client, shop, clock)
+    await visitor.view("/pricing")
+    key = await visitor.key(runtime)
+    async with runtime.engagement.delivery.subscribe(key) as stream:
+        clock.advance(30)
+        runtime.engagement.engine.tick()
+        await runtime.engagement.journal.drain()
+        streamed = await stream.next(5)
+    assert streamed is not None  # ...and then the connection dropped
+    assert await visitor.beat() == []  # the stream took it a moment ago
+    clock.advance(REOFFER_SECONDS + 1)
+    again = await visitor.beat()
+    assert [i["id"] for i in again] == [streamed.id]
+    await visitor.react(again[0], "shown")
+    await runtime.engagement.journal.drain()
+    clock.advance(REOFFER_SECONDS + 1)
+    assert await visitor.beat() == []
+
+
 async def test_an_invitation_reaches_the_browser_only_once_it_is_stored(client, shop, clock, runtime):
     from proactive.tables import EngagementInvitation
 

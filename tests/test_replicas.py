@@ -431,8 +431,24 @@ if ENGINE == "postgres":
 
                 invitation = await asyncio.wait_for(first_invitation(), PATIENCE)
             assert invitation["rule"] == "pricing"
-            # Taken by the stream: the next collect, on any replica, does not carry it again.
+            # Taken by the stream: the next collect, on any replica, does not carry it again...
             assert await shop.send(http, "v-stream", [{"type": "heartbeat"}], [owner]) == []
+
+            # ...unless the browser never says it was shown (the stream above is gone: the connection
+            # may have dropped as the invitation went out). Then a collect carries it again.
+            async def offered_again() -> list[dict[str, Any]]:
+                return await shop.send(http, "v-stream", [{"type": "heartbeat"}], [sending])
+
+            again = await eventually(offered_again, "an invitation the stream took but nobody showed is offered again")
+            assert [i["id"] for i in again] == [invitation["id"]]
+            await shop.send(http, "v-stream", [{"type": "invitation_shown", "props": {"invitation_id": invitation["id"]}}], [owner])
+
+            async def shown() -> bool:
+                rows = await cluster.first.sql("SELECT status FROM engagement_invitation WHERE id = $1", invitation["id"])
+                return rows == [("shown",)]
+
+            await eventually(shown, "the owner records it shown")
+            assert await shop.send(http, "v-stream", [{"type": "heartbeat"}], [sending]) == []
 
     async def test_a_capacity_report_to_any_replica_reaches_the_owner(cluster):
         shop = await cluster.shop("replicas-capacity")
