@@ -103,20 +103,21 @@ def build_runtime(
     signals.subscribe(KEYRING_CHANGED, key_check.invalidate)
     signals.on_reset(keys.on_changed)
     search = search or indexing.make_backend(settings)
+    tenants = TenantDirectory(keys, signals, clock, settings.auth_cache_seconds)
     return Runtime(
         settings=settings,
         clock=clock,
         database=database,
         keys=keys,
         signals=signals,
-        tenants=TenantDirectory(keys, signals, clock, settings.auth_cache_seconds),
+        tenants=tenants,
         search=search,
         workers=workers or Workers(settings.worker_threads),
         ingest_steps=ingest_steps(),
         events=event_sink(search),
         # A manual clock (tests, replays) arms no timers: the caller drives the ticks.
         engagement=Engagement(clock, realtime=isinstance(clock, SystemClock), live=settings.engagement_engine,
-                              locator=locator_for(settings.geoip_database), replicas=settings.engagement_replicas),
+                              locator=locator_for(settings.geoip_database), replicas=settings.engagement_replicas, tenants=tenants),
         jobs=[*archive_jobs.jobs(), *sessions.jobs(), *indexing.jobs(), *rescan.jobs(), *retention_jobs.jobs(),
               *proactive_jobs.jobs(), *connectors.jobs(), *supervision_backfill.jobs()],
         connectors=ConnectorDirectory(signals, clock, settings.auth_cache_seconds),

@@ -111,6 +111,7 @@ class Journal:
                 forgotten=list(changes.forgotten), handoffs=handoffs, handed=handed, waiting=waiting,
             )
             try:
+                snapshot.visitors = await self.engagement.seal_memories(snapshot.visitors)
                 async with db.write_transaction():
                     await self.engagement.fence(snapshot)  # replicas: only while this process owns the tenants
                     await store.write(snapshot)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import structlog
 
@@ -25,7 +26,7 @@ from archive.db import json_column
 from archive.errors import Unavailable
 from archive.limits import MAX_SITE_KEY_CHARS
 from archive.tables import Site
-from archive.tenancy import _Lru
+from archive.tenancy import TenantDirectory, _Lru
 from proactive import handoff, store
 from proactive import state as visitor_state
 from proactive.delivery import InvitationDelivery
@@ -83,7 +84,8 @@ class SiteCache:
 
 class Engagement:
     def __init__(self, clock: Clock, realtime: bool = True, live: bool = True, locator: Locator | None = None,
-                 replicas: bool = False) -> None:
+                 replicas: bool = False, tenants: TenantDirectory | None = None) -> None:
+        self.tenants = tenants  # the tenants' keys: visitor memories are sealed under them
         self.clock = clock
         self.locator: Locator = locator or NoLocator()  # client address → visitor.country/region (proactive.geo)
         self.realtime = realtime  # arm timers on the event loop (False: a manual clock drives ticks)
@@ -151,7 +153,8 @@ class Engagement:
             engine.restore_send(record.key[0], record.sent_at)
         cutoff = store.recent_cutoff(now, VISITOR_IDLE_EXPIRY)
         for row in await store.recent_visitors(cutoff, tenant):
-            engine.adopt(visitor_state.load(row["state"], row["tenant"], row["site"], row["visitor_hash"], engine.codes))
+            memory = await self._opened(row["tenant"], row["visitor_hash"], row["state"], rt)
+            engine.adopt(visitor_state.load(memory, row["tenant"], row["site"], row["visitor_hash"], engine.codes))
         for row in await store.dormant_timers(cutoff, tenant):
             engine.restore_timer((row["site"], row["visitor_hash"]), row["next_due"].timestamp())
 
@@ -204,7 +207,10 @@ class Engagement:
         if state is not None or (self.live and self.ownership is None):  # replicas: only the owner takes visitors in
             return await self.visitor(None, site, visitor_hash, create=False)
         row = await store.visitor(site, visitor_hash)
-        return visitor_state.load(row["state"], row["tenant"], site, visitor_hash, self.engine.codes) if row else None
+        if row is None:
+            return None
+        memory = await self._opened(row["tenant"], visitor_hash, row["state"])
+        return visitor_state.load(memory, row["tenant"], site, visitor_hash, self.engine.codes)
 
     async def visitor(self, tenant: Any, site: Any, visitor_hash: str, create: bool = True) -> VisitorState | None:
         """The visitor in memory, else as stored, else (``create``) a new one."""
@@ -223,9 +229,10 @@ class Engagement:
 
     async def _load(self, tenant: Any, key: VisitorKey) -> VisitorState | None:
         row = await store.visitor(key[0], key[1])
+        memory = await self._opened(row["tenant"], key[1], row["state"]) if row is not None else None
         state = self.engine.visitors.get(key)  # it may have arrived meanwhile
-        if state is None and row is not None:
-            state = visitor_state.load(row["state"], row["tenant"], key[0], key[1], self.engine.codes)
+        if state is None and row is not None and memory is not None:
+            state = visitor_state.load(memory, row["tenant"], key[0], key[1], self.engine.codes)
             self.engine.adopt(state)
         return state
 
@@ -234,10 +241,32 @@ class Engagement:
 
         async def resume() -> None:
             row = await store.visitor(key[0], key[1])
-            if row is not None and key not in self.engine.visitors and self.owns(row["tenant"]):
-                self.engine.resume(visitor_state.load(row["state"], row["tenant"], key[0], key[1], self.engine.codes), due)
+            if row is None:
+                return
+            memory = await self._opened(row["tenant"], key[1], row["state"])
+            if key not in self.engine.visitors and self.owns(row["tenant"]):
+                self.engine.resume(visitor_state.load(memory, row["tenant"], key[0], key[1], self.engine.codes), due)
 
         self._background_task(resume())
+
+    # --- visitor memory at rest ------------------------------------------------------------------
+
+    async def _crypto(self, tenant: Any, rt: Runtime | None = None) -> visitor_state.MemoryCrypto:
+        tenants = rt.tenants if rt is not None else self.tenants or (self._rt.tenants if self._rt is not None else None)
+        if tenants is None:
+            raise RuntimeError("the engagement engine was built without the tenants' keys")
+        return (await tenants.context(tenant if isinstance(tenant, UUID) else UUID(str(tenant)))).crypto
+
+    async def _opened(self, tenant: Any, visitor_hash: str, stored: bytes, rt: Runtime | None = None) -> bytes:
+        """A stored visitor memory, decrypted (rows from before sealing are returned as they are)."""
+        if bytes(stored[:1]) != visitor_state.SEALED:
+            return bytes(stored)
+        return visitor_state.opened(await self._crypto(tenant, rt), visitor_hash, stored)
+
+    async def seal_memories(self, rows: list[store.MemoryRow]) -> list[store.MemoryRow]:
+        """The journal's visitor rows with their memories encrypted under each tenant's key."""
+        cryptos = {tenant: await self._crypto(tenant) for tenant in {row[0] for row in rows}}
+        return [(tenant, key, seen, due, visitor_state.seal(cryptos[tenant], key[1], memory)) for tenant, key, seen, due, memory in rows]
 
     def _erased(self, arg: str) -> None:
         tenant, _, visitor_hash = arg.partition(":")

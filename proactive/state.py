@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -499,6 +499,29 @@ class VisitorMemory(msgspec.Struct, array_like=True):
 MEMORY_VERSION = 1
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(VisitorMemory)
+# A sealed memory starts with this byte, which no msgpack map starts with: rows written before
+# memories were sealed still load (and are sealed when next written).
+SEALED = b"\x00"
+
+
+class MemoryCrypto(Protocol):
+    """What a visitor's memory needs of the tenant's crypto (archive.crypto.TenantCrypto)."""
+
+    def seal_event(self, subject: str, plaintext: bytes) -> bytes: ...
+
+    def open_event(self, subject: str, sealed: bytes) -> bytes: ...
+
+
+def seal(crypto: MemoryCrypto, visitor_hash: str, memory: bytes) -> bytes:
+    """The stored form of a visitor's memory: what the page told us (URLs, titles, cart, custom
+    attributes), redacted on the way in and encrypted here under the tenant's key, bound to the
+    visitor."""
+    return SEALED + crypto.seal_event(f"memory:{visitor_hash}", memory)
+
+
+def opened(crypto: MemoryCrypto, visitor_hash: str, stored: bytes) -> bytes:
+    stored = bytes(stored)
+    return crypto.open_event(f"memory:{visitor_hash}", stored[1:]) if stored[:1] == SEALED else stored
 
 
 def dump(state: VisitorState) -> bytes:

@@ -48,11 +48,14 @@ class EventCrypto(Protocol):
     def open_event(self, subject: str, sealed: bytes) -> bytes: ...
 
 
+MemoryRow = tuple[Any, VisitorKey, float, float | None, bytes]  # tenant, key, last seen, due, memory
+
+
 class Snapshot(msgspec.Struct):
     """Everything one group commit writes."""
 
     batches: list[Batch]
-    visitors: list[tuple[Any, VisitorKey, float, float | None, bytes]]  # tenant, key, last seen, due, state
+    visitors: list[MemoryRow]  # the memory sealed (Engagement.seal_memories)
     invitations: list[OpenInvitation]
     capacity: list[tuple[GroupKey, GroupCapacity]]
     counters: Counter[tuple[str, str, str]]

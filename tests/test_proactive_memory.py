@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from api.app import create_app
 from proactive import service
 from proactive.tables import BehaviourEvent, EngagementInvitation, VisitorMemory
@@ -271,6 +273,38 @@ async def test_event_retention_removes_the_memory_of_visitors_gone_for_the_perio
     await service.purge_events(runtime, 30)
     assert await VisitorMemory.count().where(VisitorMemory.visitor_hash == digest) == 0
     assert await BehaviourEvent.count().where(BehaviourEvent.visitor_hash == digest) == 0
+
+
+async def test_a_visitors_memory_is_stored_encrypted_and_reads_back(client, shop, clock, runtime):
+    """What the page told the engine (URLs, titles, cart, custom attributes) is redacted on the way
+    in and sealed under the tenant's key at rest, bound to the visitor; it reads back after the
+    visitor left memory. A memory written before sealing still loads."""
+    from archive.crypto import DecryptionError
+    from proactive import state as visitor_state
+
+    visitor = Visitor(client, shop, clock)
+    await visitor.send(pageview("/catalogue/velvet-armchair-7731", title="Velvet armchair 7731"), {"type": "cart", "props": {"value": 812.5}})
+    await runtime.engagement.journal.drain()
+    site, digest = await visitor.key(runtime)
+    [row] = await VisitorMemory.select(VisitorMemory.state).where(VisitorMemory.visitor_hash == digest)
+    stored = bytes(row["state"])
+    assert stored[:1] == visitor_state.SEALED
+    assert b"velvet-armchair" not in stored and b"Velvet armchair" not in stored
+    crypto = (await runtime.tenants.context(shop.id)).crypto
+    assert b"velvet-armchair-7731" in visitor_state.opened(crypto, digest, stored)
+    with pytest.raises(DecryptionError):  # bound to the visitor: copied to another visitor's row it does not open
+        visitor_state.opened(crypto, "another-visitor", stored)
+
+    del runtime.engagement.engine.visitors[(site, digest)]  # out of memory, as after a restart
+    again = await runtime.engagement.peek(site, digest)
+    assert again is not None and again.cart_value == 812.5
+    assert again.session is not None and any("velvet-armchair-7731" in (p.url or "") for p in again.session.tabs)
+
+    legacy = visitor_state.dump(again)  # as rows were written before memories were sealed
+    await VisitorMemory.update({VisitorMemory.state: legacy}).where(VisitorMemory.visitor_hash == digest)
+    del runtime.engagement.engine.visitors[(site, digest)]
+    old = await runtime.engagement.peek(site, digest)
+    assert old is not None and old.cart_value == 812.5
 
 
 async def test_a_visitors_memory_stays_small(client, shop, clock, runtime):
