@@ -11,12 +11,16 @@ caches immediately, not after a restart.
   ``<data dir>/signals``; each process compares the file's size (one ``stat``) when it is about to
   trust a cache, and dispatches the lines it has not seen yet.
 
-If the listener connection is lost every subscriber's cache is dropped, and the cache TTLs remain
-the upper bound.
+If the listener connection is lost (a database restart or failover, a terminated session) every
+subscriber's cache is dropped, and the listener connects again, backing off up to
+``RECONNECT_MAX_SECONDS``; once it is back the caches are dropped once more, for what was
+announced while nobody listened. Meanwhile the cache TTLs are the upper bound.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from collections import defaultdict
 from pathlib import Path
@@ -29,6 +33,8 @@ from archive import db
 log = structlog.get_logger(__name__)
 
 CHANNEL = "parley_signals"
+RECONNECT_FIRST_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 30.0
 SIGNAL_FILE = "signals"
 
 KEY_REVOKED = "key_revoked"
@@ -46,6 +52,8 @@ class Signals:
         self._offset = self._size()
         self._listener: Any = None
         self._on_lost: Callable[[Any], None] = lambda _conn: None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self._stopped = False
 
     # --- subscribing -------------------------------------------------------------------------
 
@@ -116,21 +124,53 @@ class Signals:
 
         if self._listener is not None:
             return
+        self._stopped = False
 
         def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
             self._dispatch(payload)
 
         def on_lost(_conn: Any) -> None:
-            log.warning("signal_listener_lost", fallback="cache TTLs")
+            log.warning("signal_listener_lost", fallback="cache TTLs until it is back")
             self._listener = None
             self._reset()
+            if not self._stopped and (self._reconnecting is None or self._reconnecting.done()):
+                self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect(dsn))
 
-        self._listener = await asyncpg.connect(dsn)
-        self._listener.add_termination_listener(on_lost)
+        listener = await asyncpg.connect(dsn)
+        try:
+            await listener.add_listener(CHANNEL, on_notify)
+        except BaseException:
+            await listener.close()
+            raise
+        listener.add_termination_listener(on_lost)
         self._on_lost = on_lost
-        await self._listener.add_listener(CHANNEL, on_notify)
+        self._listener = listener
+
+    async def _reconnect(self, dsn: str) -> None:
+        delay = RECONNECT_FIRST_SECONDS
+        while self._listener is None and not self._stopped:
+            await asyncio.sleep(delay)
+            try:
+                await self.listen(dsn)
+            except Exception as exc:  # the database is still away: wait longer
+                log.warning("signal_listener_reconnect_failed", error=type(exc).__name__, retry_in=min(delay * 2, RECONNECT_MAX_SECONDS))
+                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+                continue
+            log.info("signal_listener_restored")
+            self._reset()  # announcements made while nobody listened
+            return
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None
 
     async def stop(self) -> None:
+        self._stopped = True
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnecting
+            self._reconnecting = None
         if self._listener is not None:
             listener, self._listener = self._listener, None
             listener.remove_termination_listener(self._on_lost)  # closing it is not losing it

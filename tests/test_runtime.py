@@ -102,6 +102,44 @@ def test_signals_reach_another_watcher_of_the_same_data_directory(tmp_path, runt
     assert seen == ["t-1"]  # each announcement is dispatched once
 
 
+async def test_a_lost_signal_listener_comes_back_and_hears_again(tmp_path, runtime):
+    """A database restart or a terminated session drops the LISTEN connection. The process drops
+    its caches, connects again, drops them once more for what it may have missed, and hears the
+    next announcement (before this, it fell back to cache TTLs until restarted)."""
+    if runtime.database.is_sqlite:
+        return  # SQLite's signals are a file: nothing to lose
+    import asyncpg
+
+    listening = Signals(tmp_path)
+    heard: list[str] = []
+    resets: list[int] = []
+    listening.subscribe(TENANT_CHANGED, heard.append)
+    listening.on_reset(lambda: resets.append(1))
+    await listening.listen(runtime.settings.effective_database_url)
+    try:
+        admin = await asyncpg.connect(runtime.settings.effective_database_url)
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", listening._listener.get_server_pid())
+        finally:
+            await admin.close()
+
+        async def back() -> None:
+            while not (listening.listening and len(resets) >= 2):
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(back(), 15)
+        await runtime.signals.announce(TENANT_CHANGED, "t-after")
+
+        async def delivered() -> None:
+            while "t-after" not in heard:
+                await asyncio.sleep(0.05)
+
+        await asyncio.wait_for(delivered(), 10)
+    finally:
+        await listening.stop()
+    assert not listening.listening
+
+
 def msgspec_replace(struct: Any, **changes: Any) -> Any:
     import msgspec
 
