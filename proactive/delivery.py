@@ -27,6 +27,7 @@ _CLOSED = None
 # An invitation offered (to a stream or in a collect answer) and not reported shown after this
 # long is offered again: long enough for the snippet's next batch to say "shown".
 REOFFER_SECONDS = 15.0
+PRUNE_FLOOR = 1024  # visitors with something pending before the first look for expired ones
 
 
 class Offer:
@@ -72,15 +73,21 @@ class InvitationDelivery:
         self._pending: dict[VisitorKey, list[Offer]] = {}
         self._streams: dict[VisitorKey, set[Subscription]] = defaultdict(set)
         self.closed = False
+        self._prune_at = PRUNE_FLOOR
 
     def deliver(self, key: VisitorKey, invitation: Invitation) -> None:
-        self._pending.setdefault(key, []).append(Offer(invitation))
+        self.hold(key, invitation)
         for subscription in self._streams.get(key, ()):
             subscription.push(invitation)
 
     def hold(self, key: VisitorKey, invitation: Invitation) -> None:
         """Pending without pushing to streams (engine replicas: the store decides who shows it)."""
         self._pending.setdefault(key, []).append(Offer(invitation))
+        if len(self._pending) >= self._prune_at:
+            # Not only the scheduler's job prunes: a replica that runs no scheduler must not keep
+            # every visitor it ever pushed an invitation to (amortised: the size at least doubles).
+            self.prune(self._clock())
+            self._prune_at = max(PRUNE_FLOOR, 2 * len(self._pending))
 
     def offered(self, key: VisitorKey, invitation_id: str) -> None:
         """A stream handed the invitation to the browser: not in a collect answer for a while."""

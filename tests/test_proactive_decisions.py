@@ -443,6 +443,23 @@ async def test_an_invitation_a_dropped_stream_took_comes_again_until_the_browser
     assert await visitor.beat() == []
 
 
+def test_invitations_nobody_came_for_do_not_pile_up_without_the_scheduler():
+    """A replica that runs no scheduler job still forgets expired invitations as new ones arrive."""
+    from datetime import datetime, timezone
+
+    from proactive.delivery import PRUNE_FLOOR, InvitationDelivery
+    from proactive.model import Invitation
+
+    now = [1_000.0]
+    delivery = InvitationDelivery(lambda: now[0])
+    for i in range(PRUNE_FLOOR * 5):
+        now[0] += 1
+        expires = datetime.fromtimestamp(now[0] + 60, timezone.utc)
+        delivery.hold(("site", f"v{i}"), Invitation(f"i{i}", "pricing", "a", "Hi", "sales", expires))
+    assert len(delivery._pending) <= 2 * PRUNE_FLOOR
+    assert delivery.pending_for(("site", f"v{PRUNE_FLOOR * 5 - 1}"))
+
+
 async def test_an_invitation_reaches_the_browser_only_once_it_is_stored(client, shop, clock, runtime):
     from proactive.tables import EngagementInvitation
 

@@ -111,10 +111,10 @@ async def test_a_lost_signal_listener_comes_back_and_hears_again(tmp_path, runti
     import asyncpg
 
     listening = Signals(tmp_path)
-    heard: list[str] = []
-    resets: list[int] = []
-    listening.subscribe(TENANT_CHANGED, heard.append)
-    listening.on_reset(lambda: resets.append(1))
+    heard, lost, back = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    listening.subscribe(TENANT_CHANGED, lambda arg: heard.set() if arg == "t-after" else None)
+    # The caches are dropped when the connection goes, and again once it is back.
+    listening.on_reset(lambda: back.set() if lost.is_set() else lost.set())
     await listening.listen(runtime.settings.effective_database_url)
     try:
         admin = await asyncpg.connect(runtime.settings.effective_database_url)
@@ -123,18 +123,10 @@ async def test_a_lost_signal_listener_comes_back_and_hears_again(tmp_path, runti
         finally:
             await admin.close()
 
-        async def back() -> None:
-            while not (listening.listening and len(resets) >= 2):
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(back(), 15)
+        await asyncio.wait_for(back.wait(), 15)
+        assert listening.listening
         await runtime.signals.announce(TENANT_CHANGED, "t-after")
-
-        async def delivered() -> None:
-            while "t-after" not in heard:
-                await asyncio.sleep(0.05)
-
-        await asyncio.wait_for(delivered(), 10)
+        await asyncio.wait_for(heard.wait(), 10)
     finally:
         await listening.stop()
     assert not listening.listening
