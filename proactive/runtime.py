@@ -22,6 +22,7 @@ from uuid import UUID
 import structlog
 
 from archive.clock import Clock
+from archive.crypto import DecryptionError
 from archive.db import json_column
 from archive.errors import Unavailable
 from archive.limits import MAX_SITE_KEY_CHARS
@@ -152,8 +153,25 @@ class Engagement:
         for record in await store.invitations_since(store.recent_cutoff(now, 60), tenant):
             engine.restore_send(record.key[0], record.sent_at)
         cutoff = store.recent_cutoff(now, VISITOR_IDLE_EXPIRY)
+        cryptos: dict[Any, visitor_state.MemoryCrypto | None] = {}
         for row in await store.recent_visitors(cutoff, tenant):
-            memory = await self._opened(row["tenant"], row["visitor_hash"], row["state"], rt)
+            if row["tenant"] not in cryptos:
+                try:
+                    cryptos[row["tenant"]] = await self._crypto(row["tenant"], rt)
+                except Exception as exc:
+                    # A keyring without a version the store needs: start all the same, as
+                    # /readyz expects (it answers 503 naming the key); these visitors are read
+                    # back on their next event, once the keyring is whole.
+                    cryptos[row["tenant"]] = None
+                    log.error("engine_memory_unreadable", tenant=str(row["tenant"]), error=type(exc).__name__, detail=str(exc)[:200])
+            crypto = cryptos[row["tenant"]]
+            if crypto is None:
+                continue
+            try:
+                memory = visitor_state.opened(crypto, row["visitor_hash"], row["state"])
+            except DecryptionError:  # one damaged row: that visitor starts afresh on its next event
+                log.error("engine_memory_damaged", tenant=str(row["tenant"]))
+                continue
             engine.adopt(visitor_state.load(memory, row["tenant"], row["site"], row["visitor_hash"], engine.codes))
         for row in await store.dormant_timers(cutoff, tenant):
             engine.restore_timer((row["site"], row["visitor_hash"]), row["next_due"].timestamp())

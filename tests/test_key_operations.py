@@ -95,7 +95,21 @@ async def test_a_keyring_change_announced_anywhere_reloads_every_process(runtime
 
 
 async def test_readyz_fails_when_this_process_cannot_unwrap_what_the_store_holds(settings, runtime, client, tenant):
+    from datetime import datetime, timezone
+    from uuid import uuid4
+
+    from proactive import state as visitor_state
+    from proactive.engine import Engine
+    from proactive.tables import VisitorMemory
+
     await client.post("/v1/transcripts", json=conversation(), headers=tenant.headers("ingest"))
+    # A visitor the engine reads back at start-up, its memory sealed under a key this process lacks:
+    # the process must still start (and say it is not ready), not fail to start.
+    crypto = (await runtime.tenants.context(tenant.id)).crypto
+    site = uuid4()
+    memory = visitor_state.dump(Engine().new_visitor(tenant.id, site, "v-readyz"))
+    await VisitorMemory.insert(VisitorMemory(tenant=tenant.id, site=site, visitor_hash="v-readyz", last_seen=datetime.now(timezone.utc),
+                                             next_due=None, state=visitor_state.seal(crypto, "v-readyz", memory)))
     lacking = build_runtime(settings, keyring=MasterKeyring(active=2, keys={2: runtime.keyring.key(2)}, source="test"),
                             database=runtime.database, search=runtime.search)
     status = await lacking.key_check.status()
@@ -107,6 +121,7 @@ async def test_readyz_fails_when_this_process_cannot_unwrap_what_the_store_holds
     async with app_client(create_app(settings, lacking)) as http:
         ready = await http.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["keyring"]["ok"] is False
+    await VisitorMemory.delete().where(VisitorMemory.visitor_hash == "v-readyz")
     ok = await client.get("/readyz")
     assert ok.status_code == 200 and ok.json()["checks"]["keyring"]["ok"] is True
 
