@@ -85,7 +85,7 @@ class SiteCache:
 
 class Engagement:
     def __init__(self, clock: Clock, realtime: bool = True, live: bool = True, locator: Locator | None = None,
-                 replicas: bool = False, tenants: TenantDirectory | None = None) -> None:
+                 replicas: bool = False, *, tenants: TenantDirectory) -> None:
         self.tenants = tenants  # the tenants' keys: visitor memories are sealed under them
         self.clock = clock
         self.locator: Locator = locator or NoLocator()  # client address → visitor.country/region (proactive.geo)
@@ -153,11 +153,11 @@ class Engagement:
         for record in await store.invitations_since(store.recent_cutoff(now, 60), tenant):
             engine.restore_send(record.key[0], record.sent_at)
         cutoff = store.recent_cutoff(now, VISITOR_IDLE_EXPIRY)
-        cryptos: dict[Any, visitor_state.MemoryCrypto | None] = {}
+        cryptos: dict[Any, store.EventCrypto | None] = {}
         for row in await store.recent_visitors(cutoff, tenant):
             if row["tenant"] not in cryptos:
                 try:
-                    cryptos[row["tenant"]] = await self._crypto(row["tenant"], rt)
+                    cryptos[row["tenant"]] = await self._crypto(row["tenant"])
                 except Exception as exc:
                     # A keyring without a version the store needs: start all the same, as
                     # /readyz expects (it answers 503 naming the key); these visitors are read
@@ -269,17 +269,14 @@ class Engagement:
 
     # --- visitor memory at rest ------------------------------------------------------------------
 
-    async def _crypto(self, tenant: Any, rt: Runtime | None = None) -> visitor_state.MemoryCrypto:
-        tenants = rt.tenants if rt is not None else self.tenants or (self._rt.tenants if self._rt is not None else None)
-        if tenants is None:
-            raise RuntimeError("the engagement engine was built without the tenants' keys")
-        return (await tenants.context(tenant if isinstance(tenant, UUID) else UUID(str(tenant)))).crypto
+    async def _crypto(self, tenant: Any) -> store.EventCrypto:
+        return (await self.tenants.context(tenant if isinstance(tenant, UUID) else UUID(str(tenant)))).crypto
 
-    async def _opened(self, tenant: Any, visitor_hash: str, stored: bytes, rt: Runtime | None = None) -> bytes:
-        """A stored visitor memory, decrypted (rows from before sealing are returned as they are)."""
+    async def _opened(self, tenant: Any, visitor_hash: str, stored: bytes) -> bytes:
+        """A stored visitor memory, decrypted (rows from before sealing need no keys)."""
         if bytes(stored[:1]) != visitor_state.SEALED:
             return bytes(stored)
-        return visitor_state.opened(await self._crypto(tenant, rt), visitor_hash, stored)
+        return visitor_state.opened(await self._crypto(tenant), visitor_hash, stored)
 
     async def seal_memories(self, rows: list[store.MemoryRow]) -> list[store.MemoryRow]:
         """The journal's visitor rows with their memories encrypted under each tenant's key."""
@@ -368,7 +365,8 @@ class Engagement:
 
     async def _pick_up(self) -> None:
         rt = self._rt
-        while rt is not None and self._waiting_events:
+        assert rt is not None  # events_waiting schedules this only in a serving process
+        while self._waiting_events:
             tenant = self._waiting_events.pop()
             try:
                 await handoff.pick_up(rt, tenant)

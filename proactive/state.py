@@ -20,10 +20,13 @@ from __future__ import annotations
 
 from array import array
 from collections import deque
-from typing import Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
+
+if TYPE_CHECKING:
+    from proactive.store import EventCrypto  # the tenant's event crypto seals memories too
 
 RECENT_EVENTS = 48  # history kept for windowed counts ("3 product views in 10 minutes")
 OTHER = 255
@@ -504,22 +507,14 @@ _decoder = msgspec.msgpack.Decoder(VisitorMemory)
 SEALED = b"\x00"
 
 
-class MemoryCrypto(Protocol):
-    """What a visitor's memory needs of the tenant's crypto (archive.crypto.TenantCrypto)."""
-
-    def seal_event(self, subject: str, plaintext: bytes) -> bytes: ...
-
-    def open_event(self, subject: str, sealed: bytes) -> bytes: ...
-
-
-def seal(crypto: MemoryCrypto, visitor_hash: str, memory: bytes) -> bytes:
+def seal(crypto: EventCrypto, visitor_hash: str, memory: bytes) -> bytes:
     """The stored form of a visitor's memory: what the page told us (URLs, titles, cart, custom
     attributes), redacted on the way in and encrypted here under the tenant's key, bound to the
     visitor."""
     return SEALED + crypto.seal_event(f"memory:{visitor_hash}", memory)
 
 
-def opened(crypto: MemoryCrypto, visitor_hash: str, stored: bytes) -> bytes:
+def opened(crypto: EventCrypto, visitor_hash: str, stored: bytes) -> bytes:
     stored = bytes(stored)
     return crypto.open_event(f"memory:{visitor_hash}", stored[1:]) if stored[:1] == SEALED else stored
 
