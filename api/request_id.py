@@ -13,8 +13,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import status_of
-
-log = structlog.get_logger("parley.access")
+from config.log import access_log
 
 _SANE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -22,6 +21,7 @@ _SANE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.access_line = access_log()  # the logging configured when the app is built
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -54,11 +54,7 @@ class RequestIdMiddleware:
                 status = status_of(exc)
             raise
         finally:
-            log.info(
-                "request",
-                method=scope.get("method"),
-                path=scope.get("path"),
-                status=status,
-                ms=round((time.perf_counter() - started) * 1000, 2),
-                key_prefix=state.get("key_prefix"),
+            self.access_line(
+                request_id, scope["method"], scope["path"], status, round((time.perf_counter() - started) * 1000, 2),
+                state.get("key_prefix"),
             )

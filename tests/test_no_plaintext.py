@@ -101,3 +101,16 @@ async def test_logs_hold_no_transcript_text_or_keys(client, tenant, log_stream):
         assert value not in logs
     for key in tenant.keys.values():
         assert key.key not in logs
+
+
+async def test_a_key_pasted_into_a_url_is_scrubbed_from_the_access_line(client, tenant, log_stream):
+    import json
+
+    key = tenant.keys["compliance"].key
+    response = await client.get(f"/v1/transcripts/{key}", headers=tenant.headers("compliance"))
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines() if response.headers["x-request-id"] in line]
+    assert [line["event"] for line in lines] == ["request"]
+    line = lines[0]
+    assert key not in json.dumps(line) and line["path"] == "/v1/transcripts/prl_<scrubbed>"
+    assert line["status"] == response.status_code and line["method"] == "GET"
+    assert line["key_prefix"] == key.split("_")[1] and line["level"] == "info" and line["timestamp"].endswith("Z")
