@@ -208,6 +208,17 @@ async def test_facets_count_the_same_along_the_facet_index_and_from_the_matches(
                                             "language": {"en": 30}}
 
 
+async def test_facets_of_a_query_matching_every_conversation_count_the_tenant_and_nobody_else(backend):
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, n, "refund please" if n % 2 else "the parcel") for n in range(60)])
+    other = [msgspec.structs.replace(_doc(analyzer, 100 + n, "refund"), tenant_id=uuid.UUID(int=8)) for n in range(5)]
+    await backend.index(other)  # another tenant's conversations never count
+    plan = msgspec.structs.replace(_plan(analyzer, "refund OR parcel"), facets=("agent", "day", "language"))
+    page = await backend.search(plan)
+    assert page.total == 60
+    assert page.facets == {"agent": {"a-1": 60}, "day": {"2026-03-01": 24, "2026-03-02": 24, "2026-03-03": 12}, "language": {"en": 60}}
+
+
 def _rowids_in_time_order(path: Path) -> list[int]:
     conn = apsw.Connection(str(path))
     rows = conn.execute("SELECT conversation FROM search_doc ORDER BY rowid").fetchall()

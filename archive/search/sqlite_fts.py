@@ -549,22 +549,39 @@ def _facets(conn: apsw.Connection, tenant: int, names: tuple[str, ...], total: i
     """Counts over ``temp.matched`` per facet group (conversations that share their site,
     channel, language, day, agents and tags count together); the top values of each facet,
     most frequent first. Exact either way: a dense match set is counted along the tenant's
-    ``(tenant, facet)`` index (no sort), a sparse one is grouped from the matches."""
+    ``(tenant, facet)`` index (no sort), a sparse one is grouped from the matches, and a query
+    that matches every conversation of the tenant needs no membership test at all (a third of
+    the cost at 50,000 conversations)."""
     size = _rows(conn, "SELECT count(*) FROM search_doc WHERE tenant = ?", (tenant,))[0][0]
-    if total >= size * DENSE_FACETS:
+    if total >= size:
+        groups = "SELECT d.facet AS id, count(*) AS n FROM search_doc d INDEXED BY search_doc_tenant_facet WHERE d.tenant = ? GROUP BY d.facet"
+        params: tuple[Any, ...] = (tenant,)
+    elif total >= size * DENSE_FACETS:
         groups = ("SELECT d.facet AS id, count(*) AS n FROM search_doc d INDEXED BY search_doc_tenant_facet"
                   " WHERE d.tenant = ? AND +d.rowid IN (SELECT id FROM temp.matched) GROUP BY d.facet")
-        params: tuple[Any, ...] = (tenant,)
+        params = (tenant,)
     else:
         groups, params = "SELECT d.facet AS id, count(*) AS n FROM temp.matched m CROSS JOIN search_doc d ON d.rowid = m.id GROUP BY d.facet", ()
+    return _facet_counts(_rows(
+        conn, f"SELECT g.site, g.channel, g.language, g.day, g.labels, c.n FROM ({groups}) c JOIN search_facet g ON g.id = c.id", params), names)
+
+
+def _facet_counts(groups: list[tuple[Any, ...]], names: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """``(site, channel, language, day, labels, n)`` per facet group → the top values of each
+    facet. Thousands of groups share a few hundred days and label sets: each is decoded once."""
     counts: dict[str, Counter[str]] = {name: Counter() for name in names}
-    for site, channel, language, day, labels, n in _rows(
-            conn, f"SELECT g.site, g.channel, g.language, g.day, g.labels, c.n FROM ({groups}) c JOIN search_facet g ON g.id = c.id", params):
-        values: dict[str, list[str]] = {"site": [site], "channel": [channel], "language": [language],
-                                        "day": [_from_micros(day * DAY_MICROS).strftime("%Y-%m-%d")], **json.loads(labels)}
+    days: dict[int, list[str]] = {}
+    labels_of: dict[str, dict[str, list[str]]] = {}
+    for site, channel, language, day, labels, n in groups:
+        if day not in days:
+            days[day] = [_from_micros(day * DAY_MICROS).strftime("%Y-%m-%d")]
+        if labels not in labels_of:
+            labels_of[labels] = json.loads(labels)
+        values: dict[str, list[str]] = {"site": [site], "channel": [channel], "language": [language], "day": days[day], **labels_of[labels]}
         for name in names:
+            counter = counts[name]
             for value in values[name]:
-                counts[name][value] += n
+                counter[value] += n
     return {name: dict(sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:DAY_LIMIT if name == "day" else FACET_LIMIT])
             for name, c in counts.items()}
 
