@@ -158,3 +158,21 @@ class Deployment:
                 return [tuple(r) for r in conn.execute(sqlite_query, converted).fetchall()]
 
         return await asyncio.to_thread(read)
+
+
+# A live server in the browser tests shares the suite's database and runs the scheduler, so at
+# shutdown it can be finishing a job the suite left behind (an export others requested, an index
+# drain); once, on a loaded machine, that took longer than 10 s. How fast Parley stops is
+# tested where it is the subject (tests/test_daemon.py, bench/daemon.py); here a slow stop is
+# waited out, and a stop that never comes fails with the server's own log.
+STOP_GRACE = 30
+
+
+def stop_live_server(server: subprocess.Popen[Any], log: Path) -> None:
+    server.terminate()
+    try:
+        server.wait(STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(10)
+        raise RuntimeError(f"parley serve did not stop within {STOP_GRACE} s of SIGTERM: " + log.read_text()[-2000:]) from None

@@ -28,6 +28,7 @@ import pytest
 
 from proactive import store
 from tests.conftest import DATA_DIR, ENGINE, IN_CI, make_tenant
+from tests.servers import stop_live_server
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -106,8 +107,7 @@ def serving(settings: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
     try:
         yield {"api": f"http://127.0.0.1:{port}", "pages": pages, "origin": f"http://127.0.0.1:{page_port}"}
     finally:
-        server.terminate()
-        server.wait(10)
+        stop_live_server(server, data / "server.log")
         page_server.shutdown()
         shutil.rmtree(pages, ignore_errors=True)
 

@@ -28,6 +28,7 @@ from playwright.async_api import expect
 
 from tests.conftest import DATA_DIR, ENGINE, IN_CI, make_tenant
 from tests.factories import conversation
+from tests.servers import stop_live_server
 
 CHROMIUM = "/usr/bin/chromium"
 # The out-of-scope site as a word: "b2b-0" or "b2b/web", never the hex run inside a token.
@@ -101,8 +102,7 @@ def live():
         server.kill()
         raise RuntimeError("parley serve did not start: " + (data / "server.log").read_text()[-2000:])
     yield base
-    server.terminate()
-    server.wait(10)
+    stop_live_server(server, data / "server.log")
 
 
 @pytest.fixture(scope="module")
