@@ -162,9 +162,10 @@ class Deployment:
 
 # A live server in the browser tests shares the suite's database and runs the scheduler, so at
 # shutdown it can be finishing a job the suite left behind (an export others requested, an index
-# drain); once, on a loaded machine, that took longer than 10 s. How fast Parley stops is
-# tested where it is the subject (tests/test_daemon.py, bench/daemon.py); here a slow stop is
-# waited out, and a stop that never comes fails with the server's own log.
+# drain). How fast Parley stops is tested where it is the subject (tests/test_daemon.py,
+# bench/daemon.py); here a slow stop is waited out, and a stop that never comes (once: a server
+# that hung at exit after a job was cancelled, an open bug, see the closing note of stop 26) is
+# killed, so it outlives no test run, and fails with the server's own log.
 STOP_GRACE = 30
 
 
