@@ -164,7 +164,7 @@ class Deployment:
 # shutdown it can be finishing a job the suite left behind (an export others requested, an index
 # drain). How fast Parley stops is tested where it is the subject (tests/test_daemon.py,
 # bench/daemon.py); here a slow stop is waited out, and a stop that never comes (once: a server
-# that hung at exit after a job was cancelled, an open bug, see the closing note of stop 26) is
+# that hung at exit after a job was cancelled, an open bug, see README "Status") is
 # killed, so it outlives no test run, and fails with the server's own log.
 STOP_GRACE = 30
 
