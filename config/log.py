@@ -74,7 +74,7 @@ def access_log() -> AccessLine:
     Every request writes one line, and structlog's chain (context merge, level, time stamp,
     scrubbing, rendering, a locked print) cost ~15 µs of a ~75 µs authenticated request in-process
     (bench/http_auth.py). For JSON lines the writer renders the same document itself:
-    the same keys, the same ISO time stamp, a key-shaped string in the path scrubbed the same way.
+    the same keys, the same ISO time stamp, scrubbed by the same processor (``_scrub``).
     Console lines (a person at a terminal) keep going through structlog."""
     factory = structlog.get_config()["logger_factory"]
     if isinstance(factory, _Lines) and factory.json:
@@ -100,13 +100,11 @@ class _JsonAccessLine:
         self._lock = threading.Lock()  # as structlog's PrintLogger: lines from worker threads never interleave
 
     def __call__(self, request_id: str, method: str, path: str, status: int, ms: float, key_prefix: str | None) -> None:
-        if "prl_" in path:
-            path = _KEY_PATTERN.sub("prl_<scrubbed>", path)
-        line = msgspec.json.encode({
+        line = msgspec.json.encode(_scrub(None, "info", {
             "method": method, "path": path, "status": status, "ms": ms, "key_prefix": key_prefix, "event": "request",
             "request_id": request_id, "level": "info",
             "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z"),
-        })
+        }))
         with self._lock:
             self._stream.write(line.decode() + "\n")
             self._stream.flush()
