@@ -85,6 +85,10 @@ def _port_in_use(host: str, port: int) -> OSError | None:
 # --- commands ------------------------------------------------------------------------------------
 
 
+# How long after a stop signal the server kills a worker that has not exited.
+WORKER_KILL_SECONDS = 20
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import os
 
@@ -121,6 +125,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     Granian(
         target="api.asgi:create", factory=True, address=host, port=port, interface="asgi",  # type: ignore[arg-type]
         workers=1, log_enabled=False, loop="asyncio",  # type: ignore[arg-type]  # api.shutdown chains asyncio's signal handlers
+        # The last resort if a worker still does not exit (it should within 5 s): kill it. Every
+        # write is a transaction that commits whole or not at all, so a kill loses nothing that
+        # was acknowledged (tests/test_durability).
+        workers_kill_timeout=WORKER_KILL_SECONDS,
     ).serve()
     return 0
 

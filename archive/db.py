@@ -21,11 +21,15 @@ from typing import Any, AsyncIterator, Callable, Sequence
 # Piccolo finds its configuration module through this variable (migrations, table discovery).
 os.environ.setdefault("PICCOLO_CONF", "config.piccolo_conf")
 
+import structlog
 from piccolo.engine.base import Engine
 from piccolo.engine.sqlite import TransactionType
 from piccolo.querystring import QueryString
 
 from archive.tables import Tenant
+from config.database import ClosingSQLiteEngine
+
+log = structlog.get_logger(__name__)
 
 
 class MigrationError(RuntimeError):
@@ -74,8 +78,15 @@ class Database:
 
     async def stop(self) -> None:
         self._users = max(0, self._users - 1)
-        if self.kind == "postgres" and self._users == 0:
+        if self._users:
+            return
+        if self.kind == "postgres":
             await self.engine.close_connection_pool()  # type: ignore[no-untyped-call]
+        elif isinstance(self.engine, ClosingSQLiteEngine):
+            left = await self.engine.close_leftovers()
+            if left:
+                # Each one is a task that was still in the database when the process stopped.
+                log.warning("database_connections_left_open", count=left)
 
     async def migrate(self) -> list[str]:
         """Run pending Piccolo migrations; returns Piccolo's report lines (it prints, we capture)."""

@@ -113,6 +113,22 @@ def test_a_stop_signal_ends_open_streams_and_stops_within_five_seconds(server: S
     assert "Traceback" not in output and "CancelledError" not in output, output[-3000:]
 
 
+def test_work_abandoned_in_the_database_at_shutdown_does_not_keep_the_process_alive(tmp_path: Path) -> None:
+    """A worker that stops with a task still inside a transaction (and a connection nobody closed)
+    exits anyway: the database closes what was left open, and says how much (tests/abandoned_work).
+    Each SQLite connection has a thread of its own; one left open used to hold the process at exit
+    forever (seen once: a live server whose export job was cancelled at shutdown never exited)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    try:
+        done = subprocess.run([sys.executable, "-m", "tests.abandoned_work", str(tmp_path / "data")], env=env,
+                              capture_output=True, text=True, timeout=60, cwd=Path(__file__).parent.parent)
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail(f"the process did not exit: {hung.stdout!r} {hung.stderr!r}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "stopped False True" in done.stdout  # the task really was abandoned mid-transaction
+    assert "database_connections_left_open count=2" in done.stdout
+
+
 def test_a_second_server_on_a_port_in_use_refuses_to_start(server: Served) -> None:
     env = {**os.environ, "PARLEY_DATA_DIR": tempfile.mkdtemp(prefix="parley-second-"), "PARLEY_PORT": str(server.port)}
     second = subprocess.run([PARLEY, "serve"], env=env, capture_output=True, text=True, timeout=60)
