@@ -55,6 +55,46 @@ def test_cards_typed_with_dots_no_break_spaces_line_breaks_or_full_width_digits_
     assert redact(text) == (expected, {"card": 1})
 
 
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("kortnr4242424242424242", "kortnr424242******4242"),
+        ("nr4242 4242 4242 4242", "nr4242 42** **** 4242"),
+        ("cc5555555555554444 exp 08/29", "cc555555******4444 exp 08/29"),
+        ("4242424242424242exp 08/29", "424242******4242exp 08/29"),
+        ("378282246310005exp 0829", "378282*****0005exp 0829"),
+        ("4242,4242,4242,4242", "4242,42**,****,4242"),
+    ],
+)
+def test_cards_glued_to_words_or_grouped_by_commas_are_masked(text, expected):
+    # Public test PANs (Stripe, Adyen) as a customer types them in a hurry.
+    assert redact(text) == (expected, {"card": 1})
+
+
+@pytest.mark.parametrize("text", ["1,234,567 kr", "ids 1234,5678,9012", "model XR2000 in stock", "v2.14.1b"])
+def test_comma_lists_thousands_and_product_codes_are_not_cards(text):
+    assert redact(text, redact_phone=False) == (text, {})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Bestellnummer 302-4978690-7366258",  # Amazon.de order ids: 17 digits from 302 to 305, no card length
+        "Amazon order 305-8310122-2834598 never arrived",
+        "EAN 4085509083736",  # an EAN-13 barcode from Germany: 13 digits starting with 4
+        "Artikelnummer 4043552474161 ist ausverkauft",
+    ],
+)
+def test_order_numbers_and_barcodes_of_retired_or_unissued_card_lengths_are_kept(text):
+    assert luhn.is_valid("".join(ch for ch in text if ch.isdigit()))  # each would pass a card's checksum
+    assert redact(text) == (text, {})
+
+
+def test_a_thirteen_digit_visa_without_a_business_label_is_still_a_card():
+    # 4222222222222 is in every published test-card list; no label, no benefit of the doubt.
+    assert redact("card 4222222222222") == ("card 422222***2222", {"card": 1})
+
+
 def test_full_card_masking_is_a_tenant_setting():
     assert redact("4111 1111 1111 1111", card_mask="full") == ("[card]", {"card": 1})
 
@@ -81,6 +121,10 @@ def test_ibans_with_valid_checksums_are_masked(iban):
     assert counts == {"iban": 1}
     compact = text.replace(" ", "")
     assert iban.replace(" ", "") not in compact and iban.replace(" ", "")[-4:] in compact
+
+
+def test_an_iban_glued_to_the_word_iban_is_masked():
+    assert redact("IBANNO9386011117947") == ("IBANNO93*******7947", {"iban": 1})
 
 
 def test_ibans_with_bad_checksums_are_left_alone():
@@ -162,6 +206,10 @@ def test_a_date_stamped_reference_is_not_a_newborns_personnummer():
     "код безопасности 845",
     "CVC-код: 190",
     "код CVV 777",
+    "CVC code: 737",
+    "CVV number 737",
+    "CVC-nummer 737",
+    "CVV koda: 123",
 ])
 def test_a_card_security_code_named_as_such_is_masked_fully(text):
     redacted, counts = redact(text)
@@ -176,6 +224,7 @@ def test_a_card_security_code_named_as_such_is_masked_fully(text):
     "cvc 12.5 EUR",
     "sikkerhetskode 4021-1234 for døren",
     "ring 737 123 45",
+    "the CVV number is on the back",
 ])
 def test_three_or_four_digits_without_the_codes_name_right_before_them_stay(text):
     assert redact(text, redact_phone=False) == (text, {})

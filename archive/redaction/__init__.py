@@ -31,6 +31,7 @@ from archive.redaction.detectors import (
     Candidate,
     digit_runs,
     email_candidates,
+    glued_card_candidates,
     hetu_candidates,
     iban_candidates,
     numeric_candidates,
@@ -113,6 +114,7 @@ class _Engine:
         if _DIGIT.search(folded):
             runs = digit_runs(folded)
             found += numeric_candidates(folded, runs, list(options.national_ids), self.language)
+            found += glued_card_candidates(folded)
             found += iban_candidates(folded)
             found += security_code_candidates(folded)
             if "fi" in options.national_ids:

@@ -148,6 +148,8 @@ BUSINESS: dict[str, tuple[str, ...]] = {
         "budbee", "instabox", "helthjem", "porterbuddy", "почта", "почта россии", "сдэк", "cdek", "boxberry",
         "pošta slovenije", "pošta", "intime", "royal mail", "parcelforce", "evri", "deutsche post",
     ),
+    "barcodes": ("ean", "ean-13", "ean-kode", "ean-code", "gtin", "upc", "barcode", "strekkode", "strichcode", "штрихкод",
+                 "штрих-код", "črtna koda"),
     "versions": ("windows", "macos", "ios", "android", "firmware", "build", "ver", "sdk", "api"),
     "units": ("kr", "nok", "sek", "dkk", "eur", "usd", "gbp", "rub", "руб", "рублей", "€", "$", "£", "₽"),
 }

@@ -63,6 +63,8 @@ MAX_WINDOW_DIGITS = 19
 # DSS breach, a masked reference that happens to look exactly like one is not.
 #   (first IIN, last IIN, lengths): the IIN is compared on as many leading digits as it has.
 CARD_SCHEMES: tuple[tuple[str, str, tuple[int, ...]], ...] = (
+    # Visa's 13 digits are no longer issued but are in every published test set (4222222222222);
+    # they are also an EAN-13 barcode's length, so a business label keeps those (RETIRED_LENGTHS).
     ("4", "4", (13, 16, 19)),  # Visa, Visa Electron, Elo/Dankort co-brands
     ("51", "55", (16,)),  # Mastercard
     ("2221", "2720", (16,)),  # Mastercard 2-series
@@ -73,14 +75,19 @@ CARD_SCHEMES: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     ("6", "6", (16, 17, 18, 19)),  # Maestro, Discover, UnionPay, RuPay, Elo, Hipercard, Bancontact
     ("34", "34", (15,)), ("37", "37", (15,)),  # American Express
     ("3528", "3589", (16, 17, 18, 19)),  # JCB
-    ("300", "305", (14, 15, 16, 17, 18, 19)), ("3095", "3095", (14, 15, 16, 17, 18, 19)),  # Diners Club
-    ("36", "36", (14, 15, 16, 17, 18, 19)), ("38", "39", (14, 15, 16, 17, 18, 19)),  # Diners Club
+    # Diners Club issues 14, 16 and 19 digits; 17 digits starting 302–305 are Amazon order numbers.
+    ("300", "305", (14, 16, 19)), ("3095", "3095", (14, 16, 19)),  # Diners Club
+    ("36", "36", (14, 16, 19)), ("38", "39", (14, 16, 19)),  # Diners Club
     ("1", "1", (15,)),  # UATP
     ("81", "81", (16, 17, 18, 19)),  # UnionPay 81
     ("8600", "8600", (16,)),  # Uzcard
     ("9792", "9792", (16,)),  # Troy
     ("9860", "9860", (16,)),  # Humo
 )
+
+
+# Card lengths no scheme issues any more: a business label ("EAN", "Artikelnummer") keeps such a number.
+RETIRED_LENGTHS = frozenset({13})
 
 
 def card_scheme_fits(digits: str) -> bool:
@@ -158,6 +165,26 @@ def digit_runs(folded: str) -> list[Run]:
     ]
 
 
+# Card numbers typed without a space after a word or before the next ("kortnr4242…", "cc4242…",
+# "…4242exp 08/29") or grouped by commas ("4242,4242,4242,4242"). Only cards are looked for in
+# these: an identity number or a phone number glued to a word is a product code more often than not.
+_GLUED_RUN = re.compile(
+    r"(?<=[^\W\d])[0-9]++(?:[ .\-/]{1,3}+[0-9]++)*+"
+    r"|(?<![\w+])[0-9]++(?:[ .\-/]{1,3}+[0-9]++)*+(?=[^\W\d])"
+    r"|(?<![\w,.])[0-9]{4}(?:,[0-9]{4}){2,3}(?:,[0-9]{1,4})?(?![\w]|[,.][0-9])"
+)
+
+
+def glued_card_candidates(folded: str) -> Iterator[Candidate]:
+    for match in _GLUED_RUN.finditer(folded):
+        if match.end() - match.start() < 13:
+            continue  # fewer than a card's 13 digits, whatever the separators
+        run = Run(folded, match.start(), match.end(), tuple(g.span() for g in _GROUP.finditer(folded, match.start(), match.end())))
+        for start, end, digits, _ in _windows(run, folded):
+            if len(digits) >= 13 and is_card(digits):
+                yield Candidate(start, end, "card", not (len(digits) in RETIRED_LENGTHS and run.business))
+
+
 def _windows(run: Run, folded: str) -> Iterator[tuple[int, int, str, str]]:
     """(start, end, digits, separators) for every window of whole groups of at most 19 digits."""
     groups = run.groups
@@ -191,7 +218,7 @@ def numeric_candidates(folded: str, runs: list[Run], national_ids: list[str], la
             if n < 10:
                 continue
             if n >= 13 and is_card(digits):
-                yield Candidate(start, end, "card")
+                yield Candidate(start, end, "card", not (n in RETIRED_LENGTHS and run.business))
             if "/" in seps:
                 continue  # nobody writes an identity number with slashes; references and dates do
             for country, valid in id_checks:
@@ -289,7 +316,8 @@ def hetu_candidates(folded: str) -> Iterator[Candidate]:
 
 # ---- IBAN -----------------------------------------------------------------------------------
 
-_IBAN_HEAD = re.compile(r"(?<![0-9A-Za-z])[A-Za-z]{2}[ .\-]?[0-9]{2}")
+# "IBAN" itself may be glued on: "IBANNO9386011117947".
+_IBAN_HEAD = re.compile(r"(?:(?<![0-9A-Za-z])|(?<=[Ii][Bb][Aa][Nn]))[A-Za-z]{2}[ .\-]?[0-9]{2}")
 _IBAN_PART = re.compile(r"[ .\-/]{0,3}([0-9A-Za-z]+)")
 # IBAN length per country from python-stdnum's copy of the SWIFT IBAN registry ("NO": 15): only
 # the prefix of exactly that length is worth validating, and "am 24" in a sentence is no IBAN.
@@ -486,9 +514,11 @@ def email_candidates(folded: str) -> Iterator[Candidate]:
 # everywhere in a chat, so only a code right after its own name counts: the name, at most a
 # colon, dash, "is"/"er"/"je"/"ist"/"—", then the digits standing alone.
 _SECURITY_CODE = re.compile(
-    r"(?<!\w)(?:cvv2?|cvc2?|cvn|security code|card code|sicherheitscode|(?:karten)?prüf(?:nummer|ziffer|code)"
-    r"|kontrollsiffer(?:et|e|ene)?|sikkerhetskode(?:n)?|cvc-kode(?:n)?|cvv-kode(?:n)?|varnostn[aeio] kod[aeio]"
-    r"|код(?:а|ом)? безопасности|(?:cvv|cvc)-код(?:а)?|код(?:а)? (?:cvv|cvc)2?)"
+    r"(?<!\w)(?:(?:cvv2?|cvc2?|cvn)(?:[ \-]?(?:code|number|no\.?|nr\.?|nummer(?:et)?|kode(?:n)?|koda|kodo|kod"
+    r"|код(?:а|ом)?|номер))?"
+    r"|security code|card code|sicherheitscode|(?:karten)?prüf(?:nummer|ziffer|code)"
+    r"|kontrollsiffer(?:et|e|ene)?|sikkerhetskode(?:n)?|varnostn[aeio] kod[aeio]"
+    r"|код(?:а|ом)? безопасности|код(?:а)? (?:cvv|cvc)2?)"
     r"[ \t]{0,2}(?:[:=\-—][ \t]{0,2}|(?:is|er|je|ist|это|sind|are)[ \t:]{1,2})?"
     r"([0-9]{3,4})(?![0-9A-Za-z]|[.,/\-][0-9])",
     re.IGNORECASE,
