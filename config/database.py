@@ -65,9 +65,9 @@ class ClosingSQLiteEngine(SQLiteEngine):
         self, query: str, args: list[Any] | None = None, query_type: str = "generic", table: Any = None,
     ) -> Any:
         # Piccolo's own version opens its connection directly, out of ``close_leftovers``' sight; this
-        # is the same query through ``get_connection`` (RETURNING needs SQLite >= 3.35, which Piccolo's
-        # version otherwise works around).
-        if self.get_version_sync() < 3.35:
+        # is the same query through ``get_connection``. Only an insert on SQLite < 3.35 (no RETURNING)
+        # needs Piccolo's workaround.
+        if query_type == "insert" and self.get_version_sync() < 3.35:
             return await super()._run_in_new_connection(query, args, query_type, table)
         connection = await self.get_connection()
         try:

@@ -158,11 +158,17 @@ class Run:
         return self._business
 
 
+def _run(folded: str, match: re.Match[str]) -> Run:
+    return Run(folded, match.start(), match.end(), tuple(g.span() for g in _GROUP.finditer(folded, match.start(), match.end())))
+
+
 def digit_runs(folded: str) -> list[Run]:
-    return [
-        Run(folded, m.start(), m.end(), tuple(g.span() for g in _GROUP.finditer(folded, m.start(), m.end())))
-        for m in _RUN.finditer(folded)
-    ]
+    return [_run(folded, m) for m in _RUN.finditer(folded)]
+
+
+def _card(start: int, end: int, digits: str, run: Run) -> Candidate:
+    """A card; one of a retired length after a business label is kept (RETIRED_LENGTHS)."""
+    return Candidate(start, end, "card", not (len(digits) in RETIRED_LENGTHS and run.business))
 
 
 # Card numbers typed without a space after a word or before the next ("kortnr4242…", "cc4242…",
@@ -179,10 +185,10 @@ def glued_card_candidates(folded: str) -> Iterator[Candidate]:
     for match in _GLUED_RUN.finditer(folded):
         if match.end() - match.start() < 13:
             continue  # fewer than a card's 13 digits, whatever the separators
-        run = Run(folded, match.start(), match.end(), tuple(g.span() for g in _GROUP.finditer(folded, match.start(), match.end())))
+        run = _run(folded, match)
         for start, end, digits, _ in _windows(run, folded):
             if len(digits) >= 13 and is_card(digits):
-                yield Candidate(start, end, "card", not (len(digits) in RETIRED_LENGTHS and run.business))
+                yield _card(start, end, digits, run)
 
 
 def _windows(run: Run, folded: str) -> Iterator[tuple[int, int, str, str]]:
@@ -218,7 +224,7 @@ def numeric_candidates(folded: str, runs: list[Run], national_ids: list[str], la
             if n < 10:
                 continue
             if n >= 13 and is_card(digits):
-                yield Candidate(start, end, "card", not (n in RETIRED_LENGTHS and run.business))
+                yield _card(start, end, digits, run)
             if "/" in seps:
                 continue  # nobody writes an identity number with slashes; references and dates do
             for country, valid in id_checks:
