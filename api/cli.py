@@ -465,6 +465,18 @@ def cmd_ledger_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_index_compact(settings: Settings, args: argparse.Namespace) -> int:
+    from archive.search import indexing
+
+    async def work(rt: Any) -> int:
+        result = await indexing.compact(rt)
+        print(f"compacted the {rt.search.name} index in {result['seconds']:.1f} s: "
+              f"{result['bytes_before'] / 1e6:.1f} MB before, {result['bytes_after'] / 1e6:.1f} MB after")
+        return 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_index_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     from archive.search import indexing
 
@@ -717,6 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
     index_p = sub.add_parser("index", help="the search index").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = index_p.add_parser("rebuild", help="recreate the search index from the store, with progress")
     p.set_defaults(func=cmd_index_rebuild)
+    p = index_p.add_parser("compact", help="merge the search index's segments and return the space deletes freed (runs nightly)")
+    p.set_defaults(func=cmd_index_compact)
     p = index_p.add_parser("status", help="backend health and outbox lag")
     p.set_defaults(func=cmd_index_status)
     retention_p = sub.add_parser("retention", help="retention policies").add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -43,6 +43,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     clock_skew_seconds: int = 300
     db_pool_size: int = 10
     retention_sweep_cron: str = "0 3 * * *"  # daily at 03:00 UTC
+    # When the search index is compacted (segments merged, freed space returned): after the
+    # retention sweep, whose deletes it clears out of the index.
+    index_compact_cron: str = "30 3 * * *"
     export_ttl_hours: int = 72
     event_retention_days: int = 30
     collect_per_ip_per_minute: int = 600
@@ -107,6 +110,7 @@ ACCEPTS: dict[str, str] = {
     "clock_skew_seconds": "an integer from 0 to 86400",
     "db_pool_size": "an integer from 1 to 100",
     "retention_sweep_cron": "a five-field crontab expression, e.g. '0 3 * * *'",
+    "index_compact_cron": "a five-field crontab expression, e.g. '30 3 * * *'",
     "export_ttl_hours": "an integer number of hours from 1 to 8760",
     "event_retention_days": "an integer number of days from 1 to 3650",
     "collect_per_ip_per_minute": "a positive integer",
@@ -153,6 +157,7 @@ def _check_ranges(s: Settings) -> None:
         or s.database_url.startswith(("sqlite://", "postgres://", "postgresql://")),
         "opensearch_url": s.opensearch_url.startswith(("http://", "https://")),
         "retention_sweep_cron": _valid_cron(s.retention_sweep_cron),
+        "index_compact_cron": _valid_cron(s.index_compact_cron),
         "export_ttl_hours": 1 <= s.export_ttl_hours <= 8760,
         "event_retention_days": 1 <= s.event_retention_days <= 3650,
         "collect_per_ip_per_minute": s.collect_per_ip_per_minute > 0,

@@ -186,3 +186,11 @@ async def test_rebuild_recreates_the_index_from_the_store(client, archive, runti
     count = await indexing.rebuild(runtime)
     assert count >= 12
     assert await _ids(client, archive, "refund") == {"en-1", "en-2"}
+
+
+async def test_compacting_the_index_changes_no_answer(client, archive, runtime, search_backend):
+    # The nightly compaction merges what the drains wrote; every query finds what it found before.
+    before = {query: await _ids(client, archive, query) for query in EXPECTED}
+    result = await indexing.compact(runtime)
+    assert {query: await _ids(client, archive, query) for query in EXPECTED} == before
+    assert result["bytes_after"] <= result["bytes_before"]

@@ -237,9 +237,84 @@ async def test_rowids_follow_start_times_whatever_order_conversations_arrive_in(
 
 
 async def test_conversations_starting_in_one_full_second_still_get_rowids(backend, monkeypatch):
-    monkeypatch.setattr(sqlite_fts, "SLOT_BITS", 1)  # two per second
+    monkeypatch.setattr(sqlite_fts, "NEARBY", 2)  # a taken second looks one second further, then past the newest
     analyzer = Analyzer(KEY)
     same_second = [msgspec.structs.replace(_doc(analyzer, n, "refund"), started_at=START) for n in range(5)]
     await backend.index(same_second + [_doc(analyzer, 9, "refund")])
     page = await backend.search(_plan(analyzer, "refund", size=10))
     assert page.total == 6 and len({h.conversation_id for h in page.hits}) == 6
+
+
+async def test_conversations_of_one_second_imported_late_still_take_their_place_in_time(backend, tmp_path):
+    # Three conversations started in the same second, indexed after later ones: each takes the
+    # next free second after their own rather than a place after the newest.
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, n, "refund") for n in (3, 4, 5)])
+    await backend.index([msgspec.structs.replace(_doc(analyzer, n, "refund"), started_at=START) for n in (0, 1, 2)])
+    assert _rowids_in_time_order(tmp_path / "search.sqlite3") == [0, 1, 2, 3, 4, 5]
+
+
+async def test_compaction_gives_the_space_of_deleted_conversations_back_to_the_file_system(backend, tmp_path):
+    path, analyzer = tmp_path / "search.sqlite3", Analyzer(KEY)
+    for batch in range(20):  # a drain's worth of small batches: many segments
+        await backend.index([_doc(analyzer, n, f"order {n}", " ".join(f"item{n}x{i}" for i in range(40)))
+                             for n in range(batch * 20, batch * 20 + 20)])
+    await backend.delete(TENANT, [uuid.UUID(int=1000 + n) for n in range(40, 400)])  # retention took most
+    await backend.close()  # checkpointed: the file alone holds the index
+    before = path.stat().st_size
+    reopened = SqliteFtsBackend(path)
+    await reopened.compact()
+    assert path.stat().st_size < before / 2
+    assert (await reopened.search(_plan(analyzer, "order", size=100))).total == 40
+    assert (await reopened.search(_plan(analyzer, "item7x3"))).total == 1
+    await reopened.close()
+    conn = apsw.Connection(str(path))
+    # Incremental auto-vacuum: no page left free, and no VACUUM needed to get there.
+    assert conn.execute("PRAGMA auto_vacuum").fetchall() == [(2,)] and conn.execute("PRAGMA freelist_count").fetchall() == [(0,)]
+    conn.close()
+
+
+def _position(path: Path, n: int) -> int:
+    """The position part of conversation n's rowid (its tenant's bits removed)."""
+    conn = apsw.Connection(str(path))
+    rowid = conn.execute("SELECT rowid FROM search_doc WHERE conversation = ?", (uuid.UUID(int=1000 + n).bytes,)).fetchall()[0][0]
+    conn.close()
+    return rowid & ((1 << sqlite_fts.TENANT_SHIFT) - 1)
+
+
+def _seconds(n: int) -> int:
+    return int((START + timedelta(hours=n)).timestamp()) - sqlite_fts.ROWID_EPOCH
+
+
+async def test_a_file_of_the_earlier_rowid_layout_keeps_it_until_a_rebuild_recreates_it(backend, tmp_path):
+    # Files written before one-rowid-per-second keep 256 slots per second: mixing the layouts
+    # would put new conversations before old ones in rowid order. A rebuild switches.
+    path, analyzer = tmp_path / "search.sqlite3", Analyzer(KEY)
+    await backend.index([_doc(analyzer, 0, "refund")])
+    assert _position(path, 0) == _seconds(0)
+    await backend.close()
+    conn = apsw.Connection(str(path))
+    conn.execute("DELETE FROM search_meta WHERE key = 'rowid_layout'")  # as a file of the earlier release
+    conn.close()
+    earlier = SqliteFtsBackend(path)
+    await earlier.index([_doc(analyzer, 1, "refund")])
+    assert _position(path, 1) == _seconds(1) << 8
+    await earlier.reset()
+    await earlier.index([_doc(analyzer, 2, "refund")])
+    assert _position(path, 2) == _seconds(2)
+    await earlier.close()
+
+
+async def test_compacting_a_file_not_yet_in_incremental_vacuum_mode_merges_and_says_how_to_switch(backend, tmp_path):
+    path, analyzer = tmp_path / "search.sqlite3", Analyzer(KEY)
+    await backend.index([_doc(analyzer, n, "refund") for n in range(3)])
+    await backend.close()
+    conn = apsw.Connection(str(path))
+    conn.execute("PRAGMA auto_vacuum = 0")
+    conn.execute("VACUUM")  # as a file created before this release
+    conn.close()
+    earlier = SqliteFtsBackend(path)
+    report = await earlier.compact()
+    assert "parley index rebuild" in report.detail
+    assert (await earlier.search(_plan(analyzer, "refund"))).total == 3
+    await earlier.close()

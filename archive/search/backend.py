@@ -45,6 +45,15 @@ class BackendStatus(msgspec.Struct):
     detail: str = ""
 
 
+class CompactReport(msgspec.Struct):
+    """What ``compact`` did: the index's size on disk before and after, and how long it took."""
+
+    bytes_before: int
+    bytes_after: int
+    seconds: float
+    detail: str = ""
+
+
 class SearchBackend(Protocol):
     name: str
 
@@ -64,4 +73,8 @@ class SearchBackend(Protocol):
         """Drop everything (used by ``parley index rebuild``)."""
 
     async def search(self, plan: Plan) -> SearchPage: ...
+
+    async def compact(self) -> CompactReport:
+        """Merge the index's segments and give the space they freed back to the file system
+        (the nightly ``search.compact`` job, ``parley index compact``). Searches go on meanwhile."""
 

@@ -39,7 +39,7 @@ import msgspec
 
 from archive import transliteration as tr
 from archive.analysis import PATH_MARK, TERM, Analyzer, fold, words
-from archive.search.backend import BackendStatus, IndexDoc, ScoredId, SearchPage
+from archive.search.backend import BackendStatus, CompactReport, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
     SENDERS,
     All,
@@ -424,6 +424,9 @@ class MemoryBackend:
 
     async def reset(self) -> None:
         self._views.clear()
+
+    async def compact(self) -> CompactReport:
+        return CompactReport(bytes_before=0, bytes_after=0, seconds=0.0, detail="in memory: nothing to compact")
 
     async def index(self, docs: list[IndexDoc]) -> None:
         for doc in docs:

@@ -14,11 +14,12 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
-from archive.search.backend import BackendStatus, IndexDoc, ScoredId, SearchPage
+from archive.search.backend import BackendStatus, CompactReport, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
     SENDERS,
     All,
@@ -128,6 +129,19 @@ class OpenSearchBackend:
 
     async def refresh(self) -> None:
         await self.client.indices.refresh(index=self.alias)
+
+    async def compact(self) -> CompactReport:
+        """Only the segments' deleted documents are expunged: OpenSearch merges segments itself,
+        and a full force merge of an index still written to is what its documentation warns
+        against (the merged segment is too large to be merged again)."""
+        started, before = time.monotonic(), await self._store_bytes()
+        await self.client.indices.forcemerge(index=self.alias, only_expunge_deletes=True)
+        return CompactReport(bytes_before=before, bytes_after=await self._store_bytes(),
+                             seconds=round(time.monotonic() - started, 3), detail="forcemerge only_expunge_deletes")
+
+    async def _store_bytes(self) -> int:
+        stats = await self.client.indices.stats(index=self.alias, metric="store")
+        return int(stats.get("_all", {}).get("primaries", {}).get("store", {}).get("size_in_bytes", 0))
 
     async def reset(self) -> None:
         indices = await self.client.indices.get_alias(name=self.alias) if await self.client.indices.exists_alias(name=self.alias) else {}

@@ -39,6 +39,7 @@ import asyncio
 import itertools
 import json
 import threading
+import time
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -49,7 +50,7 @@ from uuid import UUID
 import apsw
 import structlog
 
-from archive.search.backend import BackendStatus, IndexDoc, ScoredId, SearchPage
+from archive.search.backend import BackendStatus, CompactReport, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
     SENDERS,
     All,
@@ -69,6 +70,7 @@ from archive.search.plan import (
 SCHEMA_VERSION = 5
 TEXT_COLUMNS = [f"t_{s}" for s in SENDERS]
 BAG_COLUMNS = [f"f_{s}" for s in SENDERS]
+FTS_TABLES = ("search_fts", "search_bag", "search_typo")
 TABLES = ("search_meta", "search_typo", "search_bag", "search_fts", "search_label", "search_doc", "search_facet", "search_tenant",
           # schema version 3
           "search_forms", "search_prefix")
@@ -88,6 +90,7 @@ TIE_MARGIN = 32
 KNOWN_TERMS_LIMIT = 500_000  # terms whose typo neighbourhood this process has already written
 CACHE_KIB = 65536
 WAL_LIMIT_BYTES = 16 << 20
+INCREMENTAL_VACUUM = 2  # PRAGMA auto_vacuum
 _CONTENTLESS = "content='', contentless_delete=1, tokenize='ascii'"
 SCHEMA = [
     # Facts about the file itself; ``upgraded_from``: the schema version whose tables an upgrade
@@ -126,10 +129,19 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 
-TENANT_SHIFT = 40  # a conversation's rowid: tenant << 40 | position (2^40 per tenant, 2^23 tenants)
-# The position: seconds since ROWID_EPOCH << SLOT_BITS | slot (2^32 seconds, 136 years from 2000).
-SLOT_BITS = 8
+TENANT_SHIFT = 40  # a conversation's rowid: tenant << 40 | position (2^40 per tenant)
+# The position: seconds since ROWID_EPOCH << slot bits | slot. Files created from this release on
+# use no slot bits (one rowid per second, search_meta rowid_layout = 'seconds'): FTS5 stores each
+# doclist entry as the varint gap to the previous rowid, and with 256 slots per second a term in
+# conversations a minute apart cost a 2-byte gap instead of 1 — a byte on most of the ~17 million
+# entries of a million messages, 7 % of the file. Older files keep their 8 slot bits until
+# ``parley index rebuild`` recreates them; both layouts follow time, which is all searches need.
+SLOT_BITS = {"seconds": 0, "slots": 8}
+ROWID_LAYOUT = "seconds"
 ROWID_EPOCH = 946_684_800  # 2000-01-01T00:00:00Z
+# A taken second: the first free rowid among the next NEARBY seconds (a burst lands a few
+# seconds later, still in time order), else the one after the tenant's newest.
+NEARBY = 64
 
 
 def tenant_rowids(tenant: int) -> tuple[int, int]:
@@ -138,21 +150,20 @@ def tenant_rowids(tenant: int) -> tuple[int, int]:
     return tenant << TENANT_SHIFT, ((tenant + 1) << TENANT_SHIFT) - 1
 
 
-def _free_rowid(conn: apsw.Connection, tenant: int, started_at: datetime) -> int:
+def _free_rowid(conn: apsw.Connection, tenant: int, started_at: datetime, slot_bits: int) -> int:
     """A rowid for a conversation of ``tenant`` that started at ``started_at``: rowids follow
-    start times (the second, then up to 256 per second), whatever order conversations arrive in
-    — live, imported or rebuilt — which is what lets newest-first walk time and rowids together
-    (``_Query.walk``). A second already full takes the next free rowid after it."""
+    start times, whatever order conversations arrive in — live, imported or rebuilt — which is
+    what lets newest-first walk time and rowids together (``_Query.walk``). A taken second gives
+    the first free rowid shortly after it, else the one after the tenant's newest."""
     low, high = tenant_rowids(tenant)
-    second = min(max(int(started_at.timestamp()) - ROWID_EPOCH, 0), (high - low) >> SLOT_BITS)
-    base = low + (second << SLOT_BITS)
-    taken = _rows(conn, "SELECT max(rowid) FROM search_doc WHERE rowid BETWEEN ? AND ?", (base, base + (1 << SLOT_BITS) - 1))[0][0]
-    if taken is None:
-        return base
-    if taken + 1 < base + (1 << SLOT_BITS):
-        return int(taken) + 1
+    second = min(max(int(started_at.timestamp()) - ROWID_EPOCH, 0), (high - low) >> slot_bits)
+    base = low + (second << slot_bits)
+    near = min(base + (NEARBY << slot_bits) - 1, high)
+    taken = {r[0] for r in _rows(conn, "SELECT rowid FROM search_doc WHERE rowid BETWEEN ? AND ?", (base, near))}
+    if len(taken) <= near - base:
+        return next(r for r in range(base, near + 1) if r not in taken)
     rowid = int(_rows(conn, "SELECT max(rowid) FROM search_doc WHERE rowid BETWEEN ? AND ?", (base, high))[0][0]) + 1
-    if rowid > high:  # 256 conversations in the last second of 2135
+    if rowid > high:  # the tenant's range is used up to its last second
         raise RuntimeError("no rowid left for this start time in the tenant's range")
     return rowid
 
@@ -327,6 +338,7 @@ class SqliteFtsBackend:
         self._known_terms: set[int] = set()
         self._facet_groups: dict[tuple[Any, ...], int] = {}
         self._schema_cookie = -1
+        self._layout: str | None = None
 
     # Every call runs in a worker thread; one connection, serialised by a lock (FTS5 writes are
     # single-writer anyway, and searches are short).
@@ -350,12 +362,19 @@ class SqliteFtsBackend:
             self._forget()
             self._schema_cookie = cookie
 
+    def _slot_bits(self, conn: apsw.Connection) -> int:
+        if self._layout is None:
+            found = _rows(conn, "SELECT value FROM search_meta WHERE key = 'rowid_layout'")
+            self._layout = found[0][0] if found else "slots"  # a file created before the key existed
+        return SLOT_BITS[self._layout]
+
     def _forget(self) -> None:
+        self._layout = None
         self._tenants.clear()
         self._known_terms.clear()
         self._facet_groups.clear()
 
-    def _connect(self) -> apsw.Connection:
+    def _open(self) -> apsw.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = apsw.Connection(str(self.path))
         conn.set_busy_timeout(30_000)
@@ -365,6 +384,10 @@ class SqliteFtsBackend:
         # file keeps that size after every checkpoint.
         conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         conn.execute("PRAGMA temp_store=MEMORY")
+        return conn
+
+    def _connect(self) -> apsw.Connection:
+        conn = self._open()
         version = _rows(conn, "PRAGMA user_version")[0][0]
         if version != SCHEMA_VERSION:
             # A file written by another version: its tables cannot be read, so they are recreated
@@ -382,9 +405,11 @@ class SqliteFtsBackend:
                     conn.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in SCHEMA:
                 conn.execute(statement)
+            conn.execute("INSERT INTO search_meta (key, value) VALUES ('rowid_layout', ?)", (ROWID_LAYOUT,))
             if upgraded_from is not None:
                 conn.execute("INSERT INTO search_meta (key, value) VALUES ('upgraded_from', ?)", (str(upgraded_from),))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        _reclaim(conn, switch_on=True)  # the dropped tables' pages; cheap, the new ones are empty
         self._forget()
 
     async def open(self) -> None:
@@ -411,6 +436,30 @@ class SqliteFtsBackend:
 
     async def refresh(self) -> None:
         return None
+
+    async def compact(self) -> CompactReport:
+        """Each FTS table merged into one segment (FTS5 ``optimize``: drains leave a table in
+        many, holding entries superseded by deletes), then the freed pages cut from the file.
+        On its own connection, outside the lock: searches keep reading (WAL) while it writes;
+        a drain waits for the write lock (30 s busy timeout, else its batch stays in the outbox
+        for the next tick)."""
+
+        def compact() -> CompactReport:
+            started, before = time.monotonic(), _file_bytes(self.path)
+            conn = self._open()
+            try:
+                for table in FTS_TABLES:
+                    conn.execute(f"INSERT INTO {table}({table}) VALUES('optimize')")
+                reclaimed = _reclaim(conn, switch_on=False)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()
+            detail = "fts5 optimize, incremental vacuum" if reclaimed else (
+                "fts5 optimize; the file keeps the freed pages for later writes until `parley index rebuild` recreates it")
+            return CompactReport(bytes_before=before, bytes_after=_file_bytes(self.path),
+                                 seconds=round(time.monotonic() - started, 3), detail=detail)
+
+        return await asyncio.to_thread(compact)
 
     async def reset(self) -> None:
         # Tenant numbers are kept: a server next to the rebuild may hold them for a moment
@@ -467,7 +516,7 @@ class SqliteFtsBackend:
                 old = _rows(conn, "SELECT rowid FROM search_doc WHERE conversation = ?", (doc.conversation_id.bytes,))
                 if old:
                     _delete_rows(conn, old[0][0])
-                rowid = _free_rowid(conn, tenant, doc.started_at)
+                rowid = _free_rowid(conn, tenant, doc.started_at, self._slot_bits(conn))
                 conn.execute(
                     "INSERT INTO search_doc (rowid, tenant, conversation, site, channel, language, started_at, visitor_hash, facet)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -783,6 +832,25 @@ class _Descending:
 def _rows(conn: apsw.Connection, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
     """A query's rows. apsw types every value as any SQLite value; the schema fixes each column's."""
     return conn.execute(sql, tuple(params)).fetchall()
+
+
+def _file_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
+
+
+def _reclaim(conn: apsw.Connection, switch_on: bool) -> bool:
+    """Give free pages back to the file system: the file is in incremental auto-vacuum mode.
+    Switching a file to it takes a VACUUM, which rewrites the file: done when the tables are
+    (re)created and the file is nearly empty (``switch_on``), never by the nightly compaction,
+    which on a file created before this release leaves free pages to later writes. False then."""
+    if _rows(conn, "PRAGMA auto_vacuum")[0][0] == INCREMENTAL_VACUUM:
+        _rows(conn, "PRAGMA incremental_vacuum")  # frees a page per step: stepped to the end
+        return True
+    if switch_on:
+        conn.execute(f"PRAGMA auto_vacuum = {INCREMENTAL_VACUUM}")
+        conn.execute("VACUUM")
+        return True
+    return False
 
 
 @contextmanager
