@@ -3,6 +3,10 @@ newest-first, the typo vocabulary, and schema upgrades — at the backend, below
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -318,3 +322,29 @@ async def test_compacting_a_file_not_yet_in_incremental_vacuum_mode_merges_and_s
     assert "parley index rebuild" in report.detail
     assert (await earlier.search(_plan(analyzer, "refund"))).total == 3
     await earlier.close()
+
+
+# A whole compaction of this index writes 58 times (tests/compaction_killed.py, WRITES 0): killed
+# at the first, in each table's optimize and commit, and at the last.
+@pytest.mark.parametrize("writes", [1, 12, 25, 40, 57])
+async def test_a_compaction_killed_mid_way_leaves_the_index_answering_as_before(backend, tmp_path, writes):
+    path, analyzer = tmp_path / "search.sqlite3", Analyzer(KEY)
+    for batch in range(20):
+        await backend.index([_doc(analyzer, n, f"order {n}", " ".join(f"item{n}x{i}" for i in range(40)), "refund please")
+                             for n in range(batch * 20, batch * 20 + 20)])
+    await backend.delete(TENANT, [uuid.UUID(int=1000 + n) for n in range(0, 400, 3)])
+    queries = ["order", "item7x3", "item8x3", "refund", "refnud~", "ite*", '"refund please"']
+    before = {q: (await backend.search(_plan(analyzer, q, size=500))).total for q in queries}
+    await backend.close()
+    killed = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tests.compaction_killed", str(path), str(writes)],
+                                     capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr[-2000:]
+    after = SqliteFtsBackend(path)
+    assert {q: (await after.search(_plan(analyzer, q, size=500))).total for q in queries} == before
+    conn = apsw.Connection(str(path))
+    for table in sqlite_fts.FTS_TABLES:
+        conn.execute(f"INSERT INTO {table}({table}) VALUES('integrity-check')")
+    conn.close()
+    await after.compact()  # and the next night's pass completes
+    assert {q: (await after.search(_plan(analyzer, q, size=500))).total for q in queries} == before
+    await after.close()
