@@ -4,6 +4,7 @@ newest-first, the typo vocabulary, and schema upgrades — at the backend, below
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import subprocess
 import sys
@@ -324,10 +325,14 @@ async def test_compacting_a_file_not_yet_in_incremental_vacuum_mode_merges_and_s
     await earlier.close()
 
 
-# A whole compaction of this index writes 58 times (tests/compaction_killed.py, WRITES 0): killed
-# at the first, in each table's optimize and commit, and at the last.
-@pytest.mark.parametrize("writes", [1, 12, 25, 40, 57])
-async def test_a_compaction_killed_mid_way_leaves_the_index_answering_as_before(backend, tmp_path, writes):
+def _compaction_killed_at(path: Path, writes: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tests.compaction_killed", str(path), str(writes)],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+
+
+# Killed at its first write to disk, a quarter, half and three quarters of the way, and at its last.
+@pytest.mark.parametrize("share", [0.0, 0.25, 0.5, 0.75, 1.0])
+async def test_a_compaction_killed_mid_way_leaves_the_index_answering_as_before(backend, tmp_path, share):
     path, analyzer = tmp_path / "search.sqlite3", Analyzer(KEY)
     for batch in range(20):
         await backend.index([_doc(analyzer, n, f"order {n}", " ".join(f"item{n}x{i}" for i in range(40)), "refund please")
@@ -336,8 +341,10 @@ async def test_a_compaction_killed_mid_way_leaves_the_index_answering_as_before(
     queries = ["order", "item7x3", "item8x3", "refund", "refnud~", "ite*", '"refund please"']
     before = {q: (await backend.search(_plan(analyzer, q, size=500))).total for q in queries}
     await backend.close()
-    killed = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tests.compaction_killed", str(path), str(writes)],
-                                     capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    shutil.copy(path, tmp_path / "counting.sqlite3")
+    counted = await asyncio.to_thread(_compaction_killed_at, tmp_path / "counting.sqlite3", 0)  # how many writes in all
+    total = int(counted.stdout.split(" after ")[1].split()[0])
+    killed = await asyncio.to_thread(_compaction_killed_at, path, max(1, round(share * (total - 1))))
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr[-2000:]
     after = SqliteFtsBackend(path)
     assert {q: (await after.search(_plan(analyzer, q, size=500))).total for q in queries} == before
