@@ -31,10 +31,11 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
+import msgspec
 
 from archive.connectors import api
 from archive.connectors import normalise as n
-from archive.connectors.adapter import Adapter, body_key
+from archive.connectors.adapter import Adapter, Obj, api_shaped, body_key, shaped
 from archive.connectors.errors import FetchFailed, PayloadInvalid
 from archive.connectors.outcomes import ChatwootRef, Close, Draft, FetchRef, Ignored, Outcome, Pending
 from archive.connectors.push import ConnectorConfig, Push
@@ -70,6 +71,44 @@ ACTIVITY_EVENTS: list[tuple[re.Pattern[str], EventType]] = [
     (re.compile(r"\bassigned\b|\bunassigned\b", re.I), "assign"),
 ]
 MAX_PAGES = 500  # 20 messages a page: 10 000 messages
+# The JSON types read from a push (Message#webhook_data, EventDataPresenter) and from the API.
+class _Event(msgspec.Struct):
+    event: str | None = None
+
+
+class _Meta(msgspec.Struct):
+    sender: Obj | None = None
+    assignee: Obj | None = None
+    contact: Obj | None = None
+    labels: list[Any] | None = None
+
+
+class _MessageShape(msgspec.Struct):
+    sender: Obj | None = None
+    contact: Obj | None = None
+    attachments: list[Any] | None = None
+
+
+class _ConversationShape(msgspec.Struct):
+    meta: _Meta | None = None
+    additional_attributes: Obj | None = None
+    custom_attributes: Obj | None = None
+    labels: list[Any] | None = None
+    messages: list[_MessageShape] | None = None
+    account: Obj | None = None
+
+
+class _MessageEvent(_MessageShape):
+    conversation: _ConversationShape | None = None
+    account: Obj | None = None
+    inbox: Obj | None = None
+
+
+class _Page(msgspec.Struct):
+    payload: list[_MessageShape]
+    meta: _Meta | None = None
+
+
 _ACCOUNT_IN_URL = re.compile(r"^(?P<base>.*?)/(?:app|api/v1)/accounts/(?P<account>\d+)(?:/.*)?$")
 
 
@@ -88,10 +127,12 @@ def delivery_key(push: Push, config: ConnectorConfig) -> str:
 
 def parse(push: Push, config: ConnectorConfig) -> Outcome:
     payload = push.json_object()
-    event = payload.get("event")
+    event = shaped(payload, _Event, "the Chatwoot push").event
     if event in MESSAGE_EVENTS:
+        shaped(payload, _MessageEvent, "the Chatwoot push")
         return _pending(payload)
     if event == "conversation_resolved" or (event == "conversation_status_changed" and payload.get("status") == "resolved"):
+        shaped(payload, _ConversationShape, "the Chatwoot push")
         return _close(payload, config)
     if event == "conversation_status_changed":
         return Ignored(f"Chatwoot conversation status changed to {payload.get('status')!r}")
@@ -134,7 +175,7 @@ def _close(payload: dict[str, Any], config: ConnectorConfig) -> Close:
         or maybe_time(payload.get("timestamp"))
         or maybe_time(payload.get("last_activity_at"))
     )
-    messages = [message_from(m, f"messages[{i}]") for i, m in enumerate(payload.get("messages") or []) if isinstance(m, dict)]
+    messages = [message_from(m, f"messages[{i}]") for i, m in enumerate(payload.get("messages") or [])]
     ref = _ref(payload, display_id, config)
     if ref is None and ended is not None:
         messages.append(
@@ -284,6 +325,7 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
         page = await api.call(client, "Chatwoot", "GET", url, headers=headers, params=params)
         if not isinstance(page, dict) or not isinstance(page.get("payload"), list):
             raise FetchFailed("bad_response", "the Chatwoot API answered without a message list ('payload')")
+        api_shaped(page, _Page, "Chatwoot")
         meta = meta or (page.get("meta") or {})
         fresh = [m for m in page["payload"] if isinstance(m, dict) and str(m.get("id")) not in seen]
         if not fresh:

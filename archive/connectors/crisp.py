@@ -26,10 +26,11 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import msgspec
 
 from archive.connectors import api
 from archive.connectors import normalise as n
-from archive.connectors.adapter import Adapter, body_key, needs_api
+from archive.connectors.adapter import Adapter, Obj, api_shaped, body_key, needs_api, shaped
 from archive.connectors.errors import FetchFailed, FetchNotConfigured, PayloadInvalid
 from archive.connectors.outcomes import Close, CrispRef, Draft, FetchRef, Ignored, Outcome
 from archive.connectors.push import ConnectorConfig, Push
@@ -52,6 +53,36 @@ EVENT_NAMESPACES: list[tuple[re.Pattern[str], EventType]] = [
 ]
 
 
+
+# The JSON types read from a hook and from the REST answers (node-crisp-api WebsiteConversation).
+class _Hook(msgspec.Struct):
+    data: Obj | None = None
+
+
+class _Meta(msgspec.Struct):
+    data: Obj | None = None
+    segments: list[Any] | None = None
+
+
+class _Conversation(msgspec.Struct):
+    meta: _Meta | None = None
+    assigned: Obj | None = None
+
+
+class _Content(msgspec.Struct):
+    choices: list[Any] | None = None
+    targets: list[Any] | None = None
+
+
+class _Message(msgspec.Struct):
+    user: Obj | None = None
+    content: _Content | str | None = None
+
+
+class _Operator(msgspec.Struct):
+    details: Obj | None = None
+
+
 def verify(push: Push, config: ConnectorConfig, now: datetime) -> None:
     signature = required_header(push, SIGNATURE_HEADER)
     timestamp = required_header(push, TIMESTAMP_HEADER)
@@ -63,6 +94,7 @@ def verify(push: Push, config: ConnectorConfig, now: datetime) -> None:
 def parse(push: Push, config: ConnectorConfig) -> Outcome:
     payload = push.json_object()
     event = payload.get("event")
+    shaped(payload, _Hook, "the Crisp hook")
     data = payload.get("data") or {}
     if event != "session:set_state" or data.get("state") != "resolved":
         detail = f" to {data.get('state')!r}" if event == "session:set_state" else ""
@@ -70,7 +102,10 @@ def parse(push: Push, config: ConnectorConfig) -> Outcome:
     website_id = n.text_or_none(n.first(data.get("website_id"), payload.get("website_id")))
     session_id = n.text_or_none(data.get("session_id"))
     if not website_id or not session_id:
-        raise PayloadInvalid("a Crisp state change needs website_id and session_id", [FieldError("data.session_id", "missing")])
+        missing = [("website_id", website_id), ("data.session_id", session_id)]
+        raise PayloadInvalid(
+            "a Crisp state change needs website_id and session_id", [FieldError(path, "missing") for path, v in missing if not v]
+        )
     draft = Draft(
         external_id=f"crisp:{session_id}",
         site=n.site_or_none(website_id) or "crisp",
@@ -147,6 +182,7 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
     headers = {"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode(), "X-Crisp-Tier": tier}
     conversation_url = f"{base}/website/{ref.website_id}/conversation/{ref.session_id}"
     conversation = _data(await api.call(client, "Crisp", "GET", conversation_url, headers=headers), "conversation")
+    api_shaped(conversation, _Conversation, "Crisp")
     meta = conversation.get("meta") or {}
     visitor_id = n.short(n.first(conversation.get("people_id"), ref.session_id))
     raw_messages: dict[str, dict[str, Any]] = {}
@@ -155,6 +191,7 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
         page = _data(
             await api.call(client, "Crisp", "GET", f"{conversation_url}/messages", headers=headers, params=params), "messages"
         )
+        api_shaped(page or [], list[_Message], "Crisp")
         fresh = [m for m in page or [] if isinstance(m, dict) and str(m.get("fingerprint")) not in raw_messages]
         if not fresh:
             break
@@ -197,12 +234,12 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
 async def _operator_emails(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, str]:
     """Operator e-mails by user id; a token without that scope still archives the transcript."""
     try:
-        operators = _data(await api.call(client, "Crisp", "GET", url, headers=headers), "operators")
+        operators = api_shaped(_data(await api.call(client, "Crisp", "GET", url, headers=headers), "operators"), list[_Operator], "Crisp")
     except FetchFailed:
         return {}
     out = {}
-    for entry in operators if isinstance(operators, list) else []:
-        details = (entry or {}).get("details") or {}
+    for entry in operators:
+        details = entry.details or {}
         if details.get("user_id") and details.get("email"):
             out[str(details["user_id"])] = str(details["email"])
     return out

@@ -67,7 +67,8 @@ def parse(push: Push, config: ConnectorConfig) -> Outcome:
     for field in _TIME_FIELDS:
         if field in raw:
             raw[field] = _epoch_to_iso(raw[field])
-    for message in raw.get("messages") or []:
+    messages = raw.get("messages")
+    for message in messages if isinstance(messages, list) else []:  # another type is named by to_conversation
         if isinstance(message, dict):
             for field in _MESSAGE_TIME_FIELDS:
                 if field in message:

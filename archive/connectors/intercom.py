@@ -21,10 +21,11 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import msgspec
 
 from archive.connectors import api
 from archive.connectors import normalise as n
-from archive.connectors.adapter import Adapter, body_key, needs_api
+from archive.connectors.adapter import Adapter, Obj, api_shaped, body_key, needs_api, shaped
 from archive.connectors.errors import FetchFailed, PayloadInvalid
 from archive.connectors.outcomes import Close, Draft, FetchRef, Ignored, IntercomRef, Outcome
 from archive.connectors.push import ConnectorConfig, Push
@@ -66,6 +67,43 @@ EVENT_WORDS = {
 }
 
 
+
+# The JSON types read from a notification and from GET /conversations/{id} (Intercom-OpenAPI
+# 2.11: conversation, conversation_source, conversation_parts, conversation_part).
+class _Part(msgspec.Struct):
+    author: Obj | None = None
+    attachments: list[Any] | None = None
+
+
+class _Parts(msgspec.Struct):
+    conversation_parts: list[_Part] | None = None
+
+
+class _Contacts(msgspec.Struct):
+    contacts: list[Any] | None = None
+
+
+class _Tags(msgspec.Struct):
+    tags: list[Any] | None = None
+
+
+class _Conversation(msgspec.Struct):
+    source: _Part | None = None
+    conversation_parts: _Parts | None = None
+    contacts: _Contacts | None = None
+    tags: _Tags | None = None
+    conversation_rating: Obj | None = None
+    custom_attributes: Obj | None = None
+
+
+class _Data(msgspec.Struct):
+    item: _Conversation | None = None
+
+
+class _Notification(msgspec.Struct):
+    data: _Data | None = None
+
+
 def verify(push: Push, config: ConnectorConfig, now: datetime) -> None:
     signature = required_header(push, SIGNATURE_HEADER)
     check_hex_signature(hmac_hex(config.secret, push.body, "sha1"), signature, SIGNATURE_HEADER, prefix="sha1=")
@@ -84,6 +122,7 @@ def parse(push: Push, config: ConnectorConfig) -> Outcome:
     topic = payload.get("topic")
     if topic != CLOSE_TOPIC:
         return Ignored(f"Intercom {topic or 'untyped'} notification is not archived")
+    shaped(payload, _Notification, "the Intercom notification")
     item = ((payload.get("data") or {}).get("item")) or {}
     conversation_id = n.text_or_none(item.get("id"))
     if not conversation_id:
@@ -218,6 +257,7 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
     )
     if not isinstance(conversation, dict) or conversation.get("type") != "conversation":
         raise FetchFailed("bad_response", "the Intercom API did not answer with a conversation")
+    api_shaped(conversation, _Conversation, "Intercom")
     return conversation_draft(conversation)
 
 

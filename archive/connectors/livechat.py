@@ -29,7 +29,7 @@ import msgspec
 
 from archive.connectors import api
 from archive.connectors import normalise as n
-from archive.connectors.adapter import Adapter, needs_api
+from archive.connectors.adapter import Adapter, Obj, api_shaped, needs_api, shaped
 from archive.connectors.errors import FetchFailed, PayloadInvalid, SignatureRejected
 from archive.connectors.outcomes import Close, Draft, FetchRef, Ignored, LiveChatRef, Outcome
 from archive.connectors.push import ConnectorConfig, Push, keyed_digest
@@ -66,6 +66,41 @@ SYSTEM_EVENT_PREFIXES: tuple[tuple[str, EventType], ...] = (
 )
 
 
+
+# The JSON types read from a webhook and from get_chat (Agent Chat API v3.5 chat, thread, events).
+class _Webhook(msgspec.Struct):
+    payload: Obj | None = None
+
+
+class _Field(msgspec.Struct):
+    answers: list[Any] | None = None
+
+
+class _Element(msgspec.Struct):
+    image: Obj | None = None
+    buttons: list[Any] | None = None
+
+
+class _Event(msgspec.Struct):
+    fields: list[_Field] | None = None
+    elements: list[_Element] | None = None
+
+
+class _Thread(msgspec.Struct):
+    events: list[_Event] | None = None
+    tags: list[Any] | None = None
+    user_ids: list[Any] | None = None
+
+
+class _User(msgspec.Struct):
+    session_fields: list[Any] | None = None
+
+
+class _Chat(msgspec.Struct):
+    thread: _Thread
+    users: list[_User] | None = None
+
+
 def system_event(system_message_type: str) -> EventType:
     if system_message_type in SYSTEM_EVENTS:
         return SYSTEM_EVENTS[system_message_type]
@@ -93,10 +128,14 @@ def parse(push: Push, config: ConnectorConfig) -> Outcome:
     action = payload.get("action")
     if action != "chat_deactivated":
         return Ignored(f"LiveChat {action or 'untyped'} webhook is not archived")
+    shaped(payload, _Webhook, "the LiveChat webhook")
     body = payload.get("payload") or {}
     chat_id, thread_id = n.text_or_none(body.get("chat_id")), n.text_or_none(body.get("thread_id"))
     if not chat_id or not thread_id:
-        raise PayloadInvalid("chat_deactivated needs chat_id and thread_id", [FieldError("payload.thread_id", "missing")])
+        missing = [("payload.chat_id", chat_id), ("payload.thread_id", thread_id)]
+        raise PayloadInvalid(
+            "chat_deactivated needs chat_id and thread_id", [FieldError(path, "missing") for path, v in missing if not v]
+        )
     draft = Draft(
         external_id=f"livechat:{chat_id}:{thread_id}", site=n.site_or_none(payload.get("organization_id")) or "livechat"
     )
@@ -228,6 +267,7 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
     )
     if not isinstance(chat, dict) or not isinstance(chat.get("thread"), dict):
         raise FetchFailed("bad_response", "the LiveChat API did not answer with a chat and its thread")
+    api_shaped(chat, _Chat, "LiveChat")
     return chat_draft(chat)
 
 

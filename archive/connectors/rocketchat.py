@@ -23,8 +23,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from archive.connectors import normalise as n
-from archive.connectors.adapter import Adapter, body_key
+from archive.connectors.adapter import Adapter, Obj, body_key, shaped
 from archive.connectors.assemble import assemble
 from archive.connectors.errors import PayloadInvalid
 from archive.connectors.outcomes import Draft, Finished, Ignored, Outcome
@@ -40,13 +42,43 @@ TEST_SESSION_ID = "fasd6f5a4sd6f8a4sdf"
 FINISHED_TYPES = {"LivechatSession", "LivechatEdit"}
 
 
+# The JSON types read from a push (sendToCRM.ts); other fields are read as scalars or not at all.
+class _Kind(msgspec.Struct):
+    type: str | None = None
+
+
+class _Page(msgspec.Struct):
+    location: Obj | None = None
+
+
+class _Navigation(msgspec.Struct):
+    page: _Page | None = None
+
+
+class _MessageShape(msgspec.Struct, rename="camel"):
+    u: Obj | None = None
+    files: list[Any] | None = None
+    file_upload: Obj | None = None
+    attachments: list[Any] | None = None
+    navigation: _Navigation | None = None
+
+
+class _SessionShape(msgspec.Struct, rename="camel"):
+    visitor: Obj | None = None
+    agent: Obj | None = None
+    closed_by: Obj | None = None
+    custom_fields: Obj | None = None
+    tags: list[Any] | None = None
+    messages: list[_MessageShape] | None = None
+
+
 def verify(push: Push, config: ConnectorConfig, now: datetime) -> None:
     check_token(config.secret, push.header(TOKEN_HEADER), f"the {TOKEN_HEADER} header")
 
 
 def parse(push: Push, config: ConnectorConfig) -> Outcome:
     payload = push.json_object()
-    kind = payload.get("type")
+    kind = shaped(payload, _Kind, "the Rocket.Chat push").type
     if kind not in FINISHED_TYPES:
         return Ignored(f"Rocket.Chat {kind or 'untyped'} push: the transcript comes with the close")
     room_id = n.text_or_none(payload.get("_id"))
@@ -54,6 +86,7 @@ def parse(push: Push, config: ConnectorConfig) -> Outcome:
         return Ignored("Rocket.Chat webhook test")
     if not room_id:
         raise PayloadInvalid("a LivechatSession needs the room id", [FieldError("_id", "missing")])
+    shaped(payload, _SessionShape, "the Rocket.Chat push")
     return Finished(assemble([draft(payload, room_id)], config))
 
 
@@ -79,8 +112,6 @@ def draft(payload: dict[str, Any], room_id: str) -> Draft:
     senders = _Senders(visitor_raw, served)
     authors: set[str] = set()
     for index, raw in enumerate(payload.get("messages") or []):
-        if not isinstance(raw, dict):
-            raise PayloadInvalid("each message must be an object", [FieldError(f"messages[{index}]", "expected an object")])
         message = _message(raw, index, senders)
         messages.append(message)
         if message.sender.role == "agent" and message.sender.id and message.sender.id not in authors:
