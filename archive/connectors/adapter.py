@@ -23,6 +23,8 @@ CheckConfig = Callable[[ConnectorConfig], list[FieldError]]
 S = TypeVar("S")
 # A JSON object whose fields an adapter reads one by one.
 Obj = dict[str, Any]
+# A value an adapter compares or uses as a key (an id, a type): any JSON scalar, never a container.
+Scalar = str | int | float | bool | None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import msgspec
 
 from archive.connectors import api
 from archive.connectors import normalise as n
-from archive.connectors.adapter import Adapter, Obj, api_shaped, body_key, needs_api, shaped
+from archive.connectors.adapter import Adapter, Obj, Scalar, api_shaped, body_key, needs_api, shaped
 from archive.connectors.errors import FetchFailed, PayloadInvalid
 from archive.connectors.outcomes import Close, Draft, FetchRef, Ignored, IntercomRef, Outcome
 from archive.connectors.push import ConnectorConfig, Push
@@ -70,8 +70,12 @@ EVENT_WORDS = {
 
 # The JSON types read from a notification and from GET /conversations/{id} (Intercom-OpenAPI
 # 2.11: conversation, conversation_source, conversation_parts, conversation_part).
+class _Author(msgspec.Struct):
+    type: Scalar = None
+
+
 class _Part(msgspec.Struct):
-    author: Obj | None = None
+    author: _Author | None = None
     attachments: list[Any] | None = None
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from archive.connectors import normalise as n
-from archive.connectors.adapter import Adapter, Obj, body_key, shaped
+from archive.connectors.adapter import Adapter, Obj, Scalar, body_key, shaped
 from archive.connectors.assemble import assemble
 from archive.connectors.errors import PayloadInvalid
 from archive.connectors.outcomes import Draft, Finished, Ignored, Outcome
@@ -55,8 +55,16 @@ class _Navigation(msgspec.Struct):
     page: _Page | None = None
 
 
+class _User(msgspec.Struct):
+    id: Scalar = msgspec.field(default=None, name="_id")
+    name: Scalar = None
+    username: Scalar = None
+
+
 class _MessageShape(msgspec.Struct, rename="camel"):
-    u: Obj | None = None
+    u: _User | None = None
+    agent_id: Scalar = None
+    username: Scalar = None
     files: list[Any] | None = None
     file_upload: Obj | None = None
     attachments: list[Any] | None = None
