@@ -17,11 +17,6 @@ from archive.connectors import store as connectors
 from archive.errors import NotFound
 from archive.tenancy import tenant_context
 
-# What each receipt answers: 201 when a conversation (or a new revision) was archived, 202 when
-# the push was kept for later (a pending piece, queued work), 200 when nothing new was stored.
-STATUS = {"pending": 202, "queued": 202, "duplicate": 200, "ignored": 200}
-
-
 def _public_url(request: Request[Any, Any, Any]) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -34,10 +29,12 @@ def _public_url(request: Request[Any, Any, Any]) -> str:
     description=(
         "Rocket.Chat, Chatwoot, Intercom, Crisp, LiveChat or generic pushes, exactly as the platform sends them. "
         "401 when the signature is missing, wrong or older than 5 minutes (counted by reason in the connector's stats). "
-        "201 archived, 202 kept (a pending piece, or queued fetch-back), 200 duplicate or ignored. See docs/connectors.md."
+        "201 archived, 202 kept (a pending piece, or queued fetch-back), 200 duplicate or ignored; "
+        "Rocket.Chat pushes are answered 200 whatever they became (Rocket.Chat counts no other status as delivered). "
+        "See docs/connectors.md."
     ),
     responses={
-        200: ResponseSpec(service.Receipt, description="A duplicate, or an event the connector ignores", generate_examples=False),
+        200: ResponseSpec(service.Receipt, description="A duplicate, an event the connector ignores, or any receipt of a Rocket.Chat push", generate_examples=False),
         202: ResponseSpec(service.Receipt, description="Kept: a pending piece, or a queued fetch-back", generate_examples=False),
         **problems(401),
     },
@@ -48,8 +45,8 @@ async def receive_push(request: Request[Any, Any, Any], rt: Rt, connector_id: Fr
     except ValueError:
         raise NotFound(f"no connector {connector_id}") from None
     receipt = await service.receive(rt, parsed, await request.body(), dict(request.headers.items()))
-    status = STATUS.get(receipt.status) or (200 if receipt.result == "existing" else 201)
-    return Response(receipt, status_code=status)
+    connector = await connectors.load(rt, parsed)  # cached: receive has just loaded it
+    return Response(receipt, status_code=service.http_status(receipt, connector.config.platform))
 
 
 class ConnectorAdminController(Controller):

@@ -113,7 +113,7 @@ def redacted_everywhere(conversation: dict[str, Any]) -> None:
 async def test_a_closed_rocketchat_chat_becomes_one_searchable_redacted_conversation(client, tenant, runtime):
     created = await connector(client, tenant, "rocketchat", secret=ROCKETCHAT_TOKEN)
     response = await push(client, created, rocketchat_body(), {"X-RocketChat-Livechat-Token": ROCKETCHAT_TOKEN})
-    assert response.status_code == 201, response.text
+    assert response.status_code == 200, response.text  # the only status Rocket.Chat counts as delivered
     receipt = response.json()
     assert (receipt["status"], receipt["result"], receipt["revision"]) == ("archived", "created", 1)
     conversation = await read(client, tenant, receipt["conversation"])
@@ -164,12 +164,36 @@ async def test_a_parley_api_key_does_not_authenticate_a_push(client, tenant):
     assert response.status_code == 401
 
 
+async def test_rocketchat_is_answered_200_for_every_receipt_as_it_counts_no_other_status_delivered(client, tenant):
+    # Rocket.Chat webhooks.ts sendRequest: only ``result.status === 200`` is success; a 201/202 is
+    # logged as "Non-retryable error response from webhook" and counted as a failure.
+    created = await connector(client, tenant, "rocketchat", secret=ROCKETCHAT_TOKEN)
+    headers = {"X-RocketChat-Livechat-Token": ROCKETCHAT_TOKEN}
+    archived = await push(client, created, rocketchat_body(), headers)
+    revised = await push(client, created, rocketchat_body(lambda b: b["tags"].append("revised")), headers)
+    ignored = await push(client, created, compact({"type": "LivechatSessionTaken", "_id": "r1"}), headers)
+    answers = [(r.status_code, r.json()["status"], r.json().get("result")) for r in (archived, revised, ignored)]
+    assert answers == [(200, "archived", "created"), (200, "archived", "revised"), (200, "ignored", None)]
+
+
+async def test_other_platforms_keep_201_for_archived_and_202_for_kept(client, tenant):
+    created = await connector(client, tenant, "generic", secret=GENERIC_SECRET)
+    body = compact(payload("generic", "conversation.json"))
+    response = await push(client, created, body, {"X-Parley-Signature": sign(GENERIC_SECRET, body, int(time.time()))})
+    assert (response.status_code, response.json()["status"]) == (201, "archived")
+    chatwoot = await connector(client, tenant, "chatwoot", secret=CHATWOOT_SECRET)
+    message = compact(payload("chatwoot", "message_created_incoming.json"))
+    kept = await push(client, chatwoot, message, chatwoot_headers(message, "status-1"))
+    assert (kept.status_code, kept.json()["status"]) == (202, "pending")
+
+
 async def test_a_retried_delivery_is_stored_once(client, tenant):
     created = await connector(client, tenant, "rocketchat", secret=ROCKETCHAT_TOKEN)
     headers = {"X-RocketChat-Livechat-Token": ROCKETCHAT_TOKEN}
     first = await push(client, created, rocketchat_body(), headers)
     again = await push(client, created, rocketchat_body(), headers)
-    assert (first.status_code, again.status_code, again.json()["status"]) == (201, 200, "duplicate")
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert (first.json()["status"], again.json()["status"]) == ("archived", "duplicate")
     ingests = await LedgerEntry.count().where((LedgerEntry.tenant == tenant.id) & LedgerEntry.action.is_in(["ingest", "ingest.revision"]))
     assert ingests == 1
     counted = await stats(client, tenant, created)

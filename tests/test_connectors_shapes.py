@@ -37,7 +37,6 @@ from tests.connectors import compact, payload
 from tests.test_connectors_http import connector, push, stats
 
 SECRET = "shape-check-secret"
-NOW = datetime.now(timezone.utc)
 SWAPS: list[Any] = ["x", 7, 2.5, True, None, [], {}, [7], {"x": 7}]
 
 

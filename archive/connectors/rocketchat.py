@@ -246,4 +246,6 @@ def _time(value: Any, field: str) -> datetime:
         raise PayloadInvalid(f"{field} is not a timestamp", [FieldError(field, str(exc))]) from None
 
 
-ADAPTER = Adapter(platform="rocketchat", verify=verify, delivery_key=body_key, parse=parse)
+# webhooks.ts sendRequest: ``if (result.status === 200)`` is success; any other status is logged
+# as an error and counted as a webhook failure, so every answer to Rocket.Chat is a 200.
+ADAPTER = Adapter(platform="rocketchat", verify=verify, delivery_key=body_key, parse=parse, delivered_status=200)

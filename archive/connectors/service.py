@@ -36,7 +36,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from archive import db, ingest, revisions
 from archive.attachments import FetchedFile
-from archive.connectors import authenticate, complete, delivery_key, parse
+from archive.connectors import ADAPTERS, authenticate, complete, delivery_key, parse
 from archive.connectors import store as connector_store
 from archive.connectors.api import api_client
 from archive.connectors.errors import FetchFailed, FetchNotConfigured, PayloadInvalid, PayloadMalformed, SignatureRejected
@@ -84,6 +84,20 @@ class Receipt(msgspec.Struct, omit_defaults=True, kw_only=True):
     result: Literal["created", "existing", "revised"] | None = None
     job: UUID | None = None
     reason: str | None = None
+
+
+# What each receipt answers: 201 when a conversation (or a new revision) was archived, 202 when
+# the push was kept for later (a pending piece, queued work), 200 when nothing new was stored.
+STATUS = {"pending": 202, "queued": 202, "duplicate": 200, "ignored": 200}
+
+
+def http_status(receipt: Receipt, platform: str) -> int:
+    """The status a receipt is answered with. A platform that counts only one status as
+    delivered (Rocket.Chat: 200) gets that one for every receipt; the body says what happened."""
+    delivered = ADAPTERS[platform].delivered_status
+    if delivered is not None:
+        return delivered
+    return STATUS.get(receipt.status) or (200 if receipt.result == "existing" else 201)
 
 
 async def receive(rt: Runtime, connector_id: UUID, body: bytes, headers: Mapping[str, str]) -> Receipt:
