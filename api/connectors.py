@@ -17,6 +17,7 @@ from archive.connectors import store as connectors
 from archive.errors import NotFound
 from archive.tenancy import tenant_context
 
+
 def _public_url(request: Request[Any, Any, Any]) -> str:
     return str(request.base_url).rstrip("/")
 

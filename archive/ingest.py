@@ -143,8 +143,11 @@ def parse_body(body: bytes, settings: Any) -> tuple[list[ConversationIn], bool]:
     return [convert(raw, ConversationIn, "the conversation is invalid; nothing was stored")], False
 
 
-def check_conversation(conv: ConversationIn, settings: Any, now: datetime, path: str) -> list[FieldError]:
-    """Rules a type cannot express: limits, emptiness, and timestamps that make sense."""
+def check_conversation(
+    conv: ConversationIn, settings: Any, now: datetime, path: str, limit_message_chars: bool = True
+) -> list[FieldError]:
+    """Rules a type cannot express: limits, emptiness, and timestamps that make sense.
+    ``limit_message_chars=False``: no message is refused for its length (see Options)."""
     # Dates at the ends of the calendar first: the comparisons below add a skew to them.
     errors = date_errors(path, started_at=conv.started_at, ended_at=conv.ended_at)
     for i, message in enumerate(conv.messages[: settings.max_messages]):
@@ -165,10 +168,13 @@ def check_conversation(conv: ConversationIn, settings: Any, now: datetime, path:
     for i, message in enumerate(conv.messages[: settings.max_messages]):
         where = f"{path}messages[{i}]"
         if not message.text.strip():
-            # A message that is only a file, or an event the platform gave no words, is real.
-            if not message.attachments and message.kind != "event":
-                errors.append(FieldError(f"{where}.text", "must not be empty unless the message has attachments or is an event"))
-        elif len(message.text) > settings.max_message_chars:
+            # A message that is only a file, an event the platform gave no words, or a message
+            # whose words were deleted on the platform (the fact that it was written remains) is real.
+            if not message.attachments and message.kind != "event" and not message.deleted:
+                errors.append(
+                    FieldError(f"{where}.text", "must not be empty unless the message has attachments, is an event or is deleted")
+                )
+        elif limit_message_chars and len(message.text) > settings.max_message_chars:
             errors.append(FieldError(f"{where}.text", f"at most {settings.max_message_chars} characters"))
         if message.event is not None and message.kind != "event":
             errors.append(FieldError(f"{where}.event", 'only messages of kind "event" name an event'))
@@ -319,12 +325,18 @@ def prepare_all(ctx: TenantContext, items: list[ConversationIn], analysers: list
 class Options(msgspec.Struct, frozen=True, kw_only=True):
     """How a submission meets what is already archived. ``source``: the connector submitting
     (None: the ingest API). ``reserved``: conversation ids whose data key a connector already
-    holds, by external_id. ``files``: fetched attachment files, by external_id."""
+    holds, by external_id. ``files``: fetched attachment files, by external_id.
+    ``limit_message_chars``: refuse a message longer than ``max_message_chars``. A client of the
+    ingest API is told (422) and still holds the record; a connector turns it off, because the
+    platform already accepted the message and does not send a refused conversation again, so a
+    refusal would lose the record for good (docs/connectors.md). The body and response size
+    limits still bound what one conversation can hold."""
 
     on_conflict: OnConflict = "reject"
     source: UUID | None = None
     reserved: Mapping[str, UUID] = {}
     files: Mapping[str, Sequence[FetchedFile]] = {}
+    limit_message_chars: bool = True
 
 
 Within = Callable[[], Awaitable[None]]
@@ -347,7 +359,11 @@ async def ingest(
     now = rt.clock.now()
     errors: list[FieldError] = []
     for index, conv in enumerate(items):
-        errors.extend(check_conversation(conv, rt.settings, now, f"conversations[{index}]." if batch else ""))
+        errors.extend(
+            check_conversation(
+                conv, rt.settings, now, f"conversations[{index}]." if batch else "", options.limit_message_chars
+            )
+        )
     seen: dict[str, int] = {}
     for index, conv in enumerate(items):
         if conv.external_id in seen and batch:

@@ -39,7 +39,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 10_000_000
     max_batch: int = 100
     max_messages: int = 5_000
-    max_message_chars: int = 20_000
+    # Above the longest message any supported platform accepts (Chatwoot: 150,000). Applies to
+    # the ingest API; connectors never refuse a message for its length (docs/connectors.md).
+    max_message_chars: int = 200_000
     clock_skew_seconds: int = 300
     db_pool_size: int = 10
     retention_sweep_cron: str = "0 3 * * *"  # daily at 03:00 UTC

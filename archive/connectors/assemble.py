@@ -12,6 +12,8 @@ then the platform's API answer. Rules, chosen so that nothing once seen is lost:
   visitor likewise, later drafts winning where both know a field.
 * ``started_at``/``ended_at`` widen to cover every message, so a conversation whose close time
   the platform did not send still validates.
+* A message with nothing in it (no words, no attachment, no event, not deleted) is left out and
+  counted in ``metadata.skipped_empty_messages`` (ids in ``skipped_empty_message_ids``).
 """
 
 from __future__ import annotations
@@ -29,13 +31,16 @@ from archive.errors import FieldError, field_path
 from archive.models import Agent, ConversationIn, Message, Visitor
 
 _MSGSPEC_PATH_SUFFIX = " - at `$"
+# Metadata saying how many platform messages carried nothing to keep, and their platform ids.
+SKIPPED_COUNT = "skipped_empty_messages"
+SKIPPED_IDS = "skipped_empty_message_ids"
 
 
 def assemble(drafts: Sequence[Draft], config: ConnectorConfig | None = None) -> ConversationIn:
     if not drafts:
         raise ValueError("assemble needs at least one draft")
     external_id = drafts[-1].external_id
-    messages = merge_messages(m for d in drafts for m in d.messages)
+    messages, empty = without_empty(merge_messages(m for d in drafts for m in d.messages))
     times: list[datetime | None] = [m.at for m in messages]
     started = _earliest([d.started_at for d in drafts] + times)
     ended = _latest([d.ended_at for d in drafts] + times)
@@ -49,6 +54,10 @@ def assemble(drafts: Sequence[Draft], config: ConnectorConfig | None = None) -> 
     for d in drafts:
         tags.extend(t for t in d.tags if t not in tags)
     metadata: dict[str, Any] = {}
+    if empty:  # first, so that the 50-key cap never drops the trace
+        metadata[SKIPPED_COUNT] = len(empty)
+        if ids := ", ".join(m.id for m in empty if m.id):
+            metadata[SKIPPED_IDS] = ids[:1000]
     for d in drafts:
         metadata.update(d.metadata)
     conversation = {
@@ -109,6 +118,20 @@ def merge_messages(messages: Iterable[Message]) -> list[Message]:
         kept.append(message)
     order = sorted(range(len(kept)), key=lambda i: (kept[i].at, i))
     return [kept[i] for i in order]
+
+
+def without_empty(messages: list[Message]) -> tuple[list[Message], list[Message]]:
+    """(messages to keep, messages with nothing in them). A message with no words, no attachment,
+    that is no event and was not deleted carries nothing a reader could see (an Intercom part
+    whose body the API returns null, a card type Parley cannot read): it is left out and counted
+    in the metadata, so one such message never costs the whole transcript, and the record says
+    that it was there."""
+    kept: list[Message] = []
+    empty: list[Message] = []
+    for message in messages:
+        blank = not message.text.strip() and not message.attachments and message.kind != "event" and not message.deleted
+        (empty if blank else kept).append(message)
+    return kept, empty
 
 
 def merge_agents(agents: Iterable[Agent]) -> list[Agent]:

@@ -208,12 +208,12 @@ def _sender(author: dict[str, Any] | None, role_for_people: str | None = None) -
 
 def _source_message(source: dict[str, Any], conversation: dict[str, Any]) -> Message:
     subject = n.html_to_text(source.get("subject"))
-    body = n.html_to_text(source.get("body"))
+    body, images = n.html_content(source.get("body"))
     return Message(
         at=maybe_time(conversation.get("created_at")) or maybe_time(conversation.get("updated_at")),  # type: ignore[arg-type]
         sender=_sender(source.get("author")),
         text="\n".join(t for t in (subject, body) if t),
-        attachments=[_attachment(a) for a in source.get("attachments") or [] if isinstance(a, dict)],
+        attachments=_attachments(source.get("attachments"), images),
         id=n.short(f"source-{source.get('id')}"),
         deleted=bool(source.get("redacted")),
     )
@@ -221,12 +221,12 @@ def _source_message(source: dict[str, Any], conversation: dict[str, Any]) -> Mes
 
 def _part_message(part: dict[str, Any]) -> Message:
     kind, event = PART_TYPES.get(str(part.get("part_type")), ("event", "other"))
-    text = n.html_to_text(part.get("body"))
+    text, images = n.html_content(part.get("body"))
     author = part.get("author") or {}
     common: dict[str, Any] = {
         "at": maybe_time(part.get("created_at")),
         "text": text,
-        "attachments": [_attachment(a) for a in part.get("attachments") or [] if isinstance(a, dict)],
+        "attachments": _attachments(part.get("attachments"), images),
         "id": n.short(part.get("id")),
         "edited_at": None,
         "deleted": bool(part.get("redacted")),
@@ -241,6 +241,14 @@ def _part_message(part: dict[str, Any]) -> Message:
             common["text"] = f"{author.get('name') or 'Intercom'} {words}" if event in EVENT_WORDS else words
         return Message(sender=_sender(author, "system"), kind="event", event=event, **common)  # type: ignore[arg-type]
     return Message(sender=_sender(author), kind=kind, **common)  # type: ignore[arg-type]
+
+
+def _attachments(listed: Any, images: list[str]) -> list[Any]:
+    """The part's attachments, then the images inline in its HTML body (a pasted screenshot, a
+    GIF) that are not among them: Intercom lists those in the body only."""
+    out = [_attachment(a) for a in listed or [] if isinstance(a, dict)]
+    known = {a.url for a in out}
+    return (out + [n.attachment(url=src) for src in images if src not in known])[:100]
 
 
 def _attachment(raw: dict[str, Any]) -> Any:

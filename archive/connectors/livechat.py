@@ -211,14 +211,30 @@ def _event(event: dict[str, Any], users: dict[str, dict[str, Any]]) -> Message |
             )
         ]
     elif kind_raw == "rich_message":
-        elements = [e for e in event.get("elements") or [] if isinstance(e, dict)]
-        common["text"] = "\n".join(
-            t for e in elements for t in (n.text_or_none(e.get("title")), n.text_or_none(e.get("subtitle"))) if t
-        )
+        common["text"], common["attachments"] = _rich(event)
     elif kind_raw not in ("message", "file"):
         return Message(sender=_sender(author, event), kind="event", event="other", **common)
     note = event.get("visibility") == "agents"
     return Message(sender=_sender(author, event), kind="note" if note else "message", **common)
+
+
+def _rich(event: dict[str, Any]) -> tuple[str, list[Any]]:
+    """A rich message (cards, sticker, quick replies): each element's title, subtitle and button
+    labels as text, its image as an attachment. A sticker is an image only; quick replies are
+    buttons only (Agent Chat API ``rich_message``)."""
+    lines: list[str] = []
+    images: list[Any] = []
+    for element in event.get("elements") or []:
+        if not isinstance(element, dict):
+            continue
+        lines += [t for t in (n.text_or_none(element.get("title")), n.text_or_none(element.get("subtitle"))) if t]
+        labels = [n.text_or_none(b.get("text")) for b in element.get("buttons") or [] if isinstance(b, dict)]
+        if any(labels):
+            lines.append(" | ".join(label for label in labels if label))
+        image = element.get("image") or {}
+        if n.text_or_none(image.get("url")):
+            images.append(n.attachment(name=image.get("name"), content_type=image.get("content_type"), url=image.get("url")))
+    return "\n".join(lines), images[:100]
 
 
 def _sender(author: dict[str, Any], event: dict[str, Any]) -> Sender:

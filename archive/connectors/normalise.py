@@ -111,38 +111,62 @@ def metadata(pairs: dict[str, Any], prefix: str = "") -> dict[str, MetaValue]:
     return out
 
 
+_LINK_SCHEMES = ("http://", "https://", "mailto:")
+
+
 class _TextExtractor(HTMLParser):
     _BREAKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        self.images: list[str] = []
+        self._links: list[tuple[str | None, int]] = []  # (href, where its text starts in parts)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
         if tag == "br":
             self.parts.append("\n")
+        elif tag == "a":
+            href = (named.get("href") or "").strip()
+            self._links.append((href if href.lower().startswith(_LINK_SCHEMES) else None, len(self.parts)))
+        elif tag == "img":
+            src = (named.get("src") or "").strip()
+            if src.lower().startswith(("http://", "https://")) and src not in self.images:
+                self.images.append(src)
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in self._BREAKS and tag != "br":
+        if tag == "a" and self._links:
+            href, start = self._links.pop()
+            shown = "".join(self.parts[start:]).strip()
+            # The target is evidence too ("see the order" means which order): kept after the words.
+            if href and shown != href and shown != href.removeprefix("mailto:"):
+                self.parts.append(f" ({href})" if shown else href)
+        elif tag in self._BREAKS and tag != "br":
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
         self.parts.append(data)
 
 
-def html_to_text(value: Any) -> str:
-    """Plain text from an HTML body (Intercom's): tags dropped, block ends become line breaks.
+def html_content(value: Any) -> tuple[str, list[str]]:
+    """Plain text from an HTML body (Intercom's), and the URLs of the images inline in it: tags
+    dropped, block ends become line breaks, a link keeps its target as "words (https://…)".
     Text with no HTML tags in it is returned as it is."""
     text = text_or_none(value)
     if not text:
-        return ""
+        return "", []
     if not _HTML_TAG.search(text):
-        return text  # already plain: "a<b" or "I <3 it" must survive as written
+        return text, []  # already plain: "a<b" or "I <3 it" must survive as written
     parser = _TextExtractor()
     parser.feed(text)
     parser.close()
     lines = [line.strip() for line in "".join(parser.parts).splitlines()]
-    return "\n".join(line for line in lines if line)
+    return "\n".join(line for line in lines if line), parser.images
+
+
+def html_to_text(value: Any) -> str:
+    return html_content(value)[0]
 
 
 def name_from_url(url: Any) -> str | None:

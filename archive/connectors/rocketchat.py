@@ -95,7 +95,10 @@ def parse(push: Push, config: ConnectorConfig) -> Outcome:
     if not room_id:
         raise PayloadInvalid("a LivechatSession needs the room id", [FieldError("_id", "missing")])
     shaped(payload, _SessionShape, "the Rocket.Chat push")
-    return Finished(assemble([draft(payload, room_id)], config))
+    found = draft(payload, room_id)
+    if not found.messages:  # a chat closed before anyone wrote (an abandoned widget, say)
+        return Ignored(f"Rocket.Chat {kind} of room {room_id} has no messages: nothing to archive")
+    return Finished(assemble([found], config))
 
 
 def draft(payload: dict[str, Any], room_id: str) -> Draft:

@@ -152,6 +152,7 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
     if isinstance(outcome, Finished):
         conversation, thread_name = outcome.conversation, outcome.conversation.external_id
         if connector.files.fetch and fetchable(conversation):
+            _valid(rt, conversation, now)
             return await _queue(ctx, connector, thread_name, conversation.external_id, outcome, key, now)
         return await _archive(rt, connector, conversation, None, key, now)
     if outcome.fetch is not None:
@@ -159,8 +160,16 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
     known = await connector_store.find_thread(ctx.tenant_id, connector.id, outcome.thread)
     conversation = await complete(outcome, await connector_store.drafts(ctx, connector.id, known), connector.config)
     if connector.files.fetch and fetchable(conversation):
+        _valid(rt, conversation, now)
         return await _queue(ctx, connector, outcome.thread, outcome.draft.external_id, outcome, key, now)
     return await _archive(rt, connector, conversation, known, key, now)
+
+
+def _valid(rt: Runtime, conversation: ConversationIn, now: datetime) -> None:
+    """Before a 202 for work the job will finish: a 2xx means the conversation will be archived,
+    so one ingest would refuse is refused now, while the platform can still be told."""
+    if errors := ingest.check_conversation(conversation, rt.settings, now, "", limit_message_chars=False):
+        raise PayloadInvalid("the push does not make a valid conversation; nothing was stored", errors)
 
 
 async def _queue(
@@ -192,6 +201,7 @@ async def _archive(
         on_conflict="revise", source=connector.id,
         reserved={conversation.external_id: thread.conversation} if thread else {},
         files={conversation.external_id: files} if files else {},
+        limit_message_chars=False,  # the platform accepted the message: refusing it would lose it
     )
     size = sum(len(m.text) for m in conversation.messages)  # large transcripts are redacted off the event loop
     [result] = await ingest.ingest(
