@@ -292,3 +292,15 @@ def test_a_close_that_cannot_name_its_account_asks_for_it():
     with pytest.raises(PayloadInvalid) as error:
         parse(signed(compact(body)), cfg)
     assert error.value.errors[0].path == "account_id" and "/app/accounts/" in error.value.detail
+
+
+async def test_messages_of_the_same_second_delivered_out_of_order_keep_chatwoots_order():
+    # created_at has whole seconds and Sidekiq delivers webhooks in any order; ids grow with time.
+    def message(message_id: int, text: str):
+        body = payload("chatwoot", "message_created_incoming.json")
+        body.update(id=message_id, content=text, created_at="2026-10-20T13:05:11.000Z")
+        return parse(signed(compact(body)), CONFIG).draft
+
+    later, earlier = message(7302, "second"), message(7301, "first")
+    conversation = await complete(event("conversation_status_changed_resolved.json"), [later, earlier], CONFIG)
+    assert [m.id for m in conversation.messages if m.id in ("7301", "7302")] == ["7301", "7302"]

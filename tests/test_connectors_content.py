@@ -212,3 +212,13 @@ def test_a_message_that_only_says_it_was_deleted_is_kept():
     at = datetime(2026, 10, 20, 13, 0, tzinfo=timezone.utc)
     draft = Draft(external_id="x", messages=[Message(at=at, sender=Sender(role="visitor", id="v"), text="", deleted=True)])
     assert [m.deleted for m in assemble([draft], config("generic")).messages] == [True]
+
+
+async def test_an_empty_rocketchat_session_is_answered_200_ignored_and_counted_as_ignored(client, tenant):
+    created = await connector(client, tenant, "rocketchat", secret=ROCKETCHAT_TOKEN)
+    body = payload("rocketchat", "livechat_session_closed.json")
+    body["messages"] = []
+    response = await push(client, created, compact(body), {"X-RocketChat-Livechat-Token": ROCKETCHAT_TOKEN})
+    assert (response.status_code, response.json()["status"]) == (200, "ignored") and "no messages" in response.json()["reason"]
+    counted = await stats(client, tenant, created)
+    assert (counted["ignored"], counted["rejected"]) == (1, {})

@@ -13,7 +13,7 @@ from aiohttp import web
 from archive.connectors import Close, FetchFailed, Ignored, SignatureRejected, authenticate, complete, delivery_key, parse
 from archive.connectors.outcomes import CrispRef
 from archive.models import Agent, Attachment, Visitor
-from tests.connectors import PlatformApi, answer, config, payload, push, raw
+from tests.connectors import PlatformApi, answer, compact, config, payload, push, raw
 
 SIGNING_SECRET = "914a657d8cc2efbc20593f1806f9bde2"
 NOW = datetime(2026, 11, 2, 15, 50, 45, tzinfo=timezone.utc)
@@ -177,3 +177,16 @@ async def test_a_token_crisp_refuses_fails_the_fetch():
     with pytest.raises(FetchFailed) as error:
         await fetched(token=f"{IDENTIFIER}:wrong")
     assert error.value.reason == "unauthorized"
+
+
+@pytest.mark.parametrize(("where", "key", "named"), [("data", "session_id", "data.session_id"), ("both", "website_id", "website_id")])
+def test_a_resolve_without_its_ids_names_the_missing_one(where, key, named):
+    from archive.connectors import PayloadInvalid
+
+    body = payload("crisp", "hook_session_set_state_resolved.json")
+    body["data"].pop(key, None)
+    if where == "both":
+        body.pop(key, None)
+    with pytest.raises(PayloadInvalid) as error:
+        parse(signed(compact(body)), CONFIG)
+    assert [e.path for e in error.value.errors] == [named]

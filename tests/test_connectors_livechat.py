@@ -167,3 +167,16 @@ async def test_a_token_livechat_refuses_fails_the_fetch():
     with pytest.raises(FetchFailed) as error:
         await fetched(token="acc:wrong")
     assert error.value.reason == "unauthorized"
+
+
+@pytest.mark.parametrize(("dropped", "named"), [(("chat_id",), ["payload.chat_id"]), (("thread_id",), ["payload.thread_id"]),
+                                                (("chat_id", "thread_id"), ["payload.chat_id", "payload.thread_id"])])
+def test_a_deactivation_without_its_ids_names_each_missing_one(dropped, named):
+    from archive.connectors import PayloadInvalid
+
+    body = payload("livechat", "webhook_chat_deactivated.json")
+    for key in dropped:
+        del body["payload"][key]
+    with pytest.raises(PayloadInvalid) as error:
+        parse(push(compact(body)), CONFIG)
+    assert [e.path for e in error.value.errors] == named

@@ -145,3 +145,11 @@ def test_a_body_that_is_not_json_is_malformed():
 def test_fixture_is_the_shape_rocketchat_sends():
     body = json.loads(raw("rocketchat", "livechat_session_closed.json"))
     assert {"type", "messages", "servedBy", "closedAt", "closedBy", "closer", "visitor", "agent"} <= body.keys()
+
+
+@pytest.mark.parametrize("messages", [[], None])
+def test_a_chat_closed_before_anyone_wrote_is_ignored_with_the_reason(messages):
+    body = payload("rocketchat", "livechat_session_closed.json")
+    body["messages"] = messages
+    result = parse(push(compact(body), X_RocketChat_Livechat_Token=TOKEN), CONFIG)
+    assert isinstance(result, Ignored) and "no messages" in result.reason

@@ -33,6 +33,9 @@ from archive.models import Agent, ConversationIn, Message, Visitor
 _MSGSPEC_PATH_SUFFIX = " - at `$"
 # Metadata saying how many platform messages carried nothing to keep, and their platform ids.
 SKIPPED_COUNT = "skipped_empty_messages"
+# Platforms whose numeric message ids grow with time, so they order messages of the same second
+# (Chatwoot: whole-second created_at, webhooks delivered by Sidekiq in any order).
+ID_ORDERED_PLATFORMS = frozenset({"chatwoot"})
 SKIPPED_IDS = "skipped_empty_message_ids"
 
 
@@ -40,7 +43,8 @@ def assemble(drafts: Sequence[Draft], config: ConnectorConfig | None = None) -> 
     if not drafts:
         raise ValueError("assemble needs at least one draft")
     external_id = drafts[-1].external_id
-    messages, empty = without_empty(merge_messages(m for d in drafts for m in d.messages))
+    by_id = config is not None and config.platform in ID_ORDERED_PLATFORMS
+    messages, empty = without_empty(merge_messages((m for d in drafts for m in d.messages), by_id))
     times: list[datetime | None] = [m.at for m in messages]
     started = _earliest([d.started_at for d in drafts] + times)
     ended = _latest([d.ended_at for d in drafts] + times)
@@ -91,7 +95,9 @@ def to_conversation(raw: object) -> ConversationIn:
         ) from None
 
 
-def merge_messages(messages: Iterable[Message]) -> list[Message]:
+def merge_messages(messages: Iterable[Message], by_id: bool = False) -> list[Message]:
+    """Messages in time order; ties in arrival order, or — ``by_id`` — by numeric platform id
+    first (messages without one keep their arrival order after those)."""
     kept: list[Message] = []
     by_id: dict[str, list[int]] = {}
     anonymous: dict[tuple[Any, ...], int] = {}
@@ -116,7 +122,13 @@ def merge_messages(messages: Iterable[Message]) -> list[Message]:
             message = msgspec.structs.replace(message, at=original.at)
         versions.append(len(kept))
         kept.append(message)
-    order = sorted(range(len(kept)), key=lambda i: (kept[i].at, i))
+    def key(i: int) -> tuple[datetime, int, int, int]:
+        number = kept[i].id
+        if by_id and number is not None and number.isascii() and number.isdigit():
+            return (kept[i].at, 0, int(number), i)
+        return (kept[i].at, 1, 0, i)
+
+    order = sorted(range(len(kept)), key=key if by_id else lambda i: (kept[i].at, 0, 0, i))
     return [kept[i] for i in order]
 
 
