@@ -222,3 +222,41 @@ async def test_an_empty_rocketchat_session_is_answered_200_ignored_and_counted_a
     assert (response.status_code, response.json()["status"]) == (200, "ignored") and "no messages" in response.json()["reason"]
     counted = await stats(client, tenant, created)
     assert (counted["ignored"], counted["rejected"]) == (1, {})
+
+
+# --- Rocket.Chat LivechatEdit --------------------------------------------------------------------
+
+
+def livechat_edit(change: Any = None) -> bytes:
+    """saveInfo on a closed room: the whole room again as LivechatEdit, without what
+    getAdditionalFieldsByType adds only to a LivechatSession (sendToCRM.ts)."""
+    body = payload("rocketchat", "livechat_session_closed.json")
+    body["type"] = "LivechatEdit"
+    for key in ("departmentId", "servedBy", "closedAt", "closedBy", "closer"):
+        body.pop(key)
+    if change:
+        change(body)
+    return compact(body)
+
+
+async def test_a_livechat_edit_that_changed_nothing_is_the_same_conversation_again(client, tenant):
+    created = await connector(client, tenant, "rocketchat", secret=ROCKETCHAT_TOKEN)
+    headers = {"X-RocketChat-Livechat-Token": ROCKETCHAT_TOKEN}
+    first = (await push(client, created, compact(payload("rocketchat", "livechat_session_closed.json")), headers)).json()
+    again = (await push(client, created, livechat_edit(), headers)).json()
+    assert (again["status"], again["result"], again["conversation"], again["revision"]) == ("archived", "existing", first["conversation"], 1)
+
+
+async def test_a_livechat_edit_of_the_tags_is_a_revision_that_keeps_when_and_by_whom_the_chat_closed(client, tenant):
+    created = await connector(client, tenant, "rocketchat", secret=ROCKETCHAT_TOKEN)
+    headers = {"X-RocketChat-Livechat-Token": ROCKETCHAT_TOKEN}
+    first = (await push(client, created, compact(payload("rocketchat", "livechat_session_closed.json")), headers)).json()
+    edited = (await push(client, created, livechat_edit(lambda b: b.update(tags=["billing", "refund-done"])), headers)).json()
+    assert (edited["result"], edited["revision"], edited["conversation"]) == ("revised", 2, first["conversation"])
+    latest = await read(client, tenant, first["conversation"])
+    assert latest["tags"] == ["billing", "refund-done"]
+    assert latest["ended_at"].startswith("2026-10-14T09:24:03.9")
+    assert {k: latest["metadata"].get(k) for k in ("closer", "closed_by", "department_id")} == {
+        "closer": "user", "closed_by": "kari.hansen", "department_id": "vZ3X5cHFsMLBm8jqa",
+    }
+    assert "rocketchat_type" not in latest["metadata"]

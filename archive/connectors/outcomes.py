@@ -65,7 +65,12 @@ FetchRef = Union[ChatwootRef, IntercomRef, CrispRef, LiveChatRef]
 
 
 class Finished(msgspec.Struct, frozen=True, tag="finished"):
+    """``remember``: facts to keep under the conversation's thread once it is archived, for a
+    later push of the same conversation that leaves them out (Rocket.Chat's LivechatEdit has no
+    close time or closer); that push is a ``Close`` merged with them."""
+
     conversation: ConversationIn
+    remember: Draft | None = None
 
 
 class Pending(msgspec.Struct, frozen=True, tag="pending"):

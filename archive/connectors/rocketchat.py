@@ -29,7 +29,7 @@ from archive.connectors import normalise as n
 from archive.connectors.adapter import Adapter, Obj, Scalar, body_key, shaped
 from archive.connectors.assemble import assemble
 from archive.connectors.errors import PayloadInvalid
-from archive.connectors.outcomes import Draft, Finished, Ignored, Outcome
+from archive.connectors.outcomes import Close, Draft, Finished, Ignored, Outcome
 from archive.connectors.push import ConnectorConfig, Push
 from archive.connectors.signatures import check_token
 from archive.connectors.timestamps import BadTimestamp, maybe_time, parse_time
@@ -98,7 +98,25 @@ def parse(push: Push, config: ConnectorConfig) -> Outcome:
     found = draft(payload, room_id)
     if not found.messages:  # a chat closed before anyone wrote (an abandoned widget, say)
         return Ignored(f"Rocket.Chat {kind} of room {room_id} has no messages: nothing to archive")
-    return Finished(assemble([found], config))
+    if kind == "LivechatEdit":
+        # getAdditionalFieldsByType('LivechatEdit') is {}: no closedAt, closedBy, closer, servedBy or
+        # departmentId. Merged with the close facts kept when the session was archived, an edit
+        # that changed nothing is the same conversation again, and one that did keeps them.
+        return Close(thread=room_id, draft=found)
+    served = isinstance(payload.get("agent"), dict) and bool(payload["agent"].get("_id"))
+    return Finished(assemble([found], config), remember=close_facts(found, served))
+
+
+def close_facts(found: Draft, served: bool) -> Draft:
+    """What only the LivechatSession push says: when and by whom the chat was closed, its
+    department, the agent who served it."""
+    keys = ("department_id", "closer", "closed_by")
+    return Draft(
+        external_id=found.external_id,
+        ended_at=found.ended_at,
+        agents=found.agents[:1] if served else [],  # draft() lists the serving agent first
+        metadata={k: v for k, v in found.metadata.items() if k in keys},
+    )
 
 
 def draft(payload: dict[str, Any], room_id: str) -> Draft:
@@ -135,7 +153,6 @@ def draft(payload: dict[str, Any], room_id: str) -> Draft:
             "department_id": payload.get("departmentId"),
             "closer": payload.get("closer"),
             "closed_by": closed_by.get("username"),
-            "rocketchat_type": payload.get("type"),
         }
     )
     metadata.update(n.metadata(payload.get("customFields") or {}, prefix="field."))

@@ -41,7 +41,7 @@ from archive.connectors import store as connector_store
 from archive.connectors.api import api_client
 from archive.connectors.errors import FetchFailed, FetchNotConfigured, PayloadInvalid, PayloadMalformed, SignatureRejected
 from archive.connectors.files import fetch_files, fetchable
-from archive.connectors.outcomes import Close, Finished, Ignored, Outcome, Pending
+from archive.connectors.outcomes import Close, Draft, Finished, Ignored, Outcome, Pending
 from archive.connectors.push import Push
 from archive.connectors.store import Duplicate, Loaded, Thread
 from archive.errors import Conflict, DomainError
@@ -154,7 +154,7 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
         if connector.files.fetch and fetchable(conversation):
             _valid(rt, conversation, now)
             return await _queue(ctx, connector, thread_name, conversation.external_id, outcome, key, now)
-        return await _archive(rt, connector, conversation, None, key, now)
+        return await _archive(rt, connector, conversation, None, key, now, remember=outcome.remember)
     if outcome.fetch is not None:
         return await _queue(ctx, connector, outcome.thread, outcome.draft.external_id, outcome, key, now)
     known = await connector_store.find_thread(ctx.tenant_id, connector.id, outcome.thread)
@@ -184,12 +184,17 @@ async def _queue(
 
 async def _archive(
     rt: Runtime, connector: Loaded, conversation: ConversationIn, thread: Thread | None, key: str | None, now: datetime,
-    files: list[FetchedFile] | None = None, job: UUID | None = None,
+    files: list[FetchedFile] | None = None, job: UUID | None = None, remember: Draft | None = None,
 ) -> Receipt:
     """Ingest the finished conversation as the connector (revising what it archived before);
-    the delivery (or the queued job's completion) commits in the same transaction."""
+    the delivery (or the queued job's completion), and the draft to ``remember`` under the
+    conversation's thread, commit in the same transaction."""
+    ctx = await rt.tenants.context(connector.tenant_id) if remember is not None else None
 
     async def within() -> None:
+        if remember is not None and ctx is not None:  # the conversation's rows are written: the thread points at them
+            kept = await connector_store.ensure_thread(ctx, connector.id, conversation.external_id, conversation.external_id, now)
+            await connector_store.keep_draft(ctx, connector.id, kept, remember, now)
         if key is not None:  # the delivery row is also what the stats count (no counter write here)
             await connector_store.record_delivery(connector.id, key, now, "archived")
         else:
@@ -260,12 +265,13 @@ async def _run_one(rt: Runtime, row: dict[str, Any], now: datetime, client: http
         return 1
     thread = Thread(job["conversation"], key["wrapped_key"], key["master_version"])
     outcome = connector_store.open_job(ctx, job, key)
+    remember: Draft | None = None
     try:
         if isinstance(outcome, Close):
             drafts = await connector_store.drafts(ctx, connector.id, thread)
             conversation = await complete(outcome, drafts, connector.config, client)
         elif isinstance(outcome, Finished):
-            conversation = outcome.conversation
+            conversation, remember = outcome.conversation, outcome.remember
         else:
             raise PayloadInvalid(f"a queued {type(outcome).__name__} cannot be archived")
         files: list[FetchedFile] = []
@@ -273,7 +279,7 @@ async def _run_one(rt: Runtime, row: dict[str, Any], now: datetime, client: http
             conversation, files, outcomes = await fetch_files(conversation, connector.config, connector.files, client)
             if outcomes:
                 await connector_store.bump(connector.id, now, *_repeat(outcomes))
-        await _archive(rt, connector, conversation, thread, None, now, files, job["id"])
+        await _archive(rt, connector, conversation, thread, None, now, files, job["id"], remember)
         return 1
     except FetchFailed as exc:
         await _retry_later(job, connector.id, now, exc.reason, exc.detail)
