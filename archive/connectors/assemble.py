@@ -43,8 +43,8 @@ def assemble(drafts: Sequence[Draft], config: ConnectorConfig | None = None) -> 
     if not drafts:
         raise ValueError("assemble needs at least one draft")
     external_id = drafts[-1].external_id
-    by_id = config is not None and config.platform in ID_ORDERED_PLATFORMS
-    messages, empty = without_empty(merge_messages((m for d in drafts for m in d.messages), by_id))
+    ids_ordered = config is not None and config.platform in ID_ORDERED_PLATFORMS
+    messages, empty = without_empty(merge_messages((m for d in drafts for m in d.messages), ids_ordered))
     times: list[datetime | None] = [m.at for m in messages]
     started = _earliest([d.started_at for d in drafts] + times)
     ended = _latest([d.ended_at for d in drafts] + times)
@@ -95,8 +95,8 @@ def to_conversation(raw: object) -> ConversationIn:
         ) from None
 
 
-def merge_messages(messages: Iterable[Message], by_id: bool = False) -> list[Message]:
-    """Messages in time order; ties in arrival order, or — ``by_id`` — by numeric platform id
+def merge_messages(messages: Iterable[Message], ids_ordered: bool = False) -> list[Message]:
+    """Messages in time order; ties in arrival order, or — ``ids_ordered`` — by numeric platform id
     first (messages without one keep their arrival order after those)."""
     kept: list[Message] = []
     by_id: dict[str, list[int]] = {}
@@ -122,13 +122,13 @@ def merge_messages(messages: Iterable[Message], by_id: bool = False) -> list[Mes
             message = msgspec.structs.replace(message, at=original.at)
         versions.append(len(kept))
         kept.append(message)
-    def key(i: int) -> tuple[datetime, int, int, int]:
+    def position(i: int) -> tuple[datetime, int, int, int]:
         number = kept[i].id
-        if by_id and number is not None and number.isascii() and number.isdigit():
+        if ids_ordered and number is not None and number.isascii() and number.isdigit():
             return (kept[i].at, 0, int(number), i)
         return (kept[i].at, 1, 0, i)
 
-    order = sorted(range(len(kept)), key=key if by_id else lambda i: (kept[i].at, 0, 0, i))
+    order = sorted(range(len(kept)), key=position)
     return [kept[i] for i in order]
 
 
