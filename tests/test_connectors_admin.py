@@ -139,3 +139,16 @@ async def test_a_thread_of_an_archived_conversation_outlives_the_stale_cutoff(cl
     await connector_store.expire(runtime.clock.now() + timedelta(days=connector_store.STALE_THREAD_DAYS + 1))
     assert await ConnectorDraft.count().where(ConnectorDraft.conversation == archived["conversation"]) == 1
     assert (await stats(client, tenant, created))["archived"] == 1
+
+
+async def test_a_secret_shorter_than_8_characters_is_refused_saying_how_to_get_a_longer_one(client, tenant):
+    response = await client.post("/v1/admin/connectors", json={"platform": "rocketchat", "secret": "abc123"}, headers=tenant.headers("admin"))
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["path"] == "secret" and "at least 8" in error["message"] and "Secret Token" in error["message"]
+
+
+async def test_a_rocketchat_secret_token_of_any_characters_from_8_on_is_accepted(client, tenant):
+    token = "my shop #1 token!"  # free text the admin typed into Rocket.Chat (sent as a header: ASCII)
+    response = await client.post("/v1/admin/connectors", json={"platform": "rocketchat", "secret": token}, headers=tenant.headers("admin"))
+    assert response.status_code == 201 and response.json()["secret"] == token

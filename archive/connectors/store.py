@@ -59,13 +59,23 @@ SECRET_FROM_PLATFORM = {
     "intercom": "Intercom signs with your app's client secret (Developer Hub → Basic information); give it as the connector's secret (--secret)",
     "crisp": "Crisp shows the web hooks' signing secret in the website settings; give it as the connector's secret (--secret)",
 }
+# Shorter secrets could be found by trying. Every platform that generates its secret makes a longer
+# one; Rocket.Chat's Secret Token is free text the admin types (webhooks.ts sends it as it is,
+# and no header at all when it is empty), so a short one is refused with how to fix it.
+MIN_SECRET_CHARS = 8
+SHORT_SECRET_HINT = {
+    "rocketchat": "Rocket.Chat's Secret Token is free text: set a longer one under Administration → Omnichannel → "
+    "Webhooks, or leave --secret out and enter the one Parley generates",
+    "livechat": "leave --secret out and enter the one Parley generates as the webhook's secret_key",
+    "generic": "leave --secret out and sign with the one Parley generates",
+}
 DELIVERY_DAYS = 7  # a platform retries within hours; a week of keys is plenty
 STALE_THREAD_DAYS = 30  # a thread whose conversation never closed is dropped after this
 
 
 class ConnectorIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     platform: PlatformName
-    secret: Annotated[str, msgspec.Meta(min_length=8, max_length=512)] | None = None
+    secret: Annotated[str, msgspec.Meta(min_length=1, max_length=512)] | None = None
     api_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
     api_token: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)] | None = None
     site: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")] | None = None
@@ -138,6 +148,9 @@ def _check(data: ConnectorIn) -> list[FieldError]:
     errors: list[FieldError] = []
     if data.secret is None and data.platform in SECRET_FROM_PLATFORM:
         errors.append(FieldError("secret", SECRET_FROM_PLATFORM[data.platform]))
+    if data.secret is not None and len(data.secret) < MIN_SECRET_CHARS:
+        hint = SHORT_SECRET_HINT.get(data.platform, "copy the whole secret the platform shows")
+        errors.append(FieldError("secret", f"at least {MIN_SECRET_CHARS} characters (a shorter one can be guessed); {hint}"))
     if data.api_url is not None and not data.api_url.startswith(("https://", "http://")):
         errors.append(FieldError("api_url", "an http:// or https:// URL, e.g. https://chat.example.com"))
     config = ConnectorConfig(platform=data.platform, secret=data.secret or "-", api_url=data.api_url, api_token=data.api_token)
