@@ -152,3 +152,6 @@ async def test_a_rocketchat_secret_token_of_any_characters_from_8_on_is_accepted
     token = "my shop #1 token!"  # free text the admin typed into Rocket.Chat (sent as a header: ASCII)
     response = await client.post("/v1/admin/connectors", json={"platform": "rocketchat", "secret": token}, headers=tenant.headers("admin"))
     assert response.status_code == 201 and response.json()["secret"] == token
+    pushed = await client.post(f"/v1/connectors/{response.json()['id']}/events", content=rocketchat_body(),
+                               headers={"X-RocketChat-Livechat-Token": token})
+    assert pushed.status_code == 200 and pushed.json()["status"] == "archived", pushed.text
