@@ -95,13 +95,13 @@ def run(table: Table, conversations: int) -> None:
     with Server("api.asgi:create", "granian", {"PARLEY_SCHEDULER": "false"}) as server:
         warm = _bodies(50, 1, 50_000_000)
         asyncio.run(_rate(server.url, plain_path, plain_headers, [msgspec.json.encode(b) for b in warm[:25]], 201))
-        asyncio.run(_rate(server.url, push_path, push_headers, [msgspec.json.encode(livechat_session(b)) for b in warm[25:]], 201))
+        asyncio.run(_rate(server.url, push_path, push_headers, [msgspec.json.encode(livechat_session(b)) for b in warm[25:]], 200))
         for attempt in range(2):
             plain_bodies = _bodies(conversations, 10 + attempt, 60_000_000 + attempt * 1_000_000)
             push_bodies = _bodies(conversations, 20 + attempt, 70_000_000 + attempt * 1_000_000)
             plain = max(plain, asyncio.run(_rate(server.url, plain_path, plain_headers, [msgspec.json.encode(b) for b in plain_bodies], 201)))
             pushes = [msgspec.json.encode(livechat_session(b)) for b in push_bodies]
-            through = max(through, asyncio.run(_rate(server.url, push_path, push_headers, pushes, 201)))
+            through = max(through, asyncio.run(_rate(server.url, push_path, push_headers, pushes, 200)))  # Rocket.Chat is answered 200
     ratio = through / plain
     table.add(Row("connector: Rocket.Chat pushes over HTTP, one chat each", through, "conv/s", plain,
                   target=f"ratio >= {GOAL}", passed=ratio >= GOAL,

@@ -260,3 +260,12 @@ async def test_a_livechat_edit_of_the_tags_is_a_revision_that_keeps_when_and_by_
         "closer": "user", "closed_by": "kari.hansen", "department_id": "vZ3X5cHFsMLBm8jqa",
     }
     assert "rocketchat_type" not in latest["metadata"]
+
+
+async def test_a_livechat_edit_of_a_chat_never_archived_is_archived_with_what_it_says(client, tenant):
+    created = await connector(client, tenant, "rocketchat", secret=ROCKETCHAT_TOKEN)
+    edit = livechat_edit(lambda b: b.update(_id="room-archived-first-by-an-edit"))
+    response = await push(client, created, edit, {"X-RocketChat-Livechat-Token": ROCKETCHAT_TOKEN})
+    assert (response.status_code, response.json()["result"]) == (200, "created"), response.text
+    conversation = await read(client, tenant, response.json()["conversation"])
+    assert "closer" not in conversation["metadata"] and conversation["ended_at"].startswith("2026-10-14T09:24:03.8")

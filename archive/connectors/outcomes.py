@@ -64,13 +64,22 @@ class LiveChatRef(msgspec.Struct, frozen=True, tag="livechat"):
 FetchRef = Union[ChatwootRef, IntercomRef, CrispRef, LiveChatRef]
 
 
+class Inherit(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a push never carries, to take from the conversation already archived under the same
+    external_id when the push does not say it: the close time (when later than the push's),
+    the first agent (the one who served the chat) and these metadata keys."""
+
+    metadata: tuple[str, ...] = ()
+    ended_at: bool = False
+    first_agent: bool = False
+
+
 class Finished(msgspec.Struct, frozen=True, tag="finished"):
-    """``remember``: facts to keep under the conversation's thread once it is archived, for a
-    later push of the same conversation that leaves them out (Rocket.Chat's LivechatEdit has no
-    close time or closer); that push is a ``Close`` merged with them."""
+    """``inherit``: facts this push leaves out (Rocket.Chat's LivechatEdit has no close time,
+    closer or department), filled from the archived conversation before it is ingested."""
 
     conversation: ConversationIn
-    remember: Draft | None = None
+    inherit: Inherit | None = None
 
 
 class Pending(msgspec.Struct, frozen=True, tag="pending"):

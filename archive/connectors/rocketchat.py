@@ -29,7 +29,7 @@ from archive.connectors import normalise as n
 from archive.connectors.adapter import Adapter, Obj, Scalar, body_key, shaped
 from archive.connectors.assemble import assemble
 from archive.connectors.errors import PayloadInvalid
-from archive.connectors.outcomes import Close, Draft, Finished, Ignored, Outcome
+from archive.connectors.outcomes import Draft, Finished, Ignored, Inherit, Outcome
 from archive.connectors.push import ConnectorConfig, Push
 from archive.connectors.signatures import check_token
 from archive.connectors.timestamps import BadTimestamp, maybe_time, parse_time
@@ -40,6 +40,8 @@ TOKEN_HEADER = "X-RocketChat-Livechat-Token"
 # The fixed room id of the sample session the "Send Test" button posts (webhooks.ts).
 TEST_SESSION_ID = "fasd6f5a4sd6f8a4sdf"
 FINISHED_TYPES = {"LivechatSession", "LivechatEdit"}
+# Metadata only a LivechatSession push carries.
+CLOSE_FACTS = ("department_id", "closer", "closed_by")
 
 
 # The JSON types read from a push (sendToCRM.ts); other fields are read as scalars or not at all.
@@ -98,25 +100,13 @@ def parse(push: Push, config: ConnectorConfig) -> Outcome:
     found = draft(payload, room_id)
     if not found.messages:  # a chat closed before anyone wrote (an abandoned widget, say)
         return Ignored(f"Rocket.Chat {kind} of room {room_id} has no messages: nothing to archive")
+    conversation = assemble([found], config)
     if kind == "LivechatEdit":
         # getAdditionalFieldsByType('LivechatEdit') is {}: no closedAt, closedBy, closer, servedBy or
-        # departmentId. Merged with the close facts kept when the session was archived, an edit
-        # that changed nothing is the same conversation again, and one that did keeps them.
-        return Close(thread=room_id, draft=found)
-    served = isinstance(payload.get("agent"), dict) and bool(payload["agent"].get("_id"))
-    return Finished(assemble([found], config), remember=close_facts(found, served))
-
-
-def close_facts(found: Draft, served: bool) -> Draft:
-    """What only the LivechatSession push says: when and by whom the chat was closed, its
-    department, the agent who served it."""
-    keys = ("department_id", "closer", "closed_by")
-    return Draft(
-        external_id=found.external_id,
-        ended_at=found.ended_at,
-        agents=found.agents[:1] if served else [],  # draft() lists the serving agent first
-        metadata={k: v for k, v in found.metadata.items() if k in keys},
-    )
+        # departmentId. Taken from the archived session, an edit that changed nothing is the same
+        # conversation again, and one that did still knows when and by whom the chat was closed.
+        return Finished(conversation, inherit=Inherit(metadata=CLOSE_FACTS, ended_at=True, first_agent=True))
+    return Finished(conversation)
 
 
 def draft(payload: dict[str, Any], room_id: str) -> Draft:

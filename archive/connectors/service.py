@@ -34,20 +34,20 @@ import msgspec
 import structlog
 from apscheduler.triggers.interval import IntervalTrigger
 
-from archive import db, ingest, revisions
+from archive import db, ingest, revisions, transcripts
 from archive.attachments import FetchedFile
 from archive.connectors import ADAPTERS, authenticate, complete, delivery_key, parse
 from archive.connectors import store as connector_store
 from archive.connectors.api import api_client
 from archive.connectors.errors import FetchFailed, FetchNotConfigured, PayloadInvalid, PayloadMalformed, SignatureRejected
 from archive.connectors.files import fetch_files, fetchable
-from archive.connectors.outcomes import Close, Draft, Finished, Ignored, Outcome, Pending
+from archive.connectors.outcomes import Close, Finished, Ignored, Inherit, Outcome, Pending
 from archive.connectors.push import Push
 from archive.connectors.store import Duplicate, Loaded, Thread
-from archive.errors import Conflict, DomainError
+from archive.errors import Conflict, DomainError, NotFound
 from archive.jobs import JobSpec
 from archive.models import ConversationIn, IngestResult
-from archive.tables import ConnectorJob
+from archive.tables import ConnectorJob, Conversation
 
 if TYPE_CHECKING:
     from archive.runtime import Runtime
@@ -151,10 +151,13 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
         return Receipt(status="pending", conversation=thread.conversation)
     if isinstance(outcome, Finished):
         conversation, thread_name = outcome.conversation, outcome.conversation.external_id
+        if outcome.inherit is not None:
+            conversation = await _inherited(ctx, conversation, outcome.inherit)
+            outcome = Finished(conversation)
         if connector.files.fetch and fetchable(conversation):
             _valid(rt, conversation, now)
             return await _queue(ctx, connector, thread_name, conversation.external_id, outcome, key, now)
-        return await _archive(rt, connector, conversation, None, key, now, remember=outcome.remember)
+        return await _archive(rt, connector, conversation, None, key, now)
     if outcome.fetch is not None:
         return await _queue(ctx, connector, outcome.thread, outcome.draft.external_id, outcome, key, now)
     known = await connector_store.find_thread(ctx.tenant_id, connector.id, outcome.thread)
@@ -163,6 +166,29 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
         _valid(rt, conversation, now)
         return await _queue(ctx, connector, outcome.thread, outcome.draft.external_id, outcome, key, now)
     return await _archive(rt, connector, conversation, known, key, now)
+
+
+async def _inherited(ctx: TenantContext, conversation: ConversationIn, inherit: Inherit) -> ConversationIn:
+    """``conversation`` with what ``inherit`` names taken from the one archived under its
+    external_id (its latest revision), where the push did not say it."""
+    row = await Conversation.select(Conversation.id).where(
+        (Conversation.tenant == ctx.tenant_id) & (Conversation.external_id == conversation.external_id)
+    ).first()
+    if row is None:
+        return conversation
+    try:
+        _, archived = await transcripts.load(ctx, row["id"])
+    except NotFound:  # erased meanwhile: nothing to take
+        return conversation
+    metadata = dict(conversation.metadata)
+    for name in inherit.metadata:
+        if name not in metadata and name in archived.metadata:
+            metadata[name] = archived.metadata[name]
+    agents = conversation.agents
+    if inherit.first_agent and archived.agents and all(a.id != archived.agents[0].id for a in agents):
+        agents = [archived.agents[0], *agents]
+    ended = max(conversation.ended_at, archived.ended_at) if inherit.ended_at else conversation.ended_at
+    return msgspec.structs.replace(conversation, metadata=metadata, agents=agents, ended_at=ended)
 
 
 def _valid(rt: Runtime, conversation: ConversationIn, now: datetime) -> None:
@@ -184,17 +210,12 @@ async def _queue(
 
 async def _archive(
     rt: Runtime, connector: Loaded, conversation: ConversationIn, thread: Thread | None, key: str | None, now: datetime,
-    files: list[FetchedFile] | None = None, job: UUID | None = None, remember: Draft | None = None,
+    files: list[FetchedFile] | None = None, job: UUID | None = None,
 ) -> Receipt:
     """Ingest the finished conversation as the connector (revising what it archived before);
-    the delivery (or the queued job's completion), and the draft to ``remember`` under the
-    conversation's thread, commit in the same transaction."""
-    ctx = await rt.tenants.context(connector.tenant_id) if remember is not None else None
+    the delivery (or the queued job's completion) commits in the same transaction."""
 
     async def within() -> None:
-        if remember is not None and ctx is not None:  # the conversation's rows are written: the thread points at them
-            kept = await connector_store.ensure_thread(ctx, connector.id, conversation.external_id, conversation.external_id, now)
-            await connector_store.keep_draft(ctx, connector.id, kept, remember, now)
         if key is not None:  # the delivery row is also what the stats count (no counter write here)
             await connector_store.record_delivery(connector.id, key, now, "archived")
         else:
@@ -265,13 +286,12 @@ async def _run_one(rt: Runtime, row: dict[str, Any], now: datetime, client: http
         return 1
     thread = Thread(job["conversation"], key["wrapped_key"], key["master_version"])
     outcome = connector_store.open_job(ctx, job, key)
-    remember: Draft | None = None
     try:
         if isinstance(outcome, Close):
             drafts = await connector_store.drafts(ctx, connector.id, thread)
             conversation = await complete(outcome, drafts, connector.config, client)
         elif isinstance(outcome, Finished):
-            conversation, remember = outcome.conversation, outcome.remember
+            conversation = outcome.conversation
         else:
             raise PayloadInvalid(f"a queued {type(outcome).__name__} cannot be archived")
         files: list[FetchedFile] = []
@@ -279,7 +299,7 @@ async def _run_one(rt: Runtime, row: dict[str, Any], now: datetime, client: http
             conversation, files, outcomes = await fetch_files(conversation, connector.config, connector.files, client)
             if outcomes:
                 await connector_store.bump(connector.id, now, *_repeat(outcomes))
-        await _archive(rt, connector, conversation, thread, None, now, files, job["id"], remember)
+        await _archive(rt, connector, conversation, thread, None, now, files, job["id"])
         return 1
     except FetchFailed as exc:
         await _retry_later(job, connector.id, now, exc.reason, exc.detail)
