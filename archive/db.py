@@ -25,6 +25,7 @@ import structlog
 from piccolo.engine.base import Engine
 from piccolo.engine.sqlite import TransactionType
 from piccolo.querystring import QueryString
+from piccolo.table import Table
 
 from archive.tables import Tenant
 from config.database import ClosingSQLiteEngine
@@ -59,14 +60,19 @@ class Database:
 
     def bind(self) -> None:
         """Point every registered Piccolo table, and Piccolo's own migration machinery, here."""
+        from piccolo.apps.migrations.tables import Migration
         from piccolo.conf.apps import Finder
 
         import config.piccolo_conf as piccolo_conf
 
         # Piccolo's migration manager looks the engine up through the conf module (a library
-        # requirement); the tables carry it as a class attribute.
+        # requirement); the tables carry it as a class attribute. Its own ``migration`` table is
+        # no app's table and took its engine once, at import: bound here too, or a second
+        # database in one process reads the first one's list of applied migrations and is never
+        # migrated.
         piccolo_conf.DB = self.engine
-        for table in Finder().get_table_classes():
+        tables: list[type[Table]] = [*Finder().get_table_classes(), Migration]
+        for table in tables:
             table._meta.db = self.engine
 
     async def start(self) -> None:

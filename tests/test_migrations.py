@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import apsw
@@ -89,3 +91,13 @@ async def test_an_index_file_of_an_older_version_asks_for_a_rebuild_until_the_cl
     assert "rebuilt the sqlite index from the store" in rebuilt.stdout
     after = await run_cli("index", "status", env=env)
     assert after.returncode == 0 and "upgraded" not in after.stdout
+
+
+def test_a_second_database_in_the_same_process_is_migrated_too(tmp_path: Path) -> None:
+    # Piccolo's own migration table kept the engine it saw first: the second database was taken
+    # for migrated and left without tables.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
+    done = subprocess.run([sys.executable, "-m", "tests.two_databases", str(tmp_path / "one"), str(tmp_path / "two")],
+                          env=env, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "'conversation'" in done.stdout and "'signing_key'" in done.stdout and "'migration'" in done.stdout
