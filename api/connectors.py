@@ -45,9 +45,8 @@ async def receive_push(request: Request[Any, Any, Any], rt: Rt, connector_id: Fr
         parsed = UUID(connector_id)
     except ValueError:
         raise NotFound(f"no connector {connector_id}") from None
-    receipt = await service.receive(rt, parsed, await request.body(), dict(request.headers.items()))
-    connector = await connectors.load(rt, parsed)  # cached: receive has just loaded it
-    return Response(receipt, status_code=service.http_status(receipt, connector.config.platform))
+    receipt, status = await service.answer(rt, parsed, await request.body(), dict(request.headers.items()))
+    return Response(receipt, status_code=status)
 
 
 class ConnectorAdminController(Controller):

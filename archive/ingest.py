@@ -168,9 +168,7 @@ def check_conversation(
     for i, message in enumerate(conv.messages[: settings.max_messages]):
         where = f"{path}messages[{i}]"
         if not message.text.strip():
-            # A message that is only a file, an event the platform gave no words, or a message
-            # whose words were deleted on the platform (the fact that it was written remains) is real.
-            if not message.attachments and message.kind != "event" and not message.deleted:
+            if message.carries_nothing():
                 errors.append(
                     FieldError(f"{where}.text", "must not be empty unless the message has attachments, is an event or is deleted")
                 )

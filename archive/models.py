@@ -58,6 +58,12 @@ class Message(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     edited_at: Timestamp | None = None
     deleted: bool = False
 
+    def carries_nothing(self) -> bool:
+        """No words, no attachment, no event, not deleted: nothing a reader could see. Ingest
+        refuses such a message; connectors leave it out and count it (a file alone, an event
+        without words, a message whose words were deleted on the platform are all real)."""
+        return not self.text.strip() and not self.attachments and self.kind != "event" and not self.deleted
+
 
 class Visitor(msgspec.Struct, forbid_unknown_fields=True):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]

@@ -141,8 +141,7 @@ def without_empty(messages: list[Message]) -> tuple[list[Message], list[Message]
     kept: list[Message] = []
     empty: list[Message] = []
     for message in messages:
-        blank = not message.text.strip() and not message.attachments and message.kind != "event" and not message.deleted
-        (empty if blank else kept).append(message)
+        (empty if message.carries_nothing() else kept).append(message)
     return kept, empty
 
 

@@ -47,7 +47,7 @@ from archive.connectors.store import Duplicate, Loaded, Thread
 from archive.errors import Conflict, DomainError, NotFound
 from archive.jobs import JobSpec
 from archive.models import ConversationIn, IngestResult
-from archive.tables import ConnectorJob, Conversation
+from archive.tables import ConnectorJob
 
 if TYPE_CHECKING:
     from archive.runtime import Runtime
@@ -100,8 +100,18 @@ def http_status(receipt: Receipt, platform: str) -> int:
     return STATUS.get(receipt.status) or (200 if receipt.result == "existing" else 201)
 
 
-async def receive(rt: Runtime, connector_id: UUID, body: bytes, headers: Mapping[str, str]) -> Receipt:
+async def answer(rt: Runtime, connector_id: UUID, body: bytes, headers: Mapping[str, str]) -> tuple[Receipt, int]:
+    """A push's receipt and the HTTP status it is answered with (``http_status``)."""
     connector = await connector_store.load(rt, connector_id)
+    receipt = await _receive(rt, connector, body, headers)
+    return receipt, http_status(receipt, connector.config.platform)
+
+
+async def receive(rt: Runtime, connector_id: UUID, body: bytes, headers: Mapping[str, str]) -> Receipt:
+    return await _receive(rt, await connector_store.load(rt, connector_id), body, headers)
+
+
+async def _receive(rt: Runtime, connector: Loaded, body: bytes, headers: Mapping[str, str]) -> Receipt:
     push = Push.of(body, headers)
     now = rt.clock.now()
     try:
@@ -171,13 +181,11 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
 async def _inherited(ctx: TenantContext, conversation: ConversationIn, inherit: Inherit) -> ConversationIn:
     """``conversation`` with what ``inherit`` names taken from the one archived under its
     external_id (its latest revision), where the push did not say it."""
-    row = await Conversation.select(Conversation.id).where(
-        (Conversation.tenant == ctx.tenant_id) & (Conversation.external_id == conversation.external_id)
-    ).first()
-    if row is None:
+    archived_id = await connector_store.archived_id(ctx.tenant_id, conversation.external_id)
+    if archived_id is None:
         return conversation
     try:
-        _, archived = await transcripts.load(ctx, row["id"])
+        _, archived = await transcripts.load(ctx, archived_id)
     except NotFound:  # erased meanwhile: nothing to take
         return conversation
     metadata = dict(conversation.metadata)

@@ -441,6 +441,14 @@ async def find_thread(tenant_id: UUID, connector_id: UUID, thread: str) -> Threa
     return Thread(row["conversation"], key["wrapped_key"], key["master_version"]) if key else None
 
 
+async def archived_id(tenant_id: UUID, external_id: str) -> UUID | None:
+    """The id of the conversation archived under ``external_id``, if there is one."""
+    row = await Conversation.select(Conversation.id).where(
+        (Conversation.tenant == tenant_id) & (Conversation.external_id == external_id)
+    ).first()
+    return row["id"] if row else None
+
+
 async def ensure_thread(ctx: TenantContext, connector_id: UUID, thread: str, external_id: str, now: datetime) -> Thread:
     """The thread's reserved conversation, created on first use (inside the caller's transaction):
     the archived conversation's own id and key if ``external_id`` is archived, else a new id with
@@ -451,12 +459,10 @@ async def ensure_thread(ctx: TenantContext, connector_id: UUID, thread: str, ext
         await ConnectorThread.update({ConnectorThread.updated_at: now}).where(ConnectorThread.key == key)
         return found
     await ConnectorThread.delete().where(ConnectorThread.key == key)  # a thread whose key was shredded starts again
-    archived = await Conversation.select(Conversation.id).where(
-        (Conversation.tenant == ctx.tenant_id) & (Conversation.external_id == external_id)
-    ).first()
-    existing = await revisions.key_of(ctx.tenant_id, archived["id"], lock=True) if archived else None
+    archived = await archived_id(ctx.tenant_id, external_id)
+    existing = await revisions.key_of(ctx.tenant_id, archived, lock=True) if archived else None
     if archived is not None and existing is not None:
-        reserved = Thread(archived["id"], existing["wrapped_key"], existing["master_version"])
+        reserved = Thread(archived, existing["wrapped_key"], existing["master_version"])
     else:
         conversation_id = uuid4()
         fresh = ctx.crypto.seal(conversation_id, b"")  # only its wrapped data key is kept
