@@ -197,6 +197,36 @@ async def test_relevance_pages_past_the_scored_matches_follow_newest_first(backe
     assert [h.conversation_id.int - 1000 for h in page.hits] == [2, 1, 0, 7, 6, 5, 4, 3]
 
 
+OR_QUERIES = ["refund", "refund OR parcel", "tromsø OR tromso", "zakaz OR refund", "refnd~ OR parcel", '"refund please" OR zakaz',
+              "refund OR parcel OR zakaz OR tromsø OR delivery"]
+
+
+@pytest.mark.parametrize("q", OR_QUERIES)
+async def test_an_or_of_words_by_relevance_answers_as_when_its_matches_are_read_apart(backend, monkeypatch, q):
+    # By relevance, an OR of words takes its matches from the scores (one read of the FTS
+    # tables); the answer — total, order, scores, facets — must be that of reading the matches
+    # apart, through every way a word matches: terms, phrases, typo expansions, Cyrillic typed
+    # in Latin letters (forms), and exact spellings that only raise a score.
+    analyzer = Analyzer(KEY)
+    texts = ["refund please", "refund refund", "the parcel", "Tromsø harbour", "Tromso harbour", "delivery of the parcel",
+             "refunds and refnds"]
+    docs = [_doc(analyzer, n, texts[n % len(texts)], "the end") for n in range(28)]
+    docs += [_doc(analyzer, 100 + n, "где мой заказ" if n % 2 else "заказы пришли", language="ru") for n in range(6)]
+    await backend.index(docs)
+
+    async def answer(q: str) -> tuple[int, list[tuple[int, float]], dict[str, dict[str, int]]]:
+        plan = Plan(tenant_id=TENANT, tree=compile_query(parse(q).tree, analyzer, ["en", "ru"], lambda v: v), senders=(),
+                    sort="relevance", size=7, cursor=Cursor(offset=2), facets=("day", "language"))
+        page = await backend.search(plan)
+        return page.total, [(h.conversation_id.int - 1000, round(h.score, 9)) for h in page.hits], page.facets
+
+    together = await answer(q)
+    monkeypatch.setattr(sqlite_fts, "scored_alike", lambda node: False)
+    apart = await answer(q)
+    assert together == apart
+    assert together[0] > 0
+
+
 async def test_facets_count_the_same_along_the_facet_index_and_from_the_matches(backend, monkeypatch):
     analyzer = Analyzer(KEY)
     await backend.index([_doc(analyzer, n, "refund please" if n % 2 else "the parcel") for n in range(60)])  # 60 hours
