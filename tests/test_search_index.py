@@ -22,7 +22,7 @@ from archive.search import sqlite_fts
 from archive.search.backend import IndexDoc
 from archive.search.indexing import document_columns
 from archive.search.plan import Cursor, Plan, compile_query
-from archive.search.sqlite_fts import SqliteFtsBackend, deletion_key
+from archive.search.sqlite_fts import SqliteFtsBackend, TypoLayout
 
 KEY = b"i" * 32
 TENANT = uuid.UUID(int=7)
@@ -94,10 +94,10 @@ async def test_the_typo_vocabulary_is_written_once_per_term_across_restarts(back
     restarted = SqliteFtsBackend(tmp_path / "search.sqlite3")  # forgets which terms it wrote
     await restarted.index([_doc(analyzer, 2, "cancel my subscription")])
     await restarted.close()
-    term = analyzer.word("subscription", "en").term
-    deletion = deletion_key(_doc(analyzer, 2, "subscription").typos[term][0])
+    term, layout = analyzer.word("subscription", "en").term, TypoLayout(sqlite_fts.TYPO_LAYOUT)
+    deletion = layout.key(_doc(analyzer, 2, "subscription").typos[term][0])
     conn = apsw.Connection(str(tmp_path / "search.sqlite3"))
-    rows = conn.execute("SELECT count(*) FROM search_typo WHERE search_typo MATCH ? AND rowid = ?", (deletion, int(term, 16))).fetchall()
+    rows = conn.execute("SELECT count(*) FROM search_typo WHERE search_typo MATCH ? AND rowid = ?", (deletion, layout.row(term))).fetchall()
     conn.close()
     assert rows == [(1,)]
     reopened = SqliteFtsBackend(tmp_path / "search.sqlite3")
@@ -338,6 +338,57 @@ async def test_a_file_of_the_earlier_rowid_layout_keeps_it_until_a_rebuild_recre
     await earlier.index([_doc(analyzer, 2, "refund")])
     assert _position(path, 2) == _seconds(2)
     await earlier.close()
+
+
+async def test_a_file_of_the_earlier_typo_layout_keeps_finding_typos_until_a_rebuild_recreates_it(tmp_path):
+    # Files written before the narrow typo vocabulary hold 48-bit hex keys under 56-bit terms:
+    # read as narrow, no typo would be found. They stay wide, old rows and new, until a rebuild.
+    path, analyzer = tmp_path / "search.sqlite3", Analyzer(KEY)
+    backend = SqliteFtsBackend(path)
+    await backend.index([])  # creates the file
+    await backend.search(_plan(analyzer, "refund"))
+    await backend.close()
+    conn = apsw.Connection(str(path))
+    conn.execute("DELETE FROM search_meta WHERE key = 'typo_layout'")  # as a file of the earlier release
+    conn.close()
+    earlier = SqliteFtsBackend(path)
+    await earlier.index([_doc(analyzer, 0, "the subscription renewed")])
+    await earlier.close()
+    earlier = SqliteFtsBackend(path)  # restarted: the layout is read from the file again
+    await earlier.index([_doc(analyzer, 1, "my subscription, cancelled")])
+    assert (await earlier.search(_plan(analyzer, "subscribtion~"))).total == 2
+    assert _vocabulary_rows(path) == {int(analyzer.word(w, "en").term, 16) for w in ("subscription", "renewed", "cancelled")}
+    await earlier.reset()
+    await earlier.index([_doc(analyzer, 2, "my subscription, cancelled")])
+    assert (await earlier.search(_plan(analyzer, "subscribtion~"))).total == 1
+    assert _vocabulary_rows(path) == {int(analyzer.word(w, "en").term[:8], 16) for w in ("subscription", "cancelled")}
+    await earlier.close()
+
+
+def _vocabulary_rows(path: Path) -> set[int]:
+    """The typo vocabulary's rowids (a contentless table cannot be scanned; its vocabulary can)."""
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE VIRTUAL TABLE temp.entries USING fts5vocab(main, search_typo, instance)")
+    rows = {r[0] for r in conn.execute("SELECT DISTINCT doc FROM temp.entries")}
+    conn.close()
+    return rows
+
+
+async def test_terms_that_share_a_vocabulary_row_are_each_found_by_their_typos(backend, monkeypatch):
+    # A narrow row is a term's first 32 bits, so two terms may share one (odds ~1e-4 per term at
+    # a million terms). Each adds its deletions to the row, and each is found. Shown with rows
+    # of 4 bits, where the words below must share.
+    monkeypatch.setattr(TypoLayout, "row", lambda self, term: int(term[0], 16))
+    monkeypatch.setattr(TypoLayout, "terms", lambda self, row: f"{row:x}*")
+    analyzer = Analyzer(KEY)
+    words = ["subscription", "delivery", "invoice", "warranty", "headphones", "package", "payment", "shipping", "discount",
+             "receipt", "exchange", "complaint", "cancellation", "replacement", "voucher", "checkout", "address", "tracking"]
+    await backend.index([_doc(analyzer, n, word) for n, word in enumerate(words)])
+    assert len({analyzer.word(w, "en").term[0] for w in words}) < len(words)  # some share a row
+    for n, word in enumerate(words):
+        typo = word[:3] + word[4:]  # a letter missing
+        page = await backend.search(_plan(analyzer, f"{typo}~"))
+        assert n in [h.conversation_id.int - 1000 for h in page.hits], word
 
 
 async def test_compacting_a_file_not_yet_in_incremental_vacuum_mode_merges_and_says_how_to_switch(backend, tmp_path):

@@ -22,9 +22,10 @@ Tables:
 * ``search_fts``: ``t_<sender>`` terms with positions (phrases, NEAR, BM25).
 * ``search_bag``: ``f_<sender>``, no positions: prefix paths (a prefix query is a token-prefix
   query), exact spellings, typing keys.
-* ``search_typo``: the typo vocabulary, one row per term (its rowid is the term's 56 bits) whose
-  text is the term's deletion neighbourhood — written once per term rather than once per
-  conversation; a typo query matches its deletions here and then the terms in ``search_fts``.
+* ``search_typo``: the typo vocabulary, one row per term (its rowid is the term's first 32 bits,
+  ``TypoLayout``) whose text is the term's deletion neighbourhood — written once per term rather
+  than once per conversation; a typo query matches its deletions here and then the terms in
+  ``search_fts``.
 
 A query becomes SQL around FTS ``MATCH`` sub-selects. Writes commit once per batch (the drain
 hands over up to 1,000 conversations). ``synchronous`` stays FULL: the drain deletes its outbox
@@ -36,6 +37,7 @@ to replay — and at 1,000 conversations per commit the one fsync costs nothing 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import threading
@@ -180,18 +182,42 @@ def _iso_micros(text: str) -> int:
     return _micros(datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
-def deletion_key(token: str) -> str:
-    """A typo-neighbourhood token as the vocabulary stores it: its first 48 bits (a spurious
-    match needs two deletions to agree on all 48)."""
-    return token[:12]
+class TypoLayout:
+    """How the typo vocabulary (``search_typo``) stores a term's deletion neighbourhood: each
+    deletion as a key, the term as the row's rowid. Recorded per file in ``search_meta``
+    (``typo_layout``); files created before it was recorded are ``wide`` until ``parley index
+    rebuild`` recreates them.
+
+    * ``narrow`` (files from this release on): a deletion is its first 40 bits in base32 (8
+      characters), the row is the term's first 32 bits, and a typo query asks ``search_fts`` for
+      the terms that start with them (``…*``). Most deletions belong to one term, so an entry is
+      mostly its key and its rowid: on the benchmark corpus the vocabulary is a third smaller
+      than ``wide``. The price is in precision, and small: a term sharing its first 32 bits with
+      an expanded one (odds ~1e-4 per expanded term at a million terms) or a query's deletion
+      meeting a stranger's 40-bit key (~1e-5 per typo query) lets a typo query also find that
+      term — typo matching is approximate by nature, and far less precise than that already.
+    * ``wide``: a deletion is its first 48 bits in hex, the row the term's 56 bits, and an
+      expansion names the exact terms."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.narrow = name == "narrow"
+
+    def key(self, token: str) -> str:
+        """A deletion's hashed token → its vocabulary key."""
+        if self.narrow:
+            return base64.b32hexencode(bytes.fromhex(token[:10])).decode().lower()
+        return token[:12]
+
+    def row(self, term: str) -> int:
+        return int(term[:8], 16) if self.narrow else int(term, 16)
+
+    def terms(self, row: int) -> str:
+        """A vocabulary row → the MATCH alternative for its term(s) in ``search_fts``."""
+        return f"{row:08x}*" if self.narrow else format(row, "014x")
 
 
-def _term_int(token: str) -> int:
-    return int(token, 16)
-
-
-def _term_token(value: int) -> str:
-    return format(value, "014x")
+TYPO_LAYOUT = "narrow"
 
 
 def _quote(tokens: list[str]) -> str:
@@ -351,6 +377,7 @@ class SqliteFtsBackend:
         self._facet_groups: dict[tuple[Any, ...], int] = {}
         self._schema_cookie = -1
         self._layout: str | None = None
+        self._typo_layout: TypoLayout | None = None
 
     # Every call runs in a worker thread; one connection, serialised by a lock (FTS5 writes are
     # single-writer anyway, and searches are short).
@@ -380,8 +407,15 @@ class SqliteFtsBackend:
             self._layout = found[0][0] if found else "slots"  # a file created before the key existed
         return SLOT_BITS[self._layout]
 
+    def _typos(self, conn: apsw.Connection) -> TypoLayout:
+        if self._typo_layout is None:
+            found = _rows(conn, "SELECT value FROM search_meta WHERE key = 'typo_layout'")
+            self._typo_layout = TypoLayout(found[0][0] if found else "wide")  # a file created before the key existed
+        return self._typo_layout
+
     def _forget(self) -> None:
         self._layout = None
+        self._typo_layout = None
         self._tenants.clear()
         self._known_terms.clear()
         self._facet_groups.clear()
@@ -418,6 +452,7 @@ class SqliteFtsBackend:
             for statement in SCHEMA:
                 conn.execute(statement)
             conn.execute("INSERT INTO search_meta (key, value) VALUES ('rowid_layout', ?)", (ROWID_LAYOUT,))
+            conn.execute("INSERT INTO search_meta (key, value) VALUES ('typo_layout', ?)", (TYPO_LAYOUT,))
             if upgraded_from is not None:
                 conn.execute("INSERT INTO search_meta (key, value) VALUES ('upgraded_from', ?)", (str(upgraded_from),))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -521,6 +556,7 @@ class SqliteFtsBackend:
         texts: list[tuple[Any, ...]] = []
         bags: list[tuple[Any, ...]] = []
         typos: list[tuple[int, str]] = []
+        layout = self._typos(conn)
         with _writing(conn):
             for doc in docs:
                 tenant = self._tenant(conn, doc.tenant_id, create=True)
@@ -538,22 +574,23 @@ class SqliteFtsBackend:
                 labels += [(rowid, "agent", a) for a in doc.agent_ids] + [(rowid, "tag", t) for t in doc.tags]
                 texts.append((rowid, *(doc.columns.get(c, "") for c in TEXT_COLUMNS)))
                 bags.append((rowid, *(doc.columns.get(c, "") for c in BAG_COLUMNS)))
-                typos += self._new_typos(doc.typos)
+                typos += self._new_typos(doc.typos, layout)
             conn.executemany("INSERT INTO search_label (doc, kind, value) VALUES (?, ?, ?)", labels)
             conn.executemany(f"INSERT INTO search_fts (rowid, {', '.join(TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", texts)
             conn.executemany(f"INSERT INTO search_bag (rowid, {', '.join(BAG_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", bags)
             conn.executemany("INSERT INTO search_typo (rowid, deletions) VALUES (?, ?)", typos)
 
-    def _new_typos(self, neighbourhoods: dict[str, tuple[str, ...]]) -> Iterable[tuple[int, str]]:
+    def _new_typos(self, neighbourhoods: dict[str, tuple[str, ...]], layout: TypoLayout) -> Iterable[tuple[int, str]]:
         """Vocabulary rows for the terms this process has not written yet. Terms are keyed per
-        tenant, so one vocabulary serves every tenant."""
+        tenant, so one vocabulary serves every tenant. (Known by the whole term: two terms may
+        share a ``narrow`` row, and each must add its deletions to it.)"""
         if len(self._known_terms) > KNOWN_TERMS_LIMIT:
             self._known_terms.clear()
         for term, deletions in neighbourhoods.items():
-            value = _term_int(term)
+            value = int(term, 16)
             if value not in self._known_terms:
                 self._known_terms.add(value)
-                yield value, " ".join(deletion_key(d) for d in deletions)
+                yield layout.row(term), " ".join(layout.key(d) for d in deletions)
 
     async def delete(self, tenant_id: UUID, conversation_ids: list[UUID]) -> None:
         def delete(conn: apsw.Connection) -> None:
@@ -576,7 +613,7 @@ class SqliteFtsBackend:
         tenant = self._tenant(conn, plan.tenant_id, create=False)
         if tenant is None:
             return SearchPage(total=0, hits=[], facets={name: {} for name in plan.facets})
-        query = _Query(conn, plan, tenant)
+        query = _Query(conn, plan, tenant, self._typos(conn))
         facets: dict[str, dict[str, int]] = {}
         if query.text_only and not plan.facets and plan.sort != "relevance" and query.rowids_follow_time():
             # Newest/oldest first: counting the matches is half the cost of collecting them, and
@@ -654,8 +691,8 @@ def _facet_counts(groups: list[tuple[Any, ...]], names: tuple[str, ...]) -> dict
 class _Query:
     """One search: its WHERE clause over ``search_doc d`` and the page of hits."""
 
-    def __init__(self, conn: apsw.Connection, plan: Plan, tenant: int) -> None:
-        self.conn, self.plan, self.tenant = conn, plan, tenant
+    def __init__(self, conn: apsw.Connection, plan: Plan, tenant: int, typo: TypoLayout) -> None:
+        self.conn, self.plan, self.tenant, self.typo = conn, plan, tenant, typo
         self.bounds = tenant_rowids(tenant)
         self._expanded: dict[tuple[str, ...], list[str]] = {}
         self.text = bool(positive_text(plan.tree))
@@ -681,8 +718,8 @@ class _Query:
         found = self._expanded.get(key)
         if found is None:
             rows = _rows(self.conn, "SELECT rowid FROM search_typo WHERE search_typo MATCH ?",
-                         (" OR ".join(sorted({deletion_key(t) for t in tokens})),))
-            found = self._expanded[key] = sorted(_term_token(r[0]) for r in rows)
+                         (" OR ".join(sorted({self.typo.key(t) for t in tokens})),))
+            found = self._expanded[key] = sorted(self.typo.terms(r[0]) for r in rows)
         return found
 
     def page(self, total: int, matched: bool) -> list[tuple[Any, ...]]:
