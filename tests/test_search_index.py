@@ -334,6 +334,7 @@ async def test_a_file_of_the_earlier_rowid_layout_keeps_it_until_a_rebuild_recre
     earlier = SqliteFtsBackend(path)
     await earlier.index([_doc(analyzer, 1, "refund")])
     assert _position(path, 1) == _seconds(1) << 8
+    assert "earlier layout (rowids: slots): `parley index rebuild`" in (await earlier.status()).detail
     await earlier.reset()
     await earlier.index([_doc(analyzer, 2, "refund")])
     assert _position(path, 2) == _seconds(2)
@@ -358,10 +359,12 @@ async def test_a_file_of_the_earlier_typo_layout_keeps_finding_typos_until_a_reb
     await earlier.index([_doc(analyzer, 1, "my subscription, cancelled")])
     assert (await earlier.search(_plan(analyzer, "subscribtion~"))).total == 2
     assert _vocabulary_rows(path) == {int(analyzer.word(w, "en").term, 16) for w in ("subscription", "renewed", "cancelled")}
+    assert "earlier layout (typo vocabulary: wide): `parley index rebuild`" in (await earlier.status()).detail
     await earlier.reset()
     await earlier.index([_doc(analyzer, 2, "my subscription, cancelled")])
     assert (await earlier.search(_plan(analyzer, "subscribtion~"))).total == 1
     assert _vocabulary_rows(path) == {int(analyzer.word(w, "en").term[:8], 16) for w in ("subscription", "cancelled")}
+    assert "layout" not in (await earlier.status()).detail
     await earlier.close()
 
 

@@ -477,6 +477,11 @@ class SqliteFtsBackend:
             if upgraded:
                 # Still answers (ok): what was ingested since the upgrade is found, the rest is not.
                 detail += f"; upgraded from schema {upgraded[0][0]}: run `parley index rebuild` to index earlier conversations"
+            self._slot_bits(conn)  # reads the rowid layout
+            older = [f"{part}: {name}" for part, name, current in (
+                ("rowids", self._layout, ROWID_LAYOUT), ("typo vocabulary", self._typos(conn).name, TYPO_LAYOUT)) if name != current]
+            if older:
+                detail += f"; written in an earlier layout ({', '.join(older)}): `parley index rebuild` rewrites it smaller"
             return BackendStatus(ok=True, detail=detail)
 
         return await self._run(check)
