@@ -321,6 +321,14 @@ def _seconds(n: int) -> int:
     return int((START + timedelta(hours=n)).timestamp()) - sqlite_fts.ROWID_EPOCH
 
 
+def _as_written_before(path: Path, layout: str) -> SqliteFtsBackend:
+    """The index file as a release before ``layout`` was recorded left it, opened again."""
+    conn = apsw.Connection(str(path))
+    conn.execute("DELETE FROM search_meta WHERE key = ?", (layout,))
+    conn.close()
+    return SqliteFtsBackend(path)
+
+
 async def test_a_file_of_the_earlier_rowid_layout_keeps_it_until_a_rebuild_recreates_it(backend, tmp_path):
     # Files written before one-rowid-per-second keep 256 slots per second: mixing the layouts
     # would put new conversations before old ones in rowid order. A rebuild switches.
@@ -328,10 +336,7 @@ async def test_a_file_of_the_earlier_rowid_layout_keeps_it_until_a_rebuild_recre
     await backend.index([_doc(analyzer, 0, "refund")])
     assert _position(path, 0) == _seconds(0)
     await backend.close()
-    conn = apsw.Connection(str(path))
-    conn.execute("DELETE FROM search_meta WHERE key = 'rowid_layout'")  # as a file of the earlier release
-    conn.close()
-    earlier = SqliteFtsBackend(path)
+    earlier = _as_written_before(path, "rowid_layout")
     await earlier.index([_doc(analyzer, 1, "refund")])
     assert _position(path, 1) == _seconds(1) << 8
     assert "earlier layout (rowids: slots): `parley index rebuild`" in (await earlier.status()).detail
@@ -349,10 +354,7 @@ async def test_a_file_of_the_earlier_typo_layout_keeps_finding_typos_until_a_reb
     await backend.index([])  # creates the file
     await backend.search(_plan(analyzer, "refund"))
     await backend.close()
-    conn = apsw.Connection(str(path))
-    conn.execute("DELETE FROM search_meta WHERE key = 'typo_layout'")  # as a file of the earlier release
-    conn.close()
-    earlier = SqliteFtsBackend(path)
+    earlier = _as_written_before(path, "typo_layout")
     await earlier.index([_doc(analyzer, 0, "the subscription renewed")])
     await earlier.close()
     earlier = SqliteFtsBackend(path)  # restarted: the layout is read from the file again
