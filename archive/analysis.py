@@ -54,6 +54,7 @@ CACHE_LIMIT = 100_000
 # Token namespaces: each kind of form is hashed apart, so a deletion can never equal a term.
 TERM, PREFIX, EXACT, TYPING_KEY, TYPO = "t:", "p:", "e:", "x:", "y:"
 
+K = TypeVar("K")
 V = TypeVar("V")
 
 __all__ = ["Analyzer", "QueryWord", "WordTokens", "STEMMERS", "LEMMATIZERS", "SURFACE", "fold", "words",
@@ -154,11 +155,11 @@ class Analyzer:
         self.typo_tolerance = typo_tolerance
         self._normals: _PerLanguage[str] = _PerLanguage()
         self._words: _PerLanguage[WordTokens] = _PerLanguage()
-        self._paths: dict[str, str] = {}
-        self._blocks: dict[str, str] = {}
-        self._neighbourhoods: dict[tuple[str, str], tuple[str, ...]] = {}
-        self._typing: dict[str, str] = {}  # Cyrillic normal form → its typing-key token
-        self._highlight: dict[tuple[str, str], frozenset[str]] = {}
+        self._paths: _Generations[str, str] = _Generations()
+        self._blocks: _Generations[str, str] = _Generations()
+        self._neighbourhoods: _Generations[tuple[str, str], tuple[str, ...]] = _Generations()
+        self._typing: _Generations[str, str] = _Generations()  # Cyrillic normal form → its typing-key token
+        self._highlight: _Generations[tuple[str, str], frozenset[str]] = _Generations()
 
     def _digest(self, text: str) -> str:
         hasher = self._keyed.copy()  # the keyed state, set up once
@@ -194,14 +195,10 @@ class Analyzer:
                 block = blocks.get(prefix)
                 if block is None:  # short prefixes are shared by many words: hashed once
                     block = self._digest(PREFIX + prefix)[:PATH_ROOT_DIGITS if n == MIN_PREFIX else PATH_STEP_DIGITS]
-                    if len(blocks) > CACHE_LIMIT:
-                        blocks.clear()
-                    blocks[prefix] = block
+                    blocks.put(prefix, block)
                 parts.append(block)
             found = "".join(parts)
-            if len(self._paths) > CACHE_LIMIT:
-                self._paths.clear()
-            self._paths[surface] = found
+            self._paths.put(surface, found)
         return found
 
     def neighbourhood(self, canonical: str, language: str) -> tuple[str, ...]:
@@ -218,9 +215,7 @@ class Analyzer:
                 hashed.append(hasher.hexdigest())
             hashed.sort()
             found = tuple(hashed)
-            if len(self._neighbourhoods) > CACHE_LIMIT:
-                self._neighbourhoods.clear()
-            self._neighbourhoods[key] = found
+            self._neighbourhoods.put(key, found)
         return found
 
     def typing_token(self, normal: str) -> str:
@@ -229,9 +224,7 @@ class Analyzer:
         found = self._typing.get(normal)
         if found is None:
             found = self.token(TYPING_KEY, tr.cyrillic_key(normal))
-            if len(self._typing) > CACHE_LIMIT:
-                self._typing.clear()
-            self._typing[normal] = found
+            self._typing.put(normal, found)
         return found
 
     # --- documents ---------------------------------------------------------------------------
@@ -268,9 +261,7 @@ class Analyzer:
         if found is None:
             tokens = self.word(word, language)
             found = frozenset({tokens.term, *tokens.bag, *tokens.typos})
-            if len(self._highlight) > CACHE_LIMIT:
-                self._highlight.clear()
-            self._highlight[key] = found
+            self._highlight.put(key, found)
         return found
 
     # --- queries -----------------------------------------------------------------------------
@@ -338,6 +329,30 @@ class Analyzer:
         if len(surface) < MIN_PREFIX:
             return None
         return self.path(surface[:MAX_PREFIX])
+
+
+class _Generations(Generic[K, V]):
+    """A cache of up to CACHE_LIMIT entries in two generations (see ``_PerLanguage``): what is
+    still in use survives when the cache turns over, instead of every entry going at once — a
+    search that arrived just after a clear-all recomputed the paths and tokens of every word it
+    highlighted."""
+
+    def __init__(self) -> None:
+        self._young: dict[K, V] = {}
+        self._old: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        found = self._young.get(key)
+        if found is None and self._old:
+            found = self._old.pop(key, None)
+            if found is not None:
+                self.put(key, found)
+        return found
+
+    def put(self, key: K, value: V) -> None:
+        if len(self._young) >= CACHE_LIMIT // 2:
+            self._old, self._young = self._young, {}
+        self._young[key] = value
 
 
 class _PerLanguage(Generic[V]):
