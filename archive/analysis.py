@@ -156,7 +156,7 @@ class Analyzer:
         self._normals: _PerLanguage[str] = _PerLanguage()
         self._words: _PerLanguage[WordTokens] = _PerLanguage()
         self._paths: _Generations[str, str] = _Generations()
-        self._blocks: _Generations[str, str] = _Generations()
+        self._blocks: dict[str, str] = {}  # a prefix's block: cheap to hash again, read six times per new word
         self._neighbourhoods: _Generations[tuple[str, str], tuple[str, ...]] = _Generations()
         self._typing: _Generations[str, str] = _Generations()  # Cyrillic normal form → its typing-key token
         self._highlight: _Generations[tuple[str, str], frozenset[str]] = _Generations()
@@ -195,7 +195,9 @@ class Analyzer:
                 block = blocks.get(prefix)
                 if block is None:  # short prefixes are shared by many words: hashed once
                     block = self._digest(PREFIX + prefix)[:PATH_ROOT_DIGITS if n == MIN_PREFIX else PATH_STEP_DIGITS]
-                    blocks.put(prefix, block)
+                    if len(blocks) >= CACHE_LIMIT:
+                        blocks.clear()
+                    blocks[prefix] = block
                 parts.append(block)
             found = "".join(parts)
             self._paths.put(surface, found)
