@@ -139,7 +139,7 @@ async def test_a_fetch_back_the_api_fails_is_retried_with_backoff_then_archived(
         async with servers.intercom(INTERCOM_TOKEN) as api:
             created = await connector(client, tenant, "intercom", secret=INTERCOM_SECRET, api_url=api.url, api_token=INTERCOM_TOKEN)
         body = raw("intercom", "notification_conversation_admin_closed.json")
-        receipt = await service.receive(later, created["id"], body, intercom_headers(body))
+        receipt, _ = await service.answer(later, created["id"], body, intercom_headers(body))
         assert receipt.status == "queued"
         assert await service.run_jobs(later) == 0  # the API is gone: retried later
         [job] = await ConnectorJob.select().where(ConnectorJob.id == receipt.job)
@@ -163,7 +163,7 @@ async def test_a_fetch_back_that_keeps_failing_is_given_up_and_counted(runtime, 
         async with servers.intercom("another-token") as api:
             created = await connector(client, tenant, "intercom", secret=INTERCOM_SECRET, api_url=api.url, api_token=INTERCOM_TOKEN)
             body = raw("intercom", "notification_conversation_admin_closed.json")
-            receipt = await service.receive(later, created["id"], body, intercom_headers(body))
+            receipt, _ = await service.answer(later, created["id"], body, intercom_headers(body))
             for _ in range(service.MAX_ATTEMPTS):
                 await service.run_jobs(later)
                 clock.advance(timedelta(seconds=service.MAX_RETRY_SECONDS + 1))

@@ -107,10 +107,6 @@ async def answer(rt: Runtime, connector_id: UUID, body: bytes, headers: Mapping[
     return receipt, http_status(receipt, connector.config.platform)
 
 
-async def receive(rt: Runtime, connector_id: UUID, body: bytes, headers: Mapping[str, str]) -> Receipt:
-    return await _receive(rt, await connector_store.load(rt, connector_id), body, headers)
-
-
 async def _receive(rt: Runtime, connector: Loaded, body: bytes, headers: Mapping[str, str]) -> Receipt:
     push = Push.of(body, headers)
     now = rt.clock.now()

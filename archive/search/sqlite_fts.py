@@ -401,11 +401,11 @@ class SqliteFtsBackend:
             self._forget()
             self._schema_cookie = cookie
 
-    def _slot_bits(self, conn: apsw.Connection) -> int:
+    def _rowid_layout(self, conn: apsw.Connection) -> str:
         if self._layout is None:
             found = _rows(conn, "SELECT value FROM search_meta WHERE key = 'rowid_layout'")
             self._layout = found[0][0] if found else "slots"  # a file created before the key existed
-        return SLOT_BITS[self._layout]
+        return self._layout
 
     def _typos(self, conn: apsw.Connection) -> TypoLayout:
         if self._typo_layout is None:
@@ -477,9 +477,8 @@ class SqliteFtsBackend:
             if upgraded:
                 # Still answers (ok): what was ingested since the upgrade is found, the rest is not.
                 detail += f"; upgraded from schema {upgraded[0][0]}: run `parley index rebuild` to index earlier conversations"
-            self._slot_bits(conn)  # reads the rowid layout
             older = [f"{part}: {name}" for part, name, current in (
-                ("rowids", self._layout, ROWID_LAYOUT), ("typo vocabulary", self._typos(conn).name, TYPO_LAYOUT)) if name != current]
+                ("rowids", self._rowid_layout(conn), ROWID_LAYOUT), ("typo vocabulary", self._typos(conn).name, TYPO_LAYOUT)) if name != current]
             if older:
                 detail += f"; written in an earlier layout ({', '.join(older)}): `parley index rebuild` rewrites it smaller"
             return BackendStatus(ok=True, detail=detail)
@@ -569,7 +568,7 @@ class SqliteFtsBackend:
                 old = _rows(conn, "SELECT rowid FROM search_doc WHERE conversation = ?", (doc.conversation_id.bytes,))
                 if old:
                     _delete_rows(conn, old[0][0])
-                rowid = _free_rowid(conn, tenant, doc.started_at, self._slot_bits(conn))
+                rowid = _free_rowid(conn, tenant, doc.started_at, SLOT_BITS[self._rowid_layout(conn)])
                 conn.execute(
                     "INSERT INTO search_doc (rowid, tenant, conversation, site, channel, language, started_at, visitor_hash, facet)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
