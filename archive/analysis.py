@@ -145,6 +145,10 @@ class QueryWord(msgspec.Struct, frozen=True):
     forms: list[str]
     typos: list[str]
     boost: list[str]
+    # The term tokens of the words the typo neighbourhood is made of (the query word and its
+    # deletions, where long enough to have a neighbourhood): a term equal to one of them meets
+    # the query through its own token, which the SQLite vocabulary does not store.
+    typo_terms: list[str] = []
 
 
 class Analyzer:
@@ -204,18 +208,25 @@ class Analyzer:
         return found
 
     def neighbourhood(self, canonical: str, language: str) -> tuple[str, ...]:
-        """The typo-neighbourhood tokens of a normal form (shared by all its inflections)."""
+        """The typo-neighbourhood tokens of a normal form (shared by all its inflections): the
+        form's own token first, then its deletions' (sorted). The SQLite vocabulary stores only
+        the deletions, since a typo query also asks for the terms it would meet through the first
+        (``QueryWord.typo_terms``)."""
         key = (canonical, language)
         found = self._neighbourhoods.get(key)
         if found is None:
             # The hashing inlined: a word of n letters has n + 1 of these, on every new word.
             keyed, scope = self._keyed, f"{TYPO}{language}:"
             hashed = []
-            for deletion in typos.indexed_neighbourhood(canonical):
+            for deletion in typos.indexed_neighbourhood(canonical) - {canonical}:
                 hasher = keyed.copy()
                 hasher.update((scope + deletion).encode())
                 hashed.append(hasher.hexdigest())
-            hashed.sort()
+            if hashed:
+                hashed.sort()
+                hasher = keyed.copy()
+                hasher.update((scope + canonical).encode())
+                hashed.insert(0, hasher.hexdigest())
             found = tuple(hashed)
             self._neighbourhoods.put(key, found)
         return found
@@ -277,6 +288,7 @@ class Analyzer:
         terms: set[str] = set()
         forms: set[str] = set()
         neighbourhood: set[str] = set()
+        typo_terms: set[str] = set()
         boost: set[str] = set()
         for word in words(text):
             for language in languages:
@@ -292,9 +304,11 @@ class Analyzer:
                     typed = fold(word)
                     for form in {typed} if language in LEMMATIZERS else {canonical, typed}:
                         edits = typos.auto_distance(form) if distance is None else distance
-                        neighbourhood.update(self.token(TYPO, s, language) for s in typos.neighbourhood(form, edits))
+                        spellings = typos.neighbourhood(form, edits)
+                        neighbourhood.update(self.token(TYPO, s, language) for s in spellings)
+                        typo_terms.update(self.token(TERM, s, language) for s in spellings if typos.has_neighbourhood(s))
                 forms.update(self.token(TYPING_KEY, k) for k in self.typing_keys(word, language))
-        return QueryWord(sorted(terms), sorted(forms), sorted(neighbourhood), sorted(boost))
+        return QueryWord(sorted(terms), sorted(forms), sorted(neighbourhood), sorted(boost), sorted(typo_terms))
 
     def typing_forms(self, word: str, languages: Iterable[str]) -> list[str]:
         """Form tokens of a word that is one Cyrillic word typed in Latin letters even where the

@@ -38,8 +38,11 @@ def neighbourhood(word: str, distance: int) -> set[str]:
     return found
 
 
+def has_neighbourhood(word: str) -> bool:
+    """Whether a (normalised, folded) word gets a neighbourhood: not short, only letters."""
+    return len(word) >= MIN_LETTERS and word.isalpha()
+
+
 def indexed_neighbourhood(word: str) -> set[str]:
     """What the index holds for a (normalised, folded) word: empty for short or non-alphabetic words."""
-    if len(word) < MIN_LETTERS or not word.isalpha():
-        return set()
-    return neighbourhood(word, 1)
+    return neighbourhood(word, 1) if has_neighbourhood(word) else set()

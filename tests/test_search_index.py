@@ -87,6 +87,22 @@ async def test_contentless_tables_delete_and_replace_conversations(backend):
     assert (await backend.search(_plan(analyzer, "parc*"))).total == 0
 
 
+async def test_a_term_is_met_through_its_own_spelling_without_the_vocabulary_storing_it(backend, tmp_path):
+    """The vocabulary holds a term's deletions only: a typo query that meets a term through the
+    term's own spelling (the query has a letter too many) asks search_fts for that term directly,
+    and only for words long enough to have a neighbourhood, as before."""
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, 1, "the subscription renewed", "your parcel"), _doc(analyzer, 2, "a cab on the map")])
+    own = _doc(analyzer, 1, "subscription").typos[analyzer.word("subscription", "en").term][0]
+    conn = apsw.Connection(str(tmp_path / "search.sqlite3"))
+    stored = conn.execute("SELECT count(*) FROM search_typo WHERE search_typo MATCH ?", (TypoLayout(sqlite_fts.TYPO_LAYOUT).key(own),)).fetchall()
+    conn.close()
+    assert stored == [(0,)]
+    assert [h.conversation_id.int - 1000 for h in (await backend.search(_plan(analyzer, "subscriptions~"))).hits] == [1]
+    assert [h.conversation_id.int - 1000 for h in (await backend.search(_plan(analyzer, "parcxel~"))).hits] == [1]  # only through "parcel" itself
+    assert (await backend.search(_plan(analyzer, "cabx~"))).total == 0  # "cab" is too short to have typos
+
+
 async def test_the_typo_vocabulary_is_written_once_per_term_across_restarts(backend, tmp_path):
     analyzer = Analyzer(KEY)
     await backend.index([_doc(analyzer, 1, "the subscription renewed")])
@@ -95,7 +111,7 @@ async def test_the_typo_vocabulary_is_written_once_per_term_across_restarts(back
     await restarted.index([_doc(analyzer, 2, "cancel my subscription")])
     await restarted.close()
     term, layout = analyzer.word("subscription", "en").term, TypoLayout(sqlite_fts.TYPO_LAYOUT)
-    deletion = layout.key(_doc(analyzer, 2, "subscription").typos[term][0])
+    deletion = layout.key(_doc(analyzer, 2, "subscription").typos[term][1])  # [0] is the term's own
     conn = apsw.Connection(str(tmp_path / "search.sqlite3"))
     rows = conn.execute("SELECT count(*) FROM search_typo WHERE search_typo MATCH ? AND rowid = ?", (deletion, layout.row(term))).fetchall()
     conn.close()

@@ -35,6 +35,10 @@ class Match(msgspec.Struct, frozen=True, tag=True):
     forms: list[str] = []
     boost: list[str] = []
     typos: list[str] = []
+    # Terms a typo query meets by their own token (``QueryWord.typo_terms``): only the SQLite
+    # backend asks for them, its vocabulary keeping deletions only; OpenSearch's bag and the
+    # memory backend hold each term's own neighbourhood token and meet it through ``typos``.
+    typo_terms: list[str] = []
 
 
 class PrefixMatch(msgspec.Struct, frozen=True, tag=True):
@@ -123,7 +127,7 @@ def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash
         word = analyzer.query_word(value, languages, distance)
         if not word.terms:
             return Everything()
-        return Match([[t] for t in word.terms], forms=word.forms, boost=word.boost, typos=word.typos)
+        return Match([[t] for t in word.terms], forms=word.forms, boost=word.boost, typos=word.typos, typo_terms=word.typo_terms)
 
     def fuzzy(node: q.Fuzzy) -> PlanNode:
         if not analyzer.typo_tolerance:
