@@ -304,3 +304,23 @@ async def test_messages_of_the_same_second_delivered_out_of_order_keep_chatwoots
     later, earlier = message(7302, "second"), message(7301, "first")
     conversation = await complete(event("conversation_status_changed_resolved.json"), [later, earlier], CONFIG)
     assert [m.id for m in conversation.messages if m.id in ("7301", "7302")] == ["7301", "7302"]
+
+
+def _answered_survey(status: str) -> dict:
+    body = payload("chatwoot", "message_created_outgoing.json")
+    body.update(id=9206, event="message_updated", content_type="input_csat", content="Please rate the conversation",
+                content_attributes={"submitted_values": {"csat_survey_response": {"rating": 4, "feedback_message": "Quick and kind"}}})
+    body["conversation"]["status"] = status
+    return body
+
+
+def test_with_api_access_a_survey_answered_after_the_resolve_closes_the_conversation_again():
+    """The survey is sent at the resolve, so its answer arrives after the archive: with API
+    access it closes the conversation again and the fetch-back brings the whole conversation,
+    answers included, into its next revision (no second close event of its own)."""
+    cfg = config("chatwoot", secret=SECRET, api_url="https://chat.nordlys.example/app/accounts/7", api_token=API_TOKEN)
+    result = parse(signed(compact(_answered_survey("resolved"))), cfg)
+    assert isinstance(result, Close) and result.fetch == ChatwootRef(account_id="7", conversation_id="184")
+    assert [m.text for m in result.draft.messages] == ["Please rate the conversation\nRating: 4\nQuick and kind"]
+    still_open = parse(signed(compact(_answered_survey("open"))), cfg)  # answered before any resolve: just a message
+    assert not isinstance(still_open, Close) and still_open.draft.messages[0].text.endswith("Quick and kind")

@@ -35,7 +35,7 @@ import msgspec
 
 from archive.connectors import api
 from archive.connectors import normalise as n
-from archive.connectors.adapter import Adapter, Obj, api_shaped, body_key, shaped
+from archive.connectors.adapter import Adapter, Obj, Scalar, api_shaped, body_key, shaped
 from archive.connectors.errors import FetchFailed, PayloadInvalid
 from archive.connectors.outcomes import ChatwootRef, Close, Draft, FetchRef, Ignored, Outcome, Pending
 from archive.connectors.push import ConnectorConfig, Push
@@ -84,6 +84,10 @@ class _Meta(msgspec.Struct):
 
 
 class _MessageShape(msgspec.Struct):
+    id: Scalar = None
+    message_type: Scalar = None  # "incoming" in a push, 0 in the API
+    content: str | None = None
+    private: bool | None = None  # an internal note: a string here would turn a visitor's words into one
     sender: Obj | None = None
     contact: Obj | None = None
     attachments: list[Any] | None = None
@@ -130,6 +134,10 @@ def parse(push: Push, config: ConnectorConfig) -> Outcome:
     event = shaped(payload, _Event, "the Chatwoot push").event
     if event in MESSAGE_EVENTS:
         shaped(payload, _MessageEvent, "the Chatwoot push")
+        conversation = payload.get("conversation") or {}
+        attributes = payload.get("content_attributes")
+        if event == "message_updated" and conversation.get("status") == "resolved" and isinstance(attributes, dict) and _submitted(attributes):
+            return _answered_after_resolve(payload, config)
         return _pending(payload)
     if event == "conversation_resolved" or (event == "conversation_status_changed" and payload.get("status") == "resolved"):
         shaped(payload, _ConversationShape, "the Chatwoot push")
@@ -139,7 +147,7 @@ def parse(push: Push, config: ConnectorConfig) -> Outcome:
     return Ignored(f"Chatwoot {event or 'untyped'} event is not archived")
 
 
-def _pending(payload: dict[str, Any]) -> Outcome:
+def _pending(payload: dict[str, Any]) -> Pending:
     conversation = payload.get("conversation") or {}
     display_id = n.text_or_none(conversation.get("id") or conversation.get("display_id"))
     if not display_id:
@@ -165,7 +173,20 @@ def _pending(payload: dict[str, Any]) -> Outcome:
     return Pending(thread=display_id, draft=draft)
 
 
-def _close(payload: dict[str, Any], config: ConnectorConfig) -> Close:
+def _answered_after_resolve(payload: dict[str, Any], config: ConnectorConfig) -> Outcome:
+    """Chatwoot sends its CSAT survey when a conversation is resolved, so the visitor's rating
+    and feedback arrive after the conversation was archived. With API access the answered
+    survey closes it again: the whole conversation is fetched back, answers included, into its
+    next revision. Without, the answer waits pending for the next resolve, since a revision
+    assembled from the pending messages alone would lack what the first resolve carried."""
+    pending = _pending(payload)
+    close = _close({**(payload.get("conversation") or {}), "messages": []}, config, resolve_event=False)
+    if close.fetch is None:
+        return pending
+    return Close(thread=close.thread, draft=msgspec.structs.replace(close.draft, messages=pending.draft.messages), fetch=close.fetch)
+
+
+def _close(payload: dict[str, Any], config: ConnectorConfig, resolve_event: bool = True) -> Close:
     display_id = n.text_or_none(payload.get("id"))
     if not display_id:
         raise PayloadInvalid("a Chatwoot conversation event needs the conversation id", [FieldError("id", "missing")])
@@ -177,7 +198,7 @@ def _close(payload: dict[str, Any], config: ConnectorConfig) -> Close:
     )
     messages = [message_from(m, f"messages[{i}]") for i, m in enumerate(payload.get("messages") or [])]
     ref = _ref(payload, display_id, config)
-    if ref is None and ended is not None:
+    if ref is None and ended is not None and resolve_event:
         messages.append(
             Message(at=ended, sender=Sender(role="system"), text="Conversation resolved", kind="event", event="close")
         )
@@ -233,6 +254,8 @@ def message_from(raw: dict[str, Any], where: str) -> Message:
     message_type = MESSAGE_TYPES.get(kind_raw, kind_raw) if isinstance(kind_raw, int) else kind_raw
     attributes = raw.get("content_attributes") or {}
     text = raw.get("content") if isinstance(raw.get("content"), str) else ""
+    if isinstance(attributes, dict) and (answers := _submitted(attributes)):
+        text = "\n".join(filter(None, [text, *answers]))
     common: dict[str, Any] = {
         "at": at,
         "text": text,
@@ -255,6 +278,25 @@ def message_from(raw: dict[str, Any], where: str) -> Message:
     else:
         role_sender = Sender(role="bot", id=n.short(sender.get("id")), name=n.short(sender.get("name")))
     return Message(sender=role_sender, kind=kind, **common)
+
+
+def _submitted(attributes: dict[str, Any]) -> list[str]:
+    """What the visitor answered to a form, an option list, an e-mail request or the CSAT survey
+    (the widget writes it into the question's ``content_attributes``, and Chatwoot pushes the
+    question again as ``message_updated``): archived as lines after the question, like Crisp's
+    pickers and LiveChat's forms, since those are the visitor's own words."""
+    lines: list[str] = []
+    values = attributes.get("submitted_values")
+    if isinstance(values, list):  # form, input_select: [{name, title, value}]
+        for item in values:
+            if isinstance(item, dict):
+                label, value = n.text_or_none(n.first(item.get("title"), item.get("name"))), n.text_or_none(item.get("value"))
+                lines.append(f"{label}: {value}" if label and value and label != value else value or label or "")
+    elif isinstance(values, dict) and isinstance(survey := values.get("csat_survey_response"), dict):
+        rating, feedback = n.text_or_none(survey.get("rating")), n.text_or_none(survey.get("feedback_message"))
+        lines += [f"Rating: {rating}" if rating else "", feedback or ""]
+    lines.append(n.text_or_none(attributes.get("submitted_email")) or "")
+    return [line for line in lines if line]
 
 
 def _attachment(raw: dict[str, Any]) -> Any:

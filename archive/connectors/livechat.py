@@ -29,7 +29,7 @@ import msgspec
 
 from archive.connectors import api
 from archive.connectors import normalise as n
-from archive.connectors.adapter import Adapter, Obj, api_shaped, needs_api, shaped
+from archive.connectors.adapter import Adapter, Obj, Scalar, api_shaped, needs_api, shaped
 from archive.connectors.errors import FetchFailed, PayloadInvalid, SignatureRejected
 from archive.connectors.outcomes import Close, Draft, FetchRef, Ignored, LiveChatRef, Outcome
 from archive.connectors.push import ConnectorConfig, Push, keyed_digest
@@ -68,8 +68,13 @@ SYSTEM_EVENT_PREFIXES: tuple[tuple[str, EventType], ...] = (
 
 
 # The JSON types read from a webhook and from get_chat (Agent Chat API v3.5 chat, thread, events).
+class _Payload(msgspec.Struct):
+    chat_id: Scalar = None  # chat_deactivated: what the chat is fetched back by
+    thread_id: Scalar = None
+
+
 class _Webhook(msgspec.Struct):
-    payload: Obj | None = None
+    payload: _Payload | None = None
 
 
 class _Field(msgspec.Struct):

@@ -74,6 +74,7 @@ class _MessageShape(msgspec.Struct, rename="camel"):
 
 
 class _SessionShape(msgspec.Struct, rename="camel"):
+    id: Scalar = msgspec.field(default=None, name="_id")  # the room: the conversation's external id
     visitor: Obj | None = None
     agent: Obj | None = None
     closed_by: Obj | None = None
