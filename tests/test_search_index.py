@@ -21,8 +21,8 @@ from archive.query import parse
 from archive.search import sqlite_fts
 from archive.search.backend import IndexDoc
 from archive.search.indexing import document_columns
-from archive.search.plan import Cursor, Plan, compile_query
-from archive.search.sqlite_fts import SqliteFtsBackend, TypoLayout
+from archive.search.plan import Cursor, FieldIs, Plan, compile_query
+from archive.search.sqlite_fts import BagLayout, SqliteFtsBackend, TypoLayout
 
 KEY = b"i" * 32
 TENANT = uuid.UUID(int=7)
@@ -384,6 +384,88 @@ async def test_a_file_of_the_earlier_typo_layout_keeps_finding_typos_until_a_reb
     assert _vocabulary_rows(path) == {int(analyzer.word(w, "en").term[:8], 16) for w in ("subscription", "cancelled")}
     assert "layout" not in (await earlier.status()).detail
     await earlier.close()
+
+
+BAG_QUERIES = ["refun*", "sender:agent refun*", "sender:visitor refun*", "sender:bot refun*", "refunds", "naroc*", "Tromsø",
+               "sender:agent tromso", "sender:visitor tromso", "refundable*", "(refun* OR tromso) -parcel"]
+BAG_DOCS = [("I want a refund", "refunded, and the refundable fee too"), ("Tromsø office", "the parcel from Tromso"),
+            ("naročilo je tu", "hvala"), ("nothing here", "refunds go to Tromsø")]
+
+
+async def _bag_answers(backend: SqliteFtsBackend, analyzer: Analyzer) -> dict[str, list[tuple[int, float]]]:
+    answers = {}
+    for q in BAG_QUERIES:
+        parsed = parse(q)
+        plan = Plan(tenant_id=TENANT, tree=compile_query(parsed.tree, analyzer, ["en"], lambda v: v), senders=parsed.senders,
+                    sort="relevance", size=20, cursor=Cursor())
+        page = await backend.search(plan)
+        answers[q] = [(h.conversation_id.int - 1000, round(h.score, 6)) for h in page.hits]
+    return answers
+
+
+async def test_a_file_of_the_earlier_bag_layout_answers_alike_until_a_rebuild_recreates_it(tmp_path):
+    # Files written before the sets layout keep one bag column per sender (detail=column) and
+    # the analyzer's 24-bit path blocks; read as sets, no prefix would be found. Every query
+    # answers the same from either layout — prefixes and forms, over every sender or some.
+    analyzer, docs = Analyzer(KEY), [_doc(Analyzer(KEY), n, *texts) for n, texts in enumerate(BAG_DOCS)]
+    current = SqliteFtsBackend(tmp_path / "now" / "search.sqlite3")
+    await current.index(docs)
+    expected = await _bag_answers(current, analyzer)
+    await current.close()
+    assert expected["sender:agent refun*"] and expected["sender:bot refun*"] == []
+    assert {n for n, _ in expected["sender:visitor refun*"]} == {0}  # "refunds" is the agent's in conversation 3
+    path = tmp_path / "before" / "search.sqlite3"
+    created = SqliteFtsBackend(path)
+    await created.open()  # creates the file
+    await created.close()
+    conn = apsw.Connection(str(path))
+    conn.execute("DROP TABLE search_bag")
+    conn.execute(f"CREATE VIRTUAL TABLE search_bag USING fts5({', '.join(sqlite_fts.BAG_COLUMNS)}, content='', contentless_delete=1,"
+                 " tokenize='ascii', detail=column)")
+    conn.close()
+    earlier = _as_written_before(path, "bag_layout")
+    await earlier.index(docs)
+    assert await _bag_answers(earlier, analyzer) == expected
+    assert "earlier layout (bag: columns): `parley index rebuild`" in (await earlier.status()).detail
+    await earlier.reset()
+    await earlier.index(docs)
+    assert await _bag_answers(earlier, analyzer) == expected
+    assert "layout" not in (await earlier.status()).detail
+    await earlier.close()
+
+
+def test_the_sets_bag_writes_each_token_once_with_the_senders_who_wrote_it():
+    path = "p" + "a" * 10 + "b" * 6 + "c" * 6  # a prefix path: the root and two 24-bit blocks
+    columns = {"f_visitor": f"{path} 0123", "f_agent": f"{path} 4567", "f_bot": "0123", "f_system": "89ab 4567"}
+    row = sorted(BagLayout("sets").row(columns)[0].split())
+    # the path keeps 20 bits per letter after the first three; one hex digit: visitor 1, agent 2, bot 4, system 8
+    assert row == sorted(["p" + "a" * 10 + "b" * 5 + "c" * 5 + "3", "01235", "4567a", "89ab8"])
+    assert BagLayout("sets").row({"f_agent": "0123"}) == ("01232",) and BagLayout("sets").row({}) == ("",)
+    assert BagLayout("columns").row(columns) == (f"{path} 0123", f"{path} 4567", "0123", "89ab 4567")
+
+
+async def test_a_visitor_is_found_by_the_hash_kept_as_bytes_and_as_the_hex_of_files_written_before(backend, tmp_path):
+    analyzer, hashed = Analyzer(KEY), "ab" * 32
+    docs = [msgspec.structs.replace(_doc(analyzer, n, "refund"), visitor_hash=h) for n, h in ((1, hashed), (2, "cd" * 32))]
+    await backend.index(docs)
+    plan = Plan(tenant_id=TENANT, tree=FieldIs("visitor", hashed), senders=(), sort="newest", size=20, cursor=Cursor())
+    assert [h.conversation_id.int - 1000 for h in (await backend.search(plan)).hits] == [1]
+    conn = apsw.Connection(str(tmp_path / "search.sqlite3"))
+    assert conn.execute("SELECT DISTINCT typeof(visitor_hash), length(visitor_hash) FROM search_doc").fetchall() == [("blob", 32)]
+    conn.execute("UPDATE search_doc SET visitor_hash = hex(visitor_hash)")  # as a release before wrote it
+    conn.execute("UPDATE search_doc SET visitor_hash = lower(visitor_hash)")
+    conn.close()
+    assert [h.conversation_id.int - 1000 for h in (await backend.search(plan)).hits] == [1]
+
+
+async def test_a_prefix_over_some_senders_is_answered_again_on_a_new_connection(backend):
+    # The term dictionary those queries read is a temp table of the connection: a backend that
+    # closed and opened again (a restart, ``parley index`` commands) must make it again.
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, 1, "where is my refund", "the refund is on its way")])
+    for _ in range(2):
+        assert (await _bag_answers(backend, analyzer))["sender:agent refun*"] == [(1, 0.0)]
+        await backend.close()
 
 
 def _vocabulary_rows(path: Path) -> set[int]:

@@ -58,6 +58,7 @@ async def test_a_policy_query_flags_exactly_what_the_same_search_finds(client, t
     found: dict[str, set[str]] = {}
     for query in EXPECTED:
         result = (await client.post("/v1/search", json={"q": query, "size": 100}, headers=tenant.headers("compliance"))).json()
+        assert "typo_tolerant" in result, (query, result)
         found[query] = set() if result["typo_tolerant"] else {hit["id"] for hit in result["hits"]}
     flagged: dict[str, set[str]] = {query: set() for query in EXPECTED}
     cursor = None

@@ -20,8 +20,9 @@ Tables:
   of a tenant; facets count matches per group.
 * ``search_label``: agent ids and tags, one row each (the agent: and tag: filters).
 * ``search_fts``: ``t_<sender>`` terms with positions (phrases, NEAR, BM25).
-* ``search_bag``: ``f_<sender>``, no positions: prefix paths (a prefix query is a token-prefix
-  query), exact spellings, typing keys.
+* ``search_bag``: no positions: prefix paths (a prefix query is a token-prefix query), exact
+  spellings, typing keys — each once per conversation, marked with the senders who wrote it
+  (``BagLayout``).
 * ``search_typo``: the typo vocabulary, one row per term (its rowid is the term's first 32 bits,
   ``TypoLayout``) whose text is the term's deletion neighbourhood — written once per term rather
   than once per conversation; a typo query matches its deletions here and then the terms in
@@ -52,6 +53,7 @@ from uuid import UUID
 import apsw
 import structlog
 
+from archive.analysis import PATH_MARK, PATH_ROOT_DIGITS, PATH_STEP_DIGITS
 from archive.search.backend import BackendStatus, CompactReport, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
     SENDERS,
@@ -112,10 +114,13 @@ SCHEMA = [
         id INTEGER PRIMARY KEY, tenant INTEGER NOT NULL, site TEXT NOT NULL, channel TEXT NOT NULL,
         language TEXT NOT NULL, day INTEGER NOT NULL, labels TEXT NOT NULL,
         UNIQUE (tenant, site, channel, language, day, labels))""",
-    "CREATE TABLE search_label (doc INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL)",
-    "CREATE INDEX search_label_doc ON search_label (doc, kind, value)",
+    # Read only by (doc, kind, value): the key is the table (files created before kept a rowid
+    # table and an index repeating it, twice the size).
+    """CREATE TABLE search_label (doc INTEGER NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+        PRIMARY KEY (doc, kind, value)) WITHOUT ROWID""",
     f"CREATE VIRTUAL TABLE search_fts USING fts5({', '.join(TEXT_COLUMNS)}, {_CONTENTLESS}, detail=full)",
-    f"CREATE VIRTUAL TABLE search_bag USING fts5({', '.join(BAG_COLUMNS)}, {_CONTENTLESS}, detail=column)",
+    # The bag in the ``sets`` layout (``BagLayout``); files created before it have one column per sender.
+    f"CREATE VIRTUAL TABLE search_bag USING fts5(f, {_CONTENTLESS}, detail=none)",
     # Never deleted from (see the threat model in docs/search.md), so without the per-row sizes
     # that contentless_delete keeps (a tenth of the vocabulary's size); a term written again adds
     # the same postings under the same rowid, which FTS5 keeps once.
@@ -170,6 +175,14 @@ def _free_rowid(conn: apsw.Connection, tenant: int, started_at: datetime, slot_b
     return rowid
 
 
+def _packed(visitor_hash: str) -> bytes | str:
+    """A visitor hash (hex) as its bytes: half the size in every row of ``search_doc``."""
+    try:
+        return bytes.fromhex(visitor_hash)
+    except ValueError:  # not hex: kept as it is
+        return visitor_hash
+
+
 def _micros(value: datetime) -> int:
     return int(value.astimezone(timezone.utc).timestamp() * 1_000_000)
 
@@ -218,6 +231,112 @@ class TypoLayout:
 
 
 TYPO_LAYOUT = "narrow"
+PATH_SET_DIGITS = 5  # hex digits per letter after the first three, in the sets layout
+NARROWED_LIMIT = 200_000
+SET_DIGITS = [format(n, "x") for n in range(16)]
+SENDER_BITS = {f"f_{sender}": 1 << i for i, sender in enumerate(SENDERS)}
+ALL_SENDERS = (1 << len(SENDERS)) - 1
+NO_MATCH = "x"  # a token no bag holds (bag tokens are hex, or a path starting with "p")
+
+
+def _narrow_path(token: str) -> str:
+    """A prefix path (``Analyzer.path``) with each block after the first cut to 5 hex digits."""
+    if not token.startswith(PATH_MARK):
+        return token
+    head, rest = token[:1 + PATH_ROOT_DIGITS], token[1 + PATH_ROOT_DIGITS:]
+    return head + "".join(rest[i:i + PATH_SET_DIGITS] for i in range(0, len(rest), PATH_STEP_DIGITS))
+
+
+class BagLayout:
+    """How ``search_bag`` keeps a conversation's bag tokens (prefix paths, exact spellings,
+    typing keys). Recorded per file in ``search_meta`` (``bag_layout``); files created before it
+    was recorded are ``columns`` until ``parley index rebuild`` recreates them.
+
+    * ``sets`` (files from this release on): one column, ``detail=none``; each token once per
+      conversation, followed by one hex digit: the set of senders who wrote it (visitor 1,
+      agent 2, bot 4, system 8). A search over every sender asks for the token as a prefix
+      (``tok*``: any set), one over some senders for the sets that include one of them, and a
+      prefix query over some senders reads the candidate paths from the term dictionary
+      (``fts5vocab``) and keeps those whose set fits. Prefix paths keep 20 bits per letter after
+      the first three (24 in the analyzer, and on OpenSearch): a prefix's few dozen next letters
+      still get blocks of their own (a collision, about one in a vocabulary of a million paths,
+      would let a prefix also find a sibling's words). On the benchmark corpus the bag is a
+      fifth smaller than ``columns``, where each posting also stored its column.
+    * ``columns``: one column per sender (``f_<sender>``), ``detail=column``, the analyzer's
+      paths as they are."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sets = name == "sets"
+        self.columns = ["f"] if self.sets else BAG_COLUMNS
+        self._narrowed: dict[str, str] = {}  # path → its narrow form: most words recur
+
+    def row(self, columns: dict[str, str]) -> tuple[str, ...]:
+        """A document's ``f_<sender>`` columns → the values of this layout's columns. (Set
+        operations rather than a loop per token: a conversation has a few hundred bag tokens,
+        most of them written by one sender, and this runs for every conversation indexed.)"""
+        if not self.sets:
+            return tuple(columns.get(c, "") for c in BAG_COLUMNS)
+        written = [(set(self._narrow(text.split())), bit) for column, bit in SENDER_BITS.items() if (text := columns.get(column))]
+        if not written:
+            return ("",)
+        if len(written) == 1:
+            tokens, bit = written[0]
+            return (" ".join([t + SET_DIGITS[bit] for t in tokens]),)
+        everyone: set[str] = set().union(*(tokens for tokens, _ in written))
+        if len(written) == 2:
+            (first, bit1), (second, bit2) = written
+            both = first & second
+            parts = [[t + SET_DIGITS[bit1] for t in first - both], [t + SET_DIGITS[bit2] for t in second - both],
+                     [t + SET_DIGITS[bit1 | bit2] for t in both]]
+            return (" ".join(itertools.chain.from_iterable(parts)),)
+        return (" ".join([t + SET_DIGITS[sum(bit for tokens, bit in written if t in tokens)] for t in everyone]),)
+
+    def _narrow(self, tokens: list[str]) -> list[str]:
+        """Bag tokens with their paths narrowed, through a cache read at C speed (``map``): the
+        tokens of a conversation are mostly ones seen before."""
+        narrowed = self._narrowed
+        found = list(map(narrowed.get, tokens))
+        if None in found:
+            if len(narrowed) > NARROWED_LIMIT:
+                narrowed.clear()
+            for i, token in enumerate(tokens):
+                if found[i] is None:
+                    found[i] = narrowed[token] = _narrow_path(token)
+        return found  # type: ignore[return-value]  # no None left
+
+    def exact(self, tokens: list[str], columns: list[str]) -> str:
+        """MATCH: any of ``tokens``, written by a sender of ``columns``."""
+        if not self.sets:
+            return f"{_columns(columns)} : ({' OR '.join(tokens)})"
+        wanted = _sender_set(columns)
+        if wanted == ALL_SENDERS:
+            return "(" + " OR ".join(f"{t}*" for t in tokens) + ")"
+        return "(" + " OR ".join(f"{t}{found:x}" for t in tokens for found in range(1, ALL_SENDERS + 1) if found & wanted) + ")"
+
+    def prefix(self, token: str, columns: list[str], conn: apsw.Connection) -> str:
+        """MATCH: a word whose prefix path starts with ``token``, written by a sender of ``columns``."""
+        if not self.sets:
+            return f"{_columns(columns)} : {token}*"
+        token, wanted = _narrow_path(token), _sender_set(columns)
+        if wanted == ALL_SENDERS:
+            return f"{token}*"
+        # The term dictionary, per connection (a temp table): paths are hex after the "p", so every
+        # token starting with this path sorts below path + "g".
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.bag_terms USING fts5vocab(main, search_bag, row)")
+        found = [t for (t,) in conn.execute("SELECT term FROM temp.bag_terms WHERE term >= ? AND term < ?", (token, token + "g"))
+                 if int(t[-1], 16) & wanted]
+        return "(" + " OR ".join(found or [NO_MATCH]) + ")"
+
+
+def _sender_set(columns: list[str]) -> int:
+    found = 0
+    for column in columns:
+        found |= SENDER_BITS[column]
+    return found
+
+
+BAG_LAYOUT = "sets"
 
 
 def _quote(tokens: list[str]) -> str:
@@ -259,9 +378,11 @@ class _Compiler:
     OR whose children all live in one FTS table is merged into one MATCH expression. ``expand``
     turns typo tokens into the terms they were cut from (the vocabulary lookup)."""
 
-    def __init__(self, plan: Plan, expand: Callable[[list[str]], list[str]], bounds: tuple[int, int]) -> None:
+    def __init__(self, plan: Plan, expand: Callable[[list[str]], list[str]], bounds: tuple[int, int],
+                 bag_prefix: Callable[[str, list[str]], str], bag: BagLayout) -> None:
         self.plan = plan
         self.expand = expand
+        self.bag_prefix, self.bag = bag_prefix, bag
         self.bounds = bounds  # the tenant's rowids: every FTS read stays inside them
         self.params: list[Any] = []
 
@@ -270,7 +391,7 @@ class _Compiler:
         return f"{_columns(self.plan.text_columns())} : ({' OR '.join(alternatives)})"
 
     def bag_match(self, tokens: list[str]) -> str:
-        return f"{_columns(self.plan.bag_columns())} : ({' OR '.join(tokens)})"
+        return self.bag.exact(tokens, self.plan.bag_columns())
 
     def fts(self, node: PlanNode) -> tuple[str, str] | None:
         """(table, MATCH expression) when ``node`` is expressible in one FTS table."""
@@ -282,7 +403,7 @@ class _Compiler:
             body = " OR ".join(f"NEAR({_quote(a)} {_quote(b)}, {node.distance})" for a, b in node.pairs)
             return "search_fts", f"{_columns(self.plan.text_columns())} : ({body})"
         if isinstance(node, PrefixMatch):
-            return "search_bag", f"{_columns(self.plan.bag_columns())} : {node.token}*"
+            return "search_bag", self.bag_prefix(node.token, self.plan.bag_columns())
         if isinstance(node, (All, AnyOf)):
             parts = [self.fts(c) for c in node.children]
             if all(p is not None for p in parts) and len({p[0] for p in parts if p}) == 1:
@@ -361,7 +482,10 @@ class _Compiler:
         if node.name == "lang":
             self.params.append(node.value.lower() + "-%")
             return "(lower(d.language) = lower(?) OR lower(d.language) LIKE ?)"
-        column = {"visitor": "visitor_hash", "site": "site", "channel": "channel"}[node.name]
+        if node.name == "visitor":  # kept as bytes (files written before: as hex text)
+            self.params[-1:] = [_packed(node.value), node.value]
+            return "d.visitor_hash IN (?, ?)"
+        column = {"site": "site", "channel": "channel"}[node.name]
         return f"d.{column} = ?"
 
 
@@ -378,6 +502,7 @@ class SqliteFtsBackend:
         self._schema_cookie = -1
         self._layout: str | None = None
         self._typo_layout: TypoLayout | None = None
+        self._bag_layout: BagLayout | None = None
 
     # Every call runs in a worker thread; one connection, serialised by a lock (FTS5 writes are
     # single-writer anyway, and searches are short).
@@ -413,9 +538,16 @@ class SqliteFtsBackend:
             self._typo_layout = TypoLayout(found[0][0] if found else "wide")  # a file created before the key existed
         return self._typo_layout
 
+    def _bag(self, conn: apsw.Connection) -> BagLayout:
+        if self._bag_layout is None:
+            found = _rows(conn, "SELECT value FROM search_meta WHERE key = 'bag_layout'")
+            self._bag_layout = BagLayout(found[0][0] if found else "columns")  # a file created before the key existed
+        return self._bag_layout
+
     def _forget(self) -> None:
         self._layout = None
         self._typo_layout = None
+        self._bag_layout = None
         self._tenants.clear()
         self._known_terms.clear()
         self._facet_groups.clear()
@@ -453,6 +585,7 @@ class SqliteFtsBackend:
                 conn.execute(statement)
             conn.execute("INSERT INTO search_meta (key, value) VALUES ('rowid_layout', ?)", (ROWID_LAYOUT,))
             conn.execute("INSERT INTO search_meta (key, value) VALUES ('typo_layout', ?)", (TYPO_LAYOUT,))
+            conn.execute("INSERT INTO search_meta (key, value) VALUES ('bag_layout', ?)", (BAG_LAYOUT,))
             if upgraded_from is not None:
                 conn.execute("INSERT INTO search_meta (key, value) VALUES ('upgraded_from', ?)", (str(upgraded_from),))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -478,7 +611,8 @@ class SqliteFtsBackend:
                 # Still answers (ok): what was ingested since the upgrade is found, the rest is not.
                 detail += f"; upgraded from schema {upgraded[0][0]}: run `parley index rebuild` to index earlier conversations"
             older = [f"{part}: {name}" for part, name, current in (
-                ("rowids", self._rowid_layout(conn), ROWID_LAYOUT), ("typo vocabulary", self._typos(conn).name, TYPO_LAYOUT)) if name != current]
+                ("rowids", self._rowid_layout(conn), ROWID_LAYOUT), ("typo vocabulary", self._typos(conn).name, TYPO_LAYOUT),
+                ("bag", self._bag(conn).name, BAG_LAYOUT)) if name != current]
             if older:
                 detail += f"; written in an earlier layout ({', '.join(older)}): `parley index rebuild` rewrites it smaller"
             return BackendStatus(ok=True, detail=detail)
@@ -560,7 +694,7 @@ class SqliteFtsBackend:
         texts: list[tuple[Any, ...]] = []
         bags: list[tuple[Any, ...]] = []
         typos: list[tuple[int, str]] = []
-        layout = self._typos(conn)
+        layout, bag = self._typos(conn), self._bag(conn)
         with _writing(conn):
             for doc in docs:
                 tenant = self._tenant(conn, doc.tenant_id, create=True)
@@ -573,15 +707,15 @@ class SqliteFtsBackend:
                     "INSERT INTO search_doc (rowid, tenant, conversation, site, channel, language, started_at, visitor_hash, facet)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (rowid, tenant, doc.conversation_id.bytes, doc.site, doc.channel, doc.language, _micros(doc.started_at),
-                     doc.visitor_hash, self._facet_group(conn, tenant, doc)),
+                     _packed(doc.visitor_hash), self._facet_group(conn, tenant, doc)),
                 )
                 labels += [(rowid, "agent", a) for a in doc.agent_ids] + [(rowid, "tag", t) for t in doc.tags]
                 texts.append((rowid, *(doc.columns.get(c, "") for c in TEXT_COLUMNS)))
-                bags.append((rowid, *(doc.columns.get(c, "") for c in BAG_COLUMNS)))
+                bags.append((rowid, *bag.row(doc.columns)))
                 typos += self._new_typos(doc.typos, layout)
-            conn.executemany("INSERT INTO search_label (doc, kind, value) VALUES (?, ?, ?)", labels)
+            conn.executemany("INSERT OR IGNORE INTO search_label (doc, kind, value) VALUES (?, ?, ?)", labels)
             conn.executemany(f"INSERT INTO search_fts (rowid, {', '.join(TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", texts)
-            conn.executemany(f"INSERT INTO search_bag (rowid, {', '.join(BAG_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", bags)
+            conn.executemany(f"INSERT INTO search_bag (rowid, {', '.join(bag.columns)}) VALUES (?{', ?' * len(bag.columns)})", bags)
             conn.executemany("INSERT INTO search_typo (rowid, deletions) VALUES (?, ?)", typos)
 
     def _new_typos(self, neighbourhoods: dict[str, tuple[str, ...]], layout: TypoLayout) -> Iterable[tuple[int, str]]:
@@ -620,7 +754,7 @@ class SqliteFtsBackend:
         tenant = self._tenant(conn, plan.tenant_id, create=False)
         if tenant is None:
             return SearchPage(total=0, hits=[], facets={name: {} for name in plan.facets})
-        query = _Query(conn, plan, tenant, self._typos(conn))
+        query = _Query(conn, plan, tenant, self._typos(conn), self._bag(conn))
         facets: dict[str, dict[str, int]] = {}
         if query.text_only and not plan.facets and plan.sort != "relevance" and query.rowids_follow_time():
             # Newest/oldest first: counting the matches is half the cost of collecting them, and
@@ -698,24 +832,36 @@ def _facet_counts(groups: list[tuple[Any, ...]], names: tuple[str, ...]) -> dict
 class _Query:
     """One search: its WHERE clause over ``search_doc d`` and the page of hits."""
 
-    def __init__(self, conn: apsw.Connection, plan: Plan, tenant: int, typo: TypoLayout) -> None:
-        self.conn, self.plan, self.tenant, self.typo = conn, plan, tenant, typo
+    def __init__(self, conn: apsw.Connection, plan: Plan, tenant: int, typo: TypoLayout, bag: BagLayout) -> None:
+        self.conn, self.plan, self.tenant, self.typo, self.bag = conn, plan, tenant, typo, bag
         self.bounds = tenant_rowids(tenant)
         self._expanded: dict[tuple[str, ...], list[str]] = {}
+        self._prefixes: dict[tuple[str, tuple[str, ...]], str] = {}
         self.text = bool(positive_text(plan.tree))
         self.text_only = text_only(plan.tree)
         self.scored_alike = scored_alike(plan.tree)
         self.ranked: bool | None = None  # rank() ran: whether there was anything to rank by
-        matcher = _Compiler(plan, self.expand, self.bounds)
+        matcher = self.compiler()
         self.matching = matcher.matching(plan.tree) if self.text_only else ""
         self.matching_params = matcher.params
-        compiler = _Compiler(plan, self.expand, self.bounds)
+        compiler = self.compiler()
         if self.text:  # the tenant is its rowid range; the FTS sub-selects drive
             self.where = f"d.rowid BETWEEN ? AND ? AND {compiler.sql(plan.tree)}"
             self.params: list[Any] = [*self.bounds, *compiler.params]
         else:  # filters only: the tenant's time index is the plan
             self.where = f"d.tenant = ? AND {compiler.sql(plan.tree)}"
             self.params = [tenant, *compiler.params]
+
+    def compiler(self, bounds: tuple[int, int] | None = None) -> _Compiler:
+        return _Compiler(self.plan, self.expand, bounds or self.bounds, self.bag_prefix, self.bag)
+
+    def bag_prefix(self, token: str, columns: list[str]) -> str:
+        """A prefix query's MATCH on the bag (read from the term dictionary once per search)."""
+        key = (token, tuple(columns))
+        found = self._prefixes.get(key)
+        if found is None:
+            found = self._prefixes[key] = self.bag.prefix(token, columns, self.conn)
+        return found
 
     def expand(self, tokens: list[str]) -> list[str]:
         """Typo tokens → the terms in the tenant's vocabulary they were cut from."""
@@ -814,7 +960,7 @@ class _Query:
                 chunk = list(itertools.islice(timeline, size))
                 if not chunk:
                     break
-                ranged = _Compiler(plan, self.expand, (min(r[0] for r in chunk), max(r[0] for r in chunk)))
+                ranged = self.compiler((min(r[0] for r in chunk), max(r[0] for r in chunk)))
                 found = {r[0] for r in _rows(self.conn, ranged.matching(plan.tree), ranged.params)}
                 page += [(conversation, 0.0, started_at) for rowid, conversation, started_at in chunk if rowid in found]
                 size *= 2
@@ -851,7 +997,7 @@ class _Query:
         return self.ranked
 
     def _rank(self) -> bool:
-        plan, ranker = self.plan, _Compiler(self.plan, self.expand, self.bounds)
+        plan, ranker = self.plan, self.compiler()
         words: list[str] = []
         bonuses: list[tuple[str, str, float]] = []  # (MATCH on search_fts, MATCH on search_bag, score)
         boosts: list[str] = []  # MATCH on search_bag: the exact spellings
