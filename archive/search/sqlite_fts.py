@@ -272,9 +272,9 @@ class BagLayout:
         self._narrowed: dict[str, str] = {}  # path → its narrow form: most words recur
 
     def row(self, columns: dict[str, str]) -> tuple[str, ...]:
-        """A document's ``f_<sender>`` columns → the values of this layout's columns. (Set
-        operations rather than a loop per token: a conversation has a few hundred bag tokens,
-        most of them written by one sender, and this runs for every conversation indexed.)"""
+        """A document's ``f_<sender>`` columns → the values of this layout's columns. (Sets
+        are marked with set operations: a conversation has a few hundred bag tokens, nearly all
+        written by the visitor, the agent or both, and this runs for every conversation indexed.)"""
         if not self.sets:
             return tuple(columns.get(c, "") for c in BAG_COLUMNS)
         written = [(set(self._narrow(text.split())), bit) for column, bit in SENDER_BITS.items() if (text := columns.get(column))]
@@ -283,13 +283,13 @@ class BagLayout:
         if len(written) == 1:
             tokens, bit = written[0]
             return (" ".join([t + SET_DIGITS[bit] for t in tokens]),)
-        everyone: set[str] = set().union(*(tokens for tokens, _ in written))
         if len(written) == 2:
             (first, bit1), (second, bit2) = written
             both = first & second
             parts = [[t + SET_DIGITS[bit1] for t in first - both], [t + SET_DIGITS[bit2] for t in second - both],
                      [t + SET_DIGITS[bit1 | bit2] for t in both]]
             return (" ".join(itertools.chain.from_iterable(parts)),)
+        everyone: set[str] = set().union(*(tokens for tokens, _ in written))
         return (" ".join([t + SET_DIGITS[sum(bit for tokens, bit in written if t in tokens)] for t in everyone]),)
 
     def _narrow(self, tokens: list[str]) -> list[str]:
