@@ -228,6 +228,26 @@ def _redacted_attachments(redactor: Redactor, files: list[Attachment]) -> list[A
     ]
 
 
+def _redacted_value(redactor: Redactor, key: str, value: Any) -> Any:
+    """A metadata value as stored. A number (JSON allows ``{"card": 4111111111111111}``) is read as
+    the digits it is written with, its key standing before it as a label would in a message
+    (``customer_id``, ``order``: business; ``phone``: a phone cue); when anything in it is
+    masked, the masked text is stored in place of the number."""
+    if isinstance(value, str):
+        return redactor.redact(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    digits = str(int(value)) if isinstance(value, float) and value.is_integer() and abs(value) < 1e19 else str(value)
+    label = f"{key.replace('_', ' ')}: "
+    redacted = redactor.redact(label + digits)
+    if redacted == label + digits:
+        return value
+    if redacted.startswith(label):
+        return redacted[len(label) :]
+    redacted = redactor.redact(digits)  # the key itself held something masked: read the number alone
+    return value if redacted == digits else redacted
+
+
 class Redacted(msgspec.Struct):
     messages: list[Message]
     metadata: dict[str, Any]
@@ -252,7 +272,7 @@ def redact_content(
     lines = [ChatLine(f"{m.sender.role}:{m.sender.id or ''}", m.at, m.text) for m in messages]
     redacted = redact_conversation(lines, options, language)
     redactor = Redactor(options, language)
-    clean_metadata = {k: redactor.redact(v) if isinstance(v, str) else v for k, v in metadata.items()}
+    clean_metadata = {k: _redacted_value(redactor, k, v) for k, v in metadata.items()}
     clean_messages = [
         msgspec.structs.replace(
             m, text=text, **({"attachments": _redacted_attachments(redactor, m.attachments)} if m.attachments else {}),

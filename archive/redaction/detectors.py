@@ -364,7 +364,11 @@ def iban_candidates(folded: str) -> Iterator[Candidate]:
 _PHONE_STRETCH = re.compile(r"\+?\(?[0-9][0-9 ().\-/]*[0-9]\)?")
 MIN_PHONE_DIGITS = 7
 _GLUED_BEFORE = re.compile(r"[0-9][.\-/]$")
-_GLUED_AFTER = re.compile(r"[.\-/][0-9]")
+# Glued after: a longer dotted, dashed or slashed code, a time of day ("2025-03-14 14:30", which
+# the US plan reads as +1 202-503-1414), or the decimals of an amount ("45 678 901,00 kr", "…,-").
+_GLUED_AFTER = re.compile(r"[.\-/:][0-9]|,[0-9]{1,2}(?![0-9]|[ .\-/][0-9])|,-")
+# A number read from a date and the time after it ("2025-03-14 1430"): a date is evidence.
+_LEADING_DATE = re.compile(r"([0-9]{1,4}[./-][0-9]{1,2}[./-][0-9]{1,4}) ")
 # "030/1234567" is a German phone number; "77-2026/11" and "11/2026" are references and dates.
 _SHORT_SLASH_PART = re.compile(r"/\d{1,2}$|^\d{1,2}/")
 # How a number written with its country code starts: "+47 …", or an international dialling prefix
@@ -471,6 +475,9 @@ def _phone(folded: str, start: int, end: int, raw: str, runs: list[Run], interna
     if looks_like_date(raw) or _SHORT_SLASH_PART.search(raw) or _GLUED_BEFORE.search(folded, max(0, start - 2), start):
         return None
     if _GLUED_AFTER.match(folded, end):
+        return None
+    leading = _LEADING_DATE.match(raw)
+    if leading is not None and looks_like_date(leading.group(1)):
         return None
     if international:
         return Candidate(start, end, "phone")  # no order or case number is written with a country code
