@@ -91,3 +91,35 @@ def test_an_amount_with_decimal_comma_is_not_a_phone_number(language, text):
     """An amount written with a decimal comma ("45 678 901,00 kr") is an amount: the integer part
     is not a Norwegian or German phone number even though it validates as one."""
     assert redact(text, language) == (text, {})
+
+
+# ---- the tenant's home-region numbers after a phone cue in any language ----------------------
+
+
+@pytest.mark.parametrize(
+    "language,text",
+    [
+        ("ru", "мой телефон 406 12 345"),
+        ("ru", "мой номер 40 61 23 45"),
+        ("uk", "мій номер 406 12 345"),
+        ("en", "my number is 406 12 345"),
+        ("de", "meine Nummer ist 40 61 23 45"),
+        ("es", "mi teléfono es 40 61 23 45"),
+        ("fr", "mon numéro : 40 61 23 45"),
+        ("sv", "mitt nummer är 21 23 45 67"),
+    ],
+)
+def test_a_norwegian_tenants_home_numbers_are_read_after_a_phone_cue_in_any_language(language, text):
+    """libphonenumber's NO example numbers (mobile 40 61 23 45, fixed line 21 23 45 67) given by a
+    customer of a Norwegian tenant (defaults: fallback region NO) in a conversation tagged with
+    another language, right after an explicit phone cue: the tenant's home regions are read too."""
+    out, counts = redact(text, language, DEFAULT)
+    assert counts == {"phone": 1}, out
+
+
+def test_the_home_region_comes_from_the_tenants_default_languages():
+    """A German tenant (fallback region DE, from its default languages) whose customer writes in
+    English: libphonenumber's DE example mobile 01512 3456789 after "my number is"."""
+    options = RedactionOptions(fallback_regions=["DE"])
+    out, counts = redact("my number is 01512 3456789", "en", options)
+    assert (out, counts) == ("my number is [phone]", {"phone": 1})

@@ -106,6 +106,8 @@ class _Engine:
         self.regions = phone_regions_for(options, language) or ["ZZ"]
         # Without a language tag, Cyrillic text says enough to read Russian national numbers too
         # (ten digits after 8: no order number is mistaken for one the way eight digits are in NO).
+        # The tenant's home market: read after a phone cue in a conversation of any language.
+        self.home_regions = [r for r in options.fallback_regions if r not in self.regions]
         self.cyrillic_regions = self.regions if regions_for_language(language) else list(dict.fromkeys([*self.regions, "RU"]))
 
     def candidates(self, folded: str) -> list[Candidate]:
@@ -121,7 +123,7 @@ class _Engine:
                 found += hetu_candidates(folded)
             if options.redact_phone:
                 regions = self.cyrillic_regions if CYRILLIC.search(folded) else self.regions
-                found += phone_candidates(folded, regions, runs, found)
+                found += phone_candidates(folded, regions, runs, found, self.home_regions)
         if options.redact_email:
             found += email_candidates(folded)
         return found

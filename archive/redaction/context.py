@@ -32,21 +32,21 @@ SENSITIVE: dict[str, dict[Cue, tuple[str, ...]]] = {
         "national_id": ("fødselsnummer", "fødselsnr", "fnr", "personnummer", "personnr", "d-nummer", "dnummer", "pnr",
                         "personnummeret"),
         "phone": ("telefon", "telefonnummer", "tlf", "mobil", "mobilnummer", "mobilnr", "mob", "ring", "ringe", "sms",
-                  "nå meg", "nås"),
+                  "nå meg", "nås", "mitt nummer", "nummeret mitt"),
     },
     "ru": {
         "card": ("карта", "карты", "карту", "картой", "карточк", "номер карты", "visa", "мир"),
         "iban": ("iban", "счёт", "счет", "счёта", "счета", "р/с", "расчётный", "расчетный"),
         "national_id": ("снилс", "snils", "страховой номер", "страхового свидетельства", "паспорт", "инн физ"),
         "phone": ("телефон", "тел", "моб", "мобильный", "сотовый", "номер телефона", "позвоните", "звоните",
-                  "перезвоните", "смс", "whatsapp", "вотсап", "viber", "вайбер", "телеграм"),
+                  "перезвоните", "смс", "whatsapp", "вотсап", "viber", "вайбер", "телеграм", "мой номер"),
     },
     "sl": {
         "card": ("kartica", "kartice", "kartico", "številka kartice", "kreditna", "plačilna"),
         "iban": ("iban", "trr", "transakcijski", "bančni račun", "številka računa"),
         "national_id": ("emšo", "emso", "matična številka občana"),
         "phone": ("telefon", "telefonska", "tel", "mobitel", "mobi", "gsm", "pokličite", "pokliči", "številka telefona",
-                  "dosegljiv", "dosegljiva"),
+                  "dosegljiv", "dosegljiva", "moja številka"),
     },
     "en": {
         "card": ("card", "card number", "credit card", "debit card", "cc", "pan", "visa", "mastercard", "amex"),
@@ -54,7 +54,7 @@ SENSITIVE: dict[str, dict[Cue, tuple[str, ...]]] = {
         "national_id": ("ssn", "social security", "national id", "personal number", "identity number", "id number",
                         "personal id", "snils"),
         "phone": ("phone", "telephone", "tel", "mobile", "mob", "cell", "cellphone", "landline", "call", "call back",
-                  "callback", "ring me", "text me", "whatsapp", "reach me"),
+                  "callback", "ring me", "text me", "whatsapp", "reach me", "my number"),
     },
     "de": {
         "card": ("karte", "kartennummer", "kreditkarte", "kreditkartennummer", "ec-karte", "girokarte", "visa",
@@ -62,14 +62,23 @@ SENSITIVE: dict[str, dict[Cue, tuple[str, ...]]] = {
         "iban": ("iban", "konto", "kontonummer", "bankverbindung", "girokonto"),
         "national_id": ("personalausweis", "personennummer", "identifikationsnummer", "sozialversicherungsnummer"),
         "phone": ("telefon", "telefonnummer", "tel", "handy", "handynummer", "mobil", "mobilnummer", "mobilfunk",
-                  "rufnummer", "anrufen", "rufen sie", "rückruf", "festnetz", "erreichbar"),
+                  "rufnummer", "anrufen", "rufen sie", "rückruf", "festnetz", "erreichbar", "meine nummer"),
     },
     "sv/da/fi": {
         "card": ("kortnummer", "kreditkort", "betalkort", "kortti", "kortin"),
         "iban": ("kontonummer", "tilinumero"),
         "national_id": ("personnummer", "cpr", "cpr-nummer", "personnr", "henkilötunnus", "hetu", "sotu"),
-        "phone": ("telefon", "mobil", "puhelin", "puhelinnumero"),
+        "phone": ("telefon", "mobil", "puhelin", "puhelinnumero", "telefonnummer", "mobilnummer", "mitt nummer",
+                  "mit nummer", "numeroni"),
     },
+    # Phone cues only: a tenant's customers write in many more languages than the tables above
+    # cover, and a number they introduce so is read for the tenant's home regions too.
+    "es": {"phone": ("teléfono", "telefono", "móvil", "movil", "celular", "mi número", "mi numero", "llámame")},
+    "fr": {"phone": ("téléphone", "mon portable", "mon numéro", "mon numero", "appelez-moi", "rappelez-moi")},
+    "it": {"phone": ("cellulare", "il mio numero", "chiamami")},
+    "pt": {"phone": ("telefone", "telemóvel", "o meu número", "meu número", "meu numero", "ligue-me")},
+    "pl": {"phone": ("numer telefonu", "mój numer", "moj numer", "komórka", "komórki", "zadzwoń")},
+    "uk": {"phone": ("телефону", "мій номер", "мобільний", "номер телефону", "зателефонуйте")},
 }
 
 # Business cues: what precedes the numbers a support chat is about — orders, invoices, cases and
@@ -197,9 +206,12 @@ for _w, _cue in list(_CUES.items()):
 _LONGEST_PHRASE = max(len(k.split()) for k in _CUES)
 
 PHONE_CUE_LANGUAGES: dict[str, tuple[str, ...]] = {}
+# A stem that is itself another language's keyword ("telefon", the stem of Portuguese "telefone")
+# keeps the languages that list it.
+_PHONE_WORDS = {_w for _tables in SENSITIVE.values() for _w in _tables.get("phone", ())}
 for _table, _tables in SENSITIVE.items():
-    for _w in _tables["phone"]:
-        for _key in {_w, *_stems(_w)}:
+    for _w in _tables.get("phone", ()):
+        for _key in {_w, *(_stem for _stem in _stems(_w) if _stem not in _PHONE_WORDS)}:
             if _CUES.get(_key) == "phone":
                 PHONE_CUE_LANGUAGES[_key] = tuple(dict.fromkeys((*PHONE_CUE_LANGUAGES.get(_key, ()), *_table.split("/"))))
 _COMPOUND_HEAD = re.compile(r"^([^\W\d_]+)[-./][^\W\d_]+$")

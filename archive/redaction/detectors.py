@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -386,9 +386,13 @@ PERSONAL_TYPES = frozenset({
 })
 
 
-def phone_candidates(folded: str, regions: list[str], runs: list[Run], found: list[Candidate]) -> Iterator[Candidate]:
+def phone_candidates(
+    folded: str, regions: list[str], runs: list[Run], found: list[Candidate], home: Sequence[str] = ()
+) -> Iterator[Candidate]:
     """``found``: longer entities already validated; digits inside them cannot make a phone number
-    that wins the span contest, so they are not offered to the (slow) matcher again."""
+    that wins the span contest, so they are not offered to the (slow) matcher again. ``home``: the
+    tenant's home regions, also read for a number introduced by a phone cue whatever the
+    conversation's language (a Norwegian shop's English-speaking customer gives a Norwegian number)."""
     seen: set[tuple[int, int]] = set()
     covered = bytearray(len(folded))
     for c in found:
@@ -405,7 +409,9 @@ def phone_candidates(folded: str, regions: list[str], runs: list[Run], found: li
             tried = regions[:1]  # a number written with its country code reads the same from any region
         elif cue == "phone":
             # "Handy 0171 2345678": introduced in German, so written the German way too.
-            tried = list(dict.fromkeys([*regions, *(r for lang in cue_languages for r in regions_for_language(lang))]))
+            tried = list(dict.fromkeys([
+                *regions, *(r for lang in cue_languages for r in regions_for_language(lang)), *home
+            ]))
         else:
             tried = regions
         read_whole = False
@@ -426,12 +432,18 @@ def phone_candidates(folded: str, regions: list[str], runs: list[Run], found: li
         if not read_whole and cue == "phone":
             # "call me on 07700 900123": introduced as a phone number, so a number of a possible
             # length is enough (invented and reserved numbers are not valid, but are still numbers).
-            for match_start, match_end, raw, _, international in _matches(
-                folded, start, end, tried[0], phonenumbers.Leniency.POSSIBLE
-            ):
-                candidate = _phone(folded, match_start, match_end, raw, runs, international)
-                if candidate is not None:
-                    yield candidate
+            # The conversation's own region first, then the tenant's home regions.
+            for region in dict.fromkeys([tried[0], *home]):
+                possible = False
+                for match_start, match_end, raw, _, international in _matches(
+                    folded, start, end, region, phonenumbers.Leniency.POSSIBLE
+                ):
+                    candidate = _phone(folded, match_start, match_end, raw, runs, international)
+                    if candidate is not None:
+                        possible = True
+                        yield candidate
+                if possible:
+                    break
 
 
 def _matches(folded: str, start: int, end: int, region: str, leniency: int) -> Iterator[tuple[int, int, str, bool, bool]]:
