@@ -225,6 +225,8 @@ def test_a_card_security_code_named_as_such_is_masked_fully(text):
     "sikkerhetskode 4021-1234 for døren",
     "ring 737 123 45",
     "the CVV number is on the back",
+    "cid 1234 is the customer",  # "CID" counts only in capitals
+    "the CSC team has 120 agents",
 ])
 def test_three_or_four_digits_without_the_codes_name_right_before_them_stay(text):
     assert redact(text, redact_phone=False) == (text, {})

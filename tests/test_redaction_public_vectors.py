@@ -123,3 +123,35 @@ def test_the_home_region_comes_from_the_tenants_default_languages():
     options = RedactionOptions(fallback_regions=["DE"])
     out, counts = redact("my number is 01512 3456789", "en", options)
     assert (out, counts) == ("my number is [phone]", {"phone": 1})
+
+
+# ---- card security codes: every scheme's name, and how Nordic languages inflect it -----------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CV2: 737",  # Worldpay / Opayo (UK acquirers)
+        "CSC: 737",  # card security code
+        "CAV2: 737",  # JCB (PCI DSS glossary)
+        "CVN2 is 737",  # UnionPay
+        "CVD: 737",  # Discover / Canadian acquirers
+        "Amex CID: 7373",  # American Express (PCI DSS glossary)
+        "card verification value: 737",  # the glossary's generic name
+        "CVC-koden min er 737",  # Norwegian: the possessive follows the noun
+        "sikkerhetskoden min er 737",
+        "CVC-en er 737",  # Norwegian definite form of the acronym
+        "kontrollsifrene er 737",  # plural definite of kontrollsiffer
+        "CVV-nummeret mitt er 737",
+        "CVV številka je 737",  # Slovenian: številka = number
+        "säkerhetskoden är 737",  # Swedish
+        "sikkerhedskoden er 737",  # Danish
+        "código de seguridad: 737",  # Spanish
+    ],
+)
+def test_a_card_security_code_is_masked_under_every_schemes_name_and_word_order(text):
+    """PCI DSS 3.3.1: the card verification code must not be kept after authorisation. The PCI
+    DSS glossary names it CAV2/CVC2/CID/CVV2, UK acquirers CV2/CSC; Adyen's test cards use CVC 737
+    and CID 7373. Each, in each word order, becomes [cvc]."""
+    out, counts = redact(text, None)
+    assert counts == {"card_security_code": 1} and "[cvc]" in out, out

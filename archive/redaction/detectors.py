@@ -536,15 +536,24 @@ def email_candidates(folded: str) -> Iterator[Candidate]:
 
 # PCI DSS 3.3.1 forbids keeping the card verification code after authorisation, and customers do
 # type it into chats ("CVC: 737", "kontrollsiffer 123", "код CVV 456"). Three or four digits are
-# everywhere in a chat, so only a code right after its own name counts: the name, at most a
-# colon, dash, "is"/"er"/"je"/"ist"/"—", then the digits standing alone.
+# everywhere in a chat, so only a code right after its own name counts: the name (every scheme's:
+# CVV2, CVC2, CAV2, CID, CVN2, and the acquirers' CV2, CSC, CVD; in any inflection customers
+# type, "CVC-en", "CVC-koden", "kontrollsifrene"), at most a possessive that follows the noun
+# ("koden min"), a colon, dash, "is"/"er"/"je"/"ist"/"es"/"är"/"—", then the digits standing alone.
+# "CID" counts only in capitals: in lower case it is a customer or case id more often than not.
+_CODE_WORD = (
+    r"code|number|no\.?|nr\.?|nummer(?:et)?|kode(?:n)?|koda|kodo|kod(?:en)?|код(?:а|ом)?|номер|številk[aeo]"
+    r"|código|cifre(?:ne)?|siffer(?:et)?|sifre(?:ne)?"
+)
 _SECURITY_CODE = re.compile(
-    r"(?<!\w)(?:(?:cvv2?|cvc2?|cvn)(?:[ \-]?(?:code|number|no\.?|nr\.?|nummer(?:et)?|kode(?:n)?|koda|kodo|kod"
-    r"|код(?:а|ом)?|номер))?"
-    r"|security code|card code|sicherheitscode|(?:karten)?prüf(?:nummer|ziffer|code)"
-    r"|kontrollsiffer(?:et|e|ene)?|sikkerhetskode(?:n)?|varnostn[aeio] kod[aeio]"
-    r"|код(?:а|ом)? безопасности|код(?:а)? (?:cvv|cvc)2?)"
-    r"[ \t]{0,2}(?:[:=\-—][ \t]{0,2}|(?:is|er|je|ist|это|sind|are)[ \t:]{1,2})?"
+    r"(?<!\w)(?:(?:cvv2?|cvc2?|cvn2?|cav2|cv2|csc|cvd|(?-i:CID))(?:-?en)?(?:[ \-]?(?:" + _CODE_WORD + r"))?"
+    r"|(?:card )?security code|card code|card verification (?:code|value|number)|sicherheitscode"
+    r"|(?:karten)?prüf(?:nummer|ziffer|code)|kontrollsiffer(?:et|e|ene)?|kontrollsifr(?:e|ene)"
+    r"|sikkerhetskode(?:n)?|sikkerhedskode(?:n)?|kontrolcifre(?:ne)?|säkerhetskod(?:en)?"
+    r"|varnostn[aeio] (?:kod[aeio]|številk[aeo])|код(?:а|ом)? безопасности|код(?:а)? (?:cvv|cvc)2?"
+    r"|código de seguridad|cryptogramme(?: visuel)?)"
+    r"(?:[ \t]{1,2}(?:min|mitt|mi|moja|moj|mine))?"
+    r"[ \t]{0,2}(?:[:=\-—][ \t]{0,2}|(?:is|er|je|ist|es|est|är|on|это|sind|are)[ \t:]{1,2})?"
     r"([0-9]{3,4})(?![0-9A-Za-z]|[.,/\-][0-9])",
     re.IGNORECASE,
 )
