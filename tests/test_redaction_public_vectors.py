@@ -155,3 +155,59 @@ def test_a_card_security_code_is_masked_under_every_schemes_name_and_word_order(
     and CID 7373. Each, in each word order, becomes [cvc]."""
     out, counts = redact(text, None)
     assert counts == {"card_security_code": 1} and "[cvc]" in out, out
+
+
+# ---- percent-encoded URLs and messenger links --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,secret,kind",
+    [
+        ("https://example.com/search?q=4111%201111%201111%201111", "4111%201111%201111%201111", "card"),
+        ("https://example.com/?q=IBAN%20DE89370400440532013000", "DE89370400440532013000", "iban"),
+        ("se https://bank.example/betal?konto=NO93%208601%201117%20947", "NO93%208601%201117%20947", "iban"),
+        ("https://example.com/?mail=ola%40example.no", "ola%40example.no", "email"),
+        ("viber://chat?number=%2B4740612345", "4740612345", "phone"),
+        ("https://example.com/?q=4111%25201111%25201111%25201111", "4111%25201111%25201111%25201111", "card"),
+    ],
+)
+def test_a_percent_encoded_url_in_a_message_is_read_decoded(text, secret, kind):
+    """A URL pasted into a message is read decoded, as ingest reads attachment URLs: "%20" must
+    not hide a card (Stripe's 4111 1111 1111 1111), an IBAN (the SWIFT registry's DE89 3704 0044
+    0532 0130 00, NO93 8601 1117 947), an address or a phone number from the detectors."""
+    out, counts = redact(text, "nb")
+    assert secret not in out and counts == {kind: 1}, out
+
+
+def test_a_percent_encoded_url_is_kept_as_written_unless_something_in_it_is_masked():
+    """Only a token in which something is masked is replaced (by its decoded, masked form)."""
+    plain = "https://example.com/s%C3%B8k?q=sykkel%20str%2056"
+    card = "https://example.com/search?q=4111%201111%201111%201111"
+    out, counts = redact(f"{plain} og {card}", "nb")
+    assert out == f"{plain} og https://example.com/search?q=4111 11** **** 1111" and counts == {"card": 1}
+
+
+def test_a_percent_encoded_url_in_metadata_is_read_decoded():
+    """Metadata values (the page URL a widget reports) are read decoded as attachment URLs are."""
+    page = "https://shop.example/checkout?pan=4111%201111%201111%201111"
+    out = redact_content(DEFAULT, "nb", [], {"page": page, "referrer": "https://example.com/a%20b"})
+    assert out.metadata == {"page": "https://shop.example/checkout?pan=4111 11** **** 1111", "referrer": "https://example.com/a%20b"}
+    assert out.counts == {"card": 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Send meg en melding: https://wa.me/4740612345",
+        "https://wa.me/4740612345?text=Hei",
+        "https://api.whatsapp.com/send?phone=4915123456789&text=Hallo",
+        "whatsapp://send?phone=79123456789",
+        "viber://chat?number=380501234567",
+    ],
+)
+def test_a_messenger_link_carries_an_international_number_without_its_plus(text):
+    """WhatsApp's click-to-chat format is https://wa.me/<number in international format, no +>
+    (also api.whatsapp.com/send?phone=…); Viber's viber://chat?number=…. The number is masked
+    (libphonenumber examples: NO 40 61 23 45, DE 01512 3456789, RU 912 345-67-89, UA 050 123 4567)."""
+    out, counts = redact(text, "nb")
+    assert counts == {"phone": 1} and "[phone]" in out, out

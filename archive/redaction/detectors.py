@@ -402,6 +402,10 @@ def phone_candidates(
         free = sum(1 for i, ch in enumerate(text, start) if ch.isdigit() and not covered[i])
         if free < MIN_PHONE_DIGITS or looks_like_date(text.strip()) or _glued_to_letters(folded, start, end):
             continue  # "1Z999AA10123456784": whatever the matcher says, not a phone number
+        link = _click_to_chat(folded, start, end)
+        if link is not None:
+            yield link
+            continue
         cue, cue_languages = governing_cue(folded, start, end)
         if cue == "business" and not _INTERNATIONAL_START.match(text):
             continue  # "Ordre 98765432"; but "Bestellung +49 171 2345678" is still a person's number
@@ -444,6 +448,29 @@ def phone_candidates(
                         yield candidate
                 if possible:
                     break
+
+
+# Messenger links carry the full international number without its "+": WhatsApp's click-to-chat
+# (https://wa.me/4740612345, api.whatsapp.com/send?phone=…, whatsapp://send?phone=…) and Viber's
+# (viber://chat?number=…).
+_CLICK_TO_CHAT = re.compile(
+    r"(?:\bwa\.me/|whatsapp\.com/send/?\?(?:[^\s#]*&)?phone=|whatsapp://send/?\?(?:[^\s#]*&)?phone="
+    r"|viber://(?:chat|add)/?\?(?:[^\s#]*&)?number=)$",
+    re.IGNORECASE,
+)
+
+
+def _click_to_chat(folded: str, start: int, end: int) -> Candidate | None:
+    if folded[start] == "+" or _CLICK_TO_CHAT.search(folded, max(0, start - 64), start) is None:
+        return None
+    digits = re.sub(r"[^0-9]", "", folded[start:end])
+    try:
+        number = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return Candidate(start, end, "phone")
 
 
 def _matches(folded: str, start: int, end: int, region: str, leniency: int) -> Iterator[tuple[int, int, str, bool, bool]]:
