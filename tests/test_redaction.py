@@ -491,3 +491,12 @@ def test_a_long_paste_of_many_numbers_is_redacted_in_one_pass():
     text = "\n".join(f"row {i}: 4111 1111 1111 1111, +47 912 34 {i % 1000:03d}" for i in range(300))
     redacted, counts = redact(text)
     assert counts == {"card": 300, "phone": 300} and "1111 1111 1111" not in redacted
+
+
+def test_a_card_after_a_tracking_label_is_still_a_card_when_it_starts_the_number_or_stands_apart():
+    """Guard for the tracking-number rule (tests/test_redaction_public_vectors.py): a shipping label
+    keeps no card that starts the run (expiry after it) or follows a differently grouped number, and
+    a label that is no shipping label keeps no card window inside a longer number."""
+    text = "tracking: 4111 1111 1111 1111 2026. tracking 12345 4111 1111 1111 1111. my card 9400 6351 0336 3445 3039 45"
+    redacted, counts = redact(text, ALL_IDS, "en")
+    assert counts == {"card": 3}, redacted

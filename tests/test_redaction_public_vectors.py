@@ -211,3 +211,43 @@ def test_a_messenger_link_carries_an_international_number_without_its_plus(text)
     (libphonenumber examples: NO 40 61 23 45, DE 01512 3456789, RU 912 345-67-89, UA 050 123 4567)."""
     out, counts = redact(text, "nb")
     assert counts == {"phone": 1} and "[phone]" in out, out
+
+
+# ---- business numbers that are not cards or phone numbers -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "USPS tracking number: 9400 6351 0336 3445 3039 45",
+        "Tracking: 9400 6351 0336 3445 3039 45",
+        "Sporingsnummer (SSCC): 0037 0709 4111 1111 1111 1111",
+    ],
+)
+def test_a_tracking_number_printed_in_groups_is_not_cut_into_a_card(text):
+    """USPS Publication 199 prints the 22-digit IMpb tracking number in groups of four; a GS1
+    SSCC with its application identifier has 20 digits. After a shipping label, a Luhn-valid,
+    card-shaped 16-digit window *inside* such a number (6351 0336 3445 3039) is not a card."""
+    assert redact(text, "en") == (text, {})
+
+
+@pytest.mark.parametrize(
+    "language,text",
+    [
+        ("en", "call center opening hours 0800-1600"),
+        ("en", "call us 0830 - 1630 on weekdays"),
+        ("nb", "Serienr 40612345"),  # -nr abbreviates -nummer (serienummer)
+        ("nb", "Skadenr: 40612345"),  # skadenummer: an insurance claim
+        ("de", "Mitgliedsnr. 030 1234567"),  # Mitgliedsnummer
+        ("ru", "Заказ был 9123456789"),  # "был" (was) joins label and number like "var"/"was"
+    ],
+)
+def test_opening_hours_abbreviated_labels_and_was_are_business_context(language, text):
+    """A range of times of day after "call" is opening hours; "Serienr"/"Mitgliedsnr." abbreviate
+    business labels ("serienummer", "Mitgliedsnummer"); "Заказ был …" names an order number."""
+    assert redact(text, language) == (text, {})
+
+
+def test_the_older_jcb_range_is_a_card():
+    """Authorize.Net's published JCB test card 3088 0000 0000 0017 (JCB's older 3088–3094 range)."""
+    assert redact("kort 3088 0000 0000 0017", "nb") == ("kort 3088 00** **** 0017", {"card": 1})

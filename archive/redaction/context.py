@@ -163,6 +163,19 @@ BUSINESS: dict[str, tuple[str, ...]] = {
     "units": ("kr", "nok", "sek", "dkk", "eur", "usd", "gbp", "rub", "руб", "рублей", "€", "$", "£", "₽"),
 }
 
+# Labels of shipments: a number after one of these (or a carrier's name) is a tracking or parcel
+# number, which may be longer than any card (USPS IMpb: 22 digits printed in groups of four;
+# GS1 SSCC: 18 digits, 20 with its application identifier).
+SHIPPING = (
+    "sporingsnummer", "sporing", "sendingsnummer", "sending", "forsendelse", "pakke", "pakkenummer", "kolli",
+    "трек", "трек-номер", "трекинг", "отслеживания", "отправление", "отправления", "посылка", "посылки",
+    "накладная", "накладной", "sledilna", "sledenje", "pošiljka", "pošiljke", "paket", "tracking",
+    "tracking number", "shipment", "parcel", "package", "consignment", "waybill", "awb", "sendung",
+    "sendungsnummer", "sendungsverfolgung", "paketnummer", "trackingnummer", "lieferschein", "seurantakoodi",
+    "lähetys", "sscc",
+) + BUSINESS["carriers"]
+BUSINESS["shipping"] = ("sscc",)
+
 # Written right after a number, these say it is a company id or an amount ("… 828 MVA", "… kr").
 BUSINESS_SUFFIX = ("mva", "kr", "nok", "sek", "dkk", "eur", "usd", "gbp", "rub", "руб", "€", "₽", ",-", "mbit", "gb", "mb")
 # Written right before a number: "#2026-118-5567", "№ 4711", "INV-2026-000123".
@@ -200,10 +213,16 @@ def _stems(keyword: str) -> set[str]:
     return {stem for stem in cuts if len(stem.split()[-1]) >= _STEM}
 
 
+# "-nr" abbreviates "-nummer" in Norwegian, Swedish, Danish and German ("Serienr", "Bestellnr",
+# "Kundennr", "telefonnr"): each "…nummer" keyword is registered abbreviated too.
+for _w, _cue in list(_CUES.items()):
+    if _w.endswith("nummer") and len(_w) > len("nummer"):
+        _CUES.setdefault(_w[: -len("nummer")] + "nr", _cue)
 for _w, _cue in list(_CUES.items()):
     for _stem in _stems(_w):
         _CUES.setdefault(_stem, _cue)
 _LONGEST_PHRASE = max(len(k.split()) for k in _CUES)
+SHIPPING_KEYS = frozenset(k for w in SHIPPING for k in {w.lower(), *_stems(w.lower())} if _CUES.get(k) == "business")
 
 PHONE_CUE_LANGUAGES: dict[str, tuple[str, ...]] = {}
 # A stem that is itself another language's keyword ("telefon", the stem of Portuguese "telefone")
@@ -253,7 +272,8 @@ ATTACHED_GAP = 24
 GLUE = frozenset(
     """nr no nummer nummeret number num id code kode my mitt min mi er var is was your ditt din the our vår vårt
     deres номер мой моя мое моё ваш вашего вашей ваша наш нашего это под n št številka številko številki je moja
-    moj vaša vaše naša naše pod ist lautet meine mein meiner ihre ihr ihrer unsere unser""".split()
+    moj vaša vaše naša naše pod ist lautet meine mein meiner ihre ihr ihrer unsere unser был была было были war
+    wurde är bil bila""".split()
 )
 _GLUE_CHARS = set(" \t:.#№()[]-–—=\"'«»")
 
@@ -264,6 +284,16 @@ def _is_glue(gap: str) -> bool:
     words = _WORD.findall(gap.lower())
     rest = _WORD.sub("", gap)
     return all(w in GLUE for w in words) and all(ch in _GLUE_CHARS for ch in rest)
+
+
+def attached_label(text: str, start: int, end: int) -> str | None:
+    """The business keyword attached to ``text[start:end]`` ("Tracking number: …" → "tracking
+    number"), if that is what makes it business."""
+    before = text[max(0, start - LOOKBEHIND) : start]
+    last = _last_keyword(before)
+    if last is None or _CUES[last[0]] != "business" or not _is_glue(before[last[1] :]):
+        return None
+    return last[0]
 
 
 def nearest_cue(text: str, start: int, end: int) -> Cue | None:

@@ -28,7 +28,7 @@ from stdnum.no import fodselsnummer
 from stdnum.se import personnummer
 from stdnum.si import emso
 
-from archive.redaction.context import governing_cue, nearest_cue
+from archive.redaction.context import SHIPPING_KEYS, attached_label, governing_cue, nearest_cue
 from archive.redaction.options import regions_for_language
 from archive.redaction.text import CYRILLIC, looks_like_date
 
@@ -75,6 +75,7 @@ CARD_SCHEMES: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     ("6", "6", (16, 17, 18, 19)),  # Maestro, Discover, UnionPay, RuPay, Elo, Hipercard, Bancontact
     ("34", "34", (15,)), ("37", "37", (15,)),  # American Express
     ("3528", "3589", (16, 17, 18, 19)),  # JCB
+    ("3088", "3094", (16,)),  # JCB's older range (Authorize.Net's JCB test card 3088000000000017)
     # Diners Club issues 14, 16 and 19 digits; 17 digits starting 302–305 are Amazon order numbers.
     ("300", "305", (14, 16, 19)), ("3095", "3095", (14, 16, 19)),  # Diners Club
     ("36", "36", (14, 16, 19)), ("38", "39", (14, 16, 19)),  # Diners Club
@@ -167,8 +168,26 @@ def digit_runs(folded: str) -> list[Run]:
 
 
 def _card(start: int, end: int, digits: str, run: Run) -> Candidate:
-    """A card; one of a retired length after a business label is kept (RETIRED_LENGTHS)."""
-    return Candidate(start, end, "card", not (len(digits) in RETIRED_LENGTHS and run.business))
+    """A card; one of a retired length after a business label is kept (RETIRED_LENGTHS), and so is
+    a card-shaped window inside a longer tracking number (``_inside_tracking_number``)."""
+    kept = (len(digits) in RETIRED_LENGTHS and run.business) or _inside_tracking_number(start, run)
+    return Candidate(start, end, "card", not kept)
+
+
+def _inside_tracking_number(start: int, run: Run) -> bool:
+    """A shipping label ("USPS tracking number:", "Sporingsnummer", "SSCC") names a run longer than
+    any card, and the card-shaped window starts after the run's first digits: the Luhn-valid window
+    "6351 0336 3445 3039" inside USPS's "9400 6351 0336 3445 3039 45" (printed in groups of four)
+    is part of the tracking number. The run must be printed as one number, in groups of one
+    length (the last may be shorter). A card-shaped number at the start of the run ("tracking:
+    4111 1111 1111 1111 2026") or after a differently grouped number ("tracking 12345 4111 1111
+    1111 1111") is still a card."""
+    sizes = [b - a for a, b in run.groups]
+    if start == run.start or sum(sizes) <= MAX_WINDOW_DIGITS or len(set(sizes[:-1])) != 1 or sizes[-1] > sizes[0]:
+        return False
+    if not run.business:
+        return False
+    return attached_label(run._folded, run.start, run.end) in SHIPPING_KEYS
 
 
 # Card numbers typed without a space after a word or before the next ("kortnr4242…", "cc4242…",
@@ -367,6 +386,8 @@ _GLUED_BEFORE = re.compile(r"[0-9][.\-/]$")
 # Glued after: a longer dotted, dashed or slashed code, a time of day ("2025-03-14 14:30", which
 # the US plan reads as +1 202-503-1414), or the decimals of an amount ("45 678 901,00 kr", "…,-").
 _GLUED_AFTER = re.compile(r"[.\-/:][0-9]|,[0-9]{1,2}(?![0-9]|[ .\-/][0-9])|,-")
+# Two times of day on the quarter hour joined by a dash: opening hours, not a phone number.
+_HOURS = re.compile(r"(?:[01][0-9]|2[0-3])(?:00|15|30|45) ?- ?(?:[01][0-9]|2[0-4])(?:00|15|30|45)")
 # A number read from a date and the time after it ("2025-03-14 1430"): a date is evidence.
 _LEADING_DATE = re.compile(r"([0-9]{1,4}[./-][0-9]{1,2}[./-][0-9]{1,4}) ")
 # "030/1234567" is a German phone number; "77-2026/11" and "11/2026" are references and dates.
@@ -442,6 +463,8 @@ def phone_candidates(
                 for match_start, match_end, raw, _, international in _matches(
                     folded, start, end, region, phonenumbers.Leniency.POSSIBLE
                 ):
+                    if _imei_shaped(raw):
+                        continue  # "IMEI telefona: 35-417803-685978-9": the phone's serial number
                     candidate = _phone(folded, match_start, match_end, raw, runs, international)
                     if candidate is not None:
                         possible = True
@@ -471,6 +494,13 @@ def _click_to_chat(folded: str, start: int, end: int) -> Candidate | None:
     if not phonenumbers.is_possible_number(number):
         return None
     return Candidate(start, end, "phone")
+
+
+def _imei_shaped(raw: str) -> bool:
+    """Fifteen digits passing Luhn, as an IMEI does (and as one number in ten of that length does):
+    no valid number has that length in the plans read, so only the lenient reading could take it."""
+    digits = re.sub(r"[^0-9]", "", raw)
+    return len(digits) == 15 and not raw.lstrip("(").startswith("+") and luhn.is_valid(digits)
 
 
 def _matches(folded: str, start: int, end: int, region: str, leniency: int) -> Iterator[tuple[int, int, str, bool, bool]]:
@@ -515,6 +545,8 @@ def _phone(folded: str, start: int, end: int, raw: str, runs: list[Run], interna
         return None
     if _GLUED_AFTER.match(folded, end):
         return None
+    if _HOURS.fullmatch(raw) is not None and raw[:4] < raw[-4:]:
+        return None  # "opening hours 0800-1600": a range of times of day
     leading = _LEADING_DATE.match(raw)
     if leading is not None and looks_like_date(leading.group(1)):
         return None
