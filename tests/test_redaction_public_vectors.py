@@ -251,3 +251,53 @@ def test_opening_hours_abbreviated_labels_and_was_are_business_context(language,
 def test_the_older_jcb_range_is_a_card():
     """Authorize.Net's published JCB test card 3088 0000 0000 0017 (JCB's older 3088–3094 range)."""
     assert redact("kort 3088 0000 0000 0017", "nb") == ("kort 3088 00** **** 0017", {"card": 1})
+
+
+# ---- identity numbers glued to their cue, addresses the validator rejects, card separators ----
+
+
+@pytest.mark.parametrize(
+    "language,text,kind",
+    [
+        ("nb", "fnr15108695088", "national_id_no"),  # python-stdnum fødselsnummer vector 151086 95088
+        ("sl", "emšo0101006500006", "national_id_si"),  # python-stdnum EMŠO vector
+        ("ru", "СНИЛС112-233-445 95", "national_id_ru"),  # the Pension Fund's printed example
+    ],
+)
+def test_an_identity_number_glued_to_its_own_cue_word_is_masked(language, text, kind):
+    """Typed without a space after its own name, an identity number is still that identity number."""
+    out, counts = redact(text, language)
+    assert counts == {kind: 1} and out.endswith("[national-id]"), out
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("skriv til ola.nordmann@firma.local", "skriv til [email]"),
+        ("admin@localhost", "[email]"),
+        ("ola..nordmann@example.no", "[email]"),
+        ('"ola nordmann"@example.no', "[email]"),
+        ("jane.o’neil@example.com", "[email]"),  # typographic apostrophe (iOS smart punctuation)
+    ],
+)
+def test_an_address_that_email_validator_rejects_is_still_masked_whole(text, expected):
+    """Special-use domains (RFC 6761: .local, localhost), consecutive dots and quoted local parts
+    (RFC 5322) are rejected or restricted by email-validator, but they identify a person all the
+    same; no part of the name may survive."""
+    out, counts = redact(text, "nb")
+    assert (out, counts) == (expected, {"email": 1})
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("4111, 1111, 1111, 1111", "4111, 11**, ****, 1111"),
+        ("4111_1111_1111_1111", "4111_11**_****_1111"),
+        ("4111·1111·1111·1111", "4111·11**·****·1111"),
+        ("kort 4111 1111\n    1111 1111 takk", "kort 4111 11**\n    **** 1111 takk"),
+    ],
+)
+def test_a_card_grouped_with_commas_underscores_middle_dots_or_wrapped_onto_an_indented_line(text, expected):
+    """Stripe's test card 4111 1111 1111 1111 as customers paste it from forms, spreadsheets and
+    e-mail clients that wrap and indent lines."""
+    assert redact(text, "nb") == (expected, {"card": 1})

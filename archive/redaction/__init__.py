@@ -117,7 +117,7 @@ class _Engine:
         if _DIGIT.search(folded):
             runs = digit_runs(folded)
             found += numeric_candidates(folded, runs, list(options.national_ids), self.language)
-            found += glued_card_candidates(folded)
+            found += glued_card_candidates(folded, options.national_ids, self.language)
             found += iban_candidates(folded)
             found += security_code_candidates(folded)
             if "fi" in options.national_ids:

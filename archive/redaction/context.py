@@ -296,6 +296,18 @@ def attached_label(text: str, start: int, end: int) -> str | None:
     return last[0]
 
 
+_GLUED_WORD = re.compile(r"[^\W\d_]+$")
+
+
+def glued_cue(text: str, start: int) -> Cue | None:
+    """The cue of the word glued right before ``start`` ("fnr15108695088" → national_id)."""
+    word = _GLUED_WORD.search(text, max(0, start - LOOKBEHIND), start)
+    if word is None:
+        return None
+    keyword = _lookup(word.group().lower(), word.group().lower())
+    return _CUES[keyword] if keyword is not None else None
+
+
 def nearest_cue(text: str, start: int, end: int) -> Cue | None:
     """The cue that governs the candidate ``text[start:end]``.
 

@@ -28,7 +28,7 @@ from stdnum.no import fodselsnummer
 from stdnum.se import personnummer
 from stdnum.si import emso
 
-from archive.redaction.context import SHIPPING_KEYS, attached_label, governing_cue, nearest_cue
+from archive.redaction.context import SHIPPING_KEYS, attached_label, glued_cue, governing_cue, nearest_cue
 from archive.redaction.options import regions_for_language
 from archive.redaction.text import CYRILLIC, looks_like_date
 
@@ -194,20 +194,33 @@ def _inside_tracking_number(start: int, run: Run) -> bool:
 # "…4242exp 08/29") or grouped by commas ("4242,4242,4242,4242"). Only cards are looked for in
 # these: an identity number or a phone number glued to a word is a product code more often than not.
 _GLUED_RUN = re.compile(
-    r"(?<=[^\W\d])[0-9]++(?:[ .\-/]{1,3}+[0-9]++)*+"
-    r"|(?<![\w+])[0-9]++(?:[ .\-/]{1,3}+[0-9]++)*+(?=[^\W\d])"
-    r"|(?<![\w,.])[0-9]{4}(?:,[0-9]{4}){2,3}(?:,[0-9]{1,4})?(?![\w]|[,.][0-9])"
+    r"(?<=[^\W\d_])[0-9]++(?:[ .\-/]{1,3}+[0-9]++)*+"
+    r"|(?<![\w+])[0-9]++(?:[ .\-/]{1,3}+[0-9]++)*+(?=[^\W\d_])"
+    r"|(?<![\w,.])[0-9]{4}(?:(?:, ?|[_\u00b7])[0-9]{4}){2,3}(?:(?:, ?|[_\u00b7])[0-9]{1,4})?(?![\w]|[,.][0-9])"
+    # A card wrapped onto an indented line ("4111 1111\n    1111 1111"): the fold made the line
+    # break a space, so groups of four with up to eight spaces between them.
+    r"|(?P<wrapped>(?<![\w+])[0-9]{4}(?: {1,8}[0-9]{4}){3}(?: {1,8}[0-9]{1,4})?(?![\w]|[ .,\-/][0-9]))"
 )
 
 
-def glued_card_candidates(folded: str) -> Iterator[Candidate]:
+_AFTER_DIGITS = re.compile(r"[0-9][ .,\-/]{0,8}$")
+
+
+def glued_card_candidates(folded: str, national_ids: Sequence[str] = (), language: str | None = None) -> Iterator[Candidate]:
+    """Cards in glued and comma-, underscore- or middle-dot-grouped runs; identity numbers only
+    glued to their own cue word ("fnr15108695088", "emšo0101006500006", "СНИЛС112-233-445 95")."""
     for match in _GLUED_RUN.finditer(folded):
-        if match.end() - match.start() < 13:
-            continue  # fewer than a card's 13 digits, whatever the separators
+        if match.end() - match.start() < 10:
+            continue  # fewer than an identity number's 10 digits, whatever the separators
+        if match.group("wrapped") and ("  " not in match.group() or _AFTER_DIGITS.search(folded, max(0, match.start() - 9), match.start())):
+            continue  # single spaces are an ordinary run; after more digits, part of a longer number
         run = _run(folded, match)
-        for start, end, digits, _ in _windows(run, folded):
-            if len(digits) >= 13 and is_card(digits):
-                yield _card(start, end, digits, run)
+        if match.end() - match.start() >= 13:
+            for start, end, digits, _ in _windows(run, folded):
+                if len(digits) >= 13 and is_card(digits):
+                    yield _card(start, end, digits, run)
+        if national_ids and glued_cue(folded, match.start()) == "national_id":
+            yield from (c for c in numeric_candidates(folded, [run], list(national_ids), language) if c.family == "national_id")
 
 
 def _windows(run: Run, folded: str) -> Iterator[tuple[int, int, str, str]]:
@@ -562,18 +575,40 @@ def _phone(folded: str, start: int, end: int, raw: str, runs: list[Run], interna
 
 # Broad on purpose (any script, combining marks, '/', '=' …): grow outwards from each '@' over
 # characters that can be part of an address, trim sentence punctuation, let email-validator decide.
+# A typographic apostrophe (iOS smart punctuation: "jane.o’neil@…") continues a local part.
 _NOT_IN_ADDRESS = set("<>()[]{},;:\"«»“”„‘’|\\@")
+_NOT_IN_LOCAL = _NOT_IN_ADDRESS - {"’"}
 _NOT_IN_DOMAIN = _NOT_IN_ADDRESS | set("'/!?*=+&%$#~^`")
-_TRIM_LOCAL = ".'`-"
+_TRIM_LOCAL = ".'`-’"
 _TRIM_DOMAIN = ".-_"
+# What email-validator rejects but is an address all the same, and as personal: special-use and
+# internal domains ("ola.nordmann@firma.local", "admin@localhost"), consecutive dots in the local
+# part ("ola..nordmann@…"). The top-level label must be letters, so "foo@1.2.3" is a version.
+_LOOSE_ADDRESS = re.compile(
+    r"[^\W_][^@\s]*@(?:localhost|[^\W_](?:[\w\-]*[^\W_])?(?:\.[^\W_](?:[\w\-]*[^\W_])?)*\.[^\W\d_]{2,})"
+)
+# A quoted local part: "ola nordmann"@example.no.
+_QUOTED_LOCAL = re.compile(r'"[^"\n@]{1,64}"$')
+
+
+def _is_address(candidate: str) -> bool:
+    try:
+        validate_email(candidate.replace("’", "'"), check_deliverability=False, test_environment=True, allow_quoted_local=True)
+    except EmailNotValidError:
+        return _LOOSE_ADDRESS.fullmatch(candidate) is not None
+    return True
 
 
 def email_candidates(folded: str) -> Iterator[Candidate]:
     at = folded.find("@")
     while at != -1:
         start = at
-        while start > 0 and not folded[start - 1].isspace() and folded[start - 1] not in _NOT_IN_ADDRESS:
-            start -= 1
+        quoted = _QUOTED_LOCAL.search(folded, max(0, at - 66), at)
+        if quoted is not None:
+            start = quoted.start()
+        else:
+            while start > 0 and not folded[start - 1].isspace() and folded[start - 1] not in _NOT_IN_LOCAL:
+                start -= 1
         end = at + 1
         while end < len(folded) and not folded[end].isspace() and folded[end] not in _NOT_IN_DOMAIN:
             end += 1
@@ -581,13 +616,8 @@ def email_candidates(folded: str) -> Iterator[Candidate]:
             start += 1
         while end > at + 1 and folded[end - 1] in _TRIM_DOMAIN:
             end -= 1
-        if start < at < end - 1:
-            try:
-                validate_email(folded[start:end], check_deliverability=False, test_environment=True)
-            except EmailNotValidError:
-                pass
-            else:
-                yield Candidate(start, end, "email")
+        if start < at < end - 1 and _is_address(folded[start:end]):
+            yield Candidate(start, end, "email")
         at = folded.find("@", at + 1)
 
 
