@@ -239,12 +239,16 @@ def _redacted_value(redactor: Redactor, key: str, value: Any) -> Any:
         return value
     digits = str(int(value)) if isinstance(value, float) and value.is_integer() and abs(value) < 1e19 else str(value)
     label = f"{key.replace('_', ' ')}: "
+    counted = Counter(redactor.counts)
     redacted = redactor.redact(label + digits)
     if redacted == label + digits:
         return value
     if redacted.startswith(label):
         return redacted[len(label) :]
-    redacted = redactor.redact(digits)  # the key itself held something masked: read the number alone
+    # The key itself held something masked: read the number alone, and count only that.
+    redactor.counts.clear()
+    redactor.counts.update(counted)
+    redacted = redactor.redact(digits)
     return value if redacted == digits else redacted
 
 
