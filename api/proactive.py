@@ -41,7 +41,7 @@ from config.settings import Settings, trusted_networks
 from proactive import service
 from proactive.backtest import BacktestOut
 from proactive.geo import Location
-from proactive.model import Invitation, Outcome
+from proactive.model import DeliveredInvitation, Invitation, Outcome
 
 KEEPALIVE_SECONDS = 15.0
 
@@ -101,8 +101,9 @@ def _media(request: Request[Any, Any, Any]) -> str:
     return "json" if "json" in content_type else "yaml"
 
 
-def _event(invitation: Invitation) -> ServerSentEventMessage:
-    return ServerSentEventMessage(data=msgspec.json.encode(invitation).decode(), event="invitation", id=invitation.id)
+def _event(invitation: Invitation, now: float) -> ServerSentEventMessage:
+    data = msgspec.json.encode(DeliveredInvitation.of(invitation, now)).decode()
+    return ServerSentEventMessage(data=data, event="invitation", id=invitation.id)
 
 
 class CollectController(Controller):
@@ -129,13 +130,16 @@ class CollectController(Controller):
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             async with delivery.subscribe(key) as subscription:
                 for waiting in await rt.engagement.take(site["tenant"], key):
-                    yield _event(waiting)
+                    yield _event(waiting, rt.engagement.engine.clock())
                 while True:
                     try:
                         invitation = await subscription.next(KEEPALIVE_SECONDS)
                     except StopAsyncIteration:
                         return  # the server is stopping: end the stream cleanly
-                    yield _event(invitation) if invitation is not None else ServerSentEventMessage(comment="keep-alive")
+                    if invitation is None:
+                        yield ServerSentEventMessage(comment="keep-alive")
+                    else:
+                        yield _event(invitation, rt.engagement.engine.clock())
 
         return ServerSentEvent(events())
 

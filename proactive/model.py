@@ -24,6 +24,19 @@ class Invitation(msgspec.Struct):
     expires_at: datetime
 
 
+class DeliveredInvitation(Invitation):
+    """An invitation as it leaves the server: ``expires_in`` is the seconds it has left by the
+    server's clock when sent. The widget times it from its arrival with that, never by reading
+    ``expires_at`` on the visitor's clock, which may be minutes off."""
+
+    expires_in: float
+
+    @classmethod
+    def of(cls, invitation: Invitation, now: float) -> DeliveredInvitation:
+        left = round(max(0.0, invitation.expires_at.timestamp() - now), 3)
+        return cls(**msgspec.structs.asdict(invitation), expires_in=left)
+
+
 class OpenInvitation(msgspec.Struct):
     """An invitation the engine sent, until it closes (and a while after: it is stored)."""
 

@@ -27,7 +27,7 @@ from proactive import funnel, handoff, store
 from proactive.engine import WAIT_BUCKETS
 from proactive.events import CollectIn, as_stored, check_event, is_bot, utc, valid_id
 from proactive.geo import NOWHERE, Location, located
-from proactive.model import GroupCapacity, Invitation, Outcome, RuleEntry, SiteConfig
+from proactive.model import DeliveredInvitation, GroupCapacity, Invitation, Outcome, RuleEntry, SiteConfig
 from proactive.rules import ATTRIBUTE_NAME, Rule, compile_all, compile_rule, load_document, to_yaml, undeclared_attributes
 from proactive.runtime import RULES_CHANGED, SITE_CHANGED, VISITOR_ERASED
 from proactive.tables import MarketingRule, RuleCounter
@@ -360,8 +360,12 @@ class Rejected(msgspec.Struct):
 class CollectOut(msgspec.Struct):
     accepted: int
     rejected: list[Rejected]
-    invitations: list[Invitation]
+    invitations: list[DeliveredInvitation]
     dropped: str | None = None  # "bot", or "duplicate" for a batch id applied before
+
+
+def delivered(invitations: list[Invitation], now: float) -> list[DeliveredInvitation]:
+    return [DeliveredInvitation.of(i, now) for i in invitations]
 
 
 class SiteNotAccepted(Unauthenticated):
@@ -439,14 +443,14 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
         # Engine replicas: another process decides for this site; it gets the events through the store.
         handed = await handoff.accept(rt, arrived, batch.batch_id is not None)
         if handed.repeated:
-            return CollectOut(accepted=len(good), rejected=rejected, invitations=handed.invitations, dropped="duplicate")
+            return CollectOut(accepted=len(good), rejected=rejected, invitations=delivered(handed.invitations, engine.clock()), dropped="duplicate")
         invitations = handed.invitations
     else:
         state = await engagement.visitor(tenant, site["id"], key[1])
         assert state is not None
         if batch.batch_id is not None and state.seen_batch(batch.batch_id):
             await engagement.journal.commit()  # the first copy may still be being written
-            return CollectOut(accepted=len(good), rejected=rejected, invitations=await engagement.take(tenant, key), dropped="duplicate")
+            return CollectOut(accepted=len(good), rejected=rejected, invitations=delivered(await engagement.take(tenant, key), engine.clock()), dropped="duplicate")
         if good:
             engine.apply_events(state, good)
             engagement.journal.add(arrived)
@@ -459,7 +463,7 @@ async def collect(rt: Runtime, body: bytes, site_key: str | None, origins: list[
     ])
     if invitations is None:
         invitations = await engagement.take(tenant, key)
-    return CollectOut(accepted=len(good), rejected=rejected, invitations=invitations)
+    return CollectOut(accepted=len(good), rejected=rejected, invitations=delivered(invitations, engine.clock()))
 
 
 # --- capacity --------------------------------------------------------------------------------

@@ -314,4 +314,5 @@ async def test_invitations_stream_over_server_sent_events(live, shop):
         explained = await shop.api.get("/v1/visitors/sse-1/explain", params={"site": "shop"}, headers=shop.headers("marketing"))
         raise AssertionError(f"no invitation on the stream; explain: {explained.text}") from None
     invitation = json.loads(received[0])
-    assert invitation["rule"] == "browser-welcome" and set(invitation) == {"id", "rule", "variant", "message", "group", "expires_at"}
+    assert invitation["rule"] == "browser-welcome" and set(invitation) == {"id", "rule", "variant", "message", "group", "expires_at", "expires_in"}
+    assert 0 < invitation["expires_in"] <= 120  # seconds left by the server's clock

@@ -37,7 +37,8 @@ async def test_a_time_condition_sends_when_it_comes_due(client, shop, clock, run
     advance(runtime, clock, 10)
     delivered = await visitor.beat()
     assert [i["rule"] for i in delivered] == ["pricing"]
-    assert set(delivered[0]) == {"id", "rule", "variant", "message", "group", "expires_at"}
+    assert set(delivered[0]) == {"id", "rule", "variant", "message", "group", "expires_at", "expires_in"}
+    assert delivered[0]["expires_in"] == 120.0  # seconds left by the server's clock (the widget times it with that)
 
 
 async def test_the_invitation_is_sent_at_the_due_time_even_when_the_tick_is_late(client, shop, clock, runtime):
@@ -51,6 +52,7 @@ async def test_the_invitation_is_sent_at_the_due_time_even_when_the_tick_is_late
     [invitation] = visitor.received
     expires_at = datetime.fromisoformat(invitation["expires_at"]).timestamp()
     assert abs(expires_at - (started + 30 + 120)) < 0.001  # decided as of its due time
+    assert abs(invitation["expires_in"] - (120 - 0.2)) < 0.001  # and what is left of it when it is sent
 
 
 async def test_an_episode_sends_once_while_the_condition_keeps_holding(client, shop, clock, runtime):
