@@ -39,6 +39,8 @@ EVENT_TYPES = (
 MAX_EVENTS = 50
 MAX_PROPS_BYTES = 2048
 MAX_PROPS_KEYS = 20
+MAX_URL = 2048  # a url or referrer is cut to this (after its query and fragment, see _kept)
+MAX_TITLE = 512  # what is stored of a title (as_stored); a longer one is cut, not refused
 EARLIEST = 946684800.0  # 2000-01-01: an ``at`` before this (or after 2100) is not a clock reading
 LATEST = 4102444800.0
 KEPT_QUERY = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
@@ -100,14 +102,29 @@ def _timestamp(value: Any, now: float) -> float | str:
     return "at is not a timestamp"
 
 
-def _text(value: Any, limit: int, what: str) -> str | None:
+def _text(value: Any, limit: int | None, what: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
         raise ValueError(f"{what} is not text")
-    if len(value) > limit:
+    if limit is not None and len(value) > limit:
         raise ValueError(f"{what} is longer than {limit} characters")
     return value
+
+
+def _kept(url: str | None, query: tuple[str, ...]) -> str | None:
+    """An address longer than MAX_URL is cut to what storage keeps (stored_url, stored_referrer:
+    scheme, host, path and the ``query`` parameters named) and then to MAX_URL: faceted search,
+    ad click ids and single-page-app state make addresses of many kilobytes, and the event is
+    not lost for what would not be stored anyway."""
+    if url is None or len(url) <= MAX_URL:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url[:MAX_URL]  # refused as "not a URL" below, as a short one would be
+    kept = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k in query])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, kept, ""))[:MAX_URL]
 
 
 def check_event(event: EventIn, now: float) -> dict[str, Any] | str:
@@ -120,12 +137,13 @@ def check_event(event: EventIn, now: float) -> dict[str, Any] | str:
     if not EARLIEST <= at <= LATEST:
         return "at is not a plausible time (epoch milliseconds or RFC 3339 between 2000 and 2100)"
     try:
-        url = _text(event.url, 2048, "url")
-        title = _text(event.title, 512, "title")
-        referrer = _text(event.referrer, 2048, "referrer")
+        url = _kept(_text(event.url, None, "url"), KEPT_QUERY)
+        title = _text(event.title, None, "title")
+        referrer = _kept(_text(event.referrer, None, "referrer"), ())
         name = _text(event.name, 64, "name")
     except ValueError as exc:
         return str(exc)
+    title = title[:MAX_TITLE] if title is not None else None
     for what, value in (("url", url), ("referrer", referrer)):
         try:
             urlsplit(value or "").port  # noqa: B018  (raises on a malformed host or port, as storing it would)

@@ -183,6 +183,26 @@ async def test_stored_events_keep_what_rules_read_and_lose_query_strings(client,
     assert b"pricing" not in bytes(row["payload"]) and row["url"] == ""  # sealed, not in the columns
 
 
+async def test_an_address_of_many_kilobytes_is_cut_to_what_is_kept_not_refused(client, shop, runtime):
+    """Faceted search, stacked ad click ids (gclid, fbclid) and single-page-app state make addresses
+    over 2 KB (Chrome takes 2 MB): the event is kept with the path and UTM parameters, as stored
+    anyway; a title over 512 characters is cut. What is not an address at all is still refused."""
+    from proactive import store
+
+    url = f"{ORIGIN}/search?utm_source=ads&filters=" + "color%3Ared%2C" * 400 + "&utm_campaign=fall#state=" + "x" * 3000
+    referrer = "https://www.example.org/list?page=" + "9" * 5000
+    response = await _collect(client, shop,
+                              {"type": "pageview", "url": url, "referrer": referrer, "title": "T" * 2000},
+                              {"type": "pageview", "url": "http://[::1" + "/x" * 2000},
+                              {"type": "pageview", "url": ["not", "text"]}, visitor="long-1")
+    body = response.json()
+    assert response.status_code == 200 and body["accepted"] == 1, body
+    assert [r["reason"] for r in body["rejected"]] == ["url is not a URL", "url is not text"]
+    [event] = await store.opened_events(shop.id, (await runtime.tenants.context(shop.id)).crypto)
+    assert event["url"] == f"{ORIGIN}/search?utm_source=ads&utm_campaign=fall"
+    assert event["referrer"] == "https://www.example.org/list" and event["title"] == "T" * 512
+
+
 async def test_cors_preflight_is_answered(client):
     response = await client.options("/v1/collect", headers={"origin": ORIGIN, "access-control-request-method": "POST",
                                                             "access-control-request-headers": "content-type"})
