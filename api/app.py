@@ -127,9 +127,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
         middleware=[RequestIdMiddleware, RequestLineLimits, ApiKeyAuthentication],
         # Public browser endpoints check each site's allowed origins themselves; the API proper
         # is authenticated by bearer keys, which browsers never attach on their own, so a
-        # permissive CORS policy opens nothing.
+        # permissive CORS policy opens nothing. Any request header is allowed (a preflight gets
+        # the ones it asks for back): a page's browser tracing (OpenTelemetry's traceparent and
+        # tracestate, baggage, sentry-trace, Datadog's x-datadog-*, B3…) adds headers to
+        # /v1/collect whenever Parley's address matches its patterns, and a preflight that
+        # refused one would lose every event of that site.
         cors_config=CORSConfig(allow_origins=["*"], allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                               allow_headers=["authorization", "content-type", "x-parley-site", "x-request-id"],
+                               allow_headers=["*"],
                                expose_headers=["x-request-id"], max_age=600),
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=screen_body,

@@ -209,6 +209,17 @@ async def test_cors_preflight_is_answered(client):
     assert response.status_code in (200, 204) and response.headers["access-control-allow-origin"] in ("*", ORIGIN)
 
 
+@pytest.mark.parametrize("requested", ["content-type,traceparent,tracestate", "baggage,sentry-trace", "x-datadog-trace-id,x-datadog-parent-id",
+                                       "b3,x-amzn-trace-id,newrelic,elastic-apm-traceparent"])
+async def test_cors_preflight_allows_the_headers_browser_tracing_adds(client, requested):
+    """OpenTelemetry web, Datadog RUM, Sentry and Elastic RUM add trace headers to requests for the
+    addresses they trace; a refused preflight would lose every event of the site."""
+    response = await client.options("/v1/collect", headers={"origin": ORIGIN, "access-control-request-method": "POST",
+                                                            "access-control-request-headers": requested})
+    allowed = {h.strip() for h in response.headers.get("access-control-allow-headers", "").lower().split(",")}
+    assert response.status_code == 204 and set(requested.split(",")) <= allowed, (response.status_code, dict(response.headers))
+
+
 async def test_capacity_needs_the_ingest_role_and_valid_numbers(client, shop):
     assert (await client.put("/v1/agents/capacity", json={"groups": {}}, headers=shop.headers("marketing"))).status_code == 403
     bad = await client.put("/v1/agents/capacity", json={"groups": {"sales": {"online_agents": -1, "max_chats_per_agent": 3, "active_chats": 0}}},
