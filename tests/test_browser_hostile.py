@@ -137,6 +137,15 @@ HOSTILE_PAGES = {
     "json-parse-replaced": "<script>JSON.parse = function () { throw new SyntaxError('this page parses its own way'); };</script>",
     "frozen-globals": "<script>[navigator, document, history, JSON, Math, console].forEach(Object.freeze);</script>",
     "base-href-elsewhere": '<base href="https://elsewhere.invalid/assets/">',
+    # Legacy page scripts declare `var URL = "/servlet/…"` at top level, which replaces window.URL
+    # (public JSP and ASP pages do; a `URL` constructor can not be counted on).
+    "url-global-taken": "<script>var URL = '/api/v2/';</script>",
+    # Old Date shims return the time as text; nothing may hinge on Date.now() being a number.
+    "date-now-returns-text": "<script>(function (n) { Date.now = function () { return '' + n.call(Date); }; })(Date.now);</script>",
+    # The toJSON-on-prototypes family of the Prototype.js era, on Object itself: JSON.stringify
+    # then writes every object (the batch included) as what toJSON returns.
+    "object-prototype-tojson": "<script>Object.defineProperty(Object.prototype, 'toJSON', "
+                               "{value: function () { return {}; }, writable: true, configurable: true});</script>",
 }
 
 
@@ -270,4 +279,210 @@ async def test_events_queued_at_pagehide_arrive_when_send_beacon_throws(browser,
         return sum(e["name"] == "leaving_now" for e in await store.opened_events(shop.id, crypto))
 
     assert await _poll(stored, lambda n: n == 1, timeout=20) == 1
+    await page.context.close()
+
+
+async def _stored(runtime, shop) -> list[dict]:
+    crypto = (await runtime.tenants.context(shop.id)).crypto
+    return await store.opened_events(shop.id, crypto)
+
+
+async def _types(runtime, shop) -> list[str]:
+    return [e["type"] for e in await _stored(runtime, shop)]
+
+
+def _collect_bodies(page) -> list[dict]:
+    """The batches the page sends to /v1/collect, as sent."""
+    bodies: list[dict] = []
+    page.on("request", lambda r: bodies.append(json.loads(r.post_data)) if "/v1/collect" in r.url and r.post_data else None)
+    return bodies
+
+
+UNSERIALISABLE = {
+    # Pages hand framework model objects to analytics calls; JSON.stringify throws on a cycle and on
+    # a BigInt (ECMA-262 SerializeJSONProperty), and a getter may throw when it is read.
+    "cycle": "var m = {sku: 'x'}; m.self = m;",
+    "bigint": "var m = {sku: 'x', price: 10n};",
+    "throwing-getter": "var m = {sku: 'x', get price() { throw new Error('not loaded'); }};",
+}
+
+
+@pytest.mark.parametrize("kind", UNSERIALISABLE)
+async def test_an_event_the_page_cannot_serialise_costs_only_its_own_props(browser, live, shop, runtime, kind):
+    """Props are copied when the page passes them (text, numbers, booleans and null: what intake
+    keeps), so a cyclic object, a BigInt or a throwing getter can not stop later batches."""
+    page = await _open(browser, live, f"unserialisable-{kind}", _page(kind, shop.embed))
+    await page.wait_for_function("localStorage.getItem('parley_vid') !== null")
+    await page.evaluate(UNSERIALISABLE[kind] + " parley('track', 'add_to_cart', m); parley('flush'); parley('goal', 'purchase'); parley('flush')")
+
+    async def names():
+        return [(e["type"], e["name"]) for e in await _stored(runtime, shop) if e["type"] in ("custom", "goal")]
+
+    assert sorted(await _poll(names, lambda n: len(n) == 2, timeout=15)) == [("custom", "add_to_cart"), ("goal", "purchase")]
+    assert _snippet_errors(page) == []
+    await page.context.close()
+
+
+CLOCK_FAST = """(() => {
+  // The visitor's computer clock runs 3 minutes fast (no NTP, or set ahead on purpose).
+  const Real = Date, skew = 3 * 60 * 1000, now = () => Real.now() + skew;
+  class Skewed extends Real { constructor(...a) { if (a.length) super(...a); else super(now()); } static now() { return now(); } }
+  window.Date = Skewed;
+})();"""
+
+
+async def test_an_invitation_shows_for_a_visitor_whose_clock_is_three_minutes_fast(browser, live, shop):
+    """Client clocks are often minutes off. An invitation lasts 2 minutes by the server's clock
+    (`expires_in` in what the server sends), not until `expires_at` read on the visitor's clock."""
+    context = await browser.new_context()
+    await context.add_init_script(CLOCK_FAST)
+    page = await context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda error: page.errors.append(f"{error.message}\\n{error.stack}"))
+    await page.goto(_write(live, "shop-hostile-clock.html", _page("clock", shop.embed)))
+    await _assert_invitation_works(page)
+    await context.close()
+
+
+async def test_the_invitation_does_not_take_the_keystrokes_of_a_field_being_typed_in(browser, live, shop, runtime):
+    """An unsolicited, non-modal invitation must not move focus out of the field the visitor types
+    in (WCAG 2.x SC 3.2.2, no change of context on input; WAI-ARIA APG, non-modal dialogs): the rest
+    of the address would be lost, and a space would press "Chat now". It is announced (aria-live)
+    and the next Tab reaches it."""
+    body = '<label>Address <input id="addr" autocomplete="off"></label>'
+    page = await _open(browser, live, "typing", _page("typing", shop.embed, body=body))
+    await page.focus("#addr")
+    await page.keyboard.type("221B Baker Street ")
+    dialog = page.locator("[data-parley-widget] [role=dialog]")
+    await dialog.wait_for(timeout=30_000)  # it appears while the visitor is in the field
+    await page.keyboard.type("London NW1 6XE")
+    assert await page.input_value("#addr") == "221B Baker Street London NW1 6XE"
+    await expect(page.locator("#addr")).to_be_focused()
+    await expect(dialog).to_have_attribute("aria-live", "polite")
+    await page.keyboard.press("Tab")
+    await expect(dialog.locator("button.x")).to_be_focused()  # the widget comes next in tab order
+    await page.keyboard.press("Escape")
+    await page.wait_for_selector("[data-parley-widget]", state="detached")
+    await expect(page.locator("#addr")).to_be_focused()  # focus goes back where it was
+    await page.evaluate("parley('flush')")
+    types = await _poll(lambda: _types(runtime, shop), lambda t: "invitation_dismissed" in t, timeout=10)
+    assert "invitation_accepted" not in types and "invitation_dismissed" in types
+    await page.context.close()
+
+
+async def test_a_pageview_on_an_address_over_two_kilobytes_is_counted(browser, live, shop, runtime):
+    """Faceted search, ad click ids and SPA state make addresses of several kilobytes (Chrome takes
+    2 MB). The snippet sends only what is kept (the path and utm_* parameters), never the rest of
+    the query or the fragment (tokens, e-mail addresses)."""
+    query = "?utm_source=ads&filters=" + "color%3Ared%2Csize%3AXL%2Cbrand%3Aacme%2C" * 60 + "&utm_campaign=fall#state=" + "x" * 200
+    page = await browser.new_page()
+    bodies = _collect_bodies(page)
+    await page.goto(_write(live, "shop-hostile-long.html", _page("long", shop.embed)) + query)
+    await page.wait_for_function("localStorage.getItem('parley_vid') !== null")
+    await page.evaluate("parley('flush')")
+    types = await _poll(lambda: _types(runtime, shop), lambda t: "pageview" in t, timeout=10)
+    assert "pageview" in types
+    urls = {e["url"] for b in bodies for e in b["events"]}
+    assert urls == {f"{live['origin']}/shop-hostile-long.html?utm_source=ads&utm_campaign=fall"}, urls
+    await page.close()
+
+
+TRACING = """(() => {
+  // What OpenTelemetry web (propagateTraceHeaderCorsUrls), Datadog RUM (allowedTracingUrls) or
+  // Sentry (tracePropagationTargets) do to requests whose URL matches: add trace headers.
+  const id = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+  const headers = {traceparent: id, tracestate: 'dd=s:1', baggage: 'k=v', 'sentry-trace': '0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-1',
+                   'x-datadog-trace-id': '1', 'x-datadog-parent-id': '2'};
+  const f = window.fetch;
+  window.fetch = function (input, init) {
+    init = Object.assign({}, init); const h = new Headers(init.headers || {});
+    for (const k in headers) h.set(k, headers[k]);
+    init.headers = h; return f.call(this, input, init);
+  };
+  const send = XMLHttpRequest.prototype.send;
+  XMLHttpRequest.prototype.send = function (b) { for (const k in headers) this.setRequestHeader(k, headers[k]); return send.call(this, b); };
+})();"""
+
+
+async def test_events_arrive_when_the_page_adds_trace_headers_to_every_request(browser, live, shop, runtime):
+    """A customer that self-hosts Parley under a domain its browser tracing covers gets trace
+    headers on /v1/collect: the request is preflighted, and the preflight must allow them
+    (saga-ed/soa#118 is the same bug with Datadog RUM's headers)."""
+    context = await browser.new_context()
+    await context.add_init_script(TRACING)
+    page = await context.new_page()
+    await page.goto(_write(live, "shop-hostile-tracing.html", _page("tracing", shop.embed)))
+    assert "pageview" in await _poll(lambda: _types(runtime, shop), lambda t: "pageview" in t, timeout=15)
+    await context.close()
+
+
+STORAGE_WRITES_IGNORED = """(() => {
+  // A consent or privacy tool that lets reads through and drops writes without an error (Brave
+  // discussed a localStorage "which doesn't create permanent state", brave/brave-browser#5935;
+  // Privacy Badger replaces setItem, EFForg/privacybadger#668).
+  const set = Storage.prototype.setItem;
+  Storage.prototype.setItem = function (k, v) { if (String(k).indexOf('parley') === 0) return; return set.call(this, k, v); };
+})();"""
+
+
+async def test_the_visitor_id_is_the_same_all_page_long_when_storage_drops_writes(browser, live, shop):
+    """One visitor id for the page's life, in every batch and on the invitation stream."""
+    context = await browser.new_context()
+    await context.add_init_script(STORAGE_WRITES_IGNORED)
+    page = await context.new_page()
+    bodies = _collect_bodies(page)
+    streams: list[str] = []
+    page.on("request", lambda r: streams.append(r.url) if "/v1/invitations/stream" in r.url else None)
+    await page.goto(_write(live, "shop-hostile-storage.html", _page("storage", shop.embed)))
+
+    async def sent() -> int:
+        return len(bodies)
+
+    for i in range(3):
+        await page.evaluate(f"parley('track', 'step{i}'); parley('flush')")
+        await _poll(sent, lambda n, i=i: n >= i + 1, timeout=10)  # type: ignore[misc]
+    ids = {b["visitor_id"] for b in bodies} | {s.rpartition("visitor_id=")[2] for s in streams}
+    assert len(bodies) >= 3 and streams and len(ids) == 1, ids
+    await context.close()
+
+
+SHADOW_BUTTON = """<script>
+// Design systems (Shoelace, Lit, Salesforce LWC) render their buttons inside shadow roots; a click
+// listener on document sees the event retargeted to the host (DOM Standard, event retargeting).
+customElements.define('buy-button', class extends HTMLElement {
+  connectedCallback() {
+    const b = document.createElement('button'); b.id = 'buy'; b.textContent = 'Add to cart';
+    b.setAttribute('data-parley-track', 'add_to_cart');
+    this.attachShadow({mode: 'open'}).appendChild(b);
+  }
+});
+</script>"""
+
+
+async def test_data_parley_track_inside_a_web_component_is_counted(browser, live, shop, runtime):
+    page = await _open(browser, live, "shadow", _page("shadow", shop.embed, SHADOW_BUTTON, "<buy-button></buy-button>"))
+    await page.wait_for_function("localStorage.getItem('parley_vid') !== null")
+    await page.locator("buy-button #buy").click()
+    await page.evaluate("parley('flush')")
+
+    async def customs():
+        return [e["name"] for e in await _stored(runtime, shop) if e["type"] == "custom"]
+
+    assert await _poll(customs, lambda c: "add_to_cart" in c, timeout=10) == ["add_to_cart"]
+    await page.context.close()
+
+
+async def test_scroll_depth_is_reported_on_a_quirks_mode_page(browser, live, shop, runtime):
+    """Without a doctype the page scrolls on <body> (CSSOM View, document.scrollingElement), and
+    `documentElement.scrollTop` stays 0."""
+    html = _page("quirks-scroll", shop.embed, body='<div style="height:5000px">tall</div>').replace("<!doctype html>", "")
+    page = await _open(browser, live, "quirks-scroll", html)
+    assert await page.evaluate("document.compatMode") == "BackCompat"
+    await page.wait_for_function("localStorage.getItem('parley_vid') !== null")
+    await page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+
+    async def depths():
+        return [e["props"].get("depth") for e in await _stored(runtime, shop) if e["type"] == "scroll"]
+
+    assert 100 in await _poll(depths, lambda d: 100 in d, timeout=10)
     await page.context.close()

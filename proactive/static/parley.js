@@ -1,13 +1,14 @@
 /* Parley snippet: behaviour events and the invitation widget, hardened for hostile pages (docs/snippet.md). */
 (function (w, d) {
   "use strict";
-  var me = d.currentScript, old = w.parley, O = Object;
+  try {
+  var me = d.currentScript, old = w.parley, O = Object, D = Date, loc = location, u;
   if (!(me && me.dataset && me.dataset.site)) me = d.querySelector("script[data-site]");
   if (!me || old && old.loaded) return;
-  var cfg = me.dataset, site = cfg.site, base = new URL(me.src, location.href).origin, url = base + "/v1/collect";
+  var cfg = me.dataset, site = cfg.site, base = /^[^:]+:\/\/[^/?#]+/.exec(me.src)[0], url = base + "/v1/collect";
   var ls, memVid, nav = navigator, T = "parley-invitation";
   var queue = [], outbox = [], sending = 0, xhr = 0, parked = O.create(null), handlers = O.create(null), shown = O.create(null);
-  var lastActive = Date.now(), idleSent = 0, maxScroll = 0, es, flushTimer;
+  var lastActive = now(), idleSent = 0, maxScroll = 0, es, flushTimer;
   var consent = cfg.consent !== "required";
   var privacy = cfg.dnt !== "ignore" && (nav.doNotTrack == "1" || w.doNotTrack == "1" || nav.globalPrivacyControl);
   try { ls = w.localStorage; } catch (e) {}
@@ -15,23 +16,34 @@
   function guard(f) { return function () { try { return f.apply(this, arguments); } catch (e) {} }; }
   function each(a, f) { for (var i = 0; a && i < a.length; i++) f(a[i]); }
   function on(t, type, f) { t.addEventListener(type, guard(f), { passive: true }); }
-  function rid() { return (crypto.randomUUID ? crypto.randomUUID() : Date.now().toString(36) + Math.random().toString(36).slice(2)); }
+  function now() { return +new D(); }
+  function rid() { return (crypto.randomUUID ? crypto.randomUUID() : now().toString(36) + Math.random().toString(36).slice(2)); }
   var tab = rid();
-  function vid() { try { var v = ls.getItem("parley_vid"); if (!v) ls.setItem("parley_vid", v = rid()); return v; } catch (e) { return memVid || (memVid = rid()); } }
+  function vid() { if (!memVid) try { memVid = ls.getItem("parley_vid") || rid(); ls.setItem("parley_vid", memVid); } catch (e) { memVid = memVid || rid(); } return memVid; }
   function active() { return consent && !privacy; }
 
+  function plain(p) {
+    var o = { toJSON: u }, k, v;
+    try { for (k in p) { v = p[k]; if (v === null || /^(string|number|boolean)$/.test(typeof v)) o[k] = v; } } catch (e) {}
+    return o;
+  }
+  function here() {
+    var q = "", m, r = /[?&](utm_\w+=[^&#]*)/g;
+    while ((m = r.exec(loc.search))) q += (q ? "&" : "?") + m[1];
+    return loc.protocol + "//" + loc.host + loc.pathname + q;
+  }
   function track(type, props, name, page) {
     if (!active()) return;
-    var e = { type: type, at: Date.now(), url: location.href, props: props, name: name };
-    if (page) { e.title = d.title; e.referrer = d.referrer; }
+    var e = { toJSON: u, type: type, at: now(), url: here(), props: plain(props), name: name };
+    if (page) { e.title = d.title; e.referrer = /^[^?#]*/.exec(d.referrer)[0]; }
     queue.push(e);
     if (queue.length >= 10) flush(); else if (!flushTimer) flushTimer = setTimeout(guard(flush), 2000);
   }
 
   function payload(b) {
-    var A = Array.prototype, t = A.toJSON;
-    if (t) delete A.toJSON;
-    try { return JSON.stringify({ site_key: site, visitor_id: vid(), session_id: tab, tab_id: tab, batch_id: b.id, events: b.events }); } finally { if (t) A.toJSON = t; }
+    var s = "", i, e = b.events;
+    for (i = 0; i < e.length; i++) s += (i ? "," : "") + JSON.stringify(e[i]);
+    return '{"events":[' + s + "]," + JSON.stringify({ toJSON: u, site_key: site, visitor_id: vid(), session_id: tab, tab_id: tab, batch_id: b.id }).slice(1);
   }
 
   function post(body, done, fail) {
@@ -54,10 +66,11 @@
       return each(outbox, function (b) { post(payload(b), Boolean, Boolean); });
     }
     if (sending || !outbox.length) return;
+    var b = outbox[0], body;
+    try { body = payload(b); } catch (e) { outbox.shift(); return flush(); }
     sending = 1;
-    var b = outbox[0];
     function retry() { sending = 0; xhr ^= 1; setTimeout(guard(flush), 5000); }
-    post(payload(b), function (status, answer) {
+    post(body, function (status, answer) {
       if (status >= 500 || status === 429) return retry();
       if (outbox[0] === b) outbox.shift();
       sending = 0; flush();
@@ -66,12 +79,12 @@
   }
 
   function about() {
-    var u = nav.userAgent, q = null;
-    try { q = new URL(d.referrer).searchParams; q = q.get("q") || q.get("p") || q.get("text") || q.get("wd"); } catch (e) {}
-    return { device: /iPad|Tablet/.test(u) || /Android/.test(u) && !/Mobi/.test(u) ? "tablet" : /Mobi|iPhone/.test(u) ? "mobile" : "desktop",
+    var ua = nav.userAgent, q = null;
+    try { q = /[?&](?:q|p|text|wd)=([^&#]*)/.exec(d.referrer); q = q && decodeURIComponent(q[1].replace(/\+/g, " ")); } catch (e) {}
+    return { device: /iPad|Tablet/.test(ua) || /Android/.test(ua) && !/Mobi/.test(ua) ? "tablet" : /Mobi|iPhone/.test(ua) ? "mobile" : "desktop",
       language: nav.language, viewport: w.innerWidth, page_language: d.documentElement.lang || null, search: q || null };
   }
-  function pageview() { lastActive = Date.now(); maxScroll = 0; track("pageview", about(), null, 1); }
+  function pageview() { lastActive = now(); maxScroll = 0; track("pageview", about(), null, 1); }
   function wrap(name) {
     var orig = history[name];
     try { history[name] = function () { var u = location.href, r = orig.apply(this, arguments); if (u != location.href) setTimeout(guard(pageview), 0); return r; }; } catch (e) {}
@@ -82,19 +95,19 @@
     on(w, "popstate", pageview);
     on(w, "hashchange", pageview);
     on(w, "pageshow", function (e) { if (e.persisted) pageview(); });
-    each(["mousemove", "keydown", "scroll", "touchstart", "click"], function (t) { on(w, t, function () { lastActive = Date.now(); idleSent = 0; }); });
+    each(["mousemove", "keydown", "scroll", "touchstart", "click"], function (t) { on(w, t, function () { lastActive = now(); idleSent = 0; }); });
     on(w, "scroll", function () {
-      var h = d.documentElement, depth = Math.round(100 * (h.scrollTop + w.innerHeight) / Math.max(h.scrollHeight, 1));
+      var h = d.scrollingElement || d.documentElement, depth = Math.round(100 * (h.scrollTop + w.innerHeight) / Math.max(h.scrollHeight, 1));
       if (depth >= maxScroll + 25 || (depth >= 100 && maxScroll < 100)) { maxScroll = Math.min(100, depth); track("scroll", { depth: maxScroll }); }
     });
     on(d, "mouseout", function (e) { if (!e.relatedTarget && e.clientY <= 0 && !("ontouchstart" in w)) track("exit_intent"); });
     on(d, "click", function (e) {
-      var el = e.target.closest("[data-parley-track]");
-      if (el) track("custom", null, el.getAttribute("data-parley-track"));
+      var p = e.composedPath ? e.composedPath() : [e.target], i, a;
+      for (i = 0; i < p.length; i++) if (p[i].getAttribute && (a = p[i].getAttribute("data-parley-track"))) return track("custom", null, a);
     });
     setInterval(guard(function () {
       if (d.visibilityState !== "visible") return;
-      if (Date.now() - lastActive > 3e4 && !idleSent) { idleSent = 1; track("idle"); }
+      if (now() - lastActive > 3e4 && !idleSent) { idleSent = 1; track("idle"); }
       track("heartbeat");
     }), 15000);
     function seen(state) { track("visibility", { state: state }); }
@@ -108,7 +121,7 @@
 
   function stream() {
     if (es || !w.EventSource || !active()) return;
-    es = new EventSource(base + "/v1/invitations/stream?" + new URLSearchParams({ site_key: site, visitor_id: vid() }));
+    es = new EventSource(base + "/v1/invitations/stream?site_key=" + encodeURIComponent(site) + "&visitor_id=" + encodeURIComponent(vid()));
     on(es, "invitation", function (m) { new Response(m.data).json().then(guard(show), Object); });
   }
 
@@ -126,23 +139,26 @@
   function el(tag, parent, cls, text) { var e = d.createElement(tag); e.className = cls; e.textContent = text; parent.appendChild(e); return e; }
   function emit(name, inv) { each(handlers[name], function (f) { try { f(inv); } catch (e) {} }); }
   function show(inv) {
-    if (!inv.id || shown[inv.id] || done(inv.id) || new Date(inv.expires_at) < Date.now()) return;
+    if (!inv.id || shown[inv.id] || done(inv.id) || !((inv.end = inv.end || now() + (inv.expires_in >= 0 ? inv.expires_in * 1e3 : new D(inv.expires_at) - now())) > now())) return;
     if (d.visibilityState === "hidden") { parked[inv.id] = inv; return; }
     shown[inv.id] = 1; done(inv.id, 1);
-    var host = d.createElement(w.customElements && customElements.get(T) ? "div" : T), root = host.attachShadow({ mode: "open" }), prev = d.activeElement;
+    var host = d.createElement(w.customElements && customElements.get(T) ? "div" : T), root = host.attachShadow({ mode: "open" }), prev = d.activeElement,
+      unfocused = !prev || prev === d.body || prev === d.documentElement;
     host.setAttribute("data-parley-widget", "");
     try { var sheet = new CSSStyleSheet(); sheet.replaceSync(CSS); root.adoptedStyleSheets = [sheet]; } catch (e) { el("style", root, "", CSS); }
     var box = el("div", root, "p", ""), bar, yes, no, props = { invitation_id: inv.id, rule: inv.rule, variant: inv.variant };
     box.setAttribute("role", "dialog"); box.setAttribute("aria-modal", "false"); box.setAttribute("aria-labelledby", "m"); box.setAttribute("aria-live", "polite");
-    el("p", box, "", inv.message).id = "m";
+    var m = el("p", box, "", unfocused ? inv.message : "");
+    m.id = "m";
     bar = el("div", box, "b", "");
     no = el("button", bar, "x", cfg.dismissLabel || "No thanks"); yes = el("button", bar, "a", cfg.acceptLabel || "Chat now");
     no.type = yes.type = "button";
     no.setAttribute("aria-label", "Dismiss: " + no.textContent);
     function close(type) {
+      var inside = root.activeElement;
       clearTimeout(timer); host.remove();
       track(type, props); flush();
-      try { prev.focus(); } catch (e) {}
+      if (inside) try { prev.focus(); } catch (e) {}
     }
     yes.onclick = guard(function () {
       close("invitation_accepted");
@@ -150,17 +166,17 @@
     });
     no.onclick = guard(function () { close("invitation_dismissed"); emit("dismiss", inv); });
     on(root, "keydown", function (e) { if (e.key === "Escape") no.onclick(); });
-    var timer = setTimeout(function () { host.remove(); }, new Date(inv.expires_at) - Date.now());
+    var timer = setTimeout(function () { host.remove(); }, inv.end - now());
     d.documentElement.appendChild(host);
-    yes.focus({ preventScroll: true });
+    if (unfocused) yes.focus({ preventScroll: true });
+    else setTimeout(function () { m.textContent = inv.message; }, 150);
     track("invitation_shown", props);
     emit("show", inv);
   }
 
   var api = guard(function (cmd, a, b) {
-    if (cmd === "track") track("custom", b || {}, a);
-    else if (cmd === "goal") track("goal", b || {}, a);
-    else if (cmd === "cart" || cmd === "identify") track(cmd, a || {});
+    if (cmd === "track" || cmd === "goal") track(cmd === "goal" ? cmd : "custom", b, a);
+    else if (cmd === "cart" || cmd === "identify") track(cmd, a);
     else if (cmd === "trigger") { track("trigger", null, a); flush(); }
     else if (cmd === "on") (handlers[a] = handlers[a] || []).push(b);
     else if (cmd === "consent") {
@@ -176,4 +192,5 @@
   guard(listen)();
   if (active()) { guard(pageview)(); guard(stream)(); }
   each(old && old.q, function (args) { api.apply(null, args); });
+  } catch (e) {}
 })(window, document);
