@@ -5,7 +5,7 @@ UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
 
-.PHONY: run test lint bench install system-deps clean image image-test
+.PHONY: run test lint bench install system-deps clean image image-test snippet snippet-tools
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -27,7 +27,18 @@ lint: install
 	.venv/bin/ruff check .
 	.venv/bin/mypy
 
-test: system-deps install lint
+# The snippet's minifier (terser, pinned in deploy/snippet/package-lock.json), for `make snippet`
+# and for the test that the served file is the minified source.
+SNIPPET_TOOLS := deploy/snippet/node_modules/.package-lock.json
+$(SNIPPET_TOOLS): deploy/snippet/package.json deploy/snippet/package-lock.json
+	npm ci --prefix deploy/snippet --silent --no-audit --no-fund
+snippet-tools: $(SNIPPET_TOOLS)
+
+# proactive/static/parley.js → parley.min.js, the file /v1/snippet.js serves: run after editing the snippet.
+snippet: $(SNIPPET_TOOLS)
+	node deploy/snippet/node_modules/terser/bin/terser proactive/static/parley.js -c -m -o proactive/static/parley.min.js
+
+test: system-deps install lint snippet-tools
 	.ci/test
 	.ci/image-test
 

@@ -10,7 +10,9 @@ from litestar import Request, Response, get
 
 from proactive import demo
 
-SNIPPET = (Path(demo.__file__).parent / "static" / "parley.js").read_bytes()
+# Served minified (``make snippet`` builds it from static/parley.js with terser, pinned in
+# deploy/snippet; a test keeps the two in step): the tag loads on every page of every site.
+SNIPPET = (Path(demo.__file__).parent / "static" / "parley.min.js").read_bytes()
 SNIPPET_ETAG = '"' + hashlib.sha256(SNIPPET).hexdigest()[:32] + '"'
 
 
