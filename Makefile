@@ -56,6 +56,7 @@ image-test: system-deps
 	.ci/image-test
 
 bench: install
+	.ci/system-deps bench
 	.venv/bin/python -m bench
 
 clean:
