@@ -57,6 +57,7 @@ image-test: system-deps
 
 bench: install
 	.ci/system-deps bench
+	.ci/postgres-start
 	.venv/bin/python -m bench
 
 clean:
