@@ -32,9 +32,7 @@ class RetentionController(Controller):
 
     @post("/sweep", guards=[requires("admin")], status_code=200, summary="Run the retention sweep for this tenant now")
     async def run_sweep(self, rt: Rt, principal: Caller) -> sweep.SweepReport:
-        report = await sweep.sweep_tenant(rt, principal.tenant_id, actor=principal.actor)
-        await indexing.drain_all(rt)
-        return report
+        return await sweep.sweep_now(rt, principal.tenant_id, principal.actor)
 
 
 class HoldController(Controller):

@@ -51,8 +51,34 @@ GLOBAL = UUID(int=0)
 _PROCESS_TAG = secrets.token_hex(4)
 
 
+_HAS_PROCFS = os.path.exists("/proc/self/stat")
+
+
+def _proc_stat(pid: int) -> tuple[str, str]:
+    """(state, start time) of a process from ``/proc/<pid>/stat``; FileNotFoundError or
+    ProcessLookupError when there is no such process. The start time (clock ticks after boot)
+    tells a reused pid from the process that had it."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        text = stat.read().decode(errors="replace")
+    fields = text[text.rfind(")") + 2 :].split()  # the command name in parentheses may hold spaces
+    return fields[0], fields[19]
+
+
+# Read per pid, not at import: a server's worker is forked after this module was imported.
+_STARTS: dict[int, str] = {}
+
+
+def _own_start() -> str:
+    pid = os.getpid()
+    if pid not in _STARTS:
+        _STARTS[pid] = _proc_stat(pid)[1] if _HAS_PROCFS else ""
+    return _STARTS[pid]
+
+
 def holder_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TAG}"
+    """``host:pid:tag[:start]``; the start time is there where procfs is."""
+    start = _own_start()
+    return f"{socket.gethostname()}:{os.getpid()}:{_PROCESS_TAG}" + (f":{start}" if start else "")
 
 
 def session_tag(holder: str) -> str:
@@ -96,22 +122,34 @@ def lease_key(tenant_id: UUID, operation: str) -> str:
     return f"{tenant_id}/{operation}"
 
 
-def _holder_is_dead(holder: str) -> bool:
-    """True only when the holder ran on this host and its process no longer exists."""
+def holder_is_dead(holder: str) -> bool:
+    """True only when the holder ran on this host and its process no longer runs.
+
+    A process killed with kill -9 whose parent died with it can stay a zombie until something
+    reaps it (in a container whose init does not, for ever): ``kill(pid, 0)`` still succeeds on a
+    zombie, so procfs is read instead: gone, a zombie, or a pid since reused by a process that
+    started at another time all mean the holder is dead."""
     host, _, rest = holder.partition(":")
-    pid_text, _, tag = rest.partition(":")
+    pid_text, _, tail = rest.partition(":")
+    tag, _, start = tail.partition(":")
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():
         return tag != _PROCESS_TAG  # our pid, but an earlier process's tag: that process is gone
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, owned by someone else
+    if not _HAS_PROCFS:  # ask the kernel whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, owned by someone else
+            return False
         return False
-    return False
+    try:
+        state, started = _proc_stat(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X") or bool(start and start != started)
 
 
 async def acquire(rt: Runtime, tenant_id: UUID, operation: str, *, run_id: UUID | None = None,
@@ -131,7 +169,7 @@ async def acquire(rt: Runtime, tenant_id: UUID, operation: str, *, run_id: UUID 
         rows = await OperationLease.raw("SELECT * FROM operation_lease WHERE key = {}" + db.for_update(), key)
         row = rows[0]
         live = row["released_at"] is None and row["expires_at"] > now
-        if live and not _holder_is_dead(row["holder"]):
+        if live and not holder_is_dead(row["holder"]):
             raise LeaseBusy(operation, row["run_id"], row["acquired_at"], tenant_id)
         # Never released and not live: its holder died (expired, or its process is gone).
         taken_over = row["holder"] if row["released_at"] is None and row["holder"] else None
@@ -169,7 +207,7 @@ async def release(lease: Lease, now: datetime) -> None:
 async def running(tenant_id: UUID, operation: str, now: datetime) -> UUID | None:
     """The run id holding the lease now, if any."""
     row = await OperationLease.select().where(OperationLease.key == lease_key(tenant_id, operation)).first()
-    if row is None or row["released_at"] is not None or row["expires_at"] <= now or _holder_is_dead(row["holder"]):
+    if row is None or row["released_at"] is not None or row["expires_at"] <= now or holder_is_dead(row["holder"]):
         return None
     return UUID(str(row["run_id"]))
 

@@ -204,7 +204,7 @@ class Ownership:
     def _alive(self, row: dict[str, Any], now: Any) -> bool:
         if row["holder"] == self.me:
             return row["released_at"] is None
-        return row["released_at"] is None and row["expires_at"] > now and not leases._holder_is_dead(row["holder"])
+        return row["released_at"] is None and row["expires_at"] > now and not leases.holder_is_dead(row["holder"])
 
     async def _take(self, tenant: UUID, stale: str | None = None) -> None:
         """Take the tenant's lease (``stale``: the holder whose lease ran out, if any) and read the

@@ -150,8 +150,23 @@ async def sweep_all(rt: Runtime, dry_run: bool = False, tenant_ids: list[UUID] |
             log.info("retention_sweep_already_running", tenant=tenant["slug"], running=str(busy.running_id))
             reports[tenant["slug"]] = SweepReport(dry_run=dry_run, running_id=busy.running_id)
     if not dry_run:
-        try:
-            await indexing.drain_all(rt)
-        except Exception as exc:  # the outbox keeps the deletes; the drain job will retry
-            log.warning("retention_index_drain_deferred", error=type(exc).__name__)
+        await _drain_index(rt)
     return reports
+
+
+async def sweep_now(rt: Runtime, tenant_id: UUID, actor: str) -> SweepReport:
+    """An operator's sweep of one tenant (``POST /v1/retention/sweep``): the sweep, then the
+    index brought up to date so that a search right after it no longer finds what it deleted."""
+    report = await sweep_tenant(rt, tenant_id, actor=actor)
+    await _drain_index(rt)
+    return report
+
+
+async def _drain_index(rt: Runtime) -> None:
+    """The deletions are committed, each with its outbox row, whatever happens here: a drain
+    that fails (the index down, a restarted server's backlog) is left to the drain job and must
+    not turn a done sweep into an error."""
+    try:
+        await indexing.drain_all(rt)
+    except Exception as exc:
+        log.warning("retention_index_drain_deferred", error=type(exc).__name__)

@@ -177,7 +177,11 @@ async def test_a_compliance_officer_searches_reads_and_audits_by_keyboard(browse
     await page.goto(f"{live}/console/search?q=refund")
     assert "/console/sign-in" in page.url
     await _check_page(page, axe_source, "sign-in")
-    await page.keyboard.type(tenant.keys["compliance"].key)  # the key field has the focus
+    # The key field takes the focus by itself (autofocus). Chromium applies autofocus at its next
+    # rendering update, which on a busy machine can come after the load event: wait for it, or
+    # the first keystrokes go nowhere.
+    await expect(page.locator("#key")).to_be_focused()
+    await page.keyboard.type(tenant.keys["compliance"].key)
     await page.keyboard.press("Enter")
     await page.wait_for_url("**/console/search?q=refund")
     await page.wait_for_selector("#results .hit")
@@ -323,6 +327,7 @@ async def test_a_reviewer_clears_the_queue_by_keyboard_and_never_sees_other_site
     key = await create_api_key(tenant.id, "reviewer", "browser reviewer", ["shop"])
     context, page = await _new_page(browser, DESKTOP)
     await page.goto(f"{live}/console")
+    await expect(page.locator("#key")).to_be_focused()  # autofocus, applied after load (see above)
     await page.keyboard.type(key.key)
     await page.keyboard.press("Enter")
     await page.wait_for_url("**/console/reviews")

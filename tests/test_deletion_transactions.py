@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -169,6 +170,54 @@ async def test_a_holder_that_died_on_this_host_is_taken_over_at_once(client, ten
     assert report.status_code == 200, report.text
 
 
+def _zombie() -> subprocess.Popen[bytes]:
+    """A child that has exited and that nobody has reaped yet: what a kill -9 leaves behind when
+    the init of a container does not reap orphans."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while _state(child.pid) != "Z":
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.01)
+    return child
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rpartition(")")[2].split()[0]
+
+
+async def test_a_holder_left_a_zombie_by_kill_9_is_taken_over_at_once(client, tenant, runtime):
+    child = await asyncio.to_thread(_zombie)
+    try:
+        os.kill(child.pid, 0)  # what the kernel says of a zombie: it exists
+        await _foreign_lease(tenant.id, sweep.OPERATION, f"{socket.gethostname()}:{child.pid}:dead",
+                             runtime.clock.now() + timedelta(seconds=60))
+        report = await client.post("/v1/retention/sweep", headers=tenant.headers("admin"))
+        assert report.status_code == 200, report.text
+    finally:
+        child.wait()
+
+
+def test_a_pid_reused_by_another_process_does_not_keep_a_dead_holder_alive():
+    with subprocess.Popen(["sleep", "60"]) as other:
+        try:
+            started = _stat_start(other.pid)
+            host = socket.gethostname()
+            assert not leases.holder_is_dead(f"{host}:{other.pid}:tag:{started}")  # the very process: alive
+            assert leases.holder_is_dead(f"{host}:{other.pid}:tag:{int(started) - 1}")  # an earlier one with its pid
+            assert not leases.holder_is_dead(f"{host}:{other.pid}:tag")  # no start time recorded: alive
+            assert not leases.holder_is_dead(f"elsewhere:{other.pid}:tag:0")  # another host: only its expiry counts
+        finally:
+            other.kill()
+    me = leases.holder_id()
+    assert me.split(":")[3] == _stat_start(os.getpid()) and not leases.holder_is_dead(me)
+
+
+def _stat_start(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rpartition(")")[2].split()[19]
+
+
 async def test_a_holder_whose_lease_was_taken_over_cannot_delete_another_batch(client, tenant, runtime):
     ids = [uuid.UUID(i) for i in (await _expired_archive(client, tenant, 2)).values()]
     stale = await leases.acquire(runtime, tenant.id, sweep.OPERATION, ttl=5)
@@ -258,3 +307,22 @@ async def test_creating_a_hold_waits_for_the_deletion_batch_under_way(client, te
     receipt_seqs = [r["seq"] for r in await LedgerEntry.select(LedgerEntry.seq).where(
         (LedgerEntry.tenant == tenant.id) & (LedgerEntry.action == "retention.delete"))]
     assert max(receipt_seqs) < hold_seq
+
+
+async def test_a_sweep_whose_index_update_fails_still_answers_what_it_deleted(client, tenant, runtime, monkeypatch):
+    from archive.search import indexing
+    from archive.tables import IndexOutbox
+
+    await _expired_archive(client, tenant, 2)
+    await indexing.drain_all(runtime)
+
+    async def index_down(rt: Any, refresh: bool = True) -> Any:
+        raise OSError("the index is not reachable")
+
+    monkeypatch.setattr(indexing, "drain_all", index_down)
+    report = await client.post("/v1/retention/sweep", headers=tenant.headers("admin"))
+    assert report.status_code == 200, report.text
+    assert report.json()["deleted"] == 2 and await _remaining(tenant) == set()
+    # The index learns of the deletions from the outbox, which the drain job empties later.
+    pending = await IndexOutbox.select(IndexOutbox.op).where(IndexOutbox.tenant == tenant.id)
+    assert [p["op"] for p in pending] == ["delete", "delete"]

@@ -177,7 +177,7 @@ async def test_nothing_acknowledged_is_lost_and_nothing_is_half_deleted_over_kil
     await deployment.start()
     async with httpx.AsyncClient(base_url=deployment.url, timeout=60) as http:
         final = await http.post("/v1/retention/sweep", headers=ret_headers["admin"])
-        assert final.status_code == 200, final.text
+        assert final.status_code == 200, f"{final.status_code} {final.text}\nthe server's log:\n{deployment.tail()}"
         await _check_promises(deployment, http, acked, headers, ret_headers, tmp_path)
 
 
