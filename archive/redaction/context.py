@@ -16,6 +16,7 @@ docs/redaction.md for the whole rule.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Literal
 
 from archive.redaction.text import looks_like_date
@@ -187,6 +188,8 @@ _AFTER_VERSION = re.compile(
 )
 
 LOOKBEHIND = 32
+# The longest text _CODE_PREFIX can match, plus the character its lookbehind reads.
+_CODE_PREFIX_LONGEST = 8
 LOOKAHEAD = 8
 
 
@@ -238,6 +241,13 @@ _WORD = re.compile(r"[^\W\d_]+(?:[-./][^\W\d_]+)*|[€$£₽]")
 _SUFFIX = re.compile(r"[\s.:]{0,2}(?:" + "|".join(re.escape(s) for s in BUSINESS_SUFFIX) + r")(?!\w)", re.IGNORECASE)
 
 
+# A phrase of several words is a keyword only if its first word begins one (inflections change
+# the last word only): most phrases are ruled out without a lookup.
+_PHRASE_STARTS = frozenset(k.split()[0] for k in _CUES if " " in k)
+
+
+# Chat text repeats its words: a lookup is a few dictionary probes per cut, a cache hit is one.
+@lru_cache(maxsize=1 << 16)
 def _lookup(phrase: str, last_word: str) -> str | None:
     """The keyword ``phrase`` is, or is an inflection of."""
     if phrase in _CUES:
@@ -257,7 +267,9 @@ def _last_keyword(before: str) -> tuple[str, int] | None:
     words = [(m.group().lower(), m.end()) for m in _WORD.finditer(before)]
     for last in range(len(words) - 1, -1, -1):
         for size in range(min(_LONGEST_PHRASE, last + 1), 0, -1):
-            phrase = " ".join(w for w, _ in words[last - size + 1 : last + 1])
+            if size > 1 and words[last - size + 1][0] not in _PHRASE_STARTS:
+                continue
+            phrase = " ".join(w for w, _ in words[last - size + 1 : last + 1]) if size > 1 else words[last][0]
             keyword = _lookup(phrase, words[last][0])
             if keyword is not None:
                 return keyword, words[last][1]
@@ -319,11 +331,16 @@ def nearest_cue(text: str, start: int, end: int) -> Cue | None:
     return governing_cue(text, start, end)[0]
 
 
+# Several detectors ask about the same span of one message (a digit run's business label, the
+# phone stretch over it, the number the matcher reads in it): the answer is worked out once. The
+# text's hash is computed once per string, so the key costs little. Small, so that the texts it
+# keeps alive are those of the last few messages only.
+@lru_cache(maxsize=256)
 def governing_cue(text: str, start: int, end: int) -> tuple[Cue | None, tuple[str, ...]]:
     """``nearest_cue`` and, for a phone cue, the languages whose tables list it ("Handy" → de;
     "telefon" → no, sl, de, sv/da/fi): a number introduced so is written the way they write."""
     before = text[max(0, start - LOOKBEHIND) : start]
-    code = _CODE_PREFIX.search(before)
+    code = _CODE_PREFIX.search(before, max(0, len(before) - _CODE_PREFIX_LONGEST))
     if code is not None and _CUES.get(code.group().rstrip("-/ ").lower(), "business") == "business":
         return "business", ()
     version = _AFTER_VERSION.search(before)

@@ -14,6 +14,7 @@ regions apply — those of its default languages, and Norway when nothing at all
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Literal
 
 import msgspec
@@ -58,6 +59,7 @@ class RedactionOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
         _region_list(self.fallback_regions)
 
 
+@lru_cache(maxsize=512)  # asked per conversation and per message; a handful of tags in practice
 def regions_for_language(language: str | None) -> tuple[str, ...]:
     """A BCP 47 tag's regions: its region subtag when it names one (``de-AT`` → AT), then its
     language's (``de`` → DE, ``en`` → GB, US); () for no or an unknown language."""
