@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from playwright.async_api import expect
+
 from tests.test_browser import _page, _poll, _widget_button, _write, browser, live, shop  # noqa: F401  (fixtures)
 
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -42,7 +44,7 @@ async def test_identify_in_the_page_makes_an_attribute_rule_invite(browser, live
     identify = "<script>addEventListener('load', () => setTimeout(() => parley.identify({plan: 'Pro'}), 300))</script>"
     await page.goto(_write(live, "tg-identify.html", _page("Account", shop.embed, body=identify)))
     await _widget_button(page)
-    assert "Pro support is here." in await page.locator("parley-invitation [role=dialog]").inner_text()
+    await expect(page.locator("parley-invitation [role=dialog]")).to_contain_text("Pro support is here.")  # filled in after a moment when the page has the focus
     await page.close()
 
 
@@ -81,7 +83,7 @@ async def test_an_overnight_window_that_opened_yesterday_invites_after_midnight(
     page = await browser.new_page()
     await page.goto(_write(live, "tg-night.html", _page("Night", shop.embed)))
     await _widget_button(page)
-    assert "Still up?" in await page.locator("parley-invitation [role=dialog]").inner_text()
+    await expect(page.locator("parley-invitation [role=dialog]")).to_contain_text("Still up?")
     await page.close()
 
 
@@ -99,7 +101,7 @@ async def test_a_visitor_who_took_the_funnels_steps_in_order_is_invited(browser,
     await page.wait_for_function("localStorage.getItem('parley_vid')")
     await page.click("#to-pricing")
     await _widget_button(page)
-    assert "Comparing plans?" in await page.locator("parley-invitation [role=dialog]").inner_text()
+    await expect(page.locator("parley-invitation [role=dialog]")).to_contain_text("Comparing plans?")
     await page.close()
 
 
