@@ -125,6 +125,12 @@ _TOKEN = re.compile(
 )
 
 
+# Quotation marks other than '"' that people type or paste (word processors, mail clients and
+# keyboards of languages that quote „so“ or «so»): they delimit phrases like '"'. One character
+# each, so positions in errors still point into the query as typed.
+_QUOTES = str.maketrans(dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\uff02", '"'))
+
+
 class _Tok(msgspec.Struct):
     kind: str
     value: str
@@ -135,6 +141,7 @@ class _Tok(msgspec.Struct):
 def _lex(query: str) -> list[_Tok]:
     tokens: list[_Tok] = []
     pos = 0
+    query = query.translate(_QUOTES)
     while pos < len(query):
         m = _TOKEN.match(query, pos)
         if m is None:

@@ -66,6 +66,11 @@ EXPECTED: dict[str, set[str]] = {
     "refun*": {"en-1", "en-2"},
     '"card was declined"': {"en-4"},
     '"declined was card"': set(),
+    # typographic quotes delimit phrases too (pasted from mail, typed on Norwegian/German keyboards)
+    "“card was declined”": {"en-4"},
+    "“declined card”": set(),
+    "«declined card»": set(),
+    "„card was declined“": {"en-4"},
     "refund NEAR/1 invoice": {"en-1"},
     "refund NEAR/0 invoice": set(),
     "refund -invoice": {"en-2"},
