@@ -88,6 +88,11 @@ EXPECTED: dict[str, set[str]] = {
     "tag:vip": {"en-3"},
     "channel:whatsapp": {"en-4"},
     "card OR plan": {"en-3", "en-4"},
+    # a word with nothing searchable in it (emoji, punctuation) is left out, wherever it stands
+    "refund OR 😡": {"en-1", "en-2"},
+    "refund -😡": {"en-1", "en-2"},
+    "refund AND NOT !!!": {"en-1", "en-2"},
+    "(refund OR ...) AND invoice": {"en-1"},
     "(refund OR card) AND channel:web": {"en-1", "en-2"},
     # Norwegian
     "refusjon": {"nb-1"},

@@ -156,13 +156,15 @@ def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash
         if isinstance(node, q.And):
             children: list[PlanNode] = [c for c in (walk(c) for c in node.children) if not isinstance(c, Everything)]
             return All(children) if len(children) > 1 else (children[0] if children else Everything())
+        # A word with nothing searchable in it (emoji, punctuation: no token) compiles to
+        # Everything and is left out, as in AND: `refund OR 😡` and `refund -😡` mean `refund`,
+        # not the whole archive and not nothing.
         if isinstance(node, q.Or):
-            alternatives: list[PlanNode] = [walk(c) for c in node.children]
-            if any(isinstance(c, Everything) for c in alternatives):
-                return Everything()
-            return AnyOf(alternatives)
+            alternatives: list[PlanNode] = [c for c in (walk(c) for c in node.children) if not isinstance(c, Everything)]
+            return AnyOf(alternatives) if len(alternatives) > 1 else (alternatives[0] if alternatives else Everything())
         if isinstance(node, q.Not):
-            return Without(walk(node.child))
+            child = walk(node.child)
+            return Everything() if isinstance(child, Everything) else Without(child)
         return Everything()
 
     return walk(parsed)
