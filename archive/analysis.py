@@ -417,6 +417,9 @@ def highlight_terms(analyzer: Analyzer, text: str, language: str, wanted: set[st
     spans = []
     seen = {} if seen is None else seen
     normalized = unicodedata.normalize("NFKC", text)
+    starts: list[int] | None = None
+    if normalized != text:  # spans are of ``text``: map positions back (decomposed letters, ligatures)
+        normalized, starts, ends = _normalized_with_origins(text)
     for match in _WORD.finditer(normalized):
         word = match.group().casefold()
         found = seen.get(word)
@@ -425,5 +428,30 @@ def highlight_terms(analyzer: Analyzer, text: str, language: str, wanted: set[st
                 not wanted.isdisjoint(analyzer.word_tokens(word, language))
                 or bool(paths and analyzer.path(fold(word)).startswith(paths)))
         if found:
-            spans.append(match.span())
+            spans.append(match.span() if starts is None else (starts[match.start()], ends[match.end() - 1]))
     return spans
+
+
+def _joins_previous(ch: str) -> bool:
+    """A combining mark, or a Hangul vowel or final consonant jamo (which NFC composes with what precedes)."""
+    return unicodedata.category(ch)[0] == "M" or "\u1160" <= ch <= "\u11ff"
+
+
+def _normalized_with_origins(text: str) -> tuple[str, list[int], list[int]]:
+    """``text`` in NFKC, one character with its marks at a time, and for each character of the
+    result where the character it came from starts and ends in ``text`` (NFKC changes lengths:
+    "cafe" + U+0301 is four characters, "ﬁ" two)."""
+    parts: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        while j < n and _joins_previous(text[j]):
+            j += 1
+        piece = unicodedata.normalize("NFKC", text[i:j])
+        parts.append(piece)
+        starts.extend([i] * len(piece))
+        ends.extend([j] * len(piece))
+        i = j
+    return "".join(parts), starts, ends

@@ -3,6 +3,7 @@ letters, and typos — in the analyzer, in the query language, and through /v1/s
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,14 @@ async def test_index_holds_none_of_the_new_forms_in_clear(client, runtime, tenan
     raw = b"".join(p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists())
     assert [w for w in ("посылк", "заказ", "tromsø", "posylk", "posilk", "tromso", "oplachen", "zakaz", "spasibo")
             if w.encode() in raw] == []
+
+
+async def test_decomposed_letters_are_found_and_highlighted_as_whole_words(client, runtime, tenant, search_backend):
+    # Text typed on some keyboards (macOS, iOS) arrives decomposed: c + U+030C for č, e + U+0301 for é.
+    nfd = unicodedata.normalize("NFD", "Naročilo je poslano, café je zaprt.")
+    await _ingest(client, runtime, tenant, ("nfd", "sl", [nfd, "Hvala."]))
+    for q, marked in (("naročilo", "<mark>Naročilo</mark> je poslano, café je zaprt."),
+                      (unicodedata.normalize("NFD", "naročilo"), "<mark>Naročilo</mark> je poslano, café je zaprt."),
+                      ("café", "Naročilo je poslano, <mark>café</mark> je zaprt.")):
+        hits = (await _search(client, tenant, q))["hits"]
+        assert [h["highlights"][0]["fragment"] for h in hits] == [unicodedata.normalize("NFD", marked)], q
