@@ -117,7 +117,7 @@ _TOKEN = re.compile(
   | (?P<near>NEAR/(?P<dist>\d+)(?=\s|$))
   | (?P<op>(?:AND|OR|NOT)(?=[\s()"]|$))
   | (?P<minus>-(?=\S))
-  | (?P<field>(?P<fname>[a-z]+):(?:"(?P<fquoted>[^"]*)"|(?P<fvalue>[^\s()"]+)))
+  | (?P<field>(?P<fname>[A-Za-z]+):(?:"(?P<fquoted>[^"]*)"|(?P<fvalue>[^\s()"]+)))
   | (?P<phrase>"(?P<ptext>[^"]*)")
   | (?P<word>[^\s()"]+)
     """,
@@ -129,6 +129,10 @@ _TOKEN = re.compile(
 # keyboards of languages that quote „so“ or «so»): they delimit phrases like '"'. One character
 # each, so positions in errors still point into the query as typed.
 _QUOTES = str.maketrans(dict.fromkeys("\u201c\u201d\u201e\u201f\u00ab\u00bb\uff02", '"'))
+
+
+_WORD_TOKEN = re.compile(r'[^\s()"]+')
+_URL_REST = re.compile(r"//[^/\s]")  # what follows the scheme of a web address: https://example.com
 
 
 class _Tok(msgspec.Struct):
@@ -155,11 +159,18 @@ def _lex(query: str) -> list[_Tok]:
             tokens.append(_Tok("near", m.group("dist"), pos))
         elif m.group("op"):
             tokens.append(_Tok(m.group("op").lower(), m.group("op"), pos))
-        elif m.group("field") and m.group("fname") in FIELDS:
+        elif m.group("field") and m.group("fname").lower() in FIELDS and not _URL_REST.match(m.group("fvalue") or ""):
             value = m.group("fquoted") if m.group("fquoted") is not None else m.group("fvalue")
-            tokens.append(_Tok("field", value, pos, m.group("fname")))
-        elif m.group("field"):
+            tokens.append(_Tok("field", value, pos, m.group("fname").lower()))
+        elif m.group("field") and m.group("fname").islower() and not _URL_REST.match(m.group("fvalue") or ""):
             raise QuerySyntaxError(f"unknown field {m.group('fname')!r}; fields are {', '.join(FIELDS)}", pos, query)
+        elif m.group("field"):
+            # A web address (https://…) or a capitalised word before a colon ("Re:", "Ordre:") is
+            # text, searched like the words of the message it was copied from.
+            word = _WORD_TOKEN.match(query, pos)
+            assert word is not None
+            tokens.append(_Tok("word", word.group(), pos))
+            m = word
         elif m.group("phrase") is not None and kind == "phrase":
             tokens.append(_Tok("phrase", m.group("ptext"), pos))
         elif m.group("minus"):
@@ -331,6 +342,7 @@ class _Parser:
         if name == "date":
             return _date_range(value, tok.pos, self.query)
         if name == "sender":
+            value = value.lower()
             if value not in SENDERS:
                 raise QuerySyntaxError(f"sender: is one of {', '.join(SENDERS)}", tok.pos, self.query)
             self.senders.append(value)

@@ -14,7 +14,7 @@ CORPUS: dict[str, tuple[str, str, str, list[str], str, list[tuple[str, str]]]] =
     ]),
     "en-2": ("en", "shop", "web", [], "2026-03-02", [
         ("visitor", "The delivery was late again"),
-        ("agent", "Sorry, we refunded the shipping cost."),
+        ("agent", "Sorry, we refunded the shipping cost: https://shop.example.com/help/refunds"),
     ]),
     "en-3": ("en", "blog", "web", ["vip"], "2026-03-03", [
         ("visitor", "Can I change my subscription plan?"),
@@ -94,6 +94,10 @@ EXPECTED: dict[str, set[str]] = {
     "refund AND NOT !!!": {"en-1", "en-2"},
     "(refund OR ...) AND invoice": {"en-1"},
     "(refund OR card) AND channel:web": {"en-1", "en-2"},
+    # field names in any case; a web address is text, not a field named "https"
+    "Sender:Agent refun*": {"en-1", "en-2"},
+    "SITE:blog plan": {"en-3"},
+    "https://shop.example.com/help/refunds": {"en-2"},
     # Norwegian
     "refusjon": {"nb-1"},
     "pakke": {"nb-1", "nb-2"},
