@@ -61,6 +61,12 @@ __all__ = ["Analyzer", "QueryWord", "WordTokens", "STEMMERS", "LEMMATIZERS", "SU
            "primary_language", "highlight_terms"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# Invisible characters that sit inside words (soft hyphen from web pages and word processors,
+# zero-width (non-)joiner of Persian and Indic scripts, word joiner, BOM): not word characters
+# to ``\w``, so they cut a word in two where a reader sees one. Dropped before tokenising.
+_INVISIBLE_IN_WORDS = "\u00ad\u200c\u200d\u2060\ufeff"
+_INVISIBLE = re.compile(f"[{_INVISIBLE_IN_WORDS}]")
+_DROP_INVISIBLE = str.maketrans(dict.fromkeys(_INVISIBLE_IN_WORDS))
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
@@ -101,6 +107,8 @@ def fold(text: str) -> str:
 def words(text: str) -> list[str]:
     """Case-folded word tokens; a CJK run yields its character bigrams (a lone character itself)."""
     normalized = unicodedata.normalize("NFKC", text).casefold()
+    if _INVISIBLE.search(normalized) is not None:
+        normalized = normalized.translate(_DROP_INVISIBLE)
     if _CJK.search(normalized) is None:  # the common case, done in C
         return _WORD.findall(normalized)
     return list(_words_with_cjk(normalized))
@@ -418,7 +426,7 @@ def highlight_terms(analyzer: Analyzer, text: str, language: str, wanted: set[st
     seen = {} if seen is None else seen
     normalized = unicodedata.normalize("NFKC", text)
     starts: list[int] | None = None
-    if normalized != text:  # spans are of ``text``: map positions back (decomposed letters, ligatures)
+    if normalized != text or _INVISIBLE.search(text):  # spans are of ``text``: map positions back
         normalized, starts, ends = _normalized_with_origins(text)
     for match in _WORD.finditer(normalized):
         word = match.group().casefold()
@@ -433,14 +441,15 @@ def highlight_terms(analyzer: Analyzer, text: str, language: str, wanted: set[st
 
 
 def _joins_previous(ch: str) -> bool:
-    """A combining mark, or a Hangul vowel or final consonant jamo (which NFC composes with what precedes)."""
-    return unicodedata.category(ch)[0] == "M" or "\u1160" <= ch <= "\u11ff"
+    """A combining mark, a Hangul vowel or final consonant jamo (which NFC composes with what
+    precedes), or an invisible character inside a word (dropped, as ``words`` does)."""
+    return unicodedata.category(ch)[0] == "M" or "\u1160" <= ch <= "\u11ff" or ch in _INVISIBLE_IN_WORDS
 
 
 def _normalized_with_origins(text: str) -> tuple[str, list[int], list[int]]:
     """``text`` in NFKC, one character with its marks at a time, and for each character of the
     result where the character it came from starts and ends in ``text`` (NFKC changes lengths:
-    "cafe" + U+0301 is four characters, "ﬁ" two)."""
+    "cafe" + U+0301 is four characters, "ﬁ" two; a soft hyphen none)."""
     parts: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -449,7 +458,7 @@ def _normalized_with_origins(text: str) -> tuple[str, list[int], list[int]]:
         j = i + 1
         while j < n and _joins_previous(text[j]):
             j += 1
-        piece = unicodedata.normalize("NFKC", text[i:j])
+        piece = unicodedata.normalize("NFKC", text[i:j]).translate(_DROP_INVISIBLE)
         parts.append(piece)
         starts.extend([i] * len(piece))
         ends.extend([j] * len(piece))

@@ -17,7 +17,7 @@ CORPUS: dict[str, tuple[str, str, str, list[str], str, list[tuple[str, str]]]] =
         ("agent", "Sorry, we refunded the shipping cost: https://shop.example.com/help/refunds"),
     ]),
     "en-3": ("en", "blog", "web", ["vip"], "2026-03-03", [
-        ("visitor", "Can I change my subscription plan?"),
+        ("visitor", "Can I change my sub\u00adscription plan?"),  # a soft hyphen, pasted from a web page
         ("agent", "Yes, choose the premium plan."),
     ]),
     "en-4": ("en", "shop", "whatsapp", [], "2026-03-04", [
@@ -98,6 +98,10 @@ EXPECTED: dict[str, set[str]] = {
     "Sender:Agent refun*": {"en-1", "en-2"},
     "SITE:blog plan": {"en-3"},
     "https://shop.example.com/help/refunds": {"en-2"},
+    # invisible characters inside a word (soft hyphen, zero-width joiners) do not cut it in two
+    "subscription": {"en-3"},
+    "subscript*": {"en-3"},
+    "re\u00adfund": {"en-1", "en-2"},
     # Norwegian
     "refusjon": {"nb-1"},
     "pakke": {"nb-1", "nb-2"},

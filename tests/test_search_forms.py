@@ -10,7 +10,7 @@ import pytest
 
 from archive import transliteration as tr
 from archive import typos
-from archive.analysis import Analyzer, fold
+from archive.analysis import Analyzer, fold, highlight_terms
 from archive.query import Fuzzy, QuerySyntaxError, Term, parse, relax_for_typos
 from archive.search import indexing
 from archive.search.plan import Match, TypoToleranceOff, compile_query
@@ -222,3 +222,10 @@ async def test_decomposed_letters_are_found_and_highlighted_as_whole_words(clien
                       ("café", "Naročilo je poslano, <mark>café</mark> je zaprt.")):
         hits = (await _search(client, tenant, q))["hits"]
         assert [h["highlights"][0]["fragment"] for h in hits] == [unicodedata.normalize("NFD", marked)], q
+
+
+def test_a_soft_hyphen_inside_a_word_is_highlighted_with_the_word():
+    an = Analyzer(KEY)
+    text = "Please re\u00adfund my pay\u00adment"
+    wanted = set(an.query_word("refund", ["en"]).terms)
+    assert [text[s:e] for s, e in highlight_terms(an, text, "en", wanted)] == ["re\u00adfund"]
