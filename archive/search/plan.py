@@ -144,7 +144,16 @@ def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash
             return fuzzy(node)
         if isinstance(node, q.Prefix):
             token = analyzer.prefix_token(node.text)
-            return PrefixMatch(token) if token else Everything()
+            joined: PlanNode = PrefixMatch(token) if token else Everything()
+            parts = words(node.text)
+            last = analyzer.prefix_token(parts[-1]) if len(parts) > 1 else None
+            if last is None:
+                return joined
+            # e-post*, chat-støt*: the analyzer keeps a hyphenated word as its parts, so the prefix
+            # is the words before it as a phrase and a word starting with the last part (in one
+            # conversation: paths have no positions), or the parts written as one word (epost…).
+            split = All([text(" ".join(parts[:-1])), PrefixMatch(last)])
+            return AnyOf([joined, split]) if token else split
         if isinstance(node, q.Near):
             pairs = {(tuple(near_side(node.left, lang)), tuple(near_side(node.right, lang))) for lang in [*languages, ""]}
             return NearMatch(sorted((list(a), list(b)) for a, b in pairs if a and b), node.distance)
