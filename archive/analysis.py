@@ -303,6 +303,11 @@ class Analyzer:
                 normal = self.normal(word, language)
                 canonical = fold(normal)
                 terms.add(self.token(TERM, canonical, language))
+                if language != SURFACE and not is_cjk(word):
+                    # The word as typed may itself be the normal form of its inflections, where
+                    # its own normal form is not (Norwegian kortnummer → kortnumm, kortnummeret →
+                    # kortnummer; Slovene racun → racuna, račun → račun): looked up as typed too.
+                    terms.add(self.token(TERM, fold(word), language))
                 if canonical != normal:
                     boost.add(self.token(EXACT, normal, language))
                 if distance != 0 and not is_cjk(word):

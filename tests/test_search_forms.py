@@ -229,3 +229,15 @@ def test_a_soft_hyphen_inside_a_word_is_highlighted_with_the_word():
     text = "Please re\u00adfund my pay\u00adment"
     wanted = set(an.query_word("refund", ["en"]).terms)
     assert [text[s:e] for s, e in highlight_terms(an, text, "en", wanted)] == ["re\u00adfund"]
+
+
+async def test_a_word_typed_in_its_dictionary_form_finds_its_inflections(client, runtime, tenant, search_backend):
+    # Stemmers cut the dictionary form and its inflections differently where an ending looks like
+    # a suffix (kortnummer → kortnumm, kortnummeret → kortnummer); the word as typed meets them.
+    await _ingest(client, runtime, tenant,
+                  ("nb", "nb", ["Kortnummeret mitt ble belastet to ganger.", "Kvaliteten på svaret var dårlig."]),
+                  ("ru", "ru", ["Список каналов обновлён.", "Спасибо."]),
+                  ("sl", "sl", ["Račun ni prišel.", "Hvala."]))
+    for q, expected in (("kortnummer", "nb"), ("kvalitet", "nb"), ("канал", "ru"), ("racun", "sl")):
+        result = await _search(client, tenant, q)
+        assert (q, [h["external_id"] for h in result["hits"]], result["typo_tolerant"]) == (q, [expected], False)
