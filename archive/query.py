@@ -201,10 +201,13 @@ def _date_range(value: str, pos: int, query: str) -> DateRange:
     one_day = timedelta(days=1)
     if ".." in value:
         start, _, end = value.partition("..")
-        return DateRange(
+        found = DateRange(
             start=_day(start, pos, query) if start else None,
             end=(_day(end, pos, query) + (one_day if "T" not in end else timedelta())) if end else None,
         )
+        if found.start is not None and found.end is not None and found.end <= found.start:
+            raise QuerySyntaxError(f"the date range {value!r} ends where it starts or before (write the earlier date first)", pos, query)
+        return found
     for op in (">=", "<=", ">", "<"):
         if value.startswith(op):
             d = _day(value[len(op):], pos, query)

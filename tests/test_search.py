@@ -113,7 +113,8 @@ async def test_hits_carry_highlights_made_after_decryption(client, archive):
 
 async def test_query_errors_point_at_the_position(client, tenant, search_backend):
     for q, fragment in (('refund AND', "position 10"), ("(refund", "missing ')'"), ("colour:red", "unknown field"),
-                        ("re*", "at least 3"), ('"unclosed', "unclosed quote")):
+                        ("re*", "at least 3"), ('"unclosed', "unclosed quote"),
+                        ("refund date:2026-03-31..2026-03-01", "write the earlier date first) at position 7")):
         response = await client.post("/v1/search", json={"q": q}, headers=tenant.headers("compliance"))
         assert response.status_code == 422, (q, response.text)
         error = response.json()["errors"][0]
