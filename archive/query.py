@@ -358,7 +358,41 @@ def parse(query: str) -> Parsed:
         raise QuerySyntaxError(f"query is too long: at most {MAX_QUERY_CHARS} characters", MAX_QUERY_CHARS, query[:40] + "…")
     parser = _Parser(query)
     tree = parser.parse()
+    if _only_unsearchable_text(tree) and not parser.senders:
+        # "😡" or "?!" alone would otherwise be an empty query, which lists the whole archive:
+        # not what someone who typed something wanted, and a hold or an export would cover it all.
+        first = next((t.pos for t in parser.tokens if t.kind in ("word", "phrase")), 0)
+        raise QuerySyntaxError(
+            "nothing in the query can be searched for: emoji and punctuation are not indexed; search for a word", first, query
+        )
     return Parsed(tree=tree, senders=tuple(sorted(set(parser.senders))))
+
+
+_SEARCHABLE = re.compile(r"\w")  # what the analyzer makes words of (archive/analysis.py: words)
+
+
+def _only_unsearchable_text(tree: Node) -> bool:
+    """Text in the query, none of it with a letter or digit in it, and no field either (``sender:``
+    is not in the tree: the caller checks it)."""
+    texts: list[str] = []
+    fields = False
+
+    def walk(node: Node) -> None:
+        nonlocal fields
+        if isinstance(node, (Term, Phrase, Prefix, Fuzzy)):
+            texts.append(node.text)
+        elif isinstance(node, Near):
+            texts.extend([node.left.text, node.right.text])
+        elif isinstance(node, (Field, DateRange)):
+            fields = True
+        elif isinstance(node, (And, Or)):
+            for child in node.children:
+                walk(child)
+        elif isinstance(node, Not):
+            walk(node.child)
+
+    walk(tree)
+    return bool(texts) and not fields and not any(_SEARCHABLE.search(t) for t in texts)
 
 
 def relax_for_typos(tree: Node) -> Node | None:

@@ -109,6 +109,9 @@ EXPECTED: dict[str, set[str]] = {
     "faktura": {"nb-1"},
     "refund OR refusjon": {"en-1", "en-2", "nb-1"},
     "lang:nb": {"nb-1", "nb-2"},
+    # Norwegian as a macrolanguage: "no" covers Bokmål (nb) and Nynorsk (nn), in any case
+    "lang:no": {"nb-1", "nb-2"},
+    "lang:NO pakke": {"nb-1", "nb-2"},
     # a prefix of a hyphenated word: the parts before it, then a word starting with the last part
     "e-post*": {"nb-2"},
     "e-postvarsel*": {"nb-2"},

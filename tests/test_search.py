@@ -114,11 +114,19 @@ async def test_hits_carry_highlights_made_after_decryption(client, archive):
 async def test_query_errors_point_at_the_position(client, tenant, search_backend):
     for q, fragment in (('refund AND', "position 10"), ("(refund", "missing ')'"), ("colour:red", "unknown field"),
                         ("re*", "at least 3"), ('"unclosed', "unclosed quote"),
-                        ("refund date:2026-03-31..2026-03-01", "write the earlier date first) at position 7")):
+                        ("refund date:2026-03-31..2026-03-01", "write the earlier date first) at position 7"),
+                        # Only emoji or punctuation: nothing to search for, not the whole archive.
+                        ("😡", "emoji and punctuation are not indexed"), ('"?!" OR -😡', "nothing in the query can be searched for")):
         response = await client.post("/v1/search", json={"q": q}, headers=tenant.headers("compliance"))
         assert response.status_code == 422, (q, response.text)
         error = response.json()["errors"][0]
         assert error["path"] == "q" and fragment in error["message"] + response.json()["detail"], (q, error)
+
+
+async def test_a_query_with_emoji_beside_a_word_or_a_field_searches_the_rest(client, tenant, search_backend):
+    for q in ("refund 😡", "😡 sender:agent", "😡 date:2026-01-01..2026-12-31"):
+        response = await client.post("/v1/search", json={"q": q}, headers=tenant.headers("compliance"))
+        assert response.status_code == 200, (q, response.text)
 
 
 async def test_bad_request_fields_are_named(client, tenant, search_backend):

@@ -114,6 +114,19 @@ class TypoToleranceOff(Exception):
         self.position = position
 
 
+# A macrolanguage's tag names its members too: Norwegian ("no") is written as Bokmål ("nb") or
+# Nynorsk ("nn"), and chat platforms tag it any of the three ways.
+MACROLANGUAGES = {"no": ("no", "nb", "nn")}
+
+
+def field_is(name: str, value: str) -> PlanNode:
+    """``name:value`` as a plan: one FieldIs, or for ``lang:`` of a macrolanguage its members."""
+    members = MACROLANGUAGES.get(value.lower()) if name == "lang" else None
+    if members:
+        return AnyOf([FieldIs("lang", member) for member in members])
+    return FieldIs(name, value)  # type: ignore[arg-type]
+
+
 def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash_visitor: Callable[[str], str]) -> PlanNode:
     """Replace words by tokens; ``hash_visitor`` turns a visitor id into its stored keyed hash."""
 
@@ -159,7 +172,7 @@ def compile_query(parsed: q.Node, analyzer: Analyzer, languages: list[str], hash
             return NearMatch(sorted((list(a), list(b)) for a, b in pairs if a and b), node.distance)
         if isinstance(node, q.Field):
             value = hash_visitor(node.value) if node.name == "visitor" else node.value
-            return FieldIs(node.name, value)  # type: ignore[arg-type]
+            return field_is(node.name, value)
         if isinstance(node, q.DateRange):
             return StartedIn(node.start, node.end)
         if isinstance(node, q.And):

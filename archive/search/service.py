@@ -33,6 +33,7 @@ from archive.search.plan import (
     TypoToleranceOff,
     and_filters,
     compile_query,
+    field_is,
     iso_utc,
     positive_paths,
     positive_tokens,
@@ -128,7 +129,7 @@ def _filter_nodes(filters: SearchFilters, ctx: TenantContext) -> list[Any]:
     for name, field in (("site", "site"), ("channel", "channel"), ("agent", "agent"), ("tag", "tag"), ("language", "lang")):
         value = getattr(filters, name)
         if value:
-            nodes.append(FieldIs(field, value))  # type: ignore[arg-type]
+            nodes.append(field_is(field, value))
     if filters.visitor:
         nodes.append(FieldIs("visitor", ctx.crypto.identity_hash(filters.visitor)))
     if filters.from_ or filters.to:
