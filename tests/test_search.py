@@ -180,6 +180,10 @@ async def test_ingest_succeeds_while_the_index_is_down_and_catches_up(client, te
         assert len(pending) == 3 and all(p["attempts"] == 1 and p["last_error"] for p in pending)
         ready = (await client.get("/readyz")).json()
         assert ready["checks"]["search"]["ok"] is False and "pending" in ready["checks"]["index_lag"]["detail"]
+        # A search meanwhile says what is wrong and that retrying helps: 503, not a server error.
+        searched = await client.post("/v1/search", json={"q": "refund"}, headers=tenant.headers("compliance"))
+        assert searched.status_code == 503 and searched.headers["content-type"].startswith("application/problem+json")
+        assert "search index" in searched.json()["detail"]
     finally:
         runtime.swap_search(working)
         await down.close()

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
+from archive.errors import Unavailable
 from archive.search.backend import BackendStatus, CompactReport, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
     SENDERS,
@@ -211,7 +212,12 @@ class OpenSearchBackend:
             if plan.cursor.started_at is not None:
                 after = datetime.fromisoformat(plan.cursor.started_at.replace("Z", "+00:00"))
                 body["search_after"] = [int(after.timestamp() * 1000), plan.cursor.conversation]
-        response = await self.client.search(index=self.alias, body=body, routing=str(plan.tenant_id))
+        from opensearchpy.exceptions import ConnectionError as Unreachable  # ConnectionTimeout is one too
+
+        try:
+            response = await self.client.search(index=self.alias, body=body, routing=str(plan.tenant_id))
+        except Unreachable as exc:
+            raise Unavailable("the search index (OpenSearch) cannot be reached; the archive is intact, retry later") from exc
         hits = [
             ScoredId(UUID(h["_source"]["conversation_id"]), float(h.get("_score") or 0.0),
                      datetime.fromisoformat(h["_source"]["started_at"].replace("Z", "+00:00")))
