@@ -104,8 +104,16 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).translate(_FOLDS))
 
 
+# The numero sign, which Russian writes glued to the number ("заказ №12345"): NFKC makes it the
+# letters "No", which would glue to the digits ("no12345"), so a search for 12345 missed it. It
+# separates words instead, as a space would (one character for one: highlight offsets hold).
+_NUMERO = "\u2116"
+
+
 def words(text: str) -> list[str]:
     """Case-folded word tokens; a CJK run yields its character bigrams (a lone character itself)."""
+    if _NUMERO in text:
+        text = text.replace(_NUMERO, " ")
     normalized = unicodedata.normalize("NFKC", text).casefold()
     if _INVISIBLE.search(normalized) is not None:
         normalized = normalized.translate(_DROP_INVISIBLE)
@@ -463,7 +471,7 @@ def _normalized_with_origins(text: str) -> tuple[str, list[int], list[int]]:
         j = i + 1
         while j < n and _joins_previous(text[j]):
             j += 1
-        piece = unicodedata.normalize("NFKC", text[i:j]).translate(_DROP_INVISIBLE)
+        piece = " " if text[i] == _NUMERO else unicodedata.normalize("NFKC", text[i:j]).translate(_DROP_INVISIBLE)
         parts.append(piece)
         starts.extend([i] * len(piece))
         ends.extend([j] * len(piece))

@@ -38,7 +38,7 @@ CORPUS: dict[str, tuple[str, str, str, list[str], str, list[tuple[str, str]]]] =
     ]),
     "ru-2": ("ru", "shop", "web", [], "2026-03-08", [
         ("visitor", "Я хочу вернуть заказы"),
-        ("agent", "Возврат оформлен."),
+        ("agent", "Возврат №48213 оформлен."),
     ]),
     "sl-1": ("sl", "shop", "web", [], "2026-03-09", [
         ("visitor", "Pozdravljeni, imam vprašanje glede naročila"),
@@ -118,6 +118,9 @@ EXPECTED: dict[str, set[str]] = {
     "sender:visitor e-post*": set(),
     # Russian
     "заказ": {"ru-1", "ru-2"},
+    # the numero sign glued to a number ("№48213") separates it as a space would
+    "48213": {"ru-2"},
+    "№48213": {"ru-2"},
     "заказов": {"ru-1", "ru-2"},
     '"ваш заказ"': {"ru-1"},
     "agent:a-ru": {"ru-1", "ru-2"},

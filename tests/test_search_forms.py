@@ -231,6 +231,15 @@ def test_a_soft_hyphen_inside_a_word_is_highlighted_with_the_word():
     assert [text[s:e] for s, e in highlight_terms(an, text, "en", wanted)] == ["re\u00adfund"]
 
 
+def test_the_numero_sign_separates_a_number_from_its_label():
+    # "заказ №12345": NFKC spells № as "No", which glued to the digits made the word "no12345".
+    an = Analyzer(KEY)
+    text = "Ваш заказ №48213 отправлен"
+    wanted = set(an.query_word("48213", ["ru"]).terms)
+    assert [text[s:e] for s, e in highlight_terms(an, text, "ru", wanted)] == ["48213"]
+    assert an.query_word("№48213", ["ru"]).terms == an.query_word("48213", ["ru"]).terms
+
+
 async def test_a_word_typed_in_its_dictionary_form_finds_its_inflections(client, runtime, tenant, search_backend):
     # Stemmers cut the dictionary form and its inflections differently where an ending looks like
     # a suffix (kortnummer → kortnumm, kortnummeret → kortnummer); the word as typed meets them.
