@@ -102,6 +102,22 @@ def _timestamp(value: Any, now: float) -> float | str:
     return "at is not a timestamp"
 
 
+_OUT_OF_RANGE = object()
+MAX_SAFE_INTEGER = 2**53 - 1  # a browser's numbers are doubles: a larger integer is one already
+
+
+def _number(value: Any) -> Any:
+    """A prop value with integers beyond what a browser's numbers hold exactly as the double it
+    was (the visitor's memory and the event store keep 64-bit integers; a 20-digit integer would
+    fail to be written), or ``_OUT_OF_RANGE`` for one beyond any double."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+        try:
+            return float(value)
+        except OverflowError:
+            return _OUT_OF_RANGE
+    return value
+
+
 def _text(value: Any, limit: int | None, what: str) -> str | None:
     if value is None:
         return None
@@ -156,6 +172,9 @@ def check_event(event: EventIn, now: float) -> dict[str, Any] | str:
         return f"props is larger than {MAX_PROPS_KEYS} keys / {MAX_PROPS_BYTES} bytes"
     if any(not isinstance(v, (str, int, float, bool)) and v is not None for v in props.values()):
         return "props values must be text, numbers, booleans or null"
+    props = {k: _number(v) for k, v in props.items()}
+    if any(v is _OUT_OF_RANGE for v in props.values()):
+        return "props numbers must be within ±1.7e308"
     if event.type in ("custom", "goal", "trigger") and not (name or props.get("name")):
         return f"a {event.type} event needs a name"
     return {

@@ -260,6 +260,34 @@ async def test_a_collect_event_at_out_of_range_is_rejected_and_the_rest_kept(cli
     assert response.json()["rejected"] == [{"index": 0, "reason": "at is out of range"}], response.json()
 
 
+@pytest.mark.parametrize("prop", ["value", "items", "depth", "product_id"])
+async def test_a_collect_prop_beyond_64_bits_is_kept_as_the_number_a_browser_holds(client, site, prop):
+    """A browser's numbers are doubles: a 20-digit integer in props is kept as the double it is.
+    It was kept as an integer the visitor's memory cannot encode (msgpack: 64 bits), so the commit
+    failed outside its error handling and the request waited forever for a write that never came."""
+    headers = {"content-type": "text/plain", "origin": "https://shop.example.com"}
+
+    async def send(visitor: str, value: Any) -> httpx.Response:
+        body = {"site_key": site.site["site_key"], "visitor_id": visitor, "session_id": "s", "events": [{"type": "cart", "props": {prop: value}}]}
+        return await asyncio.wait_for(client.post("/v1/collect", content=json.dumps(body), headers=headers), 30)
+
+    response = await send("v-big", 2**64)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1 and response.json()["rejected"] == []
+    assert (await send("v-big", 3)).status_code == 200
+    assert (await send("v-other", 3)).status_code == 200
+
+
+async def test_a_collect_prop_beyond_any_double_rejects_its_event_only(client, site):
+    headers = {"content-type": "text/plain", "origin": "https://shop.example.com"}
+    events = [{"type": "cart", "props": {"value": int("9" * 400)}}, {"type": "heartbeat"}]
+    body = {"site_key": site.site["site_key"], "visitor_id": "v", "session_id": "s", "events": events}
+    response = await asyncio.wait_for(client.post("/v1/collect", content=json.dumps(body), headers=headers), 30)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+    assert response.json()["rejected"] == [{"index": 0, "reason": "props numbers must be within ±1.7e308"}]
+
+
 async def test_a_rule_in_with_a_nested_list_is_refused_naming_the_value(client, tenant):
     doc = {"rules": [{"name": "r", "site": "shop", "when": {"field": "page.url", "op": "in", "value": [["x"]]}, "invite": {"message": "hi"}}]}
     response = await client.post("/v1/rules/validate", json=doc, headers=tenant.headers("marketing"))
