@@ -99,11 +99,7 @@ class Journal:
             handoffs, self._handoffs = self._handoffs, []
             changes = engine.take_changes()
             counters = engine.take_counters()
-            visitors = []
-            for key in changes.visitors:
-                found = engine.visitors.get(key)
-                if found is not None:
-                    visitors.append((found.tenant, key, found.last_seen, found.due, visitor_state.dump(found)))
+            visitors: list[Any] = []
             waiting = self._waiting_changes()
             snapshot = store.Snapshot(
                 batches=batches, visitors=visitors, invitations=list(changes.invitations.values()),
@@ -111,6 +107,12 @@ class Journal:
                 forgotten=list(changes.forgotten), handoffs=handoffs, handed=handed, waiting=waiting,
             )
             try:
+                # Inside the try: a memory that cannot be written fails this commit's waiters (their
+                # requests answer 500) instead of ending the task and leaving them waiting forever.
+                for key in changes.visitors:
+                    found = engine.visitors.get(key)
+                    if found is not None:
+                        visitors.append((found.tenant, key, found.last_seen, found.due, visitor_state.dump(found)))
                 snapshot.visitors = await self.engagement.seal_memories(snapshot.visitors)
                 async with db.write_transaction():
                     await self.engagement.fence(snapshot)  # replicas: only while this process owns the tenants

@@ -629,3 +629,21 @@ async def test_a_nul_in_a_console_form_field_is_a_400(client, tenant):
         csrf = await _signed_in(http, tenant)
         answered = await http.post("/console/cases", data={"_csrf": csrf, "name": "\x00", "description": "x"})
     assert answered.status_code == 400, answered.text[:300]
+
+
+async def test_a_visitor_memory_that_cannot_be_written_fails_the_request_instead_of_hanging_it(client, site, monkeypatch):
+    """Whatever makes a commit fail — the store or encoding a visitor's memory — its waiters are
+    told: the request answers 500 (nothing was made durable) and the next one is served."""
+    from proactive import journal
+
+    def unencodable(state: Any) -> bytes:
+        raise OverflowError("can't serialize ints < -2**63 or > 2**64 - 1")
+
+    headers = {"content-type": "text/plain", "origin": "https://shop.example.com"}
+    body = {"site_key": site.site["site_key"], "visitor_id": "v", "session_id": "s", "events": [{"type": "heartbeat"}]}
+    with monkeypatch.context() as patched:
+        patched.setattr(journal.visitor_state, "dump", unencodable)
+        response = await asyncio.wait_for(client.post("/v1/collect", content=json.dumps(body), headers=headers), 30)
+    assert response.status_code == 500 and response.headers["content-type"].startswith(PROBLEM), response.text
+    again = await asyncio.wait_for(client.post("/v1/collect", content=json.dumps(body), headers=headers), 30)
+    assert again.status_code == 200, again.text
