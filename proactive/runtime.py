@@ -19,6 +19,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import msgspec
 import structlog
 
 from archive.clock import Clock
@@ -169,10 +170,11 @@ class Engagement:
                 continue
             try:
                 memory = visitor_state.opened(crypto, row["visitor_hash"], row["state"])
-            except DecryptionError:  # one damaged row: that visitor starts afresh on its next event
+                state = visitor_state.load(memory, row["tenant"], row["site"], row["visitor_hash"], engine.codes)
+            except (DecryptionError, msgspec.DecodeError):  # one damaged row: that visitor starts afresh on its next event
                 log.error("engine_memory_damaged", tenant=str(row["tenant"]))
                 continue
-            engine.adopt(visitor_state.load(memory, row["tenant"], row["site"], row["visitor_hash"], engine.codes))
+            engine.adopt(state)
         for row in await store.dormant_timers(cutoff, tenant):
             engine.restore_timer((row["site"], row["visitor_hash"]), row["next_due"].timestamp())
 

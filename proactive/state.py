@@ -18,6 +18,7 @@ visitor switched to), so a heartbeat from one tab never blanks another's page.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import deque
 from typing import TYPE_CHECKING, Any, Iterator
@@ -36,6 +37,7 @@ MAX_TABS = 8
 MAX_HISTORY = 32
 MAX_BATCH_IDS = 8
 MAX_PAGES = 30
+MAX_CART_ITEMS = 1_000_000  # a cart's item count beyond this is not a count (the memory keeps an int)
 SERVER_TAB = ""  # the tab of events the site's server sends (attributes, triggers): none
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
 
@@ -332,9 +334,13 @@ class VisitorState:
         elif kind == "exit_intent":
             page.exit_intent = True
         elif kind == "cart":
-            for attr, key in (("cart_value", "value"), ("cart_items", "items")):
-                if isinstance(props.get(key), (int, float)):
-                    setattr(self, attr, props[key])
+            value, items = props.get("value"), props.get("items")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                self.cart_value = float(value)
+            if isinstance(items, (int, float)) and not isinstance(items, bool) and 0 <= items <= MAX_CART_ITEMS:
+                # The memory keeps a count (an int): a page's 1.5 (or 2.0) items were stored as a
+                # float that the memory could not be read back from, and the server did not start.
+                self.cart_items = int(items)
             if isinstance(props.get("currency"), str):
                 self.cart_currency = props["currency"][:8]
         elif kind == "goal":

@@ -315,3 +315,21 @@ async def test_a_visitors_memory_stays_small(client, shop, clock, runtime):
     _, digest = await visitor.key(runtime)
     [row] = await VisitorMemory.select(VisitorMemory.state).where(VisitorMemory.visitor_hash == digest)
     assert len(row["state"]) < 4096
+
+
+@pytest.mark.parametrize("items", [1.5, 2.0, 2**64])
+async def test_a_cart_count_the_page_sent_as_a_fraction_survives_a_restart(client, shop, clock, runtime, settings, items):
+    """A page's numbers are JavaScript numbers: ``items: 1.5`` (or 2.0, or 2**64) reaches the server.
+    The count is kept as the integer the memory stores; the memory was written with a float it
+    could not be read back from, and the next start failed for every tenant."""
+    visitor = Visitor(client, shop, clock)
+    await visitor.view("/cart")
+    response = await visitor.send({"type": "cart", "props": {"value": 19.5, "items": items}})
+    assert response.status_code == 200 and response.json()["accepted"] == 1, response.text
+    fresh = await restart(runtime, settings, clock)
+    try:
+        async with app_client(create_app(settings, fresh)) as after:
+            visitor.client = after
+            assert (await visitor.view("/checkout")).status_code == 200
+    finally:
+        await fresh.stop()
