@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Request
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from archive.errors import InvalidInput
 from archive.limits import MAX_HEADER_BYTES, MAX_URL_BYTES, check_json_document
+from archive.validation import MAX_REPORTED, decode_json, problems
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
@@ -48,6 +51,21 @@ async def screen_body(request: Request[Any, Any, Any]) -> None:
     body = await request.body()
     if body:
         check_json_document(body)  # NUL inside JSON strings: refused per field by the types (archive/limits.py)
+        _check_types(request, body)
+
+
+def _check_types(request: Request[Any, Any, Any], body: bytes) -> None:
+    """A typed body (``data: JSONBody[SomeStruct]``) with every field of the JSON type it is
+    declared as. Litestar converts ``data`` leniently (``strict=False``, which query strings
+    need), so ``"size": "5"``, ``"dry_run": 0`` and ``"filters": {"to": 0}`` (read as
+    1970-01-01) were accepted; the domain's own bodies (ingest, rules, capacity) are strict.
+    """
+    field = request.route_handler.parsed_data_field
+    if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, msgspec.Struct):
+        return
+    raw = decode_json(body)  # not JSON: 400 naming ``$`` (Litestar's own answer named nothing)
+    if found := problems(raw, field.annotation):
+        raise InvalidInput("the request body is invalid; nothing was changed", found[:MAX_REPORTED])
 
 
 class RequestLineLimits:

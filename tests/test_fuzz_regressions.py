@@ -42,3 +42,29 @@ async def test_query_problems_the_domain_finds_are_declared(client, tenant):
         assert "422" in schema["paths"][path]["get"]["responses"], path
     refused = await client.get("/v1/supervision/reports/ageing?format=xml", headers=tenant.headers("compliance"))
     assert refused.status_code == 422 and refused.json()["errors"][0]["path"] == "format"
+
+
+async def test_typed_bodies_refuse_values_of_another_json_type_naming_the_field(client, tenant):
+    # Found by schemathesis' negative_data_rejection (run with more examples): Litestar converts a
+    # handler's body leniently, so a number was read as a date (1970-01-01 + n seconds), "5" as 5
+    # and 0 as false. A hold whose criteria read {"from": 0} held everything since 1970.
+    cases = [
+        ("POST", "/v1/search", "compliance", {"q": "", "size": "5"}, "size"),
+        ("POST", "/v1/search", "compliance", {"filters": {"to": 0}}, "filters.to"),
+        ("POST", "/v1/exports", "compliance", {"filters": {"from": 1700000000}}, "filters.from"),
+        ("POST", "/v1/holds", "compliance", {"name": "h", "reason": "r", "criteria": {"from": 0}}, "criteria.from"),
+        ("PUT", "/v1/admin/settings", "admin", {"typo_tolerance": 0}, "typo_tolerance"),
+        ("POST", "/v1/redaction/rescans", "admin", {"dry_run": 1}, "dry_run"),
+    ]
+    for method, path, role, body, field in cases:
+        response = await client.request(method, path, json=body, headers=tenant.headers(role))
+        assert response.status_code == 422, (path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert [e["path"] for e in response.json()["errors"]] == [field], response.json()
+    holds = await client.get("/v1/holds", headers=tenant.headers("compliance"))
+    assert holds.json() == [], holds.text
+
+
+async def test_a_typed_body_that_is_not_json_is_a_400_naming_the_body(client, tenant):
+    response = await client.post("/v1/search", content=b'{"q": ', headers={**tenant.headers("compliance"), "content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["errors"][0]["path"] == "$", response.text
