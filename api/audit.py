@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, get, post
+import msgspec
+from litestar import Controller, Request, get, post
 from litestar.params import FromQuery, QueryParameter
 
 from api.auth import requires
 from api.deps import Caller, Rt
 from api.schemas import PublicKeys
 from archive import ledger, signing
-from archive.errors import MalformedBody
+from archive.errors import FieldError, MalformedBody
 from archive.ledger import Checkpoint, LedgerRecord, VerifyReport
 from archive.limits import MAX_LEDGER_SEQ, date_errors
 from archive.search.service import reveal_queries
 
 # The console's audit page pages the ledger with the same bound.
 MAX_SEQ = MAX_LEDGER_SEQ
+_AWARE = Annotated[datetime, msgspec.Meta(tz=True)]
+
+
+def _not_rfc3339(request: Request[Any, Any, Any]) -> list[FieldError]:
+    """``from``/``to`` as sent, read strictly: Litestar reads a query datetime leniently, so
+    ``from=1700000000`` (or ``-1``, ``0.5``) was taken as seconds since 1970 and a time without
+    an offset as UTC, and the filter silently covered another range."""
+    found = []
+    for name in ("from", "to"):
+        raw = request.query_params.get(name)
+        if raw is None:
+            continue
+        try:
+            msgspec.convert(raw, _AWARE)
+        except msgspec.ValidationError:
+            found.append(FieldError(name, "an RFC 3339 date-time with an offset, e.g. 2026-11-01T00:00:00Z"))
+    return found
 
 
 class AuditController(Controller):
@@ -28,6 +46,7 @@ class AuditController(Controller):
     @get("/", guards=[requires("compliance", "admin")], summary="Ledger entries, oldest first, with filters")
     async def list_entries(
         self,
+        request: Request[Any, Any, Any],
         rt: Rt,
         principal: Caller,
         actor: FromQuery[str | None] = None,
@@ -38,6 +57,8 @@ class AuditController(Controller):
         after_seq: Annotated[int, QueryParameter(ge=0, le=MAX_LEDGER_SEQ, description="cursor: the last seq you have")] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[LedgerRecord]:
+        if errors := _not_rfc3339(request):
+            raise MalformedBody("a date filter is not an RFC 3339 date-time", errors)
         if errors := date_errors("", from_=from_, to=to):
             raise MalformedBody("a date filter is out of range", errors)
         records = await ledger.list_entries(

@@ -228,6 +228,22 @@ async def test_audit_filters_out_of_range_are_a_400_naming_the_parameter(client,
     assert_problem(response, 400, path)
 
 
+@pytest.mark.parametrize("params,path", [
+    ({"from": "1700000000"}, "from"),
+    ({"from": "-1"}, "from"),
+    ({"to": "0.5"}, "to"),
+    ({"to": "1e10"}, "to"),
+    ({"from": "2026-11-01T10:00:00"}, "from"),
+])
+async def test_audit_filters_that_are_not_rfc3339_with_an_offset_are_a_400_naming_the_parameter(client, tenant, params, path):
+    """Found by schemathesis (``to=0.5`` answered 200): a number was read as seconds since 1970 and
+    a time without an offset as UTC, so the filter silently covered another range."""
+    response = await client.get("/v1/audit", params=params, headers=tenant.headers("compliance"))
+    assert_problem(response, 400, path)
+    fine = await client.get("/v1/audit", params={"from": "2026-11-01T10:00:00+01:00", "to": "2999-01-01T00:00:00Z"}, headers=tenant.headers("compliance"))
+    assert fine.status_code == 200, fine.text
+
+
 # --- Ingest ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("overrides,path", [
