@@ -94,11 +94,16 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        rt = runtime or build_runtime(settings)
-        app.state.runtime = rt
-        await rt.start(serve=True)
-        app.state.demo_site_key = await demo.ensure_demo(rt) if settings.demo else None
-        scheduler = build_scheduler(rt) if settings.scheduler else None
+        try:
+            rt = runtime or build_runtime(settings)
+            app.state.runtime = rt
+            await rt.start(serve=True)
+            app.state.demo_site_key = await demo.ensure_demo(rt) if settings.demo else None
+            scheduler = build_scheduler(rt) if settings.scheduler else None
+        except BaseException as exc:
+            # The server's worker exits on this without a word of its own: say what stopped it.
+            log.exception("parley_start_failed", error=type(exc).__name__)
+            raise
         if scheduler is not None:
             scheduler.start()
         app.state.scheduler = scheduler

@@ -10,6 +10,7 @@ from litestar.response import Stream
 
 from api.auth import requires
 from api.deps import Caller, Rt
+from api.openapi import problems
 from archive.search import indexing
 from retention import erasure, exports, holds, policies, sweep
 
@@ -81,7 +82,8 @@ class ExportController(Controller):
     async def get_export(self, principal: Caller, export_id: FromPath[UUID]) -> exports.ExportOut:
         return await exports.get(principal, export_id)
 
-    @get("/{export_id:str}/download", summary="The signed zip, streamed (ledgered)", media_type="application/zip")
+    @get("/{export_id:str}/download", summary="The signed zip, streamed (ledgered)", media_type="application/zip",
+         responses=problems(409))  # not built yet (queued, running) or expired
     async def download(self, rt: Rt, principal: Caller, export_id: FromPath[UUID]) -> Stream:
         chunks, filename = await exports.download(rt, principal, export_id)
         return Stream(chunks, media_type="application/zip", headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
-from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, RequestBody, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Reference, RequestBody, Schema
 from litestar.params import FromPath, QueryParameter
 
 from api.auth import requires
@@ -39,6 +39,15 @@ class IngestOperation(Operation):
                 )
             },
         )
+        # The handler answers 201 when anything was stored and 200 when the request only repeated
+        # what is archived (the same content under the same external_id): same body either way.
+        created = (self.responses or {}).get("201")
+        if isinstance(created, OpenAPIResponse):
+            self.responses = {
+                **(self.responses or {}),
+                "200": OpenAPIResponse(description="Nothing new: every conversation was already archived with this content",
+                                       content=created.content),
+            }
 
 
 class TranscriptController(Controller):

@@ -68,3 +68,12 @@ async def test_typed_bodies_refuse_values_of_another_json_type_naming_the_field(
 async def test_a_typed_body_that_is_not_json_is_a_400_naming_the_body(client, tenant):
     response = await client.post("/v1/search", content=b'{"q": ', headers={**tenant.headers("compliance"), "content-type": "application/json"})
     assert response.status_code == 400 and response.json()["errors"][0]["path"] == "$", response.text
+
+
+async def test_a_repeated_ingest_and_a_download_too_early_are_declared(client, tenant):
+    # Found by the API audit: a batch that only repeats what is archived answers 200 (not 201),
+    # and downloading an export that is still queued answers 409; neither was in the document.
+    schema = (await client.get("/schema/openapi.json")).json()
+    ingest = schema["paths"]["/v1/transcripts"]["post"]["responses"]
+    assert ingest["200"]["content"] == ingest["201"]["content"]
+    assert "409" in schema["paths"]["/v1/exports/{export_id}/download"]["get"]["responses"]
