@@ -227,10 +227,7 @@ class Engagement:
         if state is not None or (self.live and self.ownership is None):  # replicas: only the owner takes visitors in
             return await self.visitor(None, site, visitor_hash, create=False)
         row = await store.visitor(site, visitor_hash)
-        if row is None:
-            return None
-        memory = await self._opened(row["tenant"], visitor_hash, row["state"])
-        return visitor_state.load(memory, row["tenant"], site, visitor_hash, self.engine.codes)
+        return await self._stored(row, (site, visitor_hash)) if row is not None else None
 
     async def visitor(self, tenant: Any, site: Any, visitor_hash: str, create: bool = True) -> VisitorState | None:
         """The visitor in memory, else as stored, else (``create``) a new one."""
@@ -249,23 +246,31 @@ class Engagement:
 
     async def _load(self, tenant: Any, key: VisitorKey) -> VisitorState | None:
         row = await store.visitor(key[0], key[1])
-        memory = await self._opened(row["tenant"], key[1], row["state"]) if row is not None else None
+        stored = await self._stored(row, key) if row is not None else None
         state = self.engine.visitors.get(key)  # it may have arrived meanwhile
-        if state is None and row is not None and memory is not None:
-            state = visitor_state.load(memory, row["tenant"], key[0], key[1], self.engine.codes)
+        if state is None and stored is not None:
+            state = stored
             self.engine.adopt(state)
         return state
+
+    async def _stored(self, row: dict[str, Any], key: VisitorKey) -> VisitorState | None:
+        """The visitor as stored; None for a memory that does not open or decode (damaged, or of
+        a shape no release wrote): that visitor starts afresh, and the next write replaces it."""
+        try:
+            memory = await self._opened(row["tenant"], key[1], row["state"])
+            return visitor_state.load(memory, row["tenant"], key[0], key[1], self.engine.codes)
+        except (DecryptionError, msgspec.DecodeError):
+            log.error("engine_memory_damaged", tenant=str(row["tenant"]))
+            return None
 
     def _load_missing(self, key: VisitorKey, due: float) -> None:
         """A timer fired for a visitor evicted from memory: load it and decide."""
 
         async def resume() -> None:
             row = await store.visitor(key[0], key[1])
-            if row is None:
-                return
-            memory = await self._opened(row["tenant"], key[1], row["state"])
-            if key not in self.engine.visitors and self.owns(row["tenant"]):
-                self.engine.resume(visitor_state.load(memory, row["tenant"], key[0], key[1], self.engine.codes), due)
+            stored = await self._stored(row, key) if row is not None else None
+            if stored is not None and key not in self.engine.visitors and self.owns(stored.tenant):
+                self.engine.resume(stored, due)
 
         self._background_task(resume())
 

@@ -333,3 +333,37 @@ async def test_a_cart_count_the_page_sent_as_a_fraction_survives_a_restart(clien
             assert (await visitor.view("/checkout")).status_code == 200
     finally:
         await fresh.stop()
+
+
+async def test_a_memory_that_does_not_decode_is_one_visitor_starting_afresh_not_a_failed_start(client, shop, clock, runtime, settings):
+    import structlog
+
+    damaged, intact = Visitor(client, shop, clock), Visitor(client, shop, clock)
+    await damaged.view("/cart")
+    await intact.send(pageview("/cart"), {"type": "cart", "props": {"value": 812.5, "items": 3}})
+    await runtime.engagement.journal.drain()
+    site, digest = await damaged.key(runtime)
+    _, kept = await intact.key(runtime)
+    # A row written by an earlier release, or damaged on disk: not the memory's shape.
+    await VisitorMemory.update({VisitorMemory.state: b"\x93\x01\x02\x03"}).where(VisitorMemory.visitor_hash == digest)
+
+    # Read back at start (the serving runtime restores active visitors): one logged, one kept.
+    fresh = await restart(runtime, settings, clock)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            async with app_client(create_app(settings, fresh)) as after:
+                assert [e for e in logs if e["event"] == "engine_memory_damaged"]
+                assert (site, digest) not in fresh.engagement.engine.visitors
+                assert fresh.engagement.engine.visitors[(site, kept)].cart_value == 812.5
+                damaged.client = after
+                assert (await damaged.view("/checkout")).status_code == 200  # it goes on, afresh
+    finally:
+        await fresh.stop()
+
+    # Read on its next event instead (a runtime that did not restore it): afresh too, not a 500.
+    await VisitorMemory.update({VisitorMemory.state: b"\x93\x01\x02\x03"}).where(VisitorMemory.visitor_hash == digest)
+    runtime.engagement.engine.visitors.pop((site, digest), None)
+    damaged.client = client
+    with structlog.testing.capture_logs() as logs:
+        assert (await damaged.view("/again")).status_code == 200
+    assert [e for e in logs if e["event"] == "engine_memory_damaged"]
