@@ -54,10 +54,17 @@ CACHE_LIMIT = 100_000
 # Token namespaces: each kind of form is hashed apart, so a deletion can never equal a term.
 TERM, PREFIX, EXACT, TYPING_KEY, TYPO = "t:", "p:", "e:", "x:", "y:"
 
+# What the words of a text are, as indexed. An index records the version it was written with, and
+# `parley index status` says when a rebuild would re-analyse conversations indexed before a change.
+#   1: until 2026-11-24.
+#   2: invisible characters inside words dropped (soft hyphen, zero-width joiners, word joiner,
+#      BOM); the numero sign breaks words ("№12345" is the word 12345, not "no12345").
+ANALYZER_VERSION = 2
+
 K = TypeVar("K")
 V = TypeVar("V")
 
-__all__ = ["Analyzer", "QueryWord", "WordTokens", "STEMMERS", "LEMMATIZERS", "SURFACE", "fold", "words",
+__all__ = ["ANALYZER_VERSION", "Analyzer", "QueryWord", "WordTokens", "STEMMERS", "LEMMATIZERS", "SURFACE", "fold", "words",
            "primary_language", "highlight_terms"]
 
 _WORD = re.compile(r"\w+", re.UNICODE)

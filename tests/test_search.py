@@ -193,6 +193,17 @@ async def test_ingest_succeeds_while_the_index_is_down_and_catches_up(client, te
     assert await _ids(client, tenant, "refund") == {"en-1", "en-2"}
 
 
+async def test_a_fresh_index_records_the_analyzer_it_is_written_with(search_backend):
+    # The status asks for a rebuild only of an index an earlier analyzer wrote (the SQLite file's
+    # search_meta, the OpenSearch index's mapping _meta; the memory backend starts empty).
+    from archive.analysis import ANALYZER_VERSION
+
+    assert "analyzer" not in (await search_backend.status()).detail
+    if search_backend.name == "opensearch":
+        mappings = await search_backend.client.indices.get_mapping(index=search_backend.alias)
+        assert {m["mappings"]["_meta"]["analyzer"] for m in mappings.values()} == {ANALYZER_VERSION}
+
+
 async def test_rebuild_recreates_the_index_from_the_store(client, archive, runtime, search_backend):
     await search_backend.reset()
     assert await _ids(client, archive, "refund") == set()

@@ -16,7 +16,7 @@ import apsw
 import msgspec
 import pytest
 
-from archive.analysis import Analyzer
+from archive.analysis import ANALYZER_VERSION, Analyzer
 from archive.query import parse
 from archive.search import sqlite_fts
 from archive.search.backend import IndexDoc
@@ -539,3 +539,17 @@ async def test_a_compaction_killed_mid_way_leaves_the_index_answering_as_before(
     await after.compact()  # and the next night's pass completes
     assert {q: (await after.search(_plan(analyzer, q, size=500))).total for q in queries} == before
     await after.close()
+
+
+async def test_a_file_indexed_by_an_earlier_analyzer_asks_for_a_rebuild_until_one_is_done(backend, tmp_path):
+    # The analyzer's words changed (soft hyphens, the numero sign): conversations indexed before
+    # keep the old words until a rebuild; the status says so, a rebuild clears it.
+    await backend.index([_doc(Analyzer(KEY), 0, "refund")])
+    assert "analyzer" not in (await backend.status()).detail
+    await backend.close()
+    earlier = _as_written_before(tmp_path / "search.sqlite3", "analyzer")
+    detail = (await earlier.status()).detail
+    assert f"analysed by analyzer 1 (now {ANALYZER_VERSION}): `parley index rebuild`" in detail
+    await earlier.reset()
+    assert "analyzer" not in (await earlier.status()).detail
+    await earlier.close()

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
+from archive.analysis import ANALYZER_VERSION
 from archive.errors import Unavailable
 from archive.search.backend import BackendStatus, CompactReport, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
@@ -63,7 +64,8 @@ def _mappings() -> dict[str, Any]:
     for sender in SENDERS:
         properties[f"t_{sender}"] = {"type": "text", "analyzer": "whitespace", "index_options": "positions", "norms": True}
         properties[f"f_{sender}"] = {"type": "text", "analyzer": "whitespace", "index_options": "docs", "norms": False}
-    return {"dynamic": "strict", "_source": {"excludes": ["t_*", "f_*"]}, "properties": properties}
+    return {"dynamic": "strict", "_source": {"excludes": ["t_*", "f_*"]}, "properties": properties,
+            "_meta": {"analyzer": ANALYZER_VERSION}}  # an index keeps the _meta it was created with
 
 
 def _event_mappings() -> dict[str, Any]:
@@ -126,7 +128,13 @@ class OpenSearchBackend:
 
     async def status(self) -> BackendStatus:
         health = await self.client.cluster.health()
-        return BackendStatus(ok=health.get("status") in ("green", "yellow"), detail=f"opensearch {health.get('status')}")
+        detail = f"opensearch {health.get('status')}"
+        mappings = await self.client.indices.get_mapping(index=self.alias)
+        written = sorted({int(m.get("mappings", {}).get("_meta", {}).get("analyzer", 1)) for m in mappings.values()})
+        if written and written != [ANALYZER_VERSION]:
+            detail += (f"; holds conversations analysed by analyzer {', '.join(map(str, written))} (now {ANALYZER_VERSION}): "
+                       "`parley index rebuild` re-analyses them")
+        return BackendStatus(ok=health.get("status") in ("green", "yellow"), detail=detail)
 
     async def refresh(self) -> None:
         await self.client.indices.refresh(index=self.alias)

@@ -53,7 +53,7 @@ from uuid import UUID
 import apsw
 import structlog
 
-from archive.analysis import PATH_MARK, PATH_ROOT_DIGITS, PATH_STEP_DIGITS
+from archive.analysis import ANALYZER_VERSION, PATH_MARK, PATH_ROOT_DIGITS, PATH_STEP_DIGITS
 from archive.search.backend import BackendStatus, CompactReport, IndexDoc, ScoredId, SearchPage
 from archive.search.plan import (
     SENDERS,
@@ -586,6 +586,7 @@ class SqliteFtsBackend:
             conn.execute("INSERT INTO search_meta (key, value) VALUES ('rowid_layout', ?)", (ROWID_LAYOUT,))
             conn.execute("INSERT INTO search_meta (key, value) VALUES ('typo_layout', ?)", (TYPO_LAYOUT,))
             conn.execute("INSERT INTO search_meta (key, value) VALUES ('bag_layout', ?)", (BAG_LAYOUT,))
+            conn.execute("INSERT INTO search_meta (key, value) VALUES ('analyzer', ?)", (str(ANALYZER_VERSION),))
             if upgraded_from is not None:
                 conn.execute("INSERT INTO search_meta (key, value) VALUES ('upgraded_from', ?)", (str(upgraded_from),))
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -615,6 +616,11 @@ class SqliteFtsBackend:
                 ("bag", self._bag(conn).name, BAG_LAYOUT)) if name != current]
             if older:
                 detail += f"; written in an earlier layout ({', '.join(older)}): `parley index rebuild` rewrites it smaller"
+            analyzer = _rows(conn, "SELECT value FROM search_meta WHERE key = 'analyzer'")
+            written = int(analyzer[0][0]) if analyzer else 1  # a file created before the key existed
+            if written != ANALYZER_VERSION:
+                detail += (f"; holds conversations analysed by analyzer {written} (now {ANALYZER_VERSION}): "
+                           "`parley index rebuild` re-analyses them")
             return BackendStatus(ok=True, detail=detail)
 
         return await self._run(check)
