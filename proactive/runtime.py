@@ -165,16 +165,11 @@ class Engagement:
                     # back on their next event, once the keyring is whole.
                     cryptos[row["tenant"]] = None
                     log.error("engine_memory_unreadable", tenant=str(row["tenant"]), error=type(exc).__name__, detail=str(exc)[:200])
-            crypto = cryptos[row["tenant"]]
-            if crypto is None:
+            if cryptos[row["tenant"]] is None:
                 continue
-            try:
-                memory = visitor_state.opened(crypto, row["visitor_hash"], row["state"])
-                state = visitor_state.load(memory, row["tenant"], row["site"], row["visitor_hash"], engine.codes)
-            except (DecryptionError, msgspec.DecodeError):  # one damaged row: that visitor starts afresh on its next event
-                log.error("engine_memory_damaged", tenant=str(row["tenant"]))
-                continue
-            engine.adopt(state)
+            state = await self._stored(row, (row["site"], row["visitor_hash"]))  # None: damaged, starts afresh
+            if state is not None:
+                engine.adopt(state)
         for row in await store.dormant_timers(cutoff, tenant):
             engine.restore_timer((row["site"], row["visitor_hash"]), row["next_due"].timestamp())
 
