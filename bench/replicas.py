@@ -98,6 +98,31 @@ def _holders(url: str) -> dict[str, str]:
     return {r[0]: r[1] for r in rows}
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(groups: set[int]) -> tuple[float, float]:
+    """CPU seconds used so far by the processes of these process groups (the replicas and their
+    workers), and by PostgreSQL's processes (the replicas' pooled connections live as long as they
+    do, so a difference over a load is theirs)."""
+    parley = postgres = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue  # exited meanwhile
+        comm, fields = stat[stat.find("(") + 1:stat.rfind(")")], stat[stat.rfind(")") + 2:].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        if int(fields[2]) in groups:
+            parley += ticks
+        elif comm.startswith("postgres"):
+            postgres += ticks
+    return parley / _TICKS, postgres / _TICKS
+
+
 def _wait_for(predicate: Any, timeout: float = 60.0) -> float:
     started = time.monotonic()
     while not predicate():
@@ -163,11 +188,25 @@ def _measure(env_one: dict[str, str], env_two: dict[str, str], keys_one: list[st
         _load([one.url], script_one, 2)
         _load([r.url for r in pair], script_two, 2)
         ones, twos = [], []
+        cpu: dict[str, list[tuple[float, float]]] = {"one": [], "two": []}
+
+        def measured(name: str, replicas: list[Replica], script: str) -> float:
+            groups = {r.proc.pid for r in replicas}
+            before = _cpu_seconds(groups)
+            rate = _load([r.url for r in replicas], script, seconds)
+            after = _cpu_seconds(groups)
+            thousands = rate * seconds / 1000
+            cpu[name].append(((after[0] - before[0]) / thousands, (after[1] - before[1]) / thousands))
+            return rate
+
         for _ in range(rounds):
-            ones.append(_load([one.url], script_one, seconds))
-            twos.append(_load([r.url for r in pair], script_two, seconds))
+            ones.append(measured("one", [one], script_one))
+            twos.append(measured("two", pair, script_two))
             print(f"    replicas round: one process {ones[-1]:,.0f} events/s, two {twos[-1]:,.0f}", flush=True)
         out["one"], out["two"] = statistics.median(ones), statistics.median(twos)
+        for name, samples in cpu.items():
+            out[f"cpu_{name}"] = statistics.median(p for p, _ in samples)
+            out[f"pg_{name}"] = statistics.median(g for _, g in samples)
         backlog = asyncio.run(_sql(url_two, "SELECT count(*) FROM engagement_handoff"))[0][0]
         out["backlog"] = float(backlog)
         out["drain"] = _wait_for(lambda: asyncio.run(_sql(url_two, "SELECT count(*) FROM engagement_handoff"))[0][0] == 0)
@@ -228,6 +267,12 @@ def run(table: Table, quick: bool = False) -> None:
     table.add(Row(f"replicas: collect intake, 2 processes vs 1, {TENANTS} tenants, batches of 10", result["two"], "events/s", result["one"],
                   target=">= 1.7x", passed=result["two"] >= 1.7 * result["one"],
                   note=f"PostgreSQL; half the batches handed off; medians of {rounds} alternating runs; load {load:.1f}"))
+    # The capacity plan's inputs (docs/replicas.md): CPU per 1,000 events in the engine processes
+    # and in PostgreSQL; the two-process figure includes the hand-off of half the batches.
+    table.add(Row("replicas: engine CPU per 1,000 events, 2 processes (half handed off)", result["cpu_two"] * 1000, "ms",
+                  result["cpu_one"] * 1000, note="baseline: one process owning every tenant; the ratio is the hand-off's cost"))
+    table.add(Row("replicas: PostgreSQL CPU per 1,000 events, 2 processes", result["pg_two"] * 1000, "ms", result["pg_one"] * 1000,
+                  note="baseline: one process; every other process on the machine idle"))
     table.add(Row("replicas: hand-off backlog applied after the load stops", result["drain"], "s",
                   note=f"{result['backlog']:,.0f} batches waited for their owner when the last load ended"))
     table.add(Row("replicas: failover after kill -9 of an owner", result["kill"], "s", target="<= 10 s", passed=result["kill"] <= 10.0,
