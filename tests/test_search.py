@@ -212,6 +212,27 @@ async def test_rebuild_recreates_the_index_from_the_store(client, archive, runti
     assert await _ids(client, archive, "refund") == {"en-1", "en-2"}
 
 
+async def test_the_drain_compacts_the_embedded_index_once_a_bulk_load_is_drained(client, tenant, runtime, monkeypatch):
+    from archive.search import sqlite_fts
+
+    monkeypatch.setattr(sqlite_fts, "COMPACT_AFTER", 5)
+    monkeypatch.setattr(sqlite_fts, "COMPACT_SHARE", 0.0)  # other tests' conversations may share the file
+    compactions: list[int] = []
+    real = runtime.search.compact
+
+    async def counted():
+        compactions.append(1)
+        return await real()
+
+    monkeypatch.setattr(runtime.search, "compact", counted)
+    response = await client.post("/v1/transcripts", json={"conversations": bodies()}, headers=tenant.headers("ingest"))
+    assert response.status_code == 201, response.text
+    assert await indexing.drain_outbox(runtime) == {"indexed": len(bodies()), "deleted": 0, "failed": 0}
+    assert compactions == [1]  # the outbox emptied with more than COMPACT_AFTER written
+    await indexing.drain_all(runtime)
+    assert compactions == [1]  # nothing written since
+
+
 async def test_compacting_the_index_changes_no_answer(client, archive, runtime, search_backend):
     # The nightly compaction merges what the drains wrote; every query finds what it found before.
     before = {query: await _ids(client, archive, query) for query in EXPECTED}

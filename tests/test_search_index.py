@@ -325,6 +325,50 @@ async def test_compaction_gives_the_space_of_deleted_conversations_back_to_the_f
     conn.close()
 
 
+async def test_a_bulk_load_asks_for_a_compaction_in_proportion_to_what_the_index_holds(backend, tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_fts, "COMPACT_AFTER", 40)
+    analyzer = Analyzer(KEY)
+    await backend.index([_doc(analyzer, n, f"order {n}") for n in range(30)])
+    assert not await backend.compaction_due()  # below the minimum
+    await backend.index([_doc(analyzer, n, f"order {n}") for n in range(30, 60)])
+    assert await backend.compaction_due()
+    await backend.compact()
+    assert not await backend.compaction_due()  # counted again from the compaction
+    # 60 held: a quarter of them (and the minimum) is needed again.
+    await backend.index([_doc(analyzer, n, f"order {n}") for n in range(60, 99)])
+    assert not await backend.compaction_due()
+    await backend.index([_doc(analyzer, 99, "order 99")])
+    assert await backend.compaction_due()
+
+
+async def test_a_drained_bulk_load_leaves_the_index_in_one_segment_per_table(backend, tmp_path, monkeypatch):
+    """The drain compacts once a large backlog is drained: the file is what the nightly job
+    would leave, without waiting for the night."""
+    from archive.search import indexing
+
+    monkeypatch.setattr(sqlite_fts, "COMPACT_AFTER", 100)
+    analyzer = Analyzer(KEY)
+    for batch in range(10):
+        await backend.index([_doc(analyzer, n, f"order {n}", " ".join(f"item{n}x{i}" for i in range(20)))
+                             for n in range(batch * 20, batch * 20 + 20)])
+
+    class Rt:
+        search = backend
+
+    assert _segments(tmp_path / "search.sqlite3") > 3
+    await indexing._compact_if_due(Rt(), indexing.DrainReport())  # type: ignore[arg-type]
+    assert _segments(tmp_path / "search.sqlite3") == 3  # search_fts, search_bag, search_typo
+    assert (await backend.search(_plan(analyzer, "item7x3"))).total == 1
+
+
+def _segments(path: Path) -> int:
+    """Segments over the FTS5 tables (each has one or more leaf pages listed in ``<table>_idx``)."""
+    conn = apsw.Connection(str(path))
+    total = sum(conn.execute(f"SELECT count(DISTINCT segid) FROM {table}_idx").fetchall()[0][0] for table in sqlite_fts.FTS_TABLES)
+    conn.close()
+    return total
+
+
 def _position(path: Path, n: int) -> int:
     """The position part of conversation n's rowid (its tenant's bits removed)."""
     conn = apsw.Connection(str(path))

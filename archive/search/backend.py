@@ -74,6 +74,10 @@ class SearchBackend(Protocol):
 
     async def search(self, plan: Plan) -> SearchPage: ...
 
+    async def compaction_due(self) -> bool:
+        """True when so much was written since the last ``compact`` that the drain should run it
+        once the outbox is empty (a bulk load drained). Backends that merge on their own: False."""
+
     async def compact(self) -> CompactReport:
         """Merge the index's segments and give the space they freed back to the file system
         (the nightly ``search.compact`` job, ``parley index compact``). Searches go on meanwhile."""

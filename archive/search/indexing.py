@@ -222,9 +222,17 @@ async def drain_all(rt: Runtime, refresh: bool = True) -> DrainReport:
         total.failed += report.failed
         if report.indexed + report.deleted == 0:
             break
+    await _compact_if_due(rt, total)
     if refresh:
         await rt.search.refresh()
     return total
+
+
+async def _compact_if_due(rt: Runtime, last: DrainReport) -> None:
+    """After a drain that left nothing due: compact if a bulk load was just drained
+    (``SearchBackend.compaction_due``). In the drain's own turn, so no drain waits for it."""
+    if last.failed == 0 and await rt.search.compaction_due():
+        await compact(rt)
 
 
 class Lag(msgspec.Struct):
@@ -279,6 +287,8 @@ async def _conversation_pages(batch: int) -> AsyncIterator[tuple[UUID, list[UUID
 
 async def drain_outbox(rt: Runtime) -> dict[str, int] | None:
     report = await drain(rt)
+    if report.indexed + report.deleted + report.failed < DRAIN_BATCH:  # nothing more due now
+        await _compact_if_due(rt, report)
     return msgspec.structs.asdict(report) if report.indexed or report.deleted or report.failed else None
 
 

@@ -425,6 +425,9 @@ class MemoryBackend:
     async def reset(self) -> None:
         self._views.clear()
 
+    async def compaction_due(self) -> bool:
+        return False
+
     async def compact(self) -> CompactReport:
         return CompactReport(bytes_before=0, bytes_after=0, seconds=0.0, detail="in memory: nothing to compact")
 
