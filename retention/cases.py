@@ -26,7 +26,7 @@ from archive.errors import Conflict, FieldError, InvalidInput, NotFound
 from archive.query import QuerySyntaxError, parse
 from archive.runtime import Runtime
 from archive.search import service
-from archive.search.service import SearchFilters, SearchRequest, SearchResponse
+from archive.search.service import SearchFilters, SearchRequest, SearchResponse, ledgered_filters, opened_filters, stored_filters
 from archive.supervision import reviews
 from archive.supervision.tables import ReviewItem
 from archive.tenancy import Principal, TenantContext, tenant_context
@@ -181,7 +181,7 @@ def _summary(row: dict[str, Any], counts: CaseCounts) -> CaseSummary:
 def _search_out(ctx: TenantContext, row: dict[str, Any]) -> SavedSearchOut:
     return SavedSearchOut(
         id=row["id"], name=row["name"], q=ctx.crypto.open_note(row["query_sealed"]).decode() if row["query_sealed"] else "",
-        filters=json_column(row["filters"]), created_by=row["created_by"], created_at=row["created_at"], last_run_at=row["last_run_at"],
+        filters=opened_filters(ctx, json_column(row["filters"])), created_by=row["created_by"], created_at=row["created_at"], last_run_at=row["last_run_at"],
         last_total=row["last_total"],
     )
 
@@ -284,9 +284,9 @@ async def add_search(rt: Runtime, principal: Principal, case_id: UUID, data: Sav
     async with db.write_transaction():
         await _case(principal.tenant_id, case_id, open_only=True)
         await CaseSearch.insert(CaseSearch(id=search_id, tenant=principal.tenant_id, legal_case=case_id, name=data.name, query_sealed=sealed,
-                                           filters=msgspec.json.encode(_filters(data.filters)).decode(), created_by=principal.actor, created_at=now))
+                                           filters=msgspec.json.encode(stored_filters(ctx, data.filters)).decode(), created_by=principal.actor, created_at=now))
         await _entry(principal.tenant_id, principal, "case.search.add", case_id, search=str(search_id), name=data.name, query_sealed=sealed,
-                     filters=_filters(data.filters))
+                     filters=ledgered_filters(ctx, _filters(data.filters)))
     return _search_out(ctx, await _saved(principal.tenant_id, case_id, search_id))
 
 

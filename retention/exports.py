@@ -41,7 +41,7 @@ from archive.models import Attachment, Message, StoredConversation
 from archive.query import QuerySyntaxError, parse
 from archive.rotation import Rewrapped
 from archive.runtime import Runtime
-from archive.search.service import SearchFilters, all_matching_ids
+from archive.search.service import SearchFilters, all_matching_ids, ledgered_filters, opened_filters, stored_filters
 from archive.signing import Signer
 from archive.tables import LedgerHead
 from archive.tenancy import Principal, TenantContext, tenant_context
@@ -94,13 +94,14 @@ async def create(rt: Runtime, principal: Principal, data: ExportIn, case: UUID |
         raise InvalidInput("the export filters are out of range", errors)
     ctx = await tenant_context(rt, principal.tenant_id)
     export_id = uuid4()
-    criteria = {"q_sealed": ctx.crypto.seal_note(data.q.encode()) if data.q else "", "filters": msgspec.to_builtins(data.filters)}
+    filters = stored_filters(ctx, data.filters)
+    criteria = {"q_sealed": ctx.crypto.seal_note(data.q.encode()) if data.q else "", "filters": filters}
     async with db.write_transaction():
         await Export.insert(Export(id=export_id, tenant=principal.tenant_id, requested_by=principal.actor, format=data.format,
                                    criteria=json.dumps(criteria), case_id=case))
         await ledger.append(principal.tenant_id, ledger.Entry(
             actor=principal.actor, action="export.create", subject=str(export_id),
-            details={"format": data.format, "filters": criteria["filters"], "query_sealed": criteria["q_sealed"], **({"case": str(case)} if case else {})},
+            details={"format": data.format, "filters": ledgered_filters(ctx, filters), "query_sealed": criteria["q_sealed"], **({"case": str(case)} if case else {})},
         ))
     return await get(principal, export_id)
 
@@ -268,7 +269,7 @@ async def build_export(rt: Runtime, ctx: TenantContext, row: dict[str, Any], pro
     """Write the sealed export file; returns (conversations, SHA-256 of the zip)."""
     criteria = json_column(row["criteria"])
     q = ctx.crypto.open_note(criteria["q_sealed"]).decode() if criteria.get("q_sealed") else ""
-    filters = msgspec.convert(criteria.get("filters", {}), SearchFilters)
+    filters = msgspec.convert(opened_filters(ctx, criteria.get("filters", {})), SearchFilters)
     ids = await all_matching_ids(rt, ctx, q, filters)
     head = await LedgerHead.select().where(LedgerHead.tenant == ctx.tenant_id).first()
     path = _path(rt, ctx.tenant_id, row["id"])
@@ -292,7 +293,7 @@ async def build_export(rt: Runtime, ctx: TenantContext, row: dict[str, Any], pro
             "requested_by": row["requested_by"],
             "created_at": rt.clock.now().isoformat(),
             "query": q,
-            "filters": criteria.get("filters", {}),
+            "filters": opened_filters(ctx, criteria.get("filters", {})),
             "export_format": row["format"],
             "ledger_head": {"seq": head["seq"], "hash": head["hash"]} if head else None,
         }

@@ -114,3 +114,40 @@ async def test_a_key_pasted_into_a_url_is_scrubbed_from_the_access_line(client, 
     assert key not in json.dumps(line) and line["path"] == "/v1/transcripts/prl_<scrubbed>"
     assert line["status"] == response.status_code and line["method"] == "GET"
     assert line["key_prefix"] == key.split("_")[1] and line["level"] == "info" and line["timestamp"].endswith("Z")
+
+
+async def test_saved_searches_and_exports_keep_a_visitor_filter_sealed_and_still_find_the_visitor(client, tenant, runtime, data_dir):
+    """A visitor id is kept only keyed or sealed wherever it is stored: the conversation, a search's
+    ledger entry, a hold's criteria — and a case's saved search and an export's criteria, which must
+    still find that visitor's conversations when run."""
+    import io
+    import zipfile
+
+    from archive.search import indexing
+    from retention import exports
+
+    visitor = f"ann.quixote{secrets.token_hex(4)}@example.org"
+    body = conversation(None, "Where is my parcel?", "On its way.")
+    body["visitor"] = {"id": visitor, "name": "Ann"}
+    body["messages"][0]["sender"]["id"] = visitor
+    assert (await client.post("/v1/transcripts", json=body, headers=tenant.headers("ingest"))).status_code == 201
+    await indexing.drain_all(runtime)
+    headers = tenant.headers("compliance")
+    case = (await client.post("/v1/cases", json={"name": "parcel"}, headers=headers)).json()
+    saved = await client.post(f"/v1/cases/{case['id']}/searches", json={"name": "ann", "filters": {"visitor": visitor}}, headers=headers)
+    assert saved.status_code == 201 and saved.json()["filters"] == {"visitor": visitor}
+    ran = await client.post(f"/v1/cases/{case['id']}/searches/{saved.json()['id']}/run", json={}, headers=headers)
+    assert ran.json()["total"] == 1
+    export = await client.post("/v1/exports", json={"filters": {"visitor": visitor}}, headers=headers)
+    assert export.status_code == 202
+    case_export = await client.post(f"/v1/cases/{case['id']}/exports", json={"search": saved.json()["id"]}, headers=headers)
+    assert case_export.status_code == 202
+
+    raw = await _database_bytes(data_dir)
+    assert [n for n in (visitor.encode(), visitor.encode().hex().encode()) if n in raw] == []
+
+    assert await exports.run_pending(runtime, tenant_id=tenant.id) == 2
+    download = await client.get(f"/v1/exports/{export.json()['id']}/download", headers=headers)
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        assert sum(1 for line in archive.read("transcripts.jsonl").splitlines() if line) == 1
+        assert b'"visitor": "' + visitor.encode() in archive.read("manifest.json")
