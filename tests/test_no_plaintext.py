@@ -151,3 +151,19 @@ async def test_saved_searches_and_exports_keep_a_visitor_filter_sealed_and_still
     with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
         assert sum(1 for line in archive.read("transcripts.jsonl").splitlines() if line) == 1
         assert b'"visitor": "' + visitor.encode() in archive.read("manifest.json")
+
+
+async def test_an_invitation_id_that_is_not_an_id_is_not_copied_into_the_clear_metrics(client, tenant, data_dir):
+    """The KPI table keeps a conversation's invitation id in clear to join it to the invitation;
+    a platform field of that name holding words is metadata like any other: encrypted only."""
+    from archive.metrics.compute import invitation_id
+
+    words = f"bitte rückruf wegen erstattung {secrets.token_hex(4)}"
+    body = conversation(None, "Hello", "Hi")
+    body["metadata"] = {"invitation_id": words, "plan": "pro"}
+    assert (await client.post("/v1/transcripts", json=body, headers=tenant.headers("ingest"))).status_code == 201
+    raw = await _database_bytes(data_dir)
+    assert [n for n in (words.encode(), words.encode().hex().encode()) if n in raw] == []
+    assert invitation_id({"invitation_id": "4111 11** **** 1111"}) is None
+    assert invitation_id({"invitation_id": "3f2a9c0d1e4b5a6978c0d1e2f3a4b5c6"}) == "3f2a9c0d1e4b5a6978c0d1e2f3a4b5c6"
+    assert invitation_id({"field.invitation_id": "inv-a2"}) == "inv-a2"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
 from datetime import datetime
@@ -48,6 +49,10 @@ GROUP_KEYS = ("group", "team", "department", "team_assignee_id", "department_id"
 # The invitation id the widget hands to the chat platform: ``invitation_id`` from the plain
 # API, or ``<prefix>.invitation_id`` where a connector keeps custom fields under a prefix.
 INVITATION_KEY = "invitation_id"
+# What an invitation id can be: the server issues 32 hex digits, and the browser path keeps only
+# ids of this shape (proactive.events). The value lands in a clear column, so anything else in the
+# field — words, a masked number — is not an id and is not kept.
+_INVITATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LEVELS = 4  # concurrency is reported at 1, 2, 3 and 4+ open conversations
 
 
@@ -190,8 +195,8 @@ def invitation_id(metadata: Mapping[str, object]) -> str | None:
     for key, value in metadata.items():
         if (key == INVITATION_KEY or key.endswith("." + INVITATION_KEY)) and isinstance(value, (str, int)) and not isinstance(value, bool):
             text = str(value).strip()
-            if text:
-                return text[:64]
+            if _INVITATION_ID.fullmatch(text):
+                return text
     return None
 
 
