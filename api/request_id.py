@@ -16,6 +16,17 @@ from api.problems import status_of
 from config.log import access_log
 
 _SANE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+VISITOR_PATHS = "/v1/visitors/"
+
+
+def logged_path(path: str) -> str:
+    """The path as the access log writes it: a visitor id is the site's own identifier for a
+    person (an e-mail address on some sites), kept elsewhere only keyed or sealed, so its path
+    segment is left out."""
+    if not path.startswith(VISITOR_PATHS):
+        return path
+    _, slash, rest = path[len(VISITOR_PATHS):].partition("/")
+    return f"{VISITOR_PATHS}<visitor>{slash}{rest}"
 
 
 class RequestIdMiddleware:
@@ -55,6 +66,6 @@ class RequestIdMiddleware:
             raise
         finally:
             self.access_line(
-                request_id, scope["method"], scope["path"], status, round((time.perf_counter() - started) * 1000, 2),
+                request_id, scope["method"], logged_path(scope["path"]), status, round((time.perf_counter() - started) * 1000, 2),
                 state.get("key_prefix"),
             )

@@ -116,6 +116,16 @@ async def test_a_key_pasted_into_a_url_is_scrubbed_from_the_access_line(client, 
     assert line["key_prefix"] == key.split("_")[1] and line["level"] == "info" and line["timestamp"].endswith("Z")
 
 
+async def test_a_visitor_id_in_a_path_is_left_out_of_the_access_line(client, tenant, log_stream):
+    import json
+
+    for method, path in (("GET", "/v1/visitors/jane.doe@example.com/explain"), ("POST", "/v1/visitors/jane.doe@example.com/attributes")):
+        response = await client.request(method, path, json={}, headers=tenant.headers("marketing"))
+        lines = [json.loads(line) for line in log_stream.getvalue().splitlines() if response.headers["x-request-id"] in line]
+        assert [line["path"] for line in lines if line["event"] == "request"] == [path.replace("jane.doe@example.com", "<visitor>")]
+    assert "jane.doe" not in log_stream.getvalue()
+
+
 async def test_saved_searches_and_exports_keep_a_visitor_filter_sealed_and_still_find_the_visitor(client, tenant, runtime, data_dir):
     """A visitor id is kept only keyed or sealed wherever it is stored: the conversation, a search's
     ledger entry, a hold's criteria — and a case's saved search and an export's criteria, which must
