@@ -30,7 +30,7 @@ from archive.crypto import TenantCrypto
 from archive.db import json_column, write_transaction
 from archive.errors import Conflict, FieldError, InvalidInput, NotFound
 from archive.keyring import Keys
-from archive.redaction import RedactionOptions, options_from
+from archive.redaction import RedactionOptions, Redactor, options_from
 from archive.signals import KEY_REVOKED, KEYRING_CHANGED, TENANT_CHANGED, Signals
 from archive.tables import ApiKey, Site, Tenant
 
@@ -198,6 +198,12 @@ class TenantContext:
         if self._redaction is None:
             self._redaction = options_from(self.settings)
         return self._redaction
+
+    def redacted(self, text: str) -> str:
+        """Free text staff type (a case's name and description, a hold's reason, a reveal's
+        reason) is stored in clear for everyone with access to read: a card number or an e-mail
+        address pasted into it from a transcript is masked as ingest would mask it."""
+        return Redactor(self.redaction).redact(text) if text else text
 
     @property
     def analyzer(self) -> Analyzer:

@@ -190,6 +190,8 @@ def _search_out(ctx: TenantContext, row: dict[str, Any]) -> SavedSearchOut:
 
 
 async def create(rt: Runtime, principal: Principal, data: CaseIn) -> CaseOut:
+    ctx = await tenant_context(rt, principal.tenant_id)
+    data = msgspec.structs.replace(data, name=ctx.redacted(data.name), description=ctx.redacted(data.description))
     case_id, now = uuid4(), rt.clock.now()
     async with db.write_transaction():
         await LegalCase.insert(LegalCase(id=case_id, tenant=principal.tenant_id, name=data.name, description=data.description,
@@ -226,6 +228,8 @@ async def get(rt: Runtime, principal: Principal, case_id: UUID) -> CaseOut:
 async def update(rt: Runtime, principal: Principal, case_id: UUID, data: CasePatch) -> CaseOut:
     if data.status == "closed" and not data.reason:
         raise InvalidInput("closing a case releases its holds: say why", [FieldError("reason", "required when status is closed")])
+    ctx = await tenant_context(rt, principal.tenant_id)
+    data = msgspec.structs.replace(data, **{f: ctx.redacted(v) for f in ("name", "description", "reason") if (v := getattr(data, f))})
     now = rt.clock.now()
     async with db.write_transaction():
         await ledger.lock_head(principal.tenant_id)  # closing releases holds: serialise with deletion (deletion.py)
@@ -279,6 +283,7 @@ async def delete(rt: Runtime, principal: Principal, case_id: UUID) -> None:
 async def add_search(rt: Runtime, principal: Principal, case_id: UUID, data: SavedSearchIn) -> SavedSearchOut:
     _check_query(data.q, "q")
     ctx = await tenant_context(rt, principal.tenant_id)
+    data = msgspec.structs.replace(data, name=ctx.redacted(data.name))
     search_id, now = uuid4(), rt.clock.now()
     sealed = ctx.crypto.seal_note(data.q.encode()) if data.q else ""
     async with db.write_transaction():

@@ -183,6 +183,7 @@ class HoldGuard:
 
 async def create(rt: Runtime, principal: Principal, data: HoldIn, case: UUID | None = None) -> HoldOut:
     ctx = await tenant_context(rt, principal.tenant_id)
+    data = msgspec.structs.replace(data, name=ctx.redacted(data.name), reason=ctx.redacted(data.reason))
     if data.criteria.q:
         try:
             parse(data.criteria.q)
@@ -245,6 +246,7 @@ async def list_holds(rt: Runtime, principal: Principal) -> list[HoldOut]:
 
 
 async def release(rt: Runtime, principal: Principal, hold_id: UUID, reason: str) -> HoldOut:
+    reason = (await tenant_context(rt, principal.tenant_id)).redacted(reason)
     async with db.write_transaction():
         await ledger.lock_head(principal.tenant_id)  # serialises with deletion batches (deletion.py)
         row = await LegalHold.select().where((LegalHold.id == hold_id) & (LegalHold.tenant == principal.tenant_id)).first()

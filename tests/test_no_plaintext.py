@@ -177,3 +177,26 @@ async def test_an_invitation_id_that_is_not_an_id_is_not_copied_into_the_clear_m
     assert invitation_id({"invitation_id": "4111 11** **** 1111"}) is None
     assert invitation_id({"invitation_id": "3f2a9c0d1e4b5a6978c0d1e2f3a4b5c6"}) == "3f2a9c0d1e4b5a6978c0d1e2f3a4b5c6"
     assert invitation_id({"field.invitation_id": "inv-a2"}) == "inv-a2"
+
+
+async def test_card_numbers_and_addresses_pasted_into_cases_and_holds_are_masked_as_ingest_masks_them(client, tenant, data_dir):
+    """Staff free text is stored in clear for everyone who may read it: a case's name and
+    description, a hold's name and reason, a closing reason. What a transcript would have masked is
+    masked there too; the words around it are kept."""
+    card, email = "4111 1111 1111 1111", f"pasted{secrets.token_hex(4)}@example.org"
+    headers = tenant.headers("compliance")
+    case = await client.post("/v1/cases", json={"name": f"Chargeback {card}", "description": f"customer wrote from {email}"},
+                             headers=headers)
+    assert case.status_code == 201, case.text
+    assert card not in case.text and email not in case.text and "Chargeback" in case.json()["name"]
+    hold = await client.post("/v1/holds", json={"name": "Chargeback hold", "reason": f"card {card} disputed", "criteria": {"q": "refund"}},
+                             headers=headers)
+    assert hold.status_code == 201, hold.text
+    assert card not in hold.text and "disputed" in hold.json()["reason"]
+    released = await client.post(f"/v1/holds/{hold.json()['id']}/release", json={"reason": f"settled with {email}"}, headers=headers)
+    assert released.status_code == 200, released.text
+    closed = await client.patch(f"/v1/cases/{case.json()['id']}", json={"status": "closed", "reason": f"refunded to {card}"}, headers=headers)
+    assert closed.status_code == 200, closed.text
+    raw = await _database_bytes(data_dir)
+    for needle in (card.encode(), card.replace(" ", "").encode(), email.encode()):
+        assert needle not in raw and needle.hex().encode() not in raw

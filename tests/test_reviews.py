@@ -86,6 +86,17 @@ async def test_compliance_reveals_participants_with_a_reason_that_is_ledgered(cl
     assert [(e["subject"], e["details"]["reason"]) for e in entries] == [(review_id, "FINRA inquiry 2026-7")]
 
 
+async def test_a_card_number_pasted_into_a_reveal_reason_is_masked_in_the_ledger(client, tenant):
+    _, items = await _flag(client, tenant, _risky("c1"))
+    review_id = items["c1"]["id"]
+    revealed = await client.post(f"/v1/reviews/{review_id}/reveal", json={"reason": "chargeback on 4111 1111 1111 1111"},
+                                 headers=tenant.headers("compliance"))
+    assert revealed.status_code == 200
+    entries = (await client.get("/v1/audit", params={"action": "review.reveal"}, headers=tenant.headers("compliance"))).json()
+    [reason] = [e["details"]["reason"] for e in entries]
+    assert reason.startswith("chargeback on ") and "4111 1111 1111 1111" not in reason and "*" in reason  # masked as in transcripts
+
+
 async def test_reading_an_item_is_ledgered_as_a_read_of_its_conversation(client, tenant):
     ids, items = await _flag(client, tenant, _risky("c1"))
     headers = await reviewer(tenant, ["shop"])

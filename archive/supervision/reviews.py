@@ -377,6 +377,8 @@ async def view(rt: Runtime, principal: Principal, review_id: UUID, reveal_reason
         raise NotFound(f"no review item {review_id}")
     row = found[review_id]
     ctx = await tenant_context(rt, principal.tenant_id)
+    if reveal_reason is not None:
+        reveal_reason = ctx.redacted(reveal_reason)
     content_hash, stored = await _revision(ctx, row["conversation"], row["revision"])
     hits = msgspec.json.decode(ctx.crypto.open_note(row["matches"]), type=list[_Hit]) if row["matches"] else []
     names = Pseudonyms(ctx, stored)
