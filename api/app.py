@@ -39,7 +39,7 @@ from api.retention import ErasureController, ExportController, HoldController, R
 from api.reviews import ReviewController
 from api.screen import RequestLineLimits, screen_body
 from api.search import SearchController
-from api.shutdown import on_termination
+from api.shutdown import on_termination, stop_when_orphaned
 from api.stores import BoundedMemoryStore
 from api.supervision import BackfillController, PolicyController, ReportController
 from api.transcripts import TranscriptController
@@ -108,10 +108,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Litestar:
             scheduler.start()
         app.state.scheduler = scheduler
         on_termination(rt.engagement.delivery.close_all)
+        orphan_watch = stop_when_orphaned()
         log.info("parley_started", **describe(rt))
         try:
             yield
         finally:
+            if orphan_watch is not None:
+                orphan_watch.cancel()
             # Streams end first: an open SSE connection must not hold the server open.
             rt.engagement.delivery.close_all()
             if scheduler is not None:

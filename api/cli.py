@@ -122,6 +122,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     asyncio.run(_with_db(settings, banner, create=True))
+    from api.shutdown import SUPERVISOR_ENV
+
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())  # the worker stops if this process is killed (api.shutdown)
     Granian(
         target="api.asgi:create", factory=True, address=host, port=port, interface="asgi",  # type: ignore[arg-type]
         workers=1, log_enabled=False, loop="asyncio",  # type: ignore[arg-type]  # api.shutdown chains asyncio's signal handlers

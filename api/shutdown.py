@@ -10,8 +10,16 @@ cleanly, as at the end of any response), then the server proceeds as it always d
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Any, Callable
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# Set by ``parley serve`` to its own pid before it starts the server's worker process.
+SUPERVISOR_ENV = "PARLEY_SERVE_SUPERVISOR_PID"
 
 
 def on_termination(callback: Callable[[], None]) -> None:
@@ -34,3 +42,23 @@ def on_termination(callback: Callable[[], None]) -> None:
             previous._run()
 
         loop.add_signal_handler(signum, chained)
+
+
+def stop_when_orphaned(interval: float = 1.0) -> asyncio.Task[None] | None:
+    """In a worker of ``parley serve``: stop as a stop signal would when the serving process is
+    gone. Killed with kill -9, it cannot stop its worker, which would go on answering on the port
+    (and holding its leases) on its own, so that a restart cannot listen there. Elsewhere (tests,
+    another ASGI server) nothing is watched."""
+    parent = os.getppid()
+    if os.environ.get(SUPERVISOR_ENV) != str(parent):
+        return None
+
+    async def watch() -> None:
+        while True:  # polled: a change of parent signals nothing
+            await asyncio.sleep(interval)
+            if os.getppid() != parent:
+                break
+        log.warning("parley_server_process_gone", pid=parent, action="stopping this worker as on SIGTERM")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    return asyncio.ensure_future(watch())

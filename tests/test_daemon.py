@@ -129,6 +129,44 @@ def test_work_abandoned_in_the_database_at_shutdown_does_not_keep_the_process_al
     assert "database_connections_left_open count=2" in done.stdout
 
 
+def _workers(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                state, ppid = stat[stat.rfind(")") + 2:].split()[:2]
+                if int(ppid) == pid and state not in "ZX":
+                    found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+def test_a_worker_whose_server_process_is_killed_stops_and_frees_the_port(server: Served) -> None:
+    """kill -9 of `parley serve` alone (not its process group): its worker notices, stops as on
+    SIGTERM, and the port is free for the restart."""
+    workers = _workers(server.proc.pid)
+    assert workers, "parley serve runs its app in a worker process"
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(10)
+    deadline = time.monotonic() + 30
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers), server.output()[-2000:]
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", server.port))  # nobody listens there any more
+    assert "parley_server_process_gone" in server.output()
+
+
 def test_a_second_server_on_a_port_in_use_refuses_to_start(server: Served) -> None:
     env = {**os.environ, "PARLEY_DATA_DIR": tempfile.mkdtemp(prefix="parley-second-"), "PARLEY_PORT": str(server.port)}
     second = subprocess.run([PARLEY, "serve"], env=env, capture_output=True, text=True, timeout=60)
