@@ -326,19 +326,18 @@ async def test_compaction_gives_the_space_of_deleted_conversations_back_to_the_f
 
 
 async def test_a_bulk_load_asks_for_a_compaction_in_proportion_to_what_the_index_holds(backend, tmp_path, monkeypatch):
-    monkeypatch.setattr(sqlite_fts, "COMPACT_AFTER", 40)
+    monkeypatch.setattr(sqlite_fts, "COMPACT_AFTER", 10)
     analyzer = Analyzer(KEY)
-    await backend.index([_doc(analyzer, n, f"order {n}") for n in range(30)])
+    await backend.index([_doc(analyzer, n, f"order {n}") for n in range(9)])
     assert not await backend.compaction_due()  # below the minimum
-    await backend.index([_doc(analyzer, n, f"order {n}") for n in range(30, 60)])
+    await backend.index([_doc(analyzer, n, f"order {n}") for n in range(9, 100)])
     assert await backend.compaction_due()
     await backend.compact()
     assert not await backend.compaction_due()  # counted again from the compaction
-    # 60 held: a quarter of them (and the minimum) is needed again.
-    await backend.index([_doc(analyzer, n, f"order {n}") for n in range(60, 99)])
-    assert not await backend.compaction_due()
-    await backend.index([_doc(analyzer, 99, "order 99")])
-    assert await backend.compaction_due()
+    await backend.index([_doc(analyzer, n, f"order {n}") for n in range(100, 115)])
+    assert not await backend.compaction_due()  # the minimum, but not a fifth of the 115 held
+    await backend.index([_doc(analyzer, n, f"order {n}") for n in range(115, 125)])
+    assert await backend.compaction_due()  # 25 of 125
 
 
 async def test_a_drained_bulk_load_leaves_the_index_in_one_segment_per_table(backend, tmp_path, monkeypatch):
