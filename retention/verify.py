@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import msgspec
@@ -26,7 +27,16 @@ def verify_export(path: Path, public_key_hex: str | None = None) -> ExportVerifi
     except (OSError, zipfile.BadZipFile) as exc:
         return ExportVerification(ok=False, problems=[f"not a readable zip: {exc}"])
     with archive:
-        names = set(archive.namelist())
+        listed = archive.namelist()
+        names = set(listed)
+        # A name stored twice: Python reads its last copy, unzip and other tools may show the first,
+        # so what was verified is not what a reviewer reads. Parley never writes one.
+        repeated = sorted(name for name, n in Counter(listed).items() if n > 1)
+        if repeated:
+            return ExportVerification(ok=False, problems=[
+                f"{name} is in the zip {Counter(listed)[name]} times (a tool may show a copy other than the one verified)"
+                for name in repeated
+            ])
         if not {"manifest.json", "signature.json"} <= names:
             return ExportVerification(ok=False, problems=["manifest.json or signature.json is missing"])
         manifest_bytes = archive.read("manifest.json")
