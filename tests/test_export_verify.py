@@ -58,3 +58,35 @@ def test_a_second_manifest_is_refused(tmp_path):
     other = ("manifest.json", json.dumps({"format": "parley-export/v1", "count": 1, "files": {}}).encode())
     result = verify_export(_zip(tmp_path / "manifests.zip", [other, *members]), public)
     assert not result.ok and "manifest.json is in the zip 2 times" in result.problems[0]
+
+
+def _damage(path: Path, member: str) -> Path:
+    """Flip one byte inside ``member``'s compressed data, as a bad disk or a cut download does."""
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + info.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_damaged_member_fails_verification_naming_it_instead_of_crashing(tmp_path):
+    members, public = _signed_members()
+    result = verify_export(_damage(_zip(tmp_path / "damaged.zip", members), "transcripts.jsonl"), public)
+    assert not result.ok
+    assert len(result.problems) == 1 and result.problems[0].startswith("transcripts.jsonl is damaged and cannot be read")
+
+
+def test_a_damaged_manifest_fails_verification_naming_it(tmp_path):
+    members, public = _signed_members()
+    result = verify_export(_damage(_zip(tmp_path / "damaged.zip", members), "manifest.json"), public)
+    assert not result.ok and result.problems[0].startswith("manifest.json is damaged and cannot be read")
+
+
+def test_a_signature_file_of_the_wrong_shape_fails_verification(tmp_path):
+    members, public = _signed_members()
+    for name, body in (("signature.json", b"[1, 2]"), ("signature.json", b'{"signature": 7}'), ("manifest.json", b'"x"')):
+        changed = [(n, body if n == name else data) for n, data in members]
+        result = verify_export(_zip(tmp_path / "shape.zip", changed), public)
+        assert not result.ok and result.problems, (name, body)
