@@ -208,6 +208,9 @@ class ZipBuilder:
         self.count = 0
         self.revisions = 0
         self.with_files: list[UUID] = []
+        # Matched by the query at the manifest's ledger head, but deleted (retention, erasure)
+        # before the build read them: listed in the manifest, so the export explains its gaps.
+        self.deleted: list[UUID] = []
         self._jsonl: Any = None
         self._jsonl_hash = hashlib.sha256()
         if export_format == "jsonl":
@@ -216,7 +219,8 @@ class ZipBuilder:
     def add(self, ctx: TenantContext, ids: list[UUID], sealed: dict[UUID, transcripts.Sealed]) -> None:
         for cid in ids:
             if cid not in sealed:
-                continue  # deleted since the query ran
+                self.deleted.append(cid)  # deleted since the query ran
+                continue
             item = sealed[cid]
             conv_row = item.row
             stored = transcripts.unseal(ctx, item)
@@ -258,15 +262,17 @@ class ZipBuilder:
 
     def finish(self, manifest: dict[str, Any], sign: Any) -> None:
         self._close_jsonl()
-        manifest = {**manifest, "count": self.count, "revisions": self.revisions, "files": self.files}
+        manifest = {**manifest, "count": self.count, "revisions": self.revisions, "files": self.files,
+                    "deleted_while_exporting": sorted(str(cid) for cid in self.deleted)}
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False).encode()
         self.zip.writestr("manifest.json", manifest_bytes)
         self.zip.writestr("signature.json", json.dumps(sign(manifest_bytes), indent=2).encode())
         self.zip.close()
 
 
-async def build_export(rt: Runtime, ctx: TenantContext, row: dict[str, Any], progress: Any = None) -> tuple[int, str]:
-    """Write the sealed export file; returns (conversations, SHA-256 of the zip)."""
+async def build_export(rt: Runtime, ctx: TenantContext, row: dict[str, Any], progress: Any = None) -> tuple[int, int, str]:
+    """Write the sealed export file; returns (conversations, conversations the query matched that
+    were deleted before they could be read, SHA-256 of the zip)."""
     criteria = json_column(row["criteria"])
     q = ctx.crypto.open_note(criteria["q_sealed"]).decode() if criteria.get("q_sealed") else ""
     filters = msgspec.convert(opened_filters(ctx, criteria.get("filters", {})), SearchFilters)
@@ -304,7 +310,7 @@ async def build_export(rt: Runtime, ctx: TenantContext, row: dict[str, Any], pro
         raw.flush()
         os.fsync(raw.fileno())
     os.replace(partial, path)
-    return builder.count, sealed_out.sha256
+    return builder.count, len(builder.deleted), sealed_out.sha256
 
 
 def _signature(signer: Signer, manifest_bytes: bytes) -> dict[str, Any]:
@@ -341,14 +347,14 @@ async def _run(rt: Runtime, row: dict[str, Any]) -> None:
         await Export.update({Export.progress: done, Export.total: total}).where(Export.id == row["id"])
 
     try:
-        count, digest = await build_export(rt, ctx, row, progress)
+        count, deleted, digest = await build_export(rt, ctx, row, progress)
         now = rt.clock.now()
         await Export.update({
             Export.status: "done", Export.progress: count, Export.total: count, Export.finished_at: now,
             Export.expires_at: now + timedelta(hours=rt.settings.export_ttl_hours), Export.file_sha256: digest,
         }).where(Export.id == row["id"])
         await ledger.append(row["tenant"], ledger.Entry(actor="system:exports", action="export.done", subject=str(row["id"]),
-                                                        details={"count": count}))
+                                                        details={"count": count, "deleted_while_exporting": deleted}))
     except Exception as exc:  # recorded on the export for the requester; the job goes on
         log.exception("export_failed", export=str(row["id"]))
         _path(rt, row["tenant"], row["id"]).with_suffix(".partial").unlink(missing_ok=True)

@@ -3,6 +3,7 @@ receipts, erasure restricts what it must keep, and exports verify offline."""
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 import zipfile
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from archive import transcripts
 from archive.search import indexing
 from archive.tables import Conversation, ConversationKey, LedgerEntry
 from retention import exports, policies, sweep
@@ -247,6 +249,38 @@ async def test_export_verifies_offline_and_fails_if_one_byte_changes(client, ten
     assert wrong_key.returncode == 1 and "signature does not verify" in wrong_key.stdout
     downloads = (await client.get("/v1/audit", params={"action": "export.download"}, headers=tenant.headers("compliance"))).json()
     assert downloads[-1]["subject"] == export_id
+
+
+async def test_an_export_names_the_matches_a_sweep_deleted_while_it_was_built(client, tenant, runtime, tmp_path, monkeypatch):
+    # The manifest records the ledger head the query ran at; a conversation that matched then and
+    # was swept before the build read it is listed, so the export accounts for every match.
+    await _put_policy(client, tenant, {"default": {"days": 1}})
+    ids = await _ingest(client, tenant, old_conversation("kept", "refund please", visitor={"id": "v-123"}),
+                        old_conversation("swept", "refund now"))
+    await indexing.drain_all(runtime)
+    await _hold(client, tenant, {"visitor_ids": ["v-123"]})
+    real_fetch = transcripts.fetch_sealed
+    swept: list = []
+
+    async def fetch_after_a_sweep(ctx, batch):
+        if not swept:  # the nightly sweep commits between the query and the first read
+            swept.append(await sweep.sweep_tenant(runtime, tenant.id))
+        return await real_fetch(ctx, batch)
+
+    monkeypatch.setattr(transcripts, "fetch_sealed", fetch_after_a_sweep)
+    created = (await client.post("/v1/exports", json={"q": "refund"}, headers=tenant.headers("compliance"))).json()
+    await exports.run_pending(runtime, tenant_id=tenant.id)
+    assert swept[0].deleted == 1
+    download = await client.get(f"/v1/exports/{created['id']}/download", headers=tenant.headers("compliance"))
+    with zipfile.ZipFile(io.BytesIO(download.content)) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        lines = [json.loads(line) for line in archive.read("transcripts.jsonl").splitlines()]
+    assert [line["external_id"] for line in lines] == ["kept"] and manifest["count"] == 1
+    assert manifest["deleted_while_exporting"] == [ids["swept"]]
+    receipts = (await client.get("/v1/audit", params={"action": "retention.delete"}, headers=tenant.headers("compliance"))).json()
+    assert [(r["subject"], r["seq"] > manifest["ledger_head"]["seq"]) for r in receipts] == [(ids["swept"], True)]
+    done = (await client.get("/v1/audit", params={"action": "export.done"}, headers=tenant.headers("compliance"))).json()
+    assert done[-1]["details"] == {"count": 1, "deleted_while_exporting": 1}
 
 
 async def test_exports_expire_and_are_deleted(client, tenant, runtime):
