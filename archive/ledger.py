@@ -290,8 +290,15 @@ async def verify(rt: Runtime, tenant_id: UUID) -> VerifyReport:
         expected_seq += 1
         checked += 1
     last_seq = expected_seq - 1
-    if head is None or head["seq"] != last_seq or head["hash"] != prev:
-        return bad(last_seq + 1 if head and head["seq"] > last_seq else last_seq, "the chain ends before its recorded head: entries were removed from the end")
+    if head is None:
+        return bad(last_seq, f"the chain's head row is missing: the end of the chain (entry {last_seq}) cannot be confirmed")
+    if head["seq"] > last_seq:
+        return bad(last_seq + 1, "the chain ends before its recorded head: entries were removed from the end")
+    if head["seq"] < last_seq:
+        return bad(head["seq"] + 1, f"entries {head['seq'] + 1}..{last_seq} lie beyond the recorded head (entry {head['seq']}): "
+                                    "they were added outside the ledger, or the head row was set back")
+    if head["hash"] != prev:
+        return bad(last_seq, f"the head row's hash differs from entry {last_seq}: the head row was altered")
     beyond = [seq for seq in checkpoints if seq > last_seq]
     if beyond:
         return bad(last_seq + 1, f"a signed checkpoint covers entry {min(beyond)}, which no longer exists")

@@ -89,7 +89,29 @@ async def test_truncated_tail_is_detected(client, tenant):
     await _ingest(client, tenant)
     await LedgerEntry.delete().where((LedgerEntry.tenant == tenant.id) & (LedgerEntry.seq == 4))
     report = await _verify(client, tenant)
-    assert report["ok"] is False and report["first_bad_seq"] == 4
+    assert report["ok"] is False and report["first_bad_seq"] == 4 and "removed from the end" in report["problem"]
+
+
+async def test_entries_appended_beyond_the_head_are_named_from_the_first_one(client, tenant):
+    # Two properly chained entries added after the recorded head (or the head row set back from 6
+    # to 4): nothing was removed; the first entry the head does not vouch for is 5.
+    await _ingest(client, tenant, 5)
+    fourth = await _entry(tenant, 4)
+    await LedgerHead.update({LedgerHead.seq: 4, LedgerHead.hash: fourth["hash"]}).where(LedgerHead.tenant == tenant.id)
+    report = await _verify(client, tenant)
+    assert report["ok"] is False and report["first_bad_seq"] == 5
+    assert report["problem"] == ("entries 5..6 lie beyond the recorded head (entry 4): "
+                                 "they were added outside the ledger, or the head row was set back")
+
+
+async def test_an_altered_or_missing_head_row_is_named_as_such(client, tenant):
+    await _ingest(client, tenant)
+    await LedgerHead.update({LedgerHead.hash: "0" * 64}).where(LedgerHead.tenant == tenant.id)
+    altered = await _verify(client, tenant)
+    assert (altered["first_bad_seq"], altered["problem"]) == (4, "the head row's hash differs from entry 4: the head row was altered")
+    await LedgerHead.delete().where(LedgerHead.tenant == tenant.id)
+    missing = await _verify(client, tenant)
+    assert missing["ok"] is False and "head row is missing" in missing["problem"] and "removed" not in missing["problem"]
 
 
 async def test_truncation_with_a_rewritten_head_is_caught_by_the_signed_checkpoint(client, tenant):
