@@ -28,7 +28,7 @@ from archive.crypto import DecryptionError, TenantCrypto
 from archive.errors import Conflict
 from archive.keyring import FileKeyProvider, KeyringError, Keys, MasterKeyring
 from archive.signals import KEYRING_CHANGED
-from archive.tables import ConversationKey, Tenant
+from archive.tables import ConversationKey, LedgerEntry, Tenant
 
 if TYPE_CHECKING:
     from archive.clock import Clock
@@ -164,8 +164,14 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
     async with leases.held(rt, leases.GLOBAL, ROTATION):
         ring = rt.keys.reload()
         # A rotation killed half-way left data under older versions: finish that one first
-        # (running the command again then adds the next version).
-        resumed = not settings.master_key and bool([v for v in ring.keys if v != ring.active and await still_using(rt, v)])
+        # (running the command again then adds the next version). A rotation that finished
+        # ledgered key.rotate; what it left under older versions then is what does not unwrap
+        # (tampered rows), and re-running it again would never add a version.
+        resumed = (
+            not settings.master_key
+            and not await _rotation_finished(ring.active)
+            and bool([v for v in ring.keys if v != ring.active and await still_using(rt, v)])
+        )
         if not settings.master_key and not resumed:
             FileKeyProvider(settings.data_path).add_version()
         # With PARLEY_MASTER_KEY the operator adds the new version to the variable of every
@@ -189,6 +195,19 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
         active_version=keyring.active, data_keys_rewrapped=conversation_keys,
         tenant_secrets_rewrapped=secrets, unreadable=unreadable, other_rewrapped=others, resumed=resumed,
     )
+
+
+async def _rotation_finished(version: int) -> bool:
+    """Did a rotation to ``version`` run to its end? It ledgers ``key.rotate`` in every tenant's
+    chain after re-wrapping everything; one tenant having it is enough (a kill can stop the
+    appends half-way). One indexed read per tenant until found."""
+    for tenant in await Tenant.select(Tenant.id):
+        rows = await LedgerEntry.select(LedgerEntry.details).where(
+            (LedgerEntry.tenant == tenant["id"]) & (LedgerEntry.action == "key.rotate")
+        )
+        if any(db.json_column(r["details"]).get("active_version") == version for r in rows):
+            return True
+    return False
 
 
 async def still_using(rt: Runtime, version: int) -> list[str]:

@@ -380,3 +380,22 @@ async def test_running_rotate_master_again_finishes_an_interrupted_rotation_inst
     assert set(FileKeyProvider(deployment.data_dir).load().keys) == {1, 2}
     fresh = await deployment.cli("keys", "rotate-master")
     assert fresh.returncode == 0 and fresh.stdout.startswith("master key version 3 is active"), fresh.stdout
+
+
+async def test_a_key_that_does_not_unwrap_does_not_stop_later_rotations_from_adding_a_version(deployment):
+    # One damaged conversation key stays under version 1 after a finished rotation. Running the
+    # rotation again (after a suspected key compromise, say) must add version 3, not "finish"
+    # the finished rotation to 2 over and over.
+    from archive.keyring import FileKeyProvider
+
+    await deployment.cli_json("tenants", "create", "acme")
+    [(tenant_id,)] = await deployment.sql("SELECT id FROM tenant WHERE slug = 'acme'")
+    damaged = uuid.uuid4()
+    await deployment.sql("INSERT INTO conversation_key (conversation, tenant, wrapped_key, master_version) VALUES ($1, $2, $3, 1)",
+                         damaged, tenant_id, b"\x00" * 60)
+    first = await deployment.cli("keys", "rotate-master")
+    assert first.returncode == 1 and first.stdout.startswith("master key version 2 is active"), first.stdout + first.stderr
+    assert str(damaged) in first.stdout
+    again = await deployment.cli("keys", "rotate-master")
+    assert again.stdout.startswith("master key version 3 is active"), again.stdout + again.stderr
+    assert FileKeyProvider(deployment.data_dir).load().active == 3
