@@ -237,8 +237,9 @@ def cmd_keys_rotate_master(settings: Settings, args: argparse.Namespace) -> int:
         others = "".join(f", {n} {name}" for name, n in report.other_rewrapped.items())
         resumed = "finished an interrupted rotation: " if report.resumed else ""
         _print(report, args.json, lambda r: f"{resumed}master key version {r.active_version} is active; re-wrapped {r.data_keys_rewrapped} data keys, {r.tenant_secrets_rewrapped} tenant secrets{others}"
-               + (f"\n{len(r.unreadable)} data keys do not unwrap (tampered rows?): {', '.join(r.unreadable[:20])}" if r.unreadable else ""))
-        return EXIT_FAILED if report.unreadable else 0
+               + (f"\n{len(r.unreadable)} data keys do not unwrap (tampered rows?): {', '.join(r.unreadable[:20])}" if r.unreadable else "")
+               + (f"\nthe tenant secret of {', '.join(r.unreadable_tenant_secrets)} does not unwrap (tampered row?)" if r.unreadable_tenant_secrets else ""))
+        return EXIT_FAILED if report.unreadable or report.unreadable_tenant_secrets else 0
 
     return asyncio.run(_with_db(settings, work))
 

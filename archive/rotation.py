@@ -65,6 +65,8 @@ class RotationReport(msgspec.Struct):
     tenant_secrets_rewrapped: int
     # Keys that no longer unwrap (a row was tampered with or copied): left as they are, listed here.
     unreadable: list[str] = []
+    # Tenants (slugs) whose own secret no longer unwraps: left as they are, listed here.
+    unreadable_tenant_secrets: list[str] = []
     # Everything else re-wrapped, by user (signing keys, export files, …).
     other_rewrapped: dict[str, int] = {}
     # True when an interrupted rotation was finished instead of a new version being added.
@@ -77,17 +79,22 @@ class TenantSecrets:
     async def rewrap(self, rt: Runtime) -> Rewrapped:
         active = rt.keys.active
         changed = 0
-        for tenant in await Tenant.select(Tenant.id, Tenant.wrapped_secret, Tenant.secret_version):
+        unreadable: list[str] = []
+        for tenant in await Tenant.select(Tenant.id, Tenant.slug, Tenant.wrapped_secret, Tenant.secret_version):
             if tenant["secret_version"] == active:
                 continue
-            crypto = TenantCrypto(rt.keys, tenant["id"], tenant["wrapped_secret"], tenant["secret_version"])
-            wrapped, version = crypto.rewrap_tenant_secret(tenant["wrapped_secret"], tenant["secret_version"])
+            try:
+                crypto = TenantCrypto(rt.keys, tenant["id"], tenant["wrapped_secret"], tenant["secret_version"])
+                wrapped, version = crypto.rewrap_tenant_secret(tenant["wrapped_secret"], tenant["secret_version"])
+            except DecryptionError:  # a tampered row: listed, left as it is; the other tenants go on
+                unreadable.append(tenant["slug"])
+                continue
             # Only if nobody re-wrapped it meanwhile (a second rotation cannot run: the lease).
             await Tenant.update({Tenant.wrapped_secret: wrapped, Tenant.secret_version: version}).where(
                 (Tenant.id == tenant["id"]) & (Tenant.secret_version == tenant["secret_version"])
             )
             changed += 1
-        return Rewrapped(count=changed)
+        return Rewrapped(count=changed, unreadable=unreadable)
 
     async def still_using(self, rt: Runtime, version: int) -> list[str]:
         rows = await Tenant.select(Tenant.slug).where(Tenant.secret_version == version).order_by(Tenant.slug)
@@ -104,7 +111,7 @@ class ConversationKeys:
         active = rt.keys.active
         per_tenant: Counter[UUID] = Counter()
         unreadable: list[str] = []
-        cryptos: dict[UUID, TenantCrypto] = {}
+        cryptos: dict[UUID, TenantCrypto | None] = {}
 
         def stale() -> Any:
             return ConversationKey.select().where(ConversationKey.master_version != active)
@@ -118,8 +125,14 @@ class ConversationKeys:
                         if t is None:  # the key's tenant row is gone (foreign keys make this a tampered store)
                             unreadable.append(str(row["conversation"]))
                             continue
-                        cryptos[tenant_id] = TenantCrypto(rt.keys, tenant_id, t["wrapped_secret"], t["secret_version"])
+                        try:
+                            cryptos[tenant_id] = TenantCrypto(rt.keys, tenant_id, t["wrapped_secret"], t["secret_version"])
+                        except DecryptionError:  # its tenant secret does not unwrap (reported by TenantSecrets)
+                            cryptos[tenant_id] = None
                     crypto = cryptos[tenant_id]
+                    if crypto is None:
+                        unreadable.append(str(row["conversation"]))
+                        continue
                     try:
                         data_key = crypto.unwrap_data_key(row["conversation"], row["wrapped_key"], row["master_version"])
                     except DecryptionError:
@@ -180,7 +193,8 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
         await rt.signals.announce(KEYRING_CHANGED, str(keyring.active))
         done = {user.name: await user.rewrap(rt) for user in rt.master_key_users}
         data_keys = done.pop(ConversationKeys.name, Rewrapped())
-        secrets = done.pop(TenantSecrets.name, Rewrapped()).count
+        tenant_secrets = done.pop(TenantSecrets.name, Rewrapped())
+        secrets = tenant_secrets.count
         conversation_keys, unreadable = data_keys.count, data_keys.unreadable
         others = {name: result.count for name, result in done.items()}
         for tenant in await Tenant.select(Tenant.id):
@@ -193,7 +207,8 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
     log.info("master_key_rotated", active=keyring.active, data_keys=conversation_keys, tenant_secrets=secrets, **others)
     return RotationReport(
         active_version=keyring.active, data_keys_rewrapped=conversation_keys,
-        tenant_secrets_rewrapped=secrets, unreadable=unreadable, other_rewrapped=others, resumed=resumed,
+        tenant_secrets_rewrapped=secrets, unreadable=unreadable, unreadable_tenant_secrets=tenant_secrets.unreadable,
+        other_rewrapped=others, resumed=resumed,
     )
 
 

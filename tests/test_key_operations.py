@@ -399,3 +399,15 @@ async def test_a_key_that_does_not_unwrap_does_not_stop_later_rotations_from_add
     again = await deployment.cli("keys", "rotate-master")
     assert again.stdout.startswith("master key version 3 is active"), again.stdout + again.stderr
     assert FileKeyProvider(deployment.data_dir).load().active == 3
+
+
+async def test_a_tenant_secret_that_does_not_unwrap_is_listed_and_the_rotation_goes_on_for_the_others(deployment):
+    await deployment.cli_json("tenants", "create", "acme")
+    await deployment.cli_json("tenants", "create", "beta")
+    await deployment.sql("UPDATE tenant SET wrapped_secret = $1 WHERE slug = 'beta'", b"\x00" * 60)
+    rotated = await deployment.cli("keys", "rotate-master")
+    assert rotated.returncode == 1 and "Traceback" not in rotated.stderr, rotated.stderr
+    assert rotated.stdout.startswith("master key version 2 is active")
+    assert "the tenant secret of beta does not unwrap (tampered row?)" in rotated.stdout
+    versions = dict(await deployment.sql("SELECT slug, secret_version FROM tenant WHERE slug IN ('acme', 'beta')"))
+    assert versions == {"acme": 2, "beta": 1}
