@@ -177,21 +177,24 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
     async with leases.held(rt, leases.GLOBAL, ROTATION):
         ring = rt.keys.reload()
         # A rotation killed half-way left data under older versions: finish that one first
-        # (running the command again then adds the next version). A rotation that finished
-        # ledgered key.rotate; what it left under older versions then is what does not unwrap
-        # (tampered rows), and re-running it again would never add a version.
-        resumed = (
-            not settings.master_key
-            and not await _rotation_finished(ring.active)
-            and bool([v for v in ring.keys if v != ring.active and await still_using(rt, v)])
-        )
+        # (running the command again then adds the next version).
+        resumed = not settings.master_key and bool([v for v in ring.keys if v != ring.active and await still_using(rt, v)])
+        done: dict[str, Rewrapped] = {}
+        if resumed and await _rotation_finished(ring.active):
+            # That rotation ran to its end (it ledgered key.rotate). Left under older versions:
+            # keys a process wrapped before it heard of the rotation (re-wrapped here, as for a
+            # killed rotation), or rows that do not unwrap. Only the latter: nothing to finish,
+            # and "finishing" every time would never add a version, so this run adds one.
+            done = {user.name: await user.rewrap(rt) for user in rt.master_key_users}
+            resumed = any(result.count for result in done.values())
         if not settings.master_key and not resumed:
             FileKeyProvider(settings.data_path).add_version()
         # With PARLEY_MASTER_KEY the operator adds the new version to the variable of every
         # process first (see docs/operations.md); this re-wraps to it.
         keyring = rt.keys.reload()
-        await rt.signals.announce(KEYRING_CHANGED, str(keyring.active))
-        done = {user.name: await user.rewrap(rt) for user in rt.master_key_users}
+        if not done or not resumed:
+            await rt.signals.announce(KEYRING_CHANGED, str(keyring.active))
+            done = {user.name: await user.rewrap(rt) for user in rt.master_key_users}
         data_keys = done.pop(ConversationKeys.name, Rewrapped())
         tenant_secrets = done.pop(TenantSecrets.name, Rewrapped())
         secrets = tenant_secrets.count

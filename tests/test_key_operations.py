@@ -411,3 +411,20 @@ async def test_a_tenant_secret_that_does_not_unwrap_is_listed_and_the_rotation_g
     assert "the tenant secret of beta does not unwrap (tampered row?)" in rotated.stdout
     versions = dict(await deployment.sql("SELECT slug, secret_version FROM tenant WHERE slug IN ('acme', 'beta')"))
     assert versions == {"acme": 2, "beta": 1}
+
+
+async def test_a_key_wrapped_under_the_old_version_after_a_finished_rotation_is_re_wrapped_without_adding_a_version(deployment):
+    # A process that had not heard of the rotation yet wrapped a tenant secret under version 1
+    # after the rotation to 2 finished: running the rotation again re-wraps it and stays at 2.
+    keyring = deployment.data_dir / "master.keyring"
+    await deployment.cli_json("tenants", "create", "acme")
+    before = keyring.read_text()
+    assert (await deployment.cli("keys", "rotate-master")).returncode == 0
+    after = keyring.read_text()
+    keyring.write_text(before)  # the late process still knows version 1 only
+    await deployment.cli_json("tenants", "create", "late")
+    keyring.write_text(after)
+    again = await deployment.cli("keys", "rotate-master")
+    assert again.returncode == 0 and again.stdout.startswith(
+        "finished an interrupted rotation: master key version 2 is active; re-wrapped 0 data keys, 1 tenant secrets"), again.stdout
+    assert (await deployment.cli("keys", "retire-master", "1")).returncode == 0
