@@ -356,7 +356,7 @@ async def get_tenant_settings(tenant_id: UUID) -> TenantSettings:
 def _check_time_zone(name: str) -> None:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder ("Europe")
         raise InvalidInput(
             f"unknown time zone {name!r}; nothing was changed",
             [FieldError("time_zone", "an IANA time zone name such as Europe/Oslo or UTC")],

@@ -639,7 +639,7 @@ def _hours(raw: Any, path: str, checker: _Checker) -> Hours | None:
     if zone is not None:
         try:
             ZoneInfo(str(zone))
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder ("Europe")
             checker.fail(f"{path}.timezone", "an IANA time zone such as Europe/Oslo (leave it out for the site's)")
     days: set[int] = set()
     for part in str(raw.get("days", "mon-sun")).replace(" ", "").lower().split(","):

@@ -118,7 +118,7 @@ def parse_site_engagement(raw: Any) -> SiteEngagementIn:
     if data.timezone is not None:
         try:
             ZoneInfo(data.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder ("Europe")
             raise InvalidInput("the site settings are invalid; nothing was changed",
                                [FieldError("timezone", "an IANA time zone such as Europe/Oslo")]) from None
     return data

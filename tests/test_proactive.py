@@ -263,6 +263,8 @@ async def test_site_settings_name_every_bad_field(client, shop):
     assert bad.status_code == 422 and {e["path"] for e in bad.json()["errors"]} == {"pacing_per_minute", "colour"}
     zone = await client.patch(url, json={"timezone": "Mars/Olympus"}, headers=shop.headers("admin"))
     assert zone.status_code == 422 and zone.json()["errors"] == [{"path": "timezone", "message": "an IANA time zone such as Europe/Oslo"}]
+    region = await client.patch(url, json={"timezone": "Europe"}, headers=shop.headers("admin"))  # a folder of the tz database
+    assert region.status_code == 422 and region.json()["errors"] == [{"path": "timezone", "message": "an IANA time zone such as Europe/Oslo"}]
     assert (await client.patch(url, json={"pacing_per_minute": 5}, headers=shop.headers("ingest"))).status_code == 403
 
 

@@ -118,6 +118,7 @@ def test_the_old_business_hours_form_still_means_one_window():
     ({"holidays": "sometimes"}, "schedule.holidays", "closed"),
     ({"days": "mon-funday"}, "schedule.days", "mon-fri"),
     ({"timezone": "Mars/Olympus"}, "schedule.timezone", "IANA"),
+    ({"timezone": "Europe"}, "schedule.timezone", "IANA"),  # a region, not a zone (a folder of the tz database)
     ({"weekends": True}, "schedule.weekends", "unknown key"),
 ])
 def test_a_bad_schedule_names_the_field(raw, path, message):
