@@ -799,6 +799,9 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
     url = raw.get("url")
     if url is not None and not isinstance(url, str):
         checker.fail(f"{p}url", "a URL glob such as */pricing*")
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):  # "false" or 0 must not leave a rule the marketer switched off running
+        checker.fail(f"{p}enabled", f"true or false (unquoted), got {enabled!r:.40}")
     if checker.errors or not isinstance(name, str) or not isinstance(site, str):
         return None, checker.errors
     return Rule(
@@ -806,7 +809,7 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
         caps=caps, hours=hours,
         variants=variants or [Variant("default", 1.0)], holdout=holdout, goal_event=goal_event, goal_within=goal_within,
         goal_url=goal_url, goal_matcher=re.compile(fnmatch.translate(goal_url)) if goal_url else None, goal_attribution=attribution,
-        priority=priority, url_glob=url, enabled=raw.get("enabled", True) is not False,
+        priority=priority, url_glob=url, enabled=enabled is True,
         reads_rule_fields=reads(when, RULE_FIELDS), attribute_reads=tuple(checker.attribute_reads),
     ), []
 

@@ -72,6 +72,8 @@ async def test_the_issue_example_is_accepted_and_round_trips_through_export(clie
     ({"caps": {"per_session": 0}}, "rules[0].caps.per_session", "≥ 1"),
     ({"holdout": "150%"}, "rules[0].holdout", "between"),
     ({"colour": "red"}, "rules[0].colour", "unknown key"),
+    ({"enabled": "false"}, "rules[0].enabled", "true or false"),  # a string would have left the rule running
+    ({"enabled": 0}, "rules[0].enabled", "true or false"),
 ])
 async def test_invalid_rules_are_refused_with_the_field_path(client, shop, rule, path, words):
     doc = yaml.safe_load(ISSUE_EXAMPLE)
