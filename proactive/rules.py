@@ -723,6 +723,7 @@ def _goal(raw: Any, path: str, checker: _Checker) -> tuple[str | None, str | Non
     return (event if isinstance(event, str) else None), (url if isinstance(url, str) else None), within, str(attribution)
 
 
+INVITE_KEYS = {"message", "group", "delay", "expires", "max_wait"}
 RULE_KEYS = {"name", "site", "when", "invite", "caps", "business_hours", "schedule", "variants", "holdout", "goal", "priority", "url", "enabled"}
 
 
@@ -745,7 +746,13 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
         checker.fail(f"{p}invite.message", "the invitation text")
     else:
         message = invite["message"][:500]
+        for key in sorted(set(invite) - INVITE_KEYS):  # a typo (expire, grup) would silently fall back to the default
+            checker.fail(f"{p}invite.{key}", f"unknown key; invitations have {', '.join(sorted(INVITE_KEYS))}")
         group = invite.get("group")
+        if group is not None and (not isinstance(group, str) or not 0 < len(group) <= 64):
+            # capacity reports name groups by 1-64 characters: any other group is never gated nor online
+            checker.fail(f"{p}invite.group", "the agent group's name as capacity reports give it (1-64 characters), or leave it out")
+            group = None
         durations = {"delay": 0.0, "expires": 120.0, "max_wait": DEFAULT_MAX_WAIT}
         for key, default in durations.items():
             try:

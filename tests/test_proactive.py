@@ -74,6 +74,9 @@ async def test_the_issue_example_is_accepted_and_round_trips_through_export(clie
     ({"colour": "red"}, "rules[0].colour", "unknown key"),
     ({"enabled": "false"}, "rules[0].enabled", "true or false"),  # a string would have left the rule running
     ({"enabled": 0}, "rules[0].enabled", "true or false"),
+    ({"invite": {"message": "hi", "expire": "5m"}}, "rules[0].invite.expire", "unknown key"),  # would expire after the default 2m
+    ({"invite": {"message": "hi", "group": 7}}, "rules[0].invite.group", "agent group"),  # capacity reports never name it
+    ({"invite": {"message": "hi", "group": ""}}, "rules[0].invite.group", "agent group"),
 ])
 async def test_invalid_rules_are_refused_with_the_field_path(client, shop, rule, path, words):
     doc = yaml.safe_load(ISSUE_EXAMPLE)
