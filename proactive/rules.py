@@ -791,8 +791,16 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
         checker.fail(f"{p}variants", "a list of at most 20 {name, weight, message?}")
     else:
         for i, v in enumerate(raw_variants):
-            if not isinstance(v, dict) or not isinstance(v.get("name"), str) or not isinstance(v.get("weight", 1), (int, float)) or v.get("weight", 1) <= 0:
-                checker.fail(f"{p}variants[{i}]", "{name, weight > 0, message?}")
+            weight = finite_number(v.get("weight", 1)) if isinstance(v, dict) else None
+            if (not isinstance(v, dict) or set(v) - {"name", "weight", "message"} or not isinstance(v.get("name"), str)
+                    or not 0 < len(v["name"]) <= 64 or weight is None or weight <= 0
+                    or not isinstance(v.get("message", ""), (str, type(None)))):
+                checker.fail(f"{p}variants[{i}]", "{name, weight > 0, message?}: a name of 1-64 characters, a finite weight, the message as text")
+                continue
+            if v["name"] == "control":
+                # "control" is the holdout: its visitors would be counted as held out and never invited
+                checker.fail(f"{p}variants[{i}].name", "control is the holdout's name (visitors who get no invitation: set holdout: 10%); "
+                                                       "give this variant another name, such as baseline")
                 continue
             variants.append(Variant(v["name"], float(v.get("weight", 1)), v.get("message")))
         if len({v.name for v in variants}) != len(variants):

@@ -77,6 +77,10 @@ async def test_the_issue_example_is_accepted_and_round_trips_through_export(clie
     ({"invite": {"message": "hi", "expire": "5m"}}, "rules[0].invite.expire", "unknown key"),  # would expire after the default 2m
     ({"invite": {"message": "hi", "group": 7}}, "rules[0].invite.group", "agent group"),  # capacity reports never name it
     ({"invite": {"message": "hi", "group": ""}}, "rules[0].invite.group", "agent group"),
+    # "control" is the holdout's name: a variant called so was never invited (counted as held out)
+    ({"variants": [{"name": "control", "weight": 50}, {"name": "treatment", "weight": 50}]}, "rules[0].variants[0].name", "holdout"),
+    ({"variants": [{"name": "a", "weight": float("inf")}, {"name": "b", "weight": 1}]}, "rules[0].variants[0]", "finite weight"),
+    ({"variants": [{"name": "a", "weight": 1, "message": ["hi"]}]}, "rules[0].variants[0]", "message as text"),
 ])
 async def test_invalid_rules_are_refused_with_the_field_path(client, shop, rule, path, words):
     doc = yaml.safe_load(ISSUE_EXAMPLE)
