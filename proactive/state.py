@@ -75,11 +75,19 @@ class Recent:
         self.kinds = bytearray()
 
     def append(self, at: float, code: int) -> None:
-        if len(self.kinds) >= RECENT_EVENTS:
-            del self.times[0]
-            del self.kinds[0]
         self.times.append(at)
         self.kinds.append(code)
+        if len(self.kinds) > RECENT_EVENTS:
+            # Full: the oldest event of the commonest kind goes (the oldest such, on a tie), not the
+            # oldest event. Otherwise a burst of one kind — four scroll events a page — pushes out
+            # the few product views "10 product views in 30 minutes" counts, and the rule never
+            # holds. Every kind keeps its newest events, and at least RECENT_EVENTS / kinds of them.
+            kinds = self.kinds
+            counts = {k: kinds.count(k) for k in set(kinds)}
+            most = max(counts.values())
+            index = next(i for i, k in enumerate(kinds) if counts[k] == most)
+            del self.times[index]
+            del kinds[index]
 
     def matching(self, code: int | None) -> Iterator[float]:
         if code is None:

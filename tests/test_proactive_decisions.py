@@ -15,6 +15,7 @@ from tests.engagement_support import (  # noqa: F401  (fixtures)
     client,
     clock,
     import_rules,
+    pageview,
     report_capacity,
     rule,
     runtime,
@@ -474,3 +475,20 @@ async def test_an_invitation_reaches_the_browser_only_once_it_is_stored(client, 
     await runtime.engagement.journal.drain()  # ...written...
     [stored] = await EngagementInvitation.select().where(EngagementInvitation.tenant == shop.id)
     assert [i["id"] for i in await visitor.beat()] == [stored["id"]]  # ...then delivered
+
+
+async def test_a_count_of_product_views_is_not_pushed_out_by_the_scrolling_between_them(client, shop, clock, runtime):
+    """10 product pages, each read to the end (the snippet sends four scroll events a page): the
+    visitor's memory keeps a bounded number of recent events, and a burst of one kind must not push
+    out the events a rule counts."""
+    await import_rules(client, shop, rule("browsing", when={"count": "product_view", "within": "30m", "op": "gte", "value": 10}))
+    visitor = Visitor(client, shop, clock)
+    for i in range(10):
+        await visitor.send(pageview(f"/p/{i}", props={"product_id": f"p{i}"}))
+        for depth in (25, 50, 75, 100):
+            await visitor.send({"type": "scroll", "props": {"depth": depth}})
+        advance(runtime, clock, 20)
+    await visitor.beat()
+    assert {i["rule"] for i in visitor.received} == {"browsing"}
+    [outcome] = await visitor.explain()
+    assert outcome["trace"] == ["✓ count(product_view, 1800s) = 10 gte 10"]
