@@ -42,6 +42,37 @@ SERVER_TAB = ""  # the tab of events the site's server sends (attributes, trigge
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
 
 
+# An exposure (sent, control) older than this no longer counts toward a per-day cap: a calendar
+# day is at most 25 hours long.
+_DAY_MARGIN = 26 * 3600.0
+
+
+def _least_needed(history: deque[tuple[str, str, float, str]], now: float) -> int:
+    """The entry a full history can best lose. Caps read only the latest dismissal of a rule
+    (cooldown), whether it was ever shown, accepted or dismissed (``until``), and its exposures of
+    the current day; goal credit the latest ``goal`` of a rule. So an entry another entry of the
+    same rule and kind supersedes goes first (an exposure preferably once it is older than a day),
+    and the oldest entry only when none does: one rule's traffic must not erase another rule's
+    dismissal and invite a visitor the cooldown should keep quiet."""
+    latest: dict[tuple[str, str], int] = {}
+    for index, (rule_id, what, _, _) in enumerate(history):
+        latest[(rule_id, what)] = index
+    old_exposure: int | None = None
+    recent_exposure: int | None = None
+    for index, (rule_id, what, at, _) in enumerate(history):
+        if latest[(rule_id, what)] == index:
+            continue
+        if what not in ("sent", "control"):
+            return index
+        if old_exposure is None and now - at > _DAY_MARGIN:
+            old_exposure = index
+        elif recent_exposure is None:
+            recent_exposure = index
+    if old_exposure is not None:
+        return old_exposure
+    return recent_exposure if recent_exposure is not None else 0
+
+
 class EventCodes:
     """Event names as one-byte codes, shared by all visitors of one engine."""
 
@@ -215,9 +246,12 @@ class VisitorState:
         return (self.site, self.visitor_hash)
 
     def remember(self, rule_id: str, what: str, at: float, variant: str) -> None:
-        if self.history is None:
-            self.history = deque(maxlen=MAX_HISTORY)
-        self.history.append((rule_id, what, at, variant))
+        history = self.history
+        if history is None:
+            history = self.history = deque(maxlen=MAX_HISTORY)
+        if len(history) >= MAX_HISTORY:
+            del history[_least_needed(history, at)]
+        history.append((rule_id, what, at, variant))
 
     def seen_batch(self, batch_id: str) -> bool:
         """True if this batch was applied before (a retry whose first answer was lost)."""

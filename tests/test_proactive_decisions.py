@@ -492,3 +492,28 @@ async def test_a_count_of_product_views_is_not_pushed_out_by_the_scrolling_betwe
     assert {i["rule"] for i in visitor.received} == {"browsing"}
     [outcome] = await visitor.explain()
     assert outcome["trace"] == ["✓ count(product_view, 1800s) = 10 gte 10"]
+
+
+async def test_a_dismissal_keeps_its_cooldown_however_busy_the_other_rules_are(client, shop, clock, runtime):
+    """The visitor's memory keeps a bounded history of invitations; a dozen invitations of another
+    rule must not erase the dismissal that keeps this rule quiet for seven days."""
+    await import_rules(
+        client, shop,
+        rule("help", when={"field": "page.path", "op": "eq", "value": "/help"}, caps={"cooldown_after_dismiss": "7d"}),
+        rule("deals", when={"field": "page.path", "op": "eq", "value": "/deals"}),
+    )
+    visitor = Visitor(client, shop, clock)
+    await visitor.view("/help")
+    [help_invitation] = visitor.received
+    await visitor.react(help_invitation, "shown")
+    await visitor.react(help_invitation, "dismissed")
+    for _ in range(12):
+        await visitor.view("/deals")
+        deals = visitor.received[-1]
+        assert deals["rule"] == "deals"
+        await visitor.react(deals, "shown")
+        await visitor.react(deals, "dismissed")
+        await visitor.view("/home")
+        advance(runtime, clock, 60)
+    await visitor.view("/help")
+    assert [i["rule"] for i in visitor.received].count("help") == 1
