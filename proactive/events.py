@@ -103,6 +103,7 @@ def _timestamp(value: Any, now: float) -> float | str:
 
 
 _OUT_OF_RANGE = object()
+_DECIMAL = re.compile(r"^\s*[-+]?\d{1,15}(\.\d{1,6})?\s*$")  # "79.50": a cart amount sent as text
 MAX_SAFE_INTEGER = 2**53 - 1  # a browser's numbers are doubles: a larger integer is one already
 
 
@@ -175,6 +176,16 @@ def check_event(event: EventIn, now: float) -> dict[str, Any] | str:
     props = {k: _number(v) for k, v in props.items()}
     if any(v is _OUT_OF_RANGE for v in props.values()):
         return "props numbers must be within ±1.7e308"
+    if event.type == "cart":
+        for key in ("value", "items"):
+            amount = props.get(key)
+            if isinstance(amount, str):
+                # Data layers and shop templates often hand prices over as text ("79.50"): read a
+                # plain decimal as the number it is; anything else is named, not silently ignored
+                # (the cart would keep its old value and a rule on cart.value would never hold).
+                if _DECIMAL.match(amount) is None:
+                    return f"props.{key} is not a number: send {key} as a number such as 79.5 (a decimal point, no currency or thousands separators)"
+                props[key] = float(amount)
     if event.type in ("custom", "goal", "trigger") and not (name or props.get("name")):
         return f"a {event.type} event needs a name"
     return {

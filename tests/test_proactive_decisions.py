@@ -517,3 +517,18 @@ async def test_a_dismissal_keeps_its_cooldown_however_busy_the_other_rules_are(c
         advance(runtime, clock, 60)
     await visitor.view("/help")
     assert [i["rule"] for i in visitor.received].count("help") == 1
+
+
+async def test_a_cart_amount_the_page_sends_as_text_is_read_as_the_number_it_is(client, shop, clock, runtime):
+    """Shop templates and data layers often hand prices over as text: "79.50" is 79.5, and an
+    amount that is not a plain decimal is rejected by name rather than silently ignored."""
+    await import_rules(client, shop, rule("big-cart", when={"field": "cart.value", "op": "gte", "value": 50}))
+    visitor = Visitor(client, shop, clock)
+    answer = await visitor.send(pageview("/cart"), {"type": "cart", "props": {"value": "79.50", "items": "2", "currency": "EUR"}})
+    assert answer.json()["rejected"] == [] and [i["rule"] for i in visitor.received] == ["big-cart"]
+    [outcome] = await visitor.explain()
+    assert outcome["trace"] == ["✓ cart.value = 79.5 gte 50.0"]
+    other = Visitor(client, shop, clock)
+    answer = await other.send(pageview("/cart"), {"type": "cart", "props": {"value": "1.299,00", "currency": "EUR"}})
+    [rejected] = answer.json()["rejected"]
+    assert rejected["index"] == 1 and rejected["reason"].startswith("props.value is not a number")
