@@ -199,11 +199,18 @@ class Engine:
         for record in [r for r in self.open.values() if r.key[0] == site and r.rule_id in old - kept]:
             self._close(record, "withdrawn", self.clock())
         now = self.clock()
+        delays = {e.id: e.rule.delay for e in entries}
         for key, state in self.visitors.items():
             if key[0] != site:
                 continue
             for rule_id in [r for r in (state.episodes or ()) if r not in kept]:
                 self._drop_episode(state, rule_id)
+            for rule_id, episode in (state.episodes or {}).items():
+                # An edited invite.delay applies to visitors already counting it down, as an edited
+                # time condition does: the invitation goes at since + the delay now in force.
+                if episode.status == PENDING and episode.due != episode.since + delays[rule_id]:
+                    episode.due = episode.since + delays[rule_id]
+                    self._dirty(state)
             self._poke(key, now)
         self._finish()
 
@@ -268,6 +275,8 @@ class Engine:
                 self._drop_episode(state, rule_id)
             elif episode.status == WAITING:
                 self._enqueue(state, entry, episode)
+            elif episode.status == PENDING:
+                episode.due = episode.since + entry.rule.delay  # the delay in force (edited while it was stored)
         if state.outstanding is not None and state.outstanding not in self.open:
             state.outstanding = None  # closed while the visitor was not in memory
         self._scheduled.pop(state.key, None)

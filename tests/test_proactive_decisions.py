@@ -291,6 +291,18 @@ async def test_editing_a_rule_reschedules_its_timers(client, shop, clock, runtim
     assert len(await visitor.beat()) == 1
 
 
+async def test_editing_a_rules_delay_applies_to_visitors_already_counting_it_down(client, shop, clock, runtime):
+    ids = await import_rules(client, shop, rule(invite={"delay": "60s"}))
+    visitor = Visitor(client, shop, clock)
+    await visitor.view("/", "/a", "/pricing")
+    advance(runtime, clock, 10)
+    assert await visitor.beat() == []
+    shorter = await client.put(f"/v1/rules/{ids['pricing']}", json=rule(invite={"delay": "5s"}), headers=shop.headers("marketing"))
+    assert shorter.status_code == 200
+    advance(runtime, clock, 0)
+    assert [i["rule"] for i in await visitor.beat()] == ["pricing"]  # 10 s in, past the new 5 s delay
+
+
 async def test_deleting_a_rule_gives_back_the_capacity_its_invitations_held(client, shop, clock, runtime):
     ids = await import_rules(client, shop, rule("first", url="*/pricing"), rule("second", url="*/plans*", when={"field": "session.pageviews", "op": "gte", "value": 1}))
     await report_capacity(client, shop, free=1)
