@@ -506,6 +506,19 @@ async def test_a_count_of_product_views_is_not_pushed_out_by_the_scrolling_betwe
     assert outcome["trace"] == ["✓ count(product_view, 1800s) = 10 gte 10"]
 
 
+async def test_a_count_of_product_views_is_not_pushed_out_by_the_heartbeats_of_a_slow_reader(client, shop, clock, runtime):
+    """Five products in 15 minutes, three minutes on each: the page's heartbeats (every 15 s, 60 of
+    them) are remembered too, and must not push out the product views."""
+    await import_rules(client, shop, rule("considering", when={"count": "product_view", "within": "30m", "op": "gte", "value": 5}))
+    visitor = Visitor(client, shop, clock)
+    for i in range(5):
+        await visitor.send(pageview(f"/p/{i}", props={"product_id": f"p{i}"}))
+        for _ in range(12):
+            advance(runtime, clock, 15)
+            await visitor.beat()
+    assert {i["rule"] for i in visitor.received} == {"considering"}
+
+
 async def test_a_dismissal_keeps_its_cooldown_however_busy_the_other_rules_are(client, shop, clock, runtime):
     """The visitor's memory keeps a bounded history of invitations; a dozen invitations of another
     rule must not erase the dismissal that keeps this rule quiet for seven days."""
