@@ -1010,7 +1010,13 @@ def evaluate_timed(
 
 def targets(rule: Rule, url: str | None) -> bool:
     """Enabled, and on a page its ``url`` glob (if any) matches."""
-    return rule.enabled and (rule.url_glob is None or (url is not None and fnmatch.fnmatchcase(url, rule.url_glob)))
+    if not rule.enabled or rule.url_glob is None:
+        return rule.enabled
+    if url is None:
+        return False
+    # As for URL goals: a glob with a leading "/" is on the page's path ("/pricing*"), any other on
+    # the whole URL ("*/pricing*"). A path glob matched against the URL could never hold.
+    return fnmatch.fnmatchcase(urlsplit(url).path if rule.url_glob.startswith("/") else url, rule.url_glob)
 
 
 def to_yaml(documents: list[dict[str, Any]]) -> str:

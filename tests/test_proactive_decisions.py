@@ -557,3 +557,17 @@ async def test_a_cart_amount_the_page_sends_as_text_is_read_as_the_number_it_is(
     answer = await other.send(pageview("/cart"), {"type": "cart", "props": {"value": "1.299,00", "currency": "EUR"}})
     [rejected] = answer.json()["rejected"]
     assert rejected["index"] == 1 and rejected["reason"].startswith("props.value is not a number")
+
+
+async def test_a_rules_url_glob_with_a_leading_slash_targets_the_path_as_a_goals_does(client, shop, clock, runtime):
+    """url: "/pricing*" reads like a goal's url (a path glob); matched against the whole URL it
+    could never hold, and the rule never invited anyone."""
+    everywhere = {"field": "session.pageviews", "op": "gte", "value": 1}
+    await import_rules(client, shop, rule("on-path", url="/pricing*", when=everywhere), rule("on-url", url="*/plans*", when=everywhere))
+    pricing, plans, home = Visitor(client, shop, clock), Visitor(client, shop, clock), Visitor(client, shop, clock)
+    await pricing.view("/pricing/teams")
+    await plans.view("/plans")
+    await home.view("/")
+    assert [i["rule"] for i in pricing.received] == ["on-path"]
+    assert [i["rule"] for i in plans.received] == ["on-url"]
+    assert home.received == []
