@@ -602,15 +602,23 @@ def _window(raw: Any, path: str, checker: _Checker) -> tuple[int, int] | None:
         return None
     start, end = _minutes(raw.get("from", "00:00")), _minutes(raw.get("to", "24:00"))
     if start is None or start == 1440:
-        checker.fail(f"{path}.from", 'a time like 08:00 (00:00 to 23:59)')
-        return None
+        checker.fail(f"{path}.from", 'a time like 08:00 (00:00 to 23:59)' + _clock_hint(raw.get("from")))
     if end is None:
-        checker.fail(f"{path}.to", 'a time like 18:00 (24:00 is the end of the day)')
+        checker.fail(f"{path}.to", 'a time like 18:00 (24:00 is the end of the day)' + _clock_hint(raw.get("to")))
+    if start is None or start == 1440 or end is None:
         return None
     if end == start:
         checker.fail(f"{path}.to", "must differ from 'from' (a window ending before it starts runs overnight)")
         return None
     return start, end
+
+
+def _clock_hint(value: Any) -> str:
+    """YAML 1.1 reads an unquoted 9:00 or 18:30 as a base-60 number (540, 1110): say so, or the
+    marketer who wrote "a time like 08:00" is told to write one."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1440:
+        return f'; YAML reads an unquoted {value // 60}:{value % 60:02d} as the number {value}: quote it ("{value // 60}:{value % 60:02d}")'
+    return ""
 
 
 def _date(raw: Any, path: str, checker: _Checker) -> date | None:

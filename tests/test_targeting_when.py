@@ -14,7 +14,7 @@ import pytest
 from archive.clock import ManualClock
 from proactive.engine import Engine
 from proactive.model import GroupCapacity, RuleEntry, SiteConfig
-from proactive.rules import Hours, compile_rule
+from proactive.rules import Hours, compile_rule, load_document
 from tests.engagement_support import (  # noqa: F401  (fixtures)
     Visitor,
     advance,
@@ -118,12 +118,25 @@ def test_the_old_business_hours_form_still_means_one_window():
     ({"holidays": "sometimes"}, "schedule.holidays", "closed"),
     ({"days": "mon-funday"}, "schedule.days", "mon-fri"),
     ({"timezone": "Mars/Olympus"}, "schedule.timezone", "IANA"),
-    ({"timezone": "Europe"}, "schedule.timezone", "IANA"),  # a region, not a zone (a folder of the tz database)
+    ({"timezone": "Europe"}, "schedule.timezone", "IANA"),
+    ({"from": 540, "to": 1080}, "schedule.from", 'quote it ("9:00")'),  # YAML 1.1 reads unquoted 9:00 as 540
+    ({"from": 540, "to": 1080}, "schedule.to", 'quote it ("18:00")'),  # a region, not a zone (a folder of the tz database)
     ({"weekends": True}, "schedule.weekends", "unknown key"),
 ])
 def test_a_bad_schedule_names_the_field(raw, path, message):
     errors = schedule_errors(**raw)
     assert path in errors and message in errors[path], errors
+
+
+def test_unquoted_yaml_times_are_named_with_how_to_write_them():
+    """YAML 1.1 reads ``from: 9:00`` as the base-60 number 540: "a time like 08:00" alone told the
+    marketer to write what they had written."""
+    [raw] = load_document("rules:\n- {name: r, site: shop, invite: {message: hi}, schedule: {days: mon-fri, from: 9:00, to: 18:30}}\n")
+    _, problems = compile_rule(raw, "rules[0]")
+    assert {p.path: p.message for p in problems} == {
+        "rules[0].schedule.from": 'a time like 08:00 (00:00 to 23:59); YAML reads an unquoted 9:00 as the number 540: quote it ("9:00")',
+        "rules[0].schedule.to": 'a time like 18:00 (24:00 is the end of the day); YAML reads an unquoted 18:30 as the number 1110: quote it ("18:30")',
+    }
 
 
 # --- the engine: schedules, agents online, default caps --------------------------------------
