@@ -768,6 +768,8 @@ def compile_rule(raw: Any, path: str = "") -> tuple[Rule | None, list[FieldError
             except InvalidInput as exc:
                 checker.errors.extend(exc.errors)
         delay, expires, max_wait = durations["delay"], durations["expires"], durations["max_wait"]
+        if expires < 1:  # sent and expired at once: it would take the visitor's cap for the day and show nothing
+            checker.fail(f"{p}invite.expires", "how long the invitation stays open: at least 1s, like 2m")
     caps_raw = raw.get("caps") or {}
     caps = Caps()
     if not isinstance(caps_raw, dict):

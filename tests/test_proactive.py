@@ -77,6 +77,7 @@ async def test_the_issue_example_is_accepted_and_round_trips_through_export(clie
     ({"invite": {"message": "hi", "expire": "5m"}}, "rules[0].invite.expire", "unknown key"),  # would expire after the default 2m
     ({"invite": {"message": "hi", "group": 7}}, "rules[0].invite.group", "agent group"),  # capacity reports never name it
     ({"invite": {"message": "hi", "group": ""}}, "rules[0].invite.group", "agent group"),
+    ({"invite": {"message": "hi", "expires": 0}}, "rules[0].invite.expires", "at least 1s"),  # expired as it was sent
     # "control" is the holdout's name: a variant called so was never invited (counted as held out)
     ({"variants": [{"name": "control", "weight": 50}, {"name": "treatment", "weight": 50}]}, "rules[0].variants[0].name", "holdout"),
     ({"variants": [{"name": "a", "weight": float("inf")}, {"name": "b", "weight": 1}]}, "rules[0].variants[0]", "finite weight"),
