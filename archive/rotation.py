@@ -253,7 +253,9 @@ async def retire_master(rt: Runtime, version: int, actor: str = "cli") -> Retire
         if needed:
             raise Conflict(
                 f"master key version {version} still protects: {'; '.join(needed)}. "
-                "Run 'parley keys rotate-master' (it re-wraps all of them), then retire again."
+                "Run 'parley keys rotate-master', which re-wraps everything that still unwraps, then retire again; "
+                "what it lists as not unwrapping (a damaged or copied row) it cannot move: restore those rows from a "
+                "backup taken before the damage, or erase those conversations, before retiring this version."
             )
         if from_env:
             return RetireReport(version=version, destroyed=False)

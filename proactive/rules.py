@@ -44,6 +44,7 @@ import yaml
 
 from archive.errors import FieldError, InvalidInput
 from archive.limits import check_json_document, load_yaml
+from proactive.state import RECENT_EVENTS
 
 MAX_DEPTH = 8
 MAX_NODES = 100
@@ -393,6 +394,11 @@ class _Checker:
         value = finite_number(node.get("value"))
         if value is None:
             self.fail(f"{path}.value", "a number")
+            return None
+        if op in ("gte", "gt", "eq") and (value > RECENT_EVENTS or (op == "gt" and value >= RECENT_EVENTS)):
+            # A visitor's memory keeps its last RECENT_EVENTS events: a larger count never holds.
+            self.fail(f"{path}.value", f"at most {RECENT_EVENTS}: a visitor's last {RECENT_EVENTS} events are what is counted, "
+                                       "so a larger count could never hold")
             return None
         return Count(event, within, op, value, (event, within, op, value)) if op else None
 

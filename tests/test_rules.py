@@ -83,10 +83,19 @@ def test_a_count_rule_that_validates_never_fails_evaluation(op: str, value: Any,
     ({"field": "page.time_on_page", "op": "gte", "value": 10**400}, "duration"),
     ({"field": "cart.value", "op": "gt", "value": "50"}, "a number"),
     ({"count": "pageview", "within": 0, "op": "gte", "value": 1}, "longer than zero"),
+    # A visitor's memory keeps its last 48 events: more could never be counted.
+    ({"count": "product_view", "within": "1d", "op": "gte", "value": 49}, "a larger count could never hold"),
+    ({"count": "product_view", "within": "1d", "op": "gt", "value": 48}, "a larger count could never hold"),
 ])
 def test_values_evaluation_cannot_use_are_refused_with_the_reason(condition: dict[str, Any], message: str) -> None:
     rule, problems = compile_rule(_rule(condition))
     assert rule is None and any(message in p.message for p in problems), problems
+
+
+def test_the_largest_count_a_visitor_can_reach_is_accepted() -> None:
+    for op, value in (("gte", 48), ("gt", 47), ("eq", 48), ("lt", 1000)):
+        rule, problems = compile_rule(_rule({"count": "product_view", "within": "1d", "op": op, "value": value}))
+        assert rule is not None, problems
 
 
 def test_goals_are_matched_by_contains_and_in() -> None:
