@@ -319,43 +319,51 @@ class KeyringCheck:
         data_versions = sorted(int(r["x"]) for r in rows)
         secret_rows = await Tenant.select(Tenant.secret_version).distinct()
         secret_versions = sorted({int(r["secret_version"]) for r in secret_rows})
-        problems = []
+        problems, warnings = [], []
         for version in sorted(set(data_versions) | set(secret_versions)):
             try:
                 self.keys.key(version)
             except KeyringError:
                 problems.append(f"master version {version} is not in this process's keyring")
                 continue
-            problem = await self._unwraps(version)
-            if problem:
-                problems.append(problem)
+            problem, warning = await self._unwraps(version)
+            problems += [problem] if problem else []
+            warnings += [warning] if warning else []
         if problems:
-            return KeyringStatus(ok=False, detail="; ".join(problems))
+            return KeyringStatus(ok=False, detail="; ".join(problems + warnings))
         used = ", ".join(str(v) for v in sorted(set(data_versions) | set(secret_versions))) or "none yet"
-        return KeyringStatus(ok=True, detail=f"active version {self.keys.active}; the store uses {used}")
+        return KeyringStatus(ok=True, detail="; ".join([f"active version {self.keys.active}; the store uses {used}", *warnings]))
 
-    async def _unwraps(self, version: int) -> str | None:
-        """Unwrap a tenant secret or a few data keys of ``version``: a wrong key with the right
-        number would pass a presence check and still fail every read. One tampered row must not
-        fail readiness, so any one of the samples unwrapping is enough."""
-        tenant = await Tenant.select().where(Tenant.secret_version == version).first()
-        if tenant is not None:
+    async def _unwraps(self, version: int) -> tuple[str | None, str | None]:
+        """(problem, warning) for ``version``: unwrap a few tenant secrets and data keys of it — a
+        wrong key with the right number would pass a presence check and still fail every read.
+        One tampered row must not fail readiness, so any one of the samples unwrapping is enough.
+        A version other than the active one that holds a single item, which does not unwrap,
+        cannot tell a wrong key from a damaged row (typically a row ``rotate-master`` reported
+        and left behind): a warning, since failing readiness on every process for it would take
+        the whole service out for one row."""
+        tried = 0
+        for tenant in await Tenant.select().where(Tenant.secret_version == version).limit(self.SAMPLES):
+            tried += 1
             try:
                 TenantCrypto(self.keys, tenant["id"], tenant["wrapped_secret"], version)
-                return None
+                return None, None
             except DecryptionError:
-                pass
-        samples = await ConversationKey.select().where(ConversationKey.master_version == version).limit(self.SAMPLES)
-        for key in samples:
+                continue
+        for key in await ConversationKey.select().where(ConversationKey.master_version == version).limit(self.SAMPLES):
             owner = await Tenant.select().where(Tenant.id == key["tenant"]).first()
             if owner is None:
                 continue
+            tried += 1
             try:
                 crypto = TenantCrypto(self.keys, owner["id"], owner["wrapped_secret"], owner["secret_version"])
                 crypto.unwrap_data_key(key["conversation"], key["wrapped_key"], version)
-                return None
+                return None, None
             except (DecryptionError, KeyringError):
                 continue
-        if tenant is None and not samples:
-            return None
-        return f"master version {version} in the keyring does not unwrap the data wrapped under it (wrong key?)"
+        if tried == 0:
+            return None, None
+        if tried == 1 and version != self.keys.active:
+            return None, (f"master version {version}: the one item wrapped under it does not unwrap (a damaged row, or a wrong key "
+                          f"for version {version}); `parley keys rotate-master` lists damaged rows")
+        return f"master version {version} in the keyring does not unwrap the data wrapped under it (wrong key?)", None

@@ -126,6 +126,28 @@ async def test_readyz_fails_when_this_process_cannot_unwrap_what_the_store_holds
     assert ok.status_code == 200 and ok.json()["checks"]["keyring"]["ok"] is True
 
 
+async def test_one_damaged_row_alone_under_an_old_version_warns_and_two_fail_readiness(settings, runtime, client, tenant):
+    """A version other than the active one whose only item does not unwrap: a damaged row that a
+    rotation left behind, or a wrong key — readiness cannot tell, and failing it on every process
+    for one row would take the service out, so it says so and stays ready. Two such items, or
+    any on the active version, fail it: that is what a wrong key looks like."""
+    from archive.tables import Tenant
+
+    keyring = MasterKeyring(active=runtime.keyring.active, keys={**runtime.keyring.keys, 9: secrets.token_bytes(32)}, source="test")
+    checked = build_runtime(settings, keyring=keyring, database=runtime.database, search=runtime.search)
+    damaged = [Tenant(id=uuid.uuid4(), slug=f"damaged-{n}", name="", wrapped_secret=secrets.token_bytes(60), secret_version=9) for n in range(2)]
+    try:
+        await Tenant.insert(damaged[0])
+        status = await checked.key_check.status()
+        assert status.ok and "master version 9: the one item wrapped under it does not unwrap" in status.detail
+        await Tenant.insert(damaged[1])
+        checked.key_check.invalidate()
+        status = await checked.key_check.status()
+        assert not status.ok and "master version 9 in the keyring does not unwrap" in status.detail
+    finally:
+        await Tenant.delete().where(Tenant.slug.is_in([t.slug for t in damaged]))
+
+
 # --- retirement ------------------------------------------------------------------------------
 
 
