@@ -59,6 +59,24 @@ def test_later_versions_of_edited_or_deleted_messages_are_not_counted_again():
     assert (f.visitor_messages, f.agent_messages, f.first_reply_s) == (1, 1, 60)
 
 
+def test_an_edited_or_deleted_message_seen_only_once_is_the_message_itself():
+    # Rocket.Chat sends a chat's messages as they are now (an edited one once, editedAt set);
+    # Intercom a redacted part in place of the original: the agent did answer, the visitor did write.
+    f = _figures(
+        _m("01:00", "visitor", "v", id="m1", deleted=True), _m("01:30", "agent", "a-1", id="m2", edited_at=f"{T}05:00Z"),
+        _m("06:00", "agent", "a-1", id="m3"),
+    )
+    assert (f.visitor_messages, f.agent_messages, f.first_reply_s) == (1, 2, 30)
+
+
+def test_without_ids_an_edited_entry_after_the_senders_message_is_its_later_version():
+    f = _figures(
+        _m("01:00", "visitor", "v"), _m("01:00", "visitor", "v", edited_at=f"{T}02:00Z"),
+        _m("01:40", "agent", "a-1", edited_at=f"{T}03:00Z"),
+    )
+    assert (f.visitor_messages, f.agent_messages, f.first_reply_s) == (1, 1, 40)
+
+
 def test_every_answer_counts_as_a_reply_time_from_the_first_message_that_waited():
     f = _figures(
         _m("01:00", "visitor", "v"), _m("01:30", "agent", "a-1"), _m("02:00", "agent", "a-1"),
@@ -188,3 +206,17 @@ def test_values_are_kept_counted_when_that_is_shorter_and_read_the_same_either_w
     assert (merged.percentile(0.5), merged.percentile(0.9)) == (30.0, 112.5)
     plain = Distribution([Values.of([30] * 7 + [45] * 3 + [120] * 2)])
     assert (plain.percentile(0.5), plain.percentile(0.9)) == (merged.percentile(0.5), merged.percentile(0.9))
+
+
+def test_a_rocketchat_chat_whose_visitor_edited_a_message_counts_it_once():
+    """The closed chat as Rocket.Chat pushes it (tests/connectors/rocketchat): the visitor's
+    09:02:40 message carries editedAt and comes once; Ola answers it (and the file after it) at
+    09:04:30."""
+    from tests.test_connectors_rocketchat import closed_chat
+
+    conversation = closed_chat()
+    f = compute.figures(msgspec.convert(msgspec.to_builtins(conversation), StoredConversation))
+    ola = _part(f, "Bn4Ws9Kx2Lp7Qr3Tv")
+    assert f.visitor_messages == 4  # 08:59:41, 09:02:40 (edited), 09:02:51 (a file), 09:13:02
+    assert f.first_reply_s == 91  # 08:59:41.219 → 09:01:12.554
+    assert (ola.replies, ola.reply_total_s) == (2, 91 + 110)  # from 09:02:40.008, the edited one, to 09:04:30.112

@@ -5,7 +5,8 @@ numbers are read — never a message's words — so the figures may be stored in
 definitions (docs/kpi.md has the long form):
 
 * **Messages** are entries of kind ``message``; notes and events are not, and later versions of
-  an edited or deleted message (``edited_at``/``deleted``) are not counted again.
+  an edited or deleted message (``edited_at``/``deleted`` on an entry whose message came earlier)
+  are not counted again — an edited message seen only once counts.
 * **First reply**: from the visitor's first message to the first agent message after it. A bot
   is not an agent: what the KPI measures is how long a person took.
 * **Reply times**: every agent message that answers waiting visitor messages counts, from the
@@ -95,13 +96,31 @@ def seconds(start: datetime, end: datetime) -> int:
     return max(0, math.floor((end - start).total_seconds() + 0.5))
 
 
-def _is_original(message: Message) -> bool:
-    return message.edited_at is None and not message.deleted
+def _counted(messages: Iterable[Message]) -> list[Message]:
+    """The messages in time order, each once: a later version of an edited or deleted message
+    (``edited_at``/``deleted`` on an entry whose message came earlier) is left out. What makes it
+    a later version is an earlier entry with the same platform ``id`` — or, for entries without
+    one, an earlier entry of the same sender. An edited or deleted message seen only once (a
+    platform such as Rocket.Chat sends the message as it is now, ``editedAt`` set; Intercom a
+    redacted part) is the message itself and counts: the visitor did write, the agent did answer."""
+    ordered = sorted(messages, key=lambda m: m.at)
+    seen_ids: set[str] = set()
+    seen_senders: set[tuple[str, str | None]] = set()
+    kept = []
+    for message in ordered:
+        sender = (message.sender.role, message.sender.id)
+        later = (message.id in seen_ids) if message.id is not None else (sender in seen_senders)
+        if not (later and (message.edited_at is not None or message.deleted)):
+            kept.append(message)
+        if message.id is not None:
+            seen_ids.add(message.id)
+        seen_senders.add(sender)
+    return kept
 
 
 def figures(conversation: StoredConversation) -> Figures:
     """Everything the reports need from one conversation (see the module docstring)."""
-    entries = sorted((m for m in conversation.messages if _is_original(m)), key=lambda m: m.at)
+    entries = _counted(conversation.messages)
     listed = [a.id for a in conversation.agents]
     sole = listed[0] if len(listed) == 1 else ""
 
