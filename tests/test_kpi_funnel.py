@@ -6,7 +6,7 @@ how they went with the site's uninvited chats."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
@@ -133,3 +133,26 @@ def test_crisp_carries_the_invitation_as_session_data():
 def test_platforms_without_an_invitation_keep_their_metadata_as_it_was():
     body = payload("intercom", "api_conversation.json")
     assert "invitation_id" not in intercom.conversation_draft(body).metadata
+
+
+async def test_a_survey_arriving_after_the_invitation_events_are_purged_keeps_the_chat_on_its_rule(client, shop, runtime):
+    """The link is made at ingest and outlives the engine's records of the invitation: a revision
+    (the post-chat survey, sent later) of a chat whose invitation events event retention has
+    purged keeps the chat counted for the rule and variant it came from."""
+    from archive import db
+    from proactive import store
+
+    await _accepted(client, shop, "browser-1", "inv-a1", "a")
+    body = chat("a1", _at(0), _at(10), metadata={"invitation_id": "inv-a1"})
+    await _archive(client, shop, body)
+    before = (await client.get(f"/v1/rules/{shop.rule_id}/stats", headers=shop.headers("marketing"))).json()
+    assert before["variants"]["a"]["counts"]["chats"] == 1
+    async with db.write_transaction():  # what the event retention job does once their time is up
+        assert await store.purge(runtime.clock.now() + timedelta(days=1))
+    revised = await client.post("/v1/transcripts", params={"on_conflict": "revise"}, headers=shop.headers("ingest"),
+                                json={**body, "ratings": {"csat": 5}})
+    assert revised.json()["status"] == "revised", revised.text
+    stats = (await client.get(f"/v1/rules/{shop.rule_id}/stats", headers=shop.headers("marketing"))).json()
+    assert stats["variants"]["a"]["counts"]["chats"] == 1
+    assert stats["variants"]["a"]["outcomes"]["csat"]["mean"] == 5.0
+    assert stats["uninvited"]["chats"] == 0

@@ -97,13 +97,16 @@ async def record(rt: Runtime, tenant_id: UUID, conversations: list[tuple[UUID, s
     ids = [cid for cid, _, _ in conversations]
     before = await _rows_of(tenant_id, ids)
     links = await resolve(rt, tenant_id, {f.invitation_id: f.started_at for _, _, f in conversations if f.invitation_id})
+    # A revision (the post-chat survey, a reopened chat) may come after event retention purged the
+    # invitation's events: the link found when the conversation was first archived stays.
+    earlier = await _links_of(tenant_id, ids) if before else {}
     if before:
         await ConversationMetrics.delete().where(
             (ConversationMetrics.tenant == tenant_id) & ConversationMetrics.conversation.is_in(ids)
         )
     rows = []
     for cid, visitor_hash, f in conversations:
-        link = links.get(f.invitation_id or "")
+        link = links.get(f.invitation_id or "") or earlier.get((cid, f.invitation_id or ""))
         for part in f.parts:
             rows.append((
                 tenant_id, cid, part.agent, int(part.primary), f.started_at, f.ended_at, f.site, f.channel, f.group,
@@ -119,6 +122,16 @@ async def record(rt: Runtime, tenant_id: UUID, conversations: list[tuple[UUID, s
         for cid, visitor_hash, f in conversations for p in f.parts
     ]
     await _refresh(tenant_id, before + after)
+
+
+async def _links_of(tenant_id: UUID, ids: list[UUID]) -> dict[tuple[UUID, str], Link]:
+    """The rule and variant each of these conversations is linked to now, by conversation and
+    invitation id."""
+    m = ConversationMetrics
+    found = await m.select(m.conversation, m.invitation_id, m.rule, m.variant).where(
+        (m.tenant == tenant_id) & m.conversation.is_in(ids) & (m.is_primary == 1) & m.rule.is_not_null()
+    )
+    return {(r["conversation"], r["invitation_id"] or ""): Link(r["rule"], r["variant"] or "") for r in found}
 
 
 async def delete(tenant_id: UUID, conversation_ids: list[UUID]) -> None:
