@@ -216,6 +216,18 @@ async def test_bad_parameters_are_problems_naming_the_parameter(client, oslo, pa
     assert field in [e["path"] for e in response.json()["errors"]], response.json()
 
 
+@pytest.mark.parametrize("from_,to,status", [
+    ("2026-10-24", "2027-11-27", 200),  # 400 Oslo days, across two nights the clocks go back and one they go forward
+    ("2026-10-24", "2027-11-28", 400),
+    ("2026-03-28", "2027-05-01", 200),  # 400 days, two nights forward and one back
+    ("2026-03-28", "2027-05-02", 400),
+])
+async def test_a_report_covers_at_most_400_local_days(client, oslo, from_, to, status):
+    response = await client.get("/v1/reports/support", params={"from": from_, "to": to, "group_by": "site"},
+                                headers=oslo.headers("supervisor"))
+    assert response.status_code == status, response.text
+
+
 async def test_the_default_range_is_the_last_30_local_days(client, oslo):
     found = (await client.get("/v1/reports/support", headers=oslo.headers("supervisor"))).json()
     assert (found["from"], found["to"]) == ("2026-10-25T00:00:00+02:00", "2026-11-23T13:00:00+01:00")

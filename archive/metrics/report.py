@@ -232,7 +232,10 @@ def parse_range(from_: str | None, to: str | None, zone: ZoneInfo, now: int) -> 
         lo = cells.day_start(cells.local_day(hi - 1, zone) - timedelta(days=DEFAULT_DAYS - 1), zone)
     if hi <= lo:
         raise BadQuery("the range is empty", [FieldError("to", "must be later than from")])
-    if hi - lo > MAX_DAYS * 86_400:
+    # Days on the tenant's calendar: a range across more nights the clocks go back than forward
+    # is a few hours longer than 400 × 24 h and still 400 days.
+    wall = datetime.fromtimestamp(hi, zone).replace(tzinfo=None) - datetime.fromtimestamp(lo, zone).replace(tzinfo=None)
+    if wall > timedelta(days=MAX_DAYS):
         raise BadQuery(f"a report covers at most {MAX_DAYS} days", [FieldError("from", f"at most {MAX_DAYS} days before to")])
     return Range(lo, hi)
 
