@@ -9,10 +9,13 @@ import json
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
+import msgspec
 import pytest
 
-from archive.connectors import Close, intercom, livechat, parse, rocketchat
+from archive.connectors import Close, Pending, intercom, livechat, parse, rocketchat
+from archive.connectors.assemble import assemble
 from archive.metrics.compute import invitation_id
+from archive.models import Ratings
 from proactive.tables import RuleCounter
 from tests.connectors import compact, config, payload, push
 from tests.kpi_support import chat, client, runtime  # noqa: F401  (fixtures)
@@ -156,3 +159,32 @@ async def test_a_survey_arriving_after_the_invitation_events_are_purged_keeps_th
     assert stats["variants"]["a"]["counts"]["chats"] == 1
     assert stats["variants"]["a"]["outcomes"]["csat"]["mean"] == 5.0
     assert stats["uninvited"]["chats"] == 0
+
+
+# --- how each platform carries its satisfaction rating (docs/kpi.md, Ratings) ---------------------
+
+
+def test_intercoms_conversation_rating_is_the_chats_csat():
+    body = payload("intercom", "api_conversation.json")
+    body["conversation_rating"] = {"rating": 4, "remark": "Quick and kind", "created_at": 1792000000}
+    conversation = assemble([intercom.conversation_draft(body)])
+    assert conversation.ratings == Ratings(csat=4, comment="Quick and kind")
+    assert assemble([intercom.conversation_draft(payload("intercom", "api_conversation.json"))]).ratings is msgspec.UNSET
+
+
+def test_chatwoots_csat_survey_answer_is_the_chats_csat():
+    from tests.test_connectors_chatwoot import API_TOKEN, SECRET, _answered_survey, signed
+
+    cfg = config("chatwoot", secret=SECRET, api_url="https://chat.nordlys.example/app/accounts/7", api_token=API_TOKEN)
+    answered = parse(signed(compact(_answered_survey("resolved"))), cfg)  # the survey answered after the resolve
+    assert isinstance(answered, Close)
+    assert assemble([answered.draft]).ratings == Ratings(csat=4, comment="Quick and kind")
+    before_resolve = parse(signed(compact(_answered_survey("open"))), cfg)  # kept pending until the resolve
+    assert isinstance(before_resolve, Pending) and before_resolve.draft.ratings == Ratings(csat=4, comment="Quick and kind")
+
+
+@pytest.mark.parametrize("rating", [0, 6, True, "great", None])
+def test_a_platform_rating_that_is_not_1_to_5_is_no_csat(rating):
+    body = payload("intercom", "api_conversation.json")
+    body["conversation_rating"] = {"rating": rating}
+    assert assemble([intercom.conversation_draft(body)]).ratings is msgspec.UNSET

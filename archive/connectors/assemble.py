@@ -28,7 +28,7 @@ from archive.connectors.errors import PayloadInvalid
 from archive.connectors.outcomes import Draft
 from archive.connectors.push import ConnectorConfig
 from archive.errors import FieldError, field_path
-from archive.models import Agent, ConversationIn, Message, Visitor
+from archive.models import Agent, ConversationIn, Message, Ratings, Visitor
 
 _MSGSPEC_PATH_SUFFIX = " - at `$"
 # Metadata saying how many platform messages carried nothing to keep, and their platform ids.
@@ -64,7 +64,7 @@ def assemble(drafts: Sequence[Draft], config: ConnectorConfig | None = None) -> 
             metadata[SKIPPED_IDS] = ids[:1000]
     for d in drafts:
         metadata.update(d.metadata)
-    conversation = {
+    conversation: dict[str, Any] = {
         "external_id": external_id,
         "site": (config.site if config and config.site else None)
         or _last(d.site for d in drafts)
@@ -79,6 +79,9 @@ def assemble(drafts: Sequence[Draft], config: ConnectorConfig | None = None) -> 
         "metadata": dict(list(metadata.items())[:50]),
         "messages": messages,
     }
+    ratings = _last_ratings(d.ratings for d in drafts)
+    if ratings is not None:
+        conversation["ratings"] = ratings
     return to_conversation(msgspec.to_builtins(conversation))
 
 
@@ -183,6 +186,14 @@ def _fill(known: Message, later: Message) -> Message:
         event=known.event or later.event,
         edited_at=known.edited_at or later.edited_at,
     )
+
+
+def _last_ratings(values: Iterable[Ratings | None]) -> Ratings | None:
+    found = None
+    for value in values:
+        if value is not None:
+            found = value
+    return found
 
 
 def _earliest(values: list[datetime | None]) -> datetime | None:

@@ -42,7 +42,7 @@ from archive.connectors.push import ConnectorConfig, Push
 from archive.connectors.signatures import check_fresh, check_hex_signature, hmac_hex, required_header, signed_at
 from archive.connectors.timestamps import BadTimestamp, maybe_time, parse_time
 from archive.errors import FieldError
-from archive.models import Agent, EventType, Message, Sender, Visitor
+from archive.models import Agent, EventType, Message, Ratings, Sender, Visitor
 
 SIGNATURE_HEADER = "X-Chatwoot-Signature"
 TIMESTAMP_HEADER = "X-Chatwoot-Timestamp"
@@ -169,6 +169,7 @@ def _pending(payload: dict[str, Any]) -> Pending:
         tags=n.tags(conversation.get("labels")),
         metadata=_metadata(payload.get("account"), payload.get("inbox"), conversation),
         messages=[message],
+        ratings=_survey([payload]),
     )
     return Pending(thread=display_id, draft=draft)
 
@@ -183,7 +184,8 @@ def _answered_after_resolve(payload: dict[str, Any], config: ConnectorConfig) ->
     close = _close({**(payload.get("conversation") or {}), "messages": []}, config, resolve_event=False)
     if close.fetch is None:
         return pending
-    return Close(thread=close.thread, draft=msgspec.structs.replace(close.draft, messages=pending.draft.messages), fetch=close.fetch)
+    draft = msgspec.structs.replace(close.draft, messages=pending.draft.messages, ratings=pending.draft.ratings)
+    return Close(thread=close.thread, draft=draft, fetch=close.fetch)
 
 
 def _close(payload: dict[str, Any], config: ConnectorConfig, resolve_event: bool = True) -> Close:
@@ -215,6 +217,7 @@ def _close(payload: dict[str, Any], config: ConnectorConfig, resolve_event: bool
         tags=n.tags(payload.get("labels")),
         metadata=_metadata(None, None, payload),
         messages=messages,
+        ratings=_survey(payload.get("messages")),
     )
     return Close(thread=display_id, draft=draft, fetch=ref)
 
@@ -278,6 +281,19 @@ def message_from(raw: dict[str, Any], where: str) -> Message:
     else:
         role_sender = Sender(role="bot", id=n.short(sender.get("id")), name=n.short(sender.get("name")))
     return Message(sender=role_sender, kind=kind, **common)
+
+
+def _survey(raw_messages: Any) -> Ratings | None:
+    """The visitor's answer to Chatwoot's CSAT survey (1-5 and the feedback), from the survey
+    message's ``content_attributes``, among raw messages (the latest answer wins)."""
+    found = None
+    for raw in raw_messages if isinstance(raw_messages, list) else []:
+        attributes = raw.get("content_attributes") if isinstance(raw, dict) else None
+        values = attributes.get("submitted_values") if isinstance(attributes, dict) else None
+        survey = values.get("csat_survey_response") if isinstance(values, dict) else None
+        if isinstance(survey, dict):
+            found = n.csat(survey.get("rating"), survey.get("feedback_message")) or found
+    return found
 
 
 def _submitted(attributes: dict[str, Any]) -> list[str]:
@@ -398,6 +414,7 @@ async def fetch(ref: FetchRef, config: ConnectorConfig, client: httpx.AsyncClien
         agents=list(agents.values()),
         tags=n.tags(meta.get("labels")),
         messages=messages,
+        ratings=_survey(sorted(seen.values(), key=lambda m: m.get("id") if isinstance(m.get("id"), int) else 0)),
     )
 
 

@@ -185,6 +185,8 @@ def conversation_draft(conversation: dict[str, Any], messages: bool = True, site
         tags=n.tags((conversation.get("tags") or {}).get("tags")),
         metadata=metadata,
         messages=out,
+        # Intercom's conversation rating: 1 to 5, with the visitor's remark.
+        ratings=n.csat(rating.get("rating"), rating.get("remark")),
     )
 
 

@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from archive.models import Attachment, MetaValue
+from archive.models import Attachment, MetaValue, Ratings
 
 NAME_LIMIT = 200
 TAG_LIMIT = 64
@@ -41,6 +41,17 @@ def text_or_none(value: Any) -> str | None:
 def short(value: Any, limit: int = NAME_LIMIT) -> str | None:
     text = text_or_none(value)
     return text[:limit] if text else None
+
+
+def csat(rating: Any, comment: Any = None) -> Ratings | None:
+    """A platform's 1-5 satisfaction rating as the conversation's ``ratings`` (the comment, free
+    text, is redacted and sealed at ingest like a message); None when there is no such number."""
+    if isinstance(rating, str) and rating.strip().isdigit():
+        rating = int(rating.strip())
+    if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+        return None
+    remark = text_or_none(comment)
+    return Ratings(csat=rating, comment=remark[:4000] if remark else None)
 
 
 def first(*values: Any) -> Any:

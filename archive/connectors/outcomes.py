@@ -22,7 +22,7 @@ from typing import Union
 
 import msgspec
 
-from archive.models import Agent, ConversationIn, Message, MetaValue, Visitor
+from archive.models import Agent, ConversationIn, Message, MetaValue, Ratings, Visitor
 
 
 class Draft(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -40,6 +40,9 @@ class Draft(msgspec.Struct, kw_only=True, omit_defaults=True):
     tags: list[str] = []
     metadata: dict[str, MetaValue] = {}
     messages: list[Message] = []
+    # The platform's own satisfaction rating (Intercom's conversation rating, Chatwoot's CSAT
+    # survey), for the support KPIs (docs/kpi.md); the latest draft that knows one wins.
+    ratings: Ratings | None = None
 
 
 class ChatwootRef(msgspec.Struct, frozen=True, tag="chatwoot"):
