@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -60,6 +61,13 @@ def test_a_closed_conversation_is_fetched_back_by_its_id():
     result = parse(signed(closed_notification()), config("intercom", secret=CLIENT_SECRET))
     assert isinstance(result, Close) and result.fetch == IntercomRef(conversation_id=CONVERSATION)
     assert result.draft.messages == [] and result.draft.site == "ecahpwf5"
+
+
+def test_a_rating_given_after_the_close_fetches_the_conversation_back_again():
+    body = json.loads(closed_notification())
+    body["topic"] = "conversation.rating.added"
+    result = parse(signed(json.dumps(body).encode()), config("intercom", secret=CLIENT_SECRET))
+    assert isinstance(result, Close) and result.fetch == IntercomRef(conversation_id=CONVERSATION)
 
 
 @pytest.mark.parametrize("name", ["notification_ping.json", "notification_conversation_user_replied.json"])

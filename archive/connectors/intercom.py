@@ -9,7 +9,8 @@ sha1=<hex>``, HMAC-SHA1 of the raw body keyed with the app's client secret; the 
 envelope is ``{"type": "notification_event", "id": "notif_…", "topic", "app_id", "data": {"item"}}``.
 
 The notification carries the conversation with only its latest parts, so the close is always
-fetched back; the notification id is the delivery key. Intercom signs no timestamp: replays are
+fetched back (and so is a conversation rated after its close, ``conversation.rating.added``);
+the notification id is the delivery key. Intercom signs no timestamp: replays are
 caught by that key. ``ping`` (sent when the webhook is saved) and other topics are ignored.
 The API returns at most the 500 most recent parts; a longer conversation is archived with what
 it returns and ``metadata.intercom_parts_missing`` saying how many are not there.
@@ -38,6 +39,9 @@ SIGNATURE_HEADER = "X-Hub-Signature"
 DEFAULT_API = "https://api.intercom.io"
 API_VERSION = "2.11"
 CLOSE_TOPIC = "conversation.admin.closed"
+# The visitor rates after the close: the conversation is fetched back again, rating included, as
+# its next revision (the support KPIs read it as CSAT).
+RATING_TOPIC = "conversation.rating.added"
 VISITOR_TYPES = {"user", "lead", "contact"}
 CHANNELS = {"conversation": "web", "phone_call": "phone", "phone_switch": "phone"}
 # part_type → (kind, event); anything else is an "other" event.
@@ -124,7 +128,7 @@ def delivery_key(push: Push, config: ConnectorConfig) -> str:
 def parse(push: Push, config: ConnectorConfig) -> Outcome:
     payload = push.json_object()
     topic = payload.get("topic")
-    if topic != CLOSE_TOPIC:
+    if topic not in (CLOSE_TOPIC, RATING_TOPIC):
         return Ignored(f"Intercom {topic or 'untyped'} notification is not archived")
     shaped(payload, _Notification, "the Intercom notification")
     item = ((payload.get("data") or {}).get("item")) or {}
