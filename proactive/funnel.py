@@ -32,7 +32,7 @@ from archive.metrics.store import Link
 from archive.metrics.tables import ConversationMetrics
 from archive.tables import Site
 from proactive import store
-from proactive.tables import BehaviourEvent, MarketingRule
+from proactive.tables import BehaviourEvent, EngagementInvitation, MarketingRule
 
 if TYPE_CHECKING:
     from archive.runtime import Runtime
@@ -46,11 +46,24 @@ LOOKAHEAD_SECONDS = 3600  # browser clocks run fast too
 
 
 async def resolve(rt: Runtime, tenant_id: UUID, wanted: dict[str, int]) -> dict[str, Link]:
-    """The rule and variant of each invitation id, from the invitation events the snippet
-    recorded around the chats' starts (``wanted``: id → start, epoch seconds). Their props are
-    sealed (proactive.store.PAYLOAD_FIELDS): opened with the tenant's key."""
+    """The rule and variant of each invitation id (``wanted``: id → the chat's start, epoch
+    seconds): first from the engine's own record of the invitations it sent (the rule's id, which
+    a rename does not change, and the variant the engine chose), then, for ids no longer there,
+    from the invitation events the snippet recorded around the chats' starts (by rule name)."""
     if not wanted:
         return {}
+    i = EngagementInvitation
+    sent = {
+        row["id"]: Link(row["rule"], row["variant"] or "")
+        for row in await i.select(i.id, i.rule, i.variant).where((i.tenant == tenant_id) & i.id.is_in(sorted(wanted)))
+    }
+    rest = {invitation: start for invitation, start in wanted.items() if invitation not in sent}
+    return {**await _from_events(rt, tenant_id, rest), **sent} if rest else sent
+
+
+async def _from_events(rt: Runtime, tenant_id: UUID, wanted: dict[str, int]) -> dict[str, Link]:
+    """The invitation events' answer. Their props are sealed (proactive.store.PAYLOAD_FIELDS):
+    opened with the tenant's key."""
     sites = [row["id"] for row in await Site.select(Site.id).where(Site.tenant == tenant_id)]
     if not sites:
         return {}

@@ -188,3 +188,28 @@ def test_a_platform_rating_that_is_not_1_to_5_is_no_csat(rating):
     body = payload("intercom", "api_conversation.json")
     body["conversation_rating"] = {"rating": rating}
     assert assemble([intercom.conversation_draft(body)]).ratings is msgspec.UNSET
+
+
+async def test_a_chat_counts_for_the_rule_that_sent_its_invitation_even_after_a_rename(client, shop):
+    """The engine's own record of the invitation names the rule by id and the variant it chose:
+    renaming the rule between the invitation and the archived chat does not lose the chat, and
+    what a browser reports about the invitation cannot move the chat to another variant."""
+    from archive.tables import Site
+    from proactive.tables import EngagementInvitation
+
+    site = await Site.select(Site.id).where(Site.site_key == shop.site_key).first()
+    sent = datetime.fromtimestamp(NOW_MS / 1000 - 3600, timezone.utc)
+    await EngagementInvitation.insert(EngagementInvitation(
+        id="5f0c2a9d8e7b4c1a9f3e6d2b1a0c9e8f", tenant=shop.id, site=site["id"], visitor_hash="h", rule=UUID(shop.rule_id),
+        rule_name="pricing", variant="b", message="Questions about our plans?", status="accepted", sent_at=sent,
+        expires_at=sent + timedelta(minutes=5),
+    ))
+    await _accepted(client, shop, "browser-1", "5f0c2a9d8e7b4c1a9f3e6d2b1a0c9e8f", "a")  # the browser says "a"
+    rule = (await client.get(f"/v1/rules/{shop.rule_id}", headers=shop.headers("marketing"))).json()
+    renamed = await client.put(f"/v1/rules/{shop.rule_id}", json={**rule["definition"], "name": "pricing-2026"},
+                               headers=shop.headers("marketing"))
+    assert renamed.status_code == 200, renamed.text
+    await _archive(client, shop, chat("c1", _at(0), _at(10), metadata={"invitation_id": "5f0c2a9d8e7b4c1a9f3e6d2b1a0c9e8f"}))
+    stats = (await client.get(f"/v1/rules/{shop.rule_id}/stats", headers=shop.headers("marketing"))).json()
+    assert stats["variants"]["b"]["counts"]["chats"] == 1 and stats["totals"]["counts"]["chats"] == 1
+    assert stats["variants"].get("a", {"counts": {"chats": 0}})["counts"]["chats"] == 0
