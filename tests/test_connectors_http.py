@@ -276,7 +276,11 @@ async def test_a_chatwoot_conversation_reopened_and_resolved_again_is_revision_2
     first = (await push(client, created, resolved, chatwoot_headers(resolved, "resolve-1"))).json()
     reopened = compact(payload("chatwoot", "conversation_status_changed_open.json"))
     assert (await push(client, created, reopened, chatwoot_headers(reopened, "reopen-1"))).json()["status"] == "ignored"
-    await chatwoot_messages(client, created, CHATWOOT_WEBHOOKS[3:], prefix="later")
+    for i, name in enumerate(CHATWOOT_WEBHOOKS[3:]):  # written after the reopen, so after the first resolve
+        later = payload("chatwoot", name)
+        later["created_at"] = later["created_at"].replace("T13:", "T14:")
+        body = compact(later)
+        assert (await push(client, created, body, chatwoot_headers(body, f"later-{i}"))).json()["status"] == "pending"
     second = (await push(client, created, resolved, chatwoot_headers(resolved, "resolve-2"))).json()
     assert (second["status"], second["conversation"], second["revision"]) == ("archived", first["conversation"], 2)
     latest = await read(client, tenant, second["conversation"])
@@ -295,6 +299,33 @@ async def test_a_retried_chatwoot_message_is_kept_once(client, tenant):
     retry = await push(client, created, body, chatwoot_headers(body, "same-delivery"))
     assert (first.status_code, retry.status_code, retry.json()["status"]) == (202, 200, "duplicate")
     assert await ConnectorDraft.count().where(ConnectorDraft.tenant == tenant.id) == 1
+
+
+async def test_a_chatwoot_message_delivered_after_the_resolve_is_archived_without_waiting_for_another(client, tenant):
+    """Chatwoot sends each webhook from its own Sidekiq job, so the agent's last message can
+    arrive after the resolve. Without API access nothing will fetch it back: the conversation
+    archived at the resolve gets it as its next revision at once, with what the resolve said
+    (close time, labels, close event), exactly as if it had come in time."""
+    created = await connector(client, tenant, "chatwoot", secret=CHATWOOT_SECRET)
+    await chatwoot_messages(client, created, CHATWOOT_WEBHOOKS[:-1])
+    resolved = compact(payload("chatwoot", "conversation_status_changed_resolved.json"))
+    first = (await push(client, created, resolved, chatwoot_headers(resolved, "resolve-1"))).json()
+    last = chatwoot_body(CHATWOOT_WEBHOOKS[-1])  # message 9109, written before the resolve
+    response = await push(client, created, last, chatwoot_headers(last, "late-1"))
+    assert response.status_code == 201, response.text
+    late = response.json()
+    assert (late["status"], late["conversation"], late["revision"], late["result"]) == ("archived", first["conversation"], 2, "revised")
+    latest = await read(client, tenant, late["conversation"])
+    earlier = await read(client, tenant, late["conversation"], revision=1)
+    expected = [m.get("id") for m in earlier["messages"]]
+    expected.insert(expected.index("9123"), "9109")  # in its place in time: 9123 came with the resolve
+    assert [m.get("id") for m in latest["messages"]] == expected
+    assert latest["messages"][-1] == earlier["messages"][-1]  # the resolve's own close event, still last
+    for fact in ("ended_at", "tags", "agents", "visitor", "metadata", "site", "channel"):
+        assert latest[fact] == earlier[fact], fact
+    again = chatwoot_body(CHATWOOT_WEBHOOKS[-1])  # delivered twice under two delivery ids: nothing new
+    twice = await push(client, created, again, chatwoot_headers(again, "late-2"))
+    assert (twice.status_code, twice.json()["result"], twice.json()["revision"]) == (200, "existing", 2)
 
 
 @pytest.mark.parametrize("seconds_ago, reason", [(301, "stale"), (0, "bad_signature")])

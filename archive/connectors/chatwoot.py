@@ -183,7 +183,7 @@ def _answered_after_resolve(payload: dict[str, Any], config: ConnectorConfig) ->
     pending = _pending(payload)
     close = _close({**(payload.get("conversation") or {}), "messages": []}, config, resolve_event=False)
     if close.fetch is None:
-        return pending
+        return msgspec.structs.replace(pending, wait_for_close=True)
     draft = msgspec.structs.replace(close.draft, messages=pending.draft.messages, ratings=pending.draft.ratings)
     return Close(thread=close.thread, draft=draft, fetch=close.fetch)
 

@@ -86,10 +86,15 @@ class Finished(msgspec.Struct, frozen=True, tag="finished"):
 
 
 class Pending(msgspec.Struct, frozen=True, tag="pending"):
-    """Keep ``draft`` under ``thread`` (the platform's conversation id) until the close."""
+    """Keep ``draft`` under ``thread`` (the platform's conversation id) until the close.
+
+    A piece dated before the close of a conversation already archived was delivered late (the
+    platform sends in any order): it makes the next revision at once, unless ``wait_for_close``
+    (an answer the platform asked for at the close, kept for the next resolve)."""
 
     thread: str
     draft: Draft
+    wait_for_close: bool = False
 
 
 class Close(msgspec.Struct, frozen=True, tag="close"):

@@ -39,14 +39,15 @@ from archive.attachments import FetchedFile
 from archive.connectors import ADAPTERS, authenticate, complete, delivery_key, parse
 from archive.connectors import store as connector_store
 from archive.connectors.api import api_client
+from archive.connectors.assemble import SKIPPED_COUNT, SKIPPED_IDS, assemble
 from archive.connectors.errors import FetchFailed, FetchNotConfigured, PayloadInvalid, PayloadMalformed, SignatureRejected
 from archive.connectors.files import fetch_files, fetchable
-from archive.connectors.outcomes import Close, Finished, Ignored, Inherit, Outcome, Pending
+from archive.connectors.outcomes import Close, Draft, Finished, Ignored, Inherit, Outcome, Pending
 from archive.connectors.push import Push
 from archive.connectors.store import Duplicate, Loaded, Thread
 from archive.errors import Conflict, DomainError, NotFound
 from archive.jobs import JobSpec
-from archive.models import ConversationIn, IngestResult
+from archive.models import ConversationIn, IngestResult, StoredConversation
 from archive.tables import ConnectorJob
 
 if TYPE_CHECKING:
@@ -150,6 +151,16 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
         await connector_store.bump(connector.id, now, "ignored")
         return Receipt(status="ignored", reason=outcome.reason)
     if isinstance(outcome, Pending):
+        if (late := await _late(ctx, connector, outcome)) is not None:
+            thread, conversation = late
+            if connector.files.fetch and fetchable(conversation):
+                _valid(rt, conversation, now)
+                async with db.write_transaction():
+                    await connector_store.keep_draft(ctx, connector.id, thread, outcome.draft, now)
+                    job = await connector_store.queue(ctx, connector.id, thread, Finished(conversation), now)
+                    await connector_store.record_delivery(connector.id, key, now, "queued")
+                return Receipt(status="queued", conversation=thread.conversation, job=job)
+            return await _archive(rt, connector, conversation, thread, key, now, keep=(ctx, outcome.draft))
         async with db.write_transaction():
             thread = await connector_store.ensure_thread(ctx, connector.id, outcome.thread, outcome.draft.external_id, now)
             await connector_store.keep_draft(ctx, connector.id, thread, outcome.draft, now)
@@ -172,6 +183,48 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
         _valid(rt, conversation, now)
         return await _queue(ctx, connector, outcome.thread, outcome.draft.external_id, outcome, key, now)
     return await _archive(rt, connector, conversation, known, key, now)
+
+
+async def _late(ctx: TenantContext, connector: Loaded, outcome: Pending) -> tuple[Thread, ConversationIn] | None:
+    """A piece of a conversation archived without fetch-back, dated no later than that archive's
+    close, was delivered after the close: Chatwoot's webhooks go out through Sidekiq jobs in any
+    order, so the agent's last message can arrive after the resolve. Kept pending, it would be
+    missing from the archive until a resolve that may never come; instead the next revision is
+    assembled now, as the close would have assembled it had the piece come in time: every pending
+    piece, then the close's own facts (end time, labels, metadata, agents and its close event)
+    from the archived revision. With API access the close's fetch-back read every message the
+    platform had, so the piece waits like any other; so does an answer the platform asked for
+    at the close (``wait_for_close``). None: keep the piece pending."""
+    config = connector.config
+    if outcome.wait_for_close or (config.api_url and config.api_token):
+        return None
+    archived_end = await connector_store.archived_end(ctx.tenant_id, outcome.draft.external_id)
+    if archived_end is None:
+        return None
+    archived_id, ended_at = archived_end
+    if not any(message.at <= ended_at for message in outcome.draft.messages):
+        return None  # written after the close: the conversation was reopened, and waits for its next resolve
+    thread = await connector_store.find_thread(ctx.tenant_id, connector.id, outcome.thread)
+    if thread is None or thread.conversation != archived_id:
+        return None
+    try:
+        _, archived = await transcripts.load(ctx, archived_id)
+    except NotFound:  # erased meanwhile: the piece starts again
+        return None
+    pending = [*await connector_store.drafts(ctx, connector.id, thread), outcome.draft]
+    return thread, assemble([*pending, _closed(archived, {m.id for d in pending for m in d.messages if m.id})], config)
+
+
+def _closed(archived: StoredConversation, pieces: set[str]) -> Draft:
+    """What the close contributed to an archived revision, as a draft: its facts, its close event
+    and the messages it carried that no piece did (``pieces``: the ids the pieces bring again),
+    without the counts ``assemble`` makes afresh."""
+    return Draft(
+        external_id=archived.external_id, site=archived.site, channel=archived.channel, language=archived.language,
+        started_at=archived.started_at, ended_at=archived.ended_at, agents=list(archived.agents), tags=list(archived.tags),
+        metadata={k: v for k, v in archived.metadata.items() if k not in (SKIPPED_COUNT, SKIPPED_IDS)},
+        messages=[m for m in archived.messages if (m.id is None and m.kind == "event") or (m.id is not None and m.id not in pieces)],
+    )
 
 
 async def _inherited(ctx: TenantContext, conversation: ConversationIn, inherit: Inherit) -> ConversationIn:
@@ -214,12 +267,15 @@ async def _queue(
 
 async def _archive(
     rt: Runtime, connector: Loaded, conversation: ConversationIn, thread: Thread | None, key: str | None, now: datetime,
-    files: list[FetchedFile] | None = None, job: UUID | None = None,
+    files: list[FetchedFile] | None = None, job: UUID | None = None, keep: tuple[TenantContext, Draft] | None = None,
 ) -> Receipt:
     """Ingest the finished conversation as the connector (revising what it archived before);
-    the delivery (or the queued job's completion) commits in the same transaction."""
+    the delivery (or the queued job's completion) commits in the same transaction, and so does
+    ``keep``, a piece kept as the thread's draft for later revisions."""
 
     async def within() -> None:
+        if keep is not None and thread is not None:
+            await connector_store.keep_draft(keep[0], connector.id, thread, keep[1], now)
         if key is not None:  # the delivery row is also what the stats count (no counter write here)
             await connector_store.record_delivery(connector.id, key, now, "archived")
         else:

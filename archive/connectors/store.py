@@ -449,6 +449,15 @@ async def archived_id(tenant_id: UUID, external_id: str) -> UUID | None:
     return row["id"] if row else None
 
 
+async def archived_end(tenant_id: UUID, external_id: str) -> tuple[UUID, datetime] | None:
+    """The id and end time of the conversation archived under ``external_id``, if there is one
+    (read from the row, without decrypting the conversation)."""
+    row = await Conversation.select(Conversation.id, Conversation.ended_at).where(
+        (Conversation.tenant == tenant_id) & (Conversation.external_id == external_id)
+    ).first()
+    return (row["id"], row["ended_at"]) if row else None
+
+
 async def ensure_thread(ctx: TenantContext, connector_id: UUID, thread: str, external_id: str, now: datetime) -> Thread:
     """The thread's reserved conversation, created on first use (inside the caller's transaction):
     the archived conversation's own id and key if ``external_id`` is archived, else a new id with
