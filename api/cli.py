@@ -698,7 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = connectors_p.add_parser("create", help="create a connector; prints its webhook URL and secret (once)")
     p.add_argument("--tenant", required=True, help="tenant slug")
     p.add_argument("--platform", required=True, choices=["rocketchat", "chatwoot", "intercom", "crisp", "livechat", "generic"])
-    p.add_argument("--secret", help="the platform's webhook secret (Chatwoot, Intercom, Crisp give one); generated if omitted")
+    p.add_argument("--secret", help="the platform's webhook secret (Chatwoot, Intercom and Crisp Plugin Hooks give one); generated if omitted (Crisp Website Hooks: enter the webhook URL with ?key=<secret>)")
     p.add_argument("--api-url", help="the platform's API, for fetching conversations back")
     p.add_argument("--api-token", help="an API token for fetch-back (never shown again)")
     p.add_argument("--site", help="site of the archived conversations (default: from the payload)")

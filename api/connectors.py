@@ -45,7 +45,9 @@ async def receive_push(request: Request[Any, Any, Any], rt: Rt, connector_id: Fr
         parsed = UUID(connector_id)
     except ValueError:
         raise NotFound(f"no connector {connector_id}") from None
-    receipt, status = await service.answer(rt, parsed, await request.body(), dict(request.headers.items()))
+    receipt, status = await service.answer(
+        rt, parsed, await request.body(), dict(request.headers.items()), dict(request.query_params.items())
+    )
     return Response(receipt, status_code=status)
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from aiohttp import web
 
-from archive.connectors import Close, FetchFailed, Ignored, SignatureRejected, authenticate, complete, delivery_key, parse
+from archive.connectors import Close, FetchFailed, Ignored, Push, SignatureRejected, authenticate, complete, delivery_key, parse
 from archive.connectors.outcomes import CrispRef
 from archive.models import Agent, Attachment, Visitor
 from tests.connectors import PlatformApi, answer, compact, config, payload, push, raw
@@ -190,3 +190,14 @@ def test_a_resolve_without_its_ids_names_the_missing_one(where, key, named):
     with pytest.raises(PayloadInvalid) as error:
         parse(signed(compact(body)), CONFIG)
     assert [e.path for e in error.value.errors] == [named]
+
+
+def test_an_unsigned_website_hook_is_authenticated_by_the_key_in_the_webhook_url():
+    """Website Hooks are not signed (docs.crisp.chat guides/web-hooks/website-hooks): the key
+    appended to the URL Crisp posts to is compared with the connector's secret."""
+    body = resolved_hook()
+    authenticate(Push.of(body, {"Content-Type": "application/json"}, {"key": SIGNING_SECRET}), CONFIG, NOW)
+    for query, reason in (({"key": "someone-elses-key"}, "bad_signature"), ({}, "missing_signature")):
+        with pytest.raises(SignatureRejected) as refused:
+            authenticate(Push.of(body, {"Content-Type": "application/json"}, query), CONFIG, NOW)
+        assert refused.value.reason == reason

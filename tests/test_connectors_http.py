@@ -418,6 +418,30 @@ async def test_a_crisp_hook_signed_with_another_secret_is_refused(client, tenant
     assert response.status_code == 401 and (await stats(client, tenant, created))["rejected"] == {"bad_signature": 1}
 
 
+async def test_a_crisp_website_hook_is_authenticated_by_the_key_in_its_url(client, tenant, runtime):
+    """Crisp's Website Hooks (Settings → Website settings → Advanced → Web Hooks) "are not signed,
+    in contrary to Plugin Hooks"; Crisp recommends a key appended to the endpoint URL
+    (docs.crisp.chat guides/web-hooks/website-hooks). Created without --secret, the connector
+    generates one; Crisp is given <webhook_url>?key=<secret> and posts the hook unsigned."""
+    async with servers.crisp(CRISP_IDENTIFIER, CRISP_KEY, crisp_with_card) as api:
+        created = await connector(client, tenant, "crisp", api_url=api.url, api_token=f"{CRISP_IDENTIFIER}:{CRISP_KEY}")
+        body = raw("crisp", "hook_session_set_state_resolved.json")
+        url = f"{created['path']}?key={created['secret']}"
+        response = await client.post(url, content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 202, response.text
+        retried = await client.post(url, content=body, headers={"content-type": "application/json"})
+        assert (retried.status_code, retried.json()["status"]) == (200, "duplicate")
+        assert await service.run_jobs(runtime) == 1
+    conversation = await read(client, tenant, response.json()["conversation"])
+    assert conversation["external_id"].startswith("crisp:session_")
+    redacted_everywhere(conversation)
+    guessed = await client.post(f"{created['path']}?key=guessed-key-123", content=body)
+    unkeyed = await client.post(created["path"], content=body)
+    assert (guessed.status_code, unkeyed.status_code) == (401, 401)
+    assert "?key=" in unkeyed.json()["detail"]  # says how to fix the hook's URL
+    assert (await stats(client, tenant, created))["rejected"] == {"bad_signature": 1, "missing_signature": 1}
+
+
 def livechat_with_card(answer: dict[str, Any]) -> dict[str, Any]:
     first = next(e for e in answer["thread"]["events"] if e["type"] == "message")
     first["text"] = with_card(first["text"])

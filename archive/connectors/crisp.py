@@ -1,5 +1,11 @@
 """Crisp web hooks: ``session:set_state`` to ``resolved`` closes; the REST API gives the messages.
 
+Two kinds of hooks reach the same connector (docs.crisp.chat, guides/web-hooks):
+  Plugin Hooks (Marketplace) are signed: X-Crisp-Signature over the timestamp and the raw body.
+  Website Hooks (Settings → Website settings → Advanced → Web Hooks) "are not signed, in contrary
+  to Plugin Hooks": Crisp recommends a key appended to the endpoint URL (``?key=KEY``), which the
+  receiver compares with its own. A push without a signature is checked by that key.
+
 Followed: crisp-im/go-crisp-api
   crisp/events.go            (EventsService.VerifyHook: HMAC-SHA256 over "[<timestamp>;<raw body>]",
                               hex; hook envelope {website_id, event, data, timestamp})
@@ -31,16 +37,17 @@ import msgspec
 from archive.connectors import api
 from archive.connectors import normalise as n
 from archive.connectors.adapter import Adapter, Obj, api_shaped, body_key, needs_api, shaped
-from archive.connectors.errors import FetchFailed, FetchNotConfigured, PayloadInvalid
+from archive.connectors.errors import FetchFailed, FetchNotConfigured, PayloadInvalid, SignatureRejected
 from archive.connectors.outcomes import Close, CrispRef, Draft, FetchRef, Ignored, Outcome
 from archive.connectors.push import ConnectorConfig, Push
-from archive.connectors.signatures import check_fresh, check_hex_signature, hmac_hex, required_header, signed_at
+from archive.connectors.signatures import check_fresh, check_hex_signature, check_token, hmac_hex, required_header, signed_at
 from archive.connectors.timestamps import maybe_time
 from archive.errors import FieldError
 from archive.models import Agent, EventType, Message, Sender, Visitor
 
 SIGNATURE_HEADER = "X-Crisp-Signature"
 TIMESTAMP_HEADER = "X-Crisp-Request-Timestamp"
+KEY_PARAMETER = "key"  # Website Hooks: <webhook URL>?key=<the connector's secret>
 DEFAULT_API = "https://api.crisp.chat/v1"
 MAX_PAGES = 1000
 CHANNELS = {"chat": "web", "email": "email"}
@@ -84,6 +91,16 @@ class _Operator(msgspec.Struct):
 
 
 def verify(push: Push, config: ConnectorConfig, now: datetime) -> None:
+    if not push.header(SIGNATURE_HEADER) and KEY_PARAMETER in push.query:
+        # A Website Hook: unsigned, authenticated by the key in the URL Crisp was given.
+        check_token(config.secret, push.query[KEY_PARAMETER], f"the webhook URL's {KEY_PARAMETER} parameter")
+        return
+    if not push.header(SIGNATURE_HEADER):
+        raise SignatureRejected(
+            "missing_signature",
+            f"the {SIGNATURE_HEADER} header (Plugin Hooks) is missing, and so is the webhook URL's {KEY_PARAMETER} "
+            f"parameter (Website Hooks are not signed: enter the webhook URL as <webhook URL>?{KEY_PARAMETER}=<secret>)",
+        )
     signature = required_header(push, SIGNATURE_HEADER)
     timestamp = required_header(push, TIMESTAMP_HEADER)
     check_fresh(signed_at(timestamp, TIMESTAMP_HEADER), now, config.tolerance_seconds, TIMESTAMP_HEADER)

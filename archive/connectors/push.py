@@ -40,15 +40,19 @@ class ConnectorConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Push(msgspec.Struct, frozen=True):
-    """The raw body exactly as received (signatures cover bytes) and the request headers."""
+    """The raw body exactly as received (signatures cover bytes), the request headers, and the
+    webhook URL's query parameters (Crisp's Website Hooks are authenticated by a key there)."""
 
     body: bytes
     headers: dict[str, str]
+    query: dict[str, str] = {}
 
     @classmethod
-    def of(cls, body: bytes, headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> Push:
+    def of(
+        cls, body: bytes, headers: Mapping[str, str] | Iterable[tuple[str, str]], query: Mapping[str, str] | None = None
+    ) -> Push:
         items = headers.items() if isinstance(headers, Mapping) else headers
-        return cls(body, {name.lower(): value for name, value in items})
+        return cls(body, {name.lower(): value for name, value in items}, dict(query or {}))
 
     def header(self, name: str) -> str | None:
         value = self.headers.get(name.lower())

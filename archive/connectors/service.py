@@ -101,15 +101,17 @@ def http_status(receipt: Receipt, platform: str) -> int:
     return STATUS.get(receipt.status) or (200 if receipt.result == "existing" else 201)
 
 
-async def answer(rt: Runtime, connector_id: UUID, body: bytes, headers: Mapping[str, str]) -> tuple[Receipt, int]:
-    """A push's receipt and the HTTP status it is answered with (``http_status``)."""
+async def answer(
+    rt: Runtime, connector_id: UUID, body: bytes, headers: Mapping[str, str], query: Mapping[str, str] | None = None
+) -> tuple[Receipt, int]:
+    """A push's receipt and the HTTP status it is answered with (``http_status``); ``query``: the
+    webhook URL's query parameters."""
     connector = await connector_store.load(rt, connector_id)
-    receipt = await _receive(rt, connector, body, headers)
+    receipt = await _receive(rt, connector, Push.of(body, headers, query))
     return receipt, http_status(receipt, connector.config.platform)
 
 
-async def _receive(rt: Runtime, connector: Loaded, body: bytes, headers: Mapping[str, str]) -> Receipt:
-    push = Push.of(body, headers)
+async def _receive(rt: Runtime, connector: Loaded, push: Push) -> Receipt:
     now = rt.clock.now()
     try:
         authenticate(push, connector.config, now)

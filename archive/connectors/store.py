@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 SECRET_FROM_PLATFORM = {
     "chatwoot": "Chatwoot shows the webhook's secret when the webhook is saved; give it as the connector's secret (--secret)",
     "intercom": "Intercom signs with your app's client secret (Developer Hub → Basic information); give it as the connector's secret (--secret)",
-    "crisp": "Crisp shows the web hooks' signing secret in the website settings; give it as the connector's secret (--secret)",
 }
 # Shorter secrets could be found by trying. Every platform that generates its secret makes a longer
 # one; Rocket.Chat's Secret Token is free text the admin types (webhooks.ts sends it as it is,
@@ -68,6 +67,8 @@ SHORT_SECRET_HINT = {
     "Webhooks, or leave --secret out and enter the one Parley generates",
     "livechat": "leave --secret out and enter the one Parley generates as the webhook's secret_key",
     "generic": "leave --secret out and sign with the one Parley generates",
+    "crisp": "for Plugin Hooks copy the whole signing secret the Marketplace shows; for Website Hooks leave --secret "
+    "out and enter the webhook URL with ?key=<the secret Parley generates>",
 }
 DELIVERY_DAYS = 7  # a platform retries within hours; a week of keys is plenty
 STALE_THREAD_DAYS = 30  # a thread whose conversation never closed is dropped after this
