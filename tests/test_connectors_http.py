@@ -4,6 +4,7 @@ metadata); wrong signatures refused and counted; retries stored once."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -326,6 +327,22 @@ async def test_a_chatwoot_message_delivered_after_the_resolve_is_archived_withou
     again = chatwoot_body(CHATWOOT_WEBHOOKS[-1])  # delivered twice under two delivery ids: nothing new
     twice = await push(client, created, again, chatwoot_headers(again, "late-2"))
     assert (twice.status_code, twice.json()["result"], twice.json()["revision"]) == (200, "existing", 2)
+
+
+async def test_chatwoot_messages_delivered_after_the_resolve_all_at_once_all_reach_the_latest_revision(client, tenant):
+    """Sidekiq delivers several late webhooks at the same time: each makes a revision, and the
+    latest holds every one of them (one assembled while another was being kept is assembled again)."""
+    created = await connector(client, tenant, "chatwoot", secret=CHATWOOT_SECRET)
+    await chatwoot_messages(client, created, CHATWOOT_WEBHOOKS[:-3])
+    resolved = compact(payload("chatwoot", "conversation_status_changed_resolved.json"))
+    first = (await push(client, created, resolved, chatwoot_headers(resolved, "resolve-1"))).json()
+    late = [chatwoot_body(name) for name in CHATWOOT_WEBHOOKS[-3:]]  # 9108, its deletion, 9109
+    answers = await asyncio.gather(*[push(client, created, body, chatwoot_headers(body, f"late-{i}")) for i, body in enumerate(late)])
+    assert sorted((a.status_code, a.json()["revision"]) for a in answers) == [(201, 2), (201, 3), (201, 4)]
+    latest = await read(client, tenant, first["conversation"])
+    assert latest["revision"] == 4
+    ids = [m.get("id") for m in latest["messages"]]
+    assert ids.count("9108") == 2 and "9109" in ids  # the message, its deletion, and the last message
 
 
 @pytest.mark.parametrize("seconds_ago, reason", [(301, "stale"), (0, "bad_signature")])

@@ -130,8 +130,9 @@ async def _receive(rt: Runtime, connector: Loaded, push: Push) -> Receipt:
         for attempt in range(ingest.INSERT_RETRIES):
             try:
                 return await _handle(rt, ctx, connector, outcome, key, now)
-            except Exception as exc:  # two pieces of one new thread raced to reserve it: the loser goes again
-                if not ingest.is_unique_violation(exc) or attempt == ingest.INSERT_RETRIES - 1:
+            except Exception as exc:  # two pieces of one thread raced (to reserve it, or to revise it): the loser goes again
+                raced = ingest.is_unique_violation(exc) or isinstance(exc, _DraftsChanged)
+                if not raced or attempt == ingest.INSERT_RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
     except Duplicate:
@@ -140,6 +141,10 @@ async def _receive(rt: Runtime, connector: Loaded, push: Push) -> Receipt:
     except DomainError as exc:
         await connector_store.bump(connector.id, now, f"rejected.{_reason(exc)}")
         raise
+
+
+class _DraftsChanged(Exception):
+    """Another piece of the thread was kept while this one's revision was assembled."""
 
 
 def _reason(exc: DomainError) -> str:
@@ -154,15 +159,17 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
         return Receipt(status="ignored", reason=outcome.reason)
     if isinstance(outcome, Pending):
         if (late := await _late(ctx, connector, outcome)) is not None:
-            thread, conversation = late
+            thread, conversation, assembled_from = late
             if connector.files.fetch and fetchable(conversation):
                 _valid(rt, conversation, now)
                 async with db.write_transaction():
+                    if await connector_store.draft_count(connector.id, thread) != assembled_from:
+                        raise _DraftsChanged()
                     await connector_store.keep_draft(ctx, connector.id, thread, outcome.draft, now)
                     job = await connector_store.queue(ctx, connector.id, thread, Finished(conversation), now)
                     await connector_store.record_delivery(connector.id, key, now, "queued")
                 return Receipt(status="queued", conversation=thread.conversation, job=job)
-            return await _archive(rt, connector, conversation, thread, key, now, keep=(ctx, outcome.draft))
+            return await _archive(rt, connector, conversation, thread, key, now, keep=(ctx, outcome.draft, assembled_from))
         async with db.write_transaction():
             thread = await connector_store.ensure_thread(ctx, connector.id, outcome.thread, outcome.draft.external_id, now)
             await connector_store.keep_draft(ctx, connector.id, thread, outcome.draft, now)
@@ -187,7 +194,7 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
     return await _archive(rt, connector, conversation, known, key, now)
 
 
-async def _late(ctx: TenantContext, connector: Loaded, outcome: Pending) -> tuple[Thread, ConversationIn] | None:
+async def _late(ctx: TenantContext, connector: Loaded, outcome: Pending) -> tuple[Thread, ConversationIn, int] | None:
     """A piece of a conversation archived without fetch-back, dated no later than that archive's
     close, was delivered after the close: Chatwoot's webhooks go out through Sidekiq jobs in any
     order, so the agent's last message can arrive after the resolve. Kept pending, it would be
@@ -196,7 +203,10 @@ async def _late(ctx: TenantContext, connector: Loaded, outcome: Pending) -> tupl
     piece, then the close's own facts (end time, labels, metadata, agents and its close event)
     from the archived revision. With API access the close's fetch-back read every message the
     platform had, so the piece waits like any other; so does an answer the platform asked for
-    at the close (``wait_for_close``). None: keep the piece pending."""
+    at the close (``wait_for_close``). Also returns how many stored pieces the revision was
+    assembled from: if another piece was kept meanwhile (Chatwoot delivers concurrently), the
+    transaction that stores this one sees it and the revision is assembled again, so the latest
+    revision never lacks a piece. None: keep the piece pending."""
     config = connector.config
     if outcome.wait_for_close or (config.api_url and config.api_token):
         return None
@@ -213,8 +223,9 @@ async def _late(ctx: TenantContext, connector: Loaded, outcome: Pending) -> tupl
         _, archived = await transcripts.load(ctx, archived_id)
     except NotFound:  # erased meanwhile: the piece starts again
         return None
-    pending = [*await connector_store.drafts(ctx, connector.id, thread), outcome.draft]
-    return thread, assemble([*pending, _closed(archived, {m.id for d in pending for m in d.messages if m.id})], config)
+    stored = await connector_store.drafts(ctx, connector.id, thread)
+    pending = [*stored, outcome.draft]
+    return thread, assemble([*pending, _closed(archived, {m.id for d in pending for m in d.messages if m.id})], config), len(stored)
 
 
 def _closed(archived: StoredConversation, pieces: set[str]) -> Draft:
@@ -269,14 +280,17 @@ async def _queue(
 
 async def _archive(
     rt: Runtime, connector: Loaded, conversation: ConversationIn, thread: Thread | None, key: str | None, now: datetime,
-    files: list[FetchedFile] | None = None, job: UUID | None = None, keep: tuple[TenantContext, Draft] | None = None,
+    files: list[FetchedFile] | None = None, job: UUID | None = None, keep: tuple[TenantContext, Draft, int] | None = None,
 ) -> Receipt:
     """Ingest the finished conversation as the connector (revising what it archived before);
     the delivery (or the queued job's completion) commits in the same transaction, and so does
-    ``keep``, a piece kept as the thread's draft for later revisions."""
+    ``keep``: a piece kept as the thread's draft, with how many drafts the conversation was
+    assembled from (_DraftsChanged when another was kept meanwhile)."""
 
     async def within() -> None:
         if keep is not None and thread is not None:
+            if await connector_store.draft_count(connector.id, thread) != keep[2]:
+                raise _DraftsChanged()
             await connector_store.keep_draft(keep[0], connector.id, thread, keep[1], now)
         if key is not None:  # the delivery row is also what the stats count (no counter write here)
             await connector_store.record_delivery(connector.id, key, now, "archived")

@@ -511,6 +511,12 @@ async def drafts(ctx: TenantContext, connector_id: UUID, thread: Thread | None) 
     ]
 
 
+async def draft_count(connector_id: UUID, thread: Thread) -> int:
+    return int(await ConnectorDraft.count().where(
+        (ConnectorDraft.connector == connector_id) & (ConnectorDraft.conversation == thread.conversation)
+    ))
+
+
 async def queue(ctx: TenantContext, connector_id: UUID, thread: Thread, outcome: Outcome, now: datetime) -> UUID:
     job_id = uuid4()
     sealed = ctx.crypto.seal_part(thread.conversation, thread.wrapped_key, thread.master_version, f"job/{job_id}", msgspec.json.encode(outcome))
