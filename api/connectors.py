@@ -31,11 +31,11 @@ def _public_url(request: Request[Any, Any, Any]) -> str:
         "Rocket.Chat, Chatwoot, Intercom, Crisp, LiveChat or generic pushes, exactly as the platform sends them. "
         "401 when the signature is missing, wrong or older than 5 minutes (counted by reason in the connector's stats). "
         "201 archived, 202 kept (a pending piece, or queued fetch-back), 200 duplicate or ignored; "
-        "Rocket.Chat pushes are answered 200 whatever they became (Rocket.Chat counts no other status as delivered). "
+        "Rocket.Chat and LiveChat pushes are answered 200 whatever they became (they count no other status as delivered). "
         "See docs/connectors.md."
     ),
     responses={
-        200: ResponseSpec(service.Receipt, description="A duplicate, an event the connector ignores, or any receipt of a Rocket.Chat push", generate_examples=False),
+        200: ResponseSpec(service.Receipt, description="A duplicate, an event the connector ignores, or any receipt of a Rocket.Chat or LiveChat push", generate_examples=False),
         202: ResponseSpec(service.Receipt, description="Kept: a pending piece, or a queued fetch-back", generate_examples=False),
         **problems(401),
     },
