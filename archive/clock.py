@@ -10,6 +10,18 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+def is_time_zone(name: str) -> bool:
+    """An IANA time zone ``ZoneInfo`` can load. It raises ZoneInfoNotFoundError for an unknown
+    name, ValueError for a malformed one, and OSError (IsADirectoryError) for a tzdata folder
+    such as "Europe"."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 class Clock(Protocol):

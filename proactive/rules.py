@@ -37,11 +37,12 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any, Callable, Literal, Mapping, Union
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import msgspec
 import yaml
 
+from archive.clock import is_time_zone
 from archive.errors import FieldError, InvalidInput
 from archive.limits import check_json_document, load_yaml
 from proactive.state import RECENT_EVENTS
@@ -650,11 +651,8 @@ def _hours(raw: Any, path: str, checker: _Checker) -> Hours | None:
     for key in sorted(set(raw) - HOURS_KEYS):
         checker.fail(f"{path}.{key}", f"unknown key; schedules have {', '.join(sorted(HOURS_KEYS))}")
     zone = raw.get("timezone")
-    if zone is not None:
-        try:
-            ZoneInfo(str(zone))
-        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder ("Europe")
-            checker.fail(f"{path}.timezone", "an IANA time zone such as Europe/Oslo (leave it out for the site's)")
+    if zone is not None and not is_time_zone(str(zone)):
+        checker.fail(f"{path}.timezone", "an IANA time zone such as Europe/Oslo (leave it out for the site's)")
     days: set[int] = set()
     for part in str(raw.get("days", "mon-sun")).replace(" ", "").lower().split(","):
         first, _, last = part.partition("-")

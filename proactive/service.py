@@ -9,12 +9,12 @@ from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal, Mapping
 from uuid import UUID, uuid4
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 import structlog
 
 from archive import db, ledger
+from archive.clock import is_time_zone
 from archive.db import json_column
 from archive.errors import FieldError, Forbidden, InvalidInput, NotFound, Unauthenticated
 from archive.redaction import Redactor
@@ -115,12 +115,9 @@ def parse_site_engagement(raw: Any) -> SiteEngagementIn:
         data = convert(raw, SiteEngagementIn, "the site settings are invalid; nothing was changed")
     except InvalidInput as exc:
         raise InvalidInput(exc.detail, [*(e for e in exc.errors if not (named and e.path.startswith("attributes["))), *named]) from None
-    if data.timezone is not None:
-        try:
-            ZoneInfo(data.timezone)
-        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata folder ("Europe")
-            raise InvalidInput("the site settings are invalid; nothing was changed",
-                               [FieldError("timezone", "an IANA time zone such as Europe/Oslo")]) from None
+    if data.timezone is not None and not is_time_zone(data.timezone):
+        raise InvalidInput("the site settings are invalid; nothing was changed",
+                           [FieldError("timezone", "an IANA time zone such as Europe/Oslo")])
     return data
 
 
