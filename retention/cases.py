@@ -26,7 +26,7 @@ from archive.errors import Conflict, FieldError, InvalidInput, NotFound
 from archive.query import QuerySyntaxError, parse
 from archive.runtime import Runtime
 from archive.search import service
-from archive.search.service import SearchFilters, SearchRequest, SearchResponse, ledgered_filters, opened_filters, stored_filters
+from archive.search.service import SearchFilters, SearchRequest, SearchResponse, given_filters, ledgered_filters, opened_filters, stored_filters
 from archive.supervision import reviews
 from archive.supervision.tables import ReviewItem
 from archive.tenancy import Principal, TenantContext, tenant_context
@@ -127,10 +127,6 @@ class CaseOut(CaseSummary):
     holds: list[holds.HoldOut]
     reviews: list[reviews.ReviewOut]
     exports: list[exports.ExportOut]
-
-
-def _filters(filters: SearchFilters) -> dict[str, Any]:
-    return {k: v for k, v in msgspec.to_builtins(filters).items() if v is not None}
 
 
 def _check_query(q: str, path: str) -> None:
@@ -291,7 +287,7 @@ async def add_search(rt: Runtime, principal: Principal, case_id: UUID, data: Sav
         await CaseSearch.insert(CaseSearch(id=search_id, tenant=principal.tenant_id, legal_case=case_id, name=data.name, query_sealed=sealed,
                                            filters=msgspec.json.encode(stored_filters(ctx, data.filters)).decode(), created_by=principal.actor, created_at=now))
         await _entry(principal.tenant_id, principal, "case.search.add", case_id, search=str(search_id), name=data.name, query_sealed=sealed,
-                     filters=ledgered_filters(ctx, _filters(data.filters)))
+                     filters=ledgered_filters(ctx, data.filters))
     return _search_out(ctx, await _saved(principal.tenant_id, case_id, search_id))
 
 
@@ -343,7 +339,7 @@ async def add_export(rt: Runtime, principal: Principal, case_id: UUID, data: Cas
     await _case(principal.tenant_id, case_id, open_only=True)
     q, filters = data.q, data.filters
     if data.search is not None:
-        if data.q or _filters(data.filters):
+        if data.q or given_filters(data.filters):
             raise InvalidInput("an export is of a saved search or of a query, not both", [FieldError("search", "leave q and filters out")])
         q, filters = await _criteria(rt, principal, case_id, data.search)
     return await exports.create(rt, principal, exports.ExportIn(q=q, filters=filters, format=data.format), case=case_id)

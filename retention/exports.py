@@ -94,14 +94,13 @@ async def create(rt: Runtime, principal: Principal, data: ExportIn, case: UUID |
         raise InvalidInput("the export filters are out of range", errors)
     ctx = await tenant_context(rt, principal.tenant_id)
     export_id = uuid4()
-    filters = stored_filters(ctx, data.filters)
-    criteria = {"q_sealed": ctx.crypto.seal_note(data.q.encode()) if data.q else "", "filters": filters}
+    criteria = {"q_sealed": ctx.crypto.seal_note(data.q.encode()) if data.q else "", "filters": stored_filters(ctx, data.filters)}
     async with db.write_transaction():
         await Export.insert(Export(id=export_id, tenant=principal.tenant_id, requested_by=principal.actor, format=data.format,
                                    criteria=json.dumps(criteria), case_id=case))
         await ledger.append(principal.tenant_id, ledger.Entry(
             actor=principal.actor, action="export.create", subject=str(export_id),
-            details={"format": data.format, "filters": ledgered_filters(ctx, filters), "query_sealed": criteria["q_sealed"], **({"case": str(case)} if case else {})},
+            details={"format": data.format, "filters": ledgered_filters(ctx, data.filters), "query_sealed": criteria["q_sealed"], **({"case": str(case)} if case else {})},
         ))
     return await get(principal, export_id)
 

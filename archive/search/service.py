@@ -56,10 +56,15 @@ class SearchFilters(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     to: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
 
 
+def given_filters(filters: SearchFilters) -> dict[str, Any]:
+    """The filters a request set, as plain values (those it left out are not there)."""
+    return {k: v for k, v in msgspec.to_builtins(filters).items() if v is not None}
+
+
 def stored_filters(ctx: TenantContext, filters: SearchFilters) -> dict[str, Any]:
     """Filters as saved searches and export criteria keep them: the visitor id sealed under the
     tenant key (``visitor_sealed``), as everywhere else a visitor id is kept only keyed or sealed."""
-    stored = {k: v for k, v in msgspec.to_builtins(filters).items() if v is not None}
+    stored = given_filters(filters)
     if "visitor" in stored:
         stored["visitor_sealed"] = ctx.crypto.seal_note(str(stored.pop("visitor")).encode())
     return stored
@@ -74,14 +79,11 @@ def opened_filters(ctx: TenantContext, stored: dict[str, Any]) -> dict[str, Any]
     return opened
 
 
-def ledgered_filters(ctx: TenantContext, filters: dict[str, Any]) -> dict[str, Any]:
+def ledgered_filters(ctx: TenantContext, filters: SearchFilters) -> dict[str, Any]:
     """Filters as a ledger entry names them: the visitor as a short keyed hash (as ``search`` does)."""
-    shown = {k: v for k, v in filters.items() if k != "visitor_sealed"}
-    visitor = shown.get("visitor")
-    if visitor is None and "visitor_sealed" in filters:
-        visitor = ctx.crypto.open_note(filters["visitor_sealed"]).decode()
-    if visitor:
-        shown["visitor"] = "hash:" + ctx.crypto.identity_hash(str(visitor))[:16]
+    shown = given_filters(filters)
+    if shown.get("visitor"):
+        shown["visitor"] = "hash:" + ctx.crypto.identity_hash(str(shown["visitor"]))[:16]
     return shown
 
 
