@@ -45,11 +45,10 @@ def verify_export(path: Path, public_key_hex: str | None = None) -> ExportVerifi
         names = set(listed)
         # A name stored twice: Python reads its last copy, unzip and other tools may show the first,
         # so what was verified is not what a reviewer reads. Parley never writes one.
-        repeated = sorted(name for name, n in Counter(listed).items() if n > 1)
+        repeated = sorted((name, n) for name, n in Counter(listed).items() if n > 1)
         if repeated:
             return ExportVerification(ok=False, problems=[
-                f"{name} is in the zip {Counter(listed)[name]} times (a tool may show a copy other than the one verified)"
-                for name in repeated
+                f"{name} is in the zip {n} times (a tool may show a copy other than the one verified)" for name, n in repeated
             ])
         if not {"manifest.json", "signature.json"} <= names:
             return ExportVerification(ok=False, problems=["manifest.json or signature.json is missing"])

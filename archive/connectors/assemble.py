@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -28,8 +28,9 @@ from archive.connectors.errors import PayloadInvalid
 from archive.connectors.outcomes import Draft
 from archive.connectors.push import ConnectorConfig
 from archive.errors import FieldError, field_path
-from archive.models import Agent, ConversationIn, Message, Ratings, Visitor
+from archive.models import Agent, ConversationIn, Message, Visitor
 
+T = TypeVar("T")
 _MSGSPEC_PATH_SUFFIX = " - at `$"
 # Metadata saying how many platform messages carried nothing to keep, and their platform ids.
 SKIPPED_COUNT = "skipped_empty_messages"
@@ -79,7 +80,7 @@ def assemble(drafts: Sequence[Draft], config: ConnectorConfig | None = None) -> 
         "metadata": dict(list(metadata.items())[:50]),
         "messages": messages,
     }
-    ratings = _last_ratings(d.ratings for d in drafts)
+    ratings = _last(d.ratings for d in drafts)
     if ratings is not None:
         conversation["ratings"] = ratings
     return to_conversation(msgspec.to_builtins(conversation))
@@ -188,14 +189,6 @@ def _fill(known: Message, later: Message) -> Message:
     )
 
 
-def _last_ratings(values: Iterable[Ratings | None]) -> Ratings | None:
-    found = None
-    for value in values:
-        if value is not None:
-            found = value
-    return found
-
-
 def _earliest(values: list[datetime | None]) -> datetime | None:
     present = [v for v in values if v is not None]
     return min(present) if present else None
@@ -206,7 +199,8 @@ def _latest(values: list[datetime | None]) -> datetime | None:
     return max(present) if present else None
 
 
-def _last(values: Iterable[str | None]) -> str | None:
+def _last(values: Iterable[T | None]) -> T | None:
+    """The last value given (None and empty ones left out)."""
     found = None
     for value in values:
         if value:

@@ -444,10 +444,8 @@ async def find_thread(tenant_id: UUID, connector_id: UUID, thread: str) -> Threa
 
 async def archived_id(tenant_id: UUID, external_id: str) -> UUID | None:
     """The id of the conversation archived under ``external_id``, if there is one."""
-    row = await Conversation.select(Conversation.id).where(
-        (Conversation.tenant == tenant_id) & (Conversation.external_id == external_id)
-    ).first()
-    return row["id"] if row else None
+    found = await archived_end(tenant_id, external_id)
+    return found[0] if found else None
 
 
 async def archived_end(tenant_id: UUID, external_id: str) -> tuple[UUID, datetime] | None:
