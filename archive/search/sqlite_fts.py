@@ -514,6 +514,7 @@ class SqliteFtsBackend:
         self._typo_layout: TypoLayout | None = None
         self._bag_layout: BagLayout | None = None
         self._written = 0  # conversations indexed by this process since the last compaction
+        self._held_before: int | None = None  # what the index held before those, counted once
 
     # Every call runs in a worker thread; one connection, serialised by a lock (FTS5 writes are
     # single-writer anyway, and searches are short).
@@ -562,6 +563,7 @@ class SqliteFtsBackend:
         self._tenants.clear()
         self._known_terms.clear()
         self._facet_groups.clear()
+        self._held_before = None
 
     def _open(self) -> apsw.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -656,7 +658,7 @@ class SqliteFtsBackend:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 conn.close()
-            self._written = 0
+            self._written, self._held_before = 0, None
             detail = "fts5 optimize, incremental vacuum" if reclaimed else (
                 "fts5 optimize; the file keeps the freed pages for later writes until `parley index rebuild` recreates it")
             return CompactReport(bytes_before=before, bytes_after=_file_bytes(self.path),
@@ -699,8 +701,10 @@ class SqliteFtsBackend:
         Counted in this process: after a restart the nightly job catches what came before."""
         if self._written < COMPACT_AFTER:
             return False
-        held = await self._run(lambda conn: _rows(conn, "SELECT count(*) FROM search_doc")[0][0])
-        return bool(self._written >= COMPACT_SHARE * held)
+        if self._held_before is None:  # counted once per compaction, not on every idle drain tick
+            held = await self._run(lambda conn: _rows(conn, "SELECT count(*) FROM search_doc")[0][0])
+            self._held_before = max(0, held - self._written)
+        return bool(self._written >= COMPACT_SHARE * (self._held_before + self._written))
 
     def _facet_group(self, conn: apsw.Connection, tenant: int, doc: IndexDoc) -> int:
         labels = json.dumps({"agent": doc.agent_ids, "tag": doc.tags}, sort_keys=True)
