@@ -91,11 +91,10 @@ class _Operator(msgspec.Struct):
 
 
 def verify(push: Push, config: ConnectorConfig, now: datetime) -> None:
-    if not push.header(SIGNATURE_HEADER) and KEY_PARAMETER in push.query:
-        # A Website Hook: unsigned, authenticated by the key in the URL Crisp was given.
-        check_token(config.secret, push.query[KEY_PARAMETER], f"the webhook URL's {KEY_PARAMETER} parameter")
-        return
     if not push.header(SIGNATURE_HEADER):
+        if KEY_PARAMETER in push.query:  # a Website Hook: unsigned, authenticated by the key in the URL Crisp was given
+            check_token(config.secret, push.query[KEY_PARAMETER], f"the webhook URL's {KEY_PARAMETER} parameter")
+            return
         raise SignatureRejected(
             "missing_signature",
             f"the {SIGNATURE_HEADER} header (Plugin Hooks) is missing, and so is the webhook URL's {KEY_PARAMETER} "

@@ -163,9 +163,7 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
             if connector.files.fetch and fetchable(conversation):
                 _valid(rt, conversation, now)
                 async with db.write_transaction():
-                    if await connector_store.draft_count(connector.id, thread) != assembled_from:
-                        raise _DraftsChanged()
-                    await connector_store.keep_draft(ctx, connector.id, thread, outcome.draft, now)
+                    await _keep_late(ctx, connector, thread, outcome.draft, assembled_from, now)
                     job = await connector_store.queue(ctx, connector.id, thread, Finished(conversation), now)
                     await connector_store.record_delivery(connector.id, key, now, "queued")
                 return Receipt(status="queued", conversation=thread.conversation, job=job)
@@ -226,6 +224,15 @@ async def _late(ctx: TenantContext, connector: Loaded, outcome: Pending) -> tupl
     stored = await connector_store.drafts(ctx, connector.id, thread)
     pending = [*stored, outcome.draft]
     return thread, assemble([*pending, _closed(archived, {m.id for d in pending for m in d.messages if m.id})], config), len(stored)
+
+
+async def _keep_late(ctx: TenantContext, connector: Loaded, thread: Thread, draft: Draft, assembled_from: int, now: datetime) -> None:
+    """Keep a late piece as the thread's draft, inside the transaction that archives (or queues)
+    the revision assembled from ``assembled_from`` stored pieces; _DraftsChanged if another piece
+    was kept meanwhile (the revision is then assembled again)."""
+    if await connector_store.draft_count(connector.id, thread) != assembled_from:
+        raise _DraftsChanged()
+    await connector_store.keep_draft(ctx, connector.id, thread, draft, now)
 
 
 def _closed(archived: StoredConversation, pieces: set[str]) -> Draft:
@@ -289,9 +296,7 @@ async def _archive(
 
     async def within() -> None:
         if keep is not None and thread is not None:
-            if await connector_store.draft_count(connector.id, thread) != keep[2]:
-                raise _DraftsChanged()
-            await connector_store.keep_draft(keep[0], connector.id, thread, keep[1], now)
+            await _keep_late(keep[0], connector, thread, keep[1], keep[2], now)
         if key is not None:  # the delivery row is also what the stats count (no counter write here)
             await connector_store.record_delivery(connector.id, key, now, "archived")
         else:
