@@ -185,14 +185,15 @@ async def rotate_master(rt: Runtime, actor: str = "cli") -> RotationReport:
             # keys a process wrapped before it heard of the rotation (re-wrapped here, as for a
             # killed rotation), or rows that do not unwrap. Only the latter: nothing to finish,
             # and "finishing" every time would never add a version, so this run adds one.
-            done = {user.name: await user.rewrap(rt) for user in rt.master_key_users}
-            resumed = any(result.count for result in done.values())
+            leftovers = {user.name: await user.rewrap(rt) for user in rt.master_key_users}
+            resumed = any(result.count for result in leftovers.values())
+            done = leftovers if resumed else {}
         if not settings.master_key and not resumed:
             FileKeyProvider(settings.data_path).add_version()
         # With PARLEY_MASTER_KEY the operator adds the new version to the variable of every
         # process first (see docs/operations.md); this re-wraps to it.
         keyring = rt.keys.reload()
-        if not done or not resumed:
+        if not done:  # unless the leftovers of a finished rotation were all there was to re-wrap
             await rt.signals.announce(KEYRING_CHANGED, str(keyring.active))
             done = {user.name: await user.rewrap(rt) for user in rt.master_key_users}
         data_keys = done.pop(ConversationKeys.name, Rewrapped())
