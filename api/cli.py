@@ -586,6 +586,33 @@ def cmd_redaction_rescan(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(settings, work))
 
 
+def cmd_kpi_recompute(settings: Settings, args: argparse.Namespace) -> int:
+    from archive import rescan
+    from archive.metrics import recompute
+
+    async def work(rt: Any) -> int:
+        tenants = await rescan.tenant_ids(args.tenant)
+        if args.tenant and not tenants:
+            print(f"parley: no tenant {args.tenant!r}", file=sys.stderr)
+            return EXIT_FAILED
+        reports: dict[str, recompute.RecomputeReport] = {}
+        for tenant_id, slug in tenants:
+
+            async def progress(r: recompute.RecomputeReport, slug: str = slug) -> None:
+                print(f"{slug}: recomputed {r.conversations} conversations, {r.changed} changed", file=sys.stderr, flush=True)
+
+            reports[slug] = await recompute.recompute(rt, tenant_id, _cli_actor(), batch=args.batch_size, progress=progress)
+        if args.json:
+            print(msgspec.json.encode(reports).decode())
+        else:
+            for slug, r in reports.items():
+                print(f"{slug}: recomputed the figures of {r.conversations} conversation(s), {r.changed} changed"
+                      + (f"; {r.unreadable} could not be decrypted (left as they were; see the log)" if r.unreadable else ""))
+        return EXIT_FAILED if any(r.unreadable for r in reports.values()) else 0
+
+    return asyncio.run(_with_db(settings, work))
+
+
 def cmd_export_verify(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -754,6 +781,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive, default=100, help="conversations per transaction (default 100)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_redaction_rescan)
+
+    kpi_p = sub.add_parser("kpi", help="support figures (reports)").add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = kpi_p.add_parser(
+        "recompute", help="compute the figures of archived conversations again, as this version computes them (after an upgrade)")
+    p.add_argument("--tenant", help="only this tenant (default: every tenant, one after another)")
+    p.add_argument("--batch-size", type=_positive, default=200, help="conversations per transaction (default 200)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kpi_recompute)
 
     export_p = sub.add_parser("export", help="eDiscovery exports").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = export_p.add_parser("verify", help="verify an export zip offline (signature and every file hash)")
