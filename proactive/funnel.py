@@ -7,7 +7,8 @@ rule and variant (archive/metrics/store.py), so a rule's chats stay counted afte
 own records of the invitation are purged.
 
 A rule's stats (``GET /v1/rules/{id}/stats``) gain, per variant: ``chats`` (all time, next to the
-invitations ``sent``), ``chat_rate`` (chats per invitation sent), and the outcomes of the chats of
+invitations ``sent``; kept in ``funnel_chats``, so chats deleted by retention stay counted as
+the invitations that led to them do), ``chat_rate`` (chats per invitation sent), and the outcomes of the chats of
 the last ``OUTCOME_DAYS`` days — resolution time, CSAT, FCR — beside the same outcomes of the
 chats on the rule's site that no invitation led to (``uninvited``): whether an invited chat goes
 better or worse than one the visitor started, and which variant's chats go best.
@@ -23,13 +24,12 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import msgspec
-from piccolo.query.functions.aggregate import Count
 
 from archive.metrics import cells
 from archive.metrics.cells import Group
 from archive.metrics.report import Csat, Span, figures
 from archive.metrics.store import Link
-from archive.metrics.tables import ConversationMetrics
+from archive.metrics.tables import FunnelChats
 from archive.tables import Site
 from proactive import store
 from proactive.tables import BehaviourEvent, EngagementInvitation, MarketingRule
@@ -109,10 +109,9 @@ class RuleChats(msgspec.Struct):
 
 async def rule_chats(rt: Runtime, tenant_id: UUID, rule_id: UUID, site: str) -> RuleChats:
     """The chats a rule's invitations led to, per variant, and the uninvited chats of its site."""
-    m = ConversationMetrics
-    counted = await m.select(m.variant, Count(m.id, alias="chats")).where(
-        (m.tenant == tenant_id) & (m.rule == rule_id) & (m.is_primary == 1)
-    ).group_by(m.variant)
+    counted = await FunnelChats.select(FunnelChats.variant, FunnelChats.chats).where(
+        (FunnelChats.tenant == tenant_id) & (FunnelChats.rule == rule_id) & (FunnelChats.chats > 0)
+    )
     ctx = await rt.tenants.context(tenant_id)
     zone = ZoneInfo(ctx.settings.time_zone)
     now = math.floor(rt.clock.now().timestamp())

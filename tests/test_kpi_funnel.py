@@ -5,6 +5,7 @@ how they went with the site's uninvited chats."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
@@ -15,6 +16,7 @@ import pytest
 from archive.connectors import Close, Pending, intercom, livechat, parse, rocketchat
 from archive.connectors.assemble import assemble
 from archive.metrics.compute import invitation_id
+from archive.metrics.tables import FunnelChats
 from archive.models import Ratings
 from proactive.tables import RuleCounter
 from tests.connectors import compact, config, payload, push
@@ -159,6 +161,42 @@ async def test_a_survey_arriving_after_the_invitation_events_are_purged_keeps_th
     assert stats["variants"]["a"]["counts"]["chats"] == 1
     assert stats["variants"]["a"]["outcomes"]["csat"]["mean"] == 5.0
     assert stats["uninvited"]["chats"] == 0
+
+
+async def test_chats_stay_counted_when_retention_deletes_them_as_the_invitations_sent_do(client, shop):
+    """``chat_rate`` divides chats by invitations sent, and sent invitations are never uncounted:
+    neither are chats when retention or erasure deletes their conversations, or the rate of a
+    long-running rule would fall towards zero as its old chats expire."""
+    from archive import db
+    from archive.metrics import store as metrics
+
+    await _accepted(client, shop, "browser-1", "inv-a1", "a")
+    await _accepted(client, shop, "browser-2", "inv-a2", "a")
+    await RuleCounter.insert(RuleCounter(rule=UUID(shop.rule_id), variant="a", name="sent", count=4))
+    archived = await client.post("/v1/transcripts", headers=shop.headers("ingest"), json={"conversations": [
+        chat("a1", _at(0), _at(10), metadata={"invitation_id": "inv-a1"}),
+        chat("a2", _at(1), _at(5)),  # archived before the platform passed the invitation id on
+    ]})
+    ids = [UUID(r["id"]) for r in archived.json()["results"]]
+    for csat in (4, 5):  # the revision that brings the id counts the chat, once however often it is revised
+        revised = await client.post("/v1/transcripts", params={"on_conflict": "revise"}, headers=shop.headers("ingest"),
+                                    json=chat("a2", _at(1), _at(5), metadata={"invitation_id": "inv-a2"}, ratings={"csat": csat}))
+        assert revised.json()["status"] == "revised", revised.text
+
+    async def stats():
+        return (await client.get(f"/v1/rules/{shop.rule_id}/stats", headers=shop.headers("marketing"))).json()["variants"]["a"]
+
+    before = await stats()
+    assert (before["counts"]["chats"], before["rates"]["chat_rate"], before["outcomes"]["chats"]) == (2, 0.5, 2)
+    # An archive upgraded to this version gets its counts from the chats it still holds.
+    await FunnelChats.delete(force=True)
+    await db.engine().run_ddl(importlib.import_module("archive.piccolo_migrations.parley_2026_11_25t06_30_10_000000").BACKFILL)
+    assert await stats() == before
+    async with db.write_transaction():  # what a retention sweep or an erasure does in its deletion transaction
+        await metrics.delete(shop.id, ids)
+    after = await stats()
+    assert (after["counts"]["chats"], after["rates"]["chat_rate"]) == (2, 0.5)
+    assert after["outcomes"] is None  # how the chats went is read from the archive: they are gone from it
 
 
 # --- how each platform carries its satisfaction rating (docs/kpi.md, Ratings) ---------------------

@@ -22,7 +22,7 @@ invalidates cached report cells (archive/metrics/cells.py).
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
@@ -57,6 +57,10 @@ COLUMNS = (
 INSERT = f"INSERT INTO conversation_metrics ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
 UPDATE_LOAD = "UPDATE conversation_metrics SET conc1 = ?, conc2 = ?, conc3 = ?, conc4 = ?, peak = ? WHERE id = ?"
 UPDATE_NEXT = "UPDATE conversation_metrics SET next_contact_s = ? WHERE conversation = ?"
+COUNT_CHATS = (
+    "INSERT INTO funnel_chats (tenant, rule, variant, chats) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (tenant, rule, variant) DO UPDATE SET chats = funnel_chats.chats + excluded.chats"
+)
 BUMP = (
     "INSERT INTO metrics_change (tenant, hour, version) VALUES (?, ?, 1) "
     "ON CONFLICT (tenant, hour) DO UPDATE SET version = metrics_change.version + 1"
@@ -104,9 +108,14 @@ async def record(rt: Runtime, tenant_id: UUID, conversations: list[tuple[UUID, s
         await ConversationMetrics.delete().where(
             (ConversationMetrics.tenant == tenant_id) & ConversationMetrics.conversation.is_in(ids)
         )
+    was = {cid: link for (cid, _), link in earlier.items()}
+    counted: Counter[Link] = Counter()
     rows = []
     for cid, visitor_hash, f in conversations:
         link = links.get(f.invitation_id or "") or earlier.get((cid, f.invitation_id or ""))
+        if link != was.get(cid):  # a new chat of the rule, or a revision that changed its link
+            counted.update([link] if link else [])
+            counted.subtract([was[cid]] if cid in was else [])
         for part in f.parts:
             rows.append((
                 tenant_id, cid, part.agent, int(part.primary), f.started_at, f.ended_at, f.site, f.channel, f.group,
@@ -117,6 +126,7 @@ async def record(rt: Runtime, tenant_id: UUID, conversations: list[tuple[UUID, s
                 part.busy_from, part.busy_to,
             ))
     await db.execute_many(INSERT, rows)
+    await db.execute_many(COUNT_CHATS, [(tenant_id, link.rule, link.variant, n) for link, n in counted.items() if n])
     after = [
         _Row(cid, p.agent, f.started_at, f.ended_at, visitor_hash, tuple(f.topics), p.busy_from, p.busy_to, p.primary)
         for cid, visitor_hash, f in conversations for p in f.parts

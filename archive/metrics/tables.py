@@ -90,4 +90,18 @@ class MetricsCell(Table, tablename="metrics_cell"):
     data = Bytea()
 
 
-METRICS_TABLES: list[type[Table]] = [ConversationMetrics, MetricsChange, MetricsCell]
+class FunnelChats(Table, tablename="funnel_chats"):
+    """Chats each rule's invitations led to, per variant: counted when a conversation is first
+    linked to the rule (at ingest, or by a revision that brings the invitation id) and never
+    uncounted when retention or erasure deletes the conversation — the invitations ``sent`` it
+    is divided by (``rule_counter``) are never uncounted either, so a rule's chat rate does not
+    drift down as old chats expire. A revision that moves a chat to another rule moves its count."""
+
+    id: Serial
+    tenant = ForeignKey(references=Tenant, null=False)
+    rule = UUID()
+    variant = Varchar(length=64, default="")
+    chats = BigInt(default=0)
+
+
+METRICS_TABLES: list[type[Table]] = [ConversationMetrics, MetricsChange, MetricsCell, FunnelChats]
