@@ -345,6 +345,54 @@ async def test_chatwoot_messages_delivered_after_the_resolve_all_at_once_all_rea
     assert ids.count("9108") == 2 and "9109" in ids  # the message, its deletion, and the last message
 
 
+async def test_a_chatwoot_message_kept_while_its_resolve_is_being_archived_reaches_the_archive(client, tenant, monkeypatch):
+    """The resolve has read the thread's pieces and is archiving them when the agent's last
+    message (written before the resolve, delivered by another Sidekiq job) is kept: the resolve's
+    transaction sees a piece it did not assemble and assembles again, so the message is archived
+    rather than left waiting for a resolve that never comes."""
+    created = await connector(client, tenant, "chatwoot", secret=CHATWOOT_SECRET)
+    await chatwoot_messages(client, created, CHATWOOT_WEBHOOKS[:-1])
+    last = chatwoot_body(CHATWOOT_WEBHOOKS[-1])  # message 9109
+    assembling, kept = service.complete, []
+
+    async def complete_then_a_piece_arrives(*args, **kwargs):
+        conversation = await assembling(*args, **kwargs)
+        if not kept:  # the first assembly of the resolve: the late message is handled in full now
+            kept.append((await push(client, created, last, chatwoot_headers(last, "meanwhile"))).json())
+        return conversation
+
+    monkeypatch.setattr(service, "complete", complete_then_a_piece_arrives)
+    resolved = compact(payload("chatwoot", "conversation_status_changed_resolved.json"))
+    archived = (await push(client, created, resolved, chatwoot_headers(resolved, "resolve-1"))).json()
+
+    assert kept[0]["status"] == "pending"  # nothing was archived yet when it came
+    assert archived["status"] == "archived"
+    assert "9109" in {m.get("id") for m in (await read(client, tenant, archived["conversation"]))["messages"]}
+
+
+async def test_a_chatwoot_message_found_not_late_just_before_its_resolve_commits_is_archived(client, tenant, monkeypatch):
+    """The other order: the message is found not late (nothing archived yet), then the resolve
+    archives the conversation before the message is kept. Kept under the thread's lock, the
+    message sees the archive and is handled again as late: the next revision has it."""
+    created = await connector(client, tenant, "chatwoot", secret=CHATWOOT_SECRET)
+    await chatwoot_messages(client, created, CHATWOOT_WEBHOOKS[:-1])
+    resolved = compact(payload("chatwoot", "conversation_status_changed_resolved.json"))
+    looking, closed = service._late, []
+
+    async def late_then_the_resolve_commits(*args, **kwargs):
+        found = await looking(*args, **kwargs)
+        if not closed:
+            closed.append((await push(client, created, resolved, chatwoot_headers(resolved, "resolve-1"))).json())
+        return found
+
+    monkeypatch.setattr(service, "_late", late_then_the_resolve_commits)
+    last = chatwoot_body(CHATWOOT_WEBHOOKS[-1])
+    answered = (await push(client, created, last, chatwoot_headers(last, "late-1"))).json()
+
+    assert closed[0]["revision"] == 1 and "9109" not in {m.get("id") for m in (await read(client, tenant, closed[0]["conversation"], revision=1))["messages"]}
+    assert (answered["status"], answered["revision"]) == ("archived", 2)
+    assert "9109" in {m.get("id") for m in (await read(client, tenant, closed[0]["conversation"]))["messages"]}
+
 @pytest.mark.parametrize("seconds_ago, reason", [(301, "stale"), (0, "bad_signature")])
 async def test_a_stale_or_wrongly_signed_chatwoot_push_is_refused(client, tenant, seconds_ago, reason):
     created = await connector(client, tenant, "chatwoot", secret=CHATWOOT_SECRET)

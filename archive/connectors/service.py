@@ -170,6 +170,10 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
             return await _archive(rt, connector, conversation, thread, key, now, keep=(ctx, outcome.draft, assembled_from))
         async with db.write_transaction():
             thread = await connector_store.ensure_thread(ctx, connector.id, outcome.thread, outcome.draft.external_id, now)
+            # ensure_thread locked the thread's row: a close archiving it meanwhile has committed
+            # (seen now: the piece is late after all, and goes again) or counts this piece.
+            if await _late(ctx, connector, outcome) is not None:
+                raise _DraftsChanged()
             await connector_store.keep_draft(ctx, connector.id, thread, outcome.draft, now)
             await connector_store.record_delivery(connector.id, key, now, "pending")
         return Receipt(status="pending", conversation=thread.conversation)
@@ -185,11 +189,12 @@ async def _handle(rt: Runtime, ctx: TenantContext, connector: Loaded, outcome: O
     if outcome.fetch is not None:
         return await _queue(ctx, connector, outcome.thread, outcome.draft.external_id, outcome, key, now)
     known = await connector_store.find_thread(ctx.tenant_id, connector.id, outcome.thread)
-    conversation = await complete(outcome, await connector_store.drafts(ctx, connector.id, known), connector.config)
+    pieces = await connector_store.drafts(ctx, connector.id, known)
+    conversation = await complete(outcome, pieces, connector.config)
     if connector.files.fetch and fetchable(conversation):
         _valid(rt, conversation, now)
         return await _queue(ctx, connector, outcome.thread, outcome.draft.external_id, outcome, key, now)
-    return await _archive(rt, connector, conversation, known, key, now)
+    return await _archive(rt, connector, conversation, known, key, now, assembled_from=len(pieces))
 
 
 async def _late(ctx: TenantContext, connector: Loaded, outcome: Pending) -> tuple[Thread, ConversationIn, int] | None:
@@ -230,9 +235,19 @@ async def _keep_late(ctx: TenantContext, connector: Loaded, thread: Thread, draf
     """Keep a late piece as the thread's draft, inside the transaction that archives (or queues)
     the revision assembled from ``assembled_from`` stored pieces; _DraftsChanged if another piece
     was kept meanwhile (the revision is then assembled again)."""
+    await _unchanged(connector, thread, assembled_from, now)
+    await connector_store.keep_draft(ctx, connector.id, thread, draft, now)
+
+
+async def _unchanged(connector: Loaded, thread: Thread, assembled_from: int, now: datetime) -> None:
+    """Inside the transaction that archives a revision assembled from ``assembled_from`` stored
+    pieces: lock the thread's row (every transaction that keeps a piece locks it first), then
+    _DraftsChanged if a piece was kept since — Chatwoot delivers a thread's webhooks concurrently,
+    and a piece kept while its close was being archived would otherwise wait for a close that
+    never comes."""
+    await connector_store.lock_thread(connector.id, thread, now)
     if await connector_store.draft_count(connector.id, thread) != assembled_from:
         raise _DraftsChanged()
-    await connector_store.keep_draft(ctx, connector.id, thread, draft, now)
 
 
 def _closed(archived: StoredConversation, pieces: set[str]) -> Draft:
@@ -288,15 +303,19 @@ async def _queue(
 async def _archive(
     rt: Runtime, connector: Loaded, conversation: ConversationIn, thread: Thread | None, key: str | None, now: datetime,
     files: list[FetchedFile] | None = None, job: UUID | None = None, keep: tuple[TenantContext, Draft, int] | None = None,
+    assembled_from: int | None = None,
 ) -> Receipt:
     """Ingest the finished conversation as the connector (revising what it archived before);
     the delivery (or the queued job's completion) commits in the same transaction, and so does
     ``keep``: a piece kept as the thread's draft, with how many drafts the conversation was
-    assembled from (_DraftsChanged when another was kept meanwhile)."""
+    assembled from (_DraftsChanged when another was kept meanwhile); ``assembled_from``: how many
+    stored pieces a close was assembled from (the same check, for the close)."""
 
     async def within() -> None:
         if keep is not None and thread is not None:
             await _keep_late(keep[0], connector, thread, keep[1], keep[2], now)
+        elif assembled_from is not None and thread is not None:
+            await _unchanged(connector, thread, assembled_from, now)
         if key is not None:  # the delivery row is also what the stats count (no counter write here)
             await connector_store.record_delivery(connector.id, key, now, "archived")
         else:
@@ -367,10 +386,13 @@ async def _run_one(rt: Runtime, row: dict[str, Any], now: datetime, client: http
         return 1
     thread = Thread(job["conversation"], key["wrapped_key"], key["master_version"])
     outcome = connector_store.open_job(ctx, job, key)
+    assembled_from = None
     try:
         if isinstance(outcome, Close):
             drafts = await connector_store.drafts(ctx, connector.id, thread)
             conversation = await complete(outcome, drafts, connector.config, client)
+            if not (connector.config.api_url and connector.config.api_token):  # else the fetch-back read every piece
+                assembled_from = len(drafts)
         elif isinstance(outcome, Finished):
             conversation = outcome.conversation
         else:
@@ -380,8 +402,10 @@ async def _run_one(rt: Runtime, row: dict[str, Any], now: datetime, client: http
             conversation, files, outcomes = await fetch_files(conversation, connector.config, connector.files, client)
             if outcomes:
                 await connector_store.bump(connector.id, now, *_repeat(outcomes))
-        await _archive(rt, connector, conversation, thread, None, now, files, job["id"])
+        await _archive(rt, connector, conversation, thread, None, now, files, job["id"], assembled_from=assembled_from)
         return 1
+    except _DraftsChanged:
+        return 0  # a piece was kept meanwhile: the job runs again, with it, when its claim lapses
     except FetchFailed as exc:
         await _retry_later(job, connector.id, now, exc.reason, exc.detail)
         return 0

@@ -509,6 +509,14 @@ async def drafts(ctx: TenantContext, connector_id: UUID, thread: Thread | None) 
     ]
 
 
+async def lock_thread(connector_id: UUID, thread: Thread, now: datetime) -> None:
+    """Lock the thread's row until the caller's transaction ends (``ensure_thread`` does the same
+    write), so pieces kept and revisions assembled from them are serialised per thread."""
+    await ConnectorThread.update({ConnectorThread.updated_at: now}).where(
+        (ConnectorThread.connector == connector_id) & (ConnectorThread.conversation == thread.conversation)
+    )
+
+
 async def draft_count(connector_id: UUID, thread: Thread) -> int:
     return int(await ConnectorDraft.count().where(
         (ConnectorDraft.connector == connector_id) & (ConnectorDraft.conversation == thread.conversation)
