@@ -301,3 +301,37 @@ def test_a_card_grouped_with_commas_underscores_middle_dots_or_wrapped_onto_an_i
     """Stripe's test card 4111 1111 1111 1111 as customers paste it from forms, spreadsheets and
     e-mail clients that wrap and indent lines."""
     assert redact(text, "nb") == (expected, {"card": 1})
+
+
+# ---- a sensitive cue followed by "№" or "#" ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "language,text,kind",
+    [
+        # SNILS 112-233-445 95: the Pension Fund's worked example of the mod-101 check, as quoted in
+        # public validators (e.g. github.com/search?q=%22112-233-445+95%22). Russian forms print
+        # "СНИЛС № …", and customers copy that.
+        ("ru", "СНИЛС № 112-233-445 95", "national_id_ru"),
+        ("ru", "мой СНИЛС №11223344595", "national_id_ru"),
+        # libphonenumber's example numbers (PhoneNumberUtil.getExampleNumberForType: RU mobile
+        # 8 (912) 345-67-89, GB mobile 07400 123456, NO mobile 40 61 23 45) after "№" / "#".
+        ("ru", "телефон № 8 912 345-67-89", "phone"),
+        ("en", "Phone # 07400 123456", "phone"),
+        ("nb", "mobil #40612345", "phone"),
+        # python-stdnum's doctests: se.personnummer 880320-0016, dk.cpr 211062-5629.
+        ("sv", "personnummer # 880320-0016", "national_id_se"),
+        ("da", "CPR # 211062-5629", "national_id_dk"),
+    ],
+)
+def test_a_number_sign_after_a_sensitive_cue_does_not_make_the_number_a_code(language, text, kind):
+    """"№" and "#" stand for "number": after "СНИЛС", "телефон" or "Phone" they introduce that
+    number, not a code ("#2026-118-5567", "Заказ № 4711" stay business numbers)."""
+    out, counts = redact(text, language)
+    assert counts == {kind: 1}, (out, counts)
+    assert not any(ch.isdigit() for ch in out), out
+
+
+@pytest.mark.parametrize("language,text", [("ru", "Заказ № 45871236"), ("en", "Ticket #40612345"), ("nb", "# 40612345"), ("ru", "№ 11223344595")])
+def test_a_number_sign_after_a_business_label_or_alone_still_makes_a_code(language, text):
+    assert redact(text, language) == (text, {})

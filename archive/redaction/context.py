@@ -342,6 +342,13 @@ def governing_cue(text: str, start: int, end: int) -> tuple[Cue | None, tuple[st
     before = text[max(0, start - LOOKBEHIND) : start]
     code = _CODE_PREFIX.search(before, max(0, len(before) - _CODE_PREFIX_LONGEST))
     if code is not None and _CUES.get(code.group().rstrip("-/ ").lower(), "business") == "business":
+        # "#" and "№" are also how a sensitive number is introduced: "СНИЛС № 112-233-445 95",
+        # "Phone #: 07400 123456", "телефон № 8 912 …". The cue word attached right before the
+        # sign names the number; otherwise the sign makes it a code ("#2026-118-5567", "№ 4711").
+        if code.group()[0] in "#№":
+            last = _last_keyword(before[: code.start()])
+            if last is not None and _CUES[last[0]] != "business" and _is_glue(before[last[1] : code.start()]):
+                return _CUES[last[0]], PHONE_CUE_LANGUAGES.get(last[0], ())
         return "business", ()
     version = _AFTER_VERSION.search(before)
     if version is not None and (version.group(1) or version.group(2).count(".") >= 2) and not looks_like_date(version.group(2)):
