@@ -335,3 +335,30 @@ def test_a_number_sign_after_a_sensitive_cue_does_not_make_the_number_a_code(lan
 @pytest.mark.parametrize("language,text", [("ru", "Заказ № 45871236"), ("en", "Ticket #40612345"), ("nb", "# 40612345"), ("ru", "№ 11223344595")])
 def test_a_number_sign_after_a_business_label_or_alone_still_makes_a_code(language, text):
     assert redact(text, language) == (text, {})
+
+
+# ---- identity cues typed without the language's own letters --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # python-stdnum's no.fodselsnummer doctest number 15108695088, grouped 4-4-3 the way numbers
+        # are chunked for reading aloud: split off its parts, it counts only after an identity cue.
+        "fodselsnummer 1510 8695 088",
+        "foedselsnummer: 1510-8695-088",
+        "f.nr. 1510 8695 088",
+        "fodselsnummeret mitt er 1510 8695 088",
+        # An FH-number (first digit 8 or 9, no birth date; check digits by stdnum's calc_check_digit1/2).
+        "fodselsnr 81234567802",
+    ],
+)
+def test_a_norwegian_identity_cue_typed_without_o_slash_is_still_a_cue(text):
+    """On a keyboard without "ø" people write "fodselsnummer" (as "emso" for "emšo", which the
+    Slovenian table already lists) and abbreviate "f.nr."."""
+    out, counts = redact(text, "nb")
+    assert counts == {"national_id_no": 1}, (out, counts)
+
+
+def test_a_checksum_invalid_number_after_the_ascii_cue_is_kept():
+    assert redact("fodselsnummer 1510 8695 087", "nb") == ("fodselsnummer 1510 8695 087", {})

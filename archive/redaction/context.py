@@ -31,7 +31,9 @@ SENSITIVE: dict[str, dict[Cue, tuple[str, ...]]] = {
                  "mastercard", "amex"),
         "iban": ("iban", "konto", "kontonummer", "kontonr", "bankkonto"),
         "national_id": ("fødselsnummer", "fødselsnr", "fnr", "personnummer", "personnr", "d-nummer", "dnummer", "pnr",
-                        "personnummeret"),
+                        "personnummeret", "f.nr",
+                        # typed on a keyboard without "ø", as "emso" is for "emšo"
+                        "fodselsnummer", "fodselsnr", "foedselsnummer", "foedselsnr"),
         "phone": ("telefon", "telefonnummer", "tlf", "mobil", "mobilnummer", "mobilnr", "mob", "ring", "ringe", "sms",
                   "nå meg", "nås", "mitt nummer", "nummeret mitt"),
     },
