@@ -362,3 +362,17 @@ def test_a_norwegian_identity_cue_typed_without_o_slash_is_still_a_cue(text):
 
 def test_a_checksum_invalid_number_after_the_ascii_cue_is_kept():
     assert redact("fodselsnummer 1510 8695 087", "nb") == ("fodselsnummer 1510 8695 087", {})
+
+
+@pytest.mark.parametrize("text", ["EMŠO 1004821300010", "moj EMŠO je 1004821300010", "emso: 1004821 300010"])
+def test_an_emso_with_a_birth_year_in_the_1800s_counts_after_an_identity_cue(text):
+    """EMŠO's three-digit year reaches back to 1800; such a number is a reference when a business
+    label or nothing names it ("KID 1004821300010"), and a person's EMŠO when it is named one.
+    (1004821300010 passes stdnum.si.emso: born 10 April 1821.)"""
+    out, counts = redact(text, "sl")
+    assert counts == {"national_id_si": 1}, (out, counts)
+
+
+@pytest.mark.parametrize("text", ["KID 1004821300010", "1004821300010", "sklic 1004821300010"])
+def test_an_emso_with_a_birth_year_in_the_1800s_without_a_cue_is_kept(text):
+    assert redact(text, "sl") == (text, {})
