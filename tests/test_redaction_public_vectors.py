@@ -376,3 +376,14 @@ def test_an_emso_with_a_birth_year_in_the_1800s_counts_after_an_identity_cue(tex
 @pytest.mark.parametrize("text", ["KID 1004821300010", "1004821300010", "sklic 1004821300010"])
 def test_an_emso_with_a_birth_year_in_the_1800s_without_a_cue_is_kept(text):
     assert redact(text, "sl") == (text, {})
+
+
+@pytest.mark.parametrize("text,expected", [
+    # python-stdnum's fi.hetu doctest number 131052-308T
+    ("HETU131052-308T", ("HETU[national-id]", {"national_id_fi": 1})),
+    ("henkilötunnus131052-308T", ("henkilötunnus[national-id]", {"national_id_fi": 1})),
+    ("SKU131052-308T", ("SKU131052-308T", {})),  # glued to any other word: a product code
+])
+def test_a_finnish_hetu_glued_to_its_own_cue_word_is_masked(text, expected):
+    """As "fnr15108695088" and "emšo0101006500006" are (docs/redaction.md, "How a number is found")."""
+    assert redact(text, "fi") == expected

@@ -351,13 +351,16 @@ def _dk_written_as_cpr(folded: str, start: int, end: int, seps: str) -> bool:
     return seps == "-" and end - start == 11 or nearest_cue(folded, start, end) == "national_id"
 
 
-_HETU = re.compile(r"(?<![\w+])[0-9]{6}[-+A-FU-Ya-fu-y][0-9]{3}[0-9A-Ya-y](?!\w)")
+_HETU = re.compile(r"(?<![0-9+])[0-9]{6}[-+A-FU-Ya-fu-y][0-9]{3}[0-9A-Ya-y](?!\w)")
 
 
 def hetu_candidates(folded: str) -> Iterator[Candidate]:
     for match in _HETU.finditer(folded):
+        start = match.start()
+        if start > 0 and (folded[start - 1].isalnum() or folded[start - 1] == "_") and glued_cue(folded, start) != "national_id":
+            continue  # glued to a word: a product code, unless the word is its own cue ("hetu131052-308T")
         if hetu.is_valid(match.group().upper()):
-            yield Candidate(match.start(), match.end(), "national_id_fi")
+            yield Candidate(start, match.end(), "national_id_fi")
 
 
 # ---- IBAN -----------------------------------------------------------------------------------
