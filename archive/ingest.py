@@ -17,6 +17,7 @@ all-or-nothing: one invalid or conflicting item rejects the batch and names the 
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -234,7 +235,7 @@ def _redacted_value(redactor: Redactor, key: str, value: Any) -> Any:
     (``customer_id``, ``order``: business; ``phone``: a phone cue); when anything in it is
     masked, the masked text is stored in place of the number."""
     if isinstance(value, str):
-        return redactor.redact(value)
+        return _redacted_text_value(redactor, key, value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
     digits = str(int(value)) if isinstance(value, float) and value.is_integer() and abs(value) < 1e19 else str(value)
@@ -250,6 +251,31 @@ def _redacted_value(redactor: Redactor, key: str, value: Any) -> Any:
     redactor.counts.update(counted)
     redacted = redactor.redact(digits)
     return value if redacted == digits else redacted
+
+
+_DIGIT = re.compile(r"\d")  # a digit of any script
+
+
+def _redacted_text_value(redactor: Redactor, key: str, value: str) -> str:
+    """A metadata string, redacted alone and with its key in front of it as a label, as a number
+    is: ``{"phone": "406 12 345"}`` from a pre-chat form is a phone number in a conversation of
+    any language, as ``{"phone": 40612345}`` is, and ``{"snils": "112-233-445 95"}`` an identity
+    number. The key only ever adds to what is masked: a value that is masked alone (a bare
+    national number under ``order_id``) stays masked."""
+    before = Counter(redactor.counts)
+    plain = redactor.redact(value)
+    if not _DIGIT.search(value):
+        return plain  # the key can only change how digits are read
+    after_plain = Counter(redactor.counts)
+    label = f"{key.replace('_', ' ')}: "
+    redactor.counts.clear()
+    redactor.counts.update(before)
+    labelled = redactor.redact(label + value)
+    if labelled.startswith(label) and (redactor.counts - before).total() > (after_plain - before).total():
+        return labelled[len(label) :]
+    redactor.counts.clear()
+    redactor.counts.update(after_plain)
+    return plain
 
 
 class Redacted(msgspec.Struct):

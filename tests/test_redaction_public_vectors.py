@@ -387,3 +387,37 @@ def test_an_emso_with_a_birth_year_in_the_1800s_without_a_cue_is_kept(text):
 def test_a_finnish_hetu_glued_to_its_own_cue_word_is_masked(text, expected):
     """As "fnr15108695088" and "emšo0101006500006" are (docs/redaction.md, "How a number is found")."""
     assert redact(text, "fi") == expected
+
+
+# ---- metadata strings are read with their key as a label, as metadata numbers are ---------------
+
+
+@pytest.mark.parametrize(
+    "options,language,metadata,kind",
+    [
+        # libphonenumber's example numbers (NO mobile 406 12 345, GB mobile 07400 123456) as a
+        # pre-chat form sends them: strings, in a conversation of another language or none.
+        (DEFAULT, "en", {"phone": "406 12 345"}, "phone"),
+        (DEFAULT, "ru", {"телефон": "40 61 23 45"}, "phone"),
+        (DEFAULT, None, {"mobile": "07400 123456"}, "phone"),
+        (DEFAULT, "en", {"whatsapp": "4740612345"}, "phone"),
+        # SNILS 112-233-445 95 (the Pension Fund's worked example) with no Russian text around it.
+        (ALL_IDS, None, {"snils": "112-233-445 95"}, "national_id_ru"),
+        # python-stdnum's fødselsnummer 15108695088 split off its parts: counts after an identity cue.
+        (ALL_IDS, "nb", {"fodselsnummer": "1510 8695 088"}, "national_id_no"),
+    ],
+)
+def test_a_metadata_string_is_read_with_its_key_as_a_label(options, language, metadata, kind):
+    """{"phone": 40612345} was masked (a number is read with its key as a label) while
+    {"phone": "406 12 345"} — the same number as a form sends it — was stored in clear."""
+    out = redact_content(options, language, [], metadata)
+    assert out.counts == {kind: 1}, out.metadata
+    assert not any(ch.isdigit() for value in out.metadata.values() for ch in value), out.metadata
+
+
+def test_a_metadata_strings_key_only_adds_to_what_is_masked():
+    """A business key does not unmask what the value alone masks, and text without digits is kept."""
+    metadata = {"order_id": "45871236", "note": "ring 406 12 345", "plan": "gold"}
+    out = redact_content(DEFAULT, "nb", [], metadata)
+    assert out.metadata == {"order_id": "[phone]", "note": "ring [phone]", "plan": "gold"}
+    assert out.counts == {"phone": 2}
