@@ -421,3 +421,29 @@ def test_a_metadata_strings_key_only_adds_to_what_is_masked():
     out = redact_content(DEFAULT, "nb", [], metadata)
     assert out.metadata == {"order_id": "[phone]", "note": "ring [phone]", "plan": "gold"}
     assert out.counts == {"phone": 2}
+
+
+# ---- an IBAN whose line break was lost on paste ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        # The SWIFT IBAN registry's examples (DE89 3704 0044 0532 0130 00, NO93 8601 1117 947,
+        # GB29 NWBK 6016 1331 9268 19, SI56 1910 0000 0123 438) with the BIC that followed on the
+        # next line of the invoice glued on.
+        ("IBAN: DE89 3704 0044 0532 0130 00BIC: COBADEFFXXX", "IBAN: DE89 **** **** **** **30 00BIC: COBADEFFXXX"),
+        ("IBAN DE89370400440532013000BIC", "IBAN DE89**************3000BIC"),
+        ("NO9386011117947DNBANOKK", "NO93*******7947DNBANOKK"),
+        ("gb29nwbk60161331926819bic nwbkgb2l", "gb29**************6819bic nwbkgb2l"),
+        ("TRR SI56 1910 0000 0123 438hvala", "TRR SI56 **** **** ***3 438hvala"),
+    ],
+)
+def test_an_iban_glued_to_the_word_after_it_is_masked(text, expected):
+    out, counts = redact(text, None)
+    assert (out, counts) == (expected, {"iban": 1})
+
+
+def test_an_iban_with_more_digits_glued_on_is_not_cut_out_of_them():
+    """Only a change from digits to letters ends an IBAN inside a token; "…947123" is another number."""
+    assert redact("NO9386011117947123", None)[1].get("iban") is None

@@ -391,7 +391,14 @@ def iban_candidates(folded: str) -> Iterator[Candidate]:
             part = _IBAN_PART.match(folded, pos)
             if part is None:
                 break
-            compact += part.group(1).upper()
+            token, need = part.group(1).upper(), length - len(compact)
+            if len(token) > need and token[need - 1].isdigit() != token[need].isdigit():
+                # Pasted from an invoice that lost its line break: "…0130 00BIC COBADEFFXXX",
+                # "NO9386011117947DNBANOKK". The IBAN ends where digits turn into letters (or back).
+                compact += token[:need]
+                pos = part.start(1) + need
+                break
+            compact += token
             pos = part.end()
         # Checksum and the registry's BBAN structure; not the per-country bank registries, which
         # lag behind new banks (and would let a real account number through).
