@@ -73,6 +73,9 @@ CARD_SCHEMES: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     ("50", "50", tuple(range(13, 20))),  # Maestro, Dankort (5019), Verve, Elo
     ("56", "59", tuple(range(13, 20))),  # Maestro
     ("6", "6", (16, 17, 18, 19)),  # Maestro, Discover, UnionPay, RuPay, Elo, Hipercard, Bancontact
+    # UK and German Maestro (6759, 6705, 6766 …) also issued 13–15 digits: Opayo's Maestro test cards
+    # are 6759000000005, 6705000000008, 6766000000000. No GS1 prefix starts with 67, so no EAN-13 does.
+    ("67", "67", (13, 14, 15)),  # Maestro
     ("34", "34", (15,)), ("37", "37", (15,)),  # American Express
     ("3528", "3589", (16, 17, 18, 19)),  # JCB
     ("3088", "3094", (16,)),  # JCB's older range (Authorize.Net's JCB test card 3088000000000017)
