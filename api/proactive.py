@@ -204,7 +204,7 @@ class CapacityController(Controller):
     tags = ["engagement: capacity"]
 
     @put("/", guards=[requires("ingest")], summary="Agent capacity per group, from the chat platform")
-    async def put_capacity(self, rt: Rt, principal: Caller, data: JSONBody[dict[str, Any]]) -> dict[str, service.GroupOut]:
+    async def put_capacity(self, rt: Rt, principal: Caller, data: JSONBody[dict[str, Any]]) -> dict[str, service.GroupReportOut]:
         # Decoded by the service so errors can name the group; shape: service.CapacityIn.
         return await service.set_capacity(rt, principal, service.parse_capacity(data))
 

@@ -176,6 +176,7 @@ class Engine:
         self.capacity: dict[GroupKey, GroupCapacity] = {}
         self.outstanding: Counter[GroupKey] = Counter()  # open invitations per group
         self.accepted: Counter[GroupKey] = Counter()  # accepted since the group's last capacity report
+        self._accepted_at: dict[GroupKey, list[float]] = {}  # … and when (a report's as_of counts the earlier ones)
         self.queues: dict[GroupKey, WaitQueue] = {}
         self._sent_times: dict[Any, deque[float]] = {}
         self._to_drain: set[GroupKey] = set()
@@ -221,15 +222,24 @@ class Engine:
             self._release_pacing(site)
             self._finish()
 
-    def set_capacity(self, tenant: Any, groups: dict[str, GroupCapacity]) -> None:
-        """A report from the chat platform: its active chats now include the accepted invitations."""
+    def set_capacity(self, tenant: Any, groups: dict[str, GroupCapacity]) -> set[str]:
+        """A report from the chat platform: its active chats now include the invitations accepted
+        up to the moment it describes. Returns the groups it was applied to: a group whose current
+        report describes a later moment than this one's ``as_of`` keeps it (GroupCapacity.supersedes)."""
         flipped = False
+        applied = set()
         for name, capacity in groups.items():
             key = (tenant, name)
             before = self.capacity.get(key)
+            if not capacity.supersedes(before):
+                continue
+            applied.add(name)
             flipped = flipped or before is None or (before.online_agents > 0) != (capacity.online_agents > 0)
             self.capacity[key] = capacity
-            self.accepted.pop(key, None)
+            # Chats accepted after the moment the report describes are not in its active chats yet.
+            since = capacity.describes.timestamp()
+            later = [at for at in self._accepted_at.pop(key, ()) if at > since] if capacity.as_of is not None else []
+            self._set_accepted(key, later)
             if self.journal:
                 self.changes.capacity.add(key)
             self._to_drain.add(key)
@@ -240,11 +250,20 @@ class Engine:
                 if key_[0] in sites:
                     self._poke(key_, now)
         self._finish()
+        return applied
 
-    def restore_capacity(self, key: GroupKey, capacity: GroupCapacity, accepted_since: int) -> None:
+    def restore_capacity(self, key: GroupKey, capacity: GroupCapacity, accepted_at: Sequence[float]) -> None:
+        """The group's last report, and when the invitations it does not count yet were accepted."""
         self.capacity[key] = capacity
-        if accepted_since:
-            self.accepted[key] = accepted_since
+        self._set_accepted(key, list(accepted_at))
+
+    def _set_accepted(self, key: GroupKey, times: list[float]) -> None:
+        if times:
+            self._accepted_at[key] = times
+            self.accepted[key] = len(times)
+        else:
+            self._accepted_at.pop(key, None)
+            self.accepted.pop(key, None)
 
     def free_slots(self, tenant: Any, group: str | None) -> int | None:
         capacity = self.capacity.get((tenant, group))
@@ -337,7 +356,7 @@ class Engine:
         for counter in (self.outstanding, self.accepted):
             for group in [g for g in counter if g[0] == tenant]:
                 del counter[group]
-        for mapping in (self.capacity, self.queues):
+        for mapping in (self.capacity, self.queues, self._accepted_at):
             for group in [g for g in mapping if g[0] == tenant]:
                 del mapping[group]
         self._to_drain = {g for g in self._to_drain if g[0] != tenant}
@@ -432,6 +451,7 @@ class Engine:
             self.outstanding[key] -= 1
             if status == "accepted":
                 self.accepted[key] += 1
+                self._accepted_at.setdefault(key, []).append(now)
             else:
                 self._to_drain.add(key)
         self.open.pop(record.invitation.id, None)

@@ -70,7 +70,21 @@ class GroupCapacity(msgspec.Struct):
     online_agents: int
     max_chats_per_agent: int
     active_chats: int
-    reported_at: datetime
+    reported_at: datetime  # when Parley received the report
+    # The moment the chat platform says the numbers describe (its ``as_of``), when it said: a
+    # report describing an earlier moment than the group's current one is not applied.
+    as_of: datetime | None = None
+
+    @property
+    def describes(self) -> datetime:
+        """The moment the numbers are true of: ``as_of``, or, for a report without one, when it came."""
+        return self.as_of or self.reported_at
+
+    def supersedes(self, current: GroupCapacity | None) -> bool:
+        """Whether this report replaces ``current``: a report without ``as_of`` always does (the
+        last one received wins, as before ``as_of`` existed); one with it unless it describes an
+        earlier moment than ``current`` (a retry or a reordered delivery of an older report)."""
+        return current is None or self.as_of is None or self.as_of >= current.describes
 
 
 class Outcome(msgspec.Struct):

@@ -145,7 +145,7 @@ class Engagement:
         engine = self.engine
         accepted = await store.accepted_since_report()
         for key, capacity in await store.capacity_reports(tenant):
-            engine.restore_capacity(key, capacity, accepted.get(key, 0))
+            engine.restore_capacity(key, capacity, accepted.get(key, ()))
         now = self.clock.time()
         for record in await store.open_invitations(tenant):
             engine.restore_invitation(record)

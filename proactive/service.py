@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, Mapping
 from uuid import UUID, uuid4
 
@@ -472,8 +472,17 @@ class GroupIn(msgspec.Struct, forbid_unknown_fields=True):
     active_chats: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
 
 
+# How far ahead of this server's clock a report's as_of may be: the platform's clock and ours are
+# never exactly in step. A report further ahead is refused (it would outrank every report of the
+# next minutes and keep them from being applied).
+CAPACITY_CLOCK_SKEW = timedelta(seconds=30)
+
+
 class CapacityIn(msgspec.Struct, forbid_unknown_fields=True):
     groups: dict[Annotated[str, msgspec.Meta(min_length=1, max_length=64)], GroupIn]
+    # The moment the numbers describe (RFC 3339 with an offset). Given, a report older than the
+    # group's current one — a retried or reordered delivery — is acknowledged and not applied.
+    as_of: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
 
 
 class GroupOut(msgspec.Struct):
@@ -485,6 +494,15 @@ class GroupOut(msgspec.Struct):
     reported_at: datetime
     waiting: int = 0  # visitors queued for this group
     accepted_unreported: int = 0  # accepted invitations the platform has not counted as chats yet
+    as_of: datetime | None = None  # the moment the numbers describe, as the report gave it (null: reported_at)
+
+
+class GroupReportOut(GroupOut):
+    """A group's state after a report (``PUT``): ``applied`` false when the report was older than
+    the state the group already had, which is shown and stays."""
+
+    applied: bool = True
+    reason: str | None = None
 
 
 def parse_capacity(raw: Any) -> CapacityIn:
@@ -492,17 +510,41 @@ def parse_capacity(raw: Any) -> CapacityIn:
     return convert(raw, CapacityIn, "the capacity report is invalid; nothing was changed")
 
 
-async def set_capacity(rt: Runtime, principal: Principal, data: CapacityIn) -> dict[str, GroupOut]:
-    """A report frees or takes slots; waiting visitors are invited before this returns."""
+async def set_capacity(rt: Runtime, principal: Principal, data: CapacityIn) -> dict[str, GroupReportOut]:
+    """A report frees or takes slots; waiting visitors are invited before this returns. A group
+    whose current report describes a later moment than this one's ``as_of`` keeps it; the answer
+    says so (2xx all the same: the platform must not retry what is already superseded)."""
     rt.engagement.require_live()
     now = rt.clock.now()
-    groups = {name: GroupCapacity(g.online_agents, g.max_chats_per_agent, g.active_chats, now) for name, g in data.groups.items()}
+    as_of = data.as_of
+    if as_of is not None:
+        if as_of > now + CAPACITY_CLOCK_SKEW:
+            raise InvalidInput("the capacity report is invalid; nothing was changed", [FieldError(
+                "as_of", f"{as_of.isoformat()} is ahead of the server's clock ({now.isoformat()}) by more than "
+                f"{CAPACITY_CLOCK_SKEW.total_seconds():g} s",
+            )])
+        as_of = as_of.astimezone(timezone.utc)
+    groups = {name: GroupCapacity(g.online_agents, g.max_chats_per_agent, g.active_chats, now, as_of) for name, g in data.groups.items()}
     if not rt.engagement.owns(principal.tenant_id):
         await handoff.forward_capacity(rt, principal.tenant_id, groups)  # the owning replica decides the waiting visitors
-        return await capacity(rt, principal)
-    rt.engagement.engine.set_capacity(principal.tenant_id, groups)
-    await rt.engagement.journal.commit()
-    return await capacity(rt, principal)
+        current = await capacity(rt, principal)
+        applied = {name for name, cap in groups.items() if name in current and
+                   (current[name].reported_at, current[name].as_of) == (cap.reported_at, cap.as_of)}
+    else:
+        applied = rt.engagement.engine.set_capacity(principal.tenant_id, groups)
+        await rt.engagement.journal.commit()
+        current = await capacity(rt, principal)
+    out = {}
+    for name, state in current.items():
+        if name not in groups:
+            continue
+        report = GroupReportOut(**msgspec.structs.asdict(state))
+        if name not in applied:
+            report.applied = False
+            kept = state.as_of or state.reported_at
+            report.reason = f"older than the report already applied (as of {kept.isoformat()}): acknowledged, not applied"
+        out[name] = report
+    return out
 
 
 async def capacity(rt: Runtime, principal: Principal) -> dict[str, GroupOut]:
@@ -514,7 +556,7 @@ async def capacity(rt: Runtime, principal: Principal) -> dict[str, GroupOut]:
         if tenant == principal.tenant_id and name is not None:
             key = (tenant, name)
             out[name] = GroupOut(cap.online_agents, cap.max_chats_per_agent, cap.active_chats, engine.outstanding[key],
-                                 engine.free_slots(tenant, name) or 0, cap.reported_at, engine.waiting(tenant, name), engine.accepted[key])
+                                 engine.free_slots(tenant, name) or 0, cap.reported_at, engine.waiting(tenant, name), engine.accepted[key], cap.as_of)
     return out
 
 
@@ -530,7 +572,7 @@ async def _stored_capacity(tenant_id: UUID) -> dict[str, GroupOut]:
         outstanding, accepted = usage.get(name, (0, 0))
         free = cap.online_agents * cap.max_chats_per_agent - cap.active_chats - outstanding - accepted
         out[name] = GroupOut(cap.online_agents, cap.max_chats_per_agent, cap.active_chats, outstanding, free, cap.reported_at,
-                             waiting.get(name, 0), accepted)
+                             waiting.get(name, 0), accepted, cap.as_of)
     return out
 
 

@@ -11,7 +11,7 @@ invitations are deleted ``event_retention_days`` after their last use, and at on
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -82,6 +82,17 @@ COUNTER_ADD = (
     "INSERT INTO rule_counter (rule, variant, name, count) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (rule, variant, name) DO UPDATE SET count = rule_counter.count + excluded.count"
 )
+# The group's last report, unless the stored one describes a later moment than this one's as_of
+# (GroupCapacity.supersedes, kept here too: a report forwarded by another engine replica and the
+# owner's own writes meet in this row).
+CAPACITY_UPSERT = (
+    "INSERT INTO agent_capacity (tenant, agent_group, online_agents, max_chats_per_agent, active_chats, reported_at, as_of, waiting)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, 0)"
+    " ON CONFLICT (tenant, agent_group) DO UPDATE SET online_agents = excluded.online_agents,"
+    " max_chats_per_agent = excluded.max_chats_per_agent, active_chats = excluded.active_chats,"
+    " reported_at = excluded.reported_at, as_of = excluded.as_of"
+    " WHERE excluded.as_of IS NULL OR excluded.as_of >= COALESCE(agent_capacity.as_of, agent_capacity.reported_at)"
+)
 MEMORY_UPSERT = (
     "INSERT INTO visitor_memory (tenant, site, visitor_hash, last_seen, next_due, state) VALUES (?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (site, visitor_hash) DO UPDATE SET last_seen = excluded.last_seen, next_due = excluded.next_due, state = excluded.state"
@@ -121,14 +132,10 @@ async def write(snapshot: Snapshot) -> None:
         (tenant, key[0], key[1], utc(seen), utc(due) if due else None, state) for tenant, key, seen, due, state in snapshot.visitors
     ])
     await _executemany(INVITATION_UPSERT, [_invitation_values(r) for r in snapshot.invitations])
-    for (tenant, group), cap in snapshot.capacity:
-        await AgentCapacity.insert(AgentCapacity(
-            tenant=tenant, agent_group=group, online_agents=cap.online_agents, max_chats_per_agent=cap.max_chats_per_agent,
-            active_chats=cap.active_chats, reported_at=cap.reported_at,
-        )).on_conflict(
-            target=(AgentCapacity.tenant, AgentCapacity.agent_group), action="DO UPDATE",
-            values=[AgentCapacity.online_agents, AgentCapacity.max_chats_per_agent, AgentCapacity.active_chats, AgentCapacity.reported_at],
-        )
+    await _executemany(CAPACITY_UPSERT, [
+        (tenant, group, cap.online_agents, cap.max_chats_per_agent, cap.active_chats, cap.reported_at, cap.as_of)
+        for (tenant, group), cap in snapshot.capacity
+    ])
     await _executemany("UPDATE agent_capacity SET waiting = ? WHERE tenant = ? AND agent_group = ?",
                        [(n, tenant, group) for (tenant, group), n in snapshot.waiting])
     await _executemany(COUNTER_ADD, [(UUID(rule_id), variant, name, count) for (rule_id, variant, name), count in snapshot.counters.items()])
@@ -206,19 +213,24 @@ async def invitations_since(since: datetime, tenant: Any = None) -> list[OpenInv
     return [invitation_record(r) for r in rows]
 
 
-async def accepted_since_report() -> Counter[GroupKey]:
+async def accepted_since_report() -> dict[GroupKey, list[float]]:
+    """Per group, when the accepted invitations its last report does not count were accepted:
+    those after the moment the report describes."""
     rows = await EngagementInvitation.raw(
-        "SELECT i.tenant AS tenant, i.agent_group AS agent_group, COUNT(*) AS n FROM engagement_invitation i "
+        "SELECT i.tenant AS tenant, i.agent_group AS agent_group, i.closed_at AS closed_at FROM engagement_invitation i "
         "JOIN agent_capacity c ON c.tenant = i.tenant AND c.agent_group = i.agent_group "
-        "WHERE i.status = 'accepted' AND i.closed_at > c.reported_at GROUP BY i.tenant, i.agent_group"
+        "WHERE i.status = 'accepted' AND i.closed_at > COALESCE(c.as_of, c.reported_at) ORDER BY i.closed_at"
     )
-    return Counter({(_uuid(r["tenant"]), r["agent_group"]): r["n"] for r in rows})
+    found: dict[GroupKey, list[float]] = {}
+    for r in rows:
+        found.setdefault((_uuid(r["tenant"]), r["agent_group"]), []).append(_timestamp(r["closed_at"]))
+    return found
 
 
 async def capacity_reports(tenant: Any = None) -> list[tuple[GroupKey, GroupCapacity]]:
     rows = await (AgentCapacity.select() if tenant is None else AgentCapacity.select().where(AgentCapacity.tenant == tenant))
     return [((r["tenant"], r["agent_group"]),
-             GroupCapacity(r["online_agents"], r["max_chats_per_agent"], r["active_chats"], r["reported_at"])) for r in rows]
+             GroupCapacity(r["online_agents"], r["max_chats_per_agent"], r["active_chats"], r["reported_at"], r["as_of"])) for r in rows]
 
 
 async def waiting_counts(tenant: Any) -> dict[str, int]:
@@ -229,6 +241,13 @@ async def waiting_counts(tenant: Any) -> dict[str, int]:
 
 def _uuid(value: Any) -> Any:
     return UUID(value) if isinstance(value, str) else value
+
+
+def _timestamp(value: datetime | str) -> float:
+    """A stored time from a raw query (SQLite may hand back its text, in UTC)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return (value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def event_payload(row: dict[str, Any], crypto: EventCrypto) -> dict[str, Any]:
@@ -371,7 +390,7 @@ async def group_usage(tenant: Any) -> dict[str, tuple[int, int]]:
         "SELECT agent_group, COUNT(*) AS n FROM engagement_invitation WHERE tenant = {} AND status IN ('sent', 'shown')"
         " AND agent_group != '' GROUP BY agent_group", tenant,
     )
-    accepted = await accepted_since_report()
+    accepted = {key: len(times) for key, times in (await accepted_since_report()).items()}
     usage = {r["agent_group"]: (int(r["n"]), 0) for r in open_rows}
     for (t, group), n in accepted.items():
         if t == tenant:

@@ -95,7 +95,10 @@ class AgentCapacity(Table, tablename="agent_capacity"):
     online_agents = Integer()
     max_chats_per_agent = Integer()
     active_chats = Integer()
-    reported_at = Timestamptz()
+    reported_at = Timestamptz()  # when the report was received
+    # The moment the report's numbers describe, when the platform said (``as_of``); NULL for a
+    # report without one, which describes ``reported_at``.
+    as_of = Timestamptz(null=True, default=None)
     # Visitors waiting for a slot of the group, as the owning process last wrote it (engine
     # replicas: a process that does not own the tenant answers capacity from this row).
     waiting = Integer(default=0)

@@ -80,7 +80,7 @@ def test_a_dropped_tenant_leaves_nothing_in_memory_and_other_tenants_untouched()
     kept, dropped = uuid4(), uuid4()
     for tenant, site in ((kept, "site-k"), (dropped, "site-d")):
         engine.new_visitor(tenant, site, "v")
-        engine.restore_capacity((tenant, "sales"), GroupCapacity(1, 1, 0, datetime.now(timezone.utc)), 0)
+        engine.restore_capacity((tenant, "sales"), GroupCapacity(1, 1, 0, datetime.now(timezone.utc)), ())
         invitation = Invitation(f"i-{site}", "pricing", "a", "Hi", "sales", datetime.fromtimestamp(2_000, timezone.utc))
         engine.restore_invitation(OpenInvitation(invitation, str(uuid4()), (site, "v"), tenant, 990.0, 2_000.0))
         engine.restore_timer((site, "w"), 1_500.0)
