@@ -417,6 +417,10 @@ class Engine:
                     state.url_goals = (state.url_goals or set()) | {glob}
                     self._attribute_goal(state, ("url", glob), now)
         self._dirty(state)
+        # A slot this batch gave back (an invitation dismissed) goes to the visitors waiting for it,
+        # best first, before this visitor's own rules are decided: this visitor takes it only when
+        # first in the queue, not for being the one whose browser reported the dismissal.
+        self._finish()
         self.evaluate(state)
         self._finish()
 

@@ -571,3 +571,21 @@ async def test_a_rules_url_glob_with_a_leading_slash_targets_the_path_as_a_goals
     assert [i["rule"] for i in pricing.received] == ["on-path"]
     assert [i["rule"] for i in plans.received] == ["on-url"]
     assert home.received == []
+
+
+async def test_a_slot_given_back_by_a_dismissal_goes_to_the_visitor_waiting_longest(client, shop, clock, runtime):
+    """The visitor who dismisses an invitation and also waits for the group's slot is served in
+    their place in the queue, not first for having sent the dismissal."""
+    plans = rule("plans", when={"all": [{"field": "page.url", "op": "glob", "value": "*/plans*"}]})
+    await import_rules(client, shop, rule(), plans)
+    await report_capacity(client, shop, free=1)
+    holder, waiter = Visitor(client, shop, clock), Visitor(client, shop, clock)
+    await holder.view("/", "/features", "/pricing")
+    await waiter.view("/", "/plans")  # waits for the one slot, since 10:00:00
+    advance(runtime, clock, 5)
+    await holder.view("/plans")  # qualifies for 'plans' too, five seconds later: second in the queue
+    assert (await holder.explain())[0]["decision"].startswith("waiting for the open invitation to close: position 2 of 2")
+    await holder.react(holder.received[0], "dismissed")
+    assert [i["rule"] for i in await waiter.beat()] == ["plans"]
+    assert [i["rule"] for i in holder.received[1:]] == []
+    assert (await holder.explain())[0]["decision"].startswith("waiting for capacity: position 1 of 1")
