@@ -316,6 +316,18 @@ class Engine:
                 self.outstanding[(record.tenant, record.invitation.group)] += 1
             self._timer(record.expires, ("x", record.invitation.id))
 
+    def withdraw_orphans(self, tenant: Any = None) -> int:
+        """After a read-back: open invitations of rules no longer loaded (deleted while this process
+        was not running, or not owning the tenant, so it never heard of it) are withdrawn, as
+        ``set_rules`` withdraws them live — their slots go to the visitors waiting. Returns how many."""
+        now = self.clock()
+        orphans = [r for r in self.open.values() if (tenant is None or r.tenant == tenant)
+                   and r.rule_id not in {e.id for e in self.rules.get(r.key[0], ())}]
+        for record in orphans:
+            self._close(record, "withdrawn", now)
+        self._finish()
+        return len(orphans)
+
     def restore_send(self, site: Any, at: float) -> None:
         """A send within the last minute (pacing survives a restart)."""
         self._sent_times.setdefault(site, deque(maxlen=MAX_PACING)).append(at)

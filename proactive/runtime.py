@@ -135,6 +135,8 @@ class Engagement:
             return
         await self.restore(rt)
         engine.take_changes()  # what was read back is already stored
+        if engine.withdraw_orphans():  # a rule deleted while this process was down: its slots come back
+            await self.journal.commit()
         due = engine.next_due()
         if due is not None:
             self._arm(due)
@@ -317,7 +319,7 @@ class Engagement:
         and the events other processes stored for it meanwhile. The wait queues are decided again:
         the previous owner may have died between freeing a slot and giving it away."""
         self.engine._to_drain.update(key for key in self.engine.queues if key[0] == tenant)
-        self.engine._finish()
+        self.engine.withdraw_orphans(tenant)  # rules deleted while no process here owned the tenant
         due = self.engine.next_due()
         if due is not None:
             self._arm(due)

@@ -161,6 +161,39 @@ async def test_capacity_and_open_invitations_survive_a_restart(client, shop, clo
         await fresh.stop()
 
 
+async def test_a_rule_deleted_while_the_engine_was_down_gives_back_its_slots_on_restart(client, shop, clock, runtime, settings):
+    """Deleted by a process that is not the engine (an API-only replica, or the command line)
+    while the engine restarts: the engine never hears the signal, and reads the rule's open
+    invitation back. It is withdrawn as a live deletion would withdraw it — its slot goes to the
+    visitor waiting, and the invitation is no longer delivered."""
+    from uuid import UUID
+
+    from proactive.tables import MarketingRule
+
+    launch = rule("launch", when={"all": [{"field": "page.url", "op": "glob", "value": "*/launch*"}]})
+    ids = await import_rules(client, shop, launch, rule())
+    await report_capacity(client, shop, free=1)
+    holder, waiter = Visitor(client, shop, clock), Visitor(client, shop, clock)
+    await holder.view("/launch")
+    assert [i["rule"] for i in holder.received] == ["launch"]
+    await waiter.view("/", "/plans", "/pricing")
+    assert waiter.received == []
+    await runtime.engagement.journal.drain()
+    await MarketingRule.delete().where(MarketingRule.id == UUID(ids["launch"]))
+    fresh = await restart(runtime, settings, clock)
+    try:
+        async with app_client(create_app(settings, fresh)) as after:
+            holder.client = waiter.client = after
+            sales = (await after.get("/v1/agents/capacity", headers=shop.headers("ingest"))).json()["sales"]
+            assert sales["outstanding_invitations"] == 1  # the waiter's invitation now holds the slot
+            assert [i["rule"] for i in await waiter.beat()] == ["pricing"]
+            assert [i["rule"] for i in await holder.beat()] == []
+            status = await EngagementInvitation.select(EngagementInvitation.status).where(EngagementInvitation.id == holder.received[0]["id"]).first()
+            assert status["status"] == "withdrawn"
+    finally:
+        await fresh.stop()
+
+
 async def test_accepting_an_invitation_sent_before_a_restart_is_counted(client, shop, clock, runtime, settings):
     ids = await import_rules(client, shop, rule())
     visitor = Visitor(client, shop, clock)
