@@ -28,7 +28,7 @@ from archive.tables import OperationLease
 from tests.conftest import ENGINE
 
 ORIGIN = "https://shop.example.com"
-TENANTS = ["replicas-intake", "replicas-stream", "replicas-capacity", "replicas-waiting", "replicas-hang", "replicas-busy"]
+TENANTS = ["replicas-intake", "replicas-stream", "replicas-capacity", "replicas-as-of", "replicas-waiting", "replicas-hang", "replicas-busy"]
 PATIENCE = 45.0  # seconds any one thing may take on a loaded 2-core machine
 SLOTS = 3
 RULES = [{
@@ -465,6 +465,32 @@ if ENGINE == "postgres":
                 return seen["sales"]["online_agents"] == 7 and seen["sales"]["free_slots"] == 9
 
             await eventually(owner_knows, "the owner applies the report sent to another replica")
+
+    async def test_an_older_capacity_report_to_another_replica_does_not_overwrite_the_owners_newer_one(cluster):
+        """The stored report is compared where it is written: a late delivery of an older report
+        to a process that does not own the tenant is acknowledged, not applied, and the owner
+        keeps the newer state."""
+        from datetime import datetime, timedelta, timezone
+
+        shop = await cluster.shop("replicas-as-of")
+        owner = await cluster.holder(shop.tenant_id)
+        assert owner is not None
+        headers = _auth(shop.keys["ingest"])
+        now = datetime.now(timezone.utc)
+
+        def report(active: int, seconds_ago: float) -> dict[str, Any]:
+            return {"as_of": (now - timedelta(seconds=seconds_ago)).isoformat(),
+                    "groups": {"stale": {"online_agents": 3, "max_chats_per_agent": 1, "active_chats": active}}}
+
+        async with httpx.AsyncClient(timeout=30) as http:
+            newer = await http.put(f"{owner.url}/v1/agents/capacity", json=report(3, 1), headers=headers)
+            assert newer.status_code == 200 and newer.json()["stale"]["applied"] is True, newer.text
+            late = await http.put(f"{shop.others(owner)[0].url}/v1/agents/capacity", json=report(0, 5), headers=headers)
+            assert late.status_code == 200, late.text
+            assert late.json()["stale"]["applied"] is False and late.json()["stale"]["active_chats"] == 3
+            for replica in (owner, shop.others(owner)[0]):
+                seen = (await http.get(f"{replica.url}/v1/agents/capacity", headers=headers)).json()
+                assert seen["stale"]["active_chats"] == 3 and seen["stale"]["free_slots"] == 0
 
     async def test_visitors_waiting_for_a_slot_are_counted_by_any_replica(cluster):
         """A supervisor's capacity view does not depend on which replica answers: the owner writes
