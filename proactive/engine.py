@@ -131,9 +131,6 @@ class WaitQueue:
         if index < len(self.items) and self.items[index] == item:
             del self.items[index]
 
-    def position(self, item: WaitItem) -> int:
-        return bisect.bisect_left(self.items, item) + 1
-
     def __len__(self) -> int:
         return len(self.items)
 
@@ -802,6 +799,24 @@ class Engine:
         queue = self.queues.get((tenant, group))
         return len(queue) if queue else 0
 
+    def _waiting_alike(self, key: GroupKey, reason: str | None, site: Any) -> list[WaitItem]:
+        """The group's queue as one waiting for ``reason`` sees it, best first: the visitors waiting
+        for the same thing (a visitor waiting for their chat to end, or for business hours, is not
+        ahead of one waiting for a slot — the slot goes past them), and for pacing, which is per
+        site, those of the same site."""
+        queue = self.queues.get(key)
+        if queue is None:
+            return []
+        alike = []
+        for item in queue.items:
+            if reason == "pacing" and item[5] != site:
+                continue
+            other = self.visitors.get((item[5], item[4]))
+            episode = (other.episodes or {}).get(item[3]) if other is not None else None
+            if episode is None or episode.reason == reason:
+                alike.append(item)
+        return alike
+
     def _drain(self, key: GroupKey, now: float | None = None) -> None:
         """Capacity freed in a group: decide its waiting visitors again, best first, while slots last."""
         queue = self.queues.get(key)
@@ -958,9 +973,8 @@ class Engine:
             elif episode is not None and episode.status == WAITING:
                 position = ""
                 if episode.queue is not None:
-                    queue = self.queues.get(episode.queue[0])
-                    if queue is not None:
-                        position = f": position {queue.position(episode.queue[1])} of {len(queue)}"
+                    rivals = self._waiting_alike(episode.queue[0], episode.reason, state.site)
+                    position = f": position {bisect.bisect_left(rivals, episode.queue[1]) + 1} of {len(rivals)}"
                 decision = f"waiting for {WAIT_WORDS.get(episode.reason or '', episode.reason)}{position} since {clock_time(episode.waited_since or now)}"
             elif episode is not None and episode.status == PENDING and now < episode.due:
                 decision = f"delayed until {clock_time(episode.due)}"

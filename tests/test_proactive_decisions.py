@@ -416,6 +416,22 @@ async def test_explain_shows_the_wait_and_the_place_in_the_queue(client, shop, c
     assert decision.startswith("waiting for capacity: position 2 of 3 since "), decision
 
 
+async def test_the_place_in_the_queue_counts_only_the_visitors_waiting_for_the_same_thing(client, shop, clock, runtime):
+    """A visitor ahead in the group's queue who waits for their chat to end does not take the next
+    slot: the one waiting for capacity is told they are first, and is served first."""
+    await import_rules(client, shop, rule())
+    await report_capacity(client, shop, free=0, busy=1)
+    chatting, waiter = Visitor(client, shop, clock), Visitor(client, shop, clock)
+    await chatting.send({"type": "chat_started"})
+    await chatting.view("/", "/plans", "/pricing")
+    advance(runtime, clock, 1)
+    await waiter.view("/", "/plans", "/pricing")
+    assert (await chatting.explain())[0]["decision"].startswith("waiting for the chat to end: position 1 of 1 since ")
+    assert (await waiter.explain())[0]["decision"].startswith("waiting for capacity: position 1 of 1 since ")
+    await report_capacity(client, shop, free=1, busy=1)
+    assert len(await waiter.beat()) == 1 and chatting.received == []
+
+
 async def test_stats_count_waits_and_how_long_the_served_visitors_waited(client, shop, clock, runtime):
     ids = await import_rules(client, shop, rule())
     await report_capacity(client, shop, free=0, busy=2)
@@ -583,8 +599,8 @@ async def test_a_slot_given_back_by_a_dismissal_goes_to_the_visitor_waiting_long
     await holder.view("/", "/features", "/pricing")
     await waiter.view("/", "/plans")  # waits for the one slot, since 10:00:00
     advance(runtime, clock, 5)
-    await holder.view("/plans")  # qualifies for 'plans' too, five seconds later: second in the queue
-    assert (await holder.explain())[0]["decision"].startswith("waiting for the open invitation to close: position 2 of 2")
+    await holder.view("/plans")  # qualifies for 'plans' too, five seconds later: behind the waiter in the queue
+    assert (await holder.explain())[0]["decision"].startswith("waiting for the open invitation to close: ")
     await holder.react(holder.received[0], "dismissed")
     assert [i["rule"] for i in await waiter.beat()] == ["plans"]
     assert [i["rule"] for i in holder.received[1:]] == []
