@@ -122,3 +122,23 @@ async def test_the_order_of_reports_survives_a_restart(client, shop, clock, runt
             assert len(await waiter.beat()) == 1
     finally:
         await fresh.stop()
+
+
+async def test_after_a_restart_a_late_report_still_leaves_the_later_acceptance_its_slot(client, shop, clock, runtime, settings):
+    await import_rules(client, shop, rule())
+    await report(client, shop, free=1, as_of=at(clock, 0))
+    holder, waiter = Visitor(client, shop, clock), Visitor(client, shop, clock)
+    await holder.view("/", "/plans", "/pricing")
+    await waiter.view("/", "/plans", "/pricing")
+    report_time = at(clock, 1)
+    advance(runtime, clock, 2)
+    await holder.react(holder.received[0], "accepted")
+    fresh = await restart(runtime, settings, clock)
+    try:
+        async with app_client(create_app(settings, fresh)) as after:
+            waiter.client = after
+            sales = (await report(after, shop, free=1, as_of=report_time)).json()["sales"]  # built before the acceptance
+            assert sales["applied"] is True and sales["accepted_unreported"] == 1 and sales["free_slots"] == 0
+            assert await waiter.beat() == []
+    finally:
+        await fresh.stop()
