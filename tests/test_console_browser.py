@@ -428,3 +428,35 @@ async def test_a_compliance_officer_builds_a_case_with_a_hold_and_an_export(brow
     for expected in ("case.create", "case.search.add", "case.search.run", "hold.create", "export.create", "export.download", "hold.release", "case.close"):
         assert expected in actions, expected
     await context.close()
+
+
+# A visitor who holds a key down, a pasted token, a URL without spaces: one "word" of 400 letters.
+LONG_WORD = "refund" + "Z" * 400
+
+
+async def test_text_of_any_length_never_pushes_a_page_sideways(browser, live, runtime, client):
+    """Whatever the archive holds — a 400-letter word in a message, a note, a case's name, a saved
+    search whose name fills the hold and export choices — wraps inside the page, at desktop and
+    tablet widths: nothing scrolls sideways, and the facets stay beside (or above) the results."""
+    tenant = await make_tenant(runtime)
+    items = await _flag(live, tenant, [conversation("long-1", f"I want a refund {LONG_WORD}", "These are guaranteed returns " + LONG_WORD)])
+    item = items["long-1"]
+    async with httpx.AsyncClient(base_url=live, timeout=30) as api:
+        headers = tenant.headers("compliance")
+        noted = await api.post(f"/v1/reviews/{item}/actions", json={"action": "comment", "note": "see " + LONG_WORD}, headers=headers)
+        assert noted.status_code == 200, noted.text
+        case = (await api.post("/v1/cases", json={"name": "Case " + "Y" * 190, "description": "About " + LONG_WORD}, headers=headers)).json()
+        saved = await api.post(f"/v1/cases/{case['id']}/searches", json={"name": "S" * 190, "q": LONG_WORD}, headers=headers)
+        assert saved.status_code == 201, saved.text
+    pages = ["/console/search?q=refund", f"/console/reviews/{item}?status=all", "/console/cases", f"/console/cases/{case['id']}"]
+    for viewport in (DESKTOP, TABLET):
+        context, page = await _new_page(browser, viewport)
+        await page.goto(f"{live}/console/sign-in")
+        await page.fill("#key", tenant.keys["compliance"].key)
+        await page.keyboard.press("Enter")
+        await page.wait_for_url("**/console/search")
+        for path in pages:
+            await page.goto(live + path)
+            width = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            assert width[0] <= width[1] + 1, f"{path} at {viewport['width']} px is {width[0]} px wide"
+        await context.close()
