@@ -132,7 +132,11 @@ def _parameter_problems(request: Request[Any, Any, Any], extra: Any) -> tuple[li
     return found, body
 
 
-def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    from api.console.errors import is_console_path, unrouted  # the console's pages import this module
+
+    if is_console_path(request.url.path) and not isinstance(exc, ValidationException):
+        return unrouted(request, exc)  # a person's browser: a page, not problem+json
     status = exc.status_code
     detail = exc.detail
     errors: list[FieldError] = []

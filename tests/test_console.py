@@ -153,6 +153,25 @@ async def test_pages_without_a_session_send_the_browser_to_sign_in_and_back(clie
         assert back.headers["location"] == "/console/search?q=refund"
 
 
+async def test_an_address_the_console_has_no_page_for_answers_with_a_page(client, tenant):
+    """A mistyped or stale link under /console, or a form's address opened as a page, fails in
+    routing, before the console's router: it still answers as the console does (HTML with its
+    headers), never with the API's problem+json. The API keeps problem+json."""
+    async with browser_like(client) as http:
+        csrf = await signed_in(http, tenant)
+        for response, status in ((await http.get("/console/conversation/123"), 404),
+                                 (await http.get("/console/reviews/actions/x/y"), 404),
+                                 (await http.post("/console/search", headers={"x-csrf-token": csrf}), 405)):
+            assert response.status_code == status
+            assert response.headers["content-type"].startswith("text/html"), response.text
+            assert "default-src 'none'" in response.headers["content-security-policy"]
+            assert response.headers["cache-control"] == "no-store"
+            assert '<a href="/console">Back to the console</a>' in response.text
+        assert "GET" in response.headers["allow"]
+        api = await http.get("/v1/nothing-here")
+        assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
+
+
 @pytest.mark.parametrize("target", ["https://evil.example/console", "//evil.example/console", "/v1/audit", "/console\\@evil"])
 async def test_sign_in_never_redirects_off_the_console(client, tenant, target):
     async with browser_like(client) as http:

@@ -14,16 +14,40 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, Validatio
 from litestar.response import Redirect, Template
 
 from api.console.render import is_htmx, page
-from api.console.security import SIGN_IN_PATH
+from api.console.security import PATH, SECURITY_HEADERS, SIGN_IN_PATH
 from api.problems import TITLES
 from archive.errors import DomainError, FieldError
 
 log = structlog.get_logger(__name__)
 
 
-def _error_page(request: Request[Any, Any, Any], status: int, detail: str, errors: list[FieldError] | None = None) -> Template:
+def _error_page(request: Request[Any, Any, Any], status: int, detail: str, errors: list[FieldError] | None = None,
+                headers: dict[str, str] | None = None) -> Template:
     template = "error_fragment.html" if is_htmx(request) else "error.html"
-    return page(request, template, status=status, title=TITLES.get(status, "Error"), status_code=status, detail=detail, errors=errors or [])
+    return page(request, template, status=status, title=TITLES.get(status, "Error"), status_code=status, detail=detail, errors=errors or [],
+                headers=headers)
+
+
+def is_console_path(path: str) -> bool:
+    return path == PATH or path.startswith(PATH + "/")
+
+
+def unrouted(request: Request[Any, Any, Any], exc: HTTPException) -> Template:
+    """An address under /console that no console route answers (404), or not with this method
+    (405: a form's address opened as a page). Routing fails before the console's router and its
+    middleware run, so the app's handler sends these here: a person gets a page with the
+    console's headers, not the API's problem+json."""
+    if exc.status_code == 405:
+        detail = "this address takes a form, it is not a page; go back to the console and try again"
+    elif exc.status_code == 404:
+        detail = "there is no console page at this address; check the link"
+    else:
+        detail = str(exc.detail)
+    headers = {name.decode(): value.decode() for name, value in SECURITY_HEADERS}
+    headers["cache-control"] = "no-store"
+    if exc.headers:
+        headers.update(exc.headers)  # Allow, for a 405
+    return _error_page(request, exc.status_code, detail, headers=headers)
 
 
 def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Template:

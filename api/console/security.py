@@ -52,7 +52,7 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-_HEADERS: list[tuple[bytes, bytes]] = [
+SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -148,7 +148,7 @@ class ConsoleSessionMiddleware:
 
 
 def _with_headers(send: Send, static: bool) -> Send:
-    extra = _HEADERS if static else [*_HEADERS, (b"cache-control", b"no-store")]
+    extra = SECURITY_HEADERS if static else [*SECURITY_HEADERS, (b"cache-control", b"no-store")]
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
