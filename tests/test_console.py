@@ -153,6 +153,29 @@ async def test_pages_without_a_session_send_the_browser_to_sign_in_and_back(clie
         assert back.headers["location"] == "/console/search?q=refund"
 
 
+async def test_a_form_posted_after_the_session_ended_comes_back_to_its_page_not_to_its_address(client, tenant):
+    """The session ended elsewhere (signed out in another tab, the key revoked) and the page, before
+    its heartbeat noticed, posts a plain form — Sign out, say. After signing in again the browser
+    returns to the page the form was on: the form's own address answers only POST (a 405)."""
+    async with browser_like(client) as http:
+        csrf = await signed_in(http, tenant)
+        token = http.cookies["parley_console"]
+        assert (await http.post("/console/sign-out", data={"_csrf": csrf})).status_code == 303  # "the other tab"
+        http.cookies.set("parley_console", token, path="/console")
+        response = await http.post("/console/sign-out", data={"_csrf": csrf}, headers={"referer": f"{BASE}/console/cases?status=open"})
+        assert response.status_code == 303
+        assert response.headers["location"] == "/console/sign-in?next=%2Fconsole%2Fcases%3Fstatus%3Dopen"
+        http.cookies.clear()
+        back = await sign_in(http, tenant.keys["compliance"].key, next_path="/console/cases?status=open")
+        assert back.headers["location"] == "/console/cases?status=open"
+        assert (await http.get(back.headers["location"])).status_code == 200
+        # No Referer (a privacy setting): the console's start, never the form's address.
+        http.cookies.clear()
+        http.cookies.set("parley_console", token, path="/console")
+        response = await http.post("/console/reviews/actions", data={"_csrf": csrf})
+        assert response.status_code == 303 and response.headers["location"] == "/console/sign-in"
+
+
 async def test_an_address_the_console_has_no_page_for_answers_with_a_page(client, tenant):
     """A mistyped or stale link under /console, or a form's address opened as a page, fails in
     routing, before the console's router: it still answers as the console does (HTML with its

@@ -161,6 +161,11 @@ def _with_headers(send: Send, static: bool) -> Send:
 
 async def _to_sign_in(scope: Scope, send: Send, rt: Runtime, clear: bool) -> None:
     current = _header(scope, b"hx-current-url")
+    if current is None and scope.get("method", "GET") not in _SAFE_METHODS:
+        # A form posted after the session ended (signing out, a plain-form action): come back to
+        # the page it was posted from. Its own address answers only POST: going back there after
+        # signing in would be a 405, and the form's data is gone anyway.
+        current = _header(scope, b"referer") or PATH
     if current:  # an htmx fragment: come back to the page it was on, not to the fragment
         target = urlsplit(current).path + (("?" + urlsplit(current).query) if urlsplit(current).query else "")
     else:
