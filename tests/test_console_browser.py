@@ -460,3 +460,45 @@ async def test_text_of_any_length_never_pushes_a_page_sideways(browser, live, ru
             width = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
             assert width[0] <= width[1] + 1, f"{path} at {viewport['width']} px is {width[0]} px wide"
         await context.close()
+
+
+# Is `word`, inside the element `selector`, drawn left to right (its first letter left of its last)?
+READS_LEFT_TO_RIGHT = """([selector, word]) => {
+    const root = document.querySelector(selector);
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const at = node.data.indexOf(word);
+        if (at < 0) continue;
+        const letter = (i) => { const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1); return r.getBoundingClientRect().left; };
+        return letter(at) < letter(at + word.length - 1);
+    }
+    throw new Error(word + " is not in " + selector);
+}"""
+
+
+async def test_a_right_to_left_override_in_a_name_cannot_reorder_the_console_around_it(browser, live, runtime, client):
+    """An id or a name is the platform's data: one ending in U+202E (right-to-left override) must
+    not turn what the console writes after it around — "· visitor v-9" shown as "9-v rotisiv ·"
+    misstates who is who. Each such value is set apart (a bidirectional isolate)."""
+    tenant = await make_tenant(runtime)
+    body = conversation("rtl-1", *RISKY, visitor={"id": "v-9", "name": "Mallory"}, agents=[{"id": "agent-\u202e", "name": "Eve\u202e"}])
+    items = await _flag(live, tenant, [body])
+    async with httpx.AsyncClient(base_url=live, timeout=30) as api:  # the live server's scheduler indexes it
+        deadline = time.monotonic() + 30
+        while (await api.post("/v1/search", json={"q": "", "size": 1}, headers=tenant.headers("compliance"))).json()["total"] < 1:
+            assert time.monotonic() < deadline, "the live server did not index the conversation"
+            await asyncio.sleep(0.25)  # polling another process's scheduler, with a deadline
+    context, page = await _new_page(browser, DESKTOP)
+    await page.goto(f"{live}/console/sign-in")
+    await page.fill("#key", tenant.keys["compliance"].key)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/console/search")
+    await page.goto(f"{live}/console/search?q=guaranteed")
+    await page.wait_for_selector("#results .hit")
+    assert await page.evaluate(READS_LEFT_TO_RIGHT, ["#results .hit .meta", "visitor"])
+    await page.goto(f"{live}/console/reviews/{items['rtl-1']}")
+    assert await page.evaluate(READS_LEFT_TO_RIGHT, ["#item .review-conversation .meta", "whole record"])
+    await page.click("#item .review-conversation .meta a")  # the whole record
+    await page.wait_for_url("**/console/conversations/**")
+    assert await page.evaluate(READS_LEFT_TO_RIGHT, [".facts", "Eve"])
+    await context.close()
