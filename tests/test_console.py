@@ -176,6 +176,20 @@ async def test_a_form_posted_after_the_session_ended_comes_back_to_its_page_not_
         assert response.status_code == 303 and response.headers["location"] == "/console/sign-in"
 
 
+async def test_the_heartbeat_of_an_ended_session_never_sends_the_browser_back_to_the_heartbeat(client, tenant):
+    """The heartbeat is a fetch: it names its page in HX-Current-URL (console.js) or, from an older
+    copy of the script, in its Referer. Either way sign-in's next is that page; without either,
+    the console's start — never /console/session, whose answer is a line of JSON."""
+    async with browser_like(client) as http:
+        beat = {"hx-request": "true"}
+        named = await http.get("/console/session", headers={**beat, "hx-current-url": f"{BASE}/console/audit?action=read"})
+        assert named.headers["hx-redirect"] == "/console/sign-in?next=%2Fconsole%2Faudit%3Faction%3Dread"
+        referred = await http.get("/console/session", headers={**beat, "referer": f"{BASE}/console/cases"})
+        assert referred.headers["hx-redirect"] == "/console/sign-in?next=%2Fconsole%2Fcases"
+        bare = await http.get("/console/session", headers=beat)
+        assert bare.headers["hx-redirect"] == "/console/sign-in"
+
+
 async def test_an_address_the_console_has_no_page_for_answers_with_a_page(client, tenant):
     """A mistyped or stale link under /console, or a form's address opened as a page, fails in
     routing, before the console's router: it still answers as the console does (HTML with its

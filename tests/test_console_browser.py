@@ -502,3 +502,29 @@ async def test_a_right_to_left_override_in_a_name_cannot_reorder_the_console_aro
     await page.wait_for_url("**/console/conversations/**")
     assert await page.evaluate(READS_LEFT_TO_RIGHT, [".facts", "Eve"])
     await context.close()
+
+
+async def test_the_heartbeat_takes_a_page_whose_session_ended_to_sign_in_and_back_to_that_page(browser, live, runtime, client):
+    """The session ends elsewhere (another tab signs out); within a minute the open page's
+    heartbeat takes it to sign-in, and signing in again comes back to that page — not to the
+    heartbeat's own address, a line of JSON. The page's clock is Playwright's: the minute passes
+    at once."""
+    tenant = await make_tenant(runtime)
+    context, page = await _new_page(browser, DESKTOP)
+    await page.clock.install()
+    await page.goto(f"{live}/console/sign-in")
+    await page.fill("#key", tenant.keys["compliance"].key)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/console/search")
+    await page.goto(f"{live}/console/cases?status=open")
+    other = await context.new_page()
+    await other.goto(f"{live}/console/account")
+    await other.click("text=Sign out")
+    await other.wait_for_url("**/console/sign-in?signed_out=true")
+    await page.clock.run_for(61_000)
+    await page.wait_for_url("**/console/sign-in?next=%2Fconsole%2Fcases%3Fstatus%3Dopen")
+    await page.fill("#key", tenant.keys["compliance"].key)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/console/cases?status=open")
+    assert await page.inner_text("h1") == "Cases"
+    await context.close()

@@ -161,10 +161,10 @@ def _with_headers(send: Send, static: bool) -> Send:
 
 async def _to_sign_in(scope: Scope, send: Send, rt: Runtime, clear: bool) -> None:
     current = _header(scope, b"hx-current-url")
-    if current is None and scope.get("method", "GET") not in _SAFE_METHODS:
-        # A form posted after the session ended (signing out, a plain-form action): come back to
-        # the page it was posted from. Its own address answers only POST: going back there after
-        # signing in would be a 405, and the form's data is gone anyway.
+    if current is None and (scope.get("method", "GET") not in _SAFE_METHODS or scope["route_handler"].opt.get("console_heartbeat")):
+        # A form posted after the session ended (signing out, a plain-form action), or the page's
+        # heartbeat noticing that it ended: come back to the page, not to this address (a form's
+        # answers only POST, a 405; the heartbeat's is a line of JSON).
         current = _header(scope, b"referer") or PATH
     if current:  # an htmx fragment: come back to the page it was on, not to the fragment
         target = urlsplit(current).path + (("?" + urlsplit(current).query) if urlsplit(current).query else "")

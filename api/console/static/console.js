@@ -220,7 +220,8 @@
   // does not count as activity, and a redirect means the session is gone.
   if (token) {
     window.setInterval(function () {
-      fetch("/console/session", { headers: { "HX-Request": "true" }, credentials: "same-origin", cache: "no-store" })
+      // HX-Current-URL: after signing in again, the browser comes back to this page.
+      fetch("/console/session", { headers: { "HX-Request": "true", "HX-Current-URL": window.location.href }, credentials: "same-origin", cache: "no-store" })
         .then(function (response) {
           const to = response.headers.get("HX-Redirect");
           if (to) window.location.assign(to);
