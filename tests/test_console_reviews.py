@@ -145,3 +145,19 @@ async def test_a_reviewers_session_carries_its_keys_scope(client, runtime, tenan
         info = await sessions.resolve(runtime, http.cookies["parley_console"])
     assert info is not None and info.principal == await runtime.tenants.authenticate(key.key)
     assert info.principal.sites == ("b2b", "shop") and info.principal.channels == ("web",)
+
+
+async def test_a_card_mask_a_policy_matched_is_still_shown_as_a_redaction(client, tenant):
+    """docs/supervision.md's own example: a pattern on the mask redaction leaves ("agent pasted a
+    card number"). The match cuts the mask into runs; the item still shows the whole mask as a
+    redaction (dashed box, titled), with the matched stars marked inside it."""
+    await create_policy(client, tenant, name="pasted cards", query="", patterns=[r"\*\*\*\*"], scope={"senders": ["agent"]})
+    await ingest(client, tenant, chat("card-1", "Can I pay by card?", "Sure, I typed it in: 4111 1111 1111 1111, done."))
+    listed = await client.get("/v1/reviews", headers=tenant.headers("compliance"))
+    (item,) = listed.json()["items"]
+    async with browser_like(client) as http:
+        await sign_in(http, tenant.keys["compliance"].key)
+        shown = await http.get(f"/console/reviews/{item['id']}")
+    assert shown.status_code == 200
+    assert ('typed it in: <span class="redaction" title="redacted at ingest: card number">4111 11** <mark class="match">****</mark> 1111</span>, done.'
+            in shown.text), shown.text[shown.text.find("typed it in"):][:300]

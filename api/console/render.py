@@ -78,6 +78,40 @@ def mark_redactions(text: str | Markup) -> Markup:
     return Markup(_REDACTION.sub(wrap, source))
 
 
+def marked_segments(segments: list[Any]) -> Markup:
+    """A review item's message: its runs (``mark`` on what a detector matched) with the matches
+    marked and the redactions set apart as ``mark_redactions`` sets them apart. Redactions are
+    found in the whole text, not run by run: a policy matching ``****`` cuts a card mask
+    (``4111 11** **** 1111``) into three runs, none of which alone looks like a mask."""
+    text = "".join(seg.text for seg in segments)
+    cuts = {0, len(text)}
+    marked: list[tuple[int, int]] = []
+    at = 0
+    for seg in segments:
+        if seg.mark:
+            marked.append((at, at + len(seg.text)))
+        at += len(seg.text)
+        cuts.add(at)
+    hidden = [(m.start(), m.end(), kind) for m in _REDACTION.finditer(text) if (kind := _redaction_kind(m.group(0)))]
+    cuts.update(p for start, end, _ in hidden for p in (start, end))
+    out: list[str] = []
+    open_redaction: tuple[int, int, str] | None = None
+    points = sorted(cuts)
+    for start, end in zip(points, points[1:]):
+        redaction = next((r for r in hidden if r[0] <= start and end <= r[1]), None)
+        if redaction != open_redaction:
+            if open_redaction is not None:
+                out.append("</span>")
+            if redaction is not None:
+                out.append(f'<span class="redaction" title="redacted at ingest: {redaction[2]}">')
+            open_redaction = redaction
+        piece = str(escape(text[start:end]))
+        out.append(f'<mark class="match">{piece}</mark>' if any(s <= start and end <= e for s, e in marked) else piece)
+    if open_redaction is not None:
+        out.append("</span>")
+    return Markup("".join(out))
+
+
 def isolate(value: Any) -> Markup:
     """A value the archive holds (an id, a name, a tag), shown inside a line of other text, in its
     own bidirectional isolate (``<bdi>``): a right-to-left override or an Arabic name in it cannot
@@ -128,7 +162,7 @@ def _environment() -> Environment:
         loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), undefined=StrictUndefined,
         trim_blocks=True, lstrip_blocks=True,
     )
-    env.filters.update(redactions=mark_redactions, isolate=isolate, when=when, filesize=filesize, plain=plain)
+    env.filters.update(redactions=mark_redactions, marked_segments=marked_segments, isolate=isolate, when=when, filesize=filesize, plain=plain)
     return env
 
 
