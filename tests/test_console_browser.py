@@ -528,3 +528,29 @@ async def test_the_heartbeat_takes_a_page_whose_session_ended_to_sign_in_and_bac
     await page.wait_for_url("**/console/cases?status=open")
     assert await page.inner_text("h1") == "Cases"
     await context.close()
+
+
+async def test_a_refused_reveal_leaves_the_item_and_the_queue_working(browser, live, runtime, client):
+    """A reason of spaces passes the browser's `required` and is refused by the server: the
+    refusal shows next to the reveal form, the item stays on screen with its pseudonyms, and the
+    queue still opens the next item (the pane it loads into is still there)."""
+    tenant = await make_tenant(runtime)
+    items = await _flag(live, tenant, [conversation(f"r-{i}", *RISKY) for i in range(2)])
+    context, page = await _new_page(browser, DESKTOP)
+    await page.goto(f"{live}/console/sign-in")
+    await page.fill("#key", tenant.keys["compliance"].key)
+    await page.keyboard.press("Enter")
+    await page.wait_for_url("**/console/search")
+    await page.goto(f"{live}/console/reviews/{items['r-0']}")
+    await page.fill("#reveal-reason", "   ")
+    await page.keyboard.press("Enter")
+    await page.wait_for_selector("#reveal-problem .problem")
+    assert "a reason is needed" in await page.inner_text("#reveal-problem")
+    assert "guaranteed returns" in await page.inner_text("#item .messages")
+    assert "Ola" not in await page.inner_text("#item")
+    await page.click(f"#row-{items['r-1']} .item-link")
+    await page.wait_for_selector(f"#item[data-review='{items['r-1']}']")
+    async with httpx.AsyncClient(base_url=live) as api:
+        entries = (await api.get("/v1/audit", params={"action": "review.reveal"}, headers=tenant.headers("compliance"))).json()
+    assert entries == []
+    await context.close()

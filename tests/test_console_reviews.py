@@ -161,3 +161,14 @@ async def test_a_card_mask_a_policy_matched_is_still_shown_as_a_redaction(client
     assert shown.status_code == 200
     assert ('typed it in: <span class="redaction" title="redacted at ingest: card number">4111 11** <mark class="match">****</mark> 1111</span>, done.'
             in shown.text), shown.text[shown.text.find("typed it in"):][:300]
+
+
+async def test_an_error_loading_an_item_goes_into_the_pane_not_over_it(client, tenant):
+    """htmx swaps an item into #item by outerHTML; an error answered there keeps the pane (the
+    error goes inside it), so the queue's rows and keys still have somewhere to load the next item."""
+    async with browser_like(client) as http:
+        await sign_in(http, tenant.keys["compliance"].key)
+        missing = await http.get("/console/reviews/00000000-0000-0000-0000-000000000000",
+                                 headers={"hx-request": "true", "hx-target": "item"})
+    assert missing.status_code == 404 and missing.headers["hx-reswap"] == "innerHTML"
+    assert 'class="problem"' in missing.text

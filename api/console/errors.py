@@ -24,6 +24,11 @@ log = structlog.get_logger(__name__)
 def _error_page(request: Request[Any, Any, Any], status: int, detail: str, errors: list[FieldError] | None = None,
                 headers: dict[str, str] | None = None) -> Template:
     template = "error_fragment.html" if is_htmx(request) else "error.html"
+    if is_htmx(request):
+        # Into the element the request meant to replace, not over it: a pane swapped by
+        # outerHTML (the review item, "#item") keeps its id, so the rows and keys that load the
+        # next item into it still find it. An action may name a better place (HX-Retarget).
+        headers = {"HX-Reswap": "innerHTML", **(headers or {})}
     return page(request, template, status=status, title=TITLES.get(status, "Error"), status_code=status, detail=detail, errors=errors or [],
                 headers=headers)
 

@@ -172,7 +172,15 @@ class ReviewPages(Controller):
     async def reveal(self, request: Request[Any, Any, Any], rt: Rt, principal: Caller, review_id: FromPath[UUID]) -> Template:
         """The participants' real names, for compliance, with a reason (ledgered)."""
         queue, form = await _form_queue(request, principal)
-        data = convert({"reason": str(form.get("reason") or "").strip()}, reviews.RevealIn, "say why the names are needed")
+        reason = str(form.get("reason") or "").strip()
+        if not reason:  # (the field is required, but spaces satisfy the browser)
+            problem = InvalidInput("say why the names are needed", [FieldError("reason", "a reason is needed: it is ledgered with the reveal")])
+            if not is_htmx(request):
+                raise problem
+            # Next to the form: the item stays as it was, nothing revealed, nothing read again.
+            return page(request, "error_fragment.html", section="reviews", status=problem.status, title="Not revealed", status_code=problem.status,
+                        detail=problem.detail, errors=problem.errors, headers={"HX-Retarget": "#reveal-problem", "HX-Reswap": "innerHTML"})
+        data = convert({"reason": reason}, reviews.RevealIn, "say why the names are needed")
         item = await reviews.view(rt, principal, review_id, reveal_reason=data.reason)
         if not is_htmx(request):
             return _queue_page(request, queue, await reviews.list_reviews(principal, queue.query()), item)
