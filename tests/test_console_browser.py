@@ -410,7 +410,9 @@ async def test_a_compliance_officer_builds_a_case_with_a_hold_and_an_export(brow
     await page.click("text=Start the export")
     await page.wait_for_selector("#exports .badge.status-queued, #exports .badge.status-running, #exports .badge.status-done")
     download_link = page.locator("#exports a:has-text('Download')")
-    await download_link.wait_for(timeout=30_000)  # the page polls while the scheduler builds it
+    # The page polls while the scheduler builds it: seconds alone, longer on a loaded machine
+    # (a bound, not a sleep: the wait ends when the link appears).
+    await download_link.wait_for(timeout=120_000)
     await _check_page(page, axe_source, "case")
     async with page.expect_download() as info:
         await download_link.click()
