@@ -486,3 +486,19 @@ async def test_scroll_depth_is_reported_on_a_quirks_mode_page(browser, live, sho
 
     assert 100 in await _poll(depths, lambda d: 100 in d, timeout=10)
     await page.context.close()
+
+
+async def test_events_still_arrive_after_the_page_aborts_a_send(browser, live, shop, runtime):
+    """`window.stop()` (and a script that aborts requests it did not make) ends an XMLHttpRequest
+    with `abort`, not `error`: the batch is sent again, and later events still go out."""
+    page = await _open(browser, live, "stopped", _page("stopped", shop.embed, FETCH_THROWS))  # sends go with XHR
+    await page.wait_for_function("window.parley && parley.loaded")
+    await page.evaluate("parley('track', 'before_stop'); parley('flush'); window.stop()")  # the send is aborted
+    await page.evaluate("parley('track', 'after_stop')")
+
+    async def names():
+        return [e["name"] for e in await _stored(runtime, shop) if e["type"] == "custom"]
+
+    assert sorted(await _poll(names, lambda n: len(n) >= 2, timeout=20)) == ["after_stop", "before_stop"]
+    assert _snippet_errors(page) == []
+    await page.context.close()

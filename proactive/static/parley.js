@@ -53,7 +53,7 @@
     } catch (e) {}
     try {
       var x = new XMLHttpRequest();
-      x.open("POST", url); x.responseType = "json"; x.onload = guard(function () { done(x.status, x.response); }); x.onerror = fail; x.send(body);
+      x.open("POST", url); x.responseType = "json"; x.onload = guard(function () { done(x.status, x.response); }); x.onerror = x.onabort = x.ontimeout = fail; x.send(body);
     } catch (e) { fail(); }
   }
 
