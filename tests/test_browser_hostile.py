@@ -502,3 +502,25 @@ async def test_events_still_arrive_after_the_page_aborts_a_send(browser, live, s
     assert sorted(await _poll(names, lambda n: len(n) >= 2, timeout=20)) == ["after_stop", "before_stop"]
     assert _snippet_errors(page) == []
     await page.context.close()
+
+
+async def test_a_jump_to_an_anchor_and_back_is_one_page_view_each(browser, live, shop):
+    """A fragment navigation (a table of contents link, `location.hash = …`, back) fires both
+    `popstate` and `hashchange` (HTML Standard, history traversal): it is one page view, not two."""
+    batches, record = _pageviews_sent()
+    body = '<a id="toc" href="#details">Details</a><h2 id="details">Details</h2>'
+    page = await _open(browser, live, "anchor", _page("anchor", shop.embed, body=body), on_request=record)
+    await page.wait_for_function("window.parley && parley.loaded")
+    settled = "new Promise(r => addEventListener('hashchange', () => setTimeout(r, 0), {once: true}))"
+    await page.evaluate(f"window.jumped = {settled}; null")
+    await page.click("#toc")
+    await page.evaluate("jumped")
+    await page.evaluate(f"window.back = {settled}; history.back()")
+    await page.evaluate("back.then(() => parley('flush'))")  # all three page views are queued or sent by now
+
+    async def pageviews():
+        return sum(batches.values(), [])
+
+    sent = await _poll(pageviews, lambda p: len(p) >= 3, timeout=20)
+    assert sent == [f"{live['origin']}/shop-hostile-anchor.html"] * 3, batches
+    await page.context.close()

@@ -8,7 +8,7 @@
   var cfg = me.dataset, site = cfg.site, base = /^[^:]+:\/\/[^/?#]+/.exec(me.src)[0], url = base + "/v1/collect";
   var ls, memVid, nav = navigator, T = "parley-invitation";
   var queue = [], outbox = [], sending = 0, xhr = 0, parked = O.create(null), handlers = O.create(null), shown = O.create(null);
-  var lastActive = now(), idleSent = 0, maxScroll = 0, es, flushTimer;
+  var lastActive = now(), idleSent = 0, maxScroll = 0, es, flushTimer, viewed;
   var consent = cfg.consent !== "required";
   var privacy = cfg.dnt !== "ignore" && (nav.doNotTrack == "1" || w.doNotTrack == "1" || nav.globalPrivacyControl);
   try { ls = w.localStorage; } catch (e) {}
@@ -84,7 +84,7 @@
     return { device: /iPad|Tablet/.test(ua) || /Android/.test(ua) && !/Mobi/.test(ua) ? "tablet" : /Mobi|iPhone/.test(ua) ? "mobile" : "desktop",
       language: nav.language, viewport: w.innerWidth, page_language: d.documentElement.lang || null, search: q || null };
   }
-  function pageview() { lastActive = now(); maxScroll = 0; track("pageview", about(), null, 1); }
+  function pageview() { viewed = loc.href; lastActive = now(); maxScroll = 0; track("pageview", about(), null, 1); }
   function wrap(name) {
     var orig = history[name];
     try { history[name] = function () { var u = location.href, r = orig.apply(this, arguments); if (u != location.href) setTimeout(guard(pageview), 0); return r; }; } catch (e) {}
@@ -92,8 +92,9 @@
 
   function listen() {
     wrap("pushState"); wrap("replaceState");
-    on(w, "popstate", pageview);
-    on(w, "hashchange", pageview);
+    function moved() { if (loc.href != viewed) pageview(); }
+    on(w, "popstate", moved);
+    on(w, "hashchange", moved);
     on(w, "pageshow", function (e) { if (e.persisted) pageview(); });
     each(["mousemove", "keydown", "scroll", "touchstart", "click"], function (t) { on(w, t, function () { lastActive = now(); idleSent = 0; }); });
     on(w, "scroll", function () {
