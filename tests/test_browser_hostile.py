@@ -524,3 +524,48 @@ async def test_a_jump_to_an_anchor_and_back_is_one_page_view_each(browser, live,
     sent = await _poll(pageviews, lambda p: len(p) >= 3, timeout=20)
     assert sent == [f"{live['origin']}/shop-hostile-anchor.html"] * 3, batches
     await page.context.close()
+
+
+async def test_what_was_typed_on_the_site_never_leaves_the_browser_as_a_search_keyword(browser, live, shop):
+    """A form without `method` submits with GET: what was typed is in the next page's address, and
+    a same-site referrer keeps its query (Referrer Policy, strict-origin-when-cross-origin). The
+    search keyword is a search engine's, another site's: the site's own pages give none."""
+    (live["pages"] / "shop-hostile-next.html").write_text(_page("next", shop.embed), encoding="utf-8")
+    paid = _page("paid", shop.embed, body='<a id="next" href="/shop-hostile-next.html">continue</a>')
+    (live["pages"] / "shop-hostile-paid.html").write_text(paid, encoding="utf-8")
+    form = '<form action="/shop-hostile-paid.html"><input id="pan" name="p" autocomplete="cc-number"><button id="pay">Pay</button></form>'
+    page = await _open(browser, live, "checkout", _page("checkout", shop.embed, body=form))
+    bodies = _collect_bodies(page)
+    await page.fill("#pan", "4111 1111 1111 1111")
+    await page.click("#pay")
+    await page.wait_for_url("**/shop-hostile-paid.html?p=*")
+    await page.click("#next")
+    await page.wait_for_url("**/shop-hostile-next.html")
+    await page.wait_for_function("window.parley && parley.loaded")
+    await page.evaluate("parley('flush')")
+
+    def referrers():
+        return [e["referrer"] for b in bodies for e in b["events"] if e["type"] == "pageview"]
+
+    async def sent():
+        return referrers()
+
+    assert f"{live['origin']}/shop-hostile-paid.html" in await _poll(sent, lambda r: f"{live['origin']}/shop-hostile-paid.html" in r)
+    assert "4111" not in json.dumps(bodies)
+    assert {e["props"]["search"] for b in bodies for e in b["events"] if e["type"] == "pageview"} == {None}
+
+    # A search engine's results page (another host) that sends its full address as the referrer.
+    engine = live["origin"].replace("127.0.0.1", "localhost")
+    results = '<meta name="referrer" content="unsafe-url"><a id="hit" href="' + live["origin"] + '/shop-hostile-next.html">Tents</a>'
+    (live["pages"] / "search.html").write_text(results, encoding="utf-8")
+    await page.goto(f"{engine}/search.html?q=dome+tent&p=2")
+    await page.click("#hit")
+    await page.wait_for_url(f"{live['origin']}/shop-hostile-next.html")
+    await page.wait_for_function("window.parley && parley.loaded")
+    await page.evaluate("parley('flush')")
+
+    async def searches():
+        return [e["props"]["search"] for b in bodies for e in b["events"] if e["type"] == "pageview"]
+
+    assert "dome tent" in await _poll(searches, lambda s: "dome tent" in s)
+    await page.context.close()

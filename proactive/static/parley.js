@@ -80,7 +80,10 @@
 
   function about() {
     var ua = nav.userAgent, q = null;
-    try { q = /[?&](?:q|p|text|wd)=([^&#]*)/.exec(d.referrer); q = q && decodeURIComponent(q[1].replace(/\+/g, " ")); } catch (e) {}
+    try {
+      q = /^[^:]+:\/\/([^/?#]*)[^?#]*\?([^#]*)/.exec(d.referrer);
+      q = q && q[1] != loc.host && /(?:^|&)(?:q|p|text|wd)=([^&]*)/.exec(q[2]); q = q && decodeURIComponent(q[1].replace(/\+/g, " "));
+    } catch (e) {}
     return { device: /iPad|Tablet/.test(ua) || /Android/.test(ua) && !/Mobi/.test(ua) ? "tablet" : /Mobi|iPhone/.test(ua) ? "mobile" : "desktop",
       language: nav.language, viewport: w.innerWidth, page_language: d.documentElement.lang || null, search: q || null };
   }
