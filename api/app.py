@@ -49,6 +49,9 @@ from archive.models import BatchIn, ConversationIn
 from archive.runtime import Runtime, describe
 from config.settings import Settings
 from proactive import demo
+from proactive.events import CollectIn
+from proactive.service import RulesDocument
+from proactive.visitors import AttributesIn, EventsIn
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +64,8 @@ def _add_self_decoded_schemas(app: Litestar) -> None:
     Litestar rebuilds ``components.schemas`` from the handlers' signatures, so schemas passed in
     the config are dropped; they are added to the built document instead.
     """
-    _, components = msgspec.json.schema_components([ConversationIn, BatchIn], ref_template="#/components/schemas/{name}")
+    bodies = [ConversationIn, BatchIn, CollectIn, RulesDocument, AttributesIn, EventsIn]
+    _, components = msgspec.json.schema_components(bodies, ref_template="#/components/schemas/{name}")
     schemas = app.plugins.get(OpenAPIPlugin).provide_openapi().components.schemas
     assert schemas is not None
     for name, schema in components.items():

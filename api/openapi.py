@@ -29,7 +29,16 @@ from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugi
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware.rate_limit import RateLimitMiddleware
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Reference, Schema, SecurityScheme
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
 from litestar.plugins import ReceiveRoutePlugin
 from litestar.routes import HTTPRoute
 
@@ -139,6 +148,28 @@ class JsonOrCsv(Operation):
         ok = (self.responses or {}).get("200")
         if isinstance(ok, OpenAPIResponse) and ok.content is not None:
             ok.content.setdefault("text/csv", OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)))
+
+
+def self_decoded_body(schema: str | Schema, media_types: tuple[str, ...], description: str) -> type[Operation]:
+    """The operation class of a handler that reads its body itself (``await request.body()``: text
+    that may be YAML, ``text/plain`` from browsers, a body a signature covers byte for byte), so
+    Litestar sees no ``data`` parameter and would document no body at all. The body is declared
+    here, by the name of its schema among the components (``api.app`` adds the schemas of such
+    bodies to the document) or as a schema of its own, under every media type the handler reads."""
+
+    declared: Schema | Reference = Reference(ref=f"#/components/schemas/{schema}") if isinstance(schema, str) else schema
+
+    @dataclass
+    class SelfDecodedBody(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = RequestBody(
+                required=True,
+                description=description,
+                content={media: OpenAPIMediaType(schema=declared) for media in media_types},
+            )
+
+    SelfDecodedBody.__name__ = SelfDecodedBody.__qualname__ = f"{schema if isinstance(schema, str) else 'Text'}Body"
+    return SelfDecodedBody
 
 
 class ProblemResponses(ReceiveRoutePlugin):

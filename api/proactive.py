@@ -29,12 +29,13 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Schema
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api.auth import requires
 from api.deps import Caller, Rt
-from api.openapi import problems
+from api.openapi import problems, self_decoded_body
 from archive.runtime import Runtime
 from archive.tenancy import Principal
 from config.settings import Settings, trusted_networks
@@ -106,12 +107,33 @@ def _event(invitation: Invitation, now: float) -> ServerSentEventMessage:
     return ServerSentEventMessage(data=data, event="invitation", id=invitation.id)
 
 
+# Bodies these handlers read themselves (text/plain from browsers; YAML or JSON rules), declared
+# for the OpenAPI document.
+_COLLECT_BODY = self_decoded_body(
+    "CollectIn", ("text/plain", "application/json"),
+    "A batch of behaviour events; browsers send it as text/plain holding JSON (no CORS preflight). "
+    "The site key may instead be in X-Parley-Site or ?site=.",
+)
+_RULES_BODY = self_decoded_body(
+    "RulesDocument", ("application/yaml", "application/json"),
+    "A rules document, YAML or JSON (read as JSON when the content type says json); docs/proactive.md, Rules.",
+)
+
+# Validation judges any text: a document that is not a rules document is answered 200 with
+# "valid": false and the errors, so its body is any text rather than the RulesDocument import needs.
+_RULES_TO_CHECK = self_decoded_body(
+    Schema(description="Any YAML or JSON, meant to be a rules document (the shape of RulesDocument)"),
+    ("application/yaml", "application/json"),
+    "The rules document to check, YAML or JSON; whatever it holds, the answer says whether it is valid and why not.",
+)
+
+
 class CollectController(Controller):
     path = "/v1"
     tags = ["engagement: browser"]
 
     @post("/collect", exclude_from_auth=True, status_code=200, summary="Behaviour events from the snippet (text/plain or JSON)",
-          responses=problems(401, 403))  # an unknown site key; a page origin the site does not allow
+          responses=problems(401, 403), operation_class=_COLLECT_BODY)  # an unknown site key; a page origin the site does not allow
     async def collect(self, request: Request[Any, Any, Any], rt: Rt) -> service.CollectOut:
         return await service.collect(
             rt, await request.body(),
@@ -157,11 +179,11 @@ class RulesController(Controller):
     async def create_rule(self, rt: Rt, principal: Caller, data: JSONBody[dict[str, Any]]) -> service.RuleOut:
         return await service.create_rule(rt, principal, data)
 
-    @post("/validate", status_code=200, summary="Validate rules (YAML or JSON; errors name the field path)")
+    @post("/validate", status_code=200, operation_class=_RULES_TO_CHECK, summary="Validate rules (YAML or JSON; errors name the field path)")
     async def validate(self, request: Request[Principal, Any, Any], principal: Caller) -> service.ValidationOut:
         return await service.validate_document(principal.tenant_id, await request.body(), _media(request))
 
-    @post("/import", status_code=200, summary="Import rules (YAML or JSON), all or nothing, upsert by name")
+    @post("/import", status_code=200, operation_class=_RULES_BODY, summary="Import rules (YAML or JSON), all or nothing, upsert by name")
     async def import_rules(self, request: Request[Principal, Any, Any], rt: Rt, principal: Caller) -> service.ImportOut:
         return await service.import_document(rt, principal, await request.body(), _media(request))
 

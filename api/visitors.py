@@ -15,7 +15,7 @@ from litestar.params import FromPath
 
 from api.auth import MAX_KEY_LENGTH, requires
 from api.deps import Caller, Rt
-from api.openapi import BEARER, problems
+from api.openapi import BEARER, problems, self_decoded_body
 from archive.runtime import Runtime
 from archive.tenancy import Principal
 from proactive import visitors
@@ -41,20 +41,25 @@ async def _caller(request: Request[Any, Any, Any], rt: Runtime, body: bytes) -> 
 BEARER_OR_SIGNATURE: list[dict[str, list[str]]] = [{BEARER: []}]
 
 
+# The handlers read the body themselves (a site signature covers its exact bytes).
+_ATTRIBUTES_BODY = self_decoded_body("AttributesIn", ("application/json",), "The visitor's attributes on one site (declared per site).")
+_EVENTS_BODY = self_decoded_body("EventsIn", ("application/json",), "Triggers and custom events for the visitor on one site.")
+
+
 class VisitorController(Controller):
     path = "/v1/visitors/{visitor_id:str}"
     tags = ["engagement: visitors"]
 
     # Outside the bearer middleware (a signature may stand in for the key): the 401/403 it would
     # document, and the 503 of a process that does not run the engine, are declared here.
-    @post("/attributes", exclude_from_auth=True, status_code=200, responses=problems(401, 403, 503), security=BEARER_OR_SIGNATURE,
+    @post("/attributes", exclude_from_auth=True, status_code=200, operation_class=_ATTRIBUTES_BODY, responses=problems(401, 403, 503), security=BEARER_OR_SIGNATURE,
           summary="Set a visitor's attributes (declared per site) from the site's server: ingest key or site signature")
     async def attributes(self, request: Request[Any, Any, Any], rt: Rt, visitor_id: FromPath[str]) -> visitors.VisitorUpdateOut:
         body = await request.body()
         principal, signed = await _caller(request, rt, body)
         return await visitors.set_attributes(rt, principal, signed, visitor_id, body)
 
-    @post("/events", exclude_from_auth=True, status_code=200, responses=problems(401, 403, 503), security=BEARER_OR_SIGNATURE,
+    @post("/events", exclude_from_auth=True, status_code=200, operation_class=_EVENTS_BODY, responses=problems(401, 403, 503), security=BEARER_OR_SIGNATURE,
           summary="Triggers and custom events for a visitor from the site's server: ingest key or site signature")
     async def events(self, request: Request[Any, Any, Any], rt: Rt, visitor_id: FromPath[str]) -> visitors.VisitorUpdateOut:
         body = await request.body()

@@ -50,9 +50,12 @@ OPERATIONS = sorted(
 
 
 def _can_be_invalid(operation: dict[str, Any]) -> bool:
-    """Is there something to get wrong: a declared body, or a parameter with a type or constraint
-    (any string is a valid unconstrained string parameter)?"""
-    return bool(operation.get("requestBody")) or any(p.get("schema", {}) != {"type": "string"} for p in operation.get("parameters", []))
+    """Is there something to get wrong: a declared body with a schema that constrains it (rule
+    validation takes any text), or a parameter with a type or constraint (any string is a valid
+    unconstrained string parameter)?"""
+    bodies = operation.get("requestBody", {}).get("content", {}).values()
+    return (any(set(body.get("schema", {})) - {"description"} for body in bodies)
+            or any(p.get("schema", {}) != {"type": "string"} for p in operation.get("parameters", [])))
 
 
 OPERATIONS += sorted(

@@ -91,3 +91,44 @@ async def test_options_advertises_every_method_of_the_path_without_a_key(client)
                           ("/v1/rules", "GET, OPTIONS, POST")):
         response = await client.options(path)
         assert response.status_code == 204 and response.headers["allow"] == methods, (path, response.status_code)
+
+
+async def test_bodies_a_handler_reads_itself_are_documented_under_every_media_type_it_reads(client):
+    """Handlers that read their body as bytes (browsers' text/plain, YAML rules, a body a site
+    signature covers) declare it: a client generated from the document can send them."""
+    document = await _document(client)
+    declared = {
+        ("/v1/collect", "post"): ("CollectIn", {"text/plain", "application/json"}),
+        ("/v1/rules/import", "post"): ("RulesDocument", {"application/yaml", "application/json"}),
+        ("/v1/visitors/{visitor_id}/attributes", "post"): ("AttributesIn", {"application/json"}),
+        ("/v1/visitors/{visitor_id}/events", "post"): ("EventsIn", {"application/json"}),
+    }
+    schemas = document["components"]["schemas"]
+    for (path, method), (name, media_types) in declared.items():
+        body = document["paths"][path][method]["requestBody"]
+        assert body["required"] is True, path
+        assert set(body["content"]) == media_types, path
+        for media_type in media_types:
+            assert body["content"][media_type]["schema"] == {"$ref": f"#/components/schemas/{name}"}, (path, media_type)
+        assert name in schemas, name
+    # Validation takes any text and judges it in its answer (200, "valid": false, the errors).
+    body = document["paths"]["/v1/rules/validate"]["post"]["requestBody"]
+    assert set(body["content"]) == {"application/yaml", "application/json"}
+    assert all(set(media["schema"]) == {"description"} for media in body["content"].values())
+    # What the schemas require is what the endpoints refuse a body without.
+    assert set(schemas["CollectIn"]["required"]) == {"visitor_id", "session_id", "events"}
+    assert set(schemas["EventsIn"]["required"]) == {"site", "events"}
+    assert set(schemas["AttributesIn"]["required"]) == {"site", "attributes"}
+
+
+async def test_every_operation_that_reads_a_body_documents_it(client):
+    """The POSTs without a documented body are exactly those that read none (or, for a connector,
+    the platform's own payload, described per platform in docs/connectors.md)."""
+    bodiless = {
+        (method, path) for method, path, operation in _operations(await _document(client))
+        if method in ("POST", "PUT", "PATCH") and "requestBody" not in operation
+    }
+    assert bodiless == {
+        ("POST", "/v1/admin/keys/{key_id}/revoke"), ("POST", "/v1/audit/checkpoints"), ("POST", "/v1/retention/preview"),
+        ("POST", "/v1/retention/sweep"), ("POST", "/v1/rules/{rule_id}/backtest"), ("POST", "/v1/connectors/{connector_id}/events"),
+    }
