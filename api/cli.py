@@ -292,7 +292,7 @@ def cmd_sites_create(settings: Settings, args: argparse.Namespace) -> int:
     async def work(_: Any) -> int:
         tenant = await tenant_by_slug(args.tenant)
         site = await create_site(tenant["id"], args.name, args.origin or [])
-        site.embed = embed_tag(args.public_url.rstrip("/"), site.site_key)
+        site.embed = embed_tag(_public_url(settings, args.public_url), site.site_key)
         await ledger.append(tenant["id"], ledger.Entry(actor=_cli_actor(), action="site.create", subject=site.name))
         _print(site, args.json, lambda s: f"created site {s.name} ({s.id})\nsite key: {s.site_key}\nembed on your pages:\n  {s.embed}")
         return 0
@@ -699,7 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant", required=True)
     p.add_argument("--name", required=True)
     p.add_argument("--origin", action="append", help="allowed origin, e.g. https://shop.example.com (repeatable)")
-    p.add_argument("--public-url", default="http://127.0.0.1:8000", help="where browsers reach Parley (for the embed tag)")
+    p.add_argument("--public-url", help="where browsers reach Parley, for the embed tag (default http://PARLEY_HOST:PARLEY_PORT)")
     p.add_argument("--json", action="store_true", help='print {"id","site_key",…}')
     p.set_defaults(func=cmd_sites_create)
     p = sites.add_parser("list", help="list a tenant's sites")

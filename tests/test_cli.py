@@ -31,6 +31,20 @@ async def test_tenant_key_and_site_created_from_the_cli_work_against_the_api(cli
     assert forbidden.status_code == 403
 
 
+async def test_the_embed_tag_points_where_parley_serves():
+    """Without --public-url the tag names the host and port `parley serve` listens on (PARLEY_HOST,
+    PARLEY_PORT), as a connector's webhook URL does; with it, the address browsers reach."""
+    slug = "cli-" + __import__("secrets").token_hex(3)
+    await run_cli("tenants", "create", slug)
+    served = await run_cli("sites", "create", "--tenant", slug, "--name", "shop", "--origin", "https://shop.example.com", "--json",
+                           env={"PARLEY_HOST": "127.0.0.1", "PARLEY_PORT": "8080"})
+    assert served.returncode == 0, served.stderr
+    assert 'src="http://127.0.0.1:8080/v1/snippet.js"' in json.loads(served.stdout)["embed"]
+    public = await run_cli("sites", "create", "--tenant", slug, "--name", "blog", "--origin", "https://blog.example.com",
+                           "--public-url", "https://parley.example.com/", "--json", env={"PARLEY_PORT": "8080"})
+    assert 'src="https://parley.example.com/v1/snippet.js"' in json.loads(public.stdout)["embed"]
+
+
 async def test_plain_output_prints_the_key_once_and_guidance_on_stderr(client):
     slug = "cli-" + __import__("secrets").token_hex(3)
     await run_cli("tenants", "create", slug)
