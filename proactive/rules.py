@@ -884,7 +884,10 @@ def load_document(text: str | bytes, media: Literal["yaml", "json"] = "yaml") ->
             check_json_document(text.encode() if isinstance(text, str) else text, "the document")
         data = msgspec.json.decode(text) if media == "json" else load_yaml(text)
     except msgspec.DecodeError as exc:
-        raise InvalidInput(f"the document cannot be parsed as {media.upper()}: {exc}", [FieldError("$", str(exc)[:300])]) from None
+        # The Content-Type chose JSON; a YAML document sent so (the docs' example, a copied curl
+        # line) needs to hear how to send YAML, not only where the JSON broke.
+        hint = "; a YAML document is read when the Content-Type is not JSON (send it as application/yaml)" if media == "json" else ""
+        raise InvalidInput(f"the document cannot be parsed as {media.upper()}: {exc}{hint}", [FieldError("$", f"{str(exc)[:300]}{hint}")]) from None
     if isinstance(data, dict) and "rules" in data:
         data = data["rules"]
     if isinstance(data, dict):

@@ -94,6 +94,19 @@ async def test_invalid_rules_are_refused_with_the_field_path(client, shop, rule,
     assert imported.status_code == 422 and (await client.get("/v1/rules", headers=shop.headers("marketing"))).json() == []
 
 
+async def test_a_yaml_document_sent_as_json_is_told_how_to_send_yaml(client, shop):
+    as_json = {**shop.headers("marketing"), "content-type": "application/json"}
+    imported = await client.post("/v1/rules/import", content=ISSUE_EXAMPLE.encode(), headers=as_json)
+    assert imported.status_code == 422, imported.text
+    assert "send it as application/yaml" in imported.json()["detail"]
+    assert "send it as application/yaml" in imported.json()["errors"][0]["message"]
+    checked = (await client.post("/v1/rules/validate", content=ISSUE_EXAMPLE.encode(), headers=as_json)).json()
+    assert checked["valid"] is False and "send it as application/yaml" in checked["errors"][0]["message"]
+    # The same text as YAML is the issue's example, accepted.
+    response = await client.post("/v1/rules/validate", content=ISSUE_EXAMPLE.encode(), headers={**shop.headers("marketing"), "content-type": "application/yaml"})
+    assert response.json()["valid"] is True
+
+
 async def test_hostile_nesting_is_refused(client, shop):
     condition: dict = {"field": "session.pageviews", "op": "gte", "value": 1}
     for _ in range(30):
