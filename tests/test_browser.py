@@ -232,6 +232,27 @@ async def test_spa_navigation_is_counted(browser, live, shop):
     await page.close()
 
 
+async def test_a_page_the_site_does_not_allow_is_told_why_in_the_console(browser, live, shop, runtime):
+    """The tag pasted on a page whose origin the site does not list: the browser's console says
+    what the server said (the origin, and how to add it), once, instead of a bare 403."""
+    other = await shop.api.post("/v1/admin/sites", json={"name": "elsewhere", "allowed_origins": ["https://shop.example.com"]},
+                                headers=shop.headers("admin"))
+    assert other.status_code == 201, other.text
+    embed = shop.embed.replace(shop.site_key, other.json()["site_key"])
+    page = await browser.new_page()
+    warnings: list[str] = []
+    page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" and m.text.startswith("Parley:") else None)
+    await page.goto(_write(live, "elsewhere.html", _page("Elsewhere", embed)))
+    await _poll(lambda: asyncio.sleep(0, warnings), bool)
+    assert warnings == [f"Parley: origin '{live['origin']}' is not allowed for this site; add it with PATCH /v1/admin/sites/{{id}}"]
+    async with page.expect_response(lambda r: "/v1/collect" in r.url) as refused:
+        await page.evaluate("parley('track', 'again')")
+    assert (await refused.value).status == 403
+    await page.evaluate("new Promise(r => setTimeout(r, 0))")  # the answer's handler has run
+    assert len(warnings) == 1  # refused again, not reported again
+    await page.close()
+
+
 async def test_do_not_track_is_respected(browser, live, shop):
     context = await browser.new_context()
     await context.add_init_script("Object.defineProperty(navigator, 'doNotTrack', {get: () => '1'})")

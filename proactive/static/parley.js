@@ -8,7 +8,7 @@
   var cfg = me.dataset, site = cfg.site, base = /^[^:]+:\/\/[^/?#]+/.exec(me.src)[0], url = base + "/v1/collect";
   var ls, memVid, nav = navigator, T = "parley-invitation";
   var queue = [], outbox = [], sending = 0, xhr = 0, parked = O.create(null), handlers = O.create(null), shown = O.create(null);
-  var lastActive = now(), idleSent = 0, maxScroll = 0, es, flushTimer, viewed;
+  var lastActive = now(), idleSent = 0, maxScroll = 0, es, flushTimer, viewed, warned;
   var consent = cfg.consent !== "required";
   var privacy = cfg.dnt !== "ignore" && (nav.doNotTrack == "1" || w.doNotTrack == "1" || nav.globalPrivacyControl);
   try { ls = w.localStorage; } catch (e) {}
@@ -72,6 +72,8 @@
     function retry() { sending = 0; xhr ^= 1; setTimeout(guard(flush), 5000); }
     post(body, function (status, answer) {
       if (status >= 500 || status === 429) return retry();
+      // A site key or page origin Parley does not accept: say why once, for whoever embeds the tag.
+      if ((status === 401 || status === 403) && !warned) { warned = 1; try { w.console.warn("Parley: " + (answer && answer.detail || "HTTP " + status)); } catch (e) {} }
       if (outbox[0] === b) outbox.shift();
       sending = 0; flush();
       each(answer && answer.invitations, guard(show));
