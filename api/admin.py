@@ -13,7 +13,7 @@ from api.auth import requires
 from api.deps import Caller, Rt
 from api.schemas import CreateKeyIn, CreateSiteIn, UpdateSiteIn, WhoAmI
 from archive import ledger, tenancy
-from archive.tenancy import ApiKeyOut, CreatedKey, Principal, SiteOut, TenantSettings
+from archive.tenancy import ApiKeyOut, CreatedKey, Principal, SiteOut, TenantSettings, TenantSettingsChange
 
 
 def _public_url(request: Request[Any, Any, Any]) -> str:
@@ -79,10 +79,17 @@ class AdminController(Controller):
     async def get_settings(self, principal: Caller) -> TenantSettings:
         return await tenancy.get_tenant_settings(principal.tenant_id)
 
-    @put("/settings", summary="Replace tenant settings")
+    @put("/settings", summary="Replace tenant settings (a field left out returns to its default; PATCH changes only the fields given)")
     async def put_settings(self, rt: Rt, principal: Caller, data: JSONBody[TenantSettings]) -> TenantSettings:
         saved = await tenancy.put_tenant_settings(rt, principal.tenant_id, data)
         await _audit(principal, "settings.change", principal.tenant_slug, settings=msgspec.structs.asdict(data))
+        return saved
+
+    @patch("/settings", summary="Change the tenant settings given; the others keep their value")
+    async def patch_settings(self, rt: Rt, principal: Caller, data: JSONBody[TenantSettingsChange]) -> TenantSettings:
+        changed = data.applied_to(await tenancy.get_tenant_settings(principal.tenant_id))
+        saved = await tenancy.put_tenant_settings(rt, principal.tenant_id, changed)
+        await _audit(principal, "settings.change", principal.tenant_slug, settings=msgspec.structs.asdict(changed))
         return saved
 
     @staticmethod

@@ -79,6 +79,26 @@ class TenantSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     fcr_days: Annotated[int, msgspec.Meta(ge=1, le=90)] = 7
 
 
+class TenantSettingsChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``PATCH /v1/admin/settings``: the fields given replace theirs, the others keep their value
+    (``PUT`` replaces the whole settings, so a field left out returns to its default)."""
+
+    card_mask: Literal["partial", "full"] | msgspec.UnsetType = msgspec.UNSET
+    redact_email: bool | msgspec.UnsetType = msgspec.UNSET
+    redact_phone: bool | msgspec.UnsetType = msgspec.UNSET
+    national_ids: list[NationalIdKind] | msgspec.UnsetType = msgspec.UNSET
+    phone_regions: list[Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{2}$")]] | None | msgspec.UnsetType = msgspec.UNSET
+    default_languages: list[str] | msgspec.UnsetType = msgspec.UNSET
+    typo_tolerance: bool | msgspec.UnsetType = msgspec.UNSET
+    time_zone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | msgspec.UnsetType = msgspec.UNSET
+    sla_first_reply_seconds: Annotated[int, msgspec.Meta(ge=1, le=86_400)] | msgspec.UnsetType = msgspec.UNSET
+    fcr_days: Annotated[int, msgspec.Meta(ge=1, le=90)] | msgspec.UnsetType = msgspec.UNSET
+
+    def applied_to(self, current: TenantSettings) -> TenantSettings:
+        given = {name: value for name in self.__struct_fields__ if (value := getattr(self, name)) is not msgspec.UNSET}
+        return msgspec.structs.replace(current, **given)
+
+
 class Principal(msgspec.Struct, frozen=True):
     key_id: UUID
     key_prefix: str
