@@ -92,6 +92,9 @@ def problems(raw: Any, type_: Any, path: str = "") -> list[FieldError]:
             found.extend(problems(value, value_type, _join(path, str(key))))
     elif _is_optional_struct(base) and isinstance(raw, dict):
         found = problems(raw, next(t for t in typing.get_args(base) if t is not type(None)), path)
+    elif typing.get_origin(base) is typing.Literal and leaf.message.startswith("Invalid enum value"):
+        # msgspec names the value refused, not the values accepted: say them, so one look fixes it.
+        leaf = FieldError(leaf.path, f"{leaf.message}; expected one of {', '.join(map(str, typing.get_args(base)))}")
     # Constraints on the container itself (length, say) surface as the leaf error.
     return found or [leaf]
 

@@ -17,6 +17,15 @@ async def test_every_missing_field_of_a_batch_item_is_named_at_once(client, tena
     assert {"conversations[0].site", "conversations[0].channel", "conversations[0].visitor"} <= paths
 
 
+async def test_a_value_outside_a_fixed_set_is_told_the_values_accepted(client, tenant):
+    item = conversation()
+    item["messages"][0]["sender"]["role"] = "customer"  # what several platforms call the visitor
+    response = await client.post("/v1/transcripts", json={"conversations": [item]}, headers=tenant.headers("ingest"))
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"path": "conversations[0].messages[0].sender.role",
+                                          "message": "Invalid enum value 'customer'; expected one of visitor, agent, bot, system"}]
+
+
 async def test_search_errors_use_the_public_field_names(client, tenant):
     response = await client.post("/v1/search", json={"q": "x", "filters": {"colour": "red", "from": "yesterday"}},
                                  headers=tenant.headers("compliance"))
