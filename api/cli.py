@@ -638,6 +638,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _public_key_hex(text: str) -> str:
+    """An Ed25519 public key as published: 64 hex digits. Anything else is a usage error, not a
+    failed verification: a key cut short when copied says nothing about the export."""
+    key = text.strip().lower()
+    if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        raise argparse.ArgumentTypeError(
+            f"expected the 64 hex digits of an Ed25519 public key (GET /v1/audit/public-key, parley keys signing), got {text!r}"
+        )
+    return key
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="parley",
@@ -793,7 +804,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_p = sub.add_parser("export", help="eDiscovery exports").add_subparsers(dest="action", required=True, metavar="ACTION")
     p = export_p.add_parser("verify", help="verify an export zip offline (signature and every file hash)")
     p.add_argument("file")
-    p.add_argument("--public-key", help="hex Ed25519 key from GET /v1/audit/public-key (default: the one in the zip)")
+    p.add_argument("--public-key", type=_public_key_hex, help="hex Ed25519 key from GET /v1/audit/public-key (default: the one in the zip)")
     p.set_defaults(func=cmd_export_verify, offline=True)
     return parser
 

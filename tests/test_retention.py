@@ -247,6 +247,10 @@ async def test_export_verifies_offline_and_fails_if_one_byte_changes(client, ten
     assert bad.returncode == 1 and "does not match its SHA-256" in bad.stdout
     wrong_key = await run_cli("export", "verify", str(path), "--public-key", "00" * 32)
     assert wrong_key.returncode == 1 and "signature does not verify" in wrong_key.stdout
+    # A key cut short when copied (docs print it as '5c1f…') is a usage error, not a failed export.
+    cut = await run_cli("export", "verify", str(path), "--public-key", key[:4])
+    assert cut.returncode == 2 and "FAILED" not in cut.stdout
+    assert "expected the 64 hex digits of an Ed25519 public key" in cut.stderr
     downloads = (await client.get("/v1/audit", params={"action": "export.download"}, headers=tenant.headers("compliance"))).json()
     assert downloads[-1]["subject"] == export_id
 
