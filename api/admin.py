@@ -10,14 +10,10 @@ from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody
 
 from api.auth import requires
-from api.deps import Caller, Rt
+from api.deps import Caller, Rt, public_url
 from api.schemas import CreateKeyIn, CreateSiteIn, UpdateSiteIn, WhoAmI
 from archive import ledger, tenancy
 from archive.tenancy import ApiKeyOut, CreatedKey, Principal, SiteOut, TenantSettings, TenantSettingsChange
-
-
-def _public_url(request: Request[Any, Any, Any]) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 async def _audit(principal: Caller, action: str, subject: str, **details: Any) -> None:
@@ -94,7 +90,7 @@ class AdminController(Controller):
 
     @staticmethod
     def _with_embed(request: Request[Any, Any, Any], site: SiteOut) -> SiteOut:
-        site.embed = tenancy.embed_tag(_public_url(request), site.site_key)
+        site.embed = tenancy.embed_tag(public_url(request), site.site_key)
         return site
 
 

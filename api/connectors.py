@@ -10,16 +10,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from api.auth import requires
-from api.deps import Caller, Rt
+from api.deps import Caller, Rt, public_url
 from api.openapi import problems
 from archive.connectors import service
 from archive.connectors import store as connectors
 from archive.errors import NotFound
 from archive.tenancy import tenant_context
-
-
-def _public_url(request: Request[Any, Any, Any]) -> str:
-    return str(request.base_url).rstrip("/")
 
 
 @post(
@@ -61,17 +57,17 @@ class ConnectorAdminController(Controller):
         self, request: Request[Any, Any, Any], rt: Rt, principal: Caller, data: JSONBody[connectors.ConnectorIn]
     ) -> connectors.CreatedConnector:
         ctx = await tenant_context(rt, principal.tenant_id)
-        return await connectors.create(ctx, data, principal.actor, _public_url(request))
+        return await connectors.create(ctx, data, principal.actor, public_url(request))
 
     @get("/", summary="List connectors (secrets and tokens are never shown)")
     async def list_connectors(self, request: Request[Any, Any, Any], rt: Rt, principal: Caller) -> list[connectors.ConnectorOut]:
-        return await connectors.list_connectors(await tenant_context(rt, principal.tenant_id), _public_url(request))
+        return await connectors.list_connectors(await tenant_context(rt, principal.tenant_id), public_url(request))
 
     @get("/{connector_id:str}", summary="One connector")
     async def get_connector(
         self, request: Request[Any, Any, Any], rt: Rt, principal: Caller, connector_id: FromPath[UUID]
     ) -> connectors.ConnectorOut:
-        return await connectors.get(await tenant_context(rt, principal.tenant_id), connector_id, _public_url(request))
+        return await connectors.get(await tenant_context(rt, principal.tenant_id), connector_id, public_url(request))
 
     @delete("/{connector_id:str}", summary="Delete a connector (archived conversations stay; pending drafts are dropped)")
     async def delete_connector(self, rt: Rt, principal: Caller, connector_id: FromPath[UUID]) -> None:
