@@ -174,6 +174,9 @@ class ValidationOut(msgspec.Struct):
 class ImportOut(msgspec.Struct):
     created: list[str]
     updated: list[str]
+    # Rules the document repeats exactly as they are: kept as they are — same version, no ledger
+    # entry, nothing reloaded — so a deploy that re-applies the same rules file changes nothing.
+    unchanged: list[str] = msgspec.field(default_factory=list)
 
 
 def _definition(row: dict[str, Any]) -> dict[str, Any]:
@@ -244,8 +247,8 @@ async def _save(rt: Runtime, principal: Principal, definitions: list[dict[str, A
     for i, d in enumerate(definitions):
         sites[d["site"]] = await _site_by_name(principal.tenant_id, d["site"], f"rules[{i}].site")
     check_declared(compiled, {name: site_config(site["settings"]) for name, site in sites.items()})
-    created, updated = [], []
-    touched: set[UUID] = {s["id"] for s in sites.values()}
+    created, updated, unchanged = [], [], []
+    touched: set[UUID] = set()
     now = rt.clock.now()
     async with db.write_transaction():
         for definition in definitions:
@@ -265,18 +268,23 @@ async def _save(rt: Runtime, principal: Principal, definitions: list[dict[str, A
                 await MarketingRule.insert(MarketingRule(id=uuid4(), tenant=principal.tenant_id, site=site["id"], name=definition["name"],
                                                          definition=json.dumps(definition)))
                 created.append(definition["name"])
+                touched.add(site["id"])
+            elif existing["site"] == site["id"] and _definition(existing) == json.loads(json.dumps(definition)):
+                unchanged.append(definition["name"])
             else:
-                touched.add(existing["site"])  # a rule moved to another site leaves its old one
+                touched.update({existing["site"], site["id"]})  # a rule moved to another site leaves its old one
                 await MarketingRule.update({
                     MarketingRule.site: site["id"], MarketingRule.name: definition["name"], MarketingRule.definition: json.dumps(definition),
                     MarketingRule.version: existing["version"] + 1, MarketingRule.updated_at: now,
                 }).where(MarketingRule.id == existing["id"])
                 updated.append(definition["name"])
-        await ledger.append(principal.tenant_id, ledger.Entry(
-            actor=principal.actor, action="rules.change", details={"created": created, "updated": updated},
-        ))
-    await _rules_changed(rt, touched)
-    return ImportOut(created=created, updated=updated)
+        if created or updated:
+            await ledger.append(principal.tenant_id, ledger.Entry(
+                actor=principal.actor, action="rules.change", details={"created": created, "updated": updated},
+            ))
+    if touched:
+        await _rules_changed(rt, touched)
+    return ImportOut(created=created, updated=updated, unchanged=unchanged)
 
 
 async def create_rule(rt: Runtime, principal: Principal, definition: dict[str, Any]) -> RuleOut:

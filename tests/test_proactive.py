@@ -11,6 +11,7 @@ from uuid import UUID
 import pytest
 import yaml
 
+from archive.tables import LedgerEntry
 from tests.conftest import opensearch_backend
 from tests.engagement_support import ORIGIN, Visitor, client, clock, pageview, runtime, shop  # noqa: F401  (fixtures)
 
@@ -93,6 +94,27 @@ async def test_invalid_rules_are_refused_with_the_field_path(client, shop, rule,
     imported = await client.post("/v1/rules/import", content=yaml.safe_dump(doc).encode(), headers={**shop.headers("marketing"), "content-type": "application/yaml"})
     assert imported.status_code == 422 and (await client.get("/v1/rules", headers=shop.headers("marketing"))).json() == []
 
+
+
+async def test_importing_the_same_rules_again_changes_nothing(client, shop):
+    """A deploy that re-applies its rules file on every release: rules it repeats exactly keep
+    their version, write no ledger entry, and are reported as unchanged; an edited one is updated."""
+    headers = {**shop.headers("marketing"), "content-type": "application/yaml"}
+    first = await client.post("/v1/rules/import", content=ISSUE_EXAMPLE.encode(), headers=headers)
+    [name] = first.json()["created"]
+    version = (await client.get("/v1/rules", headers=shop.headers("marketing"))).json()[0]["version"]
+    ledgered = await LedgerEntry.count().where(LedgerEntry.action == "rules.change")
+
+    again = await client.post("/v1/rules/import", content=ISSUE_EXAMPLE.encode(), headers=headers)
+
+    assert again.json() == {"created": [], "updated": [], "unchanged": [name]}
+    assert (await client.get("/v1/rules", headers=shop.headers("marketing"))).json()[0]["version"] == version
+    assert await LedgerEntry.count().where(LedgerEntry.action == "rules.change") == ledgered
+    edited = yaml.safe_load(ISSUE_EXAMPLE)
+    edited["rules"][0]["invite"]["message"] = "Need a hand?"
+    changed = await client.post("/v1/rules/import", content=yaml.safe_dump(edited).encode(), headers=headers)
+    assert changed.json() == {"created": [], "updated": [name], "unchanged": []}
+    assert (await client.get("/v1/rules", headers=shop.headers("marketing"))).json()[0]["version"] == version + 1
 
 async def test_a_yaml_document_sent_as_json_is_told_how_to_send_yaml(client, shop):
     as_json = {**shop.headers("marketing"), "content-type": "application/json"}
