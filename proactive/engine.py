@@ -796,8 +796,9 @@ class Engine:
         episode.queue = None
 
     def waiting(self, tenant: Any, group: str | None) -> int:
+        """Visitors queued for the group: each once, however many of its rules they wait on."""
         queue = self.queues.get((tenant, group))
-        return len(queue) if queue else 0
+        return len({(item[5], item[4]) for item in queue.items}) if queue else 0
 
     def _waiting_alike(self, key: GroupKey, reason: str | None, site: Any) -> list[WaitItem]:
         """The group's queue as one waiting for ``reason`` sees it, best first: the visitors waiting

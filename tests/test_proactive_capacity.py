@@ -142,3 +142,16 @@ async def test_after_a_restart_a_late_report_still_leaves_the_later_acceptance_i
             assert await waiter.beat() == []
     finally:
         await fresh.stop()
+
+
+async def test_a_visitor_waiting_on_two_rules_of_the_group_is_one_visitor_waiting(client, shop, clock, runtime):
+    """``waiting`` is what a supervisor reads as the group's queue: people, not the rules they
+    qualify for."""
+    await import_rules(client, shop, rule("pricing"), rule("pricing-again", priority=1))
+    await report(client, shop, free=0, busy=1)
+    both = Visitor(client, shop, clock)
+    await both.view("/", "/plans", "/pricing")
+    other = Visitor(client, shop, clock)
+    await other.view("/", "/plans", "/pricing")
+    listed = (await client.get("/v1/agents/capacity", headers=shop.headers("ingest"))).json()["sales"]
+    assert listed["waiting"] == 2
