@@ -172,8 +172,9 @@ class Engine:
         self.open: dict[str, OpenInvitation] = {}
         self.capacity: dict[GroupKey, GroupCapacity] = {}
         self.outstanding: Counter[GroupKey] = Counter()  # open invitations per group
-        self.accepted: Counter[GroupKey] = Counter()  # accepted since the group's last capacity report
-        self._accepted_at: dict[GroupKey, list[float]] = {}  # … and when (a report's as_of counts the earlier ones)
+        # When the invitations the group's last capacity report does not count yet were accepted
+        # (a report's as_of counts those accepted before it; each holds a slot until then).
+        self.accepted: dict[GroupKey, list[float]] = {}
         self.queues: dict[GroupKey, WaitQueue] = {}
         self._sent_times: dict[Any, deque[float]] = {}
         self._to_drain: set[GroupKey] = set()
@@ -235,7 +236,7 @@ class Engine:
             self.capacity[key] = capacity
             # Chats accepted after the moment the report describes are not in its active chats yet.
             since = capacity.describes.timestamp()
-            later = [at for at in self._accepted_at.pop(key, ()) if at > since] if capacity.as_of is not None else []
+            later = [at for at in self.accepted.pop(key, ()) if at > since] if capacity.as_of is not None else []
             self._set_accepted(key, later)
             if self.journal:
                 self.changes.capacity.add(key)
@@ -256,10 +257,8 @@ class Engine:
 
     def _set_accepted(self, key: GroupKey, times: list[float]) -> None:
         if times:
-            self._accepted_at[key] = times
-            self.accepted[key] = len(times)
+            self.accepted[key] = times
         else:
-            self._accepted_at.pop(key, None)
             self.accepted.pop(key, None)
 
     def free_slots(self, tenant: Any, group: str | None) -> int | None:
@@ -268,7 +267,7 @@ class Engine:
             return None
         total = capacity.online_agents * capacity.max_chats_per_agent
         key = (tenant, group)
-        return total - capacity.active_chats - self.outstanding[key] - self.accepted[key]
+        return total - capacity.active_chats - self.outstanding[key] - len(self.accepted.get(key, ()))
 
     # --- visitors ----------------------------------------------------------------------------
 
@@ -362,10 +361,9 @@ class Engine:
             del self._scheduled[key]
         for invitation_id in [i for i, r in self.open.items() if r.tenant == tenant]:
             del self.open[invitation_id]
-        for counter in (self.outstanding, self.accepted):
-            for group in [g for g in counter if g[0] == tenant]:
-                del counter[group]
-        for mapping in (self.capacity, self.queues, self._accepted_at):
+        for group in [g for g in self.outstanding if g[0] == tenant]:
+            del self.outstanding[group]
+        for mapping in (self.capacity, self.queues, self.accepted):
             for group in [g for g in mapping if g[0] == tenant]:
                 del mapping[group]
         self._to_drain = {g for g in self._to_drain if g[0] != tenant}
@@ -463,8 +461,7 @@ class Engine:
             key = (record.tenant, group)
             self.outstanding[key] -= 1
             if status == "accepted":
-                self.accepted[key] += 1
-                self._accepted_at.setdefault(key, []).append(now)
+                self.accepted.setdefault(key, []).append(now)
             else:
                 self._to_drain.add(key)
         self.open.pop(record.invitation.id, None)

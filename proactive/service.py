@@ -564,7 +564,7 @@ async def capacity(rt: Runtime, principal: Principal) -> dict[str, GroupOut]:
         if tenant == principal.tenant_id and name is not None:
             key = (tenant, name)
             out[name] = GroupOut(cap.online_agents, cap.max_chats_per_agent, cap.active_chats, engine.outstanding[key],
-                                 engine.free_slots(tenant, name) or 0, cap.reported_at, engine.waiting(tenant, name), engine.accepted[key], cap.as_of)
+                                 engine.free_slots(tenant, name) or 0, cap.reported_at, engine.waiting(tenant, name), len(engine.accepted.get(key, ())), cap.as_of)
     return out
 
 
