@@ -262,20 +262,16 @@ def _redacted_text_value(redactor: Redactor, key: str, value: str) -> str:
     any language, as ``{"phone": 40612345}`` is, and ``{"snils": "112-233-445 95"}`` an identity
     number. The key only ever adds to what is masked: a value that is masked alone (a bare
     national number under ``order_id``) stays masked."""
-    before = Counter(redactor.counts)
-    plain = redactor.redact(value)
     if not _DIGIT.search(value):
-        return plain  # the key can only change how digits are read
-    after_plain = Counter(redactor.counts)
+        return redactor.redact(value)  # the key can only change how digits are read
     label = f"{key.replace('_', ' ')}: "
-    redactor.counts.clear()
-    redactor.counts.update(before)
-    labelled = redactor.redact(label + value)
-    if labelled.startswith(label) and (redactor.counts - before).total() > (after_plain - before).total():
-        return labelled[len(label) :]
-    redactor.counts.clear()
-    redactor.counts.update(after_plain)
-    return plain
+    alone, alone_counts = redactor.trial(value)
+    labelled, labelled_counts = redactor.trial(label + value)
+    if labelled.startswith(label) and labelled_counts.total() > alone_counts.total():
+        redactor.counts.update(labelled_counts)
+        return labelled[len(label):]
+    redactor.counts.update(alone_counts)
+    return alone
 
 
 class Redacted(msgspec.Struct):

@@ -225,3 +225,9 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         return self._engine.redact_texts([text], self.counts)[0]
+
+    def trial(self, text: str) -> tuple[str, Counter[str]]:
+        """``redact`` without counting: the text and what it would replace (for a caller choosing
+        between two readings of a value; it counts the one it keeps)."""
+        counts: Counter[str] = Counter()
+        return self._engine.redact_texts([text], counts)[0], counts
