@@ -35,6 +35,11 @@ class ConnectorConfig(msgspec.Struct, frozen=True, kw_only=True):
     channel: str | None = None
     tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS
 
+    @property
+    def fetches_back(self) -> bool:
+        """API access is configured: closes read the platform's whole conversation back."""
+        return bool(self.api_url and self.api_token)
+
     def __repr__(self) -> str:  # secrets stay out of logs and tracebacks
         return f"ConnectorConfig(platform={self.platform!r}, api_url={self.api_url!r}, site={self.site!r})"
 

@@ -211,7 +211,7 @@ async def _late(ctx: TenantContext, connector: Loaded, outcome: Pending) -> tupl
     transaction that stores this one sees it and the revision is assembled again, so the latest
     revision never lacks a piece. None: keep the piece pending."""
     config = connector.config
-    if outcome.wait_for_close or (config.api_url and config.api_token):
+    if outcome.wait_for_close or config.fetches_back:
         return None
     archived_end = await connector_store.archived_end(ctx.tenant_id, outcome.draft.external_id)
     if archived_end is None:
@@ -391,7 +391,7 @@ async def _run_one(rt: Runtime, row: dict[str, Any], now: datetime, client: http
         if isinstance(outcome, Close):
             drafts = await connector_store.drafts(ctx, connector.id, thread)
             conversation = await complete(outcome, drafts, connector.config, client)
-            if not (connector.config.api_url and connector.config.api_token):  # else the fetch-back read every piece
+            if not connector.config.fetches_back:  # else the fetch-back read every piece
                 assembled_from = len(drafts)
         elif isinstance(outcome, Finished):
             conversation = outcome.conversation
