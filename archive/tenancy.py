@@ -99,6 +99,10 @@ class TenantSettingsChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=T
         return msgspec.structs.replace(current, **given)
 
 
+# A setting added to TenantSettings must be added above too, or PATCH could not change it.
+assert TenantSettingsChange.__struct_fields__ == TenantSettings.__struct_fields__, "TenantSettingsChange lists every setting"
+
+
 class Principal(msgspec.Struct, frozen=True):
     key_id: UUID
     key_prefix: str
